@@ -1,0 +1,408 @@
+//! The chat use case: one user message in, one streamed and stored reply out.
+//!
+//! The order of the steps is the promise that nothing is lost:
+//! 1. validate the content; authorize (the conversation is the caller's);
+//! 2. refuse while another reply is streaming or the `client_message_id` was used; take one
+//!    send from the user's allowance;
+//! 3. load the active prompt and the recent history;
+//! 4. store the user's message and an empty `streaming` reply, atomically;
+//! 5. stream from the provider, yielding each delta and renewing the reply's lease;
+//! 6. store the final text with usage and status — `complete`, `failed` (with the text so
+//!    far and the reason) or `cancelled` — and yield `Done` or `Error`.
+//!
+//! Steps 1–4 fail as a `ChatError` with nothing stored; from step 5 on every failure is an
+//! event of the stream and the reply is stored.
+
+use std::sync::Arc;
+
+use futures::future::Either;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::budget::fit_history;
+use crate::cancel::{CancelReason, CancelToken};
+use crate::error::{ChatError, LlmError};
+use crate::ids::{ConversationId, MessageId};
+use crate::model::{now, Message, MessageStatus, Principal, Role};
+use crate::ports::{
+    ChatHistory, Completion, Incomplete, LlmEvent, LlmMessage, LlmRequest, LlmStream, PromptStore,
+    SendLimiter,
+};
+use crate::values::{Limits, MessageContent};
+
+/// How the chat use case fits context and keeps replies alive.
+#[derive(Clone, Debug)]
+pub struct ChatSettings {
+    /// The model to ask; `None` uses the provider's default.
+    pub model: Option<String>,
+    /// The context window the budget fits into, in estimated tokens.
+    pub context_tokens: u32,
+    /// Tokens kept free for the reply.
+    pub output_reserve: u32,
+    /// Sent to the provider as its output limit, when set.
+    pub max_output_tokens: Option<u32>,
+    /// At most this many past messages are loaded before fitting.
+    pub history_limit: u32,
+    /// A `streaming` reply not touched for this long belongs to a dead process.
+    pub reply_lease: chrono::Duration,
+    /// How often a streaming reply renews its lease (and saves its text so far).
+    pub touch_every: chrono::Duration,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            context_tokens: 16_000,
+            output_reserve: 2_000,
+            max_output_tokens: None,
+            history_limit: 200,
+            reply_lease: chrono::Duration::seconds(60),
+            touch_every: chrono::Duration::seconds(10),
+        }
+    }
+}
+
+/// A send as it arrives from the client.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    pub conversation_id: ConversationId,
+    pub content: String,
+    pub client_message_id: Option<Uuid>,
+}
+
+/// The `code` of a stream's `error` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamErrorCode {
+    UpstreamError,
+    RateLimited,
+    Timeout,
+    Truncated,
+    Interrupted,
+    ContentFilter,
+    Unavailable,
+}
+
+impl StreamErrorCode {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UpstreamError => "upstream_error",
+            Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::Truncated => "truncated",
+            Self::Interrupted => "interrupted",
+            Self::ContentFilter => "content_filter",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// What a send produces, in order: `UserMessage`, `AssistantMessage`, any number of
+/// `Delta`s, then exactly one of `Done` or `Error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatEvent {
+    UserMessage(Message),
+    AssistantMessage(Message),
+    Delta { message_id: MessageId, text: String },
+    /// The stored reply: `complete`, or `cancelled` after a user's stop.
+    Done(Message),
+    /// The stored reply, `failed` with the text so far, and why.
+    Error {
+        message: Message,
+        code: StreamErrorCode,
+        detail: String,
+    },
+}
+
+/// The events of one send.
+pub type ChatStream = BoxStream<'static, ChatEvent>;
+
+/// The chat use case.
+#[derive(Clone)]
+pub struct ChatService {
+    history: Arc<dyn ChatHistory>,
+    prompts: Arc<dyn PromptStore>,
+    llm: Arc<dyn LlmStream>,
+    limiter: Arc<dyn SendLimiter>,
+    settings: ChatSettings,
+    limits: Limits,
+}
+
+impl ChatService {
+    #[must_use]
+    pub fn new(
+        history: Arc<dyn ChatHistory>,
+        prompts: Arc<dyn PromptStore>,
+        llm: Arc<dyn LlmStream>,
+        limiter: Arc<dyn SendLimiter>,
+        settings: ChatSettings,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            history,
+            prompts,
+            llm,
+            limiter,
+            settings,
+            limits,
+        }
+    }
+
+    /// The model replies are asked of.
+    #[must_use]
+    pub fn model(&self) -> &str {
+        self.settings
+            .model
+            .as_deref()
+            .unwrap_or_else(|| self.llm.default_model())
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
+    }
+
+    /// Stores the user's message and starts the reply. See the module's docs for the order.
+    /// `cancel` stops the reply; how it is stored depends on the reason.
+    pub async fn send(
+        &self,
+        principal: &Principal,
+        request: SendRequest,
+        cancel: CancelToken,
+    ) -> Result<ChatStream, ChatError> {
+        let content = MessageContent::new(&request.content, &self.limits)?.into_inner();
+        let owner = &principal.user_id;
+        let conversation = self
+            .history
+            .get_conversation(owner, request.conversation_id)
+            .await?;
+        let started = now();
+        let stale_before = started - self.settings.reply_lease;
+        self.history
+            .check_turn(owner, conversation.id, request.client_message_id, stale_before)
+            .await?;
+        self.limiter
+            .try_acquire(owner)
+            .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+
+        let prepared = async {
+            let prompt = self
+                .prompts
+                .active_prompt(owner, conversation.project_id)
+                .await?;
+            let past = self
+                .history
+                .recent_messages(owner, conversation.id, self.settings.history_limit)
+                .await?;
+            let user = Message::user(conversation.id, content, request.client_message_id, started);
+            let reply = Message::pending_reply(conversation.id, self.model().to_owned(), started);
+            self.history
+                .begin_turn(owner, &user, &reply, stale_before)
+                .await?;
+            Ok::<_, ChatError>((prompt, past, user, reply))
+        }
+        .await;
+        let (prompt, past, user, reply) = match prepared {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.limiter.refund(owner);
+                return Err(e);
+            }
+        };
+
+        let instructions = prompt.map(|p| p.content);
+        let new_message = LlmMessage {
+            role: Role::User,
+            content: user.content.clone(),
+        };
+        let mut messages = fit_history(
+            instructions.as_deref(),
+            provider_history(past),
+            &new_message,
+            self.settings.context_tokens,
+            self.settings.output_reserve,
+        );
+        messages.push(new_message);
+        let llm_request = LlmRequest {
+            model: self.model().to_owned(),
+            instructions,
+            messages,
+            max_output_tokens: self.settings.max_output_tokens,
+        };
+        Ok(self.reply_stream(user, reply, llm_request, cancel))
+    }
+
+    fn reply_stream(
+        &self,
+        user: Message,
+        reply: Message,
+        request: LlmRequest,
+        cancel: CancelToken,
+    ) -> ChatStream {
+        let history = Arc::clone(&self.history);
+        let llm = Arc::clone(&self.llm);
+        let touch_every = self.settings.touch_every;
+        Box::pin(async_stream::stream! {
+            yield ChatEvent::UserMessage(user);
+            yield ChatEvent::AssistantMessage(reply.clone());
+
+            let mut upstream = llm.stream(request);
+            let mut cancelled = cancel.cancelled();
+            let mut text = String::new();
+            let mut last_touch = now();
+            let outcome = loop {
+                let step = match futures::future::select(&mut cancelled, upstream.next()).await {
+                    Either::Left((reason, _)) => Err(reason),
+                    Either::Right((item, _)) => Ok(item),
+                };
+                match step {
+                    Err(reason) => break Outcome::Cancelled(reason),
+                    Ok(Some(Ok(LlmEvent::Delta(piece)))) => {
+                        if piece.is_empty() {
+                            continue;
+                        }
+                        text.push_str(&piece);
+                        yield ChatEvent::Delta { message_id: reply.id, text: piece };
+                        let at = now();
+                        if at - last_touch >= touch_every {
+                            last_touch = at;
+                            if let Err(e) = history.touch_reply(reply.id, &text, at).await {
+                                tracing::warn!(message_id = %reply.id, error = %e, "could not renew a streaming reply's lease");
+                            }
+                        }
+                    }
+                    Ok(Some(Ok(LlmEvent::Completed(completion)))) => break Outcome::Completed(completion),
+                    Ok(Some(Err(error))) => break Outcome::Failed(error),
+                    Ok(None) => break Outcome::Failed(LlmError::Truncated),
+                }
+            };
+            drop(upstream);
+
+            let (message, failure) = finish(reply, text, outcome);
+            if let Err(e) = history.finish_reply(&message, now()).await {
+                tracing::error!(message_id = %message.id, error = %e, "could not store a finished reply");
+            }
+            yield match failure {
+                None => ChatEvent::Done(message),
+                Some((code, detail)) => ChatEvent::Error { message, code, detail },
+            };
+        })
+    }
+}
+
+enum Outcome {
+    Completed(Completion),
+    Failed(LlmError),
+    Cancelled(CancelReason),
+}
+
+/// The stored form of a finished reply, and the stream error to report, if any.
+fn finish(
+    mut reply: Message,
+    text: String,
+    outcome: Outcome,
+) -> (Message, Option<(StreamErrorCode, String)>) {
+    reply.content = text;
+    let failure = match outcome {
+        Outcome::Completed(completion) => {
+            reply.usage = completion.usage;
+            if let Some(model) = completion.model {
+                reply.model = Some(model);
+            }
+            match completion.incomplete {
+                Some(Incomplete::ContentFilter) => Some(describe(&LlmError::ContentFilter)),
+                _ => None,
+            }
+        }
+        Outcome::Failed(error) => Some(describe(&error)),
+        Outcome::Cancelled(CancelReason::User) => {
+            reply.status = MessageStatus::Cancelled;
+            None
+        }
+        Outcome::Cancelled(CancelReason::Timeout) => Some((
+            StreamErrorCode::Timeout,
+            "The reply took longer than the configured limit and was stopped.".to_owned(),
+        )),
+        Outcome::Cancelled(CancelReason::Shutdown) => Some((
+            StreamErrorCode::Interrupted,
+            "The server shut down while this reply was being written.".to_owned(),
+        )),
+    };
+    match &failure {
+        Some((_, detail)) => {
+            reply.status = MessageStatus::Failed;
+            reply.error = Some(detail.clone());
+        }
+        None if reply.status == MessageStatus::Streaming => reply.status = MessageStatus::Complete,
+        None => {}
+    }
+    (reply, failure)
+}
+
+/// The stream error code and a sentence for a person, for a provider failure.
+#[must_use]
+pub fn describe(error: &LlmError) -> (StreamErrorCode, String) {
+    match error {
+        LlmError::RateLimited { .. } => (
+            StreamErrorCode::RateLimited,
+            "The model provider is rate limiting requests. Please try again in a moment.".to_owned(),
+        ),
+        LlmError::Upstream { status, code, .. } => {
+            let mut detail = "The model provider returned an error".to_owned();
+            if let Some(status) = status {
+                detail.push_str(&format!(" (status {status})"));
+            }
+            if let Some(code) = code {
+                detail.push_str(&format!(": {code}"));
+            }
+            detail.push('.');
+            (StreamErrorCode::UpstreamError, detail)
+        }
+        LlmError::Unauthorized => (
+            StreamErrorCode::UpstreamError,
+            "The model provider rejected the API key.".to_owned(),
+        ),
+        LlmError::Timeout(_) => (
+            StreamErrorCode::Timeout,
+            "The model provider took too long to answer.".to_owned(),
+        ),
+        LlmError::Unavailable(_) => (
+            StreamErrorCode::Unavailable,
+            "The model provider could not be reached.".to_owned(),
+        ),
+        LlmError::BadResponse(_) => (
+            StreamErrorCode::UpstreamError,
+            "The model provider sent a response that could not be read.".to_owned(),
+        ),
+        LlmError::Truncated => (
+            StreamErrorCode::Truncated,
+            "The model provider's stream ended before the reply was complete.".to_owned(),
+        ),
+        LlmError::ContentFilter => (
+            StreamErrorCode::ContentFilter,
+            "The provider's content filter stopped the reply.".to_owned(),
+        ),
+    }
+}
+
+/// The past messages a provider is sent: complete ones, and failed or cancelled replies that
+/// have text; never a reply still streaming or an empty one.
+fn provider_history(past: Vec<Message>) -> Vec<LlmMessage> {
+    past.into_iter()
+        .filter(|m| !m.content.is_empty())
+        .filter(|m| match m.status {
+            MessageStatus::Complete | MessageStatus::Failed | MessageStatus::Cancelled => true,
+            MessageStatus::Streaming => false,
+        })
+        .map(|m| LlmMessage {
+            role: m.role,
+            content: m.content,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "chat_tests.rs"]
+mod tests;

@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+pub mod budget;
+pub mod cancel;
+pub mod chat;
+pub mod cursor;
+pub mod error;
+pub mod files;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod services;
+pub mod values;
+
+pub use cancel::{CancelReason, CancelToken};
+pub use chat::{ChatEvent, ChatService, ChatSettings, SendRequest, StreamErrorCode};
+pub use error::{AuthError, ChatError, Conflict, LlmError, ServiceError, StoreError};
+pub use ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+pub use model::*;
+pub use values::{Limits, ValidationError};

@@ -1,0 +1,241 @@
+//! The domain's records. Adapters store and return them; the HTTP layer maps them to its
+//! own response types.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+
+/// Every timestamp in Confab: UTC, microsecond precision (what PostgreSQL keeps).
+pub type Timestamp = DateTime<Utc>;
+
+/// The current time truncated to microseconds, so that a value survives any store unchanged.
+#[must_use]
+pub fn now() -> Timestamp {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Who is calling: established by an `AuthVerifier` from a bearer token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub owner_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A validated change to a project. `description: Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub id: PromptId,
+    pub project_id: ProjectId,
+    pub version: i32,
+    pub content: String,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+}
+
+/// What a store needs to create a prompt version; the store assigns `version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPrompt {
+    pub id: PromptId,
+    pub project_id: ProjectId,
+    pub content: String,
+    pub activate: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub project_id: ProjectId,
+    pub owner_id: UserId,
+    pub title: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Complete,
+    Streaming,
+    Failed,
+    Cancelled,
+}
+
+impl MessageStatus {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Streaming => "streaming",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "complete" => Some(Self::Complete),
+            "streaming" => Some(Self::Streaming),
+            "failed" => Some(Self::Failed),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// Tokens a provider counted for one reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    /// The model that wrote an assistant reply; `None` on user messages.
+    pub model: Option<String>,
+    /// `None` on user messages and when the provider reported none.
+    pub usage: Option<Usage>,
+    /// Why a reply failed, in words for a person; `None` otherwise.
+    pub error: Option<String>,
+    pub client_message_id: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+impl Message {
+    /// A user's turn, complete from the start.
+    #[must_use]
+    pub fn user(
+        conversation_id: ConversationId,
+        content: String,
+        client_message_id: Option<Uuid>,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id: MessageId::new(),
+            conversation_id,
+            role: Role::User,
+            content,
+            status: MessageStatus::Complete,
+            model: None,
+            usage: None,
+            error: None,
+            client_message_id,
+            created_at,
+        }
+    }
+
+    /// An assistant reply that is about to stream: empty, status `streaming`.
+    #[must_use]
+    pub fn pending_reply(conversation_id: ConversationId, model: String, created_at: Timestamp) -> Self {
+        Self {
+            id: MessageId::new(),
+            conversation_id,
+            role: Role::Assistant,
+            content: String::new(),
+            status: MessageStatus::Streaming,
+            model: Some(model),
+            usage: None,
+            error: None,
+            client_message_id: None,
+            created_at,
+        }
+    }
+}
+
+/// Metadata of an uploaded file; its bytes live in a `BlobStore` under `storage_key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    pub id: FileId,
+    pub project_id: ProjectId,
+    pub owner_id: UserId,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub storage_key: String,
+    pub created_at: Timestamp,
+}
+
+/// One page of a list and the cursor of the next page (`None` on the last page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_statuses_round_trip_as_text() {
+        for role in [Role::User, Role::Assistant] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        for status in [
+            MessageStatus::Complete,
+            MessageStatus::Streaming,
+            MessageStatus::Failed,
+            MessageStatus::Cancelled,
+        ] {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Role::parse("system"), None);
+    }
+
+    #[test]
+    fn now_has_microsecond_precision() {
+        assert_eq!(now().timestamp_subsec_nanos() % 1_000, 0);
+    }
+}

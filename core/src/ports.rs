@@ -1,0 +1,322 @@
+//! The ports: what the core needs from the outside world. Every method documents its
+//! contract in MUST sentences; each MUST is an assertion of the contract suites in
+//! `confab-tests`, run against every adapter.
+//!
+//! All ports are object-safe and held as `Arc<dyn Port>`, because the server picks adapters
+//! from configuration at run time. Ownership is part of every storage call: a resource of
+//! another owner MUST look exactly like a missing one (`StoreError::NotFound`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+use crate::error::{AuthError, BlobError, LlmError, StoreError};
+use crate::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use crate::model::{
+    Conversation, FileMeta, Message, NewPrompt, Principal, Project, ProjectPatch, Prompt,
+    Timestamp, Usage,
+};
+
+/// Verifies bearer tokens.
+#[async_trait]
+pub trait AuthVerifier: Send + Sync + 'static {
+    /// MUST return the principal whose `user_id` is the token's `sub` for a valid token.
+    /// MUST return `Unauthenticated` for a token that is malformed, expired, not yet valid,
+    /// signed by an unknown key or with another algorithm than the one configured, or issued
+    /// for someone else. MUST NOT panic on any input.
+    /// MAY return `Unavailable` only when no signing key could be obtained at all.
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError>;
+}
+
+/// Projects, scoped by owner.
+#[async_trait]
+pub trait ProjectStore: Send + Sync + 'static {
+    /// MUST store the project as given. MUST return `Conflict(DuplicateId)` if its id exists.
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
+
+    /// MUST return the project when it exists and belongs to `owner`, else `NotFound`.
+    async fn get_project(&self, owner: &UserId, id: ProjectId) -> Result<Project, StoreError>;
+
+    /// MUST return at most `limit` of `owner`'s projects, newest first (id descending),
+    /// starting strictly after `after` when given. MUST NOT return other owners' projects.
+    async fn list_projects(
+        &self,
+        owner: &UserId,
+        after: Option<ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError>;
+
+    /// MUST apply the fields present in `patch`, set `updated_at` to `now` and return the
+    /// updated project. MUST return `NotFound` (and change nothing) for another owner's project.
+    async fn update_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        now: Timestamp,
+    ) -> Result<Project, StoreError>;
+
+    /// MUST delete the project with its prompts, conversations, messages and file metadata,
+    /// in one atomic step, and return the `storage_key`s of the deleted files so their bytes
+    /// can be removed. MUST return `NotFound` for another owner's project.
+    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError>;
+
+    /// MUST answer `Ok` when the store can serve requests, `Unavailable` when it cannot.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Versioned system prompts of a project.
+#[async_trait]
+pub trait PromptStore: Send + Sync + 'static {
+    /// MUST store the prompt with `version` = the project's highest version + 1 (1 for the
+    /// first), also under concurrent calls (versions stay unique and gapless). When
+    /// `activate`, MUST make it the project's only active prompt in the same transaction;
+    /// otherwise MUST store it inactive and leave the active one as it was.
+    /// MUST return `NotFound` when the project is missing or another owner's.
+    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError>;
+
+    /// MUST return at most `limit` prompts of the project, highest version first, starting
+    /// strictly below `before_version` when given. `NotFound` for another owner's project.
+    async fn list_prompts(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError>;
+
+    /// MUST return the project's active prompt, `None` when none is active.
+    /// `NotFound` for another owner's project.
+    async fn active_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+    ) -> Result<Option<Prompt>, StoreError>;
+
+    /// MUST make this prompt the project's only active one, atomically (concurrent
+    /// activations leave exactly one active), and return it. `NotFound` when the prompt is
+    /// not in this project or the project is another owner's.
+    async fn activate_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, StoreError>;
+}
+
+/// Conversations and their messages.
+#[async_trait]
+pub trait ChatHistory: Send + Sync + 'static {
+    /// MUST store the conversation. MUST return `NotFound` when its project is missing or
+    /// does not belong to `conversation.owner_id`.
+    async fn insert_conversation(&self, conversation: &Conversation) -> Result<(), StoreError>;
+
+    /// MUST return the conversation when it belongs to `owner`, else `NotFound`.
+    async fn get_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<Conversation, StoreError>;
+
+    /// MUST return at most `limit` conversations of the project, most recently updated first
+    /// (`updated_at` descending, then id descending), starting strictly after the key `after`.
+    /// `NotFound` for a missing or another owner's project.
+    async fn list_conversations(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<(Timestamp, ConversationId)>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError>;
+
+    /// MUST set the title and `updated_at` and return the conversation. `NotFound` otherwise.
+    async fn rename_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        title: Option<String>,
+        now: Timestamp,
+    ) -> Result<Conversation, StoreError>;
+
+    /// MUST delete the conversation and its messages. `NotFound` otherwise.
+    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError>;
+
+    /// MUST return at most `limit` messages, oldest first (id ascending), starting strictly
+    /// after `after`. `NotFound` for a missing or another owner's conversation.
+    async fn list_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// MUST return the newest `limit` messages of the conversation, in oldest-first order.
+    /// `NotFound` for a missing or another owner's conversation.
+    async fn recent_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Read-only check before a turn. MUST return `Conflict(ReplyInProgress)` when the
+    /// conversation has a `streaming` reply touched at or after `stale_before`, and
+    /// `Conflict(DuplicateClientMessage)` when `client_message_id` was already used in it.
+    /// `NotFound` for a missing or another owner's conversation.
+    async fn check_turn(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        client_message_id: Option<Uuid>,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Starts a turn atomically: MUST first mark the conversation's `streaming` replies last
+    /// touched before `stale_before` as `failed` with error "interrupted"; then MUST return
+    /// `Conflict(ReplyInProgress)` if a `streaming` reply remains, or
+    /// `Conflict(DuplicateClientMessage)` if the user message's `client_message_id` was used
+    /// in this conversation — in both cases storing nothing; else MUST store `user` and then
+    /// `reply` (status `streaming`, touched now) and set the conversation's `updated_at` to
+    /// the user message's `created_at`. This holds across processes sharing one database.
+    async fn begin_turn(
+        &self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Renews a streaming reply's lease and saves the text so far. MUST NOT change a reply
+    /// that is no longer `streaming`.
+    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Stores the reply's final content, status, model, usage and error, and sets the
+    /// conversation's `updated_at` to `now`, in one transaction. MUST return `NotFound` when
+    /// the message does not exist.
+    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Marks every `streaming` reply last touched before `stale_before` as `failed` with
+    /// error "interrupted", in every conversation; returns how many. Safe to run from
+    /// several processes at once.
+    async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Metadata of uploaded files.
+#[async_trait]
+pub trait FileStore: Send + Sync + 'static {
+    /// MUST store the metadata. `NotFound` when the project is missing or does not belong
+    /// to `file.owner_id`.
+    async fn insert_file(&self, file: &FileMeta) -> Result<(), StoreError>;
+
+    /// MUST return the file's metadata when it belongs to `owner`, else `NotFound`.
+    async fn get_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError>;
+
+    /// MUST return at most `limit` files of the project, newest first (id descending),
+    /// starting strictly after `after`. `NotFound` for another owner's project.
+    async fn list_files(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError>;
+
+    /// MUST delete the metadata and return it (its `storage_key` names the bytes to remove).
+    /// `NotFound` otherwise.
+    async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError>;
+}
+
+/// A stream of byte chunks, in and out of a `BlobStore`.
+pub type ByteStream = BoxStream<'static, Result<Bytes, BlobError>>;
+
+/// Where file bytes live (a directory, S3, memory).
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// MUST write the stream's bytes under `key`, returning how many were written. When the
+    /// stream yields an error, MUST return `Aborted` and leave nothing under `key`.
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, BlobError>;
+
+    /// MUST stream back exactly the bytes stored under `key`; `NotFound` when there are none.
+    async fn get(&self, key: &str) -> Result<ByteStream, BlobError>;
+
+    /// MUST remove the bytes under `key`; removing a missing key is `Ok`.
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+}
+
+/// One message as sent to a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmMessage {
+    pub role: crate::model::Role,
+    pub content: String,
+}
+
+/// Everything a provider needs for one reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmRequest {
+    pub model: String,
+    /// The active system prompt; `None` when the project has none active.
+    pub instructions: Option<String>,
+    /// History oldest first; the new user message last.
+    pub messages: Vec<LlmMessage>,
+    pub max_output_tokens: Option<u32>,
+}
+
+/// Why a provider stopped before finishing normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incomplete {
+    MaxOutputTokens,
+    ContentFilter,
+    Other(String),
+}
+
+/// The end of a successful stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// `None` when the provider reported no usage.
+    pub usage: Option<Usage>,
+    pub cached_tokens: Option<u32>,
+    pub reasoning_tokens: Option<u32>,
+    /// The model the provider says answered, when it says.
+    pub model: Option<String>,
+    /// Set when the provider ended the reply early (`response.incomplete`).
+    pub incomplete: Option<Incomplete>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LlmEvent {
+    /// A piece of the reply's text, in order.
+    Delta(String),
+    /// The reply is complete. Nothing follows it.
+    Completed(Completion),
+}
+
+/// The stream of one reply.
+pub type LlmEventStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
+
+/// A language model that streams replies.
+pub trait LlmStream: Send + Sync + 'static {
+    /// The provider's name for logs and `/api/config` (`echo`, `openai`, …).
+    fn provider(&self) -> &str;
+
+    /// The model used when a request does not name one.
+    fn default_model(&self) -> &str;
+
+    /// Starts a reply. The stream MUST yield the reply's text as `Delta`s in order, then
+    /// exactly one `Completed`, or an `Err` and nothing after it. A stream that ends without
+    /// `Completed` or `Err` is treated as `Truncated`. Dropping the stream MUST stop the work
+    /// upstream (the HTTP request is dropped).
+    fn stream(&self, request: LlmRequest) -> LlmEventStream;
+}
+
+/// A per-user limit on accepted sends.
+pub trait SendLimiter: Send + Sync + 'static {
+    /// MUST take one send from the user's allowance, or return how long until one is free.
+    fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;
+
+    /// Gives back a send taken by `try_acquire` that was not accepted after all.
+    fn refund(&self, user: &UserId);
+}

@@ -1,0 +1,317 @@
+//! The use cases behind the CRUD routes: validation, ids and timestamps, paging. Storage is
+//! the ports' job; ownership is enforced by passing the principal's user id to every call.
+
+use std::sync::Arc;
+
+use crate::cursor;
+use crate::error::ServiceError;
+use crate::ids::{ConversationId, MessageId, ProjectId, PromptId};
+use crate::model::{
+    now, Conversation, Message, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt,
+};
+use crate::ports::{BlobStore, ChatHistory, ProjectStore, PromptStore};
+use crate::values::{self, Limits, PageLimit, ProjectName, PromptContent, Title};
+
+/// Asks a store for one more row than the page holds, to learn whether a next page exists.
+pub(crate) fn paged<T>(mut rows: Vec<T>, limit: PageLimit, key: impl Fn(&T) -> String) -> Page<T> {
+    let limit = limit.get() as usize;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(key)
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+/// A page request as parsed from `?limit=&cursor=`.
+#[derive(Clone, Debug, Default)]
+pub struct PageQuery {
+    pub limit: PageLimit,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    fn fetch(&self) -> u32 {
+        self.limit.get() + 1
+    }
+}
+
+/// Projects of the signed-in user.
+#[derive(Clone)]
+pub struct ProjectService {
+    store: Arc<dyn ProjectStore>,
+    blobs: Arc<dyn BlobStore>,
+    limits: Limits,
+}
+
+impl ProjectService {
+    #[must_use]
+    pub fn new(store: Arc<dyn ProjectStore>, blobs: Arc<dyn BlobStore>, limits: Limits) -> Self {
+        Self {
+            store,
+            blobs,
+            limits,
+        }
+    }
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Project, ServiceError> {
+        let name = ProjectName::new(name, &self.limits)?.into_inner();
+        let description = values::description(description, &self.limits)?;
+        let at = now();
+        let project = Project {
+            id: ProjectId::new(),
+            owner_id: principal.user_id.clone(),
+            name,
+            description,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.insert_project(&project).await?;
+        Ok(project)
+    }
+
+    pub async fn get(&self, principal: &Principal, id: ProjectId) -> Result<Project, ServiceError> {
+        Ok(self.store.get_project(&principal.user_id, id).await?)
+    }
+
+    pub async fn list(&self, principal: &Principal, page: &PageQuery) -> Result<Page<Project>, ServiceError> {
+        let after = page
+            .cursor
+            .as_deref()
+            .map(cursor::decode_id)
+            .transpose()?
+            .map(ProjectId::from_uuid);
+        let rows = self
+            .store
+            .list_projects(&principal.user_id, after, page.fetch())
+            .await?;
+        Ok(paged(rows, page.limit, |p| cursor::encode_id(p.id.as_uuid())))
+    }
+
+    /// `description: Some(None)` clears the description.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: ProjectId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> Result<Project, ServiceError> {
+        let patch = ProjectPatch {
+            name: name
+                .map(|n| ProjectName::new(n, &self.limits).map(ProjectName::into_inner))
+                .transpose()?,
+            description: description
+                .map(|d| values::description(d, &self.limits))
+                .transpose()?,
+        };
+        Ok(self
+            .store
+            .update_project(&principal.user_id, id, &patch, now())
+            .await?)
+    }
+
+    /// Deletes the project, everything under it, and its files' bytes.
+    pub async fn delete(&self, principal: &Principal, id: ProjectId) -> Result<(), ServiceError> {
+        let keys = self.store.delete_project(&principal.user_id, id).await?;
+        for key in keys {
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(storage_key = %key, error = %e, "could not remove a deleted project's file bytes");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+}
+
+/// Versioned system prompts.
+#[derive(Clone)]
+pub struct PromptService {
+    store: Arc<dyn PromptStore>,
+    limits: Limits,
+}
+
+impl PromptService {
+    #[must_use]
+    pub fn new(store: Arc<dyn PromptStore>, limits: Limits) -> Self {
+        Self { store, limits }
+    }
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+        content: &str,
+        activate: bool,
+    ) -> Result<Prompt, ServiceError> {
+        let content = PromptContent::new(content, &self.limits)?.into_inner();
+        let prompt = NewPrompt {
+            id: PromptId::new(),
+            project_id,
+            content,
+            activate,
+            created_at: now(),
+        };
+        Ok(self.store.create_prompt(&principal.user_id, &prompt).await?)
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+        page: &PageQuery,
+    ) -> Result<Page<Prompt>, ServiceError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(cursor::decode_version)
+            .transpose()?;
+        let rows = self
+            .store
+            .list_prompts(&principal.user_id, project_id, before, page.fetch())
+            .await?;
+        Ok(paged(rows, page.limit, |p| cursor::encode_version(p.version)))
+    }
+
+    /// The active prompt; `NotFound` when none is active.
+    pub async fn active(&self, principal: &Principal, project_id: ProjectId) -> Result<Prompt, ServiceError> {
+        self.store
+            .active_prompt(&principal.user_id, project_id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn activate(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, ServiceError> {
+        Ok(self
+            .store
+            .activate_prompt(&principal.user_id, project_id, prompt_id)
+            .await?)
+    }
+}
+
+/// Conversations and reading their messages.
+#[derive(Clone)]
+pub struct ConversationService {
+    history: Arc<dyn ChatHistory>,
+    limits: Limits,
+}
+
+impl ConversationService {
+    #[must_use]
+    pub fn new(history: Arc<dyn ChatHistory>, limits: Limits) -> Self {
+        Self { history, limits }
+    }
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+        title: Option<&str>,
+    ) -> Result<Conversation, ServiceError> {
+        let title = Title::new(title, &self.limits)?.into_inner();
+        let at = now();
+        let conversation = Conversation {
+            id: ConversationId::new(),
+            project_id,
+            owner_id: principal.user_id.clone(),
+            title,
+            created_at: at,
+            updated_at: at,
+        };
+        self.history.insert_conversation(&conversation).await?;
+        Ok(conversation)
+    }
+
+    pub async fn get(&self, principal: &Principal, id: ConversationId) -> Result<Conversation, ServiceError> {
+        Ok(self.history.get_conversation(&principal.user_id, id).await?)
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+        page: &PageQuery,
+    ) -> Result<Page<Conversation>, ServiceError> {
+        let after = page
+            .cursor
+            .as_deref()
+            .map(cursor::decode_time_id)
+            .transpose()?
+            .map(|(at, id)| (at, ConversationId::from_uuid(id)));
+        let rows = self
+            .history
+            .list_conversations(&principal.user_id, project_id, after, page.fetch())
+            .await?;
+        Ok(paged(rows, page.limit, |c| {
+            cursor::encode_time_id(c.updated_at, c.id.as_uuid())
+        }))
+    }
+
+    pub async fn rename(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        title: Option<&str>,
+    ) -> Result<Conversation, ServiceError> {
+        let title = Title::new(title, &self.limits)?.into_inner();
+        Ok(self
+            .history
+            .rename_conversation(&principal.user_id, id, title, now())
+            .await?)
+    }
+
+    pub async fn delete(&self, principal: &Principal, id: ConversationId) -> Result<(), ServiceError> {
+        Ok(self.history.delete_conversation(&principal.user_id, id).await?)
+    }
+
+    pub async fn messages(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        page: &PageQuery,
+    ) -> Result<Page<Message>, ServiceError> {
+        let after = page
+            .cursor
+            .as_deref()
+            .map(cursor::decode_id)
+            .transpose()?
+            .map(MessageId::from_uuid);
+        let rows = self
+            .history
+            .list_messages(&principal.user_id, id, after, page.fetch())
+            .await?;
+        Ok(paged(rows, page.limit, |m| cursor::encode_id(m.id.as_uuid())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_page_has_a_cursor_and_the_last_page_none() {
+        let limit = PageLimit::new(Some(2)).unwrap_or_default();
+        let page = paged(vec![1, 2, 3], limit, |n| n.to_string());
+        assert_eq!(page.items, vec![1, 2]);
+        assert_eq!(page.next_cursor.as_deref(), Some("2"));
+        let last = paged(vec![1, 2], limit, |n| n.to_string());
+        assert_eq!(last.next_cursor, None);
+    }
+}
