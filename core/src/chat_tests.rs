@@ -1,1 +1,1424 @@
-// Unit tests of ChatService with mockall; see the task list in the foundation issue.
+//! Unit tests of `ChatService::send`: mockall mocks for the stores and the send limiter, a
+//! scripted model that records its requests and notices when its stream is dropped. Each
+//! test proves one branch of the use case and asserts what was stored, and in what order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::executor::block_on;
+use futures::{Stream, StreamExt};
+use uuid::Uuid;
+
+use super::{
+    ChatEvent, ChatService, ChatSettings, ChatStream, SendRequest, StreamErrorCode, describe,
+};
+use crate::cancel::{CancelReason, CancelToken};
+use crate::error::{ChatError, Conflict, LlmError, StoreError};
+use crate::ids::{ConversationId, MessageId, ProjectId, PromptId, UserId};
+use crate::model::{
+    Conversation, Message, MessageStatus, Principal, Prompt, Role, Timestamp, Usage, now,
+};
+use crate::ports::{
+    Completion, Incomplete, LlmEvent, LlmEventStream, LlmMessage, LlmRequest, LlmStream,
+    MockChatHistory, MockPromptStore, MockSendLimiter,
+};
+use crate::values::Limits;
+
+const DEFAULT_MODEL: &str = "scripted-default";
+const CONFIGURED_MODEL: &str = "gpt-configured";
+
+// ---------------------------------------------------------------------------------------
+// The scripted model
+// ---------------------------------------------------------------------------------------
+
+/// What the scripted stream does after its events: end, or wait forever (a slow provider).
+#[derive(Clone, Copy)]
+enum End {
+    Close,
+    Hang,
+}
+
+type Script = (Vec<Result<LlmEvent, LlmError>>, End);
+
+/// An `LlmStream` that plays one script, records the request and flags its stream's drop.
+struct ScriptedLlm {
+    script: Mutex<Option<Script>>,
+    requests: Mutex<Vec<LlmRequest>>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl ScriptedLlm {
+    fn new(events: Vec<Result<LlmEvent, LlmError>>, end: End) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(Some((events, end))),
+            requests: Mutex::new(Vec::new()),
+            dropped: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A model that must never be asked.
+    fn unused() -> Arc<Self> {
+        Self::new(Vec::new(), End::Close)
+    }
+
+    fn requests(&self) -> Vec<LlmRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The one request this model was asked.
+    fn request(&self) -> LlmRequest {
+        let requests = self.requests();
+        assert_eq!(
+            requests.len(),
+            1,
+            "the model is asked exactly once per send"
+        );
+        requests.into_iter().next().unwrap()
+    }
+
+    fn stream_dropped(&self) -> bool {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl LlmStream for ScriptedLlm {
+    fn provider(&self) -> &str {
+        "scripted"
+    }
+
+    fn default_model(&self) -> &str {
+        DEFAULT_MODEL
+    }
+
+    fn stream(&self, request: LlmRequest) -> LlmEventStream {
+        self.requests.lock().unwrap().push(request);
+        let (events, end) = self
+            .script
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the scripted model plays its script once");
+        Box::pin(ScriptedStream {
+            events: events.into(),
+            end,
+            dropped: Arc::clone(&self.dropped),
+        })
+    }
+}
+
+struct ScriptedStream {
+    events: VecDeque<Result<LlmEvent, LlmError>>,
+    end: End,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Stream for ScriptedStream {
+    type Item = Result<LlmEvent, LlmError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.events.pop_front() {
+            Some(event) => Poll::Ready(Some(event)),
+            None => match self.end {
+                End::Close => Poll::Ready(None),
+                // Never ready again; only a cancel can end the reply.
+                End::Hang => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl Drop for ScriptedStream {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+fn delta(text: &str) -> Result<LlmEvent, LlmError> {
+    Ok(LlmEvent::Delta(text.to_owned()))
+}
+
+fn completed(usage: Option<Usage>, model: Option<&str>) -> Result<LlmEvent, LlmError> {
+    Ok(LlmEvent::Completed(Completion {
+        usage,
+        model: model.map(str::to_owned),
+        ..Completion::default()
+    }))
+}
+
+fn incomplete(reason: Incomplete) -> Result<LlmEvent, LlmError> {
+    Ok(LlmEvent::Completed(Completion {
+        incomplete: Some(reason),
+        ..Completion::default()
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+fn owner() -> UserId {
+    UserId::new("user_alice").unwrap()
+}
+
+fn principal() -> Principal {
+    Principal { user_id: owner() }
+}
+
+fn conversation() -> Conversation {
+    let at = now();
+    Conversation {
+        id: ConversationId::new(),
+        project_id: ProjectId::new(),
+        owner_id: owner(),
+        title: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn past(conversation: &Conversation, role: Role, status: MessageStatus, content: &str) -> Message {
+    Message {
+        id: MessageId::new(),
+        conversation_id: conversation.id,
+        role,
+        content: content.to_owned(),
+        status,
+        model: None,
+        usage: None,
+        error: None,
+        client_message_id: None,
+        created_at: now(),
+    }
+}
+
+fn llm_message(role: Role, content: &str) -> LlmMessage {
+    LlmMessage {
+        role,
+        content: content.to_owned(),
+    }
+}
+
+fn settings() -> ChatSettings {
+    ChatSettings {
+        model: Some(CONFIGURED_MODEL.to_owned()),
+        max_output_tokens: Some(512),
+        ..ChatSettings::default()
+    }
+}
+
+fn request(conversation: &Conversation, content: &str) -> SendRequest {
+    SendRequest {
+        conversation_id: conversation.id,
+        content: content.to_owned(),
+        client_message_id: None,
+    }
+}
+
+/// A write the chat use case made to `ChatHistory`, in the order it made them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Write {
+    BeginTurn {
+        user: Message,
+        reply: Message,
+        stale_before: Timestamp,
+    },
+    Touch {
+        id: MessageId,
+        content: String,
+    },
+    Finish(Message),
+}
+
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+/// The mocked stores and limiter of one test. A call nobody expected fails the test.
+struct Mocks {
+    conversation: Conversation,
+    history: MockChatHistory,
+    prompts: MockPromptStore,
+    limiter: MockSendLimiter,
+    writes: Log<Write>,
+    /// `(client_message_id, stale_before)` of each `check_turn`.
+    checks: Log<(Option<Uuid>, Timestamp)>,
+}
+
+impl Mocks {
+    /// Mocks that expect nothing.
+    fn strict() -> Self {
+        Self::strict_in(conversation())
+    }
+
+    /// Mocks that expect nothing, around this conversation.
+    fn strict_in(conversation: Conversation) -> Self {
+        Self {
+            conversation,
+            history: MockChatHistory::new(),
+            prompts: MockPromptStore::new(),
+            limiter: MockSendLimiter::new(),
+            writes: Arc::default(),
+            checks: Arc::default(),
+        }
+    }
+
+    /// Everything a send needs before the model: the caller's conversation, no reply in
+    /// progress, an allowance, the given prompt and history, a stored turn; and the final
+    /// store of the reply.
+    fn accepting(prompt: Option<&str>, past: Vec<Message>) -> Self {
+        Self::accepting_in(conversation(), prompt, past)
+    }
+
+    /// `accepting`, around this conversation.
+    fn accepting_in(conversation: Conversation, prompt: Option<&str>, past: Vec<Message>) -> Self {
+        Self::strict_in(conversation)
+            .conversation_found()
+            .turn_allowed()
+            .allowance()
+            .no_refund()
+            .prompt(prompt)
+            .history(past)
+            .begin_turn_ok()
+            .finish_ok()
+    }
+
+    fn conversation_found(mut self) -> Self {
+        let conversation = self.conversation.clone();
+        self.history
+            .expect_get_conversation()
+            .withf(|o, _| *o == owner())
+            .times(1)
+            .returning(move |_, id| {
+                assert_eq!(
+                    id, conversation.id,
+                    "the requested conversation is looked up"
+                );
+                Ok(conversation.clone())
+            });
+        self
+    }
+
+    fn conversation_missing(mut self) -> Self {
+        self.history
+            .expect_get_conversation()
+            .times(1)
+            .returning(|_, _| Err(StoreError::NotFound));
+        self
+    }
+
+    fn turn_allowed(mut self) -> Self {
+        let checks = Arc::clone(&self.checks);
+        let conversation_id = self.conversation.id;
+        self.history
+            .expect_check_turn()
+            .withf(move |o, c, _, _| *o == owner() && *c == conversation_id)
+            .times(1)
+            .returning(move |_, _, client_message_id, stale_before| {
+                checks
+                    .lock()
+                    .unwrap()
+                    .push((client_message_id, stale_before));
+                Ok(())
+            });
+        self
+    }
+
+    fn turn_refused(mut self, conflict: Conflict) -> Self {
+        self.history
+            .expect_check_turn()
+            .times(1)
+            .returning(move |_, _, _, _| Err(StoreError::Conflict(conflict)));
+        self
+    }
+
+    fn allowance(mut self) -> Self {
+        self.limiter
+            .expect_try_acquire()
+            .withf(|u| *u == owner())
+            .times(1)
+            .returning(|_| Ok(()));
+        self
+    }
+
+    fn no_refund(mut self) -> Self {
+        self.limiter.expect_refund().never();
+        self
+    }
+
+    fn refund(mut self) -> Self {
+        self.limiter
+            .expect_refund()
+            .withf(|u| *u == owner())
+            .times(1)
+            .return_const(());
+        self
+    }
+
+    /// The limiter must not be touched at all.
+    fn limiter_untouched(mut self) -> Self {
+        self.limiter.expect_try_acquire().never();
+        self.limiter.expect_refund().never();
+        self
+    }
+
+    fn prompt(mut self, content: Option<&str>) -> Self {
+        let project_id = self.conversation.project_id;
+        let prompt = content.map(|content| Prompt {
+            id: PromptId::new(),
+            project_id,
+            version: 3,
+            content: content.to_owned(),
+            is_active: true,
+            created_at: now(),
+        });
+        self.prompts
+            .expect_active_prompt()
+            .withf(move |o, p| *o == owner() && *p == project_id)
+            .times(1)
+            .returning(move |_, _| Ok(prompt.clone()));
+        self
+    }
+
+    fn history(mut self, past: Vec<Message>) -> Self {
+        let conversation_id = self.conversation.id;
+        let limit = settings().history_limit;
+        self.history
+            .expect_recent_messages()
+            .withf(move |o, c, l| *o == owner() && *c == conversation_id && *l == limit)
+            .times(1)
+            .returning(move |_, _, _| Ok(past.clone()));
+        self
+    }
+
+    fn begin_turn_ok(mut self) -> Self {
+        let writes = Arc::clone(&self.writes);
+        self.history
+            .expect_begin_turn()
+            .withf(|o, _, _, _| *o == owner())
+            .times(1)
+            .returning(move |_, user, reply, stale_before| {
+                writes.lock().unwrap().push(Write::BeginTurn {
+                    user: user.clone(),
+                    reply: reply.clone(),
+                    stale_before,
+                });
+                Ok(())
+            });
+        self
+    }
+
+    fn touch_ok(mut self) -> Self {
+        let writes = Arc::clone(&self.writes);
+        self.history
+            .expect_touch_reply()
+            .returning(move |id, content, _| {
+                writes.lock().unwrap().push(Write::Touch {
+                    id,
+                    content: content.to_owned(),
+                });
+                Ok(())
+            });
+        self
+    }
+
+    fn finish_ok(mut self) -> Self {
+        let writes = Arc::clone(&self.writes);
+        self.history
+            .expect_finish_reply()
+            .times(1)
+            .returning(move |reply, _| {
+                writes.lock().unwrap().push(Write::Finish(reply.clone()));
+                Ok(())
+            });
+        self
+    }
+
+    /// `ChatHistory` must not be written to.
+    fn stores_nothing(mut self) -> Self {
+        self.history.expect_begin_turn().never();
+        self.history.expect_touch_reply().never();
+        self.history.expect_finish_reply().never();
+        self
+    }
+
+    fn service(self, llm: &Arc<ScriptedLlm>, settings: ChatSettings) -> Harness {
+        let service = ChatService::new(
+            Arc::new(self.history),
+            Arc::new(self.prompts),
+            Arc::clone(llm) as Arc<dyn LlmStream>,
+            Arc::new(self.limiter),
+            settings,
+            Limits::default(),
+        );
+        Harness {
+            service,
+            conversation: self.conversation,
+            writes: self.writes,
+            checks: self.checks,
+        }
+    }
+}
+
+struct Harness {
+    service: ChatService,
+    conversation: Conversation,
+    writes: Log<Write>,
+    checks: Log<(Option<Uuid>, Timestamp)>,
+}
+
+impl Harness {
+    fn start(&self, content: &str) -> Result<ChatStream, ChatError> {
+        self.start_with(request(&self.conversation, content), CancelToken::new())
+    }
+
+    fn start_with(
+        &self,
+        request: SendRequest,
+        cancel: CancelToken,
+    ) -> Result<ChatStream, ChatError> {
+        block_on(self.service.send(&principal(), request, cancel))
+    }
+
+    /// Sends and plays the whole stream.
+    fn send(&self, content: &str) -> Turn {
+        let stream = self.start(content).expect("the send is accepted");
+        Turn::from_events(block_on(stream.collect()))
+    }
+
+    fn writes(&self) -> Vec<Write> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    /// The messages given to `begin_turn` and to `finish_reply`, checking that those were
+    /// the only writes and came in that order.
+    fn stored_turn(&self) -> (Message, Message, Message) {
+        match self.writes().as_slice() {
+            [Write::BeginTurn { user, reply, .. }, Write::Finish(last)] => {
+                (user.clone(), reply.clone(), last.clone())
+            }
+            other => panic!("expected begin_turn then finish_reply, got {other:#?}"),
+        }
+    }
+}
+
+/// One played send, checked against the shape every stream has: `UserMessage`,
+/// `AssistantMessage`, `Delta`s of that reply, then exactly one `Done` or `Error` whose
+/// content is the concatenation of the deltas.
+#[derive(Debug)]
+struct Turn {
+    user: Message,
+    reply: Message,
+    deltas: Vec<String>,
+    last: ChatEvent,
+}
+
+impl Turn {
+    fn from_events(events: Vec<ChatEvent>) -> Self {
+        let mut events = events.into_iter();
+        let Some(ChatEvent::UserMessage(user)) = events.next() else {
+            panic!("the first event is the user's message");
+        };
+        let Some(ChatEvent::AssistantMessage(reply)) = events.next() else {
+            panic!("the second event is the assistant's message");
+        };
+        let mut rest: Vec<ChatEvent> = events.collect();
+        let last = rest.pop().expect("a stream ends with Done or Error");
+        let deltas = rest
+            .into_iter()
+            .map(|event| match event {
+                ChatEvent::Delta { message_id, text } => {
+                    assert_eq!(message_id, reply.id, "deltas belong to the reply");
+                    text
+                }
+                other => panic!("only deltas come between the messages and the end: {other:?}"),
+            })
+            .collect::<Vec<_>>();
+        let turn = Self {
+            user,
+            reply,
+            deltas,
+            last,
+        };
+        assert!(matches!(
+            turn.last,
+            ChatEvent::Done(_) | ChatEvent::Error { .. }
+        ));
+        assert_eq!(turn.final_message().id, turn.reply.id);
+        assert_eq!(turn.final_message().content, turn.deltas.concat());
+        turn
+    }
+
+    fn final_message(&self) -> &Message {
+        match &self.last {
+            ChatEvent::Done(message) | ChatEvent::Error { message, .. } => message,
+            other => panic!("not a final event: {other:?}"),
+        }
+    }
+
+    /// The `Done` message; fails on `Error`.
+    fn done(&self) -> &Message {
+        match &self.last {
+            ChatEvent::Done(message) => message,
+            other => panic!("expected Done, got {other:?}"),
+        }
+    }
+
+    /// The `Error` code and detail; fails on `Done`.
+    fn error(&self) -> (StreamErrorCode, &str) {
+        match &self.last {
+            ChatEvent::Error { code, detail, .. } => (*code, detail.as_str()),
+            other => panic!("expected Error, got {other:?}"),
+        }
+    }
+}
+
+/// Asserts a stored failed reply: the text so far, status `failed`, the event's detail as
+/// its error.
+fn assert_failed(turn: &Turn, stored: &Message, text: &str, code: StreamErrorCode) {
+    let (got_code, detail) = turn.error();
+    assert_eq!(got_code, code);
+    assert!(!detail.is_empty(), "the detail is a sentence for a person");
+    assert_eq!(
+        stored,
+        turn.final_message(),
+        "the event carries the stored reply"
+    );
+    assert_eq!(stored.status, MessageStatus::Failed);
+    assert_eq!(stored.content, text);
+    assert_eq!(stored.error.as_deref(), Some(detail));
+}
+
+// ---------------------------------------------------------------------------------------
+// Success
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_successful_send_stores_the_turn_streams_the_deltas_and_stores_the_complete_reply() {
+    let llm = ScriptedLlm::new(
+        vec![
+            delta("Sun"),
+            delta(""),
+            delta("ny"),
+            delta(" all day."),
+            completed(
+                Some(Usage {
+                    input_tokens: 42,
+                    output_tokens: 7,
+                }),
+                Some("gpt-configured-2026-01-01"),
+            ),
+        ],
+        End::Close,
+    );
+    let h = Mocks::accepting(Some("Be brief."), Vec::new()).service(&llm, settings());
+    let client_message_id = Uuid::now_v7();
+    let mut send = request(&h.conversation, "  What's the weather?\n");
+    send.client_message_id = Some(client_message_id);
+
+    let stream = h.start_with(send, CancelToken::new()).unwrap();
+    let turn = Turn::from_events(block_on(stream.collect()));
+
+    // The user's message, kept exactly as typed.
+    assert_eq!(turn.user.conversation_id, h.conversation.id);
+    assert_eq!(turn.user.role, Role::User);
+    assert_eq!(turn.user.content, "  What's the weather?\n");
+    assert_eq!(turn.user.status, MessageStatus::Complete);
+    assert_eq!(turn.user.client_message_id, Some(client_message_id));
+    assert_eq!(
+        (
+            turn.user.model.as_ref(),
+            turn.user.usage,
+            turn.user.error.as_ref()
+        ),
+        (None, None, None)
+    );
+    // The reply as announced: empty and streaming, after the user's message.
+    assert_eq!(turn.reply.conversation_id, h.conversation.id);
+    assert_eq!(turn.reply.role, Role::Assistant);
+    assert_eq!(turn.reply.status, MessageStatus::Streaming);
+    assert_eq!(turn.reply.content, "");
+    assert_eq!(turn.reply.model.as_deref(), Some(CONFIGURED_MODEL));
+    assert!(
+        turn.user.id < turn.reply.id,
+        "the reply sorts after the user's message"
+    );
+    // Deltas in order; the empty one is not relayed.
+    assert_eq!(turn.deltas, ["Sun", "ny", " all day."]);
+    // Done: complete, full text, usage and model from the completion.
+    let done = turn.done();
+    assert_eq!(done.status, MessageStatus::Complete);
+    assert_eq!(done.content, "Sunny all day.");
+    assert_eq!(
+        done.usage,
+        Some(Usage {
+            input_tokens: 42,
+            output_tokens: 7
+        })
+    );
+    assert_eq!(done.model.as_deref(), Some("gpt-configured-2026-01-01"));
+    assert_eq!(done.error, None);
+    assert_eq!(done.role, Role::Assistant);
+
+    // Stored: the user's message then the reply in one begin_turn, then the final reply once.
+    let writes = h.writes();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let Write::BeginTurn {
+        user,
+        reply,
+        stale_before,
+    } = &writes[0]
+    else {
+        panic!("begin_turn comes first: {writes:#?}");
+    };
+    assert_eq!(user, &turn.user);
+    assert_eq!(reply, &turn.reply);
+    assert_eq!(*stale_before, user.created_at - settings().reply_lease);
+    assert_eq!(writes[1], Write::Finish(done.clone()));
+    // The turn was checked with the client's id and the same lease cut-off.
+    assert_eq!(
+        h.checks.lock().unwrap().as_slice(),
+        [(Some(client_message_id), *stale_before)]
+    );
+}
+
+#[test]
+fn the_provider_is_sent_the_active_prompt_the_history_oldest_first_and_the_new_message_last() {
+    let c = conversation();
+    let history = vec![
+        past(&c, Role::User, MessageStatus::Complete, "Hi"),
+        past(
+            &c,
+            Role::Assistant,
+            MessageStatus::Complete,
+            "Hello! How can I help?",
+        ),
+        past(&c, Role::User, MessageStatus::Complete, "Tell me a joke"),
+        past(
+            &c,
+            Role::Assistant,
+            MessageStatus::Complete,
+            "Why did the crab never share?",
+        ),
+    ];
+    let mocks = Mocks::accepting_in(c, Some("You are a pirate."), history);
+    let llm = ScriptedLlm::new(vec![delta("Arr"), completed(None, None)], End::Close);
+    let h = mocks.service(&llm, settings());
+
+    let turn = h.send("Another one");
+
+    assert_eq!(turn.done().content, "Arr");
+    assert_eq!(
+        llm.request(),
+        LlmRequest {
+            model: CONFIGURED_MODEL.to_owned(),
+            instructions: Some("You are a pirate.".to_owned()),
+            messages: vec![
+                llm_message(Role::User, "Hi"),
+                llm_message(Role::Assistant, "Hello! How can I help?"),
+                llm_message(Role::User, "Tell me a joke"),
+                llm_message(Role::Assistant, "Why did the crab never share?"),
+                llm_message(Role::User, "Another one"),
+            ],
+            max_output_tokens: Some(512),
+        }
+    );
+}
+
+#[test]
+fn without_an_active_prompt_the_request_has_no_instructions() {
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+    let turn = h.send("Hello");
+
+    assert_eq!(turn.done().status, MessageStatus::Complete);
+    let request = llm.request();
+    assert_eq!(request.instructions, None);
+    assert_eq!(request.messages, [llm_message(Role::User, "Hello")]);
+}
+
+#[test]
+fn without_a_configured_model_the_providers_default_is_asked_and_stored() {
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let settings = ChatSettings {
+        model: None,
+        ..settings()
+    };
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings);
+
+    let turn = h.send("Hello");
+
+    assert_eq!(llm.request().model, DEFAULT_MODEL);
+    assert_eq!(turn.reply.model.as_deref(), Some(DEFAULT_MODEL));
+    // The completion named no model: the one asked stays on the stored reply.
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(stored.model.as_deref(), Some(DEFAULT_MODEL));
+    assert_eq!(stored.usage, None, "no usage reported, none stored");
+}
+
+// ---------------------------------------------------------------------------------------
+// What the provider is sent
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn streaming_and_empty_failed_replies_are_left_out_of_the_history_but_failed_or_cancelled_text_is_sent()
+ {
+    let c = conversation();
+    let history = vec![
+        past(&c, Role::User, MessageStatus::Complete, "q1"),
+        past(&c, Role::Assistant, MessageStatus::Failed, ""),
+        past(&c, Role::User, MessageStatus::Complete, "q2"),
+        past(&c, Role::Assistant, MessageStatus::Failed, "half an answer"),
+        past(&c, Role::User, MessageStatus::Complete, "q3"),
+        past(
+            &c,
+            Role::Assistant,
+            MessageStatus::Cancelled,
+            "stopped here",
+        ),
+        past(&c, Role::User, MessageStatus::Complete, "q4"),
+        past(
+            &c,
+            Role::Assistant,
+            MessageStatus::Streaming,
+            "still being written",
+        ),
+        past(&c, Role::Assistant, MessageStatus::Streaming, ""),
+        past(&c, Role::Assistant, MessageStatus::Cancelled, ""),
+    ];
+    let mocks = Mocks::accepting_in(c, None, history);
+    let llm = ScriptedLlm::new(vec![completed(None, None)], End::Close);
+    let h = mocks.service(&llm, settings());
+
+    h.send("q5");
+
+    assert_eq!(
+        llm.request().messages,
+        [
+            llm_message(Role::User, "q1"),
+            llm_message(Role::User, "q2"),
+            llm_message(Role::Assistant, "half an answer"),
+            llm_message(Role::User, "q3"),
+            llm_message(Role::Assistant, "stopped here"),
+            llm_message(Role::User, "q4"),
+            llm_message(Role::User, "q5"),
+        ]
+    );
+}
+
+#[test]
+fn a_small_context_budget_drops_the_oldest_history_first_and_counts_the_prompt() {
+    // Every 40-character message costs 10 + 4 tokens; the 48-character prompt costs 12.
+    // Budget: 100 - 44 reserved = 56; minus prompt 12 and new message 14 = 30: two of the
+    // three past messages fit (without counting the prompt, all three would).
+    let c = conversation();
+    let text = |n: u32| format!("{n}{}", "x".repeat(39));
+    let history = (0..3)
+        .map(|n| past(&c, Role::User, MessageStatus::Complete, &text(n)))
+        .collect();
+    let mocks = Mocks::accepting_in(c, Some(&"p".repeat(48)), history);
+    let llm = ScriptedLlm::new(vec![completed(None, None)], End::Close);
+    let settings = ChatSettings {
+        context_tokens: 100,
+        output_reserve: 44,
+        ..settings()
+    };
+    let h = mocks.service(&llm, settings);
+
+    h.send(&text(9));
+
+    let request = llm.request();
+    assert_eq!(
+        request.instructions,
+        Some("p".repeat(48)),
+        "the prompt is always sent"
+    );
+    assert_eq!(
+        request.messages,
+        [
+            llm_message(Role::User, &text(1)),
+            llm_message(Role::User, &text(2)),
+            llm_message(Role::User, &text(9)),
+        ]
+    );
+}
+
+#[test]
+fn the_new_message_is_sent_even_when_it_alone_exceeds_the_budget() {
+    let c = conversation();
+    let history = vec![
+        past(&c, Role::User, MessageStatus::Complete, "earlier"),
+        past(&c, Role::Assistant, MessageStatus::Complete, "reply"),
+    ];
+    let mocks = Mocks::accepting_in(c, None, history);
+    let llm = ScriptedLlm::new(vec![completed(None, None)], End::Close);
+    let settings = ChatSettings {
+        context_tokens: 50,
+        output_reserve: 10,
+        ..settings()
+    };
+    let h = mocks.service(&llm, settings);
+    let long = "z".repeat(4_000);
+
+    h.send(&long);
+
+    assert_eq!(llm.request().messages, [llm_message(Role::User, &long)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Provider failures
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_provider_failure_before_the_first_token_stores_an_empty_failed_reply_after_the_user_turn() {
+    let cases = [
+        (
+            LlmError::RateLimited {
+                retry_after: Some(Duration::from_secs(3)),
+            },
+            StreamErrorCode::RateLimited,
+        ),
+        (
+            LlmError::Upstream {
+                status: Some(500),
+                code: Some("server_error".to_owned()),
+                message: "boom".to_owned(),
+            },
+            StreamErrorCode::UpstreamError,
+        ),
+        (
+            LlmError::Timeout("first byte".to_owned()),
+            StreamErrorCode::Timeout,
+        ),
+        (LlmError::Unauthorized, StreamErrorCode::UpstreamError),
+        (
+            LlmError::Unavailable("connection refused".to_owned()),
+            StreamErrorCode::Unavailable,
+        ),
+        (
+            LlmError::BadResponse("not json".to_owned()),
+            StreamErrorCode::UpstreamError,
+        ),
+    ];
+    for (error, code) in cases {
+        let llm = ScriptedLlm::new(vec![Err(error.clone())], End::Close);
+        let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+        let turn = h.send("Hello");
+
+        let (user, reply, stored) = h.stored_turn();
+        assert_eq!(user, turn.user, "{error:?}: the user's turn is stored");
+        assert_eq!(reply.status, MessageStatus::Streaming);
+        assert!(turn.deltas.is_empty());
+        assert_failed(&turn, &stored, "", code);
+        assert_eq!(turn.error().1, describe(&error).1, "{error:?}");
+        assert_eq!(stored.usage, None);
+    }
+}
+
+#[test]
+fn a_provider_failure_mid_stream_stores_the_partial_text_as_failed() {
+    let llm = ScriptedLlm::new(
+        vec![
+            delta("Once upon"),
+            delta(" a time"),
+            Err(LlmError::Upstream {
+                status: None,
+                code: Some("server_error".to_owned()),
+                message: "stream reset".to_owned(),
+            }),
+            // Nothing after an error is read.
+            delta(" never"),
+        ],
+        End::Close,
+    );
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+    let turn = h.send("Tell me a story");
+
+    assert_eq!(turn.deltas, ["Once upon", " a time"]);
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(
+        &turn,
+        &stored,
+        "Once upon a time",
+        StreamErrorCode::UpstreamError,
+    );
+    assert_eq!(stored.model.as_deref(), Some(CONFIGURED_MODEL));
+}
+
+#[test]
+fn a_stream_that_ends_without_completing_is_stored_failed_as_truncated() {
+    let llm = ScriptedLlm::new(vec![delta("par"), delta("tial")], End::Close);
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+    let turn = h.send("Hello");
+
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(&turn, &stored, "partial", StreamErrorCode::Truncated);
+}
+
+#[test]
+fn a_content_filter_stop_is_stored_failed_with_code_content_filter() {
+    let llm = ScriptedLlm::new(
+        vec![delta("Here is how"), incomplete(Incomplete::ContentFilter)],
+        End::Close,
+    );
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+    let turn = h.send("Something forbidden");
+
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(
+        &turn,
+        &stored,
+        "Here is how",
+        StreamErrorCode::ContentFilter,
+    );
+}
+
+#[test]
+fn a_reply_cut_by_the_output_limit_is_stored_complete() {
+    let llm = ScriptedLlm::new(
+        vec![delta("A long"), incomplete(Incomplete::MaxOutputTokens)],
+        End::Close,
+    );
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+
+    let turn = h.send("Write an essay");
+
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(&stored, turn.done());
+    assert_eq!(stored.status, MessageStatus::Complete);
+    assert_eq!(stored.content, "A long");
+    assert_eq!(stored.error, None);
+}
+
+#[test]
+fn describe_maps_every_provider_error_to_an_api_code_without_leaking_the_raw_message() {
+    let secret = "sk-live-0123456789 at https://internal.example/v1";
+    let cases = [
+        (LlmError::RateLimited { retry_after: None }, "rate_limited"),
+        (
+            LlmError::Upstream {
+                status: Some(502),
+                code: Some("bad_gateway".to_owned()),
+                message: secret.to_owned(),
+            },
+            "upstream_error",
+        ),
+        (LlmError::Unauthorized, "upstream_error"),
+        (LlmError::Timeout(secret.to_owned()), "timeout"),
+        (LlmError::Unavailable(secret.to_owned()), "unavailable"),
+        (LlmError::BadResponse(secret.to_owned()), "upstream_error"),
+        (LlmError::Truncated, "truncated"),
+        (LlmError::ContentFilter, "content_filter"),
+    ];
+    for (error, code) in cases {
+        let (got, detail) = describe(&error);
+        assert_eq!(got.as_str(), code, "{error:?}");
+        assert!(detail.ends_with('.'), "{error:?}: a sentence: {detail}");
+        assert!(
+            !detail.contains(secret),
+            "{error:?}: the raw message stays in the logs"
+        );
+    }
+    let (_, detail) = describe(&LlmError::Upstream {
+        status: Some(502),
+        code: Some("bad_gateway".to_owned()),
+        message: String::new(),
+    });
+    assert!(
+        detail.contains("502") && detail.contains("bad_gateway"),
+        "{detail}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Cancellation
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_users_stop_stores_the_text_so_far_as_cancelled_and_drops_the_upstream_stream() {
+    let llm = ScriptedLlm::new(vec![delta("Hel"), delta("lo")], End::Hang);
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+    let cancel = CancelToken::new();
+    let mut stream = h
+        .start_with(request(&h.conversation, "Hi"), cancel.clone())
+        .unwrap();
+
+    let (events, dropped_before, dropped_at_done) = block_on(async {
+        let mut events = Vec::new();
+        for _ in 0..4 {
+            events.push(stream.next().await.unwrap());
+        }
+        let dropped_before = llm.stream_dropped();
+        // The provider is now silent: the stop comes from another thread and must wake us.
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            cancel.cancel(CancelReason::User);
+        });
+        events.push(stream.next().await.unwrap());
+        let dropped_at_done = llm.stream_dropped();
+        assert!(stream.next().await.is_none(), "nothing follows Done");
+        stopper.join().unwrap();
+        (events, dropped_before, dropped_at_done)
+    });
+
+    assert!(
+        !dropped_before,
+        "the upstream stream is alive while the reply streams"
+    );
+    assert!(
+        dropped_at_done,
+        "the upstream stream is dropped before Done is sent"
+    );
+    let turn = Turn::from_events(events);
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(&stored, turn.done());
+    assert_eq!(stored.status, MessageStatus::Cancelled);
+    assert_eq!(stored.content, "Hello");
+    assert_eq!(stored.error, None);
+    assert_eq!(stored.usage, None);
+}
+
+fn cancel_after_first_delta(reason: CancelReason) -> (Harness, Arc<ScriptedLlm>, Turn) {
+    let llm = ScriptedLlm::new(vec![delta("Half a th")], End::Hang);
+    let h = Mocks::accepting(None, Vec::new()).service(&llm, settings());
+    let cancel = CancelToken::new();
+    let mut stream = h
+        .start_with(request(&h.conversation, "Hi"), cancel.clone())
+        .unwrap();
+    let events = block_on(async {
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            events.push(stream.next().await.unwrap());
+        }
+        cancel.cancel(reason);
+        while let Some(event) = stream.next().await {
+            events.push(event);
+        }
+        events
+    });
+    (h, llm, Turn::from_events(events))
+}
+
+#[test]
+fn a_generation_timeout_stores_the_text_so_far_as_failed_with_code_timeout() {
+    let (h, llm, turn) = cancel_after_first_delta(CancelReason::Timeout);
+
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(&turn, &stored, "Half a th", StreamErrorCode::Timeout);
+    assert!(llm.stream_dropped());
+}
+
+#[test]
+fn a_shutdown_stores_the_text_so_far_as_failed_with_code_interrupted() {
+    let (h, llm, turn) = cancel_after_first_delta(CancelReason::Shutdown);
+
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(&turn, &stored, "Half a th", StreamErrorCode::Interrupted);
+    assert!(llm.stream_dropped());
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals: nothing is stored
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn another_users_conversation_is_not_found_and_nothing_is_stored() {
+    let mut mocks = Mocks::strict()
+        .conversation_missing()
+        .stores_nothing()
+        .limiter_untouched();
+    mocks.history.expect_check_turn().never();
+    mocks.history.expect_recent_messages().never();
+    mocks.prompts.expect_active_prompt().never();
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+
+    let result = h.start("Hello");
+
+    assert!(
+        matches!(result, Err(ChatError::NotFound)),
+        "{:?}",
+        result.err()
+    );
+    assert!(h.writes().is_empty());
+    assert!(llm.requests().is_empty());
+}
+
+#[test]
+fn blank_content_is_refused_before_any_store_is_asked() {
+    for blank in ["", "   ", " \n\t "] {
+        let mut mocks = Mocks::strict().stores_nothing().limiter_untouched();
+        mocks.history.expect_get_conversation().never();
+        mocks.history.expect_check_turn().never();
+        let llm = ScriptedLlm::unused();
+        let h = mocks.service(&llm, settings());
+
+        let result = h.start(blank);
+
+        match result {
+            Err(ChatError::Validation(e)) => assert_eq!(e.field, "content"),
+            other => panic!(
+                "{blank:?}: expected a validation error, got {:?}",
+                other.err()
+            ),
+        }
+        assert!(llm.requests().is_empty());
+    }
+}
+
+#[test]
+fn content_over_the_length_limit_is_refused_before_any_store_is_asked() {
+    let mut mocks = Mocks::strict().stores_nothing().limiter_untouched();
+    mocks.history.expect_get_conversation().never();
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+
+    let result = h.start(&"a".repeat(Limits::default().message_chars + 1));
+
+    assert!(
+        matches!(result, Err(ChatError::Validation(_))),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[test]
+fn a_send_while_a_reply_is_streaming_or_a_repeated_client_id_is_a_conflict_and_not_charged() {
+    for conflict in [Conflict::ReplyInProgress, Conflict::DuplicateClientMessage] {
+        let mut mocks = Mocks::strict()
+            .conversation_found()
+            .turn_refused(conflict)
+            .stores_nothing()
+            .limiter_untouched();
+        mocks.prompts.expect_active_prompt().never();
+        let llm = ScriptedLlm::unused();
+        let h = mocks.service(&llm, settings());
+
+        let result = h.start("Hello");
+
+        match result {
+            Err(ChatError::Conflict(got)) => assert_eq!(got, conflict),
+            other => panic!("expected {conflict:?}, got {:?}", other.err()),
+        }
+        assert!(llm.requests().is_empty());
+    }
+}
+
+#[test]
+fn losing_the_begin_turn_race_is_a_conflict_and_refunds_the_allowance() {
+    let mut mocks = Mocks::strict()
+        .conversation_found()
+        .turn_allowed()
+        .allowance()
+        .refund()
+        .prompt(None)
+        .history(Vec::new());
+    mocks
+        .history
+        .expect_begin_turn()
+        .times(1)
+        .returning(|_, _, _, _| Err(StoreError::Conflict(Conflict::ReplyInProgress)));
+    mocks.history.expect_finish_reply().never();
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+
+    let result = h.start("Hello");
+
+    assert!(
+        matches!(result, Err(ChatError::Conflict(Conflict::ReplyInProgress))),
+        "{:?}",
+        result.err()
+    );
+    assert!(llm.requests().is_empty(), "the model is not asked");
+}
+
+#[test]
+fn a_user_over_the_send_limit_is_told_when_to_retry_and_nothing_is_stored() {
+    let mut mocks = Mocks::strict()
+        .conversation_found()
+        .turn_allowed()
+        .no_refund()
+        .stores_nothing();
+    mocks
+        .limiter
+        .expect_try_acquire()
+        .times(1)
+        .returning(|_| Err(Duration::from_secs(7)));
+    mocks.prompts.expect_active_prompt().never();
+    mocks.history.expect_recent_messages().never();
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+
+    let result = h.start("Hello");
+
+    match result {
+        Err(ChatError::RateLimited { retry_after }) => {
+            assert_eq!(retry_after, Duration::from_secs(7))
+        }
+        other => panic!("expected RateLimited, got {:?}", other.err()),
+    }
+    assert!(llm.requests().is_empty());
+}
+
+#[test]
+fn a_store_failure_while_preparing_refunds_the_allowance_and_stores_nothing() {
+    // The history cannot be read.
+    let mut mocks = Mocks::strict()
+        .conversation_found()
+        .turn_allowed()
+        .allowance()
+        .refund()
+        .prompt(Some("Be brief."))
+        .stores_nothing();
+    mocks
+        .history
+        .expect_recent_messages()
+        .times(1)
+        .returning(|_, _, _| Err(StoreError::Unavailable("pool timed out".to_owned())));
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+    let result = h.start("Hello");
+    assert!(
+        matches!(result, Err(ChatError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+
+    // The prompt cannot be read.
+    let mut mocks = Mocks::strict()
+        .conversation_found()
+        .turn_allowed()
+        .allowance()
+        .refund()
+        .stores_nothing();
+    mocks
+        .prompts
+        .expect_active_prompt()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Internal("disk I/O error".to_owned())));
+    let h = mocks.service(&llm, settings());
+    let result = h.start("Hello");
+    assert!(
+        matches!(result, Err(ChatError::Internal(_))),
+        "{:?}",
+        result.err()
+    );
+
+    assert!(llm.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Storing while and after streaming
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_failed_finish_reply_still_ends_the_stream_with_the_final_event() {
+    let mut mocks = Mocks::strict()
+        .conversation_found()
+        .turn_allowed()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .history(Vec::new())
+        .begin_turn_ok();
+    mocks
+        .history
+        .expect_finish_reply()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unavailable("connection reset".to_owned())));
+    let llm = ScriptedLlm::new(
+        vec![delta("Done anyway"), completed(None, None)],
+        End::Close,
+    );
+    let h = mocks.service(&llm, settings());
+
+    let turn = h.send("Hello");
+
+    assert_eq!(turn.done().status, MessageStatus::Complete);
+    assert_eq!(turn.done().content, "Done anyway");
+}
+
+#[test]
+fn a_streaming_reply_renews_its_lease_with_the_text_so_far() {
+    let mocks = Mocks::accepting(None, Vec::new()).touch_ok();
+    let llm = ScriptedLlm::new(
+        vec![delta("a"), delta("b"), completed(None, None)],
+        End::Close,
+    );
+    let settings = ChatSettings {
+        touch_every: chrono::Duration::zero(),
+        ..settings()
+    };
+    let h = mocks.service(&llm, settings);
+
+    let turn = h.send("Hello");
+
+    let id = turn.reply.id;
+    let writes = h.writes();
+    assert_eq!(writes.len(), 4, "{writes:#?}");
+    assert!(matches!(writes[0], Write::BeginTurn { .. }));
+    assert_eq!(
+        writes[1..3],
+        [
+            Write::Touch {
+                id,
+                content: "a".to_owned()
+            },
+            Write::Touch {
+                id,
+                content: "ab".to_owned()
+            },
+        ]
+    );
+    assert_eq!(writes[3], Write::Finish(turn.done().clone()));
+}
+
+#[test]
+fn a_failed_lease_renewal_does_not_interrupt_the_reply() {
+    let mut mocks = Mocks::accepting(None, Vec::new());
+    mocks
+        .history
+        .expect_touch_reply()
+        .times(2)
+        .returning(|_, _, _| Err(StoreError::Unavailable("busy".to_owned())));
+    let llm = ScriptedLlm::new(
+        vec![delta("a"), delta("b"), completed(None, None)],
+        End::Close,
+    );
+    let settings = ChatSettings {
+        touch_every: chrono::Duration::zero(),
+        ..settings()
+    };
+    let h = mocks.service(&llm, settings);
+
+    let turn = h.send("Hello");
+
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(&stored, turn.done());
+    assert_eq!(stored.content, "ab");
+    assert_eq!(stored.status, MessageStatus::Complete);
+}
+
+#[test]
+fn the_lease_is_not_renewed_more_often_than_configured() {
+    // The default renewal interval (10 s) is far longer than this test.
+    let mut mocks = Mocks::accepting(None, Vec::new());
+    mocks.history.expect_touch_reply().never();
+    let llm = ScriptedLlm::new(
+        vec![delta("a"), delta("b"), completed(None, None)],
+        End::Close,
+    );
+    let h = mocks.service(&llm, settings());
+
+    let turn = h.send("Hello");
+
+    assert_eq!(turn.done().content, "ab");
+}

@@ -264,3 +264,7 @@ mod tests {
         assert_eq!(detect_content_type(&[0xff, 0xfe, 0x00, 0x81], "blob"), "application/octet-stream");
     }
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod upload_tests;

@@ -21,6 +21,7 @@ use crate::model::{
 };
 
 /// Verifies bearer tokens.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AuthVerifier: Send + Sync + 'static {
     /// MUST return the principal whose `user_id` is the token's `sub` for a valid token.
@@ -32,6 +33,7 @@ pub trait AuthVerifier: Send + Sync + 'static {
 }
 
 /// Projects, scoped by owner.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ProjectStore: Send + Sync + 'static {
     /// MUST store the project as given. MUST return `Conflict(DuplicateId)` if its id exists.
@@ -69,6 +71,7 @@ pub trait ProjectStore: Send + Sync + 'static {
 }
 
 /// Versioned system prompts of a project.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PromptStore: Send + Sync + 'static {
     /// MUST store the prompt with `version` = the project's highest version + 1 (1 for the
@@ -108,6 +111,7 @@ pub trait PromptStore: Send + Sync + 'static {
 }
 
 /// Conversations and their messages.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ChatHistory: Send + Sync + 'static {
     /// MUST store the conversation. MUST return `NotFound` when its project is missing or
@@ -206,6 +210,7 @@ pub trait ChatHistory: Send + Sync + 'static {
 }
 
 /// Metadata of uploaded files.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait FileStore: Send + Sync + 'static {
     /// MUST store the metadata. `NotFound` when the project is missing or does not belong
@@ -234,6 +239,7 @@ pub trait FileStore: Send + Sync + 'static {
 pub type ByteStream = BoxStream<'static, Result<Bytes, BlobError>>;
 
 /// Where file bytes live (a directory, S3, memory).
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// MUST write the stream's bytes under `key`, returning how many were written. When the
@@ -298,6 +304,7 @@ pub enum LlmEvent {
 pub type LlmEventStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
 
 /// A language model that streams replies.
+#[cfg_attr(test, mockall::automock)]
 pub trait LlmStream: Send + Sync + 'static {
     /// The provider's name for logs and `/api/config` (`echo`, `openai`, …).
     fn provider(&self) -> &str;
@@ -313,6 +320,7 @@ pub trait LlmStream: Send + Sync + 'static {
 }
 
 /// A per-user limit on accepted sends.
+#[cfg_attr(test, mockall::automock)]
 pub trait SendLimiter: Send + Sync + 'static {
     /// MUST take one send from the user's allowance, or return how long until one is free.
     fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;

@@ -1,1 +1,28 @@
 #![doc = include_str!("../README.md")]
+// Most of this crate only runs in a browser; natively it is compiled for clippy and for the unit
+// tests of its pure parts (state, markdown, wording, stream events), so the browser-only glue is
+// dead code there.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+pub mod app;
+pub mod components;
+pub mod hooks;
+pub mod markdown;
+pub mod services;
+pub mod state;
+pub mod wording;
+
+/// Entry point of the wasm module: runs once when the page loads it.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let root = document.get_element_by_id("app").or_else(|| document.body().map(Into::into));
+    if let Some(root) = root {
+        // Drop the "Loading…" placeholder that index.html shows until the client runs.
+        root.set_inner_html("");
+        yew::Renderer::<app::App>::with_root(root).render();
+    }
+}

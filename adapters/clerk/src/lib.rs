@@ -1,1 +1,18 @@
 #![doc = include_str!("../README.md")]
+
+pub mod clerk;
+pub mod config;
+pub mod dev;
+pub mod jwks;
+pub mod oidc;
+pub mod token;
+
+pub use clerk::ClerkVerifier;
+pub use config::{
+    ClerkConfig, ClerkKeys, ClerkSettings, ConfigError, DevConfig, JwksOptions, OidcConfig,
+    OidcSettings, frontend_api_host,
+};
+pub use dev::{DevAuth, DevAuthError, validate_username};
+pub use jwks::{JwksCache, JwksSource, KeyLookupError, KeyPolicy};
+pub use oidc::OidcVerifier;
+pub use token::{CLOCK_SKEW_SECS, MAX_TOKEN_BYTES, VerifyingKey};

@@ -1,1 +1,12 @@
 #![doc = include_str!("../README.md")]
+
+mod chat_completions;
+mod config;
+mod responses;
+mod retry;
+mod stream;
+mod transport;
+
+pub use chat_completions::ChatCompletionsLlm;
+pub use config::{ConfigError, DEFAULT_BASE_URL, DEFAULT_MODEL, OpenAiConfig, ProviderConfig};
+pub use responses::ResponsesLlm;

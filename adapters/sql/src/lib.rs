@@ -1,1 +1,29 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), confab_sql::SqlError> {
+//! use std::sync::Arc;
+//! use confab_core::ports::{ChatHistory, ProjectStore};
+//!
+//! let store = Arc::new(confab_sql::connect("sqlite::memory:", confab_sql::PoolOptions::default()).await?);
+//! let projects: Arc<dyn ProjectStore> = store.clone();
+//! let history: Arc<dyn ChatHistory> = store;
+//! # let _ = (projects, history);
+//! # Ok(())
+//! # }
+//! ```
+
+mod connect;
+mod error;
+mod queries;
+mod rows;
+mod schema;
+mod store;
+mod types;
+
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use connect::{POSTGRES_MIGRATIONS, PoolOptions, SQLITE_BUSY_TIMEOUT, SQLITE_MIGRATIONS};
+pub use error::SqlError;
+pub use store::{SqlStore, connect};

@@ -1,1 +1,18 @@
 #![doc = include_str!("../README.md")]
+
+pub mod app;
+pub mod compose;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod extract;
+pub mod generations;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+mod web_assets;
+
+pub use app::{Adapters, RunningServer, build_state, start, start_on};
+pub use config::Settings;

@@ -1,1 +1,100 @@
-fn main() {}
+//! `confab`: serve (default), migrate, or print the effective configuration.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use confab_server::config::Settings;
+use confab_server::{build_state, compose, start, telemetry};
+
+#[derive(Parser)]
+#[command(name = "confab", version, about = "A self-hostable chatbot platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets masked.
+    Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("confab: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{settings}");
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            telemetry::init_logging(settings.log_format);
+            match compose::migrate(&settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("confab: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => serve(settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init_logging(settings.log_format);
+    if let Err(e) = settings.check_safe_to_serve() {
+        eprintln!("confab: refusing to start: {e}");
+        return ExitCode::from(2);
+    }
+    let adapters = match compose::adapters(&settings).await {
+        Ok(adapters) => adapters,
+        Err(e) => {
+            eprintln!("confab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = build_state(adapters, &settings);
+    let server = match start(state, &settings) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("confab: cannot listen on {}: {e}", settings.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("Confab is ready at http://{}", server.addr);
+    wait_for_signal().await;
+    tracing::info!(
+        grace_secs = settings.shutdown_grace.as_secs(),
+        "shutting down"
+    );
+    server.shutdown(settings.shutdown_grace).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,279 @@
+//! `TokenBucketLimiter`: at most N accepted sends per user in any minute.
+//!
+//! Each user has a bucket of N tokens. A send takes one; each taken token comes back one
+//! minute after it was taken, so the bucket refills at N per minute. (A bucket that refills
+//! continuously would let up to 2N sends through in some minute: a full bucket, then
+//! everything refilled while it was being spent.)
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use confab_core::ids::UserId;
+use confab_core::ports::SendLimiter;
+
+/// How long a taken token stays taken.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Where the limiter reads the time; injectable so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+/// The real monotonic clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<Instant>,
+}
+
+impl ManualClock {
+    /// A clock standing at the current instant.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            now: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// When the user map holds this many users, users with no token taken are forgotten.
+const PRUNE_AT: usize = 1024;
+
+struct Buckets {
+    /// For each user, when each currently taken token was taken, oldest first.
+    taken: HashMap<UserId, VecDeque<Instant>>,
+    prune_at: usize,
+}
+
+/// A per-user `SendLimiter`: at most `per_minute` accepted sends in any minute.
+pub struct TokenBucketLimiter {
+    capacity: usize,
+    clock: Arc<dyn Clock>,
+    buckets: Mutex<Buckets>,
+}
+
+impl TokenBucketLimiter {
+    /// A limiter of `per_minute` sends per user per minute on the system clock.
+    /// With `0`, every send is refused.
+    #[must_use]
+    pub fn new(per_minute: u32) -> Self {
+        Self::with_clock(per_minute, Arc::new(SystemClock))
+    }
+
+    /// The same, reading the time from `clock`.
+    #[must_use]
+    pub fn with_clock(per_minute: u32, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            capacity: usize::try_from(per_minute).unwrap_or(usize::MAX),
+            clock,
+            buckets: Mutex::new(Buckets {
+                taken: HashMap::new(),
+                prune_at: PRUNE_AT,
+            }),
+        }
+    }
+}
+
+/// Rounds up to whole seconds, within 1..=60 (what `Retry-After` may say).
+fn whole_seconds(wait: Duration) -> Duration {
+    let mut secs = wait.as_secs();
+    if wait.subsec_nanos() > 0 {
+        secs += 1;
+    }
+    Duration::from_secs(secs.clamp(1, 60))
+}
+
+fn expire(taken: &mut VecDeque<Instant>, now: Instant) {
+    while taken
+        .front()
+        .is_some_and(|at| now.saturating_duration_since(*at) >= WINDOW)
+    {
+        taken.pop_front();
+    }
+}
+
+impl SendLimiter for TokenBucketLimiter {
+    fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+        if self.capacity == 0 {
+            return Err(WINDOW);
+        }
+        let now = self.clock.now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.taken.len() >= buckets.prune_at {
+            buckets.taken.retain(|_, taken| {
+                expire(taken, now);
+                !taken.is_empty()
+            });
+            buckets.prune_at = PRUNE_AT.max(buckets.taken.len() * 2);
+        }
+        if !buckets.taken.contains_key(user) {
+            buckets.taken.insert(user.clone(), VecDeque::new());
+        }
+        let Some(taken) = buckets.taken.get_mut(user) else {
+            return Err(WINDOW);
+        };
+        expire(taken, now);
+        if taken.len() < self.capacity {
+            taken.push_back(now);
+            return Ok(());
+        }
+        let oldest = taken.front().copied().unwrap_or(now);
+        Err(whole_seconds(
+            WINDOW.saturating_sub(now.saturating_duration_since(oldest)),
+        ))
+    }
+
+    fn refund(&self, user: &UserId) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(taken) = buckets.taken.get_mut(user) {
+            taken.pop_back();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::new(name).unwrap()
+    }
+
+    fn limiter(n: u32) -> (TokenBucketLimiter, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        (TokenBucketLimiter::with_clock(n, clock.clone()), clock)
+    }
+
+    #[test]
+    fn a_full_bucket_allows_n_sends_then_refuses() {
+        let (limiter, _) = limiter(3);
+        let alice = user("alice");
+        for _ in 0..3 {
+            assert_eq!(limiter.try_acquire(&alice), Ok(()));
+        }
+        assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn users_have_separate_buckets() {
+        let (limiter, _) = limiter(1);
+        assert_eq!(limiter.try_acquire(&user("alice")), Ok(()));
+        assert!(limiter.try_acquire(&user("alice")).is_err());
+        assert_eq!(limiter.try_acquire(&user("bob")), Ok(()));
+    }
+
+    #[test]
+    fn the_wait_is_until_the_oldest_send_is_a_minute_old_rounded_up() {
+        let (limiter, clock) = limiter(2);
+        let alice = user("alice");
+        limiter.try_acquire(&alice).unwrap();
+        clock.advance(Duration::from_millis(10_500));
+        limiter.try_acquire(&alice).unwrap();
+        // The first token returns at 60 s: 49.5 s from now, rounded up to 50.
+        assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(50)));
+        clock.advance(Duration::from_millis(49_400));
+        // 0.1 s left: still at least one whole second.
+        assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(1)));
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(limiter.try_acquire(&alice), Ok(()));
+        // The second token returns at 70.5 s; it is now 60 s.
+        assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn there_are_never_more_than_n_sends_in_any_minute() {
+        let (limiter, clock) = limiter(5);
+        let alice = user("alice");
+        let mut accepted: Vec<Duration> = Vec::new();
+        let mut at = Duration::ZERO;
+        // Try a send every 700 ms for five minutes.
+        for _ in 0..430 {
+            if limiter.try_acquire(&alice).is_ok() {
+                accepted.push(at);
+            }
+            clock.advance(Duration::from_millis(700));
+            at += Duration::from_millis(700);
+        }
+        for (i, start) in accepted.iter().enumerate() {
+            let in_window = accepted[i..]
+                .iter()
+                .take_while(|t| **t - *start < Duration::from_secs(60))
+                .count();
+            assert!(in_window <= 5, "{in_window} sends in the minute from {start:?}");
+        }
+        // ... and the allowance is used: 5 per minute over five minutes.
+        assert!(accepted.len() >= 25, "only {} sends were accepted", accepted.len());
+    }
+
+    #[test]
+    fn refund_gives_a_send_back_but_never_above_capacity() {
+        let (limiter, _) = limiter(2);
+        let alice = user("alice");
+        limiter.refund(&alice);
+        limiter.refund(&alice);
+        limiter.try_acquire(&alice).unwrap();
+        limiter.try_acquire(&alice).unwrap();
+        assert!(limiter.try_acquire(&alice).is_err(), "refunds before any send added tokens");
+        limiter.refund(&alice);
+        assert_eq!(limiter.try_acquire(&alice), Ok(()));
+        assert!(limiter.try_acquire(&alice).is_err());
+    }
+
+    #[test]
+    fn a_zero_limit_refuses_everything() {
+        let (limiter, _) = limiter(0);
+        assert_eq!(limiter.try_acquire(&user("alice")), Err(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn waits_are_whole_seconds_between_1_and_60() {
+        assert_eq!(whole_seconds(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(whole_seconds(Duration::from_millis(1)), Duration::from_secs(1));
+        assert_eq!(whole_seconds(Duration::from_millis(1_001)), Duration::from_secs(2));
+        assert_eq!(whole_seconds(Duration::from_secs(7)), Duration::from_secs(7));
+        assert_eq!(whole_seconds(Duration::from_secs(600)), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn idle_users_are_forgotten() {
+        let (limiter, clock) = limiter(1);
+        for i in 0..PRUNE_AT {
+            limiter.try_acquire(&user(&format!("u{i}"))).unwrap();
+        }
+        clock.advance(WINDOW);
+        limiter.try_acquire(&user("late")).unwrap();
+        let buckets = limiter.buckets.lock().unwrap();
+        assert_eq!(buckets.taken.len(), 1);
+    }
+}

@@ -1,0 +1,730 @@
+//! `MemoryStore`: projects, prompts, conversations, messages and file metadata in one
+//! mutex-guarded state. Every method takes the lock once, does its work synchronously and
+//! releases it, so each call is atomic and no lock is ever held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use confab_core::error::{Conflict, StoreError};
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::model::{
+    Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt,
+    Timestamp,
+};
+use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
+use uuid::Uuid;
+
+/// The error text of a streaming reply whose writer stopped renewing its lease.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Every storage port in memory. Cloning is cheap and the clones share one state, so one
+/// value can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, … at once.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    unavailable: AtomicBool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Simulates a database outage: while `true`, every call (including `ping`) answers
+    /// `StoreError::Unavailable` and changes nothing. For tests of 503 answers.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        if self.inner.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the in-memory store is switched off".to_owned(),
+            ));
+        }
+        // A panic while holding the lock cannot leave the state half-written: every
+        // mutation below checks first and writes last.
+        Ok(self.inner.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A message with the time its writer last renewed its lease.
+#[derive(Clone, Debug)]
+struct StoredMessage {
+    message: Message,
+    touched_at: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    projects: BTreeMap<ProjectId, Project>,
+    /// Each project's prompts in version order (index = version - 1).
+    prompts: HashMap<ProjectId, Vec<Prompt>>,
+    prompt_ids: HashMap<PromptId, ProjectId>,
+    conversations: BTreeMap<ConversationId, Conversation>,
+    /// Each conversation's messages by id (v7 ids sort by creation).
+    messages: HashMap<ConversationId, BTreeMap<MessageId, StoredMessage>>,
+    message_ids: HashMap<MessageId, ConversationId>,
+    files: BTreeMap<FileId, FileMeta>,
+}
+
+fn take(limit: u32) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+fn interrupt(stored: &mut StoredMessage) {
+    stored.message.status = MessageStatus::Failed;
+    stored.message.error = Some(INTERRUPTED.to_owned());
+}
+
+fn is_stale(stored: &StoredMessage, stale_before: Timestamp) -> bool {
+    stored.message.status == MessageStatus::Streaming && stored.touched_at < stale_before
+}
+
+impl State {
+    fn owned_project(&self, owner: &UserId, id: ProjectId) -> Result<&Project, StoreError> {
+        self.projects
+            .get(&id)
+            .filter(|p| &p.owner_id == owner)
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn owned_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<&Conversation, StoreError> {
+        self.conversations
+            .get(&id)
+            .filter(|c| &c.owner_id == owner)
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn conversation_messages(
+        &self,
+        id: ConversationId,
+    ) -> impl DoubleEndedIterator<Item = &StoredMessage> {
+        self.messages.get(&id).into_iter().flat_map(BTreeMap::values)
+    }
+
+    fn remove_conversation(&mut self, id: ConversationId) {
+        self.conversations.remove(&id);
+        if let Some(messages) = self.messages.remove(&id) {
+            for message_id in messages.keys() {
+                self.message_ids.remove(message_id);
+            }
+        }
+    }
+
+    // ---- projects
+
+    fn insert_project(&mut self, project: &Project) -> Result<(), StoreError> {
+        if self.projects.contains_key(&project.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        self.projects.insert(project.id, project.clone());
+        Ok(())
+    }
+
+    fn list_projects(&self, owner: &UserId, after: Option<ProjectId>, limit: u32) -> Vec<Project> {
+        let upper = match after {
+            Some(after) => self.projects.range(..after),
+            None => self.projects.range(..),
+        };
+        upper
+            .rev()
+            .map(|(_, p)| p)
+            .filter(|p| &p.owner_id == owner)
+            .take(take(limit))
+            .cloned()
+            .collect()
+    }
+
+    fn update_project(
+        &mut self,
+        owner: &UserId,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        now: Timestamp,
+    ) -> Result<Project, StoreError> {
+        self.owned_project(owner, id)?;
+        let project = self.projects.get_mut(&id).ok_or(StoreError::NotFound)?;
+        if let Some(name) = &patch.name {
+            project.name.clone_from(name);
+        }
+        if let Some(description) = &patch.description {
+            project.description.clone_from(description);
+        }
+        project.updated_at = now;
+        Ok(project.clone())
+    }
+
+    fn delete_project(&mut self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError> {
+        self.owned_project(owner, id)?;
+        self.projects.remove(&id);
+        if let Some(prompts) = self.prompts.remove(&id) {
+            for prompt in prompts {
+                self.prompt_ids.remove(&prompt.id);
+            }
+        }
+        let conversations: Vec<ConversationId> = self
+            .conversations
+            .values()
+            .filter(|c| c.project_id == id)
+            .map(|c| c.id)
+            .collect();
+        for conversation in conversations {
+            self.remove_conversation(conversation);
+        }
+        let mut keys = Vec::new();
+        self.files.retain(|_, file| {
+            if file.project_id == id {
+                keys.push(std::mem::take(&mut file.storage_key));
+                false
+            } else {
+                true
+            }
+        });
+        Ok(keys)
+    }
+
+    // ---- prompts
+
+    fn create_prompt(&mut self, owner: &UserId, new: &NewPrompt) -> Result<Prompt, StoreError> {
+        self.owned_project(owner, new.project_id)?;
+        if self.prompt_ids.contains_key(&new.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        let prompts = self.prompts.entry(new.project_id).or_default();
+        let version = i32::try_from(prompts.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| StoreError::Internal("too many prompt versions".to_owned()))?;
+        if new.activate {
+            for prompt in prompts.iter_mut() {
+                prompt.is_active = false;
+            }
+        }
+        let prompt = Prompt {
+            id: new.id,
+            project_id: new.project_id,
+            version,
+            content: new.content.clone(),
+            is_active: new.activate,
+            created_at: new.created_at,
+        };
+        prompts.push(prompt.clone());
+        self.prompt_ids.insert(prompt.id, prompt.project_id);
+        Ok(prompt)
+    }
+
+    fn project_prompts(&self, project_id: ProjectId) -> &[Prompt] {
+        self.prompts.get(&project_id).map_or(&[], Vec::as_slice)
+    }
+
+    fn list_prompts(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        Ok(self
+            .project_prompts(project_id)
+            .iter()
+            .rev()
+            .filter(|p| before_version.is_none_or(|before| p.version < before))
+            .take(take(limit))
+            .cloned()
+            .collect())
+    }
+
+    fn active_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        Ok(self
+            .project_prompts(project_id)
+            .iter()
+            .find(|p| p.is_active)
+            .cloned())
+    }
+
+    fn activate_prompt(
+        &mut self,
+        owner: &UserId,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, StoreError> {
+        self.owned_project(owner, project_id)?;
+        if self.prompt_ids.get(&prompt_id) != Some(&project_id) {
+            return Err(StoreError::NotFound);
+        }
+        let prompts = self.prompts.get_mut(&project_id).ok_or(StoreError::NotFound)?;
+        let mut activated = None;
+        for prompt in prompts.iter_mut() {
+            prompt.is_active = prompt.id == prompt_id;
+            if prompt.is_active {
+                activated = Some(prompt.clone());
+            }
+        }
+        activated.ok_or(StoreError::NotFound)
+    }
+
+    // ---- conversations and messages
+
+    fn insert_conversation(&mut self, conversation: &Conversation) -> Result<(), StoreError> {
+        self.owned_project(&conversation.owner_id, conversation.project_id)?;
+        if self.conversations.contains_key(&conversation.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        self.conversations
+            .insert(conversation.id, conversation.clone());
+        Ok(())
+    }
+
+    fn list_conversations(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<(Timestamp, ConversationId)>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        let mut rows: Vec<&Conversation> = self
+            .conversations
+            .values()
+            .filter(|c| c.project_id == project_id)
+            .filter(|c| after.is_none_or(|key| (c.updated_at, c.id) < key))
+            .collect();
+        rows.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.id)));
+        Ok(rows.into_iter().take(take(limit)).cloned().collect())
+    }
+
+    fn rename_conversation(
+        &mut self,
+        owner: &UserId,
+        id: ConversationId,
+        title: Option<String>,
+        now: Timestamp,
+    ) -> Result<Conversation, StoreError> {
+        self.owned_conversation(owner, id)?;
+        let conversation = self.conversations.get_mut(&id).ok_or(StoreError::NotFound)?;
+        conversation.title = title;
+        conversation.updated_at = now;
+        Ok(conversation.clone())
+    }
+
+    fn delete_conversation(&mut self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+        self.owned_conversation(owner, id)?;
+        self.remove_conversation(id);
+        Ok(())
+    }
+
+    fn list_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.owned_conversation(owner, conversation_id)?;
+        let Some(messages) = self.messages.get(&conversation_id) else {
+            return Ok(Vec::new());
+        };
+        let rows = match after {
+            Some(after) => messages.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => messages.range(..),
+        };
+        Ok(rows
+            .take(take(limit))
+            .map(|(_, m)| m.message.clone())
+            .collect())
+    }
+
+    fn recent_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.owned_conversation(owner, conversation_id)?;
+        let mut rows: Vec<Message> = self
+            .conversation_messages(conversation_id)
+            .rev()
+            .take(take(limit))
+            .map(|m| m.message.clone())
+            .collect();
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn check_turn(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        client_message_id: Option<Uuid>,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.owned_conversation(owner, conversation_id)?;
+        let mut messages = self.conversation_messages(conversation_id);
+        if messages.any(|m| {
+            m.message.status == MessageStatus::Streaming && m.touched_at >= stale_before
+        }) {
+            return Err(Conflict::ReplyInProgress.into());
+        }
+        if let Some(client_id) = client_message_id
+            && self
+                .conversation_messages(conversation_id)
+                .any(|m| m.message.client_message_id == Some(client_id))
+        {
+            return Err(Conflict::DuplicateClientMessage.into());
+        }
+        Ok(())
+    }
+
+    fn begin_turn(
+        &mut self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let conversation_id = user.conversation_id;
+        self.owned_conversation(owner, conversation_id)?;
+        if reply.conversation_id != conversation_id {
+            return Err(StoreError::Internal(
+                "a turn's reply must belong to the user message's conversation".to_owned(),
+            ));
+        }
+        if user.id == reply.id
+            || self.message_ids.contains_key(&user.id)
+            || self.message_ids.contains_key(&reply.id)
+        {
+            return Err(Conflict::DuplicateId.into());
+        }
+        let messages = self.messages.entry(conversation_id).or_default();
+        for stored in messages.values_mut() {
+            if is_stale(stored, stale_before) {
+                interrupt(stored);
+            }
+        }
+        if messages
+            .values()
+            .any(|m| m.message.status == MessageStatus::Streaming)
+        {
+            return Err(Conflict::ReplyInProgress.into());
+        }
+        if let Some(client_id) = user.client_message_id
+            && messages
+                .values()
+                .any(|m| m.message.client_message_id == Some(client_id))
+        {
+            return Err(Conflict::DuplicateClientMessage.into());
+        }
+        for message in [user, reply] {
+            messages.insert(
+                message.id,
+                StoredMessage {
+                    message: message.clone(),
+                    touched_at: message.created_at,
+                },
+            );
+            self.message_ids.insert(message.id, conversation_id);
+        }
+        if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
+            conversation.updated_at = user.created_at;
+        }
+        Ok(())
+    }
+
+    fn stored_message_mut(&mut self, id: MessageId) -> Result<&mut StoredMessage, StoreError> {
+        let conversation_id = self.message_ids.get(&id).ok_or(StoreError::NotFound)?;
+        self.messages
+            .get_mut(conversation_id)
+            .and_then(|messages| messages.get_mut(&id))
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn touch_reply(&mut self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+        let stored = self.stored_message_mut(id)?;
+        if stored.message.status == MessageStatus::Streaming {
+            content.clone_into(&mut stored.message.content);
+            stored.touched_at = now;
+        }
+        Ok(())
+    }
+
+    fn finish_reply(&mut self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+        let stored = self.stored_message_mut(reply.id)?;
+        let conversation_id = stored.message.conversation_id;
+        stored.message.content.clone_from(&reply.content);
+        stored.message.status = reply.status;
+        stored.message.model.clone_from(&reply.model);
+        stored.message.usage = reply.usage;
+        stored.message.error.clone_from(&reply.error);
+        stored.touched_at = now;
+        if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
+            conversation.updated_at = now;
+        }
+        Ok(())
+    }
+
+    fn fail_stale_replies(&mut self, stale_before: Timestamp) -> u64 {
+        let mut count = 0;
+        for stored in self.messages.values_mut().flat_map(BTreeMap::values_mut) {
+            if is_stale(stored, stale_before) {
+                interrupt(stored);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    // ---- files
+
+    fn insert_file(&mut self, file: &FileMeta) -> Result<(), StoreError> {
+        self.owned_project(&file.owner_id, file.project_id)?;
+        if self.files.contains_key(&file.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        self.files.insert(file.id, file.clone());
+        Ok(())
+    }
+
+    fn owned_file(&self, owner: &UserId, id: FileId) -> Result<&FileMeta, StoreError> {
+        self.files
+            .get(&id)
+            .filter(|f| &f.owner_id == owner)
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn list_files(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        let upper = match after {
+            Some(after) => self.files.range(..after),
+            None => self.files.range(..),
+        };
+        Ok(upper
+            .rev()
+            .map(|(_, f)| f)
+            .filter(|f| f.project_id == project_id)
+            .take(take(limit))
+            .cloned()
+            .collect())
+    }
+
+    fn delete_file(&mut self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
+        self.owned_file(owner, id)?;
+        self.files.remove(&id).ok_or(StoreError::NotFound)
+    }
+}
+
+#[async_trait]
+impl ProjectStore for MemoryStore {
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
+        self.state()?.insert_project(project)
+    }
+
+    async fn get_project(&self, owner: &UserId, id: ProjectId) -> Result<Project, StoreError> {
+        self.state()?.owned_project(owner, id).cloned()
+    }
+
+    async fn list_projects(
+        &self,
+        owner: &UserId,
+        after: Option<ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError> {
+        Ok(self.state()?.list_projects(owner, after, limit))
+    }
+
+    async fn update_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        now: Timestamp,
+    ) -> Result<Project, StoreError> {
+        self.state()?.update_project(owner, id, patch, now)
+    }
+
+    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError> {
+        self.state()?.delete_project(owner, id)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.state().map(drop)
+    }
+}
+
+#[async_trait]
+impl PromptStore for MemoryStore {
+    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError> {
+        self.state()?.create_prompt(owner, prompt)
+    }
+
+    async fn list_prompts(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        self.state()?
+            .list_prompts(owner, project_id, before_version, limit)
+    }
+
+    async fn active_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        self.state()?.active_prompt(owner, project_id)
+    }
+
+    async fn activate_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, StoreError> {
+        self.state()?.activate_prompt(owner, project_id, prompt_id)
+    }
+}
+
+#[async_trait]
+impl ChatHistory for MemoryStore {
+    async fn insert_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
+        self.state()?.insert_conversation(conversation)
+    }
+
+    async fn get_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        self.state()?.owned_conversation(owner, id).cloned()
+    }
+
+    async fn list_conversations(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<(Timestamp, ConversationId)>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.state()?
+            .list_conversations(owner, project_id, after, limit)
+    }
+
+    async fn rename_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        title: Option<String>,
+        now: Timestamp,
+    ) -> Result<Conversation, StoreError> {
+        self.state()?.rename_conversation(owner, id, title, now)
+    }
+
+    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+        self.state()?.delete_conversation(owner, id)
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.state()?
+            .list_messages(owner, conversation_id, after, limit)
+    }
+
+    async fn recent_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.state()?.recent_messages(owner, conversation_id, limit)
+    }
+
+    async fn check_turn(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        client_message_id: Option<Uuid>,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.state()?
+            .check_turn(owner, conversation_id, client_message_id, stale_before)
+    }
+
+    async fn begin_turn(
+        &self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.state()?.begin_turn(owner, user, reply, stale_before)
+    }
+
+    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.state()?.touch_reply(id, content, now)
+    }
+
+    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+        self.state()?.finish_reply(reply, now)
+    }
+
+    async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.state()?.fail_stale_replies(stale_before))
+    }
+}
+
+#[async_trait]
+impl FileStore for MemoryStore {
+    async fn insert_file(&self, file: &FileMeta) -> Result<(), StoreError> {
+        self.state()?.insert_file(file)
+    }
+
+    async fn get_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
+        self.state()?.owned_file(owner, id).cloned()
+    }
+
+    async fn list_files(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        self.state()?.list_files(owner, project_id, after, limit)
+    }
+
+    async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
+        self.state()?.delete_file(owner, id)
+    }
+}

@@ -1,0 +1,431 @@
+//! The Chat Completions API as OpenAI-compatible servers speak it (Ollama, vLLM, llama.cpp,
+//! LM Studio): `POST {base_url}/chat/completions` with `"stream": true`, answered by
+//! `data: {chunk}` lines and a final `data: [DONE]`.
+//!
+//! The system prompt is sent as a first `system` message; the length cap as `max_tokens`,
+//! the name every compatible server knows. Usage is asked for with
+//! `stream_options.include_usage`; a server that does not report it gives `usage: None`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use confab_core::LlmError;
+use confab_core::model::Usage;
+use confab_core::ports::{Completion, LlmEventStream, LlmRequest, LlmStream};
+use eventsource_stream::Event;
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, OpenAiConfig, endpoint};
+use crate::responses::{failure, incomplete, role};
+use crate::stream::{Decoder, Step, drive, json};
+use crate::transport::{ErrorField, Transport};
+
+/// An `LlmStream` over the Chat Completions API of an OpenAI-compatible server.
+pub struct ChatCompletionsLlm {
+    transport: Arc<Transport>,
+    url: Url,
+    model: String,
+    max_output_tokens: Option<u32>,
+}
+
+impl fmt::Debug for ChatCompletionsLlm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatCompletionsLlm")
+            .field("url", &self.url.as_str())
+            .field("model", &self.model)
+            .field("max_output_tokens", &self.max_output_tokens)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl ChatCompletionsLlm {
+    /// Builds the adapter; fails on an invalid base URL, an empty model or a key that
+    /// cannot be sent in a header. An empty key sends no `Authorization` header.
+    pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
+        let base = config.validate()?;
+        Ok(Self {
+            transport: Arc::new(Transport::new(&config)?),
+            url: endpoint(&base, "chat/completions")?,
+            model: config.model,
+            max_output_tokens: config.max_output_tokens,
+        })
+    }
+
+    /// The endpoint requests go to.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+impl LlmStream for ChatCompletionsLlm {
+    fn provider(&self) -> &str {
+        "openai-compatible"
+    }
+
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self, request: LlmRequest) -> LlmEventStream {
+        let body = request_body(&request, &self.model, self.max_output_tokens);
+        tracing::debug!(url = %self.url, model = %body["model"], "streaming a reply from a Chat Completions API");
+        drive(
+            Arc::clone(&self.transport),
+            self.url.clone(),
+            body,
+            ChatDecoder::default(),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The JSON body of a streaming Chat Completions request.
+fn request_body(
+    request: &LlmRequest,
+    default_model: &str,
+    default_max_output_tokens: Option<u32>,
+) -> serde_json::Value {
+    let model = if request.model.trim().is_empty() {
+        default_model
+    } else {
+        &request.model
+    };
+    let system = request.instructions.as_deref().map(|content| ChatMessage {
+        role: "system",
+        content,
+    });
+    let history = request.messages.iter().map(|m| ChatMessage {
+        role: role(m.role),
+        content: &m.content,
+    });
+    let body = Body {
+        model,
+        messages: system.into_iter().chain(history).collect(),
+        stream: true,
+        stream_options: StreamOptions {
+            include_usage: true,
+        },
+        max_tokens: request.max_output_tokens.or(default_max_output_tokens),
+    };
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+/// Reads `chat.completion.chunk`s, remembering the finish reason, usage and model for the end.
+#[derive(Default)]
+struct ChatDecoder {
+    finish_reason: Option<String>,
+    usage: Option<ChunkUsage>,
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+    #[serde(default)]
+    error: Option<ErrorField>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    delta: Option<ChoiceDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+impl ChatDecoder {
+    fn completion(&mut self) -> Completion {
+        let usage = self.usage.take();
+        Completion {
+            usage: usage.as_ref().map(|u| Usage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+            }),
+            cached_tokens: usage
+                .as_ref()
+                .and_then(|u| u.prompt_tokens_details.as_ref())
+                .and_then(|d| d.cached_tokens),
+            reasoning_tokens: usage
+                .as_ref()
+                .and_then(|u| u.completion_tokens_details.as_ref())
+                .and_then(|d| d.reasoning_tokens),
+            model: self.model.take(),
+            incomplete: match self.finish_reason.as_deref() {
+                None | Some("stop" | "tool_calls" | "function_call" | "eos") => None,
+                Some(reason) => Some(incomplete(reason)),
+            },
+        }
+    }
+}
+
+impl Decoder for ChatDecoder {
+    fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
+        if event.data.trim() == "[DONE]" {
+            return Ok(Step::Done(self.completion()));
+        }
+        let chunk: Chunk = json(event)?;
+        if let Some(error) = chunk.error {
+            return Err(failure(error.into_object()));
+        }
+        if chunk.model.is_some() {
+            self.model = chunk.model;
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        let mut text = String::new();
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason);
+            }
+            if let Some(content) = choice.delta.and_then(|d| d.content) {
+                text = content;
+            }
+        }
+        Ok(if text.is_empty() {
+            Step::Skip
+        } else {
+            Step::Delta(text)
+        })
+    }
+
+    fn end(&mut self) -> Result<Completion, LlmError> {
+        if self.finish_reason.is_some() {
+            Ok(self.completion())
+        } else {
+            Err(LlmError::Truncated)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use confab_core::model::Role;
+    use confab_core::ports::{Incomplete, LlmMessage};
+    use serde_json::json;
+
+    use super::*;
+
+    fn data(value: serde_json::Value) -> Event {
+        raw(&value.to_string())
+    }
+
+    fn raw(text: &str) -> Event {
+        Event {
+            event: "message".to_owned(),
+            data: text.to_owned(),
+            id: String::new(),
+            retry: None,
+        }
+    }
+
+    fn chunk(content: Option<&str>, finish: Option<&str>) -> Event {
+        data(json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+            "model": "llama3.2", "choices": [{"index": 0, "delta": {"content": content},
+            "logprobs": null, "finish_reason": finish}], "usage": null}))
+    }
+
+    #[test]
+    fn the_body_puts_instructions_first_as_a_system_message_and_asks_for_usage() {
+        let request = LlmRequest {
+            model: "llama3.2".to_owned(),
+            instructions: Some("Be brief.".to_owned()),
+            messages: vec![
+                LlmMessage {
+                    role: Role::User,
+                    content: "hi".to_owned(),
+                },
+                LlmMessage {
+                    role: Role::Assistant,
+                    content: "hello".to_owned(),
+                },
+                LlmMessage {
+                    role: Role::User,
+                    content: "bye".to_owned(),
+                },
+            ],
+            max_output_tokens: Some(100),
+        };
+        assert_eq!(
+            request_body(&request, "default", None),
+            json!({
+                "model": "llama3.2",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello"},
+                    {"role": "user", "content": "bye"},
+                ],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "max_tokens": 100,
+            })
+        );
+    }
+
+    #[test]
+    fn without_instructions_there_is_no_system_message() {
+        let request = LlmRequest {
+            model: String::new(),
+            instructions: None,
+            messages: vec![LlmMessage {
+                role: Role::User,
+                content: "hi".to_owned(),
+            }],
+            max_output_tokens: None,
+        };
+        let body = request_body(&request, "qwen", None);
+        assert_eq!(body["model"], "qwen");
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
+        assert!(body.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn content_becomes_deltas_and_done_completes_with_usage() {
+        let mut d = ChatDecoder::default();
+        assert_eq!(d.event(&chunk(Some(""), None)).unwrap(), Step::Skip);
+        assert_eq!(d.event(&chunk(Some("Hi"), None)).unwrap(), Step::Delta("Hi".to_owned()));
+        assert_eq!(d.event(&chunk(None, Some("stop"))).unwrap(), Step::Skip);
+        let usage = data(json!({"id": "chatcmpl-1", "choices": [], "usage": {
+            "prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
+            "prompt_tokens_details": {"cached_tokens": 4},
+            "completion_tokens_details": {"reasoning_tokens": 1}}}));
+        assert_eq!(d.event(&usage).unwrap(), Step::Skip);
+        assert_eq!(
+            d.event(&raw("[DONE]")).unwrap(),
+            Step::Done(Completion {
+                usage: Some(Usage {
+                    input_tokens: 9,
+                    output_tokens: 2
+                }),
+                cached_tokens: Some(4),
+                reasoning_tokens: Some(1),
+                model: Some("llama3.2".to_owned()),
+                incomplete: None,
+            })
+        );
+    }
+
+    #[test]
+    fn missing_usage_is_none_not_zero() {
+        let mut d = ChatDecoder::default();
+        d.event(&chunk(Some("Hi"), Some("stop"))).unwrap();
+        let Step::Done(c) = d.event(&raw("[DONE]")).unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!(c.usage, None);
+    }
+
+    #[test]
+    fn finish_reasons_map_to_incomplete() {
+        for (reason, expected) in [
+            ("length", Some(Incomplete::MaxOutputTokens)),
+            ("content_filter", Some(Incomplete::ContentFilter)),
+            ("stop", None),
+            ("abort", Some(Incomplete::Other("abort".to_owned()))),
+        ] {
+            let mut d = ChatDecoder::default();
+            d.event(&chunk(Some("x"), Some(reason))).unwrap();
+            let Step::Done(c) = d.event(&raw("[DONE]")).unwrap() else {
+                panic!("not done")
+            };
+            assert_eq!(c.incomplete, expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_finish_reason_then_the_end_of_the_stream_completes() {
+        let mut d = ChatDecoder::default();
+        d.event(&chunk(Some("x"), Some("length"))).unwrap();
+        assert_eq!(d.end().unwrap().incomplete, Some(Incomplete::MaxOutputTokens));
+    }
+
+    #[test]
+    fn an_end_without_finish_reason_or_done_is_truncated() {
+        let mut d = ChatDecoder::default();
+        d.event(&chunk(Some("x"), None)).unwrap();
+        assert_eq!(d.end().unwrap_err(), LlmError::Truncated);
+    }
+
+    #[test]
+    fn an_error_chunk_is_an_upstream_error() {
+        let mut d = ChatDecoder::default();
+        let e = d
+            .event(&data(json!({"error": {"message": "overloaded", "type": "server_error", "code": null}})))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            LlmError::Upstream {
+                status: None,
+                code: Some("server_error".to_owned()),
+                message: "overloaded".to_owned()
+            }
+        );
+        let e = d.event(&data(json!({"error": "model not loaded"}))).unwrap_err();
+        assert!(matches!(e, LlmError::Upstream { message, .. } if message == "model not loaded"));
+    }
+
+    #[test]
+    fn malformed_chunks_are_bad_responses() {
+        let e = ChatDecoder::default().event(&raw("{\"choices\": [")).unwrap_err();
+        assert!(matches!(e, LlmError::BadResponse(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,507 @@
+//! OpenAI's Responses API: `POST {base_url}/responses` with `"stream": true`.
+//!
+//! Of the many event types a stream may carry, four matter for a plain text reply:
+//! `response.output_text.delta` (text), `response.completed` and `response.incomplete`
+//! (the end, with usage), `response.failed` and `error` (a failure). All others are skipped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use confab_core::LlmError;
+use confab_core::model::{Role, Usage};
+use confab_core::ports::{Completion, Incomplete, LlmEventStream, LlmRequest, LlmStream};
+use eventsource_stream::Event;
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, OpenAiConfig, endpoint};
+use crate::stream::{Decoder, Step, drive, json};
+use crate::transport::{ErrorObject, Transport};
+
+/// An `LlmStream` over OpenAI's Responses API. Requests are sent with `"store": false`.
+pub struct ResponsesLlm {
+    transport: Arc<Transport>,
+    url: Url,
+    model: String,
+    max_output_tokens: Option<u32>,
+}
+
+impl fmt::Debug for ResponsesLlm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponsesLlm")
+            .field("url", &self.url.as_str())
+            .field("model", &self.model)
+            .field("max_output_tokens", &self.max_output_tokens)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl ResponsesLlm {
+    /// Builds the adapter; fails on an invalid base URL, an empty model or a key that
+    /// cannot be sent in a header.
+    pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
+        let base = config.validate()?;
+        Ok(Self {
+            transport: Arc::new(Transport::new(&config)?),
+            url: endpoint(&base, "responses")?,
+            model: config.model,
+            max_output_tokens: config.max_output_tokens,
+        })
+    }
+
+    /// The endpoint requests go to.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+impl LlmStream for ResponsesLlm {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self, request: LlmRequest) -> LlmEventStream {
+        let body = request_body(&request, &self.model, self.max_output_tokens);
+        tracing::debug!(url = %self.url, model = %body["model"], "streaming a reply from the Responses API");
+        drive(
+            Arc::clone(&self.transport),
+            self.url.clone(),
+            body,
+            ResponsesDecoder,
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instructions: Option<&'a str>,
+    input: Vec<InputMessage<'a>>,
+    stream: bool,
+    store: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct InputMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// The JSON body of a streaming Responses request.
+fn request_body(
+    request: &LlmRequest,
+    default_model: &str,
+    default_max_output_tokens: Option<u32>,
+) -> serde_json::Value {
+    let model = if request.model.trim().is_empty() {
+        default_model
+    } else {
+        &request.model
+    };
+    let body = Body {
+        model,
+        instructions: request.instructions.as_deref(),
+        input: request
+            .messages
+            .iter()
+            .map(|m| InputMessage {
+                role: role(m.role),
+                content: &m.content,
+            })
+            .collect(),
+        stream: true,
+        store: false,
+        max_output_tokens: request.max_output_tokens.or(default_max_output_tokens),
+    };
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+pub(crate) fn role(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// Reads Responses API events.
+struct ResponsesDecoder;
+
+#[derive(Deserialize)]
+struct TextDelta {
+    delta: String,
+}
+
+#[derive(Deserialize)]
+struct Finished {
+    response: ResponseObject,
+}
+
+#[derive(Default, Deserialize)]
+struct ResponseObject {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<ResponseUsage>,
+    #[serde(default)]
+    incomplete_details: Option<IncompleteDetails>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct ResponseUsage {
+    input_tokens: u32,
+    output_tokens: u32,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    cached_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteDetails {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The `error` event: its fields are at the top level, or under `error` in some servers.
+#[derive(Deserialize)]
+struct ErrorEvent {
+    #[serde(flatten)]
+    flat: ErrorObject,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+impl Decoder for ResponsesDecoder {
+    fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
+        let value: serde_json::Value = json(event)?;
+        let kind = value
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(&event.event)
+            .to_owned();
+        let parse = |what: &str| LlmError::BadResponse(format!("a {kind} event lacks {what}"));
+        match kind.as_str() {
+            "response.output_text.delta" => {
+                let delta: TextDelta =
+                    serde_json::from_value(value).map_err(|_| parse("its text delta"))?;
+                Ok(if delta.delta.is_empty() {
+                    Step::Skip
+                } else {
+                    Step::Delta(delta.delta)
+                })
+            }
+            "response.completed" | "response.incomplete" => {
+                let finished: Finished =
+                    serde_json::from_value(value).map_err(|_| parse("a valid response object"))?;
+                let mut completion = completion(finished.response);
+                if kind == "response.incomplete" && completion.incomplete.is_none() {
+                    completion.incomplete = Some(Incomplete::Other("unknown".to_owned()));
+                }
+                Ok(Step::Done(completion))
+            }
+            "response.failed" => {
+                let finished: Finished = serde_json::from_value(value).unwrap_or(Finished {
+                    response: ResponseObject::default(),
+                });
+                Err(failure(finished.response.error.unwrap_or_default()))
+            }
+            "error" => {
+                let event: ErrorEvent =
+                    serde_json::from_value(value).map_err(|_| parse("a valid error object"))?;
+                Err(failure(event.error.unwrap_or(event.flat)))
+            }
+            _ => Ok(Step::Skip),
+        }
+    }
+
+    fn end(&mut self) -> Result<Completion, LlmError> {
+        Err(LlmError::Truncated)
+    }
+}
+
+fn completion(response: ResponseObject) -> Completion {
+    let (usage, cached_tokens, reasoning_tokens) = match response.usage {
+        Some(u) => (
+            Some(Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+            }),
+            u.input_tokens_details.and_then(|d| d.cached_tokens),
+            u.output_tokens_details.and_then(|d| d.reasoning_tokens),
+        ),
+        None => (None, None, None),
+    };
+    Completion {
+        usage,
+        cached_tokens,
+        reasoning_tokens,
+        model: response.model,
+        incomplete: response
+            .incomplete_details
+            .map(|d| incomplete(d.reason.as_deref().unwrap_or("unknown"))),
+    }
+}
+
+pub(crate) fn incomplete(reason: &str) -> Incomplete {
+    match reason {
+        "max_output_tokens" | "max_tokens" | "length" => Incomplete::MaxOutputTokens,
+        "content_filter" => Incomplete::ContentFilter,
+        other => Incomplete::Other(other.to_owned()),
+    }
+}
+
+/// A provider's failure event as an `LlmError`.
+pub(crate) fn failure(error: ErrorObject) -> LlmError {
+    let code = error.code();
+    if code.as_deref() == Some("rate_limit_exceeded") {
+        return LlmError::RateLimited { retry_after: None };
+    }
+    LlmError::Upstream {
+        status: None,
+        code,
+        message: error
+            .message
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "the provider reported a failure".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use confab_core::ports::LlmMessage;
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(name: &str, data: serde_json::Value) -> Event {
+        Event {
+            event: name.to_owned(),
+            data: data.to_string(),
+            id: String::new(),
+            retry: None,
+        }
+    }
+
+    fn decode(data: serde_json::Value) -> Result<Step, LlmError> {
+        let name = data["type"].as_str().unwrap_or("message").to_owned();
+        ResponsesDecoder.event(&event(&name, data))
+    }
+
+    fn request(instructions: Option<&str>, max: Option<u32>) -> LlmRequest {
+        LlmRequest {
+            model: "gpt-test".to_owned(),
+            instructions: instructions.map(str::to_owned),
+            messages: vec![
+                LlmMessage {
+                    role: Role::User,
+                    content: "first".to_owned(),
+                },
+                LlmMessage {
+                    role: Role::Assistant,
+                    content: "second".to_owned(),
+                },
+                LlmMessage {
+                    role: Role::User,
+                    content: "third".to_owned(),
+                },
+            ],
+            max_output_tokens: max,
+        }
+    }
+
+    #[test]
+    fn the_body_streams_without_storing_and_keeps_the_order_of_messages() {
+        let body = request_body(&request(Some("Be brief."), Some(300)), "default", None);
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt-test",
+                "instructions": "Be brief.",
+                "input": [
+                    {"role": "user", "content": "first"},
+                    {"role": "assistant", "content": "second"},
+                    {"role": "user", "content": "third"},
+                ],
+                "stream": true,
+                "store": false,
+                "max_output_tokens": 300,
+            })
+        );
+    }
+
+    #[test]
+    fn absent_instructions_and_limits_are_left_out_of_the_body() {
+        let body = request_body(&request(None, None), "default", None);
+        assert!(body.get("instructions").is_none());
+        assert!(body.get("max_output_tokens").is_none());
+    }
+
+    #[test]
+    fn the_configured_model_and_limit_fill_in_for_the_request() {
+        let mut r = request(None, None);
+        r.model = String::new();
+        let body = request_body(&r, "gpt-4.1-mini", Some(64));
+        assert_eq!(body["model"], "gpt-4.1-mini");
+        assert_eq!(body["max_output_tokens"], 64);
+    }
+
+    #[test]
+    fn text_deltas_become_deltas() {
+        let step = decode(json!({"type": "response.output_text.delta", "sequence_number": 4,
+            "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hel", "logprobs": []}));
+        assert_eq!(step.unwrap(), Step::Delta("Hel".to_owned()));
+    }
+
+    #[test]
+    fn other_event_types_are_skipped() {
+        for kind in [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.done",
+            "response.reasoning_summary_text.delta",
+            "response.some_future_event",
+        ] {
+            let step = decode(json!({"type": kind, "sequence_number": 1, "delta": {"odd": true}}));
+            assert_eq!(step.unwrap(), Step::Skip, "{kind}");
+        }
+    }
+
+    #[test]
+    fn completed_carries_usage_cached_and_reasoning_tokens() {
+        let step = decode(json!({"type": "response.completed", "sequence_number": 9, "response": {
+            "id": "resp_1", "status": "completed", "model": "gpt-4.1-mini-2025-04-14",
+            "usage": {"input_tokens": 37, "input_tokens_details": {"cached_tokens": 12},
+                      "output_tokens": 11, "output_tokens_details": {"reasoning_tokens": 3},
+                      "total_tokens": 48}}}));
+        assert_eq!(
+            step.unwrap(),
+            Step::Done(Completion {
+                usage: Some(Usage {
+                    input_tokens: 37,
+                    output_tokens: 11
+                }),
+                cached_tokens: Some(12),
+                reasoning_tokens: Some(3),
+                model: Some("gpt-4.1-mini-2025-04-14".to_owned()),
+                incomplete: None,
+            })
+        );
+    }
+
+    #[test]
+    fn completed_without_usage_reports_none() {
+        let step = decode(json!({"type": "response.completed", "response": {"usage": null}}));
+        let Step::Done(c) = step.unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!(c.usage, None);
+    }
+
+    #[test]
+    fn incomplete_reasons_are_mapped() {
+        for (reason, expected) in [
+            ("max_output_tokens", Incomplete::MaxOutputTokens),
+            ("content_filter", Incomplete::ContentFilter),
+            ("turn_limit", Incomplete::Other("turn_limit".to_owned())),
+        ] {
+            let step = decode(json!({"type": "response.incomplete", "response": {
+                "status": "incomplete", "incomplete_details": {"reason": reason},
+                "usage": {"input_tokens": 1, "output_tokens": 2}}}));
+            let Step::Done(c) = step.unwrap() else {
+                panic!("not done")
+            };
+            assert_eq!(c.incomplete, Some(expected));
+            assert_eq!(c.usage.map(|u| u.output_tokens), Some(2));
+        }
+    }
+
+    #[test]
+    fn a_failed_response_carries_the_providers_code_and_message() {
+        let step = decode(json!({"type": "response.failed", "response": {"status": "failed",
+            "error": {"code": "server_error", "message": "The model crashed."}}}));
+        assert_eq!(
+            step.unwrap_err(),
+            LlmError::Upstream {
+                status: None,
+                code: Some("server_error".to_owned()),
+                message: "The model crashed.".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn error_events_carry_code_and_message_flat_or_nested() {
+        let flat = decode(json!({"type": "error", "code": "insufficient_quota",
+            "message": "No credit.", "param": null, "sequence_number": 2}));
+        let nested = decode(json!({"type": "error", "error": {"type": "invalid_request_error",
+            "code": "insufficient_quota", "message": "No credit."}}));
+        for step in [flat, nested] {
+            assert_eq!(
+                step.unwrap_err(),
+                LlmError::Upstream {
+                    status: None,
+                    code: Some("insufficient_quota".to_owned()),
+                    message: "No credit.".to_owned()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_failure_is_rate_limited() {
+        let step = decode(json!({"type": "response.failed", "response": {
+            "error": {"code": "rate_limit_exceeded", "message": "Slow down."}}}));
+        assert_eq!(step.unwrap_err(), LlmError::RateLimited { retry_after: None });
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_response() {
+        let e = ResponsesDecoder
+            .event(&Event {
+                event: "response.output_text.delta".to_owned(),
+                data: "{\"type\": \"response.output_text.delta\", \"delta\": ".to_owned(),
+                id: String::new(),
+                retry: None,
+            })
+            .unwrap_err();
+        assert!(matches!(e, LlmError::BadResponse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_delta_without_text_is_a_bad_response() {
+        let e = decode(json!({"type": "response.output_text.delta", "delta": 5})).unwrap_err();
+        assert!(matches!(e, LlmError::BadResponse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn an_end_without_a_terminal_event_is_truncated() {
+        assert_eq!(ResponsesDecoder.end().unwrap_err(), LlmError::Truncated);
+    }
+}

@@ -1,0 +1,98 @@
+//! Turns one provider answer into an `LlmEventStream`, whatever the wire format: the
+//! decoder of each format says what each server-sent event means.
+
+use std::sync::Arc;
+
+use confab_core::LlmError;
+use confab_core::ports::{Completion, LlmEvent, LlmEventStream};
+use eventsource_stream::Event;
+use futures::StreamExt;
+use reqwest::Url;
+
+use crate::transport::{Transport, stream_error};
+
+/// What one server-sent event means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing for the caller (one of the many events a plain text answer does not need).
+    Skip,
+    /// A piece of the reply's text.
+    Delta(String),
+    /// The reply is over.
+    Done(Completion),
+}
+
+/// One wire format's reading of an answer.
+pub(crate) trait Decoder: Send + 'static {
+    /// The meaning of one event; an `Err` ends the stream.
+    fn event(&mut self, event: &Event) -> Result<Step, LlmError>;
+
+    /// The stream ended with no terminal event: a completion when the format allows that,
+    /// else `Truncated`.
+    fn end(&mut self) -> Result<Completion, LlmError>;
+}
+
+/// Sends the request and yields the decoded reply: deltas, then one `Completed` or one `Err`,
+/// and nothing after. Dropping the stream drops the HTTP request.
+pub(crate) fn drive<D: Decoder>(
+    transport: Arc<Transport>,
+    url: Url,
+    body: serde_json::Value,
+    mut decoder: D,
+) -> LlmEventStream {
+    Box::pin(async_stream::stream! {
+        let mut events = match transport.open(&url, &body).await {
+            Ok(events) => events,
+            Err(e) => {
+                yield Err(e);
+                return;
+            }
+        };
+        drop(body);
+        loop {
+            let step = match events.next().await {
+                None => decoder.end().map(Step::Done),
+                Some(Err(e)) => Err(stream_error(e)),
+                Some(Ok(event)) => decoder.event(&event),
+            };
+            match step {
+                Ok(Step::Skip) => {}
+                Ok(Step::Delta(text)) => yield Ok(LlmEvent::Delta(text)),
+                Ok(Step::Done(completion)) => {
+                    yield Ok(LlmEvent::Completed(completion));
+                    return;
+                }
+                Err(e) => {
+                    yield Err(scrub(e, &transport));
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Provider messages may echo what they were sent; the key never leaves.
+fn scrub(error: LlmError, transport: &Transport) -> LlmError {
+    match error {
+        LlmError::Upstream {
+            status,
+            code,
+            message,
+        } => LlmError::Upstream {
+            status,
+            code,
+            message: transport.redact(message),
+        },
+        other => other,
+    }
+}
+
+/// Parses an event's data as JSON; a malformed payload is a `BadResponse`.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, LlmError> {
+    serde_json::from_str(&event.data).map_err(|e| {
+        LlmError::BadResponse(format!(
+            "an event of type {:?} is not valid JSON of the expected shape: {e}",
+            event.event
+        ))
+    })
+}

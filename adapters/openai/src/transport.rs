@@ -1,0 +1,432 @@
+//! The HTTP side shared by both adapters: one POST that answers with a server-sent event
+//! stream, with retries before the stream starts and timeouts while it runs.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use confab_core::LlmError;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::stream::{BoxStream, Stream, StreamExt};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Response, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::{Instant, timeout_at};
+
+use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
+use crate::retry;
+
+/// The most of an error answer's body that is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A parsed server-sent event stream of one answer.
+pub(crate) type SseStream = BoxStream<'static, Result<Event, EventStreamError<BodyError>>>;
+
+/// Why reading a streaming body stopped early.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Nothing arrived before the first-byte deadline.
+    FirstByte(Duration),
+    /// Nothing arrived for the idle timeout.
+    Idle(Duration),
+    /// The connection failed mid-body.
+    Transport(reqwest::Error),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FirstByte(d) => write!(f, "no answer within {} ms", d.as_millis()),
+            Self::Idle(d) => write!(f, "no data for {} ms", d.as_millis()),
+            Self::Transport(e) => write!(f, "{}", error_chain(e)),
+        }
+    }
+}
+
+/// The HTTP client, the prepared `Authorization` header and the network settings.
+pub(crate) struct Transport {
+    client: reqwest::Client,
+    authorization: Option<HeaderValue>,
+    api_key: SecretString,
+    settings: ProviderConfig,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("authorization", &self.authorization.as_ref().map(|_| "[REDACTED]"))
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong with one attempt, and whether another may help.
+struct Failure {
+    error: LlmError,
+    retry: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Transport {
+    pub(crate) fn new(config: &OpenAiConfig) -> Result<Self, ConfigError> {
+        let key = config.api_key.expose_secret();
+        let authorization = if key.is_empty() {
+            None
+        } else {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| ConfigError::InvalidApiKey)?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.provider.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Client(error_chain(&e)))?;
+        Ok(Self {
+            client,
+            authorization,
+            api_key: config.api_key.clone(),
+            settings: config.provider.clone(),
+        })
+    }
+
+    /// POSTs `body` to `url` and returns the answer's event stream. Retries connect errors
+    /// and retryable statuses (see `retry`), never after the stream has started.
+    pub(crate) async fn open(&self, url: &Url, body: &serde_json::Value) -> Result<SseStream, LlmError> {
+        let mut attempt = 0;
+        loop {
+            let deadline = Instant::now() + self.settings.first_byte_timeout;
+            let mut request = self
+                .client
+                .post(url.clone())
+                .header(ACCEPT, "text/event-stream")
+                .json(body);
+            if let Some(auth) = &self.authorization {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            let failure = match timeout_at(deadline, request.send()).await {
+                Err(_) => {
+                    return Err(LlmError::Timeout(format!(
+                        "no answer within the first-byte timeout of {} ms",
+                        self.settings.first_byte_timeout.as_millis()
+                    )));
+                }
+                Ok(Ok(response)) if response.status().is_success() => {
+                    return self.event_stream(response, deadline);
+                }
+                Ok(Ok(response)) => self.status_failure(response).await,
+                Ok(Err(e)) => request_failure(&e),
+            };
+            if failure.retry && attempt < self.settings.max_retries {
+                let delay = failure
+                    .retry_after
+                    .unwrap_or_else(|| retry::jittered_backoff(attempt, &self.settings));
+                attempt += 1;
+                tracing::warn!(
+                    %url,
+                    attempt,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %failure.error,
+                    "retrying the model provider request"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(failure.error);
+        }
+    }
+
+    fn event_stream(&self, response: Response, deadline: Instant) -> Result<SseStream, LlmError> {
+        if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
+            let content_type = content_type.to_str().unwrap_or("");
+            if !content_type.trim_start().starts_with("text/event-stream") {
+                return Err(LlmError::BadResponse(format!(
+                    "expected an event stream, got content type {content_type:?}"
+                )));
+            }
+        }
+        let idle = self.settings.idle_timeout;
+        let first_byte = self.settings.first_byte_timeout;
+        let body = response.bytes_stream();
+        Ok(timed(body, deadline, first_byte, idle).eventsource().boxed())
+    }
+
+    async fn status_failure(&self, response: Response) -> Failure {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_limited(response, self.settings.idle_timeout).await;
+        let (code, message) = parse_error_body(&body);
+        let message = redact(
+            message.unwrap_or_else(|| {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("error")
+                    .to_owned()
+            }),
+            &self.api_key,
+        );
+        let retry_after = retry::retry_after(&headers);
+        let retry = retry::should_retry(status, retry::should_retry_header(&headers), code.as_deref());
+        let error = match status {
+            401 | 403 => LlmError::Unauthorized,
+            429 if code.as_deref() != Some(retry::INSUFFICIENT_QUOTA) => {
+                LlmError::RateLimited { retry_after }
+            }
+            _ => LlmError::Upstream {
+                status: Some(status),
+                code,
+                message,
+            },
+        };
+        Failure {
+            error,
+            retry,
+            retry_after,
+        }
+    }
+}
+
+/// A request that got no answer at all: connect errors and connections closed before a
+/// response are retried.
+fn request_failure(e: &reqwest::Error) -> Failure {
+    let error = if e.is_timeout() {
+        LlmError::Timeout(format!("connecting to the provider: {}", error_chain(e)))
+    } else {
+        LlmError::Unavailable(error_chain(e))
+    };
+    Failure {
+        error,
+        retry: true,
+        retry_after: None,
+    }
+}
+
+/// The body as a stream with a deadline for its first chunk and an idle timeout after.
+fn timed(
+    body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    first_deadline: Instant,
+    first_byte: Duration,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    let body = body.boxed();
+    futures::stream::unfold(Some((body, true)), move |state| async move {
+        let (mut body, first) = state?;
+        let deadline = if first {
+            first_deadline
+        } else {
+            Instant::now() + idle
+        };
+        match timeout_at(deadline, body.next()).await {
+            Err(_) if first => Some((Err(BodyError::FirstByte(first_byte)), None)),
+            Err(_) => Some((Err(BodyError::Idle(idle)), None)),
+            Ok(None) => None,
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some((body, false)))),
+            Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e)), None)),
+        }
+    })
+}
+
+/// What a failure while reading the event stream means for the caller.
+pub(crate) fn stream_error(e: EventStreamError<BodyError>) -> LlmError {
+    match e {
+        EventStreamError::Transport(BodyError::FirstByte(d)) => LlmError::Timeout(format!(
+            "no answer within the first-byte timeout of {} ms",
+            d.as_millis()
+        )),
+        EventStreamError::Transport(BodyError::Idle(d)) => LlmError::Timeout(format!(
+            "the stream was silent for longer than the idle timeout of {} ms",
+            d.as_millis()
+        )),
+        EventStreamError::Transport(BodyError::Transport(e)) => {
+            tracing::warn!(error = %error_chain(&e), "the model provider's stream broke off");
+            LlmError::Truncated
+        }
+        EventStreamError::Utf8(_) => {
+            LlmError::BadResponse("the event stream is not valid UTF-8".to_owned())
+        }
+        EventStreamError::Parser(e) => {
+            LlmError::BadResponse(format!("the event stream could not be parsed: {e}"))
+        }
+    }
+}
+
+/// Reads at most `MAX_ERROR_BODY` bytes of an error answer; whatever fails gives what was read.
+async fn read_limited(response: Response, idle: Duration) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while body.len() < MAX_ERROR_BODY {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY);
+    body
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorField,
+}
+
+/// An `error` field: OpenAI's object, or a plain message from some compatible servers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorField {
+    Object(ErrorObject),
+    Text(String),
+}
+
+impl ErrorField {
+    /// The field as an error object.
+    pub(crate) fn into_object(self) -> ErrorObject {
+        match self {
+            Self::Object(obj) => obj,
+            Self::Text(text) => ErrorObject {
+                message: Some(text),
+                ..ErrorObject::default()
+            },
+        }
+    }
+}
+
+/// OpenAI's error object; also used for `error` and `response.failed` events.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorObject {
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub(crate) kind: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub(crate) code: Option<String>,
+}
+
+impl ErrorObject {
+    /// The code, else the type: OpenAI puts `insufficient_quota` in both, others in one.
+    pub(crate) fn code(&self) -> Option<String> {
+        self.code.clone().or_else(|| self.kind.clone())
+    }
+}
+
+/// Some OpenAI-compatible servers send numeric codes.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match value {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The code and message of an error answer: OpenAI's `{"error": {"message", "type", "code"}}`,
+/// the `{"error": "text"}` of some compatible servers, or a short plain-text body.
+fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(ErrorEnvelope {
+            error: ErrorField::Object(obj),
+        }) => (obj.code(), obj.message),
+        Ok(ErrorEnvelope {
+            error: ErrorField::Text(text),
+        }) => (None, Some(text)),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let plain = !text.is_empty() && text.len() <= 300 && !text.starts_with('<');
+            (None, plain.then(|| text.to_owned()))
+        }
+    }
+}
+
+/// Removes the API key from a provider's message, in case it was echoed back.
+pub(crate) fn redact(message: String, api_key: &SecretString) -> String {
+    let key = api_key.expose_secret();
+    if key.len() >= 4 && message.contains(key) {
+        message.replace(key, "[REDACTED]")
+    } else {
+        message
+    }
+}
+
+impl Transport {
+    /// `redact` with this transport's key.
+    pub(crate) fn redact(&self, message: String) -> String {
+        redact(message, &self.api_key)
+    }
+}
+
+/// An error and its causes on one line (reqwest's own message is only the outer layer).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn openai_error_bodies_give_code_and_message() {
+        let body = br#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert_eq!(
+            parse_error_body(body),
+            (
+                Some("insufficient_quota".to_owned()),
+                Some("You exceeded your current quota.".to_owned())
+            )
+        );
+    }
+
+    #[test]
+    fn the_type_stands_in_for_a_missing_code() {
+        let body = br#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#;
+        assert_eq!(parse_error_body(body).0.as_deref(), Some("invalid_request_error"));
+    }
+
+    #[test]
+    fn compatible_servers_error_shapes_are_understood() {
+        assert_eq!(
+            parse_error_body(br#"{"error":"model 'x' not found"}"#),
+            (None, Some("model 'x' not found".to_owned()))
+        );
+        assert_eq!(
+            parse_error_body(br#"{"error":{"message":"m","code":404}}"#).0.as_deref(),
+            Some("404")
+        );
+        assert_eq!(parse_error_body(b"upstream down"), (None, Some("upstream down".to_owned())));
+        assert_eq!(parse_error_body(b"<html>502</html>"), (None, None));
+        assert_eq!(parse_error_body(b""), (None, None));
+    }
+
+    #[test]
+    fn an_echoed_key_is_redacted() {
+        let key = SecretString::from("sk-abcdef123456");
+        assert_eq!(
+            redact("Incorrect API key provided: sk-abcdef123456.".to_owned(), &key),
+            "Incorrect API key provided: [REDACTED]."
+        );
+        assert_eq!(redact("fine".to_owned(), &key), "fine");
+    }
+
+    #[test]
+    fn the_transport_debug_output_hides_the_key() {
+        let config = OpenAiConfig::new(SecretString::from("sk-hidden-987"));
+        let transport = Transport::new(&config).unwrap();
+        let debug = format!("{transport:?}");
+        assert!(!debug.contains("sk-hidden-987"), "{debug}");
+    }
+}

@@ -1,0 +1,254 @@
+//! Turning a `DATABASE_URL` into pools, and applying the embedded migrations.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::{Connection as _, ConnectionError, SqliteConnection};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+use crate::error::SqlError;
+
+/// The PostgreSQL migrations (`migrations/postgres`), compiled into the binary.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+/// The SQLite migrations (`migrations/sqlite`), compiled into the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// How long a SQLite connection waits for another connection's write lock before it
+/// reports the database as busy.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled SQLite connection.
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Serializes concurrent migrators of one PostgreSQL database (two servers starting at once).
+const MIGRATION_LOCK_KEY: i64 = 0x0c0f_ab00;
+
+/// Settings of the connection pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// The most connections open at once (`sqlite::memory:` always uses one).
+    pub max_size: usize,
+    /// How long opening one connection may take.
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free connection before it fails as `Unavailable`.
+    pub wait_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a `DATABASE_URL` names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Postgres(String),
+    SqliteFile(PathBuf),
+    SqliteMemory,
+}
+
+impl Target {
+    /// `postgres://…`, `postgresql://…`, `sqlite::memory:`, `sqlite://relative/path.db`,
+    /// `sqlite:///abs/path.db` (and `sqlite:path.db`).
+    pub(crate) fn parse(url: &str) -> Result<Self, SqlError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if url == "sqlite::memory:" {
+            return Ok(Self::SqliteMemory);
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or(SqlError::UnsupportedUrl)?;
+        if path.is_empty() || path.contains('?') {
+            return Err(SqlError::UnsupportedUrl);
+        }
+        Ok(Self::SqliteFile(PathBuf::from(path)))
+    }
+}
+
+/// The pragmas of every SQLite connection: wait for locks, enforce foreign keys, and (for
+/// files) write-ahead logging, so readers never block the writer.
+fn sqlite_pragmas(file: bool) -> String {
+    let mut pragmas = format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
+        SQLITE_BUSY_TIMEOUT.as_millis()
+    );
+    if file {
+        pragmas.push_str(" PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    }
+    pragmas
+}
+
+/// Creates the folder that will hold a SQLite file.
+pub(crate) fn create_parent(path: &Path) -> Result<(), SqlError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(SqlError::CreateDir)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A name that every connection of this process can open to reach one shared in-memory
+/// database (SQLite's `memdb` VFS shares names starting with `/`).
+pub(crate) fn memory_database_name() -> String {
+    format!("file:/confab-{}?vfs=memdb", uuid::Uuid::now_v7().simple())
+}
+
+pub(crate) fn postgres_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection>, SqlError> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    build_pool(manager, opts, opts.max_size)
+}
+
+pub(crate) fn sqlite_pool(
+    url: &str,
+    opts: &PoolOptions,
+    file: bool,
+) -> Result<Pool<SqliteConn>, SqlError> {
+    let mut config = ManagerConfig::<SqliteConn>::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut conn = SqliteConn::establish(&url).await?;
+            conn.batch_execute(&sqlite_pragmas(file))
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    // All connections to `sqlite::memory:` must see one database: one connection it is.
+    let max_size = if file { opts.max_size } else { 1 };
+    build_pool(manager, opts, max_size)
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    opts: &PoolOptions,
+    max_size: usize,
+) -> Result<Pool<C>, SqlError>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+{
+    Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .create_timeout(Some(opts.connect_timeout))
+        .wait_timeout(Some(opts.wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| SqlError::Pool(e.to_string()))
+}
+
+/// Applies the pending PostgreSQL migrations over a dedicated connection, holding an
+/// advisory lock so that concurrent migrators take turns.
+pub(crate) async fn migrate_postgres(url: &str) -> Result<(), SqlError> {
+    let url = url.to_owned();
+    let task = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| SqlError::Connect(e.to_string()))?;
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .map_err(|e| SqlError::Migration(e.to_string()))?;
+        let applied = conn
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(drop)
+            .map_err(|e| SqlError::Migration(e.to_string()));
+        let unlocked = conn
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .map_err(|e| SqlError::Migration(e.to_string()));
+        applied.and(unlocked)
+    });
+    task.await
+        .map_err(|e| SqlError::Migration(format!("the migration task failed: {e}")))?
+}
+
+/// Applies the pending SQLite migrations. For a file, over a dedicated connection; for
+/// `sqlite::memory:`, over the connection that keeps the database alive.
+pub(crate) async fn migrate_sqlite(
+    url: &str,
+    keeper: Option<Arc<Mutex<SqliteConnection>>>,
+) -> Result<(), SqlError> {
+    let url = url.to_owned();
+    let task = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
+        let run = |conn: &mut SqliteConnection| {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(drop)
+                .map_err(|e| SqlError::Migration(e.to_string()))
+        };
+        match keeper {
+            Some(keeper) => run(&mut keeper.lock().unwrap_or_else(PoisonError::into_inner)),
+            None => {
+                let mut conn = open_sqlite(&url, true)?;
+                run(&mut conn)
+            }
+        }
+    });
+    task.await
+        .map_err(|e| SqlError::Migration(format!("the migration task failed: {e}")))?
+}
+
+/// Opens one synchronous SQLite connection with the adapter's pragmas.
+pub(crate) fn open_sqlite(url: &str, file: bool) -> Result<SqliteConnection, SqlError> {
+    let mut conn = SqliteConnection::establish(url).map_err(|e| SqlError::Connect(e.to_string()))?;
+    conn.batch_execute(&sqlite_pragmas(file))
+        .map_err(|e| SqlError::Connect(e.to_string()))?;
+    Ok(conn)
+}
+
+/// Checks that the pool can hand out a working connection.
+pub(crate) async fn check<C>(pool: &Pool<C>) -> Result<(), SqlError>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+    C: AsyncConnection,
+{
+    let mut conn = pool.get().await.map_err(|e| SqlError::Connect(e.to_string()))?;
+    conn.batch_execute("SELECT 1")
+        .await
+        .map_err(|e| SqlError::Connect(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn database_urls_name_their_backend() {
+        assert_eq!(
+            Target::parse("postgres://u:p@h/db").unwrap(),
+            Target::Postgres("postgres://u:p@h/db".to_owned())
+        );
+        assert!(matches!(Target::parse("postgresql://h/db").unwrap(), Target::Postgres(_)));
+        assert_eq!(Target::parse("sqlite::memory:").unwrap(), Target::SqliteMemory);
+        assert_eq!(
+            Target::parse("sqlite://data/confab.db").unwrap(),
+            Target::SqliteFile(PathBuf::from("data/confab.db"))
+        );
+        assert_eq!(
+            Target::parse("sqlite:///var/lib/confab.db").unwrap(),
+            Target::SqliteFile(PathBuf::from("/var/lib/confab.db"))
+        );
+        for bad in ["mysql://h/db", "sqlite://", "memory:", "", "sqlite://x.db?mode=ro"] {
+            assert!(matches!(Target::parse(bad), Err(SqlError::UnsupportedUrl)), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,790 @@
+//! Every storage operation, written once in [`queries!`] and expanded for each connection
+//! type (diesel-async has no `MultiConnection`). The backends differ only in what the
+//! invocations at the bottom name:
+//!
+//! - how a write transaction starts: PostgreSQL `BEGIN` (read committed, and rows are locked
+//!   explicitly); SQLite `BEGIN IMMEDIATE`, which takes the database's single write lock up
+//!   front, so a read-then-write transaction can never fail halfway on a busy database;
+//! - how the parent row of a write is locked: PostgreSQL `SELECT … FOR NO KEY UPDATE` (or
+//!   `FOR UPDATE` before a delete); nothing on SQLite, whose immediate transaction already
+//!   excludes every other writer.
+//!
+//! Lock order, to keep PostgreSQL free of deadlocks: project before its prompts; conversation
+//! before its messages (`begin_turn`, `finish_reply` and cascades all follow it).
+
+use std::time::Duration;
+
+/// How often a transaction that lost a race is run again before giving up.
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+
+/// The error text of a `streaming` reply whose writer stopped renewing its lease.
+pub(crate) const INTERRUPTED: &str = "interrupted";
+
+/// A short pause that grows with each attempt, so colliding writers spread out.
+pub(crate) async fn backoff(attempt: u32) {
+    let jitter = u64::from(std::process::id() ^ attempt.wrapping_mul(7919)) % 5;
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
+}
+
+/// Runs `$conn.$begin(closure)` — a whole transaction — again while it fails with an error
+/// that [`is_retryable`](crate::error::is_retryable), at most [`MAX_ATTEMPTS`] times.
+macro_rules! retry_tx {
+    ($conn:ident . $begin:ident ( $closure:expr )) => {{
+        let mut attempt = 1_u32;
+        loop {
+            match $conn.$begin($closure).await {
+                Err(TxError::Db(e)) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+                    tracing::debug!(attempt, "retrying a transaction that lost a race");
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                other => break other.map_err(StoreError::from),
+            }
+        }
+    }};
+}
+
+/// The operations of every port for one connection type `$conn`, given the name of its
+/// write-transaction method and of the two row-lock clauses (see the module docs).
+macro_rules! queries {
+    (
+        conn = $conn:ty,
+        write_tx = $write_tx:ident,
+        lock_for_write = $lock_for_write:ident,
+        lock_for_delete = $lock_for_delete:ident $(,)?
+    ) => {
+        use confab_core::error::{Conflict, StoreError};
+        use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+        use confab_core::model::{
+            Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
+            Prompt, Timestamp,
+        };
+        use diesel::dsl::{exists, max};
+        use diesel::{
+            BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _,
+            QueryDsl as _, QueryResult, SelectableHelper as _,
+        };
+        use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+        use uuid::Uuid;
+
+        use crate::error::{TxError, is_retryable, translate};
+        use crate::queries::{INTERRUPTED, MAX_ATTEMPTS, backoff};
+        use crate::rows::{
+            ConversationRow, FileRow, FinishedReply, MessageRow, NewMessageRow, ProjectChanges,
+            ProjectRow, PromptRow,
+        };
+        use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+
+        type Conn = $conn;
+
+        const STREAMING: &str = MessageStatus::Streaming.as_str();
+        const FAILED: &str = MessageStatus::Failed.as_str();
+
+        fn limit(n: u32) -> i64 {
+            i64::from(n)
+        }
+
+        // ---- ownership checks and row locks
+
+        async fn project_is_owned(c: &mut Conn, owner: &UserId, id: ProjectId) -> QueryResult<bool> {
+            diesel::select(exists(
+                projects::table
+                    .filter(projects::id.eq(id))
+                    .filter(projects::owner_id.eq(owner.as_str())),
+            ))
+            .get_result(c)
+            .await
+        }
+
+        async fn conversation_is_owned(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+        ) -> QueryResult<bool> {
+            diesel::select(exists(
+                conversations::table
+                    .filter(conversations::id.eq(id))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            ))
+            .get_result(c)
+            .await
+        }
+
+        /// Inside a write transaction: locks the owner's project row against concurrent
+        /// writers of its children (prompts) without blocking inserts that reference it.
+        async fn lock_project(c: &mut Conn, owner: &UserId, id: ProjectId) -> Result<(), TxError> {
+            projects::table
+                .filter(projects::id.eq(id))
+                .filter(projects::owner_id.eq(owner.as_str()))
+                .select(projects::id)
+                .$lock_for_write()
+                .first::<ProjectId>(c)
+                .await
+                .optional()?
+                .ok_or(TxError::Store(StoreError::NotFound))
+                .map(drop)
+        }
+
+        /// Inside a write transaction: locks the owner's conversation row, serializing the
+        /// turns of one conversation (across processes too).
+        async fn lock_conversation(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+        ) -> Result<(), TxError> {
+            conversations::table
+                .filter(conversations::id.eq(id))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(conversations::id)
+                .$lock_for_write()
+                .first::<ConversationId>(c)
+                .await
+                .optional()?
+                .ok_or(TxError::Store(StoreError::NotFound))
+                .map(drop)
+        }
+
+        fn require(found: QueryResult<bool>) -> Result<(), StoreError> {
+            match found {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(StoreError::NotFound),
+                Err(e) => Err(translate(e)),
+            }
+        }
+
+        // ---- projects
+
+        pub(crate) async fn insert_project(c: &mut Conn, project: &Project) -> Result<(), StoreError> {
+            diesel::insert_into(projects::table)
+                .values(ProjectRow::from(project))
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        pub(crate) async fn get_project(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ProjectId,
+        ) -> Result<Project, StoreError> {
+            projects::table
+                .filter(projects::id.eq(id))
+                .filter(projects::owner_id.eq(owner.as_str()))
+                .select(ProjectRow::as_select())
+                .first(c)
+                .await
+                .map_err(translate)?
+                .try_into()
+        }
+
+        pub(crate) async fn list_projects(
+            c: &mut Conn,
+            owner: &UserId,
+            after: Option<ProjectId>,
+            n: u32,
+        ) -> Result<Vec<Project>, StoreError> {
+            let mut query = projects::table
+                .filter(projects::owner_id.eq(owner.as_str()))
+                .select(ProjectRow::as_select())
+                .order(projects::id.desc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(projects::id.lt(after));
+            }
+            let rows: Vec<ProjectRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(Project::try_from).collect()
+        }
+
+        pub(crate) async fn update_project(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ProjectId,
+            patch: &ProjectPatch,
+            now: Timestamp,
+        ) -> Result<Project, StoreError> {
+            let changes = ProjectChanges {
+                name: patch.name.as_deref(),
+                description: patch.description.as_ref().map(Option::as_deref),
+                updated_at: now,
+            };
+            diesel::update(
+                projects::table
+                    .filter(projects::id.eq(id))
+                    .filter(projects::owner_id.eq(owner.as_str())),
+            )
+            .set(changes)
+            .returning(ProjectRow::as_returning())
+            .get_result(c)
+            .await
+            .map_err(translate)?
+            .try_into()
+        }
+
+        /// Locks the project (`FOR UPDATE` on PostgreSQL: inserts of children wait for this
+        /// transaction, then fail), reads its files' storage keys, and deletes the row; the
+        /// foreign keys cascade to every child in the same statement.
+        pub(crate) async fn delete_project(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ProjectId,
+        ) -> Result<Vec<String>, StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Vec<String>, TxError> {
+                projects::table
+                    .filter(projects::id.eq(id))
+                    .filter(projects::owner_id.eq(owner.as_str()))
+                    .select(projects::id)
+                    .$lock_for_delete()
+                    .first::<ProjectId>(c)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::NotFound)?;
+                let keys: Vec<String> = file_metadata::table
+                    .filter(file_metadata::project_id.eq(id))
+                    .order(file_metadata::id.asc())
+                    .select(file_metadata::storage_key)
+                    .load(c)
+                    .await?;
+                diesel::delete(projects::table.filter(projects::id.eq(id)))
+                    .execute(c)
+                    .await?;
+                Ok(keys)
+            }))
+        }
+
+        pub(crate) async fn ping(c: &mut Conn) -> Result<(), StoreError> {
+            diesel::sql_query("SELECT 1")
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(|_| StoreError::Unavailable("the database did not answer".to_owned()))
+        }
+
+        // ---- prompts
+
+        /// Locks the project row, so concurrent creators of one project take turns and each
+        /// sees the version the previous one wrote; a lost race (unique violation) is retried.
+        pub(crate) async fn create_prompt(
+            c: &mut Conn,
+            owner: &UserId,
+            new: &NewPrompt,
+        ) -> Result<Prompt, StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
+                lock_project(c, owner, new.project_id).await?;
+                let highest: Option<i32> = prompts::table
+                    .filter(prompts::project_id.eq(new.project_id))
+                    .select(max(prompts::version))
+                    .get_result(c)
+                    .await?;
+                let version = highest.unwrap_or(0).checked_add(1).ok_or_else(|| {
+                    StoreError::Internal("a project has too many prompt versions".to_owned())
+                })?;
+                if new.activate {
+                    diesel::update(
+                        prompts::table
+                            .filter(prompts::project_id.eq(new.project_id))
+                            .filter(prompts::is_active.eq(true)),
+                    )
+                    .set(prompts::is_active.eq(false))
+                    .execute(c)
+                    .await?;
+                }
+                let row = PromptRow {
+                    id: new.id,
+                    project_id: new.project_id,
+                    version,
+                    content: new.content.clone(),
+                    is_active: new.activate,
+                    created_at: new.created_at,
+                };
+                diesel::insert_into(prompts::table)
+                    .values(&row)
+                    .execute(c)
+                    .await?;
+                Ok(Prompt::from(row))
+            }))
+        }
+
+        pub(crate) async fn list_prompts(
+            c: &mut Conn,
+            owner: &UserId,
+            project_id: ProjectId,
+            before_version: Option<i32>,
+            n: u32,
+        ) -> Result<Vec<Prompt>, StoreError> {
+            require(project_is_owned(c, owner, project_id).await)?;
+            let mut query = prompts::table
+                .filter(prompts::project_id.eq(project_id))
+                .select(PromptRow::as_select())
+                .order(prompts::version.desc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(before) = before_version {
+                query = query.filter(prompts::version.lt(before));
+            }
+            let rows: Vec<PromptRow> = query.load(c).await.map_err(translate)?;
+            Ok(rows.into_iter().map(Prompt::from).collect())
+        }
+
+        pub(crate) async fn active_prompt(
+            c: &mut Conn,
+            owner: &UserId,
+            project_id: ProjectId,
+        ) -> Result<Option<Prompt>, StoreError> {
+            require(project_is_owned(c, owner, project_id).await)?;
+            let row: Option<PromptRow> = prompts::table
+                .filter(prompts::project_id.eq(project_id))
+                .filter(prompts::is_active.eq(true))
+                .select(PromptRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            Ok(row.map(Prompt::from))
+        }
+
+        /// One transaction under the project's lock: the other active prompt is switched
+        /// off before this one is switched on (the partial unique index is checked per row).
+        pub(crate) async fn activate_prompt(
+            c: &mut Conn,
+            owner: &UserId,
+            project_id: ProjectId,
+            prompt_id: PromptId,
+        ) -> Result<Prompt, StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
+                lock_project(c, owner, project_id).await?;
+                let in_project: bool = diesel::select(exists(
+                    prompts::table
+                        .filter(prompts::id.eq(prompt_id))
+                        .filter(prompts::project_id.eq(project_id)),
+                ))
+                .get_result(c)
+                .await?;
+                if !in_project {
+                    return Err(StoreError::NotFound.into());
+                }
+                diesel::update(
+                    prompts::table
+                        .filter(prompts::project_id.eq(project_id))
+                        .filter(prompts::is_active.eq(true))
+                        .filter(prompts::id.ne(prompt_id)),
+                )
+                .set(prompts::is_active.eq(false))
+                .execute(c)
+                .await?;
+                let row: PromptRow = diesel::update(prompts::table.filter(prompts::id.eq(prompt_id)))
+                    .set(prompts::is_active.eq(true))
+                    .returning(PromptRow::as_returning())
+                    .get_result(c)
+                    .await?;
+                Ok(Prompt::from(row))
+            }))
+        }
+
+        // ---- conversations
+
+        pub(crate) async fn insert_conversation(
+            c: &mut Conn,
+            conversation: &Conversation,
+        ) -> Result<(), StoreError> {
+            // The project may vanish between the check and the insert: the foreign key
+            // then fails, which is also `NotFound`.
+            require(project_is_owned(c, &conversation.owner_id, conversation.project_id).await)?;
+            diesel::insert_into(conversations::table)
+                .values(ConversationRow::from(conversation))
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        pub(crate) async fn get_conversation(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+        ) -> Result<Conversation, StoreError> {
+            conversations::table
+                .filter(conversations::id.eq(id))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(ConversationRow::as_select())
+                .first(c)
+                .await
+                .map_err(translate)?
+                .try_into()
+        }
+
+        /// `(updated_at, id) < after` is written as `updated_at <= t AND (updated_at < t OR
+        /// id < i)`: the first conjunct bounds the index scan, the second decides ties.
+        pub(crate) async fn list_conversations(
+            c: &mut Conn,
+            owner: &UserId,
+            project_id: ProjectId,
+            after: Option<(Timestamp, ConversationId)>,
+            n: u32,
+        ) -> Result<Vec<Conversation>, StoreError> {
+            require(project_is_owned(c, owner, project_id).await)?;
+            let mut query = conversations::table
+                .filter(conversations::project_id.eq(project_id))
+                .select(ConversationRow::as_select())
+                .order((conversations::updated_at.desc(), conversations::id.desc()))
+                .limit(limit(n))
+                .into_boxed();
+            if let Some((at, id)) = after {
+                query = query.filter(conversations::updated_at.le(at)).filter(
+                    conversations::updated_at
+                        .lt(at)
+                        .or(conversations::id.lt(id)),
+                );
+            }
+            let rows: Vec<ConversationRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(Conversation::try_from).collect()
+        }
+
+        pub(crate) async fn rename_conversation(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+            title: Option<String>,
+            now: Timestamp,
+        ) -> Result<Conversation, StoreError> {
+            diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(id))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            )
+            .set((conversations::title.eq(title), conversations::updated_at.eq(now)))
+            .returning(ConversationRow::as_returning())
+            .get_result(c)
+            .await
+            .map_err(translate)?
+            .try_into()
+        }
+
+        /// One statement; the messages go with it (cascade).
+        pub(crate) async fn delete_conversation(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+        ) -> Result<(), StoreError> {
+            let deleted = diesel::delete(
+                conversations::table
+                    .filter(conversations::id.eq(id))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            )
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
+
+        // ---- messages
+
+        pub(crate) async fn list_messages(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+            after: Option<MessageId>,
+            n: u32,
+        ) -> Result<Vec<Message>, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let mut query = messages::table
+                .filter(messages::conversation_id.eq(conversation_id))
+                .select(MessageRow::as_select())
+                .order(messages::id.asc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(messages::id.gt(after));
+            }
+            let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(Message::try_from).collect()
+        }
+
+        pub(crate) async fn recent_messages(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+            n: u32,
+        ) -> Result<Vec<Message>, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let rows: Vec<MessageRow> = messages::table
+                .filter(messages::conversation_id.eq(conversation_id))
+                .select(MessageRow::as_select())
+                .order(messages::id.desc())
+                .limit(limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
+            rows.into_iter().rev().map(Message::try_from).collect()
+        }
+
+        pub(crate) async fn check_turn(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+            client_message_id: Option<Uuid>,
+            stale_before: Timestamp,
+        ) -> Result<(), StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let busy: bool = diesel::select(exists(
+                messages::table
+                    .filter(messages::conversation_id.eq(conversation_id))
+                    .filter(messages::status.eq(STREAMING))
+                    .filter(messages::touched_at.ge(stale_before)),
+            ))
+            .get_result(c)
+            .await
+            .map_err(translate)?;
+            if busy {
+                return Err(Conflict::ReplyInProgress.into());
+            }
+            if let Some(client_id) = client_message_id {
+                let used: bool = diesel::select(exists(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation_id))
+                        .filter(messages::client_message_id.eq(client_id)),
+                ))
+                .get_result(c)
+                .await
+                .map_err(translate)?;
+                if used {
+                    return Err(Conflict::DuplicateClientMessage.into());
+                }
+            }
+            Ok(())
+        }
+
+        /// One transaction under the conversation's lock. The partial unique index on
+        /// `streaming` replies backs the check up should anything bypass the lock.
+        pub(crate) async fn begin_turn(
+            c: &mut Conn,
+            owner: &UserId,
+            user: &Message,
+            reply: &Message,
+            stale_before: Timestamp,
+        ) -> Result<(), StoreError> {
+            let conversation_id = user.conversation_id;
+            if reply.conversation_id != conversation_id {
+                return Err(StoreError::Internal(
+                    "a turn's reply must belong to the user message's conversation".to_owned(),
+                ));
+            }
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                lock_conversation(c, owner, conversation_id).await?;
+                diesel::update(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation_id))
+                        .filter(messages::status.eq(STREAMING))
+                        .filter(messages::touched_at.lt(stale_before)),
+                )
+                .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
+                .execute(c)
+                .await?;
+                let busy: bool = diesel::select(exists(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation_id))
+                        .filter(messages::status.eq(STREAMING)),
+                ))
+                .get_result(c)
+                .await?;
+                if busy {
+                    return Err(Conflict::ReplyInProgress.into());
+                }
+                if let Some(client_id) = user.client_message_id {
+                    let used: bool = diesel::select(exists(
+                        messages::table
+                            .filter(messages::conversation_id.eq(conversation_id))
+                            .filter(messages::client_message_id.eq(client_id)),
+                    ))
+                    .get_result(c)
+                    .await?;
+                    if used {
+                        return Err(Conflict::DuplicateClientMessage.into());
+                    }
+                }
+                diesel::insert_into(messages::table)
+                    .values(NewMessageRow::new(user))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(messages::table)
+                    .values(NewMessageRow::new(reply))
+                    .execute(c)
+                    .await?;
+                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id)))
+                    .set(conversations::updated_at.eq(user.created_at))
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn touch_reply(
+            c: &mut Conn,
+            id: MessageId,
+            content: &str,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            let touched = diesel::update(
+                messages::table
+                    .filter(messages::id.eq(id))
+                    .filter(messages::status.eq(STREAMING)),
+            )
+            .set((messages::content.eq(content), messages::touched_at.eq(now)))
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            if touched == 0 {
+                let known: bool = diesel::select(exists(messages::table.filter(messages::id.eq(id))))
+                    .get_result(c)
+                    .await
+                    .map_err(translate)?;
+                if !known {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            Ok(())
+        }
+
+        /// The conversation row is written first, then the message: the lock order of
+        /// `begin_turn`.
+        pub(crate) async fn finish_reply(
+            c: &mut Conn,
+            reply: &Message,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                let conversation_id: ConversationId = messages::table
+                    .filter(messages::id.eq(reply.id))
+                    .select(messages::conversation_id)
+                    .first(c)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::NotFound)?;
+                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id)))
+                    .set(conversations::updated_at.eq(now))
+                    .execute(c)
+                    .await?;
+                diesel::update(messages::table.filter(messages::id.eq(reply.id)))
+                    .set(FinishedReply::new(reply, now))
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn fail_stale_replies(
+            c: &mut Conn,
+            stale_before: Timestamp,
+        ) -> Result<u64, StoreError> {
+            let failed = diesel::update(
+                messages::table
+                    .filter(messages::status.eq(STREAMING))
+                    .filter(messages::touched_at.lt(stale_before)),
+            )
+            .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            Ok(u64::try_from(failed).unwrap_or(u64::MAX))
+        }
+
+        // ---- files
+
+        pub(crate) async fn insert_file(c: &mut Conn, file: &FileMeta) -> Result<(), StoreError> {
+            let row = FileRow::try_from(file)?;
+            require(project_is_owned(c, &file.owner_id, file.project_id).await)?;
+            diesel::insert_into(file_metadata::table)
+                .values(row)
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        pub(crate) async fn get_file(
+            c: &mut Conn,
+            owner: &UserId,
+            id: FileId,
+        ) -> Result<FileMeta, StoreError> {
+            file_metadata::table
+                .filter(file_metadata::id.eq(id))
+                .filter(file_metadata::owner_id.eq(owner.as_str()))
+                .select(FileRow::as_select())
+                .first(c)
+                .await
+                .map_err(translate)?
+                .try_into()
+        }
+
+        pub(crate) async fn list_files(
+            c: &mut Conn,
+            owner: &UserId,
+            project_id: ProjectId,
+            after: Option<FileId>,
+            n: u32,
+        ) -> Result<Vec<FileMeta>, StoreError> {
+            require(project_is_owned(c, owner, project_id).await)?;
+            let mut query = file_metadata::table
+                .filter(file_metadata::project_id.eq(project_id))
+                .select(FileRow::as_select())
+                .order(file_metadata::id.desc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(file_metadata::id.lt(after));
+            }
+            let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(FileMeta::try_from).collect()
+        }
+
+        pub(crate) async fn delete_file(
+            c: &mut Conn,
+            owner: &UserId,
+            id: FileId,
+        ) -> Result<FileMeta, StoreError> {
+            diesel::delete(
+                file_metadata::table
+                    .filter(file_metadata::id.eq(id))
+                    .filter(file_metadata::owner_id.eq(owner.as_str())),
+            )
+            .returning(FileRow::as_returning())
+            .get_result(c)
+            .await
+            .map_err(translate)?
+            .try_into()
+        }
+    };
+}
+
+/// PostgreSQL: read-committed transactions with explicit row locks.
+pub(crate) mod pg {
+    queries!(
+        conn = diesel_async::AsyncPgConnection,
+        write_tx = transaction,
+        lock_for_write = for_no_key_update,
+        lock_for_delete = for_update,
+    );
+}
+
+/// SQLite: `BEGIN IMMEDIATE` transactions, which exclude every other writer, so no row lock
+/// is taken (SQLite has no `FOR UPDATE`).
+pub(crate) mod sqlite {
+    /// The lock clauses of PostgreSQL, as no-ops.
+    trait Unlocked: Sized {
+        fn unlocked(self) -> Self {
+            self
+        }
+    }
+
+    impl<T> Unlocked for T {}
+
+    queries!(
+        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+            diesel::SqliteConnection,
+        >,
+        write_tx = immediate_transaction,
+        lock_for_write = unlocked,
+        lock_for_delete = unlocked,
+    );
+}

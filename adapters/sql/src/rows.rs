@@ -1,0 +1,295 @@
+//! Row structs (the adapter's only Diesel models) and their conversions to and from the
+//! domain's records. A stored value the domain would reject (an unknown role, a negative
+//! token count) is an `Internal` error, never a panic.
+
+use confab_core::error::StoreError;
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::model::{
+    Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, Timestamp, Usage,
+};
+use diesel::pg::Pg;
+use diesel::sqlite::Sqlite;
+use diesel::{AsChangeset, Insertable, Queryable, Selectable};
+use uuid::Uuid;
+
+use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+
+fn owner(raw: String) -> Result<UserId, StoreError> {
+    UserId::new(raw).map_err(|_| StoreError::Internal("a stored owner id is invalid".to_owned()))
+}
+
+fn count(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Internal(format!("a stored {what} is out of range")))
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = projects, check_for_backend(Pg, Sqlite))]
+pub(crate) struct ProjectRow {
+    pub id: ProjectId,
+    pub owner_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Project> for ProjectRow {
+    fn from(p: &Project) -> Self {
+        Self {
+            id: p.id,
+            owner_id: p.owner_id.as_str().to_owned(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+impl TryFrom<ProjectRow> for Project {
+    type Error = StoreError;
+    fn try_from(r: ProjectRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            owner_id: owner(r.owner_id)?,
+            name: r.name,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The columns a `ProjectPatch` may change. `None` leaves a column as it is;
+/// `description: Some(None)` clears it.
+#[derive(AsChangeset)]
+#[diesel(table_name = projects)]
+pub(crate) struct ProjectChanges<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<Option<&'a str>>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = prompts, check_for_backend(Pg, Sqlite))]
+pub(crate) struct PromptRow {
+    pub id: PromptId,
+    pub project_id: ProjectId,
+    pub version: i32,
+    pub content: String,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+}
+
+impl From<PromptRow> for Prompt {
+    fn from(r: PromptRow) -> Self {
+        Self {
+            id: r.id,
+            project_id: r.project_id,
+            version: r.version,
+            content: r.content,
+            is_active: r.is_active,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = conversations, check_for_backend(Pg, Sqlite))]
+pub(crate) struct ConversationRow {
+    pub id: ConversationId,
+    pub project_id: ProjectId,
+    pub owner_id: String,
+    pub title: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Conversation> for ConversationRow {
+    fn from(c: &Conversation) -> Self {
+        Self {
+            id: c.id,
+            project_id: c.project_id,
+            owner_id: c.owner_id.as_str().to_owned(),
+            title: c.title.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+impl TryFrom<ConversationRow> for Conversation {
+    type Error = StoreError;
+    fn try_from(r: ConversationRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            project_id: r.project_id,
+            owner_id: owner(r.owner_id)?,
+            title: r.title,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// A message as read back (without its lease column).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = messages, check_for_backend(Pg, Sqlite))]
+pub(crate) struct MessageRow {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub role: String,
+    pub content: String,
+    pub status: String,
+    pub model: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub error: Option<String>,
+    pub client_message_id: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        let role = Role::parse(&r.role)
+            .ok_or_else(|| StoreError::Internal("a stored message has an unknown role".to_owned()))?;
+        let status = MessageStatus::parse(&r.status).ok_or_else(|| {
+            StoreError::Internal("a stored message has an unknown status".to_owned())
+        })?;
+        let usage = match (r.input_tokens, r.output_tokens) {
+            (Some(input), Some(output)) => Some(Usage {
+                input_tokens: count(input, "token count")?,
+                output_tokens: count(output, "token count")?,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: r.id,
+            conversation_id: r.conversation_id,
+            role,
+            content: r.content,
+            status,
+            model: r.model,
+            usage,
+            error: r.error,
+            client_message_id: r.client_message_id,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A message as written: with the lease column `touched_at`.
+#[derive(Insertable)]
+#[diesel(table_name = messages)]
+pub(crate) struct NewMessageRow<'a> {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub role: &'a str,
+    pub content: &'a str,
+    pub status: &'a str,
+    pub model: Option<&'a str>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub error: Option<&'a str>,
+    pub client_message_id: Option<Uuid>,
+    pub created_at: Timestamp,
+    pub touched_at: Timestamp,
+}
+
+impl<'a> NewMessageRow<'a> {
+    /// The row of `m`, its lease taken at `m.created_at`.
+    pub(crate) fn new(m: &'a Message) -> Self {
+        Self {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            role: m.role.as_str(),
+            content: &m.content,
+            status: m.status.as_str(),
+            model: m.model.as_deref(),
+            input_tokens: m.usage.map(|u| i64::from(u.input_tokens)),
+            output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
+            error: m.error.as_deref(),
+            client_message_id: m.client_message_id,
+            created_at: m.created_at,
+            touched_at: m.created_at,
+        }
+    }
+}
+
+/// What `finish_reply` writes over a reply.
+#[derive(AsChangeset)]
+#[diesel(table_name = messages, treat_none_as_null = true)]
+pub(crate) struct FinishedReply<'a> {
+    pub content: &'a str,
+    pub status: &'a str,
+    pub model: Option<&'a str>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub error: Option<&'a str>,
+    pub touched_at: Timestamp,
+}
+
+impl<'a> FinishedReply<'a> {
+    pub(crate) fn new(m: &'a Message, now: Timestamp) -> Self {
+        Self {
+            content: &m.content,
+            status: m.status.as_str(),
+            model: m.model.as_deref(),
+            input_tokens: m.usage.map(|u| i64::from(u.input_tokens)),
+            output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
+            error: m.error.as_deref(),
+            touched_at: now,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = file_metadata, check_for_backend(Pg, Sqlite))]
+pub(crate) struct FileRow {
+    pub id: FileId,
+    pub project_id: ProjectId,
+    pub owner_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub created_at: Timestamp,
+}
+
+impl TryFrom<&FileMeta> for FileRow {
+    type Error = StoreError;
+    fn try_from(f: &FileMeta) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: f.id,
+            project_id: f.project_id,
+            owner_id: f.owner_id.as_str().to_owned(),
+            filename: f.filename.clone(),
+            content_type: f.content_type.clone(),
+            size_bytes: i64::try_from(f.size_bytes)
+                .map_err(|_| StoreError::Internal("a file size is out of range".to_owned()))?,
+            sha256: f.sha256.clone(),
+            storage_key: f.storage_key.clone(),
+            created_at: f.created_at,
+        })
+    }
+}
+
+impl TryFrom<FileRow> for FileMeta {
+    type Error = StoreError;
+    fn try_from(r: FileRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            project_id: r.project_id,
+            owner_id: owner(r.owner_id)?,
+            filename: r.filename,
+            content_type: r.content_type,
+            size_bytes: u64::try_from(r.size_bytes)
+                .map_err(|_| StoreError::Internal("a stored file size is out of range".to_owned()))?,
+            sha256: r.sha256,
+            storage_key: r.storage_key,
+            created_at: r.created_at,
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The tables, written by hand to match `migrations/postgres` and `migrations/sqlite`. One
+//! schema serves both backends: the columns whose storage differs use the custom SQL types
+//! [`Id`](crate::types::Id) and [`Instant`](crate::types::Instant).
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    projects (id) {
+        id -> Id,
+        owner_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> Instant,
+        updated_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    prompts (id) {
+        id -> Id,
+        project_id -> Id,
+        version -> Integer,
+        content -> Text,
+        is_active -> Bool,
+        created_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    conversations (id) {
+        id -> Id,
+        project_id -> Id,
+        owner_id -> Text,
+        title -> Nullable<Text>,
+        created_at -> Instant,
+        updated_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    messages (id) {
+        id -> Id,
+        conversation_id -> Id,
+        role -> Text,
+        content -> Text,
+        status -> Text,
+        model -> Nullable<Text>,
+        input_tokens -> Nullable<BigInt>,
+        output_tokens -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        client_message_id -> Nullable<Id>,
+        created_at -> Instant,
+        /// When the writer of a `streaming` reply last renewed its lease.
+        touched_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    file_metadata (id) {
+        id -> Id,
+        project_id -> Id,
+        owner_id -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        storage_key -> Text,
+        created_at -> Instant,
+    }
+}
+
+diesel::joinable!(prompts -> projects (project_id));
+diesel::joinable!(conversations -> projects (project_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(file_metadata -> projects (project_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    projects,
+    prompts,
+    conversations,
+    messages,
+    file_metadata,
+);

@@ -1,0 +1,348 @@
+//! `SqlStore`: one pool, one backend, every storage port.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use confab_core::error::StoreError;
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::model::{
+    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, Timestamp,
+};
+use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
+use diesel::SqliteConnection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use uuid::Uuid;
+
+use crate::connect::{self, PoolOptions, SqliteConn, Target};
+use crate::error::{SqlError, pool_error};
+use crate::queries;
+
+/// Every storage port over PostgreSQL or SQLite. Cloning is cheap (the clones share one
+/// pool), so one store can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, …
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    /// Test support: dropped after the pool, removes the store's private database.
+    #[cfg(feature = "test-support")]
+    _cleanup: Option<Box<dyn Send + Sync>>,
+}
+
+enum Backend {
+    Postgres {
+        pool: Pool<AsyncPgConnection>,
+        /// Holds the password: never logged, never in an error.
+        url: String,
+    },
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        url: String,
+        /// For `sqlite::memory:`: a connection outside the pool that keeps the shared
+        /// in-memory database alive even when the pool replaces its connection.
+        keeper: Option<Arc<Mutex<SqliteConnection>>>,
+    },
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the database named by `url`, checks that it answers and applies the pending
+/// migrations. `url` is `sqlite://relative/path.db` (its folder is created),
+/// `sqlite:///abs/path.db`, `sqlite::memory:`, or `postgres://…` / `postgresql://…`.
+///
+/// # Errors
+/// `UnsupportedUrl` for any other URL; `Connect` when the database cannot be reached;
+/// `Migration` when a migration fails.
+pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError> {
+    let store = SqlStore::open(url, opts).await?;
+    store.run_migrations().await?;
+    Ok(store)
+}
+
+macro_rules! on_conn {
+    ($store:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
+        match &$store.inner.backend {
+            Backend::Postgres { pool, .. } => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                queries::pg::$op(&mut conn, $($arg),*).await
+            }
+            Backend::Sqlite { pool, .. } => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                queries::sqlite::$op(&mut conn, $($arg),*).await
+            }
+        }
+    };
+}
+
+impl SqlStore {
+    /// Like [`connect`], without applying migrations: builds the pool and checks that the
+    /// database answers.
+    ///
+    /// # Errors
+    /// As [`connect`], except `Migration`.
+    pub async fn open(url: &str, opts: PoolOptions) -> Result<Self, SqlError> {
+        let backend = match Target::parse(url)? {
+            Target::Postgres(url) => {
+                let pool = connect::postgres_pool(&url, &opts)?;
+                connect::check(&pool).await?;
+                Backend::Postgres { pool, url }
+            }
+            Target::SqliteFile(path) => {
+                connect::create_parent(&path)?;
+                let url = path
+                    .to_str()
+                    .ok_or(SqlError::UnsupportedUrl)?
+                    .to_owned();
+                let pool = connect::sqlite_pool(&url, &opts, true)?;
+                connect::check(&pool).await?;
+                Backend::Sqlite { pool, url, keeper: None }
+            }
+            Target::SqliteMemory => {
+                let url = connect::memory_database_name();
+                let keeper = Arc::new(Mutex::new(connect::open_sqlite(&url, false)?));
+                let pool = connect::sqlite_pool(&url, &opts, false)?;
+                connect::check(&pool).await?;
+                Backend::Sqlite { pool, url, keeper: Some(keeper) }
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                #[cfg(feature = "test-support")]
+                _cleanup: None,
+            }),
+        })
+    }
+
+    /// Applies the embedded migrations that have not been applied yet (`migrations/postgres`
+    /// or `migrations/sqlite`). Safe to call again, and from several processes at once on
+    /// PostgreSQL (they take turns on an advisory lock).
+    ///
+    /// # Errors
+    /// `Connect` when the database cannot be reached, `Migration` when a migration fails.
+    pub async fn run_migrations(&self) -> Result<(), SqlError> {
+        match &self.inner.backend {
+            Backend::Postgres { url, .. } => connect::migrate_postgres(url).await,
+            Backend::Sqlite { url, keeper, .. } => connect::migrate_sqlite(url, keeper.clone()).await,
+        }
+    }
+
+    /// `"postgres"` or `"sqlite"`, for logs.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        match self.inner.backend {
+            Backend::Postgres { .. } => "postgres",
+            Backend::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    /// Attaches a value that is dropped after the pool, when the last clone of the store
+    /// goes: test databases remove themselves this way.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn with_cleanup(self, cleanup: Box<dyn Send + Sync>) -> Result<Self, Self> {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner._cleanup = Some(cleanup);
+                Ok(Self { inner: Arc::new(inner) })
+            }
+            Err(inner) => Err(Self { inner }),
+        }
+    }
+}
+
+#[async_trait]
+impl ProjectStore for SqlStore {
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
+        on_conn!(self, insert_project(project))
+    }
+
+    async fn get_project(&self, owner: &UserId, id: ProjectId) -> Result<Project, StoreError> {
+        on_conn!(self, get_project(owner, id))
+    }
+
+    async fn list_projects(
+        &self,
+        owner: &UserId,
+        after: Option<ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError> {
+        on_conn!(self, list_projects(owner, after, limit))
+    }
+
+    async fn update_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        now: Timestamp,
+    ) -> Result<Project, StoreError> {
+        on_conn!(self, update_project(owner, id, patch, now))
+    }
+
+    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError> {
+        on_conn!(self, delete_project(owner, id))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_conn!(self, ping())
+    }
+}
+
+#[async_trait]
+impl PromptStore for SqlStore {
+    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError> {
+        on_conn!(self, create_prompt(owner, prompt))
+    }
+
+    async fn list_prompts(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        on_conn!(self, list_prompts(owner, project_id, before_version, limit))
+    }
+
+    async fn active_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        on_conn!(self, active_prompt(owner, project_id))
+    }
+
+    async fn activate_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, StoreError> {
+        on_conn!(self, activate_prompt(owner, project_id, prompt_id))
+    }
+}
+
+#[async_trait]
+impl ChatHistory for SqlStore {
+    async fn insert_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
+        on_conn!(self, insert_conversation(conversation))
+    }
+
+    async fn get_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        on_conn!(self, get_conversation(owner, id))
+    }
+
+    async fn list_conversations(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<(Timestamp, ConversationId)>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        on_conn!(self, list_conversations(owner, project_id, after, limit))
+    }
+
+    async fn rename_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        title: Option<String>,
+        now: Timestamp,
+    ) -> Result<Conversation, StoreError> {
+        on_conn!(self, rename_conversation(owner, id, title, now))
+    }
+
+    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+        on_conn!(self, delete_conversation(owner, id))
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        on_conn!(self, list_messages(owner, conversation_id, after, limit))
+    }
+
+    async fn recent_messages(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        on_conn!(self, recent_messages(owner, conversation_id, limit))
+    }
+
+    async fn check_turn(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        client_message_id: Option<Uuid>,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, check_turn(owner, conversation_id, client_message_id, stale_before))
+    }
+
+    async fn begin_turn(
+        &self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, begin_turn(owner, user, reply, stale_before))
+    }
+
+    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+        on_conn!(self, touch_reply(id, content, now))
+    }
+
+    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+        on_conn!(self, finish_reply(reply, now))
+    }
+
+    async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
+        on_conn!(self, fail_stale_replies(stale_before))
+    }
+}
+
+#[async_trait]
+impl FileStore for SqlStore {
+    async fn insert_file(&self, file: &FileMeta) -> Result<(), StoreError> {
+        on_conn!(self, insert_file(file))
+    }
+
+    async fn get_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
+        on_conn!(self, get_file(owner, id))
+    }
+
+    async fn list_files(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        on_conn!(self, list_files(owner, project_id, after, limit))
+    }
+
+    async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
+        on_conn!(self, delete_file(owner, id))
+    }
+}

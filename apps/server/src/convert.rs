@@ -1,0 +1,79 @@
+//! Domain records → API bodies.
+
+use confab_api_types as api;
+use confab_core as core;
+
+pub fn project(p: core::Project) -> api::Project {
+    api::Project {
+        id: p.id.as_uuid(),
+        name: p.name,
+        description: p.description,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+pub fn prompt(p: core::Prompt) -> api::Prompt {
+    api::Prompt {
+        id: p.id.as_uuid(),
+        project_id: p.project_id.as_uuid(),
+        version: p.version,
+        content: p.content,
+        is_active: p.is_active,
+        created_at: p.created_at,
+    }
+}
+
+pub fn conversation(c: core::Conversation) -> api::Conversation {
+    api::Conversation {
+        id: c.id.as_uuid(),
+        project_id: c.project_id.as_uuid(),
+        title: c.title,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+pub fn message(m: core::Message) -> api::Message {
+    api::Message {
+        id: m.id.as_uuid(),
+        conversation_id: m.conversation_id.as_uuid(),
+        role: match m.role {
+            core::Role::User => api::Role::User,
+            core::Role::Assistant => api::Role::Assistant,
+        },
+        content: m.content,
+        status: match m.status {
+            core::MessageStatus::Complete => api::MessageStatus::Complete,
+            core::MessageStatus::Streaming => api::MessageStatus::Streaming,
+            core::MessageStatus::Failed => api::MessageStatus::Failed,
+            core::MessageStatus::Cancelled => api::MessageStatus::Cancelled,
+        },
+        model: m.model,
+        usage: m.usage.map(|u| api::Usage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+        }),
+        error: m.error,
+        created_at: m.created_at,
+    }
+}
+
+pub fn file(f: core::FileMeta) -> api::FileInfo {
+    api::FileInfo {
+        id: f.id.as_uuid(),
+        project_id: f.project_id.as_uuid(),
+        filename: f.filename,
+        content_type: f.content_type,
+        size_bytes: f.size_bytes,
+        sha256: f.sha256,
+        created_at: f.created_at,
+    }
+}
+
+pub fn page<T, U>(page: core::Page<T>, map: impl FnMut(T) -> U) -> api::Page<U> {
+    api::Page {
+        items: page.items.into_iter().map(map).collect(),
+        next_cursor: page.next_cursor,
+    }
+}

@@ -1,0 +1,281 @@
+//! `/api/projects`, prompts and conversations under a project.
+
+use actix_web::{HttpResponse, web};
+use confab_api_types as api;
+use confab_core::{ConversationId, ProjectId, PromptId};
+use uuid::Uuid;
+
+use crate::convert;
+use crate::error::ApiError;
+use crate::extract::{Authenticated, JsonBody, OptionalJsonBody, Paging};
+use crate::state::AppState;
+
+type Json<T> = Result<web::Json<T>, ApiError>;
+
+/// List the caller's projects, newest first.
+#[utoipa::path(get, path = "/api/projects", tag = "projects",
+    params(("limit" = Option<u32>, Query, description = "1–200, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = api::Page<api::Project>), (status = 401, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_projects(
+    Authenticated(p): Authenticated,
+    Paging(page): Paging,
+    state: web::Data<AppState>,
+) -> Json<api::Page<api::Project>> {
+    let page = state.projects.list(&p, &page).await?;
+    Ok(web::Json(convert::page(page, convert::project)))
+}
+
+/// Create a project.
+#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body = api::CreateProject,
+    responses((status = 201, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
+        (status = 413, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_project(
+    Authenticated(p): Authenticated,
+    JsonBody(body): JsonBody<api::CreateProject>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let project = state
+        .projects
+        .create(&p, &body.name, body.description.as_deref())
+        .await?;
+    Ok(HttpResponse::Created().json(convert::project(project)))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/api/projects/{project_id}", tag = "projects",
+    params(("project_id" = Uuid, Path)),
+    responses((status = 200, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_project(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Json<api::Project> {
+    let project = state.projects.get(&p, ProjectId::from_uuid(*id)).await?;
+    Ok(web::Json(convert::project(project)))
+}
+
+/// Change a project's name or description (`"description": null` clears it).
+#[utoipa::path(patch, path = "/api/projects/{project_id}", tag = "projects", request_body = api::UpdateProject,
+    params(("project_id" = Uuid, Path)),
+    responses((status = 200, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
+        (status = 404, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn update_project(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    OptionalJsonBody(body): OptionalJsonBody<api::UpdateProject>,
+    state: web::Data<AppState>,
+) -> Json<api::Project> {
+    let description = body.description.as_ref().map(Option::as_deref);
+    let project = state
+        .projects
+        .update(
+            &p,
+            ProjectId::from_uuid(*id),
+            body.name.as_deref(),
+            description,
+        )
+        .await?;
+    Ok(web::Json(convert::project(project)))
+}
+
+/// Delete a project with its prompts, conversations, messages and files.
+#[utoipa::path(delete, path = "/api/projects/{project_id}", tag = "projects",
+    params(("project_id" = Uuid, Path)),
+    responses((status = 204), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_project(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.projects.delete(&p, ProjectId::from_uuid(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A project's prompt versions, highest version first.
+#[utoipa::path(get, path = "/api/projects/{project_id}/prompts", tag = "prompts",
+    params(("project_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = api::Page<api::Prompt>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_prompts(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    Paging(page): Paging,
+    state: web::Data<AppState>,
+) -> Json<api::Page<api::Prompt>> {
+    let page = state
+        .prompts
+        .list(&p, ProjectId::from_uuid(*id), &page)
+        .await?;
+    Ok(web::Json(convert::page(page, convert::prompt)))
+}
+
+/// Store a new prompt version (active unless `"activate": false`).
+#[utoipa::path(post, path = "/api/projects/{project_id}/prompts", tag = "prompts", request_body = api::CreatePrompt,
+    params(("project_id" = Uuid, Path)),
+    responses((status = 201, body = api::Prompt), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
+        (status = 404, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_prompt(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    JsonBody(body): JsonBody<api::CreatePrompt>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let prompt = state
+        .prompts
+        .create(
+            &p,
+            ProjectId::from_uuid(*id),
+            &body.content,
+            body.activate.unwrap_or(true),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(convert::prompt(prompt)))
+}
+
+/// The project's active prompt; 404 when none is active.
+#[utoipa::path(get, path = "/api/projects/{project_id}/prompts/active", tag = "prompts",
+    params(("project_id" = Uuid, Path)),
+    responses((status = 200, body = api::Prompt), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn active_prompt(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Json<api::Prompt> {
+    let prompt = state.prompts.active(&p, ProjectId::from_uuid(*id)).await?;
+    Ok(web::Json(convert::prompt(prompt)))
+}
+
+/// Make a prompt version the active one.
+#[utoipa::path(post, path = "/api/projects/{project_id}/prompts/{prompt_id}/activate", tag = "prompts",
+    params(("project_id" = Uuid, Path), ("prompt_id" = Uuid, Path)),
+    responses((status = 200, body = api::Prompt), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn activate_prompt(
+    Authenticated(p): Authenticated,
+    ids: web::Path<(Uuid, Uuid)>,
+    state: web::Data<AppState>,
+) -> Json<api::Prompt> {
+    let (project, prompt) = ids.into_inner();
+    let prompt = state
+        .prompts
+        .activate(
+            &p,
+            ProjectId::from_uuid(project),
+            PromptId::from_uuid(prompt),
+        )
+        .await?;
+    Ok(web::Json(convert::prompt(prompt)))
+}
+
+/// A project's conversations, most recently updated first.
+#[utoipa::path(get, path = "/api/projects/{project_id}/conversations", tag = "conversations",
+    params(("project_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = api::Page<api::Conversation>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_conversations(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    Paging(page): Paging,
+    state: web::Data<AppState>,
+) -> Json<api::Page<api::Conversation>> {
+    let page = state
+        .conversations
+        .list(&p, ProjectId::from_uuid(*id), &page)
+        .await?;
+    Ok(web::Json(convert::page(page, convert::conversation)))
+}
+
+/// Start a conversation (the body may be empty).
+#[utoipa::path(post, path = "/api/projects/{project_id}/conversations", tag = "conversations", request_body = api::CreateConversation,
+    params(("project_id" = Uuid, Path)),
+    responses((status = 201, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_conversation(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    OptionalJsonBody(body): OptionalJsonBody<api::CreateConversation>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = state
+        .conversations
+        .create(&p, ProjectId::from_uuid(*id), body.title.as_deref())
+        .await?;
+    Ok(HttpResponse::Created().json(convert::conversation(conversation)))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path)),
+    responses((status = 200, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_conversation(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Json<api::Conversation> {
+    let conversation = state
+        .conversations
+        .get(&p, ConversationId::from_uuid(*id))
+        .await?;
+    Ok(web::Json(convert::conversation(conversation)))
+}
+
+/// Rename a conversation.
+#[utoipa::path(patch, path = "/api/conversations/{conversation_id}", tag = "conversations", request_body = api::UpdateConversation,
+    params(("conversation_id" = Uuid, Path)),
+    responses((status = 200, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn update_conversation(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    JsonBody(body): JsonBody<api::UpdateConversation>,
+    state: web::Data<AppState>,
+) -> Json<api::Conversation> {
+    let conversation = state
+        .conversations
+        .rename(&p, ConversationId::from_uuid(*id), body.title.as_deref())
+        .await?;
+    Ok(web::Json(convert::conversation(conversation)))
+}
+
+/// Delete a conversation and its messages.
+#[utoipa::path(delete, path = "/api/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_conversation(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .conversations
+        .delete(&p, ConversationId::from_uuid(*id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A conversation's messages, oldest first.
+#[utoipa::path(get, path = "/api/conversations/{conversation_id}/messages", tag = "messages",
+    params(("conversation_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = api::Page<api::Message>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_messages(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    Paging(page): Paging,
+    state: web::Data<AppState>,
+) -> Json<api::Page<api::Message>> {
+    let page = state
+        .conversations
+        .messages(&p, ConversationId::from_uuid(*id), &page)
+        .await?;
+    Ok(web::Json(convert::page(page, convert::message)))
+}

@@ -1,0 +1,40 @@
+//! What every handler shares: the use cases, the auth verifier, the generation registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_api_types::ClientConfig;
+use confab_core::ChatService;
+use confab_core::files::FileService;
+use confab_core::ports::{AuthVerifier, ChatHistory};
+use confab_core::services::{ConversationService, ProjectService, PromptService};
+use tokio_util::task::TaskTracker;
+
+use crate::generations::Generations;
+use crate::metrics::Metrics;
+
+/// Issues dev tokens; present only when dev sign-in is the configured provider.
+pub trait DevTokens: Send + Sync + 'static {
+    /// A token for `username` and when it expires; `Err` with a sentence for a bad name.
+    fn issue(&self, username: &str) -> Result<(String, chrono::DateTime<chrono::Utc>), String>;
+}
+
+/// The application state, shared by every worker.
+pub struct AppState {
+    pub projects: ProjectService,
+    pub prompts: PromptService,
+    pub conversations: ConversationService,
+    pub files: FileService,
+    pub chat: ChatService,
+    pub history: Arc<dyn ChatHistory>,
+    pub auth: Arc<dyn AuthVerifier>,
+    pub dev_tokens: Option<Arc<dyn DevTokens>>,
+    pub client_config: ClientConfig,
+    pub generations: Generations,
+    pub tasks: TaskTracker,
+    pub metrics: Arc<Metrics>,
+    pub max_json_bytes: usize,
+    pub llm_timeout: Duration,
+    /// Host of the Clerk Frontend API, allowed by the page's CSP in Clerk mode.
+    pub clerk_host: Option<String>,
+}

@@ -1,0 +1,350 @@
+//! The chat view: history, the live reply, Stop, Retry, rename and delete.
+
+use std::{cell::Cell, rc::Rc};
+
+use confab_api_types::{Conversation, Message, SendMessage, UpdateConversation};
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{AbortController, HtmlInputElement};
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use super::Route;
+use crate::{
+    components::{composer::Composer, message_list::MessageList, sidebar::conversation_title},
+    hooks::{use_data_version, use_session},
+    services::{
+        api::Api,
+        browser,
+        chat_stream::{self, StreamEnd},
+    },
+    state::chat::{Action, ChatState, EntryStatus},
+};
+
+/// How often a reply generated elsewhere (after a reload) is checked on.
+const POLL_MS: i32 = 1000;
+
+#[derive(Properties, PartialEq)]
+pub struct ChatPageProps {
+    pub project: Uuid,
+    pub conversation: Uuid,
+}
+
+async fn load_history(api: &Api, conversation: Uuid) -> Result<Vec<Message>, crate::wording::ApiError> {
+    api.list_all::<Message>(&format!("/api/conversations/{conversation}/messages")).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeaderMode {
+    View,
+    Rename,
+    ConfirmDelete,
+}
+
+#[component]
+pub fn ChatPage(props: &ChatPageProps) -> Html {
+    let session = use_session();
+    let data = use_data_version();
+    let navigator = use_navigator();
+    let chat = use_reducer(ChatState::default);
+    let conversation = use_state(|| None::<Conversation>);
+    let page_error = use_state(|| None::<String>);
+    let notice = use_state(|| None::<String>);
+    let header_mode = use_state(|| HeaderMode::View);
+    let abort = use_mut_ref(|| None::<AbortController>);
+    let id = props.conversation;
+
+    {
+        // Load the conversation and its whole history, oldest first.
+        let (api, dispatcher, conversation, page_error) =
+            (session.api.clone(), chat.dispatcher(), conversation.clone(), page_error.clone());
+        use_effect_with(id, move |id| {
+            let id = *id;
+            spawn_local(async move {
+                match api.get::<Conversation>(&format!("/api/conversations/{id}")).await {
+                    Ok(c) => conversation.set(Some(c)),
+                    Err(e) => {
+                        page_error.set(Some(e.describe()));
+                        return;
+                    }
+                }
+                match load_history(&api, id).await {
+                    Ok(messages) => dispatcher.dispatch(Action::Loaded(messages)),
+                    Err(e) => page_error.set(Some(e.describe())),
+                }
+            });
+        });
+    }
+    {
+        // Leaving the page stops reading the stream; the server still finishes and stores the reply.
+        let abort = abort.clone();
+        use_effect_with((), move |_| {
+            move || {
+                if let Some(c) = abort.borrow_mut().take() {
+                    c.abort();
+                }
+            }
+        });
+    }
+    {
+        // A reply being generated that this page is not streaming (after a reload, or a cut
+        // stream): check on it until it is stored.
+        let waiting = chat.loaded && !chat.live && chat.generating();
+        let (api, dispatcher, bump) = (session.api.clone(), chat.dispatcher(), data.bump.clone());
+        use_effect_with(waiting, move |waiting| {
+            let stop = Rc::new(Cell::new(false));
+            if *waiting {
+                let stop = stop.clone();
+                spawn_local(async move {
+                    while !stop.get() {
+                        browser::sleep(POLL_MS).await;
+                        if stop.get() {
+                            break;
+                        }
+                        match load_history(&api, id).await {
+                            Ok(messages) => {
+                                let done = !messages.iter().any(|m| m.status == confab_api_types::MessageStatus::Streaming);
+                                dispatcher.dispatch(Action::Loaded(messages));
+                                if done {
+                                    bump.emit(());
+                                    break;
+                                }
+                            }
+                            Err(e) if e.is_unauthenticated() => break,
+                            Err(_) => {}
+                        }
+                    }
+                });
+            }
+            move || stop.set(true)
+        });
+    }
+
+    let send = {
+        let (api, dispatcher, abort, bump) = (session.api.clone(), chat.dispatcher(), abort.clone(), data.bump.clone());
+        let notice = notice.clone();
+        Callback::from(move |(content, client_id): (String, Uuid)| {
+            notice.set(None);
+            dispatcher.dispatch(Action::SendStarted { client_id, content: content.clone() });
+            let controller = AbortController::new().ok();
+            let signal = controller.as_ref().map(AbortController::signal);
+            *abort.borrow_mut() = controller;
+            let (api, dispatcher, bump) = (api.clone(), dispatcher.clone(), bump.clone());
+            spawn_local(async move {
+                let body = SendMessage { content, client_message_id: Some(client_id) };
+                let on_event = {
+                    let dispatcher = dispatcher.clone();
+                    move |ev: crate::state::chat::StreamEvent| dispatcher.dispatch(ev.into_action(client_id))
+                };
+                let result = chat_stream::send_message(&api, id, &body, signal.as_ref(), on_event).await;
+                let aborted = signal.as_ref().is_some_and(web_sys::AbortSignal::aborted);
+                match result {
+                    Ok(StreamEnd::Finished) => dispatcher.dispatch(Action::StreamClosed),
+                    Ok(StreamEnd::CutOff) => {
+                        dispatcher.dispatch(Action::StreamClosed);
+                        if !aborted {
+                            if let Ok(messages) = load_history(&api, id).await {
+                                dispatcher.dispatch(Action::Loaded(messages));
+                            }
+                        }
+                    }
+                    Err(e) if aborted => {
+                        let _ = e;
+                        dispatcher.dispatch(Action::StreamClosed);
+                    }
+                    Err(e) => dispatcher.dispatch(Action::SendRejected { client_id, error: e.describe() }),
+                }
+                bump.emit(());
+            });
+        })
+    };
+    let on_send = {
+        let send = send.clone();
+        Callback::from(move |content: String| send.emit((content, browser::random_uuid())))
+    };
+    let on_retry = {
+        let (send, chat, dispatcher) = (send.clone(), chat.clone(), chat.dispatcher());
+        Callback::from(move |entry_id: Uuid| {
+            let Some(entry) = chat.entries.iter().find(|e| e.id == entry_id) else { return };
+            if entry.status == EntryStatus::Rejected {
+                // Never delivered or refused: send it again under the same id, so a send that
+                // did reach the server is not stored twice.
+                let content = entry.content.clone();
+                dispatcher.dispatch(Action::Discard { id: entry_id });
+                send.emit((content, entry_id));
+            } else if let Some(content) = chat.prompt_before(entry_id) {
+                send.emit((content, browser::random_uuid()));
+            }
+        })
+    };
+    let on_stop = {
+        let (api, notice, dispatcher) = (session.api.clone(), notice.clone(), chat.dispatcher());
+        Callback::from(move |()| {
+            let (api, notice, dispatcher) = (api.clone(), notice.clone(), dispatcher.clone());
+            spawn_local(async move {
+                match api.call("POST", &format!("/api/conversations/{id}/cancel")).await {
+                    Ok(()) => {}
+                    // Nothing left to stop: it just finished. Show what was stored.
+                    Err(e) if e.status == 409 => {
+                        if let Ok(messages) = load_history(&api, id).await {
+                            dispatcher.dispatch(Action::Loaded(messages));
+                        }
+                    }
+                    Err(e) => notice.set(Some(e.describe())),
+                }
+            });
+        })
+    };
+
+    if let Some(e) = &*page_error {
+        return html! {
+            <section class="page">
+                <p class="error" role="alert">{ e }</p>
+                <p><Link<Route> to={Route::Project { project: props.project }}>{ "Back to the project" }</Link<Route>></p>
+            </section>
+        };
+    }
+
+    let title = conversation.as_ref().map(conversation_title).unwrap_or_default();
+    let header = match *header_mode {
+        HeaderMode::View => {
+            let (rename, delete) = {
+                let (m1, m2) = (header_mode.clone(), header_mode.clone());
+                (
+                    Callback::from(move |_| m1.set(HeaderMode::Rename)),
+                    Callback::from(move |_| m2.set(HeaderMode::ConfirmDelete)),
+                )
+            };
+            html! {
+                <>
+                    <h1 class="chat-title truncate">{ &title }</h1>
+                    <div class="row">
+                        <button type="button" class="button ghost small" onclick={rename}>{ "Rename" }</button>
+                        <button type="button" class="button ghost small danger-text" onclick={delete}>{ "Delete" }</button>
+                    </div>
+                </>
+            }
+        }
+        HeaderMode::Rename => html! {
+            <RenameForm {id} title={conversation.as_ref().and_then(|c| c.title.clone()).unwrap_or_default()}
+                on_done={
+                    let (mode, conversation, bump) = (header_mode.clone(), conversation.clone(), data.bump.clone());
+                    Callback::from(move |updated: Option<Conversation>| {
+                        if let Some(c) = updated {
+                            conversation.set(Some(c));
+                            bump.emit(());
+                        }
+                        mode.set(HeaderMode::View);
+                    })
+                } />
+        },
+        HeaderMode::ConfirmDelete => {
+            let cancel = {
+                let mode = header_mode.clone();
+                Callback::from(move |_| mode.set(HeaderMode::View))
+            };
+            let confirm = {
+                let (api, nav, bump, notice, project) =
+                    (session.api.clone(), navigator.clone(), data.bump.clone(), notice.clone(), props.project);
+                Callback::from(move |_| {
+                    let (api, nav, bump, notice) = (api.clone(), nav.clone(), bump.clone(), notice.clone());
+                    spawn_local(async move {
+                        match api.call("DELETE", &format!("/api/conversations/{id}")).await {
+                            Ok(()) => {
+                                bump.emit(());
+                                if let Some(nav) = nav {
+                                    nav.push(&Route::Project { project });
+                                }
+                            }
+                            Err(e) => notice.set(Some(e.describe())),
+                        }
+                    });
+                })
+            };
+            html! {
+                <div class="confirm" role="group" aria-label="Delete this chat">
+                    <span>{ format!("Delete “{title}” and all its messages?") }</span>
+                    <button type="button" class="button danger small" onclick={confirm}>{ "Yes, delete" }</button>
+                    <button type="button" class="button ghost small" onclick={cancel}>{ "Cancel" }</button>
+                </div>
+            }
+        }
+    };
+
+    html! {
+        <section class="chat" aria-label={if title.is_empty() { "Chat".to_owned() } else { title.clone() }}>
+            <header class="chat-header">{ header }</header>
+            <MessageList entries={chat.entries.clone()} loaded={chat.loaded}
+                generating={chat.generating()} {on_retry} />
+            if let Some(n) = &*notice {
+                <p class="error notice-bar" role="alert">{ n }</p>
+            }
+            <Composer {on_send} {on_stop} generating={chat.generating()}
+                max_chars={session.config.limits.message_chars} />
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RenameFormProps {
+    id: Uuid,
+    title: String,
+    on_done: Callback<Option<Conversation>>,
+}
+
+#[component]
+fn RenameForm(props: &RenameFormProps) -> Html {
+    let session = use_session();
+    let input = use_node_ref();
+    let error = use_state(|| None::<String>);
+    {
+        let input = input.clone();
+        use_effect_with((), move |_| {
+            if let Some(i) = input.cast::<HtmlInputElement>() {
+                let _ = i.focus();
+                i.select();
+            }
+        });
+    }
+    let onsubmit = {
+        let (input, error, api, on_done, id) =
+            (input.clone(), error.clone(), session.api.clone(), props.on_done.clone(), props.id);
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let Some(field) = input.cast::<HtmlInputElement>() else { return };
+            let title = field.value().trim().to_owned();
+            let (error, api, on_done) = (error.clone(), api.clone(), on_done.clone());
+            spawn_local(async move {
+                let body = UpdateConversation { title: Some(title).filter(|t| !t.is_empty()) };
+                match api.send::<_, Conversation>("PATCH", &format!("/api/conversations/{id}"), &body).await {
+                    Ok(c) => on_done.emit(Some(c)),
+                    Err(e) => error.set(Some(e.describe())),
+                }
+            });
+        })
+    };
+    let cancel = {
+        let on_done = props.on_done.clone();
+        Callback::from(move |_| on_done.emit(None))
+    };
+    let onkeydown = {
+        let on_done = props.on_done.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                on_done.emit(None);
+            }
+        })
+    };
+    html! {
+        <form class="rename-form" {onsubmit} {onkeydown}>
+            <label for="chat-title">{ "Chat title" }</label>
+            <input ref={input} id="chat-title" type="text" value={props.title.clone()}
+                maxlength={session.config.limits.title_chars.to_string()} autocomplete="off" />
+            <button type="submit" class="button primary small">{ "Save" }</button>
+            <button type="button" class="button ghost small" onclick={cancel}>{ "Cancel" }</button>
+            if let Some(e) = &*error {
+                <p class="error small" role="alert">{ e }</p>
+            }
+        </form>
+    }
+}

@@ -1,0 +1,78 @@
+//! The signed-in layout: sidebar, main area and the route switch.
+
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use super::{Route, chat::ChatPage, home, settings::SettingsPage};
+use crate::{components::sidebar::Sidebar, hooks::DataVersion};
+
+fn switch(route: Route) -> Html {
+    match route {
+        Route::Home => html! { <home::Home /> },
+        Route::Project { project } => html! { <home::ProjectHome key={project.to_string()} {project} /> },
+        Route::Settings { project } => html! { <SettingsPage key={project.to_string()} {project} /> },
+        Route::Chat { project, conversation } => html! {
+            <ChatPage key={conversation.to_string()} {project} {conversation} />
+        },
+        Route::NotFound => html! { <home::NotFound /> },
+    }
+}
+
+/// Sidebar and main area. On narrow screens the sidebar is a drawer opened by "Menu".
+#[component]
+pub fn Layout() -> Html {
+    let route = use_route::<Route>().unwrap_or(Route::NotFound);
+    let (project, conversation) = route.selection();
+    let menu_open = use_state_eq(|| false);
+    let version = use_state(|| 0u32);
+
+    {
+        // Close the drawer after navigating.
+        let menu_open = menu_open.clone();
+        use_effect_with(route.clone(), move |_| menu_open.set(false));
+    }
+
+    let data = DataVersion {
+        version: *version,
+        bump: {
+            let version = version.clone();
+            Callback::from(move |()| version.set(version.wrapping_add(1)))
+        },
+    };
+    let toggle_menu = {
+        let menu_open = menu_open.clone();
+        Callback::from(move |_| menu_open.set(!*menu_open))
+    };
+    let close_menu = {
+        let menu_open = menu_open.clone();
+        Callback::from(move |_| menu_open.set(false))
+    };
+    let onkeydown = {
+        let menu_open = menu_open.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" && *menu_open {
+                menu_open.set(false);
+            }
+        })
+    };
+
+    html! {
+        <ContextProvider<DataVersion> context={data}>
+            <div class={classes!("shell", menu_open.then_some("menu-open"))} {onkeydown}>
+                <a class="skip-link" href="#main">{ "Skip to content" }</a>
+                <header class="topbar">
+                    <button type="button" class="button ghost menu-button" aria-controls="sidebar"
+                        aria-expanded={menu_open.to_string()} onclick={toggle_menu}>
+                        <span class="menu-icon" aria-hidden="true"></span>{ "Menu" }
+                    </button>
+                    <span class="brand">{ "Confab" }</span>
+                </header>
+                <Sidebar {project} {conversation} />
+                <div class="scrim" aria-hidden="true" onclick={close_menu}></div>
+                <main class="main" id="main" tabindex="-1">
+                    <Switch<Route> render={switch} />
+                </main>
+            </div>
+        </ContextProvider<DataVersion>>
+    }
+}

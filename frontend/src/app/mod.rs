@@ -1,0 +1,212 @@
+//! The application: start-up, the session, routes and pages.
+
+mod chat;
+mod home;
+mod layout;
+mod settings;
+mod sign_in;
+
+use std::rc::Rc;
+
+use confab_api_types::ClientConfig;
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::{
+    hooks::{Session, SignedIn},
+    services::{
+        api::{Api, Credentials},
+        clerk, session_store,
+    },
+    wording::ApiError,
+};
+
+/// The client's own routes; the server answers each with index.html.
+#[derive(Clone, Debug, PartialEq, Routable)]
+pub enum Route {
+    #[at("/")]
+    Home,
+    #[at("/p/:project")]
+    Project { project: Uuid },
+    #[at("/p/:project/settings")]
+    Settings { project: Uuid },
+    #[at("/p/:project/c/:conversation")]
+    Chat { project: Uuid, conversation: Uuid },
+    #[not_found]
+    #[at("/not-found")]
+    NotFound,
+}
+
+impl Route {
+    /// The project and conversation a route is about.
+    pub fn selection(&self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Route::Project { project } | Route::Settings { project } => (Some(*project), None),
+            Route::Chat { project, conversation } => (Some(*project), Some(*conversation)),
+            Route::Home | Route::NotFound => (None, None),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq)]
+enum Boot {
+    Loading,
+    Failed(String),
+    Ready(Rc<ClientConfig>),
+}
+
+const SESSION_ENDED: &str = "Your session has ended. Please sign in again.";
+
+/// The root component: loads `/api/config`, restores the session and shows the sign-in page
+/// or the signed-in layout.
+#[component]
+pub fn App() -> Html {
+    let boot = use_state(|| Boot::Loading);
+    let user = use_state(|| None::<Rc<SignedIn>>);
+    let notice = use_state(|| None::<String>);
+    let attempt = use_state(|| 0u32);
+
+    {
+        let (boot, user) = (boot.clone(), user.clone());
+        use_effect_with(*attempt, move |_| {
+            spawn_local(async move {
+                match start(&user).await {
+                    Ok(config) => boot.set(Boot::Ready(Rc::new(config))),
+                    Err(message) => boot.set(Boot::Failed(message)),
+                }
+            });
+        });
+    }
+
+    let is_clerk = matches!(&*boot, Boot::Ready(c) if c.auth.provider == "clerk");
+    {
+        // Follow Clerk's sign-in and sign-out (its own form and other tabs).
+        let user = user.clone();
+        use_effect_with(is_clerk, move |is_clerk| {
+            let listener = is_clerk.then(|| {
+                clerk::listen(move || {
+                    let signed_in = clerk::is_signed_in();
+                    if signed_in != user.is_some() {
+                        user.set(signed_in.then(|| {
+                            Rc::new(SignedIn { name: clerk::user_label(), credentials: Credentials::Clerk })
+                        }));
+                    }
+                })
+            });
+            move || drop(listener)
+        });
+    }
+
+    let sign_in = {
+        let (user, notice) = (user.clone(), notice.clone());
+        Callback::from(move |signed_in: SignedIn| {
+            notice.set(None);
+            user.set(Some(Rc::new(signed_in)));
+        })
+    };
+    let end_session = {
+        let user = user.clone();
+        move |is_clerk: bool| {
+            session_store::clear();
+            if is_clerk {
+                spawn_local(clerk::sign_out());
+            }
+            user.set(None);
+        }
+    };
+    let sign_out = {
+        let (end_session, notice) = (end_session.clone(), notice.clone());
+        Callback::from(move |()| {
+            notice.set(None);
+            end_session(is_clerk);
+        })
+    };
+    let on_unauthorized = {
+        let notice = notice.clone();
+        Callback::from(move |()| {
+            notice.set(Some(SESSION_ENDED.to_owned()));
+            end_session(is_clerk);
+        })
+    };
+
+    match &*boot {
+        Boot::Loading => html! {
+            <div class="boot" role="status"><span class="spinner" aria-hidden="true"></span>{ "Loading…" }</div>
+        },
+        Boot::Failed(message) => {
+            let retry = {
+                let (attempt, boot) = (attempt.clone(), boot.clone());
+                Callback::from(move |_| {
+                    boot.set(Boot::Loading);
+                    attempt.set(*attempt + 1);
+                })
+            };
+            html! {
+                <main class="boot">
+                    <div class="card">
+                        <h1>{ "Confab could not start" }</h1>
+                        <p role="alert">{ message }</p>
+                        <button type="button" class="button primary" onclick={retry}>{ "Try again" }</button>
+                    </div>
+                </main>
+            }
+        }
+        Boot::Ready(config) => {
+            let api = match user.as_deref() {
+                Some(u) => Api::new(u.credentials.clone(), on_unauthorized),
+                None => Api::anonymous(),
+            };
+            let session = Session {
+                config: config.clone(),
+                user: (*user).clone(),
+                api,
+                sign_in,
+                sign_out,
+                notice: (*notice).clone(),
+            };
+            let signed_in = user.is_some();
+            html! {
+                <ContextProvider<Session> context={session}>
+                    <BrowserRouter>
+                        if signed_in {
+                            <layout::Layout />
+                        } else {
+                            <sign_in::SignIn />
+                        }
+                    </BrowserRouter>
+                </ContextProvider<Session>>
+            }
+        }
+    }
+}
+
+/// Loads the server's settings and restores a session kept from an earlier visit.
+async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConfig, String> {
+    let config: ClientConfig =
+        Api::anonymous().get("/api/config").await.map_err(|e: ApiError| e.describe())?;
+    match config.auth.provider.as_str() {
+        "dev" => {
+            if let Some(stored) = session_store::load() {
+                user.set(Some(Rc::new(SignedIn {
+                    name: stored.username,
+                    credentials: Credentials::Dev { token: stored.token },
+                })));
+            }
+        }
+        "clerk" => {
+            let key = config
+                .auth
+                .clerk_publishable_key
+                .clone()
+                .ok_or_else(|| "The server uses Clerk but did not send its publishable key.".to_owned())?;
+            clerk::load(&key).await?;
+            if clerk::is_signed_in() {
+                user.set(Some(Rc::new(SignedIn { name: clerk::user_label(), credentials: Credentials::Clerk })));
+            }
+        }
+        _ => {}
+    }
+    Ok(config)
+}

@@ -1,0 +1,171 @@
+//! Project settings: name and description, the system prompt, files, deletion.
+
+use confab_api_types::{Project, UpdateProject};
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use super::Route;
+use crate::{
+    components::{files::FilesPanel, prompt_editor::PromptEditor},
+    hooks::{use_data_version, use_session},
+};
+
+#[derive(Properties, PartialEq)]
+pub struct SettingsPageProps {
+    pub project: Uuid,
+}
+
+#[component]
+pub fn SettingsPage(props: &SettingsPageProps) -> Html {
+    let session = use_session();
+    let data = use_data_version();
+    let navigator = use_navigator();
+    let project = use_state(|| None::<Result<Project, String>>);
+    let name_input = use_node_ref();
+    let description_input = use_node_ref();
+    let details_status = use_state(|| None::<Result<String, String>>);
+    let confirm_delete = use_state(|| false);
+    let delete_error = use_state(|| None::<String>);
+    let id = props.project;
+
+    {
+        let (project, api) = (project.clone(), session.api.clone());
+        use_effect_with(id, move |id| {
+            let id = *id;
+            spawn_local(async move {
+                let result = api.get::<Project>(&format!("/api/projects/{id}")).await;
+                project.set(Some(result.map_err(|e| e.describe())));
+            });
+        });
+    }
+
+    let save_details = {
+        let (name_input, description_input, status, api, project, bump) = (
+            name_input.clone(),
+            description_input.clone(),
+            details_status.clone(),
+            session.api.clone(),
+            project.clone(),
+            data.bump.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (Some(name), Some(description)) =
+                (name_input.cast::<HtmlInputElement>(), description_input.cast::<HtmlTextAreaElement>())
+            else {
+                return;
+            };
+            let name = name.value().trim().to_owned();
+            if name.is_empty() {
+                status.set(Some(Err("Give the project a name.".into())));
+                return;
+            }
+            let description = description.value().trim().to_owned();
+            let body = UpdateProject {
+                name: Some(name),
+                description: Some(Some(description).filter(|d| !d.is_empty())),
+            };
+            let (status, api, project, bump) = (status.clone(), api.clone(), project.clone(), bump.clone());
+            spawn_local(async move {
+                match api.send::<_, Project>("PATCH", &format!("/api/projects/{id}"), &body).await {
+                    Ok(p) => {
+                        project.set(Some(Ok(p)));
+                        status.set(Some(Ok("Saved.".into())));
+                        bump.emit(());
+                    }
+                    Err(e) => status.set(Some(Err(e.describe()))),
+                }
+            });
+        })
+    };
+    let ask_delete = {
+        let confirm_delete = confirm_delete.clone();
+        Callback::from(move |_| confirm_delete.set(true))
+    };
+    let cancel_delete = {
+        let confirm_delete = confirm_delete.clone();
+        Callback::from(move |_| confirm_delete.set(false))
+    };
+    let delete = {
+        let (api, nav, bump, delete_error) =
+            (session.api.clone(), navigator.clone(), data.bump.clone(), delete_error.clone());
+        Callback::from(move |_| {
+            let (api, nav, bump, delete_error) = (api.clone(), nav.clone(), bump.clone(), delete_error.clone());
+            spawn_local(async move {
+                match api.call("DELETE", &format!("/api/projects/{id}")).await {
+                    Ok(()) => {
+                        bump.emit(());
+                        if let Some(nav) = nav {
+                            nav.push(&Route::Home);
+                        }
+                    }
+                    Err(e) => delete_error.set(Some(e.describe())),
+                }
+            });
+        })
+    };
+
+    let p = match &*project {
+        None => return html! { <section class="page"><p class="muted" role="status">{ "Loading…" }</p></section> },
+        Some(Err(e)) => return html! { <section class="page"><p class="error" role="alert">{ e }</p></section> },
+        Some(Ok(p)) => p.clone(),
+    };
+    let limits = &session.config.limits;
+
+    html! {
+        <section class="page settings">
+            <header class="page-header">
+                <p class="eyebrow">{ "Project settings" }</p>
+                <h1>{ &p.name }</h1>
+                <Link<Route> to={Route::Project { project: id }} classes="back-link">{ "← Back to the project" }</Link<Route>>
+            </header>
+
+            <section class="panel" aria-labelledby="details-heading">
+                <h2 id="details-heading">{ "Details" }</h2>
+                <form class="stack" onsubmit={save_details}>
+                    <div class="field">
+                        <label for="project-name-edit">{ "Name" }</label>
+                        <input ref={name_input} id="project-name-edit" type="text" value={p.name.clone()}
+                            maxlength={limits.project_name_chars.to_string()} required=true />
+                    </div>
+                    <div class="field">
+                        <label for="project-description">{ "Description" }</label>
+                        <textarea ref={description_input} id="project-description" rows="2"
+                            value={p.description.clone().unwrap_or_default()}></textarea>
+                    </div>
+                    <div class="row">
+                        <button type="submit" class="button primary">{ "Save details" }</button>
+                        { match &*details_status {
+                            Some(Ok(m)) => html! { <span class="success" role="status">{ m }</span> },
+                            Some(Err(m)) => html! { <span class="error" role="alert">{ m }</span> },
+                            None => html! {},
+                        } }
+                    </div>
+                </form>
+            </section>
+
+            <PromptEditor project={id} max_chars={limits.prompt_chars} />
+            <FilesPanel project={id} max_bytes={limits.upload_bytes} />
+
+            <section class="panel danger-zone" aria-labelledby="danger-heading">
+                <h2 id="danger-heading">{ "Delete project" }</h2>
+                <p class="muted">{ "Deletes the project with all its chats, prompt versions and files. This cannot be undone." }</p>
+                if *confirm_delete {
+                    <div class="confirm" role="group" aria-label="Confirm deletion">
+                        <span>{ format!("Delete “{}” for good?", p.name) }</span>
+                        <button type="button" class="button danger" onclick={delete}>{ "Yes, delete project" }</button>
+                        <button type="button" class="button ghost" onclick={cancel_delete}>{ "Cancel" }</button>
+                    </div>
+                } else {
+                    <button type="button" class="button danger-outline" onclick={ask_delete}>{ "Delete project" }</button>
+                }
+                if let Some(e) = &*delete_error {
+                    <p class="error" role="alert">{ e }</p>
+                }
+            </section>
+        </section>
+    }
+}

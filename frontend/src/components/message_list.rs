@@ -1,0 +1,164 @@
+//! The conversation's messages: a `role="log"` live region that follows new text unless the
+//! person has scrolled up.
+
+use confab_api_types::Role;
+use uuid::Uuid;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use crate::{
+    markdown,
+    services::browser,
+    state::chat::{Entry, EntryStatus},
+};
+
+/// How close to the bottom (px) still counts as "at the bottom".
+const STICK_THRESHOLD: i32 = 48;
+
+#[derive(Properties, PartialEq)]
+pub struct MessageListProps {
+    pub entries: Vec<Entry>,
+    pub loaded: bool,
+    pub generating: bool,
+    /// "Retry" on a failed reply or a refused send.
+    pub on_retry: Callback<Uuid>,
+}
+
+#[component]
+pub fn MessageList(props: &MessageListProps) -> Html {
+    let scroller = use_node_ref();
+    let at_bottom = use_state_eq(|| true);
+
+    {
+        // After each render: keep the newest text in view while the person is at the bottom.
+        let (scroller, at_bottom) = (scroller.clone(), *at_bottom);
+        use_effect(move || {
+            if at_bottom {
+                if let Some(el) = scroller.cast::<web_sys::Element>() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            }
+        });
+    }
+
+    let onscroll = {
+        let (scroller, at_bottom) = (scroller.clone(), at_bottom.clone());
+        Callback::from(move |_: Event| {
+            if let Some(el) = scroller.cast::<web_sys::Element>() {
+                let distance = el.scroll_height() - el.scroll_top() - el.client_height();
+                at_bottom.set(distance <= STICK_THRESHOLD);
+            }
+        })
+    };
+    let jump_to_latest = {
+        let (scroller, at_bottom) = (scroller.clone(), at_bottom.clone());
+        Callback::from(move |_| {
+            if let Some(el) = scroller.cast::<web_sys::Element>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+            at_bottom.set(true);
+        })
+    };
+    // Copy buttons and links live inside rendered Markdown, so clicks are handled here.
+    let onclick = Callback::from(|e: MouseEvent| {
+        let Some(target) = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+            return;
+        };
+        if let Ok(Some(button)) = target.closest("[data-copy-code]") {
+            let code = button
+                .parent_element()
+                .and_then(|block| block.query_selector("pre").ok().flatten())
+                .and_then(|pre| pre.text_content())
+                .unwrap_or_default();
+            spawn_local(async move {
+                let label = if browser::copy_text(&code).await { "Copied" } else { "Copy failed" };
+                button.set_text_content(Some(label));
+                browser::sleep(1500).await;
+                button.set_text_content(Some("Copy"));
+            });
+        } else if let Ok(Some(link)) = target.closest(".markdown a[href^='http']") {
+            // Links from the model open in a new tab, without access to this page.
+            if let (Some(href), Some(w)) = (link.get_attribute("href"), browser::window()) {
+                e.prevent_default();
+                let _ = w.open_with_url_and_target_and_features(&href, "_blank", "noopener,noreferrer");
+            }
+        }
+    });
+
+    let body = if !props.loaded {
+        html! { <p class="muted center" role="status">{ "Loading messages…" }</p> }
+    } else if props.entries.is_empty() {
+        html! {
+            <div class="chat-empty">
+                <p class="chat-empty-title">{ "How can I help?" }</p>
+                <p class="muted">{ "Write a message below. Enter sends it, Shift+Enter starts a new line." }</p>
+            </div>
+        }
+    } else {
+        html! { for props.entries.iter().map(|e| view_entry(e, &props.on_retry)) }
+    };
+
+    html! {
+        <div class="messages-wrap">
+            <div class="messages" ref={scroller} {onscroll} {onclick} role="log" aria-live="polite"
+                aria-relevant="additions text" aria-label="Messages" aria-busy={props.generating.to_string()}
+                tabindex="0">
+                <div class="messages-inner">{ body }</div>
+            </div>
+            if !*at_bottom && props.loaded && !props.entries.is_empty() {
+                <button type="button" class="button small jump" onclick={jump_to_latest}>
+                    { "Scroll to latest" }
+                </button>
+            }
+        </div>
+    }
+}
+
+fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
+    let is_user = entry.role == Role::User;
+    let retry = {
+        let (on_retry, id) = (on_retry.clone(), entry.id);
+        Callback::from(move |_| on_retry.emit(id))
+    };
+    let content = if is_user {
+        html! { <div class="msg-text plain">{ &entry.content }</div> }
+    } else if entry.content.is_empty() && entry.status == EntryStatus::Streaming {
+        html! { <div class="msg-text"><span class="typing" aria-hidden="true"><i></i><i></i><i></i></span></div> }
+    } else {
+        html! {
+            <div class="msg-text markdown">{ Html::from_html_unchecked(markdown::render(&entry.content).into()) }</div>
+        }
+    };
+    let error_id = format!("error-{}", entry.id);
+    let status = match entry.status {
+        EntryStatus::Complete => match (&entry.model, is_user) {
+            (Some(model), false) => html! { <span class="muted">{ model }</span> },
+            _ => html! {},
+        },
+        EntryStatus::Sending => html! { <span class="muted">{ "Sending…" }</span> },
+        EntryStatus::Streaming => html! {
+            <span class="status generating"><span class="pulse" aria-hidden="true"></span>{ "Generating…" }</span>
+        },
+        EntryStatus::Cancelled => html! { <span class="status stopped">{ "Stopped" }</span> },
+        EntryStatus::Failed | EntryStatus::Rejected => html! {
+            <>
+                <span class="status failed">{ if entry.status == EntryStatus::Failed { "Failed" } else { "Not sent" } }</span>
+                if let Some(err) = &entry.error {
+                    <span class="error-text" id={error_id.clone()}>{ err }</span>
+                }
+                <button type="button" class="button small" onclick={retry} aria-describedby={error_id.clone()}>
+                    { "Retry" }
+                </button>
+            </>
+        },
+    };
+    html! {
+        <article key={entry.id.to_string()}
+            class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" })}
+            aria-label={if is_user { "You" } else { "Assistant" }}>
+            <div class="msg-bubble">{ content }</div>
+            <div class="msg-meta">{ status }</div>
+        </article>
+    }
+}

@@ -1,0 +1,8 @@
+//! Building blocks of the pages.
+
+pub mod composer;
+pub mod files;
+pub mod message_list;
+pub mod nav_link;
+pub mod prompt_editor;
+pub mod sidebar;

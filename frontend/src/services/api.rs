@@ -1,0 +1,202 @@
+//! Typed calls to the HTTP API (`/api/*`) with the session's bearer token.
+
+use confab_api_types::{Page, Problem};
+use serde::{Serialize, de::DeserializeOwned};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use yew::Callback;
+
+use crate::{services::clerk, wording::ApiError};
+
+/// How requests prove who is asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// Public routes only (`/api/config`, `/api/auth/dev-login`).
+    Anonymous,
+    /// A token from `POST /api/auth/dev-login`.
+    Dev { token: String },
+    /// Clerk: a fresh session token is asked of Clerk before each request (they live 60 s).
+    Clerk,
+}
+
+/// The API client of one session.
+#[derive(Clone, PartialEq)]
+pub struct Api {
+    credentials: Credentials,
+    on_unauthorized: Option<Callback<()>>,
+}
+
+impl Api {
+    /// A client for the public routes.
+    pub fn anonymous() -> Self {
+        Self { credentials: Credentials::Anonymous, on_unauthorized: None }
+    }
+
+    /// A client that signs its requests; `on_unauthorized` runs when the server answers 401.
+    pub fn new(credentials: Credentials, on_unauthorized: Callback<()>) -> Self {
+        Self { credentials, on_unauthorized: Some(on_unauthorized) }
+    }
+
+    /// The bearer token for the next request.
+    pub async fn bearer(&self) -> Result<Option<String>, ApiError> {
+        match &self.credentials {
+            Credentials::Anonymous => Ok(None),
+            Credentials::Dev { token } => Ok(Some(token.clone())),
+            Credentials::Clerk => match clerk::session_token().await {
+                Ok(Some(token)) => Ok(Some(token)),
+                Ok(None) | Err(_) => Err(self.unauthorized()),
+            },
+        }
+    }
+
+    fn unauthorized(&self) -> ApiError {
+        if let Some(cb) = &self.on_unauthorized {
+            cb.emit(());
+        }
+        ApiError::from_status(401, None, None)
+    }
+
+    /// Sends a request and returns the response when its status is 2xx; otherwise the error,
+    /// decoded from its problem+json body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        json_body: Option<&str>,
+        accept: &str,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Result<web_sys::Response, ApiError> {
+        let js = |_e: JsValue| ApiError::network();
+        let headers = web_sys::Headers::new().map_err(js)?;
+        headers.set("Accept", accept).map_err(js)?;
+        if let Some(token) = self.bearer().await? {
+            headers.set("Authorization", &format!("Bearer {token}")).map_err(js)?;
+        }
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        if let Some(body) = json_body {
+            headers.set("Content-Type", "application/json").map_err(js)?;
+            init.set_body(&JsValue::from_str(body));
+        }
+        init.set_headers(&headers);
+        init.set_signal(signal);
+        let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js)?;
+        let window = web_sys::window().ok_or_else(ApiError::network)?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(js)?
+            .dyn_into()
+            .map_err(js)?;
+        if response.ok() {
+            return Ok(response);
+        }
+        let err = error_from_response(&response).await;
+        if err.is_unauthenticated() {
+            if let Some(cb) = &self.on_unauthorized {
+                cb.emit(());
+            }
+        }
+        Err(err)
+    }
+
+    /// `GET` a JSON resource.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let response = self.request("GET", path, None, "application/json", None).await?;
+        read_json(&response).await
+    }
+
+    /// `POST`/`PATCH` a JSON body and read the JSON answer.
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let body = serde_json::to_string(body).map_err(|_| ApiError::unreadable())?;
+        let response = self.request(method, path, Some(&body), "application/json", None).await?;
+        read_json(&response).await
+    }
+
+    /// A request with no body whose answer has none either (`DELETE` → 204, cancel → 202).
+    pub async fn call(&self, method: &str, path: &str) -> Result<(), ApiError> {
+        self.request(method, path, None, "application/json", None).await.map(drop)
+    }
+
+    /// Every item of a paged list, following `next_cursor` to the end.
+    pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit=200&cursor={}", encode_query(c)),
+                None => format!("{path}?limit=200"),
+            };
+            let page: Page<T> = self.get(&url).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// `GET` raw bytes as a blob (file downloads).
+    pub async fn get_blob(&self, path: &str) -> Result<web_sys::Blob, ApiError> {
+        let response = self.request("GET", path, None, "*/*", None).await?;
+        let promise = response.blob().map_err(|_| ApiError::unreadable())?;
+        JsFuture::from(promise)
+            .await
+            .map_err(|_| ApiError::network())?
+            .dyn_into()
+            .map_err(|_| ApiError::unreadable())
+    }
+}
+
+async fn response_text(response: &web_sys::Response) -> Option<String> {
+    let promise = response.text().ok()?;
+    JsFuture::from(promise).await.ok()?.as_string()
+}
+
+async fn read_json<T: DeserializeOwned>(response: &web_sys::Response) -> Result<T, ApiError> {
+    let text = response_text(response).await.ok_or_else(ApiError::network)?;
+    serde_json::from_str(&text).map_err(|_| ApiError::unreadable())
+}
+
+/// Decodes a non-2xx answer: its status, problem+json body and `Retry-After`.
+pub async fn error_from_response(response: &web_sys::Response) -> ApiError {
+    let retry_after = response
+        .headers()
+        .get("Retry-After")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok());
+    let problem = match response_text(response).await {
+        Some(text) => serde_json::from_str::<Problem>(&text).ok(),
+        None => None,
+    };
+    ApiError::from_status(response.status(), problem, retry_after)
+}
+
+/// Percent-encodes a query value (cursors are opaque and may hold `+`, `/` or `=`).
+pub fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_percent_encoded() {
+        assert_eq!(encode_query("abc-_.~"), "abc-_.~");
+        assert_eq!(encode_query("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
+}

@@ -1,0 +1,430 @@
+//! The chat view's state: the messages of one conversation and the reply being streamed.
+//!
+//! [`ChatState`] is a Yew [`Reducible`]; every change goes through an [`Action`], and the chat
+//! stream's events become actions through [`StreamEvent`], so the whole flow is testable
+//! without a browser.
+
+use std::rc::Rc;
+
+use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, events};
+use uuid::Uuid;
+use yew::Reducible;
+
+use crate::wording::describe_stream_error;
+
+/// Where one shown message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// The user's turn, sent but not yet confirmed by the server.
+    Sending,
+    /// The user's turn, refused by the server or never delivered (see `error`).
+    Rejected,
+    /// A reply still being generated.
+    Streaming,
+    /// Done.
+    Complete,
+    /// The reply failed (see `error`); it keeps the text written so far.
+    Failed,
+    /// The user stopped the reply; it keeps the text written so far.
+    Cancelled,
+}
+
+impl From<MessageStatus> for EntryStatus {
+    fn from(s: MessageStatus) -> Self {
+        match s {
+            MessageStatus::Complete => Self::Complete,
+            MessageStatus::Streaming => Self::Streaming,
+            MessageStatus::Failed => Self::Failed,
+            MessageStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// One message as the chat view shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The server's id, or the `client_message_id` while a send is not yet confirmed.
+    pub id: Uuid,
+    pub role: Role,
+    pub content: String,
+    pub status: EntryStatus,
+    /// Why it failed or was refused, in words for a person.
+    pub error: Option<String>,
+    pub model: Option<String>,
+}
+
+impl From<Message> for Entry {
+    fn from(m: Message) -> Self {
+        let status = EntryStatus::from(m.status);
+        let error = match status {
+            EntryStatus::Failed => Some(
+                m.error
+                    .filter(|e| !e.trim().is_empty())
+                    .unwrap_or_else(|| "The model could not finish this reply.".to_owned()),
+            ),
+            _ => None,
+        };
+        Self { id: m.id, role: m.role, content: m.content, status, error, model: m.model }
+    }
+}
+
+/// The messages of the open conversation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatState {
+    /// Oldest first.
+    pub entries: Vec<Entry>,
+    /// The history has been loaded once.
+    pub loaded: bool,
+    /// This page has a send in flight and reads its stream.
+    pub live: bool,
+}
+
+impl ChatState {
+    /// A reply is being generated (here or, after a reload, on the server).
+    pub fn generating(&self) -> bool {
+        self.live || self.entries.iter().any(|e| e.status == EntryStatus::Streaming)
+    }
+
+    /// The text of the user's turn before the entry `id`: what "Retry" sends again.
+    pub fn prompt_before(&self, id: Uuid) -> Option<String> {
+        let pos = self.entries.iter().position(|e| e.id == id)?;
+        let entry = &self.entries[pos];
+        if entry.role == Role::User {
+            return Some(entry.content.clone());
+        }
+        self.entries[..pos]
+            .iter()
+            .rev()
+            .find(|e| e.role == Role::User)
+            .map(|e| e.content.clone())
+    }
+
+    fn upsert(&mut self, entry: Entry) {
+        match self.entries.iter_mut().find(|e| e.id == entry.id) {
+            Some(existing) => *existing = entry,
+            None => self.entries.push(entry),
+        }
+    }
+}
+
+/// Everything that changes the chat view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The conversation's history, oldest first. Ignored while this page reads a live stream.
+    Loaded(Vec<Message>),
+    /// The user sent a message: show it at once.
+    SendStarted { client_id: Uuid, content: String },
+    /// The send was refused or not delivered; `error` says why.
+    SendRejected { client_id: Uuid, error: String },
+    /// A refused send is being retried: drop its entry (a new `SendStarted` follows).
+    Discard { id: Uuid },
+    /// The server stored the user's turn (`user_message`).
+    UserMessage { client_id: Uuid, message: Message },
+    /// A message to show or update (`assistant_message`).
+    AppendMessage(Message),
+    /// More text of a reply (`delta`).
+    AppendDelta { message_id: Uuid, text: String },
+    /// The reply is stored: complete, or cancelled with the text so far (`done`).
+    Finish(Message),
+    /// The reply failed with the text so far (`error`).
+    Fail { message_id: Uuid, error: String },
+    /// The stream this page read has ended (after its last event, or cut off).
+    StreamClosed,
+}
+
+impl Reducible for ChatState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            Action::Loaded(messages) => {
+                if next.live {
+                    return self;
+                }
+                next.entries = messages.into_iter().map(Entry::from).collect();
+                next.loaded = true;
+            }
+            Action::SendStarted { client_id, content } => {
+                next.live = true;
+                next.upsert(Entry {
+                    id: client_id,
+                    role: Role::User,
+                    content,
+                    status: EntryStatus::Sending,
+                    error: None,
+                    model: None,
+                });
+            }
+            Action::SendRejected { client_id, error } => {
+                next.live = false;
+                if let Some(e) = next.entries.iter_mut().find(|e| e.id == client_id) {
+                    e.status = EntryStatus::Rejected;
+                    e.error = Some(error);
+                }
+            }
+            Action::Discard { id } => next.entries.retain(|e| e.id != id),
+            Action::UserMessage { client_id, message } => {
+                next.entries.retain(|e| e.id != client_id);
+                next.upsert(message.into());
+            }
+            Action::AppendMessage(message) => next.upsert(message.into()),
+            Action::AppendDelta { message_id, text } => {
+                match next
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.id == message_id && e.status == EntryStatus::Streaming)
+                {
+                    Some(e) => e.content.push_str(&text),
+                    None => return self,
+                }
+            }
+            Action::Finish(message) => next.upsert(message.into()),
+            Action::Fail { message_id, error } => {
+                if let Some(e) = next.entries.iter_mut().find(|e| e.id == message_id) {
+                    e.status = EntryStatus::Failed;
+                    e.error = Some(error);
+                }
+            }
+            Action::StreamClosed => next.live = false,
+        }
+        Rc::new(next)
+    }
+}
+
+/// One event of the chat stream (`POST …/messages`), decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    UserMessage(Message),
+    AssistantMessage(Message),
+    Delta(Delta),
+    Done(Message),
+    Error(StreamError),
+}
+
+impl StreamEvent {
+    /// Decodes an event by name; `Ok(None)` for names this client does not know (the server
+    /// may add events).
+    pub fn parse(name: &str, data: &str) -> Result<Option<Self>, serde_json::Error> {
+        Ok(Some(match name {
+            events::USER_MESSAGE => Self::UserMessage(serde_json::from_str(data)?),
+            events::ASSISTANT_MESSAGE => Self::AssistantMessage(serde_json::from_str(data)?),
+            events::DELTA => Self::Delta(serde_json::from_str(data)?),
+            events::DONE => Self::Done(serde_json::from_str(data)?),
+            events::ERROR => Self::Error(serde_json::from_str(data)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `done` and `error` end the stream.
+    pub fn is_last(&self) -> bool {
+        matches!(self, Self::Done(_) | Self::Error(_))
+    }
+
+    /// The change to the chat view; `client_id` is the send's `client_message_id`.
+    pub fn into_action(self, client_id: Uuid) -> Action {
+        match self {
+            Self::UserMessage(message) => Action::UserMessage { client_id, message },
+            Self::AssistantMessage(message) => Action::AppendMessage(message),
+            Self::Delta(d) => Action::AppendDelta { message_id: d.message_id, text: d.text },
+            Self::Done(message) => Action::Finish(message),
+            Self::Error(e) => Action::Fail {
+                message_id: e.message_id,
+                error: describe_stream_error(&e.code, &e.detail),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn msg(id: u128, role: Role, content: &str, status: MessageStatus) -> Message {
+        let mut m: Message = serde_json::from_value(serde_json::json!({
+            "id": Uuid::from_u128(id),
+            "conversation_id": Uuid::from_u128(99),
+            "role": "user",
+            "content": content,
+            "status": "complete",
+            "model": null,
+            "usage": null,
+            "error": null,
+            "created_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        m.role = role;
+        m.status = status;
+        m
+    }
+
+    fn reduce_all(actions: impl IntoIterator<Item = Action>) -> Rc<ChatState> {
+        actions.into_iter().fold(Rc::new(ChatState::default()), |s, a| s.reduce(a))
+    }
+
+    /// Feeds raw SSE events through the parser and the reducer, as the chat view does.
+    fn run_stream(state: Rc<ChatState>, client_id: Uuid, raw: &[(&str, String)]) -> Rc<ChatState> {
+        raw.iter().fold(state, |s, (name, data)| {
+            match StreamEvent::parse(name, data).unwrap() {
+                Some(ev) => s.reduce(ev.into_action(client_id)),
+                None => s,
+            }
+        })
+    }
+
+    #[test]
+    fn deltas_are_appended_in_order() {
+        let s = reduce_all([
+            Action::AppendMessage(msg(2, Role::Assistant, "", MessageStatus::Streaming)),
+            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "Hel".into() },
+            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "lo, ".into() },
+            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "world".into() },
+        ]);
+        assert_eq!(s.entries[0].content, "Hello, world");
+        assert_eq!(s.entries[0].status, EntryStatus::Streaming);
+    }
+
+    #[test]
+    fn a_delta_for_an_unknown_or_finished_reply_changes_nothing() {
+        let s = reduce_all([
+            Action::AppendMessage(msg(2, Role::Assistant, "done", MessageStatus::Complete)),
+            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "late".into() },
+            Action::AppendDelta { message_id: Uuid::from_u128(7), text: "stray".into() },
+        ]);
+        assert_eq!(s.entries.len(), 1);
+        assert_eq!(s.entries[0].content, "done");
+    }
+
+    #[test]
+    fn the_users_turn_shows_at_once_and_is_replaced_by_the_stored_one() {
+        let client = Uuid::from_u128(1000);
+        let s = reduce_all([Action::SendStarted { client_id: client, content: "hi".into() }]);
+        assert_eq!(s.entries.len(), 1);
+        assert_eq!(s.entries[0].status, EntryStatus::Sending);
+        assert!(s.generating());
+
+        let s = s.reduce(Action::UserMessage {
+            client_id: client,
+            message: msg(1, Role::User, "hi", MessageStatus::Complete),
+        });
+        assert_eq!(s.entries.len(), 1);
+        assert_eq!(s.entries[0].id, Uuid::from_u128(1));
+        assert_eq!(s.entries[0].status, EntryStatus::Complete);
+    }
+
+    #[test]
+    fn a_full_stream_ends_with_the_stored_reply() {
+        let client = Uuid::from_u128(1000);
+        let user = msg(1, Role::User, "hi", MessageStatus::Complete);
+        let started = msg(2, Role::Assistant, "", MessageStatus::Streaming);
+        let mut done = msg(2, Role::Assistant, "Hello there", MessageStatus::Complete);
+        done.model = Some("echo".into());
+        let s = reduce_all([Action::SendStarted { client_id: client, content: "hi".into() }]);
+        let s = run_stream(
+            s,
+            client,
+            &[
+                ("user_message", serde_json::to_string(&user).unwrap()),
+                ("assistant_message", serde_json::to_string(&started).unwrap()),
+                ("delta", format!(r#"{{"message_id":"{}","text":"Hello"}}"#, started.id)),
+                ("some_future_event", "{}".into()),
+                ("delta", format!(r#"{{"message_id":"{}","text":" there"}}"#, started.id)),
+            ],
+        );
+        assert_eq!(s.entries[1].content, "Hello there");
+        assert_eq!(s.entries[1].status, EntryStatus::Streaming);
+        let s = run_stream(s, client, &[("done", serde_json::to_string(&done).unwrap())]);
+        let s = s.reduce(Action::StreamClosed);
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries[1].status, EntryStatus::Complete);
+        assert_eq!(s.entries[1].model.as_deref(), Some("echo"));
+        assert!(!s.generating());
+    }
+
+    #[test]
+    fn an_error_event_keeps_the_partial_text_and_says_why() {
+        let client = Uuid::from_u128(1000);
+        let started = msg(2, Role::Assistant, "", MessageStatus::Streaming);
+        let s = run_stream(
+            Rc::new(ChatState::default()),
+            client,
+            &[
+                ("assistant_message", serde_json::to_string(&started).unwrap()),
+                ("delta", format!(r#"{{"message_id":"{}","text":"Half"}}"#, started.id)),
+                (
+                    "error",
+                    format!(
+                        r#"{{"message_id":"{}","code":"timeout","detail":"The model took too long."}}"#,
+                        started.id
+                    ),
+                ),
+            ],
+        );
+        assert_eq!(s.entries[0].content, "Half");
+        assert_eq!(s.entries[0].status, EntryStatus::Failed);
+        assert_eq!(s.entries[0].error.as_deref(), Some("The model took too long."));
+    }
+
+    #[test]
+    fn a_refused_send_stays_visible_with_the_reason() {
+        let client = Uuid::from_u128(1000);
+        let s = reduce_all([
+            Action::SendStarted { client_id: client, content: "hi".into() },
+            Action::SendRejected { client_id: client, error: "Too quick.".into() },
+        ]);
+        assert_eq!(s.entries[0].status, EntryStatus::Rejected);
+        assert_eq!(s.entries[0].error.as_deref(), Some("Too quick."));
+        assert!(!s.generating());
+        let s = s.reduce(Action::Discard { id: client });
+        assert!(s.entries.is_empty());
+    }
+
+    #[test]
+    fn history_loaded_during_a_live_stream_is_ignored() {
+        let client = Uuid::from_u128(1000);
+        let s = reduce_all([
+            Action::SendStarted { client_id: client, content: "hi".into() },
+            Action::Loaded(vec![]),
+        ]);
+        assert_eq!(s.entries.len(), 1);
+        let s = s.reduce(Action::StreamClosed).reduce(Action::Loaded(vec![msg(
+            1,
+            Role::User,
+            "hi",
+            MessageStatus::Complete,
+        )]));
+        assert_eq!(s.entries[0].id, Uuid::from_u128(1));
+        assert!(s.loaded);
+    }
+
+    #[test]
+    fn a_reply_still_streaming_after_a_reload_counts_as_generating() {
+        let s = reduce_all([Action::Loaded(vec![
+            msg(1, Role::User, "hi", MessageStatus::Complete),
+            msg(2, Role::Assistant, "par", MessageStatus::Streaming),
+        ])]);
+        assert!(s.generating());
+        assert!(!s.live);
+    }
+
+    #[test]
+    fn retry_finds_the_users_turn_before_a_failed_reply() {
+        let mut failed = msg(2, Role::Assistant, "x", MessageStatus::Failed);
+        failed.error = Some("boom".into());
+        let s = reduce_all([Action::Loaded(vec![
+            msg(1, Role::User, "question", MessageStatus::Complete),
+            failed,
+        ])]);
+        assert_eq!(s.entries[1].error.as_deref(), Some("boom"));
+        assert_eq!(s.prompt_before(Uuid::from_u128(2)).as_deref(), Some("question"));
+        assert_eq!(s.prompt_before(Uuid::from_u128(1)).as_deref(), Some("question"));
+        assert_eq!(s.prompt_before(Uuid::from_u128(3)), None);
+    }
+
+    #[test]
+    fn malformed_event_data_is_an_error_not_a_panic() {
+        assert!(StreamEvent::parse("delta", "{not json").is_err());
+        assert_eq!(StreamEvent::parse("ping", "whatever").unwrap(), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! Errors in words a person understands.
+
+use confab_api_types::Problem;
+
+/// A request that did not succeed: a non-2xx answer, or no answer at all (`status == 0`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status, or 0 when the server could not be reached.
+    pub status: u16,
+    /// The problem+json `code`, when the answer had one.
+    pub code: Option<String>,
+    /// The problem+json `detail`, when the answer had one.
+    pub detail: Option<String>,
+    /// The `Retry-After` header in seconds (429).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// An answer with a status and, when the body was problem+json, its details.
+    pub fn from_status(status: u16, problem: Option<Problem>, retry_after: Option<u32>) -> Self {
+        let (code, detail) = match problem {
+            Some(p) => (
+                Some(p.code).filter(|c| !c.is_empty()),
+                Some(p.detail).filter(|d| !d.trim().is_empty()),
+            ),
+            None => (None, None),
+        };
+        Self { status, code, detail, retry_after }
+    }
+
+    /// The request never got an answer (offline, server down, aborted, CORS …).
+    pub fn network() -> Self {
+        Self { status: 0, code: None, detail: None, retry_after: None }
+    }
+
+    /// The answer arrived but could not be read as the type the client expected.
+    pub fn unreadable() -> Self {
+        Self {
+            status: 0,
+            code: Some("unreadable".into()),
+            detail: Some("The server sent an answer this page could not read. Try reloading the page.".into()),
+            retry_after: None,
+        }
+    }
+
+    /// True for 401: the session is over and the person must sign in again.
+    pub fn is_unauthenticated(&self) -> bool {
+        self.status == 401
+    }
+
+    /// What to show a person.
+    pub fn describe(&self) -> String {
+        describe(self)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The sentence shown for a failed request.
+pub fn describe(err: &ApiError) -> String {
+    let detail = err.detail.as_deref();
+    match err.status {
+        0 => detail
+            .unwrap_or("Could not reach the server. Check your connection and try again.")
+            .to_owned(),
+        401 => "Your session has ended. Please sign in again.".to_owned(),
+        404 => "This no longer exists. It may have been deleted.".to_owned(),
+        409 if err.code.as_deref() == Some("conflict") || detail.is_none() => {
+            "A reply is already being written in this chat. Wait for it to finish, or press Stop."
+                .to_owned()
+        }
+        413 => "That is too large. Try something smaller.".to_owned(),
+        429 => match err.retry_after {
+            Some(1) => "You are sending messages too quickly. Try again in 1 second.".to_owned(),
+            Some(s) => format!("You are sending messages too quickly. Try again in {s} seconds."),
+            None => "You are sending messages too quickly. Wait a moment and try again.".to_owned(),
+        },
+        422 => detail.map_or_else(
+            || "Please check what you entered and try again.".to_owned(),
+            |d| format!("Please check what you entered: {}", lower_first(d)),
+        ),
+        503 => "The service is unavailable for a moment. Please try again shortly.".to_owned(),
+        s if s >= 500 => "Something went wrong on the server. Please try again.".to_owned(),
+        s => detail.map_or_else(|| format!("Something went wrong (error {s})."), str::to_owned),
+    }
+}
+
+/// The sentence shown beside a reply whose generation failed (an `error` event).
+pub fn describe_stream_error(code: &str, detail: &str) -> String {
+    if !detail.trim().is_empty() {
+        return detail.trim().to_owned();
+    }
+    match code {
+        "rate_limited" => "The model is busy right now. Try again in a moment.",
+        "timeout" => "The model took too long to answer.",
+        "truncated" => "The reply was cut off because it got too long.",
+        "content_filter" => "The model's content filter stopped this reply.",
+        "unavailable" => "The model is unavailable right now.",
+        "interrupted" => "The reply was interrupted.",
+        _ => "The model could not finish this reply.",
+    }
+    .to_owned()
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        // Keep acronyms and names ("URL", "JSON") as they are.
+        Some(c) if chars.clone().next().is_some_and(char::is_lowercase) => {
+            c.to_lowercase().chain(chars).collect()
+        }
+        _ => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(status: u16, code: &str, detail: &str) -> Problem {
+        Problem {
+            kind: "about:blank".into(),
+            title: "t".into(),
+            status,
+            detail: detail.into(),
+            code: code.into(),
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_explained_as_a_reply_in_progress() {
+        let e = ApiError::from_status(409, Some(problem(409, "conflict", "busy")), None);
+        assert!(e.describe().contains("already being written"));
+        assert!(e.describe().contains("Stop"));
+    }
+
+    #[test]
+    fn rate_limiting_says_how_long_to_wait() {
+        let e = ApiError::from_status(429, Some(problem(429, "rate_limited", "x")), Some(12));
+        assert_eq!(e.describe(), "You are sending messages too quickly. Try again in 12 seconds.");
+        let e = ApiError::from_status(429, None, None);
+        assert!(e.describe().contains("Wait a moment"));
+    }
+
+    #[test]
+    fn unauthenticated_asks_to_sign_in_again() {
+        let e = ApiError::from_status(401, Some(problem(401, "unauthenticated", "jwt expired")), None);
+        assert!(e.is_unauthenticated());
+        assert!(e.describe().contains("sign in again"));
+        assert!(!e.describe().contains("jwt"));
+    }
+
+    #[test]
+    fn validation_errors_carry_the_servers_detail() {
+        let e = ApiError::from_status(
+            422,
+            Some(problem(422, "validation_failed", "Name must not be blank.")),
+            None,
+        );
+        assert_eq!(e.describe(), "Please check what you entered: name must not be blank.");
+    }
+
+    #[test]
+    fn server_errors_never_show_internal_text() {
+        let e = ApiError::from_status(500, Some(problem(500, "internal", "panic at db.rs:12")), None);
+        assert!(!e.describe().contains("db.rs"));
+        assert!(ApiError::network().describe().contains("Could not reach the server"));
+    }
+
+    #[test]
+    fn a_stream_error_prefers_the_servers_sentence() {
+        assert_eq!(describe_stream_error("timeout", "The model timed out."), "The model timed out.");
+        assert_eq!(describe_stream_error("timeout", " "), "The model took too long to answer.");
+    }
+}

@@ -1,0 +1,5 @@
+DROP TABLE file_metadata;
+DROP TABLE messages;
+DROP TABLE conversations;
+DROP TABLE prompts;
+DROP TABLE projects;

@@ -1,0 +1,5 @@
+//! The one integration-test binary of `confab-tests`: each module runs the contract suites
+//! (and later the HTTP tests) against one family of adapters.
+
+mod memory;
+mod openai;

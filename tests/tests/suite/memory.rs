@@ -1,0 +1,36 @@
+//! Every contract suite against the in-memory adapters.
+
+use std::sync::Arc;
+
+use confab_core::ports::BlobStore;
+use confab_memory::{MemoryBlobStore, MemoryStore};
+use confab_tests::contract::{self, Stores};
+
+fn memory_stores() -> Stores {
+    Stores::from_one(Arc::new(MemoryStore::new()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_project_store_contract() {
+    contract::project_store_contract(|| async { memory_stores() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_prompt_store_contract() {
+    contract::prompt_store_contract(|| async { memory_stores() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_chat_history_contract() {
+    contract::chat_history_contract(|| async { memory_stores() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_file_store_contract() {
+    contract::file_store_contract(|| async { memory_stores() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_blob_store_honours_the_blob_store_contract() {
+    contract::blob_store_contract(|| async { Arc::new(MemoryBlobStore::new()) as Arc<dyn BlobStore> }).await;
+}

@@ -1,0 +1,750 @@
+//! The LLM adapters: the `LlmStream` contract against every model, then the two HTTP
+//! adapters against the fake provider — the requests they send, how they read both wire
+//! formats, retries, timeouts, broken streams, and that the API key never leaks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_core::LlmError;
+use confab_core::model::{Role, Usage};
+use confab_core::ports::{Completion, Incomplete, LlmEvent, LlmMessage, LlmRequest, LlmStream};
+use confab_memory::{EchoLlm, ScriptedLlm};
+use confab_openai::{ChatCompletionsLlm, ConfigError, OpenAiConfig, ProviderConfig, ResponsesLlm};
+use confab_tests::contract::{LlmSubject, llm_stream_contract};
+use confab_tests::fake_provider::{FakeConfig, FakeProvider, FakeUsage, Fault, Finish};
+use futures::StreamExt;
+use secrecy::SecretString;
+use serde_json::json;
+
+const KEY: &str = "sk-test-Zq8v2-never-to-be-shown";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    Responses,
+    Chat,
+}
+
+const BOTH: [Api; 2] = [Api::Responses, Api::Chat];
+
+/// Short timeouts and backoffs, so that fault tests are quick.
+fn quick() -> ProviderConfig {
+    ProviderConfig {
+        connect_timeout: Duration::from_secs(2),
+        first_byte_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        max_retries: 2,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+    }
+}
+
+fn config_for(fake: &FakeProvider, provider: ProviderConfig) -> OpenAiConfig {
+    OpenAiConfig::new(SecretString::from(KEY))
+        .with_base_url(fake.base_url())
+        .with_model("gpt-test-mini")
+        .with_provider(provider)
+}
+
+fn adapter_with(api: Api, config: OpenAiConfig) -> Arc<dyn LlmStream> {
+    match api {
+        Api::Responses => Arc::new(ResponsesLlm::new(config).unwrap()),
+        Api::Chat => Arc::new(ChatCompletionsLlm::new(config).unwrap()),
+    }
+}
+
+fn adapter(api: Api, fake: &FakeProvider) -> Arc<dyn LlmStream> {
+    adapter_with(api, config_for(fake, quick()))
+}
+
+async fn fake(config: FakeConfig) -> FakeProvider {
+    FakeProvider::start(config).await.unwrap()
+}
+
+fn request() -> LlmRequest {
+    LlmRequest {
+        model: "gpt-test-mini".to_owned(),
+        instructions: Some("You are terse.".to_owned()),
+        messages: vec![
+            LlmMessage {
+                role: Role::User,
+                content: "first question".to_owned(),
+            },
+            LlmMessage {
+                role: Role::Assistant,
+                content: "first answer".to_owned(),
+            },
+            LlmMessage {
+                role: Role::User,
+                content: "second question".to_owned(),
+            },
+        ],
+        max_output_tokens: Some(256),
+    }
+}
+
+/// A reply read to its end: the deltas, then how it ended.
+#[derive(Debug)]
+struct Outcome {
+    deltas: Vec<String>,
+    end: Result<Completion, LlmError>,
+}
+
+impl Outcome {
+    fn completion(&self) -> &Completion {
+        self.end.as_ref().unwrap_or_else(|e| panic!("the reply failed: {e:?}"))
+    }
+
+    fn error(&self) -> &LlmError {
+        match &self.end {
+            Err(e) => e,
+            Ok(c) => panic!("the reply completed: {c:?} after {:?}", self.deltas),
+        }
+    }
+}
+
+/// Reads a reply, checking that nothing follows its terminal event.
+async fn read(llm: &Arc<dyn LlmStream>, request: LlmRequest) -> Outcome {
+    let mut stream = llm.stream(request);
+    let mut deltas = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(LlmEvent::Delta(text))) => deltas.push(text),
+                Some(Ok(LlmEvent::Completed(c))) => break Ok(c),
+                Some(Err(e)) => break Err(e),
+                None => panic!("the stream ended without a terminal event after {deltas:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the reply did not end within 20 s");
+    assert!(stream.next().await.is_none(), "something followed the terminal event");
+    Outcome { deltas, end }
+}
+
+// ---- the contract ---------------------------------------------------------------------
+
+async fn fake_subject(api: Api, deltas: &'static [&'static str]) -> LlmSubject {
+    let fake = fake(FakeConfig::replying(deltas)).await;
+    LlmSubject::scripted(adapter(api, &fake)).keeping(fake)
+}
+
+#[tokio::test]
+async fn the_responses_adapter_keeps_the_llm_stream_contract() {
+    llm_stream_contract(|deltas| fake_subject(Api::Responses, deltas)).await;
+}
+
+#[tokio::test]
+async fn the_chat_completions_adapter_keeps_the_llm_stream_contract() {
+    llm_stream_contract(|deltas| fake_subject(Api::Chat, deltas)).await;
+}
+
+#[tokio::test]
+async fn the_echo_model_keeps_the_llm_stream_contract() {
+    llm_stream_contract(|_| async { LlmSubject::free(Arc::new(EchoLlm::new(Duration::ZERO))) })
+        .await;
+}
+
+#[tokio::test]
+async fn the_scripted_model_keeps_the_llm_stream_contract() {
+    llm_stream_contract(|deltas| async move {
+        LlmSubject::scripted(Arc::new(ScriptedLlm::replying(deltas)))
+    })
+    .await;
+}
+
+// ---- names and configuration ----------------------------------------------------------
+
+#[tokio::test]
+async fn the_adapters_name_their_provider_and_default_model() {
+    let fake = fake(FakeConfig::default()).await;
+    let responses = adapter(Api::Responses, &fake);
+    let chat = adapter(Api::Chat, &fake);
+    assert_eq!(responses.provider(), "openai");
+    assert_eq!(chat.provider(), "openai-compatible");
+    assert_eq!(responses.default_model(), "gpt-test-mini");
+    let default = ResponsesLlm::new(OpenAiConfig::new(SecretString::from(KEY))).unwrap();
+    assert_eq!(default.default_model(), "gpt-4.1-mini");
+    assert_eq!(default.url(), "https://api.openai.com/v1/responses");
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let bad_url = OpenAiConfig::new(SecretString::from(KEY)).with_base_url("api.openai.com");
+    assert!(matches!(
+        ResponsesLlm::new(bad_url.clone()),
+        Err(ConfigError::InvalidBaseUrl { .. })
+    ));
+    assert!(matches!(ChatCompletionsLlm::new(bad_url), Err(ConfigError::InvalidBaseUrl { .. })));
+    let no_model = OpenAiConfig::new(SecretString::from(KEY)).with_model("");
+    assert!(matches!(ResponsesLlm::new(no_model), Err(ConfigError::MissingModel)));
+}
+
+// ---- what is sent ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_responses_request_streams_unstored_with_instructions_history_in_order_and_limit() {
+    let fake = fake(FakeConfig::default()).await;
+    read(&adapter(Api::Responses, &fake), request()).await.completion();
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    let sent = &requests[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.path, "/v1/responses");
+    assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert!(sent.header("content-type").unwrap().starts_with("application/json"));
+    assert_eq!(sent.header("accept"), Some("text/event-stream"));
+    assert_eq!(
+        sent.body,
+        json!({
+            "model": "gpt-test-mini",
+            "instructions": "You are terse.",
+            "input": [
+                {"role": "user", "content": "first question"},
+                {"role": "assistant", "content": "first answer"},
+                {"role": "user", "content": "second question"},
+            ],
+            "stream": true,
+            "store": false,
+            "max_output_tokens": 256,
+        })
+    );
+}
+
+#[tokio::test]
+async fn absent_instructions_and_limit_are_left_out_of_the_responses_request() {
+    let fake = fake(FakeConfig::default()).await;
+    let mut r = request();
+    r.instructions = None;
+    r.max_output_tokens = None;
+    read(&adapter(Api::Responses, &fake), r).await.completion();
+    let body = &fake.requests()[0].body;
+    assert!(body.get("instructions").is_none(), "{body}");
+    assert!(body.get("max_output_tokens").is_none(), "{body}");
+    assert_eq!(body["input"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_chat_request_sends_instructions_as_a_first_system_message_and_asks_for_usage() {
+    let fake = fake(FakeConfig::default()).await;
+    read(&adapter(Api::Chat, &fake), request()).await.completion();
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        sent.body,
+        json!({
+            "model": "gpt-test-mini",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "first question"},
+                {"role": "assistant", "content": "first answer"},
+                {"role": "user", "content": "second question"},
+            ],
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "max_tokens": 256,
+        })
+    );
+}
+
+#[tokio::test]
+async fn without_instructions_the_chat_request_has_no_system_message() {
+    let fake = fake(FakeConfig::default()).await;
+    let mut r = request();
+    r.instructions = None;
+    read(&adapter(Api::Chat, &fake), r).await.completion();
+    let messages = fake.requests()[0].body["messages"].clone();
+    assert_eq!(messages[0], json!({"role": "user", "content": "first question"}));
+    assert_eq!(messages.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn an_empty_api_key_sends_no_authorization_header() {
+    let fake = fake(FakeConfig::default()).await;
+    let mut config = config_for(&fake, quick());
+    config.api_key = SecretString::from("");
+    read(&adapter_with(Api::Chat, config), request()).await.completion();
+    assert_eq!(fake.requests()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn the_configured_model_and_limit_fill_in_for_a_request_without_them() {
+    let fake = fake(FakeConfig::default()).await;
+    let mut config = config_for(&fake, quick());
+    config.max_output_tokens = Some(99);
+    let mut r = request();
+    r.model = String::new();
+    r.max_output_tokens = None;
+    for api in BOTH {
+        read(&adapter_with(api, config.clone()), r.clone()).await.completion();
+    }
+    let requests = fake.requests();
+    assert_eq!(requests[0].body["model"], "gpt-test-mini");
+    assert_eq!(requests[0].body["max_output_tokens"], 99);
+    assert_eq!(requests[1].body["model"], "gpt-test-mini");
+    assert_eq!(requests[1].body["max_tokens"], 99);
+}
+
+// ---- how replies are read -------------------------------------------------------------
+
+#[tokio::test]
+async fn a_reply_yields_its_deltas_in_order_then_usage_with_cached_and_reasoning_tokens() {
+    let usage = FakeUsage {
+        input_tokens: 120,
+        output_tokens: 7,
+        cached_tokens: 64,
+        reasoning_tokens: 3,
+    };
+    let fake = fake(FakeConfig::replying(&["The ", "answer", " is 42."]).with_usage(Some(usage))).await;
+    for api in BOTH {
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas, ["The ", "answer", " is 42."], "{api:?}");
+        assert_eq!(
+            outcome.completion(),
+            &Completion {
+                usage: Some(Usage {
+                    input_tokens: 120,
+                    output_tokens: 7
+                }),
+                cached_tokens: Some(64),
+                reasoning_tokens: Some(3),
+                model: Some("gpt-test-mini".to_owned()),
+                incomplete: None,
+            },
+            "{api:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reply_without_usage_reports_none_not_zero() {
+    let fake = fake(FakeConfig::default().with_usage(None)).await;
+    for api in BOTH {
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.completion().usage, None, "{api:?}");
+        assert_eq!(outcome.deltas.concat(), "Hello, world!");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_cut_short_by_the_token_limit_or_the_content_filter_completes_with_the_reason() {
+    for (reason, expected) in [
+        ("max_output_tokens", Incomplete::MaxOutputTokens),
+        ("content_filter", Incomplete::ContentFilter),
+    ] {
+        let fake =
+            fake(FakeConfig::replying(&["Part", "ial"]).with_finish(Finish::Incomplete(reason.to_owned())))
+                .await;
+        for api in BOTH {
+            let outcome = read(&adapter(api, &fake), request()).await;
+            assert_eq!(outcome.deltas, ["Part", "ial"]);
+            assert_eq!(outcome.completion().incomplete, Some(expected.clone()), "{api:?} {reason}");
+            assert!(outcome.completion().usage.is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_chat_stream_that_ends_after_its_finish_reason_without_done_completes() {
+    let fake = fake(FakeConfig::default().without_done_marker()).await;
+    let outcome = read(&adapter(Api::Chat, &fake), request()).await;
+    assert_eq!(outcome.deltas.concat(), "Hello, world!");
+    assert_eq!(outcome.completion().usage.map(|u| u.input_tokens), Some(25));
+}
+
+#[tokio::test]
+async fn a_slow_first_token_and_pace_within_the_timeouts_are_fine() {
+    let fake = fake(
+        FakeConfig::replying(&["a", "b", "c"])
+            .with_time_to_first_token(Duration::from_millis(150))
+            .with_pace(Duration::from_millis(50)),
+    )
+    .await;
+    let provider = ProviderConfig {
+        first_byte_timeout: Duration::from_millis(800),
+        idle_timeout: Duration::from_millis(800),
+        ..quick()
+    };
+    for api in BOTH {
+        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
+        assert_eq!(outcome.deltas, ["a", "b", "c"], "{api:?}");
+    }
+}
+
+// ---- retries --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_500_then_success_is_retried_and_succeeds() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::status(500)).for_first(1)).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
+        assert_eq!(fake.requests().len(), 2, "{api:?}");
+        assert_eq!(fake.requests()[0].body, fake.requests()[1].body, "the retry sent another body");
+    }
+}
+
+#[tokio::test]
+async fn every_retryable_status_is_retried() {
+    for status in [408, 409, 429, 502, 503, 504] {
+        let fake = fake(FakeConfig::default().with_fault(Fault::status(status)).for_first(2)).await;
+        let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+        assert_eq!(outcome.deltas.concat(), "Hello, world!", "{status}");
+        assert_eq!(fake.requests().len(), 3, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_ms_is_retried_after_that_wait() {
+    let fault = Fault::status(429).with_header("retry-after-ms", "400");
+    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+    outcome.completion();
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(waited >= Duration::from_millis(400), "retried after {waited:?}");
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_in_seconds_is_honoured() {
+    let fault = Fault::status(429).with_header("retry-after", "1");
+    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    read(&adapter(Api::Chat, &fake), request()).await.completion();
+    let requests = fake.requests();
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+}
+
+#[tokio::test]
+async fn x_should_retry_false_is_not_retried() {
+    let fake = fake(FakeConfig::default().with_fault(Fault::status(500).with_header("x-should-retry", "false"))).await;
+    let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+    assert!(
+        matches!(outcome.error(), LlmError::Upstream { status: Some(500), .. }),
+        "{:?}",
+        outcome.error()
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn x_should_retry_true_retries_a_status_that_is_otherwise_final() {
+    let fault = Fault::status(422).with_header("x-should-retry", "true");
+    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    read(&adapter(Api::Responses, &fake), request()).await.completion();
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_401_is_not_retried_and_means_the_key_was_rejected() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::status(401))).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.error(), &LlmError::Unauthorized, "{api:?}");
+        assert_eq!(outcome.error().to_string(), "the provider rejected the API key");
+        assert!(outcome.deltas.is_empty());
+        assert_eq!(fake.requests().len(), 1, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_403_is_not_retried_and_is_unauthorized() {
+    let fake = fake(FakeConfig::default().with_fault(Fault::status(403))).await;
+    let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+    assert_eq!(outcome.error(), &LlmError::Unauthorized);
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_400_or_404_is_not_retried_and_carries_the_providers_code_and_message() {
+    for (status, code) in [(400, "invalid_request_error"), (404, "model_not_found")] {
+        let fake = fake(FakeConfig::default().with_fault(Fault::status(status))).await;
+        let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+        match outcome.error() {
+            LlmError::Upstream {
+                status: Some(s),
+                code: Some(c),
+                message,
+            } => {
+                assert_eq!((*s, c.as_str()), (status, code));
+                assert!(!message.is_empty());
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+        assert_eq!(fake.requests().len(), 1, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn insufficient_quota_is_not_retried_even_on_429() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::insufficient_quota())).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        match outcome.error() {
+            LlmError::Upstream {
+                status: Some(429),
+                code: Some(code),
+                message,
+            } => {
+                assert_eq!(code, "insufficient_quota");
+                assert!(message.contains("quota"), "{message}");
+            }
+            other => panic!("{api:?}: {other:?}"),
+        }
+        assert_eq!(fake.requests().len(), 1, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_429_that_persists_after_the_retries_is_rate_limited() {
+    let fault = Fault::status(429).with_header("retry-after-ms", "30");
+    let fake = fake(FakeConfig::default().with_fault(fault)).await;
+    let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+    assert_eq!(
+        outcome.error(),
+        &LlmError::RateLimited {
+            retry_after: Some(Duration::from_millis(30))
+        }
+    );
+    assert_eq!(fake.requests().len(), 3, "one try and two retries");
+}
+
+#[tokio::test]
+async fn a_persistent_500_gives_up_after_the_configured_retries() {
+    let fake = fake(FakeConfig::default().with_fault(Fault::status(500))).await;
+    let outcome = read(&adapter(Api::Chat, &fake), request()).await;
+    assert!(matches!(outcome.error(), LlmError::Upstream { status: Some(500), .. }));
+    assert_eq!(fake.requests().len(), 3);
+
+    let once = fake(FakeConfig::default().with_fault(Fault::status(500))).await;
+    let provider = ProviderConfig {
+        max_retries: 0,
+        ..quick()
+    };
+    read(&adapter_with(Api::Chat, config_for(&once, provider)), request()).await.error();
+    assert_eq!(once.requests().len(), 1, "max_retries 0 still retried");
+}
+
+#[tokio::test]
+async fn an_abrupt_disconnect_before_the_answer_is_retried() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::Disconnect).for_first(1)).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
+        assert_eq!(fake.requests().len(), 2, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_always_disconnects_is_unavailable() {
+    let fake = fake(FakeConfig::default().with_fault(Fault::Disconnect)).await;
+    let outcome = read(&adapter(Api::Responses, &fake), request()).await;
+    assert!(matches!(outcome.error(), LlmError::Unavailable(_)), "{:?}", outcome.error());
+    assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_unavailable_after_the_retries() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = OpenAiConfig::new(SecretString::from(KEY))
+        .with_base_url(format!("http://127.0.0.1:{port}/v1"))
+        .with_provider(quick());
+    for api in BOTH {
+        let outcome = read(&adapter_with(api, config.clone()), request()).await;
+        assert!(matches!(outcome.error(), LlmError::Unavailable(_)), "{api:?}: {:?}", outcome.error());
+    }
+}
+
+// ---- timeouts -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_delay_beyond_the_first_byte_timeout_is_a_timeout_and_is_not_retried() {
+    let fake = fake(FakeConfig::default().with_fault(Fault::DelayFirstByte(Duration::from_secs(3)))).await;
+    let provider = ProviderConfig {
+        first_byte_timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    for api in BOTH {
+        let started = Instant::now();
+        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
+        assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{api:?}: {:?}", outcome.error());
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    assert_eq!(fake.requests().len(), 2, "one request per adapter, no retry");
+}
+
+#[tokio::test]
+async fn silence_beyond_the_idle_timeout_is_a_timeout_after_the_deltas_so_far() {
+    let fake = fake(FakeConfig::replying(&["one", "two", "three"]).with_pace(Duration::from_secs(3))).await;
+    let provider = ProviderConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    for api in BOTH {
+        let started = Instant::now();
+        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
+        assert_eq!(outcome.deltas, ["one"], "{api:?}");
+        assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{api:?}: {:?}", outcome.error());
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn a_slow_first_token_beyond_the_idle_timeout_is_a_timeout() {
+    let fake = fake(FakeConfig::default().with_time_to_first_token(Duration::from_secs(3))).await;
+    let provider = ProviderConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    let outcome = read(&adapter_with(Api::Responses, config_for(&fake, provider)), request()).await;
+    assert!(outcome.deltas.is_empty());
+    assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{:?}", outcome.error());
+}
+
+// ---- broken streams -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stream_cut_after_two_deltas_is_truncated_and_not_retried() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::CutAfter(2))).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas, ["Hello", ", "], "{api:?}");
+        assert_eq!(outcome.error(), &LlmError::Truncated, "{api:?}");
+        assert_eq!(fake.requests().len(), 1, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_cleanly_without_a_terminal_event_is_truncated() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::EndAfter(3))).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas, ["Hello", ", ", "world"], "{api:?}");
+        assert_eq!(outcome.error(), &LlmError::Truncated, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failure_after_two_deltas_yields_them_then_the_providers_error() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::failed_after(2))).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas, ["Hello", ", "], "{api:?}");
+        match outcome.error() {
+            LlmError::Upstream { code, message, .. } => {
+                assert_eq!(code.as_deref(), Some("server_error"), "{api:?}");
+                assert!(message.contains("failed to generate"), "{message}");
+            }
+            other => panic!("{api:?}: {other:?}"),
+        }
+        assert_eq!(fake.requests().len(), 1, "an error after deltas was retried");
+    }
+}
+
+#[tokio::test]
+async fn an_error_event_carries_the_providers_code() {
+    let fault = Fault::ErrorEventAfter {
+        deltas: 0,
+        code: "insufficient_quota".to_owned(),
+        message: "You exceeded your current quota.".to_owned(),
+    };
+    let fake = fake(FakeConfig::default().with_fault(fault)).await;
+    for api in BOTH {
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert!(outcome.deltas.is_empty());
+        assert!(
+            matches!(outcome.error(), LlmError::Upstream { code: Some(c), .. } if c == "insufficient_quota"),
+            "{api:?}: {:?}",
+            outcome.error()
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_response() {
+    for api in BOTH {
+        let fake = fake(FakeConfig::default().with_fault(Fault::MalformedAfter(1))).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas, ["Hello"], "{api:?}");
+        assert!(matches!(outcome.error(), LlmError::BadResponse(_)), "{api:?}: {:?}", outcome.error());
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_endpoint_is_a_clear_error() {
+    let fake = fake(FakeConfig::default()).await;
+    let config = OpenAiConfig::new(SecretString::from(KEY))
+        .with_base_url(format!("http://{}/wrong", fake.addr()))
+        .with_provider(quick());
+    let outcome = read(&adapter_with(Api::Responses, config), request()).await;
+    assert!(matches!(outcome.error(), LlmError::Upstream { status: Some(404), .. }));
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn dropping_the_stream_drops_the_request_upstream() {
+    for api in BOTH {
+        let deltas: Vec<&str> = vec!["tick "; 200];
+        let fake = fake(FakeConfig::replying(&deltas).with_pace(Duration::from_millis(20))).await;
+        let llm = adapter(api, &fake);
+        let mut stream = llm.stream(request());
+        assert!(matches!(stream.next().await, Some(Ok(LlmEvent::Delta(_)))));
+        drop(stream);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fake.streams_aborted_by_client() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(fake.streams_aborted_by_client(), 1, "{api:?}: the server kept generating");
+        assert_eq!(fake.streams_completed(), 0, "{api:?}");
+    }
+}
+
+// ---- secrets --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_api_key_never_appears_in_an_error_or_debug_output() {
+    let echoing = Fault::status(400).with_message(&format!("Incorrect API key provided: {KEY}."));
+    let faults = [
+        echoing.clone(),
+        Fault::status(401).with_message(&format!("Incorrect API key provided: {KEY}.")),
+        Fault::status(403),
+        Fault::status(500).with_message(&format!("boom {KEY}")),
+        Fault::status(429),
+        Fault::insufficient_quota(),
+        Fault::FailAfter {
+            deltas: 1,
+            code: "server_error".to_owned(),
+            message: format!("failed for key {KEY}"),
+        },
+        Fault::ErrorEventAfter {
+            deltas: 0,
+            code: "bad".to_owned(),
+            message: format!("key {KEY}"),
+        },
+        Fault::CutAfter(1),
+        Fault::MalformedAfter(0),
+        Fault::Disconnect,
+    ];
+    for fault in faults {
+        for api in BOTH {
+            let fake = fake(FakeConfig::default().with_fault(fault.clone())).await;
+            let outcome = read(&adapter(api, &fake), request()).await;
+            let error = outcome.error();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(KEY), "{api:?} {fault:?}: {shown}");
+        }
+    }
+    let fake = fake(FakeConfig::default().with_fault(echoing)).await;
+    let config = config_for(&fake, quick());
+    assert!(!format!("{config:?}").contains(KEY));
+    assert!(!format!("{:?}", ResponsesLlm::new(config.clone()).unwrap()).contains(KEY));
+    assert!(!format!("{:?}", ChatCompletionsLlm::new(config).unwrap()).contains(KEY));
+}
