@@ -353,6 +353,8 @@ impl RecordedRequest {
 struct Shared {
     config: Mutex<FakeConfig>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests dropped by `clear_requests`, still counted for `for_first`.
+    forgotten: AtomicUsize,
     completed: AtomicUsize,
     aborted: AtomicUsize,
 }
@@ -366,7 +368,9 @@ pub struct FakeProvider {
 
 impl std::fmt::Debug for FakeProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeProvider").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("FakeProvider")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -390,6 +394,8 @@ impl FakeProvider {
             async move {
                 loop {
                     let Ok((socket, _)) = listener.accept().await else {
+                        // Out of file descriptors, most likely: let some connections end.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     };
                     let _ = socket.set_nodelay(true);
@@ -420,6 +426,23 @@ impl FakeProvider {
     #[must_use]
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests were received so far (cleared ones included).
+    #[must_use]
+    pub fn request_count(&self) -> usize {
+        let requests = lock(&self.shared.requests);
+        requests.len() + self.shared.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the requests recorded so far (a long benchmark keeps memory flat this way);
+    /// `for_first` goes on counting from where it was.
+    pub fn clear_requests(&self) {
+        let mut requests = lock(&self.shared.requests);
+        self.shared
+            .forgotten
+            .fetch_add(requests.len(), Ordering::SeqCst);
+        requests.clear();
     }
 
     /// Replaces what the fake answers from now on (request counting for `for_first` goes on).
@@ -516,7 +539,10 @@ async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<O
             }));
         }
         if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
         if socket.read_buf(buf).await? == 0 {
             return if buf.is_empty() {
@@ -546,7 +572,7 @@ async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> 
             body: body.clone(),
             received_at: Instant::now(),
         });
-        requests.len() - 1
+        requests.len() - 1 + shared.forgotten.load(Ordering::SeqCst)
     };
     let config = lock(&shared.config).clone();
     let fault = config
@@ -575,7 +601,10 @@ async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> 
             headers: vec![("allow".to_owned(), "POST".to_owned())],
             error_type: "invalid_request_error".to_owned(),
             code: None,
-            message: format!("Invalid method for URL ({} {})", request.method, request.path),
+            message: format!(
+                "Invalid method for URL ({} {})",
+                request.method, request.path
+            ),
         };
         write_error(socket, &wrong, index).await?;
         return Ok(true);
@@ -754,7 +783,9 @@ impl Reply<'_> {
 
     fn message_item(&self, status: &str, text: Option<&str>) -> Value {
         let content = match text {
-            Some(text) => json!([{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]),
+            Some(text) => {
+                json!([{"type": "output_text", "annotations": [], "logprobs": [], "text": text}])
+            }
             None => json!([]),
         };
         json!({
@@ -784,13 +815,16 @@ impl Reply<'_> {
         let item_id = format!("msg_fake{:020}", self.index);
         self.head(socket).await?;
         let in_progress = json!({"response": self.response_object("in_progress", json!([]), &[])});
-        out.emit(socket, "response.created", in_progress.clone()).await?;
-        out.emit(socket, "response.in_progress", in_progress).await?;
+        out.emit(socket, "response.created", in_progress.clone())
+            .await?;
+        out.emit(socket, "response.in_progress", in_progress)
+            .await?;
         let item = json!({"output_index": 0, "item": self.message_item("in_progress", None)});
         out.emit(socket, "response.output_item.added", item).await?;
         let part = json!({"item_id": item_id, "output_index": 0, "content_index": 0,
             "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}});
-        out.emit(socket, "response.content_part.added", part).await?;
+        out.emit(socket, "response.content_part.added", part)
+            .await?;
 
         for (i, delta) in self.config.deltas.iter().enumerate() {
             if let Some(fault) = self.due(i) {
@@ -814,19 +848,26 @@ impl Reply<'_> {
         out.emit(socket, "response.content_part.done", part).await?;
         let (status, kind, details) = match &self.config.finish {
             Finish::Completed => ("completed", "response.completed", Value::Null),
-            Finish::Incomplete(reason) => {
-                ("incomplete", "response.incomplete", json!({"reason": reason}))
-            }
+            Finish::Incomplete(reason) => (
+                "incomplete",
+                "response.incomplete",
+                json!({"reason": reason}),
+            ),
         };
         let item = self.message_item(status, Some(&text));
         let item_done = json!({"output_index": 0, "item": item});
-        out.emit(socket, "response.output_item.done", item_done).await?;
+        out.emit(socket, "response.output_item.done", item_done)
+            .await?;
         let response = self.response_object(
             status,
             json!([item]),
-            &[("usage", self.responses_usage()), ("incomplete_details", details)],
+            &[
+                ("usage", self.responses_usage()),
+                ("incomplete_details", details),
+            ],
         );
-        out.emit(socket, kind, json!({"response": response})).await?;
+        out.emit(socket, kind, json!({"response": response}))
+            .await?;
         Ok(Ending::Clean)
     }
 
@@ -845,7 +886,8 @@ impl Reply<'_> {
                     json!([]),
                     &[("error", json!({"code": code, "message": message}))],
                 );
-                out.emit(socket, "response.failed", json!({"response": response})).await?;
+                out.emit(socket, "response.failed", json!({"response": response}))
+                    .await?;
             }
             Fault::ErrorEventAfter { code, message, .. } => {
                 let data = json!({"code": code, "message": message, "param": null});
@@ -931,13 +973,18 @@ impl Reply<'_> {
         match fault {
             Fault::CutAfter(_) => return Ok(Ending::Cut),
             Fault::EndAfter(_) => {}
-            Fault::FailAfter { code, message, .. } | Fault::ErrorEventAfter { code, message, .. } => {
+            Fault::FailAfter { code, message, .. }
+            | Fault::ErrorEventAfter { code, message, .. } => {
                 let error = json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}});
                 write_data(socket, &error.to_string()).await?;
             }
             Fault::MalformedAfter(_) => {
                 let id = format!("chatcmpl-fake{:020}", self.index);
-                write_data(socket, &format!("{{\"id\":\"{id}\",\"choices\":[{{\"delta\":")).await?;
+                write_data(
+                    socket,
+                    &format!("{{\"id\":\"{id}\",\"choices\":[{{\"delta\":"),
+                )
+                .await?;
             }
             Fault::Status(_) | Fault::DelayFirstByte(_) | Fault::Disconnect => {}
         }
@@ -951,7 +998,12 @@ struct Events {
 }
 
 impl Events {
-    async fn emit(&mut self, socket: &mut TcpStream, kind: &str, mut data: Value) -> io::Result<()> {
+    async fn emit(
+        &mut self,
+        socket: &mut TcpStream,
+        kind: &str,
+        mut data: Value,
+    ) -> io::Result<()> {
         data["type"] = Value::from(kind);
         data["sequence_number"] = Value::from(self.seq);
         self.seq += 1;

@@ -2,3 +2,5 @@
 
 pub mod contract;
 pub mod fake_provider;
+pub mod http;
+pub mod jwks_server;

@@ -189,8 +189,12 @@ mod tests {
         ensure_crypto_provider();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("ins_test".into());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap())
-            .unwrap()
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn sign(claims: &Value) -> String {
@@ -218,14 +222,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_session_token_yields_its_sub() {
-        let p = verifier(&["https://chat.example.com"]).verify(&sign(&claims())).await.unwrap();
+        let p = verifier(&["https://chat.example.com"])
+            .verify(&sign(&claims()))
+            .await
+            .unwrap();
         assert_eq!(p.user_id.as_str(), "user_2abc");
     }
 
     #[tokio::test]
     async fn a_token_without_azp_is_accepted_even_with_authorized_parties() {
         let token = sign(&with(&[("azp", Value::Null)]));
-        assert!(verifier(&["https://chat.example.com"]).verify(&token).await.is_ok());
+        assert!(
+            verifier(&["https://chat.example.com"])
+                .verify(&token)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -248,7 +260,11 @@ mod tests {
             ("expired", with(&[("exp", json!(now() - 30))]), "expired"),
             ("nbf ahead", with(&[("nbf", json!(now() + 60))]), "nbf"),
             ("iat ahead", with(&[("iat", json!(now() + 600))]), "future"),
-            ("wrong iss", with(&[("iss", json!("https://evil.example"))]), "issuer"),
+            (
+                "wrong iss",
+                with(&[("iss", json!("https://evil.example"))]),
+                "issuer",
+            ),
             ("iss array", with(&[("iss", json!([ISSUER]))]), ""),
             ("no iss", with(&[("iss", Value::Null)]), "iss"),
             ("no sub", with(&[("sub", Value::Null)]), "sub"),
@@ -267,7 +283,10 @@ mod tests {
 
     #[tokio::test]
     async fn clock_skew_of_a_few_seconds_is_tolerated() {
-        let token = sign(&with(&[("exp", json!(now() - 2)), ("nbf", json!(now() + 2))]));
+        let token = sign(&with(&[
+            ("exp", json!(now() - 2)),
+            ("nbf", json!(now() + 2)),
+        ]));
         assert!(verifier(&[]).verify(&token).await.is_ok());
     }
 

@@ -213,8 +213,8 @@ pub fn frontend_api_host(publishable_key: &str) -> Result<String, ConfigError> {
     let decoded = engine
         .decode(encoded)
         .map_err(|_| invalid(VAR, "the part after pk_test_/pk_live_ is not base64"))?;
-    let text = String::from_utf8(decoded)
-        .map_err(|_| invalid(VAR, "does not decode to a host name"))?;
+    let text =
+        String::from_utf8(decoded).map_err(|_| invalid(VAR, "does not decode to a host name"))?;
     let host = text
         .strip_suffix('$')
         .ok_or_else(|| invalid(VAR, "does not decode to `<host>$`"))?;
@@ -344,10 +344,7 @@ fn parse_http_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError>
     match url.scheme() {
         "https" => {}
         "http" => {
-            let loopback = matches!(
-                url.host_str(),
-                Some("localhost" | "127.0.0.1" | "[::1]")
-            );
+            let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
             if !loopback {
                 tracing::warn!(
                     variable,
@@ -432,7 +429,10 @@ mod tests {
         let key = pk("pk_test_", "ab.clerk.accounts.dev$");
         let unpadded = key.trim_end_matches('=');
         assert_ne!(key, unpadded, "the fixture must need padding");
-        assert_eq!(frontend_api_host(unpadded).unwrap(), "ab.clerk.accounts.dev");
+        assert_eq!(
+            frontend_api_host(unpadded).unwrap(),
+            "ab.clerk.accounts.dev"
+        );
     }
 
     #[test]
@@ -448,7 +448,13 @@ mod tests {
         ] {
             let err = frontend_api_host(&bad).unwrap_err();
             assert!(
-                matches!(err, ConfigError::Invalid { variable: "CLERK_PUBLISHABLE_KEY", .. }),
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        variable: "CLERK_PUBLISHABLE_KEY",
+                        ..
+                    }
+                ),
                 "{bad}: {err}"
             );
         }
@@ -464,7 +470,10 @@ mod tests {
         assert_eq!(settings.issuer, "https://clerk.example.com");
         match settings.keys {
             ClerkKeys::Jwks { url } => {
-                assert_eq!(url.as_str(), "https://clerk.example.com/.well-known/jwks.json");
+                assert_eq!(
+                    url.as_str(),
+                    "https://clerk.example.com/.well-known/jwks.json"
+                );
             }
             ClerkKeys::Pem(_) => panic!("expected a JWKS source"),
         }
@@ -492,7 +501,10 @@ mod tests {
             jwks_url: Some("https://clerk.example.com/.well-known/jwks.json".into()),
             ..ClerkConfig::default()
         };
-        assert_eq!(config.resolve().unwrap().issuer, "https://clerk.example.com");
+        assert_eq!(
+            config.resolve().unwrap().issuer,
+            "https://clerk.example.com"
+        );
     }
 
     #[test]
@@ -502,7 +514,16 @@ mod tests {
             ..ClerkConfig::default()
         };
         let err = config.resolve().unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { variable: "CLERK_ISSUER", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    variable: "CLERK_ISSUER",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -513,7 +534,13 @@ mod tests {
         }
         .resolve()
         .unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { variable: "CLERK_PUBLISHABLE_KEY", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                variable: "CLERK_PUBLISHABLE_KEY",
+                ..
+            }
+        ));
         assert!(err.to_string().contains("CLERK_PUBLISHABLE_KEY"));
     }
 
@@ -539,7 +566,13 @@ mod tests {
             ..ClerkConfig::default()
         };
         let err = config.resolve().unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { variable: "CLERK_ISSUER", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                variable: "CLERK_ISSUER",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -550,7 +583,16 @@ mod tests {
             ..ClerkConfig::default()
         };
         let err = config.resolve().unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { variable: "CLERK_JWT_KEY", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    variable: "CLERK_JWT_KEY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -561,13 +603,24 @@ mod tests {
             ..ClerkConfig::default()
         };
         let err = config.resolve().unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { variable: "CLERK_JWKS_URL", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    variable: "CLERK_JWKS_URL",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn authorized_parties_are_split_on_commas_and_trimmed() {
         assert_eq!(
-            ClerkConfig::parse_authorized_parties(" https://a.example.com/ ,, http://localhost:3000"),
+            ClerkConfig::parse_authorized_parties(
+                " https://a.example.com/ ,, http://localhost:3000"
+            ),
             vec!["https://a.example.com", "http://localhost:3000"]
         );
         let config = ClerkConfig {
@@ -601,7 +654,13 @@ mod tests {
     #[test]
     fn an_empty_oidc_issuer_is_refused_naming_oidc_issuer() {
         let err = OidcConfig::default().resolve().unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { variable: "OIDC_ISSUER", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                variable: "OIDC_ISSUER",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -611,7 +670,13 @@ mod tests {
             ..DevConfig::default()
         };
         let err = config.validate().unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { variable: "CONFAB_DEV_AUTH_SECRET", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                variable: "CONFAB_DEV_AUTH_SECRET",
+                ..
+            }
+        ));
         assert!(!err.to_string().contains("hunter2"));
     }
 
@@ -623,7 +688,10 @@ mod tests {
         };
         assert!(matches!(
             config.validate().unwrap_err(),
-            ConfigError::Invalid { variable: "CONFAB_DEV_TOKEN_TTL_SECS", .. }
+            ConfigError::Invalid {
+                variable: "CONFAB_DEV_TOKEN_TTL_SECS",
+                ..
+            }
         ));
         assert_eq!(DevConfig::default().ttl, Duration::from_secs(43_200));
     }

@@ -204,8 +204,8 @@ mod tests {
     async fn the_lifetime_is_configurable_and_expires_at_equals_exp() {
         let auth = dev(Some(SECRET), Duration::from_secs(90));
         let (token, expires_at) = auth.issue("bob").unwrap();
-        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token)
-            .unwrap();
+        let claims =
+            jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token).unwrap();
         assert_eq!(claims["exp"].as_i64().unwrap(), expires_at.timestamp());
         assert_eq!(claims["iss"], DEV_ISSUER);
         assert!((expires_at - Utc::now()).num_seconds() <= 90);
@@ -214,7 +214,15 @@ mod tests {
     #[tokio::test]
     async fn invalid_usernames_are_validation_errors() {
         let auth = dev(None, Duration::from_secs(60));
-        for bad in ["", " alice", "al ice", "alice/..", "ålice", "a\u{0}", &"a".repeat(65)] {
+        for bad in [
+            "",
+            " alice",
+            "al ice",
+            "alice/..",
+            "ålice",
+            "a\u{0}",
+            &"a".repeat(65),
+        ] {
             match auth.issue(bad) {
                 Err(DevAuthError::InvalidUsername(e)) => assert_eq!(e.field, "username"),
                 other => panic!("{bad:?}: expected a validation error, got {other:?}"),
@@ -225,8 +233,15 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_survive_a_restart_only_with_a_fixed_secret() {
-        let (token, _) = dev(Some(SECRET), Duration::from_secs(60)).issue("carol").unwrap();
-        assert!(dev(Some(SECRET), Duration::from_secs(60)).verify(&token).await.is_ok());
+        let (token, _) = dev(Some(SECRET), Duration::from_secs(60))
+            .issue("carol")
+            .unwrap();
+        assert!(
+            dev(Some(SECRET), Duration::from_secs(60))
+                .verify(&token)
+                .await
+                .is_ok()
+        );
 
         let (random, _) = dev(None, Duration::from_secs(60)).issue("carol").unwrap();
         assert!(matches!(
@@ -239,11 +254,23 @@ mod tests {
     async fn forged_and_broken_dev_tokens_are_refused() {
         let auth = dev(Some(SECRET), Duration::from_secs(60));
         let now = Utc::now().timestamp();
-        let good = serde_json::json!({"iss": DEV_ISSUER, "sub": "dev:eve", "iat": now, "exp": now + 60});
-        assert!(auth.verify(&forge(&good, SECRET.as_bytes(), Algorithm::HS256)).await.is_ok());
+        let good =
+            serde_json::json!({"iss": DEV_ISSUER, "sub": "dev:eve", "iat": now, "exp": now + 60});
+        assert!(
+            auth.verify(&forge(&good, SECRET.as_bytes(), Algorithm::HS256))
+                .await
+                .is_ok()
+        );
 
         let mut cases = vec![
-            ("other secret", forge(&good, b"another secret of at least 32 bytes!", Algorithm::HS256)),
+            (
+                "other secret",
+                forge(
+                    &good,
+                    b"another secret of at least 32 bytes!",
+                    Algorithm::HS256,
+                ),
+            ),
             ("HS512", forge(&good, SECRET.as_bytes(), Algorithm::HS512)),
         ];
         for (name, patch) in [
@@ -266,7 +293,10 @@ mod tests {
 
         for (name, token) in cases {
             assert!(
-                matches!(auth.verify(&token).await, Err(AuthError::Unauthenticated(_))),
+                matches!(
+                    auth.verify(&token).await,
+                    Err(AuthError::Unauthenticated(_))
+                ),
                 "{name} was accepted"
             );
         }

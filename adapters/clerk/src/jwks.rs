@@ -9,9 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use reqwest::Url;
 use serde::Deserialize;
@@ -165,7 +163,11 @@ impl JwksCache {
                 state.keys = keys;
                 state.loaded = true;
                 state.last_error = None;
-                state.keys.get(kid).cloned().ok_or(KeyLookupError::UnknownKid)
+                state
+                    .keys
+                    .get(kid)
+                    .cloned()
+                    .ok_or(KeyLookupError::UnknownKid)
             }
             Err(e) => {
                 tracing::warn!(
@@ -199,10 +201,13 @@ impl JwksCache {
         let url = match (known_url, &self.source) {
             (Some(url), _) => url,
             (None, JwksSource::Url(url)) => url.clone(),
-            (None, JwksSource::Discovery {
-                discovery_url,
-                issuer,
-            }) => self.discover(discovery_url, issuer).await?,
+            (
+                None,
+                JwksSource::Discovery {
+                    discovery_url,
+                    issuer,
+                },
+            ) => self.discover(discovery_url, issuer).await?,
         };
         let body = self.get(&url).await?;
         let keys = parse_key_set(&body, self.policy)?;
@@ -226,7 +231,9 @@ impl JwksCache {
             )));
         }
         let url = Url::parse(&document.jwks_uri).map_err(|e| {
-            FetchError::Document(format!("the discovery document's jwks_uri is not a URL: {e}"))
+            FetchError::Document(format!(
+                "the discovery document's jwks_uri is not a URL: {e}"
+            ))
         })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(FetchError::Document(
@@ -250,8 +257,13 @@ impl JwksCache {
             return Err(FetchError::Http(format!("GET {url} answered {status}")));
         }
         let limit = self.options.max_document_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
-            return Err(FetchError::Document(format!("{url} is larger than {limit} bytes")));
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(FetchError::Document(format!(
+                "{url} is larger than {limit} bytes"
+            )));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -260,7 +272,9 @@ impl JwksCache {
             .map_err(|e| FetchError::Http(format!("reading {url} failed: {}", error_chain(&e))))?
         {
             if body.len() + chunk.len() > limit {
-                return Err(FetchError::Document(format!("{url} is larger than {limit} bytes")));
+                return Err(FetchError::Document(format!(
+                    "{url} is larger than {limit} bytes"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -281,10 +295,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// The usable keys of a JWKS document. Keys that cannot be used are skipped one by one;
 /// a set with none usable is an error (so a broken set never replaces a working one).
-fn parse_key_set(
-    body: &[u8],
-    policy: KeyPolicy,
-) -> Result<HashMap<String, SharedKey>, FetchError> {
+fn parse_key_set(body: &[u8], policy: KeyPolicy) -> Result<HashMap<String, SharedKey>, FetchError> {
     #[derive(Deserialize)]
     struct RawSet {
         keys: Vec<serde_json::Value>,
@@ -377,7 +388,9 @@ mod tests {
     fn rsa_jwk(kid: &str, alg: Option<&str>) -> serde_json::Value {
         crate::token::ensure_crypto_provider();
         let encoding = EncodingKey::from_rsa_pem(RSA_A.as_bytes()).unwrap();
-        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap()).unwrap();
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap())
+                .unwrap();
         jwk["kid"] = kid.into();
         match alg {
             Some(alg) => jwk["alg"] = alg.into(),
@@ -391,12 +404,17 @@ mod tests {
     fn ec_jwk(kid: &str) -> serde_json::Value {
         crate::token::ensure_crypto_provider();
         let encoding = EncodingKey::from_ec_pem(EC_P256.as_bytes()).unwrap();
-        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap()).unwrap();
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap())
+                .unwrap();
         jwk["kid"] = kid.into();
         jwk
     }
 
-    fn parse(keys: Vec<serde_json::Value>, policy: KeyPolicy) -> Result<HashMap<String, SharedKey>, FetchError> {
+    fn parse(
+        keys: Vec<serde_json::Value>,
+        policy: KeyPolicy,
+    ) -> Result<HashMap<String, SharedKey>, FetchError> {
         let body = serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap();
         parse_key_set(&body, policy)
     }
@@ -426,7 +444,11 @@ mod tests {
 
     #[test]
     fn ec_keys_are_pinned_to_es256_under_the_asymmetric_policy() {
-        let keys = parse(vec![ec_jwk("ec"), rsa_jwk("rsa", None)], KeyPolicy::Asymmetric).unwrap();
+        let keys = parse(
+            vec![ec_jwk("ec"), rsa_jwk("rsa", None)],
+            KeyPolicy::Asymmetric,
+        )
+        .unwrap();
         assert_eq!(keys["ec"].algorithm, Algorithm::ES256);
         assert_eq!(keys["rsa"].algorithm, Algorithm::RS256);
     }
@@ -449,9 +471,12 @@ mod tests {
     async fn creating_a_cache_fetches_nothing_and_a_cold_unreachable_issuer_is_unavailable() {
         // Port 9 (discard) on loopback: nothing listens, the connection is refused.
         let url = Url::parse("http://127.0.0.1:9/jwks.json").unwrap();
-        let cache =
-            JwksCache::new(JwksSource::Url(url), KeyPolicy::Rs256Only, JwksOptions::default())
-                .unwrap();
+        let cache = JwksCache::new(
+            JwksSource::Url(url),
+            KeyPolicy::Rs256Only,
+            JwksOptions::default(),
+        )
+        .unwrap();
         let err = cache.key("any").await.unwrap_err();
         assert!(matches!(err, KeyLookupError::Unavailable(_)), "{err:?}");
         // Within the cold retry interval the answer comes from the cache, still Unavailable.

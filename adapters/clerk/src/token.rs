@@ -158,7 +158,9 @@ mod tests {
             );
         }
         let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert!(matches!(precheck(&huge), Err(AuthError::Unauthenticated(m)) if m == "token too long"));
+        assert!(
+            matches!(precheck(&huge), Err(AuthError::Unauthenticated(m)) if m == "token too long")
+        );
     }
 
     #[test]
@@ -170,7 +172,10 @@ mod tests {
             b64(r#"{"alg":"RS256","kid":"k","crit":["exp"]}"#),
             b64("{}")
         );
-        assert!(matches!(precheck(&token), Err(AuthError::Unauthenticated(_))));
+        assert!(matches!(
+            precheck(&token),
+            Err(AuthError::Unauthenticated(_))
+        ));
     }
 
     #[test]

@@ -27,8 +27,8 @@ impl AuthVerifier for FakeAuth {
         let raw = token
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| AuthError::Unauthenticated("not a test token".to_owned()))?;
-        let user_id =
-            UserId::new(raw).map_err(|e| AuthError::Unauthenticated(format!("bad test token: {e}")))?;
+        let user_id = UserId::new(raw)
+            .map_err(|e| AuthError::Unauthenticated(format!("bad test token: {e}")))?;
         Ok(Principal { user_id })
     }
 }
@@ -41,13 +41,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_test_token_names_its_user() {
-        let principal = FakeAuth.verify(&FakeAuth::token_for("alice")).await.unwrap();
+        let principal = FakeAuth
+            .verify(&FakeAuth::token_for("alice"))
+            .await
+            .unwrap();
         assert_eq!(principal.user_id.as_str(), "alice");
     }
 
     #[tokio::test]
     async fn anything_else_is_unauthenticated() {
-        for token in ["", "alice", "test-token:", "test-token:a\nb", "Test-Token:alice", "bearer test-token:alice"] {
+        for token in [
+            "",
+            "alice",
+            "test-token:",
+            "test-token:a\nb",
+            "Test-Token:alice",
+            "bearer test-token:alice",
+        ] {
             let result = FakeAuth.verify(token).await;
             assert!(
                 matches!(result, Err(AuthError::Unauthenticated(_))),

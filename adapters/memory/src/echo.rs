@@ -49,14 +49,13 @@ impl EchoLlm {
     /// budget estimates it.
     #[must_use]
     pub fn usage_for(request: &LlmRequest, reply: &str) -> Usage {
-        let input = request
-            .messages
-            .iter()
-            .map(estimate_message_tokens)
-            .fold(
-                request.instructions.as_deref().map_or(0, estimate_text_tokens),
-                u32::saturating_add,
-            );
+        let input = request.messages.iter().map(estimate_message_tokens).fold(
+            request
+                .instructions
+                .as_deref()
+                .map_or(0, estimate_text_tokens),
+            u32::saturating_add,
+        );
         Usage {
             input_tokens: input,
             output_tokens: estimate_text_tokens(reply),
@@ -145,7 +144,11 @@ mod tests {
     async fn the_reply_repeats_the_last_user_message_word_by_word() {
         let req = request(
             None,
-            &[(Role::User, "first"), (Role::Assistant, "ok"), (Role::User, "hello there")],
+            &[
+                (Role::User, "first"),
+                (Role::Assistant, "ok"),
+                (Role::User, "hello there"),
+            ],
         );
         let (deltas, completions) = collect(EchoLlm::new(Duration::ZERO).stream(req.clone())).await;
         let text = deltas.concat();
@@ -155,7 +158,10 @@ mod tests {
         assert_eq!(deltas[0], "You ");
         assert!(deltas.len() > 5);
         for delta in &deltas[..deltas.len() - 1] {
-            assert!(delta.ends_with(' '), "{delta:?} is not a word and its space");
+            assert!(
+                delta.ends_with(' '),
+                "{delta:?} is not a word and its space"
+            );
             assert_eq!(delta.split_whitespace().count(), 1);
         }
         assert_eq!(completions.len(), 1, "exactly one Completed");
@@ -188,7 +194,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn words_are_paced() {
         let req = request(None, &[(Role::User, "one two")]);
-        let words = EchoLlm::reply_to(&req).split_inclusive(char::is_whitespace).count();
+        let words = EchoLlm::reply_to(&req)
+            .split_inclusive(char::is_whitespace)
+            .count();
         let started = Instant::now();
         let (deltas, _) = collect(EchoLlm::new(Duration::from_millis(30)).stream(req)).await;
         assert_eq!(deltas.len(), words);

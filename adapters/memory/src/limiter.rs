@@ -230,10 +230,17 @@ mod tests {
                 .iter()
                 .take_while(|t| **t - *start < Duration::from_secs(60))
                 .count();
-            assert!(in_window <= 5, "{in_window} sends in the minute from {start:?}");
+            assert!(
+                in_window <= 5,
+                "{in_window} sends in the minute from {start:?}"
+            );
         }
         // ... and the allowance is used: 5 per minute over five minutes.
-        assert!(accepted.len() >= 25, "only {} sends were accepted", accepted.len());
+        assert!(
+            accepted.len() >= 25,
+            "only {} sends were accepted",
+            accepted.len()
+        );
     }
 
     #[test]
@@ -244,7 +251,10 @@ mod tests {
         limiter.refund(&alice);
         limiter.try_acquire(&alice).unwrap();
         limiter.try_acquire(&alice).unwrap();
-        assert!(limiter.try_acquire(&alice).is_err(), "refunds before any send added tokens");
+        assert!(
+            limiter.try_acquire(&alice).is_err(),
+            "refunds before any send added tokens"
+        );
         limiter.refund(&alice);
         assert_eq!(limiter.try_acquire(&alice), Ok(()));
         assert!(limiter.try_acquire(&alice).is_err());
@@ -253,16 +263,31 @@ mod tests {
     #[test]
     fn a_zero_limit_refuses_everything() {
         let (limiter, _) = limiter(0);
-        assert_eq!(limiter.try_acquire(&user("alice")), Err(Duration::from_secs(60)));
+        assert_eq!(
+            limiter.try_acquire(&user("alice")),
+            Err(Duration::from_secs(60))
+        );
     }
 
     #[test]
     fn waits_are_whole_seconds_between_1_and_60() {
         assert_eq!(whole_seconds(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(whole_seconds(Duration::from_millis(1)), Duration::from_secs(1));
-        assert_eq!(whole_seconds(Duration::from_millis(1_001)), Duration::from_secs(2));
-        assert_eq!(whole_seconds(Duration::from_secs(7)), Duration::from_secs(7));
-        assert_eq!(whole_seconds(Duration::from_secs(600)), Duration::from_secs(60));
+        assert_eq!(
+            whole_seconds(Duration::from_millis(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_millis(1_001)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_secs(7)),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

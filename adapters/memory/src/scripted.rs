@@ -362,7 +362,11 @@ mod tests {
         let events: Vec<_> = llm.stream(request("hi")).collect().await;
         assert_eq!(
             events,
-            vec![Ok(LlmEvent::Delta("a".into())), Ok(LlmEvent::Delta("b".into())), Err(error)]
+            vec![
+                Ok(LlmEvent::Delta("a".into())),
+                Ok(LlmEvent::Delta("b".into())),
+                Err(error)
+            ]
         );
         let at_once: Vec<_> = ScriptedLlm::failing_after(&[], LlmError::ContentFilter)
             .stream(request("x"))

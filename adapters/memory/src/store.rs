@@ -53,7 +53,11 @@ impl MemoryStore {
         }
         // A panic while holding the lock cannot leave the state half-written: every
         // mutation below checks first and writes last.
-        Ok(self.inner.state.lock().unwrap_or_else(PoisonError::into_inner))
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -113,7 +117,10 @@ impl State {
         &self,
         id: ConversationId,
     ) -> impl DoubleEndedIterator<Item = &StoredMessage> {
-        self.messages.get(&id).into_iter().flat_map(BTreeMap::values)
+        self.messages
+            .get(&id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     fn remove_conversation(&mut self, id: ConversationId) {
@@ -272,7 +279,10 @@ impl State {
         if self.prompt_ids.get(&prompt_id) != Some(&project_id) {
             return Err(StoreError::NotFound);
         }
-        let prompts = self.prompts.get_mut(&project_id).ok_or(StoreError::NotFound)?;
+        let prompts = self
+            .prompts
+            .get_mut(&project_id)
+            .ok_or(StoreError::NotFound)?;
         let mut activated = None;
         for prompt in prompts.iter_mut() {
             prompt.is_active = prompt.id == prompt_id;
@@ -321,13 +331,20 @@ impl State {
         now: Timestamp,
     ) -> Result<Conversation, StoreError> {
         self.owned_conversation(owner, id)?;
-        let conversation = self.conversations.get_mut(&id).ok_or(StoreError::NotFound)?;
+        let conversation = self
+            .conversations
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound)?;
         conversation.title = title;
         conversation.updated_at = now;
         Ok(conversation.clone())
     }
 
-    fn delete_conversation(&mut self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+    fn delete_conversation(
+        &mut self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<(), StoreError> {
         self.owned_conversation(owner, id)?;
         self.remove_conversation(id);
         Ok(())
@@ -345,7 +362,9 @@ impl State {
             return Ok(Vec::new());
         };
         let rows = match after {
-            Some(after) => messages.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            Some(after) => {
+                messages.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            }
             None => messages.range(..),
         };
         Ok(rows
@@ -380,9 +399,9 @@ impl State {
     ) -> Result<(), StoreError> {
         self.owned_conversation(owner, conversation_id)?;
         let mut messages = self.conversation_messages(conversation_id);
-        if messages.any(|m| {
-            m.message.status == MessageStatus::Streaming && m.touched_at >= stale_before
-        }) {
+        if messages
+            .any(|m| m.message.status == MessageStatus::Streaming && m.touched_at >= stale_before)
+        {
             return Err(Conflict::ReplyInProgress.into());
         }
         if let Some(client_id) = client_message_id
@@ -458,7 +477,12 @@ impl State {
             .ok_or(StoreError::NotFound)
     }
 
-    fn touch_reply(&mut self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+    fn touch_reply(
+        &mut self,
+        id: MessageId,
+        content: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let stored = self.stored_message_mut(id)?;
         if stored.message.status == MessageStatus::Streaming {
             content.clone_into(&mut stored.message.content);
@@ -567,7 +591,11 @@ impl ProjectStore for MemoryStore {
         self.state()?.update_project(owner, id, patch, now)
     }
 
-    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError> {
+    async fn delete_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+    ) -> Result<Vec<String>, StoreError> {
         self.state()?.delete_project(owner, id)
     }
 
@@ -578,7 +606,11 @@ impl ProjectStore for MemoryStore {
 
 #[async_trait]
 impl PromptStore for MemoryStore {
-    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError> {
+    async fn create_prompt(
+        &self,
+        owner: &UserId,
+        prompt: &NewPrompt,
+    ) -> Result<Prompt, StoreError> {
         self.state()?.create_prompt(owner, prompt)
     }
 
@@ -646,7 +678,11 @@ impl ChatHistory for MemoryStore {
         self.state()?.rename_conversation(owner, id, title, now)
     }
 
-    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+    async fn delete_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<(), StoreError> {
         self.state()?.delete_conversation(owner, id)
     }
 
@@ -691,7 +727,12 @@ impl ChatHistory for MemoryStore {
         self.state()?.begin_turn(owner, user, reply, stale_before)
     }
 
-    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn touch_reply(
+        &self,
+        id: MessageId,
+        content: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         self.state()?.touch_reply(id, content, now)
     }
 
@@ -726,5 +767,62 @@ impl FileStore for MemoryStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.state()?.delete_file(owner, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use confab_core::model::now;
+
+    fn project(owner: &UserId) -> Project {
+        let at = now();
+        Project {
+            id: ProjectId::new(),
+            owner_id: owner.clone(),
+            name: "Bot".to_owned(),
+            description: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_switched_off_store_answers_unavailable_and_keeps_its_data() {
+        let store = MemoryStore::new();
+        let alice = UserId::new("alice").unwrap();
+        let p = project(&alice);
+        store.insert_project(&p).await.unwrap();
+        store.set_unavailable(true);
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.get_project(&alice, p.id).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.insert_project(&project(&alice)).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        store.set_unavailable(false);
+        store.ping().await.unwrap();
+        assert_eq!(
+            store.list_projects(&alice, None, 10).await.unwrap(),
+            vec![p]
+        );
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_state() {
+        let store = MemoryStore::new();
+        let clone = store.clone();
+        let alice = UserId::new("alice").unwrap();
+        let p = project(&alice);
+        store.insert_project(&p).await.unwrap();
+        assert_eq!(clone.get_project(&alice, p.id).await.unwrap(), p);
     }
 }

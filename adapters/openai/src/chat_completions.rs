@@ -278,9 +278,11 @@ mod tests {
     }
 
     fn chunk(content: Option<&str>, finish: Option<&str>) -> Event {
-        data(json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+        data(
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
             "model": "llama3.2", "choices": [{"index": 0, "delta": {"content": content},
-            "logprobs": null, "finish_reason": finish}], "usage": null}))
+            "logprobs": null, "finish_reason": finish}], "usage": null}),
+        )
     }
 
     #[test]
@@ -342,7 +344,10 @@ mod tests {
     fn content_becomes_deltas_and_done_completes_with_usage() {
         let mut d = ChatDecoder::default();
         assert_eq!(d.event(&chunk(Some(""), None)).unwrap(), Step::Skip);
-        assert_eq!(d.event(&chunk(Some("Hi"), None)).unwrap(), Step::Delta("Hi".to_owned()));
+        assert_eq!(
+            d.event(&chunk(Some("Hi"), None)).unwrap(),
+            Step::Delta("Hi".to_owned())
+        );
         assert_eq!(d.event(&chunk(None, Some("stop"))).unwrap(), Step::Skip);
         let usage = data(json!({"id": "chatcmpl-1", "choices": [], "usage": {
             "prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
@@ -395,7 +400,10 @@ mod tests {
     fn a_finish_reason_then_the_end_of_the_stream_completes() {
         let mut d = ChatDecoder::default();
         d.event(&chunk(Some("x"), Some("length"))).unwrap();
-        assert_eq!(d.end().unwrap().incomplete, Some(Incomplete::MaxOutputTokens));
+        assert_eq!(
+            d.end().unwrap().incomplete,
+            Some(Incomplete::MaxOutputTokens)
+        );
     }
 
     #[test]
@@ -409,7 +417,9 @@ mod tests {
     fn an_error_chunk_is_an_upstream_error() {
         let mut d = ChatDecoder::default();
         let e = d
-            .event(&data(json!({"error": {"message": "overloaded", "type": "server_error", "code": null}})))
+            .event(&data(
+                json!({"error": {"message": "overloaded", "type": "server_error", "code": null}}),
+            ))
             .unwrap_err();
         assert_eq!(
             e,
@@ -419,13 +429,17 @@ mod tests {
                 message: "overloaded".to_owned()
             }
         );
-        let e = d.event(&data(json!({"error": "model not loaded"}))).unwrap_err();
+        let e = d
+            .event(&data(json!({"error": "model not loaded"})))
+            .unwrap_err();
         assert!(matches!(e, LlmError::Upstream { message, .. } if message == "model not loaded"));
     }
 
     #[test]
     fn malformed_chunks_are_bad_responses() {
-        let e = ChatDecoder::default().event(&raw("{\"choices\": [")).unwrap_err();
+        let e = ChatDecoder::default()
+            .event(&raw("{\"choices\": ["))
+            .unwrap_err();
         assert!(matches!(e, LlmError::BadResponse(_)), "{e:?}");
     }
 }

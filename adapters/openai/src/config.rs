@@ -21,8 +21,10 @@ pub struct ProviderConfig {
     pub first_byte_timeout: Duration,
     /// Longest silence between two pieces of a streaming answer. Default 60 s.
     pub idle_timeout: Duration,
-    /// How many times a request is repeated after a connect error, 408, 409, 429 or 5xx,
-    /// always before any text was produced. Default 2.
+    /// How many times a request is repeated after a connect error (or a connection closed
+    /// before any answer), 408, 409, 429 or 5xx, always before any text was produced.
+    /// A first-byte or idle timeout is not repeated: the provider may be generating already.
+    /// Default 2.
     pub max_retries: u32,
     /// The first pause before a retry; it doubles on each further retry. Default 0.5 s.
     pub initial_backoff: Duration,
@@ -184,10 +186,32 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_are_appended_to_the_base_url() {
+        let base = config("http://localhost:11434/v1/").validate().unwrap();
+        assert_eq!(
+            endpoint(&base, "chat/completions").unwrap().as_str(),
+            "http://localhost:11434/v1/chat/completions"
+        );
+        let bare = config("https://llm.example").validate().unwrap();
+        assert_eq!(
+            endpoint(&bare, "responses").unwrap().as_str(),
+            "https://llm.example/responses"
+        );
+    }
+
+    #[test]
     fn base_urls_that_are_not_http_are_refused() {
-        for bad in ["localhost:8080", "ftp://example.com/v1", "not a url", "http://h/v1?x=1"] {
+        for bad in [
+            "localhost:8080",
+            "ftp://example.com/v1",
+            "not a url",
+            "http://h/v1?x=1",
+        ] {
             assert!(
-                matches!(config(bad).validate(), Err(ConfigError::InvalidBaseUrl { .. })),
+                matches!(
+                    config(bad).validate(),
+                    Err(ConfigError::InvalidBaseUrl { .. })
+                ),
                 "{bad} was accepted"
             );
         }

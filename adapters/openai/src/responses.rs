@@ -372,8 +372,10 @@ mod tests {
 
     #[test]
     fn text_deltas_become_deltas() {
-        let step = decode(json!({"type": "response.output_text.delta", "sequence_number": 4,
-            "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hel", "logprobs": []}));
+        let step = decode(
+            json!({"type": "response.output_text.delta", "sequence_number": 4,
+            "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hel", "logprobs": []}),
+        );
         assert_eq!(step.unwrap(), Step::Delta("Hel".to_owned()));
     }
 
@@ -395,11 +397,13 @@ mod tests {
 
     #[test]
     fn completed_carries_usage_cached_and_reasoning_tokens() {
-        let step = decode(json!({"type": "response.completed", "sequence_number": 9, "response": {
+        let step = decode(
+            json!({"type": "response.completed", "sequence_number": 9, "response": {
             "id": "resp_1", "status": "completed", "model": "gpt-4.1-mini-2025-04-14",
             "usage": {"input_tokens": 37, "input_tokens_details": {"cached_tokens": 12},
                       "output_tokens": 11, "output_tokens_details": {"reasoning_tokens": 3},
-                      "total_tokens": 48}}}));
+                      "total_tokens": 48}}}),
+        );
         assert_eq!(
             step.unwrap(),
             Step::Done(Completion {
@@ -444,8 +448,10 @@ mod tests {
 
     #[test]
     fn a_failed_response_carries_the_providers_code_and_message() {
-        let step = decode(json!({"type": "response.failed", "response": {"status": "failed",
-            "error": {"code": "server_error", "message": "The model crashed."}}}));
+        let step = decode(
+            json!({"type": "response.failed", "response": {"status": "failed",
+            "error": {"code": "server_error", "message": "The model crashed."}}}),
+        );
         assert_eq!(
             step.unwrap_err(),
             LlmError::Upstream {
@@ -460,8 +466,10 @@ mod tests {
     fn error_events_carry_code_and_message_flat_or_nested() {
         let flat = decode(json!({"type": "error", "code": "insufficient_quota",
             "message": "No credit.", "param": null, "sequence_number": 2}));
-        let nested = decode(json!({"type": "error", "error": {"type": "invalid_request_error",
-            "code": "insufficient_quota", "message": "No credit."}}));
+        let nested = decode(
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+            "code": "insufficient_quota", "message": "No credit."}}),
+        );
         for step in [flat, nested] {
             assert_eq!(
                 step.unwrap_err(),
@@ -478,7 +486,10 @@ mod tests {
     fn a_rate_limit_failure_is_rate_limited() {
         let step = decode(json!({"type": "response.failed", "response": {
             "error": {"code": "rate_limit_exceeded", "message": "Slow down."}}}));
-        assert_eq!(step.unwrap_err(), LlmError::RateLimited { retry_after: None });
+        assert_eq!(
+            step.unwrap_err(),
+            LlmError::RateLimited { retry_after: None }
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub(crate) const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
 /// Whether a request that got `status` should be repeated. `insufficient_quota` and 400,
 /// 401, 403, 404 never are; otherwise `x-should-retry` decides when present, else the status
 /// (408, 409, 429, 5xx).
-pub(crate) fn should_retry(status: u16, should_retry_header: Option<bool>, code: Option<&str>) -> bool {
+pub(crate) fn should_retry(
+    status: u16,
+    should_retry_header: Option<bool>,
+    code: Option<&str>,
+) -> bool {
     if code == Some(INSUFFICIENT_QUOTA) || matches!(status, 400 | 401 | 403 | 404) {
         return false;
     }
@@ -128,9 +132,18 @@ mod tests {
 
     #[test]
     fn the_should_retry_header_is_read_case_insensitively() {
-        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "TRUE")])), Some(true));
-        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "false")])), Some(false));
-        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "maybe")])), None);
+        assert_eq!(
+            should_retry_header(&headers(&[("x-should-retry", "TRUE")])),
+            Some(true)
+        );
+        assert_eq!(
+            should_retry_header(&headers(&[("x-should-retry", "false")])),
+            Some(false)
+        );
+        assert_eq!(
+            should_retry_header(&headers(&[("x-should-retry", "maybe")])),
+            None
+        );
         assert_eq!(should_retry_header(&HeaderMap::new()), None);
     }
 
@@ -142,7 +155,10 @@ mod tests {
 
     #[test]
     fn retry_after_in_seconds_is_read() {
-        assert_eq!(retry_after(&headers(&[("retry-after", "2")])), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(
             retry_after(&headers(&[("retry-after", "0.5")])),
             Some(Duration::from_millis(500))
@@ -152,7 +168,11 @@ mod tests {
     #[test]
     fn unreasonable_retry_after_values_are_ignored() {
         for value in ["0", "-1", "3600", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"] {
-            assert_eq!(retry_after(&headers(&[("retry-after", value)])), None, "{value}");
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", value)])),
+                None,
+                "{value}"
+            );
         }
         assert_eq!(retry_after(&headers(&[("retry-after-ms", "NaN")])), None);
     }
@@ -177,7 +197,10 @@ mod tests {
         assert_eq!(backoff(0, &config, 1.0), Duration::from_millis(375));
         for _ in 0..100 {
             let d = jittered_backoff(0, &config);
-            assert!(d > Duration::from_millis(374) && d <= Duration::from_millis(500), "{d:?}");
+            assert!(
+                d > Duration::from_millis(374) && d <= Duration::from_millis(500),
+                "{d:?}"
+            );
         }
     }
 }

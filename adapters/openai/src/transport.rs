@@ -55,7 +55,10 @@ pub(crate) struct Transport {
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")
-            .field("authorization", &self.authorization.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -95,7 +98,11 @@ impl Transport {
 
     /// POSTs `body` to `url` and returns the answer's event stream. Retries connect errors
     /// and retryable statuses (see `retry`), never after the stream has started.
-    pub(crate) async fn open(&self, url: &Url, body: &serde_json::Value) -> Result<SseStream, LlmError> {
+    pub(crate) async fn open(
+        &self,
+        url: &Url,
+        body: &serde_json::Value,
+    ) -> Result<SseStream, LlmError> {
         let mut attempt = 0;
         loop {
             let deadline = Instant::now() + self.settings.first_byte_timeout;
@@ -151,7 +158,9 @@ impl Transport {
         let idle = self.settings.idle_timeout;
         let first_byte = self.settings.first_byte_timeout;
         let body = response.bytes_stream();
-        Ok(timed(body, deadline, first_byte, idle).eventsource().boxed())
+        Ok(timed(body, deadline, first_byte, idle)
+            .eventsource()
+            .boxed())
     }
 
     async fn status_failure(&self, response: Response) -> Failure {
@@ -170,7 +179,11 @@ impl Transport {
             &self.api_key,
         );
         let retry_after = retry::retry_after(&headers);
-        let retry = retry::should_retry(status, retry::should_retry_header(&headers), code.as_deref());
+        let retry = retry::should_retry(
+            status,
+            retry::should_retry_header(&headers),
+            code.as_deref(),
+        );
         let error = match status {
             401 | 403 => LlmError::Unauthorized,
             429 if code.as_deref() != Some(retry::INSUFFICIENT_QUOTA) => {
@@ -394,7 +407,10 @@ mod tests {
     #[test]
     fn the_type_stands_in_for_a_missing_code() {
         let body = br#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#;
-        assert_eq!(parse_error_body(body).0.as_deref(), Some("invalid_request_error"));
+        assert_eq!(
+            parse_error_body(body).0.as_deref(),
+            Some("invalid_request_error")
+        );
     }
 
     #[test]
@@ -404,10 +420,15 @@ mod tests {
             (None, Some("model 'x' not found".to_owned()))
         );
         assert_eq!(
-            parse_error_body(br#"{"error":{"message":"m","code":404}}"#).0.as_deref(),
+            parse_error_body(br#"{"error":{"message":"m","code":404}}"#)
+                .0
+                .as_deref(),
             Some("404")
         );
-        assert_eq!(parse_error_body(b"upstream down"), (None, Some("upstream down".to_owned())));
+        assert_eq!(
+            parse_error_body(b"upstream down"),
+            (None, Some("upstream down".to_owned()))
+        );
         assert_eq!(parse_error_body(b"<html>502</html>"), (None, None));
         assert_eq!(parse_error_body(b""), (None, None));
     }
@@ -416,7 +437,10 @@ mod tests {
     fn an_echoed_key_is_redacted() {
         let key = SecretString::from("sk-abcdef123456");
         assert_eq!(
-            redact("Incorrect API key provided: sk-abcdef123456.".to_owned(), &key),
+            redact(
+                "Incorrect API key provided: sk-abcdef123456.".to_owned(),
+                &key
+            ),
             "Incorrect API key provided: [REDACTED]."
         );
         assert_eq!(redact("fine".to_owned(), &key), "fine");

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection as _;
-use diesel::{Connection as _, ConnectionError, SqliteConnection};
+use diesel::connection::SimpleConnection;
+use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
@@ -126,7 +126,7 @@ pub(crate) fn sqlite_pool(
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         Box::pin(async move {
-            let mut conn = SqliteConn::establish(&url).await?;
+            let mut conn = <SqliteConn as AsyncConnection>::establish(&url).await?;
             conn.batch_execute(&sqlite_pragmas(file))
                 .await
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
@@ -162,16 +162,16 @@ where
 pub(crate) async fn migrate_postgres(url: &str) -> Result<(), SqlError> {
     let url = url.to_owned();
     let task = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
             .map_err(|e| SqlError::Connect(e.to_string()))?;
-        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        SimpleConnection::batch_execute(&mut conn, &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
             .map_err(|e| SqlError::Migration(e.to_string()))?;
         let applied = conn
             .run_pending_migrations(POSTGRES_MIGRATIONS)
             .map(drop)
             .map_err(|e| SqlError::Migration(e.to_string()));
-        let unlocked = conn
-            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+        let unlocked =
+            SimpleConnection::batch_execute(&mut conn, &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
             .map_err(|e| SqlError::Migration(e.to_string()));
         applied.and(unlocked)
     });
@@ -206,8 +206,8 @@ pub(crate) async fn migrate_sqlite(
 
 /// Opens one synchronous SQLite connection with the adapter's pragmas.
 pub(crate) fn open_sqlite(url: &str, file: bool) -> Result<SqliteConnection, SqlError> {
-    let mut conn = SqliteConnection::establish(url).map_err(|e| SqlError::Connect(e.to_string()))?;
-    conn.batch_execute(&sqlite_pragmas(file))
+    let mut conn = <SqliteConnection as diesel::Connection>::establish(url).map_err(|e| SqlError::Connect(e.to_string()))?;
+    SimpleConnection::batch_execute(&mut conn, &sqlite_pragmas(file))
         .map_err(|e| SqlError::Connect(e.to_string()))?;
     Ok(conn)
 }

@@ -64,7 +64,7 @@ macro_rules! queries {
             BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _,
             QueryDsl as _, QueryResult, SelectableHelper as _,
         };
-        use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+        use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
         use crate::error::{TxError, is_retryable, translate};
@@ -73,6 +73,7 @@ macro_rules! queries {
             ConversationRow, FileRow, FinishedReply, MessageRow, NewMessageRow, ProjectChanges,
             ProjectRow, PromptRow,
         };
+        use crate::types::{DbId, ToDb as _};
         use crate::schema::{conversations, file_metadata, messages, projects, prompts};
 
         type Conn = $conn;
@@ -89,7 +90,7 @@ macro_rules! queries {
         async fn project_is_owned(c: &mut Conn, owner: &UserId, id: ProjectId) -> QueryResult<bool> {
             diesel::select(exists(
                 projects::table
-                    .filter(projects::id.eq(id))
+                    .filter(projects::id.eq(id.db()))
                     .filter(projects::owner_id.eq(owner.as_str())),
             ))
             .get_result(c)
@@ -103,7 +104,7 @@ macro_rules! queries {
         ) -> QueryResult<bool> {
             diesel::select(exists(
                 conversations::table
-                    .filter(conversations::id.eq(id))
+                    .filter(conversations::id.eq(id.db()))
                     .filter(conversations::owner_id.eq(owner.as_str())),
             ))
             .get_result(c)
@@ -114,11 +115,11 @@ macro_rules! queries {
         /// writers of its children (prompts) without blocking inserts that reference it.
         async fn lock_project(c: &mut Conn, owner: &UserId, id: ProjectId) -> Result<(), TxError> {
             projects::table
-                .filter(projects::id.eq(id))
+                .filter(projects::id.eq(id.db()))
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(projects::id)
                 .$lock_for_write()
-                .first::<ProjectId>(c)
+                .first::<DbId>(c)
                 .await
                 .optional()?
                 .ok_or(TxError::Store(StoreError::NotFound))
@@ -133,11 +134,11 @@ macro_rules! queries {
             id: ConversationId,
         ) -> Result<(), TxError> {
             conversations::table
-                .filter(conversations::id.eq(id))
+                .filter(conversations::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(conversations::id)
                 .$lock_for_write()
-                .first::<ConversationId>(c)
+                .first::<DbId>(c)
                 .await
                 .optional()?
                 .ok_or(TxError::Store(StoreError::NotFound))
@@ -169,7 +170,7 @@ macro_rules! queries {
             id: ProjectId,
         ) -> Result<Project, StoreError> {
             projects::table
-                .filter(projects::id.eq(id))
+                .filter(projects::id.eq(id.db()))
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(ProjectRow::as_select())
                 .first(c)
@@ -191,7 +192,7 @@ macro_rules! queries {
                 .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
-                query = query.filter(projects::id.lt(after));
+                query = query.filter(projects::id.lt(after.db()));
             }
             let rows: Vec<ProjectRow> = query.load(c).await.map_err(translate)?;
             rows.into_iter().map(Project::try_from).collect()
@@ -207,11 +208,11 @@ macro_rules! queries {
             let changes = ProjectChanges {
                 name: patch.name.as_deref(),
                 description: patch.description.as_ref().map(Option::as_deref),
-                updated_at: now,
+                updated_at: now.db(),
             };
             diesel::update(
                 projects::table
-                    .filter(projects::id.eq(id))
+                    .filter(projects::id.eq(id.db()))
                     .filter(projects::owner_id.eq(owner.as_str())),
             )
             .set(changes)
@@ -232,21 +233,21 @@ macro_rules! queries {
         ) -> Result<Vec<String>, StoreError> {
             retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Vec<String>, TxError> {
                 projects::table
-                    .filter(projects::id.eq(id))
+                    .filter(projects::id.eq(id.db()))
                     .filter(projects::owner_id.eq(owner.as_str()))
                     .select(projects::id)
                     .$lock_for_delete()
-                    .first::<ProjectId>(c)
+                    .first::<DbId>(c)
                     .await
                     .optional()?
                     .ok_or(StoreError::NotFound)?;
                 let keys: Vec<String> = file_metadata::table
-                    .filter(file_metadata::project_id.eq(id))
+                    .filter(file_metadata::project_id.eq(id.db()))
                     .order(file_metadata::id.asc())
                     .select(file_metadata::storage_key)
                     .load(c)
                     .await?;
-                diesel::delete(projects::table.filter(projects::id.eq(id)))
+                diesel::delete(projects::table.filter(projects::id.eq(id.db())))
                     .execute(c)
                     .await?;
                 Ok(keys)
@@ -273,7 +274,7 @@ macro_rules! queries {
             retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
                 lock_project(c, owner, new.project_id).await?;
                 let highest: Option<i32> = prompts::table
-                    .filter(prompts::project_id.eq(new.project_id))
+                    .filter(prompts::project_id.eq(new.project_id.db()))
                     .select(max(prompts::version))
                     .get_result(c)
                     .await?;
@@ -283,7 +284,7 @@ macro_rules! queries {
                 if new.activate {
                     diesel::update(
                         prompts::table
-                            .filter(prompts::project_id.eq(new.project_id))
+                            .filter(prompts::project_id.eq(new.project_id.db()))
                             .filter(prompts::is_active.eq(true)),
                     )
                     .set(prompts::is_active.eq(false))
@@ -291,12 +292,12 @@ macro_rules! queries {
                     .await?;
                 }
                 let row = PromptRow {
-                    id: new.id,
-                    project_id: new.project_id,
+                    id: new.id.db(),
+                    project_id: new.project_id.db(),
                     version,
                     content: new.content.clone(),
                     is_active: new.activate,
-                    created_at: new.created_at,
+                    created_at: new.created_at.db(),
                 };
                 diesel::insert_into(prompts::table)
                     .values(&row)
@@ -315,7 +316,7 @@ macro_rules! queries {
         ) -> Result<Vec<Prompt>, StoreError> {
             require(project_is_owned(c, owner, project_id).await)?;
             let mut query = prompts::table
-                .filter(prompts::project_id.eq(project_id))
+                .filter(prompts::project_id.eq(project_id.db()))
                 .select(PromptRow::as_select())
                 .order(prompts::version.desc())
                 .limit(limit(n))
@@ -334,7 +335,7 @@ macro_rules! queries {
         ) -> Result<Option<Prompt>, StoreError> {
             require(project_is_owned(c, owner, project_id).await)?;
             let row: Option<PromptRow> = prompts::table
-                .filter(prompts::project_id.eq(project_id))
+                .filter(prompts::project_id.eq(project_id.db()))
                 .filter(prompts::is_active.eq(true))
                 .select(PromptRow::as_select())
                 .first(c)
@@ -356,8 +357,8 @@ macro_rules! queries {
                 lock_project(c, owner, project_id).await?;
                 let in_project: bool = diesel::select(exists(
                     prompts::table
-                        .filter(prompts::id.eq(prompt_id))
-                        .filter(prompts::project_id.eq(project_id)),
+                        .filter(prompts::id.eq(prompt_id.db()))
+                        .filter(prompts::project_id.eq(project_id.db())),
                 ))
                 .get_result(c)
                 .await?;
@@ -366,14 +367,14 @@ macro_rules! queries {
                 }
                 diesel::update(
                     prompts::table
-                        .filter(prompts::project_id.eq(project_id))
+                        .filter(prompts::project_id.eq(project_id.db()))
                         .filter(prompts::is_active.eq(true))
-                        .filter(prompts::id.ne(prompt_id)),
+                        .filter(prompts::id.ne(prompt_id.db())),
                 )
                 .set(prompts::is_active.eq(false))
                 .execute(c)
                 .await?;
-                let row: PromptRow = diesel::update(prompts::table.filter(prompts::id.eq(prompt_id)))
+                let row: PromptRow = diesel::update(prompts::table.filter(prompts::id.eq(prompt_id.db())))
                     .set(prompts::is_active.eq(true))
                     .returning(PromptRow::as_returning())
                     .get_result(c)
@@ -405,7 +406,7 @@ macro_rules! queries {
             id: ConversationId,
         ) -> Result<Conversation, StoreError> {
             conversations::table
-                .filter(conversations::id.eq(id))
+                .filter(conversations::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(ConversationRow::as_select())
                 .first(c)
@@ -425,16 +426,16 @@ macro_rules! queries {
         ) -> Result<Vec<Conversation>, StoreError> {
             require(project_is_owned(c, owner, project_id).await)?;
             let mut query = conversations::table
-                .filter(conversations::project_id.eq(project_id))
+                .filter(conversations::project_id.eq(project_id.db()))
                 .select(ConversationRow::as_select())
                 .order((conversations::updated_at.desc(), conversations::id.desc()))
                 .limit(limit(n))
                 .into_boxed();
             if let Some((at, id)) = after {
-                query = query.filter(conversations::updated_at.le(at)).filter(
+                query = query.filter(conversations::updated_at.le(at.db())).filter(
                     conversations::updated_at
-                        .lt(at)
-                        .or(conversations::id.lt(id)),
+                        .lt(at.db())
+                        .or(conversations::id.lt(id.db())),
                 );
             }
             let rows: Vec<ConversationRow> = query.load(c).await.map_err(translate)?;
@@ -450,10 +451,10 @@ macro_rules! queries {
         ) -> Result<Conversation, StoreError> {
             diesel::update(
                 conversations::table
-                    .filter(conversations::id.eq(id))
+                    .filter(conversations::id.eq(id.db()))
                     .filter(conversations::owner_id.eq(owner.as_str())),
             )
-            .set((conversations::title.eq(title), conversations::updated_at.eq(now)))
+            .set((conversations::title.eq(title), conversations::updated_at.eq(now.db())))
             .returning(ConversationRow::as_returning())
             .get_result(c)
             .await
@@ -469,7 +470,7 @@ macro_rules! queries {
         ) -> Result<(), StoreError> {
             let deleted = diesel::delete(
                 conversations::table
-                    .filter(conversations::id.eq(id))
+                    .filter(conversations::id.eq(id.db()))
                     .filter(conversations::owner_id.eq(owner.as_str())),
             )
             .execute(c)
@@ -489,13 +490,13 @@ macro_rules! queries {
         ) -> Result<Vec<Message>, StoreError> {
             require(conversation_is_owned(c, owner, conversation_id).await)?;
             let mut query = messages::table
-                .filter(messages::conversation_id.eq(conversation_id))
+                .filter(messages::conversation_id.eq(conversation_id.db()))
                 .select(MessageRow::as_select())
                 .order(messages::id.asc())
                 .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
-                query = query.filter(messages::id.gt(after));
+                query = query.filter(messages::id.gt(after.db()));
             }
             let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
             rows.into_iter().map(Message::try_from).collect()
@@ -509,7 +510,7 @@ macro_rules! queries {
         ) -> Result<Vec<Message>, StoreError> {
             require(conversation_is_owned(c, owner, conversation_id).await)?;
             let rows: Vec<MessageRow> = messages::table
-                .filter(messages::conversation_id.eq(conversation_id))
+                .filter(messages::conversation_id.eq(conversation_id.db()))
                 .select(MessageRow::as_select())
                 .order(messages::id.desc())
                 .limit(limit(n))
@@ -529,9 +530,9 @@ macro_rules! queries {
             require(conversation_is_owned(c, owner, conversation_id).await)?;
             let busy: bool = diesel::select(exists(
                 messages::table
-                    .filter(messages::conversation_id.eq(conversation_id))
+                    .filter(messages::conversation_id.eq(conversation_id.db()))
                     .filter(messages::status.eq(STREAMING))
-                    .filter(messages::touched_at.ge(stale_before)),
+                    .filter(messages::touched_at.ge(stale_before.db())),
             ))
             .get_result(c)
             .await
@@ -542,8 +543,8 @@ macro_rules! queries {
             if let Some(client_id) = client_message_id {
                 let used: bool = diesel::select(exists(
                     messages::table
-                        .filter(messages::conversation_id.eq(conversation_id))
-                        .filter(messages::client_message_id.eq(client_id)),
+                        .filter(messages::conversation_id.eq(conversation_id.db()))
+                        .filter(messages::client_message_id.eq(client_id.db())),
                 ))
                 .get_result(c)
                 .await
@@ -574,16 +575,16 @@ macro_rules! queries {
                 lock_conversation(c, owner, conversation_id).await?;
                 diesel::update(
                     messages::table
-                        .filter(messages::conversation_id.eq(conversation_id))
+                        .filter(messages::conversation_id.eq(conversation_id.db()))
                         .filter(messages::status.eq(STREAMING))
-                        .filter(messages::touched_at.lt(stale_before)),
+                        .filter(messages::touched_at.lt(stale_before.db())),
                 )
                 .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
                 .execute(c)
                 .await?;
                 let busy: bool = diesel::select(exists(
                     messages::table
-                        .filter(messages::conversation_id.eq(conversation_id))
+                        .filter(messages::conversation_id.eq(conversation_id.db()))
                         .filter(messages::status.eq(STREAMING)),
                 ))
                 .get_result(c)
@@ -594,8 +595,8 @@ macro_rules! queries {
                 if let Some(client_id) = user.client_message_id {
                     let used: bool = diesel::select(exists(
                         messages::table
-                            .filter(messages::conversation_id.eq(conversation_id))
-                            .filter(messages::client_message_id.eq(client_id)),
+                            .filter(messages::conversation_id.eq(conversation_id.db()))
+                            .filter(messages::client_message_id.eq(client_id.db())),
                     ))
                     .get_result(c)
                     .await?;
@@ -611,8 +612,8 @@ macro_rules! queries {
                     .values(NewMessageRow::new(reply))
                     .execute(c)
                     .await?;
-                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id)))
-                    .set(conversations::updated_at.eq(user.created_at))
+                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id.db())))
+                    .set(conversations::updated_at.eq(user.created_at.db()))
                     .execute(c)
                     .await?;
                 Ok(())
@@ -627,15 +628,15 @@ macro_rules! queries {
         ) -> Result<(), StoreError> {
             let touched = diesel::update(
                 messages::table
-                    .filter(messages::id.eq(id))
+                    .filter(messages::id.eq(id.db()))
                     .filter(messages::status.eq(STREAMING)),
             )
-            .set((messages::content.eq(content), messages::touched_at.eq(now)))
+            .set((messages::content.eq(content), messages::touched_at.eq(now.db())))
             .execute(c)
             .await
             .map_err(translate)?;
             if touched == 0 {
-                let known: bool = diesel::select(exists(messages::table.filter(messages::id.eq(id))))
+                let known: bool = diesel::select(exists(messages::table.filter(messages::id.eq(id.db()))))
                     .get_result(c)
                     .await
                     .map_err(translate)?;
@@ -654,18 +655,18 @@ macro_rules! queries {
             now: Timestamp,
         ) -> Result<(), StoreError> {
             retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
-                let conversation_id: ConversationId = messages::table
-                    .filter(messages::id.eq(reply.id))
+                let conversation_id: DbId = messages::table
+                    .filter(messages::id.eq(reply.id.db()))
                     .select(messages::conversation_id)
                     .first(c)
                     .await
                     .optional()?
                     .ok_or(StoreError::NotFound)?;
-                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id)))
-                    .set(conversations::updated_at.eq(now))
+                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id.db())))
+                    .set(conversations::updated_at.eq(now.db()))
                     .execute(c)
                     .await?;
-                diesel::update(messages::table.filter(messages::id.eq(reply.id)))
+                diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
                     .set(FinishedReply::new(reply, now))
                     .execute(c)
                     .await?;
@@ -680,7 +681,7 @@ macro_rules! queries {
             let failed = diesel::update(
                 messages::table
                     .filter(messages::status.eq(STREAMING))
-                    .filter(messages::touched_at.lt(stale_before)),
+                    .filter(messages::touched_at.lt(stale_before.db())),
             )
             .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
             .execute(c)
@@ -708,7 +709,7 @@ macro_rules! queries {
             id: FileId,
         ) -> Result<FileMeta, StoreError> {
             file_metadata::table
-                .filter(file_metadata::id.eq(id))
+                .filter(file_metadata::id.eq(id.db()))
                 .filter(file_metadata::owner_id.eq(owner.as_str()))
                 .select(FileRow::as_select())
                 .first(c)
@@ -726,13 +727,13 @@ macro_rules! queries {
         ) -> Result<Vec<FileMeta>, StoreError> {
             require(project_is_owned(c, owner, project_id).await)?;
             let mut query = file_metadata::table
-                .filter(file_metadata::project_id.eq(project_id))
+                .filter(file_metadata::project_id.eq(project_id.db()))
                 .select(FileRow::as_select())
                 .order(file_metadata::id.desc())
                 .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
-                query = query.filter(file_metadata::id.lt(after));
+                query = query.filter(file_metadata::id.lt(after.db()));
             }
             let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
             rows.into_iter().map(FileMeta::try_from).collect()
@@ -745,7 +746,7 @@ macro_rules! queries {
         ) -> Result<FileMeta, StoreError> {
             diesel::delete(
                 file_metadata::table
-                    .filter(file_metadata::id.eq(id))
+                    .filter(file_metadata::id.eq(id.db()))
                     .filter(file_metadata::owner_id.eq(owner.as_str())),
             )
             .returning(FileRow::as_returning())
@@ -759,6 +760,8 @@ macro_rules! queries {
 
 /// PostgreSQL: read-committed transactions with explicit row locks.
 pub(crate) mod pg {
+    use diesel_async::AsyncConnection as _;
+
     queries!(
         conn = diesel_async::AsyncPgConnection,
         write_tx = transaction,

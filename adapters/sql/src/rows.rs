@@ -3,15 +3,15 @@
 //! token count) is an `Internal` error, never a panic.
 
 use confab_core::error::StoreError;
-use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::ids::UserId;
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, Timestamp, Usage,
 };
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{AsChangeset, Insertable, Queryable, Selectable};
-use uuid::Uuid;
 
+use crate::types::{DbId, DbTime, ToDb as _};
 use crate::schema::{conversations, file_metadata, messages, projects, prompts};
 
 fn owner(raw: String) -> Result<UserId, StoreError> {
@@ -25,23 +25,23 @@ fn count(value: i64, what: &str) -> Result<u32, StoreError> {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = projects, check_for_backend(Pg, Sqlite))]
 pub(crate) struct ProjectRow {
-    pub id: ProjectId,
+    pub id: DbId,
     pub owner_id: String,
     pub name: String,
     pub description: Option<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub created_at: DbTime,
+    pub updated_at: DbTime,
 }
 
 impl From<&Project> for ProjectRow {
     fn from(p: &Project) -> Self {
         Self {
-            id: p.id,
+            id: p.id.db(),
             owner_id: p.owner_id.as_str().to_owned(),
             name: p.name.clone(),
             description: p.description.clone(),
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: p.created_at.db(),
+            updated_at: p.updated_at.db(),
         }
     }
 }
@@ -50,12 +50,12 @@ impl TryFrom<ProjectRow> for Project {
     type Error = StoreError;
     fn try_from(r: ProjectRow) -> Result<Self, StoreError> {
         Ok(Self {
-            id: r.id,
+            id: r.id.into(),
             owner_id: owner(r.owner_id)?,
             name: r.name,
             description: r.description,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
         })
     }
 }
@@ -67,29 +67,29 @@ impl TryFrom<ProjectRow> for Project {
 pub(crate) struct ProjectChanges<'a> {
     pub name: Option<&'a str>,
     pub description: Option<Option<&'a str>>,
-    pub updated_at: Timestamp,
+    pub updated_at: DbTime,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = prompts, check_for_backend(Pg, Sqlite))]
 pub(crate) struct PromptRow {
-    pub id: PromptId,
-    pub project_id: ProjectId,
+    pub id: DbId,
+    pub project_id: DbId,
     pub version: i32,
     pub content: String,
     pub is_active: bool,
-    pub created_at: Timestamp,
+    pub created_at: DbTime,
 }
 
 impl From<PromptRow> for Prompt {
     fn from(r: PromptRow) -> Self {
         Self {
-            id: r.id,
-            project_id: r.project_id,
+            id: r.id.into(),
+            project_id: r.project_id.into(),
             version: r.version,
             content: r.content,
             is_active: r.is_active,
-            created_at: r.created_at,
+            created_at: r.created_at.0,
         }
     }
 }
@@ -97,23 +97,23 @@ impl From<PromptRow> for Prompt {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = conversations, check_for_backend(Pg, Sqlite))]
 pub(crate) struct ConversationRow {
-    pub id: ConversationId,
-    pub project_id: ProjectId,
+    pub id: DbId,
+    pub project_id: DbId,
     pub owner_id: String,
     pub title: Option<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub created_at: DbTime,
+    pub updated_at: DbTime,
 }
 
 impl From<&Conversation> for ConversationRow {
     fn from(c: &Conversation) -> Self {
         Self {
-            id: c.id,
-            project_id: c.project_id,
+            id: c.id.db(),
+            project_id: c.project_id.db(),
             owner_id: c.owner_id.as_str().to_owned(),
             title: c.title.clone(),
-            created_at: c.created_at,
-            updated_at: c.updated_at,
+            created_at: c.created_at.db(),
+            updated_at: c.updated_at.db(),
         }
     }
 }
@@ -122,12 +122,12 @@ impl TryFrom<ConversationRow> for Conversation {
     type Error = StoreError;
     fn try_from(r: ConversationRow) -> Result<Self, StoreError> {
         Ok(Self {
-            id: r.id,
-            project_id: r.project_id,
+            id: r.id.into(),
+            project_id: r.project_id.into(),
             owner_id: owner(r.owner_id)?,
             title: r.title,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
         })
     }
 }
@@ -136,8 +136,8 @@ impl TryFrom<ConversationRow> for Conversation {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages, check_for_backend(Pg, Sqlite))]
 pub(crate) struct MessageRow {
-    pub id: MessageId,
-    pub conversation_id: ConversationId,
+    pub id: DbId,
+    pub conversation_id: DbId,
     pub role: String,
     pub content: String,
     pub status: String,
@@ -145,8 +145,8 @@ pub(crate) struct MessageRow {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub error: Option<String>,
-    pub client_message_id: Option<Uuid>,
-    pub created_at: Timestamp,
+    pub client_message_id: Option<DbId>,
+    pub created_at: DbTime,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -165,16 +165,16 @@ impl TryFrom<MessageRow> for Message {
             _ => None,
         };
         Ok(Self {
-            id: r.id,
-            conversation_id: r.conversation_id,
+            id: r.id.into(),
+            conversation_id: r.conversation_id.into(),
             role,
             content: r.content,
             status,
             model: r.model,
             usage,
             error: r.error,
-            client_message_id: r.client_message_id,
-            created_at: r.created_at,
+            client_message_id: r.client_message_id.map(|u| u.0),
+            created_at: r.created_at.0,
         })
     }
 }
@@ -183,8 +183,8 @@ impl TryFrom<MessageRow> for Message {
 #[derive(Insertable)]
 #[diesel(table_name = messages)]
 pub(crate) struct NewMessageRow<'a> {
-    pub id: MessageId,
-    pub conversation_id: ConversationId,
+    pub id: DbId,
+    pub conversation_id: DbId,
     pub role: &'a str,
     pub content: &'a str,
     pub status: &'a str,
@@ -192,17 +192,17 @@ pub(crate) struct NewMessageRow<'a> {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub error: Option<&'a str>,
-    pub client_message_id: Option<Uuid>,
-    pub created_at: Timestamp,
-    pub touched_at: Timestamp,
+    pub client_message_id: Option<DbId>,
+    pub created_at: DbTime,
+    pub touched_at: DbTime,
 }
 
 impl<'a> NewMessageRow<'a> {
     /// The row of `m`, its lease taken at `m.created_at`.
     pub(crate) fn new(m: &'a Message) -> Self {
         Self {
-            id: m.id,
-            conversation_id: m.conversation_id,
+            id: m.id.db(),
+            conversation_id: m.conversation_id.db(),
             role: m.role.as_str(),
             content: &m.content,
             status: m.status.as_str(),
@@ -210,9 +210,9 @@ impl<'a> NewMessageRow<'a> {
             input_tokens: m.usage.map(|u| i64::from(u.input_tokens)),
             output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
             error: m.error.as_deref(),
-            client_message_id: m.client_message_id,
-            created_at: m.created_at,
-            touched_at: m.created_at,
+            client_message_id: m.client_message_id.map(|u| u.db()),
+            created_at: m.created_at.db(),
+            touched_at: m.created_at.db(),
         }
     }
 }
@@ -227,7 +227,7 @@ pub(crate) struct FinishedReply<'a> {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub error: Option<&'a str>,
-    pub touched_at: Timestamp,
+    pub touched_at: DbTime,
 }
 
 impl<'a> FinishedReply<'a> {
@@ -239,7 +239,7 @@ impl<'a> FinishedReply<'a> {
             input_tokens: m.usage.map(|u| i64::from(u.input_tokens)),
             output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
             error: m.error.as_deref(),
-            touched_at: now,
+            touched_at: now.db(),
         }
     }
 }
@@ -247,23 +247,23 @@ impl<'a> FinishedReply<'a> {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = file_metadata, check_for_backend(Pg, Sqlite))]
 pub(crate) struct FileRow {
-    pub id: FileId,
-    pub project_id: ProjectId,
+    pub id: DbId,
+    pub project_id: DbId,
     pub owner_id: String,
     pub filename: String,
     pub content_type: String,
     pub size_bytes: i64,
     pub sha256: String,
     pub storage_key: String,
-    pub created_at: Timestamp,
+    pub created_at: DbTime,
 }
 
 impl TryFrom<&FileMeta> for FileRow {
     type Error = StoreError;
     fn try_from(f: &FileMeta) -> Result<Self, StoreError> {
         Ok(Self {
-            id: f.id,
-            project_id: f.project_id,
+            id: f.id.db(),
+            project_id: f.project_id.db(),
             owner_id: f.owner_id.as_str().to_owned(),
             filename: f.filename.clone(),
             content_type: f.content_type.clone(),
@@ -271,7 +271,7 @@ impl TryFrom<&FileMeta> for FileRow {
                 .map_err(|_| StoreError::Internal("a file size is out of range".to_owned()))?,
             sha256: f.sha256.clone(),
             storage_key: f.storage_key.clone(),
-            created_at: f.created_at,
+            created_at: f.created_at.db(),
         })
     }
 }
@@ -280,8 +280,8 @@ impl TryFrom<FileRow> for FileMeta {
     type Error = StoreError;
     fn try_from(r: FileRow) -> Result<Self, StoreError> {
         Ok(Self {
-            id: r.id,
-            project_id: r.project_id,
+            id: r.id.into(),
+            project_id: r.project_id.into(),
             owner_id: owner(r.owner_id)?,
             filename: r.filename,
             content_type: r.content_type,
@@ -289,7 +289,7 @@ impl TryFrom<FileRow> for FileMeta {
                 .map_err(|_| StoreError::Internal("a stored file size is out of range".to_owned()))?,
             sha256: r.sha256,
             storage_key: r.storage_key,
-            created_at: r.created_at,
+            created_at: r.created_at.0,
         })
     }
 }

@@ -10,11 +10,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 
 use crate::{PoolOptions, SqlStore, connect};
+
 
 /// The database PostgreSQL tests use when `TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -47,17 +49,51 @@ impl Drop for TempDir {
     }
 }
 
-/// A migrated SQLite store in a new temporary file (WAL, a pool of several connections).
+/// A throw-away database: a URL, and the clean-up that removes it once this value and every
+/// store opened from it are dropped.
+pub struct TestDatabase {
+    url: String,
+    cleanup: Arc<dyn Send + Sync>,
+}
+
+impl TestDatabase {
+    /// The database's URL (for PostgreSQL it selects the private schema).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A new store (its own pool) on this database, migrated. Two stores of one database
+    /// behave like two server processes sharing it.
+    ///
+    /// # Panics
+    /// When the database cannot be opened or migrated.
+    pub async fn store(&self) -> SqlStore {
+        let store = connect(&self.url, test_pool_options())
+            .await
+            .expect("the test database opens and migrates");
+        store
+            .with_cleanup(Box::new(Arc::clone(&self.cleanup)))
+            .unwrap_or_else(|_| panic!("a new store has no other clones"))
+    }
+}
+
+/// A new SQLite database in a temporary file (WAL; stores get a pool of several connections).
+#[must_use]
+pub fn sqlite_database() -> TestDatabase {
+    let dir = std::env::temp_dir().join(format!("confab-test-{}", uuid::Uuid::now_v7().simple()));
+    TestDatabase {
+        url: format!("sqlite://{}", dir.join("confab.db").display()),
+        cleanup: Arc::new(TempDir(dir)),
+    }
+}
+
+/// A migrated SQLite store in a new temporary file.
 ///
 /// # Panics
 /// When the file cannot be created or migrated.
 pub async fn sqlite_store() -> SqlStore {
-    let dir = std::env::temp_dir().join(format!("confab-test-{}", uuid::Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}", dir.join("confab.db").display());
-    let store = connect(&url, test_pool_options())
-        .await
-        .expect("a temporary SQLite database opens and migrates");
-    attach(store, Box::new(TempDir(dir)))
+    sqlite_database().store().await
 }
 
 /// Drops a private PostgreSQL schema.
@@ -126,12 +162,12 @@ pub fn url_with_search_path(url: &str, schema: &str) -> String {
     format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
-/// A migrated PostgreSQL store in a new private schema of `TEST_DATABASE_URL`'s database,
-/// or `None` (after a loud notice) when that database is unreachable and `CI` is not set.
+/// A new private schema in `TEST_DATABASE_URL`'s database, or `None` (after a loud notice)
+/// when that database is unreachable and `CI` is not set.
 ///
 /// # Panics
 /// When the database is unreachable and `CI` is set, or the schema cannot be created.
-pub async fn postgres_store() -> Option<SqlStore> {
+pub async fn postgres_database() -> Option<TestDatabase> {
     let (admin_url, mut admin) = postgres_admin().await?;
     let name = format!("confab_test_{}", uuid::Uuid::now_v7().simple());
     admin
@@ -139,15 +175,16 @@ pub async fn postgres_store() -> Option<SqlStore> {
         .await
         .expect("the test schema is created");
     drop(admin);
-    let schema = Schema { admin_url: admin_url.clone(), name: name.clone() };
-    let store = connect(&url_with_search_path(&admin_url, &name), test_pool_options())
-        .await
-        .expect("the test schema migrates");
-    Some(attach(store, Box::new(schema)))
+    Some(TestDatabase {
+        url: url_with_search_path(&admin_url, &name),
+        cleanup: Arc::new(Schema { admin_url, name }),
+    })
 }
 
-fn attach(store: SqlStore, cleanup: Box<dyn Send + Sync>) -> SqlStore {
-    store
-        .with_cleanup(cleanup)
-        .unwrap_or_else(|_| panic!("a new store has no other clones"))
+/// A migrated PostgreSQL store in a new private schema, or `None` as [`postgres_database`].
+///
+/// # Panics
+/// As [`postgres_database`], or when the schema cannot be migrated.
+pub async fn postgres_store() -> Option<SqlStore> {
+    Some(postgres_database().await?.store().await)
 }

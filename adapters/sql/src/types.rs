@@ -10,16 +10,14 @@
 //! the values they encode: keyset comparisons (`updated_at < ?`, `id > ?`) are correct on
 //! both backends, and a timestamp round-trips to the microsecond.
 
-use std::io::Write as _;
-
 use chrono::{DateTime, Datelike as _, NaiveDateTime, Utc};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId};
 use diesel::deserialize::{self, FromSql};
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
-use diesel::expression::bound::Bound;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{Nullable, Text, Timestamptz};
+use diesel::sql_types::{Text, Timestamptz};
 use diesel::sqlite::{Sqlite, SqliteValue};
 use uuid::Uuid;
 
@@ -59,118 +57,111 @@ pub(crate) fn parse_sqlite_instant(text: &str) -> Result<DateTime<Utc>, chrono::
 #[error("timestamps must fall in the years 0000 to 9999")]
 pub(crate) struct InstantOutOfRange;
 
-/// Implements the [`Id`] mapping for a UUID-like Rust type on both backends.
-macro_rules! id_type {
-    ($($ty:ty => |$v:ident| $to_uuid:expr, |$u:ident| $from_uuid:expr;)*) => {$(
-        impl AsExpression<Id> for $ty {
-            type Expression = Bound<Id, Self>;
-            fn as_expression(self) -> Self::Expression {
-                Bound::new(self)
+/// A UUID bound to or read from an [`Id`] column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Id)]
+pub(crate) struct DbId(pub Uuid);
+
+/// An instant bound to or read from an [`Instant`] column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Instant)]
+pub(crate) struct DbTime(pub DateTime<Utc>);
+
+/// The database form of a domain value: `id.db()`, `now.db()`.
+pub(crate) trait ToDb {
+    type Db;
+    fn db(&self) -> Self::Db;
+}
+
+macro_rules! id_conversions {
+    ($($id:ty),*) => {$(
+        impl ToDb for $id {
+            type Db = DbId;
+            fn db(&self) -> DbId {
+                DbId(self.as_uuid())
             }
         }
 
-        impl AsExpression<Nullable<Id>> for $ty {
-            type Expression = Bound<Nullable<Id>, Self>;
-            fn as_expression(self) -> Self::Expression {
-                Bound::new(self)
-            }
-        }
-
-        impl<'a> AsExpression<Id> for &'a $ty {
-            type Expression = Bound<Id, Self>;
-            fn as_expression(self) -> Self::Expression {
-                Bound::new(self)
-            }
-        }
-
-        impl<'a> AsExpression<Nullable<Id>> for &'a $ty {
-            type Expression = Bound<Nullable<Id>, Self>;
-            fn as_expression(self) -> Self::Expression {
-                Bound::new(self)
-            }
-        }
-
-        impl ToSql<Id, Pg> for $ty {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-                let $v = self;
-                let uuid: Uuid = $to_uuid;
-                out.write_all(uuid.as_bytes())?;
-                Ok(IsNull::No)
-            }
-        }
-
-        impl ToSql<Id, Sqlite> for $ty {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-                let $v = self;
-                let uuid: Uuid = $to_uuid;
-                out.set_value(uuid.hyphenated().to_string());
-                Ok(IsNull::No)
-            }
-        }
-
-        impl FromSql<Id, Pg> for $ty {
-            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-                let $u = <Uuid as FromSql<diesel::sql_types::Uuid, Pg>>::from_sql(bytes)?;
-                Ok($from_uuid)
-            }
-        }
-
-        impl FromSql<Id, Sqlite> for $ty {
-            fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-                let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
-                let $u = Uuid::parse_str(&text)?;
-                Ok($from_uuid)
+        impl From<DbId> for $id {
+            fn from(id: DbId) -> Self {
+                Self::from_uuid(id.0)
             }
         }
     )*};
 }
 
-id_type! {
-    Uuid => |v| *v, |u| u;
-    ProjectId => |v| v.as_uuid(), |u| ProjectId::from_uuid(u);
-    PromptId => |v| v.as_uuid(), |u| PromptId::from_uuid(u);
-    ConversationId => |v| v.as_uuid(), |u| ConversationId::from_uuid(u);
-    MessageId => |v| v.as_uuid(), |u| MessageId::from_uuid(u);
-    FileId => |v| v.as_uuid(), |u| FileId::from_uuid(u);
-}
+id_conversions!(ProjectId, PromptId, ConversationId, MessageId, FileId);
 
-impl AsExpression<Instant> for DateTime<Utc> {
-    type Expression = Bound<Instant, Self>;
-    fn as_expression(self) -> Self::Expression {
-        Bound::new(self)
+impl ToDb for DbId {
+    type Db = DbId;
+    fn db(&self) -> DbId {
+        *self
     }
 }
 
-impl<'a> AsExpression<Instant> for &'a DateTime<Utc> {
-    type Expression = Bound<Instant, Self>;
-    fn as_expression(self) -> Self::Expression {
-        Bound::new(self)
+impl ToDb for Uuid {
+    type Db = DbId;
+    fn db(&self) -> DbId {
+        DbId(*self)
     }
 }
 
-impl ToSql<Instant, Pg> for DateTime<Utc> {
+impl ToDb for DateTime<Utc> {
+    type Db = DbTime;
+    fn db(&self) -> DbTime {
+        DbTime(*self)
+    }
+}
+
+impl ToSql<Id, Pg> for DbId {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        <Self as ToSql<Timestamptz, Pg>>::to_sql(self, out)
+        <Uuid as ToSql<diesel::sql_types::Uuid, Pg>>::to_sql(&self.0, out)
     }
 }
 
-impl ToSql<Instant, Sqlite> for DateTime<Utc> {
+impl ToSql<Id, Sqlite> for DbId {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(sqlite_instant(self)?);
+        out.set_value(self.0.hyphenated().to_string());
         Ok(IsNull::No)
     }
 }
 
-impl FromSql<Instant, Pg> for DateTime<Utc> {
+impl FromSql<Id, Pg> for DbId {
     fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        <Self as FromSql<Timestamptz, Pg>>::from_sql(bytes)
+        <Uuid as FromSql<diesel::sql_types::Uuid, Pg>>::from_sql(bytes).map(Self)
     }
 }
 
-impl FromSql<Instant, Sqlite> for DateTime<Utc> {
+impl FromSql<Id, Sqlite> for DbId {
     fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
         let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
-        Ok(parse_sqlite_instant(&text)?)
+        Ok(Self(Uuid::parse_str(&text)?))
+    }
+}
+
+impl ToSql<Instant, Pg> for DbTime {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <DateTime<Utc> as ToSql<Timestamptz, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl ToSql<Instant, Sqlite> for DbTime {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(sqlite_instant(&self.0)?);
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Instant, Pg> for DbTime {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <DateTime<Utc> as FromSql<Timestamptz, Pg>>::from_sql(bytes).map(Self)
+    }
+}
+
+impl FromSql<Instant, Sqlite> for DbTime {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+        Ok(Self(parse_sqlite_instant(&text)?))
     }
 }
 

@@ -486,7 +486,7 @@ impl Settings {
             context_tokens: s.parse("CONFAB_CONTEXT_TOKENS", 16_000, "a whole number of tokens")?,
             max_output_tokens,
             llm_timeout: s.secs("CONFAB_LLM_TIMEOUT_SECS", 300)?,
-            reply_lease: s.secs("CONFAB_REPLY_LEASE_SECS", 60)?,
+            reply_lease: s.secs("CONFAB_REPLY_LEASE_SECS", 120)?,
             shutdown_grace: s.secs("CONFAB_SHUTDOWN_GRACE_SECS", 20)?,
             log_format,
             workers: s.parse("CONFAB_WORKERS", default_workers, "a whole number")?,

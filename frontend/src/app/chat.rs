@@ -142,11 +142,10 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     Ok(StreamEnd::Finished) => dispatcher.dispatch(Action::StreamClosed),
                     Ok(StreamEnd::CutOff) => {
                         dispatcher.dispatch(Action::StreamClosed);
-                        if !aborted {
-                            if let Ok(messages) = load_history(&api, id).await {
+                        if !aborted
+                            && let Ok(messages) = load_history(&api, id).await {
                                 dispatcher.dispatch(Action::Loaded(messages));
                             }
-                        }
                     }
                     Err(e) if aborted => {
                         let _ = e;

@@ -134,7 +134,7 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                     <div class="field">
                         <label for="project-description">{ "Description" }</label>
                         <textarea ref={description_input} id="project-description" rows="2"
-                            value={p.description.clone().unwrap_or_default()}></textarea>
+                            defaultvalue={p.description.clone().unwrap_or_default()} />
                     </div>
                     <div class="row">
                         <button type="submit" class="button primary">{ "Save details" }</button>

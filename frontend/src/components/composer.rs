@@ -74,7 +74,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
             <div class="composer-box">
                 <textarea ref={input} id="message-input" name="message" rows="1"
                     placeholder="Write a message…" {onkeydown} {oninput}
-                    aria-describedby="composer-hint" aria-invalid={too_long.to_string()}></textarea>
+                    aria-describedby="composer-hint" aria-invalid={too_long.to_string()} />
                 <div class="composer-actions">
                     if props.generating {
                         <button type="button" class="button stop" onclick={stop}>

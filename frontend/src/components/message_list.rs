@@ -34,11 +34,10 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         // After each render: keep the newest text in view while the person is at the bottom.
         let (scroller, at_bottom) = (scroller.clone(), *at_bottom);
         use_effect(move || {
-            if at_bottom {
-                if let Some(el) = scroller.cast::<web_sys::Element>() {
+            if at_bottom
+                && let Some(el) = scroller.cast::<web_sys::Element>() {
                     el.set_scroll_top(el.scroll_height());
                 }
-            }
         });
     }
 
@@ -96,7 +95,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             </div>
         }
     } else {
-        html! { for props.entries.iter().map(|e| view_entry(e, &props.on_retry)) }
+        html! { { for props.entries.iter().map(|e| view_entry(e, &props.on_retry)) } }
     };
 
     html! {

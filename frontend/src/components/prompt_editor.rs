@@ -32,11 +32,10 @@ pub fn PromptEditor(props: &PromptEditorProps) -> Html {
                 let result = api.list_all::<Prompt>(&format!("/api/projects/{project}/prompts")).await;
                 if let (Ok(list), Some(field)) = (&result, editor.cast::<HtmlTextAreaElement>()) {
                     // Start from the active version when the editor is untouched.
-                    if field.value().is_empty() {
-                        if let Some(active) = list.iter().find(|p| p.is_active) {
+                    if field.value().is_empty()
+                        && let Some(active) = list.iter().find(|p| p.is_active) {
                             field.set_value(&active.content);
                         }
-                    }
                 }
                 versions.set(Some(result.map_err(|e| e.describe())));
             });
@@ -137,7 +136,7 @@ pub fn PromptEditor(props: &PromptEditorProps) -> Html {
             <form class="stack" onsubmit={save}>
                 <label for="system-prompt" class="visually-hidden">{ "System prompt" }</label>
                 <textarea ref={editor} id="system-prompt" class="prompt-input" rows="8"
-                    placeholder="You are a helpful assistant…" spellcheck="true"></textarea>
+                    placeholder="You are a helpful assistant…" spellcheck="true" />
                 <div class="row">
                     <button type="submit" class="button primary" disabled={*busy}>{ "Save prompt" }</button>
                     { match &*status {

@@ -68,11 +68,10 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         // Focus the name field when the form opens.
         let name_input = name_input.clone();
         use_effect_with(*creating, move |open| {
-            if *open {
-                if let Some(input) = name_input.cast::<HtmlInputElement>() {
+            if *open
+                && let Some(input) = name_input.cast::<HtmlInputElement>() {
                     let _ = input.focus();
                 }
-            }
         });
     }
 

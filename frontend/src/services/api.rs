@@ -91,11 +91,10 @@ impl Api {
             return Ok(response);
         }
         let err = error_from_response(&response).await;
-        if err.is_unauthenticated() {
-            if let Some(cb) = &self.on_unauthorized {
+        if err.is_unauthenticated()
+            && let Some(cb) = &self.on_unauthorized {
                 cb.emit(());
             }
-        }
         Err(err)
     }
 

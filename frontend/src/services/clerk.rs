@@ -162,11 +162,10 @@ pub fn unmount_sign_in(el: &web_sys::Element) {
 
 /// Signs out of Clerk.
 pub async fn sign_out() {
-    if let Some(c) = clerk() {
-        if let Ok(p) = call(&c, "signOut", &[]) {
+    if let Some(c) = clerk()
+        && let Ok(p) = call(&c, "signOut", &[]) {
             let _ = await_value(p).await;
         }
-    }
 }
 
 /// A subscription to Clerk's changes (sign-in, sign-out); ends when dropped.

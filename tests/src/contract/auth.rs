@@ -44,15 +44,19 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = AuthSubject>,
 {
-    crate::run_cases!("AuthVerifier", fresh, [
-        a_valid_token_yields_the_principal_of_its_user,
-        tokens_of_different_users_yield_different_principals,
-        verifying_the_same_token_twice_gives_the_same_principal,
-        the_adapters_invalid_token_is_unauthenticated,
-        malformed_input_is_unauthenticated_never_a_panic,
-        a_valid_token_with_anything_around_it_is_unauthenticated,
-        concurrent_verifications_each_get_their_own_principal,
-    ]);
+    crate::run_cases!(
+        "AuthVerifier",
+        fresh,
+        [
+            a_valid_token_yields_the_principal_of_its_user,
+            tokens_of_different_users_yield_different_principals,
+            verifying_the_same_token_twice_gives_the_same_principal,
+            the_adapters_invalid_token_is_unauthenticated,
+            malformed_input_is_unauthenticated_never_a_panic,
+            a_valid_token_with_anything_around_it_is_unauthenticated,
+            concurrent_verifications_each_get_their_own_principal,
+        ]
+    );
 }
 
 async fn accepted(subject: &AuthSubject, minted: &Minted) -> Principal {
@@ -81,8 +85,14 @@ async fn a_valid_token_yields_the_principal_of_its_user(subject: AuthSubject) {
 async fn tokens_of_different_users_yield_different_principals(subject: AuthSubject) {
     let alice = (subject.mint_valid)("alice");
     let bob = (subject.mint_valid)("bob");
-    assert_ne!(alice.user_id, bob.user_id, "the fixture mints one id for two users");
-    assert_eq!(accepted(&subject, &alice).await.user_id.as_str(), alice.user_id);
+    assert_ne!(
+        alice.user_id, bob.user_id,
+        "the fixture mints one id for two users"
+    );
+    assert_eq!(
+        accepted(&subject, &alice).await.user_id.as_str(),
+        alice.user_id
+    );
     assert_eq!(accepted(&subject, &bob).await.user_id.as_str(), bob.user_id);
 }
 

@@ -15,14 +15,18 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn BlobStore>>,
 {
-    crate::run_cases!("BlobStore", fresh, [
-        put_then_get_returns_the_same_bytes,
-        large_binary_bodies_round_trip,
-        get_of_a_missing_key_is_not_found,
-        delete_removes_the_bytes_and_deleting_a_missing_key_is_ok,
-        a_failing_body_is_aborted_and_leaves_nothing,
-        keys_are_independent,
-    ]);
+    crate::run_cases!(
+        "BlobStore",
+        fresh,
+        [
+            put_then_get_returns_the_same_bytes,
+            large_binary_bodies_round_trip,
+            get_of_a_missing_key_is_not_found,
+            delete_removes_the_bytes_and_deleting_a_missing_key_is_ok,
+            a_failing_body_is_aborted_and_leaves_nothing,
+            keys_are_independent,
+        ]
+    );
 }
 
 /// A key shaped like the ones `FileService` makes: `<project id>/<file id>`.
@@ -35,7 +39,11 @@ fn body(chunks: Vec<Result<Bytes, BlobError>>) -> ByteStream {
 }
 
 fn chunks_of(data: &[u8], size: usize) -> ByteStream {
-    body(data.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect())
+    body(
+        data.chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect(),
+    )
 }
 
 async fn read(store: &Arc<dyn BlobStore>, key: &str) -> Result<Vec<u8>, BlobError> {
@@ -70,7 +78,11 @@ async fn put_then_get_returns_the_same_bytes(store: Arc<dyn BlobStore>) {
         .await;
     let expected = "Hello, wörld 😀".as_bytes();
     match written {
-        Ok(n) => assert_eq!(n, expected.len() as u64, "put must return how many bytes it wrote"),
+        Ok(n) => assert_eq!(
+            n,
+            expected.len() as u64,
+            "put must return how many bytes it wrote"
+        ),
         Err(e) => panic!("put failed: {e:?}"),
     }
     match read(&store, &k).await {
@@ -83,7 +95,9 @@ async fn put_then_get_returns_the_same_bytes(store: Arc<dyn BlobStore>) {
 
 async fn large_binary_bodies_round_trip(store: Arc<dyn BlobStore>) {
     let k = key();
-    let data: Vec<u8> = (0..(1024 * 1024 + 17)).map(|i: u32| (i.wrapping_mul(31) % 256) as u8).collect();
+    let data: Vec<u8> = (0..(1024 * 1024 + 17))
+        .map(|i: u32| (i.wrapping_mul(31) % 256) as u8)
+        .collect();
     match store.put(&k, chunks_of(&data, 8_191)).await {
         Ok(n) => assert_eq!(n, data.len() as u64),
         Err(e) => panic!("put failed: {e:?}"),
@@ -135,7 +149,10 @@ async fn a_failing_body_is_aborted_and_leaves_nothing(store: Arc<dyn BlobStore>)
 
     let k2 = key();
     let result = store
-        .put(&k2, body(vec![Err(BlobError::Internal("read error".to_owned()))]))
+        .put(
+            &k2,
+            body(vec![Err(BlobError::Internal("read error".to_owned()))]),
+        )
         .await;
     assert!(
         matches!(result, Err(BlobError::Aborted(_))),

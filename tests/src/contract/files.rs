@@ -5,8 +5,10 @@ use std::future::Future;
 use confab_core::ids::{FileId, ProjectId};
 use confab_core::model::FileMeta;
 
-use super::fixtures::{all_pages, at_micros, file, not_found, ok, stored_file, stored_project, user};
 use super::Stores;
+use super::fixtures::{
+    all_pages, at_micros, file, not_found, ok, stored_file, stored_project, user,
+};
 
 /// Runs every case of the `FileStore` contract, each on a fresh store from `fresh`.
 pub async fn file_store_contract<F, Fut>(fresh: F)
@@ -14,16 +16,20 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Stores>,
 {
-    crate::run_cases!("FileStore", fresh, [
-        insert_then_get_returns_the_metadata_unchanged,
-        insert_refuses_a_missing_or_another_owners_project_and_stores_nothing,
-        get_of_a_missing_file_is_not_found,
-        another_owner_gets_not_found_on_every_method_and_nothing_changes,
-        list_is_newest_first_and_only_the_projects_files,
-        list_pages_return_every_file_exactly_once_with_inserts_between_pages,
-        list_of_a_missing_project_is_not_found,
-        delete_returns_the_metadata_and_removes_it,
-    ]);
+    crate::run_cases!(
+        "FileStore",
+        fresh,
+        [
+            insert_then_get_returns_the_metadata_unchanged,
+            insert_refuses_a_missing_or_another_owners_project_and_stores_nothing,
+            get_of_a_missing_file_is_not_found,
+            another_owner_gets_not_found_on_every_method_and_nothing_changes,
+            list_is_newest_first_and_only_the_projects_files,
+            list_pages_return_every_file_exactly_once_with_inserts_between_pages,
+            list_of_a_missing_project_is_not_found,
+            delete_returns_the_metadata_and_removes_it,
+        ]
+    );
 }
 
 async fn insert_then_get_returns_the_metadata_unchanged(stores: Stores) {
@@ -51,18 +57,37 @@ async fn insert_refuses_a_missing_or_another_owners_project_and_stores_nothing(s
     let mallory = user("mallory");
     let p = stored_project(&stores, &alice, "Bot").await;
     let orphan = file(&alice, ProjectId::new(), "orphan.txt");
-    not_found(stores.files.insert_file(&orphan).await, "insert_file under a missing project");
+    not_found(
+        stores.files.insert_file(&orphan).await,
+        "insert_file under a missing project",
+    );
     let intruder = file(&mallory, p.id, "planted.txt");
-    not_found(stores.files.insert_file(&intruder).await, "insert_file under another owner's project");
-    for (owner, f) in [(&alice, &orphan), (&mallory, &intruder), (&alice, &intruder)] {
-        not_found(stores.files.get_file(owner, f.id).await, "get_file of a refused file");
+    not_found(
+        stores.files.insert_file(&intruder).await,
+        "insert_file under another owner's project",
+    );
+    for (owner, f) in [
+        (&alice, &orphan),
+        (&mallory, &intruder),
+        (&alice, &intruder),
+    ] {
+        not_found(
+            stores.files.get_file(owner, f.id).await,
+            "get_file of a refused file",
+        );
     }
-    let listed = ok(stores.files.list_files(&alice, p.id, None, 10).await, "list_files");
+    let listed = ok(
+        stores.files.list_files(&alice, p.id, None, 10).await,
+        "list_files",
+    );
     assert!(listed.is_empty(), "a refused file was stored: {listed:?}");
 }
 
 async fn get_of_a_missing_file_is_not_found(stores: Stores) {
-    not_found(stores.files.get_file(&user("alice"), FileId::new()).await, "get_file of an unknown id");
+    not_found(
+        stores.files.get_file(&user("alice"), FileId::new()).await,
+        "get_file of an unknown id",
+    );
 }
 
 async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores: Stores) {
@@ -70,11 +95,26 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     let mallory = user("mallory");
     let p = stored_project(&stores, &alice, "Bot").await;
     let f = stored_file(&stores, &alice, p.id, "secret.txt").await;
-    not_found(stores.files.get_file(&mallory, f.id).await, "get_file by another owner");
-    not_found(stores.files.list_files(&mallory, p.id, None, 10).await, "list_files by another owner");
-    not_found(stores.files.delete_file(&mallory, f.id).await, "delete_file by another owner");
+    not_found(
+        stores.files.get_file(&mallory, f.id).await,
+        "get_file by another owner",
+    );
+    not_found(
+        stores.files.list_files(&mallory, p.id, None, 10).await,
+        "list_files by another owner",
+    );
+    not_found(
+        stores.files.delete_file(&mallory, f.id).await,
+        "delete_file by another owner",
+    );
     assert_eq!(ok(stores.files.get_file(&alice, f.id).await, "get_file"), f);
-    assert_eq!(ok(stores.files.list_files(&alice, p.id, None, 10).await, "list_files"), vec![f]);
+    assert_eq!(
+        ok(
+            stores.files.list_files(&alice, p.id, None, 10).await,
+            "list_files"
+        ),
+        vec![f]
+    );
 }
 
 async fn list_is_newest_first_and_only_the_projects_files(stores: Stores) {
@@ -91,9 +131,18 @@ async fn list_is_newest_first_and_only_the_projects_files(stores: Stores) {
         stored_file(&stores, &alice, other.id, "other.txt").await;
     }
     mine.reverse();
-    let listed = ok(stores.files.list_files(&alice, p.id, None, 100).await, "list_files");
-    assert_eq!(listed, mine, "list_files must be the project's files, id descending");
-    let limited = ok(stores.files.list_files(&alice, p.id, None, 3).await, "list_files");
+    let listed = ok(
+        stores.files.list_files(&alice, p.id, None, 100).await,
+        "list_files",
+    );
+    assert_eq!(
+        listed, mine,
+        "list_files must be the project's files, id descending"
+    );
+    let limited = ok(
+        stores.files.list_files(&alice, p.id, None, 3).await,
+        "list_files",
+    );
     assert_eq!(limited, mine[..3].to_vec());
 }
 
@@ -121,12 +170,18 @@ async fn list_pages_return_every_file_exactly_once_with_inserts_between_pages(st
         all, expected,
         "pages must hold every file once, newest first; a newer file added between pages is not repeated"
     );
-    assert_eq!(ok(files.list_files(owner, p.id, None, 100).await, "list_files").len(), 8);
+    assert_eq!(
+        ok(files.list_files(owner, p.id, None, 100).await, "list_files").len(),
+        8
+    );
 }
 
 async fn list_of_a_missing_project_is_not_found(stores: Stores) {
     not_found(
-        stores.files.list_files(&user("alice"), ProjectId::new(), None, 10).await,
+        stores
+            .files
+            .list_files(&user("alice"), ProjectId::new(), None, 10)
+            .await,
         "list_files of a missing project",
     );
 }
@@ -136,9 +191,27 @@ async fn delete_returns_the_metadata_and_removes_it(stores: Stores) {
     let p = stored_project(&stores, &alice, "Bot").await;
     let doomed = stored_file(&stores, &alice, p.id, "doomed.txt").await;
     let kept = stored_file(&stores, &alice, p.id, "kept.txt").await;
-    let deleted = ok(stores.files.delete_file(&alice, doomed.id).await, "delete_file");
-    assert_eq!(deleted, doomed, "delete_file must return the deleted metadata (with its storage key)");
-    not_found(stores.files.get_file(&alice, doomed.id).await, "get_file after delete");
-    not_found(stores.files.delete_file(&alice, doomed.id).await, "a second delete_file");
-    assert_eq!(ok(stores.files.list_files(&alice, p.id, None, 10).await, "list_files"), vec![kept]);
+    let deleted = ok(
+        stores.files.delete_file(&alice, doomed.id).await,
+        "delete_file",
+    );
+    assert_eq!(
+        deleted, doomed,
+        "delete_file must return the deleted metadata (with its storage key)"
+    );
+    not_found(
+        stores.files.get_file(&alice, doomed.id).await,
+        "get_file after delete",
+    );
+    not_found(
+        stores.files.delete_file(&alice, doomed.id).await,
+        "a second delete_file",
+    );
+    assert_eq!(
+        ok(
+            stores.files.list_files(&alice, p.id, None, 10).await,
+            "list_files"
+        ),
+        vec![kept]
+    );
 }

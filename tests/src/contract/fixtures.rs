@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use chrono::{DateTime, TimeDelta};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, ProjectId, PromptId, UserId};
-use confab_core::model::{now, Conversation, FileMeta, Message, NewPrompt, Project, Timestamp};
+use confab_core::model::{Conversation, FileMeta, Message, NewPrompt, Project, Timestamp, now};
 use uuid::Uuid;
 
 use super::Stores;
@@ -53,7 +53,10 @@ pub fn project(owner: &UserId, name: &str) -> Project {
 /// A new project of `owner`, stored.
 pub async fn stored_project(stores: &Stores, owner: &UserId, name: &str) -> Project {
     let project = project(owner, name);
-    ok(stores.projects.insert_project(&project).await, "insert_project");
+    ok(
+        stores.projects.insert_project(&project).await,
+        "insert_project",
+    );
     project
 }
 
@@ -71,7 +74,11 @@ pub fn conversation(owner: &UserId, project_id: ProjectId, title: Option<&str>) 
 }
 
 /// A new conversation of `owner` under `project_id`, stored.
-pub async fn stored_conversation(stores: &Stores, owner: &UserId, project_id: ProjectId) -> Conversation {
+pub async fn stored_conversation(
+    stores: &Stores,
+    owner: &UserId,
+    project_id: ProjectId,
+) -> Conversation {
     let conversation = conversation(owner, project_id, Some("Chat"));
     ok(
         stores.history.insert_conversation(&conversation).await,
@@ -132,7 +139,10 @@ pub async fn finished_turn(
 ) -> (Message, Message) {
     let (user, reply) = begun_turn(stores, owner, conversation_id, text).await;
     let done = completed(&reply, &format!("Re: {text}"));
-    ok(stores.history.finish_reply(&done, now()).await, "finish_reply");
+    ok(
+        stores.history.finish_reply(&done, now()).await,
+        "finish_reply",
+    );
     (user, done)
 }
 
@@ -164,7 +174,12 @@ pub fn file(owner: &UserId, project_id: ProjectId, filename: &str) -> FileMeta {
 }
 
 /// A new file of `owner` under `project_id`, stored.
-pub async fn stored_file(stores: &Stores, owner: &UserId, project_id: ProjectId, filename: &str) -> FileMeta {
+pub async fn stored_file(
+    stores: &Stores,
+    owner: &UserId,
+    project_id: ProjectId,
+    filename: &str,
+) -> FileMeta {
     let file = file(owner, project_id, filename);
     ok(stores.files.insert_file(&file).await, "insert_file");
     file

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, MessageId, ProjectId};
-use confab_core::model::{now, Conversation, Message, MessageStatus, Usage};
+use confab_core::model::{Conversation, Message, MessageStatus, Usage, now};
 use uuid::Uuid;
 
+use super::Stores;
 use super::fixtures::{
     all_pages, at_micros, begun_turn, completed, conflict, conversation, finished_turn, not_found,
     ok, plus_mins, plus_secs, stored_conversation, stored_project, turn, user,
 };
-use super::Stores;
 
 /// The error a recovered stale reply carries.
 const INTERRUPTED: &str = "interrupted";
@@ -24,38 +24,49 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Stores>,
 {
-    crate::run_cases!("ChatHistory", fresh, [
-        insert_then_get_returns_the_conversation_unchanged,
-        insert_refuses_a_missing_or_another_owners_project_and_stores_nothing,
-        get_of_a_missing_conversation_is_not_found,
-        another_owner_gets_not_found_on_every_method_and_nothing_changes,
-        list_conversations_is_most_recently_updated_first_then_id_descending,
-        list_conversations_pages_by_key_without_repeats_or_gaps,
-        list_conversations_of_a_missing_project_is_not_found,
-        list_conversations_shows_a_new_message_first,
-        rename_sets_the_title_and_updated_at,
-        delete_conversation_removes_it_and_its_messages,
-        begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at,
-        begin_turn_refuses_a_second_streaming_reply_and_stores_nothing,
-        begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing,
-        begin_turn_recovers_a_stale_streaming_reply_as_interrupted,
-        begin_turn_in_a_missing_conversation_is_not_found,
-        concurrent_turns_leave_exactly_one_streaming_reply,
-        check_turn_reports_conflicts_and_changes_nothing,
-        touch_reply_saves_the_text_and_renews_the_lease,
-        touch_reply_does_not_change_a_reply_that_is_no_longer_streaming,
-        finish_reply_stores_everything_and_bumps_updated_at,
-        finish_reply_stores_failed_and_cancelled_replies,
-        finish_reply_of_an_unknown_message_is_not_found,
-        list_messages_is_oldest_first_and_pages_strictly_after_the_cursor,
-        recent_messages_are_the_newest_n_oldest_first,
-        fail_stale_replies_fails_only_stale_streaming_replies,
-        timestamps_of_messages_round_trip_exactly,
-    ]);
+    crate::run_cases!(
+        "ChatHistory",
+        fresh,
+        [
+            insert_then_get_returns_the_conversation_unchanged,
+            insert_refuses_a_missing_or_another_owners_project_and_stores_nothing,
+            get_of_a_missing_conversation_is_not_found,
+            another_owner_gets_not_found_on_every_method_and_nothing_changes,
+            list_conversations_is_most_recently_updated_first_then_id_descending,
+            list_conversations_pages_by_key_without_repeats_or_gaps,
+            list_conversations_of_a_missing_project_is_not_found,
+            list_conversations_shows_a_new_message_first,
+            rename_sets_the_title_and_updated_at,
+            delete_conversation_removes_it_and_its_messages,
+            begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at,
+            begin_turn_refuses_a_second_streaming_reply_and_stores_nothing,
+            begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing,
+            begin_turn_recovers_a_stale_streaming_reply_as_interrupted,
+            begin_turn_in_a_missing_conversation_is_not_found,
+            concurrent_turns_leave_exactly_one_streaming_reply,
+            check_turn_reports_conflicts_and_changes_nothing,
+            touch_reply_saves_the_text_and_renews_the_lease,
+            touch_reply_does_not_change_a_reply_that_is_no_longer_streaming,
+            finish_reply_stores_everything_and_bumps_updated_at,
+            finish_reply_stores_failed_and_cancelled_replies,
+            finish_reply_of_an_unknown_message_is_not_found,
+            list_messages_is_oldest_first_and_pages_strictly_after_the_cursor,
+            recent_messages_are_the_newest_n_oldest_first,
+            fail_stale_replies_fails_only_stale_streaming_replies,
+            timestamps_of_messages_round_trip_exactly,
+        ]
+    );
 }
 
-async fn messages(stores: &Stores, owner: &confab_core::ids::UserId, id: ConversationId) -> Vec<Message> {
-    ok(stores.history.list_messages(owner, id, None, 1_000).await, "list_messages")
+async fn messages(
+    stores: &Stores,
+    owner: &confab_core::ids::UserId,
+    id: ConversationId,
+) -> Vec<Message> {
+    ok(
+        stores.history.list_messages(owner, id, None, 1_000).await,
+        "list_messages",
+    )
 }
 
 fn ids(messages: &[Message]) -> Vec<MessageId> {
@@ -74,9 +85,18 @@ async fn insert_then_get_returns_the_conversation_unchanged(stores: Stores) {
     };
     let untitled = conversation(&alice, p.id, None);
     for c in [&titled, &untitled] {
-        ok(stores.history.insert_conversation(c).await, "insert_conversation");
-        let got = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
-        assert_eq!(&got, c, "a conversation came back changed (timestamps must keep microseconds, UTC)");
+        ok(
+            stores.history.insert_conversation(c).await,
+            "insert_conversation",
+        );
+        let got = ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation",
+        );
+        assert_eq!(
+            &got, c,
+            "a conversation came back changed (timestamps must keep microseconds, UTC)"
+        );
     }
     assert!(messages(&stores, &alice, titled.id).await.is_empty());
 }
@@ -95,19 +115,35 @@ async fn insert_refuses_a_missing_or_another_owners_project_and_stores_nothing(s
         stores.history.insert_conversation(&intruder).await,
         "insert_conversation under another owner's project",
     );
-    for (owner, c) in [(&alice, &orphan), (&mallory, &intruder), (&alice, &intruder)] {
+    for (owner, c) in [
+        (&alice, &orphan),
+        (&mallory, &intruder),
+        (&alice, &intruder),
+    ] {
         not_found(
             stores.history.get_conversation(owner, c.id).await,
             "get_conversation of a refused conversation",
         );
     }
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
-    assert!(listed.is_empty(), "a refused conversation was stored: {listed:?}");
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
+    assert!(
+        listed.is_empty(),
+        "a refused conversation was stored: {listed:?}"
+    );
 }
 
 async fn get_of_a_missing_conversation_is_not_found(stores: Stores) {
     not_found(
-        stores.history.get_conversation(&user("alice"), ConversationId::new()).await,
+        stores
+            .history
+            .get_conversation(&user("alice"), ConversationId::new())
+            .await,
         "get_conversation of an unknown id",
     );
 }
@@ -118,21 +154,42 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
     let (u1, r1) = begun_turn(&stores, &alice, c.id, "secret").await;
-    let before = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
+    let before = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    );
     let later = plus_mins(now(), 60);
 
-    not_found(stores.history.get_conversation(&mallory, c.id).await, "get_conversation by another owner");
     not_found(
-        stores.history.list_conversations(&mallory, p.id, None, 10).await,
+        stores.history.get_conversation(&mallory, c.id).await,
+        "get_conversation by another owner",
+    );
+    not_found(
+        stores
+            .history
+            .list_conversations(&mallory, p.id, None, 10)
+            .await,
         "list_conversations of another owner's project",
     );
     not_found(
-        stores.history.rename_conversation(&mallory, c.id, Some("pwned".to_owned()), later).await,
+        stores
+            .history
+            .rename_conversation(&mallory, c.id, Some("pwned".to_owned()), later)
+            .await,
         "rename_conversation by another owner",
     );
-    not_found(stores.history.delete_conversation(&mallory, c.id).await, "delete_conversation by another owner");
-    not_found(stores.history.list_messages(&mallory, c.id, None, 10).await, "list_messages by another owner");
-    not_found(stores.history.recent_messages(&mallory, c.id, 10).await, "recent_messages by another owner");
+    not_found(
+        stores.history.delete_conversation(&mallory, c.id).await,
+        "delete_conversation by another owner",
+    );
+    not_found(
+        stores.history.list_messages(&mallory, c.id, None, 10).await,
+        "list_messages by another owner",
+    );
+    not_found(
+        stores.history.recent_messages(&mallory, c.id, 10).await,
+        "recent_messages by another owner",
+    );
     not_found(
         stores.history.check_turn(&mallory, c.id, None, later).await,
         "check_turn by another owner",
@@ -146,7 +203,10 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     );
 
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation"),
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        ),
         before,
         "another owner's attempts changed the conversation"
     );
@@ -168,15 +228,38 @@ async fn list_conversations_is_most_recently_updated_first_then_id_descending(st
             updated_at: plus_secs(base, offset),
             ..conversation(&alice, p.id, None)
         };
-        ok(stores.history.insert_conversation(&c).await, "insert_conversation");
+        ok(
+            stores.history.insert_conversation(&c).await,
+            "insert_conversation",
+        );
         made.push(c);
     }
     stored_conversation(&stores, &alice, other.id).await;
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
     // Updated at +5 (two of them, the newer id first), then +2, then +1.
-    let expected = vec![made[3].clone(), made[1].clone(), made[0].clone(), made[2].clone()];
-    assert_eq!(listed, expected, "conversations must be by updated_at descending, then id descending");
-    let limited = ok(stores.history.list_conversations(&alice, p.id, None, 2).await, "list_conversations");
+    let expected = vec![
+        made[3].clone(),
+        made[1].clone(),
+        made[0].clone(),
+        made[2].clone(),
+    ];
+    assert_eq!(
+        listed, expected,
+        "conversations must be by updated_at descending, then id descending"
+    );
+    let limited = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 2)
+            .await,
+        "list_conversations",
+    );
     assert_eq!(limited, expected[..2].to_vec());
 }
 
@@ -191,7 +274,10 @@ async fn list_conversations_pages_by_key_without_repeats_or_gaps(stores: Stores)
             updated_at: plus_secs(base, i / 3),
             ..conversation(&alice, p.id, None)
         };
-        ok(stores.history.insert_conversation(&c).await, "insert_conversation");
+        ok(
+            stores.history.insert_conversation(&c).await,
+            "insert_conversation",
+        );
         made.push(c);
     }
     let history = &stores.history;
@@ -207,8 +293,14 @@ async fn list_conversations_pages_by_key_without_repeats_or_gaps(stores: Stores)
         |after| history.list_conversations(owner, p.id, after, 3),
         |c: &Conversation| (c.updated_at, c.id),
         || async move {
-            ok(history.insert_conversation(newest_ref).await, "insert_conversation");
-            ok(history.insert_conversation(oldest_ref).await, "insert_conversation");
+            ok(
+                history.insert_conversation(newest_ref).await,
+                "insert_conversation",
+            );
+            ok(
+                history.insert_conversation(oldest_ref).await,
+                "insert_conversation",
+            );
         },
     )
     .await;
@@ -224,7 +316,10 @@ async fn list_conversations_pages_by_key_without_repeats_or_gaps(stores: Stores)
 
 async fn list_conversations_of_a_missing_project_is_not_found(stores: Stores) {
     not_found(
-        stores.history.list_conversations(&user("alice"), ProjectId::new(), None, 10).await,
+        stores
+            .history
+            .list_conversations(&user("alice"), ProjectId::new(), None, 10)
+            .await,
         "list_conversations of a missing project",
     );
 }
@@ -242,14 +337,33 @@ async fn list_conversations_shows_a_new_message_first(stores: Stores) {
         ..conversation(&alice, p.id, Some("newer"))
     };
     for c in [&older, &newer] {
-        ok(stores.history.insert_conversation(c).await, "insert_conversation");
+        ok(
+            stores.history.insert_conversation(c).await,
+            "insert_conversation",
+        );
     }
     let order = |list: Vec<Conversation>| list.into_iter().map(|c| c.id).collect::<Vec<_>>();
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
     assert_eq!(order(listed), vec![newer.id, older.id]);
     begun_turn(&stores, &alice, older.id, "bump").await;
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
-    assert_eq!(order(listed), vec![older.id, newer.id], "a new message must move its conversation first");
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
+    assert_eq!(
+        order(listed),
+        vec![older.id, newer.id],
+        "a new message must move its conversation first"
+    );
 }
 
 async fn rename_sets_the_title_and_updated_at(stores: Stores) {
@@ -259,7 +373,10 @@ async fn rename_sets_the_title_and_updated_at(stores: Stores) {
     let other = stored_conversation(&stores, &alice, p.id).await;
     let t1 = plus_secs(c.updated_at, 30);
     let renamed = ok(
-        stores.history.rename_conversation(&alice, c.id, Some("Renamed".to_owned()), t1).await,
+        stores
+            .history
+            .rename_conversation(&alice, c.id, Some("Renamed".to_owned()), t1)
+            .await,
         "rename_conversation",
     );
     let expected = Conversation {
@@ -268,22 +385,50 @@ async fn rename_sets_the_title_and_updated_at(stores: Stores) {
         ..c.clone()
     };
     assert_eq!(renamed, expected);
-    assert_eq!(ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation"), expected);
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
-    assert_eq!(listed.first().map(|c| c.id), Some(c.id), "a rename bumps updated_at and so the order");
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        ),
+        expected
+    );
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
+    assert_eq!(
+        listed.first().map(|c| c.id),
+        Some(c.id),
+        "a rename bumps updated_at and so the order"
+    );
     let t2 = plus_secs(t1, 30);
     let untitled = ok(
-        stores.history.rename_conversation(&alice, c.id, None, t2).await,
+        stores
+            .history
+            .rename_conversation(&alice, c.id, None, t2)
+            .await,
         "rename_conversation",
     );
-    assert_eq!(untitled.title, None, "renaming to None must clear the title");
+    assert_eq!(
+        untitled.title, None,
+        "renaming to None must clear the title"
+    );
     assert_eq!(untitled.updated_at, t2);
     not_found(
-        stores.history.rename_conversation(&alice, ConversationId::new(), None, t2).await,
+        stores
+            .history
+            .rename_conversation(&alice, ConversationId::new(), None, t2)
+            .await,
         "rename_conversation of an unknown id",
     );
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, other.id).await, "get_conversation"),
+        ok(
+            stores.history.get_conversation(&alice, other.id).await,
+            "get_conversation"
+        ),
         other
     );
 }
@@ -296,21 +441,60 @@ async fn delete_conversation_removes_it_and_its_messages(stores: Stores) {
     let (_, doomed_reply) = begun_turn(&stores, &alice, doomed.id, "bye").await;
     let (ku, kr) = begun_turn(&stores, &alice, kept.id, "hi").await;
 
-    ok(stores.history.delete_conversation(&alice, doomed.id).await, "delete_conversation");
-    not_found(stores.history.get_conversation(&alice, doomed.id).await, "get_conversation after delete");
-    not_found(stores.history.list_messages(&alice, doomed.id, None, 10).await, "list_messages after delete");
-    not_found(stores.history.recent_messages(&alice, doomed.id, 10).await, "recent_messages after delete");
-    not_found(stores.history.delete_conversation(&alice, doomed.id).await, "a second delete_conversation");
+    ok(
+        stores.history.delete_conversation(&alice, doomed.id).await,
+        "delete_conversation",
+    );
     not_found(
-        stores.history.finish_reply(&completed(&doomed_reply, "late"), now()).await,
+        stores.history.get_conversation(&alice, doomed.id).await,
+        "get_conversation after delete",
+    );
+    not_found(
+        stores
+            .history
+            .list_messages(&alice, doomed.id, None, 10)
+            .await,
+        "list_messages after delete",
+    );
+    not_found(
+        stores.history.recent_messages(&alice, doomed.id, 10).await,
+        "recent_messages after delete",
+    );
+    not_found(
+        stores.history.delete_conversation(&alice, doomed.id).await,
+        "a second delete_conversation",
+    );
+    not_found(
+        stores
+            .history
+            .finish_reply(&completed(&doomed_reply, "late"), now())
+            .await,
         "finish_reply of a deleted conversation's reply",
     );
 
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
-    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![kept.id]);
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
+    assert_eq!(
+        listed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![kept.id]
+    );
     assert_eq!(messages(&stores, &alice, kept.id).await, vec![ku, kr]);
-    let failed = ok(stores.history.fail_stale_replies(plus_mins(now(), 60)).await, "fail_stale_replies");
-    assert_eq!(failed, 1, "only the kept conversation's streaming reply may remain");
+    let failed = ok(
+        stores
+            .history
+            .fail_stale_replies(plus_mins(now(), 60))
+            .await,
+        "fail_stale_replies",
+    );
+    assert_eq!(
+        failed, 1,
+        "only the kept conversation's streaming reply may remain"
+    );
 }
 
 async fn begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at(stores: Stores) {
@@ -319,13 +503,29 @@ async fn begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at(
     let c = stored_conversation(&stores, &alice, p.id).await;
     let at = plus_secs(c.updated_at, 61);
     let (u, r) = turn(c.id, "Hello there", Some(Uuid::now_v7()), at);
-    ok(stores.history.begin_turn(&alice, &u, &r, plus_mins(at, -1)).await, "begin_turn");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u, &r, plus_mins(at, -1))
+            .await,
+        "begin_turn",
+    );
     let stored = messages(&stores, &alice, c.id).await;
-    assert_eq!(stored, vec![u.clone(), r.clone()], "begin_turn must store the user message and then the reply as given");
+    assert_eq!(
+        stored,
+        vec![u.clone(), r.clone()],
+        "begin_turn must store the user message and then the reply as given"
+    );
     assert_eq!(stored[1].status, MessageStatus::Streaming);
     assert_eq!(stored[1].content, "");
-    let got = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
-    assert_eq!(got.updated_at, u.created_at, "begin_turn must set updated_at to the user message's created_at");
+    let got = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    );
+    assert_eq!(
+        got.updated_at, u.created_at,
+        "begin_turn must set updated_at to the user message's created_at"
+    );
     assert_eq!(got.created_at, c.created_at);
 }
 
@@ -334,23 +534,42 @@ async fn begin_turn_refuses_a_second_streaming_reply_and_stores_nothing(stores: 
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
     let (u1, r1) = begun_turn(&stores, &alice, c.id, "first").await;
-    let before = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
+    let before = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    );
 
     let at = plus_secs(now(), 1);
     let (u2, r2) = turn(c.id, "second", Some(Uuid::now_v7()), at);
     conflict(
-        stores.history.begin_turn(&alice, &u2, &r2, plus_mins(at, -10)).await,
+        stores
+            .history
+            .begin_turn(&alice, &u2, &r2, plus_mins(at, -10))
+            .await,
         Conflict::ReplyInProgress,
         "begin_turn while a fresh reply streams",
     );
-    assert_eq!(messages(&stores, &alice, c.id).await, vec![u1, r1], "a refused turn stored something");
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation"),
+        messages(&stores, &alice, c.id).await,
+        vec![u1, r1],
+        "a refused turn stored something"
+    );
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        ),
         before,
         "a refused turn changed the conversation"
     );
     // The refused client_message_id was not used up.
-    ok(stores.history.check_turn(&alice, c.id, u2.client_message_id, plus_mins(at, 60)).await, "check_turn");
+    ok(
+        stores
+            .history
+            .check_turn(&alice, c.id, u2.client_message_id, plus_mins(at, 60))
+            .await,
+        "check_turn",
+    );
 }
 
 async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stores: Stores) {
@@ -361,24 +580,55 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     let client_id = Uuid::now_v7();
     let at = now();
     let (u1, r1) = turn(c.id, "once", Some(client_id), at);
-    ok(stores.history.begin_turn(&alice, &u1, &r1, plus_mins(at, -1)).await, "begin_turn");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u1, &r1, plus_mins(at, -1))
+            .await,
+        "begin_turn",
+    );
     let done = completed(&r1, "done");
-    ok(stores.history.finish_reply(&done, plus_secs(at, 1)).await, "finish_reply");
-    let before = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
+    ok(
+        stores.history.finish_reply(&done, plus_secs(at, 1)).await,
+        "finish_reply",
+    );
+    let before = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    );
 
     let again_at = plus_secs(at, 2);
     let (u2, r2) = turn(c.id, "twice", Some(client_id), again_at);
     conflict(
-        stores.history.begin_turn(&alice, &u2, &r2, plus_mins(again_at, -1)).await,
+        stores
+            .history
+            .begin_turn(&alice, &u2, &r2, plus_mins(again_at, -1))
+            .await,
         Conflict::DuplicateClientMessage,
         "begin_turn with a used client_message_id",
     );
-    assert_eq!(messages(&stores, &alice, c.id).await, vec![u1, done], "a refused turn stored something");
-    assert_eq!(ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation"), before);
+    assert_eq!(
+        messages(&stores, &alice, c.id).await,
+        vec![u1, done],
+        "a refused turn stored something"
+    );
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        ),
+        before
+    );
 
     // The same id in another conversation is fine, and so are turns without one.
     let (u3, r3) = turn(elsewhere.id, "elsewhere", Some(client_id), again_at);
-    ok(stores.history.begin_turn(&alice, &u3, &r3, plus_mins(again_at, -1)).await, "begin_turn elsewhere");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u3, &r3, plus_mins(again_at, -1))
+            .await,
+        "begin_turn elsewhere",
+    );
     for text in ["no id", "still no id"] {
         finished_turn(&stores, &alice, c.id, text).await;
     }
@@ -391,25 +641,48 @@ async fn begin_turn_recovers_a_stale_streaming_reply_as_interrupted(stores: Stor
     let c = stored_conversation(&stores, &alice, p.id).await;
     let t = plus_mins(now(), -30);
     let (u1, r1) = turn(c.id, "first", None, t);
-    ok(stores.history.begin_turn(&alice, &u1, &r1, plus_mins(t, -1)).await, "begin_turn");
-    ok(stores.history.touch_reply(r1.id, "partial", t).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1))
+            .await,
+        "begin_turn",
+    );
+    ok(
+        stores.history.touch_reply(r1.id, "partial", t).await,
+        "touch_reply",
+    );
 
     // The writer of r1 died: its lease ran out before this turn.
     let at = now();
     let (u2, r2) = turn(c.id, "second", None, at);
     ok(
-        stores.history.begin_turn(&alice, &u2, &r2, plus_secs(at, 1)).await,
+        stores
+            .history
+            .begin_turn(&alice, &u2, &r2, plus_secs(at, 1))
+            .await,
         "begin_turn after a stale reply",
     );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(ids(&stored), vec![u1.id, r1.id, u2.id, r2.id]);
     let recovered = &stored[1];
-    assert_eq!(recovered.status, MessageStatus::Failed, "a stale streaming reply must be failed");
+    assert_eq!(
+        recovered.status,
+        MessageStatus::Failed,
+        "a stale streaming reply must be failed"
+    );
     assert_eq!(recovered.error.as_deref(), Some(INTERRUPTED));
-    assert_eq!(recovered.content, "partial", "the text saved by touch_reply must be kept");
+    assert_eq!(
+        recovered.content, "partial",
+        "the text saved by touch_reply must be kept"
+    );
     assert_eq!(stored[3].status, MessageStatus::Streaming);
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation").updated_at,
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        )
+        .updated_at,
         u2.created_at
     );
 }
@@ -418,7 +691,10 @@ async fn begin_turn_in_a_missing_conversation_is_not_found(stores: Stores) {
     let alice = user("alice");
     let (u, r) = turn(ConversationId::new(), "anyone?", None, now());
     not_found(
-        stores.history.begin_turn(&alice, &u, &r, plus_mins(now(), -1)).await,
+        stores
+            .history
+            .begin_turn(&alice, &u, &r, plus_mins(now(), -1))
+            .await,
         "begin_turn in a missing conversation",
     );
 }
@@ -442,14 +718,22 @@ async fn concurrent_turns_leave_exactly_one_streaming_reply(stores: Stores) {
         match task.await {
             Ok(Ok(())) => accepted += 1,
             Ok(Err(StoreError::Conflict(Conflict::ReplyInProgress))) => {}
-            Ok(Err(e)) => panic!("a concurrent begin_turn failed with {e:?} instead of ReplyInProgress"),
+            Ok(Err(e)) => {
+                panic!("a concurrent begin_turn failed with {e:?} instead of ReplyInProgress")
+            }
             Err(e) => panic!("a begin_turn task panicked: {e}"),
         }
     }
     assert_eq!(accepted, 1, "{accepted} concurrent turns were accepted");
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(stored.len(), 2, "refused turns stored messages: {stored:?}");
-    assert_eq!(stored.iter().filter(|m| m.status == MessageStatus::Streaming).count(), 1);
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|m| m.status == MessageStatus::Streaming)
+            .count(),
+        1
+    );
 }
 
 async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
@@ -459,34 +743,72 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     let used = Uuid::now_v7();
     let history = &stores.history;
     let t = now();
-    ok(history.check_turn(&alice, c.id, None, plus_mins(t, -1)).await, "check_turn on an empty conversation");
-    ok(history.check_turn(&alice, c.id, Some(used), plus_mins(t, -1)).await, "check_turn with a new id");
+    ok(
+        history
+            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .await,
+        "check_turn on an empty conversation",
+    );
+    ok(
+        history
+            .check_turn(&alice, c.id, Some(used), plus_mins(t, -1))
+            .await,
+        "check_turn with a new id",
+    );
 
     let (u1, r1) = turn(c.id, "first", Some(used), t);
-    ok(history.begin_turn(&alice, &u1, &r1, plus_mins(t, -1)).await, "begin_turn");
+    ok(
+        history.begin_turn(&alice, &u1, &r1, plus_mins(t, -1)).await,
+        "begin_turn",
+    );
     conflict(
-        history.check_turn(&alice, c.id, None, plus_mins(t, -1)).await,
+        history
+            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .await,
         Conflict::ReplyInProgress,
         "check_turn while a reply streams",
     );
     // Stale: not a conflict, but check_turn only reads; the reply stays streaming.
     ok(
-        history.check_turn(&alice, c.id, None, plus_mins(now(), 1)).await,
+        history
+            .check_turn(&alice, c.id, None, plus_mins(now(), 1))
+            .await,
         "check_turn with only a stale reply",
     );
     let stored = messages(&stores, &alice, c.id).await;
-    assert_eq!(stored, vec![u1.clone(), r1.clone()], "check_turn changed the messages");
+    assert_eq!(
+        stored,
+        vec![u1.clone(), r1.clone()],
+        "check_turn changed the messages"
+    );
 
-    ok(history.finish_reply(&completed(&r1, "ok"), now()).await, "finish_reply");
+    ok(
+        history.finish_reply(&completed(&r1, "ok"), now()).await,
+        "finish_reply",
+    );
     conflict(
-        history.check_turn(&alice, c.id, Some(used), plus_mins(t, -1)).await,
+        history
+            .check_turn(&alice, c.id, Some(used), plus_mins(t, -1))
+            .await,
         Conflict::DuplicateClientMessage,
         "check_turn with a used client_message_id",
     );
-    ok(history.check_turn(&alice, c.id, Some(Uuid::now_v7()), plus_mins(t, -1)).await, "check_turn with a new id");
-    ok(history.check_turn(&alice, c.id, None, plus_mins(t, -1)).await, "check_turn without an id");
+    ok(
+        history
+            .check_turn(&alice, c.id, Some(Uuid::now_v7()), plus_mins(t, -1))
+            .await,
+        "check_turn with a new id",
+    );
+    ok(
+        history
+            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .await,
+        "check_turn without an id",
+    );
     not_found(
-        history.check_turn(&alice, ConversationId::new(), None, t).await,
+        history
+            .check_turn(&alice, ConversationId::new(), None, t)
+            .await,
         "check_turn of a missing conversation",
     );
 }
@@ -497,31 +819,65 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
     let c = stored_conversation(&stores, &alice, p.id).await;
     let t = now();
     let (u, r) = turn(c.id, "talk", None, t);
-    ok(stores.history.begin_turn(&alice, &u, &r, plus_mins(t, -1)).await, "begin_turn");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u, &r, plus_mins(t, -1))
+            .await,
+        "begin_turn",
+    );
 
-    ok(stores.history.touch_reply(r.id, "Hel", plus_mins(t, 10)).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .touch_reply(r.id, "Hel", plus_mins(t, 10))
+            .await,
+        "touch_reply",
+    );
     let stored = messages(&stores, &alice, c.id).await;
-    assert_eq!(stored[1].content, "Hel", "touch_reply must save the text so far");
+    assert_eq!(
+        stored[1].content, "Hel",
+        "touch_reply must save the text so far"
+    );
     assert_eq!(stored[1].status, MessageStatus::Streaming);
     // Renewed at t+10 min: not stale for a lease that began at t+5 min.
     conflict(
-        stores.history.check_turn(&alice, c.id, None, plus_mins(t, 5)).await,
+        stores
+            .history
+            .check_turn(&alice, c.id, None, plus_mins(t, 5))
+            .await,
         Conflict::ReplyInProgress,
         "check_turn after the lease was renewed",
     );
     assert_eq!(
-        ok(stores.history.fail_stale_replies(plus_mins(t, 5)).await, "fail_stale_replies"),
+        ok(
+            stores.history.fail_stale_replies(plus_mins(t, 5)).await,
+            "fail_stale_replies"
+        ),
         0,
         "a renewed reply was failed as stale"
     );
-    ok(stores.history.touch_reply(r.id, "Hello", plus_mins(t, 20)).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .touch_reply(r.id, "Hello", plus_mins(t, 20))
+            .await,
+        "touch_reply",
+    );
     assert_eq!(messages(&stores, &alice, c.id).await[1].content, "Hello");
     ok(
-        stores.history.check_turn(&alice, c.id, None, plus_mins(t, 21)).await,
+        stores
+            .history
+            .check_turn(&alice, c.id, None, plus_mins(t, 21))
+            .await,
         "check_turn once the renewed lease ran out",
     );
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation").updated_at,
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        )
+        .updated_at,
         u.created_at,
         "touch_reply must not bump the conversation"
     );
@@ -532,21 +888,43 @@ async fn touch_reply_does_not_change_a_reply_that_is_no_longer_streaming(stores:
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
     let (_, done) = finished_turn(&stores, &alice, c.id, "hi").await;
-    ok(stores.history.touch_reply(done.id, "overwritten", plus_mins(now(), 10)).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .touch_reply(done.id, "overwritten", plus_mins(now(), 10))
+            .await,
+        "touch_reply",
+    );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(stored[1], done, "touch_reply changed a complete reply");
 
     // A reply failed as stale stays failed, with its text.
     let c2 = stored_conversation(&stores, &alice, p.id).await;
     let (_, r) = begun_turn(&stores, &alice, c2.id, "hello").await;
-    ok(stores.history.touch_reply(r.id, "part", now()).await, "touch_reply");
+    ok(
+        stores.history.touch_reply(r.id, "part", now()).await,
+        "touch_reply",
+    );
     assert_eq!(
-        ok(stores.history.fail_stale_replies(plus_mins(now(), 1)).await, "fail_stale_replies"),
+        ok(
+            stores.history.fail_stale_replies(plus_mins(now(), 1)).await,
+            "fail_stale_replies"
+        ),
         1
     );
-    ok(stores.history.touch_reply(r.id, "revived?", plus_mins(now(), 10)).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .touch_reply(r.id, "revived?", plus_mins(now(), 10))
+            .await,
+        "touch_reply",
+    );
     let stored = messages(&stores, &alice, c2.id).await;
-    assert_eq!(stored[1].status, MessageStatus::Failed, "touch_reply revived a failed reply");
+    assert_eq!(
+        stored[1].status,
+        MessageStatus::Failed,
+        "touch_reply revived a failed reply"
+    );
     assert_eq!(stored[1].content, "part");
     assert_eq!(stored[1].error.as_deref(), Some(INTERRUPTED));
 }
@@ -571,15 +949,30 @@ async fn finish_reply_stores_everything_and_bumps_updated_at(stores: Stores) {
         ..r.clone()
     };
     let at = plus_secs(now(), 90) + chrono::TimeDelta::microseconds(3);
-    ok(stores.history.finish_reply(&finished, at).await, "finish_reply");
+    ok(
+        stores.history.finish_reply(&finished, at).await,
+        "finish_reply",
+    );
     assert_eq!(
         messages(&stores, &alice, c.id).await,
         vec![u, finished],
         "finish_reply must store content, status, model and usage exactly"
     );
-    let got = ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation");
-    assert_eq!(got.updated_at, at, "finish_reply must set the conversation's updated_at to now");
-    let listed = ok(stores.history.list_conversations(&alice, p.id, None, 10).await, "list_conversations");
+    let got = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    );
+    assert_eq!(
+        got.updated_at, at,
+        "finish_reply must set the conversation's updated_at to now"
+    );
+    let listed = ok(
+        stores
+            .history
+            .list_conversations(&alice, p.id, None, 10)
+            .await,
+        "list_conversations",
+    );
     assert_eq!(listed.first().map(|c| c.id), Some(c.id));
     // The reply is no longer streaming: a new turn is accepted.
     begun_turn(&stores, &alice, c.id, "next").await;
@@ -589,7 +982,10 @@ async fn finish_reply_stores_failed_and_cancelled_replies(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
     for (status, error) in [
-        (MessageStatus::Failed, Some("The model provider returned an error (status 500).")),
+        (
+            MessageStatus::Failed,
+            Some("The model provider returned an error (status 500)."),
+        ),
         (MessageStatus::Cancelled, None),
     ] {
         let c = stored_conversation(&stores, &alice, p.id).await;
@@ -601,7 +997,10 @@ async fn finish_reply_stores_failed_and_cancelled_replies(stores: Stores) {
             error: error.map(str::to_owned),
             ..r
         };
-        ok(stores.history.finish_reply(&finished, now()).await, "finish_reply");
+        ok(
+            stores.history.finish_reply(&finished, now()).await,
+            "finish_reply",
+        );
         assert_eq!(messages(&stores, &alice, c.id).await[1], finished);
     }
 }
@@ -612,10 +1011,16 @@ async fn finish_reply_of_an_unknown_message_is_not_found(stores: Stores) {
     let c = stored_conversation(&stores, &alice, p.id).await;
     let (_, never_begun) = turn(c.id, "x", None, now());
     not_found(
-        stores.history.finish_reply(&completed(&never_begun, "x"), now()).await,
+        stores
+            .history
+            .finish_reply(&completed(&never_begun, "x"), now())
+            .await,
         "finish_reply of a message that was never stored",
     );
-    assert!(messages(&stores, &alice, c.id).await.is_empty(), "finish_reply created a message");
+    assert!(
+        messages(&stores, &alice, c.id).await.is_empty(),
+        "finish_reply created a message"
+    );
 }
 
 async fn list_messages_is_oldest_first_and_pages_strictly_after_the_cursor(stores: Stores) {
@@ -650,15 +1055,30 @@ async fn list_messages_is_oldest_first_and_pages_strictly_after_the_cursor(store
         "pages must hold every message once, oldest first, including those added between two fetches"
     );
     assert_eq!(messages(&stores, &alice, c.id).await, expected);
-    let after_first = ok(history.list_messages(owner, c.id, Some(expected[0].id), 2).await, "list_messages");
-    assert_eq!(ids(&after_first), ids(&expected[1..3]), "after is exclusive");
+    let after_first = ok(
+        history
+            .list_messages(owner, c.id, Some(expected[0].id), 2)
+            .await,
+        "list_messages",
+    );
+    assert_eq!(
+        ids(&after_first),
+        ids(&expected[1..3]),
+        "after is exclusive"
+    );
 }
 
 async fn recent_messages_are_the_newest_n_oldest_first(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
-    assert!(ok(stores.history.recent_messages(&alice, c.id, 5).await, "recent_messages").is_empty());
+    assert!(
+        ok(
+            stores.history.recent_messages(&alice, c.id, 5).await,
+            "recent_messages"
+        )
+        .is_empty()
+    );
     let mut all = Vec::new();
     for i in 0..3 {
         let (u, r) = finished_turn(&stores, &alice, c.id, &format!("q{i}")).await;
@@ -666,11 +1086,24 @@ async fn recent_messages_are_the_newest_n_oldest_first(stores: Stores) {
     }
     let (u, r) = begun_turn(&stores, &alice, c.id, "q3").await;
     all.extend([u, r]);
-    let recent = ok(stores.history.recent_messages(&alice, c.id, 4).await, "recent_messages");
-    assert_eq!(recent, all[4..].to_vec(), "recent_messages(4) must be the last four, oldest first");
-    let one = ok(stores.history.recent_messages(&alice, c.id, 1).await, "recent_messages");
+    let recent = ok(
+        stores.history.recent_messages(&alice, c.id, 4).await,
+        "recent_messages",
+    );
+    assert_eq!(
+        recent,
+        all[4..].to_vec(),
+        "recent_messages(4) must be the last four, oldest first"
+    );
+    let one = ok(
+        stores.history.recent_messages(&alice, c.id, 1).await,
+        "recent_messages",
+    );
     assert_eq!(one, all[7..].to_vec());
-    let everything = ok(stores.history.recent_messages(&alice, c.id, 100).await, "recent_messages");
+    let everything = ok(
+        stores.history.recent_messages(&alice, c.id, 100).await,
+        "recent_messages",
+    );
     assert_eq!(everything, all);
 }
 
@@ -684,33 +1117,70 @@ async fn fail_stale_replies_fails_only_stale_streaming_replies(stores: Stores) {
     let done_chat = stored_conversation(&stores, &alice, pa.id).await;
     let t = now();
     let (_, fresh) = begun_turn(&stores, &alice, fresh_chat.id, "fresh").await;
-    ok(stores.history.touch_reply(fresh.id, "still going", plus_mins(t, 10)).await, "touch_reply");
+    ok(
+        stores
+            .history
+            .touch_reply(fresh.id, "still going", plus_mins(t, 10))
+            .await,
+        "touch_reply",
+    );
     let (stale_user, stale) = begun_turn(&stores, &bob, stale_chat.id, "stale").await;
-    ok(stores.history.touch_reply(stale.id, "partial", t).await, "touch_reply");
+    ok(
+        stores.history.touch_reply(stale.id, "partial", t).await,
+        "touch_reply",
+    );
     let (done_user, done) = finished_turn(&stores, &alice, done_chat.id, "done").await;
-    let stale_chat_before = ok(stores.history.get_conversation(&bob, stale_chat.id).await, "get_conversation");
+    let stale_chat_before = ok(
+        stores.history.get_conversation(&bob, stale_chat.id).await,
+        "get_conversation",
+    );
 
-    let failed = ok(stores.history.fail_stale_replies(plus_mins(t, 5)).await, "fail_stale_replies");
-    assert_eq!(failed, 1, "exactly one reply was stale, in any conversation of any owner");
+    let failed = ok(
+        stores.history.fail_stale_replies(plus_mins(t, 5)).await,
+        "fail_stale_replies",
+    );
+    assert_eq!(
+        failed, 1,
+        "exactly one reply was stale, in any conversation of any owner"
+    );
     let stale_now = messages(&stores, &bob, stale_chat.id).await;
     assert_eq!(stale_now[0], stale_user);
     assert_eq!(stale_now[1].status, MessageStatus::Failed);
     assert_eq!(stale_now[1].error.as_deref(), Some(INTERRUPTED));
-    assert_eq!(stale_now[1].content, "partial", "the saved text of a stale reply must be kept");
-    assert_eq!(messages(&stores, &alice, fresh_chat.id).await[1].status, MessageStatus::Streaming);
-    assert_eq!(messages(&stores, &alice, done_chat.id).await, vec![done_user, done]);
     assert_eq!(
-        ok(stores.history.get_conversation(&bob, stale_chat.id).await, "get_conversation").id,
+        stale_now[1].content, "partial",
+        "the saved text of a stale reply must be kept"
+    );
+    assert_eq!(
+        messages(&stores, &alice, fresh_chat.id).await[1].status,
+        MessageStatus::Streaming
+    );
+    assert_eq!(
+        messages(&stores, &alice, done_chat.id).await,
+        vec![done_user, done]
+    );
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&bob, stale_chat.id).await,
+            "get_conversation"
+        )
+        .id,
         stale_chat_before.id
     );
 
     assert_eq!(
-        ok(stores.history.fail_stale_replies(plus_mins(t, 5)).await, "fail_stale_replies"),
+        ok(
+            stores.history.fail_stale_replies(plus_mins(t, 5)).await,
+            "fail_stale_replies"
+        ),
         0,
         "a second run must find nothing"
     );
     assert_eq!(
-        ok(stores.history.fail_stale_replies(plus_mins(t, 11)).await, "fail_stale_replies"),
+        ok(
+            stores.history.fail_stale_replies(plus_mins(t, 11)).await,
+            "fail_stale_replies"
+        ),
         1,
         "once its lease ran out the other reply is stale too"
     );
@@ -725,12 +1195,25 @@ async fn timestamps_of_messages_round_trip_exactly(stores: Stores) {
     let user_at = at_micros(1_234_567_890_123_457);
     let (u, mut r) = turn(c.id, "when?", None, user_at);
     r.created_at = user_at + chrono::TimeDelta::microseconds(1);
-    ok(stores.history.begin_turn(&alice, &u, &r, plus_mins(user_at, -1)).await, "begin_turn");
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u, &r, plus_mins(user_at, -1))
+            .await,
+        "begin_turn",
+    );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(stored[0].created_at, user_at);
-    assert_eq!(stored[1].created_at, r.created_at, "microseconds must survive the store");
     assert_eq!(
-        ok(stores.history.get_conversation(&alice, c.id).await, "get_conversation").updated_at,
+        stored[1].created_at, r.created_at,
+        "microseconds must survive the store"
+    );
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        )
+        .updated_at,
         user_at
     );
 }

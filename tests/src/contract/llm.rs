@@ -74,7 +74,10 @@ where
 {
     let mut suite = Suite::new("LlmStream");
     suite
-        .case("names_are_not_empty", names_are_not_empty(fresh(HELLO).await))
+        .case(
+            "names_are_not_empty",
+            names_are_not_empty(fresh(HELLO).await),
+        )
         .await;
     suite
         .case(
@@ -156,12 +159,19 @@ async fn read(stream: LlmEventStream) -> Reply {
     for (i, item) in items.iter().enumerate() {
         match item {
             Ok(LlmEvent::Delta(text)) => {
-                assert!(completion.is_none(), "a delta came after Completed: {items:?}");
+                assert!(
+                    completion.is_none(),
+                    "a delta came after Completed: {items:?}"
+                );
                 deltas.push(text.clone());
             }
             Ok(LlmEvent::Completed(c)) => {
                 assert!(completion.is_none(), "a second Completed: {items:?}");
-                assert_eq!(i, items.len() - 1, "something came after Completed: {items:?}");
+                assert_eq!(
+                    i,
+                    items.len() - 1,
+                    "something came after Completed: {items:?}"
+                );
                 completion = Some(c.clone());
             }
             Err(e) => panic!("the reply failed: {e} ({e:?}); stream so far: {items:?}"),
@@ -172,8 +182,14 @@ async fn read(stream: LlmEventStream) -> Reply {
 }
 
 async fn names_are_not_empty(subject: LlmSubject) {
-    assert!(!subject.llm.provider().trim().is_empty(), "provider() is empty");
-    assert!(!subject.llm.default_model().trim().is_empty(), "default_model() is empty");
+    assert!(
+        !subject.llm.provider().trim().is_empty(),
+        "provider() is empty"
+    );
+    assert!(
+        !subject.llm.default_model().trim().is_empty(),
+        "default_model() is empty"
+    );
 }
 
 async fn a_reply_is_deltas_in_order_then_exactly_one_completed(subject: LlmSubject) {
@@ -182,15 +198,26 @@ async fn a_reply_is_deltas_in_order_then_exactly_one_completed(subject: LlmSubje
     let text = reply.deltas.concat();
     assert!(!text.trim().is_empty(), "the reply's text is blank");
     if subject.follows_script {
-        assert_eq!(reply.deltas, HELLO, "the deltas are not the scripted ones, in order");
+        assert_eq!(
+            reply.deltas, HELLO,
+            "the deltas are not the scripted ones, in order"
+        );
     }
     if let Some(usage) = reply.completion.usage {
-        assert!(usage.output_tokens > 0, "a reply with text reports 0 output tokens");
+        assert!(
+            usage.output_tokens > 0,
+            "a reply with text reports 0 output tokens"
+        );
     }
 }
 
 async fn the_text_survives_unicode_and_whitespace(subject: LlmSubject) {
-    let reply = read(subject.llm.stream(request(Some("Answer in any language."), None))).await;
+    let reply = read(
+        subject
+            .llm
+            .stream(request(Some("Answer in any language."), None)),
+    )
+    .await;
     let text = reply.deltas.concat();
     assert!(!text.is_empty());
     if subject.follows_script {
@@ -230,7 +257,10 @@ async fn dropping_mid_stream_does_not_panic_and_the_model_stays_usable(subject: 
     drop(stream);
     tokio::task::yield_now().await;
     let again = read(subject.llm.stream(request(None, None))).await;
-    assert!(!again.deltas.is_empty(), "the model broke after a dropped stream");
+    assert!(
+        !again.deltas.is_empty(),
+        "the model broke after a dropped stream"
+    );
     if subject.follows_script {
         assert_eq!(again.deltas, HELLO);
     }

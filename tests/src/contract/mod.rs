@@ -13,6 +13,7 @@ use std::sync::Arc;
 use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use futures::FutureExt;
 
+pub mod auth;
 pub mod blobs;
 pub mod files;
 pub mod fixtures;
@@ -31,9 +32,13 @@ pub use prompts::prompt_store_contract;
 /// The storage ports of one adapter, sharing one backing store (a fresh one per case).
 #[derive(Clone)]
 pub struct Stores {
+    /// Projects.
     pub projects: Arc<dyn ProjectStore>,
+    /// Versioned prompts.
     pub prompts: Arc<dyn PromptStore>,
+    /// Conversations and messages.
     pub history: Arc<dyn ChatHistory>,
+    /// File metadata.
     pub files: Arc<dyn FileStore>,
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use confab_core::ids::{ProjectId, PromptId};
 use confab_core::model::{NewPrompt, Prompt};
 
-use super::fixtures::{at_micros, new_prompt, not_found, ok, stored_project, user};
 use super::Stores;
+use super::fixtures::{at_micros, new_prompt, not_found, ok, stored_project, user};
 
 /// Runs every case of the `PromptStore` contract, each on a fresh store from `fresh`.
 pub async fn prompt_store_contract<F, Fut>(fresh: F)
@@ -15,28 +15,36 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Stores>,
 {
-    crate::run_cases!("PromptStore", fresh, [
-        versions_start_at_1_and_go_up_by_one,
-        versions_are_counted_per_project,
-        create_returns_the_prompt_as_given_and_lists_it_unchanged,
-        create_with_activate_makes_it_the_only_active_prompt,
-        create_without_activate_stores_it_inactive_and_keeps_the_active_one,
-        a_project_may_have_no_active_prompt,
-        concurrent_creates_get_unique_gapless_versions,
-        activate_makes_exactly_that_prompt_active_and_returns_it,
-        activating_the_active_prompt_keeps_it_the_only_active_one,
-        concurrent_activations_leave_exactly_one_active,
-        list_is_highest_version_first_and_pages_strictly_below_the_cursor,
-        prompts_created_between_two_pages_are_never_repeated_or_skipped,
-        another_owner_gets_not_found_on_every_method_and_nothing_changes,
-        a_missing_project_is_not_found,
-        activating_a_prompt_of_another_project_is_not_found_and_changes_nothing,
-        activating_an_unknown_prompt_is_not_found,
-    ]);
+    crate::run_cases!(
+        "PromptStore",
+        fresh,
+        [
+            versions_start_at_1_and_go_up_by_one,
+            versions_are_counted_per_project,
+            create_returns_the_prompt_as_given_and_lists_it_unchanged,
+            create_with_activate_makes_it_the_only_active_prompt,
+            create_without_activate_stores_it_inactive_and_keeps_the_active_one,
+            a_project_may_have_no_active_prompt,
+            concurrent_creates_get_unique_gapless_versions,
+            activate_makes_exactly_that_prompt_active_and_returns_it,
+            activating_the_active_prompt_keeps_it_the_only_active_one,
+            concurrent_activations_leave_exactly_one_active,
+            list_is_highest_version_first_and_pages_strictly_below_the_cursor,
+            prompts_created_between_two_pages_are_never_repeated_or_skipped,
+            another_owner_gets_not_found_on_every_method_and_nothing_changes,
+            a_missing_project_is_not_found,
+            activating_a_prompt_of_another_project_is_not_found_and_changes_nothing,
+            activating_an_unknown_prompt_is_not_found,
+        ]
+    );
 }
 
 fn active_versions(prompts: &[Prompt]) -> Vec<i32> {
-    prompts.iter().filter(|p| p.is_active).map(|p| p.version).collect()
+    prompts
+        .iter()
+        .filter(|p| p.is_active)
+        .map(|p| p.version)
+        .collect()
 }
 
 fn versions(prompts: &[Prompt]) -> Vec<i32> {
@@ -54,9 +62,15 @@ async fn versions_start_at_1_and_go_up_by_one(stores: Stores) {
                 .await,
             "create_prompt",
         );
-        assert_eq!(prompt.version, expected, "the versions of a project must be 1, 2, 3, …");
+        assert_eq!(
+            prompt.version, expected,
+            "the versions of a project must be 1, 2, 3, …"
+        );
     }
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(versions(&listed), vec![3, 2, 1]);
 }
 
@@ -65,9 +79,21 @@ async fn versions_are_counted_per_project(stores: Stores) {
     let p1 = stored_project(&stores, &alice, "One").await;
     let p2 = stored_project(&stores, &alice, "Two").await;
     for _ in 0..2 {
-        ok(stores.prompts.create_prompt(&alice, &new_prompt(p1.id, "x", true)).await, "create_prompt");
+        ok(
+            stores
+                .prompts
+                .create_prompt(&alice, &new_prompt(p1.id, "x", true))
+                .await,
+            "create_prompt",
+        );
     }
-    let first = ok(stores.prompts.create_prompt(&alice, &new_prompt(p2.id, "y", true)).await, "create_prompt");
+    let first = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p2.id, "y", true))
+            .await,
+        "create_prompt",
+    );
     assert_eq!(first.version, 1, "another project's prompts must not count");
 }
 
@@ -79,7 +105,10 @@ async fn create_returns_the_prompt_as_given_and_lists_it_unchanged(stores: Store
         content: "You are terse.\nÜnïcode 😀".to_owned(),
         ..new_prompt(p.id, "", true)
     };
-    let created = ok(stores.prompts.create_prompt(&alice, &new).await, "create_prompt");
+    let created = ok(
+        stores.prompts.create_prompt(&alice, &new).await,
+        "create_prompt",
+    );
     let expected = Prompt {
         id: new.id,
         project_id: p.id,
@@ -89,49 +118,126 @@ async fn create_returns_the_prompt_as_given_and_lists_it_unchanged(stores: Store
         created_at: new.created_at,
     };
     assert_eq!(created, expected);
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
-    assert_eq!(listed, vec![expected.clone()], "a prompt must come back exactly as stored");
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), Some(expected));
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
+    assert_eq!(
+        listed,
+        vec![expected.clone()],
+        "a prompt must come back exactly as stored"
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        Some(expected)
+    );
 }
 
 async fn create_with_activate_makes_it_the_only_active_prompt(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
-    ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v1", true)).await, "create_prompt");
-    let v2 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v2", true)).await, "create_prompt");
+    ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v1", true))
+            .await,
+        "create_prompt",
+    );
+    let v2 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v2", true))
+            .await,
+        "create_prompt",
+    );
     assert!(v2.is_active);
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
-    assert_eq!(active_versions(&listed), vec![2], "exactly the new prompt must be active");
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), Some(v2));
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
+    assert_eq!(
+        active_versions(&listed),
+        vec![2],
+        "exactly the new prompt must be active"
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        Some(v2)
+    );
 }
 
 async fn create_without_activate_stores_it_inactive_and_keeps_the_active_one(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
-    let v1 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v1", true)).await, "create_prompt");
-    let v2 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v2", false)).await, "create_prompt");
+    let v1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v1", true))
+            .await,
+        "create_prompt",
+    );
+    let v2 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v2", false))
+            .await,
+        "create_prompt",
+    );
     assert_eq!(v2.version, 2);
-    assert!(!v2.is_active, "activate=false must store the prompt inactive");
+    assert!(
+        !v2.is_active,
+        "activate=false must store the prompt inactive"
+    );
     assert_eq!(
-        ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"),
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
         Some(v1),
         "activate=false must leave the active prompt as it was"
     );
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(active_versions(&listed), vec![1]);
 }
 
 async fn a_project_may_have_no_active_prompt(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), None);
-    ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "draft", false)).await, "create_prompt");
     assert_eq!(
-        ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"),
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        None
+    );
+    ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "draft", false))
+            .await,
+        "create_prompt",
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
         None,
         "an inactive first prompt must not become active"
     );
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(versions(&listed), vec![1]);
     assert!(active_versions(&listed).is_empty());
 }
@@ -148,7 +254,9 @@ async fn concurrent_creates_get_unique_gapless_versions(stores: Stores) {
         if prompt.activate {
             activated_ids.push(prompt.id);
         }
-        tasks.push(tokio::spawn(async move { store.create_prompt(&owner, &prompt).await }));
+        tasks.push(tokio::spawn(async move {
+            store.create_prompt(&owner, &prompt).await
+        }));
     }
     let mut created = Vec::new();
     for task in tasks {
@@ -159,18 +267,32 @@ async fn concurrent_creates_get_unique_gapless_versions(stores: Stores) {
     }
     let mut got = versions(&created);
     got.sort_unstable();
-    assert_eq!(got, (1..=20).collect::<Vec<_>>(), "concurrent creates must get versions 1..=20");
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 100).await, "list_prompts");
+    assert_eq!(
+        got,
+        (1..=20).collect::<Vec<_>>(),
+        "concurrent creates must get versions 1..=20"
+    );
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 100).await,
+        "list_prompts",
+    );
     assert_eq!(versions(&listed), (1..=20).rev().collect::<Vec<_>>());
     let active = active_versions(&listed);
-    assert_eq!(active.len(), 1, "exactly one prompt must be active, found versions {active:?}");
+    assert_eq!(
+        active.len(),
+        1,
+        "exactly one prompt must be active, found versions {active:?}"
+    );
     let active_one = listed.iter().find(|p| p.is_active);
     assert!(
         active_one.is_some_and(|a| activated_ids.contains(&a.id)),
         "the active prompt must be one created with activate=true"
     );
     assert_eq!(
-        ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"),
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
         active_one.cloned()
     );
 }
@@ -181,35 +303,83 @@ async fn activate_makes_exactly_that_prompt_active_and_returns_it(stores: Stores
     let mut made = Vec::new();
     for i in 1..=3 {
         made.push(ok(
-            stores.prompts.create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), true)).await,
+            stores
+                .prompts
+                .create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), true))
+                .await,
             "create_prompt",
         ));
     }
-    let activated = ok(stores.prompts.activate_prompt(&alice, p.id, made[0].id).await, "activate_prompt");
+    let activated = ok(
+        stores
+            .prompts
+            .activate_prompt(&alice, p.id, made[0].id)
+            .await,
+        "activate_prompt",
+    );
     let expected = Prompt {
         is_active: true,
         ..made[0].clone()
     };
-    assert_eq!(activated, expected, "activate_prompt must return the prompt, now active");
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), Some(expected));
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    assert_eq!(
+        activated, expected,
+        "activate_prompt must return the prompt, now active"
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        Some(expected)
+    );
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(active_versions(&listed), vec![1]);
     // Activating an inactive, non-latest version in the middle works too.
-    ok(stores.prompts.activate_prompt(&alice, p.id, made[1].id).await, "activate_prompt");
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    ok(
+        stores
+            .prompts
+            .activate_prompt(&alice, p.id, made[1].id)
+            .await,
+        "activate_prompt",
+    );
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(active_versions(&listed), vec![2]);
 }
 
 async fn activating_the_active_prompt_keeps_it_the_only_active_one(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
-    ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v1", false)).await, "create_prompt");
-    let v2 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v2", true)).await, "create_prompt");
+    ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v1", false))
+            .await,
+        "create_prompt",
+    );
+    let v2 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v2", true))
+            .await,
+        "create_prompt",
+    );
     for _ in 0..2 {
-        let again = ok(stores.prompts.activate_prompt(&alice, p.id, v2.id).await, "activate_prompt");
+        let again = ok(
+            stores.prompts.activate_prompt(&alice, p.id, v2.id).await,
+            "activate_prompt",
+        );
         assert_eq!(again, v2);
     }
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(active_versions(&listed), vec![2]);
 }
 
@@ -219,7 +389,10 @@ async fn concurrent_activations_leave_exactly_one_active(stores: Stores) {
     let mut made = Vec::new();
     for i in 0..20 {
         made.push(ok(
-            stores.prompts.create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), false)).await,
+            stores
+                .prompts
+                .create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), false))
+                .await,
             "create_prompt",
         ));
     }
@@ -242,11 +415,23 @@ async fn concurrent_activations_leave_exactly_one_active(stores: Stores) {
             Err(e) => panic!("an activate_prompt task panicked: {e}"),
         }
     }
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 100).await, "list_prompts");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 100).await,
+        "list_prompts",
+    );
     let active: Vec<&Prompt> = listed.iter().filter(|p| p.is_active).collect();
-    assert_eq!(active.len(), 1, "20 concurrent activations left {} prompts active", active.len());
     assert_eq!(
-        ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt").as_ref(),
+        active.len(),
+        1,
+        "20 concurrent activations left {} prompts active",
+        active.len()
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        )
+        .as_ref(),
         active.first().copied()
     );
 }
@@ -257,7 +442,10 @@ async fn list_is_highest_version_first_and_pages_strictly_below_the_cursor(store
     let mut made = Vec::new();
     for i in 1..=7 {
         made.push(ok(
-            stores.prompts.create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), i == 3)).await,
+            stores
+                .prompts
+                .create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), i == 3))
+                .await,
             "create_prompt",
         ));
     }
@@ -270,10 +458,23 @@ async fn list_is_highest_version_first_and_pages_strictly_below_the_cursor(store
         || async {},
     )
     .await;
-    assert_eq!(all, made, "pages of 3 must hold every version once, highest first");
-    let below_5 = ok(prompts.list_prompts(&alice, p.id, Some(5), 2).await, "list_prompts");
-    assert_eq!(versions(&below_5), vec![4, 3], "before_version is exclusive");
-    let below_1 = ok(prompts.list_prompts(&alice, p.id, Some(1), 10).await, "list_prompts");
+    assert_eq!(
+        all, made,
+        "pages of 3 must hold every version once, highest first"
+    );
+    let below_5 = ok(
+        prompts.list_prompts(&alice, p.id, Some(5), 2).await,
+        "list_prompts",
+    );
+    assert_eq!(
+        versions(&below_5),
+        vec![4, 3],
+        "before_version is exclusive"
+    );
+    let below_1 = ok(
+        prompts.list_prompts(&alice, p.id, Some(1), 10).await,
+        "list_prompts",
+    );
     assert!(below_1.is_empty());
 }
 
@@ -281,7 +482,13 @@ async fn prompts_created_between_two_pages_are_never_repeated_or_skipped(stores:
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
     for i in 1..=5 {
-        ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), true)).await, "create_prompt");
+        ok(
+            stores
+                .prompts
+                .create_prompt(&alice, &new_prompt(p.id, &format!("v{i}"), true))
+                .await,
+            "create_prompt",
+        );
     }
     let prompts = &stores.prompts;
     let owner = &alice;
@@ -290,13 +497,21 @@ async fn prompts_created_between_two_pages_are_never_repeated_or_skipped(stores:
         |before| prompts.list_prompts(owner, p.id, before, 2),
         |p: &Prompt| p.version,
         || async move {
-            ok(prompts.create_prompt(owner, &new_prompt(p.id, "v6", true)).await, "create_prompt");
+            ok(
+                prompts
+                    .create_prompt(owner, &new_prompt(p.id, "v6", true))
+                    .await,
+                "create_prompt",
+            );
         },
     )
     .await;
     assert_eq!(versions(&all), vec![5, 4, 3, 2, 1]);
     // The pages were read while v5 and then v6 were active; each page saw one state.
-    let listed = ok(prompts.list_prompts(owner, p.id, None, 10).await, "list_prompts");
+    let listed = ok(
+        prompts.list_prompts(owner, p.id, None, 10).await,
+        "list_prompts",
+    );
     assert_eq!(versions(&listed), vec![6, 5, 4, 3, 2, 1]);
     assert_eq!(active_versions(&listed), vec![6]);
 }
@@ -305,24 +520,64 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     let alice = user("alice");
     let mallory = user("mallory");
     let p = stored_project(&stores, &alice, "Bot").await;
-    let v1 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v1", true)).await, "create_prompt");
-    let v2 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v2", false)).await, "create_prompt");
+    let v1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v1", true))
+            .await,
+        "create_prompt",
+    );
+    let v2 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v2", false))
+            .await,
+        "create_prompt",
+    );
 
     not_found(
-        stores.prompts.create_prompt(&mallory, &new_prompt(p.id, "evil", true)).await,
+        stores
+            .prompts
+            .create_prompt(&mallory, &new_prompt(p.id, "evil", true))
+            .await,
         "create_prompt in another owner's project",
     );
-    not_found(stores.prompts.list_prompts(&mallory, p.id, None, 10).await, "list_prompts by another owner");
-    not_found(stores.prompts.active_prompt(&mallory, p.id).await, "active_prompt by another owner");
+    not_found(
+        stores.prompts.list_prompts(&mallory, p.id, None, 10).await,
+        "list_prompts by another owner",
+    );
+    not_found(
+        stores.prompts.active_prompt(&mallory, p.id).await,
+        "active_prompt by another owner",
+    );
     not_found(
         stores.prompts.activate_prompt(&mallory, p.id, v2.id).await,
         "activate_prompt by another owner",
     );
 
-    let listed = ok(stores.prompts.list_prompts(&alice, p.id, None, 10).await, "list_prompts");
-    assert_eq!(listed, vec![v2, v1.clone()], "another owner's attempts changed the prompts");
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), Some(v1));
-    let v3 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v3", false)).await, "create_prompt");
+    let listed = ok(
+        stores.prompts.list_prompts(&alice, p.id, None, 10).await,
+        "list_prompts",
+    );
+    assert_eq!(
+        listed,
+        vec![v2, v1.clone()],
+        "another owner's attempts changed the prompts"
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        Some(v1)
+    );
+    let v3 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v3", false))
+            .await,
+        "create_prompt",
+    );
     assert_eq!(v3.version, 3, "a refused create must not use up a version");
 }
 
@@ -330,13 +585,25 @@ async fn a_missing_project_is_not_found(stores: Stores) {
     let alice = user("alice");
     let missing = ProjectId::new();
     not_found(
-        stores.prompts.create_prompt(&alice, &new_prompt(missing, "x", true)).await,
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(missing, "x", true))
+            .await,
         "create_prompt in a missing project",
     );
-    not_found(stores.prompts.list_prompts(&alice, missing, None, 10).await, "list_prompts of a missing project");
-    not_found(stores.prompts.active_prompt(&alice, missing).await, "active_prompt of a missing project");
     not_found(
-        stores.prompts.activate_prompt(&alice, missing, PromptId::new()).await,
+        stores.prompts.list_prompts(&alice, missing, None, 10).await,
+        "list_prompts of a missing project",
+    );
+    not_found(
+        stores.prompts.active_prompt(&alice, missing).await,
+        "active_prompt of a missing project",
+    );
+    not_found(
+        stores
+            .prompts
+            .activate_prompt(&alice, missing, PromptId::new())
+            .await,
         "activate_prompt in a missing project",
     );
 }
@@ -345,23 +612,62 @@ async fn activating_a_prompt_of_another_project_is_not_found_and_changes_nothing
     let alice = user("alice");
     let p1 = stored_project(&stores, &alice, "One").await;
     let p2 = stored_project(&stores, &alice, "Two").await;
-    let a1 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p1.id, "a1", true)).await, "create_prompt");
-    let b1 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p2.id, "b1", false)).await, "create_prompt");
+    let a1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p1.id, "a1", true))
+            .await,
+        "create_prompt",
+    );
+    let b1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p2.id, "b1", false))
+            .await,
+        "create_prompt",
+    );
     not_found(
         stores.prompts.activate_prompt(&alice, p1.id, b1.id).await,
         "activate_prompt with a prompt of another project",
     );
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p1.id).await, "active_prompt"), Some(a1));
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p2.id).await, "active_prompt"), None);
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p1.id).await,
+            "active_prompt"
+        ),
+        Some(a1)
+    );
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p2.id).await,
+            "active_prompt"
+        ),
+        None
+    );
 }
 
 async fn activating_an_unknown_prompt_is_not_found(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
-    let v1 = ok(stores.prompts.create_prompt(&alice, &new_prompt(p.id, "v1", true)).await, "create_prompt");
+    let v1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "v1", true))
+            .await,
+        "create_prompt",
+    );
     not_found(
-        stores.prompts.activate_prompt(&alice, p.id, PromptId::new()).await,
+        stores
+            .prompts
+            .activate_prompt(&alice, p.id, PromptId::new())
+            .await,
         "activate_prompt of an unknown prompt",
     );
-    assert_eq!(ok(stores.prompts.active_prompt(&alice, p.id).await, "active_prompt"), Some(v1));
+    assert_eq!(
+        ok(
+            stores.prompts.active_prompt(&alice, p.id).await,
+            "active_prompt"
+        ),
+        Some(v1)
+    );
 }

@@ -32,5 +32,8 @@ async fn memory_store_honours_the_file_store_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_blob_store_honours_the_blob_store_contract() {
-    contract::blob_store_contract(|| async { Arc::new(MemoryBlobStore::new()) as Arc<dyn BlobStore> }).await;
+    contract::blob_store_contract(|| async {
+        Arc::new(MemoryBlobStore::new()) as Arc<dyn BlobStore>
+    })
+    .await;
 }

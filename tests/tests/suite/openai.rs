@@ -58,7 +58,7 @@ fn adapter(api: Api, fake: &FakeProvider) -> Arc<dyn LlmStream> {
     adapter_with(api, config_for(fake, quick()))
 }
 
-async fn fake(config: FakeConfig) -> FakeProvider {
+async fn start_fake(config: FakeConfig) -> FakeProvider {
     FakeProvider::start(config).await.unwrap()
 }
 
@@ -93,7 +93,9 @@ struct Outcome {
 
 impl Outcome {
     fn completion(&self) -> &Completion {
-        self.end.as_ref().unwrap_or_else(|e| panic!("the reply failed: {e:?}"))
+        self.end
+            .as_ref()
+            .unwrap_or_else(|e| panic!("the reply failed: {e:?}"))
     }
 
     fn error(&self) -> &LlmError {
@@ -120,14 +122,17 @@ async fn read(llm: &Arc<dyn LlmStream>, request: LlmRequest) -> Outcome {
     })
     .await
     .expect("the reply did not end within 20 s");
-    assert!(stream.next().await.is_none(), "something followed the terminal event");
+    assert!(
+        stream.next().await.is_none(),
+        "something followed the terminal event"
+    );
     Outcome { deltas, end }
 }
 
 // ---- the contract ---------------------------------------------------------------------
 
 async fn fake_subject(api: Api, deltas: &'static [&'static str]) -> LlmSubject {
-    let fake = fake(FakeConfig::replying(deltas)).await;
+    let fake = start_fake(FakeConfig::replying(deltas)).await;
     LlmSubject::scripted(adapter(api, &fake)).keeping(fake)
 }
 
@@ -155,11 +160,38 @@ async fn the_scripted_model_keeps_the_llm_stream_contract() {
     .await;
 }
 
+/// A model that breaks the contract: it keeps talking after `Completed`.
+struct Chatterbox;
+
+impl LlmStream for Chatterbox {
+    fn provider(&self) -> &str {
+        "chatterbox"
+    }
+
+    fn default_model(&self) -> &str {
+        "chatter-1"
+    }
+
+    fn stream(&self, _: LlmRequest) -> confab_core::ports::LlmEventStream {
+        Box::pin(futures::stream::iter([
+            Ok(LlmEvent::Delta("Hello".to_owned())),
+            Ok(LlmEvent::Completed(Completion::default())),
+            Ok(LlmEvent::Delta("one more thing".to_owned())),
+        ]))
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "LlmStream contract")]
+async fn the_contract_fails_a_model_that_speaks_after_completed() {
+    llm_stream_contract(|_| async { LlmSubject::free(Arc::new(Chatterbox)) }).await;
+}
+
 // ---- names and configuration ----------------------------------------------------------
 
 #[tokio::test]
 async fn the_adapters_name_their_provider_and_default_model() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let responses = adapter(Api::Responses, &fake);
     let chat = adapter(Api::Chat, &fake);
     assert_eq!(responses.provider(), "openai");
@@ -177,24 +209,39 @@ fn invalid_configurations_are_refused() {
         ResponsesLlm::new(bad_url.clone()),
         Err(ConfigError::InvalidBaseUrl { .. })
     ));
-    assert!(matches!(ChatCompletionsLlm::new(bad_url), Err(ConfigError::InvalidBaseUrl { .. })));
+    assert!(matches!(
+        ChatCompletionsLlm::new(bad_url),
+        Err(ConfigError::InvalidBaseUrl { .. })
+    ));
     let no_model = OpenAiConfig::new(SecretString::from(KEY)).with_model("");
-    assert!(matches!(ResponsesLlm::new(no_model), Err(ConfigError::MissingModel)));
+    assert!(matches!(
+        ResponsesLlm::new(no_model),
+        Err(ConfigError::MissingModel)
+    ));
 }
 
 // ---- what is sent ---------------------------------------------------------------------
 
 #[tokio::test]
 async fn the_responses_request_streams_unstored_with_instructions_history_in_order_and_limit() {
-    let fake = fake(FakeConfig::default()).await;
-    read(&adapter(Api::Responses, &fake), request()).await.completion();
+    let fake = start_fake(FakeConfig::default()).await;
+    read(&adapter(Api::Responses, &fake), request())
+        .await
+        .completion();
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);
     let sent = &requests[0];
     assert_eq!(sent.method, "POST");
     assert_eq!(sent.path, "/v1/responses");
-    assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
-    assert!(sent.header("content-type").unwrap().starts_with("application/json"));
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert!(
+        sent.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     assert_eq!(sent.header("accept"), Some("text/event-stream"));
     assert_eq!(
         sent.body,
@@ -215,7 +262,7 @@ async fn the_responses_request_streams_unstored_with_instructions_history_in_ord
 
 #[tokio::test]
 async fn absent_instructions_and_limit_are_left_out_of_the_responses_request() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let mut r = request();
     r.instructions = None;
     r.max_output_tokens = None;
@@ -228,12 +275,17 @@ async fn absent_instructions_and_limit_are_left_out_of_the_responses_request() {
 
 #[tokio::test]
 async fn the_chat_request_sends_instructions_as_a_first_system_message_and_asks_for_usage() {
-    let fake = fake(FakeConfig::default()).await;
-    read(&adapter(Api::Chat, &fake), request()).await.completion();
+    let fake = start_fake(FakeConfig::default()).await;
+    read(&adapter(Api::Chat, &fake), request())
+        .await
+        .completion();
     let sent = &fake.requests()[0];
     assert_eq!(sent.method, "POST");
     assert_eq!(sent.path, "/v1/chat/completions");
-    assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(
         sent.body,
         json!({
@@ -253,34 +305,41 @@ async fn the_chat_request_sends_instructions_as_a_first_system_message_and_asks_
 
 #[tokio::test]
 async fn without_instructions_the_chat_request_has_no_system_message() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let mut r = request();
     r.instructions = None;
     read(&adapter(Api::Chat, &fake), r).await.completion();
     let messages = fake.requests()[0].body["messages"].clone();
-    assert_eq!(messages[0], json!({"role": "user", "content": "first question"}));
+    assert_eq!(
+        messages[0],
+        json!({"role": "user", "content": "first question"})
+    );
     assert_eq!(messages.as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn an_empty_api_key_sends_no_authorization_header() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let mut config = config_for(&fake, quick());
     config.api_key = SecretString::from("");
-    read(&adapter_with(Api::Chat, config), request()).await.completion();
+    read(&adapter_with(Api::Chat, config), request())
+        .await
+        .completion();
     assert_eq!(fake.requests()[0].header("authorization"), None);
 }
 
 #[tokio::test]
 async fn the_configured_model_and_limit_fill_in_for_a_request_without_them() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let mut config = config_for(&fake, quick());
     config.max_output_tokens = Some(99);
     let mut r = request();
     r.model = String::new();
     r.max_output_tokens = None;
     for api in BOTH {
-        read(&adapter_with(api, config.clone()), r.clone()).await.completion();
+        read(&adapter_with(api, config.clone()), r.clone())
+            .await
+            .completion();
     }
     let requests = fake.requests();
     assert_eq!(requests[0].body["model"], "gpt-test-mini");
@@ -299,7 +358,9 @@ async fn a_reply_yields_its_deltas_in_order_then_usage_with_cached_and_reasoning
         cached_tokens: 64,
         reasoning_tokens: 3,
     };
-    let fake = fake(FakeConfig::replying(&["The ", "answer", " is 42."]).with_usage(Some(usage))).await;
+    let fake =
+        start_fake(FakeConfig::replying(&["The ", "answer", " is 42."]).with_usage(Some(usage)))
+            .await;
     for api in BOTH {
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas, ["The ", "answer", " is 42."], "{api:?}");
@@ -322,7 +383,7 @@ async fn a_reply_yields_its_deltas_in_order_then_usage_with_cached_and_reasoning
 
 #[tokio::test]
 async fn a_reply_without_usage_reports_none_not_zero() {
-    let fake = fake(FakeConfig::default().with_usage(None)).await;
+    let fake = start_fake(FakeConfig::default().with_usage(None)).await;
     for api in BOTH {
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.completion().usage, None, "{api:?}");
@@ -336,13 +397,19 @@ async fn a_reply_cut_short_by_the_token_limit_or_the_content_filter_completes_wi
         ("max_output_tokens", Incomplete::MaxOutputTokens),
         ("content_filter", Incomplete::ContentFilter),
     ] {
-        let fake =
-            fake(FakeConfig::replying(&["Part", "ial"]).with_finish(Finish::Incomplete(reason.to_owned())))
-                .await;
+        let fake = start_fake(
+            FakeConfig::replying(&["Part", "ial"])
+                .with_finish(Finish::Incomplete(reason.to_owned())),
+        )
+        .await;
         for api in BOTH {
             let outcome = read(&adapter(api, &fake), request()).await;
             assert_eq!(outcome.deltas, ["Part", "ial"]);
-            assert_eq!(outcome.completion().incomplete, Some(expected.clone()), "{api:?} {reason}");
+            assert_eq!(
+                outcome.completion().incomplete,
+                Some(expected.clone()),
+                "{api:?} {reason}"
+            );
             assert!(outcome.completion().usage.is_some());
         }
     }
@@ -350,7 +417,7 @@ async fn a_reply_cut_short_by_the_token_limit_or_the_content_filter_completes_wi
 
 #[tokio::test]
 async fn a_chat_stream_that_ends_after_its_finish_reason_without_done_completes() {
-    let fake = fake(FakeConfig::default().without_done_marker()).await;
+    let fake = start_fake(FakeConfig::default().without_done_marker()).await;
     let outcome = read(&adapter(Api::Chat, &fake), request()).await;
     assert_eq!(outcome.deltas.concat(), "Hello, world!");
     assert_eq!(outcome.completion().usage.map(|u| u.input_tokens), Some(25));
@@ -358,7 +425,7 @@ async fn a_chat_stream_that_ends_after_its_finish_reason_without_done_completes(
 
 #[tokio::test]
 async fn a_slow_first_token_and_pace_within_the_timeouts_are_fine() {
-    let fake = fake(
+    let fake = start_fake(
         FakeConfig::replying(&["a", "b", "c"])
             .with_time_to_first_token(Duration::from_millis(150))
             .with_pace(Duration::from_millis(50)),
@@ -370,7 +437,11 @@ async fn a_slow_first_token_and_pace_within_the_timeouts_are_fine() {
         ..quick()
     };
     for api in BOTH {
-        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
+        let outcome = read(
+            &adapter_with(api, config_for(&fake, provider.clone())),
+            request(),
+        )
+        .await;
         assert_eq!(outcome.deltas, ["a", "b", "c"], "{api:?}");
     }
 }
@@ -380,18 +451,32 @@ async fn a_slow_first_token_and_pace_within_the_timeouts_are_fine() {
 #[tokio::test]
 async fn a_500_then_success_is_retried_and_succeeds() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::status(500)).for_first(1)).await;
+        let fake = start_fake(
+            FakeConfig::default()
+                .with_fault(Fault::status(500))
+                .for_first(1),
+        )
+        .await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
         assert_eq!(fake.requests().len(), 2, "{api:?}");
-        assert_eq!(fake.requests()[0].body, fake.requests()[1].body, "the retry sent another body");
+        assert_eq!(
+            fake.requests()[0].body,
+            fake.requests()[1].body,
+            "the retry sent another body"
+        );
     }
 }
 
 #[tokio::test]
 async fn every_retryable_status_is_retried() {
     for status in [408, 409, 429, 502, 503, 504] {
-        let fake = fake(FakeConfig::default().with_fault(Fault::status(status)).for_first(2)).await;
+        let fake = start_fake(
+            FakeConfig::default()
+                .with_fault(Fault::status(status))
+                .for_first(2),
+        )
+        .await;
         let outcome = read(&adapter(Api::Responses, &fake), request()).await;
         assert_eq!(outcome.deltas.concat(), "Hello, world!", "{status}");
         assert_eq!(fake.requests().len(), 3, "{status}");
@@ -401,20 +486,25 @@ async fn every_retryable_status_is_retried() {
 #[tokio::test]
 async fn a_429_with_retry_after_ms_is_retried_after_that_wait() {
     let fault = Fault::status(429).with_header("retry-after-ms", "400");
-    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    let fake = start_fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
     let outcome = read(&adapter(Api::Responses, &fake), request()).await;
     outcome.completion();
     let requests = fake.requests();
     assert_eq!(requests.len(), 2);
     let waited = requests[1].received_at - requests[0].received_at;
-    assert!(waited >= Duration::from_millis(400), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "retried after {waited:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_429_with_retry_after_in_seconds_is_honoured() {
     let fault = Fault::status(429).with_header("retry-after", "1");
-    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
-    read(&adapter(Api::Chat, &fake), request()).await.completion();
+    let fake = start_fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    read(&adapter(Api::Chat, &fake), request())
+        .await
+        .completion();
     let requests = fake.requests();
     let waited = requests[1].received_at - requests[0].received_at;
     assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
@@ -422,10 +512,19 @@ async fn a_429_with_retry_after_in_seconds_is_honoured() {
 
 #[tokio::test]
 async fn x_should_retry_false_is_not_retried() {
-    let fake = fake(FakeConfig::default().with_fault(Fault::status(500).with_header("x-should-retry", "false"))).await;
+    let fake = start_fake(
+        FakeConfig::default().with_fault(Fault::status(500).with_header("x-should-retry", "false")),
+    )
+    .await;
     let outcome = read(&adapter(Api::Responses, &fake), request()).await;
     assert!(
-        matches!(outcome.error(), LlmError::Upstream { status: Some(500), .. }),
+        matches!(
+            outcome.error(),
+            LlmError::Upstream {
+                status: Some(500),
+                ..
+            }
+        ),
         "{:?}",
         outcome.error()
     );
@@ -435,18 +534,23 @@ async fn x_should_retry_false_is_not_retried() {
 #[tokio::test]
 async fn x_should_retry_true_retries_a_status_that_is_otherwise_final() {
     let fault = Fault::status(422).with_header("x-should-retry", "true");
-    let fake = fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
-    read(&adapter(Api::Responses, &fake), request()).await.completion();
+    let fake = start_fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+    read(&adapter(Api::Responses, &fake), request())
+        .await
+        .completion();
     assert_eq!(fake.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn a_401_is_not_retried_and_means_the_key_was_rejected() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::status(401))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::status(401))).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.error(), &LlmError::Unauthorized, "{api:?}");
-        assert_eq!(outcome.error().to_string(), "the provider rejected the API key");
+        assert_eq!(
+            outcome.error().to_string(),
+            "the provider rejected the API key"
+        );
         assert!(outcome.deltas.is_empty());
         assert_eq!(fake.requests().len(), 1, "{api:?}");
     }
@@ -454,7 +558,7 @@ async fn a_401_is_not_retried_and_means_the_key_was_rejected() {
 
 #[tokio::test]
 async fn a_403_is_not_retried_and_is_unauthorized() {
-    let fake = fake(FakeConfig::default().with_fault(Fault::status(403))).await;
+    let fake = start_fake(FakeConfig::default().with_fault(Fault::status(403))).await;
     let outcome = read(&adapter(Api::Responses, &fake), request()).await;
     assert_eq!(outcome.error(), &LlmError::Unauthorized);
     assert_eq!(fake.requests().len(), 1);
@@ -463,7 +567,7 @@ async fn a_403_is_not_retried_and_is_unauthorized() {
 #[tokio::test]
 async fn a_400_or_404_is_not_retried_and_carries_the_providers_code_and_message() {
     for (status, code) in [(400, "invalid_request_error"), (404, "model_not_found")] {
-        let fake = fake(FakeConfig::default().with_fault(Fault::status(status))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::status(status))).await;
         let outcome = read(&adapter(Api::Responses, &fake), request()).await;
         match outcome.error() {
             LlmError::Upstream {
@@ -483,7 +587,7 @@ async fn a_400_or_404_is_not_retried_and_carries_the_providers_code_and_message(
 #[tokio::test]
 async fn insufficient_quota_is_not_retried_even_on_429() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::insufficient_quota())).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::insufficient_quota())).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         match outcome.error() {
             LlmError::Upstream {
@@ -503,7 +607,7 @@ async fn insufficient_quota_is_not_retried_even_on_429() {
 #[tokio::test]
 async fn a_429_that_persists_after_the_retries_is_rate_limited() {
     let fault = Fault::status(429).with_header("retry-after-ms", "30");
-    let fake = fake(FakeConfig::default().with_fault(fault)).await;
+    let fake = start_fake(FakeConfig::default().with_fault(fault)).await;
     let outcome = read(&adapter(Api::Responses, &fake), request()).await;
     assert_eq!(
         outcome.error(),
@@ -516,24 +620,40 @@ async fn a_429_that_persists_after_the_retries_is_rate_limited() {
 
 #[tokio::test]
 async fn a_persistent_500_gives_up_after_the_configured_retries() {
-    let fake = fake(FakeConfig::default().with_fault(Fault::status(500))).await;
+    let fake = start_fake(FakeConfig::default().with_fault(Fault::status(500))).await;
     let outcome = read(&adapter(Api::Chat, &fake), request()).await;
-    assert!(matches!(outcome.error(), LlmError::Upstream { status: Some(500), .. }));
+    assert!(matches!(
+        outcome.error(),
+        LlmError::Upstream {
+            status: Some(500),
+            ..
+        }
+    ));
     assert_eq!(fake.requests().len(), 3);
 
-    let once = fake(FakeConfig::default().with_fault(Fault::status(500))).await;
+    let once = start_fake(FakeConfig::default().with_fault(Fault::status(500))).await;
     let provider = ProviderConfig {
         max_retries: 0,
         ..quick()
     };
-    read(&adapter_with(Api::Chat, config_for(&once, provider)), request()).await.error();
+    read(
+        &adapter_with(Api::Chat, config_for(&once, provider)),
+        request(),
+    )
+    .await
+    .error();
     assert_eq!(once.requests().len(), 1, "max_retries 0 still retried");
 }
 
 #[tokio::test]
 async fn an_abrupt_disconnect_before_the_answer_is_retried() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::Disconnect).for_first(1)).await;
+        let fake = start_fake(
+            FakeConfig::default()
+                .with_fault(Fault::Disconnect)
+                .for_first(1),
+        )
+        .await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
         assert_eq!(fake.requests().len(), 2, "{api:?}");
@@ -542,9 +662,13 @@ async fn an_abrupt_disconnect_before_the_answer_is_retried() {
 
 #[tokio::test]
 async fn a_provider_that_always_disconnects_is_unavailable() {
-    let fake = fake(FakeConfig::default().with_fault(Fault::Disconnect)).await;
+    let fake = start_fake(FakeConfig::default().with_fault(Fault::Disconnect)).await;
     let outcome = read(&adapter(Api::Responses, &fake), request()).await;
-    assert!(matches!(outcome.error(), LlmError::Unavailable(_)), "{:?}", outcome.error());
+    assert!(
+        matches!(outcome.error(), LlmError::Unavailable(_)),
+        "{:?}",
+        outcome.error()
+    );
     assert_eq!(fake.requests().len(), 3);
 }
 
@@ -559,7 +683,11 @@ async fn an_unreachable_provider_is_unavailable_after_the_retries() {
         .with_provider(quick());
     for api in BOTH {
         let outcome = read(&adapter_with(api, config.clone()), request()).await;
-        assert!(matches!(outcome.error(), LlmError::Unavailable(_)), "{api:?}: {:?}", outcome.error());
+        assert!(
+            matches!(outcome.error(), LlmError::Unavailable(_)),
+            "{api:?}: {:?}",
+            outcome.error()
+        );
     }
 }
 
@@ -567,46 +695,88 @@ async fn an_unreachable_provider_is_unavailable_after_the_retries() {
 
 #[tokio::test]
 async fn a_delay_beyond_the_first_byte_timeout_is_a_timeout_and_is_not_retried() {
-    let fake = fake(FakeConfig::default().with_fault(Fault::DelayFirstByte(Duration::from_secs(3)))).await;
+    let fake =
+        start_fake(FakeConfig::default().with_fault(Fault::DelayFirstByte(Duration::from_secs(3))))
+            .await;
     let provider = ProviderConfig {
         first_byte_timeout: Duration::from_millis(300),
         ..quick()
     };
     for api in BOTH {
         let started = Instant::now();
-        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
-        assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{api:?}: {:?}", outcome.error());
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        let outcome = read(
+            &adapter_with(api, config_for(&fake, provider.clone())),
+            request(),
+        )
+        .await;
+        assert!(
+            matches!(outcome.error(), LlmError::Timeout(_)),
+            "{api:?}: {:?}",
+            outcome.error()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
     }
-    assert_eq!(fake.requests().len(), 2, "one request per adapter, no retry");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "one request per adapter, no retry"
+    );
 }
 
 #[tokio::test]
 async fn silence_beyond_the_idle_timeout_is_a_timeout_after_the_deltas_so_far() {
-    let fake = fake(FakeConfig::replying(&["one", "two", "three"]).with_pace(Duration::from_secs(3))).await;
+    let fake = start_fake(
+        FakeConfig::replying(&["one", "two", "three"]).with_pace(Duration::from_secs(3)),
+    )
+    .await;
     let provider = ProviderConfig {
         idle_timeout: Duration::from_millis(300),
         ..quick()
     };
     for api in BOTH {
         let started = Instant::now();
-        let outcome = read(&adapter_with(api, config_for(&fake, provider.clone())), request()).await;
+        let outcome = read(
+            &adapter_with(api, config_for(&fake, provider.clone())),
+            request(),
+        )
+        .await;
         assert_eq!(outcome.deltas, ["one"], "{api:?}");
-        assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{api:?}: {:?}", outcome.error());
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(
+            matches!(outcome.error(), LlmError::Timeout(_)),
+            "{api:?}: {:?}",
+            outcome.error()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 }
 
 #[tokio::test]
 async fn a_slow_first_token_beyond_the_idle_timeout_is_a_timeout() {
-    let fake = fake(FakeConfig::default().with_time_to_first_token(Duration::from_secs(3))).await;
+    let fake =
+        start_fake(FakeConfig::default().with_time_to_first_token(Duration::from_secs(3))).await;
     let provider = ProviderConfig {
         idle_timeout: Duration::from_millis(300),
         ..quick()
     };
-    let outcome = read(&adapter_with(Api::Responses, config_for(&fake, provider)), request()).await;
+    let outcome = read(
+        &adapter_with(Api::Responses, config_for(&fake, provider)),
+        request(),
+    )
+    .await;
     assert!(outcome.deltas.is_empty());
-    assert!(matches!(outcome.error(), LlmError::Timeout(_)), "{:?}", outcome.error());
+    assert!(
+        matches!(outcome.error(), LlmError::Timeout(_)),
+        "{:?}",
+        outcome.error()
+    );
 }
 
 // ---- broken streams -------------------------------------------------------------------
@@ -614,7 +784,7 @@ async fn a_slow_first_token_beyond_the_idle_timeout_is_a_timeout() {
 #[tokio::test]
 async fn a_stream_cut_after_two_deltas_is_truncated_and_not_retried() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::CutAfter(2))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::CutAfter(2))).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas, ["Hello", ", "], "{api:?}");
         assert_eq!(outcome.error(), &LlmError::Truncated, "{api:?}");
@@ -625,7 +795,7 @@ async fn a_stream_cut_after_two_deltas_is_truncated_and_not_retried() {
 #[tokio::test]
 async fn a_stream_that_ends_cleanly_without_a_terminal_event_is_truncated() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::EndAfter(3))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::EndAfter(3))).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas, ["Hello", ", ", "world"], "{api:?}");
         assert_eq!(outcome.error(), &LlmError::Truncated, "{api:?}");
@@ -635,7 +805,7 @@ async fn a_stream_that_ends_cleanly_without_a_terminal_event_is_truncated() {
 #[tokio::test]
 async fn a_failure_after_two_deltas_yields_them_then_the_providers_error() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::failed_after(2))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::failed_after(2))).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas, ["Hello", ", "], "{api:?}");
         match outcome.error() {
@@ -645,7 +815,11 @@ async fn a_failure_after_two_deltas_yields_them_then_the_providers_error() {
             }
             other => panic!("{api:?}: {other:?}"),
         }
-        assert_eq!(fake.requests().len(), 1, "an error after deltas was retried");
+        assert_eq!(
+            fake.requests().len(),
+            1,
+            "an error after deltas was retried"
+        );
     }
 }
 
@@ -656,7 +830,7 @@ async fn an_error_event_carries_the_providers_code() {
         code: "insufficient_quota".to_owned(),
         message: "You exceeded your current quota.".to_owned(),
     };
-    let fake = fake(FakeConfig::default().with_fault(fault)).await;
+    let fake = start_fake(FakeConfig::default().with_fault(fault)).await;
     for api in BOTH {
         let outcome = read(&adapter(api, &fake), request()).await;
         assert!(outcome.deltas.is_empty());
@@ -671,21 +845,31 @@ async fn an_error_event_carries_the_providers_code() {
 #[tokio::test]
 async fn malformed_json_is_a_bad_response() {
     for api in BOTH {
-        let fake = fake(FakeConfig::default().with_fault(Fault::MalformedAfter(1))).await;
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::MalformedAfter(1))).await;
         let outcome = read(&adapter(api, &fake), request()).await;
         assert_eq!(outcome.deltas, ["Hello"], "{api:?}");
-        assert!(matches!(outcome.error(), LlmError::BadResponse(_)), "{api:?}: {:?}", outcome.error());
+        assert!(
+            matches!(outcome.error(), LlmError::BadResponse(_)),
+            "{api:?}: {:?}",
+            outcome.error()
+        );
     }
 }
 
 #[tokio::test]
 async fn a_wrong_endpoint_is_a_clear_error() {
-    let fake = fake(FakeConfig::default()).await;
+    let fake = start_fake(FakeConfig::default()).await;
     let config = OpenAiConfig::new(SecretString::from(KEY))
         .with_base_url(format!("http://{}/wrong", fake.addr()))
         .with_provider(quick());
     let outcome = read(&adapter_with(Api::Responses, config), request()).await;
-    assert!(matches!(outcome.error(), LlmError::Upstream { status: Some(404), .. }));
+    assert!(matches!(
+        outcome.error(),
+        LlmError::Upstream {
+            status: Some(404),
+            ..
+        }
+    ));
     assert_eq!(fake.requests().len(), 1);
 }
 
@@ -693,7 +877,8 @@ async fn a_wrong_endpoint_is_a_clear_error() {
 async fn dropping_the_stream_drops_the_request_upstream() {
     for api in BOTH {
         let deltas: Vec<&str> = vec!["tick "; 200];
-        let fake = fake(FakeConfig::replying(&deltas).with_pace(Duration::from_millis(20))).await;
+        let fake =
+            start_fake(FakeConfig::replying(&deltas).with_pace(Duration::from_millis(20))).await;
         let llm = adapter(api, &fake);
         let mut stream = llm.stream(request());
         assert!(matches!(stream.next().await, Some(Ok(LlmEvent::Delta(_)))));
@@ -702,7 +887,11 @@ async fn dropping_the_stream_drops_the_request_upstream() {
         while fake.streams_aborted_by_client() == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(fake.streams_aborted_by_client(), 1, "{api:?}: the server kept generating");
+        assert_eq!(
+            fake.streams_aborted_by_client(),
+            1,
+            "{api:?}: the server kept generating"
+        );
         assert_eq!(fake.streams_completed(), 0, "{api:?}");
     }
 }
@@ -735,14 +924,14 @@ async fn the_api_key_never_appears_in_an_error_or_debug_output() {
     ];
     for fault in faults {
         for api in BOTH {
-            let fake = fake(FakeConfig::default().with_fault(fault.clone())).await;
+            let fake = start_fake(FakeConfig::default().with_fault(fault.clone())).await;
             let outcome = read(&adapter(api, &fake), request()).await;
             let error = outcome.error();
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains(KEY), "{api:?} {fault:?}: {shown}");
         }
     }
-    let fake = fake(FakeConfig::default().with_fault(echoing)).await;
+    let fake = start_fake(FakeConfig::default().with_fault(echoing)).await;
     let config = config_for(&fake, quick());
     assert!(!format!("{config:?}").contains(KEY));
     assert!(!format!("{:?}", ResponsesLlm::new(config.clone()).unwrap()).contains(KEY));

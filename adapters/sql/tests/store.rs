@@ -1,0 +1,315 @@
+//! What the contract suites in `confab-tests` cannot see: how the adapter opens databases,
+//! what it stores on disk, and how it behaves when the database goes away. The suites are
+//! the main proof of the ports' behaviour.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_core::error::StoreError;
+use confab_core::ids::{ConversationId, ProjectId, UserId};
+use confab_core::model::{Conversation, Message, Project, now};
+use confab_core::ports::{ChatHistory, ProjectStore};
+use confab_sql::{PoolOptions, SqlError, SqlStore, connect, testing};
+use diesel::connection::SimpleConnection as _;
+use diesel::{Connection as _, QueryableByName, RunQueryDsl as _, SqliteConnection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+fn owner() -> UserId {
+    UserId::new(format!("user-{}", uuid::Uuid::now_v7().simple())).unwrap()
+}
+
+fn project(owner: &UserId) -> Project {
+    let at = now();
+    Project {
+        id: ProjectId::new(),
+        owner_id: owner.clone(),
+        name: "Support bot".to_owned(),
+        description: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("confab-sql-test-{}", uuid::Uuid::now_v7().simple()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_memory_store_keeps_one_database_for_all_its_connections() {
+    let options = PoolOptions { max_size: 4, ..PoolOptions::default() };
+    let store = connect("sqlite::memory:", options).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    let owner = owner();
+    let project = project(&owner);
+    store.insert_project(&project).await.unwrap();
+
+    let mut reads = JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let owner = owner.clone();
+        reads.spawn(async move { store.get_project(&owner, project.id).await });
+    }
+    while let Some(read) = reads.join_next().await {
+        assert_eq!(read.unwrap().unwrap().name, "Support bot");
+    }
+    // Applying the migrations again is a no-op.
+    store.run_migrations().await.unwrap();
+    assert!(store.get_project(&owner, project.id).await.is_ok());
+
+    // Another in-memory store is another database.
+    let other = connect("sqlite::memory:", PoolOptions::default()).await.unwrap();
+    assert!(matches!(other.get_project(&owner, project.id).await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
+    let dir = temp_dir();
+    let path = dir.join("nested").join("confab.db");
+    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert!(path.exists());
+
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut raw).unwrap();
+    assert_eq!(mode.journal_mode, "wal");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
+    let dir = temp_dir();
+    let path = dir.join("confab.db");
+    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
+        .await
+        .unwrap();
+    let owner = owner();
+    let mut project = project(&owner);
+    // Whole seconds: a variable-width format would drop the fraction and sort wrongly.
+    project.created_at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+    project.updated_at = chrono::DateTime::from_timestamp_micros(1_790_000_000_000_001).unwrap();
+    store.insert_project(&project).await.unwrap();
+
+    #[derive(QueryableByName)]
+    struct Raw {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        created_at: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        updated_at: String,
+    }
+    let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let row: Raw = diesel::sql_query("SELECT id, created_at, updated_at FROM projects")
+        .get_result(&mut raw)
+        .unwrap();
+    assert_eq!(row.id, project.id.to_string());
+    assert_eq!(row.created_at, "2026-09-21T14:13:20.000000Z");
+    assert_eq!(row.updated_at, "2026-09-21T14:13:20.000001Z");
+    assert_eq!(store.get_project(&owner, project.id).await.unwrap(), project);
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itself() {
+    let dir = temp_dir();
+    let path = dir.join("confab.db");
+    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
+        .await
+        .unwrap();
+    drop(store);
+    let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    raw.batch_execute("PRAGMA foreign_keys = ON").unwrap();
+    let orphan = raw.batch_execute(
+        "INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000002', 'u', NULL, \
+         '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+    );
+    assert!(orphan.is_err(), "a conversation without its project was stored");
+
+    let at = "'2026-01-01T00:00:00.000000Z'";
+    raw.batch_execute(&format!(
+        "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}); \
+         INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at})"
+    ))
+    .unwrap();
+    let reply = |n: u8| {
+        format!(
+            "INSERT INTO messages VALUES ('00000000-0000-7000-8000-0000000000{n:02}', \
+             '00000000-0000-7000-8000-000000000001', 'assistant', '', 'streaming', 'm', \
+             NULL, NULL, NULL, NULL, {at}, {at})"
+        )
+    };
+    raw.batch_execute(&reply(10)).unwrap();
+    assert!(raw.batch_execute(&reply(11)).is_err(), "a second streaming reply was stored");
+    assert!(
+        raw.batch_execute(&reply(12).replace("'assistant'", "'system'").replace("'streaming'", "'complete'")).is_err(),
+        "a message with an unknown role was stored"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn unsupported_urls_and_unreachable_servers_are_refused_at_connect() {
+    assert!(matches!(
+        connect("mysql://localhost/confab", PoolOptions::default()).await,
+        Err(SqlError::UnsupportedUrl)
+    ));
+    // Nothing listens on port 1.
+    let options = PoolOptions {
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(2),
+        ..PoolOptions::default()
+    };
+    let refused = connect("postgres://postgres:secret-password@127.0.0.1:1/confab", options).await;
+    match refused {
+        Err(e @ SqlError::Connect(_)) => assert!(!e.to_string().contains("secret-password")),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+/// A TCP relay to PostgreSQL that can be cut, to take the database away from a running store.
+struct Relay {
+    port: u16,
+    tasks: JoinSet<()>,
+}
+
+impl Relay {
+    /// Relays `127.0.0.1:port` (0: any free port) to `target`.
+    async fn start(port: u16, target: &str) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = target.to_owned();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut pipes = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                pipes.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { port, tasks }
+    }
+
+    /// Closes the listener and every relayed connection.
+    fn cut(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_calls_answer_unavailable_when_the_database_goes_away_and_recover() {
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    // postgres://user@host:port/db?options=… → host:port
+    let url = database.url();
+    let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap();
+    let host = authority.rsplit('@').next().unwrap().to_owned();
+    let mut relay = Relay::start(0, &host).await;
+    let relayed = url.replacen(&host, &format!("127.0.0.1:{}", relay.port), 1);
+    let options = PoolOptions {
+        max_size: 2,
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(2),
+    };
+    let store = connect(&relayed, options).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    store.ping().await.unwrap();
+
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match store.ping().await {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let owner = owner();
+    match store.get_project(&owner, ProjectId::new()).await {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    let _back = Relay::start(relay.port, &host).await;
+    store.ping().await.unwrap();
+    assert!(matches!(
+        store.get_project(&owner, ProjectId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// The lease of a reply and the conversation's clock, across two stores sharing one
+/// database: a second process cannot start a turn while the first one streams.
+async fn two_processes_take_turns(database: testing::TestDatabase) {
+    let first = database.store().await;
+    let second = database.store().await;
+    let owner = owner();
+    let project = project(&owner);
+    first.insert_project(&project).await.unwrap();
+    let at = now();
+    let conversation = Conversation {
+        id: ConversationId::new(),
+        project_id: project.id,
+        owner_id: owner.clone(),
+        title: None,
+        created_at: at,
+        updated_at: at,
+    };
+    first.insert_conversation(&conversation).await.unwrap();
+    let stores = [Arc::new(first), Arc::new(second)];
+    let mut turns = JoinSet::new();
+    for i in 0..10 {
+        let store = Arc::clone(&stores[i % 2]);
+        let owner = owner.clone();
+        turns.spawn(async move {
+            let at = now();
+            let user = Message::user(conversation.id, format!("hello {i}"), None, at);
+            let reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
+            store
+                .begin_turn(&owner, &user, &reply, at - chrono::TimeDelta::minutes(5))
+                .await
+        });
+    }
+    let mut started = 0;
+    while let Some(turn) = turns.join_next().await {
+        match turn.unwrap() {
+            Ok(()) => started += 1,
+            Err(StoreError::Conflict(confab_core::error::Conflict::ReplyInProgress)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+    let messages = stores[0]
+        .list_messages(&owner, conversation.id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_lets_one_of_many_concurrent_turns_start() {
+    two_processes_take_turns(testing::sqlite_database()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lets_one_of_many_concurrent_turns_start() {
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    two_processes_take_turns(database).await;
+}

@@ -1,0 +1,243 @@
+//! Starting and stopping `confab` processes, and talking to them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_confab");
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("confab-{name}-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `confab serve`.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+/// The environment every test server gets: its own port, files and a fixed dev secret.
+pub fn base_env(dir: &Path, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("CONFAB_BIND".into(), format!("127.0.0.1:{port}")),
+        ("DATABASE_URL".into(), format!("sqlite://{}/confab.db", dir.display())),
+        ("CONFAB_FILES_DIR".into(), dir.join("files").display().to_string()),
+        ("CONFAB_DEV_AUTH_SECRET".into(), "a-fixed-secret-for-restart-tests-0123456789".into()),
+        ("CONFAB_ECHO_PACE_MS".into(), "0".into()),
+        ("CONFAB_WORKERS".into(), "1".into()),
+        ("RUST_LOG".into(), "info".into()),
+    ]
+}
+
+pub fn command(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null());
+    cmd
+}
+
+impl Server {
+    /// Starts `confab` and waits until `/healthz` answers.
+    pub async fn start(dir: &Path, env: &[(String, String)]) -> Self {
+        let port = env
+            .iter()
+            .find(|(k, _)| k == "CONFAB_BIND")
+            .and_then(|(_, v)| v.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap();
+        let log = dir.join(format!("server-{}.log", uuid::Uuid::now_v7().simple()));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command(dir, env).stdout(out).stderr(err).spawn().unwrap();
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            if reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
+                return server;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "confab did not start: {}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`TERM`, `KILL`) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "confab did not exit: {}", self.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed-in client of a server.
+pub struct Client {
+    pub base: String,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub async fn sign_in(base: &str, username: &str) -> Self {
+        let http = reqwest::Client::new();
+        let answer: Value = http
+            .post(format!("{base}/api/auth/dev-login"))
+            .json(&json!({ "username": username }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            base: base.to_owned(),
+            token: answer["token"].as_str().expect("a token").to_owned(),
+            http,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a project and a conversation; returns their ids.
+    pub async fn project_and_chat(&self) -> (String, String) {
+        let (status, project) = self.post("/api/projects", json!({"name": "Bot"})).await;
+        assert_eq!(status, 201);
+        let project = project["id"].as_str().unwrap().to_owned();
+        let (status, chat) = self
+            .post(&format!("/api/projects/{project}/conversations"), json!({}))
+            .await;
+        assert_eq!(status, 201);
+        (project, chat["id"].as_str().unwrap().to_owned())
+    }
+
+    /// Sends a message and reads up to `max_events` SSE events (then drops the stream).
+    pub async fn send(&self, conversation: &str, content: &str, max_events: usize) -> (u16, Vec<(String, Value)>) {
+        let response = self
+            .http
+            .post(format!("{}/api/conversations/{conversation}/messages", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "content": content }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let mut events = Vec::new();
+        if status != 200 {
+            return (status, events);
+        }
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        while events.len() < max_events {
+            let Some(Ok(chunk)) = body.next().await else { break };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if !name.is_empty() {
+                    events.push((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
+                }
+            }
+        }
+        (status, events)
+    }
+
+    pub async fn messages(&self, conversation: &str) -> Vec<Value> {
+        let (status, page) = self
+            .get(&format!("/api/conversations/{conversation}/messages?limit=200"))
+            .await;
+        assert_eq!(status, 200);
+        page["items"].as_array().unwrap().clone()
+    }
+}

@@ -1,0 +1,26 @@
+//! HTTP tests of the composed server (`confab-server` on the in-memory adapters), one module
+//! per area of API.md. Each test starts its own server on `127.0.0.1:0` through
+//! `confab_tests::http::TestApp`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chat;
+mod conversations;
+mod errors;
+mod files;
+mod isolation;
+mod ops;
+mod paging;
+mod projects;
+mod prompts;
+
+/// The `Content-Type` of `answer` without parameters, lowercased.
+fn essence(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}

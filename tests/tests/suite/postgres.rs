@@ -1,0 +1,52 @@
+//! Every storage contract suite against `confab-sql` on PostgreSQL (`TEST_DATABASE_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`). Each case gets a private schema,
+//! migrated, and dropped when the case's stores are dropped, so cases run in parallel.
+//! Without a reachable database these tests fail when `CI` is set, and otherwise print a
+//! loud notice and return.
+
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+
+use confab_sql::testing;
+use confab_tests::contract::{self, Stores};
+
+async fn postgres_stores() -> Stores {
+    let store = testing::postgres_store()
+        .await
+        .expect("PostgreSQL was reachable when the test started");
+    Stores::from_one(Arc::new(store))
+}
+
+/// Whether PostgreSQL can be used; panics instead when it cannot and `CI` is set.
+async fn reachable() -> bool {
+    testing::postgres_admin().await.is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_project_store_contract() {
+    if reachable().await {
+        contract::project_store_contract(postgres_stores).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_prompt_store_contract() {
+    if reachable().await {
+        contract::prompt_store_contract(postgres_stores).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_chat_history_contract() {
+    if reachable().await {
+        contract::chat_history_contract(postgres_stores).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_file_store_contract() {
+    if reachable().await {
+        contract::file_store_contract(postgres_stores).await;
+    }
+}

@@ -1,0 +1,32 @@
+//! Every storage contract suite against `confab-sql` on SQLite: each case gets a new
+//! database file (WAL, a pool of several connections, so the concurrency cases really race),
+//! removed when the case's stores are dropped.
+
+use std::sync::Arc;
+
+use confab_sql::testing;
+use confab_tests::contract::{self, Stores};
+
+async fn sqlite_stores() -> Stores {
+    Stores::from_one(Arc::new(testing::sqlite_store().await))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_project_store_contract() {
+    contract::project_store_contract(sqlite_stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_prompt_store_contract() {
+    contract::prompt_store_contract(sqlite_stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_chat_history_contract() {
+    contract::chat_history_contract(sqlite_stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_file_store_contract() {
+    contract::file_store_contract(sqlite_stores).await;
+}

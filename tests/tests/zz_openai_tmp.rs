@@ -1,0 +1,3 @@
+#![allow(missing_docs)]
+#[path = "suite/openai.rs"]
+mod openai;
