@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab_api_types as api;
+use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, UserId};
 use confab_core::model::Message;
 use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream};
@@ -459,8 +460,8 @@ impl Reply {
         deltas_text(&self.frames)
     }
 
-    /// The message of the final `done` event.
-    #[must_use]
+    /// The message of the final `done` event; asserts that the stream ended with one, so it
+    /// may be called for that alone.
     pub fn done(&self) -> api::Message {
         let last = self.last();
         assert_eq!(last.event, "done", "the stream ended with {:?}", self.names());
@@ -546,9 +547,11 @@ impl TestApp {
         server.shutdown(grace).await;
     }
 
-    /// What the store holds for the conversation (oldest first), read directly.
+    /// What the store holds for the conversation (oldest first), read directly; nothing
+    /// when the conversation does not exist (or is not `user`'s).
     pub async fn stored_messages(&self, user: &str, conversation: uuid::Uuid) -> Vec<Message> {
-        self.store
+        match self
+            .store
             .list_messages(
                 &user_id(user),
                 ConversationId::from_uuid(conversation),
@@ -556,7 +559,11 @@ impl TestApp {
                 10_000,
             )
             .await
-            .expect("the conversation's messages can be read")
+        {
+            Ok(messages) => messages,
+            Err(StoreError::NotFound) => Vec::new(),
+            Err(e) => panic!("the conversation's messages cannot be read: {e}"),
+        }
     }
 
     /// Polls the store until the stored message `id` satisfies `done`, and returns it.

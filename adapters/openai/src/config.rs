@@ -100,13 +100,25 @@ impl OpenAiConfig {
     pub(crate) fn validate(&self) -> Result<reqwest::Url, ConfigError> {
         let trimmed = self.base_url.trim().trim_end_matches('/');
         let url = reqwest::Url::parse(trimmed).map_err(|e| ConfigError::InvalidBaseUrl {
-            url: trimmed.to_owned(),
+            // A URL with userinfo may carry a password: never repeat it.
+            url: if trimmed.contains('@') {
+                "[REDACTED]".to_owned()
+            } else {
+                trimmed.to_owned()
+            },
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::InvalidBaseUrl {
                 url: trimmed.to_owned(),
                 reason: "the scheme must be http or https".to_owned(),
+            });
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::InvalidBaseUrl {
+                url: format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+                reason: "credentials in the URL are not allowed (they would be logged); set the API key instead"
+                    .to_owned(),
             });
         }
         if url.query().is_some() || url.fragment().is_some() {
@@ -206,6 +218,7 @@ mod tests {
             "ftp://example.com/v1",
             "not a url",
             "http://h/v1?x=1",
+            "https://user:pw@h/v1",
         ] {
             assert!(
                 matches!(
@@ -215,6 +228,12 @@ mod tests {
                 "{bad} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn credentials_in_the_base_url_are_refused_without_being_shown() {
+        let err = config("https://user:hunter2@h/v1").validate().unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
     }
 
     #[test]

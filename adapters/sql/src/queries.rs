@@ -78,7 +78,11 @@ macro_rules! queries {
 
         type Conn = $conn;
 
-        const STREAMING: &str = MessageStatus::Streaming.as_str();
+        /// `status = 'streaming'` as a literal, not a bound parameter, so that the planners
+        /// can use the partial indexes `WHERE status = 'streaming'` in prepared statements.
+        fn is_streaming() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+            diesel::dsl::sql("messages.status = 'streaming'")
+        }
         const FAILED: &str = MessageStatus::Failed.as_str();
 
         fn limit(n: u32) -> i64 {
@@ -531,7 +535,7 @@ macro_rules! queries {
             let busy: bool = diesel::select(exists(
                 messages::table
                     .filter(messages::conversation_id.eq(conversation_id.db()))
-                    .filter(messages::status.eq(STREAMING))
+                    .filter(is_streaming())
                     .filter(messages::touched_at.ge(stale_before.db())),
             ))
             .get_result(c)
@@ -576,7 +580,7 @@ macro_rules! queries {
                 diesel::update(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(messages::status.eq(STREAMING))
+                        .filter(is_streaming())
                         .filter(messages::touched_at.lt(stale_before.db())),
                 )
                 .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
@@ -585,7 +589,7 @@ macro_rules! queries {
                 let busy: bool = diesel::select(exists(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(messages::status.eq(STREAMING)),
+                        .filter(is_streaming()),
                 ))
                 .get_result(c)
                 .await?;
@@ -629,7 +633,7 @@ macro_rules! queries {
             let touched = diesel::update(
                 messages::table
                     .filter(messages::id.eq(id.db()))
-                    .filter(messages::status.eq(STREAMING)),
+                    .filter(is_streaming()),
             )
             .set((messages::content.eq(content), messages::touched_at.eq(now.db())))
             .execute(c)
@@ -680,7 +684,7 @@ macro_rules! queries {
         ) -> Result<u64, StoreError> {
             let failed = diesel::update(
                 messages::table
-                    .filter(messages::status.eq(STREAMING))
+                    .filter(is_streaming())
                     .filter(messages::touched_at.lt(stale_before.db())),
             )
             .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
@@ -790,4 +794,14 @@ pub(crate) mod sqlite {
         lock_for_write = unlocked,
         lock_for_delete = unlocked,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_core::model::MessageStatus;
+
+    #[test]
+    fn the_streaming_literal_is_the_streaming_status() {
+        assert_eq!(MessageStatus::Streaming.as_str(), "streaming");
+    }
 }

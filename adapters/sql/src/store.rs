@@ -12,6 +12,7 @@ use confab_core::model::{
 use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use diesel::SqliteConnection;
 use diesel_async::AsyncPgConnection;
+use deadpool::managed::{Manager, Object};
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
@@ -69,16 +70,48 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
     Ok(store)
 }
 
+/// A pooled connection that goes back to the pool only once its operation has finished.
+/// If the caller's future is dropped mid-operation, the connection may still be running a
+/// query on a blocking thread (SQLite) or hold an open transaction, so it is detached from
+/// the pool and closed instead of being handed to the next caller.
+struct Checkout<M: Manager>(Option<Object<M>>);
+
+impl<M: Manager> Checkout<M> {
+    fn conn(&mut self) -> Result<&mut M::Type, StoreError> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Internal("a finished checkout was used".to_owned()))
+    }
+
+    /// The operation is over: the connection returns to the pool.
+    fn finish(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl<M: Manager> Drop for Checkout<M> {
+    fn drop(&mut self) {
+        if let Some(interrupted) = self.0.take() {
+            drop(Object::take(interrupted));
+        }
+    }
+}
+
+/// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool.
 macro_rules! on_conn {
     ($store:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
         match &$store.inner.backend {
             Backend::Postgres { pool, .. } => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                queries::pg::$op(&mut conn, $($arg),*).await
+                let mut checkout = Checkout(Some(pool.get().await.map_err(pool_error)?));
+                let result = queries::pg::$op(checkout.conn()?, $($arg),*).await;
+                checkout.finish();
+                result
             }
             Backend::Sqlite { pool, .. } => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                queries::sqlite::$op(&mut conn, $($arg),*).await
+                let mut checkout = Checkout(Some(pool.get().await.map_err(pool_error)?));
+                let result = queries::sqlite::$op(checkout.conn()?, $($arg),*).await;
+                checkout.finish();
+                result
             }
         }
     };

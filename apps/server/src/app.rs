@@ -140,6 +140,7 @@ pub fn start_on(
             .app_data(data.clone())
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(from_fn(crate::extract::authenticate))
             .wrap(Compress::default())
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)

@@ -5,9 +5,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use confab_core::Principal;
 use confab_core::services::PageQuery;
 use confab_core::values::PageLimit;
@@ -35,6 +37,36 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     (!token.is_empty()).then(|| token.to_owned())
 }
 
+/// `/api` paths that take no token.
+const PUBLIC_API_PATHS: [&str; 3] = ["/api/config", "/api/auth/dev-login", "/api/openapi.json"];
+
+/// The principal [`authenticate`] verified for this request.
+#[derive(Clone)]
+struct Verified(Principal);
+
+/// Middleware: verifies the token of every protected `/api` request before its handler's
+/// extractors run. Actix polls a handler's extractors together, so with a verifier that has
+/// to wait (a cold JWKS cache) a malformed path, `Content-Type` or body would otherwise be
+/// answered before the 401 that API.md's order of checks puts first.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let path = req.path();
+    let protected =
+        (path == "/api" || path.starts_with("/api/")) && !PUBLIC_API_PATHS.contains(&path);
+    if protected {
+        let mut payload = Payload::None;
+        match Authenticated::from_request(req.request(), &mut payload).await {
+            Ok(Authenticated(principal)) => {
+                req.extensions_mut().insert(Verified(principal));
+            }
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        }
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
 /// The verified caller. Fails with 401 (or 503 when no signing key can be fetched).
 pub struct Authenticated(pub Principal);
 
@@ -43,6 +75,9 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(Verified(principal)) = req.extensions().get::<Verified>().cloned() {
+            return Box::pin(async move { Ok(Self(principal)) });
+        }
         let token = bearer(req);
         let state = state(req);
         Box::pin(async move {
@@ -105,8 +140,14 @@ async fn read_body(
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        // A field error met before a syntax error further on (`[1,`) is still not JSON.
         serde_json::error::Category::Data => {
-            ApiError::Validation(format!("the body has invalid fields: {e}"))
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::Validation(format!("the body has invalid fields: {e}")),
+                Err(syntax) => {
+                    ApiError::BadRequest(format!("the body is not valid JSON: {syntax}"))
+                }
+            }
         }
         _ => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
     })
@@ -263,6 +304,10 @@ mod tests {
         assert!(matches!(
             parse_json::<Body>(b"{}"),
             Err(ApiError::Validation(_))
+        ));
+        assert!(matches!(
+            parse_json::<Body>(b"[1,"),
+            Err(ApiError::BadRequest(_))
         ));
     }
 }

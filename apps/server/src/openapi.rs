@@ -30,7 +30,7 @@ impl Modify for BearerAuth {
     info(title = "Confab API", description = "Projects, versioned system prompts, conversations with streamed replies (Server-Sent Events), and file uploads. Errors are application/problem+json with a stable `code`."),
     modifiers(&BearerAuth),
     paths(
-        ops::client_config, ops::dev_login, ops::me,
+        ops::client_config, ops::dev_login, ops::me, serve,
         projects::list_projects, projects::create_project, projects::get_project, projects::update_project, projects::delete_project,
         projects::list_prompts, projects::create_prompt, projects::active_prompt, projects::activate_prompt,
         projects::list_conversations, projects::create_conversation,
@@ -59,7 +59,9 @@ pub fn document() -> &'static str {
     DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
 }
 
-/// `GET /api/openapi.json`
+/// This OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "session",
+    responses((status = 200, description = "this OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

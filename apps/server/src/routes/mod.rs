@@ -135,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(files::download_file)
             .default_service(not_allowed_authed("GET")),
     )
+    .service(web::resource("/docs").get(openapi::docs_redirect))
     .service(openapi::docs());
 }
 

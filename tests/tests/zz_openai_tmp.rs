@@ -1,3 +1,0 @@
-#![allow(missing_docs)]
-#[path = "suite/openai.rs"]
-mod openai;
