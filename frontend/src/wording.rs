@@ -110,8 +110,8 @@ fn lower_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         // Keep acronyms and names ("URL", "JSON") as they are.
-        Some(c) if chars.clone().next().is_some_and(char::is_lowercase) => {
-            c.to_lowercase().chain(chars).collect()
+        Some(c) if chars.clone().next().is_some_and(|n| n.is_ascii_lowercase()) => {
+            std::iter::once(c.to_ascii_lowercase()).chain(chars).collect()
         }
         _ => s.to_owned(),
     }

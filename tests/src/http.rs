@@ -33,7 +33,9 @@ use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, UserId};
 use confab_core::model::Message;
 use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream};
-use confab_memory::{EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm, TokenBucketLimiter};
+use confab_memory::{
+    EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm, TokenBucketLimiter,
+};
 use confab_server::config::Sources;
 use confab_server::state::DevTokens;
 use confab_server::{Adapters, RunningServer, Settings, build_state, start_on};
@@ -189,7 +191,11 @@ pub async fn spawn_app_with(llm: Arc<dyn LlmStream>, settings: &[(&str, &str)]) 
 
 /// A server whose replies come from a scripted model that the `TestApp` keeps as `llm`.
 pub async fn spawn_scripted(llm: ScriptedLlm, settings: &[(&str, &str)]) -> TestApp {
-    AppOptions::new().scripted(llm).settings(settings).spawn().await
+    AppOptions::new()
+        .scripted(llm)
+        .settings(settings)
+        .spawn()
+        .await
 }
 
 /// A running test server.
@@ -232,7 +238,9 @@ impl Answer {
     /// A header as text, if present.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("a text header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("a text header"))
     }
 
     /// The body as text.
@@ -390,7 +398,9 @@ impl SseStream {
 
     /// The next event, which must exist.
     pub async fn expect_next(&mut self) -> SseFrame {
-        self.next().await.expect("another event before the end of the stream")
+        self.next()
+            .await
+            .expect("another event before the end of the stream")
     }
 
     /// Reads `k` events, then closes the connection (a client that goes away).
@@ -464,7 +474,12 @@ impl Reply {
     /// may be called for that alone.
     pub fn done(&self) -> api::Message {
         let last = self.last();
-        assert_eq!(last.event, "done", "the stream ended with {:?}", self.names());
+        assert_eq!(
+            last.event,
+            "done",
+            "the stream ended with {:?}",
+            self.names()
+        );
         last.json()
     }
 
@@ -514,11 +529,12 @@ impl TestApp {
     /// The scripted model; panics when the server runs another one.
     #[must_use]
     pub fn scripted(&self) -> &ScriptedLlm {
-        self.llm.as_ref().expect("the server was composed with a ScriptedLlm")
+        self.llm
+            .as_ref()
+            .expect("the server was composed with a ScriptedLlm")
     }
 
     /// A request to `path`, signed in as `user` when given.
-    #[must_use]
     pub fn request(&self, method: Method, path: &str, user: Option<&str>) -> RequestBuilder {
         let builder = self.client.request(method, self.url(path));
         match user {
@@ -533,7 +549,8 @@ impl TestApp {
     }
 
     async fn call(&self, method: Method, path: &str, user: &str) -> Answer {
-        self.send_request(self.request(method, path, Some(user))).await
+        self.send_request(self.request(method, path, Some(user)))
+            .await
     }
 
     async fn call_json(&self, method: Method, path: &str, user: &str, body: &Value) -> Answer {
@@ -773,7 +790,12 @@ impl TestApp {
     // ---- messages ----------------------------------------------------------------------
 
     /// `GET /api/conversations/{id}/messages{query}`
-    pub async fn list_messages(&self, user: &str, conversation: impl Display, query: &str) -> Answer {
+    pub async fn list_messages(
+        &self,
+        user: &str,
+        conversation: impl Display,
+        query: &str,
+    ) -> Answer {
         self.call(
             Method::GET,
             &format!("/api/conversations/{conversation}/messages{query}"),
@@ -801,9 +823,18 @@ impl TestApp {
     }
 
     /// Sends `content` and returns the stream, which must have been accepted.
-    pub async fn open_stream(&self, user: &str, conversation: impl Display, content: &str) -> SseStream {
+    pub async fn open_stream(
+        &self,
+        user: &str,
+        conversation: impl Display,
+        content: &str,
+    ) -> SseStream {
         let response = self
-            .send_message(user, conversation, &serde_json::json!({ "content": content }))
+            .send_message(
+                user,
+                conversation,
+                &serde_json::json!({ "content": content }),
+            )
             .await;
         if response.status() != StatusCode::OK {
             let answer = Answer::read(response).await;
@@ -878,7 +909,8 @@ impl TestApp {
 
     /// `GET /api/files/{id}`
     pub async fn get_file(&self, user: &str, id: impl Display) -> Answer {
-        self.call(Method::GET, &format!("/api/files/{id}"), user).await
+        self.call(Method::GET, &format!("/api/files/{id}"), user)
+            .await
     }
 
     /// `DELETE /api/files/{id}`
@@ -961,10 +993,7 @@ impl TestApp {
         if let Some(cursor) = cursor {
             url.query_pairs_mut().append_pair("cursor", cursor);
         }
-        let builder = self
-            .client
-            .get(url)
-            .header("Authorization", bearer(user));
+        let builder = self.client.get(url).header("Authorization", bearer(user));
         self.send_request(builder).await.ok(200)
     }
 }

@@ -8,7 +8,9 @@ use diesel::connection::SimpleConnection;
 use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
@@ -109,7 +111,10 @@ pub(crate) fn memory_database_name() -> String {
     format!("file:/confab-{}?vfs=memdb", uuid::Uuid::now_v7().simple())
 }
 
-pub(crate) fn postgres_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection>, SqlError> {
+pub(crate) fn postgres_pool(
+    url: &str,
+    opts: &PoolOptions,
+) -> Result<Pool<AsyncPgConnection>, SqlError> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
@@ -146,7 +151,8 @@ fn build_pool<C>(
 ) -> Result<Pool<C>, SqlError>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
-    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+    AsyncDieselConnectionManager<C>:
+        deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
 {
     Pool::builder(manager)
         .max_size(max_size.max(1))
@@ -162,17 +168,23 @@ where
 pub(crate) async fn migrate_postgres(url: &str) -> Result<(), SqlError> {
     let url = url.to_owned();
     let task = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
-        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-            .map_err(|e| SqlError::Connect(e.to_string()))?;
-        SimpleConnection::batch_execute(&mut conn, &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-            .map_err(|e| SqlError::Migration(e.to_string()))?;
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(|e| SqlError::Connect(e.to_string()))?;
+        SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"),
+        )
+        .map_err(|e| SqlError::Migration(e.to_string()))?;
         let applied = conn
             .run_pending_migrations(POSTGRES_MIGRATIONS)
             .map(drop)
             .map_err(|e| SqlError::Migration(e.to_string()));
-        let unlocked =
-            SimpleConnection::batch_execute(&mut conn, &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-            .map_err(|e| SqlError::Migration(e.to_string()));
+        let unlocked = SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"),
+        )
+        .map_err(|e| SqlError::Migration(e.to_string()));
         applied.and(unlocked)
     });
     task.await
@@ -206,7 +218,8 @@ pub(crate) async fn migrate_sqlite(
 
 /// Opens one synchronous SQLite connection with the adapter's pragmas.
 pub(crate) fn open_sqlite(url: &str, file: bool) -> Result<SqliteConnection, SqlError> {
-    let mut conn = <SqliteConnection as diesel::Connection>::establish(url).map_err(|e| SqlError::Connect(e.to_string()))?;
+    let mut conn = <SqliteConnection as diesel::Connection>::establish(url)
+        .map_err(|e| SqlError::Connect(e.to_string()))?;
     SimpleConnection::batch_execute(&mut conn, &sqlite_pragmas(file))
         .map_err(|e| SqlError::Connect(e.to_string()))?;
     Ok(conn)
@@ -216,10 +229,14 @@ pub(crate) fn open_sqlite(url: &str, file: bool) -> Result<SqliteConnection, Sql
 pub(crate) async fn check<C>(pool: &Pool<C>) -> Result<(), SqlError>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
-    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+    AsyncDieselConnectionManager<C>:
+        deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
     C: AsyncConnection,
 {
-    let mut conn = pool.get().await.map_err(|e| SqlError::Connect(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| SqlError::Connect(e.to_string()))?;
     conn.batch_execute("SELECT 1")
         .await
         .map_err(|e| SqlError::Connect(e.to_string()))
@@ -237,8 +254,14 @@ mod tests {
             Target::parse("postgres://u:p@h/db").unwrap(),
             Target::Postgres("postgres://u:p@h/db".to_owned())
         );
-        assert!(matches!(Target::parse("postgresql://h/db").unwrap(), Target::Postgres(_)));
-        assert_eq!(Target::parse("sqlite::memory:").unwrap(), Target::SqliteMemory);
+        assert!(matches!(
+            Target::parse("postgresql://h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        assert_eq!(
+            Target::parse("sqlite::memory:").unwrap(),
+            Target::SqliteMemory
+        );
         assert_eq!(
             Target::parse("sqlite://data/confab.db").unwrap(),
             Target::SqliteFile(PathBuf::from("data/confab.db"))
@@ -247,8 +270,17 @@ mod tests {
             Target::parse("sqlite:///var/lib/confab.db").unwrap(),
             Target::SqliteFile(PathBuf::from("/var/lib/confab.db"))
         );
-        for bad in ["mysql://h/db", "sqlite://", "memory:", "", "sqlite://x.db?mode=ro"] {
-            assert!(matches!(Target::parse(bad), Err(SqlError::UnsupportedUrl)), "{bad}");
+        for bad in [
+            "mysql://h/db",
+            "sqlite://",
+            "memory:",
+            "",
+            "sqlite://x.db?mode=ro",
+        ] {
+            assert!(
+                matches!(Target::parse(bad), Err(SqlError::UnsupportedUrl)),
+                "{bad}"
+            );
         }
     }
 }

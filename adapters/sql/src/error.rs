@@ -124,12 +124,14 @@ pub(crate) fn translate(e: DieselError) -> StoreError {
     match e {
         DieselError::NotFound => StoreError::NotFound,
         DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::UniqueViolation => StoreError::Conflict(match unique_key(info.as_ref()) {
-                UniqueKey::Id => Conflict::DuplicateId,
-                UniqueKey::ClientMessage => Conflict::DuplicateClientMessage,
-                UniqueKey::StreamingReply => Conflict::ReplyInProgress,
-                UniqueKey::PromptRace => Conflict::Concurrent,
-            }),
+            DatabaseErrorKind::UniqueViolation => {
+                StoreError::Conflict(match unique_key(info.as_ref()) {
+                    UniqueKey::Id => Conflict::DuplicateId,
+                    UniqueKey::ClientMessage => Conflict::DuplicateClientMessage,
+                    UniqueKey::StreamingReply => Conflict::ReplyInProgress,
+                    UniqueKey::PromptRace => Conflict::Concurrent,
+                })
+            }
             // Only inserts under a parent reference another row: the parent is gone.
             DatabaseErrorKind::ForeignKeyViolation => StoreError::NotFound,
             DatabaseErrorKind::SerializationFailure => StoreError::Conflict(Conflict::Concurrent),
@@ -221,8 +223,18 @@ mod tests {
         }
     }
 
-    fn db(kind: DatabaseErrorKind, message: &'static str, constraint: Option<&'static str>) -> DieselError {
-        DieselError::DatabaseError(kind, Box::new(Info { message, constraint }))
+    fn db(
+        kind: DatabaseErrorKind,
+        message: &'static str,
+        constraint: Option<&'static str>,
+    ) -> DieselError {
+        DieselError::DatabaseError(
+            kind,
+            Box::new(Info {
+                message,
+                constraint,
+            }),
+        )
     }
 
     fn conflict(e: DieselError) -> Option<Conflict> {
@@ -236,17 +248,46 @@ mod tests {
     fn unique_violations_map_to_the_conflict_their_constraint_means_on_both_backends() {
         use DatabaseErrorKind::UniqueViolation as U;
         let cases = [
-            (db(U, "duplicate key", Some("projects_pkey")), Conflict::DuplicateId),
-            (db(U, "UNIQUE constraint failed: projects.id", None), Conflict::DuplicateId),
-            (db(U, "duplicate key", Some("messages_client_message_key")), Conflict::DuplicateClientMessage),
             (
-                db(U, "UNIQUE constraint failed: messages.conversation_id, messages.client_message_id", None),
+                db(U, "duplicate key", Some("projects_pkey")),
+                Conflict::DuplicateId,
+            ),
+            (
+                db(U, "UNIQUE constraint failed: projects.id", None),
+                Conflict::DuplicateId,
+            ),
+            (
+                db(U, "duplicate key", Some("messages_client_message_key")),
                 Conflict::DuplicateClientMessage,
             ),
-            (db(U, "duplicate key", Some("messages_one_streaming_reply")), Conflict::ReplyInProgress),
-            (db(U, "UNIQUE constraint failed: messages.conversation_id", None), Conflict::ReplyInProgress),
-            (db(U, "duplicate key", Some("prompts_project_version_key")), Conflict::Concurrent),
-            (db(U, "UNIQUE constraint failed: prompts.project_id", None), Conflict::Concurrent),
+            (
+                db(
+                    U,
+                    "UNIQUE constraint failed: messages.conversation_id, messages.client_message_id",
+                    None,
+                ),
+                Conflict::DuplicateClientMessage,
+            ),
+            (
+                db(U, "duplicate key", Some("messages_one_streaming_reply")),
+                Conflict::ReplyInProgress,
+            ),
+            (
+                db(
+                    U,
+                    "UNIQUE constraint failed: messages.conversation_id",
+                    None,
+                ),
+                Conflict::ReplyInProgress,
+            ),
+            (
+                db(U, "duplicate key", Some("prompts_project_version_key")),
+                Conflict::Concurrent,
+            ),
+            (
+                db(U, "UNIQUE constraint failed: prompts.project_id", None),
+                Conflict::Concurrent,
+            ),
         ];
         for (error, expected) in cases {
             assert_eq!(conflict(error), Some(expected));
@@ -256,7 +297,11 @@ mod tests {
     #[test]
     fn missing_parents_busy_databases_and_lost_connections_are_translated() {
         assert!(matches!(
-            translate(db(DatabaseErrorKind::ForeignKeyViolation, "FOREIGN KEY constraint failed", None)),
+            translate(db(
+                DatabaseErrorKind::ForeignKeyViolation,
+                "FOREIGN KEY constraint failed",
+                None
+            )),
             StoreError::NotFound
         ));
         assert!(matches!(
@@ -267,20 +312,39 @@ mod tests {
             translate(db(DatabaseErrorKind::ClosedConnection, "closed", None)),
             StoreError::Unavailable(_)
         ));
-        assert!(matches!(translate(DieselError::NotFound), StoreError::NotFound));
+        assert!(matches!(
+            translate(DieselError::NotFound),
+            StoreError::NotFound
+        ));
     }
 
     #[test]
     fn only_races_and_busy_databases_are_retried() {
-        assert!(is_retryable(&db(DatabaseErrorKind::SerializationFailure, "could not serialize", None)));
-        assert!(is_retryable(&db(DatabaseErrorKind::Unknown, "deadlock detected", None)));
-        assert!(is_retryable(&db(DatabaseErrorKind::Unknown, "database is locked", None)));
+        assert!(is_retryable(&db(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize",
+            None
+        )));
+        assert!(is_retryable(&db(
+            DatabaseErrorKind::Unknown,
+            "deadlock detected",
+            None
+        )));
+        assert!(is_retryable(&db(
+            DatabaseErrorKind::Unknown,
+            "database is locked",
+            None
+        )));
         assert!(is_retryable(&db(
             DatabaseErrorKind::UniqueViolation,
             "UNIQUE constraint failed: prompts.project_id, prompts.version",
             None
         )));
-        assert!(!is_retryable(&db(DatabaseErrorKind::UniqueViolation, "dup", Some("prompts_pkey"))));
+        assert!(!is_retryable(&db(
+            DatabaseErrorKind::UniqueViolation,
+            "dup",
+            Some("prompts_pkey")
+        )));
         assert!(!is_retryable(&DieselError::NotFound));
     }
 }

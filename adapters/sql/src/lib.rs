@@ -14,6 +14,7 @@
 //! ```
 
 mod connect;
+mod detach;
 mod error;
 mod queries;
 mod rows;

@@ -73,8 +73,8 @@ macro_rules! queries {
             ConversationRow, FileRow, FinishedReply, MessageRow, NewMessageRow, ProjectChanges,
             ProjectRow, PromptRow,
         };
-        use crate::types::{DbId, ToDb as _};
         use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+        use crate::types::{DbId, ToDb as _};
 
         type Conn = $conn;
 
@@ -91,7 +91,11 @@ macro_rules! queries {
 
         // ---- ownership checks and row locks
 
-        async fn project_is_owned(c: &mut Conn, owner: &UserId, id: ProjectId) -> QueryResult<bool> {
+        async fn project_is_owned(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ProjectId,
+        ) -> QueryResult<bool> {
             diesel::select(exists(
                 projects::table
                     .filter(projects::id.eq(id.db()))
@@ -159,7 +163,10 @@ macro_rules! queries {
 
         // ---- projects
 
-        pub(crate) async fn insert_project(c: &mut Conn, project: &Project) -> Result<(), StoreError> {
+        pub(crate) async fn insert_project(
+            c: &mut Conn,
+            project: &Project,
+        ) -> Result<(), StoreError> {
             diesel::insert_into(projects::table)
                 .values(ProjectRow::from(project))
                 .execute(c)
@@ -235,27 +242,29 @@ macro_rules! queries {
             owner: &UserId,
             id: ProjectId,
         ) -> Result<Vec<String>, StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Vec<String>, TxError> {
-                projects::table
-                    .filter(projects::id.eq(id.db()))
-                    .filter(projects::owner_id.eq(owner.as_str()))
-                    .select(projects::id)
-                    .$lock_for_delete()
-                    .first::<DbId>(c)
-                    .await
-                    .optional()?
-                    .ok_or(StoreError::NotFound)?;
-                let keys: Vec<String> = file_metadata::table
-                    .filter(file_metadata::project_id.eq(id.db()))
-                    .order(file_metadata::id.asc())
-                    .select(file_metadata::storage_key)
-                    .load(c)
-                    .await?;
-                diesel::delete(projects::table.filter(projects::id.eq(id.db())))
-                    .execute(c)
-                    .await?;
-                Ok(keys)
-            }))
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Vec<String>, TxError> {
+                    projects::table
+                        .filter(projects::id.eq(id.db()))
+                        .filter(projects::owner_id.eq(owner.as_str()))
+                        .select(projects::id)
+                        .$lock_for_delete()
+                        .first::<DbId>(c)
+                        .await
+                        .optional()?
+                        .ok_or(StoreError::NotFound)?;
+                    let keys: Vec<String> = file_metadata::table
+                        .filter(file_metadata::project_id.eq(id.db()))
+                        .order(file_metadata::id.asc())
+                        .select(file_metadata::storage_key)
+                        .load(c)
+                        .await?;
+                    diesel::delete(projects::table.filter(projects::id.eq(id.db())))
+                        .execute(c)
+                        .await?;
+                    Ok(keys)
+                })
+            )
         }
 
         pub(crate) async fn ping(c: &mut Conn) -> Result<(), StoreError> {
@@ -275,40 +284,42 @@ macro_rules! queries {
             owner: &UserId,
             new: &NewPrompt,
         ) -> Result<Prompt, StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
-                lock_project(c, owner, new.project_id).await?;
-                let highest: Option<i32> = prompts::table
-                    .filter(prompts::project_id.eq(new.project_id.db()))
-                    .select(max(prompts::version))
-                    .get_result(c)
-                    .await?;
-                let version = highest.unwrap_or(0).checked_add(1).ok_or_else(|| {
-                    StoreError::Internal("a project has too many prompt versions".to_owned())
-                })?;
-                if new.activate {
-                    diesel::update(
-                        prompts::table
-                            .filter(prompts::project_id.eq(new.project_id.db()))
-                            .filter(prompts::is_active.eq(true)),
-                    )
-                    .set(prompts::is_active.eq(false))
-                    .execute(c)
-                    .await?;
-                }
-                let row = PromptRow {
-                    id: new.id.db(),
-                    project_id: new.project_id.db(),
-                    version,
-                    content: new.content.clone(),
-                    is_active: new.activate,
-                    created_at: new.created_at.db(),
-                };
-                diesel::insert_into(prompts::table)
-                    .values(&row)
-                    .execute(c)
-                    .await?;
-                Ok(Prompt::from(row))
-            }))
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
+                    lock_project(c, owner, new.project_id).await?;
+                    let highest: Option<i32> = prompts::table
+                        .filter(prompts::project_id.eq(new.project_id.db()))
+                        .select(max(prompts::version))
+                        .get_result(c)
+                        .await?;
+                    let version = highest.unwrap_or(0).checked_add(1).ok_or_else(|| {
+                        StoreError::Internal("a project has too many prompt versions".to_owned())
+                    })?;
+                    if new.activate {
+                        diesel::update(
+                            prompts::table
+                                .filter(prompts::project_id.eq(new.project_id.db()))
+                                .filter(prompts::is_active.eq(true)),
+                        )
+                        .set(prompts::is_active.eq(false))
+                        .execute(c)
+                        .await?;
+                    }
+                    let row = PromptRow {
+                        id: new.id.db(),
+                        project_id: new.project_id.db(),
+                        version,
+                        content: new.content.clone(),
+                        is_active: new.activate,
+                        created_at: new.created_at.db(),
+                    };
+                    diesel::insert_into(prompts::table)
+                        .values(&row)
+                        .execute(c)
+                        .await?;
+                    Ok(Prompt::from(row))
+                })
+            )
         }
 
         pub(crate) async fn list_prompts(
@@ -357,34 +368,37 @@ macro_rules! queries {
             project_id: ProjectId,
             prompt_id: PromptId,
         ) -> Result<Prompt, StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
-                lock_project(c, owner, project_id).await?;
-                let in_project: bool = diesel::select(exists(
-                    prompts::table
-                        .filter(prompts::id.eq(prompt_id.db()))
-                        .filter(prompts::project_id.eq(project_id.db())),
-                ))
-                .get_result(c)
-                .await?;
-                if !in_project {
-                    return Err(StoreError::NotFound.into());
-                }
-                diesel::update(
-                    prompts::table
-                        .filter(prompts::project_id.eq(project_id.db()))
-                        .filter(prompts::is_active.eq(true))
-                        .filter(prompts::id.ne(prompt_id.db())),
-                )
-                .set(prompts::is_active.eq(false))
-                .execute(c)
-                .await?;
-                let row: PromptRow = diesel::update(prompts::table.filter(prompts::id.eq(prompt_id.db())))
-                    .set(prompts::is_active.eq(true))
-                    .returning(PromptRow::as_returning())
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Prompt, TxError> {
+                    lock_project(c, owner, project_id).await?;
+                    let in_project: bool = diesel::select(exists(
+                        prompts::table
+                            .filter(prompts::id.eq(prompt_id.db()))
+                            .filter(prompts::project_id.eq(project_id.db())),
+                    ))
                     .get_result(c)
                     .await?;
-                Ok(Prompt::from(row))
-            }))
+                    if !in_project {
+                        return Err(StoreError::NotFound.into());
+                    }
+                    diesel::update(
+                        prompts::table
+                            .filter(prompts::project_id.eq(project_id.db()))
+                            .filter(prompts::is_active.eq(true))
+                            .filter(prompts::id.ne(prompt_id.db())),
+                    )
+                    .set(prompts::is_active.eq(false))
+                    .execute(c)
+                    .await?;
+                    let row: PromptRow =
+                        diesel::update(prompts::table.filter(prompts::id.eq(prompt_id.db())))
+                            .set(prompts::is_active.eq(true))
+                            .returning(PromptRow::as_returning())
+                            .get_result(c)
+                            .await?;
+                    Ok(Prompt::from(row))
+                })
+            )
         }
 
         // ---- conversations
@@ -458,7 +472,10 @@ macro_rules! queries {
                     .filter(conversations::id.eq(id.db()))
                     .filter(conversations::owner_id.eq(owner.as_str())),
             )
-            .set((conversations::title.eq(title), conversations::updated_at.eq(now.db())))
+            .set((
+                conversations::title.eq(title),
+                conversations::updated_at.eq(now.db()),
+            ))
             .returning(ConversationRow::as_returning())
             .get_result(c)
             .await
@@ -480,7 +497,11 @@ macro_rules! queries {
             .execute(c)
             .await
             .map_err(translate)?;
-            if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            if deleted == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
         }
 
         // ---- messages
@@ -616,10 +637,12 @@ macro_rules! queries {
                     .values(NewMessageRow::new(reply))
                     .execute(c)
                     .await?;
-                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id.db())))
-                    .set(conversations::updated_at.eq(user.created_at.db()))
-                    .execute(c)
-                    .await?;
+                diesel::update(
+                    conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                )
+                .set(conversations::updated_at.eq(user.created_at.db()))
+                .execute(c)
+                .await?;
                 Ok(())
             }))
         }
@@ -635,15 +658,19 @@ macro_rules! queries {
                     .filter(messages::id.eq(id.db()))
                     .filter(is_streaming()),
             )
-            .set((messages::content.eq(content), messages::touched_at.eq(now.db())))
+            .set((
+                messages::content.eq(content),
+                messages::touched_at.eq(now.db()),
+            ))
             .execute(c)
             .await
             .map_err(translate)?;
             if touched == 0 {
-                let known: bool = diesel::select(exists(messages::table.filter(messages::id.eq(id.db()))))
-                    .get_result(c)
-                    .await
-                    .map_err(translate)?;
+                let known: bool =
+                    diesel::select(exists(messages::table.filter(messages::id.eq(id.db()))))
+                        .get_result(c)
+                        .await
+                        .map_err(translate)?;
                 if !known {
                     return Err(StoreError::NotFound);
                 }
@@ -666,10 +693,12 @@ macro_rules! queries {
                     .await
                     .optional()?
                     .ok_or(StoreError::NotFound)?;
-                diesel::update(conversations::table.filter(conversations::id.eq(conversation_id.db())))
-                    .set(conversations::updated_at.eq(now.db()))
-                    .execute(c)
-                    .await?;
+                diesel::update(
+                    conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                )
+                .set(conversations::updated_at.eq(now.db()))
+                .execute(c)
+                .await?;
                 diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
                     .set(FinishedReply::new(reply, now))
                     .execute(c)

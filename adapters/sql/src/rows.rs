@@ -11,15 +11,16 @@ use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{AsChangeset, Insertable, Queryable, Selectable};
 
-use crate::types::{DbId, DbTime, ToDb as _};
 use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+use crate::types::{DbId, DbTime, ToDb as _};
 
 fn owner(raw: String) -> Result<UserId, StoreError> {
     UserId::new(raw).map_err(|_| StoreError::Internal("a stored owner id is invalid".to_owned()))
 }
 
 fn count(value: i64, what: &str) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Internal(format!("a stored {what} is out of range")))
+    u32::try_from(value)
+        .map_err(|_| StoreError::Internal(format!("a stored {what} is out of range")))
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -152,8 +153,9 @@ pub(crate) struct MessageRow {
 impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
     fn try_from(r: MessageRow) -> Result<Self, StoreError> {
-        let role = Role::parse(&r.role)
-            .ok_or_else(|| StoreError::Internal("a stored message has an unknown role".to_owned()))?;
+        let role = Role::parse(&r.role).ok_or_else(|| {
+            StoreError::Internal("a stored message has an unknown role".to_owned())
+        })?;
         let status = MessageStatus::parse(&r.status).ok_or_else(|| {
             StoreError::Internal("a stored message has an unknown status".to_owned())
         })?;
@@ -285,8 +287,9 @@ impl TryFrom<FileRow> for FileMeta {
             owner_id: owner(r.owner_id)?,
             filename: r.filename,
             content_type: r.content_type,
-            size_bytes: u64::try_from(r.size_bytes)
-                .map_err(|_| StoreError::Internal("a stored file size is out of range".to_owned()))?,
+            size_bytes: u64::try_from(r.size_bytes).map_err(|_| {
+                StoreError::Internal("a stored file size is out of range".to_owned())
+            })?,
             sha256: r.sha256,
             storage_key: r.storage_key,
             created_at: r.created_at.0,

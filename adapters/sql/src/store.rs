@@ -12,11 +12,11 @@ use confab_core::model::{
 use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use diesel::SqliteConnection;
 use diesel_async::AsyncPgConnection;
-use deadpool::managed::{Manager, Object};
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
 use crate::connect::{self, PoolOptions, SqliteConn, Target};
+use crate::detach::{Attach as _, Detach as _};
 use crate::error::{SqlError, pool_error};
 use crate::queries;
 
@@ -70,51 +70,35 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
     Ok(store)
 }
 
-/// A pooled connection that goes back to the pool only once its operation has finished.
-/// If the caller's future is dropped mid-operation, the connection may still be running a
-/// query on a blocking thread (SQLite) or hold an open transaction, so it is detached from
-/// the pool and closed instead of being handed to the next caller.
-struct Checkout<M: Manager>(Option<Object<M>>);
-
-impl<M: Manager> Checkout<M> {
-    fn conn(&mut self) -> Result<&mut M::Type, StoreError> {
-        self.0
-            .as_deref_mut()
-            .ok_or_else(|| StoreError::Internal("a finished checkout was used".to_owned()))
-    }
-
-    /// The operation is over: the connection returns to the pool.
-    fn finish(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl<M: Manager> Drop for Checkout<M> {
-    fn drop(&mut self) {
-        if let Some(interrupted) = self.0.take() {
-            drop(Object::take(interrupted));
-        }
-    }
-}
-
 /// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool.
+/// On SQLite the operation runs in a task of its own, with owned arguments (see `detach`).
 macro_rules! on_conn {
-    ($store:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
+    ($store:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
         match &$store.inner.backend {
             Backend::Postgres { pool, .. } => {
-                let mut checkout = Checkout(Some(pool.get().await.map_err(pool_error)?));
-                let result = queries::pg::$op(checkout.conn()?, $($arg),*).await;
-                checkout.finish();
-                result
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                queries::pg::$op(&mut conn, $($arg),*).await
             }
             Backend::Sqlite { pool, .. } => {
-                let mut checkout = Checkout(Some(pool.get().await.map_err(pool_error)?));
-                let result = queries::sqlite::$op(checkout.conn()?, $($arg),*).await;
-                checkout.finish();
-                result
+                let pool = pool.clone();
+                $( let $arg = Detach::detach(&$arg); )*
+                detached(async move {
+                    let mut conn = pool.get().await.map_err(pool_error)?;
+                    queries::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*).await
+                })
+                .await
             }
         }
     };
+}
+
+/// Runs `work` in a spawned task: dropping the caller's future does not stop it.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| StoreError::Internal(format!("a storage task failed: {e}")))?
 }
 
 impl SqlStore {
@@ -132,20 +116,25 @@ impl SqlStore {
             }
             Target::SqliteFile(path) => {
                 connect::create_parent(&path)?;
-                let url = path
-                    .to_str()
-                    .ok_or(SqlError::UnsupportedUrl)?
-                    .to_owned();
+                let url = path.to_str().ok_or(SqlError::UnsupportedUrl)?.to_owned();
                 let pool = connect::sqlite_pool(&url, &opts, true)?;
                 connect::check(&pool).await?;
-                Backend::Sqlite { pool, url, keeper: None }
+                Backend::Sqlite {
+                    pool,
+                    url,
+                    keeper: None,
+                }
             }
             Target::SqliteMemory => {
                 let url = connect::memory_database_name();
                 let keeper = Arc::new(Mutex::new(connect::open_sqlite(&url, false)?));
                 let pool = connect::sqlite_pool(&url, &opts, false)?;
                 connect::check(&pool).await?;
-                Backend::Sqlite { pool, url, keeper: Some(keeper) }
+                Backend::Sqlite {
+                    pool,
+                    url,
+                    keeper: Some(keeper),
+                }
             }
         };
         Ok(Self {
@@ -166,7 +155,9 @@ impl SqlStore {
     pub async fn run_migrations(&self) -> Result<(), SqlError> {
         match &self.inner.backend {
             Backend::Postgres { url, .. } => connect::migrate_postgres(url).await,
-            Backend::Sqlite { url, keeper, .. } => connect::migrate_sqlite(url, keeper.clone()).await,
+            Backend::Sqlite { url, keeper, .. } => {
+                connect::migrate_sqlite(url, keeper.clone()).await
+            }
         }
     }
 
@@ -186,7 +177,9 @@ impl SqlStore {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 inner._cleanup = Some(cleanup);
-                Ok(Self { inner: Arc::new(inner) })
+                Ok(Self {
+                    inner: Arc::new(inner),
+                })
             }
             Err(inner) => Err(Self { inner }),
         }
@@ -222,7 +215,11 @@ impl ProjectStore for SqlStore {
         on_conn!(self, update_project(owner, id, patch, now))
     }
 
-    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError> {
+    async fn delete_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+    ) -> Result<Vec<String>, StoreError> {
         on_conn!(self, delete_project(owner, id))
     }
 
@@ -233,7 +230,11 @@ impl ProjectStore for SqlStore {
 
 #[async_trait]
 impl PromptStore for SqlStore {
-    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError> {
+    async fn create_prompt(
+        &self,
+        owner: &UserId,
+        prompt: &NewPrompt,
+    ) -> Result<Prompt, StoreError> {
         on_conn!(self, create_prompt(owner, prompt))
     }
 
@@ -299,7 +300,11 @@ impl ChatHistory for SqlStore {
         on_conn!(self, rename_conversation(owner, id, title, now))
     }
 
-    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError> {
+    async fn delete_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<(), StoreError> {
         on_conn!(self, delete_conversation(owner, id))
     }
 
@@ -329,7 +334,10 @@ impl ChatHistory for SqlStore {
         client_message_id: Option<Uuid>,
         stale_before: Timestamp,
     ) -> Result<(), StoreError> {
-        on_conn!(self, check_turn(owner, conversation_id, client_message_id, stale_before))
+        on_conn!(
+            self,
+            check_turn(owner, conversation_id, client_message_id, stale_before)
+        )
     }
 
     async fn begin_turn(
@@ -342,7 +350,12 @@ impl ChatHistory for SqlStore {
         on_conn!(self, begin_turn(owner, user, reply, stale_before))
     }
 
-    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn touch_reply(
+        &self,
+        id: MessageId,
+        content: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         on_conn!(self, touch_reply(id, content, now))
     }
 

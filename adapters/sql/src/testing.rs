@@ -17,7 +17,6 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnectio
 
 use crate::{PoolOptions, SqlStore, connect};
 
-
 /// The database PostgreSQL tests use when `TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -132,7 +131,8 @@ impl Drop for Schema {
 /// When the database is unreachable and `CI` is set.
 pub async fn postgres_admin() -> Option<(String, AsyncPgConnection)> {
     let url = test_database_url();
-    let reached = tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(&url)).await;
+    let reached =
+        tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(&url)).await;
     match reached {
         Ok(Ok(conn)) => Some((url, conn)),
         Ok(Err(e)) => unreachable_postgres(&e.to_string()),

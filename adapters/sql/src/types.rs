@@ -12,8 +12,8 @@
 
 use chrono::{DateTime, Datelike as _, NaiveDateTime, Utc};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId};
-use diesel::deserialize::{self, FromSql};
 use diesel::deserialize::FromSqlRow;
+use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
@@ -22,14 +22,18 @@ use diesel::sqlite::{Sqlite, SqliteValue};
 use uuid::Uuid;
 
 /// A UUID: `uuid` on PostgreSQL, lowercase hyphenated `TEXT` on SQLite.
-#[derive(Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
+#[derive(
+    Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+)]
 #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
 #[diesel(sqlite_type(name = "Text"))]
 pub struct Id;
 
 /// A UTC instant with microsecond precision: `timestamptz` on PostgreSQL, fixed-width
 /// RFC 3339 `TEXT` on SQLite.
-#[derive(Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
+#[derive(
+    Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+)]
 #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
 #[diesel(sqlite_type(name = "Text"))]
 pub struct Instant;
@@ -190,9 +194,15 @@ mod tests {
             .map(|us| base + Duration::microseconds(us))
             .collect();
         instants.push(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap());
-        let mut texts: Vec<String> = instants.iter().map(|t| sqlite_instant(t).unwrap()).collect();
+        let mut texts: Vec<String> = instants
+            .iter()
+            .map(|t| sqlite_instant(t).unwrap())
+            .collect();
         texts.sort();
-        let back: Vec<DateTime<Utc>> = texts.iter().map(|t| parse_sqlite_instant(t).unwrap()).collect();
+        let back: Vec<DateTime<Utc>> = texts
+            .iter()
+            .map(|t| parse_sqlite_instant(t).unwrap())
+            .collect();
         let mut sorted = instants.clone();
         sorted.sort();
         assert_eq!(back, sorted);
@@ -208,7 +218,9 @@ mod tests {
     fn hyphenated_uuid_text_sorts_like_uuid_bytes() {
         let mut ids: Vec<Uuid> = (0u8..=255)
             .step_by(17)
-            .map(|b| Uuid::from_bytes([b, 0x0a, b ^ 0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, b]))
+            .map(|b| {
+                Uuid::from_bytes([b, 0x0a, b ^ 0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, b])
+            })
             .collect();
         let mut texts: Vec<String> = ids.iter().map(|u| u.hyphenated().to_string()).collect();
         ids.sort();

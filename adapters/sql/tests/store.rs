@@ -11,7 +11,7 @@ use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, ProjectId, UserId};
 use confab_core::model::{Conversation, Message, Project, now};
 use confab_core::ports::{ChatHistory, ProjectStore};
-use confab_sql::{PoolOptions, SqlError, SqlStore, connect, testing};
+use confab_sql::{PoolOptions, SqlError, connect, testing};
 use diesel::connection::SimpleConnection as _;
 use diesel::{Connection as _, QueryableByName, RunQueryDsl as _, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,7 +39,10 @@ fn temp_dir() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_memory_store_keeps_one_database_for_all_its_connections() {
-    let options = PoolOptions { max_size: 4, ..PoolOptions::default() };
+    let options = PoolOptions {
+        max_size: 4,
+        ..PoolOptions::default()
+    };
     let store = connect("sqlite::memory:", options).await.unwrap();
     assert_eq!(store.backend(), "sqlite");
     let owner = owner();
@@ -60,17 +63,25 @@ async fn sqlite_memory_store_keeps_one_database_for_all_its_connections() {
     assert!(store.get_project(&owner, project.id).await.is_ok());
 
     // Another in-memory store is another database.
-    let other = connect("sqlite::memory:", PoolOptions::default()).await.unwrap();
-    assert!(matches!(other.get_project(&owner, project.id).await, Err(StoreError::NotFound)));
+    let other = connect("sqlite::memory:", PoolOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.get_project(&owner, project.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 #[tokio::test]
 async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
     let dir = temp_dir();
     let path = dir.join("nested").join("confab.db");
-    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
-        .await
-        .unwrap();
+    let store = connect(
+        &format!("sqlite://{}", path.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
     store.ping().await.unwrap();
     assert!(path.exists());
 
@@ -80,7 +91,9 @@ async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
         journal_mode: String,
     }
     let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut raw).unwrap();
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result(&mut raw)
+        .unwrap();
     assert_eq!(mode.journal_mode, "wal");
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
@@ -90,9 +103,12 @@ async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
 async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
     let dir = temp_dir();
     let path = dir.join("confab.db");
-    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
-        .await
-        .unwrap();
+    let store = connect(
+        &format!("sqlite://{}", path.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
     let owner = owner();
     let mut project = project(&owner);
     // Whole seconds: a variable-width format would drop the fraction and sort wrongly.
@@ -116,7 +132,10 @@ async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
     assert_eq!(row.id, project.id.to_string());
     assert_eq!(row.created_at, "2026-09-21T14:13:20.000000Z");
     assert_eq!(row.updated_at, "2026-09-21T14:13:20.000001Z");
-    assert_eq!(store.get_project(&owner, project.id).await.unwrap(), project);
+    assert_eq!(
+        store.get_project(&owner, project.id).await.unwrap(),
+        project
+    );
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -125,9 +144,12 @@ async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
 async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itself() {
     let dir = temp_dir();
     let path = dir.join("confab.db");
-    let store = connect(&format!("sqlite://{}", path.display()), PoolOptions::default())
-        .await
-        .unwrap();
+    let store = connect(
+        &format!("sqlite://{}", path.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
     drop(store);
     let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     raw.batch_execute("PRAGMA foreign_keys = ON").unwrap();
@@ -136,7 +158,10 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
          '00000000-0000-7000-8000-000000000002', 'u', NULL, \
          '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
     );
-    assert!(orphan.is_err(), "a conversation without its project was stored");
+    assert!(
+        orphan.is_err(),
+        "a conversation without its project was stored"
+    );
 
     let at = "'2026-01-01T00:00:00.000000Z'";
     raw.batch_execute(&format!(
@@ -153,11 +178,61 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
         )
     };
     raw.batch_execute(&reply(10)).unwrap();
-    assert!(raw.batch_execute(&reply(11)).is_err(), "a second streaming reply was stored");
     assert!(
-        raw.batch_execute(&reply(12).replace("'assistant'", "'system'").replace("'streaming'", "'complete'")).is_err(),
+        raw.batch_execute(&reply(11)).is_err(),
+        "a second streaming reply was stored"
+    );
+    assert!(
+        raw.batch_execute(
+            &reply(12)
+                .replace("'assistant'", "'system'")
+                .replace("'streaming'", "'complete'")
+        )
+        .is_err(),
         "a message with an unknown role was stored"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_while_waiting_for_a_lock_leaves_the_pool_usable() {
+    let dir = temp_dir();
+    let path = dir.join("confab.db");
+    let options = PoolOptions {
+        max_size: 1,
+        ..PoolOptions::default()
+    };
+    let store = connect(&format!("sqlite://{}", path.display()), options)
+        .await
+        .unwrap();
+    let owner = owner();
+    let kept = project(&owner);
+    store.insert_project(&kept).await.unwrap();
+
+    // Another process holds the write lock, so the next write waits on SQLite's busy handler
+    // (on a blocking thread) until the caller gives up.
+    let mut other = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(200),
+        store.insert_project(&project(&owner)),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "the write should still be waiting for the lock"
+    );
+
+    // The only pooled connection was busy when its caller went away (diesel-async waits for
+    // the blocking query to end before the connection goes back): the next caller can use it.
+    assert_eq!(store.get_project(&owner, kept.id).await.unwrap(), kept);
+    other.batch_execute("COMMIT").unwrap();
+    store.insert_project(&project(&owner)).await.unwrap();
+    assert_eq!(
+        store.list_projects(&owner, None, 10).await.unwrap().len(),
+        2
+    );
+    drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -173,7 +248,11 @@ async fn unsupported_urls_and_unreachable_servers_are_refused_at_connect() {
         wait_timeout: Duration::from_secs(2),
         ..PoolOptions::default()
     };
-    let refused = connect("postgres://postgres:secret-password@127.0.0.1:1/confab", options).await;
+    let refused = connect(
+        "postgres://postgres:secret-password@127.0.0.1:1/confab",
+        options,
+    )
+    .await;
     match refused {
         Err(e @ SqlError::Connect(_)) => assert!(!e.to_string().contains("secret-password")),
         other => panic!("expected a connect error, got {other:?}"),
@@ -220,7 +299,11 @@ async fn postgres_calls_answer_unavailable_when_the_database_goes_away_and_recov
     };
     // postgres://user@host:port/db?options=… → host:port
     let url = database.url();
-    let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap();
+    let authority = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
     let host = authority.rsplit('@').next().unwrap().to_owned();
     let mut relay = Relay::start(0, &host).await;
     let relayed = url.replacen(&host, &format!("127.0.0.1:{}", relay.port), 1);

@@ -64,7 +64,9 @@ pub async fn authenticate(
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),
         }
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The verified caller. Fails with 401 (or 503 when no signing key can be fetched).

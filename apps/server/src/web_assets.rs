@@ -117,7 +117,8 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         return problem(StatusCode::NOT_FOUND, "not_found", "There is no such API route.");
     }
     if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
-        return respond(&req, asset, IMMUTABLE, None);
+        let cache = if asset.immutable { IMMUTABLE } else { "no-cache" };
+        return respond(&req, asset, cache, None);
     }
     if path != "/" && looks_like_a_file(path) {
         return problem(StatusCode::NOT_FOUND, "not_found", "There is no such file.");

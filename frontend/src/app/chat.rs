@@ -7,11 +7,9 @@ use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{AbortController, HtmlInputElement};
 use yew::prelude::*;
-use yew_router::prelude::*;
-
-use super::Route;
+use super::{Route, router::use_navigator};
 use crate::{
-    components::{composer::Composer, message_list::MessageList, sidebar::conversation_title},
+    components::{nav_link::NavLink, composer::Composer, message_list::MessageList, sidebar::conversation_title},
     hooks::{use_data_version, use_session},
     services::{
         api::Api,
@@ -199,7 +197,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         return html! {
             <section class="page">
                 <p class="error" role="alert">{ e }</p>
-                <p><Link<Route> to={Route::Project { project: props.project }}>{ "Back to the project" }</Link<Route>></p>
+                <p><NavLink to={Route::Project { project: props.project }}>{ "Back to the project" }</NavLink></p>
             </section>
         };
     }

@@ -4,10 +4,11 @@ use confab_api_types::Project;
 use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
-use yew_router::prelude::*;
-
 use super::Route;
-use crate::hooks::{use_data_version, use_session};
+use crate::{
+    components::nav_link::NavLink,
+    hooks::{use_data_version, use_session},
+};
 
 /// `/`: what to do first.
 #[component]
@@ -70,7 +71,7 @@ pub fn NotFound() -> Html {
     html! {
         <section class="page empty-state">
             <h1>{ "Page not found" }</h1>
-            <p><Link<Route> to={Route::Home}>{ "Go to the start page" }</Link<Route>></p>
+            <p><NavLink to={Route::Home}>{ "Go to the start page" }</NavLink></p>
         </section>
     }
 }

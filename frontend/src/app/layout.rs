@@ -1,9 +1,7 @@
 //! The signed-in layout: sidebar, main area and the route switch.
 
 use yew::prelude::*;
-use yew_router::prelude::*;
-
-use super::{Route, chat::ChatPage, home, settings::SettingsPage};
+use super::{Route, chat::ChatPage, home, router::use_route, settings::SettingsPage};
 use crate::{components::sidebar::Sidebar, hooks::DataVersion};
 
 fn switch(route: Route) -> Html {
@@ -21,7 +19,7 @@ fn switch(route: Route) -> Html {
 /// Sidebar and main area. On narrow screens the sidebar is a drawer opened by "Menu".
 #[component]
 pub fn Layout() -> Html {
-    let route = use_route::<Route>().unwrap_or(Route::NotFound);
+    let route = use_route();
     let (project, conversation) = route.selection();
     let menu_open = use_state_eq(|| false);
     let version = use_state(|| 0u32);
@@ -67,10 +65,10 @@ pub fn Layout() -> Html {
                     </button>
                     <span class="brand">{ "Confab" }</span>
                 </header>
-                <Sidebar {project} {conversation} />
+                <Sidebar {project} {conversation} on_project_page={matches!(route, Route::Project { .. })} />
                 <div class="scrim" aria-hidden="true" onclick={close_menu}></div>
                 <main class="main" id="main" tabindex="-1">
-                    <Switch<Route> render={switch} />
+                    { switch(route.clone()) }
                 </main>
             </div>
         </ContextProvider<DataVersion>>

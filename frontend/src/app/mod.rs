@@ -3,16 +3,17 @@
 mod chat;
 mod home;
 mod layout;
+pub mod router;
 mod settings;
 mod sign_in;
+
+pub use router::Route;
 
 use std::rc::Rc;
 
 use confab_api_types::ClientConfig;
-use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::{
     hooks::{Session, SignedIn},
@@ -22,33 +23,6 @@ use crate::{
     },
     wording::ApiError,
 };
-
-/// The client's own routes; the server answers each with index.html.
-#[derive(Clone, Debug, PartialEq, Routable)]
-pub enum Route {
-    #[at("/")]
-    Home,
-    #[at("/p/:project")]
-    Project { project: Uuid },
-    #[at("/p/:project/settings")]
-    Settings { project: Uuid },
-    #[at("/p/:project/c/:conversation")]
-    Chat { project: Uuid, conversation: Uuid },
-    #[not_found]
-    #[at("/not-found")]
-    NotFound,
-}
-
-impl Route {
-    /// The project and conversation a route is about.
-    pub fn selection(&self) -> (Option<Uuid>, Option<Uuid>) {
-        match self {
-            Route::Project { project } | Route::Settings { project } => (Some(*project), None),
-            Route::Chat { project, conversation } => (Some(*project), Some(*conversation)),
-            Route::Home | Route::NotFound => (None, None),
-        }
-    }
-}
 
 #[derive(Clone, PartialEq)]
 enum Boot {
@@ -169,13 +143,13 @@ pub fn App() -> Html {
             let signed_in = user.is_some();
             html! {
                 <ContextProvider<Session> context={session}>
-                    <BrowserRouter>
+                    <router::Router>
                         if signed_in {
                             <layout::Layout />
                         } else {
                             <sign_in::SignIn />
                         }
-                    </BrowserRouter>
+                    </router::Router>
                 </ContextProvider<Session>>
             }
         }

@@ -5,11 +5,9 @@ use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
-use yew_router::prelude::*;
-
-use super::Route;
+use super::{Route, router::use_navigator};
 use crate::{
-    components::{files::FilesPanel, prompt_editor::PromptEditor},
+    components::{files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor},
     hooks::{use_data_version, use_session},
 };
 
@@ -120,7 +118,7 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
             <header class="page-header">
                 <p class="eyebrow">{ "Project settings" }</p>
                 <h1>{ &p.name }</h1>
-                <Link<Route> to={Route::Project { project: id }} classes="back-link">{ "← Back to the project" }</Link<Route>>
+                <NavLink to={Route::Project { project: id }} class="back-link">{ "← Back to the project" }</NavLink>
             </header>
 
             <section class="panel" aria-labelledby="details-heading">

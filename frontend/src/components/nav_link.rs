@@ -1,9 +1,7 @@
 //! A router link that marks the current page (`aria-current="page"`).
 
 use yew::prelude::*;
-use yew_router::prelude::*;
-
-use crate::app::Route;
+use crate::app::{Route, router::use_navigator};
 
 #[derive(Properties, PartialEq)]
 pub struct NavLinkProps {

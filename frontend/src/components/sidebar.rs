@@ -6,10 +6,9 @@ use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::{
-    app::Route,
+    app::{Route, router::use_navigator},
     components::nav_link::NavLink,
     hooks::{use_data_version, use_session},
 };
@@ -18,6 +17,9 @@ use crate::{
 pub struct SidebarProps {
     pub project: Option<Uuid>,
     pub conversation: Option<Uuid>,
+    /// The selected project's own page is shown (not its settings or a chat).
+    #[prop_or_default]
+    pub on_project_page: bool,
 }
 
 /// The title shown for a conversation.
@@ -26,6 +28,11 @@ pub fn conversation_title(c: &Conversation) -> String {
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => "New chat".to_owned(),
     }
+}
+
+/// The letter on a project's badge (ASCII case mapping only: Unicode tables would grow the wasm).
+fn initial(name: &str) -> String {
+    name.trim().chars().next().map(|c| c.to_ascii_uppercase().to_string()).unwrap_or_default()
 }
 
 #[component]
@@ -169,9 +176,9 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                     html! {
                         <li class={classes!("project", selected.then_some("selected"))} key={p.id.to_string()}>
                             <NavLink to={Route::Project { project: p.id }} class="project-link"
-                                current={selected && props.conversation.is_none()}>
+                                current={selected && props.on_project_page}>
                                 <span class="project-initial" aria-hidden="true">
-                                    { p.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default() }
+                                    { initial(&p.name) }
                                 </span>
                                 <span class="truncate">{ &p.name }</span>
                             </NavLink>
@@ -249,6 +256,13 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_projects_badge_shows_its_first_letter() {
+        assert_eq!(initial(" alpha"), "A");
+        assert_eq!(initial("été"), "é");
+        assert_eq!(initial(""), "");
+    }
 
     #[test]
     fn an_untitled_conversation_is_called_new_chat() {

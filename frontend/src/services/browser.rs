@@ -73,17 +73,21 @@ pub fn local_time(ts: &Timestamp) -> String {
 
 /// A byte count for people: "950 B", "12.3 KB", "4.0 MB".
 pub fn format_bytes(n: u64) -> String {
+    // Integer arithmetic only: float formatting would add kilobytes to the wasm.
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
     if n < 1000 {
         return format!("{n} B");
     }
-    let mut value = n as f64 / 1000.0;
+    let mut divisor: u128 = 1000;
     let mut unit = 0;
-    while value >= 999.95 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
+    // Tenths of the unit, rounded half up.
+    let tenths = |d: u128| (u128::from(n) * 10 + d / 2) / d;
+    while tenths(divisor) >= 10_000 && unit + 1 < UNITS.len() {
+        divisor *= 1000;
         unit += 1;
     }
-    format!("{value:.1} {}", UNITS[unit])
+    let t = tenths(divisor);
+    format!("{}.{} {}", t / 10, t % 10, UNITS[unit])
 }
 
 #[cfg(test)]

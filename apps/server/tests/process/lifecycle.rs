@@ -154,3 +154,31 @@ async fn sigterm_past_the_grace_period_stores_the_reply_as_failed() {
     let messages = client.messages(&chat).await;
     assert_eq!(messages[1]["status"], "failed");
 }
+
+#[tokio::test]
+async fn data_survives_a_restart_on_postgres() {
+    let Some(database) = confab_sql::testing::postgres_database().await else {
+        return;
+    };
+    let dir = Scratch::new("restart-pg");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "DATABASE_URL", database.url());
+    let migrate = command(dir.path(), &env).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+
+    let mut server = Server::start(dir.path(), &env).await;
+    let client = Client::sign_in(&server.base, "erin").await;
+    let (_, chat) = client.project_and_chat().await;
+    let (status, events) = client.send(&chat, "kept in postgres", 100).await;
+    assert_eq!(status, 200);
+    assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).await.success());
+
+    let server = Server::start(dir.path(), &env).await;
+    let client = Client::sign_in(&server.base, "erin").await;
+    let messages = client.messages(&chat).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["content"], "kept in postgres");
+    assert!(server.logs().contains("postgres"), "{}", server.logs());
+}

@@ -35,7 +35,9 @@ async fn a_send_streams_user_message_assistant_message_deltas_and_done_with_incr
 
     let header = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok());
     assert!(
-        header("content-type").unwrap_or_default().starts_with("text/event-stream"),
+        header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/event-stream"),
         "{:?}",
         reply.headers
     );
@@ -44,7 +46,14 @@ async fn a_send_streams_user_message_assistant_message_deltas_and_done_with_incr
 
     assert_eq!(
         reply.names(),
-        ["user_message", "assistant_message", "delta", "delta", "delta", "done"]
+        [
+            "user_message",
+            "assistant_message",
+            "delta",
+            "delta",
+            "delta",
+            "done"
+        ]
     );
     let ids: Vec<&str> = reply.frames.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["1", "2", "3", "4", "5", "6"]);
@@ -104,7 +113,11 @@ async fn the_echo_models_deltas_make_up_exactly_the_stored_reply() {
     let done = reply.done();
     assert!(reply.names().iter().filter(|n| **n == "delta").count() > 3);
     assert_eq!(reply.text(), done.content);
-    assert!(done.content.contains("Tell me something"), "{}", done.content);
+    assert!(
+        done.content.contains("Tell me something"),
+        "{}",
+        done.content
+    );
     let stored = app.stored_messages(ALICE, conversation.id).await;
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1].content, done.content);
@@ -116,10 +129,15 @@ async fn the_provider_gets_the_active_prompt_as_instructions_and_the_history_in_
     let app = spawn_scripted(ScriptedLlm::replying(&["Sure", "."]), &[]).await;
     let (project, conversation) = conversation(&app).await;
     app.new_prompt(ALICE, project.id, "Be brief.", true).await;
-    app.new_prompt(ALICE, project.id, "Not this one.", false).await;
+    app.new_prompt(ALICE, project.id, "Not this one.", false)
+        .await;
 
-    app.send(ALICE, conversation.id, "First question").await.done();
-    app.send(ALICE, conversation.id, "Second question").await.done();
+    app.send(ALICE, conversation.id, "First question")
+        .await
+        .done();
+    app.send(ALICE, conversation.id, "Second question")
+        .await
+        .done();
 
     let requests = app.scripted().requests();
     assert_eq!(requests.len(), 2);
@@ -149,7 +167,8 @@ async fn the_provider_gets_the_active_prompt_as_instructions_and_the_history_in_
 async fn without_an_active_prompt_the_provider_gets_no_instructions() {
     let app = spawn_scripted(ScriptedLlm::replying(&["ok"]), &[]).await;
     let (project, conversation) = conversation(&app).await;
-    app.new_prompt(ALICE, project.id, "stored inactive", false).await;
+    app.new_prompt(ALICE, project.id, "stored inactive", false)
+        .await;
     app.send(ALICE, conversation.id, "hi").await.done();
     assert_eq!(app.scripted().requests()[0].instructions, None);
 }
@@ -163,8 +182,14 @@ async fn failed_replies_with_text_are_sent_as_history_and_empty_ones_are_left_ou
     ]);
     let app = spawn_scripted(llm, &[]).await;
     let (_, conversation) = conversation(&app).await;
-    assert_eq!(app.send(ALICE, conversation.id, "one").await.last().event, "error");
-    assert_eq!(app.send(ALICE, conversation.id, "two").await.last().event, "error");
+    assert_eq!(
+        app.send(ALICE, conversation.id, "one").await.last().event,
+        "error"
+    );
+    assert_eq!(
+        app.send(ALICE, conversation.id, "two").await.last().event,
+        "error"
+    );
     app.send(ALICE, conversation.id, "three").await.done();
     let request = &app.scripted().requests()[2];
     let turns: Vec<(Role, &str)> = request
@@ -193,18 +218,29 @@ async fn a_client_that_disconnects_after_the_second_delta_still_gets_the_whole_r
     let stream = app.open_stream(ALICE, conversation.id, "count").await;
     let frames = stream.take(4).await; // user_message, assistant_message, delta, delta; then gone
     let names: Vec<&str> = frames.iter().map(|f| f.event.as_str()).collect();
-    assert_eq!(names, ["user_message", "assistant_message", "delta", "delta"]);
+    assert_eq!(
+        names,
+        ["user_message", "assistant_message", "delta", "delta"]
+    );
     assert_eq!(deltas_text(&frames), "one two ");
     let reply_id = frames[1].json::<api::Message>().id;
 
     let stored = app
-        .stored_message_when(ALICE, conversation.id, reply_id, "the reply is stored complete", |m| {
-            m.status != MessageStatus::Streaming
-        })
+        .stored_message_when(
+            ALICE,
+            conversation.id,
+            reply_id,
+            "the reply is stored complete",
+            |m| m.status != MessageStatus::Streaming,
+        )
         .await;
     assert_eq!(stored.status, MessageStatus::Complete);
     assert_eq!(stored.content, deltas.concat());
-    assert_eq!(app.scripted().streams_dropped_early(), 0, "generation was not stopped");
+    assert_eq!(
+        app.scripted().streams_dropped_early(),
+        0,
+        "generation was not stopped"
+    );
     assert_eq!(app.scripted().streams_finished(), 1);
 
     // And the API shows it too.
@@ -229,7 +265,16 @@ async fn cancel_answers_202_and_the_stream_ends_with_done_cancelled_and_the_text
 
     frames.extend(stream.rest().await);
     let names: Vec<&str> = frames.iter().map(|f| f.event.as_str()).collect();
-    assert_eq!(names, ["user_message", "assistant_message", "delta", "delta", "done"]);
+    assert_eq!(
+        names,
+        [
+            "user_message",
+            "assistant_message",
+            "delta",
+            "delta",
+            "done"
+        ]
+    );
     let ids: Vec<&str> = frames.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["1", "2", "3", "4", "5"]);
     let done: api::Message = frames[4].json();
@@ -239,7 +284,11 @@ async fn cancel_answers_202_and_the_stream_ends_with_done_cancelled_and_the_text
     let stored = app.stored_messages(ALICE, conversation.id).await;
     assert_eq!(stored[1].status, MessageStatus::Cancelled);
     assert_eq!(stored[1].content, "Hello");
-    assert_eq!(app.scripted().streams_dropped_early(), 1, "the provider call was aborted");
+    assert_eq!(
+        app.scripted().streams_dropped_early(),
+        1,
+        "the provider call was aborted"
+    );
 
     // Nothing is being generated any more.
     app.cancel(ALICE, conversation.id)
@@ -303,8 +352,12 @@ async fn a_repeated_client_message_id_is_409() {
     let again = Answer::read(app.send_message(ALICE, conversation.id, &body).await).await;
     again.problem(409, "conflict");
     let retried = Answer::read(
-        app.send_message(ALICE, conversation.id, &json!({ "content": "different text", "client_message_id": id }))
-            .await,
+        app.send_message(
+            ALICE,
+            conversation.id,
+            &json!({ "content": "different text", "client_message_id": id }),
+        )
+        .await,
     )
     .await;
     retried.problem(409, "conflict");
@@ -312,7 +365,8 @@ async fn a_repeated_client_message_id_is_409() {
 
     // Another id is a new message.
     let fresh = json!({ "content": "twice", "client_message_id": Uuid::now_v7() });
-    let stream = confab_tests::http::SseStream::new(app.send_message(ALICE, conversation.id, &fresh).await);
+    let stream =
+        confab_tests::http::SseStream::new(app.send_message(ALICE, conversation.id, &fresh).await);
     assert_eq!(stream.rest().await.last().unwrap().event, "done");
     assert_eq!(app.stored_messages(ALICE, conversation.id).await.len(), 4);
 }
@@ -322,13 +376,19 @@ async fn a_provider_failure_before_the_first_token_ends_with_an_error_event_and_
     let app = spawn_scripted(ScriptedLlm::failing_after(&[], upstream_error()), &[]).await;
     let (_, conversation) = conversation(&app).await;
     let reply = app.send(ALICE, conversation.id, "Hello?").await;
-    assert_eq!(reply.names(), ["user_message", "assistant_message", "error"]);
+    assert_eq!(
+        reply.names(),
+        ["user_message", "assistant_message", "error"]
+    );
     let ids: Vec<&str> = reply.frames.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["1", "2", "3"]);
     let error: api::StreamError = reply.last().json();
     assert_eq!(error.message_id, reply.reply_id());
     assert_eq!(error.code, "upstream_error");
-    assert!(!error.detail.trim().is_empty(), "the detail is a sentence for a person");
+    assert!(
+        !error.detail.trim().is_empty(),
+        "the detail is a sentence for a person"
+    );
 
     let stored = app.stored_messages(ALICE, conversation.id).await;
     assert_eq!(stored.len(), 2);
@@ -347,13 +407,22 @@ async fn a_provider_failure_before_the_first_token_ends_with_an_error_event_and_
 
 #[tokio::test]
 async fn a_provider_failure_after_two_deltas_stores_a_failed_reply_with_their_text() {
-    let llm = ScriptedLlm::failing_after(&["Partial ", "answer"], LlmError::Timeout("idle".to_owned()));
+    let llm = ScriptedLlm::failing_after(
+        &["Partial ", "answer"],
+        LlmError::Timeout("idle".to_owned()),
+    );
     let app = spawn_scripted(llm, &[]).await;
     let (_, conversation) = conversation(&app).await;
     let reply = app.send(ALICE, conversation.id, "Explain").await;
     assert_eq!(
         reply.names(),
-        ["user_message", "assistant_message", "delta", "delta", "error"]
+        [
+            "user_message",
+            "assistant_message",
+            "delta",
+            "delta",
+            "error"
+        ]
     );
     let error: api::StreamError = reply.last().json();
     assert_eq!(error.code, "timeout");
@@ -445,7 +514,11 @@ async fn refused_sends_do_not_count_toward_the_limit() {
     let (_, conversation) = conversation(&app).await;
     let id = Uuid::now_v7();
     let first = app
-        .send_message(ALICE, conversation.id, &json!({ "content": "one", "client_message_id": id }))
+        .send_message(
+            ALICE,
+            conversation.id,
+            &json!({ "content": "one", "client_message_id": id }),
+        )
         .await;
     confab_tests::http::SseStream::new(first).rest().await;
 
@@ -453,8 +526,16 @@ async fn refused_sends_do_not_count_toward_the_limit() {
         (json!({ "content": "   " }), conversation.id, 422),
         (json!({ "content": 5 }), conversation.id, 422),
         (json!({ "content": "hi" }), Uuid::now_v7(), 404),
-        (json!({ "content": "again", "client_message_id": id }), conversation.id, 409),
-        (json!({ "content": "again", "client_message_id": id }), conversation.id, 409),
+        (
+            json!({ "content": "again", "client_message_id": id }),
+            conversation.id,
+            409,
+        ),
+        (
+            json!({ "content": "again", "client_message_id": id }),
+            conversation.id,
+            409,
+        ),
     ];
     for (body, target, status) in &refused {
         let answer = Answer::read(app.send_message(ALICE, target, body).await).await;
@@ -479,21 +560,30 @@ async fn a_streaming_reply_is_409_before_the_rate_limit_is_429() {
     let mut stream = app.open_stream(ALICE, busy.id, "first").await;
     stream.until("delta").await;
 
-    Answer::read(app.send_message(ALICE, busy.id, &json!({ "content": "x" })).await)
-        .await
-        .problem(409, "conflict");
-    Answer::read(app.send_message(ALICE, idle.id, &json!({ "content": "x" })).await)
-        .await
-        .problem(429, "rate_limited");
+    Answer::read(
+        app.send_message(ALICE, busy.id, &json!({ "content": "x" }))
+            .await,
+    )
+    .await
+    .problem(409, "conflict");
+    Answer::read(
+        app.send_message(ALICE, idle.id, &json!({ "content": "x" }))
+            .await,
+    )
+    .await
+    .problem(429, "rate_limited");
     app.cancel(ALICE, busy.id).await.assert_status(202);
     stream.rest().await;
 }
 
 #[tokio::test]
-async fn a_graceful_shutdown_stores_a_reply_in_flight_as_failed_and_ends_its_stream_with_an_error() {
+async fn a_graceful_shutdown_stores_a_reply_in_flight_as_failed_and_ends_its_stream_with_an_error()
+{
     let mut app = spawn_scripted(ScriptedLlm::hanging_after(&["partial ", "text"]), &[]).await;
     let (_, conversation) = conversation(&app).await;
-    let mut stream = app.open_stream(ALICE, conversation.id, "Long answer please").await;
+    let mut stream = app
+        .open_stream(ALICE, conversation.id, "Long answer please")
+        .await;
     let mut frames = Vec::new();
     for _ in 0..4 {
         frames.push(stream.expect_next().await);

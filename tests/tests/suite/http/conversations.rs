@@ -20,7 +20,11 @@ async fn creating_a_conversation_answers_201_with_the_conversation() {
     );
     let conversation: api::Conversation = answer.json();
     assert_eq!(conversation.project_id, project.id);
-    assert_eq!(conversation.title.as_deref(), Some("Planning"), "titles are trimmed");
+    assert_eq!(
+        conversation.title.as_deref(),
+        Some("Planning"),
+        "titles are trimmed"
+    );
     let fetched: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
     assert_eq!(fetched, conversation);
 }

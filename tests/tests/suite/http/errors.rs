@@ -33,7 +33,12 @@ async fn raw(
 }
 
 /// A request with this `Authorization` header value (or none).
-async fn with_authorization(app: &TestApp, method: Method, path: &str, value: Option<&str>) -> Answer {
+async fn with_authorization(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    value: Option<&str>,
+) -> Answer {
     let mut builder = app.request(method, path, None);
     if let Some(value) = value {
         builder = builder.header("Authorization", value);
@@ -56,10 +61,22 @@ fn unauthenticated(answer: &Answer) {
 #[tokio::test]
 async fn a_body_that_is_not_json_is_400() {
     let app = spawn_app().await;
-    for body in ["{", "{\"name\": }", "not json", "{\"name\": \"x\"} trailing"] {
-        raw(&app, Method::POST, "/api/projects", Some(ALICE), Some("application/json"), body)
-            .await
-            .problem(400, "bad_request");
+    for body in [
+        "{",
+        "{\"name\": }",
+        "not json",
+        "{\"name\": \"x\"} trailing",
+    ] {
+        raw(
+            &app,
+            Method::POST,
+            "/api/projects",
+            Some(ALICE),
+            Some("application/json"),
+            body,
+        )
+        .await
+        .problem(400, "bad_request");
     }
     let project = app.new_project(ALICE, "Bot").await;
     let conversation = app.new_conversation(ALICE, project.id).await;
@@ -111,8 +128,15 @@ async fn a_path_id_that_is_not_a_uuid_is_400_on_every_route_that_takes_one() {
         (Method::GET, "/api/files/xyz/content".to_owned()),
     ];
     for (method, path) in routes {
-        let answer = app.send_request(app.request(method.clone(), &path, Some(ALICE))).await;
-        assert_eq!(answer.status.as_u16(), 400, "{method} {path}: {}", answer.text());
+        let answer = app
+            .send_request(app.request(method.clone(), &path, Some(ALICE)))
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            400,
+            "{method} {path}: {}",
+            answer.text()
+        );
         answer.problem(400, "bad_request");
     }
     // JSON routes too, with a valid body.
@@ -138,9 +162,16 @@ async fn a_malformed_cursor_or_a_non_numeric_limit_is_400() {
         format!("/api/projects/{}/files", project.id),
     ];
     for list in &lists {
-        for query in ["?cursor=%21%21not-a-cursor%21%21", "?limit=abc", "?limit=2.5", "?limit="] {
+        for query in [
+            "?cursor=%21%21not-a-cursor%21%21",
+            "?limit=abc",
+            "?limit=2.5",
+            "?limit=",
+        ] {
             let path = format!("{list}{query}");
-            let answer = app.send_request(app.request(Method::GET, &path, Some(ALICE))).await;
+            let answer = app
+                .send_request(app.request(Method::GET, &path, Some(ALICE)))
+                .await;
             assert_eq!(answer.status.as_u16(), 400, "GET {path}: {}", answer.text());
             answer.problem(400, "bad_request");
         }
@@ -173,7 +204,10 @@ async fn a_missing_malformed_or_untrusted_token_is_401_with_a_bearer_challenge()
         (Method::GET, format!("/api/projects/{}", project.id)),
         (Method::DELETE, format!("/api/projects/{}", project.id)),
         (Method::GET, format!("/api/projects/{}/files", project.id)),
-        (Method::POST, format!("/api/projects/{}/conversations", project.id)),
+        (
+            Method::POST,
+            format!("/api/projects/{}/conversations", project.id),
+        ),
     ];
     for (method, path) in &paths {
         for value in &values {
@@ -209,8 +243,15 @@ async fn an_unknown_api_path_is_401_without_a_token_and_404_with_one() {
             unauthenticated(&answer);
             let answer = with_authorization(&app, method.clone(), path, Some("Basic abc")).await;
             unauthenticated(&answer);
-            let answer = app.send_request(app.request(method.clone(), path, Some(ALICE))).await;
-            assert_eq!(answer.status.as_u16(), 404, "{method} {path}: {}", answer.text());
+            let answer = app
+                .send_request(app.request(method.clone(), path, Some(ALICE)))
+                .await;
+            assert_eq!(
+                answer.status.as_u16(),
+                404,
+                "{method} {path}: {}",
+                answer.text()
+            );
             answer.problem(404, "not_found");
         }
     }
@@ -225,32 +266,48 @@ async fn an_unknown_id_is_404_on_every_route() {
     let missing = Uuid::now_v7();
     let answers = [
         app.get_project(ALICE, missing).await,
-        app.patch_project(ALICE, missing, &json!({ "name": "x" })).await,
+        app.patch_project(ALICE, missing, &json!({ "name": "x" }))
+            .await,
         app.delete_project(ALICE, missing).await,
         app.list_prompts(ALICE, missing, "").await,
-        app.create_prompt(ALICE, missing, &json!({ "content": "x" })).await,
+        app.create_prompt(ALICE, missing, &json!({ "content": "x" }))
+            .await,
         app.active_prompt(ALICE, missing).await,
         app.activate_prompt(ALICE, missing, missing).await,
         app.activate_prompt(ALICE, project.id, missing).await,
         app.list_conversations(ALICE, missing, "").await,
         app.create_conversation(ALICE, missing, None).await,
         app.get_conversation(ALICE, missing).await,
-        app.patch_conversation(ALICE, missing, &json!({ "title": "x" })).await,
+        app.patch_conversation(ALICE, missing, &json!({ "title": "x" }))
+            .await,
         app.delete_conversation(ALICE, missing).await,
         app.list_messages(ALICE, missing, "").await,
-        Answer::read(app.send_message(ALICE, missing, &json!({ "content": "hi" })).await).await,
+        Answer::read(
+            app.send_message(ALICE, missing, &json!({ "content": "hi" }))
+                .await,
+        )
+        .await,
         app.cancel(ALICE, missing).await,
         app.list_files(ALICE, missing, "").await,
-        app.upload_file(ALICE, missing, "a.txt", "text/plain", b"abc".to_vec()).await,
+        app.upload_file(ALICE, missing, "a.txt", "text/plain", b"abc".to_vec())
+            .await,
         app.get_file(ALICE, missing).await,
         app.delete_file(ALICE, missing).await,
         app.download_file(ALICE, missing).await,
     ];
     for (index, answer) in answers.iter().enumerate() {
-        assert_eq!(answer.status.as_u16(), 404, "route #{index}: {}", answer.text());
+        assert_eq!(
+            answer.status.as_u16(),
+            404,
+            "route #{index}: {}",
+            answer.text()
+        );
         answer.problem(404, "not_found");
     }
-    assert!(app.blobs.is_empty(), "an upload to a missing project leaves no bytes");
+    assert!(
+        app.blobs.is_empty(),
+        "an upload to a missing project leaves no bytes"
+    );
 }
 
 // ---- 405 -----------------------------------------------------------------------------
@@ -262,26 +319,71 @@ async fn a_known_path_with_another_method_is_405_with_an_allow_header() {
     let cases = [
         (Method::PUT, "/api/projects".to_owned(), "GET, POST"),
         (Method::DELETE, "/api/projects".to_owned(), "GET, POST"),
-        (Method::POST, format!("/api/projects/{id}"), "GET, PATCH, DELETE"),
-        (Method::DELETE, format!("/api/projects/{id}/prompts"), "GET, POST"),
-        (Method::POST, format!("/api/projects/{id}/prompts/active"), "GET"),
-        (Method::GET, format!("/api/projects/{id}/prompts/{id}/activate"), "POST"),
-        (Method::PUT, format!("/api/projects/{id}/conversations"), "GET, POST"),
-        (Method::PUT, format!("/api/conversations/{id}"), "GET, PATCH, DELETE"),
-        (Method::DELETE, format!("/api/conversations/{id}/messages"), "GET, POST"),
-        (Method::GET, format!("/api/conversations/{id}/cancel"), "POST"),
-        (Method::PATCH, format!("/api/projects/{id}/files"), "GET, POST"),
+        (
+            Method::POST,
+            format!("/api/projects/{id}"),
+            "GET, PATCH, DELETE",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/projects/{id}/prompts"),
+            "GET, POST",
+        ),
+        (
+            Method::POST,
+            format!("/api/projects/{id}/prompts/active"),
+            "GET",
+        ),
+        (
+            Method::GET,
+            format!("/api/projects/{id}/prompts/{id}/activate"),
+            "POST",
+        ),
+        (
+            Method::PUT,
+            format!("/api/projects/{id}/conversations"),
+            "GET, POST",
+        ),
+        (
+            Method::PUT,
+            format!("/api/conversations/{id}"),
+            "GET, PATCH, DELETE",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/conversations/{id}/messages"),
+            "GET, POST",
+        ),
+        (
+            Method::GET,
+            format!("/api/conversations/{id}/cancel"),
+            "POST",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/projects/{id}/files"),
+            "GET, POST",
+        ),
         (Method::POST, format!("/api/files/{id}"), "GET, DELETE"),
         (Method::DELETE, format!("/api/files/{id}/content"), "GET"),
         (Method::POST, "/api/me".to_owned(), "GET"),
     ];
     for (method, path, allow) in &cases {
-        let answer = app.send_request(app.request(method.clone(), path, Some(ALICE))).await;
-        assert_eq!(answer.status.as_u16(), 405, "{method} {path}: {}", answer.text());
+        let answer = app
+            .send_request(app.request(method.clone(), path, Some(ALICE)))
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            405,
+            "{method} {path}: {}",
+            answer.text()
+        );
         answer.problem(405, "method_not_allowed");
         assert_eq!(answer.header("allow"), Some(*allow), "{method} {path}");
         // Authentication still comes first on protected paths.
-        let anonymous = app.send_request(app.request(method.clone(), path, None)).await;
+        let anonymous = app
+            .send_request(app.request(method.clone(), path, None))
+            .await;
         unauthenticated(&anonymous);
     }
     let public = [
@@ -293,7 +395,9 @@ async fn a_known_path_with_another_method_is_405_with_an_allow_header() {
         (Method::PUT, "/api/openapi.json", "GET"),
     ];
     for (method, path, allow) in public {
-        let answer = app.send_request(app.request(method.clone(), path, None)).await;
+        let answer = app
+            .send_request(app.request(method.clone(), path, None))
+            .await;
         answer.problem(405, "method_not_allowed");
         assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
     }
@@ -345,10 +449,26 @@ async fn a_json_route_without_a_json_content_type_is_415() {
     let conversation = app.new_conversation(ALICE, project.id).await;
     let routes = [
         (Method::POST, "/api/projects".to_owned(), r#"{"name":"x"}"#),
-        (Method::PATCH, format!("/api/projects/{}", project.id), r#"{"name":"x"}"#),
-        (Method::POST, format!("/api/projects/{}/prompts", project.id), r#"{"content":"x"}"#),
-        (Method::POST, format!("/api/projects/{}/conversations", project.id), r#"{"title":"x"}"#),
-        (Method::PATCH, format!("/api/conversations/{}", conversation.id), r#"{"title":"x"}"#),
+        (
+            Method::PATCH,
+            format!("/api/projects/{}", project.id),
+            r#"{"name":"x"}"#,
+        ),
+        (
+            Method::POST,
+            format!("/api/projects/{}/prompts", project.id),
+            r#"{"content":"x"}"#,
+        ),
+        (
+            Method::POST,
+            format!("/api/projects/{}/conversations", project.id),
+            r#"{"title":"x"}"#,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/conversations/{}", conversation.id),
+            r#"{"title":"x"}"#,
+        ),
         (
             Method::POST,
             format!("/api/conversations/{}/messages", conversation.id),
@@ -356,7 +476,11 @@ async fn a_json_route_without_a_json_content_type_is_415() {
         ),
     ];
     for (method, path, body) in &routes {
-        for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             let answer = raw(&app, method.clone(), path, Some(ALICE), content_type, body).await;
             assert_eq!(
                 answer.status.as_u16(),
@@ -389,9 +513,16 @@ async fn a_post_whose_fields_are_required_refuses_an_empty_body() {
         .await
         .problem(415, "unsupported_media_type");
     // Declared JSON, but empty: not JSON.
-    raw(&app, Method::POST, "/api/projects", Some(ALICE), Some("application/json"), "")
-        .await
-        .problem(400, "bad_request");
+    raw(
+        &app,
+        Method::POST,
+        "/api/projects",
+        Some(ALICE),
+        Some("application/json"),
+        "",
+    )
+    .await
+    .problem(400, "bad_request");
 }
 
 // ---- 422 -----------------------------------------------------------------------------
@@ -428,7 +559,11 @@ async fn invalid_project_fields_are_422() {
         .await
         .ok(201);
     assert_eq!(project.name, fits);
-    for body in [json!({ "name": "  " }), json!({ "name": "n".repeat(201) }), json!({ "name": 1 })] {
+    for body in [
+        json!({ "name": "  " }),
+        json!({ "name": "n".repeat(201) }),
+        json!({ "name": 1 }),
+    ] {
         app.patch_project(ALICE, project.id, &body)
             .await
             .problem(422, "validation_failed");
@@ -470,8 +605,12 @@ async fn a_limit_outside_1_to_200_is_422() {
             .await
             .problem(422, "validation_failed");
     }
-    app.list_projects(ALICE, "?limit=1").await.assert_status(200);
-    app.list_projects(ALICE, "?limit=200").await.assert_status(200);
+    app.list_projects(ALICE, "?limit=1")
+        .await
+        .assert_status(200);
+    app.list_projects(ALICE, "?limit=200")
+        .await
+        .assert_status(200);
 }
 
 // ---- order of checks -----------------------------------------------------------------
@@ -479,22 +618,62 @@ async fn a_limit_outside_1_to_200_is_422() {
 #[tokio::test]
 async fn authentication_is_checked_before_everything_else() {
     let app = spawn_app().await;
-    let bad_token = Some("Bearer nope");
+    let bad_token = "Bearer nope";
     // A bad token with a bad body, a bad id, a bad content type, a bad limit.
     let answers = [
-        raw(&app, Method::POST, "/api/projects", None, Some("application/json"), "{").await,
+        raw(
+            &app,
+            Method::POST,
+            "/api/projects",
+            None,
+            Some("application/json"),
+            "{",
+        )
+        .await,
         app.send_request(
             app.request(Method::POST, "/api/projects", None)
-                .header("Authorization", bad_token.unwrap())
+                .header("Authorization", bad_token)
                 .header("Content-Type", "application/json")
                 .body("{"),
         )
         .await,
-        raw(&app, Method::GET, "/api/projects/not-a-uuid", None, None, "").await,
-        raw(&app, Method::POST, "/api/projects", None, Some("text/plain"), "x").await,
+        raw(
+            &app,
+            Method::GET,
+            "/api/projects/not-a-uuid",
+            None,
+            None,
+            "",
+        )
+        .await,
+        raw(
+            &app,
+            Method::POST,
+            "/api/projects",
+            None,
+            Some("text/plain"),
+            "x",
+        )
+        .await,
         raw(&app, Method::GET, "/api/projects?limit=0", None, None, "").await,
-        raw(&app, Method::PATCH, "/api/projects/nope", None, Some("text/plain"), "{").await,
-        raw(&app, Method::POST, "/api/projects", None, Some("application/json"), r#"{"name":""}"#).await,
+        raw(
+            &app,
+            Method::PATCH,
+            "/api/projects/nope",
+            None,
+            Some("text/plain"),
+            "{",
+        )
+        .await,
+        raw(
+            &app,
+            Method::POST,
+            "/api/projects",
+            None,
+            Some("application/json"),
+            r#"{"name":""}"#,
+        )
+        .await,
     ];
     for answer in &answers {
         unauthenticated(answer);
@@ -504,9 +683,16 @@ async fn authentication_is_checked_before_everything_else() {
 #[tokio::test]
 async fn path_parameters_are_checked_before_the_content_type_and_the_body() {
     let app = spawn_app().await;
-    raw(&app, Method::PATCH, "/api/projects/nope", Some(ALICE), Some("text/plain"), "{")
-        .await
-        .problem(400, "bad_request");
+    raw(
+        &app,
+        Method::PATCH,
+        "/api/projects/nope",
+        Some(ALICE),
+        Some("text/plain"),
+        "{",
+    )
+    .await
+    .problem(400, "bad_request");
     raw(
         &app,
         Method::POST,
@@ -522,17 +708,31 @@ async fn path_parameters_are_checked_before_the_content_type_and_the_body() {
 #[tokio::test]
 async fn the_content_type_is_checked_before_the_body_is_parsed() {
     let app = spawn_app().await;
-    raw(&app, Method::POST, "/api/projects", Some(ALICE), Some("text/plain"), "{")
-        .await
-        .problem(415, "unsupported_media_type");
+    raw(
+        &app,
+        Method::POST,
+        "/api/projects",
+        Some(ALICE),
+        Some("text/plain"),
+        "{",
+    )
+    .await
+    .problem(415, "unsupported_media_type");
     // Before the size limit too.
     let small = AppOptions::new()
         .setting("CONFAB_MAX_JSON_BYTES", "8")
         .spawn()
         .await;
-    raw(&small, Method::POST, "/api/projects", Some(ALICE), Some("text/plain"), &"x".repeat(100))
-        .await
-        .problem(415, "unsupported_media_type");
+    raw(
+        &small,
+        Method::POST,
+        "/api/projects",
+        Some(ALICE),
+        Some("text/plain"),
+        &"x".repeat(100),
+    )
+    .await
+    .problem(415, "unsupported_media_type");
 }
 
 #[tokio::test]
@@ -551,9 +751,12 @@ async fn parsing_is_checked_before_validation_and_validation_before_existence() 
     .await
     .problem(400, "bad_request");
     // Valid JSON, invalid fields, missing resource: 422.
-    Answer::read(app.send_message(ALICE, missing, &json!({ "content": "  " })).await)
-        .await
-        .problem(422, "validation_failed");
+    Answer::read(
+        app.send_message(ALICE, missing, &json!({ "content": "  " }))
+            .await,
+    )
+    .await
+    .problem(422, "validation_failed");
     app.patch_project(ALICE, missing, &json!({ "name": "" }))
         .await
         .problem(422, "validation_failed");
@@ -565,14 +768,26 @@ async fn parsing_is_checked_before_validation_and_validation_before_existence() 
 #[tokio::test]
 async fn the_problem_body_never_carries_internals() {
     let app = spawn_app().await;
-    let answer = raw(&app, Method::POST, "/api/projects", Some(ALICE), Some("application/json"), "{").await;
+    let answer = raw(
+        &app,
+        Method::POST,
+        "/api/projects",
+        Some(ALICE),
+        Some("application/json"),
+        "{",
+    )
+    .await;
     let problem: Value = answer.value();
     let mut fields: Vec<&String> = problem.as_object().unwrap().keys().collect();
     fields.sort();
     assert_eq!(fields, ["code", "detail", "status", "title", "type"]);
     let unauthorized = with_authorization(&app, Method::GET, "/api/me", Some(&bearer(""))).await;
     unauthenticated(&unauthorized);
-    assert!(!unauthorized.text().contains("test-token"), "{}", unauthorized.text());
+    assert!(
+        !unauthorized.text().contains("test-token"),
+        "{}",
+        unauthorized.text()
+    );
 }
 
 /// `FakeAuth` answering after a pause, as a verifier that must fetch its keys first does.
@@ -593,10 +808,20 @@ async fn authentication_comes_first_even_when_the_verifier_has_to_wait() {
     let bad = Some("Bearer nope");
     let cases = [
         (Method::GET, "/api/projects/not-a-uuid", None, ""),
-        (Method::PATCH, "/api/projects/not-a-uuid", Some("text/plain"), "{"),
+        (
+            Method::PATCH,
+            "/api/projects/not-a-uuid",
+            Some("text/plain"),
+            "{",
+        ),
         (Method::POST, "/api/projects", Some("text/plain"), "x"),
         (Method::POST, "/api/projects", Some("application/json"), "{"),
-        (Method::POST, "/api/projects", Some("application/json"), r#"{"name":""}"#),
+        (
+            Method::POST,
+            "/api/projects",
+            Some("application/json"),
+            r#"{"name":""}"#,
+        ),
         (Method::GET, "/api/projects?limit=abc", None, ""),
         (Method::GET, "/api/projects?limit=0", None, ""),
     ];

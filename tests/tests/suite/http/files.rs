@@ -6,8 +6,8 @@ use reqwest::Method;
 use sha2::{Digest, Sha256};
 
 const PNG: [u8; 24] = [
-    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R', 0, 0,
-    0, 1, 0, 0, 0, 1,
+    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R', 0, 0, 0,
+    1, 0, 0, 0, 1,
 ];
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -31,7 +31,13 @@ async fn an_upload_round_trips_byte_for_byte_with_its_sha256() {
     let project = project(&app).await;
     let bytes = pattern(300 * 1024 + 7);
     let answer = app
-        .upload_file(ALICE, project.id, "data.bin", "application/octet-stream", bytes.clone())
+        .upload_file(
+            ALICE,
+            project.id,
+            "data.bin",
+            "application/octet-stream",
+            bytes.clone(),
+        )
         .await;
     let body: serde_json::Value = answer.ok(201);
     assert_eq!(
@@ -49,22 +55,31 @@ async fn an_upload_round_trips_byte_for_byte_with_its_sha256() {
     let fetched: api::FileInfo = app.get_file(ALICE, file.id).await.ok(200);
     assert_eq!(fetched, file);
     let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
-    assert_eq!(page.items, [file.clone()]);
+    assert_eq!(page.items, std::slice::from_ref(&file));
 
     let download = app.download_file(ALICE, file.id).await;
     download.assert_status(200);
     assert_eq!(download.body.len(), bytes.len());
-    assert!(download.body.as_ref() == bytes.as_slice(), "the bytes come back unchanged");
+    assert!(
+        download.body.as_ref() == bytes.as_slice(),
+        "the bytes come back unchanged"
+    );
     assert_eq!(sha256_hex(&download.body), file.sha256);
     assert_eq!(
         download.header("content-length"),
         Some(bytes.len().to_string().as_str())
     );
-    assert_eq!(download.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        download.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(download.header("x-content-type-options"), Some("nosniff"));
     let disposition = download.header("content-disposition").unwrap_or_default();
     assert!(disposition.starts_with("attachment"), "{disposition}");
-    assert!(disposition.contains("filename*=UTF-8''data.bin"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''data.bin"),
+        "{disposition}"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +87,13 @@ async fn a_download_names_a_unicode_file_in_rfc_6266_form() {
     let app = spawn_app().await;
     let project = project(&app).await;
     let file: api::FileInfo = app
-        .upload_file(ALICE, project.id, "résumé 2024.txt", "text/plain", b"cv".to_vec())
+        .upload_file(
+            ALICE,
+            project.id,
+            "résumé 2024.txt",
+            "text/plain",
+            b"cv".to_vec(),
+        )
         .await
         .ok(201);
     assert_eq!(file.filename, "résumé 2024.txt");
@@ -100,8 +121,12 @@ async fn deleting_a_file_answers_204_and_removes_metadata_and_bytes() {
     assert!(answer.body.is_empty());
     assert_eq!(app.blobs.len(), 1);
     app.get_file(ALICE, file.id).await.problem(404, "not_found");
-    app.download_file(ALICE, file.id).await.problem(404, "not_found");
-    app.delete_file(ALICE, file.id).await.problem(404, "not_found");
+    app.download_file(ALICE, file.id)
+        .await
+        .problem(404, "not_found");
+    app.delete_file(ALICE, file.id)
+        .await
+        .problem(404, "not_found");
     let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
     assert_eq!(page.items, [kept]);
 }
@@ -129,9 +154,20 @@ async fn an_upload_over_the_limit_is_413_and_stores_nothing() {
     // Just over, and far over (the declared length alone is too large).
     for len in [1025, 4096, 200 * 1024] {
         let answer = app
-            .upload_file(ALICE, project.id, "big.bin", "application/octet-stream", pattern(len))
+            .upload_file(
+                ALICE,
+                project.id,
+                "big.bin",
+                "application/octet-stream",
+                pattern(len),
+            )
             .await;
-        assert_eq!(answer.status.as_u16(), 413, "{len} bytes: {}", answer.text());
+        assert_eq!(
+            answer.status.as_u16(),
+            413,
+            "{len} bytes: {}",
+            answer.text()
+        );
         answer.problem(413, "payload_too_large");
         assert!(app.blobs.is_empty(), "no bytes are left behind ({len})");
         let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
@@ -139,7 +175,13 @@ async fn an_upload_over_the_limit_is_413_and_stores_nothing() {
     }
     // Exactly the limit is fine.
     let file: api::FileInfo = app
-        .upload_file(ALICE, project.id, "fits.bin", "application/octet-stream", pattern(1024))
+        .upload_file(
+            ALICE,
+            project.id,
+            "fits.bin",
+            "application/octet-stream",
+            pattern(1024),
+        )
         .await
         .ok(201);
     assert_eq!(file.size_bytes, 1024);
@@ -167,7 +209,13 @@ async fn a_path_in_the_filename_is_stripped_to_its_last_component() {
         ("/abs/path/report.txt", "report.txt"),
     ] {
         let file: api::FileInfo = app
-            .upload_file(ALICE, project.id, sent, "text/plain", b"root:x:0:0".to_vec())
+            .upload_file(
+                ALICE,
+                project.id,
+                sent,
+                "text/plain",
+                b"root:x:0:0".to_vec(),
+            )
             .await
             .ok(201);
         assert_eq!(file.filename, kept, "{sent}");
@@ -195,7 +243,13 @@ async fn the_stored_content_type_comes_from_the_bytes_not_the_client() {
 
     // Text declared as an image is stored as text.
     let file: api::FileInfo = app
-        .upload_file(ALICE, project.id, "readme.md", "image/png", b"# Title\n".to_vec())
+        .upload_file(
+            ALICE,
+            project.id,
+            "readme.md",
+            "image/png",
+            b"# Title\n".to_vec(),
+        )
         .await
         .ok(201);
     assert_eq!(file.content_type, "text/markdown");
@@ -211,7 +265,13 @@ async fn concurrent_uploads_to_one_project_are_all_stored_intact() {
         let project_id = project.id;
         async move {
             let file: api::FileInfo = app
-                .upload_file(ALICE, project_id, &format!("f{n}.bin"), "application/octet-stream", bytes.clone())
+                .upload_file(
+                    ALICE,
+                    project_id,
+                    &format!("f{n}.bin"),
+                    "application/octet-stream",
+                    bytes.clone(),
+                )
                 .await
                 .ok(201);
             (file, bytes)
@@ -225,7 +285,11 @@ async fn concurrent_uploads_to_one_project_are_all_stored_intact() {
         assert_eq!(file.sha256, sha256_hex(bytes));
         assert!(page.items.contains(file));
         let download = app.download_file(ALICE, file.id).await;
-        assert!(download.body.as_ref() == bytes.as_slice(), "{} is intact", file.filename);
+        assert!(
+            download.body.as_ref() == bytes.as_slice(),
+            "{} is intact",
+            file.filename
+        );
     }
 }
 
@@ -241,12 +305,18 @@ async fn an_upload_that_is_not_multipart_is_415_and_a_form_without_file_is_422()
     )
     .await
     .problem(415, "unsupported_media_type");
-    app.send_request(app.request(Method::POST, &path, Some(ALICE)).body("raw bytes"))
-        .await
-        .problem(415, "unsupported_media_type");
+    app.send_request(
+        app.request(Method::POST, &path, Some(ALICE))
+            .body("raw bytes"),
+    )
+    .await
+    .problem(415, "unsupported_media_type");
     let form = reqwest::multipart::Form::new().text("other", "value");
-    app.send_request(app.request(Method::POST, &path, Some(ALICE)).multipart(form))
-        .await
-        .problem(422, "validation_failed");
+    app.send_request(
+        app.request(Method::POST, &path, Some(ALICE))
+            .multipart(form),
+    )
+    .await
+    .problem(422, "validation_failed");
     assert!(app.blobs.is_empty());
 }

@@ -77,8 +77,12 @@ async fn call(app: &TestApp, user: &str, route: Route, ids: Ids) -> Answer {
     match route {
         Route::GetProject => app.get_project(user, ids.project).await,
         Route::PatchProject => {
-            app.patch_project(user, ids.project, &json!({ "name": "taken over", "description": null }))
-                .await
+            app.patch_project(
+                user,
+                ids.project,
+                &json!({ "name": "taken over", "description": null }),
+            )
+            .await
         }
         Route::DeleteProject => app.delete_project(user, ids.project).await,
         Route::ListPrompts => app.list_prompts(user, ids.project, "").await,
@@ -126,9 +130,18 @@ async fn snapshot(app: &TestApp, ids: Ids) -> Vec<(&'static str, u16, bytes::Byt
         ("project", app.get_project(ALICE, ids.project).await),
         ("prompts", app.list_prompts(ALICE, ids.project, "").await),
         ("active prompt", app.active_prompt(ALICE, ids.project).await),
-        ("conversations", app.list_conversations(ALICE, ids.project, "").await),
-        ("conversation", app.get_conversation(ALICE, ids.conversation).await),
-        ("messages", app.list_messages(ALICE, ids.conversation, "").await),
+        (
+            "conversations",
+            app.list_conversations(ALICE, ids.project, "").await,
+        ),
+        (
+            "conversation",
+            app.get_conversation(ALICE, ids.conversation).await,
+        ),
+        (
+            "messages",
+            app.list_messages(ALICE, ids.conversation, "").await,
+        ),
         ("files", app.list_files(ALICE, ids.project, "").await),
         ("file", app.get_file(ALICE, ids.file).await),
         ("content", app.download_file(ALICE, ids.file).await),
@@ -168,7 +181,9 @@ async fn another_users_ids_answer_404_on_every_route_exactly_like_missing_ids() 
     let alice = alice_world(&app).await;
     // Bob is a real user with data of his own.
     let bob_project = app.new_project(BOB, "Bob's bot").await;
-    let bob_prompt = app.new_prompt(BOB, bob_project.id, "Bob's prompt", true).await;
+    let bob_prompt = app
+        .new_prompt(BOB, bob_project.id, "Bob's prompt", true)
+        .await;
 
     // Alice has a reply being generated while Bob tries everything.
     let mut stream = app.open_stream(ALICE, alice.conversation, "second").await;
@@ -209,7 +224,11 @@ async fn another_users_ids_answer_404_on_every_route_exactly_like_missing_ids() 
         .await
         .problem(404, "not_found");
 
-    assert_eq!(snapshot(&app, alice).await, before, "Alice's data is unchanged");
+    assert_eq!(
+        snapshot(&app, alice).await,
+        before,
+        "Alice's data is unchanged"
+    );
     assert_eq!(app.blobs.len(), blobs, "Bob's upload stored no bytes");
     assert_eq!(
         app.scripted().streams_started(),
@@ -219,11 +238,10 @@ async fn another_users_ids_answer_404_on_every_route_exactly_like_missing_ids() 
 
     // Bob's cancel did not stop Alice's reply: it is still streaming until she cancels it.
     let stored = app.stored_messages(ALICE, alice.conversation).await;
-    assert_eq!(
-        stored.last().map(|m| m.status.as_str()),
-        Some("streaming")
-    );
-    app.cancel(ALICE, alice.conversation).await.assert_status(202);
+    assert_eq!(stored.last().map(|m| m.status.as_str()), Some("streaming"));
+    app.cancel(ALICE, alice.conversation)
+        .await
+        .assert_status(202);
     let rest = stream.rest().await;
     let done: api::Message = rest.last().expect("a final event").json();
     assert_eq!(done.content, "partial");

@@ -43,9 +43,10 @@ async fn metrics_are_prometheus_text_with_request_counters() {
     let text = answer.text();
     assert!(text.contains("# TYPE "), "{text}");
     assert!(
-        text.lines().any(|line| line.starts_with("confab_http_requests_total{")
-            && line.contains("route=\"/api/projects\"")
-            && line.contains("status=\"200\"")),
+        text.lines()
+            .any(|line| line.starts_with("confab_http_requests_total{")
+                && line.contains("route=\"/api/projects\"")
+                && line.contains("status=\"200\"")),
         "the request to /api/projects is counted: {text}"
     );
 }
@@ -61,6 +62,17 @@ async fn api_config_is_public_and_names_the_providers_and_limits() {
     assert_eq!(config["limits"]["message_chars"], 32_000);
     assert_eq!(config["limits"]["upload_bytes"], 25 * 1024 * 1024);
     assert_eq!(config["limits"]["sends_per_minute"], 20);
+
+    // Public routes ignore a token, even a bad one.
+    for path in ["/api/config", "/api/openapi.json"] {
+        let answer = app
+            .send_request(
+                app.request(reqwest::Method::GET, path, None)
+                    .header("Authorization", "Bearer garbage"),
+            )
+            .await;
+        answer.assert_status(200);
+    }
 
     let scripted = spawn_scripted(
         ScriptedLlm::replying(&["x"]),
@@ -115,7 +127,10 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
             }
         }
     }
-    assert!(missing.is_empty(), "not in the OpenAPI document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not in the OpenAPI document: {missing:?}"
+    );
     let documented: Vec<&String> = paths.keys().filter(|p| p.starts_with("/api")).collect();
     for path in documented {
         assert!(
@@ -133,7 +148,11 @@ async fn the_interactive_docs_are_served_as_html() {
             .send_request(app.request(reqwest::Method::GET, path, None))
             .await;
         answer.assert_status(200);
-        assert_eq!(essence(answer.header("content-type")), "text/html", "{path}");
+        assert_eq!(
+            essence(answer.header("content-type")),
+            "text/html",
+            "{path}"
+        );
         assert!(
             answer.text().to_ascii_lowercase().contains("swagger"),
             "{path} serves the API docs: {}",
@@ -147,8 +166,16 @@ async fn dev_login_is_404_when_dev_sign_in_is_not_configured() {
     let app = AppOptions::new().spawn().await;
     let answer = app.dev_login(&json!({ "username": "alice" })).await;
     answer.problem(404, "not_found");
-    // And it takes no token: no WWW-Authenticate challenge.
+    // And it takes no token: no WWW-Authenticate challenge, even with a bad one.
     assert!(answer.header("www-authenticate").is_none());
+    let with_bad_token = app
+        .send_request(
+            app.request(reqwest::Method::POST, "/api/auth/dev-login", None)
+                .header("Authorization", "Basic eDp5")
+                .json(&json!({ "username": "alice" })),
+        )
+        .await;
+    with_bad_token.problem(404, "not_found");
 }
 
 #[tokio::test]

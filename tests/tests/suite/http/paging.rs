@@ -18,7 +18,11 @@ async fn walk_ids(app: &TestApp, path: &str, limit: u32) -> Vec<String> {
     let pages = app.walk(ALICE, path, limit).await;
     let (last, full) = pages.split_last().expect("at least one page");
     for page in full {
-        assert_eq!(page.len(), limit as usize, "every page but the last is full");
+        assert_eq!(
+            page.len(),
+            limit as usize,
+            "every page but the last is full"
+        );
     }
     assert!(
         !last.is_empty() || pages.len() == 1,
@@ -46,13 +50,16 @@ async fn limit_2_walks_every_list_exactly_once_in_order() {
     let project = app.new_project(ALICE, "Paged").await;
     for n in 0..4 {
         app.new_project(ALICE, &format!("p{n}")).await;
-        app.new_prompt(ALICE, project.id, &format!("v{n}"), n % 2 == 0).await;
+        app.new_prompt(ALICE, project.id, &format!("v{n}"), n % 2 == 0)
+            .await;
         app.new_file(ALICE, project.id, &format!("f{n}.txt")).await;
     }
     let conversation = app.new_conversation(ALICE, project.id).await;
     for n in 0..3 {
         app.new_conversation(ALICE, project.id).await;
-        app.send(ALICE, conversation.id, &format!("m{n}")).await.done();
+        app.send(ALICE, conversation.id, &format!("m{n}"))
+            .await
+            .done();
     }
     let lists = [
         "/api/projects".to_owned(),
@@ -103,16 +110,21 @@ async fn projects_inserted_between_page_fetches_are_neither_repeated_nor_skipped
         cursor = page.next_cursor;
     }
     assert_no_repeats(&seen);
-    assert_eq!(seen, before, "the walk saw exactly the rows that were there");
+    assert_eq!(
+        seen, before,
+        "the walk saw exactly the rows that were there"
+    );
 }
 
 #[tokio::test]
-async fn conversations_and_prompts_inserted_between_page_fetches_are_neither_repeated_nor_skipped() {
+async fn conversations_and_prompts_inserted_between_page_fetches_are_neither_repeated_nor_skipped()
+{
     let app = spawn_app().await;
     let project = app.new_project(ALICE, "Paged").await;
     for n in 0..5 {
         app.new_conversation(ALICE, project.id).await;
-        app.new_prompt(ALICE, project.id, &format!("v{n}"), true).await;
+        app.new_prompt(ALICE, project.id, &format!("v{n}"), true)
+            .await;
     }
     for list in ["conversations", "prompts"] {
         let path = format!("/api/projects/{}/{list}", project.id);
@@ -138,7 +150,9 @@ async fn messages_added_between_page_fetches_are_seen_once_at_the_end() {
     let project = app.new_project(ALICE, "Paged").await;
     let conversation = app.new_conversation(ALICE, project.id).await;
     for n in 0..3 {
-        app.send(ALICE, conversation.id, &format!("m{n}")).await.done();
+        app.send(ALICE, conversation.id, &format!("m{n}"))
+            .await
+            .done();
     }
     let path = format!("/api/conversations/{}/messages", conversation.id);
     let first = app.page(ALICE, &path, 2, None).await;
@@ -157,5 +171,8 @@ async fn messages_added_between_page_fetches_are_seen_once_at_the_end() {
     assert_no_repeats(&seen);
     let after = all_ids(&app, &path).await;
     assert_eq!(after.len(), 10, "3 + 2 exchanges");
-    assert_eq!(seen, after, "oldest first, every message once, the new ones at the end");
+    assert_eq!(
+        seen, after,
+        "oldest first, every message once, the new ones at the end"
+    );
 }

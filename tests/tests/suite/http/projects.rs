@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 async fn creating_a_project_answers_201_with_the_project() {
     let app = spawn_app().await;
     let answer = app
-        .create_project(ALICE, &json!({ "name": "  Support bot  ", "description": "Answers questions" }))
+        .create_project(
+            ALICE,
+            &json!({ "name": "  Support bot  ", "description": "Answers questions" }),
+        )
         .await;
     let body: Value = answer.ok(201);
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
@@ -76,7 +79,11 @@ async fn patching_a_project_changes_only_the_given_fields_and_bumps_updated_at()
         .await
         .ok(200);
     assert_eq!(renamed.name, "Better bot");
-    assert_eq!(renamed.description.as_deref(), Some("first"), "absent stays");
+    assert_eq!(
+        renamed.description.as_deref(),
+        Some("first"),
+        "absent stays"
+    );
     assert_eq!(renamed.created_at, project.created_at);
     assert!(renamed.updated_at >= project.updated_at);
 
@@ -124,8 +131,12 @@ async fn deleting_a_project_answers_204_and_removes_everything_under_it() {
     answer.assert_status(204);
     assert!(answer.body.is_empty(), "204 has no body");
 
-    app.get_project(ALICE, project.id).await.problem(404, "not_found");
-    app.list_prompts(ALICE, project.id, "").await.problem(404, "not_found");
+    app.get_project(ALICE, project.id)
+        .await
+        .problem(404, "not_found");
+    app.list_prompts(ALICE, project.id, "")
+        .await
+        .problem(404, "not_found");
     app.activate_prompt(ALICE, project.id, prompt.id)
         .await
         .problem(404, "not_found");
@@ -137,12 +148,20 @@ async fn deleting_a_project_answers_204_and_removes_everything_under_it() {
         .problem(404, "not_found");
     assert!(app.stored_messages(ALICE, conversation.id).await.is_empty());
     app.get_file(ALICE, file.id).await.problem(404, "not_found");
-    app.download_file(ALICE, file.id).await.problem(404, "not_found");
-    assert_eq!(app.blobs.len(), 1, "the deleted project's file bytes are removed");
+    app.download_file(ALICE, file.id)
+        .await
+        .problem(404, "not_found");
+    assert_eq!(
+        app.blobs.len(),
+        1,
+        "the deleted project's file bytes are removed"
+    );
 
     // The other project is untouched.
     app.get_project(ALICE, keep.id).await.assert_status(200);
-    app.download_file(ALICE, kept_file.id).await.assert_status(200);
+    app.download_file(ALICE, kept_file.id)
+        .await
+        .assert_status(200);
 
     app.delete_project(ALICE, project.id)
         .await

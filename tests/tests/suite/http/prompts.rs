@@ -33,7 +33,11 @@ async fn a_prompt_created_with_activate_false_leaves_the_active_one() {
     let project = app.new_project(ALICE, "Bot").await;
     let first = app.new_prompt(ALICE, project.id, "v1", true).await;
     let second: api::Prompt = app
-        .create_prompt(ALICE, project.id, &json!({ "content": "v2", "activate": false }))
+        .create_prompt(
+            ALICE,
+            project.id,
+            &json!({ "content": "v2", "activate": false }),
+        )
         .await
         .ok(201);
     assert_eq!(second.version, 2, "version = previous + 1");
@@ -94,7 +98,8 @@ async fn the_active_prompt_is_404_when_none_is_active() {
     app.active_prompt(ALICE, project.id)
         .await
         .problem(404, "not_found");
-    app.new_prompt(ALICE, project.id, "stored inactive", false).await;
+    app.new_prompt(ALICE, project.id, "stored inactive", false)
+        .await;
     app.active_prompt(ALICE, project.id)
         .await
         .problem(404, "not_found");
@@ -109,7 +114,9 @@ async fn activating_a_prompt_of_another_project_is_404() {
     app.activate_prompt(ALICE, two.id, prompt.id)
         .await
         .problem(404, "not_found");
-    app.active_prompt(ALICE, one.id).await.problem(404, "not_found");
+    app.active_prompt(ALICE, one.id)
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -122,9 +129,13 @@ async fn a_blank_or_missing_prompt_is_422() {
     app.create_prompt(ALICE, project.id, &json!({}))
         .await
         .problem(422, "validation_failed");
-    app.create_prompt(ALICE, project.id, &json!({ "content": "x", "activate": "yes" }))
-        .await
-        .problem(422, "validation_failed");
+    app.create_prompt(
+        ALICE,
+        project.id,
+        &json!({ "content": "x", "activate": "yes" }),
+    )
+    .await
+    .problem(422, "validation_failed");
     let page: api::Page<api::Prompt> = app.list_prompts(ALICE, project.id, "").await.ok(200);
     assert!(page.items.is_empty(), "nothing was stored");
 }
