@@ -64,7 +64,15 @@ macro_rules! by_value {
     )*};
 }
 
-by_reference!(UserId, Project, ProjectPatch, NewPrompt, Conversation, Message, FileMeta);
+by_reference!(
+    UserId,
+    Project,
+    ProjectPatch,
+    NewPrompt,
+    Conversation,
+    Message,
+    FileMeta
+);
 
 by_value!(
     ProjectId,

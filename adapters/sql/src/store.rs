@@ -16,7 +16,7 @@ use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
 use crate::connect::{self, PoolOptions, SqliteConn, Target};
-use crate::detach::{Attach as _, Detach as _};
+use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
 use crate::queries;
 

@@ -156,7 +156,9 @@ fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
         <article key={entry.id.to_string()}
             class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" })}
             aria-label={if is_user { "You" } else { "Assistant" }}>
-            <div class="msg-bubble">{ content }</div>
+            if !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
+                <div class="msg-bubble">{ content }</div>
+            }
             <div class="msg-meta">{ status }</div>
         </article>
     }

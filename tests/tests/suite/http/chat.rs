@@ -612,3 +612,30 @@ async fn a_graceful_shutdown_stores_a_reply_in_flight_as_failed_and_ends_its_str
         "the server no longer answers"
     );
 }
+
+#[tokio::test]
+async fn the_stream_is_not_compressed_even_for_a_client_that_accepts_gzip() {
+    let app = spawn_scripted(ScriptedLlm::replying(&["plain ", "text"]), &[]).await;
+    let (_, conversation) = conversation(&app).await;
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/conversations/{}/messages", conversation.id),
+            Some(ALICE),
+        )
+        .header("Accept-Encoding", "gzip, br")
+        .json(&json!({ "content": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        encoding.is_none() || encoding.as_deref() == Some("identity"),
+        "events must reach the client as they are written: {encoding:?}"
+    );
+    let frames = confab_tests::http::SseStream::new(response).rest().await;
+    assert_eq!(deltas_text(&frames), "plain text");
+}

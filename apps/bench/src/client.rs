@@ -1,0 +1,336 @@
+//! The load generator's HTTP side: one HTTP/1.1 connection per stream slot (hyper, no pool),
+//! and a light reader of Server-Sent Events that only finds event names and timestamps them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::BenchError;
+
+/// A connection ready to send requests on.
+pub type Sender = SendRequest<Full<Bytes>>;
+
+/// Opens one HTTP/1.1 connection (`TCP_NODELAY`) and drives it in a task of its own.
+pub async fn connect(addr: SocketAddr) -> Result<Sender, BenchError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Which stream format is being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// Confab's chat stream: `user_message`, `assistant_message`, `delta`…, `done` | `error`.
+    Confab,
+    /// The provider's Responses API stream, read directly.
+    Responses,
+}
+
+/// What one event means to the load generator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Delta,
+    End,
+    Failure,
+    Other,
+}
+
+impl Wire {
+    /// The meaning of an event with this name.
+    #[must_use]
+    pub fn classify(self, name: &[u8]) -> Kind {
+        match (self, name) {
+            (Self::Confab, b"delta") | (Self::Responses, b"response.output_text.delta") => {
+                Kind::Delta
+            }
+            (Self::Confab, b"done") | (Self::Responses, b"response.completed") => Kind::End,
+            (Self::Confab, b"error")
+            | (Self::Responses, b"response.failed" | b"response.incomplete" | b"error") => {
+                Kind::Failure
+            }
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// The `event:` field of one event (the text between two blank lines), if it has one.
+#[must_use]
+pub fn event_name(event: &[u8]) -> Option<&[u8]> {
+    event.split(|b| *b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(b"event:")?;
+        Some(rest.strip_prefix(b" ").unwrap_or(rest))
+    })
+}
+
+fn find_blank_line(data: &[u8]) -> Option<usize> {
+    data.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Splits a byte stream into events. Bytes are copied only when an event spans two reads.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    partial: Vec<u8>,
+}
+
+impl Scanner {
+    /// Feeds one read; calls `on_event` with each event completed by it.
+    pub fn feed(&mut self, data: &[u8], mut on_event: impl FnMut(&[u8])) {
+        if self.partial.is_empty() {
+            let rest = Self::scan(data, &mut on_event);
+            self.partial.extend_from_slice(rest);
+        } else {
+            self.partial.extend_from_slice(data);
+            let partial = std::mem::take(&mut self.partial);
+            let rest = Self::scan(&partial, &mut on_event);
+            self.partial = rest.to_vec();
+        }
+    }
+
+    fn scan<'a>(mut data: &'a [u8], on_event: &mut impl FnMut(&[u8])) -> &'a [u8] {
+        while let Some(end) = find_blank_line(data) {
+            let event = &data[..end];
+            if !event.is_empty() {
+                on_event(event);
+            }
+            data = &data[end + 2..];
+        }
+        data
+    }
+}
+
+/// One request to send: path, bearer token, JSON body.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub path: String,
+    pub bearer: String,
+    pub body: Bytes,
+}
+
+/// How one stream went.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// From sending the request to the read that completed the first delta.
+    pub ttfd: Option<Duration>,
+    /// Between the reads that completed successive deltas, in microseconds.
+    pub gaps_us: Vec<u32>,
+    pub deltas: usize,
+    /// Why the stream counts as failed; `None` when it ended well with every delta.
+    pub error: Option<String>,
+}
+
+struct Reading {
+    wire: Wire,
+    start: Instant,
+    last: Option<Instant>,
+    outcome: Outcome,
+    ended: bool,
+    failed: Option<String>,
+}
+
+impl Reading {
+    fn event(&mut self, at: Instant, event: &[u8]) {
+        let Some(name) = event_name(event) else {
+            return;
+        };
+        match self.wire.classify(name) {
+            Kind::Delta => {
+                match self.last {
+                    None => self.outcome.ttfd = Some(at - self.start),
+                    Some(last) => {
+                        let gap = (at - last).as_micros();
+                        self.outcome
+                            .gaps_us
+                            .push(u32::try_from(gap).unwrap_or(u32::MAX));
+                    }
+                }
+                self.last = Some(at);
+                self.outcome.deltas += 1;
+            }
+            Kind::End => self.ended = true,
+            Kind::Failure => {
+                self.failed = Some(format!(
+                    "a failure event: {}",
+                    String::from_utf8_lossy(&event[..event.len().min(300)])
+                ));
+            }
+            Kind::Other => {}
+        }
+    }
+}
+
+/// Builds the request for `prepared` on `host`.
+pub fn request(host: &str, prepared: &Prepared) -> Result<Request<Full<Bytes>>, BenchError> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(prepared.path.as_str())
+        .header(HOST, host)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "text/event-stream")
+        .header(AUTHORIZATION, format!("Bearer {}", prepared.bearer))
+        .body(Full::new(prepared.body.clone()))
+        .map_err(|e| BenchError::Setup(format!("a request could not be built: {e}")))
+}
+
+/// Sends one streaming request on `sender` and reads its answer to the end, timestamping each
+/// delta as its read completes. `expected` deltas must arrive for the stream to count as good.
+pub async fn run_stream(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+    wire: Wire,
+    expected: usize,
+) -> Outcome {
+    let mut reading = Reading {
+        wire,
+        start: Instant::now(),
+        last: None,
+        outcome: Outcome {
+            gaps_us: Vec::with_capacity(expected),
+            ..Outcome::default()
+        },
+        ended: false,
+        failed: None,
+    };
+    if let Err(e) = sender.ready().await {
+        reading.outcome.error = Some(format!("the connection is not usable: {e}"));
+        return reading.outcome;
+    }
+    reading.start = Instant::now();
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            reading.outcome.error = Some(format!("the request failed: {e}"));
+            return reading.outcome;
+        }
+    };
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let text = body
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        reading.outcome.error = Some(format!("status {status}: {text}"));
+        return reading.outcome;
+    }
+    let mut scanner = Scanner::default();
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                reading.outcome.error = Some(format!("the body broke off: {e}"));
+                return reading.outcome;
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let at = Instant::now();
+                    scanner.feed(&data, |event| reading.event(at, event));
+                }
+            }
+        }
+    }
+    let Reading {
+        mut outcome,
+        ended,
+        failed,
+        ..
+    } = reading;
+    outcome.error = if let Some(failure) = failed {
+        Some(failure)
+    } else if !ended {
+        Some("the stream ended without its last event".to_owned())
+    } else if outcome.deltas != expected {
+        Some(format!(
+            "{} deltas arrived, {expected} were sent",
+            outcome.deltas
+        ))
+    } else {
+        None
+    };
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn names(chunks: &[&str]) -> Vec<String> {
+        let mut scanner = Scanner::default();
+        let mut seen = Vec::new();
+        for chunk in chunks {
+            scanner.feed(chunk.as_bytes(), |event| {
+                seen.push(String::from_utf8_lossy(event_name(event).unwrap_or(b"-")).into_owned());
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn events_are_found_whole_in_one_read() {
+        assert_eq!(
+            names(&["id: 1\nevent: delta\ndata: {}\n\nid: 2\nevent: done\ndata: {}\n\n"]),
+            ["delta", "done"]
+        );
+    }
+
+    #[test]
+    fn an_event_split_across_reads_is_found_once_when_complete() {
+        assert_eq!(
+            names(&["id: 1\neve", "nt: del", "ta\ndata: {}\n", "\nevent: done\n\n"]),
+            ["delta", "done"]
+        );
+    }
+
+    #[test]
+    fn comments_and_events_without_a_name_have_no_name() {
+        assert_eq!(names(&[": keep-alive\n\ndata: x\n\n"]), ["-", "-"]);
+    }
+
+    #[test]
+    fn each_wire_knows_its_deltas_ends_and_failures() {
+        assert_eq!(Wire::Confab.classify(b"delta"), Kind::Delta);
+        assert_eq!(Wire::Confab.classify(b"done"), Kind::End);
+        assert_eq!(Wire::Confab.classify(b"error"), Kind::Failure);
+        assert_eq!(Wire::Confab.classify(b"user_message"), Kind::Other);
+        assert_eq!(
+            Wire::Responses.classify(b"response.output_text.delta"),
+            Kind::Delta
+        );
+        assert_eq!(Wire::Responses.classify(b"response.completed"), Kind::End);
+        assert_eq!(Wire::Responses.classify(b"response.failed"), Kind::Failure);
+        assert_eq!(Wire::Responses.classify(b"delta"), Kind::Other);
+    }
+
+    #[test]
+    fn deltas_are_timed_from_the_start_and_from_each_other() {
+        let start = Instant::now();
+        let mut reading = Reading {
+            wire: Wire::Confab,
+            start,
+            last: None,
+            outcome: Outcome::default(),
+            ended: false,
+            failed: None,
+        };
+        reading.event(start + Duration::from_millis(5), b"event: delta\ndata: {}");
+        reading.event(start + Duration::from_millis(25), b"event: delta\ndata: {}");
+        reading.event(start + Duration::from_millis(26), b"event: done\ndata: {}");
+        assert_eq!(reading.outcome.ttfd, Some(Duration::from_millis(5)));
+        assert_eq!(reading.outcome.gaps_us, [20_000]);
+        assert_eq!(reading.outcome.deltas, 2);
+        assert!(reading.ended);
+    }
+}

@@ -1,0 +1,112 @@
+//! Percentiles of collected samples (nearest rank, in microseconds).
+
+/// Samples in microseconds, sorted on demand.
+#[derive(Clone, Debug, Default)]
+pub struct Samples {
+    values: Vec<u32>,
+    sorted: bool,
+}
+
+impl Samples {
+    /// Adds one sample.
+    pub fn push(&mut self, micros: u32) {
+        self.values.push(micros);
+        self.sorted = false;
+    }
+
+    /// Adds many samples.
+    pub fn extend(&mut self, micros: &[u32]) {
+        self.values.extend_from_slice(micros);
+        self.sorted = false;
+    }
+
+    /// How many samples there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// How many samples are above `limit`.
+    #[must_use]
+    pub fn count_above(&self, limit: u32) -> usize {
+        self.values.iter().filter(|v| **v > limit).count()
+    }
+
+    /// The `p`-th percentile (0 < p ≤ 100) by nearest rank; `None` without samples.
+    pub fn percentile(&mut self, p: f64) -> Option<u32> {
+        if self.values.is_empty() {
+            return None;
+        }
+        if !self.sorted {
+            self.values.sort_unstable();
+            self.sorted = true;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let rank = ((p / 100.0) * self.values.len() as f64).ceil() as usize;
+        let index = rank.clamp(1, self.values.len()) - 1;
+        self.values.get(index).copied()
+    }
+
+    /// The largest sample.
+    pub fn max(&mut self) -> Option<u32> {
+        self.percentile(100.0)
+    }
+}
+
+/// `a − b` in microseconds, as a signed number (an added time may come out negative in noise).
+#[must_use]
+pub fn added(a: Option<u32>, b: Option<u32>) -> Option<i64> {
+    Some(i64::from(a?) - i64::from(b?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut s = Samples::default();
+        for v in (1..=100).rev() {
+            s.push(v);
+        }
+        assert_eq!(s.percentile(50.0), Some(50));
+        assert_eq!(s.percentile(99.0), Some(99));
+        assert_eq!(s.max(), Some(100));
+        s.push(1000);
+        assert_eq!(s.max(), Some(1000));
+    }
+
+    #[test]
+    fn a_single_sample_is_every_percentile() {
+        let mut s = Samples::default();
+        s.extend(&[7]);
+        assert_eq!(s.percentile(1.0), Some(7));
+        assert_eq!(s.percentile(99.9), Some(7));
+    }
+
+    #[test]
+    fn no_samples_no_percentile() {
+        assert_eq!(Samples::default().percentile(50.0), None);
+        assert_eq!(added(None, Some(3)), None);
+        assert_eq!(added(Some(3), Some(5)), Some(-2));
+    }
+
+    #[test]
+    fn samples_above_a_limit_are_counted() {
+        let mut s = Samples::default();
+        s.extend(&[10, 40, 41, 100]);
+        assert_eq!(s.count_above(40), 2);
+    }
+}
