@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!();
-            eprintln!("error: the browser client (crate confab-web, folder frontend/) could not be built.");
+            eprintln!(
+                "error: the browser client (crate confab-web, folder frontend/) could not be built."
+            );
             eprintln!("{e}");
             eprintln!();
             eprintln!(
@@ -71,7 +73,10 @@ fn run() -> Result<(), BoxError> {
         "Cargo.toml",
         "Cargo.lock",
     ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed={SKIP_VAR}");
@@ -138,7 +143,10 @@ fn build_client(workspace: &Path) -> Result<Vec<Built>, BoxError> {
     // The glue exports an init function and does not call it: start the app from the module
     // itself, so index.html needs no inline script (the CSP allows only 'self').
     if !js_glue.contains("function __wbg_init") {
-        return Err("wasm-bindgen's glue has no __wbg_init function: was the pinned version changed?".into());
+        return Err(
+            "wasm-bindgen's glue has no __wbg_init function: was the pinned version changed?"
+                .into(),
+        );
     }
     let js = format!(
         "{js_glue}\n__wbg_init({{ module_or_path: new URL(\"{wasm_name}\", import.meta.url) }});\n"
@@ -161,11 +169,36 @@ fn build_client(workspace: &Path) -> Result<Vec<Built>, BoxError> {
     }
 
     Ok(vec![
-        Built { name: "index.html".into(), content_type: "text/html; charset=utf-8", bytes: index.into_bytes(), immutable: false },
-        Built { name: js_name, content_type: "text/javascript; charset=utf-8", bytes: js.into_bytes(), immutable: true },
-        Built { name: wasm_name, content_type: "application/wasm", bytes: wasm, immutable: true },
-        Built { name: css_name, content_type: "text/css; charset=utf-8", bytes: css, immutable: true },
-        Built { name: icon_name, content_type: "image/svg+xml", bytes: icon, immutable: true },
+        Built {
+            name: "index.html".into(),
+            content_type: "text/html; charset=utf-8",
+            bytes: index.into_bytes(),
+            immutable: false,
+        },
+        Built {
+            name: js_name,
+            content_type: "text/javascript; charset=utf-8",
+            bytes: js.into_bytes(),
+            immutable: true,
+        },
+        Built {
+            name: wasm_name,
+            content_type: "application/wasm",
+            bytes: wasm,
+            immutable: true,
+        },
+        Built {
+            name: css_name,
+            content_type: "text/css; charset=utf-8",
+            bytes: css,
+            immutable: true,
+        },
+        Built {
+            name: icon_name,
+            content_type: "image/svg+xml",
+            bytes: icon,
+            immutable: true,
+        },
     ])
 }
 
@@ -226,7 +259,12 @@ fn wasm_target_installed() -> bool {
 /// the outer target dir, and the variables describing this build script.
 fn leaks_into_nested_cargo(key: &str) -> bool {
     const KEEP: [&str; 2] = ["CARGO_HOME", "CARGO_MAKEFLAGS"];
-    const KEEP_PREFIXES: [&str; 4] = ["CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
+    const KEEP_PREFIXES: [&str; 4] = [
+        "CARGO_NET_",
+        "CARGO_HTTP_",
+        "CARGO_REGISTRIES_",
+        "CARGO_REGISTRY_",
+    ];
     const DROP: [&str; 14] = [
         "RUSTFLAGS",
         "RUSTDOCFLAGS",
@@ -278,7 +316,10 @@ fn compile_wasm(workspace: &Path, target_dir: &Path) -> Result<PathBuf, BoxError
         )
         .into());
     }
-    let wasm = target_dir.join(WASM_TARGET).join(PROFILE).join("confab_web.wasm");
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join(PROFILE)
+        .join("confab_web.wasm");
     if !wasm.is_file() {
         return Err(format!("the wasm build succeeded but {} is missing", wasm.display()).into());
     }
@@ -295,10 +336,12 @@ fn short_hash(bytes: &[u8]) -> String {
 }
 
 fn full_hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
@@ -307,9 +350,15 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
     Ok(encoder.finish()?)
 }
 
-fn write_assets(web_dir: &Path, out_dir: &Path, assets: &[Built], placeholder: bool) -> Result<(), BoxError> {
+fn write_assets(
+    web_dir: &Path,
+    out_dir: &Path,
+    assets: &[Built],
+    placeholder: bool,
+) -> Result<(), BoxError> {
     let started = Instant::now();
-    let mut table = String::from("// Generated by apps/server/build.rs: the embedded browser client.\n\n");
+    let mut table =
+        String::from("// Generated by apps/server/build.rs: the embedded browser client.\n\n");
     let mut report = String::new();
     let mut index = None;
     let mut entries = String::new();
@@ -331,7 +380,11 @@ fn write_assets(web_dir: &Path, out_dir: &Path, assets: &[Built], placeholder: b
             asset.bytes.len(),
             compressed.len()
         );
-        let path = if asset.name == "index.html" { "/".to_owned() } else { format!("/{}", asset.name) };
+        let path = if asset.name == "index.html" {
+            "/".to_owned()
+        } else {
+            format!("/{}", asset.name)
+        };
         let expr = format!(
             "Asset {{ path: {path:?}, content_type: {ct:?}, immutable: {imm}, etag: {etag:?}, \
              body: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/web/{name}\")), gzip: {gz_expr} }}",
@@ -347,14 +400,23 @@ fn write_assets(web_dir: &Path, out_dir: &Path, assets: &[Built], placeholder: b
         }
     }
     let index = index.ok_or("no index.html was produced")?;
-    let _ = writeln!(table, "/// The page of the client: every client route answers with it.");
+    let _ = writeln!(
+        table,
+        "/// The page of the client: every client route answers with it."
+    );
     let _ = writeln!(table, "static INDEX: Asset = {index};\n");
     let _ = writeln!(table, "/// The hashed files the page loads.");
     let _ = writeln!(table, "static ASSETS: &[Asset] = &[\n{entries}];\n");
     let _ = writeln!(table, "/// True when built with {SKIP_VAR}=1.");
-    let _ = writeln!(table, "#[allow(dead_code)]\nconst PLACEHOLDER: bool = {placeholder};");
+    let _ = writeln!(
+        table,
+        "#[allow(dead_code)]\nconst PLACEHOLDER: bool = {placeholder};"
+    );
     fs::write(out_dir.join("web_assets.rs"), table)?;
-    println!("confab-web: files written and compressed in {:.1?}", started.elapsed());
+    println!(
+        "confab-web: files written and compressed in {:.1?}",
+        started.elapsed()
+    );
     print!("{report}");
     fs::write(web_dir.join("SIZES.txt"), report)?;
     Ok(())

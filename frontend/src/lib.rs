@@ -19,7 +19,9 @@ pub fn start() {
     let Some(document) = web_sys::window().and_then(|w| w.document()) else {
         return;
     };
-    let root = document.get_element_by_id("app").or_else(|| document.body().map(Into::into));
+    let root = document
+        .get_element_by_id("app")
+        .or_else(|| document.body().map(Into::into));
     if let Some(root) = root {
         // Drop the "Loading…" placeholder that index.html shows until the client runs.
         root.set_inner_html("");

@@ -14,7 +14,8 @@ const CODE_BLOCK_CLOSE: &str = "</div>";
 
 /// Renders a reply's Markdown as sanitized HTML.
 pub fn render(markdown: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut events = Vec::new();
     for event in Parser::new_ext(markdown, options) {
         match event {
@@ -22,7 +23,12 @@ pub fn render(markdown: &str) -> String {
             Event::Html(raw) | Event::InlineHtml(raw) => events.push(Event::Text(raw)),
             Event::Start(Tag::HtmlBlock) => events.push(Event::Start(Tag::Paragraph)),
             Event::End(TagEnd::HtmlBlock) => events.push(Event::End(TagEnd::Paragraph)),
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
                 events.push(Event::Start(Tag::Link {
                     link_type,
                     dest_url: safe_url(dest_url),
@@ -30,7 +36,12 @@ pub fn render(markdown: &str) -> String {
                     id,
                 }));
             }
-            Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
                 events.push(Event::Start(Tag::Link {
                     link_type,
                     dest_url: safe_url(dest_url),
@@ -89,10 +100,14 @@ mod tests {
 
     #[test]
     fn raw_html_from_the_model_is_shown_as_text() {
-        let out = render("hi <script>alert(1)</script> there\n\n<div onclick=\"x()\">block</div>\n");
+        let out =
+            render("hi <script>alert(1)</script> there\n\n<div onclick=\"x()\">block</div>\n");
         assert!(!out.contains("<script"), "{out}");
         assert!(!out.contains("<div onclick"), "{out}");
-        assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{out}"
+        );
         assert!(out.contains("&lt;div onclick="), "{out}");
     }
 
@@ -102,7 +117,10 @@ mod tests {
         assert!(!out.contains("<img"), "{out}");
         let out = render("![cat](https://example.com/cat.png)");
         assert!(!out.contains("<img"), "{out}");
-        assert!(out.contains(r#"<a href="https://example.com/cat.png">cat</a>"#), "{out}");
+        assert!(
+            out.contains(r#"<a href="https://example.com/cat.png">cat</a>"#),
+            "{out}"
+        );
     }
 
     #[test]
@@ -115,7 +133,10 @@ mod tests {
             "[x](vbscript:msgbox)",
         ] {
             let out = render(link);
-            assert!(!out.to_ascii_lowercase().contains("script:"), "{link} → {out}");
+            assert!(
+                !out.to_ascii_lowercase().contains("script:"),
+                "{link} → {out}"
+            );
             assert!(!out.contains("data:"), "{link} → {out}");
         }
     }
@@ -140,8 +161,16 @@ mod tests {
 
     #[test]
     fn common_markdown_renders() {
-        let out = render("# Title\n\n**bold** and `code`\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
-        for needle in ["<h1>Title</h1>", "<strong>bold</strong>", "<code>code</code>", "<li>one</li>", "<table>"] {
+        let out = render(
+            "# Title\n\n**bold** and `code`\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        );
+        for needle in [
+            "<h1>Title</h1>",
+            "<strong>bold</strong>",
+            "<code>code</code>",
+            "<li>one</li>",
+            "<table>",
+        ] {
             assert!(out.contains(needle), "{needle} missing in {out}");
         }
     }

@@ -25,12 +25,22 @@ impl ApiError {
             ),
             None => (None, None),
         };
-        Self { status, code, detail, retry_after }
+        Self {
+            status,
+            code,
+            detail,
+            retry_after,
+        }
     }
 
     /// The request never got an answer (offline, server down, aborted, CORS …).
     pub fn network() -> Self {
-        Self { status: 0, code: None, detail: None, retry_after: None }
+        Self {
+            status: 0,
+            code: None,
+            detail: None,
+            retry_after: None,
+        }
     }
 
     /// The answer arrived but could not be read as the type the client expected.
@@ -38,7 +48,10 @@ impl ApiError {
         Self {
             status: 0,
             code: Some("unreadable".into()),
-            detail: Some("The server sent an answer this page could not read. Try reloading the page.".into()),
+            detail: Some(
+                "The server sent an answer this page could not read. Try reloading the page."
+                    .into(),
+            ),
             retry_after: None,
         }
     }
@@ -85,7 +98,10 @@ pub fn describe(err: &ApiError) -> String {
         ),
         503 => "The service is unavailable for a moment. Please try again shortly.".to_owned(),
         s if s >= 500 => "Something went wrong on the server. Please try again.".to_owned(),
-        s => detail.map_or_else(|| format!("Something went wrong (error {s})."), str::to_owned),
+        s => detail.map_or_else(
+            || format!("Something went wrong (error {s})."),
+            str::to_owned,
+        ),
     }
 }
 
@@ -111,7 +127,9 @@ fn lower_first(s: &str) -> String {
     match chars.next() {
         // Keep acronyms and names ("URL", "JSON") as they are.
         Some(c) if chars.clone().next().is_some_and(|n| n.is_ascii_lowercase()) => {
-            std::iter::once(c.to_ascii_lowercase()).chain(chars).collect()
+            std::iter::once(c.to_ascii_lowercase())
+                .chain(chars)
+                .collect()
         }
         _ => s.to_owned(),
     }
@@ -141,14 +159,21 @@ mod tests {
     #[test]
     fn rate_limiting_says_how_long_to_wait() {
         let e = ApiError::from_status(429, Some(problem(429, "rate_limited", "x")), Some(12));
-        assert_eq!(e.describe(), "You are sending messages too quickly. Try again in 12 seconds.");
+        assert_eq!(
+            e.describe(),
+            "You are sending messages too quickly. Try again in 12 seconds."
+        );
         let e = ApiError::from_status(429, None, None);
         assert!(e.describe().contains("Wait a moment"));
     }
 
     #[test]
     fn unauthenticated_asks_to_sign_in_again() {
-        let e = ApiError::from_status(401, Some(problem(401, "unauthenticated", "jwt expired")), None);
+        let e = ApiError::from_status(
+            401,
+            Some(problem(401, "unauthenticated", "jwt expired")),
+            None,
+        );
         assert!(e.is_unauthenticated());
         assert!(e.describe().contains("sign in again"));
         assert!(!e.describe().contains("jwt"));
@@ -161,19 +186,36 @@ mod tests {
             Some(problem(422, "validation_failed", "Name must not be blank.")),
             None,
         );
-        assert_eq!(e.describe(), "Please check what you entered: name must not be blank.");
+        assert_eq!(
+            e.describe(),
+            "Please check what you entered: name must not be blank."
+        );
     }
 
     #[test]
     fn server_errors_never_show_internal_text() {
-        let e = ApiError::from_status(500, Some(problem(500, "internal", "panic at db.rs:12")), None);
+        let e = ApiError::from_status(
+            500,
+            Some(problem(500, "internal", "panic at db.rs:12")),
+            None,
+        );
         assert!(!e.describe().contains("db.rs"));
-        assert!(ApiError::network().describe().contains("Could not reach the server"));
+        assert!(
+            ApiError::network()
+                .describe()
+                .contains("Could not reach the server")
+        );
     }
 
     #[test]
     fn a_stream_error_prefers_the_servers_sentence() {
-        assert_eq!(describe_stream_error("timeout", "The model timed out."), "The model timed out.");
-        assert_eq!(describe_stream_error("timeout", " "), "The model took too long to answer.");
+        assert_eq!(
+            describe_stream_error("timeout", "The model timed out."),
+            "The model timed out."
+        );
+        assert_eq!(
+            describe_stream_error("timeout", " "),
+            "The model took too long to answer."
+        );
     }
 }

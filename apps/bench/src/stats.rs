@@ -57,6 +57,12 @@ impl Samples {
         self.values.get(index).copied()
     }
 
+    /// Takes the samples out, leaving none.
+    pub fn take(&mut self) -> Vec<u32> {
+        self.sorted = false;
+        std::mem::take(&mut self.values)
+    }
+
     /// The largest sample.
     pub fn max(&mut self) -> Option<u32> {
         self.percentile(100.0)

@@ -73,7 +73,7 @@ fn accepts_gzip(accept_encoding: &str) -> bool {
         }
         parts
             .filter_map(|p| p.trim().strip_prefix("q="))
-            .all(|q| q.trim().parse::<f32>().map_or(false, |q| q > 0.0))
+            .all(|q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0))
     })
 }
 
@@ -114,10 +114,18 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
     }
     let path = req.path();
     if path == "/api" || path.starts_with("/api/") {
-        return problem(StatusCode::NOT_FOUND, "not_found", "There is no such API route.");
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no such API route.",
+        );
     }
     if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
-        let cache = if asset.immutable { IMMUTABLE } else { "no-cache" };
+        let cache = if asset.immutable {
+            IMMUTABLE
+        } else {
+            "no-cache"
+        };
         return respond(&req, asset, cache, None);
     }
     if path != "/" && looks_like_a_file(path) {
@@ -205,12 +213,22 @@ mod tests {
     async fn the_root_is_the_page_with_a_strict_csp_and_no_cache() {
         let (resp, body) = get("/", &[]).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(header(&resp, "content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            header(&resp, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert_eq!(header(&resp, "cache-control"), Some("no-cache"));
         let csp = header(&resp, "content-security-policy").unwrap();
-        assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe-inline"), "{csp}");
-        assert!(String::from_utf8(body).unwrap().contains("<title>Confab</title>"));
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains("<title>Confab</title>")
+        );
     }
 
     #[actix_web::test]
@@ -270,10 +288,18 @@ mod tests {
 
     #[actix_web::test]
     async fn missing_files_and_api_paths_are_404_not_the_page() {
-        for path in ["/app-0000000000000000.js", "/favicon.ico", "/api/nope", "/api"] {
+        for path in [
+            "/app-0000000000000000.js",
+            "/favicon.ico",
+            "/api/nope",
+            "/api",
+        ] {
             let (resp, _) = get(path, &[]).await;
             assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
-            assert_eq!(header(&resp, "content-type"), Some("application/problem+json"));
+            assert_eq!(
+                header(&resp, "content-type"),
+                Some("application/problem+json")
+            );
         }
     }
 
@@ -308,7 +334,9 @@ mod tests {
     fn file_like_paths_are_recognized() {
         assert!(looks_like_a_file("/app-abc.js"));
         assert!(looks_like_a_file("/x/y.wasm"));
-        assert!(!looks_like_a_file("/p/0190f0f0-0000-7000-8000-000000000000"));
+        assert!(!looks_like_a_file(
+            "/p/0190f0f0-0000-7000-8000-000000000000"
+        ));
         assert!(!looks_like_a_file("/"));
     }
 }

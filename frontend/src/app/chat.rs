@@ -2,14 +2,12 @@
 
 use std::{cell::Cell, rc::Rc};
 
-use confab_api_types::{Conversation, Message, SendMessage, UpdateConversation};
-use uuid::Uuid;
-use wasm_bindgen_futures::spawn_local;
-use web_sys::{AbortController, HtmlInputElement};
-use yew::prelude::*;
 use super::{Route, router::use_navigator};
 use crate::{
-    components::{nav_link::NavLink, composer::Composer, message_list::MessageList, sidebar::conversation_title},
+    components::{
+        composer::Composer, message_list::MessageList, nav_link::NavLink,
+        sidebar::conversation_title,
+    },
     hooks::{use_data_version, use_session},
     services::{
         api::Api,
@@ -18,6 +16,11 @@ use crate::{
     },
     state::chat::{Action, ChatState, EntryStatus},
 };
+use confab_api_types::{Conversation, Message, SendMessage, UpdateConversation};
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{AbortController, HtmlInputElement};
+use yew::prelude::*;
 
 /// How often a reply generated elsewhere (after a reload) is checked on.
 const POLL_MS: i32 = 1000;
@@ -28,8 +31,12 @@ pub struct ChatPageProps {
     pub conversation: Uuid,
 }
 
-async fn load_history(api: &Api, conversation: Uuid) -> Result<Vec<Message>, crate::wording::ApiError> {
-    api.list_all::<Message>(&format!("/api/conversations/{conversation}/messages")).await
+async fn load_history(
+    api: &Api,
+    conversation: Uuid,
+) -> Result<Vec<Message>, crate::wording::ApiError> {
+    api.list_all::<Message>(&format!("/api/conversations/{conversation}/messages"))
+        .await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,12 +61,19 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
 
     {
         // Load the conversation and its whole history, oldest first.
-        let (api, dispatcher, conversation, page_error) =
-            (session.api.clone(), chat.dispatcher(), conversation.clone(), page_error.clone());
+        let (api, dispatcher, conversation, page_error) = (
+            session.api.clone(),
+            chat.dispatcher(),
+            conversation.clone(),
+            page_error.clone(),
+        );
         use_effect_with(id, move |id| {
             let id = *id;
             spawn_local(async move {
-                match api.get::<Conversation>(&format!("/api/conversations/{id}")).await {
+                match api
+                    .get::<Conversation>(&format!("/api/conversations/{id}"))
+                    .await
+                {
                     Ok(c) => conversation.set(Some(c)),
                     Err(e) => {
                         page_error.set(Some(e.describe()));
@@ -101,7 +115,9 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                         }
                         match load_history(&api, id).await {
                             Ok(messages) => {
-                                let done = !messages.iter().any(|m| m.status == confab_api_types::MessageStatus::Streaming);
+                                let done = !messages.iter().any(|m| {
+                                    m.status == confab_api_types::MessageStatus::Streaming
+                                });
                                 dispatcher.dispatch(Action::Loaded(messages));
                                 if done {
                                     bump.emit(());
@@ -119,37 +135,53 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     }
 
     let send = {
-        let (api, dispatcher, abort, bump) = (session.api.clone(), chat.dispatcher(), abort.clone(), data.bump.clone());
+        let (api, dispatcher, abort, bump) = (
+            session.api.clone(),
+            chat.dispatcher(),
+            abort.clone(),
+            data.bump.clone(),
+        );
         let notice = notice.clone();
         Callback::from(move |(content, client_id): (String, Uuid)| {
             notice.set(None);
-            dispatcher.dispatch(Action::SendStarted { client_id, content: content.clone() });
+            dispatcher.dispatch(Action::SendStarted {
+                client_id,
+                content: content.clone(),
+            });
             let controller = AbortController::new().ok();
             let signal = controller.as_ref().map(AbortController::signal);
             *abort.borrow_mut() = controller;
             let (api, dispatcher, bump) = (api.clone(), dispatcher.clone(), bump.clone());
             spawn_local(async move {
-                let body = SendMessage { content, client_message_id: Some(client_id) };
+                let body = SendMessage {
+                    content,
+                    client_message_id: Some(client_id),
+                };
                 let on_event = {
                     let dispatcher = dispatcher.clone();
-                    move |ev: crate::state::chat::StreamEvent| dispatcher.dispatch(ev.into_action(client_id))
+                    move |ev: crate::state::chat::StreamEvent| {
+                        dispatcher.dispatch(ev.into_action(client_id))
+                    }
                 };
-                let result = chat_stream::send_message(&api, id, &body, signal.as_ref(), on_event).await;
+                let result =
+                    chat_stream::send_message(&api, id, &body, signal.as_ref(), on_event).await;
                 let aborted = signal.as_ref().is_some_and(web_sys::AbortSignal::aborted);
                 match result {
                     Ok(StreamEnd::Finished) => dispatcher.dispatch(Action::StreamClosed),
                     Ok(StreamEnd::CutOff) => {
                         dispatcher.dispatch(Action::StreamClosed);
-                        if !aborted
-                            && let Ok(messages) = load_history(&api, id).await {
-                                dispatcher.dispatch(Action::Loaded(messages));
-                            }
+                        if !aborted && let Ok(messages) = load_history(&api, id).await {
+                            dispatcher.dispatch(Action::Loaded(messages));
+                        }
                     }
                     Err(e) if aborted => {
                         let _ = e;
                         dispatcher.dispatch(Action::StreamClosed);
                     }
-                    Err(e) => dispatcher.dispatch(Action::SendRejected { client_id, error: e.describe() }),
+                    Err(e) => dispatcher.dispatch(Action::SendRejected {
+                        client_id,
+                        error: e.describe(),
+                    }),
                 }
                 bump.emit(());
             });
@@ -162,7 +194,9 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     let on_retry = {
         let (send, chat, dispatcher) = (send.clone(), chat.clone(), chat.dispatcher());
         Callback::from(move |entry_id: Uuid| {
-            let Some(entry) = chat.entries.iter().find(|e| e.id == entry_id) else { return };
+            let Some(entry) = chat.entries.iter().find(|e| e.id == entry_id) else {
+                return;
+            };
             if entry.status == EntryStatus::Rejected {
                 // Never delivered or refused: send it again under the same id, so a send that
                 // did reach the server is not stored twice.
@@ -179,7 +213,10 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         Callback::from(move |()| {
             let (api, notice, dispatcher) = (api.clone(), notice.clone(), dispatcher.clone());
             spawn_local(async move {
-                match api.call("POST", &format!("/api/conversations/{id}/cancel")).await {
+                match api
+                    .call("POST", &format!("/api/conversations/{id}/cancel"))
+                    .await
+                {
                     Ok(()) => {}
                     // Nothing left to stop: it just finished. Show what was stored.
                     Err(e) if e.status == 409 => {
@@ -202,7 +239,10 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         };
     }
 
-    let title = conversation.as_ref().map(conversation_title).unwrap_or_default();
+    let title = conversation
+        .as_ref()
+        .map(conversation_title)
+        .unwrap_or_default();
     let header = match *header_mode {
         HeaderMode::View => {
             let (rename, delete) = {
@@ -241,12 +281,21 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 Callback::from(move |_| mode.set(HeaderMode::View))
             };
             let confirm = {
-                let (api, nav, bump, notice, project) =
-                    (session.api.clone(), navigator.clone(), data.bump.clone(), notice.clone(), props.project);
+                let (api, nav, bump, notice, project) = (
+                    session.api.clone(),
+                    navigator.clone(),
+                    data.bump.clone(),
+                    notice.clone(),
+                    props.project,
+                );
                 Callback::from(move |_| {
-                    let (api, nav, bump, notice) = (api.clone(), nav.clone(), bump.clone(), notice.clone());
+                    let (api, nav, bump, notice) =
+                        (api.clone(), nav.clone(), bump.clone(), notice.clone());
                     spawn_local(async move {
-                        match api.call("DELETE", &format!("/api/conversations/{id}")).await {
+                        match api
+                            .call("DELETE", &format!("/api/conversations/{id}"))
+                            .await
+                        {
                             Ok(()) => {
                                 bump.emit(());
                                 if let Some(nav) = nav {
@@ -304,16 +353,28 @@ fn RenameForm(props: &RenameFormProps) -> Html {
         });
     }
     let onsubmit = {
-        let (input, error, api, on_done, id) =
-            (input.clone(), error.clone(), session.api.clone(), props.on_done.clone(), props.id);
+        let (input, error, api, on_done, id) = (
+            input.clone(),
+            error.clone(),
+            session.api.clone(),
+            props.on_done.clone(),
+            props.id,
+        );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(field) = input.cast::<HtmlInputElement>() else { return };
+            let Some(field) = input.cast::<HtmlInputElement>() else {
+                return;
+            };
             let title = field.value().trim().to_owned();
             let (error, api, on_done) = (error.clone(), api.clone(), on_done.clone());
             spawn_local(async move {
-                let body = UpdateConversation { title: Some(title).filter(|t| !t.is_empty()) };
-                match api.send::<_, Conversation>("PATCH", &format!("/api/conversations/{id}"), &body).await {
+                let body = UpdateConversation {
+                    title: Some(title).filter(|t| !t.is_empty()),
+                };
+                match api
+                    .send::<_, Conversation>("PATCH", &format!("/api/conversations/{id}"), &body)
+                    .await
+                {
                     Ok(c) => on_done.emit(Some(c)),
                     Err(e) => error.set(Some(e.describe())),
                 }

@@ -1,20 +1,24 @@
 //! The pages without a conversation: welcome, a project's start page, not found.
 
-use confab_api_types::Project;
-use uuid::Uuid;
-use wasm_bindgen_futures::spawn_local;
-use yew::prelude::*;
 use super::Route;
 use crate::{
     components::nav_link::NavLink,
     hooks::{use_data_version, use_session},
 };
+use confab_api_types::Project;
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
 
 /// `/`: what to do first.
 #[component]
 pub fn Home() -> Html {
     let session = use_session();
-    let name = session.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+    let name = session
+        .user
+        .as_ref()
+        .map(|u| u.name.clone())
+        .unwrap_or_default();
     html! {
         <section class="page empty-state">
             <h1>{ format!("Welcome, {name}") }</h1>
@@ -46,7 +50,9 @@ pub fn ProjectHome(props: &ProjectHomeProps) -> Html {
         });
     }
     match &*project {
-        None => html! { <section class="page"><p class="muted" role="status">{ "Loading…" }</p></section> },
+        None => {
+            html! { <section class="page"><p class="muted" role="status">{ "Loading…" }</p></section> }
+        }
         Some(Err(e)) => html! {
             <section class="page"><p class="error" role="alert">{ e }</p></section>
         },

@@ -1,15 +1,22 @@
 //! The signed-in layout: sidebar, main area and the route switch.
 
-use yew::prelude::*;
 use super::{Route, chat::ChatPage, home, router::use_route, settings::SettingsPage};
 use crate::{components::sidebar::Sidebar, hooks::DataVersion};
+use yew::prelude::*;
 
 fn switch(route: Route) -> Html {
     match route {
         Route::Home => html! { <home::Home /> },
-        Route::Project { project } => html! { <home::ProjectHome key={project.to_string()} {project} /> },
-        Route::Settings { project } => html! { <SettingsPage key={project.to_string()} {project} /> },
-        Route::Chat { project, conversation } => html! {
+        Route::Project { project } => {
+            html! { <home::ProjectHome key={project.to_string()} {project} /> }
+        }
+        Route::Settings { project } => {
+            html! { <SettingsPage key={project.to_string()} {project} /> }
+        }
+        Route::Chat {
+            project,
+            conversation,
+        } => html! {
             <ChatPage key={conversation.to_string()} {project} {conversation} />
         },
         Route::NotFound => html! { <home::NotFound /> },

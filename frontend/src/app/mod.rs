@@ -64,7 +64,10 @@ pub fn App() -> Html {
                     let signed_in = clerk::is_signed_in();
                     if signed_in != user.is_some() {
                         user.set(signed_in.then(|| {
-                            Rc::new(SignedIn { name: clerk::user_label(), credentials: Credentials::Clerk })
+                            Rc::new(SignedIn {
+                                name: clerk::user_label(),
+                                credentials: Credentials::Clerk,
+                            })
                         }));
                     }
                 })
@@ -158,26 +161,31 @@ pub fn App() -> Html {
 
 /// Loads the server's settings and restores a session kept from an earlier visit.
 async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConfig, String> {
-    let config: ClientConfig =
-        Api::anonymous().get("/api/config").await.map_err(|e: ApiError| e.describe())?;
+    let config: ClientConfig = Api::anonymous()
+        .get("/api/config")
+        .await
+        .map_err(|e: ApiError| e.describe())?;
     match config.auth.provider.as_str() {
         "dev" => {
             if let Some(stored) = session_store::load() {
                 user.set(Some(Rc::new(SignedIn {
                     name: stored.username,
-                    credentials: Credentials::Dev { token: stored.token },
+                    credentials: Credentials::Dev {
+                        token: stored.token,
+                    },
                 })));
             }
         }
         "clerk" => {
-            let key = config
-                .auth
-                .clerk_publishable_key
-                .clone()
-                .ok_or_else(|| "The server uses Clerk but did not send its publishable key.".to_owned())?;
+            let key = config.auth.clerk_publishable_key.clone().ok_or_else(|| {
+                "The server uses Clerk but did not send its publishable key.".to_owned()
+            })?;
             clerk::load(&key).await?;
             if clerk::is_signed_in() {
-                user.set(Some(Rc::new(SignedIn { name: clerk::user_label(), credentials: Credentials::Clerk })));
+                user.set(Some(Rc::new(SignedIn {
+                    name: clerk::user_label(),
+                    credentials: Credentials::Clerk,
+                })));
             }
         }
         _ => {}

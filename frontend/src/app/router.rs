@@ -27,9 +27,14 @@ impl Route {
         match segments.as_slice() {
             [] => Self::Home,
             ["p", p] => id(p).map_or(Self::NotFound, |project| Self::Project { project }),
-            ["p", p, "settings"] => id(p).map_or(Self::NotFound, |project| Self::Settings { project }),
+            ["p", p, "settings"] => {
+                id(p).map_or(Self::NotFound, |project| Self::Settings { project })
+            }
             ["p", p, "c", c] => match (id(p), id(c)) {
-                (Some(project), Some(conversation)) => Self::Chat { project, conversation },
+                (Some(project), Some(conversation)) => Self::Chat {
+                    project,
+                    conversation,
+                },
                 _ => Self::NotFound,
             },
             _ => Self::NotFound,
@@ -42,7 +47,10 @@ impl Route {
             Self::Home | Self::NotFound => "/".to_owned(),
             Self::Project { project } => format!("/p/{project}"),
             Self::Settings { project } => format!("/p/{project}/settings"),
-            Self::Chat { project, conversation } => format!("/p/{project}/c/{conversation}"),
+            Self::Chat {
+                project,
+                conversation,
+            } => format!("/p/{project}/c/{conversation}"),
         }
     }
 
@@ -50,7 +58,10 @@ impl Route {
     pub fn selection(&self) -> (Option<Uuid>, Option<Uuid>) {
         match self {
             Self::Project { project } | Self::Settings { project } => (Some(*project), None),
-            Self::Chat { project, conversation } => (Some(*project), Some(*conversation)),
+            Self::Chat {
+                project,
+                conversation,
+            } => (Some(*project), Some(*conversation)),
             Self::Home | Self::NotFound => (None, None),
         }
     }
@@ -110,11 +121,17 @@ pub fn Router(props: &RouterProps) -> Html {
             });
             let window = web_sys::window();
             if let Some(w) = &window {
-                let _ = w.add_event_listener_with_callback("popstate", listener.as_ref().unchecked_ref());
+                let _ = w.add_event_listener_with_callback(
+                    "popstate",
+                    listener.as_ref().unchecked_ref(),
+                );
             }
             move || {
                 if let Some(w) = &window {
-                    let _ = w.remove_event_listener_with_callback("popstate", listener.as_ref().unchecked_ref());
+                    let _ = w.remove_event_listener_with_callback(
+                        "popstate",
+                        listener.as_ref().unchecked_ref(),
+                    );
                 }
                 drop(listener);
             }
@@ -150,7 +167,10 @@ mod tests {
             Route::Home,
             Route::Project { project: p },
             Route::Settings { project: p },
-            Route::Chat { project: p, conversation: c },
+            Route::Chat {
+                project: p,
+                conversation: c,
+            },
         ] {
             assert_eq!(Route::parse(&route.to_path()), route);
         }
@@ -159,11 +179,17 @@ mod tests {
     #[test]
     fn unknown_paths_and_malformed_ids_are_not_found() {
         assert_eq!(Route::parse("/p/not-a-uuid"), Route::NotFound);
-        assert_eq!(Route::parse("/p/0190f0f0-0000-7000-8000-000000000001/c/x"), Route::NotFound);
+        assert_eq!(
+            Route::parse("/p/0190f0f0-0000-7000-8000-000000000001/c/x"),
+            Route::NotFound
+        );
         assert_eq!(Route::parse("/elsewhere"), Route::NotFound);
         assert_eq!(Route::parse(""), Route::Home);
-        assert_eq!(Route::parse("/p/0190f0f0-0000-7000-8000-000000000001/"), Route::Project {
-            project: Uuid::from_u128(0x0190_f0f0_0000_7000_8000_0000_0000_0001)
-        });
+        assert_eq!(
+            Route::parse("/p/0190f0f0-0000-7000-8000-000000000001/"),
+            Route::Project {
+                project: Uuid::from_u128(0x0190_f0f0_0000_7000_8000_0000_0000_0001)
+            }
+        );
     }
 }

@@ -1,15 +1,15 @@
 //! Project settings: name and description, the system prompt, files, deletion.
 
-use confab_api_types::{Project, UpdateProject};
-use uuid::Uuid;
-use wasm_bindgen_futures::spawn_local;
-use web_sys::{HtmlInputElement, HtmlTextAreaElement};
-use yew::prelude::*;
 use super::{Route, router::use_navigator};
 use crate::{
     components::{files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor},
     hooks::{use_data_version, use_session},
 };
+use confab_api_types::{Project, UpdateProject};
+use uuid::Uuid;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
 pub struct SettingsPageProps {
@@ -51,9 +51,10 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
         );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let (Some(name), Some(description)) =
-                (name_input.cast::<HtmlInputElement>(), description_input.cast::<HtmlTextAreaElement>())
-            else {
+            let (Some(name), Some(description)) = (
+                name_input.cast::<HtmlInputElement>(),
+                description_input.cast::<HtmlTextAreaElement>(),
+            ) else {
                 return;
             };
             let name = name.value().trim().to_owned();
@@ -66,9 +67,13 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                 name: Some(name),
                 description: Some(Some(description).filter(|d| !d.is_empty())),
             };
-            let (status, api, project, bump) = (status.clone(), api.clone(), project.clone(), bump.clone());
+            let (status, api, project, bump) =
+                (status.clone(), api.clone(), project.clone(), bump.clone());
             spawn_local(async move {
-                match api.send::<_, Project>("PATCH", &format!("/api/projects/{id}"), &body).await {
+                match api
+                    .send::<_, Project>("PATCH", &format!("/api/projects/{id}"), &body)
+                    .await
+                {
                     Ok(p) => {
                         project.set(Some(Ok(p)));
                         status.set(Some(Ok("Saved.".into())));
@@ -88,10 +93,15 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
         Callback::from(move |_| confirm_delete.set(false))
     };
     let delete = {
-        let (api, nav, bump, delete_error) =
-            (session.api.clone(), navigator.clone(), data.bump.clone(), delete_error.clone());
+        let (api, nav, bump, delete_error) = (
+            session.api.clone(),
+            navigator.clone(),
+            data.bump.clone(),
+            delete_error.clone(),
+        );
         Callback::from(move |_| {
-            let (api, nav, bump, delete_error) = (api.clone(), nav.clone(), bump.clone(), delete_error.clone());
+            let (api, nav, bump, delete_error) =
+                (api.clone(), nav.clone(), bump.clone(), delete_error.clone());
             spawn_local(async move {
                 match api.call("DELETE", &format!("/api/projects/{id}")).await {
                     Ok(()) => {
@@ -107,8 +117,12 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
     };
 
     let p = match &*project {
-        None => return html! { <section class="page"><p class="muted" role="status">{ "Loading…" }</p></section> },
-        Some(Err(e)) => return html! { <section class="page"><p class="error" role="alert">{ e }</p></section> },
+        None => {
+            return html! { <section class="page"><p class="muted" role="status">{ "Loading…" }</p></section> };
+        }
+        Some(Err(e)) => {
+            return html! { <section class="page"><p class="error" role="alert">{ e }</p></section> };
+        }
         Some(Ok(p)) => p.clone(),
     };
     let limits = &session.config.limits;

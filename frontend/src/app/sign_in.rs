@@ -49,10 +49,17 @@ fn DevSignIn() -> Html {
     let busy = use_state(|| false);
 
     let onsubmit = {
-        let (input, error, busy, sign_in) = (input.clone(), error.clone(), busy.clone(), session.sign_in.clone());
+        let (input, error, busy, sign_in) = (
+            input.clone(),
+            error.clone(),
+            busy.clone(),
+            session.sign_in.clone(),
+        );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(field) = input.cast::<HtmlInputElement>() else { return };
+            let Some(field) = input.cast::<HtmlInputElement>() else {
+                return;
+            };
             let username = field.value().trim().to_owned();
             if username.is_empty() {
                 error.set(Some("Enter a username.".into()));
@@ -63,15 +70,23 @@ fn DevSignIn() -> Html {
             error.set(None);
             let (error, busy, sign_in) = (error.clone(), busy.clone(), sign_in.clone());
             spawn_local(async move {
-                let body = DevLogin { username: username.clone() };
-                match Api::anonymous().send::<_, DevToken>("POST", "/api/auth/dev-login", &body).await {
+                let body = DevLogin {
+                    username: username.clone(),
+                };
+                match Api::anonymous()
+                    .send::<_, DevToken>("POST", "/api/auth/dev-login", &body)
+                    .await
+                {
                     Ok(t) => {
                         session_store::save(&StoredSession {
                             username: username.clone(),
                             token: t.token.clone(),
                             expires_at_ms: t.expires_at.timestamp_millis(),
                         });
-                        sign_in.emit(SignedIn { name: username, credentials: Credentials::Dev { token: t.token } });
+                        sign_in.emit(SignedIn {
+                            name: username,
+                            credentials: Credentials::Dev { token: t.token },
+                        });
                     }
                     Err(e) => {
                         busy.set(false);

@@ -23,10 +23,17 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let draft = use_state(String::new);
 
     let submit = {
-        let (input, draft, on_send, generating, max_chars) =
-            (input.clone(), draft.clone(), props.on_send.clone(), props.generating, props.max_chars);
+        let (input, draft, on_send, generating, max_chars) = (
+            input.clone(),
+            draft.clone(),
+            props.on_send.clone(),
+            props.generating,
+            props.max_chars,
+        );
         Callback::from(move |()| {
-            let Some(field) = input.cast::<HtmlTextAreaElement>() else { return };
+            let Some(field) = input.cast::<HtmlTextAreaElement>() else {
+                return;
+            };
             let text = field.value();
             if generating || text.trim().is_empty() || text.chars().count() > max_chars {
                 return;

@@ -26,7 +26,11 @@ struct Upload {
 
 /// Percent of an upload done, 0–100.
 pub fn percent(sent: f64, total: f64) -> u32 {
-    if total <= 0.0 { 0 } else { ((sent / total) * 100.0).clamp(0.0, 100.0).round() as u32 }
+    if total <= 0.0 {
+        0
+    } else {
+        ((sent / total) * 100.0).clamp(0.0, 100.0).round() as u32
+    }
 }
 
 #[component]
@@ -44,7 +48,9 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
         let (files, api) = (files.clone(), session.api.clone());
         use_effect_with((project, *reload), move |_| {
             spawn_local(async move {
-                let result = api.list_all::<FileInfo>(&format!("/api/projects/{project}/files")).await;
+                let result = api
+                    .list_all::<FileInfo>(&format!("/api/projects/{project}/files"))
+                    .await;
                 files.set(Some(result.map_err(|e| e.describe())));
             });
         });
@@ -59,11 +65,20 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
         })
     };
     let on_pick = {
-        let (api, uploading, message, reload, max) =
-            (session.api.clone(), uploading.clone(), message.clone(), reload.clone(), props.max_bytes);
+        let (api, uploading, message, reload, max) = (
+            session.api.clone(),
+            uploading.clone(),
+            message.clone(),
+            reload.clone(),
+            props.max_bytes,
+        );
         Callback::from(move |e: Event| {
-            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else { return };
-            let Some(file) = input.files().and_then(|list| list.get(0)) else { return };
+            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
+                return;
+            };
+            let Some(file) = input.files().and_then(|list| list.get(0)) else {
+                return;
+            };
             input.set_value("");
             let size = file.size();
             if size <= 0.0 {
@@ -80,12 +95,25 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
                 return;
             }
             message.set(None);
-            uploading.set(Some(Upload { name: file.name(), sent: 0.0, total: size }));
-            let (api, uploading, message, reload) = (api.clone(), uploading.clone(), message.clone(), reload.clone());
+            uploading.set(Some(Upload {
+                name: file.name(),
+                sent: 0.0,
+                total: size,
+            }));
+            let (api, uploading, message, reload) = (
+                api.clone(),
+                uploading.clone(),
+                message.clone(),
+                reload.clone(),
+            );
             let on_progress = {
                 let (uploading, name) = (uploading.clone(), file.name());
                 Callback::from(move |(sent, total): (f64, f64)| {
-                    uploading.set(Some(Upload { name: name.clone(), sent, total }));
+                    uploading.set(Some(Upload {
+                        name: name.clone(),
+                        sent,
+                        total,
+                    }));
                 })
             };
             spawn_local(async move {
@@ -103,7 +131,10 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
         Callback::from(move |file: FileInfo| {
             let (api, message) = (api.clone(), message.clone());
             spawn_local(async move {
-                match api.get_blob(&format!("/api/files/{}/content", file.id)).await {
+                match api
+                    .get_blob(&format!("/api/files/{}/content", file.id))
+                    .await
+                {
                     Ok(blob) => {
                         if browser::save_blob(&blob, &file.filename).is_err() {
                             message.set(Some(Err("The browser refused the download.".into())));
@@ -115,10 +146,19 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
         })
     };
     let delete = {
-        let (api, message, reload, confirm) =
-            (session.api.clone(), message.clone(), reload.clone(), confirm.clone());
+        let (api, message, reload, confirm) = (
+            session.api.clone(),
+            message.clone(),
+            reload.clone(),
+            confirm.clone(),
+        );
         Callback::from(move |file: FileInfo| {
-            let (api, message, reload, confirm) = (api.clone(), message.clone(), reload.clone(), confirm.clone());
+            let (api, message, reload, confirm) = (
+                api.clone(),
+                message.clone(),
+                reload.clone(),
+                confirm.clone(),
+            );
             spawn_local(async move {
                 match api.call("DELETE", &format!("/api/files/{}", file.id)).await {
                     Ok(()) => message.set(Some(Ok(format!("Deleted “{}”.", file.filename)))),

@@ -34,10 +34,9 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         // After each render: keep the newest text in view while the person is at the bottom.
         let (scroller, at_bottom) = (scroller.clone(), *at_bottom);
         use_effect(move || {
-            if at_bottom
-                && let Some(el) = scroller.cast::<web_sys::Element>() {
-                    el.set_scroll_top(el.scroll_height());
-                }
+            if at_bottom && let Some(el) = scroller.cast::<web_sys::Element>() {
+                el.set_scroll_top(el.scroll_height());
+            }
         });
     }
 
@@ -61,7 +60,10 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     };
     // Copy buttons and links live inside rendered Markdown, so clicks are handled here.
     let onclick = Callback::from(|e: MouseEvent| {
-        let Some(target) = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        let Some(target) = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
             return;
         };
         if let Ok(Some(button)) = target.closest("[data-copy-code]") {
@@ -71,7 +73,11 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                 .and_then(|pre| pre.text_content())
                 .unwrap_or_default();
             spawn_local(async move {
-                let label = if browser::copy_text(&code).await { "Copied" } else { "Copy failed" };
+                let label = if browser::copy_text(&code).await {
+                    "Copied"
+                } else {
+                    "Copy failed"
+                };
                 button.set_text_content(Some(label));
                 browser::sleep(1500).await;
                 button.set_text_content(Some("Copy"));
@@ -80,7 +86,8 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             // Links from the model open in a new tab, without access to this page.
             if let (Some(href), Some(w)) = (link.get_attribute("href"), browser::window()) {
                 e.prevent_default();
-                let _ = w.open_with_url_and_target_and_features(&href, "_blank", "noopener,noreferrer");
+                let _ =
+                    w.open_with_url_and_target_and_features(&href, "_blank", "noopener,noreferrer");
             }
         }
     });

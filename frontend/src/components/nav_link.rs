@@ -1,7 +1,7 @@
 //! A router link that marks the current page (`aria-current="page"`).
 
-use yew::prelude::*;
 use crate::app::{Route, router::use_navigator};
+use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
 pub struct NavLinkProps {

@@ -29,13 +29,16 @@ pub fn PromptEditor(props: &PromptEditorProps) -> Html {
         let (versions, api, editor) = (versions.clone(), session.api.clone(), editor.clone());
         use_effect_with((project, *reload), move |_| {
             spawn_local(async move {
-                let result = api.list_all::<Prompt>(&format!("/api/projects/{project}/prompts")).await;
+                let result = api
+                    .list_all::<Prompt>(&format!("/api/projects/{project}/prompts"))
+                    .await;
                 if let (Ok(list), Some(field)) = (&result, editor.cast::<HtmlTextAreaElement>()) {
                     // Start from the active version when the editor is untouched.
                     if field.value().is_empty()
-                        && let Some(active) = list.iter().find(|p| p.is_active) {
-                            field.set_value(&active.content);
-                        }
+                        && let Some(active) = list.iter().find(|p| p.is_active)
+                    {
+                        field.set_value(&active.content);
+                    }
                 }
                 versions.set(Some(result.map_err(|e| e.describe())));
             });
@@ -43,27 +46,47 @@ pub fn PromptEditor(props: &PromptEditorProps) -> Html {
     }
 
     let save = {
-        let (editor, status, busy, api, reload, max) =
-            (editor.clone(), status.clone(), busy.clone(), session.api.clone(), reload.clone(), props.max_chars);
+        let (editor, status, busy, api, reload, max) = (
+            editor.clone(),
+            status.clone(),
+            busy.clone(),
+            session.api.clone(),
+            reload.clone(),
+            props.max_chars,
+        );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(field) = editor.cast::<HtmlTextAreaElement>() else { return };
+            let Some(field) = editor.cast::<HtmlTextAreaElement>() else {
+                return;
+            };
             let content = field.value();
             if content.trim().is_empty() {
                 status.set(Some(Err("Write the prompt first.".into())));
                 return;
             }
             if content.chars().count() > max {
-                status.set(Some(Err(format!("The prompt is longer than {max} characters."))));
+                status.set(Some(Err(format!(
+                    "The prompt is longer than {max} characters."
+                ))));
                 return;
             }
             busy.set(true);
-            let (status, busy, api, reload) = (status.clone(), busy.clone(), api.clone(), reload.clone());
+            let (status, busy, api, reload) =
+                (status.clone(), busy.clone(), api.clone(), reload.clone());
             spawn_local(async move {
-                let body = CreatePrompt { content, activate: Some(true) };
-                match api.send::<_, Prompt>("POST", &format!("/api/projects/{project}/prompts"), &body).await {
+                let body = CreatePrompt {
+                    content,
+                    activate: Some(true),
+                };
+                match api
+                    .send::<_, Prompt>("POST", &format!("/api/projects/{project}/prompts"), &body)
+                    .await
+                {
                     Ok(p) => {
-                        status.set(Some(Ok(format!("Saved as version {}, now active.", p.version))));
+                        status.set(Some(Ok(format!(
+                            "Saved as version {}, now active.",
+                            p.version
+                        ))));
                         reload.set(*reload + 1);
                     }
                     Err(e) => status.set(Some(Err(e.describe()))),
@@ -73,17 +96,29 @@ pub fn PromptEditor(props: &PromptEditorProps) -> Html {
         })
     };
     let activate = {
-        let (status, api, reload, editor) = (status.clone(), session.api.clone(), reload.clone(), editor.clone());
+        let (status, api, reload, editor) = (
+            status.clone(),
+            session.api.clone(),
+            reload.clone(),
+            editor.clone(),
+        );
         Callback::from(move |prompt: Prompt| {
-            let (status, api, reload, editor) = (status.clone(), api.clone(), reload.clone(), editor.clone());
+            let (status, api, reload, editor) =
+                (status.clone(), api.clone(), reload.clone(), editor.clone());
             spawn_local(async move {
                 let path = format!("/api/projects/{project}/prompts/{}/activate", prompt.id);
-                match api.request("POST", &path, None, "application/json", None).await {
+                match api
+                    .request("POST", &path, None, "application/json", None)
+                    .await
+                {
                     Ok(_) => {
                         if let Some(field) = editor.cast::<HtmlTextAreaElement>() {
                             field.set_value(&prompt.content);
                         }
-                        status.set(Some(Ok(format!("Version {} is now active.", prompt.version))));
+                        status.set(Some(Ok(format!(
+                            "Version {} is now active.",
+                            prompt.version
+                        ))));
                         reload.set(*reload + 1);
                     }
                     Err(e) => status.set(Some(Err(e.describe()))),

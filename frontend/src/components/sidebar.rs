@@ -32,7 +32,11 @@ pub fn conversation_title(c: &Conversation) -> String {
 
 /// The letter on a project's badge (ASCII case mapping only: Unicode tables would grow the wasm).
 fn initial(name: &str) -> String {
-    name.trim().chars().next().map(|c| c.to_ascii_uppercase().to_string()).unwrap_or_default()
+    name.trim()
+        .chars()
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string())
+        .unwrap_or_default()
 }
 
 #[component]
@@ -75,10 +79,9 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         // Focus the name field when the form opens.
         let name_input = name_input.clone();
         use_effect_with(*creating, move |open| {
-            if *open
-                && let Some(input) = name_input.cast::<HtmlInputElement>() {
-                    let _ = input.focus();
-                }
+            if *open && let Some(input) = name_input.cast::<HtmlInputElement>() {
+                let _ = input.focus();
+            }
         });
     }
 
@@ -104,16 +107,26 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(field) = input.cast::<HtmlInputElement>() else { return };
+            let Some(field) = input.cast::<HtmlInputElement>() else {
+                return;
+            };
             let name = field.value().trim().to_owned();
             if name.is_empty() {
                 create_error.set(Some("Give the project a name.".into()));
                 return;
             }
-            let (creating, create_error, api, nav, bump) =
-                (creating.clone(), create_error.clone(), api.clone(), nav.clone(), bump.clone());
+            let (creating, create_error, api, nav, bump) = (
+                creating.clone(),
+                create_error.clone(),
+                api.clone(),
+                nav.clone(),
+                bump.clone(),
+            );
             spawn_local(async move {
-                let body = CreateProject { name, description: None };
+                let body = CreateProject {
+                    name,
+                    description: None,
+                };
                 match api.send::<_, Project>("POST", "/api/projects", &body).await {
                     Ok(p) => {
                         creating.set(false);
@@ -128,20 +141,31 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         })
     };
     let new_chat = {
-        let (api, nav, bump, action_error) =
-            (session.api.clone(), navigator.clone(), data.bump.clone(), action_error.clone());
+        let (api, nav, bump, action_error) = (
+            session.api.clone(),
+            navigator.clone(),
+            data.bump.clone(),
+            action_error.clone(),
+        );
         let project = props.project;
         Callback::from(move |_| {
             let Some(project) = project else { return };
-            let (api, nav, bump, action_error) = (api.clone(), nav.clone(), bump.clone(), action_error.clone());
+            let (api, nav, bump, action_error) =
+                (api.clone(), nav.clone(), bump.clone(), action_error.clone());
             spawn_local(async move {
                 let path = format!("/api/projects/{project}/conversations");
-                match api.send::<_, Conversation>("POST", &path, &CreateConversation::default()).await {
+                match api
+                    .send::<_, Conversation>("POST", &path, &CreateConversation::default())
+                    .await
+                {
                     Ok(c) => {
                         action_error.set(None);
                         bump.emit(());
                         if let Some(nav) = nav {
-                            nav.push(&Route::Chat { project, conversation: c.id });
+                            nav.push(&Route::Chat {
+                                project,
+                                conversation: c.id,
+                            });
                         }
                     }
                     Err(e) => action_error.set(Some(e.describe())),
@@ -212,7 +236,11 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         },
     };
 
-    let user_name = session.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+    let user_name = session
+        .user
+        .as_ref()
+        .map(|u| u.name.clone())
+        .unwrap_or_default();
     html! {
         <nav id="sidebar" class="sidebar" aria-label="Projects and chats">
             <div class="sidebar-head">

@@ -15,5 +15,8 @@ pub struct DataVersion {
 /// The data-version context (a no-op outside the signed-in layout).
 #[hook]
 pub fn use_data_version() -> DataVersion {
-    use_context::<DataVersion>().unwrap_or_else(|| DataVersion { version: 0, bump: Callback::noop() })
+    use_context::<DataVersion>().unwrap_or_else(|| DataVersion {
+        version: 0,
+        bump: Callback::noop(),
+    })
 }

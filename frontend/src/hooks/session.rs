@@ -36,6 +36,9 @@ pub struct Session {
 /// The session context; only used below [`crate::app::App`], which always provides it.
 #[hook]
 pub fn use_session() -> Session {
-    #[expect(clippy::expect_used, reason = "App provides the context above every page")]
+    #[expect(
+        clippy::expect_used,
+        reason = "App provides the context above every page"
+    )]
     use_context::<Session>().expect("the session context is provided by App")
 }

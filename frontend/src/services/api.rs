@@ -29,12 +29,18 @@ pub struct Api {
 impl Api {
     /// A client for the public routes.
     pub fn anonymous() -> Self {
-        Self { credentials: Credentials::Anonymous, on_unauthorized: None }
+        Self {
+            credentials: Credentials::Anonymous,
+            on_unauthorized: None,
+        }
     }
 
     /// A client that signs its requests; `on_unauthorized` runs when the server answers 401.
     pub fn new(credentials: Credentials, on_unauthorized: Callback<()>) -> Self {
-        Self { credentials, on_unauthorized: Some(on_unauthorized) }
+        Self {
+            credentials,
+            on_unauthorized: Some(on_unauthorized),
+        }
     }
 
     /// The bearer token for the next request.
@@ -70,12 +76,16 @@ impl Api {
         let headers = web_sys::Headers::new().map_err(js)?;
         headers.set("Accept", accept).map_err(js)?;
         if let Some(token) = self.bearer().await? {
-            headers.set("Authorization", &format!("Bearer {token}")).map_err(js)?;
+            headers
+                .set("Authorization", &format!("Bearer {token}"))
+                .map_err(js)?;
         }
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         if let Some(body) = json_body {
-            headers.set("Content-Type", "application/json").map_err(js)?;
+            headers
+                .set("Content-Type", "application/json")
+                .map_err(js)?;
             init.set_body(&JsValue::from_str(body));
         }
         init.set_headers(&headers);
@@ -92,15 +102,18 @@ impl Api {
         }
         let err = error_from_response(&response).await;
         if err.is_unauthenticated()
-            && let Some(cb) = &self.on_unauthorized {
-                cb.emit(());
-            }
+            && let Some(cb) = &self.on_unauthorized
+        {
+            cb.emit(());
+        }
         Err(err)
     }
 
     /// `GET` a JSON resource.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let response = self.request("GET", path, None, "application/json", None).await?;
+        let response = self
+            .request("GET", path, None, "application/json", None)
+            .await?;
         read_json(&response).await
     }
 
@@ -112,13 +125,17 @@ impl Api {
         body: &B,
     ) -> Result<T, ApiError> {
         let body = serde_json::to_string(body).map_err(|_| ApiError::unreadable())?;
-        let response = self.request(method, path, Some(&body), "application/json", None).await?;
+        let response = self
+            .request(method, path, Some(&body), "application/json", None)
+            .await?;
         read_json(&response).await
     }
 
     /// A request with no body whose answer has none either (`DELETE` → 204, cancel → 202).
     pub async fn call(&self, method: &str, path: &str) -> Result<(), ApiError> {
-        self.request(method, path, None, "application/json", None).await.map(drop)
+        self.request(method, path, None, "application/json", None)
+            .await
+            .map(drop)
     }
 
     /// Every item of a paged list, following `next_cursor` to the end.
@@ -157,7 +174,9 @@ async fn response_text(response: &web_sys::Response) -> Option<String> {
 }
 
 async fn read_json<T: DeserializeOwned>(response: &web_sys::Response) -> Result<T, ApiError> {
-    let text = response_text(response).await.ok_or_else(ApiError::network)?;
+    let text = response_text(response)
+        .await
+        .ok_or_else(ApiError::network)?;
     serde_json::from_str(&text).map_err(|_| ApiError::unreadable())
 }
 

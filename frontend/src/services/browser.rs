@@ -62,7 +62,9 @@ pub fn save_blob(blob: &web_sys::Blob, filename: &str) -> Result<(), JsValue> {
 /// Copies text to the clipboard; false when the browser refused.
 pub async fn copy_text(text: &str) -> bool {
     let Some(w) = window() else { return false };
-    JsFuture::from(w.navigator().clipboard().write_text(text)).await.is_ok()
+    JsFuture::from(w.navigator().clipboard().write_text(text))
+        .await
+        .is_ok()
 }
 
 /// A timestamp in the person's local time and locale.

@@ -33,7 +33,9 @@ pub async fn send_message(
 ) -> Result<StreamEnd, ApiError> {
     let json = serde_json::to_string(body).map_err(|_| ApiError::unreadable())?;
     let path = format!("/api/conversations/{conversation}/messages");
-    let response = api.request("POST", &path, Some(&json), "text/event-stream", signal).await?;
+    let response = api
+        .request("POST", &path, Some(&json), "text/event-stream", signal)
+        .await?;
     let Some(body) = response.body() else {
         return Ok(StreamEnd::CutOff);
     };

@@ -15,7 +15,9 @@ pub fn frontend_api_host(publishable_key: &str) -> Option<String> {
     let decoded = String::from_utf8(base64_decode(encoded)?).ok()?;
     let host = decoded.strip_suffix('$')?;
     let valid = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
     valid.then(|| host.to_owned())
 }
 
@@ -79,7 +81,9 @@ pub async fn load(publishable_key: &str) -> Result<(), String> {
     if clerk().is_none() {
         inject_script(&script_url(&host), publishable_key)
             .await
-            .map_err(|_| "Could not load Clerk's sign-in. Check your connection and reload.".to_owned())?;
+            .map_err(|_| {
+                "Could not load Clerk's sign-in. Check your connection and reload.".to_owned()
+            })?;
     }
     let c = clerk().ok_or_else(|| "Clerk's sign-in did not start.".to_owned())?;
     let loading = call(&c, "load", &[]).map_err(|_| "Clerk's sign-in did not start.".to_owned())?;
@@ -111,7 +115,10 @@ async fn inject_script(src: &str, publishable_key: &str) -> Result<(), JsValue> 
         handlers.push(ok);
         handlers.push(failed);
     });
-    document.head().ok_or_else(|| JsValue::from_str("no head"))?.append_child(&script)?;
+    document
+        .head()
+        .ok_or_else(|| JsValue::from_str("no head"))?
+        .append_child(&script)?;
     let result = JsFuture::from(loaded).await.map(drop);
     drop(handlers);
     result
@@ -127,7 +134,9 @@ pub fn is_signed_in() -> bool {
 
 /// A name for the signed-in user: email, username or full name.
 pub fn user_label() -> String {
-    let Some(c) = clerk() else { return String::new() };
+    let Some(c) = clerk() else {
+        return String::new();
+    };
     let user = get(&c, "user");
     let email = get(&get(&user, "primaryEmailAddress"), "emailAddress");
     [email, get(&user, "username"), get(&user, "fullName")]
@@ -143,7 +152,9 @@ pub async fn session_token() -> Result<Option<String>, JsValue> {
     if session.is_null() || session.is_undefined() {
         return Ok(None);
     }
-    Ok(await_value(call(&session, "getToken", &[])?).await?.as_string())
+    Ok(await_value(call(&session, "getToken", &[])?)
+        .await?
+        .as_string())
 }
 
 /// Shows Clerk's sign-in form inside `el`.
@@ -163,9 +174,10 @@ pub fn unmount_sign_in(el: &web_sys::Element) {
 /// Signs out of Clerk.
 pub async fn sign_out() {
     if let Some(c) = clerk()
-        && let Ok(p) = call(&c, "signOut", &[]) {
-            let _ = await_value(p).await;
-        }
+        && let Ok(p) = call(&c, "signOut", &[])
+    {
+        let _ = await_value(p).await;
+    }
 }
 
 /// A subscription to Clerk's changes (sign-in, sign-out); ends when dropped.
@@ -186,8 +198,13 @@ impl Drop for Listener {
 pub fn listen(mut on_change: impl FnMut() + 'static) -> Option<Listener> {
     let c = clerk()?;
     let callback = Closure::<dyn FnMut(JsValue)>::new(move |_state: JsValue| on_change());
-    let unsubscribe = call(&c, "addListener", &[callback.as_ref()]).ok().and_then(|f| f.dyn_into().ok());
-    Some(Listener { _callback: callback, unsubscribe })
+    let unsubscribe = call(&c, "addListener", &[callback.as_ref()])
+        .ok()
+        .and_then(|f| f.dyn_into().ok());
+    Some(Listener {
+        _callback: callback,
+        unsubscribe,
+    })
 }
 
 #[cfg(test)]

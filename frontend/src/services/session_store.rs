@@ -56,7 +56,11 @@ mod tests {
 
     #[test]
     fn a_session_about_to_expire_is_not_fresh() {
-        let s = StoredSession { username: "a".into(), token: "t".into(), expires_at_ms: 1_000_000 };
+        let s = StoredSession {
+            username: "a".into(),
+            token: "t".into(),
+            expires_at_ms: 1_000_000,
+        };
         assert!(s.is_fresh(0.0));
         assert!(!s.is_fresh(950_000.0));
         assert!(!s.is_fresh(2_000_000.0));

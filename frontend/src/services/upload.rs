@@ -19,20 +19,27 @@ pub async fn upload_file(
     let js = |_e: JsValue| ApiError::network();
     let token = api.bearer().await?;
     let xhr = web_sys::XmlHttpRequest::new().map_err(js)?;
-    xhr.open_with_async("POST", &format!("/api/projects/{project}/files"), true).map_err(js)?;
-    xhr.set_request_header("Accept", "application/json").map_err(js)?;
+    xhr.open_with_async("POST", &format!("/api/projects/{project}/files"), true)
+        .map_err(js)?;
+    xhr.set_request_header("Accept", "application/json")
+        .map_err(js)?;
     if let Some(token) = token {
-        xhr.set_request_header("Authorization", &format!("Bearer {token}")).map_err(js)?;
+        xhr.set_request_header("Authorization", &format!("Bearer {token}"))
+            .map_err(js)?;
     }
-    let progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-        if e.length_computable() {
-            on_progress.emit((e.loaded(), e.total()));
-        }
-    });
-    xhr.upload().map_err(js)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    let progress =
+        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            if e.length_computable() {
+                on_progress.emit((e.loaded(), e.total()));
+            }
+        });
+    xhr.upload()
+        .map_err(js)?
+        .set_onprogress(Some(progress.as_ref().unchecked_ref()));
 
     let form = web_sys::FormData::new().map_err(js)?;
-    form.append_with_blob_and_filename("file", file, &file.name()).map_err(js)?;
+    form.append_with_blob_and_filename("file", file, &file.name())
+        .map_err(js)?;
 
     // Resolves when the request ends, whatever the outcome; the status tells which.
     let mut on_end: Option<Closure<dyn FnMut()>> = None;
@@ -59,10 +66,16 @@ pub async fn upload_file(
                 .ok()
                 .flatten()
                 .and_then(|v| v.trim().parse().ok());
-            let err = ApiError::from_status(status, serde_json::from_str::<Problem>(&text).ok(), retry_after);
+            let err = ApiError::from_status(
+                status,
+                serde_json::from_str::<Problem>(&text).ok(),
+                retry_after,
+            );
             if err.is_unauthenticated() {
                 // Let the session notice, as `Api::request` does.
-                let _ = api.request("GET", "/api/me", None, "application/json", None).await;
+                let _ = api
+                    .request("GET", "/api/me", None, "application/json", None)
+                    .await;
             }
             Err(err)
         }

@@ -64,7 +64,14 @@ impl From<Message> for Entry {
             ),
             _ => None,
         };
-        Self { id: m.id, role: m.role, content: m.content, status, error, model: m.model }
+        Self {
+            id: m.id,
+            role: m.role,
+            content: m.content,
+            status,
+            error,
+            model: m.model,
+        }
     }
 }
 
@@ -82,7 +89,11 @@ pub struct ChatState {
 impl ChatState {
     /// A reply is being generated (here or, after a reload, on the server).
     pub fn generating(&self) -> bool {
-        self.live || self.entries.iter().any(|e| e.status == EntryStatus::Streaming)
+        self.live
+            || self
+                .entries
+                .iter()
+                .any(|e| e.status == EntryStatus::Streaming)
     }
 
     /// The text of the user's turn before the entry `id`: what "Retry" sends again.
@@ -226,7 +237,10 @@ impl StreamEvent {
         match self {
             Self::UserMessage(message) => Action::UserMessage { client_id, message },
             Self::AssistantMessage(message) => Action::AppendMessage(message),
-            Self::Delta(d) => Action::AppendDelta { message_id: d.message_id, text: d.text },
+            Self::Delta(d) => Action::AppendDelta {
+                message_id: d.message_id,
+                text: d.text,
+            },
             Self::Done(message) => Action::Finish(message),
             Self::Error(e) => Action::Fail {
                 message_id: e.message_id,
@@ -260,7 +274,9 @@ mod tests {
     }
 
     fn reduce_all(actions: impl IntoIterator<Item = Action>) -> Rc<ChatState> {
-        actions.into_iter().fold(Rc::new(ChatState::default()), |s, a| s.reduce(a))
+        actions
+            .into_iter()
+            .fold(Rc::new(ChatState::default()), |s, a| s.reduce(a))
     }
 
     /// Feeds raw SSE events through the parser and the reducer, as the chat view does.
@@ -277,9 +293,18 @@ mod tests {
     fn deltas_are_appended_in_order() {
         let s = reduce_all([
             Action::AppendMessage(msg(2, Role::Assistant, "", MessageStatus::Streaming)),
-            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "Hel".into() },
-            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "lo, ".into() },
-            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "world".into() },
+            Action::AppendDelta {
+                message_id: Uuid::from_u128(2),
+                text: "Hel".into(),
+            },
+            Action::AppendDelta {
+                message_id: Uuid::from_u128(2),
+                text: "lo, ".into(),
+            },
+            Action::AppendDelta {
+                message_id: Uuid::from_u128(2),
+                text: "world".into(),
+            },
         ]);
         assert_eq!(s.entries[0].content, "Hello, world");
         assert_eq!(s.entries[0].status, EntryStatus::Streaming);
@@ -289,8 +314,14 @@ mod tests {
     fn a_delta_for_an_unknown_or_finished_reply_changes_nothing() {
         let s = reduce_all([
             Action::AppendMessage(msg(2, Role::Assistant, "done", MessageStatus::Complete)),
-            Action::AppendDelta { message_id: Uuid::from_u128(2), text: "late".into() },
-            Action::AppendDelta { message_id: Uuid::from_u128(7), text: "stray".into() },
+            Action::AppendDelta {
+                message_id: Uuid::from_u128(2),
+                text: "late".into(),
+            },
+            Action::AppendDelta {
+                message_id: Uuid::from_u128(7),
+                text: "stray".into(),
+            },
         ]);
         assert_eq!(s.entries.len(), 1);
         assert_eq!(s.entries[0].content, "done");
@@ -299,7 +330,10 @@ mod tests {
     #[test]
     fn the_users_turn_shows_at_once_and_is_replaced_by_the_stored_one() {
         let client = Uuid::from_u128(1000);
-        let s = reduce_all([Action::SendStarted { client_id: client, content: "hi".into() }]);
+        let s = reduce_all([Action::SendStarted {
+            client_id: client,
+            content: "hi".into(),
+        }]);
         assert_eq!(s.entries.len(), 1);
         assert_eq!(s.entries[0].status, EntryStatus::Sending);
         assert!(s.generating());
@@ -320,21 +354,37 @@ mod tests {
         let started = msg(2, Role::Assistant, "", MessageStatus::Streaming);
         let mut done = msg(2, Role::Assistant, "Hello there", MessageStatus::Complete);
         done.model = Some("echo".into());
-        let s = reduce_all([Action::SendStarted { client_id: client, content: "hi".into() }]);
+        let s = reduce_all([Action::SendStarted {
+            client_id: client,
+            content: "hi".into(),
+        }]);
         let s = run_stream(
             s,
             client,
             &[
                 ("user_message", serde_json::to_string(&user).unwrap()),
-                ("assistant_message", serde_json::to_string(&started).unwrap()),
-                ("delta", format!(r#"{{"message_id":"{}","text":"Hello"}}"#, started.id)),
+                (
+                    "assistant_message",
+                    serde_json::to_string(&started).unwrap(),
+                ),
+                (
+                    "delta",
+                    format!(r#"{{"message_id":"{}","text":"Hello"}}"#, started.id),
+                ),
                 ("some_future_event", "{}".into()),
-                ("delta", format!(r#"{{"message_id":"{}","text":" there"}}"#, started.id)),
+                (
+                    "delta",
+                    format!(r#"{{"message_id":"{}","text":" there"}}"#, started.id),
+                ),
             ],
         );
         assert_eq!(s.entries[1].content, "Hello there");
         assert_eq!(s.entries[1].status, EntryStatus::Streaming);
-        let s = run_stream(s, client, &[("done", serde_json::to_string(&done).unwrap())]);
+        let s = run_stream(
+            s,
+            client,
+            &[("done", serde_json::to_string(&done).unwrap())],
+        );
         let s = s.reduce(Action::StreamClosed);
         assert_eq!(s.entries.len(), 2);
         assert_eq!(s.entries[1].status, EntryStatus::Complete);
@@ -350,8 +400,14 @@ mod tests {
             Rc::new(ChatState::default()),
             client,
             &[
-                ("assistant_message", serde_json::to_string(&started).unwrap()),
-                ("delta", format!(r#"{{"message_id":"{}","text":"Half"}}"#, started.id)),
+                (
+                    "assistant_message",
+                    serde_json::to_string(&started).unwrap(),
+                ),
+                (
+                    "delta",
+                    format!(r#"{{"message_id":"{}","text":"Half"}}"#, started.id),
+                ),
                 (
                     "error",
                     format!(
@@ -363,15 +419,24 @@ mod tests {
         );
         assert_eq!(s.entries[0].content, "Half");
         assert_eq!(s.entries[0].status, EntryStatus::Failed);
-        assert_eq!(s.entries[0].error.as_deref(), Some("The model took too long."));
+        assert_eq!(
+            s.entries[0].error.as_deref(),
+            Some("The model took too long.")
+        );
     }
 
     #[test]
     fn a_refused_send_stays_visible_with_the_reason() {
         let client = Uuid::from_u128(1000);
         let s = reduce_all([
-            Action::SendStarted { client_id: client, content: "hi".into() },
-            Action::SendRejected { client_id: client, error: "Too quick.".into() },
+            Action::SendStarted {
+                client_id: client,
+                content: "hi".into(),
+            },
+            Action::SendRejected {
+                client_id: client,
+                error: "Too quick.".into(),
+            },
         ]);
         assert_eq!(s.entries[0].status, EntryStatus::Rejected);
         assert_eq!(s.entries[0].error.as_deref(), Some("Too quick."));
@@ -384,16 +449,21 @@ mod tests {
     fn history_loaded_during_a_live_stream_is_ignored() {
         let client = Uuid::from_u128(1000);
         let s = reduce_all([
-            Action::SendStarted { client_id: client, content: "hi".into() },
+            Action::SendStarted {
+                client_id: client,
+                content: "hi".into(),
+            },
             Action::Loaded(vec![]),
         ]);
         assert_eq!(s.entries.len(), 1);
-        let s = s.reduce(Action::StreamClosed).reduce(Action::Loaded(vec![msg(
-            1,
-            Role::User,
-            "hi",
-            MessageStatus::Complete,
-        )]));
+        let s = s
+            .reduce(Action::StreamClosed)
+            .reduce(Action::Loaded(vec![msg(
+                1,
+                Role::User,
+                "hi",
+                MessageStatus::Complete,
+            )]));
         assert_eq!(s.entries[0].id, Uuid::from_u128(1));
         assert!(s.loaded);
     }
@@ -417,8 +487,14 @@ mod tests {
             failed,
         ])]);
         assert_eq!(s.entries[1].error.as_deref(), Some("boom"));
-        assert_eq!(s.prompt_before(Uuid::from_u128(2)).as_deref(), Some("question"));
-        assert_eq!(s.prompt_before(Uuid::from_u128(1)).as_deref(), Some("question"));
+        assert_eq!(
+            s.prompt_before(Uuid::from_u128(2)).as_deref(),
+            Some("question")
+        );
+        assert_eq!(
+            s.prompt_before(Uuid::from_u128(1)).as_deref(),
+            Some("question")
+        );
         assert_eq!(s.prompt_before(Uuid::from_u128(3)), None);
     }
 

@@ -6,6 +6,7 @@
 
 mod chat;
 mod conversations;
+mod dev;
 mod errors;
 mod files;
 mod isolation;
