@@ -1,1 +1,403 @@
-fn main() {}
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod load;
+mod procfs;
+mod report;
+mod server;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use confab_tests::fake_provider::FakeProvider;
+
+use crate::load::{Bench, LevelPlan, Shape};
+use crate::report::{BackendReport, HoldSummary, LevelSummary, Report};
+use crate::server::{Api, Backend, Database, Launch, ServerProcess};
+
+/// What can stop a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("HTTP: {0}")]
+    Hyper(#[from] hyper::Error),
+    #[error("HTTP (setup): {0}")]
+    Reqwest(#[from] reqwest::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The load benchmark of the confab server. Only ever talks to 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(name = "confab-bench", about)]
+struct Args {
+    /// Concurrency levels (concurrent streams).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 100, 1000])]
+    n: Vec<usize>,
+    /// Deltas in each reply.
+    #[arg(long, default_value_t = 64)]
+    deltas: usize,
+    /// Pause between deltas at the fake provider, ms.
+    #[arg(long, default_value_t = 20)]
+    pace_ms: u64,
+    /// From this concurrency on, `--slow-pace-ms` is used instead (a 20 ms pace at 1,000
+    /// streams is 50,000 deltas/s, which saturates 2 shared cores before the server is measured).
+    #[arg(long, default_value_t = 1000)]
+    slow_from: usize,
+    /// The pace from `--slow-from` on, ms.
+    #[arg(long, default_value_t = 50)]
+    slow_pace_ms: u64,
+    /// Time to first token at the fake provider, ms.
+    #[arg(long, default_value_t = 20)]
+    ttft_ms: u64,
+    /// A/B pairs per level (default: 4, and 3 from `--slow-from` on).
+    #[arg(long)]
+    pairs: Option<usize>,
+    /// Streams each slot sends one after the other in a round (default: 8 at N=1, 3 up to
+    /// N=100, 2 above).
+    #[arg(long)]
+    streams_per_slot: Option<usize>,
+    /// Streams to hold open for the memory figure (0: skip).
+    #[arg(long, default_value_t = 9000)]
+    hold: usize,
+    /// Databases to run on (default: sqlite, plus postgres when DATABASE_URL is a postgres URL).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backends: Vec<Backend>,
+    /// The PostgreSQL server to make a fresh database on (`postgres://…`).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The confab binary (default: target/release/confab, built first).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Do not run `cargo build --release -p confab-server` first.
+    #[arg(long)]
+    no_build: bool,
+    /// Measure only once the 1-minute load is below this.
+    #[arg(long, default_value_t = 0.5)]
+    max_load: f64,
+    /// Wait at most this long for the load to fall (checking each minute).
+    #[arg(long, default_value_t = 20)]
+    load_wait_minutes: u64,
+    /// Where to write report.md and report.json (default: target/bench).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Longest a single stream may take, s.
+    #[arg(long, default_value_t = 120)]
+    stream_timeout_secs: u64,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+fn build_server() -> Result<(), BenchError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building the server: cargo build --release -p confab-server --bin confab");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "confab-server", "--bin", "confab"])
+        .current_dir(workspace_root())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BenchError::Setup(format!("building the server failed: {status}")))
+    }
+}
+
+async fn wait_for_quiet(max_load: f64, minutes: u64) -> Option<f64> {
+    let mut load = procfs::load1();
+    for waited in 0..minutes {
+        match load {
+            Some(l) if l >= max_load => {
+                eprintln!(
+                    "1-minute load is {l:.2} (want < {max_load}); waiting a minute ({waited}/{minutes})"
+                );
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                load = procfs::load1();
+            }
+            _ => break,
+        }
+    }
+    load
+}
+
+impl Args {
+    fn plan(&self, n: usize) -> LevelPlan {
+        let slow = n >= self.slow_from;
+        LevelPlan {
+            n,
+            shape: Shape {
+                deltas: self.deltas,
+                time_to_first_token: Duration::from_millis(self.ttft_ms),
+                pace: Duration::from_millis(if slow { self.slow_pace_ms } else { self.pace_ms }),
+            },
+            pairs: self.pairs.unwrap_or(if slow { 3 } else { 4 }),
+            streams_per_slot: self.streams_per_slot.unwrap_or(match n {
+                0..=1 => 8,
+                2..=100 => 3,
+                _ => 2,
+            }),
+        }
+    }
+
+    fn backends(&self) -> Vec<Backend> {
+        if !self.backends.is_empty() {
+            return self.backends.clone();
+        }
+        let mut backends = vec![Backend::Sqlite];
+        if self.postgres_url().is_some() {
+            backends.push(Backend::Postgres);
+        }
+        backends
+    }
+
+    fn postgres_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+}
+
+struct Run<'a> {
+    args: &'a Args,
+    binary: &'a Path,
+    fake: &'a FakeProvider,
+    http: &'a reqwest::Client,
+    dir: &'a Path,
+}
+
+impl Run<'_> {
+    async fn backend(
+        &self,
+        backend: Backend,
+        client: &mut Vec<server::ClientAsset>,
+    ) -> Result<BackendReport, BenchError> {
+        let database = match backend {
+            Backend::Sqlite => Database::sqlite(self.dir, "bench.db"),
+            Backend::Postgres => {
+                let url = self.args.postgres_url().ok_or_else(|| {
+                    BenchError::Setup("PostgreSQL needs DATABASE_URL=postgres://…".to_owned())
+                })?;
+                Database::postgres(url).await?
+            }
+        };
+        let outcome = self.on(backend, &database, client).await;
+        database.remove().await?;
+        outcome
+    }
+
+    async fn on(
+        &self,
+        backend: Backend,
+        database: &Database,
+        client: &mut Vec<server::ClientAsset>,
+    ) -> Result<BackendReport, BenchError> {
+        let base_url = self.fake.base_url();
+        let launch = Launch {
+            binary: self.binary,
+            database_url: &database.url,
+            provider_base_url: &base_url,
+            dir: self.dir,
+        };
+        let load1_at_start = procfs::load1();
+        let server = ServerProcess::start(&launch, self.http).await?;
+        let start_to_ready_fresh_ms = server.start_to_ready.as_secs_f64() * 1000.0;
+        eprintln!(
+            "{}: server pid {} ready in {:.0} ms",
+            backend.label(),
+            server.pid,
+            server.start_to_ready.as_secs_f64() * 1000.0
+        );
+        let api = Api {
+            http: self.http,
+            base: format!("http://{}", server.addr),
+        };
+        if client.is_empty() {
+            match api.client_size().await {
+                Ok(assets) => *client = assets,
+                Err(e) => eprintln!("the client's size could not be measured: {e}"),
+            }
+        }
+        let ticks_per_second = procfs::ticks_per_second();
+        let stream_timeout = Duration::from_secs(self.args.stream_timeout_secs);
+        let bench = Bench {
+            fake: self.fake,
+            server: &server,
+            api: &api,
+            ticks_per_second,
+            stream_timeout,
+        };
+        let mut tenants = Vec::new();
+        // Warm-up, not reported: first connections, pools, caches.
+        let mut warm = self.args.plan(10);
+        warm.pairs = 1;
+        warm.streams_per_slot = 1;
+        bench.level(warm, &mut tenants).await?;
+
+        let mut levels = Vec::new();
+        for &n in &self.args.n {
+            let plan = self.args.plan(n);
+            eprintln!(
+                "{}: N={n}, pace {:?}, {} pairs of rounds, {} streams per slot",
+                backend.label(),
+                plan.shape.pace,
+                plan.pairs,
+                plan.streams_per_slot
+            );
+            match bench.level(plan, &mut tenants).await {
+                Ok(mut level) => {
+                    let summary = LevelSummary::of(&mut level);
+                    eprintln!("{summary:?}");
+                    levels.push(summary);
+                }
+                Err(e) => {
+                    eprintln!("N={n} could not be measured: {e}\nserver log:\n{}", server.log_tail());
+                    return Err(e);
+                }
+            }
+        }
+        server.stop().await;
+
+        let mut start_to_ready_existing_ms = None;
+        let mut hold = None;
+        if self.args.hold > 0 {
+            // A fresh process, so that the memory before is not what earlier rounds left.
+            let server = ServerProcess::start(&launch, self.http).await?;
+            start_to_ready_existing_ms = Some(server.start_to_ready.as_secs_f64() * 1000.0);
+            let api = Api {
+                http: self.http,
+                base: format!("http://{}", server.addr),
+            };
+            let bench = Bench {
+                fake: self.fake,
+                server: &server,
+                api: &api,
+                ticks_per_second,
+                stream_timeout,
+            };
+            eprintln!("{}: holding {} streams", backend.label(), self.args.hold);
+            let mut tenants = Vec::new();
+            let mut held = bench.hold(self.args.hold, &mut tenants).await?;
+            let summary = HoldSummary::of(&held);
+            eprintln!("{summary:?}");
+            server.kill().await;
+            drop(held.holders.take());
+            hold = Some(summary);
+            // Let the fake's connections see the server gone.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Ok(BackendReport {
+            backend,
+            load1_at_start,
+            load1_at_end: procfs::load1(),
+            start_to_ready_fresh_ms,
+            start_to_ready_existing_ms,
+            levels,
+            hold,
+        })
+    }
+}
+
+async fn run(args: Args) -> Result<Report, BenchError> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX)?;
+    eprintln!("open-file limit (soft, inherited by the server): {limit}");
+    let needed = u64::try_from(args.hold * 2 + 1000).unwrap_or(u64::MAX);
+    if limit < needed {
+        return Err(BenchError::Setup(format!(
+            "holding {} streams needs about {needed} open files, the limit is {limit}",
+            args.hold
+        )));
+    }
+    let binary = match &args.server_bin {
+        Some(path) => path.clone(),
+        None => {
+            if !args.no_build {
+                build_server()?;
+            }
+            target_dir().join("release").join("confab")
+        }
+    };
+    let machine = procfs::Machine::read();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let fake = FakeProvider::start(Shape {
+        deltas: args.deltas,
+        time_to_first_token: Duration::ZERO,
+        pace: Duration::ZERO,
+    }
+    .config())
+    .await?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let run = Run {
+        args: &args,
+        binary: &binary,
+        fake: &fake,
+        http: &http,
+        dir: dir.path(),
+    };
+    let load = wait_for_quiet(args.max_load, args.load_wait_minutes).await;
+    eprintln!("measuring at a 1-minute load of {load:?}");
+    let mut client = Vec::new();
+    let mut backends = Vec::new();
+    for backend in args.backends() {
+        backends.push(run.backend(backend, &mut client).await?);
+    }
+    Ok(Report {
+        started_at,
+        machine,
+        harness_open_files_limit: limit,
+        client,
+        backends,
+    })
+}
+
+fn write_report(report: &Report, out: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| BenchError::Setup(format!("the report could not be written: {e}")))?;
+    std::fs::write(out.join("report.json"), json)?;
+    std::fs::write(out.join("report.md"), report.markdown())?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let out = args.out.clone().unwrap_or_else(|| target_dir().join("bench"));
+    match run(args).await {
+        Ok(report) => {
+            println!("{}", report.markdown());
+            match write_report(&report, &out) {
+                Ok(()) => {
+                    eprintln!("written: {}/report.md and report.json", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("confab-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("confab-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

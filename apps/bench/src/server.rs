@@ -265,11 +265,7 @@ impl Api<'_> {
             .send()
             .await?;
         let project_id = field(&json_of(project, "create project").await?, "id", "project")?;
-        Ok(Self::signed_in(token, project_id))
-    }
-
-    fn signed_in(token: String, project_id: String) -> Tenant {
-        Tenant { token, project_id }
+        Ok(Tenant { token, project_id })
     }
 
     /// Creates one conversation per entry of `owners` (an index into `tenants`), 32 at a

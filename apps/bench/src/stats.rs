@@ -20,18 +20,6 @@ impl Samples {
         self.sorted = false;
     }
 
-    /// How many samples there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     /// How many samples are above `limit`.
     #[must_use]
     pub fn count_above(&self, limit: u32) -> usize {

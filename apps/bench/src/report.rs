@@ -1,0 +1,363 @@
+//! The figures of a run, as JSON and as the Markdown tables of `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::{Hold, Level};
+use crate::procfs::Machine;
+use crate::server::{Backend, ClientAsset};
+use crate::stats::added;
+
+/// One level's figures, all times in microseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct LevelSummary {
+    pub n: usize,
+    pub pace_ms: u128,
+    pub time_to_first_token_ms: u128,
+    pub deltas_per_stream: usize,
+    pub pairs: usize,
+    pub streams_per_slot: usize,
+    pub server_streams: usize,
+    pub direct_streams: usize,
+    pub server_ttfd_p50: Option<u32>,
+    pub server_ttfd_p99: Option<u32>,
+    pub direct_ttfd_p50: Option<u32>,
+    pub direct_ttfd_p99: Option<u32>,
+    pub added_ttfd_p50: Option<i64>,
+    pub added_ttfd_p99: Option<i64>,
+    /// The smallest and largest per-pair added p99 (how much the pairs disagree).
+    pub added_ttfd_p99_pair_range: Option<(i64, i64)>,
+    pub server_gap_p50: Option<u32>,
+    pub server_gap_p99: Option<u32>,
+    pub server_gap_max: Option<u32>,
+    pub direct_gap_p50: Option<u32>,
+    pub direct_gap_p99: Option<u32>,
+    pub added_gap_p50: Option<i64>,
+    pub added_gap_p99: Option<i64>,
+    pub server_stalls: usize,
+    pub direct_stalls: usize,
+    pub server_failures: usize,
+    pub direct_failures: usize,
+    pub server_errors: Vec<String>,
+    pub direct_errors: Vec<String>,
+    pub deltas_relayed: usize,
+    pub server_cpu_secs: f64,
+    pub server_cpu_per_1000_deltas: Option<f64>,
+    pub server_cpu_share: f64,
+    pub server_idle_cpu_secs: f64,
+    pub harness_cpu_secs: f64,
+}
+
+impl LevelSummary {
+    /// Computes the figures of a measured level.
+    #[must_use]
+    pub fn of(level: &mut Level) -> Self {
+        let stall_limit = u32::try_from(level.shape.pace.as_micros() * 2).unwrap_or(u32::MAX);
+        let s = &mut level.server;
+        let d = &mut level.direct;
+        let (s50, s99) = (s.ttfd_us.percentile(50.0), s.ttfd_us.percentile(99.0));
+        let (d50, d99) = (d.ttfd_us.percentile(50.0), d.ttfd_us.percentile(99.0));
+        let (sg50, sg99, sgmax) = (
+            s.gaps_us.percentile(50.0),
+            s.gaps_us.percentile(99.0),
+            s.gaps_us.max(),
+        );
+        let (dg50, dg99) = (d.gaps_us.percentile(50.0), d.gaps_us.percentile(99.0));
+        let range = level
+            .per_pair_added_ttfd
+            .iter()
+            .map(|(_, p99)| *p99)
+            .fold(None, |acc: Option<(i64, i64)>, v| {
+                Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+            });
+        Self {
+            n: level.n,
+            pace_ms: level.shape.pace.as_millis(),
+            time_to_first_token_ms: level.shape.time_to_first_token.as_millis(),
+            deltas_per_stream: level.shape.deltas,
+            pairs: level.pairs,
+            streams_per_slot: level.streams_per_slot,
+            server_streams: level.server.streams,
+            direct_streams: level.direct.streams,
+            server_ttfd_p50: s50,
+            server_ttfd_p99: s99,
+            direct_ttfd_p50: d50,
+            direct_ttfd_p99: d99,
+            added_ttfd_p50: added(s50, d50),
+            added_ttfd_p99: added(s99, d99),
+            added_ttfd_p99_pair_range: range,
+            server_gap_p50: sg50,
+            server_gap_p99: sg99,
+            server_gap_max: sgmax,
+            direct_gap_p50: dg50,
+            direct_gap_p99: dg99,
+            added_gap_p50: added(sg50, dg50),
+            added_gap_p99: added(sg99, dg99),
+            server_stalls: level.server.gaps_us.count_above(stall_limit),
+            direct_stalls: level.direct.gaps_us.count_above(stall_limit),
+            server_failures: level.server.failures,
+            direct_failures: level.direct.failures,
+            server_errors: level.server.errors.clone(),
+            direct_errors: level.direct.errors.clone(),
+            deltas_relayed: level.server.deltas,
+            server_cpu_secs: level.server_cpu_secs,
+            server_cpu_per_1000_deltas: level.cpu_per_1000_deltas(),
+            server_cpu_share: if level.a_wall_secs > 0.0 {
+                level.server_cpu_secs / level.a_wall_secs
+            } else {
+                0.0
+            },
+            server_idle_cpu_secs: level.server_idle_cpu_secs,
+            harness_cpu_secs: level.harness_cpu_secs,
+        }
+    }
+}
+
+/// The memory figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct HoldSummary {
+    pub requested: usize,
+    pub opened: usize,
+    pub failed: usize,
+    pub open_secs: f64,
+    pub rss_before_kib: u64,
+    pub rss_holding_kib: u64,
+    pub kib_per_stream: Option<f64>,
+    pub server_files_before: usize,
+    pub server_files_holding: usize,
+    pub server_files_limit: u64,
+    pub errors: Vec<String>,
+}
+
+impl HoldSummary {
+    #[must_use]
+    pub fn of(hold: &Hold) -> Self {
+        Self {
+            requested: hold.requested,
+            opened: hold.opened,
+            failed: hold.failed,
+            open_secs: hold.open_secs,
+            rss_before_kib: hold.rss_before_kib,
+            rss_holding_kib: hold.rss_holding_kib,
+            kib_per_stream: hold.kib_per_stream(),
+            server_files_before: hold.files_before,
+            server_files_holding: hold.files_holding,
+            server_files_limit: hold.files_limit,
+            errors: hold.errors.clone(),
+        }
+    }
+}
+
+/// One backend's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendReport {
+    pub backend: Backend,
+    pub load1_at_start: Option<f64>,
+    pub load1_at_end: Option<f64>,
+    pub start_to_ready_fresh_ms: f64,
+    pub start_to_ready_existing_ms: Option<f64>,
+    pub levels: Vec<LevelSummary>,
+    pub hold: Option<HoldSummary>,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub started_at: String,
+    pub machine: Machine,
+    pub harness_open_files_limit: u64,
+    pub client: Vec<ClientAsset>,
+    pub backends: Vec<BackendReport>,
+}
+
+fn us(v: Option<u32>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| ms(f64::from(v)))
+}
+
+fn signed(v: Option<i64>) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    v.map_or_else(|| "–".to_owned(), |v| ms(v as f64))
+}
+
+/// Microseconds, written as ms with 2 decimals or as µs below 1 ms.
+fn ms(micros: f64) -> String {
+    if micros.abs() >= 1000.0 {
+        format!("{:.2} ms", micros / 1000.0)
+    } else {
+        format!("{micros:.0} µs")
+    }
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+impl Report {
+    /// The Markdown tables.
+    #[must_use]
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "Run started {}.", self.started_at);
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; open-file limit {}.\n",
+            m.cpus, m.model, m.memory_gib, m.kernel, self.harness_open_files_limit
+        );
+        if !self.client.is_empty() {
+            let _ = writeln!(out, "| client file | bytes | gzipped (as served) |");
+            let _ = writeln!(out, "|---|---:|---:|");
+            let (mut total, mut total_gz) = (0, 0);
+            for a in &self.client {
+                total += a.bytes;
+                total_gz += a.gzipped_bytes;
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} ({}) |",
+                    a.name, a.bytes, a.gzipped_bytes, a.encoding
+                );
+            }
+            let _ = writeln!(out, "| **total** | {total} | **{total_gz}** |\n");
+        }
+        for b in &self.backends {
+            self.backend_markdown(&mut out, b);
+        }
+        out
+    }
+
+    fn backend_markdown(&self, out: &mut String, b: &BackendReport) {
+        let _ = writeln!(out, "### {}\n", b.backend.label());
+        let _ = writeln!(
+            out,
+            "1-minute load at start {}, at end {}. Start to ready (spawn → `/healthz` 200): {:.0} ms on a fresh database (migrations included){}.\n",
+            b.load1_at_start.map_or("?".to_owned(), |l| format!("{l:.2}")),
+            b.load1_at_end.map_or("?".to_owned(), |l| format!("{l:.2}")),
+            b.start_to_ready_fresh_ms,
+            b.start_to_ready_existing_ms
+                .map(|v| format!(", {v:.0} ms on the existing one"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "| N | pace | streams (each path) | added TTFD p50 | added TTFD p99 (pairs' range) | TTFD p50 / p99 via server | TTFD p50 / p99 direct | gap p99 via server / direct | added gap p99 | max gap via server | stalls | failures (server / direct) | server CPU per 1,000 deltas | server CPU share |"
+        );
+        let _ = writeln!(
+            out,
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for l in &b.levels {
+            let range = l
+                .added_ttfd_p99_pair_range
+                .map(|(lo, hi)| format!(" ({} … {})", signed(Some(lo)), signed(Some(hi))))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} ms | {} | {} | {}{} | {} / {} | {} / {} | {} / {} | {} | {} | {} | {} / {} | {} | {:.0} % |",
+                l.n,
+                l.pace_ms,
+                l.server_streams,
+                signed(l.added_ttfd_p50),
+                signed(l.added_ttfd_p99),
+                range,
+                us(l.server_ttfd_p50),
+                us(l.server_ttfd_p99),
+                us(l.direct_ttfd_p50),
+                us(l.direct_ttfd_p99),
+                us(l.server_gap_p99),
+                us(l.direct_gap_p99),
+                signed(l.added_gap_p99),
+                us(l.server_gap_max),
+                l.server_stalls,
+                l.server_failures,
+                l.direct_failures,
+                l.server_cpu_per_1000_deltas
+                    .map_or("–".to_owned(), |c| format!("{:.3} s", c)),
+                l.server_cpu_share * 100.0,
+            );
+        }
+        let _ = writeln!(out);
+        for l in &b.levels {
+            for e in l.server_errors.iter().chain(&l.direct_errors) {
+                let _ = writeln!(out, "- N={} failure: {}", l.n, e.replace('\n', " "));
+            }
+        }
+        if let Some(h) = &b.hold {
+            let _ = writeln!(
+                out,
+                "Holding {} streams ({} opened in {:.1} s, {} failed): server VmRSS {} KiB before, {} KiB while holding → **{} KiB per open stream**; server open files {} → {} (limit {}).\n",
+                h.requested,
+                h.opened,
+                h.open_secs,
+                h.failed,
+                h.rss_before_kib,
+                h.rss_holding_kib,
+                h.kib_per_stream.map_or("–".to_owned(), |k| format!("{k:.1}")),
+                h.server_files_before,
+                h.server_files_holding,
+                h.server_files_limit,
+            );
+            for e in &h.errors {
+                let _ = writeln!(out, "- hold failure: {}", e.replace('\n', " "));
+            }
+        }
+        let _ = writeln!(out, "Targets:\n");
+        let at = |n: usize| b.levels.iter().find(|l| l.n == n);
+        let ttfd = at(100).and_then(|l| l.added_ttfd_p99).map(|v| v <= 2_000);
+        let _ = writeln!(
+            out,
+            "- added time to first delta p99 ≤ 2 ms at N=100: {} ({})",
+            verdict(ttfd),
+            signed(at(100).and_then(|l| l.added_ttfd_p99))
+        );
+        for l in &b.levels {
+            let _ = writeln!(
+                out,
+                "- added gap p99 ≤ 100 µs at N={}: {} ({})",
+                l.n,
+                verdict(l.added_gap_p99.map(|v| v <= 100)),
+                signed(l.added_gap_p99)
+            );
+        }
+        let clean = at(1000).map(|l| l.server_stalls == 0 && l.server_failures == 0);
+        let _ = writeln!(
+            out,
+            "- zero stalls and failures at N=1000: {} ({} stalls, {} failures)",
+            verdict(clean),
+            at(1000).map_or(0, |l| l.server_stalls),
+            at(1000).map_or(0, |l| l.server_failures)
+        );
+        let memory = b
+            .hold
+            .as_ref()
+            .and_then(|h| h.kib_per_stream.map(|k| k <= 16.0 && h.opened == h.requested));
+        let _ = writeln!(
+            out,
+            "- ≤ 16 KiB per open stream at 9,000: {} ({})\n",
+            verdict(memory),
+            b.hold
+                .as_ref()
+                .and_then(|h| h.kib_per_stream)
+                .map_or("–".to_owned(), |k| format!("{k:.1} KiB"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn small_times_are_microseconds_and_large_ones_milliseconds() {
+        assert_eq!(ms(850.0), "850 µs");
+        assert_eq!(ms(2_345.0), "2.35 ms");
+        assert_eq!(signed(Some(-120)), "-120 µs");
+        assert_eq!(us(None), "–");
+    }
+}
