@@ -14,6 +14,7 @@ mod ops;
 mod paging;
 mod projects;
 mod prompts;
+mod provider;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.
 fn essence(content_type: Option<&str>) -> String {
