@@ -12,7 +12,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::openapi;
-use crate::state::AppState;
 use crate::web_assets;
 
 /// A 405 for a public path.
@@ -141,10 +140,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Everything no route matched: unknown `/api` paths are 401/404 problems; other paths
 /// belong to the browser client.
-pub async fn fallback(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     if path == "/api" || path.starts_with("/api/") {
         let mut payload = actix_web::dev::Payload::None;
@@ -155,6 +151,5 @@ pub async fn fallback(
     {
         return Err(ApiError::NotFound("There is no such route."));
     }
-    let _ = state;
     Ok(web_assets::serve(req).await)
 }
