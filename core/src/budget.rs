@@ -76,7 +76,13 @@ mod tests {
     #[test]
     fn everything_is_kept_when_it_fits() {
         let history = vec![msg(Role::User, "a"), msg(Role::Assistant, "b")];
-        let kept = fit_history(Some("sys"), history.clone(), &msg(Role::User, "c"), 1000, 100);
+        let kept = fit_history(
+            Some("sys"),
+            history.clone(),
+            &msg(Role::User, "c"),
+            1000,
+            100,
+        );
         assert_eq!(kept, history);
     }
 
@@ -90,22 +96,36 @@ mod tests {
         let kept = fit_history(None, history, &new, 100, 30);
         assert_eq!(kept.len(), 4);
         // With a 12-token prompt only 3 fit.
-        let history: Vec<_> = (0..5).map(|i| msg(Role::User, &format!("{i}{}", "x".repeat(39)))).collect();
+        let history: Vec<_> = (0..5)
+            .map(|i| msg(Role::User, &format!("{i}{}", "x".repeat(39))))
+            .collect();
         let kept = fit_history(Some(&"p".repeat(48)), history, &new, 100, 30);
         assert_eq!(kept.len(), 3);
-        assert!(kept[0].content.starts_with('2'), "the newest three remain, oldest first");
+        assert!(
+            kept[0].content.starts_with('2'),
+            "the newest three remain, oldest first"
+        );
     }
 
     #[test]
     fn a_newer_message_that_does_not_fit_stops_older_ones_from_jumping_the_gap() {
-        let history = vec![msg(Role::User, "old"), msg(Role::Assistant, &"y".repeat(400))];
+        let history = vec![
+            msg(Role::User, "old"),
+            msg(Role::Assistant, &"y".repeat(400)),
+        ];
         let kept = fit_history(None, history, &msg(Role::User, "q"), 60, 10);
         assert!(kept.is_empty());
     }
 
     #[test]
     fn the_new_message_is_kept_even_when_over_budget() {
-        let kept = fit_history(Some("p"), vec![msg(Role::User, "h")], &msg(Role::User, &"z".repeat(10_000)), 100, 50);
+        let kept = fit_history(
+            Some("p"),
+            vec![msg(Role::User, "h")],
+            &msg(Role::User, &"z".repeat(10_000)),
+            100,
+            50,
+        );
         assert!(kept.is_empty());
     }
 }

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -114,7 +114,10 @@ mod tests {
         assert!(token.cancel(CancelReason::User));
         assert!(!token.cancel(CancelReason::Timeout));
         assert_eq!(token.reason(), Some(CancelReason::User));
-        assert_eq!(futures::executor::block_on(token.cancelled()), CancelReason::User);
+        assert_eq!(
+            futures::executor::block_on(token.cancelled()),
+            CancelReason::User
+        );
     }
 
     #[test]
@@ -125,7 +128,10 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
             other.cancel(CancelReason::Shutdown);
         });
-        assert_eq!(futures::executor::block_on(token.cancelled()), CancelReason::Shutdown);
+        assert_eq!(
+            futures::executor::block_on(token.cancelled()),
+            CancelReason::Shutdown
+        );
         assert!(handle.join().is_ok());
     }
 }

@@ -15,16 +15,16 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use futures::future::Either;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::budget::fit_history;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, LlmError};
 use crate::ids::{ConversationId, MessageId};
-use crate::model::{now, Message, MessageStatus, Principal, Role};
+use crate::model::{Message, MessageStatus, Principal, Role, now};
 use crate::ports::{
     ChatHistory, Completion, Incomplete, LlmEvent, LlmMessage, LlmRequest, LlmStream, PromptStore,
     SendLimiter,
@@ -105,7 +105,10 @@ impl StreamErrorCode {
 pub enum ChatEvent {
     UserMessage(Message),
     AssistantMessage(Message),
-    Delta { message_id: MessageId, text: String },
+    Delta {
+        message_id: MessageId,
+        text: String,
+    },
     /// The stored reply: `complete`, or `cancelled` after a user's stop.
     Done(Message),
     /// The stored reply, `failed` with the text so far, and why.
@@ -181,7 +184,12 @@ impl ChatService {
         let started = now();
         let stale_before = started - self.settings.reply_lease;
         self.history
-            .check_turn(owner, conversation.id, request.client_message_id, stale_before)
+            .check_turn(
+                owner,
+                conversation.id,
+                request.client_message_id,
+                stale_before,
+            )
             .await?;
         self.limiter
             .try_acquire(owner)
@@ -347,7 +355,8 @@ pub fn describe(error: &LlmError) -> (StreamErrorCode, String) {
     match error {
         LlmError::RateLimited { .. } => (
             StreamErrorCode::RateLimited,
-            "The model provider is rate limiting requests. Please try again in a moment.".to_owned(),
+            "The model provider is rate limiting requests. Please try again in a moment."
+                .to_owned(),
         ),
         LlmError::Upstream { status, code, .. } => {
             let mut detail = "The model provider returned an error".to_owned();

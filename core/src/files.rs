@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::cursor;
 use crate::error::{BlobError, ServiceError};
 use crate::ids::{FileId, ProjectId};
-use crate::model::{now, FileMeta, Page, Principal};
+use crate::model::{FileMeta, Page, Principal, now};
 use crate::ports::{BlobStore, ByteStream, FileStore, ProjectStore};
-use crate::services::{paged, PageQuery};
+use crate::services::{PageQuery, paged};
 use crate::values::ValidationError;
 
 /// How many leading bytes are kept for type detection.
@@ -82,10 +82,9 @@ impl FileService {
             _ if tally.too_large => Some(ServiceError::PayloadTooLarge {
                 limit: self.max_bytes,
             }),
-            Err(BlobError::Aborted(reason)) => Some(ServiceError::Validation(ValidationError::new(
-                "file",
-                format!("could not be read: {reason}"),
-            ))),
+            Err(BlobError::Aborted(reason)) => Some(ServiceError::Validation(
+                ValidationError::new("file", format!("could not be read: {reason}")),
+            )),
             Err(e) => Some(e.into()),
             Ok(_) if tally.size == 0 => Some(ServiceError::Validation(ValidationError::new(
                 "file",
@@ -137,7 +136,9 @@ impl FileService {
             .files
             .list_files(&principal.user_id, project_id, after, page.limit.get() + 1)
             .await?;
-        Ok(paged(rows, page.limit, |f| cursor::encode_id(f.id.as_uuid())))
+        Ok(paged(rows, page.limit, |f| {
+            cursor::encode_id(f.id.as_uuid())
+        }))
     }
 
     /// The metadata and a stream of the bytes.
@@ -228,7 +229,9 @@ pub fn detect_content_type(head: &[u8], filename: &str) -> &'static str {
         "html" | "htm" => "text/html",
         "css" => "text/css",
         "js" | "mjs" => "text/javascript",
-        "rs" | "py" | "go" | "java" | "c" | "h" | "cpp" | "ts" | "sh" | "sql" | "rb" => "text/plain",
+        "rs" | "py" | "go" | "java" | "c" | "h" | "cpp" | "ts" | "sh" | "sql" | "rb" => {
+            "text/plain"
+        }
         "svg" => "image/svg+xml",
         _ => "",
     };
@@ -257,11 +260,19 @@ mod tests {
 
     #[test]
     fn content_type_comes_from_the_bytes_first() {
-        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R',
+        ];
         assert_eq!(detect_content_type(&png, "notes.txt"), "image/png");
-        assert_eq!(detect_content_type(b"# Title", "readme.md"), "text/markdown");
+        assert_eq!(
+            detect_content_type(b"# Title", "readme.md"),
+            "text/markdown"
+        );
         assert_eq!(detect_content_type(b"hello", "noext"), "text/plain");
-        assert_eq!(detect_content_type(&[0xff, 0xfe, 0x00, 0x81], "blob"), "application/octet-stream");
+        assert_eq!(
+            detect_content_type(&[0xff, 0xfe, 0x00, 0x81], "blob"),
+            "application/octet-stream"
+        );
     }
 }
 

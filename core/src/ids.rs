@@ -144,6 +144,12 @@ mod tests {
         assert!(UserId::new("").is_err());
         assert!(UserId::new("a\nb").is_err());
         assert!(UserId::new("x".repeat(256)).is_err());
-        assert_eq!(UserId::new("user_2abc").map(|u| u.to_string()).ok().as_deref(), Some("user_2abc"));
+        assert_eq!(
+            UserId::new("user_2abc")
+                .map(|u| u.to_string())
+                .ok()
+                .as_deref(),
+            Some("user_2abc")
+        );
     }
 }

@@ -176,7 +176,11 @@ impl Message {
 
     /// An assistant reply that is about to stream: empty, status `streaming`.
     #[must_use]
-    pub fn pending_reply(conversation_id: ConversationId, model: String, created_at: Timestamp) -> Self {
+    pub fn pending_reply(
+        conversation_id: ConversationId,
+        model: String,
+        created_at: Timestamp,
+    ) -> Self {
         Self {
             id: MessageId::new(),
             conversation_id,

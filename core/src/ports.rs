@@ -64,7 +64,11 @@ pub trait ProjectStore: Send + Sync + 'static {
     /// MUST delete the project with its prompts, conversations, messages and file metadata,
     /// in one atomic step, and return the `storage_key`s of the deleted files so their bytes
     /// can be removed. MUST return `NotFound` for another owner's project.
-    async fn delete_project(&self, owner: &UserId, id: ProjectId) -> Result<Vec<String>, StoreError>;
+    async fn delete_project(
+        &self,
+        owner: &UserId,
+        id: ProjectId,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// MUST answer `Ok` when the store can serve requests, `Unavailable` when it cannot.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -79,7 +83,8 @@ pub trait PromptStore: Send + Sync + 'static {
     /// `activate`, MUST make it the project's only active prompt in the same transaction;
     /// otherwise MUST store it inactive and leave the active one as it was.
     /// MUST return `NotFound` when the project is missing or another owner's.
-    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt) -> Result<Prompt, StoreError>;
+    async fn create_prompt(&self, owner: &UserId, prompt: &NewPrompt)
+    -> Result<Prompt, StoreError>;
 
     /// MUST return at most `limit` prompts of the project, highest version first, starting
     /// strictly below `before_version` when given. `NotFound` for another owner's project.
@@ -146,7 +151,11 @@ pub trait ChatHistory: Send + Sync + 'static {
     ) -> Result<Conversation, StoreError>;
 
     /// MUST delete the conversation and its messages. `NotFound` otherwise.
-    async fn delete_conversation(&self, owner: &UserId, id: ConversationId) -> Result<(), StoreError>;
+    async fn delete_conversation(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+    ) -> Result<(), StoreError>;
 
     /// MUST return at most `limit` messages, oldest first (id ascending), starting strictly
     /// after `after`. `NotFound` for a missing or another owner's conversation.
@@ -196,7 +205,12 @@ pub trait ChatHistory: Send + Sync + 'static {
 
     /// Renews a streaming reply's lease and saves the text so far. MUST NOT change a reply
     /// that is no longer `streaming`.
-    async fn touch_reply(&self, id: MessageId, content: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn touch_reply(
+        &self,
+        id: MessageId,
+        content: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Stores the reply's final content, status, model, usage and error, and sets the
     /// conversation's `updated_at` to `now`, in one transaction. MUST return `NotFound` when

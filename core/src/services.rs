@@ -7,7 +7,7 @@ use crate::cursor;
 use crate::error::ServiceError;
 use crate::ids::{ConversationId, MessageId, ProjectId, PromptId};
 use crate::model::{
-    now, Conversation, Message, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt,
+    Conversation, Message, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
 };
 use crate::ports::{BlobStore, ChatHistory, ProjectStore, PromptStore};
 use crate::values::{self, Limits, PageLimit, ProjectName, PromptContent, Title};
@@ -83,7 +83,11 @@ impl ProjectService {
         Ok(self.store.get_project(&principal.user_id, id).await?)
     }
 
-    pub async fn list(&self, principal: &Principal, page: &PageQuery) -> Result<Page<Project>, ServiceError> {
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: &PageQuery,
+    ) -> Result<Page<Project>, ServiceError> {
         let after = page
             .cursor
             .as_deref()
@@ -94,7 +98,9 @@ impl ProjectService {
             .store
             .list_projects(&principal.user_id, after, page.fetch())
             .await?;
-        Ok(paged(rows, page.limit, |p| cursor::encode_id(p.id.as_uuid())))
+        Ok(paged(rows, page.limit, |p| {
+            cursor::encode_id(p.id.as_uuid())
+        }))
     }
 
     /// `description: Some(None)` clears the description.
@@ -164,7 +170,10 @@ impl PromptService {
             activate,
             created_at: now(),
         };
-        Ok(self.store.create_prompt(&principal.user_id, &prompt).await?)
+        Ok(self
+            .store
+            .create_prompt(&principal.user_id, &prompt)
+            .await?)
     }
 
     pub async fn list(
@@ -182,11 +191,17 @@ impl PromptService {
             .store
             .list_prompts(&principal.user_id, project_id, before, page.fetch())
             .await?;
-        Ok(paged(rows, page.limit, |p| cursor::encode_version(p.version)))
+        Ok(paged(rows, page.limit, |p| {
+            cursor::encode_version(p.version)
+        }))
     }
 
     /// The active prompt; `NotFound` when none is active.
-    pub async fn active(&self, principal: &Principal, project_id: ProjectId) -> Result<Prompt, ServiceError> {
+    pub async fn active(
+        &self,
+        principal: &Principal,
+        project_id: ProjectId,
+    ) -> Result<Prompt, ServiceError> {
         self.store
             .active_prompt(&principal.user_id, project_id)
             .await?
@@ -239,8 +254,15 @@ impl ConversationService {
         Ok(conversation)
     }
 
-    pub async fn get(&self, principal: &Principal, id: ConversationId) -> Result<Conversation, ServiceError> {
-        Ok(self.history.get_conversation(&principal.user_id, id).await?)
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+    ) -> Result<Conversation, ServiceError> {
+        Ok(self
+            .history
+            .get_conversation(&principal.user_id, id)
+            .await?)
     }
 
     pub async fn list(
@@ -277,8 +299,15 @@ impl ConversationService {
             .await?)
     }
 
-    pub async fn delete(&self, principal: &Principal, id: ConversationId) -> Result<(), ServiceError> {
-        Ok(self.history.delete_conversation(&principal.user_id, id).await?)
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+    ) -> Result<(), ServiceError> {
+        Ok(self
+            .history
+            .delete_conversation(&principal.user_id, id)
+            .await?)
     }
 
     pub async fn messages(
@@ -297,7 +326,9 @@ impl ConversationService {
             .history
             .list_messages(&principal.user_id, id, after, page.fetch())
             .await?;
-        Ok(paged(rows, page.limit, |m| cursor::encode_id(m.id.as_uuid())))
+        Ok(paged(rows, page.limit, |m| {
+            cursor::encode_id(m.id.as_uuid())
+        }))
     }
 }
 

@@ -205,7 +205,10 @@ mod tests {
 
     #[test]
     fn project_names_are_trimmed_and_bounded() {
-        assert_eq!(ProjectName::new("  Bot  ", &l()).map(ProjectName::into_inner), Ok("Bot".into()));
+        assert_eq!(
+            ProjectName::new("  Bot  ", &l()).map(ProjectName::into_inner),
+            Ok("Bot".into())
+        );
         assert!(ProjectName::new("   ", &l()).is_err());
         assert!(ProjectName::new(&"é".repeat(200), &l()).is_ok());
         assert!(ProjectName::new(&"é".repeat(201), &l()).is_err());
@@ -217,7 +220,10 @@ mod tests {
         assert!(MessageContent::new("", &l()).is_err());
         assert!(MessageContent::new(&"😀".repeat(32_000), &l()).is_ok());
         assert!(MessageContent::new(&"😀".repeat(32_001), &l()).is_err());
-        assert_eq!(MessageContent::new(" hi ", &l()).map(MessageContent::into_inner), Ok(" hi ".into()));
+        assert_eq!(
+            MessageContent::new(" hi ", &l()).map(MessageContent::into_inner),
+            Ok(" hi ".into())
+        );
     }
 
     #[test]
@@ -229,9 +235,15 @@ mod tests {
 
     #[test]
     fn titles_may_be_empty_and_are_trimmed() {
-        assert_eq!(Title::new(Some("  "), &l()).map(Title::into_inner), Ok(None));
+        assert_eq!(
+            Title::new(Some("  "), &l()).map(Title::into_inner),
+            Ok(None)
+        );
         assert_eq!(Title::new(None, &l()).map(Title::into_inner), Ok(None));
-        assert_eq!(Title::new(Some(" Plans "), &l()).map(Title::into_inner), Ok(Some("Plans".into())));
+        assert_eq!(
+            Title::new(Some(" Plans "), &l()).map(Title::into_inner),
+            Ok(Some("Plans".into()))
+        );
         assert!(Title::new(Some(&"t".repeat(201)), &l()).is_err());
     }
 

@@ -24,9 +24,7 @@ use actix_web::body::MessageBody;
 use actix_web_lab::sse;
 use bytes::Bytes;
 use confab_api_types as api;
-use confab_core::ports::{
-    ChatHistory, LlmEvent, LlmMessage, LlmRequest, LlmStream, ProjectStore,
-};
+use confab_core::ports::{ChatHistory, LlmEvent, LlmMessage, LlmRequest, LlmStream, ProjectStore};
 use confab_core::{
     CancelToken, ChatEvent, ChatService, ChatSettings, Conversation, ConversationId, Limits,
     Principal, Project, ProjectId, Role, SendRequest, UserId, now,
@@ -239,7 +237,10 @@ impl ChatFixture {
             created_at: at,
             updated_at: at,
         };
-        self.history.insert_conversation(&conversation).await.unwrap();
+        self.history
+            .insert_conversation(&conversation)
+            .await
+            .unwrap();
         conversation.id
     }
 

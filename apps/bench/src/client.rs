@@ -125,6 +125,10 @@ pub struct Outcome {
     /// Between the reads that completed successive deltas, in microseconds.
     pub gaps_us: Vec<u32>,
     pub deltas: usize,
+    /// From sending the request to its response head, and to the read that completed the
+    /// first event (for `--verbose`).
+    pub head: Option<Duration>,
+    pub first_event: Option<Duration>,
     /// Why the stream counts as failed; `None` when it ended well with every delta.
     pub error: Option<String>,
 }
@@ -143,6 +147,9 @@ impl Reading {
         let Some(name) = event_name(event) else {
             return;
         };
+        if self.outcome.first_event.is_none() {
+            self.outcome.first_event = Some(at - self.start);
+        }
         match self.wire.classify(name) {
             Kind::Delta => {
                 match self.last {
@@ -213,6 +220,7 @@ pub async fn run_stream(
             return reading.outcome;
         }
     };
+    reading.outcome.head = Some(reading.start.elapsed());
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
@@ -289,7 +297,12 @@ mod tests {
     #[test]
     fn an_event_split_across_reads_is_found_once_when_complete() {
         assert_eq!(
-            names(&["id: 1\neve", "nt: del", "ta\ndata: {}\n", "\nevent: done\n\n"]),
+            names(&[
+                "id: 1\neve",
+                "nt: del",
+                "ta\ndata: {}\n",
+                "\nevent: done\n\n"
+            ]),
             ["delta", "done"]
         );
     }

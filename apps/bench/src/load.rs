@@ -20,6 +20,11 @@ use crate::procfs;
 use crate::server::{Api, ServerProcess, Tenant};
 use crate::stats::Samples;
 
+/// Whether each stream is printed (`CONFAB_BENCH_VERBOSE=1`).
+fn verbose() -> bool {
+    std::env::var_os("CONFAB_BENCH_VERBOSE").is_some_and(|v| v == "1")
+}
+
 /// Streams per user: one user signs in for every 100 stream slots.
 pub const SLOTS_PER_USER: usize = 100;
 
@@ -114,6 +119,17 @@ pub struct PathStats {
 
 impl PathStats {
     fn add(&mut self, outcome: Outcome) {
+        if verbose() {
+            eprintln!(
+                "    stream: head {:?}, first event {:?}, first delta {:?}, {} deltas, max gap {:?} µs, {:?}",
+                outcome.head,
+                outcome.first_event,
+                outcome.ttfd,
+                outcome.deltas,
+                outcome.gaps_us.iter().max(),
+                outcome.error
+            );
+        }
         self.streams += 1;
         self.deltas += outcome.deltas;
         if let Some(ttfd) = outcome.ttfd {
@@ -156,8 +172,7 @@ impl Level {
     #[must_use]
     #[allow(clippy::cast_precision_loss)]
     pub fn cpu_per_1000_deltas(&self) -> Option<f64> {
-        (self.server.deltas > 0)
-            .then(|| self.server_cpu_secs * 1000.0 / self.server.deltas as f64)
+        (self.server.deltas > 0).then(|| self.server_cpu_secs * 1000.0 / self.server.deltas as f64)
     }
 }
 
@@ -310,8 +325,10 @@ impl Bench<'_> {
         let conversations = self.api.conversations(tenants, &owners).await?;
         let server_target = Target::new(self.server.addr, Wire::Confab);
         let direct_target = Target::new(self.fake.addr(), Wire::Responses);
-        let mut server_slots: Vec<Option<Sender>> = std::iter::repeat_with(|| None).take(n).collect();
-        let mut direct_slots: Vec<Option<Sender>> = std::iter::repeat_with(|| None).take(n).collect();
+        let mut server_slots: Vec<Option<Sender>> =
+            std::iter::repeat_with(|| None).take(n).collect();
+        let mut direct_slots: Vec<Option<Sender>> =
+            std::iter::repeat_with(|| None).take(n).collect();
         let mut level = Level {
             n,
             shape,
@@ -342,7 +359,8 @@ impl Bench<'_> {
                     let id = conversation
                         .next()
                         .ok_or_else(|| BenchError::Setup("a conversation is missing".to_owned()))?;
-                    let content = format!("Benchmark message {pair}/{slot}/{k}: tell me something.");
+                    let content =
+                        format!("Benchmark message {pair}/{slot}/{k}: tell me something.");
                     streams.push(server_request(tenant, id, &content));
                 }
                 plan_a.push(streams);
@@ -417,13 +435,12 @@ impl Bench<'_> {
 
     /// Opens `count` streams through the server and holds them, reading every delta, while
     /// the server's resident memory is read; `before` is read just before the first opens.
-    pub async fn hold(
-        &self,
-        count: usize,
-        tenants: &mut Vec<Tenant>,
-    ) -> Result<Hold, BenchError> {
+    pub async fn hold(&self, count: usize, tenants: &mut Vec<Tenant>) -> Result<Hold, BenchError> {
         self.tenants(tenants, count).await?;
-        let owners: Vec<usize> = (0..count + 10).map(|k| (k % count.max(1)) / SLOTS_PER_USER).collect();
+        // Ten warm-up conversations of the first user, then one per held stream.
+        let owners: Vec<usize> = std::iter::repeat_n(0, 10)
+            .chain((0..count).map(|i| i / SLOTS_PER_USER))
+            .collect();
         let conversations = self.api.conversations(tenants, &owners).await?;
         let (warm, held) = conversations.split_at(10.min(conversations.len()));
 
@@ -442,13 +459,21 @@ impl Bench<'_> {
             .iter()
             .map(|id| vec![server_request(tenant0, id, "warm up")])
             .collect();
-        let mut slots: Vec<Option<Sender>> = std::iter::repeat_with(|| None).take(plan.len()).collect();
+        let mut slots: Vec<Option<Sender>> =
+            std::iter::repeat_with(|| None).take(plan.len()).collect();
         connect_all(target.addr, &mut slots).await?;
-        let warm_failures = round(&target, &mut slots, plan, Duration::ZERO, 64, self.stream_timeout)
-            .await
-            .iter()
-            .filter(|o| o.error.is_some())
-            .count();
+        let warm_failures = round(
+            &target,
+            &mut slots,
+            plan,
+            Duration::ZERO,
+            64,
+            self.stream_timeout,
+        )
+        .await
+        .iter()
+        .filter(|o| o.error.is_some())
+        .count();
         drop(slots);
 
         // Long replies: a delta a second, far longer than the hold.

@@ -100,20 +100,30 @@ fn workspace_root() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 fn build_server() -> Result<(), BenchError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the server: cargo build --release -p confab-server --bin confab");
     let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "confab-server", "--bin", "confab"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "confab-server",
+            "--bin",
+            "confab",
+        ])
         .current_dir(workspace_root())
         .status()?;
     if status.success() {
         Ok(())
     } else {
-        Err(BenchError::Setup(format!("building the server failed: {status}")))
+        Err(BenchError::Setup(format!(
+            "building the server failed: {status}"
+        )))
     }
 }
 
@@ -142,7 +152,11 @@ impl Args {
             shape: Shape {
                 deltas: self.deltas,
                 time_to_first_token: Duration::from_millis(self.ttft_ms),
-                pace: Duration::from_millis(if slow { self.slow_pace_ms } else { self.pace_ms }),
+                pace: Duration::from_millis(if slow {
+                    self.slow_pace_ms
+                } else {
+                    self.pace_ms
+                }),
             },
             pairs: self.pairs.unwrap_or(if slow { 3 } else { 4 }),
             streams_per_slot: self.streams_per_slot.unwrap_or(match n {
@@ -264,7 +278,10 @@ impl Run<'_> {
                     levels.push(summary);
                 }
                 Err(e) => {
-                    eprintln!("N={n} could not be measured: {e}\nserver log:\n{}", server.log_tail());
+                    eprintln!(
+                        "N={n} could not be measured: {e}\nserver log:\n{}",
+                        server.log_tail()
+                    );
                     return Err(e);
                 }
             }
@@ -332,12 +349,14 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     };
     let machine = procfs::Machine::read();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let fake = FakeProvider::start(Shape {
-        deltas: args.deltas,
-        time_to_first_token: Duration::ZERO,
-        pace: Duration::ZERO,
-    }
-    .config())
+    let fake = FakeProvider::start(
+        Shape {
+            deltas: args.deltas,
+            time_to_first_token: Duration::ZERO,
+            pace: Duration::ZERO,
+        }
+        .config(),
+    )
     .await?;
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -380,7 +399,10 @@ fn write_report(report: &Report, out: &Path) -> Result<(), BenchError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let out = args.out.clone().unwrap_or_else(|| target_dir().join("bench"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench"));
     match run(args).await {
         Ok(report) => {
             println!("{}", report.markdown());

@@ -98,8 +98,8 @@ impl Machine {
             .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
         let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
         #[allow(clippy::cast_precision_loss)]
-        let memory_gib = parse_status_kib(&meminfo, "MemTotal:").unwrap_or(0) as f64
-            / (1024.0 * 1024.0);
+        let memory_gib =
+            parse_status_kib(&meminfo, "MemTotal:").unwrap_or(0) as f64 / (1024.0 * 1024.0);
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();

@@ -64,13 +64,12 @@ impl LevelSummary {
             s.gaps_us.max(),
         );
         let (dg50, dg99) = (d.gaps_us.percentile(50.0), d.gaps_us.percentile(99.0));
-        let range = level
-            .per_pair_added_ttfd
-            .iter()
-            .map(|(_, p99)| *p99)
-            .fold(None, |acc: Option<(i64, i64)>, v| {
+        let range = level.per_pair_added_ttfd.iter().map(|(_, p99)| *p99).fold(
+            None,
+            |acc: Option<(i64, i64)>, v| {
                 Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
-            });
+            },
+        );
         Self {
             n: level.n,
             pace_ms: level.shape.pace.as_millis(),
@@ -235,7 +234,8 @@ impl Report {
         let _ = writeln!(
             out,
             "1-minute load at start {}, at end {}. Start to ready (spawn → `/healthz` 200): {:.0} ms on a fresh database (migrations included){}.\n",
-            b.load1_at_start.map_or("?".to_owned(), |l| format!("{l:.2}")),
+            b.load1_at_start
+                .map_or("?".to_owned(), |l| format!("{l:.2}")),
             b.load1_at_end.map_or("?".to_owned(), |l| format!("{l:.2}")),
             b.start_to_ready_fresh_ms,
             b.start_to_ready_existing_ms
@@ -296,7 +296,8 @@ impl Report {
                 h.failed,
                 h.rss_before_kib,
                 h.rss_holding_kib,
-                h.kib_per_stream.map_or("–".to_owned(), |k| format!("{k:.1}")),
+                h.kib_per_stream
+                    .map_or("–".to_owned(), |k| format!("{k:.1}")),
                 h.server_files_before,
                 h.server_files_holding,
                 h.server_files_limit,
@@ -331,10 +332,10 @@ impl Report {
             at(1000).map_or(0, |l| l.server_stalls),
             at(1000).map_or(0, |l| l.server_failures)
         );
-        let memory = b
-            .hold
-            .as_ref()
-            .and_then(|h| h.kib_per_stream.map(|k| k <= 16.0 && h.opened == h.requested));
+        let memory = b.hold.as_ref().and_then(|h| {
+            h.kib_per_stream
+                .map(|k| k <= 16.0 && h.opened == h.requested)
+        });
         let _ = writeln!(
             out,
             "- ≤ 16 KiB per open stream at 9,000: {} ({})\n",

@@ -235,7 +235,9 @@ async fn json_of(response: reqwest::Response, what: &str) -> Result<Value, Bench
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
-        return Err(BenchError::Setup(format!("{what}: status {status}: {text}")));
+        return Err(BenchError::Setup(format!(
+            "{what}: status {status}: {text}"
+        )));
     }
     serde_json::from_str(&text).map_err(|e| BenchError::Setup(format!("{what}: {e}")))
 }

@@ -12,7 +12,7 @@ use confab_sql::{PoolOptions, SqlStore};
 use secrecy::ExposeSecret;
 
 use crate::app::Adapters;
-use crate::config::{redact_url, AuthSettings, LlmSettings, Settings};
+use crate::config::{AuthSettings, LlmSettings, Settings, redact_url};
 use crate::state::DevTokens;
 
 /// Why the server could not be composed.
@@ -23,7 +23,10 @@ pub enum ComposeError {
     #[error("{0}")]
     Llm(#[from] confab_openai::ConfigError),
     #[error("the database could not be opened ({url}): {cause}")]
-    Database { url: String, cause: confab_sql::SqlError },
+    Database {
+        url: String,
+        cause: confab_sql::SqlError,
+    },
     #[error("file storage could not be opened: {0}")]
     Files(#[from] confab_files::OpenError),
 }

@@ -67,10 +67,18 @@ async fn serve(settings: Settings) -> ExitCode {
     };
     let state = build_state(adapters, &settings);
     // Replies left `streaming` by a process that died are released once their lease is over.
-    let lease = chrono::Duration::from_std(settings.reply_lease).unwrap_or(chrono::Duration::seconds(120));
-    match state.history.fail_stale_replies(confab_core::now() - lease).await {
+    let lease =
+        chrono::Duration::from_std(settings.reply_lease).unwrap_or(chrono::Duration::seconds(120));
+    match state
+        .history
+        .fail_stale_replies(confab_core::now() - lease)
+        .await
+    {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(replies = n, "marked replies interrupted by an earlier process as failed"),
+        Ok(n) => tracing::warn!(
+            replies = n,
+            "marked replies interrupted by an earlier process as failed"
+        ),
         Err(e) => tracing::warn!(error = %e, "could not check for interrupted replies"),
     }
     let server = match start(state, &settings) {

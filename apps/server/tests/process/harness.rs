@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_confab");
 
@@ -15,7 +15,8 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("confab-{name}-{}", uuid::Uuid::now_v7().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("confab-{name}-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -32,7 +33,11 @@ impl Drop for Scratch {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `confab serve`.
@@ -46,9 +51,18 @@ pub struct Server {
 pub fn base_env(dir: &Path, port: u16) -> Vec<(String, String)> {
     vec![
         ("CONFAB_BIND".into(), format!("127.0.0.1:{port}")),
-        ("DATABASE_URL".into(), format!("sqlite://{}/confab.db", dir.display())),
-        ("CONFAB_FILES_DIR".into(), dir.join("files").display().to_string()),
-        ("CONFAB_DEV_AUTH_SECRET".into(), "a-fixed-secret-for-restart-tests-0123456789".into()),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite://{}/confab.db", dir.display()),
+        ),
+        (
+            "CONFAB_FILES_DIR".into(),
+            dir.join("files").display().to_string(),
+        ),
+        (
+            "CONFAB_DEV_AUTH_SECRET".into(),
+            "a-fixed-secret-for-restart-tests-0123456789".into(),
+        ),
         ("CONFAB_ECHO_PACE_MS".into(), "0".into()),
         ("CONFAB_WORKERS".into(), "1".into()),
         ("RUST_LOG".into(), "info".into()),
@@ -85,7 +99,10 @@ impl Server {
         };
         let started = Instant::now();
         loop {
-            if reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
+            if reqwest::get(format!("{}/healthz", server.base))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
                 return server;
             }
             assert!(
@@ -118,7 +135,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(started.elapsed() < limit, "confab did not exit: {}", self.logs());
+            assert!(
+                started.elapsed() < limit,
+                "confab did not exit: {}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -195,10 +216,18 @@ impl Client {
     }
 
     /// Sends a message and reads up to `max_events` SSE events (then drops the stream).
-    pub async fn send(&self, conversation: &str, content: &str, max_events: usize) -> (u16, Vec<(String, Value)>) {
+    pub async fn send(
+        &self,
+        conversation: &str,
+        content: &str,
+        max_events: usize,
+    ) -> (u16, Vec<(String, Value)>) {
         let response = self
             .http
-            .post(format!("{}/api/conversations/{conversation}/messages", self.base))
+            .post(format!(
+                "{}/api/conversations/{conversation}/messages",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .json(&json!({ "content": content }))
             .send()
@@ -212,7 +241,9 @@ impl Client {
         let mut body = response.bytes_stream();
         let mut buffer = String::new();
         while events.len() < max_events {
-            let Some(Ok(chunk)) = body.next().await else { break };
+            let Some(Ok(chunk)) = body.next().await else {
+                break;
+            };
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find("\n\n") {
                 let frame: String = buffer.drain(..end + 2).collect();
@@ -235,7 +266,9 @@ impl Client {
 
     pub async fn messages(&self, conversation: &str) -> Vec<Value> {
         let (status, page) = self
-            .get(&format!("/api/conversations/{conversation}/messages?limit=200"))
+            .get(&format!(
+                "/api/conversations/{conversation}/messages?limit=200"
+            ))
             .await;
         assert_eq!(status, 200);
         page["items"].as_array().unwrap().clone()

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{base_env, command, free_port, Client, Scratch, Server};
+use crate::harness::{Client, Scratch, Server, base_env, command, free_port};
 
 fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
     env.retain(|(k, _)| k != key);
@@ -92,12 +92,23 @@ async fn a_reply_cut_by_a_crash_is_marked_interrupted_and_the_chat_goes_on() {
             break;
         }
         assert_eq!(status, 409, "only the lease may hold the conversation");
-        assert!(started.elapsed() < Duration::from_secs(10), "the stale reply was never released");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the stale reply was never released"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let messages = client.messages(&chat).await;
     assert_eq!(messages[1]["status"], "failed");
-    assert!(messages[1]["error"].as_str().unwrap_or_default().to_lowercase().contains("interrupt"), "{}", messages[1]);
+    assert!(
+        messages[1]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("interrupt"),
+        "{}",
+        messages[1]
+    );
     assert_eq!(messages.len(), 4);
 }
 
@@ -121,7 +132,11 @@ async fn sigterm_lets_a_reply_in_flight_finish_and_store() {
     server.signal("TERM");
     let (status, events) = reader.await.unwrap();
     assert_eq!(status, 200);
-    assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"), "{events:?}");
+    assert_eq!(
+        events.last().map(|e| e.0.as_str()),
+        Some("done"),
+        "{events:?}"
+    );
     assert_eq!(events.last().unwrap().1["status"], "complete");
     assert!(server.wait_exit(Duration::from_secs(20)).await.success());
 }
@@ -164,7 +179,11 @@ async fn data_survives_a_restart_on_postgres() {
     let mut env = base_env(dir.path(), free_port());
     set(&mut env, "DATABASE_URL", database.url());
     let migrate = command(dir.path(), &env).arg("migrate").output().unwrap();
-    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
 
     let mut server = Server::start(dir.path(), &env).await;
     let client = Client::sign_in(&server.base, "erin").await;

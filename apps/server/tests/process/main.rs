@@ -2,5 +2,6 @@
 //! and signals. One integration-test binary for the server crate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod harness;
 mod lifecycle;

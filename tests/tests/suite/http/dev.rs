@@ -8,14 +8,12 @@ use confab_tests::http::AppOptions;
 use serde_json::{Value, json};
 
 async fn dev_app(ttl: Duration) -> confab_tests::http::TestApp {
-    let dev = Arc::new(
-        DevAuth::new(&DevConfig {
-            secret: None,
-            ttl,
-        })
-        .expect("a dev signer"),
-    );
-    AppOptions::new().auth(dev.clone()).dev_tokens(dev).spawn().await
+    let dev = Arc::new(DevAuth::new(&DevConfig { secret: None, ttl }).expect("a dev signer"));
+    AppOptions::new()
+        .auth(dev.clone())
+        .dev_tokens(dev)
+        .spawn()
+        .await
 }
 
 #[tokio::test]
@@ -24,10 +22,14 @@ async fn dev_login_returns_a_token_that_signs_the_user_in() {
     let answer = app.dev_login(&json!({ "username": "alice" })).await;
     let body: Value = answer.ok(200);
     let token = body["token"].as_str().expect("a token").to_owned();
-    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("expires_at"))
-        .expect("an RFC 3339 time");
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("expires_at"))
+            .expect("an RFC 3339 time");
     let lifetime = expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    assert!(lifetime > chrono::Duration::minutes(59) && lifetime <= chrono::Duration::minutes(60), "{lifetime}");
+    assert!(
+        lifetime > chrono::Duration::minutes(59) && lifetime <= chrono::Duration::minutes(60),
+        "{lifetime}"
+    );
 
     let me = app
         .send_request(
@@ -56,7 +58,9 @@ async fn dev_login_rejects_unusable_usernames_with_422() {
             .await
             .problem(422, "validation_failed");
     }
-    app.dev_login(&json!({})).await.problem(422, "validation_failed");
+    app.dev_login(&json!({}))
+        .await
+        .problem(422, "validation_failed");
     app.dev_login(&json!({ "username": "ok" }))
         .await
         .assert_status(200);

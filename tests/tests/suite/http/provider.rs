@@ -5,7 +5,7 @@ use std::sync::Arc;
 use confab_api_types as api;
 use confab_core::ports::LlmStream;
 use confab_openai::{ChatCompletionsLlm, OpenAiConfig, ResponsesLlm};
-use confab_tests::fake_provider::{Fault, FakeConfig, FakeProvider, FakeUsage};
+use confab_tests::fake_provider::{FakeConfig, FakeProvider, FakeUsage, Fault};
 use confab_tests::http::spawn_app_with;
 use secrecy::SecretString;
 
@@ -18,7 +18,8 @@ fn config(provider: &FakeProvider) -> OpenAiConfig {
 async fn chat_through(llm: Arc<dyn LlmStream>) -> (confab_tests::http::TestApp, uuid::Uuid) {
     let app = spawn_app_with(llm, &[]).await;
     let project = app.new_project("alice", "Bot").await;
-    app.new_prompt("alice", project.id, "Answer in haiku.", true).await;
+    app.new_prompt("alice", project.id, "Answer in haiku.", true)
+        .await;
     let conversation = app.new_conversation("alice", project.id).await;
     (app, conversation.id)
 }
@@ -48,7 +49,10 @@ async fn a_chat_through_the_responses_adapter_streams_every_delta_and_stores_mod
     let done = reply.done();
     assert_eq!(done.content, deltas.concat());
     assert_eq!(done.model.as_deref(), Some("fake-model"));
-    assert_eq!(done.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((31, 5)));
+    assert_eq!(
+        done.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        Some((31, 5))
+    );
 
     let stored = app.stored_messages("alice", conversation).await;
     assert_eq!(stored[1].content, deltas.concat());
@@ -59,13 +63,17 @@ async fn a_chat_through_the_responses_adapter_streams_every_delta_and_stores_mod
     assert_eq!(requests[0].path, "/v1/responses");
     assert_eq!(requests[0].body["instructions"], "Answer in haiku.");
     assert_eq!(requests[0].body["stream"], true);
-    assert_eq!(requests[0].header("authorization"), Some("Bearer sk-e2e-secret"));
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer sk-e2e-secret")
+    );
 }
 
 #[tokio::test]
 async fn a_provider_failing_after_two_deltas_ends_the_stream_with_an_error_and_stores_their_text() {
     let provider = FakeProvider::start(
-        FakeConfig::replying(&["One ", "two ", "three ", "four"]).with_fault(Fault::failed_after(2)),
+        FakeConfig::replying(&["One ", "two ", "three ", "four"])
+            .with_fault(Fault::failed_after(2)),
     )
     .await
     .expect("the fake provider starts");
@@ -102,5 +110,8 @@ async fn a_chat_through_the_chat_completions_adapter_stores_null_usage_when_none
     let requests = provider.requests();
     assert_eq!(requests[0].path, "/v1/chat/completions");
     assert_eq!(requests[0].body["messages"][0]["role"], "system");
-    assert_eq!(requests[0].body["messages"][0]["content"], "Answer in haiku.");
+    assert_eq!(
+        requests[0].body["messages"][0]["content"],
+        "Answer in haiku."
+    );
 }

@@ -1,0 +1,933 @@
+//! Browser end-to-end test: headless Chromium, driven through chromedriver (W3C WebDriver),
+//! uses the real Yew client served by the real `confab` process.
+//!
+//! Elements are found by their accessible names, the contract the client implements (text
+//! field "Username", buttons "Sign in", "New project", "Send", "Stop", …), and each name found
+//! is checked against the label Chromium itself computes for its accessibility tree.
+//!
+//! When `chromium` or `chromedriver` is not on the PATH the test prints a notice and passes,
+//! except under `CI`, where it fails. With `CONFAB_SCREENSHOTS=1` it also writes the pictures of
+//! the main screens shown in the README to `docs/screenshots/`.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::harness::{Scratch, Server, base_env, free_port};
+
+/// The key under which W3C WebDriver passes element references.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long any wait for an element or a condition lasts before the test fails.
+const WAIT: Duration = Duration::from_secs(10);
+/// The echo model's pause between words: slow enough to see a reply grow and to stop it.
+const PACE_MS: &str = "100";
+/// Desktop and phone viewports of the screenshots.
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+// ---------------------------------------------------------------------------------------------
+// Finding the browser
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `chromium` and `chromedriver`, or `None` (with a loud notice) outside CI when one is missing.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    match (on_path("chromium"), on_path("chromedriver")) {
+        (Some(chromium), Some(driver)) => Some((chromium, driver)),
+        (chromium, driver) => {
+            let missing = [
+                ("chromium", chromium.is_none()),
+                ("chromedriver", driver.is_none()),
+            ]
+            .iter()
+            .filter(|(_, gone)| *gone)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(" and ");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but the PATH lacks {missing}: the browser end-to-end test needs \
+                 Debian's `chromium` and `chromium-driver` packages"
+            );
+            eprintln!("\n{}", "=".repeat(78));
+            eprintln!("SKIPPED: browser end-to-end test: {missing} not found on the PATH.");
+            eprintln!("Install them (Debian: apt-get install chromium chromium-driver) to run it.");
+            eprintln!("{}\n", "=".repeat(78));
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// chromedriver and a small W3C WebDriver client
+
+/// A `chromedriver` child process in its own process group; on drop it is asked to shut down
+/// (closing its browsers), then the group is killed.
+struct Chromedriver {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Chromedriver {
+    async fn start(binary: &Path, dir: &Path) -> Self {
+        let port = free_port();
+        let log = dir.join("chromedriver.log");
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let driver = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            let ready = match reqwest::get(format!("{}/status", driver.base)).await {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true),
+                Err(_) => false,
+            };
+            if ready {
+                return driver;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not become ready: {}",
+                std::fs::read_to_string(&driver.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // `/shutdown` closes the browsers chromedriver started; a plain blocking request because
+        // drop cannot await.
+        let addr = self.base.trim_start_matches("http://");
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = write!(
+                stream,
+                "GET /shutdown HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group we started (its id is chromedriver's pid).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// An error answered by the WebDriver server (`{"value": {"error", "message"}}`).
+#[derive(Debug)]
+struct WdError {
+    error: String,
+    message: String,
+}
+
+impl std::fmt::Display for WdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.message)
+    }
+}
+
+impl WdError {
+    /// Errors worth retrying while the page re-renders.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "stale element reference"
+                | "element click intercepted"
+                | "element not interactable"
+                | "no such element"
+        )
+    }
+}
+
+/// A reference to an element of the page.
+#[derive(Clone, Debug)]
+struct Element(String);
+
+/// The kinds of element looked up by accessible name.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    Button,
+    Link,
+    Field,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Button => "button",
+            Self::Link => "link",
+            Self::Field => "field",
+        }
+    }
+
+    /// The role Chromium's accessibility tree gives such an element.
+    fn accepts(self, computed: &str) -> bool {
+        match self {
+            Self::Button => computed == "button",
+            Self::Link => computed == "link",
+            Self::Field => matches!(computed, "textbox" | "searchbox" | "combobox"),
+        }
+    }
+}
+
+/// The visible elements of a kind whose accessible name is `arguments[1]`: `aria-label`,
+/// `aria-labelledby`, `<label for>`, or (buttons and links) their text without `aria-hidden`
+/// parts, spaces collapsed.
+const FIND_BY_NAME: &str = r#"
+const [role, name] = arguments;
+const norm = s => (s || '').replace(/\s+/g, ' ').trim();
+const text = node => {
+  if (node.nodeType === Node.TEXT_NODE) return node.nodeValue;
+  if (node.nodeType !== Node.ELEMENT_NODE || node.getAttribute('aria-hidden') === 'true') return '';
+  return Array.from(node.childNodes).map(text).join('');
+};
+const label = el => {
+  const aria = el.getAttribute('aria-label');
+  if (aria && aria.trim()) return norm(aria);
+  const ids = el.getAttribute('aria-labelledby');
+  if (ids) return norm(ids.split(/\s+/).map(id => document.getElementById(id)).filter(Boolean).map(text).join(' '));
+  if (el.labels && el.labels.length) return norm(Array.from(el.labels).map(text).join(' '));
+  return role === 'field' ? '' : norm(text(el));
+};
+const selectors = {
+  button: 'button, [role=button], input[type=submit], input[type=button]',
+  link: 'a[href], [role=link]',
+  field: 'input:not([type=hidden]):not([type=file]), textarea, select, [role=textbox]',
+};
+const visible = el => {
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+};
+return Array.from(document.querySelectorAll(selectors[role])).filter(el => visible(el) && label(el) === name);
+"#;
+
+/// Text of the conversation's log region (`role="log"`), or null.
+const LOG_TEXT: &str = r#"
+const log = document.querySelector('[role=log]');
+return log ? log.innerText : null;
+"#;
+
+/// The assistant replies in the log: their count and the text of the last one.
+const LAST_REPLY: &str = r#"
+const log = document.querySelector('[role=log]');
+if (!log) return { count: 0, text: null };
+const replies = log.querySelectorAll('[aria-label=Assistant]');
+const last = replies[replies.length - 1];
+return { count: replies.length, text: last ? last.innerText : null };
+"#;
+
+/// A WebDriver session of one headless Chromium.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    /// Whether chromedriver answers `computedlabel` / `computedrole`.
+    accessibility_checks: bool,
+}
+
+impl Browser {
+    async fn open(driver: &Chromedriver, chromium: &Path, profile: &Path) -> Self {
+        let http = reqwest::Client::new();
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--hide-scrollbars".into(),
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+        ];
+        let capabilities = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "pageLoadStrategy": "normal",
+                "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
+            }}
+        });
+        let response = http
+            .post(format!("{}/session", driver.base))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = response.json().await.unwrap();
+        let id = answer["value"]["sessionId"].as_str().unwrap_or_else(|| {
+            panic!(
+                "chromedriver did not start Chromium: {answer}\n{}",
+                std::fs::read_to_string(&driver.log).unwrap_or_default()
+            )
+        });
+        let mut browser = Self {
+            http,
+            session: format!("{}/session/{id}", driver.base),
+            accessibility_checks: true,
+        };
+        browser.set_viewport(DESKTOP).await;
+        browser
+    }
+
+    /// One WebDriver command; `path` is relative to the session.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, WdError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let ok = response.status().is_success();
+        let mut answer: Value = response.json().await.unwrap();
+        let value = answer["value"].take();
+        if ok {
+            Ok(value)
+        } else {
+            Err(WdError {
+                error: value["error"].as_str().unwrap_or("unknown").to_owned(),
+                message: value["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect(),
+            })
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, WdError> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, WdError> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await.unwrap();
+    }
+
+    async fn refresh(&self) {
+        self.post("/refresh", json!({})).await.unwrap();
+    }
+
+    async fn current_url(&self) -> String {
+        self.get("/url").await.unwrap().as_str().unwrap().to_owned()
+    }
+
+    async fn execute(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": args }))
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
+    /// Resizes the window so that the page's viewport is `width` x `height`.
+    async fn set_viewport(&mut self, (width, height): (u32, u32)) {
+        for _ in 0..3 {
+            let inner = self
+                .execute("return [window.innerWidth, window.innerHeight];", json!([]))
+                .await;
+            let rect = self.get("/window/rect").await.unwrap();
+            let (iw, ih) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
+            if iw == i64::from(width) && ih == i64::from(height) {
+                return;
+            }
+            let (ow, oh) = (
+                rect["width"].as_i64().unwrap(),
+                rect["height"].as_i64().unwrap(),
+            );
+            let body = json!({ "width": ow - iw + i64::from(width), "height": oh - ih + i64::from(height) });
+            self.post("/window/rect", body).await.unwrap();
+        }
+    }
+
+    async fn screenshot_png(&self) -> Vec<u8> {
+        let encoded = self.get("/screenshot").await.unwrap();
+        base64_decode(encoded.as_str().unwrap())
+    }
+
+    async fn quit(self) {
+        let _ = self.call(reqwest::Method::DELETE, "", None).await;
+    }
+
+    /// A short excerpt of what the page shows, for failure messages.
+    async fn page_text(&self) -> String {
+        let text = self
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                json!([]),
+            )
+            .await;
+        let text = text.as_str().unwrap_or_default();
+        format!(
+            "{} — page text: {:?}",
+            self.current_url().await,
+            text.chars().take(1500).collect::<String>()
+        )
+    }
+
+    /// The visible elements of `role` named `name`.
+    async fn find_all(&self, role: Role, name: &str) -> Vec<Element> {
+        let found = self
+            .execute(FIND_BY_NAME, json!([role.as_str(), name]))
+            .await;
+        found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|e| e[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn find(&self, role: Role, name: &str) -> Option<Element> {
+        self.find_all(role, name).await.into_iter().next()
+    }
+
+    /// Waits for one element of `role` named `name` and checks Chromium's own accessible name
+    /// and role for it.
+    async fn wait_for(&mut self, role: Role, name: &str) -> Element {
+        let started = Instant::now();
+        loop {
+            if let Some(element) = self.find(role, name).await {
+                self.check_accessibility(&element, role, name).await;
+                return element;
+            }
+            if started.elapsed() > WAIT {
+                panic!(
+                    "no {} named {name:?} appeared: {}",
+                    role.as_str(),
+                    self.page_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn check_accessibility(&mut self, element: &Element, role: Role, name: &str) {
+        if !self.accessibility_checks {
+            return;
+        }
+        let label = self
+            .get(&format!("/element/{}/computedlabel", element.0))
+            .await;
+        let computed_role = self
+            .get(&format!("/element/{}/computedrole", element.0))
+            .await;
+        match (label, computed_role) {
+            (Ok(label), Ok(computed_role)) => {
+                assert_eq!(
+                    label.as_str().map(str::trim),
+                    Some(name),
+                    "Chromium computes another accessible name for the {} found as {name:?}",
+                    role.as_str()
+                );
+                let computed_role = computed_role.as_str().unwrap_or_default();
+                assert!(
+                    role.accepts(computed_role),
+                    "the element named {name:?} has the role {computed_role:?}, not {}",
+                    role.as_str()
+                );
+            }
+            (Err(e), _) | (_, Err(e)) if e.error == "unknown command" => {
+                self.accessibility_checks = false
+            }
+            // The page re-rendered under us: the next lookup checks again.
+            (Err(e), _) | (_, Err(e)) if e.is_transient() => {}
+            (Err(e), _) | (_, Err(e)) => panic!("accessibility query failed: {e}"),
+        }
+    }
+
+    /// Finds the element and clicks it, retrying while the page re-renders.
+    async fn click(&mut self, role: Role, name: &str) {
+        let started = Instant::now();
+        loop {
+            let element = self.wait_for(role, name).await;
+            match self
+                .post(&format!("/element/{}/click", element.0), json!({}))
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e.is_transient() && started.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("clicking the {} {name:?} failed: {e}", role.as_str()),
+            }
+        }
+    }
+
+    /// Replaces the text of the field labelled `name` by typing `text` into it.
+    async fn type_into(&mut self, name: &str, text: &str) {
+        let started = Instant::now();
+        loop {
+            let field = self.wait_for(Role::Field, name).await;
+            let typed = match self
+                .post(&format!("/element/{}/clear", field.0), json!({}))
+                .await
+            {
+                Ok(_) => {
+                    self.post(
+                        &format!("/element/{}/value", field.0),
+                        json!({ "text": text }),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(_) => return,
+                Err(e) if e.is_transient() && started.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("typing into {name:?} failed: {e}"),
+            }
+        }
+    }
+
+    /// Polls `script` until it returns something other than null/false; returns that value.
+    async fn wait_until(&self, what: &str, script: &str, args: Value) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.execute(script, args.clone()).await;
+            if !(value.is_null() || value == false) {
+                return value;
+            }
+            if started.elapsed() > WAIT {
+                panic!("timed out waiting until {what}: {}", self.page_text().await);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the message log shows every one of `needles`.
+    async fn wait_for_log(&self, needles: &[&str]) -> String {
+        let script = format!(
+            "const log = document.querySelector('[role=log]'); const t = log ? log.innerText : '';\
+             return {} ? t : null;",
+            serde_json::to_string(needles).unwrap() + ".every(n => t.includes(n))"
+        );
+        let value = self
+            .wait_until(
+                &format!("the message log shows {needles:?}"),
+                &script,
+                json!([]),
+            )
+            .await;
+        value.as_str().unwrap().to_owned()
+    }
+
+    async fn last_reply(&self) -> (u64, Option<String>) {
+        let value = self.execute(LAST_REPLY, json!([])).await;
+        (
+            value["count"].as_u64().unwrap_or(0),
+            value["text"].as_str().map(str::to_owned),
+        )
+    }
+
+    /// Saves a screenshot to `docs/screenshots/<name>.png` when `CONFAB_SCREENSHOTS=1`.
+    async fn screenshot(&self, name: &str) {
+        if std::env::var("CONFAB_SCREENSHOTS").as_deref() != Ok("1") {
+            return;
+        }
+        // Let transitions and the caret settle.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.screenshot_png().await;
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &png).unwrap();
+        eprintln!("saved {} ({} bytes)", path.display(), png.len());
+    }
+}
+
+/// Standard base64 (the encoding of WebDriver screenshots).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            other => panic!("not base64: {other}"),
+        }
+    };
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+/// How many characters of `expected` are visible: the longest prefix of it found in `shown`.
+fn visible_prefix(expected: &str, shown: &str) -> usize {
+    let ends: Vec<usize> = expected
+        .char_indices()
+        .map(|(i, _)| i)
+        .skip(1)
+        .chain([expected.len()])
+        .collect();
+    ends.iter()
+        .rev()
+        .find(|end| shown.contains(&expected[..**end]))
+        .map_or(0, |end| expected[..*end].chars().count())
+}
+
+/// What the echo demo model answers to `said` under a system prompt of `prompt_chars` characters.
+fn echo_reply(said: &str, prompt_chars: usize) -> String {
+    format!(
+        "You said: \"{said}\". I am the echo demo model; I was given instructions ({prompt_chars} \
+         characters) but I only repeat what I hear."
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test
+
+#[tokio::test]
+async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    env.retain(|(k, _)| k != "CONFAB_ECHO_PACE_MS");
+    env.push(("CONFAB_ECHO_PACE_MS".into(), PACE_MS.into()));
+    let server = Server::start(scratch.path(), &env).await;
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+
+    // Dev sign-in.
+    eprintln!("step: sign in");
+    b.goto(&format!("{}/", server.base)).await;
+    b.wait_for(Role::Field, "Username").await;
+    b.wait_for(Role::Button, "Sign in").await;
+    b.screenshot("sign-in").await;
+    b.type_into("Username", "alice").await;
+    b.click(Role::Button, "Sign in").await;
+
+    // Create a project.
+    eprintln!("step: create a project");
+    b.click(Role::Button, "New project").await;
+    b.type_into("Project name", "Travel helper").await;
+    b.click(Role::Button, "Create").await;
+    b.wait_for(Role::Link, "Travel helper").await;
+
+    // Write two prompt versions, then activate the first again.
+    eprintln!("step: write and activate a prompt");
+    let first_prompt = "You are a friendly travel guide for Portugal.";
+    let second_prompt = "Answer in one short sentence.";
+    b.click(Role::Button, "Project settings").await;
+    b.type_into("System prompt", first_prompt).await;
+    b.click(Role::Button, "Save prompt").await;
+    b.wait_until(
+        "the first prompt version is listed",
+        "return document.body.innerText.includes('Version 1');",
+        json!([]),
+    )
+    .await;
+    b.type_into("System prompt", second_prompt).await;
+    b.click(Role::Button, "Save prompt").await;
+    // Version 2 is saved active: the only "Activate" button belongs to version 1.
+    b.wait_until(
+        "version 2 is saved and version 1 can be activated",
+        "return document.body.innerText.includes('Version 2');",
+        json!([]),
+    )
+    .await;
+    let activate = b.find_all(Role::Button, "Activate").await;
+    assert_eq!(
+        activate.len(),
+        1,
+        "one inactive version: {}",
+        b.page_text().await
+    );
+    b.click(Role::Button, "Activate").await;
+    // Now version 2 is the inactive one: its row holds the only "Activate" button.
+    b.wait_until(
+        "version 1 is active again",
+        r#"
+        const buttons = Array.from(document.querySelectorAll('button'))
+          .filter(b => b.innerText.trim() === 'Activate');
+        return buttons.length === 1 && buttons[0].closest('li').innerText.includes('Version 2');
+        "#,
+        json!([]),
+    )
+    .await;
+
+    // A small file, so that the settings screen shows one.
+    eprintln!("step: upload a file");
+    b.wait_for(Role::Button, "Upload file").await;
+    let notes = scratch.path().join("packing-list.txt");
+    std::fs::write(&notes, "passport\nsunscreen\ncomfortable shoes\n").unwrap();
+    let picker = b
+        .execute(
+            "return document.querySelector('input[type=file]');",
+            json!([]),
+        )
+        .await;
+    let picker = Element(
+        picker[ELEMENT_KEY]
+            .as_str()
+            .expect("a file input next to \"Upload file\"")
+            .to_owned(),
+    );
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": notes.display().to_string() }),
+    )
+    .await
+    .unwrap();
+    b.wait_until(
+        "the uploaded file is listed",
+        "return document.body.innerText.includes('packing-list.txt') && !document.body.innerText.includes('Uploading');",
+        json!([]),
+    )
+    .await;
+    b.execute(
+        r#"
+        document.activeElement && document.activeElement.blur();
+        const heading = Array.from(document.querySelectorAll('h2'))
+          .find(h => h.innerText.trim() === 'System prompt');
+        if (heading) heading.scrollIntoView({ block: 'start' });
+        "#,
+        json!([]),
+    )
+    .await;
+    b.screenshot("settings").await;
+
+    // New chat, send, and watch the reply grow.
+    eprintln!("step: new chat and send");
+    b.click(Role::Button, "New chat").await;
+    b.wait_for(Role::Link, "New chat").await;
+    let question = "Which three towns should I visit in spring?";
+    b.type_into("Message", question).await;
+    let (replies_before, _) = b.last_reply().await;
+    b.click(Role::Button, "Send").await;
+    let expected = echo_reply(question, first_prompt.chars().count());
+    let full = expected.chars().count();
+    let mut seen: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    loop {
+        let (count, text) = b.last_reply().await;
+        if count > replies_before {
+            let shown = visible_prefix(&expected, text.as_deref().unwrap_or_default());
+            if shown == full {
+                break;
+            }
+            if shown > 0 && seen.last() != Some(&shown) {
+                seen.push(shown);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the reply did not complete; visible lengths {seen:?}: {}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    eprintln!("visible reply lengths while streaming: {seen:?} (complete: {full})");
+    assert!(
+        seen.len() >= 3,
+        "the reply should grow in at least three visible steps before it is complete, saw {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "the reply only grows: {seen:?}"
+    );
+    // Complete: Send is usable again and Stop is gone.
+    b.wait_until(
+        "the reply is complete",
+        "return !Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop');",
+        json!([]),
+    )
+    .await;
+    let chat_url = b.current_url().await;
+    b.execute(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("chat").await;
+
+    // A reload shows the whole conversation.
+    eprintln!("step: reload");
+    b.refresh().await;
+    b.wait_for(Role::Field, "Message").await;
+    b.wait_for_log(&[question, &expected]).await;
+    b.wait_for(Role::Link, "New chat").await;
+
+    // Stop a reply mid-way.
+    eprintln!("step: stop a reply");
+    let long_question = "Tell me about Lisbon and Porto and Coimbra and Braga and Faro and Evora and \
+                         Sintra and Cascais and Aveiro and Guimaraes and Obidos and Tomar and Lagos";
+    let long_expected = echo_reply(long_question, first_prompt.chars().count());
+    let (replies_before, _) = b.last_reply().await;
+    b.type_into("Message", long_question).await;
+    b.click(Role::Button, "Send").await;
+    let threshold = "You said: \"Tell me about Lisbon and".chars().count();
+    let started = Instant::now();
+    loop {
+        let (count, text) = b.last_reply().await;
+        if count > replies_before
+            && visible_prefix(&long_expected, text.as_deref().unwrap_or_default()) >= threshold
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the second reply did not start: {}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    b.click(Role::Button, "Stop").await;
+    let stopped = b
+        .wait_until(
+            "the reply is marked stopped",
+            r#"
+            const log = document.querySelector('[role=log]');
+            const replies = log ? log.querySelectorAll('[aria-label=Assistant]') : [];
+            const last = replies[replies.length - 1];
+            return last && /\bStopped\b/.test(last.innerText) ? last.innerText : null;
+            "#,
+            json!([]),
+        )
+        .await;
+    let stopped = stopped.as_str().unwrap().to_owned();
+    let shown = visible_prefix(&long_expected, &stopped);
+    assert!(
+        shown >= threshold && shown < long_expected.chars().count(),
+        "a stopped reply keeps its partial text only: {stopped:?}"
+    );
+    // It stays stopped: in 1.5 s the echo model would add some 15 words, but at most a word
+    // already in flight when Stop was pressed may still show up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, later) = b.last_reply().await;
+    let later = later.unwrap_or_default();
+    let later_shown = visible_prefix(&long_expected, &later);
+    assert!(
+        later.contains("Stopped") && later_shown >= shown && later_shown <= shown + 16,
+        "the stopped reply went on growing: {stopped:?}, then {later:?}"
+    );
+    b.wait_for(Role::Button, "Send").await;
+    // And so it is stored.
+    b.refresh().await;
+    b.wait_for_log(&[question, &expected, long_question, "Stopped"])
+        .await;
+    let (_, stored) = b.last_reply().await;
+    let stored = stored.unwrap_or_default();
+    let stored_prefix = visible_prefix(&long_expected, &stored);
+    assert!(
+        stored.contains("Stopped")
+            && stored_prefix >= shown
+            && stored_prefix < long_expected.chars().count(),
+        "after a reload the reply is still partial and stopped: {stored:?}"
+    );
+
+    // The phone layout.
+    eprintln!("step: phone width");
+    b.set_viewport(PHONE).await;
+    b.wait_for(Role::Field, "Message").await;
+    b.execute(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("phone").await;
+    b.set_viewport(DESKTOP).await;
+
+    // Sign out; a second person sees none of the first one's work.
+    eprintln!("step: a second user");
+    b.click(Role::Button, "Sign out").await;
+    b.type_into("Username", "bob").await;
+    b.click(Role::Button, "Sign in").await;
+    b.click(Role::Button, "New project").await;
+    b.type_into("Project name", "Bob's notes").await;
+    b.click(Role::Button, "Create").await;
+    b.wait_for(Role::Link, "Bob's notes").await;
+    assert!(
+        b.find(Role::Link, "Travel helper").await.is_none(),
+        "bob sees alice's project: {}",
+        b.page_text().await
+    );
+    b.goto(&chat_url).await;
+    b.wait_until(
+        "the other person's chat is refused",
+        "return document.querySelector('[role=alert]') !== null;",
+        json!([]),
+    )
+    .await;
+    let text = b.page_text().await;
+    assert!(
+        !text.contains(question),
+        "bob can read alice's chat: {text}"
+    );
+    assert!(
+        b.find(Role::Link, "Travel helper").await.is_none(),
+        "bob sees alice's project: {text}"
+    );
+    let log = b.execute(LOG_TEXT, json!([])).await;
+    assert!(
+        log.as_str().is_none_or(|t| !t.contains(question)),
+        "bob's page shows alice's messages"
+    );
+
+    b.quit().await;
+    drop(driver);
+    drop(server);
+}
