@@ -6,57 +6,36 @@
 //! the name every compatible server knows. Usage is asked for with
 //! `stream_options.include_usage`; a server that does not report it gives `usage: None`.
 
-use std::fmt;
-use std::sync::Arc;
-
 use confab_core::LlmError;
 use confab_core::model::Usage;
 use confab_core::ports::{Completion, LlmEventStream, LlmRequest, LlmStream};
 use eventsource_stream::Event;
-use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, OpenAiConfig, endpoint};
+use crate::config::{ConfigError, OpenAiConfig};
 use crate::responses::{failure, incomplete, role};
-use crate::stream::{Decoder, Step, drive, json};
-use crate::transport::{ErrorField, Transport};
+use crate::stream::{Decoder, Endpoint, Step, json};
+use crate::transport::ErrorField;
 
 /// An `LlmStream` over the Chat Completions API of an OpenAI-compatible server.
+#[derive(Debug)]
 pub struct ChatCompletionsLlm {
-    transport: Arc<Transport>,
-    url: Url,
-    model: String,
-    max_output_tokens: Option<u32>,
-}
-
-impl fmt::Debug for ChatCompletionsLlm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChatCompletionsLlm")
-            .field("url", &self.url.as_str())
-            .field("model", &self.model)
-            .field("max_output_tokens", &self.max_output_tokens)
-            .field("transport", &self.transport)
-            .finish()
-    }
+    endpoint: Endpoint,
 }
 
 impl ChatCompletionsLlm {
     /// Builds the adapter; fails on an invalid base URL, an empty model or a key that
     /// cannot be sent in a header. An empty key sends no `Authorization` header.
     pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
-        let base = config.validate()?;
         Ok(Self {
-            transport: Arc::new(Transport::new(&config)?),
-            url: endpoint(&base, "chat/completions")?,
-            model: config.model,
-            max_output_tokens: config.max_output_tokens,
+            endpoint: Endpoint::new(config, "chat/completions")?,
         })
     }
 
     /// The endpoint requests go to.
     #[must_use]
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.endpoint.url.as_str()
     }
 }
 
@@ -66,18 +45,17 @@ impl LlmStream for ChatCompletionsLlm {
     }
 
     fn default_model(&self) -> &str {
-        &self.model
+        &self.endpoint.model
     }
 
     fn stream(&self, request: LlmRequest) -> LlmEventStream {
-        let body = request_body(&request, &self.model, self.max_output_tokens);
-        tracing::debug!(url = %self.url, model = %body["model"], "streaming a reply from a Chat Completions API");
-        drive(
-            Arc::clone(&self.transport),
-            self.url.clone(),
-            body,
-            ChatDecoder::default(),
-        )
+        let body = request_body(
+            &request,
+            &self.endpoint.model,
+            self.endpoint.max_output_tokens,
+        );
+        self.endpoint
+            .stream(body, ChatDecoder::default(), "chat/completions")
     }
 }
 

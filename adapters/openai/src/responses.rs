@@ -4,56 +4,35 @@
 //! `response.output_text.delta` (text), `response.completed` and `response.incomplete`
 //! (the end, with usage), `response.failed` and `error` (a failure). All others are skipped.
 
-use std::fmt;
-use std::sync::Arc;
-
 use confab_core::LlmError;
 use confab_core::model::{Role, Usage};
 use confab_core::ports::{Completion, Incomplete, LlmEventStream, LlmRequest, LlmStream};
 use eventsource_stream::Event;
-use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, OpenAiConfig, endpoint};
-use crate::stream::{Decoder, Step, drive, json};
-use crate::transport::{ErrorObject, Transport};
+use crate::config::{ConfigError, OpenAiConfig};
+use crate::stream::{Decoder, Endpoint, Step, json};
+use crate::transport::ErrorObject;
 
 /// An `LlmStream` over OpenAI's Responses API. Requests are sent with `"store": false`.
+#[derive(Debug)]
 pub struct ResponsesLlm {
-    transport: Arc<Transport>,
-    url: Url,
-    model: String,
-    max_output_tokens: Option<u32>,
-}
-
-impl fmt::Debug for ResponsesLlm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponsesLlm")
-            .field("url", &self.url.as_str())
-            .field("model", &self.model)
-            .field("max_output_tokens", &self.max_output_tokens)
-            .field("transport", &self.transport)
-            .finish()
-    }
+    endpoint: Endpoint,
 }
 
 impl ResponsesLlm {
     /// Builds the adapter; fails on an invalid base URL, an empty model or a key that
     /// cannot be sent in a header.
     pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
-        let base = config.validate()?;
         Ok(Self {
-            transport: Arc::new(Transport::new(&config)?),
-            url: endpoint(&base, "responses")?,
-            model: config.model,
-            max_output_tokens: config.max_output_tokens,
+            endpoint: Endpoint::new(config, "responses")?,
         })
     }
 
     /// The endpoint requests go to.
     #[must_use]
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.endpoint.url.as_str()
     }
 }
 
@@ -63,18 +42,16 @@ impl LlmStream for ResponsesLlm {
     }
 
     fn default_model(&self) -> &str {
-        &self.model
+        &self.endpoint.model
     }
 
     fn stream(&self, request: LlmRequest) -> LlmEventStream {
-        let body = request_body(&request, &self.model, self.max_output_tokens);
-        tracing::debug!(url = %self.url, model = %body["model"], "streaming a reply from the Responses API");
-        drive(
-            Arc::clone(&self.transport),
-            self.url.clone(),
-            body,
-            ResponsesDecoder,
-        )
+        let body = request_body(
+            &request,
+            &self.endpoint.model,
+            self.endpoint.max_output_tokens,
+        );
+        self.endpoint.stream(body, ResponsesDecoder, "responses")
     }
 }
 

@@ -96,3 +96,40 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, L
         ))
     })
 }
+
+/// What both adapters hold: the HTTP transport, the endpoint's URL, the model and the
+/// output cap.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    transport: Arc<Transport>,
+    pub(crate) url: Url,
+    pub(crate) model: String,
+    pub(crate) max_output_tokens: Option<u32>,
+}
+
+impl Endpoint {
+    /// Checks the configuration and builds the transport for `{base_url}/{path}`.
+    pub(crate) fn new(
+        config: crate::config::OpenAiConfig,
+        path: &str,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let base = config.validate()?;
+        Ok(Self {
+            transport: Arc::new(Transport::new(&config)?),
+            url: crate::config::endpoint(&base, path)?,
+            model: config.model,
+            max_output_tokens: config.max_output_tokens,
+        })
+    }
+
+    /// Sends `body` and decodes the answer's events with `decoder`.
+    pub(crate) fn stream<D: Decoder>(
+        &self,
+        body: serde_json::Value,
+        decoder: D,
+        api: &str,
+    ) -> LlmEventStream {
+        tracing::debug!(url = %self.url, model = %body["model"], api, "streaming a reply");
+        drive(Arc::clone(&self.transport), self.url.clone(), body, decoder)
+    }
+}

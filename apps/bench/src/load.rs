@@ -108,6 +108,9 @@ pub fn server_request(tenant: &Tenant, conversation_id: &str, content: &str) -> 
 /// The figures of one path (server or direct) at one concurrency.
 #[derive(Debug, Default)]
 pub struct PathStats {
+    /// From sending the request to the response head (through the server: authentication
+    /// and every database write of the send, before the provider is called).
+    pub head_us: Samples,
     pub ttfd_us: Samples,
     pub gaps_us: Samples,
     pub streams: usize,
@@ -132,6 +135,10 @@ impl PathStats {
         }
         self.streams += 1;
         self.deltas += outcome.deltas;
+        if let Some(head) = outcome.head {
+            self.head_us
+                .push(u32::try_from(head.as_micros()).unwrap_or(u32::MAX));
+        }
         if let Some(ttfd) = outcome.ttfd {
             self.ttfd_us
                 .push(u32::try_from(ttfd.as_micros()).unwrap_or(u32::MAX));
@@ -157,6 +164,8 @@ pub struct Level {
     pub direct: PathStats,
     /// Server CPU (user + system) during the A rounds.
     pub server_cpu_secs: f64,
+    /// The part of it spent in the kernel.
+    pub server_system_cpu_secs: f64,
     /// Server CPU during the B rounds (it relays nothing then).
     pub server_idle_cpu_secs: f64,
     /// Wall time of the A rounds.
@@ -289,8 +298,16 @@ pub struct LevelPlan {
 }
 
 fn cpu_secs(pid: u32, ticks_per_second: f64) -> f64 {
+    let (user, system) = cpu_split(pid, ticks_per_second);
+    user + system
+}
+
+/// (user, system) CPU seconds of a process so far.
+fn cpu_split(pid: u32, ticks_per_second: f64) -> (f64, f64) {
     #[allow(clippy::cast_precision_loss)]
-    procfs::cpu_ticks(pid).map_or(0.0, |t| t as f64 / ticks_per_second)
+    procfs::cpu_ticks(pid).map_or((0.0, 0.0), |(u, s)| {
+        (u as f64 / ticks_per_second, s as f64 / ticks_per_second)
+    })
 }
 
 impl Bench<'_> {
@@ -337,6 +354,7 @@ impl Bench<'_> {
             server: PathStats::default(),
             direct: PathStats::default(),
             server_cpu_secs: 0.0,
+            server_system_cpu_secs: 0.0,
             server_idle_cpu_secs: 0.0,
             a_wall_secs: 0.0,
             harness_cpu_secs: 0.0,
@@ -366,7 +384,7 @@ impl Bench<'_> {
                 plan_a.push(streams);
             }
             connect_all(server_target.addr, &mut server_slots).await?;
-            let (cpu0, me0, t0) = (cpu_secs(pid, tps), cpu_secs(me, tps), Instant::now());
+            let (cpu0, me0, t0) = (cpu_split(pid, tps), cpu_secs(me, tps), Instant::now());
             let outcomes = round(
                 &server_target,
                 &mut server_slots,
@@ -377,7 +395,9 @@ impl Bench<'_> {
             )
             .await;
             level.a_wall_secs += t0.elapsed().as_secs_f64();
-            level.server_cpu_secs += cpu_secs(pid, tps) - cpu0;
+            let cpu1 = cpu_split(pid, tps);
+            level.server_cpu_secs += (cpu1.0 - cpu0.0) + (cpu1.1 - cpu0.1);
+            level.server_system_cpu_secs += cpu1.1 - cpu0.1;
             level.harness_cpu_secs += cpu_secs(me, tps) - me0;
             let mut a = PathStats::default();
             for o in outcomes {
@@ -564,6 +584,7 @@ impl Bench<'_> {
 
 fn merge(into: &mut PathStats, from: PathStats) {
     let PathStats {
+        mut head_us,
         mut ttfd_us,
         mut gaps_us,
         streams,
@@ -580,7 +601,8 @@ fn merge(into: &mut PathStats, from: PathStats) {
         }
     }
     // Merging through percentiles would lose samples: move them over whole.
-    let (t, g) = (ttfd_us.take(), gaps_us.take());
+    let (h, t, g) = (head_us.take(), ttfd_us.take(), gaps_us.take());
+    into.head_us.extend(&h);
     into.ttfd_us.extend(&t);
     into.gaps_us.extend(&g);
 }

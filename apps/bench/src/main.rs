@@ -87,9 +87,23 @@ struct Args {
     /// Where to write report.md and report.json (default: target/bench).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Extra environment of the server process, `KEY=VALUE` (for experiments, e.g.
+    /// `MALLOC_ARENA_MAX=1`).
+    #[arg(long = "server-env", value_parser = parse_pair)]
+    server_env: Vec<(String, String)>,
+    /// Keep the held streams open this many seconds after the memory is read (to attach a
+    /// profiler, e.g. `vgdb --pid <pid> detailed_snapshot`).
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
     /// Longest a single stream may take, s.
     #[arg(long, default_value_t = 120)]
     stream_timeout_secs: u64,
+}
+
+fn parse_pair(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {raw:?}"))
 }
 
 fn workspace_root() -> PathBuf {
@@ -225,6 +239,7 @@ impl Run<'_> {
             database_url: &database.url,
             provider_base_url: &base_url,
             dir: self.dir,
+            extra_env: &self.args.server_env,
         };
         let load1_at_start = procfs::load1();
         let server = ServerProcess::start(&launch, self.http).await?;
@@ -310,6 +325,13 @@ impl Run<'_> {
             let mut held = bench.hold(self.args.hold, &mut tenants).await?;
             let summary = HoldSummary::of(&held);
             eprintln!("{summary:?}");
+            if self.args.hold_secs > 0 {
+                eprintln!(
+                    "holding for {} s more (server pid {})",
+                    self.args.hold_secs, server.pid
+                );
+                tokio::time::sleep(Duration::from_secs(self.args.hold_secs)).await;
+            }
             server.kill().await;
             drop(held.holders.take());
             hold = Some(summary);

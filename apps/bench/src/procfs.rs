@@ -4,22 +4,22 @@
 use std::fs;
 use std::process::Command;
 
-/// CPU time a process used so far (user + system, all threads), in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time a process used so far (all threads), in clock ticks: (user, system).
+pub fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat)
 }
 
-/// `utime + stime` from the text of `/proc/<pid>/stat` (fields 14 and 15; the command name
-/// in field 2 may contain spaces and parentheses, so counting starts after the last `)`).
+/// `utime` and `stime` from the text of `/proc/<pid>/stat` (fields 14 and 15; the command
+/// name in field 2 may contain spaces and parentheses, so counting starts after the last `)`).
 #[must_use]
-pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // after ')': state is field 3, so field k is at index k - 3.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when it cannot be asked).
@@ -119,9 +119,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_time_is_user_plus_system_even_with_odd_command_names() {
+    fn user_and_system_time_are_read_even_with_odd_command_names() {
         let stat = "4242 (confab (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 4 0 100 1000 200";
-        assert_eq!(parse_cpu_ticks(stat), Some(42));
+        assert_eq!(parse_cpu_ticks(stat), Some((37, 5)));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct LevelSummary {
     pub streams_per_slot: usize,
     pub server_streams: usize,
     pub direct_streams: usize,
+    /// Time to the response head through the server (the send's work before the provider).
+    pub server_head_p50: Option<u32>,
+    pub server_head_p99: Option<u32>,
     pub server_ttfd_p50: Option<u32>,
     pub server_ttfd_p99: Option<u32>,
     pub direct_ttfd_p50: Option<u32>,
@@ -44,6 +47,8 @@ pub struct LevelSummary {
     pub deltas_relayed: usize,
     pub server_cpu_secs: f64,
     pub server_cpu_per_1000_deltas: Option<f64>,
+    /// The share of the server's CPU spent in the kernel (system time).
+    pub server_system_share: f64,
     pub server_cpu_share: f64,
     pub server_idle_cpu_secs: f64,
     pub harness_cpu_secs: f64,
@@ -57,6 +62,7 @@ impl LevelSummary {
         let s = &mut level.server;
         let d = &mut level.direct;
         let (s50, s99) = (s.ttfd_us.percentile(50.0), s.ttfd_us.percentile(99.0));
+        let (h50, h99) = (s.head_us.percentile(50.0), s.head_us.percentile(99.0));
         let (d50, d99) = (d.ttfd_us.percentile(50.0), d.ttfd_us.percentile(99.0));
         let (sg50, sg99, sgmax) = (
             s.gaps_us.percentile(50.0),
@@ -79,6 +85,8 @@ impl LevelSummary {
             streams_per_slot: level.streams_per_slot,
             server_streams: level.server.streams,
             direct_streams: level.direct.streams,
+            server_head_p50: h50,
+            server_head_p99: h99,
             server_ttfd_p50: s50,
             server_ttfd_p99: s99,
             direct_ttfd_p50: d50,
@@ -102,6 +110,11 @@ impl LevelSummary {
             deltas_relayed: level.server.deltas,
             server_cpu_secs: level.server_cpu_secs,
             server_cpu_per_1000_deltas: level.cpu_per_1000_deltas(),
+            server_system_share: if level.server_cpu_secs > 0.0 {
+                level.server_system_cpu_secs / level.server_cpu_secs
+            } else {
+                0.0
+            },
             server_cpu_share: if level.a_wall_secs > 0.0 {
                 level.server_cpu_secs / level.a_wall_secs
             } else {
@@ -244,11 +257,11 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| N | pace | streams (each path) | added TTFD p50 | added TTFD p99 (pairs' range) | TTFD p50 / p99 via server | TTFD p50 / p99 direct | gap p99 via server / direct | added gap p99 | max gap via server | stalls | failures (server / direct) | server CPU per 1,000 deltas | server CPU share |"
+            "| N | pace | streams (each path) | added TTFD p50 | added TTFD p99 (pairs' range) | response head p50 / p99 via server | TTFD p50 / p99 via server | TTFD p50 / p99 direct | gap p99 via server / direct | added gap p99 | max gap via server | stalls | failures (server / direct) | server CPU per 1,000 deltas (kernel share) | server CPU share of one core |"
         );
         let _ = writeln!(
             out,
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for l in &b.levels {
             let range = l
@@ -257,13 +270,15 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} ms | {} | {} | {}{} | {} / {} | {} / {} | {} / {} | {} | {} | {} | {} / {} | {} | {:.0} % |",
+                "| {} | {} ms | {} | {} | {}{} | {} / {} | {} / {} | {} / {} | {} / {} | {} | {} | {} | {} / {} | {} | {:.0} % |",
                 l.n,
                 l.pace_ms,
                 l.server_streams,
                 signed(l.added_ttfd_p50),
                 signed(l.added_ttfd_p99),
                 range,
+                us(l.server_head_p50),
+                us(l.server_head_p99),
                 us(l.server_ttfd_p50),
                 us(l.server_ttfd_p99),
                 us(l.direct_ttfd_p50),
@@ -276,7 +291,11 @@ impl Report {
                 l.server_failures,
                 l.direct_failures,
                 l.server_cpu_per_1000_deltas
-                    .map_or("–".to_owned(), |c| format!("{:.3} s", c)),
+                    .map_or("–".to_owned(), |c| format!(
+                        "{:.3} s ({:.0} %)",
+                        c,
+                        l.server_system_share * 100.0
+                    )),
                 l.server_cpu_share * 100.0,
             );
         }

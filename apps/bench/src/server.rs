@@ -103,6 +103,8 @@ pub struct Launch<'a> {
     pub database_url: &'a str,
     pub provider_base_url: &'a str,
     pub dir: &'a Path,
+    /// More variables, set last.
+    pub extra_env: &'a [(String, String)],
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -140,6 +142,7 @@ impl ServerProcess {
             .env("CONFAB_FILES_DIR", &files)
             .env("CONFAB_SHUTDOWN_GRACE_SECS", "1")
             .env("RUST_LOG", "warn")
+            .envs(launch.extra_env.iter().map(|(k, v)| (k, v)))
             .current_dir(launch.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

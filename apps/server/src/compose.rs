@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use confab_clerk::{ClerkConfig, ClerkVerifier, DevAuth, DevConfig, OidcConfig, OidcVerifier};
-use confab_core::ports::{AuthVerifier, BlobStore, LlmStream};
+use confab_core::ports::{
+    AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
+};
 use confab_files::ObjectBlobStore;
 use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore, TokenBucketLimiter};
 use confab_openai::{ChatCompletionsLlm, OpenAiConfig, ProviderConfig, ResponsesLlm};
@@ -81,36 +83,23 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
     };
     let limiter = Arc::new(TokenBucketLimiter::new(settings.sends_per_minute));
     let database_description = format!("{} ", redact_url(&settings.database_url));
-    let adapters = if settings.database_url == "memory:" {
-        let store = Arc::new(MemoryStore::new());
-        Adapters {
-            projects: store.clone(),
-            prompts: store.clone(),
-            history: store.clone(),
-            files: store,
-            blobs,
-            auth,
-            dev_tokens,
-            llm: Arc::clone(&llm),
-            limiter,
-            clerk_host,
-            clerk_publishable_key,
-        }
+    let (projects, prompts, history, files) = if settings.database_url == "memory:" {
+        stores(Arc::new(MemoryStore::new()))
     } else {
-        let store = Arc::new(database(settings).await?);
-        Adapters {
-            projects: store.clone(),
-            prompts: store.clone(),
-            history: store.clone(),
-            files: store,
-            blobs,
-            auth,
-            dev_tokens,
-            llm: Arc::clone(&llm),
-            limiter,
-            clerk_host,
-            clerk_publishable_key,
-        }
+        stores(Arc::new(database(settings).await?))
+    };
+    let adapters = Adapters {
+        projects,
+        prompts,
+        history,
+        files,
+        blobs,
+        auth,
+        dev_tokens,
+        llm: Arc::clone(&llm),
+        limiter,
+        clerk_host,
+        clerk_publishable_key,
     };
     tracing::info!(
         auth = settings.auth.provider(),
@@ -121,6 +110,18 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         "composed adapters"
     );
     Ok(adapters)
+}
+
+type Stores = (
+    Arc<dyn ProjectStore>,
+    Arc<dyn PromptStore>,
+    Arc<dyn ChatHistory>,
+    Arc<dyn FileStore>,
+);
+
+/// One store that implements every storage port, handed out once per port.
+fn stores<S: ProjectStore + PromptStore + ChatHistory + FileStore>(store: Arc<S>) -> Stores {
+    (store.clone(), store.clone(), store.clone(), store)
 }
 
 type AuthParts = (
