@@ -177,33 +177,32 @@ impl ChatService {
     ) -> Result<ChatStream, ChatError> {
         let content = MessageContent::new(&request.content, &self.limits)?.into_inner();
         let owner = &principal.user_id;
-        let conversation = self
-            .history
-            .get_conversation(owner, request.conversation_id)
-            .await?;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
-        self.history
-            .check_turn(
+        // Independent reads run together; a missing conversation answers 404 before any 409.
+        let (conversation, turn) = futures::join!(
+            self.history
+                .get_conversation(owner, request.conversation_id),
+            self.history.check_turn(
                 owner,
-                conversation.id,
+                request.conversation_id,
                 request.client_message_id,
-                stale_before,
-            )
-            .await?;
+                stale_before
+            ),
+        );
+        let conversation = conversation?;
+        turn?;
         self.limiter
             .try_acquire(owner)
             .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
 
         let prepared = async {
-            let prompt = self
-                .prompts
-                .active_prompt(owner, conversation.project_id)
-                .await?;
-            let past = self
-                .history
-                .recent_messages(owner, conversation.id, self.settings.history_limit)
-                .await?;
+            let (prompt, past) = futures::join!(
+                self.prompts.active_prompt(owner, conversation.project_id),
+                self.history
+                    .recent_messages(owner, conversation.id, self.settings.history_limit),
+            );
+            let (prompt, past) = (prompt?, past?);
             let user = Message::user(conversation.id, content, request.client_message_id, started);
             let reply = Message::pending_reply(conversation.id, self.model().to_owned(), started);
             self.history

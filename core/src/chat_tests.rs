@@ -1135,7 +1135,11 @@ fn another_users_conversation_is_not_found_and_nothing_is_stored() {
         .conversation_missing()
         .stores_nothing()
         .limiter_untouched();
-    mocks.history.expect_check_turn().never();
+    // The turn check is a read that runs beside the ownership check; it finds nothing either.
+    mocks
+        .history
+        .expect_check_turn()
+        .returning(|_, _, _, _| Err(StoreError::NotFound));
     mocks.history.expect_recent_messages().never();
     mocks.prompts.expect_active_prompt().never();
     let llm = ScriptedLlm::unused();
@@ -1304,6 +1308,11 @@ fn a_store_failure_while_preparing_refunds_the_allowance_and_stores_nothing() {
         .expect_active_prompt()
         .times(1)
         .returning(|_, _| Err(StoreError::Internal("disk I/O error".to_owned())));
+    // The history is read beside the prompt.
+    mocks
+        .history
+        .expect_recent_messages()
+        .returning(|_, _, _| Ok(Vec::new()));
     let h = mocks.service(&llm, settings());
     let result = h.start("Hello");
     assert!(
