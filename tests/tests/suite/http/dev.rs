@@ -71,8 +71,9 @@ async fn an_expired_dev_token_is_refused() {
     let app = dev_app(Duration::from_secs(1)).await;
     let body: Value = app.dev_login(&json!({ "username": "bob" })).await.ok(200);
     let token = body["token"].as_str().expect("a token").to_owned();
-    // One second of lifetime plus the five seconds of allowed clock skew.
-    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    // One second of lifetime, plus the five seconds of allowed clock skew, plus the second
+    // that `exp` is rounded to (a token is refused once `exp < now - skew` in whole seconds).
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
     let me = app
         .send_request(
             app.request(reqwest::Method::GET, "/api/me", None)
