@@ -79,11 +79,14 @@ macro_rules! queries {
         type Conn = $conn;
 
         /// `status = 'streaming'` as a literal, not a bound parameter, so that the planners
-        /// can use the partial indexes `WHERE status = 'streaming'` in prepared statements.
+        /// can use the partial index `WHERE status = 'streaming'` in the sweep over every
+        /// conversation. Diesel does not cache a statement with a literal, so the queries scoped
+        /// to one conversation or message (found by their own index) bind `STREAMING` instead.
         fn is_streaming() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
             diesel::dsl::sql("messages.status = 'streaming'")
         }
         const FAILED: &str = MessageStatus::Failed.as_str();
+        const STREAMING: &str = MessageStatus::Streaming.as_str();
 
         fn limit(n: u32) -> i64 {
             i64::from(n)
@@ -556,7 +559,7 @@ macro_rules! queries {
             let busy: bool = diesel::select(exists(
                 messages::table
                     .filter(messages::conversation_id.eq(conversation_id.db()))
-                    .filter(is_streaming())
+                    .filter(messages::status.eq(STREAMING))
                     .filter(messages::touched_at.ge(stale_before.db())),
             ))
             .get_result(c)
@@ -601,7 +604,7 @@ macro_rules! queries {
                 diesel::update(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(is_streaming())
+                        .filter(messages::status.eq(STREAMING))
                         .filter(messages::touched_at.lt(stale_before.db())),
                 )
                 .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
@@ -610,7 +613,7 @@ macro_rules! queries {
                 let busy: bool = diesel::select(exists(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(is_streaming()),
+                        .filter(messages::status.eq(STREAMING)),
                 ))
                 .get_result(c)
                 .await?;
@@ -656,7 +659,7 @@ macro_rules! queries {
             let touched = diesel::update(
                 messages::table
                     .filter(messages::id.eq(id.db()))
-                    .filter(is_streaming()),
+                    .filter(messages::status.eq(STREAMING)),
             )
             .set((
                 messages::content.eq(content),
