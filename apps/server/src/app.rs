@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::{Compress, from_fn};
+use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use confab_api_types as api;
 use confab_core::files::FileService;
@@ -142,6 +142,11 @@ pub fn start_on(
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .wrap(from_fn(crate::extract::authenticate))
             .wrap(Compress::default())
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer")),
+            )
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
             .default_service(web::to(routes::fallback))

@@ -194,3 +194,21 @@ async fn a_server_can_run_on_any_llm_given_as_a_trait_object() {
     let reply = app.send(ALICE, conversation.id, "hi").await;
     assert_eq!(reply.done().content, "fine");
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_nosniff() {
+    let app = spawn_app().await;
+    for answer in [
+        app.healthz().await,
+        app.list_projects("alice", "").await,
+        app.me("nobody-token-less").await,
+    ] {
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(answer.header("referrer-policy"), Some("no-referrer"));
+        assert!(
+            answer
+                .header("x-request-id")
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+}
