@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(not(target_arch = "wasm32"))]
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -7,7 +8,13 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
-/// A timestamp: RFC 3339 in UTC.
+pub mod browser_time;
+// The browser build reads timestamps as checked RFC 3339 text (see `browser_time`): the same
+// field declarations, without chrono in the wasm.
+#[cfg(target_arch = "wasm32")]
+use browser_time::{DateTime, Utc};
+
+/// A timestamp: RFC 3339 in UTC (`chrono::DateTime<Utc>`, or [`browser_time::DateTime`] on wasm32).
 pub type Timestamp = DateTime<Utc>;
 
 /// One page of a list. `next_cursor` is `null` on the last page.

@@ -124,7 +124,7 @@ impl Api {
         path: &str,
         body: &B,
     ) -> Result<T, ApiError> {
-        let body = serde_json::to_string(body).map_err(|_| ApiError::unreadable())?;
+        let body = crate::json::encode(body).map_err(|_| ApiError::unreadable())?;
         let response = self
             .request(method, path, Some(&body), "application/json", None)
             .await?;
@@ -177,7 +177,7 @@ async fn read_json<T: DeserializeOwned>(response: &web_sys::Response) -> Result<
     let text = response_text(response)
         .await
         .ok_or_else(ApiError::network)?;
-    serde_json::from_str(&text).map_err(|_| ApiError::unreadable())
+    crate::json::decode(&text).map_err(|_| ApiError::unreadable())
 }
 
 /// Decodes a non-2xx answer: its status, problem+json body and `Retry-After`.
@@ -189,7 +189,7 @@ pub async fn error_from_response(response: &web_sys::Response) -> ApiError {
         .flatten()
         .and_then(|v| v.trim().parse().ok());
     let problem = match response_text(response).await {
-        Some(text) => serde_json::from_str::<Problem>(&text).ok(),
+        Some(text) => crate::json::decode::<Problem>(&text).ok(),
         None => None,
     };
     ApiError::from_status(response.status(), problem, retry_after)

@@ -80,10 +80,14 @@ pub fn format_bytes(n: u64) -> String {
     if n < 1000 {
         return format!("{n} B");
     }
-    let mut divisor: u128 = 1000;
+    let mut divisor: u64 = 1000;
     let mut unit = 0;
-    // Tenths of the unit, rounded half up.
-    let tenths = |d: u128| (u128::from(n) * 10 + d / 2) / d;
+    // Tenths of the unit, rounded half up, in u64 without overflow (128-bit division and
+    // formatting would add kilobytes too).
+    let tenths = |d: u64| {
+        let tenth = d / 10;
+        n / tenth + u64::from(n % tenth >= tenth / 2)
+    };
     while tenths(divisor) >= 10_000 && unit + 1 < UNITS.len() {
         divisor *= 1000;
         unit += 1;
@@ -104,5 +108,9 @@ mod tests {
         assert_eq!(format_bytes(12_345), "12.3 KB");
         assert_eq!(format_bytes(999_999), "1.0 MB");
         assert_eq!(format_bytes(26_214_400), "26.2 MB");
+        assert_eq!(format_bytes(1_949), "1.9 KB");
+        assert_eq!(format_bytes(1_950), "2.0 KB");
+        assert_eq!(format_bytes(999_949_999_999), "999.9 GB");
+        assert_eq!(format_bytes(u64::MAX), "18446744.1 TB");
     }
 }

@@ -31,7 +31,7 @@ pub async fn send_message(
     signal: Option<&web_sys::AbortSignal>,
     mut on_event: impl FnMut(StreamEvent),
 ) -> Result<StreamEnd, ApiError> {
-    let json = serde_json::to_string(body).map_err(|_| ApiError::unreadable())?;
+    let json = crate::json::encode(body).map_err(|_| ApiError::unreadable())?;
     let path = format!("/api/conversations/{conversation}/messages");
     let response = api
         .request("POST", &path, Some(&json), "text/event-stream", signal)

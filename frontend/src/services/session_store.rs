@@ -27,7 +27,7 @@ fn storage() -> Option<web_sys::Storage> {
 /// The stored session, when there is one that has not expired.
 pub fn load() -> Option<StoredSession> {
     let raw = storage()?.get_item(KEY).ok()??;
-    let session: StoredSession = serde_json::from_str(&raw).ok()?;
+    let session: StoredSession = crate::json::decode(&raw).ok()?;
     if session.is_fresh(js_sys::Date::now()) {
         Some(session)
     } else {
@@ -38,7 +38,7 @@ pub fn load() -> Option<StoredSession> {
 
 /// Keeps the session for the next visit.
 pub fn save(session: &StoredSession) {
-    if let (Some(s), Ok(raw)) = (storage(), serde_json::to_string(session)) {
+    if let (Some(s), Ok(raw)) = (storage(), crate::json::encode(session)) {
         let _ = s.set_item(KEY, &raw);
     }
 }

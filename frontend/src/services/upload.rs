@@ -59,7 +59,7 @@ pub async fn upload_file(
     let text = xhr.response_text().ok().flatten().unwrap_or_default();
     match status {
         0 => Err(ApiError::network()),
-        200..=299 => serde_json::from_str(&text).map_err(|_| ApiError::unreadable()),
+        200..=299 => crate::json::decode(&text).map_err(|_| ApiError::unreadable()),
         _ => {
             let retry_after = xhr
                 .get_response_header("Retry-After")
@@ -68,7 +68,7 @@ pub async fn upload_file(
                 .and_then(|v| v.trim().parse().ok());
             let err = ApiError::from_status(
                 status,
-                serde_json::from_str::<Problem>(&text).ok(),
+                crate::json::decode::<Problem>(&text).ok(),
                 retry_after,
             );
             if err.is_unauthenticated() {

@@ -10,7 +10,7 @@ use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, events}
 use uuid::Uuid;
 use yew::Reducible;
 
-use crate::wording::describe_stream_error;
+use crate::{json, wording::describe_stream_error};
 
 /// Where one shown message stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,14 +215,14 @@ pub enum StreamEvent {
 
 impl StreamEvent {
     /// Decodes an event by name; `Ok(None)` for names this client does not know (the server
-    /// may add events).
-    pub fn parse(name: &str, data: &str) -> Result<Option<Self>, serde_json::Error> {
+    /// may add events), `Err` for data that does not decode.
+    pub fn parse(name: &str, data: &str) -> Result<Option<Self>, json::Error> {
         Ok(Some(match name {
-            events::USER_MESSAGE => Self::UserMessage(serde_json::from_str(data)?),
-            events::ASSISTANT_MESSAGE => Self::AssistantMessage(serde_json::from_str(data)?),
-            events::DELTA => Self::Delta(serde_json::from_str(data)?),
-            events::DONE => Self::Done(serde_json::from_str(data)?),
-            events::ERROR => Self::Error(serde_json::from_str(data)?),
+            events::USER_MESSAGE => Self::UserMessage(json::decode(data)?),
+            events::ASSISTANT_MESSAGE => Self::AssistantMessage(json::decode(data)?),
+            events::DELTA => Self::Delta(json::decode(data)?),
+            events::DONE => Self::Done(json::decode(data)?),
+            events::ERROR => Self::Error(json::decode(data)?),
             _ => return Ok(None),
         }))
     }
