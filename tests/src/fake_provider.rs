@@ -1,4 +1,4 @@
-//! A fake model provider: a real HTTP/1.1 server on `127.0.0.1`, port 0, that speaks both
+//! A fake model provider: a real HTTP server on `127.0.0.1`, port 0, that speaks both
 //! wire formats the way OpenAI documents them — the Responses API's streaming events
 //! (`POST /v1/responses`) and Chat Completions chunks ending in `data: [DONE]`
 //! (`POST /v1/chat/completions`).
@@ -11,7 +11,11 @@
 //! to the first n requests only, so that retries can be tested.
 //!
 //! It is written on plain tokio sockets (no HTTP framework), which gives exact control over
-//! the bytes on the wire, including connections closed in the middle of a chunked body.
+//! the bytes on the wire, including connections closed in the middle of a chunked body. A
+//! connection that opens with HTTP/2's connection preface (a client with prior knowledge,
+//! h2c) is served by the `h2` crate instead, one stream per request: the same answers as
+//! DATA frames, a cut stream as `RST_STREAM`. Each recorded request says which protocol it
+//! came over ([`RecordedRequest::protocol`]).
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
@@ -29,12 +33,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -42,6 +51,8 @@ use tokio::task::JoinHandle;
 const MAX_HEAD: usize = 64 * 1024;
 /// The largest request body the fake accepts.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// What a client with HTTP/2 prior knowledge sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Token counts the fake reports at the end of a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +127,8 @@ pub enum Fault {
     Status(StatusFault),
     /// Wait this long before sending anything (status line included).
     DelayFirstByte(Duration),
-    /// Send k deltas, then close the connection in the middle of the chunked body.
+    /// Send k deltas, then close the connection in the middle of the chunked body (HTTP/2:
+    /// reset the stream).
     CutAfter(usize),
     /// Send k deltas, then end the body cleanly without a terminal event (or `[DONE]`).
     EndAfter(usize),
@@ -134,7 +146,8 @@ pub enum Fault {
     },
     /// Send k deltas, then an event whose data is malformed JSON, and end.
     MalformedAfter(usize),
-    /// Read the request, then close the connection without answering.
+    /// Read the request, then close the connection without answering (HTTP/2: reset the
+    /// stream).
     Disconnect,
 }
 
@@ -324,9 +337,20 @@ impl FakeConfig {
     }
 }
 
+/// The HTTP version a request came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, one request at a time per connection.
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge (h2c), many streams per connection.
+    Http2,
+}
+
 /// A request as the fake received it.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
+    /// The HTTP version it came over.
+    pub protocol: Protocol,
     pub method: String,
     /// The path without the query.
     pub path: String,
@@ -357,6 +381,7 @@ struct Shared {
     forgotten: AtomicUsize,
     completed: AtomicUsize,
     aborted: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 /// A running fake provider. Dropping it stops accepting connections.
@@ -399,6 +424,7 @@ impl FakeProvider {
                         continue;
                     };
                     let _ = socket.set_nodelay(true);
+                    shared.connections.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(serve_connection(socket, Arc::clone(&shared)));
                 }
             }
@@ -450,6 +476,12 @@ impl FakeProvider {
         *lock(&self.shared.config) = config;
     }
 
+    /// How many TCP connections were accepted so far (HTTP/2 carries many requests on one).
+    #[must_use]
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// How many streamed answers were sent to their end.
     #[must_use]
     pub fn streams_completed(&self) -> usize {
@@ -469,6 +501,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One parsed request.
 struct Incoming {
+    protocol: Protocol,
     method: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -478,14 +511,272 @@ struct Incoming {
 
 async fn serve_connection(mut socket: TcpStream, shared: Arc<Shared>) {
     let mut buf = Vec::new();
+    // The first bytes tell a client with HTTP/2 prior knowledge (its preface) from HTTP/1.1.
+    loop {
+        let seen = buf.len().min(H2_PREFACE.len());
+        if buf[..seen] != H2_PREFACE[..seen] {
+            break;
+        }
+        if seen == H2_PREFACE.len() {
+            serve_h2(Rewound::new(buf, socket), shared).await;
+            return;
+        }
+        match socket.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
     loop {
         let Ok(Some(request)) = read_request(&mut socket, &mut buf).await else {
             return;
         };
         let close = request.close;
-        match respond(&mut socket, request, &shared).await {
+        match respond(&mut Sink::Http1(&mut socket), request, &shared).await {
             Ok(true) if !close => {}
             _ => return,
+        }
+    }
+}
+
+/// Serves one HTTP/2 connection: each request on its own task, while `accept` drives the
+/// connection's frames.
+async fn serve_h2(io: Rewound, shared: Arc<Shared>) {
+    let Ok(mut connection) = h2::server::handshake(io).await else {
+        return;
+    };
+    while let Some(Ok((request, send))) = connection.accept().await {
+        tokio::spawn(serve_h2_stream(request, send, Arc::clone(&shared)));
+    }
+}
+
+async fn serve_h2_stream(
+    request: http::Request<RecvStream>,
+    mut send: SendResponse<Bytes>,
+    shared: Arc<Shared>,
+) {
+    let (parts, mut body) = request.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_BODY {
+            send.send_reset(Reason::REFUSED_STREAM);
+            return;
+        }
+    }
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request = Incoming {
+        protocol: Protocol::Http2,
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        headers,
+        body: bytes,
+        close: false,
+    };
+    let _ = respond(&mut Sink::Http2 { send, body: None }, request, &shared).await;
+}
+
+/// A socket whose first bytes were read already (to look for the HTTP/2 preface): they are
+/// read again first.
+struct Rewound {
+    prefix: Vec<u8>,
+    read: usize,
+    socket: TcpStream,
+}
+
+impl Rewound {
+    fn new(prefix: Vec<u8>, socket: TcpStream) -> Self {
+        Self {
+            prefix,
+            read: 0,
+            socket,
+        }
+    }
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read < this.prefix.len() {
+            let n = (this.prefix.len() - this.read).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.read..this.read + n]);
+            this.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+}
+
+fn h2_error(e: h2::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Where one answer goes: an HTTP/1.1 connection (a chunked body) or one HTTP/2 stream.
+enum Sink<'a> {
+    Http1(&'a mut TcpStream),
+    Http2 {
+        send: SendResponse<Bytes>,
+        /// The body, once the head is sent.
+        body: Option<SendStream<Bytes>>,
+    },
+}
+
+impl Sink<'_> {
+    /// The status line and headers of a streamed answer.
+    async fn stream_head(&mut self, index: usize) -> io::Result<()> {
+        match self {
+            Self::Http1(socket) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nx-request-id: req_fake{index:020}\r\nopenai-processing-ms: 42\r\n\r\n"
+                );
+                socket.write_all(head.as_bytes()).await?;
+                socket.flush().await
+            }
+            Self::Http2 { send, body } => {
+                let response = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "text/event-stream; charset=utf-8")
+                    .header("cache-control", "no-cache")
+                    .header("x-request-id", format!("req_fake{index:020}"))
+                    .header("openai-processing-ms", "42")
+                    .body(())
+                    .map_err(io::Error::other)?;
+                *body = Some(send.send_response(response, false).map_err(h2_error)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// One piece of a streamed body: a chunk (HTTP/1.1), a DATA frame (HTTP/2).
+    async fn chunk(&mut self, text: &str) -> io::Result<()> {
+        match self {
+            Self::Http1(socket) => {
+                let framed = format!("{:x}\r\n{text}\r\n", text.len());
+                socket.write_all(framed.as_bytes()).await?;
+                socket.flush().await
+            }
+            Self::Http2 {
+                body: Some(body), ..
+            } => body
+                .send_data(Bytes::copy_from_slice(text.as_bytes()), false)
+                .map_err(h2_error),
+            Self::Http2 { body: None, .. } => Err(io::Error::other("a body chunk before the head")),
+        }
+    }
+
+    /// The proper end of a streamed body.
+    async fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Self::Http1(socket) => {
+                socket.write_all(b"0\r\n\r\n").await?;
+                socket.flush().await
+            }
+            Self::Http2 {
+                body: Some(body), ..
+            } => body.send_data(Bytes::new(), true).map_err(h2_error),
+            Self::Http2 { body: None, .. } => Err(io::Error::other("the end before the head")),
+        }
+    }
+
+    /// Breaks the answer off: on HTTP/1.1 the caller closes the connection; on HTTP/2 the
+    /// stream is reset (`RST_STREAM` with `INTERNAL_ERROR`).
+    async fn cut(&mut self) {
+        match self {
+            Self::Http1(_) => {}
+            Self::Http2 {
+                body: Some(body), ..
+            } => {
+                // A reset drops the DATA frames still queued for the stream: let the
+                // connection's task write those first, as HTTP/1.1 writes before it closes.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                body.send_reset(Reason::INTERNAL_ERROR);
+            }
+            Self::Http2 { send, body: None } => send.send_reset(Reason::INTERNAL_ERROR),
+        }
+    }
+
+    /// An error answer with OpenAI's error body.
+    async fn error(&mut self, fault: &StatusFault, index: usize) -> io::Result<()> {
+        let body = json!({"error": {
+            "message": fault.message,
+            "type": fault.error_type,
+            "param": null,
+            "code": fault.code,
+        }})
+        .to_string();
+        match self {
+            Self::Http1(socket) => {
+                let mut head = format!(
+                    "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: req_fake{index:020}\r\n",
+                    fault.status,
+                    reason(fault.status),
+                    body.len()
+                );
+                for (name, value) in &fault.headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                socket.write_all(head.as_bytes()).await?;
+                socket.write_all(body.as_bytes()).await?;
+                socket.flush().await
+            }
+            Self::Http2 { send, .. } => {
+                let mut response = http::Response::builder()
+                    .status(fault.status)
+                    .header("content-type", "application/json")
+                    .header("content-length", body.len())
+                    .header("x-request-id", format!("req_fake{index:020}"));
+                for (name, value) in &fault.headers {
+                    response = response.header(name.as_str(), value.as_str());
+                }
+                let response = response.body(()).map_err(io::Error::other)?;
+                let mut stream = send.send_response(response, false).map_err(h2_error)?;
+                stream.send_data(Bytes::from(body), true).map_err(h2_error)
+            }
         }
     }
 }
@@ -531,6 +822,7 @@ async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<O
             let body = buf[start..start + length].to_vec();
             buf.drain(..start + length);
             return Ok(Some(Incoming {
+                protocol: Protocol::Http1,
                 method,
                 path,
                 headers,
@@ -561,11 +853,12 @@ enum Format {
 }
 
 /// Answers one request; `Ok(true)` when the connection may serve another.
-async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> io::Result<bool> {
+async fn respond(sink: &mut Sink<'_>, request: Incoming, shared: &Shared) -> io::Result<bool> {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let index = {
         let mut requests = lock(&shared.requests);
         requests.push(RecordedRequest {
+            protocol: request.protocol,
             method: request.method.clone(),
             path: request.path.clone(),
             headers: request.headers.clone(),
@@ -591,7 +884,7 @@ async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> 
                 code: None,
                 message: format!("Invalid URL ({} {})", request.method, request.path),
             };
-            write_error(socket, &not_found, index).await?;
+            sink.error(&not_found, index).await?;
             return Ok(true);
         }
     };
@@ -606,15 +899,18 @@ async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> 
                 request.method, request.path
             ),
         };
-        write_error(socket, &wrong, index).await?;
+        sink.error(&wrong, index).await?;
         return Ok(true);
     }
 
     match &fault {
         Some(Fault::DelayFirstByte(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Disconnect) => return Ok(false),
+        Some(Fault::Disconnect) => {
+            sink.cut().await;
+            return Ok(false);
+        }
         Some(Fault::Status(status)) => {
-            write_error(socket, status, index).await?;
+            sink.error(status, index).await?;
             return Ok(true);
         }
         _ => {}
@@ -627,45 +923,24 @@ async fn respond(socket: &mut TcpStream, request: Incoming, shared: &Shared) -> 
         index,
     };
     let outcome = match format {
-        Format::Responses => reply.responses(socket).await,
-        Format::Chat => reply.chat(socket).await,
+        Format::Responses => reply.responses(sink).await,
+        Format::Chat => reply.chat(sink).await,
     };
     match outcome {
         Ok(Ending::Clean) => {
-            socket.write_all(b"0\r\n\r\n").await?;
-            socket.flush().await?;
+            sink.finish().await?;
             shared.completed.fetch_add(1, Ordering::SeqCst);
             Ok(true)
         }
-        Ok(Ending::Cut) => Ok(false),
+        Ok(Ending::Cut) => {
+            sink.cut().await;
+            Ok(false)
+        }
         Err(e) => {
             shared.aborted.fetch_add(1, Ordering::SeqCst);
             Err(e)
         }
     }
-}
-
-async fn write_error(socket: &mut TcpStream, fault: &StatusFault, index: usize) -> io::Result<()> {
-    let body = json!({"error": {
-        "message": fault.message,
-        "type": fault.error_type,
-        "param": null,
-        "code": fault.code,
-    }})
-    .to_string();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: req_fake{index:020}\r\n",
-        fault.status,
-        reason(fault.status),
-        body.len()
-    );
-    for (name, value) in &fault.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body.as_bytes()).await?;
-    socket.flush().await
 }
 
 fn reason(status: u16) -> &'static str {
@@ -721,13 +996,8 @@ impl Reply<'_> {
         self.fault.filter(|f| f.after().is_some_and(|k| k >= n))
     }
 
-    async fn head(&self, socket: &mut TcpStream) -> io::Result<()> {
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nx-request-id: req_fake{:020}\r\nopenai-processing-ms: 42\r\n\r\n",
-            self.index
-        );
-        socket.write_all(head.as_bytes()).await?;
-        socket.flush().await
+    async fn head(&self, sink: &mut Sink<'_>) -> io::Result<()> {
+        sink.stream_head(self.index).await
     }
 
     async fn pause_before(&self, delta: usize) {
@@ -810,42 +1080,40 @@ impl Reply<'_> {
         }
     }
 
-    async fn responses(&self, socket: &mut TcpStream) -> io::Result<Ending> {
+    async fn responses(&self, sink: &mut Sink<'_>) -> io::Result<Ending> {
         let mut out = Events { seq: 0 };
         let item_id = format!("msg_fake{:020}", self.index);
-        self.head(socket).await?;
+        self.head(sink).await?;
         let in_progress = json!({"response": self.response_object("in_progress", json!([]), &[])});
-        out.emit(socket, "response.created", in_progress.clone())
+        out.emit(sink, "response.created", in_progress.clone())
             .await?;
-        out.emit(socket, "response.in_progress", in_progress)
-            .await?;
+        out.emit(sink, "response.in_progress", in_progress).await?;
         let item = json!({"output_index": 0, "item": self.message_item("in_progress", None)});
-        out.emit(socket, "response.output_item.added", item).await?;
+        out.emit(sink, "response.output_item.added", item).await?;
         let part = json!({"item_id": item_id, "output_index": 0, "content_index": 0,
             "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}});
-        out.emit(socket, "response.content_part.added", part)
-            .await?;
+        out.emit(sink, "response.content_part.added", part).await?;
 
         for (i, delta) in self.config.deltas.iter().enumerate() {
             if let Some(fault) = self.due(i) {
-                return self.responses_fault(socket, fault, &mut out).await;
+                return self.responses_fault(sink, fault, &mut out).await;
             }
             self.pause_before(i).await;
             let data = json!({"item_id": item_id, "output_index": 0, "content_index": 0,
                 "delta": delta, "logprobs": [], "obfuscation": "fake"});
-            out.emit(socket, "response.output_text.delta", data).await?;
+            out.emit(sink, "response.output_text.delta", data).await?;
         }
         if let Some(fault) = self.due_at_end() {
-            return self.responses_fault(socket, fault, &mut out).await;
+            return self.responses_fault(sink, fault, &mut out).await;
         }
 
         let text = self.full_text();
         let done = json!({"item_id": item_id, "output_index": 0, "content_index": 0,
             "text": text, "logprobs": []});
-        out.emit(socket, "response.output_text.done", done).await?;
+        out.emit(sink, "response.output_text.done", done).await?;
         let part = json!({"item_id": item_id, "output_index": 0, "content_index": 0,
             "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": text}});
-        out.emit(socket, "response.content_part.done", part).await?;
+        out.emit(sink, "response.content_part.done", part).await?;
         let (status, kind, details) = match &self.config.finish {
             Finish::Completed => ("completed", "response.completed", Value::Null),
             Finish::Incomplete(reason) => (
@@ -856,7 +1124,7 @@ impl Reply<'_> {
         };
         let item = self.message_item(status, Some(&text));
         let item_done = json!({"output_index": 0, "item": item});
-        out.emit(socket, "response.output_item.done", item_done)
+        out.emit(sink, "response.output_item.done", item_done)
             .await?;
         let response = self.response_object(
             status,
@@ -866,14 +1134,13 @@ impl Reply<'_> {
                 ("incomplete_details", details),
             ],
         );
-        out.emit(socket, kind, json!({"response": response}))
-            .await?;
+        out.emit(sink, kind, json!({"response": response})).await?;
         Ok(Ending::Clean)
     }
 
     async fn responses_fault(
         &self,
-        socket: &mut TcpStream,
+        sink: &mut Sink<'_>,
         fault: &Fault,
         out: &mut Events,
     ) -> io::Result<Ending> {
@@ -886,16 +1153,16 @@ impl Reply<'_> {
                     json!([]),
                     &[("error", json!({"code": code, "message": message}))],
                 );
-                out.emit(socket, "response.failed", json!({"response": response}))
+                out.emit(sink, "response.failed", json!({"response": response}))
                     .await?;
             }
             Fault::ErrorEventAfter { code, message, .. } => {
                 let data = json!({"code": code, "message": message, "param": null});
-                out.emit(socket, "error", data).await?;
+                out.emit(sink, "error", data).await?;
             }
             Fault::MalformedAfter(_) => {
                 write_chunk(
-                    socket,
+                    sink,
                     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\n\n",
                 )
                 .await?;
@@ -923,25 +1190,25 @@ impl Reply<'_> {
         chunk
     }
 
-    async fn chat(&self, socket: &mut TcpStream) -> io::Result<Ending> {
+    async fn chat(&self, sink: &mut Sink<'_>) -> io::Result<Ending> {
         let include_usage = self.body["stream_options"]["include_usage"].as_bool() == Some(true);
-        self.head(socket).await?;
+        self.head(sink).await?;
         let first = self.chunk(
             json!({"role": "assistant", "content": "", "refusal": null}),
             Value::Null,
             include_usage,
         );
-        write_data(socket, &first.to_string()).await?;
+        write_data(sink, &first.to_string()).await?;
         for (i, delta) in self.config.deltas.iter().enumerate() {
             if let Some(fault) = self.due(i) {
-                return self.chat_fault(socket, fault).await;
+                return self.chat_fault(sink, fault).await;
             }
             self.pause_before(i).await;
             let chunk = self.chunk(json!({"content": delta}), Value::Null, include_usage);
-            write_data(socket, &chunk.to_string()).await?;
+            write_data(sink, &chunk.to_string()).await?;
         }
         if let Some(fault) = self.due_at_end() {
-            return self.chat_fault(socket, fault).await;
+            return self.chat_fault(sink, fault).await;
         }
         let finish_reason = match &self.config.finish {
             Finish::Completed => "stop",
@@ -949,7 +1216,7 @@ impl Reply<'_> {
             Finish::Incomplete(reason) => reason.as_str(),
         };
         let last = self.chunk(json!({}), Value::from(finish_reason), include_usage);
-        write_data(socket, &last.to_string()).await?;
+        write_data(sink, &last.to_string()).await?;
         if let (true, Some(u)) = (include_usage, self.config.usage) {
             let mut usage = self.chunk(json!({}), Value::Null, false);
             usage["choices"] = json!([]);
@@ -961,27 +1228,27 @@ impl Reply<'_> {
                 "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens, "audio_tokens": 0,
                     "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
             });
-            write_data(socket, &usage.to_string()).await?;
+            write_data(sink, &usage.to_string()).await?;
         }
         if self.config.done_marker {
-            write_data(socket, "[DONE]").await?;
+            write_data(sink, "[DONE]").await?;
         }
         Ok(Ending::Clean)
     }
 
-    async fn chat_fault(&self, socket: &mut TcpStream, fault: &Fault) -> io::Result<Ending> {
+    async fn chat_fault(&self, sink: &mut Sink<'_>, fault: &Fault) -> io::Result<Ending> {
         match fault {
             Fault::CutAfter(_) => return Ok(Ending::Cut),
             Fault::EndAfter(_) => {}
             Fault::FailAfter { code, message, .. }
             | Fault::ErrorEventAfter { code, message, .. } => {
                 let error = json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}});
-                write_data(socket, &error.to_string()).await?;
+                write_data(sink, &error.to_string()).await?;
             }
             Fault::MalformedAfter(_) => {
                 let id = format!("chatcmpl-fake{:020}", self.index);
                 write_data(
-                    socket,
+                    sink,
                     &format!("{{\"id\":\"{id}\",\"choices\":[{{\"delta\":"),
                 )
                 .await?;
@@ -998,29 +1265,22 @@ struct Events {
 }
 
 impl Events {
-    async fn emit(
-        &mut self,
-        socket: &mut TcpStream,
-        kind: &str,
-        mut data: Value,
-    ) -> io::Result<()> {
+    async fn emit(&mut self, sink: &mut Sink<'_>, kind: &str, mut data: Value) -> io::Result<()> {
         data["type"] = Value::from(kind);
         data["sequence_number"] = Value::from(self.seq);
         self.seq += 1;
-        write_chunk(socket, &format!("event: {kind}\ndata: {data}\n\n")).await
+        write_chunk(sink, &format!("event: {kind}\ndata: {data}\n\n")).await
     }
 }
 
 /// Writes one SSE `data:` line as its own chunk.
-async fn write_data(socket: &mut TcpStream, data: &str) -> io::Result<()> {
-    write_chunk(socket, &format!("data: {data}\n\n")).await
+async fn write_data(sink: &mut Sink<'_>, data: &str) -> io::Result<()> {
+    write_chunk(sink, &format!("data: {data}\n\n")).await
 }
 
-/// Writes one chunk of a chunked body and flushes it.
-async fn write_chunk(socket: &mut TcpStream, text: &str) -> io::Result<()> {
-    let framed = format!("{:x}\r\n{text}\r\n", text.len());
-    socket.write_all(framed.as_bytes()).await?;
-    socket.flush().await
+/// Writes one piece of the streamed body and flushes it.
+async fn write_chunk(sink: &mut Sink<'_>, text: &str) -> io::Result<()> {
+    sink.chunk(text).await
 }
 
 fn unix_now() -> u64 {

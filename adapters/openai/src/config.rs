@@ -11,7 +11,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// The model used when the configuration names none.
 pub const DEFAULT_MODEL: &str = "gpt-4.1-mini";
 
-/// How the adapters talk to a provider over the network: timeouts and retries.
+/// How the adapters talk to a provider over the network: timeouts, retries, HTTP version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// Longest wait for a TCP (and TLS) connection. Default 10 s.
@@ -30,6 +30,12 @@ pub struct ProviderConfig {
     pub initial_backoff: Duration,
     /// The longest pause before a retry. Default 8 s.
     pub max_backoff: Duration,
+    /// Speak HTTP/2 from the first byte ("prior knowledge"), which an `http://` base URL
+    /// needs for HTTP/2 (h2c): then every reply streams over one shared connection instead
+    /// of a connection each. Only for servers that speak HTTP/2 without TLS; an `https://`
+    /// provider that offers HTTP/2 is spoken to in HTTP/2 anyway (negotiated in the TLS
+    /// handshake). Default false.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for ProviderConfig {
@@ -41,6 +47,7 @@ impl Default for ProviderConfig {
             max_retries: 2,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -189,6 +196,7 @@ mod tests {
         assert_eq!(c.provider.first_byte_timeout, Duration::from_secs(60));
         assert_eq!(c.provider.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.provider.max_retries, 2);
+        assert!(!c.provider.http2_prior_knowledge);
     }
 
     #[test]

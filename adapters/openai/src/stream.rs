@@ -36,12 +36,16 @@ pub(crate) trait Decoder: Send + 'static {
 /// and nothing after. Dropping the stream drops the HTTP request.
 pub(crate) fn drive<D: Decoder>(
     transport: Arc<Transport>,
-    url: Url,
+    url: Arc<Url>,
     body: serde_json::Value,
     mut decoder: D,
 ) -> LlmEventStream {
     Box::pin(async_stream::stream! {
-        let mut events = match transport.open(&url, &body).await {
+        // The request's future (the client's, the retries' and timeouts' state) is boxed, and
+        // so freed once the answer starts: the stream itself stays small while it relays a
+        // reply for minutes, and thousands of them are open at once.
+        let opened = Box::pin(transport.open(&url, &body)).await;
+        let mut events = match opened {
             Ok(events) => events,
             Err(e) => {
                 yield Err(e);
@@ -102,7 +106,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, L
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     transport: Arc<Transport>,
-    pub(crate) url: Url,
+    pub(crate) url: Arc<Url>,
     pub(crate) model: String,
     pub(crate) max_output_tokens: Option<u32>,
 }
@@ -116,7 +120,7 @@ impl Endpoint {
         let base = config.validate()?;
         Ok(Self {
             transport: Arc::new(Transport::new(&config)?),
-            url: crate::config::endpoint(&base, path)?,
+            url: Arc::new(crate::config::endpoint(&base, path)?),
             model: config.model,
             max_output_tokens: config.max_output_tokens,
         })
@@ -130,6 +134,11 @@ impl Endpoint {
         api: &str,
     ) -> LlmEventStream {
         tracing::debug!(url = %self.url, model = %body["model"], api, "streaming a reply");
-        drive(Arc::clone(&self.transport), self.url.clone(), body, decoder)
+        drive(
+            Arc::clone(&self.transport),
+            Arc::clone(&self.url),
+            body,
+            decoder,
+        )
     }
 }

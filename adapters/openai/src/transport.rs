@@ -82,10 +82,14 @@ impl Transport {
             value.set_sensitive(true);
             Some(value)
         };
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .connect_timeout(config.provider.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")));
+        if config.provider.http2_prior_knowledge {
+            client = client.http2_prior_knowledge();
+        }
+        let client = client
             .build()
             .map_err(|e| ConfigError::Client(error_chain(&e)))?;
         Ok(Self {

@@ -564,7 +564,6 @@ impl Bench<'_> {
         }
         let files_holding = procfs::open_files(pid).unwrap_or(0);
         let still_open = opened.load(Ordering::SeqCst);
-        let _ = stop_tx.send(true);
         let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
         Ok(Hold {
             requested: held.len(),
@@ -578,6 +577,7 @@ impl Bench<'_> {
             files_limit: procfs::open_files_limit(pid).unwrap_or(0),
             errors,
             holders: Some(holders),
+            _stop: stop_tx,
         })
     }
 }
@@ -688,6 +688,9 @@ pub struct Hold {
     pub errors: Vec<String>,
     /// The tasks holding the streams; dropped (aborted) to close them.
     pub holders: Option<JoinSet<()>>,
+    /// The holders go on reading until this is dropped (with the `Hold`), so that a profiler
+    /// attached during `--hold-secs` sees the streams still open.
+    _stop: watch::Sender<bool>,
 }
 
 impl Hold {

@@ -16,7 +16,7 @@ use confab_tests::fake_provider::FakeProvider;
 
 use crate::load::{Bench, LevelPlan, Shape};
 use crate::report::{BackendReport, HoldSummary, LevelSummary, Report};
-use crate::server::{Api, Backend, Database, Launch, ServerProcess};
+use crate::server::{Api, Backend, Database, Launch, ServerProcess, Upstream};
 
 /// What can stop a benchmark run.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,10 @@ struct Args {
     /// Streams to hold open for the memory figure (0: skip).
     #[arg(long, default_value_t = 9000)]
     hold: usize,
+    /// How the server talks to the fake provider: the rounds use the first one listed, and the
+    /// hold runs once with each (a fresh server process each time).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Upstream::Http1, Upstream::Http2])]
+    upstream: Vec<Upstream>,
     /// Databases to run on (default: sqlite, plus postgres when DATABASE_URL is a postgres URL).
     #[arg(long, value_enum, value_delimiter = ',')]
     backends: Vec<Backend>,
@@ -234,13 +238,20 @@ impl Run<'_> {
         client: &mut Vec<server::ClientAsset>,
     ) -> Result<BackendReport, BenchError> {
         let base_url = self.fake.base_url();
-        let launch = Launch {
+        let upstreams = if self.args.upstream.is_empty() {
+            vec![Upstream::Http1]
+        } else {
+            self.args.upstream.clone()
+        };
+        let launch_with = |upstream| Launch {
             binary: self.binary,
             database_url: &database.url,
             provider_base_url: &base_url,
+            upstream,
             dir: self.dir,
             extra_env: &self.args.server_env,
         };
+        let launch = launch_with(upstreams[0]);
         let load1_at_start = procfs::load1();
         let server = ServerProcess::start(&launch, self.http).await?;
         let start_to_ready_fresh_ms = server.start_to_ready.as_secs_f64() * 1000.0;
@@ -304,11 +315,11 @@ impl Run<'_> {
         server.stop().await;
 
         let mut start_to_ready_existing_ms = None;
-        let mut hold = None;
-        if self.args.hold > 0 {
+        let mut holds = Vec::new();
+        for &upstream in upstreams.iter().filter(|_| self.args.hold > 0) {
             // A fresh process, so that the memory before is not what earlier rounds left.
-            let server = ServerProcess::start(&launch, self.http).await?;
-            start_to_ready_existing_ms = Some(server.start_to_ready.as_secs_f64() * 1000.0);
+            let server = ServerProcess::start(&launch_with(upstream), self.http).await?;
+            start_to_ready_existing_ms.get_or_insert(server.start_to_ready.as_secs_f64() * 1000.0);
             let api = Api {
                 http: self.http,
                 base: format!("http://{}", server.addr),
@@ -320,10 +331,15 @@ impl Run<'_> {
                 ticks_per_second,
                 stream_timeout,
             };
-            eprintln!("{}: holding {} streams", backend.label(), self.args.hold);
+            eprintln!(
+                "{}: holding {} streams, {} upstream",
+                backend.label(),
+                self.args.hold,
+                upstream.label()
+            );
             let mut tenants = Vec::new();
             let mut held = bench.hold(self.args.hold, &mut tenants).await?;
-            let summary = HoldSummary::of(&held);
+            let summary = HoldSummary::of(&held, upstream);
             eprintln!("{summary:?}");
             if self.args.hold_secs > 0 {
                 eprintln!(
@@ -334,7 +350,7 @@ impl Run<'_> {
             }
             server.kill().await;
             drop(held.holders.take());
-            hold = Some(summary);
+            holds.push(summary);
             // Let the fake's connections see the server gone.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -345,7 +361,7 @@ impl Run<'_> {
             start_to_ready_fresh_ms,
             start_to_ready_existing_ms,
             levels,
-            hold,
+            holds,
         })
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::load::{Hold, Level};
 use crate::procfs::Machine;
+use crate::server::Upstream;
 use crate::server::{Backend, ClientAsset};
 use crate::stats::added;
 
@@ -129,6 +130,8 @@ impl LevelSummary {
 /// The memory figure.
 #[derive(Clone, Debug, Serialize)]
 pub struct HoldSummary {
+    /// How the server talked to the provider.
+    pub upstream: Upstream,
     pub requested: usize,
     pub opened: usize,
     pub failed: usize,
@@ -144,8 +147,9 @@ pub struct HoldSummary {
 
 impl HoldSummary {
     #[must_use]
-    pub fn of(hold: &Hold) -> Self {
+    pub fn of(hold: &Hold, upstream: Upstream) -> Self {
         Self {
+            upstream,
             requested: hold.requested,
             opened: hold.opened,
             failed: hold.failed,
@@ -170,7 +174,8 @@ pub struct BackendReport {
     pub start_to_ready_fresh_ms: f64,
     pub start_to_ready_existing_ms: Option<f64>,
     pub levels: Vec<LevelSummary>,
-    pub hold: Option<HoldSummary>,
+    /// One per upstream protocol.
+    pub holds: Vec<HoldSummary>,
 }
 
 /// A whole run.
@@ -305,11 +310,12 @@ impl Report {
                 let _ = writeln!(out, "- N={} failure: {}", l.n, e.replace('\n', " "));
             }
         }
-        if let Some(h) = &b.hold {
+        for h in &b.holds {
             let _ = writeln!(
                 out,
-                "Holding {} streams ({} opened in {:.1} s, {} failed): server VmRSS {} KiB before, {} KiB while holding → **{} KiB per open stream**; server open files {} → {} (limit {}).\n",
+                "Holding {} streams, {} upstream ({} opened in {:.1} s, {} failed): server VmRSS {} KiB before, {} KiB while holding → **{} KiB per open stream**; server open files {} → {} (limit {}).\n",
                 h.requested,
+                h.upstream.label(),
                 h.opened,
                 h.open_secs,
                 h.failed,
@@ -351,19 +357,27 @@ impl Report {
             at(1000).map_or(0, |l| l.server_stalls),
             at(1000).map_or(0, |l| l.server_failures)
         );
-        let memory = b.hold.as_ref().and_then(|h| {
-            h.kib_per_stream
-                .map(|k| k <= 16.0 && h.opened == h.requested)
-        });
-        let _ = writeln!(
-            out,
-            "- ≤ 16 KiB per open stream at 9,000: {} ({})\n",
-            verdict(memory),
-            b.hold
-                .as_ref()
-                .and_then(|h| h.kib_per_stream)
-                .map_or("–".to_owned(), |k| format!("{k:.1} KiB"))
-        );
+        if b.holds.is_empty() {
+            let _ = writeln!(
+                out,
+                "- ≤ 16 KiB per open stream at 9,000: {}",
+                verdict(None)
+            );
+        }
+        for h in &b.holds {
+            let memory = h
+                .kib_per_stream
+                .map(|k| k <= 16.0 && h.opened == h.requested);
+            let _ = writeln!(
+                out,
+                "- ≤ 16 KiB per open stream at 9,000, {} upstream: {} ({})",
+                h.upstream.label(),
+                verdict(memory),
+                h.kib_per_stream
+                    .map_or("–".to_owned(), |k| format!("{k:.1} KiB"))
+            );
+        }
+        let _ = writeln!(out);
     }
 }
 

@@ -29,6 +29,26 @@ impl Backend {
     }
 }
 
+/// How the server talks to the fake provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Upstream {
+    /// HTTP/1.1: one connection per stream (most local OpenAI-compatible servers).
+    Http1,
+    /// HTTP/2 with prior knowledge (`OPENAI_HTTP2_PRIOR_KNOWLEDGE=1`): all streams share one
+    /// connection, as they do with api.openai.com, which negotiates HTTP/2 over TLS.
+    Http2,
+}
+
+impl Upstream {
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Http1 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
+        }
+    }
+}
+
 /// A database made for one benchmark run; a PostgreSQL one is dropped by [`Database::remove`].
 #[derive(Debug)]
 pub struct Database {
@@ -102,6 +122,7 @@ pub struct Launch<'a> {
     pub binary: &'a Path,
     pub database_url: &'a str,
     pub provider_base_url: &'a str,
+    pub upstream: Upstream,
     pub dir: &'a Path,
     /// More variables, set last.
     pub extra_env: &'a [(String, String)],
@@ -132,6 +153,14 @@ impl ServerProcess {
             .env("CONFAB_LLM", "openai")
             .env("OPENAI_API_KEY", "bench")
             .env("OPENAI_BASE_URL", launch.provider_base_url)
+            .env(
+                "OPENAI_HTTP2_PRIOR_KNOWLEDGE",
+                if launch.upstream == Upstream::Http2 {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .env("CONFAB_MODEL", "bench")
             .env("CONFAB_SENDS_PER_MINUTE", "1000000")
             .env("CONFAB_AUTH", "dev")

@@ -191,6 +191,7 @@ fn llm(settings: &Settings) -> Result<Arc<dyn LlmStream>, ComposeError> {
             first_byte_timeout,
             idle_timeout,
             max_retries,
+            http2_prior_knowledge,
         } => {
             let config = OpenAiConfig {
                 api_key: api_key.clone(),
@@ -202,6 +203,7 @@ fn llm(settings: &Settings) -> Result<Arc<dyn LlmStream>, ComposeError> {
                     first_byte_timeout: *first_byte_timeout,
                     idle_timeout: *idle_timeout,
                     max_retries: *max_retries,
+                    http2_prior_knowledge: *http2_prior_knowledge,
                     ..ProviderConfig::default()
                 },
             };

@@ -259,6 +259,8 @@ pub enum LlmSettings {
         first_byte_timeout: Duration,
         idle_timeout: Duration,
         max_retries: u32,
+        /// HTTP/2 from the first byte (h2c) to an `http://` base URL.
+        http2_prior_knowledge: bool,
     },
 }
 
@@ -431,6 +433,7 @@ impl Settings {
                 first_byte_timeout: s.secs("CONFAB_LLM_FIRST_BYTE_TIMEOUT_SECS", 60)?,
                 idle_timeout: s.secs("CONFAB_LLM_IDLE_TIMEOUT_SECS", 60)?,
                 max_retries: s.parse("CONFAB_LLM_MAX_RETRIES", 2, "a whole number")?,
+                http2_prior_knowledge: s.flag("OPENAI_HTTP2_PRIOR_KNOWLEDGE")?,
             }
         };
 
@@ -613,6 +616,7 @@ impl fmt::Display for Settings {
                 first_byte_timeout,
                 idle_timeout,
                 max_retries,
+                http2_prior_knowledge,
                 ..
             } => {
                 writeln!(f, "OPENAI_API_KEY = {}", mask(Some(api_key)))?;
@@ -633,6 +637,7 @@ impl fmt::Display for Settings {
                     idle_timeout.as_secs()
                 )?;
                 writeln!(f, "CONFAB_LLM_MAX_RETRIES = {max_retries}")?;
+                writeln!(f, "OPENAI_HTTP2_PRIOR_KNOWLEDGE = {http2_prior_knowledge}")?;
             }
         }
         writeln!(f, "CONFAB_MODEL = {}", self.model_name())?;
@@ -727,6 +732,35 @@ mod tests {
         assert!(!printed.contains("sk-secret-123"));
         assert!(printed.contains("OPENAI_API_KEY = ******** (set)"));
         assert!(!format!("{s:?}").contains("sk-secret-123"));
+    }
+
+    #[test]
+    fn http2_prior_knowledge_is_off_unless_asked_for() {
+        let llm = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("OPENAI_API_KEY", "sk-x")];
+            all.extend_from_slice(pairs);
+            Settings::from_sources(&Sources::from_pairs(all)).map(|s| s.llm)
+        };
+        assert!(matches!(
+            llm(&[]).unwrap(),
+            LlmSettings::OpenAi {
+                http2_prior_knowledge: false,
+                ..
+            }
+        ));
+        let on = llm(&[("OPENAI_HTTP2_PRIOR_KNOWLEDGE", "true")]).unwrap();
+        assert!(matches!(
+            on,
+            LlmSettings::OpenAi {
+                http2_prior_knowledge: true,
+                ..
+            }
+        ));
+        let err = llm(&[("OPENAI_HTTP2_PRIOR_KNOWLEDGE", "maybe")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("OPENAI_HTTP2_PRIOR_KNOWLEDGE:"),
+            "{err}"
+        );
     }
 
     #[test]

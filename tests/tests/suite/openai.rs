@@ -13,7 +13,7 @@ use confab_core::ports::{Completion, Incomplete, LlmEvent, LlmMessage, LlmReques
 use confab_memory::{EchoLlm, ScriptedLlm};
 use confab_openai::{ChatCompletionsLlm, ConfigError, OpenAiConfig, ProviderConfig, ResponsesLlm};
 use confab_tests::contract::{LlmSubject, llm_stream_contract};
-use confab_tests::fake_provider::{FakeConfig, FakeProvider, FakeUsage, Fault, Finish};
+use confab_tests::fake_provider::{FakeConfig, FakeProvider, FakeUsage, Fault, Finish, Protocol};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::json;
@@ -37,6 +37,7 @@ fn quick() -> ProviderConfig {
         max_retries: 2,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
+        http2_prior_knowledge: false,
     }
 }
 
@@ -777,6 +778,103 @@ async fn a_slow_first_token_beyond_the_idle_timeout_is_a_timeout() {
         "{:?}",
         outcome.error()
     );
+}
+
+// ---- HTTP/2 ---------------------------------------------------------------------------
+
+fn over_h2c() -> ProviderConfig {
+    ProviderConfig {
+        http2_prior_knowledge: true,
+        ..quick()
+    }
+}
+
+#[tokio::test]
+async fn by_default_replies_stream_over_http_1_1_one_connection_each() {
+    for api in BOTH {
+        let fake =
+            start_fake(FakeConfig::replying(&["a", "b"]).with_pace(Duration::from_millis(20)))
+                .await;
+        let llm = adapter(api, &fake);
+        let outcomes = futures::future::join_all((0..3).map(|_| read(&llm, request()))).await;
+        for outcome in &outcomes {
+            assert_eq!(outcome.deltas, ["a", "b"], "{api:?}");
+        }
+        assert!(
+            fake.requests()
+                .iter()
+                .all(|r| r.protocol == Protocol::Http1),
+            "{api:?}"
+        );
+        assert_eq!(fake.connections_accepted(), 3, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn with_http2_prior_knowledge_concurrent_replies_stream_over_one_h2c_connection() {
+    for api in BOTH {
+        let fake = start_fake(
+            FakeConfig::replying(&["Hel", "lo"])
+                .with_pace(Duration::from_millis(20))
+                .with_usage(Some(FakeUsage {
+                    input_tokens: 7,
+                    output_tokens: 2,
+                    cached_tokens: 0,
+                    reasoning_tokens: 0,
+                })),
+        )
+        .await;
+        let llm = adapter_with(api, config_for(&fake, over_h2c()));
+        let outcomes = futures::future::join_all((0..3).map(|_| read(&llm, request()))).await;
+        for outcome in &outcomes {
+            assert_eq!(outcome.deltas, ["Hel", "lo"], "{api:?}");
+            let usage = outcome.completion().usage.expect("usage");
+            assert_eq!((usage.input_tokens, usage.output_tokens), (7, 2), "{api:?}");
+        }
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 3, "{api:?}");
+        for r in &requests {
+            assert_eq!(r.protocol, Protocol::Http2, "{api:?}");
+            assert_eq!(r.method, "POST");
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Bearer {KEY}").as_str())
+            );
+            assert_eq!(r.body["model"], "gpt-test-mini");
+        }
+        assert_eq!(
+            fake.connections_accepted(),
+            1,
+            "{api:?}: one connection for all three"
+        );
+        assert_eq!(fake.streams_completed(), 3, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn over_h2c_a_500_is_retried_and_a_reset_stream_is_truncated() {
+    for api in BOTH {
+        let fake = start_fake(
+            FakeConfig::default()
+                .with_fault(Fault::status(500))
+                .for_first(1),
+        )
+        .await;
+        let outcome = read(&adapter_with(api, config_for(&fake, over_h2c())), request()).await;
+        assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
+        assert_eq!(fake.requests().len(), 2, "{api:?}");
+
+        let fake = start_fake(FakeConfig::default().with_fault(Fault::CutAfter(2))).await;
+        let outcome = read(&adapter_with(api, config_for(&fake, over_h2c())), request()).await;
+        assert_eq!(outcome.deltas, ["Hello", ", "], "{api:?}");
+        assert_eq!(outcome.error(), &LlmError::Truncated, "{api:?}");
+        assert_eq!(fake.requests().len(), 1, "{api:?}");
+        assert!(
+            fake.requests()
+                .iter()
+                .all(|r| r.protocol == Protocol::Http2)
+        );
+    }
 }
 
 // ---- broken streams -------------------------------------------------------------------

@@ -4,17 +4,32 @@
 //! answers. Then the generation runs in a task that owns the core's event stream and feeds
 //! the response through a channel: a client that goes away does not stop the generation, and
 //! its reply is stored whole. Only the cancel route, the timeout or shutdown stop it.
+//!
+//! The relay encodes each event into its `text/event-stream` frame before it queues it, so the
+//! channel carries boxed bytes and the response body only hands them on. Thousands of streams
+//! stay open at once, most of them idle between two deltas: what each one holds while it
+//! waits is what this module keeps small (docs/benchmarks.md, finding 4). Hence
+//! `futures::channel::mpsc`, which holds a queued frame in a node of its own and costs a few
+//! hundred bytes when empty, rather than `tokio::sync::mpsc`, whose cache-padded channel and
+//! first block of 32 slots cost about 1 KiB per stream whatever the capacity.
 
+use std::convert::Infallible;
+use std::future::Future as _;
+use std::io::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, Responder, web};
-use actix_web_lab::sse;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::http::header::{CacheControl, CacheDirective, ContentEncoding};
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
 use confab_core::{CancelReason, CancelToken, ChatEvent, ConversationId, SendRequest};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use futures::channel::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -27,6 +42,16 @@ use crate::state::AppState;
 
 /// How often a comment is sent while nothing else is.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The keep-alive comment.
+const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
+
+/// How many encoded events may wait for a slow client before the relay waits for it. Memory
+/// does not depend on it: an empty channel holds no slots.
+const RELAY_CAPACITY: usize = 32;
+
+/// One event encoded as its `text/event-stream` frame.
+type Frame = Box<[u8]>;
 
 /// Send a message and stream the reply as Server-Sent Events: `user_message`,
 /// `assistant_message`, `delta`…, then `done` or `error`.
@@ -43,7 +68,7 @@ pub async fn send_message(
     id: web::Path<Uuid>,
     JsonBody(body): JsonBody<api::SendMessage>,
     state: web::Data<AppState>,
-) -> Result<impl Responder, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let conversation_id = ConversationId::from_uuid(*id);
     let token = CancelToken::new();
@@ -59,7 +84,7 @@ pub async fn send_message(
         .observe(started.elapsed().as_secs_f64());
 
     let registration = state.generations.register(conversation_id, token.clone());
-    let (tx, rx) = mpsc::channel(32);
+    let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
     let relay = Relay {
         events,
         tx,
@@ -73,10 +98,52 @@ pub async fn send_message(
         .tasks
         .spawn(relay.run().instrument(tracing::Span::current()));
 
-    Ok(sse::Sse::from_infallible_receiver(rx)
-        .with_keep_alive(KEEP_ALIVE)
-        .customize()
-        .insert_header(("X-Accel-Buffering", "no")))
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .body(EventStream::new(rx, KEEP_ALIVE)))
+}
+
+/// The body of a chat stream: the relay's frames as they come, and a keep-alive comment on
+/// each tick of `keep_alive` that finds none waiting (the first tick is at once, as with
+/// `actix_web_lab::sse`, which this replaces byte for byte).
+pub struct EventStream {
+    frames: mpsc::Receiver<Frame>,
+    keep_alive: tokio::time::Interval,
+}
+
+impl EventStream {
+    fn new(frames: mpsc::Receiver<Frame>, period: Duration) -> Self {
+        let mut keep_alive = tokio::time::interval(period);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { frames, keep_alive }
+    }
+}
+
+impl MessageBody for EventStream {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        match this.frames.poll_next_unpin(cx) {
+            Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(Bytes::from(frame)))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if this.keep_alive.poll_tick(cx).is_ready() {
+            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE_COMMENT))));
+        }
+        Poll::Pending
+    }
 }
 
 /// Stop the reply being generated; it is stored `cancelled` with the text so far.
@@ -107,7 +174,7 @@ pub async fn cancel(
 /// One generation in flight: drives the core's stream to its end whatever the client does.
 struct Relay {
     events: ChatStream,
-    tx: mpsc::Sender<sse::Event>,
+    tx: mpsc::Sender<Frame>,
     token: CancelToken,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -124,22 +191,46 @@ impl Relay {
         let mut first_delta = true;
         let mut client_gone = false;
         loop {
-            let event = tokio::select! {
-                biased;
-                event = self.events.next() => event,
-                () = &mut deadline, if self.token.reason().is_none() => {
-                    tracing::warn!(timeout_secs = self.timeout.as_secs(), "a generation hit its time limit");
-                    self.token.cancel(CancelReason::Timeout);
-                    continue;
+            // The next event, or `None` when the time limit is reached (checked only until the
+            // generation is cancelled). The event is framed inside this block, so that it is
+            // not kept in the task's state across the send below: that state is held for the
+            // whole reply, thousands of times over.
+            let frame = {
+                let next = futures::future::poll_fn(|cx| {
+                    if let Poll::Ready(event) = self.events.poll_next_unpin(cx) {
+                        return Poll::Ready(Some(event));
+                    }
+                    if self.token.reason().is_none() && deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match next {
+                    None => {
+                        tracing::warn!(
+                            timeout_secs = self.timeout.as_secs(),
+                            "a generation hit its time limit"
+                        );
+                        self.token.cancel(CancelReason::Timeout);
+                        continue;
+                    }
+                    Some(None) => break,
+                    Some(Some(event)) => {
+                        self.observe(&event, &mut first_delta);
+                        if client_gone {
+                            continue;
+                        }
+                        next_id += 1;
+                        frame(event, next_id)
+                    }
                 }
             };
-            let Some(event) = event else { break };
-            self.observe(&event, &mut first_delta);
-            if client_gone {
-                continue;
-            }
-            next_id += 1;
-            if self.tx.send(frame(event, next_id)).await.is_err() {
+            let sent = match futures::future::poll_fn(|cx| self.tx.poll_ready(cx)).await {
+                Ok(()) => self.tx.start_send(frame),
+                Err(closed) => Err(closed),
+            };
+            if sent.is_err() {
                 tracing::info!("the client went away; the reply is still generated and stored");
                 client_gone = true;
             }
@@ -182,38 +273,193 @@ impl Relay {
     }
 }
 
-/// The SSE frame of an event: `event: <name>`, `id: <n>`, one line of JSON.
-fn frame(event: ChatEvent, id: u64) -> sse::Event {
+/// The SSE frame of an event: `id: <n>`, `event: <name>`, one line of JSON, a blank line.
+fn frame(event: ChatEvent, id: u64) -> Frame {
     let (name, data) = match event {
         ChatEvent::UserMessage(m) => (
             api::events::USER_MESSAGE,
-            sse::Data::new_json(convert::message(m)),
+            serde_json::to_vec(&convert::message(m)),
         ),
         ChatEvent::AssistantMessage(m) => (
             api::events::ASSISTANT_MESSAGE,
-            sse::Data::new_json(convert::message(m)),
+            serde_json::to_vec(&convert::message(m)),
         ),
         ChatEvent::Delta { message_id, text } => (
             api::events::DELTA,
-            sse::Data::new_json(api::Delta {
+            serde_json::to_vec(&api::Delta {
                 message_id: message_id.as_uuid(),
                 text,
             }),
         ),
-        ChatEvent::Done(m) => (api::events::DONE, sse::Data::new_json(convert::message(m))),
+        ChatEvent::Done(m) => (api::events::DONE, serde_json::to_vec(&convert::message(m))),
         ChatEvent::Error {
             message,
             code,
             detail,
         } => (
             api::events::ERROR,
-            sse::Data::new_json(api::StreamError {
+            serde_json::to_vec(&api::StreamError {
                 message_id: message.id.as_uuid(),
                 code: code.as_str().to_owned(),
                 detail,
             }),
         ),
     };
-    let data = data.unwrap_or_else(|_| sse::Data::new("{}"));
-    data.event(name).id(id.to_string()).into()
+    let data = data.unwrap_or_else(|_| b"{}".to_vec());
+    encode(name, id, &data)
+}
+
+/// `id: <id>\nevent: <name>\ndata: <data>\n\n` in one exactly sized allocation. `data` is
+/// compact JSON, which has no line breaks, so one `data:` line carries it all.
+fn encode(name: &str, id: u64, data: &[u8]) -> Frame {
+    const FIXED: usize = "id: \nevent: \ndata: \n\n".len();
+    let digits = id.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut out = Vec::with_capacity(FIXED + digits + name.len() + data.len());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "id: {id}\nevent: {name}\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    out.into_boxed_slice()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use actix_web::body::to_bytes;
+    use actix_web_lab::sse;
+    use confab_core::{Message, MessageStatus, StreamErrorCode, Usage};
+
+    use super::*;
+
+    /// The frame `actix_web_lab::sse` wrote for the same event, as this module did before.
+    async fn lab_frame(event: ChatEvent, id: u64) -> Vec<u8> {
+        let (name, data) = match event {
+            ChatEvent::UserMessage(m) => (
+                api::events::USER_MESSAGE,
+                sse::Data::new_json(convert::message(m)),
+            ),
+            ChatEvent::AssistantMessage(m) => (
+                api::events::ASSISTANT_MESSAGE,
+                sse::Data::new_json(convert::message(m)),
+            ),
+            ChatEvent::Delta { message_id, text } => (
+                api::events::DELTA,
+                sse::Data::new_json(api::Delta {
+                    message_id: message_id.as_uuid(),
+                    text,
+                }),
+            ),
+            ChatEvent::Done(m) => (api::events::DONE, sse::Data::new_json(convert::message(m))),
+            ChatEvent::Error {
+                message,
+                code,
+                detail,
+            } => (
+                api::events::ERROR,
+                sse::Data::new_json(api::StreamError {
+                    message_id: message.id.as_uuid(),
+                    code: code.as_str().to_owned(),
+                    detail,
+                }),
+            ),
+        };
+        let event: sse::Event = data.unwrap().event(name).id(id.to_string()).into();
+        let body = sse::Sse::from_infallible_stream(futures::stream::iter([event]));
+        to_bytes(body).await.unwrap().to_vec()
+    }
+
+    fn events() -> Vec<ChatEvent> {
+        let conversation = ConversationId::new();
+        let now = confab_core::now();
+        let user = Message::user(
+            conversation,
+            "Line one\nline \"two\"\r\n\ttabbed é 🦀 </script>".to_owned(),
+            Some(Uuid::now_v7()),
+            now,
+        );
+        let pending = Message::pending_reply(conversation, "gpt-test".to_owned(), now);
+        let done = Message {
+            content: "Hello,\n\nworld".to_owned(),
+            status: MessageStatus::Complete,
+            usage: Some(Usage {
+                input_tokens: 12,
+                output_tokens: 3,
+            }),
+            ..pending.clone()
+        };
+        let failed = Message {
+            content: "Hel".to_owned(),
+            status: MessageStatus::Failed,
+            error: Some("the provider failed".to_owned()),
+            ..pending.clone()
+        };
+        vec![
+            ChatEvent::UserMessage(user),
+            ChatEvent::AssistantMessage(pending.clone()),
+            ChatEvent::Delta {
+                message_id: pending.id,
+                text: " tok00\n\"quoted\"".to_owned(),
+            },
+            ChatEvent::Delta {
+                message_id: pending.id,
+                text: String::new(),
+            },
+            ChatEvent::Done(done),
+            ChatEvent::Error {
+                message: failed,
+                code: StreamErrorCode::UpstreamError,
+                detail: "status 500: \"upstream\"\nsecond line".to_owned(),
+            },
+        ]
+    }
+
+    #[actix_web::test]
+    async fn every_frame_is_byte_for_byte_what_actix_web_lab_sse_wrote() {
+        for id in [1, 9, 10, 99, 100, 12_345, u64::MAX] {
+            for event in events() {
+                let ours = frame(event.clone(), id);
+                let theirs = lab_frame(event, id).await;
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+                assert_eq!(ours.len(), theirs.len(), "exactly sized");
+            }
+        }
+    }
+
+    async fn next(body: &mut EventStream) -> Option<Bytes> {
+        futures::future::poll_fn(|cx| Pin::new(&mut *body).poll_next(cx))
+            .await
+            .map(|frame| frame.unwrap())
+    }
+
+    #[actix_web::test]
+    async fn the_body_sends_frames_in_order_a_keep_alive_when_idle_and_ends_with_the_relay() {
+        let (mut tx, rx) = mpsc::channel(RELAY_CAPACITY);
+        let mut body = EventStream::new(rx, Duration::from_millis(100));
+        // As with actix-web-lab: the first tick is at once, so an idle start sends a comment.
+        assert_eq!(&next(&mut body).await.unwrap()[..], b": keep-alive\n\n");
+        for id in 1..=2 {
+            let frame = format!("id: {id}\nevent: delta\ndata: {{}}\n\n");
+            tx.try_send(frame.into_bytes().into_boxed_slice()).unwrap();
+        }
+        assert_eq!(
+            &next(&mut body).await.unwrap()[..],
+            b"id: 1\nevent: delta\ndata: {}\n\n"
+        );
+        assert_eq!(
+            &next(&mut body).await.unwrap()[..],
+            b"id: 2\nevent: delta\ndata: {}\n\n"
+        );
+        let idle = Instant::now();
+        assert_eq!(&next(&mut body).await.unwrap()[..], b": keep-alive\n\n");
+        assert!(
+            idle.elapsed() >= Duration::from_millis(50),
+            "the next comment waits for the next tick"
+        );
+        drop(tx);
+        assert!(next(&mut body).await.is_none());
+    }
 }

@@ -115,3 +115,54 @@ async fn a_chat_through_the_chat_completions_adapter_stores_null_usage_when_none
         "Answer in haiku."
     );
 }
+
+#[tokio::test]
+async fn openai_http2_prior_knowledge_in_the_settings_makes_the_composed_adapter_speak_h2c() {
+    use confab_core::model::Role;
+    use confab_core::ports::{LlmEvent, LlmMessage, LlmRequest};
+    use confab_server::config::Sources;
+    use confab_tests::fake_provider::Protocol;
+    use futures::StreamExt;
+
+    let provider = FakeProvider::start(FakeConfig::replying(&["over ", "h2c"]))
+        .await
+        .expect("the fake provider starts");
+    let base_url = provider.base_url();
+    for (flag, protocol) in [("0", Protocol::Http1), ("1", Protocol::Http2)] {
+        let settings = confab_server::Settings::from_sources(&Sources::from_pairs([
+            ("CONFAB_LLM", "openai"),
+            ("OPENAI_API_KEY", "sk-e2e-secret"),
+            ("OPENAI_BASE_URL", base_url.as_str()),
+            ("OPENAI_HTTP2_PRIOR_KNOWLEDGE", flag),
+            ("CONFAB_MODEL", "fake-model"),
+            ("DATABASE_URL", "memory:"),
+            ("CONFAB_FILES_URL", "memory:"),
+        ]))
+        .expect("valid settings");
+        let adapters = confab_server::compose::adapters(&settings)
+            .await
+            .expect("the adapters compose");
+        let mut stream = adapters.llm.stream(LlmRequest {
+            model: "fake-model".to_owned(),
+            instructions: None,
+            messages: vec![LlmMessage {
+                role: Role::User,
+                content: "hello".to_owned(),
+            }],
+            max_output_tokens: None,
+        });
+        let mut text = String::new();
+        while let Some(event) = stream.next().await {
+            match event.expect("no provider error") {
+                LlmEvent::Delta(piece) => text.push_str(&piece),
+                LlmEvent::Completed(_) => break,
+            }
+        }
+        assert_eq!(text, "over h2c");
+        let last = provider.requests().pop().expect("a request");
+        assert_eq!(
+            last.protocol, protocol,
+            "OPENAI_HTTP2_PRIOR_KNOWLEDGE={flag}"
+        );
+    }
+}
