@@ -16,10 +16,12 @@
 mod connect;
 mod detach;
 mod error;
+#[macro_use]
 mod queries;
 mod rows;
 mod schema;
 mod store;
+mod turn;
 mod types;
 
 #[cfg(feature = "test-support")]
