@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod cached;
 mod connect;
 mod detach;
 mod error;

@@ -68,6 +68,7 @@ macro_rules! queries {
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
+        use crate::cached::Cached;
         use crate::error::{TxError, is_retryable, translate};
         use crate::queries::{INTERRUPTED, MAX_ATTEMPTS, backoff};
         use crate::rows::{
@@ -576,15 +577,17 @@ macro_rules! queries {
             content: &str,
             now: Timestamp,
         ) -> Result<(), StoreError> {
-            let touched = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id.db()))
-                    .filter(messages::status.eq(STREAMING)),
+            let touched = Cached(
+                diesel::update(
+                    messages::table
+                        .filter(messages::id.eq(id.db()))
+                        .filter(messages::status.eq(STREAMING)),
+                )
+                .set((
+                    messages::content.eq(content),
+                    messages::touched_at.eq(now.db()),
+                )),
             )
-            .set((
-                messages::content.eq(content),
-                messages::touched_at.eq(now.db()),
-            ))
             .execute(c)
             .await
             .map_err(translate)?;
@@ -616,16 +619,21 @@ macro_rules! queries {
                     .await
                     .optional()?
                     .ok_or(StoreError::NotFound)?;
-                diesel::update(
-                    conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
+                Cached(
+                    diesel::update(
+                        conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                    )
+                    .set(conversations::updated_at.eq(now.db())),
                 )
-                .set(conversations::updated_at.eq(now.db()))
                 .execute(c)
                 .await?;
-                diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
-                    .set(FinishedReply::new(reply, now))
-                    .execute(c)
-                    .await?;
+                Cached(
+                    diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
+                        .set(FinishedReply::new(reply, now)),
+                )
+                .execute(c)
+                .await?;
                 Ok(())
             }))
         }

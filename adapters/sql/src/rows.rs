@@ -182,10 +182,10 @@ impl TryFrom<MessageRow> for Message {
 }
 
 /// A message as written: with the lease column `touched_at`. Owned, so that the insert is a
-/// `'static` query: diesel caches a prepared statement only for those, and PostgreSQL's
-/// pipelined turn needs one.
+/// `'static` query, and `None` is written as `NULL`, not `DEFAULT`: diesel caches the prepared
+/// statement only then, and PostgreSQL's pipelined turn needs that.
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub(crate) struct NewMessageRow {
     pub id: DbId,
     pub conversation_id: DbId,

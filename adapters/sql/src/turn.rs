@@ -10,12 +10,15 @@
 //!   task per statement.
 //!
 //! The statements are the same on both and written once, in [`turn_reads!`] and
-//! [`turn_writes!`]; every one is cacheable (no SQL literal, a fixed number of binds).
+//! [`turn_writes!`]; every one is a cached prepared statement (no SQL literal, a fixed number
+//! of binds, the `UPDATE`s marked [`Cached`]): an uncached one costs PostgreSQL a round trip
+//! to prepare it before it can be sent.
 
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::UserId;
 use confab_core::model::{Message, MessageStatus, Timestamp};
 
+use crate::cached::Cached;
 use crate::error::TxError;
 use crate::queries::INTERRUPTED;
 use crate::rows::{MessageRow, NewMessageRow};
@@ -41,13 +44,15 @@ macro_rules! turn_reads {
                 .filter(conversations::id.eq(conversation))
                 .filter(conversations::owner_id.eq($owner))
                 .select(conversations::id),
-            diesel::update(
-                messages::table
-                    .filter(messages::conversation_id.eq(conversation))
-                    .filter(messages::status.eq(STREAMING))
-                    .filter(messages::touched_at.lt($stale_before)),
-            )
-            .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED))),
+            Cached(
+                diesel::update(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation))
+                        .filter(messages::status.eq(STREAMING))
+                        .filter(messages::touched_at.lt($stale_before)),
+                )
+                .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED))),
+            ),
             // `client_message_id = NULL` is never true: without an id nothing is "used".
             diesel::select((
                 exists(
@@ -81,8 +86,10 @@ macro_rules! turn_writes {
 
         (
             diesel::insert_into(messages::table).values($rows),
-            diesel::update(conversations::table.filter(conversations::id.eq($conversation)))
-                .set(conversations::updated_at.eq($updated_at)),
+            Cached(
+                diesel::update(conversations::table.filter(conversations::id.eq($conversation)))
+                    .set(conversations::updated_at.eq($updated_at)),
+            ),
         )
     }};
 }
