@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use confab_core::ids::{ConversationId, ProjectId, PromptId};
+use confab_core::ids::{ConversationId, ProjectId, PromptId, UserId};
 use confab_core::model::{NewPrompt, Prompt};
 
 use super::Stores;
@@ -676,6 +676,20 @@ async fn activating_an_unknown_prompt_is_not_found(stores: Stores) {
     );
 }
 
+async fn conversation_prompt(
+    stores: &Stores,
+    owner: &UserId,
+    conversation_id: ConversationId,
+) -> Option<Prompt> {
+    ok(
+        stores
+            .prompts
+            .conversation_prompt(owner, conversation_id)
+            .await,
+        "conversation_prompt",
+    )
+}
+
 async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
@@ -692,10 +706,7 @@ async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(s
         "create_prompt",
     );
     assert_eq!(
-        ok(
-            stores.prompts.conversation_prompt(&alice, c.id).await,
-            "conversation_prompt"
-        ),
+        conversation_prompt(&stores, &alice, c.id).await,
         None,
         "no prompt is active in the conversation's project"
     );
@@ -714,10 +725,7 @@ async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(s
         "create_prompt",
     );
     assert_eq!(
-        ok(
-            stores.prompts.conversation_prompt(&alice, c.id).await,
-            "conversation_prompt"
-        ),
+        conversation_prompt(&stores, &alice, c.id).await,
         Some(v1.clone())
     );
     let v3 = ok(
@@ -728,10 +736,7 @@ async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(s
         "create_prompt",
     );
     assert_eq!(
-        ok(
-            stores.prompts.conversation_prompt(&alice, c.id).await,
-            "conversation_prompt"
-        ),
+        conversation_prompt(&stores, &alice, c.id).await,
         Some(v3),
         "the newly activated version is the conversation's prompt"
     );
@@ -740,10 +745,7 @@ async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(s
         "activate_prompt",
     );
     assert_eq!(
-        ok(
-            stores.prompts.conversation_prompt(&alice, c.id).await,
-            "conversation_prompt"
-        ),
+        conversation_prompt(&stores, &alice, c.id).await,
         Some(again)
     );
 }
