@@ -1,17 +1,20 @@
 //! The chat use case: one user message in, one streamed and stored reply out.
 //!
 //! The order of the steps is the promise that nothing is lost:
-//! 1. validate the content; authorize (the conversation is the caller's);
-//! 2. refuse while another reply is streaming or the `client_message_id` was used; take one
-//!    send from the user's allowance;
-//! 3. load the active prompt and the recent history;
-//! 4. store the user's message and an empty `streaming` reply, atomically;
-//! 5. stream from the provider, yielding each delta and renewing the reply's lease;
-//! 6. store the final text with usage and status — `complete`, `failed` (with the text so
+//! 1. validate the content; take one send from the user's allowance;
+//! 2. in one transaction (`ChatHistory::begin_turn`): authorize (the conversation is the
+//!    caller's), refuse while another reply is streaming or when the `client_message_id` was
+//!    used, read the recent history, and store the user's message and an empty `streaming`
+//!    reply — while the active prompt is read concurrently;
+//! 3. stream from the provider, yielding each delta and renewing the reply's lease;
+//! 4. store the final text with usage and status — `complete`, `failed` (with the text so
 //!    far and the reason) or `cancelled` — and yield `Done` or `Error`.
 //!
-//! Steps 1–4 fail as a `ChatError` with nothing stored; from step 5 on every failure is an
-//! event of the stream and the reply is stored.
+//! Steps 1–2 fail as a `ChatError` with nothing stored and the allowance refunded; from step 3
+//! on every failure is an event of the stream and the reply is stored (a prompt that could not
+//! be read, too). Step 2 is one round of database work so that the time to the first token is
+//! the provider's, not ours. A user over the send limit is told 404 or 409 first when those
+//! apply (API.md's order of checks), from a read-only `check_turn`.
 
 use std::sync::Arc;
 
@@ -177,49 +180,61 @@ impl ChatService {
     ) -> Result<ChatStream, ChatError> {
         let content = MessageContent::new(&request.content, &self.limits)?.into_inner();
         let owner = &principal.user_id;
+        let conversation_id = request.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
-        // Independent reads run together; a missing conversation answers 404 before any 409.
-        let (conversation, turn) = futures::join!(
+        if let Err(retry_after) = self.limiter.try_acquire(owner) {
+            // The rare path: a missing conversation (404) or a conflict (409) is reported
+            // before the rate limit (429), and an refused send is not charged.
             self.history
-                .get_conversation(owner, request.conversation_id),
-            self.history.check_turn(
+                .check_turn(
+                    owner,
+                    conversation_id,
+                    request.client_message_id,
+                    stale_before,
+                )
+                .await?;
+            return Err(ChatError::RateLimited { retry_after });
+        }
+
+        // One read and one transaction, concurrently: the active prompt, and the turn, which
+        // checks ownership and conflicts, reads the history and stores both messages.
+        let user = Message::user(conversation_id, content, request.client_message_id, started);
+        let reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
+        let (prompt, past) = futures::join!(
+            self.prompts.conversation_prompt(owner, conversation_id),
+            self.history.begin_turn(
                 owner,
-                request.conversation_id,
-                request.client_message_id,
-                stale_before
+                &user,
+                &reply,
+                stale_before,
+                self.settings.history_limit
             ),
         );
-        let conversation = conversation?;
-        turn?;
-        self.limiter
-            .try_acquire(owner)
-            .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
-
-        let prepared = async {
-            let (prompt, past) = futures::join!(
-                self.prompts.active_prompt(owner, conversation.project_id),
-                self.history
-                    .recent_messages(owner, conversation.id, self.settings.history_limit),
-            );
-            let (prompt, past) = (prompt?, past?);
-            let user = Message::user(conversation.id, content, request.client_message_id, started);
-            let reply = Message::pending_reply(conversation.id, self.model().to_owned(), started);
-            self.history
-                .begin_turn(owner, &user, &reply, stale_before)
-                .await?;
-            Ok::<_, ChatError>((prompt, past, user, reply))
-        }
-        .await;
-        let (prompt, past, user, reply) = match prepared {
-            Ok(parts) => parts,
+        let past = match past {
+            Ok(past) => past,
             Err(e) => {
                 self.limiter.refund(owner);
-                return Err(e);
+                return Err(e.into());
             }
         };
+        // The turn is stored: from here on a failure is an event of the stream.
+        let llm_request = prompt
+            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user))
+            .map_err(|e| {
+                tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
+            });
+        Ok(self.reply_stream(user, reply, llm_request, cancel))
+    }
 
-        let instructions = prompt.map(|p| p.content);
+    /// What the provider is asked: the prompt, the history that fits the budget, then the
+    /// new message.
+    fn llm_request(
+        &self,
+        instructions: Option<String>,
+        past: Vec<Message>,
+        user: &Message,
+    ) -> LlmRequest {
         let new_message = LlmMessage {
             role: Role::User,
             content: user.content.clone(),
@@ -232,20 +247,19 @@ impl ChatService {
             self.settings.output_reserve,
         );
         messages.push(new_message);
-        let llm_request = LlmRequest {
+        LlmRequest {
             model: self.model().to_owned(),
             instructions,
             messages,
             max_output_tokens: self.settings.max_output_tokens,
-        };
-        Ok(self.reply_stream(user, reply, llm_request, cancel))
+        }
     }
 
     fn reply_stream(
         &self,
         user: Message,
         reply: Message,
-        request: LlmRequest,
+        request: Result<LlmRequest, ()>,
         cancel: CancelToken,
     ) -> ChatStream {
         let history = Arc::clone(&self.history);
@@ -255,37 +269,43 @@ impl ChatService {
             yield ChatEvent::UserMessage(user);
             yield ChatEvent::AssistantMessage(reply.clone());
 
-            let mut upstream = llm.stream(request);
-            let mut cancelled = cancel.cancelled();
             let mut text = String::new();
-            let mut last_touch = now();
-            let outcome = loop {
-                let step = match futures::future::select(&mut cancelled, upstream.next()).await {
-                    Either::Left((reason, _)) => Err(reason),
-                    Either::Right((item, _)) => Ok(item),
-                };
-                match step {
-                    Err(reason) => break Outcome::Cancelled(reason),
-                    Ok(Some(Ok(LlmEvent::Delta(piece)))) => {
-                        if piece.is_empty() {
-                            continue;
-                        }
-                        text.push_str(&piece);
-                        yield ChatEvent::Delta { message_id: reply.id, text: piece };
-                        let at = now();
-                        if at - last_touch >= touch_every {
-                            last_touch = at;
-                            if let Err(e) = history.touch_reply(reply.id, &text, at).await {
-                                tracing::warn!(message_id = %reply.id, error = %e, "could not renew a streaming reply's lease");
+            let outcome = match request {
+                // The turn is stored but the provider was never asked.
+                Err(()) => Outcome::Unprepared,
+                Ok(request) => {
+                    let mut upstream = llm.stream(request);
+                    let mut cancelled = cancel.cancelled();
+                    let mut last_touch = now();
+                    loop {
+                        let step = match futures::future::select(&mut cancelled, upstream.next()).await {
+                            Either::Left((reason, _)) => Err(reason),
+                            Either::Right((item, _)) => Ok(item),
+                        };
+                        match step {
+                            Err(reason) => break Outcome::Cancelled(reason),
+                            Ok(Some(Ok(LlmEvent::Delta(piece)))) => {
+                                if piece.is_empty() {
+                                    continue;
+                                }
+                                text.push_str(&piece);
+                                yield ChatEvent::Delta { message_id: reply.id, text: piece };
+                                let at = now();
+                                if at - last_touch >= touch_every {
+                                    last_touch = at;
+                                    if let Err(e) = history.touch_reply(reply.id, &text, at).await {
+                                        tracing::warn!(message_id = %reply.id, error = %e, "could not renew a streaming reply's lease");
+                                    }
+                                }
                             }
+                            Ok(Some(Ok(LlmEvent::Completed(completion)))) => break Outcome::Completed(completion),
+                            Ok(Some(Err(error))) => break Outcome::Failed(error),
+                            Ok(None) => break Outcome::Failed(LlmError::Truncated),
                         }
                     }
-                    Ok(Some(Ok(LlmEvent::Completed(completion)))) => break Outcome::Completed(completion),
-                    Ok(Some(Err(error))) => break Outcome::Failed(error),
-                    Ok(None) => break Outcome::Failed(LlmError::Truncated),
+                    // The upstream stream is dropped here, before the reply is stored.
                 }
             };
-            drop(upstream);
 
             let (message, failure) = finish(reply, text, outcome);
             if let Err(e) = history.finish_reply(&message, now()).await {
@@ -300,6 +320,8 @@ impl ChatService {
 }
 
 enum Outcome {
+    /// The turn's preparation failed after it was stored (the prompt could not be read).
+    Unprepared,
     Completed(Completion),
     Failed(LlmError),
     Cancelled(CancelReason),
@@ -324,6 +346,10 @@ fn finish(
             }
         }
         Outcome::Failed(error) => Some(describe(&error)),
+        Outcome::Unprepared => Some((
+            StreamErrorCode::Unavailable,
+            "The conversation's system prompt could not be loaded. Please try again.".to_owned(),
+        )),
         Outcome::Cancelled(CancelReason::User) => {
             reply.status = MessageStatus::Cancelled;
             None

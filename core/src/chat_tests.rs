@@ -244,7 +244,8 @@ struct Mocks {
     prompts: MockPromptStore,
     limiter: MockSendLimiter,
     writes: Log<Write>,
-    /// `(client_message_id, stale_before)` of each `check_turn`.
+    /// `(client_message_id, stale_before)` of each `check_turn` (only a rate-limited send
+    /// makes one).
     checks: Log<(Option<Uuid>, Timestamp)>,
 }
 
@@ -266,9 +267,8 @@ impl Mocks {
         }
     }
 
-    /// Everything a send needs before the model: the caller's conversation, no reply in
-    /// progress, an allowance, the given prompt and history, a stored turn; and the final
-    /// store of the reply.
+    /// Everything a send needs before the model: an allowance, the given prompt, a stored
+    /// turn with this history; and the final store of the reply.
     fn accepting(prompt: Option<&str>, past: Vec<Message>) -> Self {
         Self::accepting_in(conversation(), prompt, past)
     }
@@ -276,38 +276,11 @@ impl Mocks {
     /// `accepting`, around this conversation.
     fn accepting_in(conversation: Conversation, prompt: Option<&str>, past: Vec<Message>) -> Self {
         Self::strict_in(conversation)
-            .conversation_found()
-            .turn_allowed()
             .allowance()
             .no_refund()
             .prompt(prompt)
-            .history(past)
-            .begin_turn_ok()
+            .begin_turn_ok(past)
             .finish_ok()
-    }
-
-    fn conversation_found(mut self) -> Self {
-        let conversation = self.conversation.clone();
-        self.history
-            .expect_get_conversation()
-            .withf(|o, _| *o == owner())
-            .times(1)
-            .returning(move |_, id| {
-                assert_eq!(
-                    id, conversation.id,
-                    "the requested conversation is looked up"
-                );
-                Ok(conversation.clone())
-            });
-        self
-    }
-
-    fn conversation_missing(mut self) -> Self {
-        self.history
-            .expect_get_conversation()
-            .times(1)
-            .returning(|_, _| Err(StoreError::NotFound));
-        self
     }
 
     fn turn_allowed(mut self) -> Self {
@@ -324,14 +297,6 @@ impl Mocks {
                     .push((client_message_id, stale_before));
                 Ok(())
             });
-        self
-    }
-
-    fn turn_refused(mut self, conflict: Conflict) -> Self {
-        self.history
-            .expect_check_turn()
-            .times(1)
-            .returning(move |_, _, _, _| Err(StoreError::Conflict(conflict)));
         self
     }
 
@@ -367,6 +332,7 @@ impl Mocks {
 
     fn prompt(mut self, content: Option<&str>) -> Self {
         let project_id = self.conversation.project_id;
+        let conversation_id = self.conversation.id;
         let prompt = content.map(|content| Prompt {
             id: PromptId::new(),
             project_id,
@@ -376,38 +342,43 @@ impl Mocks {
             created_at: now(),
         });
         self.prompts
-            .expect_active_prompt()
-            .withf(move |o, p| *o == owner() && *p == project_id)
+            .expect_conversation_prompt()
+            .withf(move |o, c| *o == owner() && *c == conversation_id)
             .times(1)
             .returning(move |_, _| Ok(prompt.clone()));
         self
     }
 
-    fn history(mut self, past: Vec<Message>) -> Self {
+    /// The turn is stored; the history before it is `past`.
+    fn begin_turn_ok(mut self, past: Vec<Message>) -> Self {
+        let writes = Arc::clone(&self.writes);
         let conversation_id = self.conversation.id;
         let limit = settings().history_limit;
         self.history
-            .expect_recent_messages()
-            .withf(move |o, c, l| *o == owner() && *c == conversation_id && *l == limit)
-            .times(1)
-            .returning(move |_, _, _| Ok(past.clone()));
-        self
-    }
-
-    fn begin_turn_ok(mut self) -> Self {
-        let writes = Arc::clone(&self.writes);
-        self.history
             .expect_begin_turn()
-            .withf(|o, _, _, _| *o == owner())
+            .withf(move |o, user, reply, _, l| {
+                *o == owner()
+                    && user.conversation_id == conversation_id
+                    && reply.conversation_id == conversation_id
+                    && *l == limit
+            })
             .times(1)
-            .returning(move |_, user, reply, stale_before| {
+            .returning(move |_, user, reply, stale_before, _| {
                 writes.lock().unwrap().push(Write::BeginTurn {
                     user: user.clone(),
                     reply: reply.clone(),
                     stale_before,
                 });
-                Ok(())
+                Ok(past.clone())
             });
+        self
+    }
+
+    fn begin_turn_fails(mut self, error: impl Fn() -> StoreError + Send + 'static) -> Self {
+        self.history
+            .expect_begin_turn()
+            .times(1)
+            .returning(move |_, _, _, _, _| Err(error()));
         self
     }
 
@@ -678,10 +649,9 @@ fn a_successful_send_stores_the_turn_streams_the_deltas_and_stores_the_complete_
     assert_eq!(reply, &turn.reply);
     assert_eq!(*stale_before, user.created_at - settings().reply_lease);
     assert_eq!(writes[1], Write::Finish(done.clone()));
-    // The turn was checked with the client's id and the same lease cut-off.
-    assert_eq!(
-        h.checks.lock().unwrap().as_slice(),
-        [(Some(client_message_id), *stale_before)]
+    assert!(
+        h.checks.lock().unwrap().is_empty(),
+        "an accepted send needs no separate check"
     );
 }
 
@@ -1131,17 +1101,16 @@ fn a_shutdown_stores_the_text_so_far_as_failed_with_code_interrupted() {
 
 #[test]
 fn another_users_conversation_is_not_found_and_nothing_is_stored() {
+    // The turn finds no conversation of this owner; the prompt read beside it neither.
     let mut mocks = Mocks::strict()
-        .conversation_missing()
-        .stores_nothing()
-        .limiter_untouched();
-    // The turn check is a read that runs beside the ownership check; it finds nothing either.
+        .allowance()
+        .refund()
+        .begin_turn_fails(|| StoreError::NotFound);
     mocks
-        .history
-        .expect_check_turn()
-        .returning(|_, _, _, _| Err(StoreError::NotFound));
-    mocks.history.expect_recent_messages().never();
-    mocks.prompts.expect_active_prompt().never();
+        .prompts
+        .expect_conversation_prompt()
+        .returning(|_, _| Err(StoreError::NotFound));
+    mocks.history.expect_finish_reply().never();
     let llm = ScriptedLlm::unused();
     let h = mocks.service(&llm, settings());
 
@@ -1160,8 +1129,8 @@ fn another_users_conversation_is_not_found_and_nothing_is_stored() {
 fn blank_content_is_refused_before_any_store_is_asked() {
     for blank in ["", "   ", " \n\t "] {
         let mut mocks = Mocks::strict().stores_nothing().limiter_untouched();
-        mocks.history.expect_get_conversation().never();
         mocks.history.expect_check_turn().never();
+        mocks.prompts.expect_conversation_prompt().never();
         let llm = ScriptedLlm::unused();
         let h = mocks.service(&llm, settings());
 
@@ -1181,7 +1150,8 @@ fn blank_content_is_refused_before_any_store_is_asked() {
 #[test]
 fn content_over_the_length_limit_is_refused_before_any_store_is_asked() {
     let mut mocks = Mocks::strict().stores_nothing().limiter_untouched();
-    mocks.history.expect_get_conversation().never();
+    mocks.history.expect_check_turn().never();
+    mocks.prompts.expect_conversation_prompt().never();
     let llm = ScriptedLlm::unused();
     let h = mocks.service(&llm, settings());
 
@@ -1197,12 +1167,14 @@ fn content_over_the_length_limit_is_refused_before_any_store_is_asked() {
 #[test]
 fn a_send_while_a_reply_is_streaming_or_a_repeated_client_id_is_a_conflict_and_not_charged() {
     for conflict in [Conflict::ReplyInProgress, Conflict::DuplicateClientMessage] {
+        // The turn refuses atomically (it also settles a race between two sends); the
+        // allowance taken for it is given back.
         let mut mocks = Mocks::strict()
-            .conversation_found()
-            .turn_refused(conflict)
-            .stores_nothing()
-            .limiter_untouched();
-        mocks.prompts.expect_active_prompt().never();
+            .allowance()
+            .refund()
+            .prompt(None)
+            .begin_turn_fails(move || StoreError::Conflict(conflict));
+        mocks.history.expect_finish_reply().never();
         let llm = ScriptedLlm::unused();
         let h = mocks.service(&llm, settings());
 
@@ -1212,56 +1184,28 @@ fn a_send_while_a_reply_is_streaming_or_a_repeated_client_id_is_a_conflict_and_n
             Err(ChatError::Conflict(got)) => assert_eq!(got, conflict),
             other => panic!("expected {conflict:?}, got {:?}", other.err()),
         }
-        assert!(llm.requests().is_empty());
+        assert!(h.writes().is_empty());
+        assert!(llm.requests().is_empty(), "the model is not asked");
     }
 }
 
 #[test]
-fn losing_the_begin_turn_race_is_a_conflict_and_refunds_the_allowance() {
-    let mut mocks = Mocks::strict()
-        .conversation_found()
-        .turn_allowed()
-        .allowance()
-        .refund()
-        .prompt(None)
-        .history(Vec::new());
-    mocks
-        .history
-        .expect_begin_turn()
-        .times(1)
-        .returning(|_, _, _, _| Err(StoreError::Conflict(Conflict::ReplyInProgress)));
-    mocks.history.expect_finish_reply().never();
-    let llm = ScriptedLlm::unused();
-    let h = mocks.service(&llm, settings());
-
-    let result = h.start("Hello");
-
-    assert!(
-        matches!(result, Err(ChatError::Conflict(Conflict::ReplyInProgress))),
-        "{:?}",
-        result.err()
-    );
-    assert!(llm.requests().is_empty(), "the model is not asked");
-}
-
-#[test]
 fn a_user_over_the_send_limit_is_told_when_to_retry_and_nothing_is_stored() {
-    let mut mocks = Mocks::strict()
-        .conversation_found()
-        .turn_allowed()
-        .no_refund()
-        .stores_nothing();
+    let mut mocks = Mocks::strict().turn_allowed().no_refund().stores_nothing();
     mocks
         .limiter
         .expect_try_acquire()
         .times(1)
         .returning(|_| Err(Duration::from_secs(7)));
-    mocks.prompts.expect_active_prompt().never();
-    mocks.history.expect_recent_messages().never();
+    mocks.prompts.expect_conversation_prompt().never();
     let llm = ScriptedLlm::unused();
     let h = mocks.service(&llm, settings());
+    let client_message_id = Uuid::now_v7();
+    let mut send = request(&h.conversation, "Hello");
+    send.client_message_id = Some(client_message_id);
+    let before = now();
 
-    let result = h.start("Hello");
+    let result = h.start_with(send, CancelToken::new());
 
     match result {
         Err(ChatError::RateLimited { retry_after }) => {
@@ -1270,58 +1214,108 @@ fn a_user_over_the_send_limit_is_told_when_to_retry_and_nothing_is_stored() {
         other => panic!("expected RateLimited, got {:?}", other.err()),
     }
     assert!(llm.requests().is_empty());
+    // 404 and 409 come before 429: the conversation was checked, with the client's id and
+    // the lease cut-off.
+    let checks = h.checks.lock().unwrap().clone();
+    let [(checked_id, stale_before)] = checks.as_slice() else {
+        panic!("one check_turn expected: {checks:?}");
+    };
+    assert_eq!(*checked_id, Some(client_message_id));
+    assert!(*stale_before >= before - settings().reply_lease && *stale_before <= now());
 }
 
 #[test]
-fn a_store_failure_while_preparing_refunds_the_allowance_and_stores_nothing() {
-    // The history cannot be read.
+fn over_the_send_limit_a_missing_conversation_or_a_conflict_is_reported_first() {
+    /// What the store's check says, and whether the send's error is its translation.
+    type Case = (fn() -> StoreError, fn(&ChatError) -> bool);
+    let cases: [Case; 3] = [
+        (
+            || StoreError::NotFound,
+            |e| matches!(e, ChatError::NotFound),
+        ),
+        (
+            || StoreError::Conflict(Conflict::ReplyInProgress),
+            |e| matches!(e, ChatError::Conflict(Conflict::ReplyInProgress)),
+        ),
+        (
+            || StoreError::Conflict(Conflict::DuplicateClientMessage),
+            |e| matches!(e, ChatError::Conflict(Conflict::DuplicateClientMessage)),
+        ),
+    ];
+    for (store_error, expected) in cases {
+        let mut mocks = Mocks::strict().no_refund().stores_nothing();
+        mocks
+            .limiter
+            .expect_try_acquire()
+            .times(1)
+            .returning(|_| Err(Duration::from_secs(3)));
+        mocks
+            .history
+            .expect_check_turn()
+            .times(1)
+            .returning(move |_, _, _, _| Err(store_error()));
+        mocks.prompts.expect_conversation_prompt().never();
+        let llm = ScriptedLlm::unused();
+        let h = mocks.service(&llm, settings());
+
+        let result = h.start("Hello");
+
+        match result {
+            Err(e) => assert!(expected(&e), "got {e:?}"),
+            Ok(_) => panic!("a refused send was accepted"),
+        }
+    }
+}
+
+#[test]
+fn a_store_failure_while_starting_the_turn_refunds_the_allowance_and_stores_nothing() {
     let mut mocks = Mocks::strict()
-        .conversation_found()
-        .turn_allowed()
         .allowance()
         .refund()
         .prompt(Some("Be brief."))
-        .stores_nothing();
-    mocks
-        .history
-        .expect_recent_messages()
-        .times(1)
-        .returning(|_, _, _| Err(StoreError::Unavailable("pool timed out".to_owned())));
+        .begin_turn_fails(|| StoreError::Unavailable("pool timed out".to_owned()));
+    mocks.history.expect_finish_reply().never();
     let llm = ScriptedLlm::unused();
     let h = mocks.service(&llm, settings());
+
     let result = h.start("Hello");
+
     assert!(
         matches!(result, Err(ChatError::Unavailable(_))),
         "{:?}",
         result.err()
     );
+    assert!(h.writes().is_empty());
+    assert!(llm.requests().is_empty());
+}
 
-    // The prompt cannot be read.
+#[test]
+fn a_prompt_that_cannot_be_read_after_the_turn_is_stored_fails_the_reply_in_the_stream() {
+    // The turn is stored (the prompt is read beside it), so the send is accepted and charged;
+    // the reply is stored failed and the stream says why, as for a provider failure.
     let mut mocks = Mocks::strict()
-        .conversation_found()
-        .turn_allowed()
         .allowance()
-        .refund()
-        .stores_nothing();
+        .no_refund()
+        .begin_turn_ok(Vec::new())
+        .finish_ok();
     mocks
         .prompts
-        .expect_active_prompt()
+        .expect_conversation_prompt()
         .times(1)
         .returning(|_, _| Err(StoreError::Internal("disk I/O error".to_owned())));
-    // The history is read beside the prompt.
-    mocks
-        .history
-        .expect_recent_messages()
-        .returning(|_, _, _| Ok(Vec::new()));
+    let llm = ScriptedLlm::unused();
     let h = mocks.service(&llm, settings());
-    let result = h.start("Hello");
-    assert!(
-        matches!(result, Err(ChatError::Internal(_))),
-        "{:?}",
-        result.err()
-    );
 
-    assert!(llm.requests().is_empty());
+    let turn = h.send("Hello");
+
+    assert!(llm.requests().is_empty(), "the model is not asked");
+    assert!(turn.deltas.is_empty());
+    let (_, _, stored) = h.stored_turn();
+    assert_failed(&turn, &stored, "", StreamErrorCode::Unavailable);
+    assert!(
+        !turn.error().1.contains("disk"),
+        "the store's own error stays in the log"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1331,13 +1325,10 @@ fn a_store_failure_while_preparing_refunds_the_allowance_and_stores_nothing() {
 #[test]
 fn a_failed_finish_reply_still_ends_the_stream_with_the_final_event() {
     let mut mocks = Mocks::strict()
-        .conversation_found()
-        .turn_allowed()
         .allowance()
         .no_refund()
         .prompt(None)
-        .history(Vec::new())
-        .begin_turn_ok();
+        .begin_turn_ok(Vec::new());
     mocks
         .history
         .expect_finish_reply()

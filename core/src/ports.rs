@@ -104,6 +104,15 @@ pub trait PromptStore: Send + Sync + 'static {
         project_id: ProjectId,
     ) -> Result<Option<Prompt>, StoreError>;
 
+    /// MUST return the active prompt of the conversation's project, `None` when none is
+    /// active. `NotFound` for a missing or another owner's conversation. One read: it runs
+    /// beside `ChatHistory::begin_turn` on every send.
+    async fn conversation_prompt(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Prompt>, StoreError>;
+
     /// MUST make this prompt the project's only active one, atomically (concurrent
     /// activations leave exactly one active), and return it. `NotFound` when the prompt is
     /// not in this project or the project is another owner's.
@@ -167,15 +176,6 @@ pub trait ChatHistory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// MUST return the newest `limit` messages of the conversation, in oldest-first order.
-    /// `NotFound` for a missing or another owner's conversation.
-    async fn recent_messages(
-        &self,
-        owner: &UserId,
-        conversation_id: ConversationId,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError>;
-
     /// Read-only check before a turn. MUST return `Conflict(ReplyInProgress)` when the
     /// conversation has a `streaming` reply touched at or after `stale_before`, and
     /// `Conflict(DuplicateClientMessage)` when `client_message_id` was already used in it.
@@ -193,15 +193,19 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// `Conflict(ReplyInProgress)` if a `streaming` reply remains, or
     /// `Conflict(DuplicateClientMessage)` if the user message's `client_message_id` was used
     /// in this conversation — in both cases storing nothing; else MUST store `user` and then
-    /// `reply` (status `streaming`, touched now) and set the conversation's `updated_at` to
-    /// the user message's `created_at`. This holds across processes sharing one database.
+    /// `reply` (status `streaming`, touched now), set the conversation's `updated_at` to the
+    /// user message's `created_at`, and return the newest `history_limit` messages stored
+    /// before this turn, oldest first. `NotFound` (storing nothing) for a missing or another
+    /// owner's conversation. This holds across processes sharing one database. It is on the
+    /// path of every send: implementations keep it to as few round trips as they can.
     async fn begin_turn(
         &self,
         owner: &UserId,
         user: &Message,
         reply: &Message,
         stale_before: Timestamp,
-    ) -> Result<(), StoreError>;
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
 
     /// Renews a streaming reply's lease and saves the text so far. MUST NOT change a reply
     /// that is no longer `streaming`.

@@ -373,13 +373,8 @@ impl State {
             .collect())
     }
 
-    fn recent_messages(
-        &self,
-        owner: &UserId,
-        conversation_id: ConversationId,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.owned_conversation(owner, conversation_id)?;
+    /// The newest `limit` messages of a conversation, oldest first.
+    fn recent_messages(&self, conversation_id: ConversationId, limit: u32) -> Vec<Message> {
         let mut rows: Vec<Message> = self
             .conversation_messages(conversation_id)
             .rev()
@@ -387,7 +382,7 @@ impl State {
             .map(|m| m.message.clone())
             .collect();
         rows.reverse();
-        Ok(rows)
+        rows
     }
 
     fn check_turn(
@@ -420,7 +415,8 @@ impl State {
         user: &Message,
         reply: &Message,
         stale_before: Timestamp,
-    ) -> Result<(), StoreError> {
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         let conversation_id = user.conversation_id;
         self.owned_conversation(owner, conversation_id)?;
         if reply.conversation_id != conversation_id {
@@ -453,6 +449,8 @@ impl State {
         {
             return Err(Conflict::DuplicateClientMessage.into());
         }
+        let history = self.recent_messages(conversation_id, history_limit);
+        let messages = self.messages.entry(conversation_id).or_default();
         for message in [user, reply] {
             messages.insert(
                 message.id,
@@ -466,7 +464,7 @@ impl State {
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
             conversation.updated_at = user.created_at;
         }
-        Ok(())
+        Ok(history)
     }
 
     fn stored_message_mut(&mut self, id: MessageId) -> Result<&mut StoredMessage, StoreError> {
@@ -633,6 +631,16 @@ impl PromptStore for MemoryStore {
         self.state()?.active_prompt(owner, project_id)
     }
 
+    async fn conversation_prompt(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        let state = self.state()?;
+        let project_id = state.owned_conversation(owner, conversation_id)?.project_id;
+        state.active_prompt(owner, project_id)
+    }
+
     async fn activate_prompt(
         &self,
         owner: &UserId,
@@ -697,15 +705,6 @@ impl ChatHistory for MemoryStore {
             .list_messages(owner, conversation_id, after, limit)
     }
 
-    async fn recent_messages(
-        &self,
-        owner: &UserId,
-        conversation_id: ConversationId,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.state()?.recent_messages(owner, conversation_id, limit)
-    }
-
     async fn check_turn(
         &self,
         owner: &UserId,
@@ -723,8 +722,10 @@ impl ChatHistory for MemoryStore {
         user: &Message,
         reply: &Message,
         stale_before: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.state()?.begin_turn(owner, user, reply, stale_before)
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.state()?
+            .begin_turn(owner, user, reply, stale_before, history_limit)
     }
 
     async fn touch_reply(

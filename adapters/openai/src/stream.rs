@@ -2,6 +2,7 @@
 //! decoder of each format says what each server-sent event means.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use confab_core::LlmError;
 use confab_core::ports::{Completion, LlmEvent, LlmEventStream};
@@ -9,7 +10,7 @@ use eventsource_stream::Event;
 use futures::StreamExt;
 use reqwest::Url;
 
-use crate::transport::{Transport, stream_error};
+use crate::transport::{SseStream, Transport, stream_error};
 
 /// What one server-sent event means.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub(crate) fn drive<D: Decoder>(
                 Ok(Step::Skip) => {}
                 Ok(Step::Delta(text)) => yield Ok(LlmEvent::Delta(text)),
                 Ok(Step::Done(completion)) => {
+                    finish_reading(events);
                     yield Ok(LlmEvent::Completed(completion));
                     return;
                 }
@@ -73,6 +75,27 @@ pub(crate) fn drive<D: Decoder>(
             }
         }
     })
+}
+
+/// How long the rest of an answer is read after its terminal event.
+const FINISH_READING: Duration = Duration::from_secs(5);
+
+/// Reads what follows the terminal event (normally only the end of the chunked body) in the
+/// background, so that the connection goes back to the pool: dropped before its end, an
+/// HTTP/1.1 connection is closed, and every reply would pay a new TCP (and TLS) handshake.
+/// The caller drops the stream as soon as it has the completion, so this cannot wait.
+fn finish_reading(mut events: SseStream) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let rest = async { while events.next().await.is_some() {} };
+        if tokio::time::timeout(FINISH_READING, rest).await.is_err() {
+            tracing::debug!(
+                "the provider kept an answer open after its end; its connection is closed"
+            );
+        }
+    });
 }
 
 /// Provider messages may echo what they were sent; the key never leaves.

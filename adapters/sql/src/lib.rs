@@ -13,13 +13,16 @@
 //! # }
 //! ```
 
+mod cached;
 mod connect;
 mod detach;
 mod error;
+#[macro_use]
 mod queries;
 mod rows;
 mod schema;
 mod store;
+mod turn;
 mod types;
 
 #[cfg(feature = "test-support")]

@@ -10,7 +10,7 @@
 //!   excludes every other writer.
 //!
 //! Lock order, to keep PostgreSQL free of deadlocks: project before its prompts; conversation
-//! before its messages (`begin_turn`, `finish_reply` and cascades all follow it).
+//! before its messages (`begin_turn` in `turn.rs`, `finish_reply` and cascades all follow it).
 
 use std::time::Duration;
 
@@ -61,17 +61,19 @@ macro_rules! queries {
         };
         use diesel::dsl::{exists, max};
         use diesel::{
-            BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _,
-            QueryDsl as _, QueryResult, SelectableHelper as _,
+            BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
+            NullableExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryResult,
+            SelectableHelper as _,
         };
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
+        use crate::cached::Cached;
         use crate::error::{TxError, is_retryable, translate};
         use crate::queries::{INTERRUPTED, MAX_ATTEMPTS, backoff};
         use crate::rows::{
-            ConversationRow, FileRow, FinishedReply, MessageRow, NewMessageRow, ProjectChanges,
-            ProjectRow, PromptRow,
+            ConversationRow, FileRow, FinishedReply, MessageRow, ProjectChanges, ProjectRow,
+            PromptRow,
         };
         use crate::schema::{conversations, file_metadata, messages, projects, prompts};
         use crate::types::{DbId, ToDb as _};
@@ -129,25 +131,6 @@ macro_rules! queries {
                 .filter(projects::id.eq(id.db()))
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(projects::id)
-                .$lock_for_write()
-                .first::<DbId>(c)
-                .await
-                .optional()?
-                .ok_or(TxError::Store(StoreError::NotFound))
-                .map(drop)
-        }
-
-        /// Inside a write transaction: locks the owner's conversation row, serializing the
-        /// turns of one conversation (across processes too).
-        async fn lock_conversation(
-            c: &mut Conn,
-            owner: &UserId,
-            id: ConversationId,
-        ) -> Result<(), TxError> {
-            conversations::table
-                .filter(conversations::id.eq(id.db()))
-                .filter(conversations::owner_id.eq(owner.as_str()))
-                .select(conversations::id)
                 .$lock_for_write()
                 .first::<DbId>(c)
                 .await
@@ -363,6 +346,28 @@ macro_rules! queries {
             Ok(row.map(Prompt::from))
         }
 
+        /// One read: the conversation (which must be the owner's) joined to its project's
+        /// active prompt, if any.
+        pub(crate) async fn conversation_prompt(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+        ) -> Result<Option<Prompt>, StoreError> {
+            let (_, row): (DbId, Option<PromptRow>) = conversations::table
+                .left_join(
+                    prompts::table.on(prompts::project_id
+                        .eq(conversations::project_id)
+                        .and(prompts::is_active.eq(true))),
+                )
+                .filter(conversations::id.eq(conversation_id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select((conversations::id, prompts::all_columns.nullable()))
+                .first(c)
+                .await
+                .map_err(translate)?;
+            Ok(row.map(Prompt::from))
+        }
+
         /// One transaction under the project's lock: the other active prompt is switched
         /// off before this one is switched on (the partial unique index is checked per row).
         pub(crate) async fn activate_prompt(
@@ -530,24 +535,6 @@ macro_rules! queries {
             rows.into_iter().map(Message::try_from).collect()
         }
 
-        pub(crate) async fn recent_messages(
-            c: &mut Conn,
-            owner: &UserId,
-            conversation_id: ConversationId,
-            n: u32,
-        ) -> Result<Vec<Message>, StoreError> {
-            require(conversation_is_owned(c, owner, conversation_id).await)?;
-            let rows: Vec<MessageRow> = messages::table
-                .filter(messages::conversation_id.eq(conversation_id.db()))
-                .select(MessageRow::as_select())
-                .order(messages::id.desc())
-                .limit(limit(n))
-                .load(c)
-                .await
-                .map_err(translate)?;
-            rows.into_iter().rev().map(Message::try_from).collect()
-        }
-
         pub(crate) async fn check_turn(
             c: &mut Conn,
             owner: &UserId,
@@ -584,87 +571,23 @@ macro_rules! queries {
             Ok(())
         }
 
-        /// One transaction under the conversation's lock. The partial unique index on
-        /// `streaming` replies backs the check up should anything bypass the lock.
-        pub(crate) async fn begin_turn(
-            c: &mut Conn,
-            owner: &UserId,
-            user: &Message,
-            reply: &Message,
-            stale_before: Timestamp,
-        ) -> Result<(), StoreError> {
-            let conversation_id = user.conversation_id;
-            if reply.conversation_id != conversation_id {
-                return Err(StoreError::Internal(
-                    "a turn's reply must belong to the user message's conversation".to_owned(),
-                ));
-            }
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
-                lock_conversation(c, owner, conversation_id).await?;
-                diesel::update(
-                    messages::table
-                        .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(messages::status.eq(STREAMING))
-                        .filter(messages::touched_at.lt(stale_before.db())),
-                )
-                .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
-                .execute(c)
-                .await?;
-                let busy: bool = diesel::select(exists(
-                    messages::table
-                        .filter(messages::conversation_id.eq(conversation_id.db()))
-                        .filter(messages::status.eq(STREAMING)),
-                ))
-                .get_result(c)
-                .await?;
-                if busy {
-                    return Err(Conflict::ReplyInProgress.into());
-                }
-                if let Some(client_id) = user.client_message_id {
-                    let used: bool = diesel::select(exists(
-                        messages::table
-                            .filter(messages::conversation_id.eq(conversation_id.db()))
-                            .filter(messages::client_message_id.eq(client_id.db())),
-                    ))
-                    .get_result(c)
-                    .await?;
-                    if used {
-                        return Err(Conflict::DuplicateClientMessage.into());
-                    }
-                }
-                diesel::insert_into(messages::table)
-                    .values(NewMessageRow::new(user))
-                    .execute(c)
-                    .await?;
-                diesel::insert_into(messages::table)
-                    .values(NewMessageRow::new(reply))
-                    .execute(c)
-                    .await?;
-                diesel::update(
-                    conversations::table.filter(conversations::id.eq(conversation_id.db())),
-                )
-                .set(conversations::updated_at.eq(user.created_at.db()))
-                .execute(c)
-                .await?;
-                Ok(())
-            }))
-        }
-
         pub(crate) async fn touch_reply(
             c: &mut Conn,
             id: MessageId,
             content: &str,
             now: Timestamp,
         ) -> Result<(), StoreError> {
-            let touched = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id.db()))
-                    .filter(messages::status.eq(STREAMING)),
+            let touched = Cached(
+                diesel::update(
+                    messages::table
+                        .filter(messages::id.eq(id.db()))
+                        .filter(messages::status.eq(STREAMING)),
+                )
+                .set((
+                    messages::content.eq(content),
+                    messages::touched_at.eq(now.db()),
+                )),
             )
-            .set((
-                messages::content.eq(content),
-                messages::touched_at.eq(now.db()),
-            ))
             .execute(c)
             .await
             .map_err(translate)?;
@@ -696,16 +619,21 @@ macro_rules! queries {
                     .await
                     .optional()?
                     .ok_or(StoreError::NotFound)?;
-                diesel::update(
-                    conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
+                Cached(
+                    diesel::update(
+                        conversations::table.filter(conversations::id.eq(conversation_id.db())),
+                    )
+                    .set(conversations::updated_at.eq(now.db())),
                 )
-                .set(conversations::updated_at.eq(now.db()))
                 .execute(c)
                 .await?;
-                diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
-                    .set(FinishedReply::new(reply, now))
-                    .execute(c)
-                    .await?;
+                Cached(
+                    diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
+                        .set(FinishedReply::new(reply, now)),
+                )
+                .execute(c)
+                .await?;
                 Ok(())
             }))
         }
@@ -804,6 +732,8 @@ pub(crate) mod pg {
         lock_for_write = for_no_key_update,
         lock_for_delete = for_update,
     );
+
+    pub(crate) use crate::turn::pg::begin_turn;
 }
 
 /// SQLite: `BEGIN IMMEDIATE` transactions, which exclude every other writer, so no row lock
@@ -826,6 +756,8 @@ pub(crate) mod sqlite {
         lock_for_write = unlocked,
         lock_for_delete = unlocked,
     );
+
+    pub(crate) use crate::turn::sqlite::begin_turn;
 }
 
 #[cfg(test)]

@@ -181,37 +181,39 @@ impl TryFrom<MessageRow> for Message {
     }
 }
 
-/// A message as written: with the lease column `touched_at`.
+/// A message as written: with the lease column `touched_at`. Owned, so that the insert is a
+/// `'static` query, and `None` is written as `NULL`, not `DEFAULT`: diesel caches the prepared
+/// statement only then, and PostgreSQL's pipelined turn needs that.
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
-pub(crate) struct NewMessageRow<'a> {
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
+pub(crate) struct NewMessageRow {
     pub id: DbId,
     pub conversation_id: DbId,
-    pub role: &'a str,
-    pub content: &'a str,
-    pub status: &'a str,
-    pub model: Option<&'a str>,
+    pub role: &'static str,
+    pub content: String,
+    pub status: &'static str,
+    pub model: Option<String>,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     pub client_message_id: Option<DbId>,
     pub created_at: DbTime,
     pub touched_at: DbTime,
 }
 
-impl<'a> NewMessageRow<'a> {
+impl NewMessageRow {
     /// The row of `m`, its lease taken at `m.created_at`.
-    pub(crate) fn new(m: &'a Message) -> Self {
+    pub(crate) fn new(m: &Message) -> Self {
         Self {
             id: m.id.db(),
             conversation_id: m.conversation_id.db(),
             role: m.role.as_str(),
-            content: &m.content,
+            content: m.content.clone(),
             status: m.status.as_str(),
-            model: m.model.as_deref(),
+            model: m.model.clone(),
             input_tokens: m.usage.map(|u| i64::from(u.input_tokens)),
             output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
-            error: m.error.as_deref(),
+            error: m.error.clone(),
             client_message_id: m.client_message_id.map(|u| u.db()),
             created_at: m.created_at.db(),
             touched_at: m.created_at.db(),

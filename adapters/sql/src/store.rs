@@ -256,6 +256,14 @@ impl PromptStore for SqlStore {
         on_conn!(self, active_prompt(owner, project_id))
     }
 
+    async fn conversation_prompt(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        on_conn!(self, conversation_prompt(owner, conversation_id))
+    }
+
     async fn activate_prompt(
         &self,
         owner: &UserId,
@@ -318,15 +326,6 @@ impl ChatHistory for SqlStore {
         on_conn!(self, list_messages(owner, conversation_id, after, limit))
     }
 
-    async fn recent_messages(
-        &self,
-        owner: &UserId,
-        conversation_id: ConversationId,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        on_conn!(self, recent_messages(owner, conversation_id, limit))
-    }
-
     async fn check_turn(
         &self,
         owner: &UserId,
@@ -346,8 +345,12 @@ impl ChatHistory for SqlStore {
         user: &Message,
         reply: &Message,
         stale_before: Timestamp,
-    ) -> Result<(), StoreError> {
-        on_conn!(self, begin_turn(owner, user, reply, stale_before))
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        on_conn!(
+            self,
+            begin_turn(owner, user, reply, stale_before, history_limit)
+        )
     }
 
     async fn touch_reply(

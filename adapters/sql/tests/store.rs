@@ -364,14 +364,20 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
             let user = Message::user(conversation.id, format!("hello {i}"), None, at);
             let reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
             store
-                .begin_turn(&owner, &user, &reply, at - chrono::TimeDelta::minutes(5))
+                .begin_turn(
+                    &owner,
+                    &user,
+                    &reply,
+                    at - chrono::TimeDelta::minutes(5),
+                    200,
+                )
                 .await
         });
     }
     let mut started = 0;
     while let Some(turn) = turns.join_next().await {
         match turn.unwrap() {
-            Ok(()) => started += 1,
+            Ok(_) => started += 1,
             Err(StoreError::Conflict(confab_core::error::Conflict::ReplyInProgress)) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }

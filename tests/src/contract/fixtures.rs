@@ -111,7 +111,7 @@ pub async fn begun_turn(
     ok(
         stores
             .history
-            .begin_turn(owner, &user, &reply, plus_mins(at, -60))
+            .begin_turn(owner, &user, &reply, plus_mins(at, -60), 200)
             .await,
         "begin_turn",
     );

@@ -51,7 +51,7 @@ where
             finish_reply_stores_failed_and_cancelled_replies,
             finish_reply_of_an_unknown_message_is_not_found,
             list_messages_is_oldest_first_and_pages_strictly_after_the_cursor,
-            recent_messages_are_the_newest_n_oldest_first,
+            begin_turn_returns_the_newest_messages_before_the_turn_oldest_first,
             fail_stale_replies_fails_only_stale_streaming_replies,
             timestamps_of_messages_round_trip_exactly,
         ]
@@ -187,10 +187,6 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
         "list_messages by another owner",
     );
     not_found(
-        stores.history.recent_messages(&mallory, c.id, 10).await,
-        "recent_messages by another owner",
-    );
-    not_found(
         stores.history.check_turn(&mallory, c.id, None, later).await,
         "check_turn by another owner",
     );
@@ -198,7 +194,10 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     // recover Alice's streaming reply: it must do neither.
     let (u2, r2) = turn(c.id, "injected", None, now());
     not_found(
-        stores.history.begin_turn(&mallory, &u2, &r2, later).await,
+        stores
+            .history
+            .begin_turn(&mallory, &u2, &r2, later, 200)
+            .await,
         "begin_turn by another owner",
     );
 
@@ -457,10 +456,6 @@ async fn delete_conversation_removes_it_and_its_messages(stores: Stores) {
         "list_messages after delete",
     );
     not_found(
-        stores.history.recent_messages(&alice, doomed.id, 10).await,
-        "recent_messages after delete",
-    );
-    not_found(
         stores.history.delete_conversation(&alice, doomed.id).await,
         "a second delete_conversation",
     );
@@ -503,12 +498,16 @@ async fn begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at(
     let c = stored_conversation(&stores, &alice, p.id).await;
     let at = plus_secs(c.updated_at, 61);
     let (u, r) = turn(c.id, "Hello there", Some(Uuid::now_v7()), at);
-    ok(
+    let history = ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(at, -1))
+            .begin_turn(&alice, &u, &r, plus_mins(at, -1), 200)
             .await,
         "begin_turn",
+    );
+    assert!(
+        history.is_empty(),
+        "a first turn has no history: {history:?}"
     );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(
@@ -544,7 +543,7 @@ async fn begin_turn_refuses_a_second_streaming_reply_and_stores_nothing(stores: 
     conflict(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_mins(at, -10))
+            .begin_turn(&alice, &u2, &r2, plus_mins(at, -10), 200)
             .await,
         Conflict::ReplyInProgress,
         "begin_turn while a fresh reply streams",
@@ -583,7 +582,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u1, &r1, plus_mins(at, -1))
+            .begin_turn(&alice, &u1, &r1, plus_mins(at, -1), 200)
             .await,
         "begin_turn",
     );
@@ -602,7 +601,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     conflict(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_mins(again_at, -1))
+            .begin_turn(&alice, &u2, &r2, plus_mins(again_at, -1), 200)
             .await,
         Conflict::DuplicateClientMessage,
         "begin_turn with a used client_message_id",
@@ -625,7 +624,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u3, &r3, plus_mins(again_at, -1))
+            .begin_turn(&alice, &u3, &r3, plus_mins(again_at, -1), 200)
             .await,
         "begin_turn elsewhere",
     );
@@ -644,7 +643,7 @@ async fn begin_turn_recovers_a_stale_streaming_reply_as_interrupted(stores: Stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1))
+            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -659,7 +658,7 @@ async fn begin_turn_recovers_a_stale_streaming_reply_as_interrupted(stores: Stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_secs(at, 1))
+            .begin_turn(&alice, &u2, &r2, plus_secs(at, 1), 200)
             .await,
         "begin_turn after a stale reply",
     );
@@ -693,7 +692,7 @@ async fn begin_turn_in_a_missing_conversation_is_not_found(stores: Stores) {
     not_found(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(now(), -1))
+            .begin_turn(&alice, &u, &r, plus_mins(now(), -1), 200)
             .await,
         "begin_turn in a missing conversation",
     );
@@ -710,13 +709,15 @@ async fn concurrent_turns_leave_exactly_one_streaming_reply(stores: Stores) {
         let at = now();
         let (u, r) = turn(c.id, &format!("racer {i}"), Some(Uuid::now_v7()), at);
         tasks.push(tokio::spawn(async move {
-            history.begin_turn(&owner, &u, &r, plus_mins(at, -1)).await
+            history
+                .begin_turn(&owner, &u, &r, plus_mins(at, -1), 200)
+                .await
         }));
     }
     let mut accepted = 0;
     for task in tasks {
         match task.await {
-            Ok(Ok(())) => accepted += 1,
+            Ok(Ok(_)) => accepted += 1,
             Ok(Err(StoreError::Conflict(Conflict::ReplyInProgress))) => {}
             Ok(Err(e)) => {
                 panic!("a concurrent begin_turn failed with {e:?} instead of ReplyInProgress")
@@ -758,7 +759,9 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
 
     let (u1, r1) = turn(c.id, "first", Some(used), t);
     ok(
-        history.begin_turn(&alice, &u1, &r1, plus_mins(t, -1)).await,
+        history
+            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
+            .await,
         "begin_turn",
     );
     conflict(
@@ -822,7 +825,7 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
     ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(t, -1))
+            .begin_turn(&alice, &u, &r, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -1068,43 +1071,80 @@ async fn list_messages_is_oldest_first_and_pages_strictly_after_the_cursor(store
     );
 }
 
-async fn recent_messages_are_the_newest_n_oldest_first(stores: Stores) {
+async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
-    assert!(
-        ok(
-            stores.history.recent_messages(&alice, c.id, 5).await,
-            "recent_messages"
-        )
-        .is_empty()
-    );
+    let other = stored_conversation(&stores, &alice, p.id).await;
+    finished_turn(&stores, &alice, other.id, "elsewhere").await;
     let mut all = Vec::new();
     for i in 0..3 {
         let (u, r) = finished_turn(&stores, &alice, c.id, &format!("q{i}")).await;
         all.extend([u, r]);
     }
-    let (u, r) = begun_turn(&stores, &alice, c.id, "q3").await;
-    all.extend([u, r]);
-    let recent = ok(
-        stores.history.recent_messages(&alice, c.id, 4).await,
-        "recent_messages",
+    // A stale reply of a dead writer is part of the history, as the sweep left it: failed.
+    let t = plus_mins(now(), -30);
+    let (u, r) = turn(c.id, "q3", None, t);
+    ok(
+        stores
+            .history
+            .begin_turn(&alice, &u, &r, plus_mins(t, -1), 200)
+            .await,
+        "begin_turn",
     );
+    all.push(u);
+
+    let at = now();
+    let (u4, r4) = turn(c.id, "q4", None, at);
+    let history = ok(
+        stores
+            .history
+            .begin_turn(&alice, &u4, &r4, plus_secs(at, -1), 4)
+            .await,
+        "begin_turn",
+    );
+    let stored = messages(&stores, &alice, c.id).await;
+    let swept = stored[7].clone();
+    assert_eq!(swept.id, r.id);
+    assert_eq!(swept.status, MessageStatus::Failed);
+    all.push(swept);
     assert_eq!(
-        recent,
+        history,
         all[4..].to_vec(),
-        "recent_messages(4) must be the last four, oldest first"
+        "the history of a turn must be the newest four before it, oldest first, as stored"
     );
-    let one = ok(
-        stores.history.recent_messages(&alice, c.id, 1).await,
-        "recent_messages",
+    assert_eq!(ids(&stored[8..]), vec![u4.id, r4.id], "the turn was stored");
+
+    // A limit above the count returns everything before the turn; 1 returns the newest.
+    let done = completed(&r4, "ok");
+    ok(
+        stores.history.finish_reply(&done, plus_secs(at, 1)).await,
+        "finish_reply",
     );
-    assert_eq!(one, all[7..].to_vec());
+    all.extend([u4, done]);
+    let (u5, r5) = turn(c.id, "q5", None, plus_secs(at, 2));
     let everything = ok(
-        stores.history.recent_messages(&alice, c.id, 100).await,
-        "recent_messages",
+        stores
+            .history
+            .begin_turn(&alice, &u5, &r5, plus_secs(at, 1), 100)
+            .await,
+        "begin_turn",
     );
     assert_eq!(everything, all);
+    let done = completed(&r5, "ok");
+    ok(
+        stores.history.finish_reply(&done, plus_secs(at, 3)).await,
+        "finish_reply",
+    );
+    let (u6, r6) = turn(c.id, "q6", None, plus_secs(at, 4));
+    let one = ok(
+        stores
+            .history
+            .begin_turn(&alice, &u6, &r6, plus_secs(at, 3), 1)
+            .await,
+        "begin_turn",
+    );
+    assert_eq!(one, vec![done]);
 }
 
 async fn fail_stale_replies_fails_only_stale_streaming_replies(stores: Stores) {
@@ -1198,7 +1238,7 @@ async fn timestamps_of_messages_round_trip_exactly(stores: Stores) {
     ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(user_at, -1))
+            .begin_turn(&alice, &u, &r, plus_mins(user_at, -1), 200)
             .await,
         "begin_turn",
     );

@@ -3,11 +3,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use confab_core::ids::{ProjectId, PromptId};
+use confab_core::ids::{ConversationId, ProjectId, PromptId, UserId};
 use confab_core::model::{NewPrompt, Prompt};
 
 use super::Stores;
-use super::fixtures::{at_micros, new_prompt, not_found, ok, stored_project, user};
+use super::fixtures::{
+    at_micros, new_prompt, not_found, ok, stored_conversation, stored_project, user,
+};
 
 /// Runs every case of the `PromptStore` contract, each on a fresh store from `fresh`.
 pub async fn prompt_store_contract<F, Fut>(fresh: F)
@@ -35,6 +37,8 @@ where
             a_missing_project_is_not_found,
             activating_a_prompt_of_another_project_is_not_found_and_changes_nothing,
             activating_an_unknown_prompt_is_not_found,
+            conversation_prompt_is_the_active_prompt_of_the_conversations_project,
+            conversation_prompt_of_a_missing_or_another_owners_conversation_is_not_found,
         ]
     );
 }
@@ -669,5 +673,106 @@ async fn activating_an_unknown_prompt_is_not_found(stores: Stores) {
             "active_prompt"
         ),
         Some(v1)
+    );
+}
+
+async fn conversation_prompt(
+    stores: &Stores,
+    owner: &UserId,
+    conversation_id: ConversationId,
+) -> Option<Prompt> {
+    ok(
+        stores
+            .prompts
+            .conversation_prompt(owner, conversation_id)
+            .await,
+        "conversation_prompt",
+    )
+}
+
+async fn conversation_prompt_is_the_active_prompt_of_the_conversations_project(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let other = stored_project(&stores, &alice, "Other bot").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    ok(
+        stores
+            .prompts
+            .create_prompt(
+                &alice,
+                &new_prompt(other.id, "Other project's prompt", true),
+            )
+            .await,
+        "create_prompt",
+    );
+    assert_eq!(
+        conversation_prompt(&stores, &alice, c.id).await,
+        None,
+        "no prompt is active in the conversation's project"
+    );
+    let v1 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "Be brief.", true))
+            .await,
+        "create_prompt",
+    );
+    ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "A draft", false))
+            .await,
+        "create_prompt",
+    );
+    assert_eq!(
+        conversation_prompt(&stores, &alice, c.id).await,
+        Some(v1.clone())
+    );
+    let v3 = ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "Be thorough.", true))
+            .await,
+        "create_prompt",
+    );
+    assert_eq!(
+        conversation_prompt(&stores, &alice, c.id).await,
+        Some(v3),
+        "the newly activated version is the conversation's prompt"
+    );
+    let again = ok(
+        stores.prompts.activate_prompt(&alice, p.id, v1.id).await,
+        "activate_prompt",
+    );
+    assert_eq!(
+        conversation_prompt(&stores, &alice, c.id).await,
+        Some(again)
+    );
+}
+
+async fn conversation_prompt_of_a_missing_or_another_owners_conversation_is_not_found(
+    stores: Stores,
+) {
+    let alice = user("alice");
+    let mallory = user("mallory");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    ok(
+        stores
+            .prompts
+            .create_prompt(&alice, &new_prompt(p.id, "secret instructions", true))
+            .await,
+        "create_prompt",
+    );
+    not_found(
+        stores.prompts.conversation_prompt(&mallory, c.id).await,
+        "conversation_prompt of another owner's conversation",
+    );
+    not_found(
+        stores
+            .prompts
+            .conversation_prompt(&alice, ConversationId::new())
+            .await,
+        "conversation_prompt of a missing conversation",
     );
 }
