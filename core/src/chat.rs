@@ -185,7 +185,7 @@ impl ChatService {
         let stale_before = started - self.settings.reply_lease;
         if let Err(retry_after) = self.limiter.try_acquire(owner) {
             // The rare path: a missing conversation (404) or a conflict (409) is reported
-            // before the rate limit (429), and an refused send is not charged.
+            // before the rate limit (429), and a refused send is not charged.
             self.history
                 .check_turn(
                     owner,

@@ -30,9 +30,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::error::StoreError;
-use confab_core::ids::{ConversationId, UserId};
-use confab_core::model::Message;
-use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream};
+use confab_core::ids::{ConversationId, ProjectId, PromptId, UserId};
+use confab_core::model::{Message, NewPrompt, Prompt};
+use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream, PromptStore};
 use confab_memory::{
     EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm, TokenBucketLimiter,
 };
@@ -76,6 +76,7 @@ pub struct AppOptions {
     settings: Vec<(String, String)>,
     auth: Option<Arc<dyn AuthVerifier>>,
     dev_tokens: Option<Arc<dyn DevTokens>>,
+    prompt_delay: Option<Duration>,
 }
 
 impl AppOptions {
@@ -131,6 +132,14 @@ impl AppOptions {
         self
     }
 
+    /// Each send's read of the conversation's prompt takes `delay` (it runs beside the turn's
+    /// transaction: the turn is stored while it waits).
+    #[must_use]
+    pub fn slow_prompt_reads(mut self, delay: Duration) -> Self {
+        self.prompt_delay = Some(delay);
+        self
+    }
+
     /// Composes the server and starts it on `127.0.0.1:0` with one worker.
     pub async fn spawn(self) -> TestApp {
         let settings = Settings::from_sources(&Sources::from_pairs(
@@ -144,7 +153,13 @@ impl AppOptions {
             .unwrap_or_else(|| Arc::new(EchoLlm::new(Duration::ZERO)));
         let adapters = Adapters {
             projects: Arc::new(store.clone()),
-            prompts: Arc::new(store.clone()),
+            prompts: match self.prompt_delay {
+                Some(delay) => Arc::new(SlowPrompts {
+                    inner: store.clone(),
+                    delay,
+                }),
+                None => Arc::new(store.clone()),
+            },
             history: Arc::new(store.clone()),
             files: Arc::new(store.clone()),
             blobs: Arc::new(blobs.clone()),
@@ -176,6 +191,63 @@ impl AppOptions {
             client,
             server: Some(server),
         }
+    }
+}
+
+/// `MemoryStore`'s prompts, with a slow `conversation_prompt`.
+struct SlowPrompts {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl PromptStore for SlowPrompts {
+    async fn create_prompt(
+        &self,
+        owner: &UserId,
+        prompt: &NewPrompt,
+    ) -> Result<Prompt, StoreError> {
+        self.inner.create_prompt(owner, prompt).await
+    }
+
+    async fn list_prompts(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        self.inner
+            .list_prompts(owner, project_id, before_version, limit)
+            .await
+    }
+
+    async fn active_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        self.inner.active_prompt(owner, project_id).await
+    }
+
+    async fn conversation_prompt(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.conversation_prompt(owner, conversation_id).await
+    }
+
+    async fn activate_prompt(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        prompt_id: PromptId,
+    ) -> Result<Prompt, StoreError> {
+        self.inner
+            .activate_prompt(owner, project_id, prompt_id)
+            .await
     }
 }
 

@@ -34,7 +34,7 @@ pub struct ProviderConfig {
     /// needs for HTTP/2 (h2c): then every reply streams over one shared connection instead
     /// of a connection each. Only for servers that speak HTTP/2 without TLS; an `https://`
     /// provider that offers HTTP/2 is spoken to in HTTP/2 anyway (negotiated in the TLS
-    /// handshake). Default false.
+    /// handshake), so the option is ignored for one. Default false.
     pub http2_prior_knowledge: bool,
 }
 

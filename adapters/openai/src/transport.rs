@@ -86,7 +86,9 @@ impl Transport {
             .connect_timeout(config.provider.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")));
-        if config.provider.http2_prior_knowledge {
+        // Over TLS the protocol is negotiated (ALPN), and forcing HTTP/2 there would only break
+        // a server that speaks HTTP/1.1: the option is for cleartext base URLs.
+        if config.provider.http2_prior_knowledge && config.base_url.starts_with("http://") {
             client = client.http2_prior_knowledge();
         }
         let client = client

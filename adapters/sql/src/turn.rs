@@ -30,6 +30,9 @@ const STREAMING: &str = MessageStatus::Streaming.as_str();
 /// The reads of a turn, in the order they must run: the owner's conversation (to be locked),
 /// the update that fails its stale `streaming` replies, whether a `streaming` reply remains
 /// and whether the client id was used, and the newest `$limit` messages (newest first).
+/// Every statement about messages is scoped to the owner's conversation by itself: they run
+/// before the answer to the first is known, and must neither touch nor read another owner's
+/// messages (nor take longer for an id that exists than for one that does not).
 macro_rules! turn_reads {
     ($owner:expr, $conversation:expr, $client_id:expr, $stale_before:expr, $limit:expr) => {{
         use diesel::dsl::exists;
@@ -38,18 +41,27 @@ macro_rules! turn_reads {
         use crate::schema::{conversations, messages};
 
         let conversation: DbId = $conversation;
+        let owner: &str = $owner;
         let client_id: Option<DbId> = $client_id;
+        let owned = move || {
+            exists(
+                conversations::table
+                    .filter(conversations::id.eq(conversation))
+                    .filter(conversations::owner_id.eq(owner)),
+            )
+        };
         (
             conversations::table
                 .filter(conversations::id.eq(conversation))
-                .filter(conversations::owner_id.eq($owner))
+                .filter(conversations::owner_id.eq(owner))
                 .select(conversations::id),
             Cached(
                 diesel::update(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation))
                         .filter(messages::status.eq(STREAMING))
-                        .filter(messages::touched_at.lt($stale_before)),
+                        .filter(messages::touched_at.lt($stale_before))
+                        .filter(owned()),
                 )
                 .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED))),
             ),
@@ -58,16 +70,19 @@ macro_rules! turn_reads {
                 exists(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation))
-                        .filter(messages::status.eq(STREAMING)),
+                        .filter(messages::status.eq(STREAMING))
+                        .filter(owned()),
                 ),
                 exists(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation))
-                        .filter(messages::client_message_id.eq(client_id)),
+                        .filter(messages::client_message_id.eq(client_id))
+                        .filter(owned()),
                 ),
             )),
             messages::table
                 .filter(messages::conversation_id.eq(conversation))
+                .filter(owned())
                 .select(MessageRow::as_select())
                 .order(messages::id.desc())
                 .limit(i64::from($limit)),
@@ -142,9 +157,10 @@ pub(crate) mod pg {
         history_limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         same_conversation(user, reply)?;
-        let rows = retry_tx!(c.transaction(
-            async |c: &mut AsyncPgConnection| -> Result<Vec<MessageRow>, TxError> {
-                // Shared references pipeline: each future is sent as soon as it is made.
+        retry_tx!(c.transaction(
+            async |c: &mut AsyncPgConnection| -> Result<Vec<Message>, TxError> {
+                // Shared references pipeline: each statement is sent when its future is first
+                // polled, in `try_join!`'s order, without waiting for the one before.
                 let mut pipe: &AsyncPgConnection = c;
                 let (conversation, stale, conflicts, recent) = turn_reads!(
                     owner.as_str(),
@@ -164,10 +180,10 @@ pub(crate) mod pg {
                 let (insert, bump) =
                     turn_writes!(rows, user.conversation_id.db(), user.created_at.db());
                 try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
-                Ok(recent)
+                // Read inside the transaction: a row that cannot be read stores nothing.
+                Ok(history(recent)?)
             }
-        ))?;
-        history(rows)
+        ))
     }
 }
 
@@ -209,7 +225,7 @@ pub(crate) mod sqlite {
         history_limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         same_conversation(user, reply)?;
-        let rows = retry_tx!(c.immediate_transaction_in_one_hop({
+        retry_tx!(c.immediate_transaction_in_one_hop({
             let (owner, user, reply) = (owner.clone(), user.clone(), reply.clone());
             move |c: &mut SqliteConnection| {
                 let (conversation, stale, conflicts, recent) = turn_reads!(
@@ -219,19 +235,20 @@ pub(crate) mod sqlite {
                     stale_before.db(),
                     history_limit
                 );
-                let found = conversation.load::<DbId>(c)?;
+                // One statement at a time here, so the ownership check can come first.
+                decide(!conversation.load::<DbId>(c)?.is_empty(), false, false)?;
                 stale.execute(c)?;
                 let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
                 let recent = recent.load::<MessageRow>(c)?;
-                decide(!found.is_empty(), busy, used)?;
+                decide(true, busy, used)?;
                 let rows = [NewMessageRow::new(&user), NewMessageRow::new(&reply)];
                 let (insert, bump) =
                     turn_writes!(rows, user.conversation_id.db(), user.created_at.db());
                 insert.execute(c)?;
                 bump.execute(c)?;
-                Ok(recent)
+                // Read inside the transaction: a row that cannot be read stores nothing.
+                Ok(history(recent)?)
             }
-        }))?;
-        history(rows)
+        }))
     }
 }

@@ -34,7 +34,7 @@ impl Backend {
 pub enum Upstream {
     /// HTTP/1.1: one connection per stream (most local OpenAI-compatible servers).
     Http1,
-    /// HTTP/2 with prior knowledge (`OPENAI_HTTP2_PRIOR_KNOWLEDGE=1`): all streams share one
+    /// HTTP/2 with prior knowledge (`CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE=1`): all streams share one
     /// connection, as they do with api.openai.com, which negotiates HTTP/2 over TLS.
     Http2,
 }
@@ -154,7 +154,7 @@ impl ServerProcess {
             .env("OPENAI_API_KEY", "bench")
             .env("OPENAI_BASE_URL", launch.provider_base_url)
             .env(
-                "OPENAI_HTTP2_PRIOR_KNOWLEDGE",
+                "CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE",
                 if launch.upstream == Upstream::Http2 {
                     "1"
                 } else {

@@ -433,7 +433,7 @@ impl Settings {
                 first_byte_timeout: s.secs("CONFAB_LLM_FIRST_BYTE_TIMEOUT_SECS", 60)?,
                 idle_timeout: s.secs("CONFAB_LLM_IDLE_TIMEOUT_SECS", 60)?,
                 max_retries: s.parse("CONFAB_LLM_MAX_RETRIES", 2, "a whole number")?,
-                http2_prior_knowledge: s.flag("OPENAI_HTTP2_PRIOR_KNOWLEDGE")?,
+                http2_prior_knowledge: s.flag("CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE")?,
             }
         };
 
@@ -637,7 +637,10 @@ impl fmt::Display for Settings {
                     idle_timeout.as_secs()
                 )?;
                 writeln!(f, "CONFAB_LLM_MAX_RETRIES = {max_retries}")?;
-                writeln!(f, "OPENAI_HTTP2_PRIOR_KNOWLEDGE = {http2_prior_knowledge}")?;
+                writeln!(
+                    f,
+                    "CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE = {http2_prior_knowledge}"
+                )?;
             }
         }
         writeln!(f, "CONFAB_MODEL = {}", self.model_name())?;
@@ -748,7 +751,7 @@ mod tests {
                 ..
             }
         ));
-        let on = llm(&[("OPENAI_HTTP2_PRIOR_KNOWLEDGE", "true")]).unwrap();
+        let on = llm(&[("CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE", "true")]).unwrap();
         assert!(matches!(
             on,
             LlmSettings::OpenAi {
@@ -756,9 +759,10 @@ mod tests {
                 ..
             }
         ));
-        let err = llm(&[("OPENAI_HTTP2_PRIOR_KNOWLEDGE", "maybe")]).unwrap_err();
+        let err = llm(&[("CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE", "maybe")]).unwrap_err();
         assert!(
-            err.to_string().starts_with("OPENAI_HTTP2_PRIOR_KNOWLEDGE:"),
+            err.to_string()
+                .starts_with("CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE:"),
             "{err}"
         );
     }

@@ -77,26 +77,48 @@ pub async fn send_message(
         content: body.content,
         client_message_id: body.client_message_id,
     };
-    let events = state.chat.send(&principal, request, token.clone()).await?;
-    state
-        .metrics
-        .relay_overhead
-        .observe(started.elapsed().as_secs_f64());
-
-    let registration = state.generations.register(conversation_id, token.clone());
     let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
-    let relay = Relay {
-        events,
-        tx,
-        token,
-        timeout: state.llm_timeout,
-        metrics: Arc::clone(&state.metrics),
-        started,
-        _registration: registration,
-    };
-    state
-        .tasks
-        .spawn(relay.run().instrument(tracing::Span::current()));
+    let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
+    // The send and its relay run in a task of their own: once the turn is stored, its reply is
+    // generated and stored even when the client goes away before the answer's head (actix then
+    // drops this handler's future, which would otherwise drop the send half-way).
+    let task_state = web::Data::clone(&state);
+    state.tasks.spawn(
+        async move {
+            let state = task_state;
+            // Boxed, so that its state is freed once the send is done instead of staying in
+            // the task's for the whole reply (thousands of replies stream at once).
+            let send = Box::pin(state.chat.send(&principal, request, token.clone()));
+            let events = match send.await {
+                Ok(events) => events,
+                Err(e) => {
+                    // The handler may be gone; then nobody needs the answer.
+                    let _ = accepted_tx.send(Err(e));
+                    return;
+                }
+            };
+            state
+                .metrics
+                .relay_overhead
+                .observe(started.elapsed().as_secs_f64());
+            let registration = state.generations.register(conversation_id, token.clone());
+            let relay = Relay {
+                events,
+                tx,
+                token,
+                timeout: state.llm_timeout,
+                metrics: Arc::clone(&state.metrics),
+                started,
+                _registration: registration,
+            };
+            let _ = accepted_tx.send(Ok(()));
+            relay.run().await;
+        }
+        .instrument(tracing::Span::current()),
+    );
+    accepted
+        .await
+        .map_err(|_| ApiError::Internal("the send's task ended without an answer".to_owned()))??;
 
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

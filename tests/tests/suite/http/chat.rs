@@ -8,8 +8,11 @@ use confab_api_types as api;
 use confab_core::error::LlmError;
 use confab_core::model::{MessageStatus, Role};
 use confab_memory::{Script, ScriptedLlm};
-use confab_tests::http::{ALICE, Answer, TestApp, deltas_text, spawn_app, spawn_scripted};
+use confab_tests::http::{
+    ALICE, Answer, AppOptions, TestApp, bearer, deltas_text, eventually, spawn_app, spawn_scripted,
+};
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 /// A project and a conversation of Alice's.
@@ -247,6 +250,46 @@ async fn a_client_that_disconnects_after_the_second_delta_still_gets_the_whole_r
     let page: api::Page<api::Message> = app.list_messages(ALICE, conversation.id, "").await.ok(200);
     assert_eq!(page.items[1].content, deltas.concat());
     assert_eq!(page.items[1].status, api::MessageStatus::Complete);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_before_the_answer_still_gets_its_reply_generated_and_stored() {
+    // The prompt is read beside the turn's transaction: while it takes its time, the turn is
+    // stored and the client goes away, which makes actix drop the request's handler.
+    let app = AppOptions::new()
+        .slow_prompt_reads(Duration::from_millis(500))
+        .spawn()
+        .await;
+    let (_, conversation) = conversation(&app).await;
+    let body = r#"{"content":"are you there?"}"#;
+    let request = format!(
+        "POST /api/conversations/{}/messages HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        conversation.id,
+        app.addr,
+        bearer(ALICE),
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    eventually("the turn is stored", || async {
+        (app.stored_messages(ALICE, conversation.id).await.len() == 2).then_some(())
+    })
+    .await;
+    drop(socket);
+
+    let reply = eventually("the reply is stored finished", || async {
+        app.stored_messages(ALICE, conversation.id)
+            .await
+            .into_iter()
+            .find(|m| m.role == Role::Assistant && m.status != MessageStatus::Streaming)
+    })
+    .await;
+    assert_eq!(reply.status, MessageStatus::Complete, "{reply:?}");
+    assert!(
+        !reply.content.is_empty(),
+        "the echo model's reply was stored"
+    );
 }
 
 #[tokio::test]

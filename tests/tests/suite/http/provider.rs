@@ -133,7 +133,7 @@ async fn openai_http2_prior_knowledge_in_the_settings_makes_the_composed_adapter
             ("CONFAB_LLM", "openai"),
             ("OPENAI_API_KEY", "sk-e2e-secret"),
             ("OPENAI_BASE_URL", base_url.as_str()),
-            ("OPENAI_HTTP2_PRIOR_KNOWLEDGE", flag),
+            ("CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE", flag),
             ("CONFAB_MODEL", "fake-model"),
             ("DATABASE_URL", "memory:"),
             ("CONFAB_FILES_URL", "memory:"),
@@ -162,7 +162,7 @@ async fn openai_http2_prior_knowledge_in_the_settings_makes_the_composed_adapter
         let last = provider.requests().pop().expect("a request");
         assert_eq!(
             last.protocol, protocol,
-            "OPENAI_HTTP2_PRIOR_KNOWLEDGE={flag}"
+            "CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE={flag}"
         );
     }
 }
