@@ -46,6 +46,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The keep-alive comment.
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
+/// How long the relay waits for a client that has stopped reading (its socket's buffers and
+/// the channel are full) before it lets the client go.
+const SLOW_CLIENT: Duration = Duration::from_secs(10);
+
 /// How many encoded events may wait for a slow client before the relay waits for it. Memory
 /// does not depend on it: an empty channel holds no slots.
 const RELAY_CAPACITY: usize = 32;
@@ -248,11 +252,24 @@ impl Relay {
                     }
                 }
             };
-            let sent = match futures::future::poll_fn(|cx| self.tx.poll_ready(cx)).await {
-                Ok(()) => self.tx.start_send(frame),
-                Err(closed) => Err(closed),
+            // A client that stops reading fills its socket's buffers and then this channel;
+            // waiting for it longer than `SLOW_CLIENT` would hold up the generation (and, over a
+            // shared HTTP/2 upstream, other replies): it is let go, its stream ends, and the
+            // reply is generated and stored as for a client that went away.
+            let ready = futures::future::poll_fn(|cx| self.tx.poll_ready(cx));
+            let sent = match tokio::time::timeout(SLOW_CLIENT, ready).await {
+                Ok(Ok(())) => self.tx.start_send(frame).is_ok(),
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    tracing::warn!(
+                        waited_secs = SLOW_CLIENT.as_secs(),
+                        "a client stopped reading its stream; it is let go"
+                    );
+                    self.tx.close_channel();
+                    false
+                }
             };
-            if sent.is_err() {
+            if !sent {
                 tracing::info!("the client went away; the reply is still generated and stored");
                 client_gone = true;
             }

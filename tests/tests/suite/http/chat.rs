@@ -293,6 +293,40 @@ async fn a_client_that_goes_away_before_the_answer_still_gets_its_reply_generate
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_and_the_reply_is_still_stored_whole() {
+    // About 24 MB of deltas: more than the sockets' buffers and the relay's channel hold, so a
+    // client that never reads holds the relay up until the server lets it go (after 10 s).
+    let piece = "x".repeat(4096);
+    let deltas = vec![piece.as_str(); 6_000];
+    let app = spawn_scripted(ScriptedLlm::replying(&deltas), &[]).await;
+    let (_, conversation) = conversation(&app).await;
+    let body = r#"{"content":"write a lot"}"#;
+    let request = format!(
+        "POST /api/conversations/{}/messages HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        conversation.id,
+        app.addr,
+        bearer(ALICE),
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // The socket stays open and unread.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let reply = eventually("the reply is stored complete", || async {
+        app.stored_messages(ALICE, conversation.id)
+            .await
+            .into_iter()
+            .find(|m| m.role == Role::Assistant && m.status == MessageStatus::Complete)
+    })
+    .await;
+    assert_eq!(reply.content.len(), deltas.len() * piece.len());
+    assert_eq!(app.scripted().streams_dropped_early(), 0);
+    drop(socket);
+}
+
+#[tokio::test]
 async fn cancel_answers_202_and_the_stream_ends_with_done_cancelled_and_the_text_so_far() {
     let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel", "lo"]), &[]).await;
     let (_, conversation) = conversation(&app).await;
