@@ -263,6 +263,8 @@ pub struct FakeConfig {
     pub fault: Option<Fault>,
     /// The fault applies to the first n requests the server receives only; `None`: to all.
     pub fault_limit: Option<usize>,
+    /// The pause between the reply's last event and the end of its body.
+    pub end_delay: Duration,
 }
 
 impl Default for FakeConfig {
@@ -284,6 +286,7 @@ impl FakeConfig {
             done_marker: true,
             fault: None,
             fault_limit: None,
+            end_delay: Duration::ZERO,
         }
     }
 
@@ -312,6 +315,14 @@ impl FakeConfig {
     #[must_use]
     pub fn with_finish(mut self, finish: Finish) -> Self {
         self.finish = finish;
+        self
+    }
+
+    /// Waits `d` after the reply's last event before ending the body (the chunked body's
+    /// terminator, or HTTP/2's end of stream), as a server that flushes it separately does.
+    #[must_use]
+    pub fn with_end_delay(mut self, d: Duration) -> Self {
+        self.end_delay = d;
         self
     }
 
@@ -928,6 +939,9 @@ async fn respond(sink: &mut Sink<'_>, request: Incoming, shared: &Shared) -> io:
     };
     match outcome {
         Ok(Ending::Clean) => {
+            if !config.end_delay.is_zero() {
+                tokio::time::sleep(config.end_delay).await;
+            }
             sink.finish().await?;
             shared.completed.fetch_add(1, Ordering::SeqCst);
             Ok(true)

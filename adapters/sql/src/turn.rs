@@ -109,12 +109,17 @@ macro_rules! turn_writes {
     }};
 }
 
-/// What the reads found, as the port's answer: the conversation must be the owner's and
-/// free, the client id unused.
-fn decide(found: bool, busy: bool, used: bool) -> Result<(), TxError> {
-    if !found {
-        return Err(StoreError::NotFound.into());
+/// `NotFound` unless the owner's conversation was found.
+fn owned(found: &[DbId]) -> Result<(), TxError> {
+    if found.is_empty() {
+        Err(StoreError::NotFound.into())
+    } else {
+        Ok(())
     }
+}
+
+/// A conflict when a reply is still streaming or the client id was used.
+fn free(busy: bool, used: bool) -> Result<(), TxError> {
     if busy {
         return Err(Conflict::ReplyInProgress.into());
     }
@@ -175,7 +180,8 @@ pub(crate) mod pg {
                     conflicts.get_result::<(bool, bool)>(&mut pipe),
                     recent.load::<MessageRow>(&mut pipe),
                 )?;
-                decide(!found.is_empty(), busy, used)?;
+                owned(&found)?;
+                free(busy, used)?;
                 let rows = [NewMessageRow::new(user), NewMessageRow::new(reply)];
                 let (insert, bump) =
                     turn_writes!(rows, user.conversation_id.db(), user.created_at.db());
@@ -236,11 +242,11 @@ pub(crate) mod sqlite {
                     history_limit
                 );
                 // One statement at a time here, so the ownership check can come first.
-                decide(!conversation.load::<DbId>(c)?.is_empty(), false, false)?;
+                owned(&conversation.load::<DbId>(c)?)?;
                 stale.execute(c)?;
                 let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
                 let recent = recent.load::<MessageRow>(c)?;
-                decide(true, busy, used)?;
+                free(busy, used)?;
                 let rows = [NewMessageRow::new(&user), NewMessageRow::new(&reply)];
                 let (insert, bump) =
                     turn_writes!(rows, user.conversation_id.db(), user.created_at.db());

@@ -811,6 +811,37 @@ async fn by_default_replies_stream_over_http_1_1_one_connection_each() {
 }
 
 #[tokio::test]
+async fn a_reply_dropped_at_its_terminal_event_leaves_its_connection_reusable() {
+    // As the chat use case does: stop reading at the completion and drop the stream, while the
+    // provider sends the end of the body a moment later. The next reply must not pay a new
+    // TCP (and, in production, TLS) handshake.
+    for api in BOTH {
+        let fake =
+            start_fake(FakeConfig::replying(&["Hi"]).with_end_delay(Duration::from_millis(50)))
+                .await;
+        let llm = adapter(api, &fake);
+        for round in 1..=3 {
+            let mut stream = llm.stream(request());
+            loop {
+                match stream.next().await {
+                    Some(Ok(LlmEvent::Completed(_))) => break,
+                    Some(Ok(LlmEvent::Delta(_))) => {}
+                    other => panic!("{api:?} round {round}: unexpected {other:?}"),
+                }
+            }
+            drop(stream);
+            // Longer than the provider's pause before the body's end.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert_eq!(
+            fake.connections_accepted(),
+            1,
+            "{api:?}: every reply after the first must reuse the pooled connection"
+        );
+    }
+}
+
+#[tokio::test]
 async fn with_http2_prior_knowledge_concurrent_replies_stream_over_one_h2c_connection() {
     for api in BOTH {
         let fake = start_fake(

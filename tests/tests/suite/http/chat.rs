@@ -16,6 +16,25 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 /// A project and a conversation of Alice's.
+/// Sends a message as Alice over a raw connection and reads nothing of the answer.
+async fn send_without_reading(
+    app: &TestApp,
+    conversation: Uuid,
+    content: &str,
+) -> tokio::net::TcpStream {
+    let body = json!({ "content": content }).to_string();
+    let request = format!(
+        "POST /api/conversations/{conversation}/messages HTTP/1.1\r\nhost: {}\r\n\
+         authorization: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        app.addr,
+        bearer(ALICE),
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket
+}
+
 async fn conversation(app: &TestApp) -> (api::Project, api::Conversation) {
     let project = app.new_project(ALICE, "Chat").await;
     let conversation = app.new_conversation(ALICE, project.id).await;
@@ -261,17 +280,7 @@ async fn a_client_that_goes_away_before_the_answer_still_gets_its_reply_generate
         .spawn()
         .await;
     let (_, conversation) = conversation(&app).await;
-    let body = r#"{"content":"are you there?"}"#;
-    let request = format!(
-        "POST /api/conversations/{}/messages HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        conversation.id,
-        app.addr,
-        bearer(ALICE),
-        body.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    socket.write_all(request.as_bytes()).await.unwrap();
+    let socket = send_without_reading(&app, conversation.id, "are you there?").await;
     eventually("the turn is stored", || async {
         (app.stored_messages(ALICE, conversation.id).await.len() == 2).then_some(())
     })
@@ -300,17 +309,7 @@ async fn a_client_that_stops_reading_is_let_go_and_the_reply_is_still_stored_who
     let deltas = vec![piece.as_str(); 6_000];
     let app = spawn_scripted(ScriptedLlm::replying(&deltas), &[]).await;
     let (_, conversation) = conversation(&app).await;
-    let body = r#"{"content":"write a lot"}"#;
-    let request = format!(
-        "POST /api/conversations/{}/messages HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        conversation.id,
-        app.addr,
-        bearer(ALICE),
-        body.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    socket.write_all(request.as_bytes()).await.unwrap();
+    let socket = send_without_reading(&app, conversation.id, "write a lot").await;
     // The socket stays open and unread.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
