@@ -12,6 +12,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use thread_local::ThreadLocal;
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
@@ -44,9 +45,16 @@ impl fmt::Display for BodyError {
     }
 }
 
-/// The HTTP client, the prepared `Authorization` header and the network settings.
+/// The HTTP clients, the prepared `Authorization` header and the network settings.
 pub(crate) struct Transport {
-    client: reqwest::Client,
+    /// One client (connection pool) per thread that calls the provider. A connection's I/O
+    /// runs as a task on the runtime that opened it: with one pool for the process, a reply
+    /// streamed by one actix worker over a connection another worker had opened crossed
+    /// threads at every delta (a wake-up of the other thread, then one back), and waited
+    /// whenever that worker was busy. Each thread's own connections keep the provider's bytes,
+    /// the relay and the browser's connection on one thread.
+    clients: ThreadLocal<reqwest::Client>,
+    client_settings: ClientSettings,
     authorization: Option<HeaderValue>,
     api_key: SecretString,
     settings: ProviderConfig,
@@ -61,6 +69,26 @@ impl fmt::Debug for Transport {
             )
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a provider client is built from, on each thread that needs one.
+#[derive(Debug)]
+struct ClientSettings {
+    connect_timeout: Duration,
+    http2_prior_knowledge: bool,
+}
+
+impl ClientSettings {
+    fn build(&self) -> reqwest::Result<reqwest::Client> {
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")));
+        if self.http2_prior_knowledge {
+            client = client.http2_prior_knowledge();
+        }
+        client.build()
     }
 }
 
@@ -82,24 +110,33 @@ impl Transport {
             value.set_sensitive(true);
             Some(value)
         };
-        let mut client = reqwest::Client::builder()
-            .connect_timeout(config.provider.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")));
-        // Over TLS the protocol is negotiated (ALPN), and forcing HTTP/2 there would only break
-        // a server that speaks HTTP/1.1: the option is for cleartext base URLs.
-        if config.provider.http2_prior_knowledge && config.base_url.starts_with("http://") {
-            client = client.http2_prior_knowledge();
-        }
-        let client = client
+        let client_settings = ClientSettings {
+            connect_timeout: config.provider.connect_timeout,
+            // Over TLS the protocol is negotiated (ALPN), and forcing HTTP/2 there would only
+            // break a server that speaks HTTP/1.1: the option is for cleartext base URLs.
+            http2_prior_knowledge: config.provider.http2_prior_knowledge
+                && config.base_url.starts_with("http://"),
+        };
+        // Built once here so that a setting the client refuses stops the start.
+        let client = client_settings
             .build()
             .map_err(|e| ConfigError::Client(error_chain(&e)))?;
+        let clients = ThreadLocal::new();
+        clients.get_or(|| client);
         Ok(Self {
-            client,
+            clients,
+            client_settings,
             authorization,
             api_key: config.api_key.clone(),
             settings: config.provider.clone(),
         })
+    }
+
+    /// The calling thread's client.
+    fn client(&self) -> Result<&reqwest::Client, LlmError> {
+        self.clients
+            .get_or_try(|| self.client_settings.build())
+            .map_err(|e| LlmError::Unavailable(error_chain(&e)))
     }
 
     /// POSTs `body` to `url` and returns the answer's event stream. Retries connect errors
@@ -113,7 +150,7 @@ impl Transport {
         loop {
             let deadline = Instant::now() + self.settings.first_byte_timeout;
             let mut request = self
-                .client
+                .client()?
                 .post(url.clone())
                 .header(ACCEPT, "text/event-stream")
                 .json(body);

@@ -14,6 +14,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+use thread_local::ThreadLocal;
 
 use crate::error::SqlError;
 
@@ -35,8 +36,12 @@ const MIGRATION_LOCK_KEY: i64 = 0x0c0f_ab00;
 /// Settings of the connection pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
-    /// The most connections open at once (`sqlite::memory:` always uses one).
+    /// The most connections open at once (`sqlite::memory:` always uses one). PostgreSQL
+    /// splits them among `threads` (see [`ThreadPools`]).
     pub max_size: usize,
+    /// How many threads serve requests (the server's workers). PostgreSQL keeps a pool per
+    /// thread of `max_size / threads` connections (at least one).
+    pub threads: usize,
     /// How long opening one connection may take.
     pub connect_timeout: Duration,
     /// How long a request waits for a free connection before it fails as `Unavailable`.
@@ -47,6 +52,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 10,
+            threads: 1,
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(10),
         }
@@ -111,10 +117,45 @@ pub(crate) fn memory_database_name() -> String {
     format!("file:/confab-{}?vfs=memdb", uuid::Uuid::now_v7().simple())
 }
 
-pub(crate) fn postgres_pool(
-    url: &str,
-    opts: &PoolOptions,
-) -> Result<Pool<AsyncPgConnection>, SqlError> {
+/// One PostgreSQL pool per thread that uses the store, each opened on first use.
+///
+/// A connection's I/O runs as a task on the runtime that opened it. With one pool for the
+/// process, a request on one actix worker got connections opened by the other worker (or by
+/// the startup runtime), and each round trip crossed threads twice: the query to the thread
+/// that writes it to the socket, the answer back — two wake-ups, on a VM each as slow as the
+/// database's own reply (docs/benchmarks.md). A thread's own pool keeps a query, its
+/// connection's I/O and the request on one thread. It also means a thread whose runtime is
+/// gone (a restarted worker) never hands its dead connections to another.
+pub(crate) struct ThreadPools {
+    pools: ThreadLocal<Pool<AsyncPgConnection>>,
+    url: String,
+    opts: PoolOptions,
+}
+
+impl ThreadPools {
+    pub(crate) fn new(url: String, opts: &PoolOptions) -> Self {
+        let mut opts = opts.clone();
+        opts.max_size = (opts.max_size / opts.threads.max(1)).max(1);
+        Self {
+            pools: ThreadLocal::new(),
+            url,
+            opts,
+        }
+    }
+
+    /// The calling thread's pool.
+    pub(crate) fn get(&self) -> Result<&Pool<AsyncPgConnection>, SqlError> {
+        self.pools
+            .get_or_try(|| postgres_pool(&self.url, &self.opts))
+    }
+
+    /// The connection URL (it holds the password: never logged, never in an error).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+fn postgres_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection>, SqlError> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);

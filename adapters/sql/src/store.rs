@@ -11,11 +11,10 @@ use confab_core::model::{
 };
 use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use diesel::SqliteConnection;
-use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
-use crate::connect::{self, PoolOptions, SqliteConn, Target};
+use crate::connect::{self, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
 use crate::queries;
@@ -35,11 +34,8 @@ struct Inner {
 }
 
 enum Backend {
-    Postgres {
-        pool: Pool<AsyncPgConnection>,
-        /// Holds the password: never logged, never in an error.
-        url: String,
-    },
+    /// Boxed: a `ThreadLocal` is a few hundred bytes of bucket pointers.
+    Postgres(Box<ThreadPools>),
     Sqlite {
         pool: Pool<SqliteConn>,
         url: String,
@@ -75,7 +71,10 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 macro_rules! on_conn {
     ($store:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
         match &$store.inner.backend {
-            Backend::Postgres { pool, .. } => {
+            Backend::Postgres(pools) => {
+                let pool = pools
+                    .get()
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 queries::pg::$op(&mut conn, $($arg),*).await
             }
@@ -110,9 +109,9 @@ impl SqlStore {
     pub async fn open(url: &str, opts: PoolOptions) -> Result<Self, SqlError> {
         let backend = match Target::parse(url)? {
             Target::Postgres(url) => {
-                let pool = connect::postgres_pool(&url, &opts)?;
-                connect::check(&pool).await?;
-                Backend::Postgres { pool, url }
+                let pools = ThreadPools::new(url, &opts);
+                connect::check(pools.get()?).await?;
+                Backend::Postgres(Box::new(pools))
             }
             Target::SqliteFile(path) => {
                 connect::create_parent(&path)?;
@@ -154,7 +153,7 @@ impl SqlStore {
     /// `Connect` when the database cannot be reached, `Migration` when a migration fails.
     pub async fn run_migrations(&self) -> Result<(), SqlError> {
         match &self.inner.backend {
-            Backend::Postgres { url, .. } => connect::migrate_postgres(url).await,
+            Backend::Postgres(pools) => connect::migrate_postgres(pools.url()).await,
             Backend::Sqlite { url, keeper, .. } => {
                 connect::migrate_sqlite(url, keeper.clone()).await
             }
@@ -165,7 +164,7 @@ impl SqlStore {
     #[must_use]
     pub fn backend(&self) -> &'static str {
         match self.inner.backend {
-            Backend::Postgres { .. } => "postgres",
+            Backend::Postgres(_) => "postgres",
             Backend::Sqlite { .. } => "sqlite",
         }
     }

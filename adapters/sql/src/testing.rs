@@ -25,6 +25,7 @@ pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/
 pub fn test_pool_options() -> PoolOptions {
     PoolOptions {
         max_size: 8,
+        threads: 1,
         connect_timeout: Duration::from_secs(5),
         wait_timeout: Duration::from_secs(30),
     }

@@ -311,6 +311,7 @@ async fn postgres_calls_answer_unavailable_when_the_database_goes_away_and_recov
         max_size: 2,
         connect_timeout: Duration::from_secs(2),
         wait_timeout: Duration::from_secs(2),
+        ..PoolOptions::default()
     };
     let store = connect(&relayed, options).await.unwrap();
     assert_eq!(store.backend(), "postgres");
@@ -401,4 +402,47 @@ async fn postgres_lets_one_of_many_concurrent_turns_start() {
         return;
     };
     two_processes_take_turns(database).await;
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A PostgreSQL connection's I/O is a task on the runtime that opened it, and each actix
+/// worker is a thread with a runtime of its own. Each thread that uses the store gets
+/// connections of its own, so a query never waits on another thread's runtime: not for the
+/// two wake-ups of every round trip, and not at all when that thread is busy. Here the
+/// runtime that opened the store (and its first connection) is not running while another
+/// thread uses the store; with one pool for all threads that thread's query waited forever.
+#[test]
+fn a_thread_never_waits_on_connections_opened_by_another() {
+    let setup = current_thread_runtime();
+    let Some(database) = setup.block_on(testing::postgres_database()) else {
+        return;
+    };
+    // Opening checks a connection: it is idle in a pool now, its I/O task on `setup`, which
+    // runs tasks only inside `block_on`.
+    let store = setup.block_on(database.store());
+
+    let worker = std::thread::spawn(move || {
+        current_thread_runtime().block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                let owner = owner();
+                let project = project(&owner);
+                store.ping().await?;
+                store.insert_project(&project).await?;
+                store.get_project(&owner, project.id).await
+            })
+            .await
+        })
+    });
+    match worker.join().unwrap() {
+        Ok(Ok(read)) => assert_eq!(read.name, "Support bot"),
+        Ok(Err(e)) => panic!("the worker thread's queries failed: {e:?}"),
+        Err(_) => panic!("the worker thread's queries waited on the other thread's runtime"),
+    }
+    drop(setup);
 }

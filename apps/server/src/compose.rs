@@ -42,6 +42,7 @@ impl DevTokens for DevAuth {
 fn pool_options(settings: &Settings) -> PoolOptions {
     PoolOptions {
         max_size: settings.db_pool_size,
+        threads: settings.workers,
         connect_timeout: settings.db_connect_timeout,
         wait_timeout: settings.db_wait_timeout,
     }

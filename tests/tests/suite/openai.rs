@@ -810,6 +810,78 @@ async fn by_default_replies_stream_over_http_1_1_one_connection_each() {
     }
 }
 
+/// One reply on a thread of its own with a runtime of its own, like an actix worker, which
+/// then runs a moment longer (the connection goes back to its pool once the body's end is
+/// read) and stays, idle, with the thread. `None` when the reply took over 5 s.
+fn reply_on_thread(
+    llm: &Arc<dyn LlmStream>,
+    runtime: &tokio::runtime::Runtime,
+) -> Option<Vec<String>> {
+    runtime.block_on(async {
+        let reply = tokio::time::timeout(Duration::from_secs(5), read(llm, request())).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reply.ok().map(|outcome| outcome.deltas)
+    })
+}
+
+#[tokio::test]
+async fn each_thread_streams_over_connections_of_its_own() {
+    // A connection's I/O runs on the runtime that opened it: shared between threads, each
+    // delta would cross to the opener's thread and back. The first thread's runtime is idle
+    // (like a busy worker) while the second streams, over a connection of its own.
+    for api in BOTH {
+        let fake = start_fake(FakeConfig::replying(&["a", "b"])).await;
+        let llm = adapter(api, &fake);
+        let (first_done, first_idle) = tokio::sync::oneshot::channel();
+        let (go_on, again) = std::sync::mpsc::channel::<()>();
+        let first = std::thread::spawn({
+            let llm = Arc::clone(&llm);
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let once = reply_on_thread(&llm, &runtime);
+                let _ = first_done.send(once);
+                again.recv().unwrap();
+                reply_on_thread(&llm, &runtime)
+            }
+        });
+        let once = first_idle.await.unwrap();
+        assert_eq!(once.as_deref(), Some(&["a", "b"].map(String::from)[..]));
+
+        let (second_done, second_reply) = tokio::sync::oneshot::channel();
+        std::thread::spawn({
+            let llm = Arc::clone(&llm);
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let _ = second_done.send(reply_on_thread(&llm, &runtime));
+            }
+        });
+        let second = second_reply.await.unwrap();
+        assert_eq!(second.map(|d| d.concat()).as_deref(), Some("ab"), "{api:?}");
+        assert_eq!(
+            fake.connections_accepted(),
+            2,
+            "{api:?}: the second thread opens a connection of its own"
+        );
+
+        go_on.send(()).unwrap();
+        let first = tokio::task::spawn_blocking(move || first.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first.map(|d| d.concat()).as_deref(), Some("ab"), "{api:?}");
+        assert_eq!(
+            fake.connections_accepted(),
+            2,
+            "{api:?}: the first thread's second reply reuses its own connection"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_reply_dropped_at_its_terminal_event_leaves_its_connection_reusable() {
     // As the chat use case does: stop reading at the completion and drop the stream, while the
