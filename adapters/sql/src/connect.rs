@@ -96,9 +96,61 @@ fn sqlite_pragmas(file: bool) -> String {
         SQLITE_BUSY_TIMEOUT.as_millis()
     );
     if file {
-        pragmas.push_str(" PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+        // Checkpoints run in the background (`Checkpointer`); a commit only checkpoints itself
+        // past 10,000 pages (about 40 MB of log), should that ever fall behind.
+        pragmas.push_str(
+            " PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA wal_autocheckpoint = 10000;",
+        );
     }
     pragmas
+}
+
+/// How often the write-ahead log of a SQLite file is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies a SQLite file's write-ahead log into the database once a second, on a connection
+/// of its own, without blocking readers or the writer (`PASSIVE`). By default SQLite makes
+/// the commit that takes the log past 1,000 pages do it, synchronously, `fsync`s included: a
+/// send whose turn was that commit, or queued behind it, waited milliseconds (at 100 streams
+/// the p99 of the time to first delta). Stops when dropped.
+pub(crate) struct Checkpointer(tokio::task::AbortHandle);
+
+impl Checkpointer {
+    pub(crate) fn start(url: &str) -> Self {
+        let url = url.to_owned();
+        let task = tokio::spawn(async move {
+            let conn: Arc<Mutex<Option<SqliteConnection>>> = Arc::default();
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let (conn, url) = (Arc::clone(&conn), url.clone());
+                let done = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
+                    let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                    if conn.is_none() {
+                        *conn = Some(open_sqlite(&url, true)?);
+                    }
+                    if let Some(c) = conn.as_mut() {
+                        SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(PASSIVE)")
+                            .map_err(|e| SqlError::Connect(e.to_string()))?;
+                    }
+                    Ok(())
+                })
+                .await;
+                if let Ok(Err(e)) = done {
+                    tracing::warn!(error = %e, "could not checkpoint the SQLite log; will try again");
+                }
+            }
+        });
+        Self(task.abort_handle())
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Creates the folder that will hold a SQLite file.

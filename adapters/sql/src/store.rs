@@ -14,7 +14,7 @@ use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
-use crate::connect::{self, PoolOptions, SqliteConn, Target, ThreadPools};
+use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
 use crate::queries;
@@ -38,6 +38,15 @@ enum Backend {
     Postgres(Box<ThreadPools>),
     Sqlite {
         pool: Pool<SqliteConn>,
+        /// The one connection that writes to a file database. SQLite lets one connection
+        /// write at a time; one that finds the lock taken sleeps in its busy handler (1, 2,
+        /// 5, 10 ms …) and tries again, so under concurrent writes a send's turn waited
+        /// milliseconds for a lock free after microseconds. Writers now queue here, in
+        /// order, and find the lock free (only another process can still make one wait).
+        /// `None` for `sqlite::memory:`, whose pool is a single connection already.
+        writer: Option<Pool<SqliteConn>>,
+        /// Checkpoints a file's log in the background.
+        _checkpointer: Option<Checkpointer>,
         url: String,
         /// For `sqlite::memory:`: a connection outside the pool that keeps the shared
         /// in-memory database alive even when the pool replaces its connection.
@@ -66,10 +75,17 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
     Ok(store)
 }
 
-/// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool.
-/// On SQLite the operation runs in a task of its own, with owned arguments (see `detach`).
+/// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool,
+/// `read` or `write` (on SQLite a write runs on the writer connection). On SQLite the
+/// operation runs in a task of its own, with owned arguments (see `detach`).
 macro_rules! on_conn {
-    ($store:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
+    ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run $store, false, $op($($arg),*))
+    };
+    ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run $store, true, $op($($arg),*))
+    };
+    (@run $store:expr, $writes:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
         match &$store.inner.backend {
             Backend::Postgres(pools) => {
                 let pool = pools
@@ -78,8 +94,11 @@ macro_rules! on_conn {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 queries::pg::$op(&mut conn, $($arg),*).await
             }
-            Backend::Sqlite { pool, .. } => {
-                let pool = pool.clone();
+            Backend::Sqlite { pool, writer, .. } => {
+                let pool = match writer {
+                    Some(writer) if $writes => writer.clone(),
+                    _ => pool.clone(),
+                };
                 $( let $arg = Detach::detach(&$arg); )*
                 detached(async move {
                     let mut conn = pool.get().await.map_err(pool_error)?;
@@ -118,8 +137,18 @@ impl SqlStore {
                 let url = path.to_str().ok_or(SqlError::UnsupportedUrl)?.to_owned();
                 let pool = connect::sqlite_pool(&url, &opts, true)?;
                 connect::check(&pool).await?;
+                let writer = connect::sqlite_pool(
+                    &url,
+                    &PoolOptions {
+                        max_size: 1,
+                        ..opts
+                    },
+                    true,
+                )?;
                 Backend::Sqlite {
                     pool,
+                    writer: Some(writer),
+                    _checkpointer: Some(Checkpointer::start(&url)),
                     url,
                     keeper: None,
                 }
@@ -131,6 +160,8 @@ impl SqlStore {
                 connect::check(&pool).await?;
                 Backend::Sqlite {
                     pool,
+                    writer: None,
+                    _checkpointer: None,
                     url,
                     keeper: Some(keeper),
                 }
@@ -188,11 +219,11 @@ impl SqlStore {
 #[async_trait]
 impl ProjectStore for SqlStore {
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
-        on_conn!(self, insert_project(project))
+        on_conn!(self, write insert_project(project))
     }
 
     async fn get_project(&self, owner: &UserId, id: ProjectId) -> Result<Project, StoreError> {
-        on_conn!(self, get_project(owner, id))
+        on_conn!(self, read get_project(owner, id))
     }
 
     async fn list_projects(
@@ -201,7 +232,7 @@ impl ProjectStore for SqlStore {
         after: Option<ProjectId>,
         limit: u32,
     ) -> Result<Vec<Project>, StoreError> {
-        on_conn!(self, list_projects(owner, after, limit))
+        on_conn!(self, read list_projects(owner, after, limit))
     }
 
     async fn update_project(
@@ -211,7 +242,7 @@ impl ProjectStore for SqlStore {
         patch: &ProjectPatch,
         now: Timestamp,
     ) -> Result<Project, StoreError> {
-        on_conn!(self, update_project(owner, id, patch, now))
+        on_conn!(self, write update_project(owner, id, patch, now))
     }
 
     async fn delete_project(
@@ -219,11 +250,11 @@ impl ProjectStore for SqlStore {
         owner: &UserId,
         id: ProjectId,
     ) -> Result<Vec<String>, StoreError> {
-        on_conn!(self, delete_project(owner, id))
+        on_conn!(self, write delete_project(owner, id))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        on_conn!(self, ping())
+        on_conn!(self, read ping())
     }
 }
 
@@ -234,7 +265,7 @@ impl PromptStore for SqlStore {
         owner: &UserId,
         prompt: &NewPrompt,
     ) -> Result<Prompt, StoreError> {
-        on_conn!(self, create_prompt(owner, prompt))
+        on_conn!(self, write create_prompt(owner, prompt))
     }
 
     async fn list_prompts(
@@ -244,7 +275,7 @@ impl PromptStore for SqlStore {
         before_version: Option<i32>,
         limit: u32,
     ) -> Result<Vec<Prompt>, StoreError> {
-        on_conn!(self, list_prompts(owner, project_id, before_version, limit))
+        on_conn!(self, read list_prompts(owner, project_id, before_version, limit))
     }
 
     async fn active_prompt(
@@ -252,7 +283,7 @@ impl PromptStore for SqlStore {
         owner: &UserId,
         project_id: ProjectId,
     ) -> Result<Option<Prompt>, StoreError> {
-        on_conn!(self, active_prompt(owner, project_id))
+        on_conn!(self, read active_prompt(owner, project_id))
     }
 
     async fn conversation_prompt(
@@ -260,7 +291,7 @@ impl PromptStore for SqlStore {
         owner: &UserId,
         conversation_id: ConversationId,
     ) -> Result<Option<Prompt>, StoreError> {
-        on_conn!(self, conversation_prompt(owner, conversation_id))
+        on_conn!(self, read conversation_prompt(owner, conversation_id))
     }
 
     async fn activate_prompt(
@@ -269,14 +300,14 @@ impl PromptStore for SqlStore {
         project_id: ProjectId,
         prompt_id: PromptId,
     ) -> Result<Prompt, StoreError> {
-        on_conn!(self, activate_prompt(owner, project_id, prompt_id))
+        on_conn!(self, write activate_prompt(owner, project_id, prompt_id))
     }
 }
 
 #[async_trait]
 impl ChatHistory for SqlStore {
     async fn insert_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
-        on_conn!(self, insert_conversation(conversation))
+        on_conn!(self, write insert_conversation(conversation))
     }
 
     async fn get_conversation(
@@ -284,7 +315,7 @@ impl ChatHistory for SqlStore {
         owner: &UserId,
         id: ConversationId,
     ) -> Result<Conversation, StoreError> {
-        on_conn!(self, get_conversation(owner, id))
+        on_conn!(self, read get_conversation(owner, id))
     }
 
     async fn list_conversations(
@@ -294,7 +325,7 @@ impl ChatHistory for SqlStore {
         after: Option<(Timestamp, ConversationId)>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
-        on_conn!(self, list_conversations(owner, project_id, after, limit))
+        on_conn!(self, read list_conversations(owner, project_id, after, limit))
     }
 
     async fn rename_conversation(
@@ -304,7 +335,7 @@ impl ChatHistory for SqlStore {
         title: Option<String>,
         now: Timestamp,
     ) -> Result<Conversation, StoreError> {
-        on_conn!(self, rename_conversation(owner, id, title, now))
+        on_conn!(self, write rename_conversation(owner, id, title, now))
     }
 
     async fn delete_conversation(
@@ -312,7 +343,7 @@ impl ChatHistory for SqlStore {
         owner: &UserId,
         id: ConversationId,
     ) -> Result<(), StoreError> {
-        on_conn!(self, delete_conversation(owner, id))
+        on_conn!(self, write delete_conversation(owner, id))
     }
 
     async fn list_messages(
@@ -322,7 +353,7 @@ impl ChatHistory for SqlStore {
         after: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        on_conn!(self, list_messages(owner, conversation_id, after, limit))
+        on_conn!(self, read list_messages(owner, conversation_id, after, limit))
     }
 
     async fn check_turn(
@@ -334,7 +365,7 @@ impl ChatHistory for SqlStore {
     ) -> Result<(), StoreError> {
         on_conn!(
             self,
-            check_turn(owner, conversation_id, client_message_id, stale_before)
+            read check_turn(owner, conversation_id, client_message_id, stale_before)
         )
     }
 
@@ -348,7 +379,7 @@ impl ChatHistory for SqlStore {
     ) -> Result<Vec<Message>, StoreError> {
         on_conn!(
             self,
-            begin_turn(owner, user, reply, stale_before, history_limit)
+            write begin_turn(owner, user, reply, stale_before, history_limit)
         )
     }
 
@@ -358,26 +389,26 @@ impl ChatHistory for SqlStore {
         content: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        on_conn!(self, touch_reply(id, content, now))
+        on_conn!(self, write touch_reply(id, content, now))
     }
 
     async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
-        on_conn!(self, finish_reply(reply, now))
+        on_conn!(self, write finish_reply(reply, now))
     }
 
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
-        on_conn!(self, fail_stale_replies(stale_before))
+        on_conn!(self, write fail_stale_replies(stale_before))
     }
 }
 
 #[async_trait]
 impl FileStore for SqlStore {
     async fn insert_file(&self, file: &FileMeta) -> Result<(), StoreError> {
-        on_conn!(self, insert_file(file))
+        on_conn!(self, write insert_file(file))
     }
 
     async fn get_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
-        on_conn!(self, get_file(owner, id))
+        on_conn!(self, read get_file(owner, id))
     }
 
     async fn list_files(
@@ -387,10 +418,10 @@ impl FileStore for SqlStore {
         after: Option<FileId>,
         limit: u32,
     ) -> Result<Vec<FileMeta>, StoreError> {
-        on_conn!(self, list_files(owner, project_id, after, limit))
+        on_conn!(self, read list_files(owner, project_id, after, limit))
     }
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
-        on_conn!(self, delete_file(owner, id))
+        on_conn!(self, write delete_file(owner, id))
     }
 }

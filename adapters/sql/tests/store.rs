@@ -222,12 +222,12 @@ async fn a_write_whose_caller_goes_away_still_completes_and_leaves_the_pool_usab
     );
     other.batch_execute("COMMIT").unwrap();
 
-    // The pool's only connection finishes the abandoned write, then serves the next caller.
+    // The writer connection finishes the abandoned write, then serves the next writer.
+    store.insert_project(&project(&owner)).await.unwrap();
     assert_eq!(
         store.get_project(&owner, abandoned.id).await.unwrap(),
         abandoned
     );
-    store.insert_project(&project(&owner)).await.unwrap();
     assert_eq!(
         store.list_projects(&owner, None, 10).await.unwrap().len(),
         2
@@ -445,4 +445,35 @@ fn a_thread_never_waits_on_connections_opened_by_another() {
         Err(_) => panic!("the worker thread's queries waited on the other thread's runtime"),
     }
     drop(setup);
+}
+
+/// A SQLite file's write-ahead log is copied into the database by a background task, not by
+/// whichever commit takes the log past SQLite's threshold (that commit, and every send queued
+/// behind it, waited for the copy and its `fsync`s).
+#[tokio::test]
+async fn a_sqlite_files_log_is_checkpointed_in_the_background() {
+    let dir = temp_dir();
+    let path = dir.join("confab.db");
+    let store = connect(
+        &format!("sqlite://{}", path.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    let owner = owner();
+    for _ in 0..100 {
+        store.insert_project(&project(&owner)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file never grew: its log was not checkpointed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
 }
