@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod client;
+mod floor;
 mod load;
 mod procfs;
 mod report;
@@ -226,7 +227,17 @@ impl Run<'_> {
                 Database::postgres(url).await?
             }
         };
-        let outcome = self.on(backend, &database, client).await;
+        let floor = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                eprintln!("PostgreSQL: measuring its own latency (floor)");
+                floor::postgres(&database.url).await?
+            }
+        };
+        let outcome = self.on(backend, &database, client).await.map(|mut report| {
+            report.postgres_floor = floor;
+            report
+        });
         database.remove().await?;
         outcome
     }
@@ -362,6 +373,7 @@ impl Run<'_> {
             start_to_ready_existing_ms,
             levels,
             holds,
+            postgres_floor: None,
         })
     }
 }
@@ -411,6 +423,10 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     };
     let load = wait_for_quiet(args.max_load, args.load_wait_minutes).await;
     eprintln!("measuring at a 1-minute load of {load:?}");
+    eprintln!("measuring the machine's wake-up latency (floor)");
+    let wake_up = tokio::task::spawn_blocking(floor::wake_up)
+        .await
+        .map_err(|e| BenchError::Setup(format!("the wake-up probe failed: {e}")))??;
     let mut client = Vec::new();
     let mut backends = Vec::new();
     for backend in args.backends() {
@@ -420,6 +436,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         started_at,
         machine,
         harness_open_files_limit: limit,
+        wake_up,
         client,
         backends,
     })

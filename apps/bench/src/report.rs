@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::floor::{Latency, PostgresFloor};
 use crate::load::{Hold, Level};
 use crate::procfs::Machine;
 use crate::server::Upstream;
@@ -176,6 +177,8 @@ pub struct BackendReport {
     pub levels: Vec<LevelSummary>,
     /// One per upstream protocol.
     pub holds: Vec<HoldSummary>,
+    /// PostgreSQL's own latency, measured before the server starts.
+    pub postgres_floor: Option<PostgresFloor>,
 }
 
 /// A whole run.
@@ -184,6 +187,8 @@ pub struct Report {
     pub started_at: String,
     pub machine: Machine,
     pub harness_open_files_limit: u64,
+    /// How long a sleeping thread takes to run once another wakes it.
+    pub wake_up: Option<Latency>,
     pub client: Vec<ClientAsset>,
     pub backends: Vec<BackendReport>,
 }
@@ -226,6 +231,14 @@ impl Report {
             "Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; open-file limit {}.\n",
             m.cpus, m.model, m.memory_gib, m.kernel, self.harness_open_files_limit
         );
+        if let Some(w) = self.wake_up {
+            let _ = writeln!(
+                out,
+                "The machine's floor: a thread asleep for 20 ms runs again {} (p50) / {} (p99) after another thread wakes it; a delta through the server wakes one thread more than the direct path.\n",
+                ms(f64::from(w.p50_us)),
+                ms(f64::from(w.p99_us)),
+            );
+        }
         if !self.client.is_empty() {
             let _ = writeln!(out, "| client file | bytes | gzipped (as served) |");
             let _ = writeln!(out, "|---|---:|---:|");
@@ -260,6 +273,16 @@ impl Report {
                 .map(|v| format!(", {v:.0} ms on the existing one"))
                 .unwrap_or_default()
         );
+        if let Some(f) = b.postgres_floor {
+            let _ = writeln!(
+                out,
+                "PostgreSQL alone, one client, one request every 20 ms: `SELECT 1` {} / {}; a durable write transaction sent in one round trip (`BEGIN`, a two-row insert, an update, `COMMIT`) {} / {} (p50 / p99) — the floor under a send's turn.\n",
+                ms(f64::from(f.select_one.p50_us)),
+                ms(f64::from(f.select_one.p99_us)),
+                ms(f64::from(f.write_transaction.p50_us)),
+                ms(f64::from(f.write_transaction.p99_us)),
+            );
+        }
         let _ = writeln!(
             out,
             "| N | pace | streams (each path) | added TTFD p50 | added TTFD p99 (pairs' range) | response head p50 / p99 via server | TTFD p50 / p99 via server | TTFD p50 / p99 direct | gap p99 via server / direct | added gap p99 | max gap via server | stalls | failures (server / direct) | server CPU per 1,000 deltas (kernel share) | server CPU share of one core |"
