@@ -33,6 +33,16 @@ fn project(owner: &UserId) -> Project {
     }
 }
 
+/// A store on a new SQLite file at `path`, with the default pool.
+async fn sqlite_file_store(path: &std::path::Path) -> confab_sql::SqlStore {
+    connect(
+        &format!("sqlite://{}", path.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
 fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("confab-sql-test-{}", uuid::Uuid::now_v7().simple()))
 }
@@ -76,12 +86,7 @@ async fn sqlite_memory_store_keeps_one_database_for_all_its_connections() {
 async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
     let dir = temp_dir();
     let path = dir.join("nested").join("confab.db");
-    let store = connect(
-        &format!("sqlite://{}", path.display()),
-        PoolOptions::default(),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_file_store(&path).await;
     store.ping().await.unwrap();
     assert!(path.exists());
 
@@ -103,12 +108,7 @@ async fn connect_creates_the_folder_of_a_new_sqlite_file_and_turns_on_wal() {
 async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
     let dir = temp_dir();
     let path = dir.join("confab.db");
-    let store = connect(
-        &format!("sqlite://{}", path.display()),
-        PoolOptions::default(),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_file_store(&path).await;
     let owner = owner();
     let mut project = project(&owner);
     // Whole seconds: a variable-width format would drop the fraction and sort wrongly.
@@ -144,12 +144,7 @@ async fn sqlite_stores_ids_and_timestamps_as_fixed_width_text() {
 async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itself() {
     let dir = temp_dir();
     let path = dir.join("confab.db");
-    let store = connect(
-        &format!("sqlite://{}", path.display()),
-        PoolOptions::default(),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_file_store(&path).await;
     drop(store);
     let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     raw.batch_execute("PRAGMA foreign_keys = ON").unwrap();
@@ -454,12 +449,7 @@ fn a_thread_never_waits_on_connections_opened_by_another() {
 async fn a_sqlite_files_log_is_checkpointed_in_the_background() {
     let dir = temp_dir();
     let path = dir.join("confab.db");
-    let store = connect(
-        &format!("sqlite://{}", path.display()),
-        PoolOptions::default(),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_file_store(&path).await;
     let size = || std::fs::metadata(&path).unwrap().len();
     let before = size();
     let owner = owner();

@@ -810,6 +810,14 @@ async fn by_default_replies_stream_over_http_1_1_one_connection_each() {
     }
 }
 
+/// A runtime for one thread, like an actix worker's.
+fn worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// One reply on a thread of its own with a runtime of its own, like an actix worker, which
 /// then runs a moment longer (the connection goes back to its pool once the body's end is
 /// read) and stays, idle, with the thread. `None` when the reply took over 5 s.
@@ -837,10 +845,7 @@ async fn each_thread_streams_over_connections_of_its_own() {
         let first = std::thread::spawn({
             let llm = Arc::clone(&llm);
             move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let runtime = worker_runtime();
                 let once = reply_on_thread(&llm, &runtime);
                 let _ = first_done.send(once);
                 again.recv().unwrap();
@@ -854,10 +859,7 @@ async fn each_thread_streams_over_connections_of_its_own() {
         std::thread::spawn({
             let llm = Arc::clone(&llm);
             move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let runtime = worker_runtime();
                 let _ = second_done.send(reply_on_thread(&llm, &runtime));
             }
         });
