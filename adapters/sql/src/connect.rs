@@ -123,6 +123,9 @@ impl Checkpointer {
             let conn: Arc<Mutex<Option<SqliteConnection>>> = Arc::default();
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Said once when checkpoints start failing and once when they work again, not
+            // every second in between.
+            let mut failing = false;
             loop {
                 every.tick().await;
                 let (conn, url) = (Arc::clone(&conn), url.clone());
@@ -138,8 +141,16 @@ impl Checkpointer {
                     Ok(())
                 })
                 .await;
-                if let Ok(Err(e)) = done {
-                    tracing::warn!(error = %e, "could not checkpoint the SQLite log; will try again");
+                match done {
+                    Ok(Err(e)) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not checkpoint the SQLite log; trying again each second");
+                    }
+                    Ok(Ok(())) if failing => {
+                        failing = false;
+                        tracing::info!("the SQLite log is checkpointed again");
+                    }
+                    _ => {}
                 }
             }
         });
