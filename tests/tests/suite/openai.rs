@@ -827,7 +827,7 @@ fn reply_on_thread(
 ) -> Option<Vec<String>> {
     runtime.block_on(async {
         let reply = tokio::time::timeout(Duration::from_secs(5), read(llm, request())).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         reply.ok().map(|outcome| outcome.deltas)
     })
 }
