@@ -131,14 +131,12 @@ impl Checkpointer {
                 let (conn, url) = (Arc::clone(&conn), url.clone());
                 let done = tokio::task::spawn_blocking(move || -> Result<(), SqlError> {
                     let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-                    if conn.is_none() {
-                        *conn = Some(open_sqlite(&url, true)?);
-                    }
-                    if let Some(c) = conn.as_mut() {
-                        SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(PASSIVE)")
-                            .map_err(|e| SqlError::Connect(e.to_string()))?;
-                    }
-                    Ok(())
+                    let c = match conn.as_mut() {
+                        Some(c) => c,
+                        None => conn.insert(open_sqlite(&url, true)?),
+                    };
+                    SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(PASSIVE)")
+                        .map_err(|e| SqlError::Connect(e.to_string()))
                 })
                 .await;
                 match done {

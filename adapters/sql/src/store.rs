@@ -33,20 +33,26 @@ struct Inner {
     _cleanup: Option<Box<dyn Send + Sync>>,
 }
 
+/// How a SQLite file is written.
+struct FileWrites {
+    /// The one connection that writes. SQLite lets one connection write at a time; one that
+    /// finds the lock taken sleeps in its busy handler (1, 2, 5, 10 ms …) and tries again, so
+    /// under concurrent writes a send's turn waited milliseconds for a lock free after
+    /// microseconds. Writers now queue here, in order, and find the lock free (only another
+    /// process can still make one wait).
+    writer: Pool<SqliteConn>,
+    /// Checkpoints the log in the background.
+    _checkpointer: Checkpointer,
+}
+
 enum Backend {
     /// Boxed: a `ThreadLocal` is a few hundred bytes of bucket pointers.
     Postgres(Box<ThreadPools>),
     Sqlite {
         pool: Pool<SqliteConn>,
-        /// The one connection that writes to a file database. SQLite lets one connection
-        /// write at a time; one that finds the lock taken sleeps in its busy handler (1, 2,
-        /// 5, 10 ms …) and tries again, so under concurrent writes a send's turn waited
-        /// milliseconds for a lock free after microseconds. Writers now queue here, in
-        /// order, and find the lock free (only another process can still make one wait).
-        /// `None` for `sqlite::memory:`, whose pool is a single connection already.
-        writer: Option<Pool<SqliteConn>>,
-        /// Checkpoints a file's log in the background.
-        _checkpointer: Option<Checkpointer>,
+        /// A file database's writer and checkpoints; `None` for `sqlite::memory:`, whose
+        /// pool is a single connection already.
+        file: Option<FileWrites>,
         url: String,
         /// For `sqlite::memory:`: a connection outside the pool that keeps the shared
         /// in-memory database alive even when the pool replaces its connection.
@@ -94,9 +100,9 @@ macro_rules! on_conn {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 queries::pg::$op(&mut conn, $($arg),*).await
             }
-            Backend::Sqlite { pool, writer, .. } => {
-                let pool = match writer {
-                    Some(writer) if $writes => writer.clone(),
+            Backend::Sqlite { pool, file, .. } => {
+                let pool = match file {
+                    Some(file) if $writes => file.writer.clone(),
                     _ => pool.clone(),
                 };
                 $( let $arg = Detach::detach(&$arg); )*
@@ -147,8 +153,10 @@ impl SqlStore {
                 )?;
                 Backend::Sqlite {
                     pool,
-                    writer: Some(writer),
-                    _checkpointer: Some(Checkpointer::start(&url)),
+                    file: Some(FileWrites {
+                        writer,
+                        _checkpointer: Checkpointer::start(&url),
+                    }),
                     url,
                     keeper: None,
                 }
@@ -160,8 +168,7 @@ impl SqlStore {
                 connect::check(&pool).await?;
                 Backend::Sqlite {
                     pool,
-                    writer: None,
-                    _checkpointer: None,
+                    file: None,
                     url,
                     keeper: Some(keeper),
                 }
