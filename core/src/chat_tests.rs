@@ -2,8 +2,6 @@
 //! scripted model that records its requests and notices when its stream is dropped. Each
 //! test proves one branch of the use case and asserts what was stored, and in what order.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,8 +1,6 @@
 //! Unit tests of `FileService::upload` with mockall mocks of the project, file and blob
 //! stores: what is written where, and that nothing is left behind when an upload fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 

@@ -764,7 +764,6 @@ impl ser::SerializeStruct for Compound<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use confab_api_types::{
         AuthConfig, ClientConfig, Conversation, CreatePrompt, Delta, DevToken, FileInfo,

@@ -19,8 +19,6 @@
 //! # }
 //! ```
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::fmt::Display;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};

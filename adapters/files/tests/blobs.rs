@@ -1,6 +1,8 @@
 //! `ObjectBlobStore` on a local directory: the `BlobStore` contract and the promises beyond
 //! it (no staging file left behind, nothing written outside the directory); and, when
 //! `CONFAB_TEST_S3_URL` names a bucket, the same round trip and abort against S3.
+// Test code: a failed unwrap is a failed test (clippy.toml covers #[test] and #[cfg(test)];
+// this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

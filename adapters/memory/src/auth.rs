@@ -35,7 +35,6 @@ impl AuthVerifier for FakeAuth {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

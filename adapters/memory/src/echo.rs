@@ -102,7 +102,6 @@ impl LlmStream for EchoLlm {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use confab_core::ports::LlmMessage;

@@ -162,7 +162,6 @@ impl SendLimiter for TokenBucketLimiter {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

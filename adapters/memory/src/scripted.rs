@@ -315,7 +315,6 @@ impl LlmStream for ScriptedLlm {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use confab_core::model::Role;

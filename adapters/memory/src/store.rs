@@ -773,7 +773,6 @@ impl FileStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use confab_core::model::now;

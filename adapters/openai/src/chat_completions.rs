@@ -234,7 +234,6 @@ impl Decoder for ChatDecoder {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use confab_core::model::Role;
     use confab_core::ports::{Incomplete, LlmMessage};

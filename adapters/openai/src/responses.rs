@@ -268,7 +268,6 @@ pub(crate) fn failure(error: ErrorObject) -> LlmError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use confab_core::ports::LlmMessage;
     use serde_json::json;

@@ -82,7 +82,6 @@ pub(crate) fn jittered_backoff(attempt: u32, config: &ProviderConfig) -> Duratio
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use reqwest::header::HeaderValue;
 

@@ -171,7 +171,6 @@ impl FromSql<Instant, Sqlite> for DbTime {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use chrono::{Duration, TimeZone as _};

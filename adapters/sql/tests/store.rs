@@ -1,7 +1,8 @@
 //! What the contract suites in `confab-tests` cannot see: how the adapter opens databases,
 //! what it stores on disk, and how it behaves when the database goes away. The suites are
 //! the main proof of the ports' behaviour.
-
+// Test code: a failed unwrap is a failed test (clippy.toml covers #[test] and #[cfg(test)];
+// this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -12,7 +12,8 @@
 //!   `ScriptedLlm` of many deltas and no delay.
 //!
 //! Every figure is per delta (criterion's throughput is set in elements = deltas).
-
+// Test code: a failed unwrap is a failed test (clippy.toml covers #[test] and #[cfg(test)];
+// this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;

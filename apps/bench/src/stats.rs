@@ -65,7 +65,6 @@ pub fn added(a: Option<u32>, b: Option<u32>) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

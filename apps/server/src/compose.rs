@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use confab_clerk::{ClerkConfig, ClerkVerifier, DevAuth, DevConfig, OidcConfig, OidcVerifier};
+use confab_auth::{ClerkConfig, ClerkVerifier, DevAuth, DevConfig, OidcConfig, OidcVerifier};
 use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
 };
@@ -21,7 +21,7 @@ use crate::state::DevTokens;
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("{0}")]
-    Auth(#[from] confab_clerk::ConfigError),
+    Auth(#[from] confab_auth::ConfigError),
     #[error("{0}")]
     Llm(#[from] confab_openai::ConfigError),
     #[error("the database could not be opened ({url}): {cause}")]
@@ -158,7 +158,7 @@ fn auth(settings: &Settings) -> Result<AuthParts, ComposeError> {
             };
             let host = publishable_key
                 .as_deref()
-                .and_then(|key| confab_clerk::config::frontend_api_host(key).ok());
+                .and_then(|key| confab_auth::config::frontend_api_host(key).ok());
             (
                 Arc::new(ClerkVerifier::new(&config)?),
                 None,

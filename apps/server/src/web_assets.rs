@@ -190,7 +190,6 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use actix_web::{body::to_bytes, test::TestRequest};
 

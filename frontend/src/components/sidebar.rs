@@ -282,7 +282,6 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

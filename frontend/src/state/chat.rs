@@ -252,7 +252,6 @@ impl StreamEvent {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn msg(id: u128, role: Role, content: &str, status: MessageStatus) -> Message {

@@ -2,12 +2,10 @@
 //! of attacks a verifier must refuse, and the behaviour of the shared JWKS cache against a
 //! local issuer (fetch on first use, single-flight rate-limited refetch, rotation, outages).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_clerk::{
+use confab_auth::{
     ClerkConfig, ClerkVerifier, DevAuth, DevConfig, JwksOptions, OidcConfig, OidcVerifier,
 };
 use confab_core::error::AuthError;

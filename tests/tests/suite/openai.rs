@@ -2,8 +2,6 @@
 //! adapters against the fake provider — the requests they send, how they read both wire
 //! formats, retries, timeouts, broken streams, and that the API key never leaks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,6 @@
 //! Without a reachable database these tests fail when `CI` is set, and otherwise print a
 //! loud notice and return.
 
-#![allow(clippy::expect_used)]
-
 use std::sync::Arc;
 
 use confab_sql::testing;

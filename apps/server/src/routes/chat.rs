@@ -363,7 +363,6 @@ fn encode(name: &str, id: u64, data: &[u8]) -> Frame {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use actix_web::body::to_bytes;
     use actix_web_lab::sse;

@@ -1,5 +1,7 @@
 //! Tests of the real `confab` process: start-up, configuration errors, restarts, crashes
 //! and signals. One integration-test binary for the server crate.
+// Test code: a failed unwrap is a failed test (clippy.toml covers #[test] and #[cfg(test)];
+// this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_clerk::{DevAuth, DevConfig};
+use confab_auth::{DevAuth, DevConfig};
 use confab_tests::http::AppOptions;
 use serde_json::{Value, json};
 

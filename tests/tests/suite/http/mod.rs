@@ -2,8 +2,6 @@
 //! per area of API.md. Each test starts its own server on `127.0.0.1:0` through
 //! `confab_tests::http::TestApp`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod chat;
 mod conversations;
 mod dev;

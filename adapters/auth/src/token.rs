@@ -135,7 +135,6 @@ pub(crate) type SharedKey = Arc<VerifyingKey>;
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -151,7 +151,6 @@ impl AuthVerifier for ClerkVerifier {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::{Value, json};

@@ -169,7 +169,6 @@ impl AuthVerifier for DevAuth {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use secrecy::SecretString;
 

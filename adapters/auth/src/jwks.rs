@@ -376,7 +376,6 @@ fn usable_key(jwk: &Jwk, policy: KeyPolicy) -> Option<(String, VerifyingKey)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use jsonwebtoken::EncodingKey;
 

@@ -403,7 +403,6 @@ fn parse_rsa_public_pem(raw: &str) -> Result<DecodingKey, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 
