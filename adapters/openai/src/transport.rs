@@ -11,11 +11,11 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use thread_local::ThreadLocal;
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
+use crate::provider_error::{ProviderError, classify, code::INSUFFICIENT_QUOTA};
 use crate::retry;
 
 /// The most of an error answer's body that is read.
@@ -210,34 +210,23 @@ impl Transport {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_limited(response, self.settings.idle_timeout).await;
-        let (code, message) = parse_error_body(&body);
-        let message = redact(
-            message.unwrap_or_else(|| {
-                reqwest::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("error")
-                    .to_owned()
-            }),
-            &self.api_key,
-        );
+        let report = ProviderError::from_body(&body);
         let retry_after = retry::retry_after(&headers);
-        let retry = retry::should_retry(
-            status,
-            retry::should_retry_header(&headers),
-            code.as_deref(),
-        );
-        let error = match status {
-            401 | 403 => LlmError::Unauthorized,
-            429 if code.as_deref() != Some(retry::INSUFFICIENT_QUOTA) => {
-                LlmError::RateLimited { retry_after }
-            }
-            _ => LlmError::Upstream {
-                status: Some(status),
+        let error = match classify(Some(status), &report, retry_after) {
+            LlmError::Upstream {
+                status,
                 code,
                 message,
+            } => LlmError::Upstream {
+                status,
+                code,
+                message: self.redact(message),
             },
+            other => other,
         };
+        let quota =
+            matches!(&error, LlmError::Upstream { code: Some(c), .. } if c == INSUFFICIENT_QUOTA);
+        let retry = retry::should_retry(status, retry::should_retry_header(&headers), quota);
         Failure {
             error,
             retry,
@@ -324,79 +313,6 @@ async fn read_limited(response: Response, idle: Duration) -> Vec<u8> {
     body
 }
 
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorField,
-}
-
-/// An `error` field: OpenAI's object, or a plain message from some compatible servers.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum ErrorField {
-    Object(ErrorObject),
-    Text(String),
-}
-
-impl ErrorField {
-    /// The field as an error object.
-    pub(crate) fn into_object(self) -> ErrorObject {
-        match self {
-            Self::Object(obj) => obj,
-            Self::Text(text) => ErrorObject {
-                message: Some(text),
-                ..ErrorObject::default()
-            },
-        }
-    }
-}
-
-/// OpenAI's error object; also used for `error` and `response.failed` events.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct ErrorObject {
-    #[serde(default)]
-    pub(crate) message: Option<String>,
-    #[serde(default, rename = "type")]
-    pub(crate) kind: Option<String>,
-    #[serde(default, deserialize_with = "string_or_number")]
-    pub(crate) code: Option<String>,
-}
-
-impl ErrorObject {
-    /// The code, else the type: OpenAI puts `insufficient_quota` in both, others in one.
-    pub(crate) fn code(&self) -> Option<String> {
-        self.code.clone().or_else(|| self.kind.clone())
-    }
-}
-
-/// Some OpenAI-compatible servers send numeric codes.
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match value {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-/// The code and message of an error answer: OpenAI's `{"error": {"message", "type", "code"}}`,
-/// the `{"error": "text"}` of some compatible servers, or a short plain-text body.
-fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
-    match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(ErrorEnvelope {
-            error: ErrorField::Object(obj),
-        }) => (obj.code(), obj.message),
-        Ok(ErrorEnvelope {
-            error: ErrorField::Text(text),
-        }) => (None, Some(text)),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let plain = !text.is_empty() && text.len() <= 300 && !text.starts_with('<');
-            (None, plain.then(|| text.to_owned()))
-        }
-    }
-}
-
 /// Removes the API key from a provider's message, in case it was echoed back.
 pub(crate) fn redact(message: String, api_key: &SecretString) -> String {
     let key = api_key.expose_secret();
@@ -433,47 +349,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
 
     use super::*;
-
-    #[test]
-    fn openai_error_bodies_give_code_and_message() {
-        let body = br#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert_eq!(
-            parse_error_body(body),
-            (
-                Some("insufficient_quota".to_owned()),
-                Some("You exceeded your current quota.".to_owned())
-            )
-        );
-    }
-
-    #[test]
-    fn the_type_stands_in_for_a_missing_code() {
-        let body = br#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#;
-        assert_eq!(
-            parse_error_body(body).0.as_deref(),
-            Some("invalid_request_error")
-        );
-    }
-
-    #[test]
-    fn compatible_servers_error_shapes_are_understood() {
-        assert_eq!(
-            parse_error_body(br#"{"error":"model 'x' not found"}"#),
-            (None, Some("model 'x' not found".to_owned()))
-        );
-        assert_eq!(
-            parse_error_body(br#"{"error":{"message":"m","code":404}}"#)
-                .0
-                .as_deref(),
-            Some("404")
-        );
-        assert_eq!(
-            parse_error_body(b"upstream down"),
-            (None, Some("upstream down".to_owned()))
-        );
-        assert_eq!(parse_error_body(b"<html>502</html>"), (None, None));
-        assert_eq!(parse_error_body(b""), (None, None));
-    }
 
     #[test]
     fn an_echoed_key_is_redacted() {
