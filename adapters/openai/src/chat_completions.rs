@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, OpenAiConfig};
 use crate::responses::{failure, incomplete, role};
-use crate::stream::{Decoder, Endpoint, Step, json};
+use crate::stream::{Decoder, Endpoint, Step, json, lenient};
 
 /// An `LlmStream` over the Chat Completions API of an OpenAI-compatible server.
 #[derive(Debug)]
@@ -120,11 +120,11 @@ struct ChatDecoder {
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     model: Option<String>,
     #[serde(default)]
     choices: Vec<Choice>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     usage: Option<ChunkUsage>,
     /// OpenAI's (and LiteLLM's) error chunk: `{"error": {...}}`.
     #[serde(default)]
@@ -349,6 +349,21 @@ mod tests {
                 incomplete: None,
             })
         );
+    }
+
+    #[test]
+    fn an_unreadable_usage_or_model_does_not_fail_the_reply() {
+        let mut d = ChatDecoder::default();
+        let odd = data(
+            json!({"id": "chatcmpl-1", "model": 7, "choices": [{"index": 0,
+            "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5_000_000_000_u64, "completion_tokens": -2}}),
+        );
+        assert_eq!(d.event(&odd).unwrap(), Step::Delta("Hi".to_owned()));
+        let Step::Done(c) = d.event(&raw("[DONE]")).unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!((c.usage, c.model), (None, None));
     }
 
     #[test]

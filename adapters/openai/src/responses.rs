@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, OpenAiConfig};
 use crate::provider_error::{ProviderError, classify};
-use crate::stream::{Decoder, Endpoint, Step, json};
+use crate::stream::{Decoder, Endpoint, Step, json, lenient};
 
 /// An `LlmStream` over OpenAI's Responses API. Requests are sent with `"store": false`.
 #[derive(Debug)]
@@ -124,9 +124,9 @@ struct Finished {
 
 #[derive(Default, Deserialize)]
 struct ResponseObject {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     model: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     usage: Option<ResponseUsage>,
     #[serde(default)]
     incomplete_details: Option<IncompleteDetails>,
@@ -374,6 +374,25 @@ mod tests {
             panic!("not done")
         };
         assert_eq!(c.usage, None);
+    }
+
+    #[test]
+    fn an_unreadable_usage_or_model_does_not_fail_a_finished_reply() {
+        for (usage, model) in [
+            (
+                json!({"input_tokens": 5_000_000_000_u64, "output_tokens": 1}),
+                json!("m"),
+            ),
+            (json!({"input_tokens": -1, "output_tokens": 1.5}), json!(42)),
+            (json!("lots"), json!({"name": "m"})),
+        ] {
+            let step = decode(json!({"type": "response.completed",
+                "response": {"usage": usage, "model": model}}));
+            let Step::Done(c) = step.unwrap() else {
+                panic!("not done")
+            };
+            assert_eq!(c.usage, None);
+        }
     }
 
     #[test]
