@@ -279,7 +279,8 @@ fn names_an_unknown_model(message: &str) -> bool {
 
 /// The `LlmError` a provider's report means. `status` is the HTTP status of an error answer,
 /// `None` for an error event inside a stream; `retry_after` is the wait the answer asked for.
-/// The message is kept for the log only, without anything that looks like a credential.
+/// The message is kept for the log only, without anything that looks like a credential (the
+/// caller also removes the configured key before it logs the error).
 pub(crate) fn classify(
     status: Option<u16>,
     report: &ProviderError,
@@ -297,13 +298,12 @@ pub(crate) fn classify(
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "the provider reported a failure".to_owned());
-    tracing::warn!(
+    tracing::debug!(
         status,
         r#type = report.kind.as_deref(),
         code = report.code.as_deref(),
-        %message,
         meaning = ?kind,
-        "the model provider reported an error"
+        "a model provider's error report"
     );
     let code = match kind {
         Kind::Unauthorized => return LlmError::Unauthorized,

@@ -69,7 +69,9 @@ pub(crate) fn drive<D: Decoder>(
                     return;
                 }
                 Err(e) => {
-                    yield Err(scrub(e, &transport));
+                    let e = scrub(e, &transport);
+                    tracing::warn!(%url, error = ?e, "the model provider's stream failed");
+                    yield Err(e);
                     return;
                 }
             }

@@ -198,6 +198,7 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
+            tracing::warn!(%url, error = ?failure.error, "the model provider answered with an error");
             return Err(failure.error);
         }
     }
