@@ -383,17 +383,7 @@ pub fn describe(error: &LlmError) -> (StreamErrorCode, String) {
             "The model provider is rate limiting requests. Please try again in a moment."
                 .to_owned(),
         ),
-        LlmError::Upstream { status, code, .. } => {
-            let mut detail = "The model provider returned an error".to_owned();
-            if let Some(status) = status {
-                detail.push_str(&format!(" (status {status})"));
-            }
-            if let Some(code) = code {
-                detail.push_str(&format!(": {code}"));
-            }
-            detail.push('.');
-            (StreamErrorCode::UpstreamError, detail)
-        }
+        LlmError::Upstream { status, code, .. } => describe_upstream(*status, code.as_deref()),
         LlmError::Unauthorized => (
             StreamErrorCode::UpstreamError,
             "The model provider rejected the API key.".to_owned(),
@@ -419,6 +409,61 @@ pub fn describe(error: &LlmError) -> (StreamErrorCode, String) {
             "The provider's content filter stopped the reply.".to_owned(),
         ),
     }
+}
+
+/// The sentence for a provider's error answer, chosen by its code (see `LlmError::Upstream`).
+/// The provider's own message is never shown: it may echo a key, an address or the prompt.
+fn describe_upstream(status: Option<u16>, code: Option<&str>) -> (StreamErrorCode, String) {
+    let with_status = |sentence: &str| match status {
+        Some(status) => format!("{sentence} (status {status})."),
+        None => format!("{sentence}."),
+    };
+    let detail = match code {
+        Some("model_not_found") => {
+            "The model provider does not offer the model this conversation asks for; check the configured model name.".to_owned()
+        }
+        Some("insufficient_quota") => {
+            "The model provider's account has run out of quota or credit.".to_owned()
+        }
+        Some("context_length_exceeded") => {
+            "The conversation is too long for the model; start a new conversation or send a shorter message.".to_owned()
+        }
+        Some("overloaded") => {
+            return (
+                StreamErrorCode::Unavailable,
+                "The model provider is overloaded right now. Please try again in a moment."
+                    .to_owned(),
+            );
+        }
+        Some("not_found") => with_status(
+            "The model provider has no such endpoint or model; check the configured provider URL and model name",
+        ),
+        Some("invalid_request_error") => {
+            with_status("The model provider rejected the request as invalid")
+        }
+        Some("server_error") => with_status("The model provider failed with an internal error"),
+        other => {
+            // Another provider's code is shown only when it is a short identifier.
+            let code = other.filter(|code| {
+                code.len() <= 64
+                    && code.bytes().any(|b| b.is_ascii_alphabetic())
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            });
+            match (status, code) {
+                (Some(status), Some(code)) => {
+                    format!("The model provider returned an error (status {status}, {code}).")
+                }
+                (Some(status), None) => {
+                    format!("The model provider returned an error (status {status}).")
+                }
+                (None, Some(code)) => format!("The model provider returned an error ({code})."),
+                (None, None) => "The model provider returned an error.".to_owned(),
+            }
+        }
+    };
+    (StreamErrorCode::UpstreamError, detail)
 }
 
 /// The past messages a provider is sent: complete ones, and failed or cancelled replies that

@@ -1006,6 +1006,102 @@ fn describe_maps_every_provider_error_to_an_api_code_without_leaking_the_raw_mes
     );
 }
 
+#[test]
+fn describe_says_in_words_what_a_provider_error_means() {
+    let upstream = |status: Option<u16>, code: &str| LlmError::Upstream {
+        status,
+        code: Some(code.to_owned()),
+        message: "Incorrect API key provided: sk-abc…xyz.".to_owned(),
+    };
+    let cases = [
+        (
+            upstream(Some(400), "model_not_found"),
+            "upstream_error",
+            "does not offer the model",
+        ),
+        (
+            upstream(Some(429), "insufficient_quota"),
+            "upstream_error",
+            "run out of quota",
+        ),
+        (
+            upstream(Some(400), "context_length_exceeded"),
+            "upstream_error",
+            "too long for the model",
+        ),
+        (
+            upstream(Some(529), "overloaded"),
+            "unavailable",
+            "overloaded",
+        ),
+        (
+            upstream(Some(404), "not_found"),
+            "upstream_error",
+            "no such endpoint or model",
+        ),
+        (
+            upstream(Some(400), "invalid_request_error"),
+            "upstream_error",
+            "rejected the request as invalid (status 400)",
+        ),
+        (
+            upstream(None, "server_error"),
+            "upstream_error",
+            "internal error.",
+        ),
+        (
+            LlmError::Unauthorized,
+            "upstream_error",
+            "rejected the API key",
+        ),
+        (LlmError::ContentFilter, "content_filter", "content filter"),
+        (
+            LlmError::RateLimited { retry_after: None },
+            "rate_limited",
+            "rate limiting",
+        ),
+    ];
+    for (error, code, words) in cases {
+        let (got, detail) = describe(&error);
+        assert_eq!(got.as_str(), code, "{error:?}");
+        assert!(detail.contains(words), "{error:?}: {detail}");
+        assert!(detail.ends_with('.') && detail.len() < 200, "{detail}");
+        assert!(!detail.contains("sk-"), "{detail}");
+    }
+}
+
+#[test]
+fn describe_shows_an_unknown_provider_code_only_when_it_is_a_short_identifier() {
+    let detail = |status: Option<u16>, code: &str| {
+        describe(&LlmError::Upstream {
+            status,
+            code: Some(code.to_owned()),
+            message: String::new(),
+        })
+        .1
+    };
+    // The sentence LiteLLM's numeric code gave: "… (status 400): 400."
+    assert_eq!(
+        detail(Some(418), "418"),
+        "The model provider returned an error (status 418)."
+    );
+    assert_eq!(
+        detail(Some(418), "teapot"),
+        "The model provider returned an error (status 418, teapot)."
+    );
+    assert_eq!(
+        detail(None, "teapot"),
+        "The model provider returned an error (teapot)."
+    );
+    for odd in ["sk key=sk-abc123", "<html>", &"x".repeat(65), ""] {
+        assert_eq!(
+            detail(Some(418), odd),
+            "The model provider returned an error (status 418).",
+            "{odd}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Cancellation
 // ---------------------------------------------------------------------------------------

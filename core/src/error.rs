@@ -156,8 +156,13 @@ pub enum LlmError {
     /// The provider answered with an error status or a failure event.
     #[error("the model provider failed: {message}")]
     Upstream {
+        /// The HTTP status; `None` for a failure event inside a stream.
         status: Option<u16>,
+        /// What the failure means, for the sentence shown to the user: `model_not_found`,
+        /// `insufficient_quota`, `context_length_exceeded`, `overloaded`, `not_found`,
+        /// `invalid_request_error`, `server_error`, or the provider's own code otherwise.
         code: Option<String>,
+        /// The provider's message, for the log only.
         message: String,
     },
     /// The provider rejected the API key (401/403).

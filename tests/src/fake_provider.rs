@@ -6,8 +6,9 @@
 //! It plays a configurable reply (the deltas, the time to the first token, the pace between
 //! deltas, usage, how it ends), records every request it receives (method, path, headers,
 //! JSON body, arrival time) and injects faults: an error status with OpenAI's error body and
-//! retry headers, a delay before the first byte, a stream cut after k deltas, a
-//! `response.failed` after k deltas, malformed JSON, an abrupt disconnect. A fault can apply
+//! retry headers (or any other body, as compatible servers send), a delay before the first
+//! byte, a stream cut after k deltas, a `response.failed` or any other event after k deltas,
+//! malformed JSON, an abrupt disconnect. A fault can apply
 //! to the first n requests only, so that retries can be tested.
 //!
 //! It is written on plain tokio sockets (no HTTP framework), which gives exact control over
@@ -85,7 +86,7 @@ pub enum Finish {
 }
 
 /// An error answer with OpenAI's error body:
-/// `{"error": {"message", "type", "param": null, "code"}}`.
+/// `{"error": {"message", "type", "param": null, "code"}}`, or another body given as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusFault {
     pub status: u16,
@@ -94,6 +95,16 @@ pub struct StatusFault {
     pub error_type: String,
     pub code: Option<String>,
     pub message: String,
+    /// A body sent instead of OpenAI's, with its content type: the shapes of compatible
+    /// servers (LiteLLM's numeric codes, vLLM's bare object, FastAPI's `detail`, an HTML page).
+    pub raw_body: Option<RawBody>,
+}
+
+/// A response body sent exactly as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawBody {
+    pub content_type: String,
+    pub body: String,
 }
 
 impl StatusFault {
@@ -117,6 +128,33 @@ impl StatusFault {
         error_type.clone_into(&mut self.error_type);
         self.code = code.map(str::to_owned);
         self
+    }
+
+    /// Sends `body` with `content_type` instead of OpenAI's error body.
+    #[must_use]
+    pub fn with_raw_body(mut self, content_type: &str, body: &str) -> Self {
+        self.raw_body = Some(RawBody {
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        });
+        self
+    }
+
+    /// The body and its content type.
+    fn body(&self) -> (String, String) {
+        match &self.raw_body {
+            Some(raw) => (raw.content_type.clone(), raw.body.clone()),
+            None => (
+                "application/json".to_owned(),
+                json!({"error": {
+                    "message": self.message,
+                    "type": self.error_type,
+                    "param": null,
+                    "code": self.code,
+                }})
+                .to_string(),
+            ),
+        }
     }
 }
 
@@ -146,6 +184,13 @@ pub enum Fault {
     },
     /// Send k deltas, then an event whose data is malformed JSON, and end.
     MalformedAfter(usize),
+    /// Send k deltas, then one event with this data (JSON, sent as is) and end: Responses,
+    /// as an event named `event`; chat, as a `data:` line (the name is not sent).
+    RawEventAfter {
+        deltas: usize,
+        event: String,
+        data: String,
+    },
     /// Read the request, then close the connection without answering (HTTP/2: reset the
     /// stream).
     Disconnect,
@@ -190,7 +235,27 @@ impl Fault {
             error_type: error_type.to_owned(),
             code: code.map(str::to_owned),
             message: message.to_owned(),
+            raw_body: None,
         })
+    }
+
+    /// An error status with `body` (of `content_type`) sent as is.
+    #[must_use]
+    pub fn status_with_body(status: u16, content_type: &str, body: &str) -> Self {
+        match Self::status(status) {
+            Self::Status(fault) => Self::Status(fault.with_raw_body(content_type, body)),
+            other => other,
+        }
+    }
+
+    /// After k deltas, one event with this JSON data (see `RawEventAfter`).
+    #[must_use]
+    pub fn raw_event_after(deltas: usize, event: &str, data: &Value) -> Self {
+        Self::RawEventAfter {
+            deltas,
+            event: event.to_owned(),
+            data: data.to_string(),
+        }
     }
 
     /// A 429 that means "no credit left" (`insufficient_quota`).
@@ -203,6 +268,7 @@ impl Fault {
             code: Some("insufficient_quota".to_owned()),
             message: "You exceeded your current quota, please check your plan and billing details."
                 .to_owned(),
+            raw_body: None,
         })
     }
 
@@ -238,7 +304,9 @@ impl Fault {
     fn after(&self) -> Option<usize> {
         match self {
             Self::CutAfter(k) | Self::EndAfter(k) | Self::MalformedAfter(k) => Some(*k),
-            Self::FailAfter { deltas, .. } | Self::ErrorEventAfter { deltas, .. } => Some(*deltas),
+            Self::FailAfter { deltas, .. }
+            | Self::ErrorEventAfter { deltas, .. }
+            | Self::RawEventAfter { deltas, .. } => Some(*deltas),
             Self::Status(_) | Self::DelayFirstByte(_) | Self::Disconnect => None,
         }
     }
@@ -750,19 +818,13 @@ impl Sink<'_> {
         }
     }
 
-    /// An error answer with OpenAI's error body.
+    /// An error answer with OpenAI's error body (or the fault's own).
     async fn error(&mut self, fault: &StatusFault, index: usize) -> io::Result<()> {
-        let body = json!({"error": {
-            "message": fault.message,
-            "type": fault.error_type,
-            "param": null,
-            "code": fault.code,
-        }})
-        .to_string();
+        let (content_type, body) = fault.body();
         match self {
             Self::Http1(socket) => {
                 let mut head = format!(
-                    "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: req_fake{index:020}\r\n",
+                    "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-request-id: req_fake{index:020}\r\n",
                     fault.status,
                     reason(fault.status),
                     body.len()
@@ -778,7 +840,7 @@ impl Sink<'_> {
             Self::Http2 { send, .. } => {
                 let mut response = http::Response::builder()
                     .status(fault.status)
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .header("content-length", body.len())
                     .header("x-request-id", format!("req_fake{index:020}"));
                 for (name, value) in &fault.headers {
@@ -894,6 +956,7 @@ async fn respond(sink: &mut Sink<'_>, request: Incoming, shared: &Shared) -> io:
                 error_type: "invalid_request_error".to_owned(),
                 code: None,
                 message: format!("Invalid URL ({} {})", request.method, request.path),
+                raw_body: None,
             };
             sink.error(&not_found, index).await?;
             return Ok(true);
@@ -909,6 +972,7 @@ async fn respond(sink: &mut Sink<'_>, request: Incoming, shared: &Shared) -> io:
                 "Invalid method for URL ({} {})",
                 request.method, request.path
             ),
+            raw_body: None,
         };
         sink.error(&wrong, index).await?;
         return Ok(true);
@@ -1174,6 +1238,9 @@ impl Reply<'_> {
                 let data = json!({"code": code, "message": message, "param": null});
                 out.emit(sink, "error", data).await?;
             }
+            Fault::RawEventAfter { event, data, .. } => {
+                write_chunk(sink, &format!("event: {event}\ndata: {data}\n\n")).await?;
+            }
             Fault::MalformedAfter(_) => {
                 write_chunk(
                     sink,
@@ -1259,6 +1326,7 @@ impl Reply<'_> {
                 let error = json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}});
                 write_data(sink, &error.to_string()).await?;
             }
+            Fault::RawEventAfter { data, .. } => write_data(sink, data).await?,
             Fault::MalformedAfter(_) => {
                 let id = format!("chatcmpl-fake{:020}", self.index);
                 write_data(

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, OpenAiConfig};
 use crate::responses::{failure, incomplete, role};
-use crate::stream::{Decoder, Endpoint, Step, json};
-use crate::transport::ErrorField;
+use crate::stream::{Decoder, Endpoint, Step, json, lenient};
 
 /// An `LlmStream` over the Chat Completions API of an OpenAI-compatible server.
 #[derive(Debug)]
@@ -121,14 +120,18 @@ struct ChatDecoder {
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     model: Option<String>,
     #[serde(default)]
     choices: Vec<Choice>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     usage: Option<ChunkUsage>,
+    /// OpenAI's (and LiteLLM's) error chunk: `{"error": {...}}`.
     #[serde(default)]
-    error: Option<ErrorField>,
+    error: Option<serde_json::Value>,
+    /// vLLM's error chunk is a bare error object: `{"object": "error", "message", …}`.
+    #[serde(default)]
+    object: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +201,10 @@ impl Decoder for ChatDecoder {
             return Ok(Step::Done(self.completion()));
         }
         let chunk: Chunk = json(event)?;
-        if let Some(error) = chunk.error {
-            return Err(failure(error.into_object()));
+        if chunk.error.is_some() || chunk.object.as_deref() == Some("error") {
+            // Errors are rare: the chunk is read again as a whole, whatever its shape.
+            let value: serde_json::Value = json(event)?;
+            return Err(failure(Some(&value)));
         }
         if chunk.model.is_some() {
             self.model = chunk.model;
@@ -347,6 +352,21 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_usage_or_model_does_not_fail_the_reply() {
+        let mut d = ChatDecoder::default();
+        let odd = data(
+            json!({"id": "chatcmpl-1", "model": 7, "choices": [{"index": 0,
+            "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5_000_000_000_u64, "completion_tokens": -2}}),
+        );
+        assert_eq!(d.event(&odd).unwrap(), Step::Delta("Hi".to_owned()));
+        let Step::Done(c) = d.event(&raw("[DONE]")).unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!((c.usage, c.model), (None, None));
+    }
+
+    #[test]
     fn missing_usage_is_none_not_zero() {
         let mut d = ChatDecoder::default();
         d.event(&chunk(Some("Hi"), Some("stop"))).unwrap();
@@ -395,7 +415,7 @@ mod tests {
         let mut d = ChatDecoder::default();
         let e = d
             .event(&data(
-                json!({"error": {"message": "overloaded", "type": "server_error", "code": null}}),
+                json!({"error": {"message": "The model crashed.", "type": "server_error", "code": null}}),
             ))
             .unwrap_err();
         assert_eq!(
@@ -403,13 +423,54 @@ mod tests {
             LlmError::Upstream {
                 status: None,
                 code: Some("server_error".to_owned()),
-                message: "overloaded".to_owned()
+                message: "The model crashed.".to_owned()
             }
         );
         let e = d
             .event(&data(json!({"error": "model not loaded"})))
             .unwrap_err();
         assert!(matches!(e, LlmError::Upstream { message, .. } if message == "model not loaded"));
+    }
+
+    #[test]
+    fn error_chunks_of_compatible_servers_are_understood() {
+        // LiteLLM: a numeric-looking code, the meaning only in the message.
+        let litellm = json!({"error": {"message": "Invalid model name passed in model=gpt-9",
+            "type": "invalid_request_error", "param": "model", "code": 400}});
+        // vLLM: a bare error object.
+        let vllm = json!({"object": "error", "message": "The model `gpt-9` does not exist.",
+            "type": "NotFoundError", "param": null, "code": 404});
+        for chunk in [litellm, vllm] {
+            let e = ChatDecoder::default()
+                .event(&data(chunk.clone()))
+                .unwrap_err();
+            assert!(
+                matches!(&e, LlmError::Upstream { code: Some(c), .. } if c == "model_not_found"),
+                "{chunk}: {e:?}"
+            );
+        }
+        let quota = json!({"error": {"message": "You exceeded your current quota.",
+            "type": "insufficient_quota", "code": "insufficient_quota"}});
+        assert!(matches!(
+            ChatDecoder::default().event(&data(quota)).unwrap_err(),
+            LlmError::Upstream { code: Some(c), .. } if c == "insufficient_quota"
+        ));
+        let filtered = json!({"error": {"message": "filtered", "code": "content_filter"}});
+        assert_eq!(
+            ChatDecoder::default().event(&data(filtered)).unwrap_err(),
+            LlmError::ContentFilter
+        );
+    }
+
+    #[test]
+    fn a_chunk_with_a_null_error_is_not_an_error() {
+        let mut chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": null}]});
+        chunk["error"] = serde_json::Value::Null;
+        assert_eq!(
+            ChatDecoder::default().event(&data(chunk)).unwrap(),
+            Step::Delta("Hi".to_owned())
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod chat_completions;
 mod config;
+mod provider_error;
 mod responses;
 mod retry;
 mod stream;

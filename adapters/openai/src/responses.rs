@@ -11,8 +11,8 @@ use eventsource_stream::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, OpenAiConfig};
-use crate::stream::{Decoder, Endpoint, Step, json};
-use crate::transport::ErrorObject;
+use crate::provider_error::{ProviderError, classify};
+use crate::stream::{Decoder, Endpoint, Step, json, lenient};
 
 /// An `LlmStream` over OpenAI's Responses API. Requests are sent with `"store": false`.
 #[derive(Debug)]
@@ -124,14 +124,12 @@ struct Finished {
 
 #[derive(Default, Deserialize)]
 struct ResponseObject {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     model: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     usage: Option<ResponseUsage>,
     #[serde(default)]
     incomplete_details: Option<IncompleteDetails>,
-    #[serde(default)]
-    error: Option<ErrorObject>,
 }
 
 #[derive(Deserialize)]
@@ -162,15 +160,6 @@ struct IncompleteDetails {
     reason: Option<String>,
 }
 
-/// The `error` event: its fields are at the top level, or under `error` in some servers.
-#[derive(Deserialize)]
-struct ErrorEvent {
-    #[serde(flatten)]
-    flat: ErrorObject,
-    #[serde(default)]
-    error: Option<ErrorObject>,
-}
-
 impl Decoder for ResponsesDecoder {
     fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
         let value: serde_json::Value = json(event)?;
@@ -199,17 +188,10 @@ impl Decoder for ResponsesDecoder {
                 }
                 Ok(Step::Done(completion))
             }
-            "response.failed" => {
-                let finished: Finished = serde_json::from_value(value).unwrap_or(Finished {
-                    response: ResponseObject::default(),
-                });
-                Err(failure(finished.response.error.unwrap_or_default()))
-            }
-            "error" => {
-                let event: ErrorEvent =
-                    serde_json::from_value(value).map_err(|_| parse("a valid error object"))?;
-                Err(failure(event.error.unwrap_or(event.flat)))
-            }
+            // The report is `response.error` of a failed response; an `error` event has its
+            // fields at the top level, or under `error` in some servers.
+            "response.failed" => Err(failure(value.get("response").and_then(|r| r.get("error")))),
+            "error" => Err(failure(Some(&value))),
             _ => Ok(Step::Skip),
         }
     }
@@ -250,20 +232,10 @@ pub(crate) fn incomplete(reason: &str) -> Incomplete {
     }
 }
 
-/// A provider's failure event as an `LlmError`.
-pub(crate) fn failure(error: ErrorObject) -> LlmError {
-    let code = error.code();
-    if code.as_deref() == Some("rate_limit_exceeded") {
-        return LlmError::RateLimited { retry_after: None };
-    }
-    LlmError::Upstream {
-        status: None,
-        code,
-        message: error
-            .message
-            .filter(|m| !m.trim().is_empty())
-            .unwrap_or_else(|| "the provider reported a failure".to_owned()),
-    }
+/// A provider's failure event as an `LlmError`; `report` is where its error object should be.
+pub(crate) fn failure(report: Option<&serde_json::Value>) -> LlmError {
+    let report = report.and_then(ProviderError::find).unwrap_or_default();
+    classify(None, &report, None)
 }
 
 #[cfg(test)]
@@ -405,6 +377,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_usage_or_model_does_not_fail_a_finished_reply() {
+        for (usage, model) in [
+            (
+                json!({"input_tokens": 5_000_000_000_u64, "output_tokens": 1}),
+                json!("m"),
+            ),
+            (json!({"input_tokens": -1, "output_tokens": 1.5}), json!(42)),
+            (json!("lots"), json!({"name": "m"})),
+        ] {
+            let step = decode(json!({"type": "response.completed",
+                "response": {"usage": usage, "model": model}}));
+            let Step::Done(c) = step.unwrap() else {
+                panic!("not done")
+            };
+            assert_eq!(c.usage, None);
+        }
+    }
+
+    #[test]
     fn incomplete_reasons_are_mapped() {
         for (reason, expected) in [
             ("max_output_tokens", Incomplete::MaxOutputTokens),
@@ -456,6 +447,33 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn failure_events_with_numeric_codes_or_no_error_object_are_understood() {
+        let numeric = decode(json!({"type": "error", "code": 400,
+            "message": "Invalid model name passed in model=gpt-9", "param": null}));
+        assert!(
+            matches!(&numeric, Err(LlmError::Upstream { code: Some(c), .. }) if c == "model_not_found"),
+            "{numeric:?}"
+        );
+        let bare = decode(json!({"type": "response.failed", "response": {"status": "failed"}}));
+        assert_eq!(
+            bare.unwrap_err(),
+            LlmError::Upstream {
+                status: None,
+                code: None,
+                message: "the provider reported a failure".to_owned()
+            }
+        );
+        let odd = decode(json!({"type": "error", "error": "overloaded"}));
+        assert!(
+            matches!(&odd, Err(LlmError::Upstream { code: Some(c), .. }) if c == "overloaded"),
+            "{odd:?}"
+        );
+        let filtered = decode(json!({"type": "response.failed", "response": {
+            "error": {"code": "content_filter", "message": "Filtered."}}}));
+        assert_eq!(filtered.unwrap_err(), LlmError::ContentFilter);
     }
 
     #[test]

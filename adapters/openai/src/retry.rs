@@ -1,7 +1,7 @@
 //! When a failed request is repeated, and after how long. Pure functions, so that every rule
 //! has a unit test.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
@@ -11,18 +11,15 @@ use crate::config::ProviderConfig;
 /// values fall back to the computed backoff, as OpenAI's own SDKs do.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// The provider's error code that means "no credit left": retrying cannot help.
-pub(crate) const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
-
-/// Whether a request that got `status` should be repeated. `insufficient_quota` and 400,
-/// 401, 403, 404 never are; otherwise `x-should-retry` decides when present, else the status
-/// (408, 409, 429, 5xx).
+/// Whether a request that got `status` should be repeated. One that ran out of quota (no
+/// credit left: retrying cannot help) and 400, 401, 403, 404 never are; otherwise
+/// `x-should-retry` decides when present, else the status (408, 409, 429, 5xx).
 pub(crate) fn should_retry(
     status: u16,
     should_retry_header: Option<bool>,
-    code: Option<&str>,
+    out_of_quota: bool,
 ) -> bool {
-    if code == Some(INSUFFICIENT_QUOTA) || matches!(status, 400 | 401 | 403 | 404) {
+    if out_of_quota || matches!(status, 400 | 401 | 403 | 404) {
         return false;
     }
     if let Some(decided) = should_retry_header {
@@ -44,23 +41,44 @@ pub(crate) fn should_retry_header(headers: &HeaderMap) -> Option<bool> {
 }
 
 /// The wait the provider asked for: `retry-after-ms` (milliseconds, may be fractional), else
-/// `retry-after` (whole or fractional seconds). Only values in (0, 60 s] are taken; an HTTP
-/// date in `retry-after` is not, and the computed backoff is used instead.
+/// `retry-after` (whole or fractional seconds, or an HTTP date). Only waits in (0, 60 s] are
+/// taken; anything else (longer, zero, negative, NaN, infinite, unreadable, a date in the
+/// past) gives `None`, and the computed backoff is used instead, as OpenAI's own SDKs do.
+///
+/// The header is the provider's input: no value may panic here (`Duration::from_secs_f64`
+/// panics on one too large for a `Duration`, e.g. `1e30`, and this runs inside a reply's task).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| -> Option<f64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v > 0.0)
+    retry_after_at(headers, SystemTime::now())
+}
+
+/// `retry_after` with the current time given, for an HTTP date.
+fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| -> Option<&str> {
+        Some(headers.get(name)?.to_str().ok()?.trim()).filter(|v| !v.is_empty())
     };
-    let wait = header("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| header("retry-after").map(Duration::from_secs_f64))?;
-    (wait <= MAX_RETRY_AFTER).then_some(wait)
+    if let Some(wait) = header("retry-after-ms").and_then(|v| seconds(v, 1000.0)) {
+        return Some(wait);
+    }
+    let value = header("retry-after")?;
+    seconds(value, 1.0).or_else(|| until_date(value, now))
+}
+
+/// `value` as a number of units (`per_second` of them make a second), when it is a wait
+/// in (0, `MAX_RETRY_AFTER`].
+fn seconds(value: &str, per_second: f64) -> Option<Duration> {
+    let number = value.parse::<f64>().ok()?;
+    let wait = Duration::try_from_secs_f64(number / per_second).ok()?;
+    reasonable(wait)
+}
+
+/// The time from `now` to the HTTP date `value` (`Wed, 21 Oct 2015 07:28:00 GMT`).
+fn until_date(value: &str, now: SystemTime) -> Option<Duration> {
+    let at = httpdate::parse_http_date(value).ok()?;
+    reasonable(at.duration_since(now).ok()?)
+}
+
+fn reasonable(wait: Duration) -> Option<Duration> {
+    (!wait.is_zero() && wait <= MAX_RETRY_AFTER).then_some(wait)
 }
 
 /// The pause before retry number `attempt + 1`: `initial_backoff * 2^attempt`, at most
@@ -98,34 +116,34 @@ mod tests {
     #[test]
     fn transient_statuses_are_retried() {
         for status in [408, 409, 429, 500, 502, 503, 504, 599] {
-            assert!(should_retry(status, None, None), "{status}");
+            assert!(should_retry(status, None, false), "{status}");
         }
     }
 
     #[test]
     fn client_errors_are_not_retried() {
         for status in [400, 401, 403, 404, 422] {
-            assert!(!should_retry(status, None, None), "{status}");
+            assert!(!should_retry(status, None, false), "{status}");
         }
     }
 
     #[test]
     fn insufficient_quota_is_not_retried_even_on_429_or_when_the_header_says_so() {
-        assert!(!should_retry(429, None, Some("insufficient_quota")));
-        assert!(!should_retry(429, Some(true), Some("insufficient_quota")));
+        assert!(!should_retry(429, None, true));
+        assert!(!should_retry(429, Some(true), true));
     }
 
     #[test]
     fn the_should_retry_header_overrides_the_status() {
-        assert!(!should_retry(500, Some(false), None));
-        assert!(!should_retry(429, Some(false), None));
-        assert!(should_retry(422, Some(true), None));
+        assert!(!should_retry(500, Some(false), false));
+        assert!(!should_retry(429, Some(false), false));
+        assert!(should_retry(422, Some(true), false));
     }
 
     #[test]
     fn the_should_retry_header_never_retries_auth_and_bad_requests() {
         for status in [400, 401, 403, 404] {
-            assert!(!should_retry(status, Some(true), None), "{status}");
+            assert!(!should_retry(status, Some(true), false), "{status}");
         }
     }
 
@@ -166,7 +184,7 @@ mod tests {
 
     #[test]
     fn unreasonable_retry_after_values_are_ignored() {
-        for value in ["0", "-1", "3600", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        for value in ["0", "-1", "3600", "60.001", "soon", "", "  ", "0x10", "1e"] {
             assert_eq!(
                 retry_after(&headers(&[("retry-after", value)])),
                 None,
@@ -174,6 +192,80 @@ mod tests {
             );
         }
         assert_eq!(retry_after(&headers(&[("retry-after-ms", "NaN")])), None);
+    }
+
+    /// Values that made `Duration::from_secs_f64` panic inside the reply's task: too large
+    /// for a `Duration`, infinite, NaN, negative zero, subnormal.
+    #[test]
+    fn no_retry_after_value_panics() {
+        let values = [
+            "1e30",
+            "-1e30",
+            "1e308",
+            "1.8e308",
+            "inf",
+            "-inf",
+            "infinity",
+            "NaN",
+            "-NaN",
+            "-0",
+            "-0.0",
+            "5e-324",
+            "18446744073709551616",
+            "340282366920938463463374607431768211456",
+            "9999999999999999999999999999999999999",
+        ];
+        for value in values {
+            for name in ["retry-after-ms", "retry-after"] {
+                assert_eq!(
+                    retry_after(&headers(&[(name, value)])),
+                    None,
+                    "{name}: {value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unusable_retry_after_ms_falls_back_to_retry_after() {
+        let h = headers(&[("retry-after-ms", "1e30"), ("retry-after", "2")]);
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_longest_wait_obeyed_is_sixty_seconds() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "60")])),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "60000")])),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after-ms", "60001")])), None);
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_is_the_time_until_then() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let at = |value: &'static str| retry_after_at(&headers(&[("retry-after", value)]), now);
+        assert_eq!(
+            at("Wed, 21 Oct 2015 07:28:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(at("Wed, 21 Oct 2015 07:28:00 GMT"), None, "now");
+        assert_eq!(at("Wed, 21 Oct 2015 07:27:00 GMT"), None, "past");
+        assert_eq!(at("Wed, 21 Oct 2015 09:28:00 GMT"), None, "too far");
+        assert_eq!(at("Fri, 31 Dec 9999 23:59:59 GMT"), None, "far future");
+        assert_eq!(at("Wed, 99 Oct 2015 07:28:00 GMT"), None, "not a date");
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            None,
+            "a date in the past"
+        );
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub(crate) fn drive<D: Decoder>(
                     return;
                 }
                 Err(e) => {
-                    yield Err(scrub(e, &transport));
+                    let e = scrub(e, &transport);
+                    tracing::warn!(%url, error = ?e, "the model provider's stream failed");
+                    yield Err(e);
                     return;
                 }
             }
@@ -122,6 +124,18 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, L
             event.event
         ))
     })
+}
+
+/// For a field that is only good to have (usage, the model's name): a value of another shape
+/// than expected (a token count beyond `u32` or negative, a number for a name) reads as `None`
+/// instead of failing a reply whose text has arrived whole.
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = <Option<serde_json::Value> as serde::Deserialize>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// What both adapters hold: the HTTP transport, the endpoint's URL, the model and the

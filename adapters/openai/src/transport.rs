@@ -11,15 +11,19 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use thread_local::ThreadLocal;
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
+use crate::provider_error::{ProviderError, classify, code::INSUFFICIENT_QUOTA};
 use crate::retry;
 
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The longest line of an event stream accepted. A Responses `response.completed` event
+/// repeats the whole reply on one line, so this is generous.
+const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// A parsed server-sent event stream of one answer.
 pub(crate) type SseStream = BoxStream<'static, Result<Event, EventStreamError<BodyError>>>;
@@ -33,6 +37,10 @@ pub(crate) enum BodyError {
     Idle(Duration),
     /// The connection failed mid-body.
     Transport(reqwest::Error),
+    /// The body is not UTF-8.
+    InvalidUtf8,
+    /// A line went on for longer than `MAX_LINE` bytes.
+    LineTooLong,
 }
 
 impl fmt::Display for BodyError {
@@ -41,6 +49,11 @@ impl fmt::Display for BodyError {
             Self::FirstByte(d) => write!(f, "no answer within {} ms", d.as_millis()),
             Self::Idle(d) => write!(f, "no data for {} ms", d.as_millis()),
             Self::Transport(e) => write!(f, "{}", error_chain(e)),
+            Self::InvalidUtf8 => f.write_str("the event stream is not valid UTF-8"),
+            Self::LineTooLong => write!(
+                f,
+                "a line of the event stream is longer than {MAX_LINE} bytes"
+            ),
         }
     }
 }
@@ -185,6 +198,7 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
+            tracing::warn!(%url, error = ?failure.error, "the model provider answered with an error");
             return Err(failure.error);
         }
     }
@@ -210,34 +224,23 @@ impl Transport {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_limited(response, self.settings.idle_timeout).await;
-        let (code, message) = parse_error_body(&body);
-        let message = redact(
-            message.unwrap_or_else(|| {
-                reqwest::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("error")
-                    .to_owned()
-            }),
-            &self.api_key,
-        );
+        let report = ProviderError::from_body(&body);
         let retry_after = retry::retry_after(&headers);
-        let retry = retry::should_retry(
-            status,
-            retry::should_retry_header(&headers),
-            code.as_deref(),
-        );
-        let error = match status {
-            401 | 403 => LlmError::Unauthorized,
-            429 if code.as_deref() != Some(retry::INSUFFICIENT_QUOTA) => {
-                LlmError::RateLimited { retry_after }
-            }
-            _ => LlmError::Upstream {
-                status: Some(status),
+        let error = match classify(Some(status), &report, retry_after) {
+            LlmError::Upstream {
+                status,
                 code,
                 message,
+            } => LlmError::Upstream {
+                status,
+                code,
+                message: self.redact(message),
             },
+            other => other,
         };
+        let quota =
+            matches!(&error, LlmError::Upstream { code: Some(c), .. } if c == INSUFFICIENT_QUOTA);
+        let retry = retry::should_retry(status, retry::should_retry_header(&headers), quota);
         Failure {
             error,
             retry,
@@ -269,21 +272,69 @@ fn timed(
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
     let body = body.boxed();
-    futures::stream::unfold(Some((body, true)), move |state| async move {
-        let (mut body, first) = state?;
+    let start = (body, true, BodyCheck::default());
+    futures::stream::unfold(Some(start), move |state| async move {
+        let (mut body, first, mut check) = state?;
         let deadline = if first {
             first_deadline
         } else {
-            Instant::now() + idle
+            // A far-off deadline for an idle timeout too long to add (it is configuration).
+            Instant::now()
+                .checked_add(idle)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
         };
         match timeout_at(deadline, body.next()).await {
             Err(_) if first => Some((Err(BodyError::FirstByte(first_byte)), None)),
             Err(_) => Some((Err(BodyError::Idle(idle)), None)),
             Ok(None) => None,
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some((body, false)))),
+            Ok(Some(Ok(bytes))) => match check.next(&bytes) {
+                Ok(()) => Some((Ok(bytes), Some((body, false, check)))),
+                Err(e) => Some((Err(e), None)),
+            },
             Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e)), None)),
         }
     })
+}
+
+/// Checks a streamed body's bytes before the event parser sees them. The parser keeps every
+/// byte from the first invalid UTF-8 sequence on, and every byte of an unfinished line, for as
+/// long as the body lasts: a provider that sent either stalled the reply (nothing more was
+/// relayed) and grew its memory without bound until the provider hung up.
+#[derive(Debug, Default)]
+struct BodyCheck {
+    /// The start of a character cut by the end of the last chunk (at most 3 bytes).
+    cut_char: Vec<u8>,
+    /// The length of the current, unfinished line.
+    line: usize,
+}
+
+impl BodyCheck {
+    fn next(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(end) => self.line = chunk.len() - end - 1,
+            None => self.line = self.line.saturating_add(chunk.len()),
+        }
+        if self.line > MAX_LINE {
+            return Err(BodyError::LineTooLong);
+        }
+        let joined;
+        let bytes = if self.cut_char.is_empty() {
+            chunk
+        } else {
+            joined = [self.cut_char.as_slice(), chunk].concat();
+            &joined
+        };
+        self.cut_char.clear();
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            // Only cut short by the end of the chunk: the next one completes it.
+            Err(e) if e.error_len().is_none() => {
+                self.cut_char.extend_from_slice(&bytes[e.valid_up_to()..]);
+                Ok(())
+            }
+            Err(_) => Err(BodyError::InvalidUtf8),
+        }
+    }
 }
 
 /// What a failure while reading the event stream means for the caller.
@@ -300,6 +351,9 @@ pub(crate) fn stream_error(e: EventStreamError<BodyError>) -> LlmError {
         EventStreamError::Transport(BodyError::Transport(e)) => {
             tracing::warn!(error = %error_chain(&e), "the model provider's stream broke off");
             LlmError::Truncated
+        }
+        EventStreamError::Transport(e @ (BodyError::InvalidUtf8 | BodyError::LineTooLong)) => {
+            LlmError::BadResponse(e.to_string())
         }
         EventStreamError::Utf8(_) => {
             LlmError::BadResponse("the event stream is not valid UTF-8".to_owned())
@@ -322,79 +376,6 @@ async fn read_limited(response: Response, idle: Duration) -> Vec<u8> {
     }
     body.truncate(MAX_ERROR_BODY);
     body
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorField,
-}
-
-/// An `error` field: OpenAI's object, or a plain message from some compatible servers.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum ErrorField {
-    Object(ErrorObject),
-    Text(String),
-}
-
-impl ErrorField {
-    /// The field as an error object.
-    pub(crate) fn into_object(self) -> ErrorObject {
-        match self {
-            Self::Object(obj) => obj,
-            Self::Text(text) => ErrorObject {
-                message: Some(text),
-                ..ErrorObject::default()
-            },
-        }
-    }
-}
-
-/// OpenAI's error object; also used for `error` and `response.failed` events.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct ErrorObject {
-    #[serde(default)]
-    pub(crate) message: Option<String>,
-    #[serde(default, rename = "type")]
-    pub(crate) kind: Option<String>,
-    #[serde(default, deserialize_with = "string_or_number")]
-    pub(crate) code: Option<String>,
-}
-
-impl ErrorObject {
-    /// The code, else the type: OpenAI puts `insufficient_quota` in both, others in one.
-    pub(crate) fn code(&self) -> Option<String> {
-        self.code.clone().or_else(|| self.kind.clone())
-    }
-}
-
-/// Some OpenAI-compatible servers send numeric codes.
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match value {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-/// The code and message of an error answer: OpenAI's `{"error": {"message", "type", "code"}}`,
-/// the `{"error": "text"}` of some compatible servers, or a short plain-text body.
-fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
-    match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(ErrorEnvelope {
-            error: ErrorField::Object(obj),
-        }) => (obj.code(), obj.message),
-        Ok(ErrorEnvelope {
-            error: ErrorField::Text(text),
-        }) => (None, Some(text)),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let plain = !text.is_empty() && text.len() <= 300 && !text.starts_with('<');
-            (None, plain.then(|| text.to_owned()))
-        }
-    }
 }
 
 /// Removes the API key from a provider's message, in case it was echoed back.
@@ -435,47 +416,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn openai_error_bodies_give_code_and_message() {
-        let body = br#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert_eq!(
-            parse_error_body(body),
-            (
-                Some("insufficient_quota".to_owned()),
-                Some("You exceeded your current quota.".to_owned())
-            )
-        );
-    }
-
-    #[test]
-    fn the_type_stands_in_for_a_missing_code() {
-        let body = br#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#;
-        assert_eq!(
-            parse_error_body(body).0.as_deref(),
-            Some("invalid_request_error")
-        );
-    }
-
-    #[test]
-    fn compatible_servers_error_shapes_are_understood() {
-        assert_eq!(
-            parse_error_body(br#"{"error":"model 'x' not found"}"#),
-            (None, Some("model 'x' not found".to_owned()))
-        );
-        assert_eq!(
-            parse_error_body(br#"{"error":{"message":"m","code":404}}"#)
-                .0
-                .as_deref(),
-            Some("404")
-        );
-        assert_eq!(
-            parse_error_body(b"upstream down"),
-            (None, Some("upstream down".to_owned()))
-        );
-        assert_eq!(parse_error_body(b"<html>502</html>"), (None, None));
-        assert_eq!(parse_error_body(b""), (None, None));
-    }
-
-    #[test]
     fn an_echoed_key_is_redacted() {
         let key = SecretString::from("sk-abcdef123456");
         assert_eq!(
@@ -486,6 +426,74 @@ mod tests {
             "Incorrect API key provided: [REDACTED]."
         );
         assert_eq!(redact("fine".to_owned(), &key), "fine");
+    }
+
+    /// The events of a body sent in `chunks` and then kept open (as a provider that goes on
+    /// sending would), until the first error.
+    async fn events_until_error(chunks: Vec<Vec<u8>>) -> (Vec<String>, Option<LlmError>) {
+        let body = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))))
+            .chain(futures::stream::pending());
+        let hour = Duration::from_secs(3600);
+        let mut events = timed(body, Instant::now() + hour, hour, hour)
+            .eventsource()
+            .boxed();
+        let mut data = Vec::new();
+        let read = async {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => data.push(event.data),
+                    Err(e) => return Some(stream_error(e)),
+                }
+            }
+            None
+        };
+        let error = tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("the stream stalled instead of failing");
+        (data, error)
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_in_the_middle_of_a_stream_fails_it_at_once() {
+        let chunks = vec![
+            b"data: one\n\n".to_vec(),
+            b"data: t\xffwo\n\n".to_vec(),
+            b"data: three\n\n".to_vec(),
+        ];
+        let (data, error) = events_until_error(chunks).await;
+        assert_eq!(data, ["one"]);
+        assert!(matches!(error, Some(LlmError::BadResponse(_))), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_character_split_between_chunks_is_fine() {
+        let text = "data: héllo ✓\n\n".as_bytes();
+        let chunks: Vec<Vec<u8>> = text.iter().map(|b| vec![*b]).collect();
+        let body = futures::stream::iter(chunks).map(|c: Vec<u8>| Ok(Bytes::from(c)));
+        let hour = Duration::from_secs(3600);
+        let events: Vec<_> = timed(body, Instant::now() + hour, hour, hour)
+            .eventsource()
+            .collect()
+            .await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].as_ref().unwrap().data, "héllo ✓");
+    }
+
+    #[test]
+    fn a_line_without_end_is_refused_past_the_limit() {
+        let mut check = BodyCheck::default();
+        let chunk = vec![b'a'; 1024 * 1024];
+        for _ in 0..16 {
+            assert!(check.next(&chunk).is_ok());
+        }
+        assert!(matches!(check.next(&chunk), Err(BodyError::LineTooLong)));
+
+        let mut check = BodyCheck::default();
+        for _ in 0..64 {
+            let mut chunk = vec![b'a'; 1024 * 1024];
+            chunk.push(b'\n');
+            assert!(check.next(&chunk).is_ok());
+        }
     }
 
     #[test]

@@ -1138,3 +1138,398 @@ async fn the_api_key_never_appears_in_an_error_or_debug_output() {
     assert!(!format!("{:?}", ResponsesLlm::new(config.clone()).unwrap()).contains(KEY));
     assert!(!format!("{:?}", ChatCompletionsLlm::new(config).unwrap()).contains(KEY));
 }
+
+// ---- provider input that must not panic ------------------------------------------------
+
+/// A `retry-after-ms` or `Retry-After` of `1e30` made `Duration::from_secs_f64` panic inside
+/// the reply's task (the reply then stayed `streaming` until its lease ran out). Such a wait
+/// is not obeyed: the computed backoff is used, and a 429 that persists is `rate_limited`.
+#[tokio::test]
+async fn a_retry_after_too_large_for_a_duration_is_ignored_without_panicking() {
+    for header in ["retry-after-ms", "retry-after"] {
+        for value in ["1e30", "inf", "NaN", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            for api in BOTH {
+                let fault = Fault::status(429).with_header(header, value);
+                let fake = start_fake(FakeConfig::default().with_fault(fault)).await;
+                let outcome = read(&adapter(api, &fake), request()).await;
+                assert_eq!(
+                    outcome.error(),
+                    &LlmError::RateLimited { retry_after: None },
+                    "{api:?} {header}: {value}"
+                );
+                assert_eq!(fake.requests().len(), 3, "{api:?} {header}: {value}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_429_with_a_huge_retry_after_the_retry_succeeds() {
+    for api in BOTH {
+        let fault = Fault::status(429)
+            .with_header("retry-after-ms", "1e30")
+            .with_header("retry-after", "1e30");
+        let fake = start_fake(FakeConfig::default().with_fault(fault).for_first(1)).await;
+        let outcome = read(&adapter(api, &fake), request()).await;
+        assert_eq!(outcome.deltas.concat(), "Hello, world!", "{api:?}");
+        assert_eq!(fake.requests().len(), 2, "{api:?}");
+    }
+}
+
+// ---- what a person is told when the provider fails -------------------------------------
+
+/// A provider failure, as each wire format carries it.
+struct FailureCase {
+    name: &'static str,
+    fault: fn(Api) -> Fault,
+    /// The stream error code (API.md) the user gets.
+    code: &'static str,
+    /// Words the `detail` sentence must contain.
+    words: &'static str,
+}
+
+/// LiteLLM's answer for an unknown model: the meaning is only in the message, and the code
+/// is a number (as a string here, a number in other versions).
+const LITELLM_UNKNOWN_MODEL: &str = "litellm.BadRequestError: Invalid model name passed in model=gpt-9. Call `/v1/models` to view available models for your key.";
+
+/// OpenAI's answer for a wrong key (it masks the key, but part of it is shown).
+const OPENAI_WRONG_KEY: &str = "Incorrect API key provided: sk-abc12***********************************wxyz. You can find your API key at https://platform.openai.com/account/api-keys.";
+
+fn json_status(status: u16, body: &serde_json::Value) -> Fault {
+    Fault::status_with_body(status, "application/json", &body.to_string())
+}
+
+/// An HTML error page of about 50 KB, as a proxy in front of a provider sends.
+fn html_page() -> String {
+    format!(
+        "<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head><body>{}</body></html>",
+        "<p>The upstream server is unavailable. Contact admin@internal.example with sk-proj-HiddenKey0123456789abcdefXYZ.</p>".repeat(450)
+    )
+}
+
+/// The same error report, inside the stream of each format: a Responses `error` event, a
+/// Chat Completions `{"error": …}` chunk.
+fn in_stream(api: Api, deltas: usize, error: serde_json::Value) -> Fault {
+    match api {
+        Api::Responses => {
+            let mut data = error.clone();
+            data["type"] = json!("error");
+            Fault::raw_event_after(deltas, "error", &data)
+        }
+        Api::Chat => Fault::raw_event_after(deltas, "message", &json!({ "error": error })),
+    }
+}
+
+fn failure_cases() -> Vec<FailureCase> {
+    vec![
+        FailureCase {
+            name: "LiteLLM unknown model, code as a string",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": LITELLM_UNKNOWN_MODEL,
+                    "type": "invalid_request_error", "param": "model", "code": "400"}}),
+                )
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "LiteLLM unknown model, code as a number",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": LITELLM_UNKNOWN_MODEL,
+                    "type": "invalid_request_error", "param": "model", "code": 400}}),
+                )
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "OpenAI model_not_found",
+            fault: |_| Fault::status(404),
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "vLLM's bare error object",
+            fault: |_| {
+                json_status(
+                    404,
+                    &json!({"object": "error", "message": "The model `gpt-9` does not exist.",
+                    "type": "NotFoundError", "param": null, "code": 404}),
+                )
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "Ollama's error string",
+            fault: |_| {
+                json_status(
+                    404,
+                    &json!({"error": "model \"gpt-9\" not found, try pulling it first"}),
+                )
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "OpenAI wrong key, echoed masked",
+            fault: |_| Fault::status(401).with_message(OPENAI_WRONG_KEY),
+            code: "upstream_error",
+            words: "rejected the API key",
+        },
+        FailureCase {
+            name: "a wrong key echoed in full in a 400",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": format!("Incorrect API key provided: {KEY}."),
+                    "type": "invalid_request_error", "code": "invalid_api_key"}}),
+                )
+            },
+            code: "upstream_error",
+            words: "rejected the API key",
+        },
+        FailureCase {
+            name: "FastAPI's detail",
+            fault: |_| {
+                json_status(
+                    401,
+                    &json!({"detail": "Invalid bearer token sk-live-0123456789abcdefABCDEF"}),
+                )
+            },
+            code: "upstream_error",
+            words: "rejected the API key",
+        },
+        FailureCase {
+            name: "OpenAI insufficient_quota",
+            fault: |_| Fault::insufficient_quota(),
+            code: "upstream_error",
+            words: "run out of quota",
+        },
+        FailureCase {
+            name: "a rate limit",
+            fault: |_| Fault::status(429),
+            code: "rate_limited",
+            words: "rate limiting",
+        },
+        FailureCase {
+            name: "Azure's content filter",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+                    "type": null, "param": "prompt", "code": "content_filter", "status": 400}}),
+                )
+            },
+            code: "content_filter",
+            words: "content filter",
+        },
+        FailureCase {
+            name: "the context window",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+                    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+                )
+            },
+            code: "upstream_error",
+            words: "too long for the model",
+        },
+        FailureCase {
+            name: "overloaded (529)",
+            fault: |_| {
+                json_status(
+                    529,
+                    &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                )
+            },
+            code: "unavailable",
+            words: "overloaded",
+        },
+        FailureCase {
+            name: "a 50 KB HTML page (503)",
+            fault: |_| Fault::status_with_body(503, "text/html", &html_page()),
+            code: "unavailable",
+            words: "overloaded",
+        },
+        FailureCase {
+            name: "a bad request",
+            fault: |_| {
+                json_status(
+                    400,
+                    &json!({"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model.",
+                    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}),
+                )
+            },
+            code: "upstream_error",
+            words: "rejected the request as invalid (status 400)",
+        },
+        FailureCase {
+            name: "a 500 with an HTML page",
+            fault: |_| Fault::status_with_body(500, "text/html", &html_page()),
+            code: "upstream_error",
+            words: "internal error (status 500)",
+        },
+        // Inside the stream, after a delta.
+        FailureCase {
+            name: "in the stream: LiteLLM unknown model, numeric code",
+            fault: |api| {
+                in_stream(
+                    api,
+                    1,
+                    json!({"message": LITELLM_UNKNOWN_MODEL, "type": "invalid_request_error", "param": "model", "code": 400}),
+                )
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+        FailureCase {
+            name: "in the stream: quota",
+            fault: |api| match api {
+                Api::Responses => Fault::raw_event_after(
+                    1,
+                    "response.failed",
+                    &json!({"type": "response.failed", "response": {"status": "failed",
+                        "error": {"code": "insufficient_quota", "message": "You exceeded your current quota."}}}),
+                ),
+                Api::Chat => in_stream(
+                    api,
+                    1,
+                    json!({"message": "You exceeded your current quota.", "type": "insufficient_quota", "code": "insufficient_quota"}),
+                ),
+            },
+            code: "upstream_error",
+            words: "run out of quota",
+        },
+        FailureCase {
+            name: "in the stream: a wrong key, echoed",
+            fault: |api| {
+                in_stream(
+                    api,
+                    0,
+                    json!({"message": OPENAI_WRONG_KEY, "type": "invalid_request_error", "code": "invalid_api_key"}),
+                )
+            },
+            code: "upstream_error",
+            words: "rejected the API key",
+        },
+        FailureCase {
+            name: "in the stream: content filter",
+            fault: |api| {
+                in_stream(
+                    api,
+                    1,
+                    json!({"message": "Filtered.", "type": "invalid_request_error", "code": "content_filter"}),
+                )
+            },
+            code: "content_filter",
+            words: "content filter",
+        },
+        FailureCase {
+            name: "in the stream: overloaded",
+            fault: |api| {
+                in_stream(
+                    api,
+                    1,
+                    json!({"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "code": null}),
+                )
+            },
+            code: "unavailable",
+            words: "overloaded",
+        },
+        FailureCase {
+            name: "in the stream: vLLM's bare error chunk",
+            fault: |api| match api {
+                Api::Responses => Fault::raw_event_after(
+                    1,
+                    "error",
+                    &json!({"type": "error", "error": {"message": "The model `gpt-9` does not exist.", "type": "NotFoundError", "code": 404}}),
+                ),
+                Api::Chat => Fault::raw_event_after(
+                    1,
+                    "message",
+                    &json!({"object": "error", "message": "The model `gpt-9` does not exist.", "type": "NotFoundError", "param": null, "code": 404}),
+                ),
+            },
+            code: "upstream_error",
+            words: "does not offer the model",
+        },
+    ]
+}
+
+/// Each provider failure, in both wire formats, ends the reply with a stream error whose
+/// `detail` says in words what happened, is short, and shows no key.
+#[tokio::test]
+async fn provider_failures_are_told_in_words_without_any_key() {
+    for case in failure_cases() {
+        for api in BOTH {
+            let fault = (case.fault)(api);
+            let fake = start_fake(FakeConfig::default().with_fault(fault)).await;
+            let outcome = read(&adapter(api, &fake), request()).await;
+            let what = format!("{} ({api:?})", case.name);
+            let error = outcome.error();
+            let (code, detail) = confab_core::chat::describe(error);
+            assert_eq!(code.as_str(), case.code, "{what}: {error:?}");
+            assert!(
+                detail.contains(case.words),
+                "{what}: {detail:?} does not say {:?}",
+                case.words
+            );
+            assert!(
+                detail.ends_with('.') && detail.len() <= 200,
+                "{what}: not a short sentence: {detail:?}"
+            );
+            for shown in [detail.clone(), format!("{error} {error:?}")] {
+                assert!(
+                    !shown.contains("sk-") && !shown.contains(KEY),
+                    "{what}: a key is shown: {shown}"
+                );
+            }
+        }
+    }
+}
+
+/// Through the server: the SSE `error` event and the stored reply tell the user in words that
+/// the model is unknown (LiteLLM's answer), and a `retry-after` of `1e30` ends the reply as
+/// `rate_limited` instead of leaving it `streaming`.
+#[tokio::test]
+async fn through_the_server_a_provider_failure_is_told_in_words_and_stored() {
+    use confab_api_types as api;
+    use confab_tests::http::spawn_app_with;
+
+    let litellm = json_status(
+        400,
+        &json!({"error": {"message": LITELLM_UNKNOWN_MODEL,
+            "type": "invalid_request_error", "param": "model", "code": "400"}}),
+    );
+    let huge_wait = Fault::status(429).with_header("retry-after-ms", "1e30");
+    for (fault, code, words) in [
+        (litellm, "upstream_error", "does not offer the model"),
+        (huge_wait, "rate_limited", "rate limiting"),
+    ] {
+        for api in BOTH {
+            let fake = start_fake(FakeConfig::default().with_fault(fault.clone())).await;
+            let app = spawn_app_with(adapter(api, &fake), &[]).await;
+            let project = app.new_project("alice", "Bot").await;
+            let conversation = app.new_conversation("alice", project.id).await;
+
+            let reply = app.send("alice", conversation.id, "Hi").await;
+            let last = reply.last();
+            assert_eq!(last.event, "error", "{api:?}: {:?}", reply.names());
+            let error: api::StreamError = last.json();
+            assert_eq!(error.code, code, "{api:?}");
+            assert!(error.detail.contains(words), "{api:?}: {}", error.detail);
+            assert!(!error.detail.contains("sk-"), "{}", error.detail);
+
+            let stored = app.stored_messages("alice", conversation.id).await;
+            assert_eq!(stored.len(), 2, "{api:?}");
+            assert_eq!(stored[1].status, confab_core::MessageStatus::Failed);
+            assert_eq!(stored[1].error.as_deref(), Some(error.detail.as_str()));
+        }
+    }
+}
