@@ -318,7 +318,24 @@ mod tests {
         assert_eq!(parse_paging("").map(|p| p.0.limit.get()).ok(), Some(50));
     }
 
-    #[derive(Deserialize, Debug, Default)]
+    #[test]
+    fn the_caller_is_only_what_the_middleware_stored() {
+        let req = actix_web::test::TestRequest::get()
+            .uri("/api/me")
+            .insert_header((header::AUTHORIZATION, "Bearer test-token-alice"))
+            .to_http_request();
+        // A token alone is not verified here: without the middleware this is a server bug.
+        let outside = Authenticated::from_request(&req, &mut Payload::None).into_inner();
+        assert!(matches!(outside, Err(ApiError::Internal(_))));
+        let user_id = confab_core::UserId::new("alice").unwrap();
+        req.extensions_mut().insert(Verified(Principal {
+            user_id: user_id.clone(),
+        }));
+        let inside = Authenticated::from_request(&req, &mut Payload::None).into_inner();
+        assert!(inside.is_ok_and(|Authenticated(p)| p.user_id == user_id));
+    }
+
+    #[derive(Deserialize, Debug)]
     struct Body {
         #[expect(dead_code)]
         name: String,
