@@ -43,7 +43,8 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 422 `validation_failed`.
+    /// 422 `validation_failed`: well-formed JSON that is not an object or has invalid
+    /// fields, or a value out of range.
     #[error("{0}")]
     Validation(String),
     /// 429 `rate_limited`, with `Retry-After`.
