@@ -140,7 +140,9 @@ pub fn start_on(
             .app_data(data.clone())
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .wrap(from_fn(crate::extract::authenticate))
+            // Innermost: every error answer of the routes (and of the authentication middleware
+            // of the `/api` scope, routes/mod.rs) leaves as problem+json, before compression.
+            .wrap(from_fn(crate::error::problems))
             .wrap(Compress::default())
             .wrap(
                 DefaultHeaders::new()

@@ -1,13 +1,23 @@
 //! The one place where errors become HTTP: `application/problem+json` (RFC 9457) with a
-//! stable `code`. Internal errors are logged with their cause and answered opaquely.
+//! stable `code`, built by [`problem`] alone. Handlers, extractors and middleware answer
+//! with an [`ApiError`]; the [`problems`] middleware turns every other error answer (actix's
+//! own, a service's that built its own, a panic) into one too. Internal errors are logged
+//! with their cause and answered opaquely.
 
+use std::any::Any;
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use confab_api_types::Problem;
 use confab_core::{AuthError, ChatError, ServiceError};
+use futures::FutureExt;
 
 /// Every error answer of the API. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +43,8 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 422 `validation_failed`.
+    /// 422 `validation_failed`: well-formed JSON that is not an object or has invalid
+    /// fields, or a value out of range.
     #[error("{0}")]
     Validation(String),
     /// 429 `rate_limited`, with `Retry-After`.
@@ -50,39 +61,11 @@ pub enum ApiError {
 impl ApiError {
     pub const NOT_FOUND: Self = Self::NotFound("The resource does not exist.");
 
-    fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthenticated => "unauthenticated",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::Validation(_) => "validation_failed",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
-        }
-    }
-
     fn detail(&self) -> String {
         match self {
-            Self::Internal(_) => {
-                "Something went wrong on the server. It has been logged.".to_owned()
-            }
+            Self::Internal(_) => INTERNAL_DETAIL.to_owned(),
             Self::Unauthenticated => "A valid bearer token is required: sign in again.".to_owned(),
-            other => {
-                let mut text = other.to_string();
-                if let Some(first) = text.get(..1) {
-                    let upper = first.to_uppercase();
-                    text.replace_range(..1, &upper);
-                }
-                if !text.ends_with('.') {
-                    text.push('.');
-                }
-                text
-            }
+            other => sentence(other.to_string()),
         }
     }
 
@@ -96,19 +79,165 @@ impl ApiError {
     }
 }
 
-/// A problem+json response for a status, code and detail.
-pub fn problem(status: StatusCode, code: &str, detail: String) -> HttpResponse {
+/// The detail of every 500: the cause is in the log, never in the answer.
+const INTERNAL_DETAIL: &str = "Something went wrong on the server. It has been logged.";
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `text` as a sentence: a capital first letter and a final full stop.
+fn sentence(mut text: String) -> String {
+    if let Some(first) = text.get(..1) {
+        let upper = first.to_uppercase();
+        text.replace_range(..1, &upper);
+    }
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// The `code` of a problem with `status`: API.md's for the statuses it names, else the
+/// reason phrase in snake_case (`request_timeout`), so that a code never depends on input.
+fn code_for(status: StatusCode) -> Cow<'static, str> {
+    Cow::Borrowed(match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        other => {
+            let reason = other.canonical_reason().unwrap_or("error");
+            return Cow::Owned(
+                reason
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    })
+}
+
+/// The one builder of error answers: a problem+json response for `status` (its `code` and
+/// `title` follow from it) with `detail`, a sentence for a person.
+pub fn problem(status: StatusCode, detail: String) -> HttpResponse {
     let body = Problem {
         kind: "about:blank".to_owned(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-        code: code.to_owned(),
+        code: code_for(status).into_owned(),
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
         .body(json)
+}
+
+/// Whether `response` is an error answer that [`problem`] did not build.
+fn needs_problem<B>(response: &HttpResponse<B>) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|value| value != PROBLEM_JSON)
+}
+
+/// An error answer that some other code built (with `error`, when one is attached), rebuilt
+/// by [`problem`] with the same status and headers (`Allow`, `WWW-Authenticate`, …) but for
+/// those of the old body.
+fn rebuild<B>(response: &HttpResponse<B>, error: Option<&actix_web::Error>) -> HttpResponse {
+    let status = response.status();
+    let detail = if status.is_server_error() {
+        let cause = error.map_or_else(|| "no error attached".to_owned(), ToString::to_string);
+        tracing::error!(status = status.as_u16(), cause = %cause, "internal error");
+        INTERNAL_DETAIL.to_owned()
+    } else {
+        match error {
+            Some(error) => sentence(error.to_string()),
+            None => sentence(status.canonical_reason().unwrap_or("Error").to_owned()),
+        }
+    };
+    let mut rebuilt = problem(status, detail);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::CONTENT_ENCODING
+        {
+            rebuilt.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+}
+
+/// An error that a service other than ours returned instead of an answer: answered by
+/// [`rebuild`] with its status, when actix turns it into the answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Foreign(actix_web::Error);
+
+impl ResponseError for Foreign {
+    fn status_code(&self) -> StatusCode {
+        self.0.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        rebuild(&self.0.error_response(), Some(&self.0))
+    }
+}
+
+/// What a panic carried, when it is text.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+/// Middleware inside every other one (app.rs): every error answer leaves as [`problem`]
+/// built it. An [`ApiError`]'s answer passes as it is; any other 4xx/5xx answer (an actix
+/// extractor's, a missing app data's 500, a service that built its own) is rebuilt with its
+/// status and headers. An error returned instead of an answer, and a panic of a handler (as
+/// a logged 500), go on as errors whose answer actix takes from [`problem`] too: the request
+/// is gone with the failed call, and it cannot be kept aside, since a clone taken before the
+/// call would keep the router from writing the path's parameters into it.
+pub async fn problems(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let outcome = AssertUnwindSafe(async move { next.call(req).await })
+        .catch_unwind()
+        .await;
+    match outcome {
+        Ok(Ok(response)) if !needs_problem(response.response()) => {
+            Ok(response.map_into_left_body())
+        }
+        Ok(Ok(response)) => {
+            let rebuilt = rebuild(response.response(), response.response().error());
+            let (request, _) = response.into_parts();
+            Ok(ServiceResponse::new(request, rebuilt).map_into_right_body())
+        }
+        Ok(Err(error)) if error.as_error::<ApiError>().is_some() => Err(error),
+        Ok(Err(error)) => Err(Foreign(error).into()),
+        Err(panic) => Err(ApiError::Internal(format!(
+            "a handler panicked: {}",
+            panic_message(panic.as_ref())
+        ))
+        .into()),
+    }
 }
 
 impl ResponseError for ApiError {
@@ -132,7 +261,7 @@ impl ResponseError for ApiError {
         if let Self::Internal(cause) = self {
             tracing::error!(cause = %cause, "internal error");
         }
-        let mut response = problem(self.status_code(), self.code(), self.detail());
+        let mut response = problem(self.status_code(), self.detail());
         let headers = response.headers_mut();
         match self {
             Self::Unauthenticated => {
@@ -218,6 +347,152 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(10)), 1);
         assert_eq!(secs(Duration::from_millis(2_100)), 3);
         assert_eq!(secs(Duration::from_secs(600)), 60);
+    }
+
+    #[test]
+    fn every_variant_has_the_code_of_api_md() {
+        let cases = [
+            (ApiError::BadRequest("x".to_owned()), "bad_request"),
+            (ApiError::Unauthenticated, "unauthenticated"),
+            (ApiError::NOT_FOUND, "not_found"),
+            (
+                ApiError::MethodNotAllowed { allow: "GET" },
+                "method_not_allowed",
+            ),
+            (ApiError::Conflict("x".to_owned()), "conflict"),
+            (
+                ApiError::PayloadTooLarge("x".to_owned()),
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".to_owned()),
+                "unsupported_media_type",
+            ),
+            (ApiError::Validation("x".to_owned()), "validation_failed"),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 1,
+                },
+                "rate_limited",
+            ),
+            (ApiError::Unavailable("x"), "unavailable"),
+            (ApiError::Internal("x".to_owned()), "internal"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(code_for(error.status_code()), code, "{error:?}");
+        }
+        assert_eq!(code_for(StatusCode::REQUEST_TIMEOUT), "request_timeout");
+        assert_eq!(
+            code_for(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            "request_header_fields_too_large"
+        );
+    }
+
+    mod middleware {
+        use actix_web::middleware::from_fn;
+        use actix_web::{App, test, web};
+
+        use super::*;
+
+        async fn panics() -> HttpResponse {
+            panic!("the handler broke")
+        }
+
+        async fn call(path: &str) -> (StatusCode, Option<String>, Problem) {
+            let app = test::init_service(
+                App::new()
+                    .wrap(from_fn(problems))
+                    .route("/panic", web::get().to(panics))
+                    .route(
+                        "/plain",
+                        web::get().to(|| async {
+                            HttpResponse::Conflict()
+                                .insert_header((header::RETRY_AFTER, "3"))
+                                .body("busy")
+                        }),
+                    )
+                    .route(
+                        "/missing-data",
+                        web::get().to(|_: web::Data<String>| async { HttpResponse::Ok().finish() }),
+                    )
+                    .route(
+                        "/json",
+                        web::post().to(|_: web::Json<u32>| async { HttpResponse::Ok().finish() }),
+                    )
+                    .route(
+                        "/api-error",
+                        web::get().to(|| async {
+                            Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "POST" })
+                        }),
+                    ),
+            )
+            .await;
+            let method = if path == "/json" {
+                test::TestRequest::post()
+                    .insert_header((header::CONTENT_TYPE, "application/json"))
+                    .set_payload("nope")
+            } else {
+                test::TestRequest::get()
+            };
+            // An error instead of an answer is answered as actix's dispatcher does.
+            let response = match test::try_call_service(&app, method.uri(path).to_request()).await {
+                Ok(response) => response.into_parts().1.map_into_boxed_body(),
+                Err(error) => HttpResponse::from_error(error),
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            assert_eq!(
+                headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                Some(PROBLEM_JSON),
+                "{path}"
+            );
+            let body = actix_web::body::to_bytes(response.into_body())
+                .await
+                .unwrap_or_default();
+            let problem: Problem = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem.status, status.as_u16());
+            let extra = headers
+                .get(header::RETRY_AFTER)
+                .or_else(|| headers.get(header::ALLOW))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (status, extra, problem)
+        }
+
+        #[actix_web::test]
+        async fn a_panic_is_a_500_problem_without_its_message() {
+            let (status, _, problem) = call("/panic").await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(problem.code, "internal");
+            assert!(!problem.detail.contains("broke"), "{}", problem.detail);
+        }
+
+        #[actix_web::test]
+        async fn an_error_answer_built_elsewhere_is_rebuilt_with_its_status_and_headers() {
+            let (status, retry_after, problem) = call("/plain").await;
+            assert_eq!(status, StatusCode::CONFLICT);
+            assert_eq!(problem.code, "conflict");
+            assert_eq!(retry_after.as_deref(), Some("3"));
+
+            let (status, _, problem) = call("/missing-data").await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(problem.code, "internal");
+            assert_eq!(problem.detail, INTERNAL_DETAIL);
+
+            let (status, _, problem) = call("/json").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(problem.code, "bad_request");
+        }
+
+        #[actix_web::test]
+        async fn an_api_error_passes_as_it_is() {
+            let (status, allow, problem) = call("/api-error").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(allow.as_deref(), Some("POST"));
+            assert_eq!(problem.code, "method_not_allowed");
+        }
     }
 
     #[test]

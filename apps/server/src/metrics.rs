@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use actix_web::http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -11,11 +12,37 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The labels of a request. Every one takes a bounded set of values whatever a client sends
+/// (before authentication too): `route` is a pattern of the route table,
+/// [`UNMATCHED_ROUTE`] or [`UNKNOWN_ROUTE`], `method` one of [`KNOWN_METHODS`] or `other`, and `status` one the
+/// server answers with (a `StatusCode` is 100–999, and the server writes a fixed few).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
+}
+
+/// The route label of a request that matched no route (an unknown path, under `/api` too).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The route label of a request that ended in an error instead of an answer (a panic), when
+/// its route is not known any more.
+pub const UNKNOWN_ROUTE: &str = "unknown";
+
+/// The methods that are labelled by name (RFC 9110's); any other is `other`.
+pub const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// The label of `method`: its name when it is a known one, else `other`.
+#[must_use]
+pub fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -114,13 +141,21 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// Counts one answered request. `route` is the pattern of the route that matched (from
+    /// `HttpRequest::match_pattern`, never the raw path), `None` when none did.
+    pub fn observe_request(
+        &self,
+        route: Option<&str>,
+        method: &Method,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let route = route.unwrap_or(UNMATCHED_ROUTE);
         self.requests
             .get_or_create(&HttpLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
-                status,
+                method: method_label(method),
+                status: status.as_u16(),
             })
             .inc();
         self.request_seconds
@@ -158,13 +193,40 @@ mod tests {
     #[test]
     fn rendered_metrics_contain_what_was_observed() {
         let metrics = Metrics::new();
-        metrics.observe_request("/api/projects", "GET", 200, Duration::from_millis(3));
+        metrics.observe_request(
+            Some("/api/projects"),
+            &Method::GET,
+            StatusCode::OK,
+            Duration::from_millis(3),
+        );
         metrics.deltas_relayed.inc_by(5);
         let text = metrics.render();
         assert!(text.contains("confab_http_requests_total{route=\"/api/projects\",method=\"GET\",status=\"200\"} 1"), "{text}");
         assert!(
             text.contains("confab_chat_deltas_relayed_total 5"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn made_up_methods_and_unmatched_paths_share_one_label_each() {
+        let metrics = Metrics::new();
+        for n in 0..50 {
+            let method = Method::from_bytes(format!("FOO{n}").as_bytes()).unwrap();
+            metrics.observe_request(None, &method, StatusCode::NOT_FOUND, Duration::ZERO);
+        }
+        for known in KNOWN_METHODS {
+            let method = Method::from_bytes(known.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), known);
+        }
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|line| line.starts_with("confab_http_requests_total{"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            series,
+            ["confab_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 50"]
         );
     }
 }

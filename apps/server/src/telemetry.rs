@@ -1,5 +1,5 @@
 //! Logs and per-request observation: a request id on every log line and response, and
-//! request metrics by route.
+//! request metrics by route pattern, with labels bounded whatever a client sends (metrics.rs).
 
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::UNKNOWN_ROUTE;
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,20 +63,38 @@ pub async fn observe(
         .map(|state| std::sync::Arc::clone(&state.metrics));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
-    let method = req.method().to_string();
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    let method = req.method().clone();
+    let outcome = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            // No answer (a handler panicked, error.rs): actix answers from the error, and
+            // the route is not known any more.
+            let status = error.as_response_error().status_code();
+            if let Some(metrics) = metrics {
+                metrics.observe_request(Some(UNKNOWN_ROUTE), &method, status, elapsed);
+            }
+            span.in_scope(|| {
+                tracing::warn!(
+                    status = status.as_u16(),
+                    elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                    "answered from an error"
+                );
+            });
+            return Err(error);
+        }
+    };
+    let status = response.status();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if let Some(metrics) = metrics {
-        metrics.observe_request(&route, &method, status, elapsed);
+        // The pattern, never the raw path: the labels stay bounded (metrics.rs).
+        let route = response.request().match_pattern();
+        metrics.observe_request(route.as_deref(), &method, status, elapsed);
     }
+    let status = status.as_u16();
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "answered");

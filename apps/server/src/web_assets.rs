@@ -8,14 +8,12 @@
 //!   pre-compressed gzip bytes when the client accepts gzip (`Vary: Accept-Encoding` always).
 
 use actix_web::{
-    HttpRequest, HttpResponse,
-    http::{
-        Method, StatusCode,
-        header::{self, HeaderValue},
-    },
+    HttpRequest, HttpResponse, ResponseError,
+    http::{Method, StatusCode, header},
     web,
 };
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// One embedded file.
@@ -87,38 +85,15 @@ fn looks_like_a_file(path: &str) -> bool {
     )
 }
 
-fn problem(status: StatusCode, code: &str, detail: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/problem+json")
-        .json(serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail,
-            "code": code,
-        }))
-}
-
 /// Answers a request for the browser client: GET or HEAD of `/`, a hashed file, or any other
 /// non-API path (→ index.html, so the client's own routes survive a reload).
 pub async fn serve(req: HttpRequest) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This path only answers GET and HEAD.",
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return resp;
+        return ApiError::MethodNotAllowed { allow: "GET, HEAD" }.error_response();
     }
     let path = req.path();
     if path == "/api" || path.starts_with("/api/") {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "There is no such API route.",
-        );
+        return ApiError::NotFound("There is no such API route.").error_response();
     }
     if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
         let cache = if asset.immutable {
@@ -129,7 +104,7 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         return respond(&req, asset, cache, None);
     }
     if path != "/" && looks_like_a_file(path) {
-        return problem(StatusCode::NOT_FOUND, "not_found", "There is no such file.");
+        return ApiError::NotFound("There is no such file.").error_response();
     }
     let clerk_host = req
         .app_data::<web::Data<AppState>>()

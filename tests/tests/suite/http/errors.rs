@@ -845,3 +845,42 @@ async fn authentication_comes_first_even_when_the_verifier_has_to_wait() {
         }
     }
 }
+
+// ---- 500 -----------------------------------------------------------------------------
+
+/// A verifier with a bug: it panics.
+struct PanickingAuth;
+
+#[async_trait::async_trait]
+impl AuthVerifier for PanickingAuth {
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        panic!("the verifier broke on {token}")
+    }
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_problem_that_hides_it_and_the_server_keeps_serving() {
+    let app = AppOptions::new()
+        .auth(Arc::new(PanickingAuth))
+        .spawn()
+        .await;
+    for _ in 0..3 {
+        let answer = app.me(ALICE).await;
+        let problem = answer.problem(500, "internal");
+        assert!(
+            !problem.detail.contains("broke") && !answer.text().contains("test-token"),
+            "{}",
+            answer.text()
+        );
+    }
+    app.healthz().await.assert_status(200);
+    let metrics = app.metrics().await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("confab_http_requests_total{")
+                && line.contains(r#"status="500""#)
+                && line.ends_with(" 3")),
+        "the 500s are counted: {metrics}"
+    );
+}

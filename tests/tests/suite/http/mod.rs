@@ -2,6 +2,7 @@
 //! per area of API.md. Each test starts its own server on `127.0.0.1:0` through
 //! `confab_tests::http::TestApp`.
 
+mod bodies;
 mod chat;
 mod conversations;
 mod dev;
@@ -13,6 +14,7 @@ mod paging;
 mod projects;
 mod prompts;
 mod provider;
+mod routing;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.
 fn essence(content_type: Option<&str>) -> String {
