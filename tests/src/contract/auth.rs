@@ -214,6 +214,8 @@ impl JwksFixture {
             cold_retry_interval: COLD_RETRY_INTERVAL,
             retry_backoff_initial: RETRY_BACKOFF_INITIAL,
             retry_backoff_max: RETRY_BACKOFF_MAX,
+            // Longer than any safety net here: a held answer ends only when a case releases it.
+            request_timeout: Duration::from_secs(300),
             clock: Arc::new(clock.clone()),
             ..JwksOptions::default()
         };

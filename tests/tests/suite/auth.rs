@@ -505,10 +505,15 @@ async fn oidc_pins_the_algorithm_by_key_type_and_checks_the_audience() {
 // The JWKS cache.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_verifications_with_unknown_kids_fetch_the_key_set_at_most_twice() {
+async fn two_hundred_concurrent_verifications_with_unknown_kids_fetch_the_key_set_once() {
     let key = TestKey::rsa_a(KID_A);
     let server = JwksServer::start(&[&key]).await;
-    let clerk = Arc::new(clerk_for(&server, JwksOptions::default()));
+    // A clock that stands still: however long the crowd takes, the interval never passes.
+    let options = JwksOptions {
+        clock: Arc::new(ManualClock::new()),
+        ..JwksOptions::default()
+    };
+    let clerk = Arc::new(clerk_for(&server, options));
     let claims = clerk_claims(&server.issuer(), "user_2crowd");
     let valid = key.sign(&claims);
 
@@ -531,10 +536,12 @@ async fn two_hundred_concurrent_verifications_with_unknown_kids_fetch_the_key_se
             assert!(is_unauthenticated(&result), "unknown kid {i}: {result:?}");
         }
     }
-    let fetches = server.jwks_fetches();
-    assert!(
-        (1..=2).contains(&fetches),
-        "{fetches} JWKS fetches for 200 verifications"
+    // The first to take the flight fetches; the rest find the set fetched just now and
+    // may not refetch for their unknown kids within the interval.
+    assert_eq!(
+        server.jwks_fetches(),
+        1,
+        "JWKS fetches for 200 verifications"
     );
 }
 
