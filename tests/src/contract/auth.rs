@@ -170,13 +170,19 @@ async fn concurrent_verifications_each_get_their_own_principal(subject: AuthSubj
 // The JWKS cache contract: what every verifier that gets its keys from an issuer's JWKS
 // (Clerk, OIDC — they share `confab_auth::JwksCache`) promises about refreshing them.
 
+/// Builds the verifier for a server's issuer and JWKS, with the given cache options.
+pub type BuildVerifier = dyn Fn(&JwksServer, JwksOptions) -> Arc<dyn AuthVerifier> + Send + Sync;
+
+/// A token for `user` that the verifier accepts while it trusts `key`: right issuer,
+/// audience and claims, signed by `key` under its `kid`.
+pub type SignToken = dyn Fn(&JwksServer, &TestKey, &str) -> String + Send + Sync;
+
 /// A verifier that gets its keys from a [`JwksServer`].
 pub struct JwksVerifierFactory {
-    /// The verifier for `server`'s issuer and JWKS, with these cache options.
-    pub build: Box<dyn Fn(&JwksServer, JwksOptions) -> Arc<dyn AuthVerifier> + Send + Sync>,
-    /// A token for `user` that the verifier accepts while it trusts `key`: right issuer,
-    /// audience and claims, signed by `key` under its `kid`.
-    pub sign: Box<dyn Fn(&JwksServer, &TestKey, &str) -> String + Send + Sync>,
+    /// Builds the verifier.
+    pub build: Box<BuildVerifier>,
+    /// Mints the tokens the cases verify.
+    pub sign: Box<SignToken>,
 }
 
 /// The cache options every case runs with: a manual clock and the production intervals
