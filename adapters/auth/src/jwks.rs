@@ -13,7 +13,8 @@
 //! after the refetch on, an idle verifier makes no requests, and there is no task to spawn,
 //! tie to the verifier's lifetime or shut down (a verifier can be built outside a runtime).
 //! The price is that the one request triggering a refresh waits for that fetch, which
-//! `request_timeout` bounds.
+//! `request_timeout` bounds. Should that request be cancelled (its client went away), the
+//! fetch is dropped with it, nothing is recorded, and the next lookup refreshes instead.
 //!
 //! **Issuer unreachable.** A failed fetch never empties the cache: the last good set stays
 //! in use, a warning is logged, and the next attempt waits `retry_backoff_initial`, doubling
