@@ -1,6 +1,7 @@
 //! A local identity provider for the auth tests: serves a JWKS and an OpenID discovery
-//! document on 127.0.0.1 (port 0), counts the fetches, and can rotate its keys, fail,
-//! answer garbage, hang, or go down. Also the fixed test keys (generated once with
+//! document on 127.0.0.1 (port 0), counts the fetches (and lets a test wait for one), sends
+//! the `Cache-Control` it is told to, and can rotate or withdraw its keys, fail, answer
+//! garbage, hang, hold its answers until released, or go down. Also the fixed test keys (generated once with
 //! `openssl genrsa 2048` / `openssl ecparam -name prime256v1`, under `tests/fixtures/jwt/`)
 //! and helpers to sign tokens with them.
 
@@ -15,6 +16,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Test RSA key A (2048 bits), PKCS#8 PEM.
@@ -145,8 +147,13 @@ struct Shared {
     keys: Mutex<Vec<Value>>,
     mode: Mutex<Mode>,
     discovery_issuer: Mutex<Option<String>>,
-    jwks_fetches: AtomicUsize,
+    /// The `Cache-Control` header of JWKS answers; none when `None`.
+    cache_control: Mutex<Option<String>>,
+    /// JWKS requests received so far (counted on arrival, before any answer).
+    jwks_fetches: watch::Sender<usize>,
     discovery_fetches: AtomicUsize,
+    /// `false` while JWKS answers are held back (see [`JwksServer::hold`]).
+    open: watch::Sender<bool>,
     base_url: String,
 }
 
@@ -176,8 +183,10 @@ impl JwksServer {
             keys: Mutex::new(keys.iter().map(|k| k.jwk()).collect()),
             mode: Mutex::new(Mode::Serve),
             discovery_issuer: Mutex::new(None),
-            jwks_fetches: AtomicUsize::new(0),
+            cache_control: Mutex::new(None),
+            jwks_fetches: watch::Sender::new(0),
             discovery_fetches: AtomicUsize::new(0),
+            open: watch::Sender::new(true),
             base_url: format!("http://{addr}"),
         });
         let state = Arc::clone(&shared);
@@ -218,7 +227,23 @@ impl JwksServer {
     /// How many times the JWKS was requested (whatever the answer).
     #[must_use]
     pub fn jwks_fetches(&self) -> usize {
-        self.shared.jwks_fetches.load(Ordering::SeqCst)
+        *self.shared.jwks_fetches.borrow()
+    }
+
+    /// Waits until the JWKS was requested at least `count` times in all (the request has
+    /// arrived; its answer may still be held). Panics after a minute, a safety net only.
+    pub async fn wait_for_jwks_fetches(&self, count: usize) {
+        let mut fetches = self.shared.jwks_fetches.subscribe();
+        let arrived = tokio::time::timeout(
+            Duration::from_secs(60),
+            fetches.wait_for(|fetched| *fetched >= count),
+        )
+        .await;
+        assert!(
+            matches!(arrived, Ok(Ok(_))),
+            "the JWKS was requested {} times, not {count}",
+            self.jwks_fetches()
+        );
     }
 
     /// How many times the discovery document was requested.
@@ -240,6 +265,22 @@ impl JwksServer {
     /// Changes what the server answers from now on.
     pub fn set_mode(&self, mode: Mode) {
         *lock(&self.shared.mode) = mode;
+    }
+
+    /// Sends `Cache-Control: <value>` with every JWKS answer from now on (`None`: no header).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        *lock(&self.shared.cache_control) = value.map(str::to_owned);
+    }
+
+    /// Holds back every JWKS answer from now on: requests are counted on arrival, then wait
+    /// until [`JwksServer::release`], and are answered with the keys and mode of that moment.
+    pub fn hold(&self) {
+        self.shared.open.send_replace(false);
+    }
+
+    /// Answers the held requests, and later ones at once.
+    pub fn release(&self) {
+        self.shared.open.send_replace(true);
     }
 
     /// Makes the discovery document name another issuer than the server's own.
@@ -291,7 +332,17 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
 
     let document = match path.as_str() {
         "/.well-known/jwks.json" => {
-            shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+            shared.jwks_fetches.send_modify(|fetched| *fetched += 1);
+            // `wait_for` looks at the current value first: a release is never missed.
+            if shared
+                .open
+                .subscribe()
+                .wait_for(|open| *open)
+                .await
+                .is_err()
+            {
+                return;
+            }
             Some(serde_json::json!({ "keys": *lock(&shared.keys) }))
         }
         "/.well-known/openid-configuration" => {
@@ -318,9 +369,13 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
         (Some(_), Mode::Garbage) => ("200 OK", "<html>not json</html>".to_owned()),
         (Some(doc), Mode::Serve) => ("200 OK", doc.to_string()),
     };
+    let cache_control = match (path.as_str(), &*lock(&shared.cache_control)) {
+        ("/.well-known/jwks.json", Some(value)) => format!("Cache-Control: {value}\r\n"),
+        _ => String::new(),
+    };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
+         {cache_control}Connection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;

@@ -2,6 +2,7 @@
 //! rules that derive what is missing (Clerk's issuer and JWKS URL from the publishable key).
 //! Every error names the environment variable to fix.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -10,6 +11,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::DecodingKey;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::{Clock, SystemClock};
 
 /// A setting that is missing or cannot be used. Never carries a secret's value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,30 +45,46 @@ fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// How signing keys are fetched and cached. The defaults suit production; tests shorten them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How signing keys are fetched and cached. The defaults suit production; tests shorten them
+/// or inject a [`ManualClock`](crate::clock::ManualClock).
+///
+/// How long a fetched key set is used before it is refreshed is not set here: the issuer
+/// says it with `Cache-Control: max-age`, bounded by [`crate::jwks::MIN_MAX_AGE`] and
+/// [`crate::jwks::MAX_MAX_AGE`] (see [`crate::jwks`]).
+#[derive(Clone, Debug)]
 pub struct JwksOptions {
     /// A token naming an unknown `kid` refetches the key set at most this often (default 60 s).
-    pub refresh_interval: Duration,
+    pub unknown_kid_refetch_interval: Duration,
     /// While no key set was ever fetched, a failed fetch is retried at most this often
     /// (default 5 s); requests in between are answered `Unavailable` at once.
     pub cold_retry_interval: Duration,
+    /// After a failed fetch of a set that is cached already, the next attempt waits this long
+    /// (default 30 s), doubling with each further failure up to `retry_backoff_max`.
+    /// Requests in between are served from the cached set without touching the network.
+    pub retry_backoff_initial: Duration,
+    /// The longest wait between two attempts while the issuer keeps failing (default 10 min).
+    pub retry_backoff_max: Duration,
     /// Timeout to establish the connection to the issuer (default 5 s).
     pub connect_timeout: Duration,
     /// Timeout of one whole request, body included (default 10 s).
     pub request_timeout: Duration,
     /// A key set or discovery document larger than this is refused (default 1 MiB).
     pub max_document_bytes: usize,
+    /// The time the cache reads for expiry, backoff and rate limits (default the system's).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for JwksOptions {
     fn default() -> Self {
         Self {
-            refresh_interval: Duration::from_secs(60),
+            unknown_kid_refetch_interval: Duration::from_secs(60),
             cold_retry_interval: Duration::from_secs(5),
+            retry_backoff_initial: Duration::from_secs(30),
+            retry_backoff_max: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_document_bytes: 1024 * 1024,
+            clock: Arc::new(SystemClock),
         }
     }
 }

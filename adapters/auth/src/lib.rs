@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clerk;
+pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod jwks;
@@ -8,11 +9,14 @@ pub mod oidc;
 pub mod token;
 
 pub use clerk::ClerkVerifier;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ClerkConfig, ClerkKeys, ClerkSettings, ConfigError, DevConfig, JwksOptions, OidcConfig,
     OidcSettings, frontend_api_host,
 };
 pub use dev::{DevAuth, DevAuthError, validate_username};
-pub use jwks::{JwksCache, JwksSource, KeyLookupError, KeyPolicy};
+pub use jwks::{
+    DEFAULT_MAX_AGE, JwksCache, JwksSource, KeyLookupError, KeyPolicy, MAX_MAX_AGE, MIN_MAX_AGE,
+};
 pub use oidc::OidcVerifier;
 pub use token::{CLOCK_SKEW_SECS, MAX_TOKEN_BYTES, VerifyingKey};
