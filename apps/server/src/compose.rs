@@ -66,7 +66,7 @@ pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> 
 
 /// Builds every adapter from the settings and logs which ones it chose.
 pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
-    let (auth, dev_tokens) = sign_in(&settings.auth)?;
+    let sign_in = sign_in(&settings.auth)?;
     let llm = llm(&settings.llm)?;
     let (blobs, files) = blobs(&settings.files)?;
     let database = redact_url(settings.database.url.expose_secret());
@@ -85,8 +85,8 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         history: stores.clone(),
         files: stores,
         blobs,
-        auth,
-        dev_tokens,
+        auth: sign_in.verifier,
+        dev_tokens: sign_in.dev_tokens,
         llm,
         limiter: Arc::new(TokenBucketLimiter::new(settings.sends_per_minute)),
     })
@@ -117,17 +117,27 @@ pub async fn open_database(database: &DatabaseSettings) -> Result<SqlStore, Comp
     Ok(store)
 }
 
-/// The sign-in verifier, and the dev token issuer when dev sign-in is configured.
-fn sign_in(
-    auth: &AuthSettings,
-) -> Result<(Arc<dyn AuthVerifier>, Option<Arc<dyn DevTokens>>), ComposeError> {
+/// How users sign in: the verifier, and the dev token issuer when dev sign-in is configured.
+struct SignIn {
+    verifier: Arc<dyn AuthVerifier>,
+    dev_tokens: Option<Arc<dyn DevTokens>>,
+}
+
+fn sign_in(auth: &AuthSettings) -> Result<SignIn, ComposeError> {
+    let verifier_only = |verifier: Arc<dyn AuthVerifier>| SignIn {
+        verifier,
+        dev_tokens: None,
+    };
     Ok(match auth {
         AuthSettings::Dev { config, .. } => {
             let dev = Arc::new(DevAuth::new(config)?);
-            (dev.clone(), Some(dev))
+            SignIn {
+                verifier: dev.clone(),
+                dev_tokens: Some(dev),
+            }
         }
-        AuthSettings::Clerk(config) => (Arc::new(ClerkVerifier::new(config)?), None),
-        AuthSettings::Oidc(config) => (Arc::new(OidcVerifier::new(config)?), None),
+        AuthSettings::Clerk(config) => verifier_only(Arc::new(ClerkVerifier::new(config)?)),
+        AuthSettings::Oidc(config) => verifier_only(Arc::new(OidcVerifier::new(config)?)),
     })
 }
 

@@ -7,7 +7,6 @@
 //! merged by figment, whose metadata tells where a value came from ([`sources`]).
 //! `confab.toml`'s keys are the variables' names in any case. Secrets are `SecretString`s.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,10 +18,10 @@ use confab_openai::{DEFAULT_MODEL, OpenAiConfig, ProviderConfig};
 use confab_sql::PoolOptions;
 use secrecy::SecretString;
 
-pub use self::keys::KEYS;
 use self::keys::*;
+pub use self::keys::{DefaultValue, KEYS, Key, Kind, markdown_table};
+use self::sources::Values;
 pub use self::sources::{Source, Sources};
-use crate::redact::redact_url;
 
 mod keys;
 mod sources;
@@ -44,108 +43,6 @@ fn invalid(key: &Key, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         var: key.name,
         message: message.into(),
-    }
-}
-
-/// What a key holds, and which values it allows.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    /// A whole number from `min` to `max` (inclusive), counted in `unit`.
-    Int {
-        min: u64,
-        max: u64,
-        unit: &'static str,
-    },
-    /// 1/0, true/false, yes/no, on/off.
-    Flag,
-    /// One of these words, in any case.
-    Choice(&'static [&'static str]),
-    /// An IP address and port.
-    Addr,
-    Text,
-    /// Text that may hold a password: printed only through [`redact_url`].
-    Url,
-    /// Comma-separated text (a TOML array too).
-    List,
-}
-
-/// A key's default.
-#[derive(Clone, Copy, Debug)]
-pub enum DefaultValue {
-    /// This value, checked like a given one.
-    Is(&'static str),
-    /// Not set.
-    Unset,
-    /// Worked out at start (from other settings, or the machine); the text says how.
-    Derived(&'static str),
-}
-
-/// One setting.
-#[derive(Clone, Copy, Debug)]
-pub struct Key {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub default: DefaultValue,
-    /// Never printed: `confab config` says only whether it is set, errors never repeat it.
-    pub secret: bool,
-    pub help: &'static str,
-}
-
-impl Kind {
-    /// The allowed values, for people (error messages, the README).
-    #[must_use]
-    pub fn allowed(&self) -> String {
-        match self {
-            Self::Int { min, max, unit } => format!("{min} to {max}{unit}"),
-            Self::Flag => "0 or 1".to_owned(),
-            Self::Choice(words) => words
-                .iter()
-                .map(|w| format!("`{w}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            Self::Addr => "IP:port".to_owned(),
-            Self::Text => "text".to_owned(),
-            Self::Url => "URL".to_owned(),
-            Self::List => "comma-separated list".to_owned(),
-        }
-    }
-
-    /// Checks `raw` and returns it in its canonical form (a number, `true`, a choice's word).
-    fn check(&self, raw: &str) -> Result<String, String> {
-        let expected = || format!("expected {}", self.allowed());
-        match self {
-            Self::Int { min, max, .. } => match raw.parse::<u64>() {
-                Ok(n) if (*min..=*max).contains(&n) => Ok(n.to_string()),
-                Ok(_) => Err(format!("out of range: {}", expected())),
-                Err(_) => Err(format!("{}, a whole number", expected())),
-            },
-            Self::Flag => match raw.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => Ok("true".to_owned()),
-                "0" | "false" | "no" | "off" => Ok("false".to_owned()),
-                _ => Err(format!("{} (or true/false)", expected())),
-            },
-            Self::Choice(words) => words
-                .iter()
-                .find(|w| w.eq_ignore_ascii_case(raw))
-                .map(|w| (*w).to_owned())
-                .ok_or_else(expected),
-            Self::Addr => raw
-                .parse::<SocketAddr>()
-                .map(|a| a.to_string())
-                .map_err(|_| format!("{}, like 127.0.0.1:8000", expected())),
-            Self::Text | Self::Url | Self::List => Ok(raw.to_owned()),
-        }
-    }
-}
-
-impl Key {
-    /// A value of this key as it may be printed.
-    fn printable(&self, value: &str) -> String {
-        match self.kind {
-            _ if self.secret => "******** (set)".to_owned(),
-            Kind::Url => redact_url(value),
-            _ => value.replace('\n', "\\n"),
-        }
     }
 }
 
@@ -182,7 +79,9 @@ impl AuthSettings {
 /// Which model answers: the built-in demo model, or the OpenAI adapters' own configuration.
 #[derive(Clone, Debug)]
 pub enum LlmSettings {
-    Echo { pace: Duration },
+    Echo {
+        pace: Duration,
+    },
     /// The Responses API, or (`compatible`) an OpenAI-compatible Chat Completions server.
     OpenAi {
         compatible: bool,
@@ -235,105 +134,6 @@ pub struct Settings {
     pub shown: Vec<Shown>,
 }
 
-/// The checked values of every key.
-struct Values {
-    checked: BTreeMap<&'static str, (String, Source)>,
-    /// What `confab config` shows for keys whose value is worked out from others.
-    derived: BTreeMap<&'static str, String>,
-}
-
-impl Values {
-    /// Checks every key's value (given, or its default) against the key's kind and range.
-    fn check(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut checked = BTreeMap::new();
-        for key in KEYS {
-            let (raw, source) = match (sources.get(key.name), key.default) {
-                (Some((raw, source)), _) => (raw, source.clone()),
-                (None, DefaultValue::Is(raw)) => (raw, Source::Default),
-                (None, _) => continue,
-            };
-            let value = key.kind.check(raw).map_err(|why| match key.secret {
-                true => invalid(key, why),
-                false => invalid(key, format!("{} is {why}", key.printable(raw))),
-            })?;
-            checked.insert(key.name, (value, source));
-        }
-        let derived = BTreeMap::new();
-        Ok(Self { checked, derived })
-    }
-
-    fn get(&self, key: &Key) -> Option<&str> {
-        self.checked.get(key.name).map(|(v, _)| v.as_str())
-    }
-
-    fn is_given(&self, key: &Key) -> bool {
-        self.checked
-            .get(key.name)
-            .is_some_and(|(_, s)| *s != Source::Default)
-    }
-
-    fn text(&self, key: &Key) -> Option<String> {
-        self.get(key).map(str::to_owned)
-    }
-
-    fn secret(&self, key: &Key) -> Option<SecretString> {
-        self.get(key).map(|v| SecretString::from(v.to_owned()))
-    }
-
-    fn flag(&self, key: &Key) -> bool {
-        self.get(key) == Some("true")
-    }
-
-    fn list(&self, key: &Key) -> Vec<String> {
-        let items = self.get(key).unwrap_or_default().split(',').map(str::trim);
-        items.filter(|s| !s.is_empty()).map(str::to_owned).collect()
-    }
-
-    /// A number; `None` when unset. The table's range keeps it within `T`.
-    fn number<T: TryFrom<u64>>(&self, key: &Key) -> Result<Option<T>, ConfigError> {
-        let Some(n) = self.get(key).and_then(|v| v.parse::<u64>().ok()) else {
-            return Ok(None);
-        };
-        T::try_from(n)
-            .map(Some)
-            .map_err(|_| invalid(key, format!("{n} is out of range")))
-    }
-
-    fn required<T: TryFrom<u64>>(&self, key: &Key) -> Result<T, ConfigError> {
-        self.number(key)?
-            .ok_or_else(|| invalid(key, "has no value and no default"))
-    }
-
-    fn secs(&self, key: &Key) -> Result<Duration, ConfigError> {
-        self.required(key).map(Duration::from_secs)
-    }
-
-    /// Records what `confab config` shows for a key worked out at start.
-    fn derive(&mut self, key: &Key, shown: impl Into<String>) {
-        self.derived.insert(key.name, shown.into());
-    }
-
-    /// `confab config`'s lines, in the table's order.
-    fn shown(&self) -> Vec<Shown> {
-        let line = |key: &Key| {
-            let (value, source) = match self.checked.get(key.name) {
-                Some((value, source)) => (key.printable(value), source.clone()),
-                None => match key.default {
-                    DefaultValue::Derived(how) => (format!("({how})"), Source::Default),
-                    _ => ("(not set)".to_owned(), Source::Default),
-                },
-            };
-            let value = self.derived.get(key.name).cloned().unwrap_or(value);
-            Shown {
-                name: key.name,
-                value,
-                source,
-            }
-        };
-        KEYS.iter().map(line).collect()
-    }
-}
-
 impl Settings {
     /// Reads the settings from the usual layers.
     pub fn load() -> Result<Self, ConfigError> {
@@ -377,9 +177,11 @@ impl Settings {
             ..ChatSettings::default()
         };
         Ok(Self {
-            bind: v.text(&BIND).unwrap_or_default().parse().map_err(|_| {
-                invalid(&BIND, "expected an address like 127.0.0.1:8000")
-            })?,
+            bind: v
+                .text(&BIND)
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| invalid(&BIND, "expected an address like 127.0.0.1:8000"))?,
             database: DatabaseSettings {
                 url: SecretString::from(database_url),
                 pool: PoolOptions {
@@ -445,7 +247,8 @@ impl Settings {
 }
 
 fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
-    let clerk_key_given = v.get(&CLERK_PUBLISHABLE_KEY).is_some() || v.get(&CLERK_JWKS_URL).is_some();
+    let clerk_key_given =
+        v.get(&CLERK_PUBLISHABLE_KEY).is_some() || v.get(&CLERK_JWKS_URL).is_some();
     let provider = match v.get(&AUTH) {
         Some(provider) => provider.to_owned(),
         None if clerk_key_given => "clerk".to_owned(),
@@ -496,7 +299,10 @@ fn llm(v: &mut Values) -> Result<LlmSettings, ConfigError> {
     };
     v.derive(&LLM, provider.as_str());
     if provider == "echo" {
-        v.derive(&MODEL, v.text(&MODEL).unwrap_or_else(|| "echo-1".to_owned()));
+        v.derive(
+            &MODEL,
+            v.text(&MODEL).unwrap_or_else(|| "echo-1".to_owned()),
+        );
         let pace = v.required(&ECHO_PACE_MS).map(Duration::from_millis)?;
         return Ok(LlmSettings::Echo { pace });
     }
@@ -505,11 +311,19 @@ fn llm(v: &mut Values) -> Result<LlmSettings, ConfigError> {
         Some(key) => key,
         // Local compatible servers (Ollama, llama.cpp) take any key.
         None if compatible => SecretString::from("none".to_owned()),
-        None => return Err(invalid(&OPENAI_API_KEY, "CONFAB_LLM=openai needs an API key")),
+        None => {
+            return Err(invalid(
+                &OPENAI_API_KEY,
+                "CONFAB_LLM=openai needs an API key",
+            ));
+        }
     };
     let base_url = v.text(&OPENAI_BASE_URL).unwrap_or_default();
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(invalid(&OPENAI_BASE_URL, "expected an http:// or https:// URL"));
+        return Err(invalid(
+            &OPENAI_BASE_URL,
+            "expected an http:// or https:// URL",
+        ));
     }
     let model = v.text(&MODEL).unwrap_or_else(|| DEFAULT_MODEL.to_owned());
     v.derive(&MODEL, model.as_str());
@@ -544,27 +358,4 @@ impl fmt::Display for Settings {
         }
         Ok(())
     }
-}
-
-/// The README's configuration table, generated from [`KEYS`].
-#[must_use]
-pub fn markdown_table() -> String {
-    let mut table = String::from(
-        "| variable | default | allowed | meaning |\n|---|---|---|---|\n",
-    );
-    for key in KEYS {
-        let default = match key.default {
-            DefaultValue::Is(value) => format!("`{value}`"),
-            DefaultValue::Unset => "—".to_owned(),
-            DefaultValue::Derived(how) => how.to_owned(),
-        };
-        let secret = if key.secret { " Secret: never printed." } else { "" };
-        table.push_str(&format!(
-            "| `{}` | {default} | {} | {}{secret} |\n",
-            key.name,
-            key.kind.allowed(),
-            key.help
-        ));
-    }
-    table
 }

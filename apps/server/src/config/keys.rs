@@ -1,21 +1,188 @@
-//! The table of every setting. The README's configuration table is generated from it
-//! (`config::markdown_table`); a test fails when they differ.
+//! The table of every setting: its variable, kind, default, allowed values, whether it is a
+//! secret, and what it is for. Values are checked against it, `confab config` prints it, and
+//! the README's configuration table is generated from it ([`markdown_table`]; a test fails
+//! when the two differ).
 
-use super::DefaultValue::{Derived, Is, Unset};
-use super::Key;
-use super::Kind::{self, Addr, Choice, Flag, List, Text, Url};
+use std::net::SocketAddr;
+
+use self::DefaultValue::{Derived, Is, Unset};
+use self::Kind::{Addr, Choice, Flag, List, Text, Url};
+use crate::redact::redact_url;
+
+/// What a key holds, and which values it allows.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// A whole number from `min` to `max` (inclusive), counted in `unit`.
+    Int {
+        min: u64,
+        max: u64,
+        unit: &'static str,
+    },
+    /// 1/0, true/false, yes/no, on/off.
+    Flag,
+    /// One of these words, in any case.
+    Choice(&'static [&'static str]),
+    /// An IP address and port.
+    Addr,
+    Text,
+    /// Text that may hold a password: printed only through [`redact_url`].
+    Url,
+    /// Comma-separated text (a TOML array too).
+    List,
+}
+
+/// A key's default.
+#[derive(Clone, Copy, Debug)]
+pub enum DefaultValue {
+    /// This value, checked like a given one.
+    Is(&'static str),
+    /// Not set.
+    Unset,
+    /// Worked out at start (from other settings, or the machine); the text says how.
+    Derived(&'static str),
+}
+
+/// One setting.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    /// Never printed: `confab config` says only whether it is set, errors never repeat it.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+impl Kind {
+    /// The allowed values, for people (error messages, the README).
+    #[must_use]
+    pub fn allowed(&self) -> String {
+        match self {
+            Self::Int { min, max, unit } if *unit == " bytes" => {
+                format!("{} to {}", in_bytes(*min), in_bytes(*max))
+            }
+            Self::Int { min, max, unit } => format!("{min} to {max}{unit}"),
+            Self::Flag => "0 or 1 (or true/false, yes/no, on/off)".to_owned(),
+            Self::Choice(words) => words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Self::Addr => "IP:port".to_owned(),
+            Self::Text => "text".to_owned(),
+            Self::Url => "URL".to_owned(),
+            Self::List => "comma-separated list".to_owned(),
+        }
+    }
+
+    /// Checks `raw` and returns it in its canonical form (a number, `true`, a choice's word),
+    /// or why it is refused (`is out of range: expected 1 to 1000`).
+    pub(super) fn check(&self, raw: &str) -> Result<String, String> {
+        let refuse = |what: &str| Err(format!("is {what}: expected {}", self.allowed()));
+        match self {
+            Self::Int { min, max, .. } => match raw.parse::<u64>() {
+                Ok(n) if (*min..=*max).contains(&n) => Ok(n.to_string()),
+                Ok(_) => refuse("out of range"),
+                Err(_) => refuse("not a whole number"),
+            },
+            Self::Flag => match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok("true".to_owned()),
+                "0" | "false" | "no" | "off" => Ok("false".to_owned()),
+                _ => refuse("not a flag"),
+            },
+            Self::Choice(words) => match words.iter().find(|w| w.eq_ignore_ascii_case(raw)) {
+                Some(word) => Ok((*word).to_owned()),
+                None => refuse("not allowed"),
+            },
+            Self::Addr => match raw.parse::<SocketAddr>() {
+                Ok(addr) => Ok(addr.to_string()),
+                Err(_) => refuse("not an address like 127.0.0.1:8000"),
+            },
+            Self::Text | Self::Url | Self::List => Ok(raw.to_owned()),
+        }
+    }
+}
+
+/// `1073741824` as `1 GiB`; a number that is no whole count of KiB, MiB… as it is.
+fn in_bytes(n: u64) -> String {
+    let units = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    match units
+        .iter()
+        .find(|(size, _)| n >= *size && n.is_multiple_of(*size))
+    {
+        Some((size, unit)) => format!("{} {unit}", n / size),
+        None if n == 1 => "1 byte".to_owned(),
+        None => format!("{n} bytes"),
+    }
+}
+
+impl Key {
+    /// A value of this key as it may be printed.
+    pub(super) fn printable(&self, value: &str) -> String {
+        match self.kind {
+            _ if self.secret => "******** (set)".to_owned(),
+            Kind::Url => redact_url(value),
+            _ => value.replace('\n', "\\n"),
+        }
+    }
+}
+
+/// The README's configuration table, generated from [`KEYS`].
+#[must_use]
+pub fn markdown_table() -> String {
+    let mut table = String::from("| variable | default | allowed | meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let default = match key.default {
+            DefaultValue::Is(value) => match (key.kind, value.parse()) {
+                (Kind::Int { unit: " bytes", .. }, Ok(n)) => format!("`{value}` ({})", in_bytes(n)),
+                _ => format!("`{value}`"),
+            },
+            DefaultValue::Unset => "—".to_owned(),
+            DefaultValue::Derived(how) => how.to_owned(),
+        };
+        let secret = if key.secret {
+            "; secret, never printed"
+        } else {
+            ""
+        };
+        table.push_str(&format!(
+            "| `{}` | {default} | {} | {}{secret} |\n",
+            key.name,
+            key.kind.allowed(),
+            key.help
+        ));
+    }
+    table
+}
 
 const fn int(min: u64, max: u64) -> Kind {
     Kind::Int { min, max, unit: "" }
 }
 const fn secs(min: u64, max: u64) -> Kind {
-    Kind::Int { min, max, unit: " s" }
+    Kind::Int {
+        min,
+        max,
+        unit: " s",
+    }
 }
 const fn millis(min: u64, max: u64) -> Kind {
-    Kind::Int { min, max, unit: " ms" }
+    Kind::Int {
+        min,
+        max,
+        unit: " ms",
+    }
 }
 const fn bytes(min: u64, max: u64) -> Kind {
-    Kind::Int { min, max, unit: " bytes" }
+    Kind::Int {
+        min,
+        max,
+        unit: " bytes",
+    }
 }
 const PUBLIC: bool = false;
 const SECRET: bool = true;
@@ -92,7 +259,7 @@ keys! {
     SENDS_PER_MINUTE: "CONFAB_SENDS_PER_MINUTE", int(1, 1_000_000), Is("20"), PUBLIC,
         "per-user message limit (429 with `Retry-After`)";
     MAX_UPLOAD_BYTES: "CONFAB_MAX_UPLOAD_BYTES", bytes(1, 1 << 40), Is("26214400"), PUBLIC,
-        "largest upload, 25 MiB by default (413)";
+        "largest upload (413)";
     MAX_JSON_BYTES: "CONFAB_MAX_JSON_BYTES", bytes(1, 1 << 30), Is("1048576"), PUBLIC,
         "largest JSON body (413)";
     REPLY_LEASE_SECS: "CONFAB_REPLY_LEASE_SECS", secs(1, 86_400), Is("120"), PUBLIC,

@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Error, Figment, Metadata, Profile, Provider};
+use secrecy::SecretString;
 
-use super::{ConfigError, KEYS};
+use super::{ConfigError, DefaultValue, KEYS, Key, Shown, invalid};
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +127,11 @@ fn flatten(value: &Value) -> Option<String> {
             .map(|n| n.to_string())
             .or_else(|| value.to_i128().map(|n| n.to_string()))
             .or_else(|| value.to_f64().map(|n| n.to_string()))?,
-        Value::Array(_, items) => items.iter().map(flatten).collect::<Option<Vec<_>>>()?.join(","),
+        Value::Array(_, items) => items
+            .iter()
+            .map(flatten)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
         Value::Dict(..) | Value::Empty(..) => return None,
     })
 }
@@ -188,5 +194,104 @@ impl Provider for TomlFile {
         };
         let data = Toml::file_exact(&self.0).data()?;
         Ok(data.into_iter().map(|(p, d)| (p, lowercase(d))).collect())
+    }
+}
+
+/// Every key's value, checked against its kind and range, and where it came from.
+pub(super) struct Values {
+    checked: BTreeMap<&'static str, (String, Source)>,
+    /// What `confab config` shows for keys whose value is worked out from others.
+    derived: BTreeMap<&'static str, String>,
+}
+
+impl Values {
+    /// Checks every key's value (given, or its default) against the key's kind and range.
+    pub(super) fn check(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut checked = BTreeMap::new();
+        for key in KEYS {
+            let (raw, source) = match (sources.get(key.name), key.default) {
+                (Some((raw, source)), _) => (raw, source.clone()),
+                (None, DefaultValue::Is(raw)) => (raw, Source::Default),
+                (None, _) => continue,
+            };
+            let value = key.kind.check(raw).map_err(|why| match key.secret {
+                true => invalid(key, format!("the value {why}")),
+                false => invalid(key, format!("{} {why}", key.printable(raw))),
+            })?;
+            checked.insert(key.name, (value, source));
+        }
+        let derived = BTreeMap::new();
+        Ok(Self { checked, derived })
+    }
+
+    pub(super) fn get(&self, key: &Key) -> Option<&str> {
+        self.checked.get(key.name).map(|(v, _)| v.as_str())
+    }
+
+    pub(super) fn is_given(&self, key: &Key) -> bool {
+        self.checked
+            .get(key.name)
+            .is_some_and(|(_, s)| *s != Source::Default)
+    }
+
+    pub(super) fn text(&self, key: &Key) -> Option<String> {
+        self.get(key).map(str::to_owned)
+    }
+
+    pub(super) fn secret(&self, key: &Key) -> Option<SecretString> {
+        self.get(key).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    pub(super) fn flag(&self, key: &Key) -> bool {
+        self.get(key) == Some("true")
+    }
+
+    pub(super) fn list(&self, key: &Key) -> Vec<String> {
+        let items = self.get(key).unwrap_or_default().split(',').map(str::trim);
+        items.filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
+    /// A number; `None` when unset. The table's range keeps it within `T`.
+    pub(super) fn number<T: TryFrom<u64>>(&self, key: &Key) -> Result<Option<T>, ConfigError> {
+        let Some(n) = self.get(key).and_then(|v| v.parse::<u64>().ok()) else {
+            return Ok(None);
+        };
+        T::try_from(n)
+            .map(Some)
+            .map_err(|_| invalid(key, format!("{n} is out of range")))
+    }
+
+    pub(super) fn required<T: TryFrom<u64>>(&self, key: &Key) -> Result<T, ConfigError> {
+        self.number(key)?
+            .ok_or_else(|| invalid(key, "has no value and no default"))
+    }
+
+    pub(super) fn secs(&self, key: &Key) -> Result<Duration, ConfigError> {
+        self.required(key).map(Duration::from_secs)
+    }
+
+    /// Records what `confab config` shows for a key worked out at start.
+    pub(super) fn derive(&mut self, key: &Key, shown: impl Into<String>) {
+        self.derived.insert(key.name, shown.into());
+    }
+
+    /// `confab config`'s lines, in the table's order.
+    pub(super) fn shown(&self) -> Vec<Shown> {
+        let line = |key: &Key| {
+            let (value, source) = match self.checked.get(key.name) {
+                Some((value, source)) => (key.printable(value), source.clone()),
+                None => match key.default {
+                    DefaultValue::Derived(how) => (format!("({how})"), Source::Default),
+                    _ => ("(not set)".to_owned(), Source::Default),
+                },
+            };
+            let value = self.derived.get(key.name).cloned().unwrap_or(value);
+            Shown {
+                name: key.name,
+                value,
+                source,
+            }
+        };
+        KEYS.iter().map(line).collect()
     }
 }

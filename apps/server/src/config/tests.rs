@@ -46,15 +46,31 @@ fn an_invalid_value_names_its_variable() {
 #[test]
 fn absurd_numbers_are_refused_naming_the_variable_the_value_and_the_range() {
     for (var, value, range) in [
-        ("CONFAB_REPLY_LEASE_SECS", "10000000000000000000", "1 to 86400 s"),
-        ("CONFAB_LLM_TIMEOUT_SECS", "18446744073709551615", "1 to 86400 s"),
-        ("CONFAB_DB_CONNECT_TIMEOUT_SECS", "18446744073709551615", "1 to 600 s"),
+        (
+            "CONFAB_REPLY_LEASE_SECS",
+            "10000000000000000000",
+            "1 to 86400 s",
+        ),
+        (
+            "CONFAB_LLM_TIMEOUT_SECS",
+            "18446744073709551615",
+            "1 to 86400 s",
+        ),
+        (
+            "CONFAB_DB_CONNECT_TIMEOUT_SECS",
+            "18446744073709551615",
+            "1 to 600 s",
+        ),
         ("CONFAB_DB_WAIT_TIMEOUT_SECS", "99999999999", "1 to 600 s"),
         ("CONFAB_DB_POOL_SIZE", "0", "1 to 1000"),
         ("CONFAB_DB_POOL_SIZE", "1000000000", "1 to 1000"),
         ("CONFAB_WORKERS", "0", "1 to 1024"),
         ("CONFAB_MAX_OUTPUT_TOKENS", "0", "1 to 1000000"),
-        ("CONFAB_SHUTDOWN_GRACE_SECS", "99999999999999", "0 to 3600 s"),
+        (
+            "CONFAB_SHUTDOWN_GRACE_SECS",
+            "99999999999999",
+            "0 to 3600 s",
+        ),
         ("CONFAB_DEV_TOKEN_TTL_SECS", "0", "1 to 31622400 s"),
         ("CONFAB_LLM_IDLE_TIMEOUT_SECS", "0", "1 to 3600 s"),
     ] {
@@ -70,11 +86,20 @@ fn absurd_numbers_are_refused_naming_the_variable_the_value_and_the_range() {
 #[test]
 fn an_openai_key_selects_openai_and_is_never_printed() {
     let s = settings(&[("OPENAI_API_KEY", "sk-secret-123")]).unwrap();
-    assert!(matches!(s.llm, LlmSettings::OpenAi { compatible: false, .. }));
+    assert!(matches!(
+        s.llm,
+        LlmSettings::OpenAi {
+            compatible: false,
+            ..
+        }
+    ));
     assert_eq!(s.model_name(), "gpt-4.1-mini");
     let printed = s.to_string();
     assert!(!printed.contains("sk-secret-123"));
-    assert!(printed.contains("OPENAI_API_KEY = ******** (set)"), "{printed}");
+    assert!(
+        printed.contains("OPENAI_API_KEY = ******** (set)"),
+        "{printed}"
+    );
     assert!(printed.contains("CONFAB_LLM = openai"), "{printed}");
     assert!(!format!("{s:?}").contains("sk-secret-123"));
 }
@@ -101,7 +126,9 @@ fn a_clerk_key_selects_clerk() {
     // `pk_test_` and the base64 of `clerk.example.com$`.
     let s = settings(&[("CLERK_PUBLISHABLE_KEY", "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k")]).unwrap();
     assert_eq!(s.auth.provider(), "clerk");
-    let err = settings(&[("CONFAB_AUTH", "clerk")]).unwrap_err().to_string();
+    let err = settings(&[("CONFAB_AUTH", "clerk")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("CLERK_PUBLISHABLE_KEY"), "{err}");
 }
 
@@ -130,7 +157,11 @@ fn environment_beats_dotenv_beats_toml_and_each_value_says_where_it_came_from() 
          clerk_authorized_parties = [\"https://a.example\", \"https://b.example\"]\n",
     )
     .unwrap();
-    std::fs::write(&dotenv, "CONFAB_CONTEXT_TOKENS=2000\nCONFAB_ECHO_PACE_MS=8\n").unwrap();
+    std::fs::write(
+        &dotenv,
+        "CONFAB_CONTEXT_TOKENS=2000\nCONFAB_ECHO_PACE_MS=8\n",
+    )
+    .unwrap();
     let env = [("CONFAB_ECHO_PACE_MS".to_owned(), "9".to_owned())];
     let sources = Sources::from_layers(&toml, true, &dotenv, env).unwrap();
     let s = Settings::from_sources(&sources).unwrap();
@@ -162,13 +193,21 @@ fn confab_config_shows_every_key_with_its_source() {
     let printed = s.to_string();
     for key in KEYS {
         assert!(
-            printed.lines().any(|l| l.starts_with(&format!("{} = ", key.name))),
+            printed
+                .lines()
+                .any(|l| l.starts_with(&format!("{} = ", key.name))),
             "{} is missing from:\n{printed}",
             key.name
         );
     }
-    assert!(printed.contains("CONFAB_WORKERS = 3   # environment"), "{printed}");
-    assert!(printed.contains("CONFAB_DB_POOL_SIZE = 16   # default"), "{printed}");
+    assert!(
+        printed.contains("CONFAB_WORKERS = 3   # environment"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("CONFAB_DB_POOL_SIZE = 16   # default"),
+        "{printed}"
+    );
 }
 
 /// Defect 3: a password in `DATABASE_URL`'s query was printed by `confab config`.
@@ -187,7 +226,9 @@ fn a_database_password_is_never_printed() {
 
 #[test]
 fn a_bad_secret_is_refused_without_being_repeated() {
-    let err = settings(&[("CONFAB_DEV_AUTH_SECRET", "hunter2")]).unwrap_err().to_string();
+    let err = settings(&[("CONFAB_DEV_AUTH_SECRET", "hunter2")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("CONFAB_DEV_AUTH_SECRET"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
@@ -205,15 +246,23 @@ fn every_default_satisfies_its_own_key() {
 /// to rewrite it.
 #[test]
 fn the_readme_configuration_table_is_the_key_table() {
-    const START: &str = "<!-- configuration table: generated from apps/server/src/config/keys.rs -->\n";
+    const START: &str =
+        "<!-- configuration table: generated from apps/server/src/config/keys.rs -->\n";
     const END: &str = "<!-- end of configuration table -->";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
     let readme = std::fs::read_to_string(path).unwrap();
     let start = readme.find(START).expect("the README marks its table") + START.len();
-    let end = readme[start..].find(END).expect("the README marks its table's end") + start;
+    let end = readme[start..]
+        .find(END)
+        .expect("the README marks its table's end")
+        + start;
     let expected = markdown_table();
     if readme[start..end] != expected && std::env::var_os("CONFAB_WRITE_README").is_some() {
-        std::fs::write(path, format!("{}{expected}{}", &readme[..start], &readme[end..])).unwrap();
+        std::fs::write(
+            path,
+            format!("{}{expected}{}", &readme[..start], &readme[end..]),
+        )
+        .unwrap();
         return;
     }
     assert_eq!(
