@@ -183,7 +183,7 @@ struct TomlFile(PathBuf);
 
 impl Provider for TomlFile {
     fn metadata(&self) -> Metadata {
-        Metadata::from(self.0.display().to_string(), self.0.as_path())
+        Metadata::named(self.0.display().to_string())
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
