@@ -158,10 +158,10 @@ fn llm(llm: &LlmSettings) -> Result<Arc<dyn LlmStream>, ComposeError> {
 /// The blob store and a description of it for the log.
 fn blobs(files: &FilesSettings) -> Result<(Arc<dyn BlobStore>, String), ComposeError> {
     let store = match files {
-        FilesSettings::Url(url) if url == "memory:" => {
+        FilesSettings::Url(url) if url.expose_secret() == "memory:" => {
             return Ok((Arc::new(MemoryBlobStore::new()), "memory".to_owned()));
         }
-        FilesSettings::Url(url) => ObjectBlobStore::from_url(url)?,
+        FilesSettings::Url(url) => ObjectBlobStore::from_url(url.expose_secret())?,
         FilesSettings::Dir(dir) => ObjectBlobStore::local(dir)?,
     };
     let description = store.describe();

@@ -101,8 +101,8 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug)]
 pub enum FilesSettings {
     Dir(PathBuf),
-    /// `s3://…`, `file:///…` or `memory:`.
-    Url(String),
+    /// `s3://…`, `file:///…` or `memory:`. May hold a secret: printed only redacted.
+    Url(SecretString),
 }
 
 /// One line of `confab config`.
@@ -157,7 +157,7 @@ impl Settings {
         let workers = v.number(&WORKERS)?.unwrap_or(default_workers);
         v.derive(&WORKERS, workers.to_string());
         let files = match v.text(&FILES_URL) {
-            Some(url) => FilesSettings::Url(url),
+            Some(url) => FilesSettings::Url(SecretString::from(url)),
             None => FilesSettings::Dir(PathBuf::from(v.text(&FILES_DIR).unwrap_or_default())),
         };
         let auth = auth(&mut v)?;

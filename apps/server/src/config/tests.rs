@@ -210,17 +210,36 @@ fn confab_config_shows_every_key_with_its_source() {
     );
 }
 
-/// Defect 3: a password in `DATABASE_URL`'s query was printed by `confab config`.
+/// Defect 3: a password in `DATABASE_URL`'s query was printed by `confab config`. No URL
+/// setting prints its password, in the userinfo or the query.
 #[test]
-fn a_database_password_is_never_printed() {
-    let s = settings(&[(
-        "DATABASE_URL",
-        "postgres://u:userinfo-secret@h/db?sslmode=require&password=query-secret",
-    )])
-    .unwrap();
+fn no_password_in_a_url_setting_is_printed() {
+    let urls: Vec<(&str, String)> = KEYS
+        .iter()
+        .filter(|key| matches!(key.kind, Kind::Url))
+        .map(|key| {
+            let scheme = if key.name == "DATABASE_URL" {
+                "postgres"
+            } else {
+                "https"
+            };
+            let url = format!(
+                "{scheme}://u:userinfo-{0}@h/x?sslmode=require&password=query-{0}&api_key=key-{0}",
+                key.name
+            );
+            (key.name, url)
+        })
+        .collect();
+    assert!(urls.len() >= 6, "{urls:?}");
+    let mut pairs: Vec<(&str, &str)> = urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.push(("CONFAB_AUTH", "dev"));
+    let s = settings(&pairs).unwrap();
     let printed = format!("{s}{s:?}");
-    assert!(!printed.contains("userinfo-secret"), "{printed}");
-    assert!(!printed.contains("query-secret"), "{printed}");
+    for (name, _) in &urls {
+        for secret in ["userinfo-", "query-", "key-"] {
+            assert!(!printed.contains(&format!("{secret}{name}")), "{printed}");
+        }
+    }
     assert!(printed.contains("sslmode=require"), "{printed}");
 }
 
