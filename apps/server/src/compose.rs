@@ -71,9 +71,14 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
     let (blobs, files) = blobs(&settings.files)?;
     let database = redact_url(settings.database.url.expose_secret());
     let stores = stores(&settings.database).await?;
+    let llm_url = match &settings.llm {
+        LlmSettings::OpenAi { config, .. } => redact_url(&config.base_url),
+        LlmSettings::Echo { .. } => "built in".to_owned(),
+    };
     tracing::info!(
         auth = settings.auth.provider(),
         llm = llm.provider(),
+        %llm_url,
         model = %settings.model_name(),
         %database,
         %files,
