@@ -348,13 +348,8 @@ fn llm(v: &mut Values) -> Result<LlmSettings, ConfigError> {
 /// it came from.
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for Shown {
-            name,
-            value,
-            source,
-        } in &self.shown
-        {
-            writeln!(f, "{name} = {value}   # {source}")?;
+        for line in &self.shown {
+            writeln!(f, "{} = {}   # {}", line.name, line.value, line.source)?;
         }
         Ok(())
     }

@@ -37,8 +37,8 @@ fn run(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
 }
 
 /// Defect 7: these values were accepted and panicked (or misbehaved) later.
-#[tokio::test]
-async fn absurd_numbers_stop_the_start_naming_the_variable_the_value_and_the_range() {
+#[test]
+fn absurd_numbers_stop_the_start_naming_the_variable_the_value_and_the_range() {
     let dir = Scratch::new("absurd");
     for (var, value, range) in [
         (
@@ -73,8 +73,8 @@ async fn absurd_numbers_stop_the_start_naming_the_variable_the_value_and_the_ran
 
 /// Defect 7: `confab config` left out the pool size, the database timeouts, the workers and
 /// the output limit. Now every key is listed with where its value came from.
-#[tokio::test]
-async fn confab_config_lists_every_setting_with_its_source() {
+#[test]
+fn confab_config_lists_every_setting_with_its_source() {
     let dir = Scratch::new("config-sources");
     std::fs::write(
         dir.path().join("confab.toml"),
@@ -105,8 +105,8 @@ async fn confab_config_lists_every_setting_with_its_source() {
 
 /// Defect 3: a password given as a query parameter of `DATABASE_URL` was printed by `confab
 /// config` and in the composition error.
-#[tokio::test]
-async fn no_database_password_is_printed_by_confab_config_or_a_failed_start() {
+#[test]
+fn no_database_password_is_printed_by_confab_config_or_a_failed_start() {
     let dir = Scratch::new("db-secret");
     let mut env = base_env(dir.path(), free_port());
     // Nothing listens on this port: opening the database fails.
