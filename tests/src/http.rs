@@ -165,8 +165,6 @@ impl AppOptions {
             dev_tokens: self.dev_tokens,
             llm,
             limiter: Arc::new(TokenBucketLimiter::new(settings.sends_per_minute)),
-            clerk_host: None,
-            clerk_publishable_key: None,
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");

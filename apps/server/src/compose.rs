@@ -1,23 +1,32 @@
-//! The composition root: one adapter per port, chosen from the settings, and one log line
-//! saying what was chosen (never a secret).
+//! The composition root: one adapter per port, chosen from the settings; the application
+//! state wired from them; the sweep of replies a dead process left; and one log line saying
+//! what was composed (never a secret: URLs go through [`redact_url`]).
 
 use std::sync::Arc;
 
-use confab_auth::{ClerkConfig, ClerkVerifier, DevAuth, DevConfig, OidcConfig, OidcVerifier};
+use confab_api_types as api;
+use confab_auth::{ClerkVerifier, DevAuth, OidcVerifier};
+use confab_core::ChatService;
+use confab_core::files::FileService;
 use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
+    SendLimiter,
 };
+use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_files::ObjectBlobStore;
 use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore, TokenBucketLimiter};
-use confab_openai::{ChatCompletionsLlm, OpenAiConfig, ProviderConfig, ResponsesLlm};
-use confab_sql::{PoolOptions, SqlStore};
+use confab_openai::{ChatCompletionsLlm, ResponsesLlm};
+use confab_sql::SqlStore;
 use secrecy::ExposeSecret;
+use tokio_util::task::TaskTracker;
 
-use crate::app::Adapters;
-use crate::config::{AuthSettings, LlmSettings, Settings, redact_url};
-use crate::state::DevTokens;
+use crate::config::{AuthSettings, DatabaseSettings, FilesSettings, LlmSettings, Settings};
+use crate::generations::Generations;
+use crate::metrics::Metrics;
+use crate::redact::redact_url;
+use crate::state::{AppState, DevTokens};
 
-/// Why the server could not be composed.
+/// Why the server could not be composed. Never holds a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("{0}")]
@@ -26,11 +35,155 @@ pub enum ComposeError {
     Llm(#[from] confab_openai::ConfigError),
     #[error("the database could not be opened ({url}): {cause}")]
     Database {
+        /// Redacted.
         url: String,
         cause: confab_sql::SqlError,
     },
     #[error("file storage could not be opened: {0}")]
     Files(#[from] confab_files::OpenError),
+}
+
+/// The adapters the application runs on, one per port.
+pub struct Adapters {
+    pub projects: Arc<dyn ProjectStore>,
+    pub prompts: Arc<dyn PromptStore>,
+    pub history: Arc<dyn ChatHistory>,
+    pub files: Arc<dyn FileStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub auth: Arc<dyn AuthVerifier>,
+    /// Present when dev sign-in is the configured provider.
+    pub dev_tokens: Option<Arc<dyn DevTokens>>,
+    pub llm: Arc<dyn LlmStream>,
+    pub limiter: Arc<dyn SendLimiter>,
+}
+
+/// The application, ready to serve: adapters composed, state built, stale replies released.
+pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> {
+    let state = build_state(adapters(settings).await?, settings);
+    release_stale_replies(&state, settings).await;
+    Ok(state)
+}
+
+/// Builds every adapter from the settings and logs which ones it chose.
+pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
+    let sign_in = sign_in(&settings.auth)?;
+    let llm = llm(&settings.llm)?;
+    let (blobs, files) = blobs(&settings.files)?;
+    let database = redact_url(settings.database.url.expose_secret());
+    let stores = stores(&settings.database).await?;
+    let llm_url = match &settings.llm {
+        LlmSettings::OpenAi { config, .. } => redact_url(&config.base_url),
+        LlmSettings::Echo { .. } => "built in".to_owned(),
+    };
+    tracing::info!(
+        auth = settings.auth.provider(),
+        llm = llm.provider(),
+        %llm_url,
+        model = %settings.model_name(),
+        %database,
+        %files,
+        "composed adapters"
+    );
+    Ok(Adapters {
+        projects: stores.clone(),
+        prompts: stores.clone(),
+        history: stores.clone(),
+        files: stores,
+        blobs,
+        auth: sign_in.verifier,
+        dev_tokens: sign_in.dev_tokens,
+        llm,
+        limiter: Arc::new(TokenBucketLimiter::new(settings.sends_per_minute)),
+    })
+}
+
+/// Every storage port is served by one store.
+trait Stores: ProjectStore + PromptStore + ChatHistory + FileStore {}
+impl<S: ProjectStore + PromptStore + ChatHistory + FileStore> Stores for S {}
+
+/// The store of `memory:`, or the database (migrated).
+async fn stores(database: &DatabaseSettings) -> Result<Arc<dyn Stores>, ComposeError> {
+    Ok(match database.url.expose_secret() {
+        "memory:" => Arc::new(MemoryStore::new()),
+        _ => Arc::new(open_database(database).await?),
+    })
+}
+
+/// Opens the database and applies its migrations (also `confab migrate`).
+pub async fn open_database(database: &DatabaseSettings) -> Result<SqlStore, ComposeError> {
+    let url = database.url.expose_secret();
+    let store = confab_sql::connect(url, database.pool.clone())
+        .await
+        .map_err(|cause| ComposeError::Database {
+            url: redact_url(url),
+            cause,
+        })?;
+    tracing::info!(database = %redact_url(url), backend = store.backend(), "database ready, migrations applied");
+    Ok(store)
+}
+
+/// How users sign in: the verifier, and the dev token issuer when dev sign-in is configured.
+struct SignIn {
+    verifier: Arc<dyn AuthVerifier>,
+    dev_tokens: Option<Arc<dyn DevTokens>>,
+}
+
+fn sign_in(auth: &AuthSettings) -> Result<SignIn, ComposeError> {
+    let verifier_only = |verifier: Arc<dyn AuthVerifier>| SignIn {
+        verifier,
+        dev_tokens: None,
+    };
+    Ok(match auth {
+        AuthSettings::Dev { config, .. } => {
+            let dev = Arc::new(DevAuth::new(config)?);
+            SignIn {
+                verifier: dev.clone(),
+                dev_tokens: Some(dev),
+            }
+        }
+        AuthSettings::Clerk(config) => verifier_only(Arc::new(ClerkVerifier::new(config)?)),
+        AuthSettings::Oidc(config) => verifier_only(Arc::new(OidcVerifier::new(config)?)),
+    })
+}
+
+fn llm(llm: &LlmSettings) -> Result<Arc<dyn LlmStream>, ComposeError> {
+    Ok(match llm {
+        LlmSettings::Echo { pace } => Arc::new(EchoLlm::new(*pace)),
+        LlmSettings::OpenAi {
+            compatible: true,
+            config,
+        } => Arc::new(ChatCompletionsLlm::new(config.clone())?),
+        LlmSettings::OpenAi {
+            compatible: false,
+            config,
+        } => Arc::new(ResponsesLlm::new(config.clone())?),
+    })
+}
+
+/// The blob store and a description of it for the log.
+fn blobs(files: &FilesSettings) -> Result<(Arc<dyn BlobStore>, String), ComposeError> {
+    let store = match files {
+        FilesSettings::Url(url) if url.expose_secret() == "memory:" => {
+            return Ok((Arc::new(MemoryBlobStore::new()), "memory".to_owned()));
+        }
+        FilesSettings::Url(url) => ObjectBlobStore::from_url(url.expose_secret())?,
+        FilesSettings::Dir(dir) => ObjectBlobStore::local(dir)?,
+    };
+    let description = store.describe();
+    Ok((Arc::new(store), description))
+}
+
+/// Replies left `streaming` by a process that died are failed once their lease is over.
+async fn release_stale_replies(state: &AppState, settings: &Settings) {
+    let stale_before = confab_core::now() - settings.chat.reply_lease;
+    match state.history.fail_stale_replies(stale_before).await {
+        Ok(0) => {}
+        Ok(replies) => tracing::warn!(
+            replies,
+            "marked replies interrupted by an earlier process as failed"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check for interrupted replies"),
+    }
 }
 
 impl DevTokens for DevAuth {
@@ -39,180 +192,68 @@ impl DevTokens for DevAuth {
     }
 }
 
-fn pool_options(settings: &Settings) -> PoolOptions {
-    PoolOptions {
-        max_size: settings.db_pool_size,
-        threads: settings.workers,
-        connect_timeout: settings.db_connect_timeout,
-        wait_timeout: settings.db_wait_timeout,
-    }
-}
-
-/// Opens the database (and applies its migrations).
-pub async fn database(settings: &Settings) -> Result<SqlStore, ComposeError> {
-    confab_sql::connect(&settings.database_url, pool_options(settings))
-        .await
-        .map_err(|cause| ComposeError::Database {
-            url: redact_url(&settings.database_url),
-            cause,
-        })
-}
-
-/// Applies the database migrations (`confab migrate`).
-pub async fn migrate(settings: &Settings) -> Result<(), ComposeError> {
-    let store = database(settings).await?;
-    tracing::info!(database = %redact_url(&settings.database_url), backend = store.backend(), "migrations applied");
-    Ok(())
-}
-
-/// Builds every adapter from the settings.
-pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
-    let (auth, dev_tokens, clerk_host, clerk_publishable_key) = auth(settings)?;
-    let llm = llm(settings)?;
-    let (blobs, files_description): (Arc<dyn BlobStore>, String) = match &settings.files_url {
-        Some(url) if url == "memory:" => (Arc::new(MemoryBlobStore::new()), "memory".to_owned()),
-        Some(url) => {
-            let store = ObjectBlobStore::from_url(url)?;
-            let description = store.describe();
-            (Arc::new(store), description)
-        }
-        None => {
-            let store = ObjectBlobStore::local(&settings.files_dir)?;
-            let description = store.describe();
-            (Arc::new(store), description)
-        }
-    };
-    let limiter = Arc::new(TokenBucketLimiter::new(settings.sends_per_minute));
-    let database_description = format!("{} ", redact_url(&settings.database_url));
-    let (projects, prompts, history, files) = if settings.database_url == "memory:" {
-        stores(Arc::new(MemoryStore::new()))
-    } else {
-        stores(Arc::new(database(settings).await?))
-    };
-    let adapters = Adapters {
-        projects,
-        prompts,
-        history,
-        files,
-        blobs,
-        auth,
-        dev_tokens,
-        llm: Arc::clone(&llm),
-        limiter,
-        clerk_host,
-        clerk_publishable_key,
-    };
-    tracing::info!(
-        auth = settings.auth.provider(),
-        llm = llm.provider(),
-        model = %settings.model_name(),
-        database = %database_description.trim_end(),
-        files = %files_description,
-        "composed adapters"
+/// Wires the use cases to the adapters.
+#[must_use]
+pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
+    let limits = settings.limits;
+    let chat = ChatService::new(
+        Arc::clone(&adapters.history),
+        Arc::clone(&adapters.prompts),
+        Arc::clone(&adapters.llm),
+        adapters.limiter,
+        settings.chat.clone(),
+        limits,
     );
-    Ok(adapters)
-}
-
-type Stores = (
-    Arc<dyn ProjectStore>,
-    Arc<dyn PromptStore>,
-    Arc<dyn ChatHistory>,
-    Arc<dyn FileStore>,
-);
-
-/// One store that implements every storage port, handed out once per port.
-fn stores<S: ProjectStore + PromptStore + ChatHistory + FileStore>(store: Arc<S>) -> Stores {
-    (store.clone(), store.clone(), store.clone(), store)
-}
-
-type AuthParts = (
-    Arc<dyn AuthVerifier>,
-    Option<Arc<dyn DevTokens>>,
-    Option<String>,
-    Option<String>,
-);
-
-fn auth(settings: &Settings) -> Result<AuthParts, ComposeError> {
-    Ok(match &settings.auth {
-        AuthSettings::Dev { secret, ttl, .. } => {
-            let dev = Arc::new(DevAuth::new(&DevConfig {
-                secret: secret.clone(),
-                ttl: *ttl,
-            })?);
-            let tokens: Arc<dyn DevTokens> = dev.clone();
-            (dev, Some(tokens), None, None)
-        }
-        AuthSettings::Clerk {
-            publishable_key,
-            jwks_url,
-            issuer,
-            jwt_key_pem,
-            authorized_parties,
-        } => {
-            let config = ClerkConfig {
-                publishable_key: publishable_key.clone(),
-                jwks_url: jwks_url.clone(),
-                issuer: issuer.clone(),
-                jwt_key_pem: jwt_key_pem.as_ref().map(|k| k.expose_secret().to_owned()),
-                authorized_parties: authorized_parties.clone(),
-            };
-            let host = publishable_key
-                .as_deref()
-                .and_then(|key| confab_auth::config::frontend_api_host(key).ok());
-            (
-                Arc::new(ClerkVerifier::new(&config)?),
-                None,
-                host,
-                publishable_key.clone(),
-            )
-        }
-        AuthSettings::Oidc {
-            issuer,
-            jwks_url,
-            audience,
-        } => {
-            let config = OidcConfig {
-                issuer: issuer.clone(),
-                jwks_url: jwks_url.clone(),
-                audience: audience.clone(),
-            };
-            (Arc::new(OidcVerifier::new(&config)?), None, None, None)
-        }
-    })
-}
-
-fn llm(settings: &Settings) -> Result<Arc<dyn LlmStream>, ComposeError> {
-    Ok(match &settings.llm {
-        LlmSettings::Echo { pace } => Arc::new(EchoLlm::new(*pace)),
-        LlmSettings::OpenAi {
-            compatible,
-            api_key,
-            base_url,
-            connect_timeout,
-            first_byte_timeout,
-            idle_timeout,
-            max_retries,
-            http2_prior_knowledge,
-        } => {
-            let config = OpenAiConfig {
-                api_key: api_key.clone(),
-                base_url: base_url.clone(),
-                model: settings.model_name(),
-                max_output_tokens: settings.max_output_tokens,
-                provider: ProviderConfig {
-                    connect_timeout: *connect_timeout,
-                    first_byte_timeout: *first_byte_timeout,
-                    idle_timeout: *idle_timeout,
-                    max_retries: *max_retries,
-                    http2_prior_knowledge: *http2_prior_knowledge,
-                    ..ProviderConfig::default()
-                },
-            };
-            if *compatible {
-                Arc::new(ChatCompletionsLlm::new(config)?)
-            } else {
-                Arc::new(ResponsesLlm::new(config)?)
-            }
-        }
-    })
+    // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
+    let clerk_key = match &settings.auth {
+        AuthSettings::Clerk(config) => config.publishable_key.clone(),
+        _ => None,
+    };
+    let clerk_host = clerk_key
+        .as_deref()
+        .and_then(|key| confab_auth::frontend_api_host(key).ok());
+    let client_config = api::ClientConfig {
+        auth: api::AuthConfig {
+            provider: settings.auth.provider().to_owned(),
+            clerk_publishable_key: clerk_key,
+        },
+        llm: api::LlmConfig {
+            provider: adapters.llm.provider().to_owned(),
+            model: chat.model().to_owned(),
+        },
+        limits: api::LimitsConfig {
+            project_name_chars: limits.project_name_chars,
+            prompt_chars: limits.prompt_chars,
+            message_chars: limits.message_chars,
+            title_chars: limits.title_chars,
+            upload_bytes: limits.upload_bytes,
+            sends_per_minute: settings.sends_per_minute,
+        },
+    };
+    AppState {
+        projects: ProjectService::new(
+            Arc::clone(&adapters.projects),
+            Arc::clone(&adapters.blobs),
+            limits,
+        ),
+        prompts: PromptService::new(adapters.prompts, limits),
+        conversations: ConversationService::new(Arc::clone(&adapters.history), limits),
+        files: FileService::new(
+            adapters.projects,
+            adapters.files,
+            adapters.blobs,
+            limits.upload_bytes,
+        ),
+        chat,
+        history: adapters.history,
+        auth: adapters.auth,
+        dev_tokens: adapters.dev_tokens,
+        client_config,
+        generations: Generations::default(),
+        tasks: TaskTracker::new(),
+        metrics: Arc::new(Metrics::new()),
+        max_json_bytes: settings.max_json_bytes,
+        llm_timeout: settings.llm_timeout,
+        clerk_host,
+    }
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod generations;
 pub mod metrics;
 pub mod openapi;
+pub mod redact;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use confab_server::config::Settings;
-use confab_server::{build_state, compose, start, telemetry};
+use confab_server::{compose, start, telemetry};
 
 #[derive(Parser)]
 #[command(name = "confab", version, about = "A self-hostable chatbot platform")]
@@ -40,8 +40,8 @@ async fn main() -> ExitCode {
         }
         Command::Migrate => {
             telemetry::init_logging(settings.log_format);
-            match compose::migrate(&settings).await {
-                Ok(()) => ExitCode::SUCCESS,
+            match compose::open_database(&settings.database).await {
+                Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("confab: {e}");
                     ExitCode::FAILURE
@@ -58,29 +58,13 @@ async fn serve(settings: Settings) -> ExitCode {
         eprintln!("confab: refusing to start: {e}");
         return ExitCode::from(2);
     }
-    let adapters = match compose::adapters(&settings).await {
-        Ok(adapters) => adapters,
+    let state = match compose::application(&settings).await {
+        Ok(state) => state,
         Err(e) => {
             eprintln!("confab: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let state = build_state(adapters, &settings);
-    // Replies left `streaming` by a process that died are released once their lease is over.
-    let lease =
-        chrono::Duration::from_std(settings.reply_lease).unwrap_or(chrono::Duration::seconds(120));
-    match state
-        .history
-        .fail_stale_replies(confab_core::now() - lease)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            replies = n,
-            "marked replies interrupted by an earlier process as failed"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not check for interrupted replies"),
-    }
     let server = match start(state, &settings) {
         Ok(server) => server,
         Err(e) => {

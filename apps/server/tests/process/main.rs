@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod configuration;
 mod harness;
 mod lifecycle;
