@@ -8,7 +8,8 @@ use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
 };
 use confab_files::ObjectBlobStore;
-use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore, TokenBucketLimiter};
+use confab_limits::SlidingWindowLimiter;
+use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore};
 use confab_openai::{ChatCompletionsLlm, OpenAiConfig, ProviderConfig, ResponsesLlm};
 use confab_sql::{PoolOptions, SqlStore};
 use secrecy::ExposeSecret;
@@ -82,7 +83,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
             (Arc::new(store), description)
         }
     };
-    let limiter = Arc::new(TokenBucketLimiter::new(settings.sends_per_minute));
+    let limiter = Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute));
     let database_description = format!("{} ", redact_url(&settings.database_url));
     let (projects, prompts, history, files) = if settings.database_url == "memory:" {
         stores(Arc::new(MemoryStore::new()))
