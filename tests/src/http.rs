@@ -31,9 +31,8 @@ use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, ProjectId, PromptId, UserId};
 use confab_core::model::{Message, NewPrompt, Prompt};
 use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream, PromptStore};
-use confab_memory::{
-    EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm, TokenBucketLimiter,
-};
+use confab_limits::SlidingWindowLimiter;
+use confab_memory::{EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm};
 use confab_server::config::Sources;
 use confab_server::state::DevTokens;
 use confab_server::{Adapters, RunningServer, Settings, build_state, start_on};
@@ -164,7 +163,7 @@ impl AppOptions {
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),
             dev_tokens: self.dev_tokens,
             llm,
-            limiter: Arc::new(TokenBucketLimiter::new(settings.sends_per_minute)),
+            limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");

@@ -12,6 +12,9 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use url::Url;
 
+#[cfg(feature = "test-support")]
+pub mod testing;
+
 /// Size of the parts an upload to a local directory is written in. Together with
 /// [`MAX_PARTS_IN_FLIGHT`] it bounds the memory one upload holds, whatever the file's size.
 const LOCAL_PART_SIZE: usize = 1024 * 1024;
@@ -110,14 +113,40 @@ impl ObjectBlobStore {
                 Self::local(&dir)
             }
             #[cfg(feature = "s3")]
-            "s3" | "s3a" => Self::s3(&parsed),
+            "s3" | "s3a" => Self::s3(&parsed, object_store::aws::AmazonS3Builder::from_env()),
             other => Err(OpenError::UnsupportedScheme(other.to_owned())),
         }
     }
 
+    /// An `s3://bucket` or `s3://bucket/prefix` store configured by `options` alone, not by
+    /// the environment: keys are the names of the `AWS_*` variables [`ObjectBlobStore::from_url`]
+    /// reads, in any case (`AWS_ENDPOINT`, `aws_access_key_id`, …). For a program that keeps
+    /// its storage credentials elsewhere than in the process environment, and for tests,
+    /// which run side by side in one process and so cannot each set the environment.
     #[cfg(feature = "s3")]
-    fn s3(url: &Url) -> Result<Self, OpenError> {
+    pub fn from_s3_url_with_options<I, K, V>(url: &str, options: I) -> Result<Self, OpenError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
         use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+
+        let parsed = Url::parse(url).map_err(|e| OpenError::InvalidUrl(e.to_string()))?;
+        if !matches!(parsed.scheme(), "s3" | "s3a") {
+            return Err(OpenError::UnsupportedScheme(parsed.scheme().to_owned()));
+        }
+        let mut builder = AmazonS3Builder::new();
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key.as_ref().to_ascii_lowercase().parse()?;
+            builder = builder.with_config(key, value);
+        }
+        Self::s3(&parsed, builder)
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3(url: &Url, builder: object_store::aws::AmazonS3Builder) -> Result<Self, OpenError> {
+        use object_store::aws::AmazonS3ConfigKey;
         use object_store::prefix::PrefixStore;
 
         let bucket = url
@@ -125,7 +154,7 @@ impl ObjectBlobStore {
             .filter(|b| !b.is_empty())
             .ok_or_else(|| OpenError::InvalidUrl("an s3:// URL needs a bucket name".into()))?
             .to_owned();
-        let builder = AmazonS3Builder::from_env()
+        let builder = builder
             .with_url(url.as_str())
             // `with_url` keeps only the bucket: the rest of the URL is the key prefix, below.
             .with_config(AmazonS3ConfigKey::Bucket, bucket.clone());

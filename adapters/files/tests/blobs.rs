@@ -1,6 +1,7 @@
 //! `ObjectBlobStore` on a local directory: the `BlobStore` contract and the promises beyond
-//! it (no staging file left behind, nothing written outside the directory); and, when
-//! `CONFAB_TEST_S3_URL` names a bucket, the same round trip and abort against S3.
+//! it (no staging file left behind, nothing written outside the directory); and the same
+//! round trip and abort over S3, against an S3-compatible server the tests start (and, when
+//! `CONFAB_TEST_S3_URL` names a bucket, against that service too).
 // Test code: a failed unwrap is a failed test (clippy.toml covers #[test] and #[cfg(test)];
 // this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -384,27 +385,42 @@ fn from_url_with_an_s3_url_without_bucket_is_refused() {
     ));
 }
 
-/// Runs only when `CONFAB_TEST_S3_URL` (e.g. `s3://confab-test/run1`) names a bucket to
-/// write to, with the `AWS_*` variables pointing at it (for a local S3-compatible server:
-/// `AWS_ENDPOINT=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=…`).
+/// The `s3://` path against a real S3-compatible server: `LocalS3` (s3s-fs on a temporary
+/// directory, started inside this process, checking request signatures); and, when
+/// `CONFAB_TEST_S3_URL` (e.g. `s3://confab-test/run1`) names a bucket with the `AWS_*`
+/// variables pointing at it, against that service too.
 #[cfg(feature = "s3")]
 mod s3 {
     use super::*;
+    use confab_files::testing::LocalS3;
 
-    fn configured() -> Option<ObjectBlobStore> {
-        match std::env::var("CONFAB_TEST_S3_URL") {
-            Ok(url) => Some(ObjectBlobStore::from_url(&url).unwrap()),
-            Err(_) => {
-                eprintln!("CONFAB_TEST_S3_URL is not set: skipping the S3 test");
-                None
-            }
-        }
+    async fn local_s3() -> LocalS3 {
+        LocalS3::start().await.unwrap()
     }
 
-    #[tokio::test]
-    async fn s3_round_trip_abort_and_delete_behave_as_on_a_local_directory() {
-        let Some(store) = configured() else { return };
-        let key = format!("{}/{}", std::process::id(), KEY);
+    /// The multipart uploads open on a `LocalS3` server: s3s-fs keeps one
+    /// `.upload-<id>.json` file per upload from its creation until it is completed or aborted.
+    /// (A part whose request was already on its way when the upload was aborted may still
+    /// land in the server's directory, as it may on S3, so the parts themselves are not
+    /// counted.)
+    fn open_uploads(server: &LocalS3) -> Vec<PathBuf> {
+        files_under(server.root())
+            .into_iter()
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(".upload-") && name.ends_with(".json"))
+            })
+            .collect()
+    }
+
+    /// A key of its own for each run, so that runs against a shared bucket do not meet.
+    fn run_key() -> String {
+        format!("{}-{}/{}", std::process::id(), line!(), KEY)
+    }
+
+    async fn round_trip_abort_and_delete(store: &ObjectBlobStore) {
+        let key = run_key();
 
         // 12 MiB: three parts of the multipart upload.
         let chunks: Vec<Bytes> = (0..192u32)
@@ -413,7 +429,7 @@ mod s3 {
         let expected: Vec<u8> = chunks.concat();
         let body = stream_of(chunks.into_iter().map(Ok).collect());
         assert_eq!(store.put(&key, body).await.unwrap(), expected.len() as u64);
-        let (stored, _) = read_all(&store, &key).await.unwrap();
+        let (stored, _) = read_all(store, &key).await.unwrap();
         assert!(
             stored == expected,
             "the bytes read back differ from those written"
@@ -434,5 +450,123 @@ mod s3 {
             "got {result:?}"
         );
         assert!(matches!(store.get(&key).await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn s3_round_trip_abort_and_delete_behave_as_on_a_local_directory() {
+        let server = local_s3().await;
+        let store = server.store("confab", "files").unwrap();
+
+        round_trip_abort_and_delete(&store).await;
+
+        // The failed upload was aborted on the server, not left open.
+        assert_eq!(open_uploads(&server), Vec::<PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn s3_keys_land_under_the_bucket_and_prefix_of_the_url() {
+        let server = local_s3().await;
+        let store = server.store("uploads", "confab/files").unwrap();
+
+        store
+            .put(
+                KEY,
+                stream_of(vec![Ok(Bytes::from_static(b"in the bucket"))]),
+            )
+            .await
+            .unwrap();
+
+        let on_disk = server.root().join("uploads/confab/files").join(KEY);
+        assert_eq!(std::fs::read(&on_disk).unwrap(), b"in the bucket");
+        assert_eq!(
+            store.describe(),
+            format!(
+                "s3 bucket uploads, prefix confab/files, endpoint {}",
+                server.endpoint()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_an_empty_body_is_stored_as_an_empty_blob() {
+        let server = local_s3().await;
+        let store = server.store("confab", "").unwrap();
+
+        assert_eq!(store.put(KEY, stream_of(vec![])).await.unwrap(), 0);
+
+        let (stored, _) = read_all(&store, KEY).await.unwrap();
+        assert!(stored.is_empty());
+    }
+
+    #[tokio::test]
+    async fn s3_a_cancelled_upload_is_aborted_on_the_server() {
+        let server = local_s3().await;
+        let store = server.store("confab", "files").unwrap();
+        // 6 MiB (a part on its way), then a body that never ends: the caller drops `put`.
+        let head = futures::stream::iter(
+            (0..96u32).map(|i| Ok::<_, BlobError>(Bytes::from(pattern(64 * 1024, i)))),
+        );
+        let body: ByteStream = head.chain(futures::stream::pending()).boxed();
+        let mut put = Box::pin(store.put(KEY, body));
+        // Drive the upload until the server has opened it (or the safety net runs out).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while open_uploads(&server).is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the upload never reached the server"
+            );
+            let step = tokio::time::timeout(Duration::from_millis(20), &mut put).await;
+            assert!(step.is_err(), "the upload ended: {step:?}");
+        }
+        drop(put);
+
+        // The abort runs in the background once the upload is dropped.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !open_uploads(&server).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open_uploads(&server), Vec::<PathBuf>::new());
+        assert!(matches!(store.get(KEY).await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn s3_requests_signed_with_a_wrong_secret_are_refused_as_unavailable() {
+        let server = local_s3().await;
+        server.create_bucket("confab").unwrap();
+        let mut options = server.options();
+        options.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+        options.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret".to_owned()));
+        let store =
+            ObjectBlobStore::from_s3_url_with_options("s3://confab/files", options).unwrap();
+
+        let put = store
+            .put(KEY, stream_of(vec![Ok(Bytes::from_static(b"x"))]))
+            .await;
+
+        assert!(matches!(put, Err(BlobError::Unavailable(_))), "got {put:?}");
+        assert_eq!(files_under(server.root()), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn options_with_an_unknown_key_or_a_non_s3_url_are_refused() {
+        assert!(matches!(
+            ObjectBlobStore::from_s3_url_with_options("s3://b/p", [("AWS_NO_SUCH_THING", "x")]),
+            Err(OpenError::Store(_))
+        ));
+        assert!(matches!(
+            ObjectBlobStore::from_s3_url_with_options("file:///tmp/x", [("AWS_REGION", "x")]),
+            Err(OpenError::UnsupportedScheme(s)) if s == "file"
+        ));
+    }
+
+    /// Against an outside S3 service, when one is configured.
+    #[tokio::test]
+    async fn s3_round_trip_abort_and_delete_against_the_configured_service() {
+        let Ok(url) = std::env::var("CONFAB_TEST_S3_URL") else {
+            eprintln!("CONFAB_TEST_S3_URL is not set: the outside S3 service is not tested");
+            return;
+        };
+        let store = ObjectBlobStore::from_url(&url).unwrap();
+        round_trip_abort_and_delete(&store).await;
     }
 }

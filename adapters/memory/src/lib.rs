@@ -3,13 +3,11 @@
 mod auth;
 mod blob;
 mod echo;
-mod limiter;
 mod scripted;
 mod store;
 
 pub use auth::FakeAuth;
 pub use blob::MemoryBlobStore;
 pub use echo::EchoLlm;
-pub use limiter::{Clock, ManualClock, SystemClock, TokenBucketLimiter};
 pub use scripted::{Ending, Script, ScriptedLlm};
 pub use store::{INTERRUPTED, MemoryStore};

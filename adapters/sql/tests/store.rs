@@ -16,7 +16,8 @@ use confab_sql::{PoolOptions, SqlError, connect, testing};
 use diesel::connection::SimpleConnection as _;
 use diesel::{Connection as _, QueryableByName, RunQueryDsl as _, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
 
 fn owner() -> UserId {
     UserId::new(format!("user-{}", uuid::Uuid::now_v7().simple())).unwrap()
@@ -258,7 +259,9 @@ async fn unsupported_urls_and_unreachable_servers_are_refused_at_connect() {
 /// A TCP relay to PostgreSQL that can be cut, to take the database away from a running store.
 struct Relay {
     port: u16,
-    tasks: JoinSet<()>,
+    /// Tells the relay to close everything; dropping it does too.
+    stop: Option<oneshot::Sender<()>>,
+    relay: JoinHandle<()>,
 }
 
 impl Relay {
@@ -267,10 +270,17 @@ impl Relay {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = target.to_owned();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let relay = tokio::spawn(async move {
             let mut pipes = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
+            loop {
+                let mut client = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => break,
+                    },
+                    _ = &mut stopped => break,
+                };
                 let target = target.clone();
                 pipes.spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(target).await {
@@ -278,13 +288,24 @@ impl Relay {
                     }
                 });
             }
+            drop(listener);
+            // An aborted task's join completes once its future, and so its sockets, are dropped.
+            pipes.abort_all();
+            while pipes.join_next().await.is_some() {}
         });
-        Self { port, tasks }
+        Self {
+            port,
+            stop: Some(stop),
+            relay,
+        }
     }
 
-    /// Closes the listener and every relayed connection.
-    fn cut(&mut self) {
-        self.tasks.abort_all();
+    /// Closes the listener and every relayed connection, and returns once they are closed.
+    async fn cut(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            (&mut self.relay).await.unwrap();
+        }
     }
 }
 
@@ -313,8 +334,7 @@ async fn postgres_calls_answer_unavailable_when_the_database_goes_away_and_recov
     assert_eq!(store.backend(), "postgres");
     store.ping().await.unwrap();
 
-    relay.cut();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    relay.cut().await;
     match store.ping().await {
         Err(StoreError::Unavailable(_)) => {}
         other => panic!("expected Unavailable, got {other:?}"),

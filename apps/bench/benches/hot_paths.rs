@@ -30,7 +30,8 @@ use confab_core::{
     CancelToken, ChatEvent, ChatService, ChatSettings, Conversation, ConversationId, Limits,
     Principal, Project, ProjectId, Role, SendRequest, UserId, now,
 };
-use confab_memory::{MemoryStore, ScriptedLlm, TokenBucketLimiter};
+use confab_limits::SlidingWindowLimiter;
+use confab_memory::{MemoryStore, ScriptedLlm};
 use confab_openai::{OpenAiConfig, ResponsesLlm};
 use confab_tests::fake_provider::{FakeConfig, FakeProvider};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -232,7 +233,7 @@ impl ChatFixture {
             Arc::new(store.clone()),
             Arc::new(store.clone()),
             Arc::new(llm),
-            Arc::new(TokenBucketLimiter::new(u32::MAX)),
+            Arc::new(SlidingWindowLimiter::new(u32::MAX)),
             ChatSettings::default(),
             Limits::default(),
         );

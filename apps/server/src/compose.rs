@@ -14,7 +14,8 @@ use confab_core::ports::{
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_files::ObjectBlobStore;
-use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore, TokenBucketLimiter};
+use confab_limits::SlidingWindowLimiter;
+use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore};
 use confab_openai::{ChatCompletionsLlm, ResponsesLlm};
 use confab_sql::SqlStore;
 use secrecy::ExposeSecret;
@@ -93,7 +94,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         auth: sign_in.verifier,
         dev_tokens: sign_in.dev_tokens,
         llm,
-        limiter: Arc::new(TokenBucketLimiter::new(settings.sends_per_minute)),
+        limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
     })
 }
 

@@ -7,6 +7,7 @@
 mod auth;
 mod files;
 mod http;
+mod limits;
 mod memory;
 mod openai;
 mod postgres;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_confab");
@@ -222,6 +221,15 @@ impl Client {
         content: &str,
         max_events: usize,
     ) -> (u16, Vec<(String, Value)>) {
+        match self.open_stream(conversation, content).await {
+            Ok(stream) => (200, stream.collect(max_events).await),
+            Err(status) => (status, Vec::new()),
+        }
+    }
+
+    /// Sends a message and returns its open stream, to be read event by event as the
+    /// server writes them; `Err(status)` when the send was not answered with a stream.
+    pub async fn open_stream(&self, conversation: &str, content: &str) -> Result<Events, u16> {
         let response = self
             .http
             .post(format!(
@@ -234,34 +242,13 @@ impl Client {
             .await
             .unwrap();
         let status = response.status().as_u16();
-        let mut events = Vec::new();
         if status != 200 {
-            return (status, events);
+            return Err(status);
         }
-        let mut body = response.bytes_stream();
-        let mut buffer = String::new();
-        while events.len() < max_events {
-            let Some(Ok(chunk)) = body.next().await else {
-                break;
-            };
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let frame: String = buffer.drain(..end + 2).collect();
-                let mut name = String::new();
-                let mut data = String::new();
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        name = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if !name.is_empty() {
-                    events.push((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
-                }
-            }
-        }
-        (status, events)
+        Ok(Events {
+            response,
+            buffer: Vec::new(),
+        })
     }
 
     pub async fn messages(&self, conversation: &str) -> Vec<Value> {
@@ -272,5 +259,75 @@ impl Client {
             .await;
         assert_eq!(status, 200);
         page["items"].as_array().unwrap().clone()
+    }
+}
+
+/// The SSE events of one send, read as they arrive.
+pub struct Events {
+    response: reqwest::Response,
+    /// Bytes received and not yet parsed into a whole event.
+    buffer: Vec<u8>,
+}
+
+impl Events {
+    /// The next event (`name`, `data`), waiting for the server to write it; `None` once the
+    /// stream has ended (or broke off). Comment lines (keep-alives) are skipped.
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in String::from_utf8_lossy(&frame).lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if !name.is_empty() {
+                    return Some((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
+                }
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the first event named `name`, up to `limit` (a safety net: the event is
+    /// what the caller waits for); returns it with the events before it.
+    pub async fn until(&mut self, name: &str, limit: Duration) -> Vec<(String, Value)> {
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(limit, async {
+            while let Some(event) = self.next().await {
+                let is_it = event.0 == name;
+                seen.push(event);
+                if is_it {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(
+            found,
+            Ok(true),
+            "no `{name}` event within {limit:?}; the stream gave {seen:?}"
+        );
+        seen
+    }
+
+    /// Reads up to `max_events` more events, until the stream ends.
+    pub async fn collect(mut self, max_events: usize) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        while events.len() < max_events {
+            let Some(event) = self.next().await else {
+                break;
+            };
+            events.push(event);
+        }
+        events
     }
 }

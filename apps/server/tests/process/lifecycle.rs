@@ -120,18 +120,14 @@ async fn sigterm_lets_a_reply_in_flight_finish_and_store() {
     let mut server = Server::start(dir.path(), &env).await;
     let client = Client::sign_in(&server.base, "carol").await;
     let (_, chat) = client.project_and_chat().await;
-    let reader = {
-        let chat = chat.clone();
-        let base = client.base.clone();
-        tokio::spawn(async move {
-            let client = Client::sign_in(&base, "carol").await;
-            client.send(&chat, "please finish this reply", 1_000).await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut stream = client
+        .open_stream(&chat, "please finish this reply")
+        .await
+        .unwrap();
+    // The reply is under way once its first piece has arrived: then stop the server.
+    let mut events = stream.until("delta", Duration::from_secs(30)).await;
     server.signal("TERM");
-    let (status, events) = reader.await.unwrap();
-    assert_eq!(status, 200);
+    events.extend(stream.collect(1_000).await);
     assert_eq!(
         events.last().map(|e| e.0.as_str()),
         Some("done"),
@@ -145,20 +141,21 @@ async fn sigterm_lets_a_reply_in_flight_finish_and_store() {
 async fn sigterm_past_the_grace_period_stores_the_reply_as_failed() {
     let dir = Scratch::new("grace");
     let mut env = base_env(dir.path(), free_port());
-    set(&mut env, "CONFAB_ECHO_PACE_MS", "500");
+    // About 20 s for the whole reply: far longer than the signal takes to arrive.
+    set(&mut env, "CONFAB_ECHO_PACE_MS", "1000");
     set(&mut env, "CONFAB_SHUTDOWN_GRACE_SECS", "0");
     let mut server = Server::start(dir.path(), &env).await;
     let client = Client::sign_in(&server.base, "dave").await;
     let (_, chat) = client.project_and_chat().await;
-    let base = client.base.clone();
-    let chat2 = chat.clone();
-    let reader = tokio::spawn(async move {
-        let client = Client::sign_in(&base, "dave").await;
-        client.send(&chat2, "a long answer please", 1_000).await
-    });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut stream = client
+        .open_stream(&chat, "a long answer please")
+        .await
+        .unwrap();
+    // The reply is under way once its first piece has arrived; the other pieces come every
+    // second, so it is still being generated when the grace period (none) is over.
+    let mut events = stream.until("delta", Duration::from_secs(30)).await;
     server.signal("TERM");
-    let (_, events) = reader.await.unwrap();
+    events.extend(stream.collect(1_000).await);
     let last = events.last().unwrap();
     assert_eq!(last.0, "error", "{events:?}");
     assert_eq!(last.1["code"], "interrupted");

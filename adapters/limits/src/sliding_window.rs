@@ -1,87 +1,41 @@
-//! `TokenBucketLimiter`: at most N accepted sends per user in any minute.
+//! `SlidingWindowLimiter`: at most N accepted sends per user in any minute.
 //!
-//! Each user has a bucket of N tokens. A send takes one; each taken token comes back one
-//! minute after it was taken, so the bucket refills at N per minute. (A bucket that refills
-//! continuously would let up to 2N sends through in some minute: a full bucket, then
-//! everything refilled while it was being spent.)
+//! A sliding-window log: for each user, the instants of the sends accepted in the last
+//! minute, oldest first. A send is accepted while fewer than N are logged, and each logged
+//! send leaves the log when it is a minute old. (A token bucket refilling continuously at N
+//! per minute would let up to 2N sends through in some minute: a full bucket, then
+//! everything refilled while it was being spent; a counter per fixed minute, 2N across the
+//! boundary of two.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, SystemClock};
+
 use confab_core::ids::UserId;
 use confab_core::ports::SendLimiter;
 
-/// How long a taken token stays taken.
+/// How long an accepted send counts against its user.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Where the limiter reads the time; injectable so tests can move it.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> Instant;
-}
-
-/// The real monotonic clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<Instant>,
-}
-
-impl ManualClock {
-    /// A clock standing at the current instant.
-    #[must_use]
-    pub fn new() -> Self {
-        Self {
-            now: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// When the user map holds this many users, users with no token taken are forgotten.
+/// When the user map holds this many users, users with no send in the last minute are forgotten.
 const PRUNE_AT: usize = 1024;
 
-struct Buckets {
-    /// For each user, when each currently taken token was taken, oldest first.
+struct Logs {
+    /// For each user, when each send of the last minute was accepted, oldest first.
     taken: HashMap<UserId, VecDeque<Instant>>,
     prune_at: usize,
 }
 
 /// A per-user `SendLimiter`: at most `per_minute` accepted sends in any minute.
-pub struct TokenBucketLimiter {
+pub struct SlidingWindowLimiter {
     capacity: usize,
     clock: Arc<dyn Clock>,
-    buckets: Mutex<Buckets>,
+    logs: Mutex<Logs>,
 }
 
-impl TokenBucketLimiter {
+impl SlidingWindowLimiter {
     /// A limiter of `per_minute` sends per user per minute on the system clock.
     /// With `0`, every send is refused.
     #[must_use]
@@ -95,7 +49,7 @@ impl TokenBucketLimiter {
         Self {
             capacity: usize::try_from(per_minute).unwrap_or(usize::MAX),
             clock,
-            buckets: Mutex::new(Buckets {
+            logs: Mutex::new(Logs {
                 taken: HashMap::new(),
                 prune_at: PRUNE_AT,
             }),
@@ -121,24 +75,24 @@ fn expire(taken: &mut VecDeque<Instant>, now: Instant) {
     }
 }
 
-impl SendLimiter for TokenBucketLimiter {
+impl SendLimiter for SlidingWindowLimiter {
     fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
         if self.capacity == 0 {
             return Err(WINDOW);
         }
         let now = self.clock.now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.taken.len() >= buckets.prune_at {
-            buckets.taken.retain(|_, taken| {
+        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        if logs.taken.len() >= logs.prune_at {
+            logs.taken.retain(|_, taken| {
                 expire(taken, now);
                 !taken.is_empty()
             });
-            buckets.prune_at = PRUNE_AT.max(buckets.taken.len() * 2);
+            logs.prune_at = PRUNE_AT.max(logs.taken.len() * 2);
         }
-        if !buckets.taken.contains_key(user) {
-            buckets.taken.insert(user.clone(), VecDeque::new());
+        if !logs.taken.contains_key(user) {
+            logs.taken.insert(user.clone(), VecDeque::new());
         }
-        let Some(taken) = buckets.taken.get_mut(user) else {
+        let Some(taken) = logs.taken.get_mut(user) else {
             return Err(WINDOW);
         };
         expire(taken, now);
@@ -153,8 +107,8 @@ impl SendLimiter for TokenBucketLimiter {
     }
 
     fn refund(&self, user: &UserId) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(taken) = buckets.taken.get_mut(user) {
+        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(taken) = logs.taken.get_mut(user) {
             taken.pop_back();
         }
     }
@@ -164,18 +118,19 @@ impl SendLimiter for TokenBucketLimiter {
 mod tests {
 
     use super::*;
+    use crate::clock::ManualClock;
 
     fn user(name: &str) -> UserId {
         UserId::new(name).unwrap()
     }
 
-    fn limiter(n: u32) -> (TokenBucketLimiter, Arc<ManualClock>) {
+    fn limiter(n: u32) -> (SlidingWindowLimiter, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        (TokenBucketLimiter::with_clock(n, clock.clone()), clock)
+        (SlidingWindowLimiter::with_clock(n, clock.clone()), clock)
     }
 
     #[test]
-    fn a_full_bucket_allows_n_sends_then_refuses() {
+    fn n_sends_are_allowed_then_refused() {
         let (limiter, _) = limiter(3);
         let alice = user("alice");
         for _ in 0..3 {
@@ -185,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn users_have_separate_buckets() {
+    fn users_have_separate_logs() {
         let (limiter, _) = limiter(1);
         assert_eq!(limiter.try_acquire(&user("alice")), Ok(()));
         assert!(limiter.try_acquire(&user("alice")).is_err());
@@ -199,14 +154,14 @@ mod tests {
         limiter.try_acquire(&alice).unwrap();
         clock.advance(Duration::from_millis(10_500));
         limiter.try_acquire(&alice).unwrap();
-        // The first token returns at 60 s: 49.5 s from now, rounded up to 50.
+        // The first send leaves the window at 60 s: 49.5 s from now, rounded up to 50.
         assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(50)));
         clock.advance(Duration::from_millis(49_400));
         // 0.1 s left: still at least one whole second.
         assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(1)));
         clock.advance(Duration::from_millis(100));
         assert_eq!(limiter.try_acquire(&alice), Ok(()));
-        // The second token returns at 70.5 s; it is now 60 s.
+        // The second leaves at 70.5 s; it is now 60 s.
         assert_eq!(limiter.try_acquire(&alice), Err(Duration::from_secs(11)));
     }
 
@@ -252,7 +207,7 @@ mod tests {
         limiter.try_acquire(&alice).unwrap();
         assert!(
             limiter.try_acquire(&alice).is_err(),
-            "refunds before any send added tokens"
+            "refunds before any send added sends"
         );
         limiter.refund(&alice);
         assert_eq!(limiter.try_acquire(&alice), Ok(()));
@@ -297,7 +252,7 @@ mod tests {
         }
         clock.advance(WINDOW);
         limiter.try_acquire(&user("late")).unwrap();
-        let buckets = limiter.buckets.lock().unwrap();
-        assert_eq!(buckets.taken.len(), 1);
+        let logs = limiter.logs.lock().unwrap();
+        assert_eq!(logs.taken.len(), 1);
     }
 }
