@@ -118,7 +118,7 @@ impl Modify for BearerAuth {
 }
 
 /// The form of an upload: one field `file` with the bytes. Other fields are ignored; their
-/// names, like any header's text, hold no control characters but tab.
+/// names hold no control characters but tab, no quote and no backslash.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only its schema is used.
 pub struct UploadForm {
@@ -259,12 +259,14 @@ impl Modify for Exact<'_> {
                         Some(Box::new(AdditionalProperties::FreeForm(true)));
                 }
             }
-            // A form's field names travel in a part's headers, which refuse control characters.
+            // A form's field names travel quoted in a part's headers, which refuse control
+            // characters; a quote or a backslash would have to be escaped, which clients
+            // do differently, and a trailing backslash leaves the name unterminated.
             if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut("UploadForm") {
                 object.property_names = Some(Box::new(Schema::Object(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .pattern(Some(r"^[^\x00-\x08\x0A-\x1F\x7F]*$"))
+                        .pattern(Some(r#"^[^\x00-\x08\x0A-\x1F\x7F"\\]*$"#))
                         .build(),
                 )));
             }
