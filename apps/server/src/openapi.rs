@@ -798,6 +798,10 @@ mod tests {
 
     #[test]
     fn page_parameters_state_the_bounds_and_cursor_formats_of_the_server() {
+        // The patterns bound cursor numbers by their count of digits: exact for all nines.
+        for max in [cursor::MAX_TIME_MICROS, cursor::MAX_VERSION.into()] {
+            assert!(max.to_string().bytes().all(|b| b == b'9'), "{max}");
+        }
         let doc = doc();
         let id = uuid::Uuid::now_v7();
         let cursors = [
