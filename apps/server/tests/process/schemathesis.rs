@@ -248,7 +248,6 @@ async fn schemathesis_finds_the_server_doing_exactly_what_its_openapi_document_s
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    println!("{report}");
     assert!(
         output.status.success(),
         "schemathesis found the server and its OpenAPI document disagreeing \
