@@ -156,6 +156,12 @@ impl ChatService {
         }
     }
 
+    /// The limits this service validates with (the OpenAPI document states them).
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The model replies are asked of.
     #[must_use]
     pub fn model(&self) -> &str {

@@ -27,10 +27,30 @@ pub fn encode_time_id(at: Timestamp, id: Uuid) -> String {
     format!("t.{}.{}", at.timestamp_micros(), id.simple())
 }
 
+/// The largest time a cursor carries, in microseconds since the epoch: 10^17 − 1, in the year
+/// 5138. Any time up to it fits every store (years 0000–9999); a larger one is no cursor this
+/// server made, rather than a query the store cannot run.
+pub const MAX_TIME_MICROS: u64 = 99_999_999_999_999_999;
+
+/// The largest prompt version a cursor carries: 10^9 − 1.
+pub const MAX_VERSION: u32 = 999_999_999;
+
+/// A number written as plain ASCII digits (no sign), at most `max`.
+fn plain_number(text: &str, max: u64) -> Result<u64, InvalidCursor> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidCursor);
+    }
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or(InvalidCursor)
+}
+
 pub fn decode_time_id(raw: &str) -> Result<(Timestamp, Uuid), InvalidCursor> {
     let rest = raw.strip_prefix("t.").ok_or(InvalidCursor)?;
     let (micros, id) = rest.split_once('.').ok_or(InvalidCursor)?;
-    let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+    let micros =
+        i64::try_from(plain_number(micros, MAX_TIME_MICROS)?).map_err(|_| InvalidCursor)?;
     let at = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
     Ok((at, Uuid::try_parse(id).map_err(|_| InvalidCursor)?))
 }
@@ -41,9 +61,11 @@ pub fn encode_version(version: i32) -> String {
 }
 
 pub fn decode_version(raw: &str) -> Result<i32, InvalidCursor> {
-    raw.strip_prefix("v.")
-        .and_then(|v| v.parse().ok())
-        .ok_or(InvalidCursor)
+    let version = plain_number(
+        raw.strip_prefix("v.").ok_or(InvalidCursor)?,
+        MAX_VERSION.into(),
+    )?;
+    i32::try_from(version).map_err(|_| InvalidCursor)
 }
 
 #[cfg(test)]
@@ -67,5 +89,15 @@ mod tests {
         assert_eq!(decode_time_id("t.12"), Err(InvalidCursor));
         assert_eq!(decode_version("v.x"), Err(InvalidCursor));
         assert_eq!(decode_version(""), Err(InvalidCursor));
+        assert_eq!(decode_version("v.+3"), Err(InvalidCursor));
+        assert_eq!(decode_version("v.1000000000"), Err(InvalidCursor));
+        // A time past the year 9999 is refused here, not by the store (it answered 500).
+        let id = Uuid::now_v7().simple();
+        assert_eq!(
+            decode_time_id(&format!("t.00884670169280310966.{id}")),
+            Err(InvalidCursor)
+        );
+        assert_eq!(decode_time_id(&format!("t.-5.{id}")), Err(InvalidCursor));
+        assert!(decode_time_id(&format!("t.{MAX_TIME_MICROS}.{id}")).is_ok());
     }
 }

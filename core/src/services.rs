@@ -58,6 +58,12 @@ impl ProjectService {
         }
     }
 
+    /// The limits this service validates with (the OpenAPI document states them).
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub async fn create(
         &self,
         principal: &Principal,
@@ -155,6 +161,12 @@ impl PromptService {
         Self { store, limits }
     }
 
+    /// The limits this service validates with (the OpenAPI document states them).
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub async fn create(
         &self,
         principal: &Principal,
@@ -232,6 +244,12 @@ impl ConversationService {
     #[must_use]
     pub fn new(history: Arc<dyn ChatHistory>, limits: Limits) -> Self {
         Self { history, limits }
+    }
+
+    /// The limits this service validates with (the OpenAPI document states them).
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub async fn create(

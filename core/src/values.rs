@@ -165,21 +165,25 @@ impl Title {
     }
 }
 
-/// A page size: 1..=200, default 50.
+/// A page size: `MIN..=MAX` (1..=200), default 50. The OpenAPI document states these bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageLimit(u32);
 
 impl PageLimit {
+    pub const MIN: u32 = 1;
     pub const DEFAULT: u32 = 50;
     pub const MAX: u32 = 200;
 
     pub fn new(raw: Option<i64>) -> Result<Self, ValidationError> {
         match raw {
             None => Ok(Self(Self::DEFAULT)),
-            Some(n) if (1..=i64::from(Self::MAX)).contains(&n) => {
+            Some(n) if (i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&n) => {
                 Ok(Self(u32::try_from(n).unwrap_or(Self::DEFAULT)))
             }
-            Some(_) => Err(ValidationError::new("limit", "must be between 1 and 200")),
+            Some(_) => Err(ValidationError::new(
+                "limit",
+                format!("must be between {} and {}", Self::MIN, Self::MAX),
+            )),
         }
     }
 

@@ -22,7 +22,7 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Upload a file (`multipart/form-data`, field `file`). The content type is detected from the bytes.
 #[utoipa::path(post, path = "/api/projects/{project_id}/files", tag = "files",
     params(("project_id" = Uuid, Path)),
-    request_body(content = String, content_type = "multipart/form-data", description = "a form with one field `file`"),
+    request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data", description = "a form with one field `file`"),
     responses((status = 201, body = api::FileInfo), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
         (status = 404, body = api::Problem), (status = 413, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
     security(("bearer" = [])))]
@@ -152,7 +152,7 @@ pub async fn delete_file(
 /// Download a file's bytes, as an attachment.
 #[utoipa::path(get, path = "/api/files/{file_id}/content", tag = "files",
     params(("file_id" = Uuid, Path)),
-    responses((status = 200, description = "the bytes", content_type = "application/octet-stream", body = String),
+    responses((status = 200, description = "the bytes, with the type detected at upload", content_type = "*/*", body = String),
         (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
     security(("bearer" = [])))]
 pub async fn download_file(

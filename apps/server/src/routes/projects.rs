@@ -58,7 +58,7 @@ pub async fn get_project(
 }
 
 /// Change a project's name or description (`"description": null` clears it).
-#[utoipa::path(patch, path = "/api/projects/{project_id}", tag = "projects", request_body = api::UpdateProject,
+#[utoipa::path(patch, path = "/api/projects/{project_id}", tag = "projects", request_body = Option<api::UpdateProject>,
     params(("project_id" = Uuid, Path)),
     responses((status = 200, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
         (status = 404, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
@@ -193,7 +193,7 @@ pub async fn list_conversations(
 }
 
 /// Start a conversation (the body may be empty).
-#[utoipa::path(post, path = "/api/projects/{project_id}/conversations", tag = "conversations", request_body = api::CreateConversation,
+#[utoipa::path(post, path = "/api/projects/{project_id}/conversations", tag = "conversations", request_body = Option<api::CreateConversation>,
     params(("project_id" = Uuid, Path)),
     responses((status = 201, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem), (status = 422, body = api::Problem)),
     security(("bearer" = [])))]

@@ -8,3 +8,4 @@ mod browser;
 mod configuration;
 mod harness;
 mod lifecycle;
+mod schemathesis;
