@@ -93,11 +93,36 @@ pub async fn upload_file(
         let upload = state.files.upload(&principal, project_id, &filename, body);
         let (stored, ()) = futures::join!(upload, pump);
         let stored = stored?;
+        // The form is answered as a whole: a malformed or second `file` part after the file
+        // undoes the upload, exactly as it would have refused it before.
+        if let Err(refused) = read_rest(&mut form).await {
+            state.files.delete(&principal, stored.id).await?;
+            return Err(refused);
+        }
         return Ok(HttpResponse::Created().json(convert::file(stored)));
     }
     Err(ApiError::Validation(
         "the form has no field named file".to_owned(),
     ))
+}
+
+/// Reads the parts of a form after its file: each must be well formed, none another `file`.
+async fn read_rest(form: &mut actix_multipart::Multipart) -> Result<(), ApiError> {
+    let unreadable = |e: actix_multipart::MultipartError| {
+        ApiError::BadRequest(format!("the form could not be read: {e}"))
+    };
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(unreadable)?;
+        if field.name() == Some("file") {
+            return Err(ApiError::Validation(
+                "the form has more than one field named file".to_owned(),
+            ));
+        }
+        while let Some(chunk) = field.next().await {
+            chunk.map_err(unreadable)?;
+        }
+    }
+    Ok(())
 }
 
 /// A project's files, newest first.

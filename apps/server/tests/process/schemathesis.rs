@@ -28,7 +28,7 @@ const MAX_EXAMPLES: &str = "100";
 const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
 
 /// The run's configuration. Every check is enabled here rather than with `--checks all`,
-/// which would also override the three exceptions below, each for one operation and one check
+/// which would also override the two exceptions below, each for one operation and one check
 /// whose assumption does not hold there:
 ///
 /// - `GET …/prompts/active` answers 404 for a project without an active prompt (API.md), which
@@ -36,10 +36,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// - the coverage phase of schemathesis 4.32 cannot draw a valid prompt (`maxLength` 100,000
 ///   with a `pattern` is past its 32 KiB buffer), falls back to an invalid body (`0`) and still
 ///   labels the case valid, so `positive_data_acceptance` would blame the server for the 422;
-/// - `POST …/files` stores the `file` part and does not read the form after it, so a malformed
-///   part after it (a field name with a control character, which `propertyNames` rules out) is
-///   not refused, while the same part before it is 400: a known leniency of the server, to be
-///   fixed there (read the form to its end) rather than described.
 const CONFIG: &str = r#"
 [checks]
 enabled = true
@@ -55,10 +51,6 @@ checks.ensure_resource_availability.enabled = false
 [[operations]]
 include-operation-id = "create_prompt"
 phases.coverage.checks.positive_data_acceptance.enabled = false
-
-[[operations]]
-include-operation-id = "upload_file"
-checks.negative_data_rejection.enabled = false
 "#;
 
 /// `st`, or `None` (with a loud notice) outside CI when it is not installed.

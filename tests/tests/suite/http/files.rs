@@ -320,3 +320,46 @@ async fn an_upload_that_is_not_multipart_is_415_and_a_form_without_file_is_422()
     .problem(422, "validation_failed");
     assert!(app.blobs.is_empty());
 }
+
+#[tokio::test]
+async fn a_form_is_answered_whole_so_a_bad_part_after_the_file_stores_nothing() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let path = format!("/api/projects/{}/files", project.id);
+    let raw = |tail: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n{tail}"
+        )
+    };
+    // A part after the file whose header cannot be read: 400, like the same part before it.
+    let malformed =
+        raw("--XyZ\r\nContent-Disposition: form-data; name=\"x\u{1}\r\n\r\nv\r\n--XyZ--\r\n");
+    // A second file: the form says which file to store no more clearly than a missing one.
+    let second = raw(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n\r\nbye\r\n--XyZ--\r\n",
+    );
+    for (body, status) in [(malformed, 400), (second, 422)] {
+        let answer = app
+            .send_request(
+                app.request(Method::POST, &path, Some(ALICE))
+                    .header("Content-Type", "multipart/form-data; boundary=XyZ")
+                    .body(body),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), status, "{}", answer.text());
+        assert!(app.blobs.is_empty(), "no bytes are left behind");
+        let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
+        assert!(page.items.is_empty(), "no metadata is stored");
+    }
+    // The same form, well formed, stores its one file.
+    let file: api::FileInfo = app
+        .send_request(
+            app.request(Method::POST, &path, Some(ALICE))
+                .header("Content-Type", "multipart/form-data; boundary=XyZ")
+                .body(raw("--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nv\r\n--XyZ--\r\n")),
+        )
+        .await
+        .ok(201);
+    assert_eq!(file.size_bytes, 5);
+}
