@@ -70,6 +70,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         auth: api::AuthConfig {
             provider: settings.auth.provider().to_owned(),
             clerk_publishable_key: adapters.clerk_publishable_key,
+            clerk_frontend_api: adapters.clerk_host.clone(),
         },
         llm: api::LlmConfig {
             provider: adapters.llm.provider().to_owned(),

@@ -33,10 +33,17 @@ enum Boot {
 
 const SESSION_ENDED: &str = "Your session has ended. Please sign in again.";
 
-/// The root component: loads `/api/config`, restores the session and shows the sign-in page
-/// or the signed-in layout.
+/// The root component: the router, around everything else.
 #[component]
 pub fn App() -> Html {
+    html! { <router::Router><Root /></router::Router> }
+}
+
+/// Loads `/api/config`, restores the session and shows the sign-in page or the signed-in
+/// layout.
+#[component]
+fn Root() -> Html {
+    let navigator = router::use_navigator();
     let boot = use_state(|| Boot::Loading);
     let user = use_state(|| None::<Rc<SignedIn>>);
     let notice = use_state(|| None::<String>);
@@ -89,6 +96,11 @@ pub fn App() -> Html {
             session_store::clear();
             if is_clerk {
                 spawn_local(clerk::sign_out());
+            }
+            // Whoever signs in next starts at `/`: the address names the last person's
+            // project and chat, which are not theirs to ask for.
+            if let Some(navigator) = &navigator {
+                navigator.replace(&Route::Home);
             }
             user.set(None);
         }
@@ -143,16 +155,16 @@ pub fn App() -> Html {
                 sign_out,
                 notice: (*notice).clone(),
             };
-            let signed_in = user.is_some();
+            // Keyed by the person: nothing one person's pages loaded (lists, chats, drafts)
+            // outlives their session.
+            let person = user.as_ref().map(|u| u.name.clone());
             html! {
                 <ContextProvider<Session> context={session}>
-                    <router::Router>
-                        if signed_in {
-                            <layout::Layout />
-                        } else {
-                            <sign_in::SignIn />
-                        }
-                    </router::Router>
+                    if let Some(person) = person {
+                        <layout::Layout key={person} />
+                    } else {
+                        <sign_in::SignIn />
+                    }
                 </ContextProvider<Session>>
             }
         }
@@ -177,10 +189,16 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
             }
         }
         "clerk" => {
-            let key = config.auth.clerk_publishable_key.clone().ok_or_else(|| {
-                "The server uses Clerk but did not send its publishable key.".to_owned()
-            })?;
-            clerk::load(&key).await?;
+            let (Some(key), Some(host)) = (
+                config.auth.clerk_publishable_key.as_deref(),
+                config.auth.clerk_frontend_api.as_deref(),
+            ) else {
+                return Err(
+                    "The server uses Clerk but did not send its publishable key and Frontend API host."
+                        .to_owned(),
+                );
+            };
+            clerk::load(host, key).await?;
             if clerk::is_signed_in() {
                 user.set(Some(Rc::new(SignedIn {
                     name: clerk::user_label(),

@@ -891,11 +891,114 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
     b.screenshot("phone").await;
     b.set_viewport(DESKTOP).await;
 
-    // Sign out; a second person sees none of the first one's work.
+    // A table in a reply: its columns are aligned by the stylesheet (the page's CSP blocks
+    // inline styles, so an inline `text-align` would never show).
+    eprintln!("step: a table with aligned columns");
+    // Shift+Enter (WebDriver keys: Shift down, Enter, all keys up) starts a new line.
+    let new_line = "\u{E008}\u{E007}\u{E000}";
+    let table = [
+        "Town | Left | Centre | Right",
+        "--|:--|:-:|--:",
+        "Porto | a | b | c",
+    ]
+    .join(new_line);
+    b.type_into("Message", &table).await;
+    b.click(Role::Button, "Send").await;
+    b.wait_for_log(&["Porto"]).await;
+    b.wait_until(
+        "the table reply is complete",
+        "return !Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop');",
+        json!([]),
+    )
+    .await;
+    let aligned = b
+        .wait_until(
+            "the reply shows a table",
+            r#"
+            const tables = document.querySelectorAll('[role=log] table');
+            const table = tables[tables.length - 1];
+            const row = table ? table.querySelector('tbody tr') : null;
+            if (!row || row.cells.length < 4) return null;
+            return Array.from(row.cells).slice(1, 4).map(c => getComputedStyle(c).textAlign);
+            "#,
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        aligned,
+        json!(["left", "center", "right"]),
+        "the table's columns are aligned as its delimiter row says"
+    );
+    b.execute(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("table").await;
+
+    // Sign out; a second person, in the same tab, sees none of the first one's work and the
+    // client asks for nothing of it.
     eprintln!("step: a second user");
+    let alice_ids: Vec<String> = chat_url
+        .split('/')
+        .filter(|segment| segment.len() == 36 && segment.matches('-').count() == 4)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(alice_ids.len(), 2, "a project and a chat id in {chat_url}");
     b.click(Role::Button, "Sign out").await;
+    b.wait_for(Role::Field, "Username").await;
+    assert_eq!(
+        b.current_url().await,
+        format!("{}/", server.base),
+        "signing out returns to the start page"
+    );
+    // From here on, the browser's list of requests holds only those made for bob.
+    b.execute("performance.clearResourceTimings();", json!([]))
+        .await;
     b.type_into("Username", "bob").await;
     b.click(Role::Button, "Sign in").await;
+    b.wait_until(
+        "bob's start page and empty project list",
+        "return document.body.innerText.includes('Welcome, bob') \
+            && document.body.innerText.includes('No projects yet.');",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        b.current_url().await,
+        format!("{}/", server.base),
+        "bob starts on the start page"
+    );
+    let requests = b
+        .execute(
+            "return performance.getEntriesByType('resource')\
+                .map(e => ({ url: e.name, status: e.responseStatus || 0 }));",
+            json!([]),
+        )
+        .await;
+    let requests = requests.as_array().cloned().unwrap_or_default();
+    assert!(
+        requests.iter().any(|r| r["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/api/projects?limit=200"))),
+        "bob's projects were asked for: {requests:?}"
+    );
+    for request in &requests {
+        let url = request["url"].as_str().unwrap_or_default();
+        assert!(
+            !alice_ids.iter().any(|id| url.contains(id.as_str())),
+            "after signing in, bob's client asked for alice's {url}"
+        );
+        assert!(
+            request["status"].as_u64().is_none_or(|s| s < 400),
+            "a request of bob's session failed: {request}"
+        );
+    }
+    assert!(
+        b.find(Role::Link, "Travel helper").await.is_none(),
+        "bob sees alice's project: {}",
+        b.page_text().await
+    );
     b.click(Role::Button, "New project").await;
     b.type_into("Project name", "Bob's notes").await;
     b.click(Role::Button, "Create").await;
