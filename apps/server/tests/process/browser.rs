@@ -900,30 +900,27 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
         "Town | Left | Centre | Right",
         "--|:--|:-:|--:",
         "Porto | a | b | c",
+        "",
+        "Prices in euros.",
     ]
     .join(new_line);
     b.type_into("Message", &table).await;
     b.click(Role::Button, "Send").await;
-    b.wait_for_log(&["Porto"]).await;
-    b.wait_until(
-        "the table reply is complete",
-        "return !Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop');",
-        json!([]),
-    )
-    .await;
     let aligned = b
         .wait_until(
-            "the reply shows a table",
+            "the reply shows its table and is complete",
             r#"
-            const tables = document.querySelectorAll('[role=log] table');
-            const table = tables[tables.length - 1];
-            const row = table ? table.querySelector('tbody tr') : null;
-            if (!row || row.cells.length < 4) return null;
+            const replies = document.querySelectorAll('[role=log] [aria-label=Assistant]');
+            const last = replies[replies.length - 1];
+            const row = last ? last.querySelector('table tbody tr') : null;
+            if (!row || row.cells.length !== 4) return null;
+            if (!last.innerText.includes('only repeat what I hear')) return null;
             return Array.from(row.cells).slice(1, 4).map(c => getComputedStyle(c).textAlign);
             "#,
             json!([]),
         )
         .await;
+    b.wait_for(Role::Button, "Send").await;
     assert_eq!(
         aligned,
         json!(["left", "center", "right"]),
@@ -1032,5 +1029,76 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
 
     b.quit().await;
     drop(driver);
+    drop(server);
+}
+
+/// A public key for Clerk's session tokens (`CLERK_JWT_KEY`): with it the server verifies
+/// tokens without fetching Clerk's JWKS, so it starts in Clerk mode with no network.
+const CLERK_TEST_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsS+1Y7EZ6h1NaRzjOQXT
+pmP8Wp47DH2N/ZfG1qChESKQHBxqhnkX8jCn9gd/9vuR8PlzgX7zMCWhXQGu5qtw
+xkGqaoRPqun4c5DK9+7Nf+iAYjMNunywRQwR1XO99QSDlTSlKhMrjDGwl9w5KNL7
+KHjfsMyny/oI8ZI4IA6LgtTsauvWqEF65QuIFSVFmXJSgnW6BYmGVe2xvvrX4Ssu
+gAPUh//xcr6SNCKnc9Rx7RmfpyPjjHiidwb9aIjQ/D1F6oWb205SrO67perdvG4+
+M33poATCHh2x7UHuFPlmCtGPzV9mrhZTEQUd9YlO8xAFux62+wzDqieo08LVV0Mh
+UwIDAQAB
+-----END PUBLIC KEY-----";
+
+/// The browser client loads Clerk's script from the host that `/api/config` names (it no
+/// longer decodes the publishable key itself), and the page's CSP allows that same host.
+#[tokio::test]
+async fn with_clerk_the_client_is_told_the_frontend_api_host() {
+    let scratch = Scratch::new("clerk-config");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    // base64("clerk.example.com$")
+    env.push((
+        "CLERK_PUBLISHABLE_KEY".into(),
+        "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k".into(),
+    ));
+    env.push(("CLERK_JWT_KEY".into(), CLERK_TEST_KEY.into()));
+    let server = Server::start(scratch.path(), &env).await;
+
+    let config: Value = reqwest::get(format!("{}/api/config", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["auth"]["provider"], "clerk", "{config}");
+    assert_eq!(
+        config["auth"]["clerk_frontend_api"], "clerk.example.com",
+        "{config}"
+    );
+    let page = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("https://clerk.example.com"),
+        "the CSP allows the host the client is told: {csp}"
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn without_clerk_the_config_names_no_frontend_api_host() {
+    let scratch = Scratch::new("dev-config");
+    let port = free_port();
+    let server = Server::start(scratch.path(), &base_env(scratch.path(), port)).await;
+    let config: Value = reqwest::get(format!("{}/api/config", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["auth"]["provider"], "dev", "{config}");
+    assert!(
+        config["auth"].get("clerk_frontend_api").is_none(),
+        "{config}"
+    );
     drop(server);
 }
