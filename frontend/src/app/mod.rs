@@ -62,21 +62,31 @@ fn Root() -> Html {
     }
 
     let is_clerk = matches!(&*boot, Boot::Ready(c) if c.auth.provider == "clerk");
+    // Whether someone is signed in as of the last render, for Clerk's listener below: the
+    // listener outlives renders, so a state handle it captured would hold a stale value.
+    let shown_signed_in = use_mut_ref(|| false);
+    *shown_signed_in.borrow_mut() = user.is_some();
     {
         // Follow Clerk's sign-in and sign-out (its own form and other tabs).
-        let user = user.clone();
+        let (user, navigator) = (user.clone(), navigator.clone());
         use_effect_with(is_clerk, move |is_clerk| {
             let listener = is_clerk.then(|| {
                 clerk::listen(move || {
                     let signed_in = clerk::is_signed_in();
-                    if signed_in != user.is_some() {
-                        user.set(signed_in.then(|| {
-                            Rc::new(SignedIn {
-                                name: clerk::user_label(),
-                                credentials: Credentials::Clerk,
-                            })
-                        }));
+                    if signed_in == *shown_signed_in.borrow() {
+                        return;
                     }
+                    *shown_signed_in.borrow_mut() = signed_in;
+                    if !signed_in && let Some(navigator) = &navigator {
+                        // As with our own "Sign out": the next person starts at `/`.
+                        navigator.replace(&Route::Home);
+                    }
+                    user.set(signed_in.then(|| {
+                        Rc::new(SignedIn {
+                            name: clerk::user_label(),
+                            credentials: Credentials::Clerk,
+                        })
+                    }));
                 })
             });
             move || drop(listener)
