@@ -1,8 +1,4 @@
 #![doc = include_str!("../README.md")]
-// Most of this crate only runs in a browser; natively it is compiled for clippy and for the unit
-// tests of its pure parts (state, markdown, json, wording, stream events), so the browser-only
-// glue is dead code there.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 pub mod app;
 pub mod components;

@@ -213,6 +213,11 @@ pub struct AuthConfig {
     pub provider: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clerk_publishable_key: Option<String>,
+    /// With Clerk: the host of the instance's Frontend API (`clerk.example.com`), which the
+    /// server derives from the publishable key, so the client loads Clerk's script from it
+    /// without decoding the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clerk_frontend_api: Option<String>,
 }
 
 /// Which model answers.

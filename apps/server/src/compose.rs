@@ -217,6 +217,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         auth: api::AuthConfig {
             provider: settings.auth.provider().to_owned(),
             clerk_publishable_key: clerk_key,
+            clerk_frontend_api: clerk_host.clone(),
         },
         llm: api::LlmConfig {
             provider: adapters.llm.provider().to_owned(),

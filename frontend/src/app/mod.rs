@@ -33,10 +33,17 @@ enum Boot {
 
 const SESSION_ENDED: &str = "Your session has ended. Please sign in again.";
 
-/// The root component: loads `/api/config`, restores the session and shows the sign-in page
-/// or the signed-in layout.
+/// The root component: the router, around everything else.
 #[component]
 pub fn App() -> Html {
+    html! { <router::Router><Root /></router::Router> }
+}
+
+/// Loads `/api/config`, restores the session and shows the sign-in page or the signed-in
+/// layout.
+#[component]
+fn Root() -> Html {
+    let navigator = router::use_navigator();
     let boot = use_state(|| Boot::Loading);
     let user = use_state(|| None::<Rc<SignedIn>>);
     let notice = use_state(|| None::<String>);
@@ -55,21 +62,31 @@ pub fn App() -> Html {
     }
 
     let is_clerk = matches!(&*boot, Boot::Ready(c) if c.auth.provider == "clerk");
+    // Whether someone is signed in as of the last render, for Clerk's listener below: the
+    // listener outlives renders, so a state handle it captured would hold a stale value.
+    let shown_signed_in = use_mut_ref(|| false);
+    *shown_signed_in.borrow_mut() = user.is_some();
     {
         // Follow Clerk's sign-in and sign-out (its own form and other tabs).
-        let user = user.clone();
+        let (user, navigator) = (user.clone(), navigator.clone());
         use_effect_with(is_clerk, move |is_clerk| {
             let listener = is_clerk.then(|| {
                 clerk::listen(move || {
                     let signed_in = clerk::is_signed_in();
-                    if signed_in != user.is_some() {
-                        user.set(signed_in.then(|| {
-                            Rc::new(SignedIn {
-                                name: clerk::user_label(),
-                                credentials: Credentials::Clerk,
-                            })
-                        }));
+                    if signed_in == *shown_signed_in.borrow() {
+                        return;
                     }
+                    *shown_signed_in.borrow_mut() = signed_in;
+                    if !signed_in && let Some(navigator) = &navigator {
+                        // As with our own "Sign out": the next person starts at `/`.
+                        navigator.replace(&Route::Home);
+                    }
+                    user.set(signed_in.then(|| {
+                        Rc::new(SignedIn {
+                            name: clerk::user_label(),
+                            credentials: Credentials::Clerk,
+                        })
+                    }));
                 })
             });
             move || drop(listener)
@@ -89,6 +106,11 @@ pub fn App() -> Html {
             session_store::clear();
             if is_clerk {
                 spawn_local(clerk::sign_out());
+            }
+            // Whoever signs in next starts at `/`: the address names the last person's
+            // project and chat, which are not theirs to ask for.
+            if let Some(navigator) = &navigator {
+                navigator.replace(&Route::Home);
             }
             user.set(None);
         }
@@ -143,16 +165,16 @@ pub fn App() -> Html {
                 sign_out,
                 notice: (*notice).clone(),
             };
-            let signed_in = user.is_some();
+            // Keyed by the person: nothing one person's pages loaded (lists, chats, drafts)
+            // outlives their session.
+            let person = user.as_ref().map(|u| u.name.clone());
             html! {
                 <ContextProvider<Session> context={session}>
-                    <router::Router>
-                        if signed_in {
-                            <layout::Layout />
-                        } else {
-                            <sign_in::SignIn />
-                        }
-                    </router::Router>
+                    if let Some(person) = person {
+                        <layout::Layout key={person} />
+                    } else {
+                        <sign_in::SignIn />
+                    }
                 </ContextProvider<Session>>
             }
         }
@@ -177,10 +199,16 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
             }
         }
         "clerk" => {
-            let key = config.auth.clerk_publishable_key.clone().ok_or_else(|| {
-                "The server uses Clerk but did not send its publishable key.".to_owned()
-            })?;
-            clerk::load(&key).await?;
+            let (Some(key), Some(host)) = (
+                config.auth.clerk_publishable_key.as_deref(),
+                config.auth.clerk_frontend_api.as_deref(),
+            ) else {
+                return Err(
+                    "The server uses Clerk but did not send its publishable key and Frontend API host."
+                        .to_owned(),
+                );
+            };
+            clerk::load(host, key).await?;
             if clerk::is_signed_in() {
                 user.set(Some(Rc::new(SignedIn {
                     name: clerk::user_label(),

@@ -67,16 +67,30 @@ impl Route {
     }
 }
 
+/// How a move to another route treats the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    /// A new history entry (`pushState`).
+    Add,
+    /// In place of the current one (`replaceState`).
+    Replace,
+}
+
 /// Moves to another route.
 #[derive(Clone, PartialEq)]
 pub struct Navigator {
-    push: Callback<Route>,
+    go: Callback<(Route, Entry)>,
 }
 
 impl Navigator {
     /// Goes to `route`, adding a history entry.
     pub fn push(&self, route: &Route) {
-        self.push.emit(route.clone());
+        self.go.emit((route.clone(), Entry::Add));
+    }
+
+    /// Goes to `route` in place of the current history entry.
+    pub fn replace(&self, route: &Route) {
+        self.go.emit((route.clone(), Entry::Replace));
     }
 }
 
@@ -138,11 +152,17 @@ pub fn Router(props: &RouterProps) -> Html {
         });
     }
     let navigator = Navigator {
-        push: {
+        go: {
             let route = route.clone();
-            Callback::from(move |next: Route| {
+            Callback::from(move |(next, entry): (Route, Entry)| {
                 if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
-                    let _ = history.push_state_with_url(&JsValue::NULL, "", Some(&next.to_path()));
+                    let path = next.to_path();
+                    let _ = match entry {
+                        Entry::Add => history.push_state_with_url(&JsValue::NULL, "", Some(&path)),
+                        Entry::Replace => {
+                            history.replace_state_with_url(&JsValue::NULL, "", Some(&path))
+                        }
+                    };
                 }
                 route.set(next);
             })

@@ -15,6 +15,8 @@
 
 mod block;
 mod inline;
+#[cfg(test)]
+mod proptests;
 
 use block::{Align, Defs, Kind, Node};
 
@@ -145,11 +147,13 @@ fn render_table(out: &mut String, aligns: &[Align], rows: &[Vec<String>], defs: 
         for (text, align) in row.iter().zip(aligns) {
             out.push('<');
             out.push_str(cell);
+            // A class, not an inline `style`: the page's CSP (`style-src 'self'`) drops inline
+            // styles, so only the stylesheet's `.align-*` rules can align a column.
             out.push_str(match align {
                 Align::None => ">",
-                Align::Left => " style=\"text-align: left\">",
-                Align::Center => " style=\"text-align: center\">",
-                Align::Right => " style=\"text-align: right\">",
+                Align::Left => " class=\"align-left\">",
+                Align::Center => " class=\"align-center\">",
+                Align::Right => " class=\"align-right\">",
             });
             inline::render(out, text, defs);
             out.push_str("</");
@@ -491,18 +495,29 @@ mod tests {
         );
     }
 
+    /// Alignment is a class: the page's CSP (`style-src 'self'`) blocks inline `style`
+    /// attributes, so an inline `text-align` would never show.
+    #[test]
+    fn table_columns_are_aligned_by_class_not_inline_style() {
+        let out = html("| l | c | r |\n|:--|:-:|--:|\n| 1 | 2 | 3 |");
+        assert!(!out.contains("style="), "{out}");
+        assert!(out.contains("<th class=\"align-left\">l</th>"), "{out}");
+        assert!(out.contains("<td class=\"align-center\">2</td>"), "{out}");
+        assert!(out.contains("<td class=\"align-right\">3</td>"), "{out}");
+    }
+
     #[test]
     fn tables_with_alignment_and_escaped_pipes() {
         assert_eq!(
             html(
                 "| a | b | c | d |\n|---|:--|:-:|--:|\n| `x\\|y` | **b** | c\n| 1 | 2 | 3 | 4 | 5 |"
             ),
-            "<table><thead><tr><th>a</th><th style=\"text-align: left\">b</th>\
-             <th style=\"text-align: center\">c</th><th style=\"text-align: right\">d</th></tr></thead><tbody>\
-             <tr><td><code>x|y</code></td><td style=\"text-align: left\"><strong>b</strong></td>\
-             <td style=\"text-align: center\">c</td><td style=\"text-align: right\"></td></tr>\
-             <tr><td>1</td><td style=\"text-align: left\">2</td><td style=\"text-align: center\">3</td>\
-             <td style=\"text-align: right\">4</td></tr></tbody></table>"
+            "<table><thead><tr><th>a</th><th class=\"align-left\">b</th>\
+             <th class=\"align-center\">c</th><th class=\"align-right\">d</th></tr></thead><tbody>\
+             <tr><td><code>x|y</code></td><td class=\"align-left\"><strong>b</strong></td>\
+             <td class=\"align-center\">c</td><td class=\"align-right\"></td></tr>\
+             <tr><td>1</td><td class=\"align-left\">2</td><td class=\"align-center\">3</td>\
+             <td class=\"align-right\">4</td></tr></tbody></table>"
         );
         assert_eq!(
             html("a | b\n--|--\n\nafter"),
@@ -725,10 +740,14 @@ mod tests {
     }
 
     /// HTML with the differences that do not show removed: newlines between tags, the code
-    /// block wrapper, and optional escapes of quotes.
+    /// block wrapper, optional escapes of quotes, and pulldown-cmark's inline alignment styles
+    /// (which this renderer writes as `align-*` classes).
     fn comparable(html: &str) -> String {
         let mut s = html
             .replace(CODE_BLOCK_OPEN, "")
+            .replace("style=\"text-align: left\"", "class=\"align-left\"")
+            .replace("style=\"text-align: center\"", "class=\"align-center\"")
+            .replace("style=\"text-align: right\"", "class=\"align-right\"")
             .replace("</pre>\n</div>", "</pre>")
             .replace("&quot;", "\"")
             .replace("&#39;", "'");

@@ -1,50 +1,12 @@
 //! Clerk sign-in, driven through `window.Clerk` by reflection (no JavaScript file of ours).
 //!
 //! Clerk's browser script is the one thing loaded from elsewhere: from the instance's
-//! Frontend API host, which the publishable key encodes, only when `/api/config` says `clerk`.
+//! Frontend API host, which `/api/config` names (`auth.clerk_frontend_api`, derived by the
+//! server from the publishable key), only when it says `clerk`.
 
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
-
-/// The Frontend API host encoded in a publishable key: `pk_test_<base64("host$")>`.
-pub fn frontend_api_host(publishable_key: &str) -> Option<String> {
-    let encoded = publishable_key
-        .strip_prefix("pk_test_")
-        .or_else(|| publishable_key.strip_prefix("pk_live_"))?;
-    let decoded = String::from_utf8(base64_decode(encoded)?).ok()?;
-    let host = decoded.strip_suffix('$')?;
-    let valid = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
-    valid.then(|| host.to_owned())
-}
-
-/// Standard base64 (padding optional).
-fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in input.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        buf = (buf << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
 
 /// The URL of Clerk's browser script on the instance's Frontend API.
 pub fn script_url(host: &str) -> String {
@@ -74,12 +36,10 @@ async fn await_value(v: JsValue) -> Result<JsValue, JsValue> {
     }
 }
 
-/// Loads Clerk's script (once) and waits for `Clerk.load()`.
-pub async fn load(publishable_key: &str) -> Result<(), String> {
-    let host = frontend_api_host(publishable_key)
-        .ok_or_else(|| "The server's Clerk publishable key is not valid.".to_owned())?;
+/// Loads Clerk's script (once) from the Frontend API `host` and waits for `Clerk.load()`.
+pub async fn load(host: &str, publishable_key: &str) -> Result<(), String> {
     if clerk().is_none() {
-        inject_script(&script_url(&host), publishable_key)
+        inject_script(&script_url(host), publishable_key)
             .await
             .map_err(|_| {
                 "Could not load Clerk's sign-in. Check your connection and reload.".to_owned()
@@ -210,29 +170,6 @@ pub fn listen(mut on_change: impl FnMut() + 'static) -> Option<Listener> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_frontend_api_host_is_decoded_from_the_publishable_key() {
-        // base64("clerk.example.com$") = "Y2xlcmsuZXhhbXBsZS5jb20k"
-        assert_eq!(
-            frontend_api_host("pk_test_Y2xlcmsuZXhhbXBsZS5jb20k").as_deref(),
-            Some("clerk.example.com")
-        );
-        assert_eq!(
-            frontend_api_host("pk_live_Y2xlcmsuZXhhbXBsZS5jb20k").as_deref(),
-            Some("clerk.example.com")
-        );
-    }
-
-    #[test]
-    fn malformed_publishable_keys_are_refused() {
-        assert_eq!(frontend_api_host("sk_test_Y2xlcmsuZXhhbXBsZS5jb20k"), None);
-        assert_eq!(frontend_api_host("pk_test_!!!"), None);
-        // base64("evil.com/x\"$") has characters a host cannot have.
-        assert_eq!(frontend_api_host("pk_test_ZXZpbC5jb20veCIk"), None);
-        // No trailing "$".
-        assert_eq!(frontend_api_host("pk_test_Y2xlcmsuZXhhbXBsZS5jb20"), None);
-    }
 
     #[test]
     fn the_script_comes_from_the_frontend_api() {

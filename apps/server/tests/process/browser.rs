@@ -891,11 +891,111 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
     b.screenshot("phone").await;
     b.set_viewport(DESKTOP).await;
 
-    // Sign out; a second person sees none of the first one's work.
+    // A table in a reply: its columns are aligned by the stylesheet (the page's CSP blocks
+    // inline styles, so an inline `text-align` would never show).
+    eprintln!("step: a table with aligned columns");
+    // Shift+Enter (WebDriver keys: Shift down, Enter, all keys up) starts a new line.
+    let new_line = "\u{E008}\u{E007}\u{E000}";
+    let table = [
+        "Town | Left | Centre | Right",
+        "--|:--|:-:|--:",
+        "Porto | a | b | c",
+        "",
+        "Prices in euros.",
+    ]
+    .join(new_line);
+    b.type_into("Message", &table).await;
+    b.click(Role::Button, "Send").await;
+    let aligned = b
+        .wait_until(
+            "the reply shows its table and is complete",
+            r#"
+            const replies = document.querySelectorAll('[role=log] [aria-label=Assistant]');
+            const last = replies[replies.length - 1];
+            const row = last ? last.querySelector('table tbody tr') : null;
+            if (!row || row.cells.length !== 4) return null;
+            if (!last.innerText.includes('only repeat what I hear')) return null;
+            return Array.from(row.cells).slice(1, 4).map(c => getComputedStyle(c).textAlign);
+            "#,
+            json!([]),
+        )
+        .await;
+    b.wait_for(Role::Button, "Send").await;
+    assert_eq!(
+        aligned,
+        json!(["left", "center", "right"]),
+        "the table's columns are aligned as its delimiter row says"
+    );
+    b.execute(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("table").await;
+
+    // Sign out; a second person, in the same tab, sees none of the first one's work and the
+    // client asks for nothing of it.
     eprintln!("step: a second user");
+    let alice_ids: Vec<String> = chat_url
+        .split('/')
+        .filter(|segment| segment.len() == 36 && segment.matches('-').count() == 4)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(alice_ids.len(), 2, "a project and a chat id in {chat_url}");
     b.click(Role::Button, "Sign out").await;
+    b.wait_for(Role::Field, "Username").await;
+    assert_eq!(
+        b.current_url().await,
+        format!("{}/", server.base),
+        "signing out returns to the start page"
+    );
+    // From here on, the browser's list of requests holds only those made for bob.
+    b.execute("performance.clearResourceTimings();", json!([]))
+        .await;
     b.type_into("Username", "bob").await;
     b.click(Role::Button, "Sign in").await;
+    b.wait_until(
+        "bob's start page and empty project list",
+        "return document.body.innerText.includes('Welcome, bob') \
+            && document.body.innerText.includes('No projects yet.');",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        b.current_url().await,
+        format!("{}/", server.base),
+        "bob starts on the start page"
+    );
+    let requests = b
+        .execute(
+            "return performance.getEntriesByType('resource')\
+                .map(e => ({ url: e.name, status: e.responseStatus || 0 }));",
+            json!([]),
+        )
+        .await;
+    let requests = requests.as_array().cloned().unwrap_or_default();
+    assert!(
+        requests.iter().any(|r| r["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/api/projects?limit=200"))),
+        "bob's projects were asked for: {requests:?}"
+    );
+    for request in &requests {
+        let url = request["url"].as_str().unwrap_or_default();
+        assert!(
+            !alice_ids.iter().any(|id| url.contains(id.as_str())),
+            "after signing in, bob's client asked for alice's {url}"
+        );
+        assert!(
+            request["status"].as_u64().is_none_or(|s| s < 400),
+            "a request of bob's session failed: {request}"
+        );
+    }
+    assert!(
+        b.find(Role::Link, "Travel helper").await.is_none(),
+        "bob sees alice's project: {}",
+        b.page_text().await
+    );
     b.click(Role::Button, "New project").await;
     b.type_into("Project name", "Bob's notes").await;
     b.click(Role::Button, "Create").await;
@@ -929,5 +1029,76 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
 
     b.quit().await;
     drop(driver);
+    drop(server);
+}
+
+/// A public key for Clerk's session tokens (`CLERK_JWT_KEY`): with it the server verifies
+/// tokens without fetching Clerk's JWKS, so it starts in Clerk mode with no network.
+const CLERK_TEST_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsS+1Y7EZ6h1NaRzjOQXT
+pmP8Wp47DH2N/ZfG1qChESKQHBxqhnkX8jCn9gd/9vuR8PlzgX7zMCWhXQGu5qtw
+xkGqaoRPqun4c5DK9+7Nf+iAYjMNunywRQwR1XO99QSDlTSlKhMrjDGwl9w5KNL7
+KHjfsMyny/oI8ZI4IA6LgtTsauvWqEF65QuIFSVFmXJSgnW6BYmGVe2xvvrX4Ssu
+gAPUh//xcr6SNCKnc9Rx7RmfpyPjjHiidwb9aIjQ/D1F6oWb205SrO67perdvG4+
+M33poATCHh2x7UHuFPlmCtGPzV9mrhZTEQUd9YlO8xAFux62+wzDqieo08LVV0Mh
+UwIDAQAB
+-----END PUBLIC KEY-----";
+
+/// The browser client loads Clerk's script from the host that `/api/config` names (it no
+/// longer decodes the publishable key itself), and the page's CSP allows that same host.
+#[tokio::test]
+async fn with_clerk_the_client_is_told_the_frontend_api_host() {
+    let scratch = Scratch::new("clerk-config");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    // base64("clerk.example.com$")
+    env.push((
+        "CLERK_PUBLISHABLE_KEY".into(),
+        "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k".into(),
+    ));
+    env.push(("CLERK_JWT_KEY".into(), CLERK_TEST_KEY.into()));
+    let server = Server::start(scratch.path(), &env).await;
+
+    let config: Value = reqwest::get(format!("{}/api/config", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["auth"]["provider"], "clerk", "{config}");
+    assert_eq!(
+        config["auth"]["clerk_frontend_api"], "clerk.example.com",
+        "{config}"
+    );
+    let page = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("https://clerk.example.com"),
+        "the CSP allows the host the client is told: {csp}"
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn without_clerk_the_config_names_no_frontend_api_host() {
+    let scratch = Scratch::new("dev-config");
+    let port = free_port();
+    let server = Server::start(scratch.path(), &base_env(scratch.path(), port)).await;
+    let config: Value = reqwest::get(format!("{}/api/config", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["auth"]["provider"], "dev", "{config}");
+    assert!(
+        config["auth"].get("clerk_frontend_api").is_none(),
+        "{config}"
+    );
     drop(server);
 }
