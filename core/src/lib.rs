@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod cancel;
 pub mod chat;
+pub mod clock;
 pub mod cursor;
 pub mod error;
 pub mod files;

@@ -12,7 +12,7 @@ use jsonwebtoken::DecodingKey;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::clock::{Clock, SystemClock};
+use confab_core::clock::{Clock, SystemClock};
 
 /// A setting that is missing or cannot be used. Never carries a secret's value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +46,7 @@ fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// How signing keys are fetched and cached. The defaults suit production; tests shorten them
-/// or inject a [`ManualClock`](crate::clock::ManualClock).
+/// or inject a [`ManualClock`](confab_core::clock::ManualClock).
 ///
 /// How long a fetched key set is used before it is refreshed is not set here: the issuer
 /// says it with `Cache-Control: max-age`, bounded by [`crate::jwks::MIN_MAX_AGE`] and

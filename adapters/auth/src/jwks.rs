@@ -30,7 +30,7 @@
 //! `cold_retry_interval`.
 //!
 //! **Time** is read from [`JwksOptions::clock`], so tests move it with a
-//! [`ManualClock`](crate::clock::ManualClock) instead of sleeping.
+//! [`ManualClock`](confab_core::clock::ManualClock) instead of sleeping.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clerk;
-pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod jwks;
@@ -9,7 +8,7 @@ pub mod oidc;
 pub mod token;
 
 pub use clerk::ClerkVerifier;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use confab_core::clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ClerkConfig, ClerkKeys, ClerkSettings, ConfigError, DevConfig, JwksOptions, OidcConfig,
     OidcSettings, frontend_api_host,

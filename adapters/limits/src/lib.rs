@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-mod clock;
 mod sliding_window;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use confab_core::clock::{Clock, ManualClock, SystemClock};
 pub use sliding_window::SlidingWindowLimiter;

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::clock::{Clock, SystemClock};
+use confab_core::clock::{Clock, SystemClock};
 
 use confab_core::ids::UserId;
 use confab_core::ports::SendLimiter;
@@ -118,7 +118,7 @@ impl SendLimiter for SlidingWindowLimiter {
 mod tests {
 
     use super::*;
-    use crate::clock::ManualClock;
+    use confab_core::clock::ManualClock;
 
     fn user(name: &str) -> UserId {
         UserId::new(name).unwrap()

@@ -1,8 +1,6 @@
-//! The time the JWKS cache reads: when a key set expires, when a failed fetch may be retried,
-//! when an unknown `kid` may refetch. Injected through [`JwksOptions::clock`] so that tests
-//! move time with a [`ManualClock`] instead of sleeping.
-//!
-//! [`JwksOptions::clock`]: crate::config::JwksOptions::clock
+//! Monotonic time for the adapters that keep time of their own (the JWKS cache's expiry and
+//! backoff, the send limiter's window). Injected, so that tests move time with a
+//! [`ManualClock`] instead of sleeping.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
