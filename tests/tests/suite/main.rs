@@ -8,6 +8,7 @@ mod auth;
 mod files;
 mod http;
 mod limits;
+mod live;
 mod memory;
 mod openai;
 mod postgres;
