@@ -12,4 +12,5 @@ mod live;
 mod memory;
 mod openai;
 mod postgres;
+mod redis;
 mod sqlite;

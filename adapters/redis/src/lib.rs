@@ -1,0 +1,5 @@
+#![doc = include_str!("../README.md")]
+
+mod live;
+
+pub use live::{RedisLiveReplies, RedisLiveStats};
