@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use confab_core::ids::MessageId;
@@ -47,6 +47,8 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 pub struct RedisLiveStats {
     publish_errors: AtomicU64,
     dropped_events: AtomicU64,
+    entries_written: AtomicU64,
+    events_written: AtomicU64,
 }
 
 impl RedisLiveStats {
@@ -60,6 +62,18 @@ impl RedisLiveStats {
     #[must_use]
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Stream entries written (each a batch of events): one round trip each.
+    #[must_use]
+    pub fn entries_written(&self) -> u64 {
+        self.entries_written.load(Ordering::Relaxed)
+    }
+
+    /// Events written, in those entries.
+    #[must_use]
+    pub fn events_written(&self) -> u64 {
+        self.events_written.load(Ordering::Relaxed)
     }
 }
 
@@ -316,7 +330,7 @@ async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
     let mut conn = shared.conn.clone();
     let mut written: u64 = 0;
     let mut wait = RETRY_MIN;
-    let mut failing = false;
+    let mut failing_since: Option<Instant> = None;
     loop {
         let (batch, close) = {
             let pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -336,14 +350,18 @@ async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
         };
         match write {
             Ok(()) => {
-                if failing {
-                    tracing::info!(%reply, "live replies: writing to Redis again");
-                    failing = false;
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(%reply, after = ?since.elapsed(), "live replies: writing to Redis again");
                 }
                 wait = RETRY_MIN;
                 if batch.is_empty() {
                     return;
                 }
+                shared.stats.entries_written.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .events_written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 written = batch.last().map_or(written, |e| e.id);
                 let mut pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
                 // Drop what was written (events dropped from the front meanwhile are gone).
@@ -353,9 +371,14 @@ async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
             }
             Err(e) => {
                 shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-                if !failing {
+                let since = *failing_since.get_or_insert_with(|| {
                     tracing::warn!(%reply, error = %e, "live replies: cannot write to Redis; retrying");
-                    failing = true;
+                    Instant::now()
+                });
+                if since.elapsed() >= LIVE_TTL {
+                    // What is still queued would have expired from Redis by now anyway.
+                    tracing::error!(%reply, "live replies: Redis was away too long; the reply's live events are given up");
+                    return;
                 }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);

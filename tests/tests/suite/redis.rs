@@ -114,6 +114,47 @@ async fn a_reply_published_on_one_replica_is_followed_and_cancelled_from_another
     );
 }
 
+/// Deltas that wait while the writer is busy go out as one entry: a burst of 1,000 events
+/// published before the writer gets a turn (one thread: it cannot run meanwhile) costs a
+/// handful of round trips, not 1,000, and reads back whole from any position.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_events_is_written_as_a_few_entries() {
+    if !shared_redis_reachable().await {
+        return;
+    }
+    let live = RedisLiveReplies::connect(&test_redis_url(), fresh_prefix(), LiveOptions::default())
+        .await
+        .unwrap();
+    let stats = live.stats();
+    let reply = MessageId::new();
+    let mut publisher = live.open(reply, CancelToken::new()).await;
+    for id in 1..=1000 {
+        publisher.publish(if id == 1000 {
+            LiveEvent::last(id, "done", "{}")
+        } else {
+            LiveEvent::new(id, "delta", format!("{{\"text\":\"{id}\"}}"))
+        });
+    }
+    drop(publisher);
+    let events: Vec<_> = live.follow(reply, 0).await.unwrap().collect().await;
+    assert_eq!(events.len(), 1000);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.as_ref().is_ok_and(|e| e.id == i as u64 + 1))
+    );
+    let resumed: Vec<_> = live.follow(reply, 700).await.unwrap().collect().await;
+    assert_eq!(
+        resumed.first().cloned().map(|e| e.map(|e| e.id)),
+        Some(Ok(701))
+    );
+    assert_eq!(resumed.len(), 300);
+    assert_eq!(stats.events_written(), 1000);
+    // 1,000 events in batches of at most 256.
+    assert_eq!(stats.entries_written(), 4, "entries for 1,000 events");
+}
+
 async fn next(stream: &mut LiveEventStream) -> Result<LiveEvent, LiveError> {
     match tokio::time::timeout(PATIENCE, stream.next()).await {
         Ok(Some(item)) => item,
@@ -256,6 +297,21 @@ async fn a_redis_outage_neither_blocks_nor_fails_the_reply_and_publishing_resume
         live.cancel(reply).await,
         Err(LiveError::Unavailable(_))
     ));
+    // A reply started during the outage starts all the same.
+    let during = MessageId::new();
+    let mut during_publisher =
+        tokio::time::timeout(PATIENCE, live.open(during, CancelToken::new()))
+            .await
+            .expect("opening a reply waited for Redis");
+    let during_events = [
+        LiveEvent::new(1, "user_message", "{}"),
+        LiveEvent::new(2, "assistant_message", "{}"),
+        LiveEvent::last(3, "done", "{}"),
+    ];
+    for e in &during_events {
+        during_publisher.publish(e.clone());
+    }
+    drop(during_publisher);
 
     // Redis comes back, empty: the events queued meanwhile are written, and a follower that
     // had the first five gets the rest; one that starts over learns that 1–5 are gone…
@@ -280,6 +336,17 @@ async fn a_redis_outage_neither_blocks_nor_fails_the_reply_and_publishing_resume
         from_start == [Err(LiveError::Trimmed { after: 0 })] || from_start == everything,
         "following from the start after the outage: {from_start:?}"
     );
+
+    // The reply started during the outage is there whole.
+    let during_read = eventually("the reply started during the outage is written", || async {
+        match live.follow(during, 0).await {
+            Ok(stream) => Some(stream.collect::<Vec<_>>().await),
+            Err(LiveError::NotFound | LiveError::Unavailable(_)) => None,
+            Err(e) => panic!("following after the outage: {e:?}"),
+        }
+    })
+    .await;
+    assert_eq!(during_read, during_events.map(Ok));
 
     // The cancel listener is back too: a new producer is reached.
     let second = MessageId::new();
