@@ -414,24 +414,26 @@ async fn append(
     } else {
         LIVE_TTL
     };
-    let mut xadd = redis::cmd("XADD");
-    xadd.arg(key)
+    // One round trip: the entry and the key's new expiry.
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(key)
         .arg(StreamMaxlen::Equals(shared.options.max_events))
         .arg(format!("{}-0", last.id))
         .arg("first")
         .arg(first.id)
         .arg("events")
-        .arg(events);
-    match xadd.query_async::<()>(conn).await {
-        Ok(()) => {}
-        Err(e) if already_written(&e) => {}
-        Err(e) => return Err(e),
-    }
-    redis::cmd("PEXPIRE")
+        .arg(events)
+        .ignore()
+        .cmd("PEXPIRE")
         .arg(key)
         .arg(millis(ttl))
-        .query_async::<()>(conn)
-        .await
+        .ignore();
+    match pipe.query_async::<()>(conn).await {
+        // A retry of an entry that was written: the expiry was set all the same.
+        Err(e) if already_written(&e) => Ok(()),
+        other => other,
+    }
 }
 
 async fn abandon(
@@ -445,23 +447,21 @@ async fn abandon(
     } else {
         format!("{written}-1")
     };
-    match redis::cmd("XADD")
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
         .arg(key)
         .arg(id)
         .arg("end")
         .arg("interrupted")
-        .query_async::<()>(conn)
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if already_written(&e) => {}
-        Err(e) => return Err(e),
-    }
-    redis::cmd("PEXPIRE")
+        .ignore()
+        .cmd("PEXPIRE")
         .arg(key)
         .arg(millis(shared.options.retention))
-        .query_async::<()>(conn)
-        .await
+        .ignore();
+    match pipe.query_async::<()>(conn).await {
+        Err(e) if already_written(&e) => Ok(()),
+        other => other,
+    }
 }
 
 /// What one stream entry says.
@@ -681,5 +681,79 @@ impl LiveReplies for RedisLiveReplies {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| unavailable(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
+        let reply = MessageId::new();
+        assert_eq!(
+            events_key("confab:live:", reply),
+            format!("confab:live:{{{reply}}}:events")
+        );
+        assert_eq!(cancel_channel("confab:live:"), "confab:live:cancel");
+    }
+
+    async fn shared_redis() -> Option<RedisLiveReplies> {
+        let url = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!("confab-test:{}:", uuid::Uuid::now_v7().simple());
+        match RedisLiveReplies::connect(&url, prefix, LiveOptions::default()).await {
+            Ok(live) => Some(live),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "Redis at {url} is unreachable ({e}) and CI is set"
+                );
+                eprintln!("\n!!! SKIPPED: Redis at {url} is unreachable ({e}).\n");
+                None
+            }
+        }
+    }
+
+    fn events(ids: std::ops::RangeInclusive<u64>) -> Vec<LiveEvent> {
+        ids.map(|id| LiveEvent::new(id, "delta", format!("{id}")))
+            .collect()
+    }
+
+    /// A write that landed but whose answer was lost is retried, with whatever queued
+    /// meanwhile: the retry succeeds, and followers see each event once.
+    #[tokio::test]
+    async fn a_retried_write_is_accepted_and_read_without_duplicates() {
+        let Some(live) = shared_redis().await else {
+            return;
+        };
+        let shared = &live.shared;
+        let reply = MessageId::new();
+        let key = shared.key(reply);
+        let mut conn = shared.conn.clone();
+        append(shared, &mut conn, &key, &events(1..=3), false)
+            .await
+            .unwrap();
+        append(shared, &mut conn, &key, &events(1..=3), false)
+            .await
+            .unwrap();
+        append(shared, &mut conn, &key, &events(1..=5), false)
+            .await
+            .unwrap();
+        let mut last = events(6..=6);
+        last[0].last = true;
+        append(shared, &mut conn, &key, &last, true).await.unwrap();
+        for after in 0..=6 {
+            let read: Vec<u64> = live
+                .follow(reply, after)
+                .await
+                .unwrap()
+                .map(|e| e.unwrap().id)
+                .collect()
+                .await;
+            assert_eq!(read, ((after + 1)..=6).collect::<Vec<_>>(), "after {after}");
+        }
     }
 }
