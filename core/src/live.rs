@@ -80,8 +80,9 @@ pub trait LivePublisher: Send {
 pub struct LiveOptions {
     /// How long a reply stays readable after its last event (the default: 60 s).
     pub retention: std::time::Duration,
-    /// At most this many events of one reply are kept; older ones are dropped first (a
-    /// follower that needs them gets [`LiveError::Trimmed`]).
+    /// At most this many events of one reply are kept (on Redis: this many stream entries,
+    /// each a batch of events); older ones are dropped first, and a follower that needs them
+    /// gets [`LiveError::Trimmed`].
     pub max_events: usize,
 }
 

@@ -363,7 +363,8 @@ pub type LiveEventStream =
 #[async_trait]
 pub trait LiveReplies: Send + Sync + 'static {
     /// Opens `reply` for publishing; its producer publishes every event through the returned
-    /// publisher. From when this returns, `follow(reply, _)` MUST find the reply. While the
+    /// publisher. From when this returns, `follow(reply, _)` MUST find the reply (when the
+    /// backend is reachable). While the
     /// publisher lives, `cancel(reply)` on any replica MUST cancel `cancel` with
     /// [`crate::cancel::CancelReason::User`]. MUST NOT fail or block the reply when the
     /// backend is away: publishing resumes when it returns.

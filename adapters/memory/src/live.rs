@@ -100,20 +100,6 @@ impl MemoryLiveReplies {
         }
     }
 
-    /// How many replies are held (live, or finished within their retention), after
-    /// forgetting the expired ones.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        let mut by_id = self.map();
-        self.forget_expired(&mut by_id, Instant::now());
-        by_id.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Arc<Reply>>> {
         self.replies
             .by_id
