@@ -28,6 +28,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Longest wait for Redis on the send path before the in-process fallback decides.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
+// Scores are microseconds, written with `%.0f`: Lua would write them with 14 significant
+// digits, rounding today's instants to 100 µs.
+
 /// Takes a send: drops the sends that left the window, then either logs this one (answers
 /// `{1, 0}`) or answers `{0, microseconds until the oldest send leaves the window}`.
 const ACQUIRE: &str = r"
@@ -36,9 +39,9 @@ local capacity = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now - window))
 if redis.call('ZCARD', key) < capacity then
-  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('ZADD', key, string.format('%.0f', now), ARGV[3])
   redis.call('PEXPIRE', key, math.ceil(window / 1000))
   return {1, 0}
 end
@@ -52,7 +55,7 @@ local key = KEYS[1]
 local window = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now - window))
 redis.call('ZPOPMAX', key)
 return 0
 ";
