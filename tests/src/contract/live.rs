@@ -33,6 +33,7 @@ where
             a_finished_reply_is_read_from_the_start_from_any_number_and_from_its_last,
             a_follower_gets_the_events_published_after_it_came_in_order,
             several_followers_get_the_same_events_in_the_same_order,
+            a_follower_that_goes_away_takes_nothing_from_the_others,
             a_follower_resumes_exactly_after_its_number_inside_coalesced_batches,
             an_event_out_of_sequence_is_ignored,
             a_dropped_publisher_ends_its_followers_with_interrupted,
@@ -195,6 +196,31 @@ async fn several_followers_get_the_same_events_in_the_same_order(live: Arc<dyn L
         assert_eq!(ids(&got), ids(&all), "follower {i} got another sequence");
         assert_eq!(got, all, "follower {i} got other contents");
     }
+}
+
+async fn a_follower_that_goes_away_takes_nothing_from_the_others(live: Arc<dyn LiveReplies>) {
+    let reply = MessageId::new();
+    let all = reply_events(50);
+    let mut publisher = live.open(reply, CancelToken::new()).await;
+    let mut gone = follow(&live, reply, 0).await;
+    let mut staying = follow(&live, reply, 0).await;
+    for e in &all[..10] {
+        publisher.publish(e.clone());
+    }
+    assert_eq!(read_n(&mut gone, 3).await, all[..3]);
+    assert_eq!(read_n(&mut staying, 10).await, all[..10]);
+    // The tab closes in the middle of the reply.
+    drop(gone);
+    for e in &all[10..] {
+        publisher.publish(e.clone());
+    }
+    drop(publisher);
+    assert_eq!(ok(read_to_end(staying).await), all[10..]);
+    assert_eq!(
+        ok(read_to_end(follow(&live, reply, 3).await).await),
+        all[3..],
+        "the one that went away comes back and resumes where it was"
+    );
 }
 
 async fn a_follower_resumes_exactly_after_its_number_inside_coalesced_batches(
