@@ -353,3 +353,43 @@ pub trait SendLimiter: Send + Sync + 'static {
     /// with no send taken gives nothing).
     fn refund(&self, user: &UserId);
 }
+
+/// The stream a follower of a live reply reads.
+pub type LiveEventStream =
+    BoxStream<'static, Result<crate::live::LiveEvent, crate::live::LiveError>>;
+
+/// A reply's live events, readable while it is generated and for a retention time after,
+/// by any number of followers on any replica (an in-process buffer, or Redis).
+#[async_trait]
+pub trait LiveReplies: Send + Sync + 'static {
+    /// Opens `reply` for publishing; its producer publishes every event through the returned
+    /// publisher. From when this returns, `follow(reply, _)` MUST find the reply (when the
+    /// backend is reachable). While the
+    /// publisher lives, `cancel(reply)` on any replica MUST cancel `cancel` with
+    /// [`crate::cancel::CancelReason::User`]. MUST NOT fail or block the reply when the
+    /// backend is away: publishing resumes when it returns.
+    async fn open(
+        &self,
+        reply: MessageId,
+        cancel: crate::cancel::CancelToken,
+    ) -> Box<dyn crate::live::LivePublisher>;
+
+    /// Reads the reply's events numbered above `after`, in order and with no gap, then
+    /// follows it live; the stream MUST end right after the last event. Every follower MUST
+    /// get the same events, and a slow or gone follower MUST NOT hold back the producer or
+    /// the others. MUST return `NotFound` for a reply never opened or forgotten after its
+    /// retention (counted from its last event), and MUST replay it until then. When events
+    /// after `after` are no longer kept, MUST yield `Trimmed` rather than skip them; when
+    /// the producer dropped its publisher before the last event, MUST end with
+    /// `Interrupted`; when the backend is away, MUST yield `Unavailable`.
+    async fn follow(
+        &self,
+        reply: MessageId,
+        after: u64,
+    ) -> Result<LiveEventStream, crate::live::LiveError>;
+
+    /// Asks the reply's producer, wherever it runs, to stop (see `open`). Cancelling an
+    /// unknown or finished reply MUST do nothing and return `Ok`. `Unavailable` when the
+    /// signal could not be sent.
+    async fn cancel(&self, reply: MessageId) -> Result<(), crate::live::LiveError>;
+}

@@ -1,0 +1,759 @@
+//! `RedisLiveReplies`: a reply's live events on a Redis stream, shared by every replica.
+//!
+//! Layout of one reply, under the configured prefix:
+//! - `<prefix>{<reply>}:events`, a stream. Entry `0-1` marks the reply as opened. Entry
+//!   `<n>-0` is a batch of consecutive events ending with event `n` (fields `first`, the
+//!   number of its first event, and `events`, JSON). Entry `<n>-1` (or `0-2`) says the
+//!   producer stopped after event `n` without a last event (field `end`). Since entry ids
+//!   grow with event numbers, `XREAD … <after>-0` returns exactly the entries holding events
+//!   above `after`, and rewriting an entry already written fails harmlessly (a retry).
+//! - `<prefix>cancel`, a pub/sub channel whose messages are reply ids; every replica listens
+//!   and cancels the producer it holds, if any.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use confab_core::ids::MessageId;
+use confab_core::live::{LiveError, LiveEvent, LiveOptions, LivePublisher};
+use confab_core::ports::{LiveEventStream, LiveReplies};
+use confab_core::{CancelReason, CancelToken};
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{
+    StreamId, StreamMaxlen, StreamRangeReply, StreamReadOptions, StreamReadReply,
+};
+use redis::{AsyncConnectionConfig, RedisError};
+use tokio::sync::Notify;
+
+/// At most this many events go into one stream entry.
+const MAX_BATCH: usize = 256;
+/// How long one blocking read waits before it checks that the reply still exists.
+const BLOCK: Duration = Duration::from_secs(5);
+/// Connecting, and any command that does not block, gives up after this long.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// A live reply's key lives this long past its latest entry (a crashed producer's reply is
+/// forgotten then).
+const LIVE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Retries of a failed write wait from this long …
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// … doubling up to this long.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Counters of what the adapter could not do, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct RedisLiveStats {
+    publish_errors: AtomicU64,
+    dropped_events: AtomicU64,
+    entries_written: AtomicU64,
+    events_written: AtomicU64,
+}
+
+impl RedisLiveStats {
+    /// Writes to Redis that failed (each is retried).
+    #[must_use]
+    pub fn publish_errors(&self) -> u64 {
+        self.publish_errors.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped from a publisher's queue because Redis was away too long.
+    #[must_use]
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Stream entries written (each a batch of events): one round trip each.
+    #[must_use]
+    pub fn entries_written(&self) -> u64 {
+        self.entries_written.load(Ordering::Relaxed)
+    }
+
+    /// Events written, in those entries.
+    #[must_use]
+    pub fn events_written(&self) -> u64 {
+        self.events_written.load(Ordering::Relaxed)
+    }
+}
+
+type Producers = Mutex<HashMap<MessageId, CancelToken>>;
+
+/// Aborts the cancel listener when the last clone of the adapter is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Shared {
+    client: redis::Client,
+    conn: ConnectionManager,
+    prefix: String,
+    options: LiveOptions,
+    producers: Arc<Producers>,
+    stats: Arc<RedisLiveStats>,
+    _listener: AbortOnDrop,
+}
+
+impl Shared {
+    fn key(&self, reply: MessageId) -> String {
+        events_key(&self.prefix, reply)
+    }
+}
+
+fn events_key(prefix: &str, reply: MessageId) -> String {
+    format!("{prefix}{{{reply}}}:events")
+}
+
+fn cancel_channel(prefix: &str) -> String {
+    format!("{prefix}cancel")
+}
+
+fn unavailable(e: &RedisError) -> LiveError {
+    LiveError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// The `LiveReplies` of every replica sharing one Redis.
+#[derive(Clone)]
+pub struct RedisLiveReplies {
+    shared: Arc<Shared>,
+}
+
+impl RedisLiveReplies {
+    /// Connects to `url` (`redis://host:port/db`), keeping every key under `prefix` (e.g.
+    /// `confab:live:`), and starts listening for cancels.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis cannot be reached now.
+    pub async fn connect(
+        url: &str,
+        prefix: impl Into<String>,
+        options: LiveOptions,
+    ) -> Result<Self, LiveError> {
+        let prefix = prefix.into();
+        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(RETRY_MAX);
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let producers: Arc<Producers> = Arc::default();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(listen_for_cancels(
+            client.clone(),
+            cancel_channel(&prefix),
+            Arc::clone(&producers),
+            ready_tx,
+        ));
+        let listener = AbortOnDrop(listener.abort_handle());
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(unavailable(&e)),
+            Err(_) => return Err(LiveError::Unavailable("the cancel listener stopped".into())),
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                conn,
+                prefix,
+                options: LiveOptions {
+                    max_events: options.max_events.max(1),
+                    ..options
+                },
+                producers,
+                stats: Arc::default(),
+                _listener: listener,
+            }),
+        })
+    }
+
+    /// What could not be written, for metrics.
+    #[must_use]
+    pub fn stats(&self) -> Arc<RedisLiveStats> {
+        Arc::clone(&self.shared.stats)
+    }
+}
+
+/// Subscribes to the cancel channel (reporting the first subscription on `ready`), cancels
+/// the producers of the replies named there, and resubscribes after the connection drops.
+async fn listen_for_cancels(
+    client: redis::Client,
+    channel: String,
+    producers: Arc<Producers>,
+    ready: tokio::sync::oneshot::Sender<Result<(), RedisError>>,
+) {
+    let mut ready = Some(ready);
+    let mut wait = RETRY_MIN;
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(pubsub) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Ok(()));
+                } else {
+                    tracing::info!("live replies: listening for cancels again");
+                }
+                wait = RETRY_MIN;
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Ok(id) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    let Ok(reply) = id.parse::<MessageId>() else {
+                        continue;
+                    };
+                    let token = producers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&reply)
+                        .cloned();
+                    if let Some(token) = token {
+                        token.cancel(CancelReason::User);
+                    }
+                }
+                tracing::warn!("live replies: the cancel subscription was lost; resubscribing");
+            }
+            Err(e) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                tracing::warn!(error = %e, "live replies: cannot subscribe to cancels; retrying");
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+/// How a publisher ended, for its writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Close {
+    /// The last event is queued.
+    Finished,
+    /// The publisher was dropped without a last event.
+    Abandoned,
+}
+
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Pending>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: VecDeque<LiveEvent>,
+    close: Option<Close>,
+}
+
+struct RedisPublisher {
+    reply: MessageId,
+    queue: Arc<Queue>,
+    producers: Arc<Producers>,
+    stats: Arc<RedisLiveStats>,
+    max_events: usize,
+    newest: u64,
+    done: bool,
+}
+
+impl RedisPublisher {
+    fn close(&mut self, how: Close) {
+        self.done = true;
+        self.producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.reply);
+        self.queue
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .close = Some(how);
+        self.queue.wake.notify_one();
+    }
+}
+
+impl LivePublisher for RedisPublisher {
+    fn publish(&mut self, event: LiveEvent) {
+        if self.done || event.id != self.newest + 1 {
+            return;
+        }
+        self.newest = event.id;
+        let last = event.last;
+        {
+            let mut pending = self
+                .queue
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending.events.push_back(event);
+            if pending.events.len() > self.max_events {
+                pending.events.pop_front();
+                self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if last {
+            self.close(Close::Finished);
+        } else {
+            self.queue.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for RedisPublisher {
+    fn drop(&mut self) {
+        if !self.done {
+            self.close(Close::Abandoned);
+        }
+    }
+}
+
+/// Writes a publisher's queue to its stream: whatever has queued when the previous write
+/// is done goes out as one entry. Ends once the publisher has closed and all is written.
+async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
+    let key = shared.key(reply);
+    let mut conn = shared.conn.clone();
+    let mut written: u64 = 0;
+    let mut wait = RETRY_MIN;
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        let (batch, close) = {
+            let pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let batch: Vec<LiveEvent> = pending.events.iter().take(MAX_BATCH).cloned().collect();
+            (batch, pending.close)
+        };
+        let write = if let Some(last) = batch.last() {
+            let finished = last.last;
+            append(&shared, &mut conn, &key, &batch, finished).await
+        } else if close == Some(Close::Abandoned) {
+            abandon(&shared, &mut conn, &key, written).await
+        } else if close == Some(Close::Finished) {
+            return;
+        } else {
+            queue.wake.notified().await;
+            continue;
+        };
+        match write {
+            Ok(()) => {
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(%reply, after = ?since.elapsed(), "live replies: writing to Redis again");
+                }
+                wait = RETRY_MIN;
+                if batch.is_empty() {
+                    return;
+                }
+                shared.stats.entries_written.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .events_written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                written = batch.last().map_or(written, |e| e.id);
+                let mut pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+                // Drop what was written (events dropped from the front meanwhile are gone).
+                while pending.events.front().is_some_and(|e| e.id <= written) {
+                    pending.events.pop_front();
+                }
+            }
+            Err(e) => {
+                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                let since = *failing_since.get_or_insert_with(|| {
+                    tracing::warn!(%reply, error = %e, "live replies: cannot write to Redis; retrying");
+                    Instant::now()
+                });
+                if since.elapsed() >= LIVE_TTL {
+                    // What is still queued would have expired from Redis by now anyway.
+                    tracing::error!(%reply, "live replies: Redis was away too long; the reply's live events are given up");
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Whether `e` says the entry is there already (a retry of a write that landed).
+fn already_written(e: &RedisError) -> bool {
+    e.to_string().contains("equal or smaller")
+}
+
+async fn append(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    key: &str,
+    batch: &[LiveEvent],
+    finished: bool,
+) -> Result<(), RedisError> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(());
+    };
+    let events = serde_json::to_string(batch).map_err(|e| {
+        RedisError::from((
+            redis::ErrorKind::Client,
+            "events do not serialize",
+            e.to_string(),
+        ))
+    })?;
+    let ttl = if finished {
+        shared.options.retention
+    } else {
+        LIVE_TTL
+    };
+    // One round trip: the entry and the key's new expiry.
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(key)
+        .arg(StreamMaxlen::Equals(shared.options.max_events))
+        .arg(format!("{}-0", last.id))
+        .arg("first")
+        .arg(first.id)
+        .arg("events")
+        .arg(events)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(millis(ttl))
+        .ignore();
+    match pipe.query_async::<()>(conn).await {
+        // A retry of an entry that was written: the expiry was set all the same.
+        Err(e) if already_written(&e) => Ok(()),
+        other => other,
+    }
+}
+
+async fn abandon(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    key: &str,
+    written: u64,
+) -> Result<(), RedisError> {
+    let id = if written == 0 {
+        "0-2".to_owned()
+    } else {
+        format!("{written}-1")
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(key)
+        .arg(id)
+        .arg("end")
+        .arg("interrupted")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(millis(shared.options.retention))
+        .ignore();
+    match pipe.query_async::<()>(conn).await {
+        Err(e) if already_written(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// What one stream entry says.
+enum Entry {
+    /// The reply was opened.
+    Opened,
+    /// Events, consecutive, the first numbered `first`.
+    Events { first: u64, events: Vec<LiveEvent> },
+    /// The producer stopped without a last event.
+    Interrupted,
+}
+
+fn parse(entry: &StreamId) -> Result<Entry, LiveError> {
+    if entry.contains_key("end") {
+        return Ok(Entry::Interrupted);
+    }
+    if entry.contains_key("open") {
+        return Ok(Entry::Opened);
+    }
+    let bad = || LiveError::Unavailable(format!("a malformed live entry {}", entry.id));
+    let first: u64 = entry.get("first").ok_or_else(bad)?;
+    let events: String = entry.get("events").ok_or_else(bad)?;
+    let events: Vec<LiveEvent> = serde_json::from_str(&events).map_err(|_| bad())?;
+    Ok(Entry::Events { first, events })
+}
+
+/// What a follower does next after an entry.
+enum Step {
+    Yield(Vec<LiveEvent>, bool),
+    Fail(LiveError),
+}
+
+/// The events of `entry` above `position`, whether the stream ends with them, or why it fails.
+fn step(entry: &StreamId, position: u64) -> Step {
+    match parse(entry) {
+        Err(e) => Step::Fail(e),
+        Ok(Entry::Opened) => Step::Yield(Vec::new(), false),
+        Ok(Entry::Interrupted) => Step::Fail(LiveError::Interrupted),
+        Ok(Entry::Events { first, events }) => {
+            if first > position + 1 {
+                return Step::Fail(LiveError::Trimmed { after: position });
+            }
+            let events: Vec<LiveEvent> = events.into_iter().filter(|e| e.id > position).collect();
+            let ends = events.last().is_some_and(|e| e.last);
+            Step::Yield(events, ends)
+        }
+    }
+}
+
+fn entries(reply: Option<StreamReadReply>) -> Vec<StreamId> {
+    reply
+        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl LiveReplies for RedisLiveReplies {
+    async fn open(&self, reply: MessageId, cancel: CancelToken) -> Box<dyn LivePublisher> {
+        let shared = &self.shared;
+        shared
+            .producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(reply, cancel);
+        let key = shared.key(reply);
+        let mut conn = shared.conn.clone();
+        let opened = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            let mut pipe = redis::pipe();
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("0-1")
+                .arg("open")
+                .arg(1)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(LIVE_TTL))
+                .ignore();
+            match pipe.query_async::<()>(&mut conn).await {
+                Err(e) if !already_written(&e) => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        match opened {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%reply, error = %e, "live replies: cannot open the reply in Redis");
+            }
+            Err(_) => {
+                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%reply, "live replies: Redis did not answer in time");
+            }
+        }
+        let queue = Arc::new(Queue::default());
+        tokio::spawn(write_queue(Arc::clone(shared), reply, Arc::clone(&queue)));
+        Box::new(RedisPublisher {
+            reply,
+            queue,
+            producers: Arc::clone(&shared.producers),
+            stats: Arc::clone(&shared.stats),
+            max_events: shared.options.max_events,
+            newest: 0,
+            done: false,
+        })
+    }
+
+    async fn follow(&self, reply: MessageId, after: u64) -> Result<LiveEventStream, LiveError> {
+        let key = self.shared.key(reply);
+        // A connection of its own: a blocking read holds its connection until it returns.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(BLOCK + COMMAND_TIMEOUT));
+        let mut conn = self
+            .shared
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let from = format!("{after}-0");
+        // Whether the reply exists, its newest entry (to see whether the follower already
+        // has its last event), and the entries after the follower's position.
+        let (exists, newest, first): (bool, StreamRangeReply, Option<StreamReadReply>) =
+            redis::pipe()
+                .cmd("EXISTS")
+                .arg(&key)
+                .cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("XREAD")
+                .arg("COUNT")
+                .arg(MAX_BATCH)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&from)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable(&e))?;
+        if !exists {
+            return Err(LiveError::NotFound);
+        }
+        let finished_at = newest.ids.first().and_then(|entry| match parse(entry) {
+            Ok(Entry::Events { events, .. }) => events.last().filter(|e| e.last).map(|e| e.id),
+            _ => None,
+        });
+        if finished_at.is_some_and(|last| last <= after) {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let stream = async_stream::stream! {
+            let mut position = after;
+            let mut read = entries(first);
+            let options = StreamReadOptions::default()
+                .count(MAX_BATCH)
+                .block(usize::try_from(BLOCK.as_millis()).unwrap_or(usize::MAX));
+            loop {
+                for entry in &read {
+                    match step(entry, position) {
+                        Step::Fail(e) => {
+                            yield Err(e);
+                            return;
+                        }
+                        Step::Yield(events, ends) => {
+                            for event in events {
+                                position = event.id;
+                                yield Ok(event);
+                            }
+                            if ends {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let cursor = read.last().map_or_else(|| format!("{position}-0"), |e| e.id.clone());
+                let next: Result<Option<StreamReadReply>, RedisError> = redis::cmd("XREAD")
+                    .arg(&options)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(&cursor)
+                    .query_async(&mut conn)
+                    .await;
+                read = match next {
+                    Ok(reply) => entries(reply),
+                    Err(e) => {
+                        yield Err(unavailable(&e));
+                        return;
+                    }
+                };
+                if read.is_empty() {
+                    // Nothing for a while: the reply may have been forgotten (its producer
+                    // died and its key expired).
+                    match redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut conn).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            yield Err(LiveError::Interrupted);
+                            return;
+                        }
+                        Err(e) => {
+                            yield Err(unavailable(&e));
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Box::pin(stream))
+    }
+
+    async fn cancel(&self, reply: MessageId) -> Result<(), LiveError> {
+        let mut conn = self.shared.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(cancel_channel(&self.shared.prefix))
+            .arg(reply.to_string())
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
+        let reply = MessageId::new();
+        assert_eq!(
+            events_key("confab:live:", reply),
+            format!("confab:live:{{{reply}}}:events")
+        );
+        assert_eq!(cancel_channel("confab:live:"), "confab:live:cancel");
+    }
+
+    async fn shared_redis() -> Option<RedisLiveReplies> {
+        let url = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!("confab-test:{}:", uuid::Uuid::now_v7().simple());
+        match RedisLiveReplies::connect(&url, prefix, LiveOptions::default()).await {
+            Ok(live) => Some(live),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "Redis at {url} is unreachable ({e}) and CI is set"
+                );
+                eprintln!("\n!!! SKIPPED: Redis at {url} is unreachable ({e}).\n");
+                None
+            }
+        }
+    }
+
+    fn events(ids: std::ops::RangeInclusive<u64>) -> Vec<LiveEvent> {
+        ids.map(|id| LiveEvent::new(id, "delta", format!("{id}")))
+            .collect()
+    }
+
+    /// A write that landed but whose answer was lost is retried, with whatever queued
+    /// meanwhile: the retry succeeds, and followers see each event once.
+    #[tokio::test]
+    async fn a_retried_write_is_accepted_and_read_without_duplicates() {
+        let Some(live) = shared_redis().await else {
+            return;
+        };
+        let shared = &live.shared;
+        let reply = MessageId::new();
+        let key = shared.key(reply);
+        let mut conn = shared.conn.clone();
+        append(shared, &mut conn, &key, &events(1..=3), false)
+            .await
+            .unwrap();
+        append(shared, &mut conn, &key, &events(1..=3), false)
+            .await
+            .unwrap();
+        append(shared, &mut conn, &key, &events(1..=5), false)
+            .await
+            .unwrap();
+        let mut last = events(6..=6);
+        last[0].last = true;
+        append(shared, &mut conn, &key, &last, true).await.unwrap();
+        for after in 0..=6 {
+            let read: Vec<u64> = live
+                .follow(reply, after)
+                .await
+                .unwrap()
+                .map(|e| e.unwrap().id)
+                .collect()
+                .await;
+            assert_eq!(read, ((after + 1)..=6).collect::<Vec<_>>(), "after {after}");
+        }
+    }
+}
