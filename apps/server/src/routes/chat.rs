@@ -221,7 +221,8 @@ impl Relay {
             // generation is cancelled). The event is framed inside this block, so that it is
             // not kept in the task's state across the send below: that state is held for the
             // whole reply, thousands of times over.
-            let frame = {
+            // The frame, and whether its event is the stream's last (`done` or `error`).
+            let (frame, ended) = {
                 let next = futures::future::poll_fn(|cx| {
                     if let Poll::Ready(event) = self.events.poll_next_unpin(cx) {
                         return Poll::Ready(Some(event));
@@ -247,8 +248,9 @@ impl Relay {
                         if client_gone {
                             continue;
                         }
+                        let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
                         next_id += 1;
-                        frame(event, next_id)
+                        (frame(event, next_id), ended)
                     }
                 }
             };
@@ -269,7 +271,12 @@ impl Relay {
                     false
                 }
             };
-            if !sent {
+            if ended {
+                // The client's stream ends with its final event, even while the core still
+                // tries to store a reply it could not store in time.
+                self.tx.close_channel();
+                client_gone = true;
+            } else if !sent {
                 tracing::info!("the client went away; the reply is still generated and stored");
                 client_gone = true;
             }
