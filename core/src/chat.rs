@@ -6,9 +6,16 @@
 //!    caller's), refuse while another reply is streaming or when the `client_message_id` was
 //!    used, read the recent history, and store the user's message and an empty `streaming`
 //!    reply — while the active prompt is read concurrently;
-//! 3. stream from the provider, yielding each delta and renewing the reply's lease;
+//! 3. stream from the provider, yielding each delta; beside it, on a timer (not per delta),
+//!    renew the reply's lease and save its text so far (`touch_reply`, at most every 2 s), so
+//!    that a crash loses at most that much text and a sweep of lapsed leases on any process
+//!    ends the reply of a process that died (`failed`, `interrupted`);
 //! 4. store the final text with usage and status — `complete`, `failed` (with the text so
-//!    far and the reason) or `cancelled` — and yield `Done` or `Error`.
+//!    far and the reason) or `cancelled` — and yield `Done` or `Error`. The write is retried
+//!    while the lease lasts: `Done` means stored. When it cannot be made in time the client
+//!    is told `Error` (`unavailable`) and the write is retried a while longer. It is
+//!    conditional on the reply still `streaming`: a reply the sweep ended is never
+//!    overwritten, and its producer yields `Error` (`interrupted`) with the reply as stored.
 //!
 //! Steps 1–2 fail as a `ChatError` with nothing stored and the allowance refunded; from step 3
 //! on every failure is an event of the stream and the reply is stored (a prompt that could not
