@@ -90,7 +90,7 @@ impl Default for ChatSettings {
             output_reserve: 2_000,
             max_output_tokens: None,
             history_limit: 200,
-            reply_lease: chrono::Duration::seconds(8),
+            reply_lease: chrono::Duration::seconds(6),
             touch_every: chrono::Duration::seconds(2),
         }
     }

@@ -599,7 +599,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     relay.cut().await;
     open_gate.send(()).unwrap();
     let last = tokio::spawn(async move { events.collect::<Vec<_>>().await });
-    // The outage lasts a second (well within the 8 s lease), then the database is back.
+    // The outage lasts a second (well within the 6 s lease), then the database is back.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _back = Relay::start(relay.port, &host).await;
     let events = tokio::time::timeout(Duration::from_secs(30), last)

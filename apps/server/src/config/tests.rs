@@ -24,7 +24,7 @@ fn nothing_set_gives_dev_auth_echo_and_sqlite() {
     assert_eq!(s.model_name(), "echo-1");
     assert_eq!(s.sends_per_minute, 20);
     assert_eq!(s.limits.upload_bytes, 25 * 1024 * 1024);
-    assert_eq!(s.chat.reply_lease, chrono::Duration::seconds(8));
+    assert_eq!(s.chat.reply_lease, chrono::Duration::seconds(6));
     assert_eq!(s.shutdown_grace, Duration::from_secs(8));
     assert_eq!(s.log_format, LogFormat::Human);
 }
