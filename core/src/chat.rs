@@ -6,9 +6,16 @@
 //!    caller's), refuse while another reply is streaming or when the `client_message_id` was
 //!    used, read the recent history, and store the user's message and an empty `streaming`
 //!    reply — while the active prompt is read concurrently;
-//! 3. stream from the provider, yielding each delta and renewing the reply's lease;
+//! 3. stream from the provider, yielding each delta; beside it, on a timer (not per delta),
+//!    renew the reply's lease and save its text so far (`touch_reply`, at most every 2 s), so
+//!    that a crash loses at most that much text and a sweep of lapsed leases on any process
+//!    ends the reply of a process that died (`failed`, `interrupted`);
 //! 4. store the final text with usage and status — `complete`, `failed` (with the text so
-//!    far and the reason) or `cancelled` — and yield `Done` or `Error`.
+//!    far and the reason) or `cancelled` — and yield `Done` or `Error`. The write is retried
+//!    while the lease lasts: `Done` means stored. When it cannot be made in time the client
+//!    is told `Error` (`unavailable`) and the write is retried a while longer. It is
+//!    conditional on the reply still `streaming`: a reply the sweep ended is never
+//!    overwritten, and its producer yields `Error` (`interrupted`) with the reply as stored.
 //!
 //! Steps 1–2 fail as a `ChatError` with nothing stored and the allowance refunded; from step 3
 //! on every failure is an event of the stream and the reply is stored (a prompt that could not
@@ -18,19 +25,21 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-use futures::future::Either;
+use std::task::Poll;
+
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt as _, StreamExt as _};
 use uuid::Uuid;
 
 use crate::budget::fit_history;
 use crate::cancel::{CancelReason, CancelToken};
-use crate::error::{ChatError, LlmError};
+use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, MessageId};
-use crate::model::{Message, MessageStatus, Principal, Role, now};
+use crate::model::{Message, MessageStatus, Principal, Role, Timestamp, now};
 use crate::ports::{
-    ChatHistory, Completion, Incomplete, LlmEvent, LlmMessage, LlmRequest, LlmStream, PromptStore,
-    SendLimiter,
+    ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
+    LlmStream, PromptStore, SendLimiter, Timer,
 };
 use crate::values::{Limits, MessageContent};
 
@@ -47,10 +56,30 @@ pub struct ChatSettings {
     pub max_output_tokens: Option<u32>,
     /// At most this many past messages are loaded before fitting.
     pub history_limit: u32,
-    /// A `streaming` reply not touched for this long belongs to a dead process.
+    /// A `streaming` reply not renewed for this long belongs to a dead process: the sweep
+    /// marks it failed (`interrupted`), and its final write is retried at most this long.
     pub reply_lease: chrono::Duration,
-    /// How often a streaming reply renews its lease (and saves its text so far).
+    /// How often a streaming reply renews its lease and saves its text so far, on a timer
+    /// (capped by [`ChatSettings::renew_every`]).
     pub touch_every: chrono::Duration,
+}
+
+/// A reply's text so far reaches its row at least this often: a crash loses at most this
+/// much of it.
+pub const MAX_TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ChatSettings {
+    /// How often a streaming reply renews its lease: `touch_every`, at most a third of the
+    /// lease (two renewals may fail before it lapses) and at most [`MAX_TOUCH_EVERY`].
+    #[must_use]
+    pub fn renew_every(&self) -> std::time::Duration {
+        let third = (self.reply_lease / 3).to_std().unwrap_or_default();
+        let chosen = self.touch_every.to_std().unwrap_or(MAX_TOUCH_EVERY);
+        chosen
+            .min(third)
+            .min(MAX_TOUCH_EVERY)
+            .max(std::time::Duration::from_millis(1))
+    }
 }
 
 impl Default for ChatSettings {
@@ -61,8 +90,8 @@ impl Default for ChatSettings {
             output_reserve: 2_000,
             max_output_tokens: None,
             history_limit: 200,
-            reply_lease: chrono::Duration::seconds(60),
-            touch_every: chrono::Duration::seconds(10),
+            reply_lease: chrono::Duration::seconds(6),
+            touch_every: chrono::Duration::seconds(2),
         }
     }
 }
@@ -134,6 +163,7 @@ pub struct ChatService {
     limiter: Arc<dyn SendLimiter>,
     settings: ChatSettings,
     limits: Limits,
+    timer: Arc<dyn Timer>,
 }
 
 impl ChatService {
@@ -153,7 +183,15 @@ impl ChatService {
             limiter,
             settings,
             limits,
+            timer: Arc::new(ThreadTimer),
         }
+    }
+
+    /// Waits with `timer` (the application's runtime) instead of a thread per wait.
+    #[must_use]
+    pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = timer;
+        self
     }
 
     /// The limits this service validates with (the OpenAPI document states them).
@@ -270,43 +308,78 @@ impl ChatService {
     ) -> ChatStream {
         let history = Arc::clone(&self.history);
         let llm = Arc::clone(&self.llm);
-        let touch_every = self.settings.touch_every;
+        let timer = Arc::clone(&self.timer);
+        let lease = self.settings.reply_lease;
+        let renew_every = self.settings.renew_every();
         Box::pin(async_stream::stream! {
             yield ChatEvent::UserMessage(user);
             yield ChatEvent::AssistantMessage(reply.clone());
 
             let mut text = String::new();
+            // `begin_turn` took the lease when it stored the reply.
+            let mut leased_until = reply.created_at + lease;
             let outcome = match request {
                 // The turn is stored but the provider was never asked.
                 Err(()) => Outcome::Unprepared,
                 Ok(request) => {
                     let mut upstream = llm.stream(request);
                     let mut cancelled = cancel.cancelled();
-                    let mut last_touch = now();
+                    let mut renewal = Renewal::Waiting(timer.sleep(renew_every));
                     loop {
-                        let step = match futures::future::select(&mut cancelled, upstream.next()).await {
-                            Either::Left((reason, _)) => Err(reason),
-                            Either::Right((item, _)) => Ok(item),
-                        };
+                        let step = futures::future::poll_fn(|cx| {
+                            if let Poll::Ready(reason) = cancelled.poll_unpin(cx) {
+                                return Poll::Ready(Step::Cancelled(reason));
+                            }
+                            if let Poll::Ready(item) = upstream.poll_next_unpin(cx) {
+                                return Poll::Ready(Step::Upstream(item));
+                            }
+                            match &mut renewal {
+                                Renewal::Waiting(sleep) => {
+                                    if sleep.poll_unpin(cx).is_ready() {
+                                        return Poll::Ready(Step::RenewalDue);
+                                    }
+                                }
+                                Renewal::Writing(at, write) => {
+                                    if let Poll::Ready(result) = write.poll_unpin(cx) {
+                                        return Poll::Ready(Step::Renewed(*at, result));
+                                    }
+                                }
+                            }
+                            Poll::Pending
+                        })
+                        .await;
                         match step {
-                            Err(reason) => break Outcome::Cancelled(reason),
-                            Ok(Some(Ok(LlmEvent::Delta(piece)))) => {
+                            Step::Cancelled(reason) => break Outcome::Cancelled(reason),
+                            Step::Upstream(Some(Ok(LlmEvent::Delta(piece)))) => {
                                 if piece.is_empty() {
                                     continue;
                                 }
                                 text.push_str(&piece);
                                 yield ChatEvent::Delta { message_id: reply.id, text: piece };
-                                let at = now();
-                                if at - last_touch >= touch_every {
-                                    last_touch = at;
-                                    if let Err(e) = history.touch_reply(reply.id, &text, at).await {
-                                        tracing::warn!(message_id = %reply.id, error = %e, "could not renew a streaming reply's lease");
-                                    }
-                                }
                             }
-                            Ok(Some(Ok(LlmEvent::Completed(completion)))) => break Outcome::Completed(completion),
-                            Ok(Some(Err(error))) => break Outcome::Failed(error),
-                            Ok(None) => break Outcome::Failed(LlmError::Truncated),
+                            Step::Upstream(Some(Ok(LlmEvent::Completed(completion)))) => break Outcome::Completed(completion),
+                            Step::Upstream(Some(Err(error))) => break Outcome::Failed(error),
+                            Step::Upstream(None) => break Outcome::Failed(LlmError::Truncated),
+                            Step::RenewalDue => {
+                                // Renewed on a timer beside the relay, not per delta: a model
+                                // that thinks before its first token keeps its lease, and the
+                                // text so far reaches the row in one write per period.
+                                let at = now();
+                                let (history, text, id) = (Arc::clone(&history), text.clone(), reply.id);
+                                renewal = Renewal::Writing(at, Box::pin(async move {
+                                    history.touch_reply(id, &text, at).await
+                                }));
+                            }
+                            Step::Renewed(at, Ok(true)) => {
+                                leased_until = at + lease;
+                                renewal = Renewal::Waiting(timer.sleep(until_next(at, renew_every)));
+                            }
+                            // A sweep ended the reply: another process has told its readers.
+                            Step::Renewed(_, Ok(false)) => break Outcome::Lost,
+                            Step::Renewed(at, Err(e)) => {
+                                tracing::warn!(message_id = %reply.id, error = %e, "could not renew a streaming reply's lease");
+                                renewal = Renewal::Waiting(timer.sleep(until_next(at, renew_every)));
+                            }
                         }
                     }
                     // The upstream stream is dropped here, before the reply is stored.
@@ -314,14 +387,133 @@ impl ChatService {
             };
 
             let (message, failure) = finish(reply, text, outcome);
-            if let Err(e) = history.finish_reply(&message, now()).await {
-                tracing::error!(message_id = %message.id, error = %e, "could not store a finished reply");
+            // The final write is retried while the lease lasts; then the client is told the
+            // reply could not be stored, and it is retried a while longer. A reply that is
+            // never stored is ended by the sweep of lapsed leases, with its text saved so far.
+            let give_up_at = leased_until + lease * BACKGROUND_LEASES;
+            let mut pause = FIRST_RETRY_PAUSE;
+            let mut told = false;
+            loop {
+                match history.finish_reply(&message, now()).await {
+                    Ok(FinishOutcome::Stored) => {
+                        if told {
+                            tracing::info!(message_id = %message.id, "stored a finished reply after all");
+                        } else {
+                            yield match failure {
+                                None => ChatEvent::Done(message),
+                                Some((code, detail)) => ChatEvent::Error { message, code, detail },
+                            };
+                        }
+                        break;
+                    }
+                    Ok(FinishOutcome::AlreadyEnded(stored)) => {
+                        tracing::warn!(message_id = %message.id, status = stored.status.as_str(), "a reply was ended by the sweep of lapsed leases before its final write");
+                        if !told {
+                            yield ChatEvent::Error {
+                                message: stored,
+                                code: StreamErrorCode::Interrupted,
+                                detail: LOST_LEASE.to_owned(),
+                            };
+                        }
+                        break;
+                    }
+                    Err(e @ (StoreError::NotFound | StoreError::Conflict(_))) => {
+                        // Nothing to retry: the conversation was deleted meanwhile.
+                        tracing::warn!(message_id = %message.id, error = %e, "could not store a finished reply");
+                        if !told {
+                            yield match failure {
+                                None => ChatEvent::Done(message),
+                                Some((code, detail)) => ChatEvent::Error { message, code, detail },
+                            };
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        let at = now();
+                        if at >= give_up_at {
+                            tracing::error!(message_id = %message.id, error = %e, "gave up storing a finished reply; the sweep of lapsed leases ends it");
+                            if !told {
+                                yield unstored(message);
+                            }
+                            break;
+                        }
+                        if !told && at + pause > leased_until {
+                            tracing::error!(message_id = %message.id, error = %e, "could not store a finished reply within its lease; still trying");
+                            told = true;
+                            yield unstored(message.clone());
+                        } else {
+                            tracing::warn!(message_id = %message.id, error = %e, "could not store a finished reply; retrying");
+                        }
+                        timer.sleep(pause.to_std().unwrap_or_default()).await;
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                }
             }
-            yield match failure {
-                None => ChatEvent::Done(message),
-                Some((code, detail)) => ChatEvent::Error { message, code, detail },
-            };
         })
+    }
+}
+
+/// The wait until the renewal after the one started `at`: renewals start a period apart
+/// whatever their writes take, so the text on the row is never older than a period plus one
+/// write.
+fn until_next(at: Timestamp, period: std::time::Duration) -> std::time::Duration {
+    let spent = (now() - at).to_std().unwrap_or_default();
+    period.saturating_sub(spent)
+}
+
+/// The first pause before a failed final write is tried again; it doubles up to
+/// [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: chrono::Duration = chrono::Duration::milliseconds(100);
+const MAX_RETRY_PAUSE: chrono::Duration = chrono::Duration::seconds(2);
+
+/// After the lease has lapsed, a final write is still tried for this many leases more.
+const BACKGROUND_LEASES: i32 = 4;
+
+/// The error sentence of a reply whose final write could not be made.
+const UNSTORED: &str = "The reply could not be saved because the database is unavailable; it may be saved later. Please reload the conversation in a moment.";
+
+/// The error sentence of a reply another process ended while this one still wrote it.
+const LOST_LEASE: &str = "The reply was interrupted: this server lost its hold on it.";
+
+/// The error event of a reply whose final write failed: its text, `failed`, `unavailable`.
+fn unstored(mut message: Message) -> ChatEvent {
+    message.status = MessageStatus::Failed;
+    message.error = Some(UNSTORED.to_owned());
+    ChatEvent::Error {
+        message,
+        code: StreamErrorCode::Unavailable,
+        detail: UNSTORED.to_owned(),
+    }
+}
+
+/// What the relay loop waits for, beside the provider's next event.
+enum Renewal {
+    /// The next renewal of the lease is due when this completes.
+    Waiting(BoxFuture<'static, ()>),
+    /// A renewal started at this time is being written.
+    Writing(Timestamp, BoxFuture<'static, Result<bool, StoreError>>),
+}
+
+/// One step of the relay loop.
+enum Step {
+    Cancelled(CancelReason),
+    Upstream(Option<Result<LlmEvent, LlmError>>),
+    RenewalDue,
+    Renewed(Timestamp, Result<bool, StoreError>),
+}
+
+/// The fallback timer, for callers without a runtime's: a thread sleeps for each wait.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadTimer;
+
+impl Timer for ThreadTimer {
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        let (done, waited) = futures::channel::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(duration);
+            let _ = done.send(());
+        });
+        Box::pin(waited.map(drop))
     }
 }
 
@@ -331,6 +523,8 @@ enum Outcome {
     Completed(Completion),
     Failed(LlmError),
     Cancelled(CancelReason),
+    /// Another process's sweep ended the reply (its lease had lapsed).
+    Lost,
 }
 
 /// The stored form of a finished reply, and the stream error to report, if any.
@@ -364,6 +558,7 @@ fn finish(
             StreamErrorCode::Timeout,
             "The reply took longer than the configured limit and was stopped.".to_owned(),
         )),
+        Outcome::Lost => Some((StreamErrorCode::Interrupted, LOST_LEASE.to_owned())),
         Outcome::Cancelled(CancelReason::Shutdown) => Some((
             StreamErrorCode::Interrupted,
             "The server shut down while this reply was being written.".to_owned(),

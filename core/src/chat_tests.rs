@@ -23,10 +23,11 @@ use crate::model::{
     Conversation, Message, MessageStatus, Principal, Prompt, Role, Timestamp, Usage, now,
 };
 use crate::ports::{
-    Completion, Incomplete, LlmEvent, LlmEventStream, LlmMessage, LlmRequest, LlmStream,
-    MockChatHistory, MockPromptStore, MockSendLimiter,
+    Completion, FinishOutcome, Incomplete, LlmEvent, LlmEventStream, LlmMessage, LlmRequest,
+    LlmStream, MockChatHistory, MockPromptStore, MockSendLimiter, Timer,
 };
 use crate::values::Limits;
+use futures::future::BoxFuture;
 
 const DEFAULT_MODEL: &str = "scripted-default";
 const CONFIGURED_MODEL: &str = "gpt-configured";
@@ -206,6 +207,8 @@ fn settings() -> ChatSettings {
     ChatSettings {
         model: Some(CONFIGURED_MODEL.to_owned()),
         max_output_tokens: Some(512),
+        // Not a retry's pause (100 ms doubling to 2 s): the test timer tells them apart.
+        touch_every: chrono::Duration::milliseconds(1_500),
         ..ChatSettings::default()
     }
 }
@@ -235,6 +238,38 @@ enum Write {
 
 type Log<T> = Arc<Mutex<Vec<T>>>;
 
+/// The tests' timer: a retry's pause (100 ms doubling to 2 s) is over at once, and recorded;
+/// any other wait (until the lease's next renewal) is over only as many times as the test
+/// allows, then never.
+struct TestTimer {
+    renewals: Mutex<usize>,
+    pauses: Mutex<Vec<Duration>>,
+}
+
+impl TestTimer {
+    fn pauses(&self) -> Vec<Duration> {
+        self.pauses.lock().unwrap().clone()
+    }
+}
+
+impl Timer for TestTimer {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        let is_pause = [100, 200, 400, 800, 1_600, 2_000]
+            .map(Duration::from_millis)
+            .contains(&duration);
+        if is_pause {
+            self.pauses.lock().unwrap().push(duration);
+        } else {
+            let mut renewals = self.renewals.lock().unwrap();
+            if *renewals == 0 {
+                return Box::pin(futures::future::pending());
+            }
+            *renewals -= 1;
+        }
+        Box::pin(futures::future::ready(()))
+    }
+}
+
 /// The mocked stores and limiter of one test. A call nobody expected fails the test.
 struct Mocks {
     conversation: Conversation,
@@ -245,6 +280,8 @@ struct Mocks {
     /// `(client_message_id, stale_before)` of each `check_turn` (only a rate-limited send
     /// makes one).
     checks: Log<(Option<Uuid>, Timestamp)>,
+    /// How many times the lease's renewal is due.
+    renewals: usize,
 }
 
 impl Mocks {
@@ -262,7 +299,14 @@ impl Mocks {
             limiter: MockSendLimiter::new(),
             writes: Arc::default(),
             checks: Arc::default(),
+            renewals: 0,
         }
+    }
+
+    /// The lease's renewal is due `n` times (when the model is waited for).
+    const fn renewals(mut self, n: usize) -> Self {
+        self.renewals = n;
+        self
     }
 
     /// Everything a send needs before the model: an allowance, the given prompt, a stored
@@ -380,20 +424,6 @@ impl Mocks {
         self
     }
 
-    fn touch_ok(mut self) -> Self {
-        let writes = Arc::clone(&self.writes);
-        self.history
-            .expect_touch_reply()
-            .returning(move |id, content, _| {
-                writes.lock().unwrap().push(Write::Touch {
-                    id,
-                    content: content.to_owned(),
-                });
-                Ok(())
-            });
-        self
-    }
-
     fn finish_ok(mut self) -> Self {
         let writes = Arc::clone(&self.writes);
         self.history
@@ -401,7 +431,7 @@ impl Mocks {
             .times(1)
             .returning(move |reply, _| {
                 writes.lock().unwrap().push(Write::Finish(reply.clone()));
-                Ok(())
+                Ok(FinishOutcome::Stored)
             });
         self
     }
@@ -415,6 +445,10 @@ impl Mocks {
     }
 
     fn service(self, llm: &Arc<ScriptedLlm>, settings: ChatSettings) -> Harness {
+        let timer = Arc::new(TestTimer {
+            renewals: Mutex::new(self.renewals),
+            pauses: Mutex::default(),
+        });
         let service = ChatService::new(
             Arc::new(self.history),
             Arc::new(self.prompts),
@@ -422,12 +456,14 @@ impl Mocks {
             Arc::new(self.limiter),
             settings,
             Limits::default(),
-        );
+        )
+        .with_timer(Arc::clone(&timer) as Arc<dyn Timer>);
         Harness {
             service,
             conversation: self.conversation,
             writes: self.writes,
             checks: self.checks,
+            timer,
         }
     }
 }
@@ -437,6 +473,7 @@ struct Harness {
     conversation: Conversation,
     writes: Log<Write>,
     checks: Log<(Option<Uuid>, Timestamp)>,
+    timer: Arc<TestTimer>,
 }
 
 impl Harness {
@@ -1419,8 +1456,306 @@ fn a_prompt_that_cannot_be_read_after_the_turn_is_stored_fails_the_reply_in_the_
 // Storing while and after streaming
 // ---------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------
+// The lease: renewed on a timer; the final write retried, and conditional
+// ---------------------------------------------------------------------------------------
+
+/// A `touch_reply` that records its write and returns `answer`; its `cancel_on`-th call
+/// stops the reply (the user's stop), which ends a script that hangs.
+fn touches(
+    mocks: &mut Mocks,
+    answer: fn() -> Result<bool, StoreError>,
+    cancel_on: usize,
+    cancel: &CancelToken,
+) {
+    let writes = Arc::clone(&mocks.writes);
+    let cancel = cancel.clone();
+    let calls = Arc::new(Mutex::new(0_usize));
+    mocks
+        .history
+        .expect_touch_reply()
+        .returning(move |id, content, _| {
+            writes.lock().unwrap().push(Write::Touch {
+                id,
+                content: content.to_owned(),
+            });
+            let mut calls = calls.lock().unwrap();
+            *calls += 1;
+            if *calls == cancel_on {
+                cancel.cancel(CancelReason::User);
+            }
+            answer()
+        });
+}
+
+/// Plays a send whose stream is stopped through `cancel`.
+fn send_with(h: &Harness, cancel: CancelToken) -> Vec<ChatEvent> {
+    let stream = h
+        .start_with(request(&h.conversation, "Hello"), cancel)
+        .expect("the send is accepted");
+    block_on(stream.collect())
+}
+
 #[test]
-fn a_failed_finish_reply_still_ends_the_stream_with_the_final_event() {
+fn a_model_that_thinks_before_its_first_token_keeps_its_lease_renewed_on_a_timer() {
+    let cancel = CancelToken::new();
+    let mut mocks = Mocks::accepting(None, Vec::new()).renewals(3);
+    touches(&mut mocks, || Ok(true), 3, &cancel);
+    let llm = ScriptedLlm::new(Vec::new(), End::Hang);
+    let h = mocks.service(&llm, settings());
+
+    let turn = Turn::from_events(send_with(&h, cancel));
+
+    let id = turn.reply.id;
+    let writes = h.writes();
+    let touch = Write::Touch {
+        id,
+        content: String::new(),
+    };
+    assert_eq!(
+        writes[1..4],
+        [touch.clone(), touch.clone(), touch],
+        "{writes:#?}"
+    );
+    assert_eq!(writes.len(), 5, "{writes:#?}");
+    assert_eq!(turn.done().status, MessageStatus::Cancelled);
+}
+
+#[test]
+fn each_renewal_saves_the_text_so_far() {
+    let cancel = CancelToken::new();
+    let mut mocks = Mocks::accepting(None, Vec::new()).renewals(2);
+    touches(&mut mocks, || Ok(true), 2, &cancel);
+    let llm = ScriptedLlm::new(vec![delta("a"), delta("b")], End::Hang);
+    let h = mocks.service(&llm, settings());
+
+    let turn = Turn::from_events(send_with(&h, cancel));
+
+    let touch = Write::Touch {
+        id: turn.reply.id,
+        content: "ab".to_owned(),
+    };
+    let writes = h.writes();
+    assert_eq!(writes[1..3], [touch.clone(), touch], "{writes:#?}");
+    assert_eq!(writes[3], Write::Finish(turn.done().clone()));
+}
+
+#[test]
+fn deltas_alone_do_not_write_to_the_store() {
+    let mut mocks = Mocks::accepting(None, Vec::new());
+    mocks.history.expect_touch_reply().never();
+    let llm = ScriptedLlm::new(
+        vec![delta("a"), delta("b"), delta("c"), completed(None, None)],
+        End::Close,
+    );
+    let settings = ChatSettings {
+        touch_every: chrono::Duration::zero(),
+        ..settings()
+    };
+    let h = mocks.service(&llm, settings);
+
+    let turn = h.send("Hello");
+
+    assert_eq!(turn.done().content, "abc");
+}
+
+#[test]
+fn a_failed_lease_renewal_does_not_interrupt_the_reply() {
+    let cancel = CancelToken::new();
+    let mut mocks = Mocks::accepting(None, Vec::new()).renewals(2);
+    touches(
+        &mut mocks,
+        || Err(StoreError::Unavailable("busy".to_owned())),
+        2,
+        &cancel,
+    );
+    let llm = ScriptedLlm::new(vec![delta("a"), delta("b")], End::Hang);
+    let h = mocks.service(&llm, settings());
+
+    let turn = Turn::from_events(send_with(&h, cancel));
+
+    let writes = h.writes();
+    let Some(Write::Finish(stored)) = writes.last() else {
+        panic!("the reply is stored: {writes:#?}");
+    };
+    assert_eq!(stored, turn.done());
+    assert_eq!(stored.content, "ab");
+}
+
+#[test]
+fn a_reply_the_sweep_ended_stops_generating_and_tells_its_client_interrupted() {
+    let cancel = CancelToken::new();
+    let mut mocks = Mocks::strict()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .begin_turn_ok(Vec::new())
+        .renewals(1);
+    // The renewal finds the reply no longer streaming: another process's sweep ended it.
+    touches(&mut mocks, || Ok(false), usize::MAX, &cancel);
+    let swept: Arc<Mutex<Option<Message>>> = Arc::default();
+    let attempted: Log<Message> = Arc::default();
+    {
+        let (swept, attempted) = (Arc::clone(&swept), Arc::clone(&attempted));
+        mocks
+            .history
+            .expect_finish_reply()
+            .times(1)
+            .returning(move |reply, _| {
+                attempted.lock().unwrap().push(reply.clone());
+                let mut stored = reply.clone();
+                stored.content = "a".to_owned();
+                stored.status = MessageStatus::Failed;
+                stored.error = Some("interrupted".to_owned());
+                *swept.lock().unwrap() = Some(stored.clone());
+                Ok(FinishOutcome::AlreadyEnded(stored))
+            });
+    }
+    let llm = ScriptedLlm::new(vec![delta("a"), delta("b")], End::Hang);
+    let h = mocks.service(&llm, settings());
+
+    let events = send_with(&h, cancel);
+
+    assert!(llm.stream_dropped(), "the provider's stream is dropped");
+    let Some(ChatEvent::Error {
+        message,
+        code,
+        detail,
+    }) = events.last()
+    else {
+        panic!("the stream ends with an error: {events:#?}");
+    };
+    assert_eq!(*code, StreamErrorCode::Interrupted);
+    assert!(!detail.is_empty());
+    assert_eq!(
+        Some(message),
+        swept.lock().unwrap().as_ref(),
+        "the client is told the reply as stored by the sweep"
+    );
+    let attempted = attempted.lock().unwrap();
+    assert_eq!(attempted[0].status, MessageStatus::Failed);
+    assert_eq!(attempted[0].content, "ab");
+}
+
+#[test]
+fn a_final_write_that_fails_is_retried_with_backoff_until_it_is_stored() {
+    let mut mocks = Mocks::strict()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .begin_turn_ok(Vec::new());
+    let calls = Arc::new(Mutex::new(0_u32));
+    {
+        let (calls, writes) = (Arc::clone(&calls), Arc::clone(&mocks.writes));
+        mocks
+            .history
+            .expect_finish_reply()
+            .times(4)
+            .returning(move |reply, _| {
+                let mut calls = calls.lock().unwrap();
+                *calls += 1;
+                if *calls <= 3 {
+                    return Err(StoreError::Unavailable("connection refused".to_owned()));
+                }
+                writes.lock().unwrap().push(Write::Finish(reply.clone()));
+                Ok(FinishOutcome::Stored)
+            });
+    }
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let h = mocks.service(&llm, settings());
+
+    let turn = h.send("Hello");
+
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(
+        &stored,
+        turn.done(),
+        "`done` is sent once the reply is stored"
+    );
+    assert_eq!(
+        h.timer.pauses(),
+        [
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400)
+        ],
+        "the pauses grow"
+    );
+}
+
+/// Settings with a lease short enough that a test can outlast it.
+fn short_lease() -> ChatSettings {
+    ChatSettings {
+        reply_lease: chrono::Duration::milliseconds(30),
+        ..settings()
+    }
+}
+
+#[test]
+fn a_final_write_that_fails_for_the_whole_lease_is_reported_unavailable_never_done() {
+    let mut mocks = Mocks::strict()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .begin_turn_ok(Vec::new());
+    let calls = Arc::new(Mutex::new(0_u32));
+    {
+        let calls = Arc::clone(&calls);
+        mocks.history.expect_finish_reply().returning(move |_, _| {
+            *calls.lock().unwrap() += 1;
+            Err(StoreError::Unavailable("connection refused".to_owned()))
+        });
+    }
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let h = mocks.service(&llm, short_lease());
+
+    let turn = h.send("Hello");
+
+    let (code, detail) = turn.error();
+    assert_eq!(code, StreamErrorCode::Unavailable);
+    assert!(!detail.is_empty());
+    assert_eq!(turn.final_message().content, "ok");
+    assert!(
+        *calls.lock().unwrap() > 1,
+        "the write is retried, in the background too"
+    );
+}
+
+#[test]
+fn a_reply_that_could_not_be_stored_in_its_lease_is_stored_later_without_a_second_event() {
+    let mut mocks = Mocks::strict()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .begin_turn_ok(Vec::new());
+    let lease = short_lease().reply_lease;
+    {
+        let writes = Arc::clone(&mocks.writes);
+        mocks
+            .history
+            .expect_finish_reply()
+            .returning(move |reply, _| {
+                // Down until the lease is over (the reply was created just before).
+                if now() <= reply.created_at + lease + chrono::Duration::milliseconds(5) {
+                    return Err(StoreError::Unavailable("connection refused".to_owned()));
+                }
+                writes.lock().unwrap().push(Write::Finish(reply.clone()));
+                Ok(FinishOutcome::Stored)
+            });
+    }
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let h = mocks.service(&llm, short_lease());
+
+    let turn = h.send("Hello");
+
+    assert_eq!(turn.error().0, StreamErrorCode::Unavailable);
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(stored.status, MessageStatus::Complete, "stored as it ended");
+    assert_eq!(stored.content, "ok");
+}
+
+#[test]
+fn a_final_write_to_a_deleted_conversation_is_not_retried() {
     let mut mocks = Mocks::strict()
         .allowance()
         .no_refund()
@@ -1430,92 +1765,32 @@ fn a_failed_finish_reply_still_ends_the_stream_with_the_final_event() {
         .history
         .expect_finish_reply()
         .times(1)
-        .returning(|_, _| Err(StoreError::Unavailable("connection reset".to_owned())));
-    let llm = ScriptedLlm::new(
-        vec![delta("Done anyway"), completed(None, None)],
-        End::Close,
-    );
+        .returning(|_, _| Err(StoreError::NotFound));
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
     let h = mocks.service(&llm, settings());
 
     let turn = h.send("Hello");
 
-    assert_eq!(turn.done().status, MessageStatus::Complete);
-    assert_eq!(turn.done().content, "Done anyway");
+    assert_eq!(turn.done().content, "ok");
+    assert!(h.timer.pauses().is_empty());
 }
 
 #[test]
-fn a_streaming_reply_renews_its_lease_with_the_text_so_far() {
-    let mocks = Mocks::accepting(None, Vec::new()).touch_ok();
-    let llm = ScriptedLlm::new(
-        vec![delta("a"), delta("b"), completed(None, None)],
-        End::Close,
-    );
-    let settings = ChatSettings {
-        touch_every: chrono::Duration::zero(),
-        ..settings()
+fn the_renewal_period_is_at_most_two_seconds_and_a_third_of_the_lease() {
+    let with = |lease_ms: i64, touch_ms: i64| {
+        ChatSettings {
+            reply_lease: chrono::Duration::milliseconds(lease_ms),
+            touch_every: chrono::Duration::milliseconds(touch_ms),
+            ..ChatSettings::default()
+        }
+        .renew_every()
     };
-    let h = mocks.service(&llm, settings);
-
-    let turn = h.send("Hello");
-
-    let id = turn.reply.id;
-    let writes = h.writes();
-    assert_eq!(writes.len(), 4, "{writes:#?}");
-    assert!(matches!(writes[0], Write::BeginTurn { .. }));
     assert_eq!(
-        writes[1..3],
-        [
-            Write::Touch {
-                id,
-                content: "a".to_owned()
-            },
-            Write::Touch {
-                id,
-                content: "ab".to_owned()
-            },
-        ]
+        ChatSettings::default().renew_every(),
+        Duration::from_secs(2)
     );
-    assert_eq!(writes[3], Write::Finish(turn.done().clone()));
-}
-
-#[test]
-fn a_failed_lease_renewal_does_not_interrupt_the_reply() {
-    let mut mocks = Mocks::accepting(None, Vec::new());
-    mocks
-        .history
-        .expect_touch_reply()
-        .times(2)
-        .returning(|_, _, _| Err(StoreError::Unavailable("busy".to_owned())));
-    let llm = ScriptedLlm::new(
-        vec![delta("a"), delta("b"), completed(None, None)],
-        End::Close,
-    );
-    let settings = ChatSettings {
-        touch_every: chrono::Duration::zero(),
-        ..settings()
-    };
-    let h = mocks.service(&llm, settings);
-
-    let turn = h.send("Hello");
-
-    let (_, _, stored) = h.stored_turn();
-    assert_eq!(&stored, turn.done());
-    assert_eq!(stored.content, "ab");
-    assert_eq!(stored.status, MessageStatus::Complete);
-}
-
-#[test]
-fn the_lease_is_not_renewed_more_often_than_configured() {
-    // The default renewal interval (10 s) is far longer than this test.
-    let mut mocks = Mocks::accepting(None, Vec::new());
-    mocks.history.expect_touch_reply().never();
-    let llm = ScriptedLlm::new(
-        vec![delta("a"), delta("b"), completed(None, None)],
-        End::Close,
-    );
-    let h = mocks.service(&llm, settings());
-
-    let turn = h.send("Hello");
-
-    assert_eq!(turn.done().content, "ab");
+    assert_eq!(with(8_000, 10_000), Duration::from_secs(2));
+    assert_eq!(with(3_000, 2_000), Duration::from_secs(1));
+    assert_eq!(with(60_000, 500), Duration::from_millis(500));
+    assert_eq!(with(0, 0), Duration::from_millis(1));
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
@@ -207,24 +208,60 @@ pub trait ChatHistory: Send + Sync + 'static {
         history_limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// Renews a streaming reply's lease and saves the text so far. MUST NOT change a reply
-    /// that is no longer `streaming`.
+    /// Renews a streaming reply's lease and saves the text so far; MUST return `true`. MUST
+    /// NOT change a reply that is no longer `streaming` (a sweep or another writer ended it)
+    /// and MUST then return `false`: its writer has lost it. `NotFound` when the message does
+    /// not exist.
     async fn touch_reply(
         &self,
         id: MessageId,
         content: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Stores the reply's final content, status, model, usage and error, and sets the
-    /// conversation's `updated_at` to `now`, in one transaction. MUST return `NotFound` when
-    /// the message does not exist.
-    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError>;
+    /// conversation's `updated_at` to `now`, in one transaction, and returns `Stored` — only
+    /// while the stored reply is still `streaming`. A reply that is no longer `streaming`
+    /// (a sweep marked it interrupted) MUST NOT be changed: MUST return
+    /// `AlreadyEnded` with the reply as stored. One of two racing writers wins, across
+    /// processes sharing one database. MUST return `NotFound` when the message does not
+    /// exist.
+    async fn finish_reply(
+        &self,
+        reply: &Message,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError>;
 
     /// Marks every `streaming` reply last touched before `stale_before` as `failed` with
-    /// error "interrupted", in every conversation; returns how many. Safe to run from
-    /// several processes at once.
+    /// error "interrupted", keeping the text saved so far, in every conversation; returns how
+    /// many. Safe to run from several processes at once, and against a writer finishing the
+    /// same reply (see `finish_reply`).
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// What became of a reply's final write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// The reply is stored as given.
+    Stored,
+    /// The reply had already been ended (by a sweep of lapsed leases): it is left as stored,
+    /// and here it is.
+    AlreadyEnded(Message),
+}
+
+/// Waiting, on whatever runtime the application runs (the core has none).
+pub trait Timer: Send + Sync + 'static {
+    /// A future that completes once `duration` has passed.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+impl<F> Timer for F
+where
+    F: Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+{
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self(duration)
+    }
 }
 
 /// Metadata of uploaded files.

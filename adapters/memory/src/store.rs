@@ -13,7 +13,7 @@ use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt,
     Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
+use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
 use uuid::Uuid;
 
 /// The error text of a streaming reply whose writer stopped renewing its lease.
@@ -480,17 +480,25 @@ impl State {
         id: MessageId,
         content: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let stored = self.stored_message_mut(id)?;
-        if stored.message.status == MessageStatus::Streaming {
-            content.clone_into(&mut stored.message.content);
-            stored.touched_at = now;
+        if stored.message.status != MessageStatus::Streaming {
+            return Ok(false);
         }
-        Ok(())
+        content.clone_into(&mut stored.message.content);
+        stored.touched_at = now;
+        Ok(true)
     }
 
-    fn finish_reply(&mut self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+    fn finish_reply(
+        &mut self,
+        reply: &Message,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError> {
         let stored = self.stored_message_mut(reply.id)?;
+        if stored.message.status != MessageStatus::Streaming {
+            return Ok(FinishOutcome::AlreadyEnded(stored.message.clone()));
+        }
         let conversation_id = stored.message.conversation_id;
         stored.message.content.clone_from(&reply.content);
         stored.message.status = reply.status;
@@ -501,7 +509,7 @@ impl State {
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
             conversation.updated_at = now;
         }
-        Ok(())
+        Ok(FinishOutcome::Stored)
     }
 
     fn fail_stale_replies(&mut self, stale_before: Timestamp) -> u64 {
@@ -733,11 +741,15 @@ impl ChatHistory for MemoryStore {
         id: MessageId,
         content: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.state()?.touch_reply(id, content, now)
     }
 
-    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+    async fn finish_reply(
+        &self,
+        reply: &Message,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError> {
         self.state()?.finish_reply(reply, now)
     }
 

@@ -59,6 +59,7 @@ macro_rules! queries {
             Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
             Prompt, Timestamp,
         };
+        use confab_core::ports::FinishOutcome;
         use diesel::dsl::{exists, max};
         use diesel::{
             BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
@@ -576,7 +577,7 @@ macro_rules! queries {
             id: MessageId,
             content: &str,
             now: Timestamp,
-        ) -> Result<(), StoreError> {
+        ) -> Result<bool, StoreError> {
             let touched = Cached(
                 diesel::update(
                     messages::table
@@ -600,42 +601,64 @@ macro_rules! queries {
                 if !known {
                     return Err(StoreError::NotFound);
                 }
+                return Ok(false);
             }
-            Ok(())
+            Ok(true)
         }
 
         /// The conversation row is written first, then the message: the lock order of
-        /// `begin_turn`.
+        /// `begin_turn`. Only a reply still `streaming` is written: the sweep of lapsed
+        /// leases and this write are both conditional on it, so one of them wins.
         pub(crate) async fn finish_reply(
             c: &mut Conn,
             reply: &Message,
             now: Timestamp,
-        ) -> Result<(), StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
-                let conversation_id: DbId = messages::table
-                    .filter(messages::id.eq(reply.id.db()))
-                    .select(messages::conversation_id)
-                    .first(c)
-                    .await
-                    .optional()?
-                    .ok_or(StoreError::NotFound)?;
-                // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
-                Cached(
-                    diesel::update(
-                        conversations::table.filter(conversations::id.eq(conversation_id.db())),
+        ) -> Result<FinishOutcome, StoreError> {
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<FinishOutcome, TxError> {
+                    let stored: MessageRow = messages::table
+                        .filter(messages::id.eq(reply.id.db()))
+                        .select(MessageRow::as_select())
+                        .first(c)
+                        .await
+                        .optional()?
+                        .ok_or(StoreError::NotFound)?;
+                    if stored.status != STREAMING {
+                        return Ok(FinishOutcome::AlreadyEnded(Message::try_from(stored)?));
+                    }
+                    // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
+                    Cached(
+                        diesel::update(
+                            conversations::table
+                                .filter(conversations::id.eq(stored.conversation_id.db())),
+                        )
+                        .set(conversations::updated_at.eq(now.db())),
                     )
-                    .set(conversations::updated_at.eq(now.db())),
-                )
-                .execute(c)
-                .await?;
-                Cached(
-                    diesel::update(messages::table.filter(messages::id.eq(reply.id.db())))
+                    .execute(c)
+                    .await?;
+                    let written = Cached(
+                        diesel::update(
+                            messages::table
+                                .filter(messages::id.eq(reply.id.db()))
+                                .filter(messages::status.eq(STREAMING)),
+                        )
                         .set(FinishedReply::new(reply, now)),
-                )
-                .execute(c)
-                .await?;
-                Ok(())
-            }))
+                    )
+                    .execute(c)
+                    .await?;
+                    if written == 0 {
+                        // A sweep committed between the read and the write (PostgreSQL, read
+                        // committed): it won.
+                        let ended: MessageRow = messages::table
+                            .filter(messages::id.eq(reply.id.db()))
+                            .select(MessageRow::as_select())
+                            .first(c)
+                            .await?;
+                        return Ok(FinishOutcome::AlreadyEnded(Message::try_from(ended)?));
+                    }
+                    Ok(FinishOutcome::Stored)
+                })
+            )
         }
 
         pub(crate) async fn fail_stale_replies(

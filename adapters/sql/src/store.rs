@@ -9,7 +9,7 @@ use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, U
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
+use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
@@ -395,11 +395,15 @@ impl ChatHistory for SqlStore {
         id: MessageId,
         content: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         on_conn!(self, write touch_reply(id, content, now))
     }
 
-    async fn finish_reply(&self, reply: &Message, now: Timestamp) -> Result<(), StoreError> {
+    async fn finish_reply(
+        &self,
+        reply: &Message,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError> {
         on_conn!(self, write finish_reply(reply, now))
     }
 

@@ -488,3 +488,135 @@ async fn a_sqlite_files_log_is_checkpointed_in_the_background() {
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A model that says "Hello" and completes only when the test opens its gate.
+struct GatedLlm {
+    gate: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl confab_core::ports::LlmStream for GatedLlm {
+    fn provider(&self) -> &str {
+        "gated"
+    }
+
+    fn default_model(&self) -> &str {
+        "gated-1"
+    }
+
+    fn stream(&self, _: confab_core::ports::LlmRequest) -> confab_core::ports::LlmEventStream {
+        use confab_core::ports::{Completion, LlmEvent};
+        let gate = self.gate.lock().unwrap().take();
+        Box::pin(async_stream::stream! {
+            yield Ok(LlmEvent::Delta("Hello".to_owned()));
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            yield Ok(LlmEvent::Completed(Completion::default()));
+        })
+    }
+}
+
+struct Unlimited;
+
+impl confab_core::ports::SendLimiter for Unlimited {
+    fn try_acquire(&self, _: &UserId) -> Result<(), Duration> {
+        Ok(())
+    }
+
+    fn refund(&self, _: &UserId) {}
+}
+
+/// The fault of issue 15: the database is away when a reply's final write is made. The
+/// write is retried until the database is back, and `done` means stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_stored() {
+    use confab_core::{CancelToken, ChatEvent, ChatService, ChatSettings, Limits, SendRequest};
+    use futures::StreamExt as _;
+
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    let url = database.url();
+    let authority = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let host = authority.rsplit('@').next().unwrap().to_owned();
+    let mut relay = Relay::start(0, &host).await;
+    let relayed = url.replacen(&host, &format!("127.0.0.1:{}", relay.port), 1);
+    let options = PoolOptions {
+        max_size: 2,
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(2),
+        ..PoolOptions::default()
+    };
+    let store = Arc::new(connect(&relayed, options).await.unwrap());
+    let direct = database.store().await;
+    let owner = owner();
+    let project = project(&owner);
+    store.insert_project(&project).await.unwrap();
+    let at = now();
+    let conversation = Conversation {
+        id: ConversationId::new(),
+        project_id: project.id,
+        owner_id: owner.clone(),
+        title: None,
+        created_at: at,
+        updated_at: at,
+    };
+    store.insert_conversation(&conversation).await.unwrap();
+    let (open_gate, gate) = oneshot::channel();
+    let chat = ChatService::new(
+        Arc::clone(&store) as Arc<dyn ChatHistory>,
+        Arc::clone(&store) as Arc<dyn confab_core::ports::PromptStore>,
+        Arc::new(GatedLlm {
+            gate: std::sync::Mutex::new(Some(gate)),
+        }),
+        Arc::new(Unlimited),
+        ChatSettings::default(),
+        Limits::default(),
+    )
+    .with_timer(Arc::new(|d| -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }));
+    let mut events = chat
+        .send(
+            &confab_core::Principal {
+                user_id: owner.clone(),
+            },
+            SendRequest {
+                conversation_id: conversation.id,
+                content: "hi".to_owned(),
+                client_message_id: None,
+            },
+            CancelToken::new(),
+        )
+        .await
+        .unwrap();
+    // The reply is under way; then the database goes away, and the model finishes.
+    while !matches!(events.next().await, Some(ChatEvent::Delta { .. })) {}
+    relay.cut().await;
+    open_gate.send(()).unwrap();
+    let last = tokio::spawn(async move { events.collect::<Vec<_>>().await });
+    // The outage lasts a second (well within the 6 s lease), then the database is back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _back = Relay::start(relay.port, &host).await;
+    let events = tokio::time::timeout(Duration::from_secs(30), last)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let Some(ChatEvent::Done(done)) = events.last() else {
+        panic!("expected done once stored: {events:?}");
+    };
+    let stored = direct
+        .list_messages(&owner, conversation.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        &stored[1], done,
+        "`done` was sent for a reply that is not stored"
+    );
+    assert_eq!(stored[1].content, "Hello");
+}

@@ -236,7 +236,13 @@ impl ChatFixture {
             Arc::new(SlidingWindowLimiter::new(u32::MAX)),
             ChatSettings::default(),
             Limits::default(),
-        );
+        )
+        // The runtime's timer, as the server's: not a thread per reply's lease timer.
+        .with_timer(Arc::new(
+            |duration| -> futures::future::BoxFuture<'static, ()> {
+                Box::pin(tokio::time::sleep(duration))
+            },
+        ));
         let user = UserId::new("bench").unwrap();
         let at = now();
         let project = Project {

@@ -14,6 +14,11 @@ use crate::extract::{path_error, query_error};
 use crate::state::AppState;
 use crate::{routes, telemetry};
 
+/// How long the replies stopped at the end of the grace period get to be stored: with the
+/// default grace (8 s) this ends before an orchestrator's SIGKILL (`docker stop`: 10 s).
+/// A reply that could not be stored by then is ended by the next sweep or start.
+pub const STORE_AFTER_GRACE: Duration = Duration::from_millis(1_500);
+
 /// A server that is running.
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -93,7 +98,7 @@ impl RunningServer {
             );
         }
         self.state.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.state.tasks.wait())
+        if tokio::time::timeout(STORE_AFTER_GRACE, self.state.tasks.wait())
             .await
             .is_err()
         {

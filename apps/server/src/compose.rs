@@ -10,7 +10,7 @@ use confab_core::ChatService;
 use confab_core::files::FileService;
 use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
-    SendLimiter,
+    SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_files::ObjectBlobStore;
@@ -18,6 +18,7 @@ use confab_limits::SlidingWindowLimiter;
 use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore};
 use confab_openai::{ChatCompletionsLlm, ResponsesLlm};
 use confab_sql::SqlStore;
+use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use tokio_util::task::TaskTracker;
 
@@ -62,6 +63,7 @@ pub struct Adapters {
 pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> {
     let state = build_state(adapters(settings).await?, settings);
     release_stale_replies(&state, settings).await;
+    start_sweep(&state.history, settings.chat.reply_lease);
     Ok(state)
 }
 
@@ -174,9 +176,21 @@ fn blobs(files: &FilesSettings) -> Result<(Arc<dyn BlobStore>, String), ComposeE
     Ok((Arc::new(store), description))
 }
 
-/// Replies left `streaming` by a process that died are failed once their lease is over.
+/// How often every process sweeps the database for replies whose lease has lapsed.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Replies left `streaming` by a process that died. SQLite is one process's database: every
+/// reply still `streaming` when it starts belongs to a dead process and is failed at once.
+/// A shared database (PostgreSQL) may hold other processes' live replies: only those whose
+/// lease has lapsed are failed, here and then by the sweep every [`SWEEP_EVERY`].
 async fn release_stale_replies(state: &AppState, settings: &Settings) {
-    let stale_before = confab_core::now() - settings.chat.reply_lease;
+    let sqlite = settings.database.url.expose_secret().starts_with("sqlite:");
+    let stale_before = if sqlite {
+        // Every reply stored before this start.
+        confab_core::now() + chrono::Duration::seconds(1)
+    } else {
+        confab_core::now() - settings.chat.reply_lease
+    };
     match state.history.fail_stale_replies(stale_before).await {
         Ok(0) => {}
         Ok(replies) => tracing::warn!(
@@ -185,6 +199,36 @@ async fn release_stale_replies(state: &AppState, settings: &Settings) {
         ),
         Err(e) => tracing::warn!(error = %e, "could not check for interrupted replies"),
     }
+}
+
+/// Starts the sweep of lapsed leases: every [`SWEEP_EVERY`], a `streaming` reply whose
+/// writer has not renewed its lease for `lease` (the writer died, or lost the database) is
+/// stored `failed`, `interrupted`, with the text it saved. It stops when the store is
+/// dropped (the application is gone).
+pub fn start_sweep(history: &Arc<dyn ChatHistory>, lease: chrono::Duration) {
+    let history = Arc::downgrade(history);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(history) = history.upgrade() else {
+                return;
+            };
+            match history.fail_stale_replies(confab_core::now() - lease).await {
+                Ok(0) => {}
+                Ok(replies) => {
+                    tracing::warn!(replies, "marked replies whose lease lapsed as interrupted");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not sweep replies whose lease lapsed"),
+            }
+        }
+    });
+}
+
+/// The runtime's timer, for the chat use case (leases, retries).
+fn tokio_timer() -> Arc<dyn Timer> {
+    Arc::new(|duration| -> BoxFuture<'static, ()> { Box::pin(tokio::time::sleep(duration)) })
 }
 
 impl DevTokens for DevAuth {
@@ -204,7 +248,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         adapters.limiter,
         settings.chat.clone(),
         limits,
-    );
+    )
+    .with_timer(tokio_timer());
     // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
     let clerk_key = match &settings.auth {
         AuthSettings::Clerk(config) => config.publishable_key.clone(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, MessageId, ProjectId};
 use confab_core::model::{Conversation, Message, MessageStatus, Usage, now};
+use confab_core::ports::FinishOutcome;
 use uuid::Uuid;
 
 use super::Stores;
@@ -53,6 +54,8 @@ where
             list_messages_is_oldest_first_and_pages_strictly_after_the_cursor,
             begin_turn_returns_the_newest_messages_before_the_turn_oldest_first,
             fail_stale_replies_fails_only_stale_streaming_replies,
+            a_late_final_write_never_overwrites_a_reply_the_sweep_ended,
+            touch_reply_of_an_unknown_message_is_not_found,
             timestamps_of_messages_round_trip_exactly,
         ]
     );
@@ -830,12 +833,15 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
         "begin_turn",
     );
 
-    ok(
-        stores
-            .history
-            .touch_reply(r.id, "Hel", plus_mins(t, 10))
-            .await,
-        "touch_reply",
+    assert!(
+        ok(
+            stores
+                .history
+                .touch_reply(r.id, "Hel", plus_mins(t, 10))
+                .await,
+            "touch_reply",
+        ),
+        "touch_reply of a streaming reply must return true"
     );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(
@@ -891,12 +897,15 @@ async fn touch_reply_does_not_change_a_reply_that_is_no_longer_streaming(stores:
     let p = stored_project(&stores, &alice, "Bot").await;
     let c = stored_conversation(&stores, &alice, p.id).await;
     let (_, done) = finished_turn(&stores, &alice, c.id, "hi").await;
-    ok(
-        stores
-            .history
-            .touch_reply(done.id, "overwritten", plus_mins(now(), 10))
-            .await,
-        "touch_reply",
+    assert!(
+        !ok(
+            stores
+                .history
+                .touch_reply(done.id, "overwritten", plus_mins(now(), 10))
+                .await,
+            "touch_reply",
+        ),
+        "touch_reply of a finished reply must return false: its writer lost it"
     );
     let stored = messages(&stores, &alice, c.id).await;
     assert_eq!(stored[1], done, "touch_reply changed a complete reply");
@@ -915,12 +924,15 @@ async fn touch_reply_does_not_change_a_reply_that_is_no_longer_streaming(stores:
         ),
         1
     );
-    ok(
-        stores
-            .history
-            .touch_reply(r.id, "revived?", plus_mins(now(), 10))
-            .await,
-        "touch_reply",
+    assert!(
+        !ok(
+            stores
+                .history
+                .touch_reply(r.id, "revived?", plus_mins(now(), 10))
+                .await,
+            "touch_reply",
+        ),
+        "touch_reply of a reply the sweep ended must return false"
     );
     let stored = messages(&stores, &alice, c2.id).await;
     assert_eq!(
@@ -1255,5 +1267,83 @@ async fn timestamps_of_messages_round_trip_exactly(stores: Stores) {
         )
         .updated_at,
         user_at
+    );
+}
+
+async fn a_late_final_write_never_overwrites_a_reply_the_sweep_ended(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    let (_, r) = begun_turn(&stores, &alice, c.id, "hello").await;
+    assert!(ok(
+        stores.history.touch_reply(r.id, "saved so", now()).await,
+        "touch_reply",
+    ));
+    assert_eq!(
+        ok(
+            stores.history.fail_stale_replies(plus_mins(now(), 1)).await,
+            "fail_stale_replies"
+        ),
+        1
+    );
+    let swept = messages(&stores, &alice, c.id).await[1].clone();
+    let updated_at = ok(
+        stores.history.get_conversation(&alice, c.id).await,
+        "get_conversation",
+    )
+    .updated_at;
+
+    // The producer, cut off from the database meanwhile, writes its end late.
+    let outcome = ok(
+        stores
+            .history
+            .finish_reply(&completed(&r, "saved so far and more"), plus_mins(now(), 2))
+            .await,
+        "finish_reply",
+    );
+
+    assert_eq!(
+        outcome,
+        FinishOutcome::AlreadyEnded(swept.clone()),
+        "finish_reply must tell the late writer it lost, with the reply as stored"
+    );
+    let stored = messages(&stores, &alice, c.id).await;
+    assert_eq!(
+        stored[1], swept,
+        "a late final write overwrote an interrupted reply"
+    );
+    assert_eq!(stored[1].status, MessageStatus::Failed);
+    assert_eq!(stored[1].content, "saved so");
+    assert_eq!(stored[1].error.as_deref(), Some(INTERRUPTED));
+    assert_eq!(
+        ok(
+            stores.history.get_conversation(&alice, c.id).await,
+            "get_conversation"
+        )
+        .updated_at,
+        updated_at,
+        "a lost final write must not bump the conversation"
+    );
+    // And a second final write of a finished reply loses the same way.
+    let (_, done) = finished_turn(&stores, &alice, c.id, "again").await;
+    assert_eq!(
+        ok(
+            stores
+                .history
+                .finish_reply(&completed(&done, "rewritten"), now())
+                .await,
+            "finish_reply"
+        ),
+        FinishOutcome::AlreadyEnded(done.clone())
+    );
+}
+
+async fn touch_reply_of_an_unknown_message_is_not_found(stores: Stores) {
+    not_found(
+        stores
+            .history
+            .touch_reply(MessageId::new(), "x", now())
+            .await,
+        "touch_reply of a message that was never stored",
     );
 }

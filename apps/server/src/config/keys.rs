@@ -262,10 +262,10 @@ keys! {
         "largest upload (413)";
     MAX_JSON_BYTES: "CONFAB_MAX_JSON_BYTES", bytes(1, 1 << 30), Is("1048576"), PUBLIC,
         "largest JSON body (413)";
-    REPLY_LEASE_SECS: "CONFAB_REPLY_LEASE_SECS", secs(1, 86_400), Is("120"), PUBLIC,
-        "a reply left `streaming` by a dead process is marked failed (`interrupted`) after this";
-    SHUTDOWN_GRACE_SECS: "CONFAB_SHUTDOWN_GRACE_SECS", secs(0, 3_600), Is("20"), PUBLIC,
-        "on SIGTERM, replies in flight get this long to finish; the rest are stored failed";
+    REPLY_LEASE_SECS: "CONFAB_REPLY_LEASE_SECS", secs(3, 300), Is("6"), PUBLIC,
+        "a generating process renews its replies' lease on a timer (every 2 s at most, saving the text so far); a sweep every 2 s marks a reply whose lease lapsed (its process died) failed (`interrupted`): within lease + 2 s of the death";
+    SHUTDOWN_GRACE_SECS: "CONFAB_SHUTDOWN_GRACE_SECS", secs(0, 3_600), Is("8"), PUBLIC,
+        "on SIGTERM, replies in flight get this long to finish; the rest are stored failed (`interrupted`) with their text before exit (8 s fits `docker stop`'s 10 s)";
     LOG_FORMAT: "CONFAB_LOG_FORMAT", Choice(&["human", "json"]), Is("human"), PUBLIC,
         "`json` for JSON lines (levels: `RUST_LOG`, default `info`)";
     WORKERS: "CONFAB_WORKERS", int(1, 1_024), Derived("number of cores"), PUBLIC,

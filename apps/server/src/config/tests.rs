@@ -24,7 +24,8 @@ fn nothing_set_gives_dev_auth_echo_and_sqlite() {
     assert_eq!(s.model_name(), "echo-1");
     assert_eq!(s.sends_per_minute, 20);
     assert_eq!(s.limits.upload_bytes, 25 * 1024 * 1024);
-    assert_eq!(s.chat.reply_lease, chrono::Duration::seconds(120));
+    assert_eq!(s.chat.reply_lease, chrono::Duration::seconds(6));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(8));
     assert_eq!(s.log_format, LogFormat::Human);
 }
 
@@ -49,7 +50,7 @@ fn absurd_numbers_are_refused_naming_the_variable_the_value_and_the_range() {
         (
             "CONFAB_REPLY_LEASE_SECS",
             "10000000000000000000",
-            "1 to 86400 s",
+            "3 to 300 s",
         ),
         (
             "CONFAB_LLM_TIMEOUT_SECS",

@@ -221,7 +221,8 @@ impl Relay {
             // generation is cancelled). The event is framed inside this block, so that it is
             // not kept in the task's state across the send below: that state is held for the
             // whole reply, thousands of times over.
-            let frame = {
+            // The frame, and whether its event is the stream's last (`done` or `error`).
+            let (frame, ended) = {
                 let next = futures::future::poll_fn(|cx| {
                     if let Poll::Ready(event) = self.events.poll_next_unpin(cx) {
                         return Poll::Ready(Some(event));
@@ -247,8 +248,9 @@ impl Relay {
                         if client_gone {
                             continue;
                         }
+                        let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
                         next_id += 1;
-                        frame(event, next_id)
+                        (frame(event, next_id), ended)
                     }
                 }
             };
@@ -269,7 +271,12 @@ impl Relay {
                     false
                 }
             };
-            if !sent {
+            if ended {
+                // The client's stream ends with its final event, even while the core still
+                // tries to store a reply it could not store in time.
+                self.tx.close_channel();
+                client_gone = true;
+            } else if !sent {
                 tracing::info!("the client went away; the reply is still generated and stored");
                 client_gone = true;
             }
@@ -499,5 +506,44 @@ mod tests {
         );
         drop(tx);
         assert!(next(&mut body).await.is_none());
+    }
+
+    /// Issue 15: after its final event a reply's core stream may go on (a final write the
+    /// database refused is retried in the background); the client's stream ends anyway.
+    #[actix_web::test]
+    async fn the_clients_stream_ends_with_the_final_event_while_the_core_goes_on() {
+        let failed = events().pop().unwrap();
+        let core: ChatStream = Box::pin(
+            futures::stream::iter([failed]).chain(futures::stream::pending::<ChatEvent>()),
+        );
+        let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
+        let generations = crate::generations::Generations::default();
+        let token = CancelToken::new();
+        let relay = Relay {
+            events: core,
+            tx,
+            token: token.clone(),
+            timeout: Duration::from_secs(3_600),
+            metrics: Arc::new(Metrics::new()),
+            started: Instant::now(),
+            _registration: generations.register(ConversationId::new(), token),
+        };
+        let relaying = actix_web::rt::spawn(relay.run());
+        let mut body = EventStream::new(rx, Duration::from_secs(3_600));
+        let mut last = next(&mut body).await.unwrap();
+        if &last[..] == KEEP_ALIVE_COMMENT {
+            last = next(&mut body).await.unwrap();
+        }
+        assert!(
+            String::from_utf8_lossy(&last).contains("event: error"),
+            "{last:?}"
+        );
+        let end = tokio::time::timeout(Duration::from_secs(30), next(&mut body)).await;
+        assert_eq!(
+            end,
+            Ok(None),
+            "the client's stream ends after the final event"
+        );
+        relaying.abort();
     }
 }

@@ -44,7 +44,7 @@ fn absurd_numbers_stop_the_start_naming_the_variable_the_value_and_the_range() {
         (
             "CONFAB_REPLY_LEASE_SECS",
             "10000000000000000000",
-            "1 to 86400 s",
+            "3 to 300 s",
         ),
         (
             "CONFAB_LLM_TIMEOUT_SECS",
