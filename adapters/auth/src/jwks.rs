@@ -286,13 +286,24 @@ impl JwksCache {
     /// Fetches the set and records the outcome: a new set replaces the cached one whole; a
     /// failure keeps it and counts towards the backoff. Called with the flight held.
     async fn fetch_and_store(&self, jwks_url: Option<Url>) {
+        // Counted as a failed attempt before the issuer is asked: when the request driving
+        // this lookup is dropped mid-fetch (its client went away), the next lookup backs off
+        // instead of starting another fetch at once, so forged tokens from clients that hang
+        // up cannot make the cache hammer the issuer.
+        let earlier_failures = {
+            let mut state = self.state.write().await;
+            let earlier = state.failures;
+            state.last_attempt = Some(self.options.clock.now());
+            state.failures = earlier.saturating_add(1);
+            earlier
+        };
         let fetched = self.fetch(jwks_url).await;
         let now = self.options.clock.now();
         let mut state = self.state.write().await;
         state.last_attempt = Some(now);
         match fetched {
             Ok(set) => {
-                if state.failures > 0 && state.loaded() {
+                if earlier_failures > 0 && state.loaded() {
                     tracing::info!(
                         failed_attempts = state.failures,
                         "the signing key set could be fetched again"
@@ -310,7 +321,7 @@ impl JwksCache {
                 state.last_error = None;
             }
             Err(e) => {
-                state.failures = state.failures.saturating_add(1);
+                // (The failure was counted before the fetch.)
                 if state.loaded() {
                     tracing::warn!(
                         error = %e,

@@ -130,7 +130,13 @@ impl OpenAiConfig {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::InvalidBaseUrl {
-                url: trimmed.to_owned(),
+                // The query may hold a key (`?api_key=`): only where the URL points is said.
+                url: format!(
+                    "{}://{}{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or(""),
+                    url.path()
+                ),
                 reason: "a query or fragment is not allowed".to_owned(),
             });
         }
@@ -241,6 +247,10 @@ mod tests {
     fn credentials_in_the_base_url_are_refused_without_being_shown() {
         let err = config("https://user:hunter2@h/v1").validate().unwrap_err();
         assert!(!format!("{err} {err:?}").contains("hunter2"));
+        let err = config("https://gw/v1?api_key=hunter2")
+            .validate()
+            .unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,17 @@ fn is_secret_name(name: &str) -> bool {
 }
 
 fn redact_parsed(mut url: Url) -> Option<String> {
+    // `postgres://app:/Xy9z@db/x` or `postgres://app:2024#Summer@db/x` parse with `app` as the
+    // host and the password in the path or fragment: an `@` past the authority means the
+    // parse did not find the userinfo, so the conservative redaction takes over.
+    let past_authority = [Some(url.path()), url.query(), url.fragment()];
+    if past_authority
+        .into_iter()
+        .flatten()
+        .any(|part| part.contains('@'))
+    {
+        return None;
+    }
     if url.password().is_some() {
         url.set_password(Some(MASK)).ok()?;
     }
@@ -126,6 +137,23 @@ mod tests {
         assert!(printed.contains("sslmode=require"), "{printed}");
         assert!(printed.contains("application_name=confab"), "{printed}");
         assert!(printed.contains("password=***"), "{printed}");
+    }
+
+    #[test]
+    fn a_password_the_url_parser_takes_for_a_path_port_or_fragment_is_masked() {
+        for (raw, secret) in [
+            ("postgres://app:/Xy9z@db/confab", "Xy9z"),
+            ("postgres://app:?Xy9z@db/confab", "Xy9z"),
+            ("postgres://app:2024#Summer@db/confab", "Summer"),
+            (
+                "postgres://app:2024/Summer@db:5432/confab?sslmode=require",
+                "Summer",
+            ),
+        ] {
+            let printed = redact_url(raw);
+            assert!(!printed.contains(secret), "{raw} → {printed}");
+            assert!(printed.contains("db"), "{raw} → {printed}");
+        }
     }
 
     #[test]

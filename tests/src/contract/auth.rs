@@ -282,6 +282,7 @@ pub async fn jwks_cache_contract(factory: JwksVerifierFactory) {
             an_unknown_kid_refetches_at_most_once_per_interval,
             a_key_rotated_in_is_picked_up_when_a_token_names_it,
             a_cold_cache_retries_at_most_once_per_interval_and_recovers,
+            a_refresh_whose_request_went_away_counts_as_an_attempt,
         ]
     );
 }
@@ -533,4 +534,30 @@ async fn a_cold_cache_retries_at_most_once_per_interval_and_recovers(fx: JwksFix
     fx.clock.advance(SECOND);
     fx.assert_accepted(&fx.key_a, "issuer back").await;
     fx.assert_fetches(2, "issuer back");
+}
+
+/// A lookup that drives a refresh and is then dropped (its client hung up) must not let the
+/// next lookup start another fetch at once: the dropped fetch counts as a failed attempt.
+async fn a_refresh_whose_request_went_away_counts_as_an_attempt(fx: JwksFixture) {
+    fx.server.set_cache_control(Some("max-age=600"));
+    fx.assert_accepted(&fx.key_a, "issuer up").await;
+    fx.server.hold();
+    fx.clock.advance(Duration::from_secs(600));
+    let refreshing = {
+        let verifier = Arc::clone(&fx.verifier);
+        let token = fx.token(&fx.key_a);
+        tokio::spawn(async move { verifier.verify(&token).await })
+    };
+    fx.server.wait_for_jwks_fetches(2).await;
+    refreshing.abort();
+    let _ = refreshing.await;
+    fx.server.release();
+    for _ in 0..5 {
+        fx.assert_accepted(&fx.key_a, "after the dropped refresh")
+            .await;
+    }
+    fx.assert_fetches(2, "right after the dropped refresh");
+    fx.clock.advance(RETRY_BACKOFF_INITIAL);
+    fx.assert_accepted(&fx.key_a, "after the backoff").await;
+    fx.assert_fetches(3, "after the backoff");
 }

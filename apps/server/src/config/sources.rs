@@ -76,7 +76,7 @@ impl Sources {
             .merge(Pairs::new(ENVIRONMENT, env));
         let file_error = |e: Error| ConfigError::File {
             path: toml_path.display().to_string(),
-            message: e.to_string(),
+            message: without_quoted_lines(&e.to_string()),
         };
         let mut values = BTreeMap::new();
         for key in KEYS {
@@ -144,10 +144,39 @@ fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     match dotenvy::from_path_iter(path) {
         Ok(pairs) => pairs
             .collect::<Result<_, _>>()
-            .map_err(|e| error(e.to_string())),
+            .map_err(|e| error(dotenv_error(&e))),
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(error(e.to_string())),
+        Err(e) => Err(error(dotenv_error(&e))),
     }
+}
+
+/// What went wrong in a `.env` file, without the line itself (it may hold a secret).
+fn dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, at) => {
+            format!(
+                "a line could not be read (at its character {at}; not shown, it may hold a secret)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// figment's TOML errors quote the offending line of the file (`1 | KEY = sk-…`), which may
+/// hold a secret: only the lines that say what is wrong and where are kept.
+fn without_quoted_lines(message: &str) -> String {
+    let quoted = |line: &str| {
+        line.starts_with('|')
+            || line
+                .split_once('|')
+                .is_some_and(|(before, _)| before.trim().chars().all(|c| c.is_ascii_digit()))
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !quoted(line))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Key/value pairs as text, under a name that says where they came from. Only the table's
@@ -161,7 +190,8 @@ impl Pairs {
     fn new(name: &'static str, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let dict = pairs
             .into_iter()
-            .filter(|(k, _)| KEYS.iter().any(|key| key.name == k))
+            // An empty value is no value: it leaves the layers below to speak.
+            .filter(|(k, v)| !v.trim().is_empty() && KEYS.iter().any(|key| key.name == k))
             .map(|(k, v)| (k.to_ascii_lowercase(), Value::from(v)))
             .collect();
         Self { name, dict }

@@ -180,6 +180,42 @@ fn environment_beats_dotenv_beats_toml_and_each_value_says_where_it_came_from() 
 }
 
 #[test]
+fn a_malformed_settings_or_dotenv_file_is_refused_without_quoting_its_secret() {
+    let dir = std::env::temp_dir().join(format!("confab-config-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("confab.toml");
+    let dotenv = dir.join(".env");
+    std::fs::write(&toml, "OPENAI_API_KEY = sk-proj-Secret123\n").unwrap();
+    let err = Sources::from_layers(&toml, true, &dotenv, [])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("Secret123"), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    std::fs::write(&toml, "").unwrap();
+    std::fs::write(&dotenv, "OPENAI_API_KEY='sk-proj-Secret123\n").unwrap();
+    let err = Sources::from_layers(&toml, true, &dotenv, [])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("Secret123"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_empty_variable_leaves_the_value_of_the_layers_below() {
+    let dir = std::env::temp_dir().join(format!("confab-config-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("confab.toml");
+    std::fs::write(&toml, "confab_sends_per_minute = 5\n").unwrap();
+    let env = [("CONFAB_SENDS_PER_MINUTE".to_owned(), " ".to_owned())];
+    let sources = Sources::from_layers(&toml, true, &dir.join(".env"), env).unwrap();
+    let s = Settings::from_sources(&sources).unwrap();
+    assert_eq!(s.sends_per_minute, 5);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_missing_named_settings_file_is_an_error() {
     let missing = std::env::temp_dir().join("confab-no-such-file.toml");
     assert!(Sources::from_layers(&missing, true, &missing, []).is_err());

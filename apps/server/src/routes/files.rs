@@ -58,18 +58,17 @@ pub async fn upload_file(
     }
 
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
+    // The form's other fields share what the declared length allows beside the file, so a
+    // chunked body cannot stream an endless field.
+    let mut others = OtherFields::default();
     while let Some(field) = form.next().await {
-        let mut field =
+        let field =
             field.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
         if field.name() != Some("file") {
-            // Skip other fields.
-            while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| {
-                    ApiError::BadRequest(format!("the form could not be read: {e}"))
-                })?;
-            }
+            others.skip(field).await?;
             continue;
         }
+        let mut field = field;
         let filename = field
             .content_disposition()
             .and_then(|cd| cd.get_filename())
@@ -95,7 +94,7 @@ pub async fn upload_file(
         let stored = stored?;
         // The form is answered as a whole: a malformed or second `file` part after the file
         // undoes the upload, exactly as it would have refused it before.
-        if let Err(refused) = read_rest(&mut form).await {
+        if let Err(refused) = others.read_rest(&mut form).await {
             state.files.delete(&principal, stored.id).await?;
             return Err(refused);
         }
@@ -106,23 +105,45 @@ pub async fn upload_file(
     ))
 }
 
-/// Reads the parts of a form after its file: each must be well formed, none another `file`.
-async fn read_rest(form: &mut actix_multipart::Multipart) -> Result<(), ApiError> {
-    let unreadable = |e: actix_multipart::MultipartError| {
-        ApiError::BadRequest(format!("the form could not be read: {e}"))
-    };
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(unreadable)?;
-        if field.name() == Some("file") {
-            return Err(ApiError::Validation(
-                "the form has more than one field named file".to_owned(),
-            ));
-        }
+/// The bytes of a form's fields other than `file`, bounded by [`MULTIPART_OVERHEAD`].
+#[derive(Default)]
+struct OtherFields {
+    read: u64,
+}
+
+impl OtherFields {
+    /// Reads a field that is not the file, counting its bytes.
+    async fn skip(&mut self, mut field: actix_multipart::Field) -> Result<(), ApiError> {
         while let Some(chunk) = field.next().await {
-            chunk.map_err(unreadable)?;
+            let chunk = chunk.map_err(unreadable)?;
+            self.read = self.read.saturating_add(chunk.len() as u64);
+            if self.read > MULTIPART_OVERHEAD {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the form's fields besides the file are larger than {MULTIPART_OVERHEAD} bytes"
+                )));
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Reads the parts of a form after its file: each must be well formed, none another
+    /// `file`, all within the bound.
+    async fn read_rest(&mut self, form: &mut actix_multipart::Multipart) -> Result<(), ApiError> {
+        while let Some(field) = form.next().await {
+            let field = field.map_err(unreadable)?;
+            if field.name() == Some("file") {
+                return Err(ApiError::Validation(
+                    "the form has more than one field named file".to_owned(),
+                ));
+            }
+            self.skip(field).await?;
+        }
+        Ok(())
+    }
+}
+
+fn unreadable(e: actix_multipart::MultipartError) -> ApiError {
+    ApiError::BadRequest(format!("the form could not be read: {e}"))
 }
 
 /// A project's files, newest first.

@@ -363,3 +363,28 @@ async fn a_form_is_answered_whole_so_a_bad_part_after_the_file_stores_nothing() 
         .ok(201);
     assert_eq!(file.size_bytes, 5);
 }
+
+#[tokio::test]
+async fn fields_beside_the_file_are_bounded_so_a_form_cannot_stream_forever() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let path = format!("/api/projects/{}/files", project.id);
+    let big = "x".repeat(200 * 1024);
+    let field = format!("--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n{big}\r\n");
+    let file = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n";
+    for body in [
+        format!("{field}{file}--XyZ--\r\n"),
+        format!("{file}{field}--XyZ--\r\n"),
+    ] {
+        app.send_request(
+            app.request(Method::POST, &path, Some(ALICE))
+                .header("Content-Type", "multipart/form-data; boundary=XyZ")
+                .body(body),
+        )
+        .await
+        .problem(413, "payload_too_large");
+        assert!(app.blobs.is_empty(), "no bytes are left behind");
+        let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
+        assert!(page.items.is_empty(), "no metadata is stored");
+    }
+}
