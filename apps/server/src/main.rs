@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use confab_server::config::Settings;
-use confab_server::{compose, start, telemetry};
+use confab_server::{compose, start_on, telemetry};
 
 #[derive(Parser)]
 #[command(name = "confab", version, about = "A self-hostable chatbot platform")]
@@ -58,6 +58,16 @@ async fn serve(settings: Settings) -> ExitCode {
         eprintln!("confab: refusing to start: {e}");
         return ExitCode::from(2);
     }
+    // The address is taken before anything is composed: a second `confab` started by
+    // mistake on the same address (and the same SQLite file) stops here, before its start-up
+    // sweep could end the replies the first one is still generating.
+    let listener = match std::net::TcpListener::bind(settings.bind) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("confab: cannot listen on {}: {e}", settings.bind);
+            return ExitCode::FAILURE;
+        }
+    };
     let state = match compose::application(&settings).await {
         Ok(state) => state,
         Err(e) => {
@@ -65,7 +75,7 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match start(state, &settings) {
+    let server = match start_on(listener, state, settings.workers) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("confab: cannot listen on {}: {e}", settings.bind);

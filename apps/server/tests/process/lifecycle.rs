@@ -353,3 +353,34 @@ async fn data_survives_a_restart_on_postgres() {
     assert_eq!(messages[0]["content"], "kept in postgres");
     assert!(server.logs().contains("postgres"), "{}", server.logs());
 }
+
+/// A second `confab` started by mistake on the same address and SQLite file stops at the
+/// taken address, before its start-up sweep (which on SQLite ends every `streaming` reply)
+/// could end the reply the first one is generating.
+#[tokio::test]
+async fn a_second_process_on_the_same_address_leaves_the_first_ones_reply_alone() {
+    let dir = Scratch::new("second");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "CONFAB_ECHO_PACE_MS", "50");
+    let server = Server::start(dir.path(), &env).await;
+    let client = Client::sign_in(&server.base, "erin").await;
+    let (_, chat) = client.project_and_chat().await;
+    let mut stream = client
+        .open_stream(&chat, "one two three four five six")
+        .await
+        .unwrap();
+    let mut events = stream.until("delta", Duration::from_secs(30)).await;
+    let second = tokio::task::spawn_blocking({
+        let mut cmd = command(dir.path(), &env);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!second.status.success(), "the second process exits");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("cannot listen"), "{said}");
+    events.extend(stream.collect(1_000).await);
+    let last = events.last().unwrap();
+    assert_eq!(last.0, "done", "{events:?}");
+    assert_eq!(last.1["status"], "complete");
+}
