@@ -321,7 +321,12 @@ impl JwksCache {
                 state.last_error = None;
             }
             Err(e) => {
-                // (The failure was counted before the fetch.)
+                // (The failure was counted before the fetch.) An issuer may move its key set:
+                // after two failures in a row the next attempt reads its discovery document
+                // again instead of insisting on the old address.
+                if matches!(self.source, JwksSource::Discovery { .. }) && state.failures >= 2 {
+                    state.jwks_url = None;
+                }
                 if state.loaded() {
                     tracing::warn!(
                         error = %e,

@@ -625,6 +625,42 @@ async fn oidc_refreshes_an_expired_key_set_from_the_discovered_url_without_redis
 }
 
 #[tokio::test]
+async fn oidc_reads_the_discovery_document_again_when_the_key_set_keeps_failing() {
+    let key = TestKey::rsa_a("rsa-1");
+    let server = JwksServer::start(&[&key]).await;
+    server.set_cache_control(Some("max-age=300"));
+    let clock = ManualClock::new();
+    let options = JwksOptions {
+        clock: Arc::new(clock.clone()),
+        ..JwksOptions::default()
+    };
+    let oidc = oidc_for(&server, None, options.clone());
+    let claims = oidc_claims(&server.issuer(), "user-1");
+    assert!(oidc.verify(&key.sign(&claims)).await.is_ok());
+    assert_eq!(server.discovery_fetches(), 1);
+
+    server.set_mode(Mode::Fail);
+    clock.advance(Duration::from_secs(300));
+    assert!(oidc.verify(&key.sign(&claims)).await.is_ok(), "stale set");
+    clock.advance(options.retry_backoff_initial);
+    assert!(oidc.verify(&key.sign(&claims)).await.is_ok(), "stale set");
+    assert_eq!(
+        server.discovery_fetches(),
+        1,
+        "two failures use the known URL"
+    );
+
+    server.set_mode(Mode::Serve);
+    clock.advance(options.retry_backoff_initial * 2);
+    assert!(oidc.verify(&key.sign(&claims)).await.is_ok());
+    assert_eq!(
+        server.discovery_fetches(),
+        2,
+        "then discovery is asked again"
+    );
+}
+
+#[tokio::test]
 async fn oidc_with_an_explicit_jwks_url_skips_discovery() {
     let key = TestKey::rsa_a("rsa-1");
     let server = JwksServer::start(&[&key]).await;
