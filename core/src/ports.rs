@@ -177,6 +177,37 @@ pub trait ChatHistory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
+    /// The conversation's newest assistant message (`None` when it has none): the reply a
+    /// follower of the conversation's live stream wants, `streaming` while it is generated.
+    /// `NotFound` for a missing or another owner's conversation. The default reads the
+    /// messages page by page; a store may answer it with one query.
+    async fn latest_reply(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Message>, StoreError> {
+        const PAGE: u32 = 200;
+        let mut latest = None;
+        let mut after = None;
+        loop {
+            let page = self
+                .list_messages(owner, conversation_id, after, PAGE)
+                .await?;
+            let full = page.len() >= PAGE as usize;
+            after = page.last().map(|m| m.id);
+            if let Some(reply) = page
+                .into_iter()
+                .rev()
+                .find(|m| m.role == crate::model::Role::Assistant)
+            {
+                latest = Some(reply);
+            }
+            if !full {
+                return Ok(latest);
+            }
+        }
+    }
+
     /// Read-only check before a turn. MUST return `Conflict(ReplyInProgress)` when the
     /// conversation has a `streaming` reply touched at or after `stale_before`, and
     /// `Conflict(DuplicateClientMessage)` when `client_message_id` was already used in it.

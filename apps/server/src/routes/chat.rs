@@ -27,7 +27,13 @@ use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
-use confab_core::{CancelReason, CancelToken, ChatEvent, ConversationId, SendRequest};
+use confab_core::ids::MessageId;
+use confab_core::live::{LiveError, LiveEvent, LivePublisher};
+use confab_core::ports::LiveReplies;
+use confab_core::{
+    CancelReason, CancelToken, ChatEvent, ConversationId, MessageStatus, SendRequest, ServiceError,
+    StreamErrorCode,
+};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use tracing::Instrument;
@@ -113,6 +119,10 @@ pub async fn send_message(
                 timeout: state.llm_timeout,
                 metrics: Arc::clone(&state.metrics),
                 started,
+                live: Live::Waiting {
+                    live: Arc::clone(&state.live),
+                    first: None,
+                },
                 _registration: registration,
             };
             let _ = accepted_tx.send(Ok(()));
@@ -189,11 +199,164 @@ pub async fn cancel(
         .generations
         .cancel(conversation_id, CancelReason::User)
     {
-        Ok(HttpResponse::Accepted().finish())
-    } else {
-        Err(ApiError::Conflict(
+        return Ok(HttpResponse::Accepted().finish());
+    }
+    // Not generated here: if the store says a reply is being generated, its process (another
+    // replica) gets the cancel through the live port.
+    let reply = state
+        .history
+        .latest_reply(&principal.user_id, conversation_id)
+        .await
+        .map_err(ServiceError::from)?;
+    match reply {
+        Some(reply) if reply.status == MessageStatus::Streaming => {
+            state.live.cancel(reply.id).await.map_err(|e| {
+                tracing::warn!(error = %e, "could not send a cancel to the reply's replica");
+                ApiError::Unavailable("the cancel could not be delivered; try again shortly")
+            })?;
+            Ok(HttpResponse::Accepted().finish())
+        }
+        _ => Err(ApiError::Conflict(
             "nothing is being generated in this conversation".to_owned(),
-        ))
+        )),
+    }
+}
+
+/// Where a follower starts: after `after` (`?after=n`).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FollowQuery {
+    /// Continue after this event number (as the `Last-Event-ID` header; the header wins).
+    /// Read as text, so that a malformed number is this route's 400.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    after: Option<String>,
+}
+
+/// Follow the conversation's reply being generated (from any replica): its events after
+/// `Last-Event-ID` (or `?after=`), then the live ones, ending with `done` or `error` as the
+/// send's stream does. 204 when nothing is being generated and no finished reply is retained.
+#[utoipa::path(get, path = "/api/conversations/{conversation_id}/stream", tag = "messages",
+    params(("conversation_id" = Uuid, Path),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, minimum = 0, description = "continue after this event number"),
+        FollowQuery),
+    responses(
+        (status = 200, description = "`text/event-stream`: the same events, numbers and data as the send's stream, from after the given number", content_type = "text/event-stream", body = String),
+        (status = 204, description = "nothing is being generated and no finished reply is retained"),
+        (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem),
+        (status = 503, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn follow(
+    Authenticated(principal): Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<FollowQuery>,
+    request: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation_id = ConversationId::from_uuid(*id);
+    let header = request
+        .headers()
+        .get("Last-Event-ID")
+        .map(|v| v.to_str().unwrap_or("invalid").to_owned());
+    let after = match header.or_else(|| query.after.clone()) {
+        None => 0,
+        Some(n) => n.trim().parse::<u64>().map_err(|_| {
+            ApiError::BadRequest("Last-Event-ID (or after) must be an event number".to_owned())
+        })?,
+    };
+    state.conversations.get(&principal, conversation_id).await?;
+    let reply = state
+        .history
+        .latest_reply(&principal.user_id, conversation_id)
+        .await
+        .map_err(ServiceError::from)?;
+    let Some(reply) = reply else {
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
+    match state.live.follow(reply.id, after).await {
+        Ok(mut events) => {
+            if reply.status != MessageStatus::Streaming {
+                // A finished reply's retained events are all there at once: with none after
+                // `after` there is nothing to follow.
+                match events.next().await {
+                    None => return Ok(HttpResponse::NoContent().finish()),
+                    Some(first) => events = Box::pin(futures::stream::iter([first]).chain(events)),
+                }
+            }
+            tokio::spawn(relay_follower(events, tx, reply.id, after));
+        }
+        Err(LiveError::NotFound) => return Ok(HttpResponse::NoContent().finish()),
+        Err(e) => {
+            tokio::spawn(relay_follower(
+                Box::pin(futures::stream::iter([Err(e)])),
+                tx,
+                reply.id,
+                after,
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .body(EventStream::new(rx, KEEP_ALIVE)))
+}
+
+/// Feeds a follower's response with the reply's live events, framed as the send's stream
+/// frames them. A failure of the live events ends the stream with an `error` event
+/// (`unavailable` or `interrupted`) naming the reply, so that the client re-reads it. A
+/// follower that stops reading for [`SLOW_CLIENT`] is let go.
+async fn relay_follower(
+    mut events: confab_core::ports::LiveEventStream,
+    mut tx: mpsc::Sender<Frame>,
+    reply: MessageId,
+    after: u64,
+) {
+    let mut position = after;
+    while let Some(next) = events.next().await {
+        let (frame, last) = match next {
+            Ok(event) => {
+                position = event.id;
+                (
+                    encode(&event.name, event.id, event.data.as_bytes()),
+                    event.last,
+                )
+            }
+            Err(e) => {
+                let code = match e {
+                    LiveError::Interrupted => StreamErrorCode::Interrupted,
+                    _ => StreamErrorCode::Unavailable,
+                };
+                tracing::info!(error = %e, "a follower's live events failed; it re-reads the reply");
+                let data = serde_json::to_vec(&api::StreamError {
+                    message_id: reply.as_uuid(),
+                    code: code.as_str().to_owned(),
+                    detail: "The live reply can no longer be followed; its stored message is what is left of it.".to_owned(),
+                })
+                .unwrap_or_else(|_| b"{}".to_vec());
+                (encode(api::events::ERROR, position + 1, &data), true)
+            }
+        };
+        let ready = futures::future::poll_fn(|cx| tx.poll_ready(cx));
+        match tokio::time::timeout(SLOW_CLIENT, ready).await {
+            Ok(Ok(())) => {
+                if tx.start_send(frame).is_err() {
+                    return;
+                }
+            }
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(
+                    waited_secs = SLOW_CLIENT.as_secs(),
+                    "a follower stopped reading its stream; it is let go"
+                );
+                return;
+            }
+        }
+        if last {
+            return;
+        }
     }
 }
 
@@ -205,7 +368,48 @@ struct Relay {
     timeout: Duration,
     metrics: Arc<Metrics>,
     started: Instant,
+    /// Where every event is published for followers (`GET …/stream`, any replica).
+    live: Live,
     _registration: Registration,
+}
+
+/// The reply's publisher, opened once the reply's id is known (its `assistant_message`, the
+/// second event): the events before it wait here.
+enum Live {
+    Waiting {
+        live: Arc<dyn LiveReplies>,
+        first: Option<LiveEvent>,
+    },
+    Open(Box<dyn LivePublisher>),
+    /// After the last event: the publisher is dropped, which ends the reply normally.
+    Closed,
+}
+
+impl Live {
+    /// Hands `event` to the publisher, opening it on the reply's `assistant_message`.
+    async fn publish(&mut self, event: LiveEvent, reply: Option<MessageId>, token: &CancelToken) {
+        let last = event.last;
+        match self {
+            Self::Waiting { live, first } => match reply {
+                Some(reply) => {
+                    let mut publisher = live.open(reply, token.clone()).await;
+                    if let Some(first) = first.take() {
+                        publisher.publish(first);
+                    }
+                    publisher.publish(event);
+                    *self = Self::Open(publisher);
+                }
+                // A stream that ends before its reply exists has nothing to follow.
+                None if last => *self = Self::Closed,
+                None => *first = Some(event),
+            },
+            Self::Open(publisher) => publisher.publish(event),
+            Self::Closed => {}
+        }
+        if last {
+            *self = Self::Closed;
+        }
+    }
 }
 
 impl Relay {
@@ -245,12 +449,25 @@ impl Relay {
                     Some(None) => break,
                     Some(Some(event)) => {
                         self.observe(&event, &mut first_delta);
+                        next_id += 1;
+                        let reply = match &event {
+                            ChatEvent::AssistantMessage(m) => Some(m.id),
+                            _ => None,
+                        };
+                        let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
+                        let (name, data) = encode_data(event);
+                        let frame = encode(name, next_id, &data);
+                        let data = String::from_utf8(data).unwrap_or_else(|_| "{}".to_owned());
+                        let live = if ended {
+                            LiveEvent::last(next_id, name, data)
+                        } else {
+                            LiveEvent::new(next_id, name, data)
+                        };
+                        self.live.publish(live, reply, &self.token).await;
                         if client_gone {
                             continue;
                         }
-                        let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
-                        next_id += 1;
-                        (frame(event, next_id), ended)
+                        (frame, ended)
                     }
                 }
             };
@@ -320,7 +537,14 @@ impl Relay {
 }
 
 /// The SSE frame of an event: `id: <n>`, `event: <name>`, one line of JSON, a blank line.
+#[cfg(test)]
 fn frame(event: ChatEvent, id: u64) -> Frame {
+    let (name, data) = encode_data(event);
+    encode(name, id, &data)
+}
+
+/// An event's name and its one line of JSON.
+fn encode_data(event: ChatEvent) -> (&'static str, Vec<u8>) {
     let (name, data) = match event {
         ChatEvent::UserMessage(m) => (
             api::events::USER_MESSAGE,
@@ -351,8 +575,7 @@ fn frame(event: ChatEvent, id: u64) -> Frame {
             }),
         ),
     };
-    let data = data.unwrap_or_else(|_| b"{}".to_vec());
-    encode(name, id, &data)
+    (name, data.unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 /// `id: <id>\nevent: <name>\ndata: <data>\n\n` in one exactly sized allocation. `data` is
@@ -526,6 +749,7 @@ mod tests {
             timeout: Duration::from_secs(3_600),
             metrics: Arc::new(Metrics::new()),
             started: Instant::now(),
+            live: Live::Closed,
             _registration: generations.register(ConversationId::new(), token),
         };
         let relaying = actix_web::rt::spawn(relay.run());
