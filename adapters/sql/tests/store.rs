@@ -363,6 +363,7 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
     first.insert_project(&project).await.unwrap();
     let at = now();
     let conversation = Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -558,6 +559,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     store.insert_project(&project).await.unwrap();
     let at = now();
     let conversation = Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),

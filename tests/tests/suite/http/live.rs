@@ -166,3 +166,35 @@ async fn a_reply_on_one_replica_is_followed_and_cancelled_from_another() {
         .await
         .problem(409, "conflict");
 }
+
+#[tokio::test]
+async fn a_conversation_names_its_reply_while_it_is_generated_and_null_after() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel"]), &[]).await;
+    let conversation = conversation(&app).await;
+    assert_eq!(conversation.active_reply_id, None, "as created");
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    let frames = read(&mut send, 3).await;
+    let reply: api::Message = frames[1].json();
+
+    let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
+    assert_eq!(got.active_reply_id, Some(reply.id), "GET while streaming");
+    let listed: api::Page<api::Conversation> = app
+        .list_conversations(ALICE, conversation.project_id, "")
+        .await
+        .ok(200);
+    assert_eq!(listed.items[0].active_reply_id, Some(reply.id), "list");
+    let patched: api::Conversation = app
+        .patch_conversation(
+            ALICE,
+            conversation.id,
+            &serde_json::json!({"title": "Busy"}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(patched.active_reply_id, Some(reply.id), "PATCH");
+
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    send.rest().await;
+    let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
+    assert_eq!(got.active_reply_id, None, "after the reply ended");
+}
