@@ -153,3 +153,59 @@ async fn a_reply_on_one_process_is_followed_and_cancelled_from_another_through_r
     let messages = on_b.messages(&chat).await;
     assert_eq!(messages[1]["status"], "cancelled");
 }
+
+/// A `redis-server` of this test's own, killed when dropped.
+struct PrivateRedis(std::process::Child);
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_configured_redis_does_not_answer() {
+    let port = free_port();
+    let Ok(child) = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is missing, and CI is set: this test must run"
+        );
+        eprintln!("\n!!! SKIPPED: no redis-server binary; with CI set this test fails.\n");
+        return;
+    };
+    let mut redis = PrivateRedis(child);
+    let url = format!("redis://127.0.0.1:{port}");
+    // The server is up once an adapter connects (a safety net bounds the wait).
+    let started = std::time::Instant::now();
+    while confab_redis::RedisLiveReplies::connect(&url, "probe:", LiveOptions::default())
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < PATIENCE, "redis-server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = Scratch::new("readyz-redis");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "CONFAB_REDIS_URL", &url);
+    let server = Server::start(dir.path(), &env).await;
+    let readyz = || async {
+        reqwest::get(format!("{}/readyz", server.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(readyz().await, 200);
+
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    assert_eq!(readyz().await, 503, "Redis is gone");
+}
