@@ -690,6 +690,20 @@ impl ChatHistory for MemoryStore {
         self.state()?.insert_conversation(conversation)
     }
 
+    async fn latest_reply(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Message>, StoreError> {
+        let state = self.state()?;
+        state.owned_conversation(owner, conversation_id)?;
+        Ok(state
+            .conversation_messages(conversation_id)
+            .rev()
+            .find(|m| m.message.role == Role::Assistant)
+            .map(|m| m.message.clone()))
+    }
+
     async fn get_conversation(
         &self,
         owner: &UserId,

@@ -57,7 +57,7 @@ macro_rules! queries {
         use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
         use confab_core::model::{
             Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
-            Prompt, Timestamp,
+            Prompt, Role, Timestamp,
         };
         use confab_core::ports::FinishOutcome;
         use diesel::dsl::{exists, max};
@@ -584,6 +584,25 @@ macro_rules! queries {
             }
             let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
             rows.into_iter().map(Message::try_from).collect()
+        }
+
+        /// The newest assistant message: one indexed read from the end.
+        pub(crate) async fn latest_reply(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+        ) -> Result<Option<Message>, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let row: Option<MessageRow> = messages::table
+                .filter(messages::conversation_id.eq(conversation_id.db()))
+                .filter(messages::role.eq(Role::Assistant.as_str()))
+                .select(MessageRow::as_select())
+                .order(messages::id.desc())
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            row.map(Message::try_from).transpose()
         }
 
         pub(crate) async fn check_turn(
