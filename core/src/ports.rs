@@ -407,6 +407,7 @@ pub trait LlmStream: Send + Sync + 'static {
 
 /// A per-user limit on accepted sends: at most N in any minute (`CONFAB_SENDS_PER_MINUTE`).
 #[cfg_attr(test, mockall::automock)]
+#[async_trait]
 pub trait SendLimiter: Send + Sync + 'static {
     /// MUST take one send from the user's allowance, or return how long until one is free.
     /// It MUST accept a send while the user has fewer than N sends accepted in the last
@@ -414,12 +415,12 @@ pub trait SendLimiter: Send + Sync + 'static {
     /// attempt MUST NOT count. Users MUST NOT share an allowance. The wait MUST be in whole
     /// seconds, 1–60 (what `Retry-After` carries), and MUST be the time until the oldest of
     /// the user's sends of the last minute is a minute old, rounded up: no sooner, no later.
-    fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;
 
     /// Gives back a send taken by `try_acquire` that was not accepted after all: the user
     /// MUST be able to send again at once. It MUST NOT raise the allowance above N (a refund
     /// with no send taken gives nothing).
-    fn refund(&self, user: &UserId);
+    async fn refund(&self, user: &UserId);
 }
 
 /// The stream a follower of a live reply reads.

@@ -182,6 +182,17 @@ impl RedisSendLimiter {
 }
 
 /// Rounds up to whole seconds, within 1..=60 (what `Retry-After` may say).
+#[async_trait::async_trait]
+impl SendLimiter for RedisSendLimiter {
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+        Self::try_acquire(self, user).await
+    }
+
+    async fn refund(&self, user: &UserId) {
+        Self::refund(self, user).await;
+    }
+}
+
 fn whole_seconds(wait: Duration) -> Duration {
     let mut secs = wait.as_secs();
     if wait.subsec_nanos() > 0 {

@@ -49,6 +49,12 @@ pub enum ComposeError {
         url: String,
         cause: confab_core::live::LiveError,
     },
+    #[error("the send limit's Redis could not be reached ({url}): {cause}")]
+    RedisLimiter {
+        /// Redacted.
+        url: String,
+        cause: String,
+    },
     #[error("file storage could not be opened: {0}")]
     Files(#[from] confab_files::OpenError),
 }
@@ -85,6 +91,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
     let database = redact_url(settings.database.url.expose_secret());
     let stores = stores(&settings.database).await?;
     let (live, live_backend) = live(&settings.live).await?;
+    let limiter = limiter(settings).await?;
     let llm_url = match &settings.llm {
         LlmSettings::OpenAi { config, .. } => redact_url(&config.base_url),
         LlmSettings::Echo { .. } => "built in".to_owned(),
@@ -108,9 +115,31 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         auth: sign_in.verifier,
         dev_tokens: sign_in.dev_tokens,
         llm,
-        limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
+        limiter,
         live,
     })
+}
+
+/// The per-user send limit: kept in Redis when `CONFAB_REDIS_URL` is set, so that it holds
+/// across every replica (each falls back to its own count while Redis is away), else in
+/// this process.
+async fn limiter(settings: &Settings) -> Result<Arc<dyn SendLimiter>, ComposeError> {
+    let per_minute = settings.sends_per_minute;
+    let Some(url) = &settings.live.redis_url else {
+        return Ok(Arc::new(SlidingWindowLimiter::new(per_minute)));
+    };
+    let url = url.expose_secret();
+    let limiter = confab_redis::RedisSendLimiter::connect(
+        url,
+        settings.live.redis_prefix.clone(),
+        per_minute,
+    )
+    .await
+    .map_err(|e| ComposeError::RedisLimiter {
+        url: redact_url(url),
+        cause: e.to_string(),
+    })?;
+    Ok(Arc::new(limiter))
 }
 
 /// Replies' live events: on Redis when `CONFAB_REDIS_URL` is set (every replica shares

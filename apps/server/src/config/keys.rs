@@ -212,7 +212,7 @@ keys! {
     FILES_URL: "CONFAB_FILES_URL", Url, Unset, PUBLIC,
         "instead of `CONFAB_FILES_DIR`: `s3://bucket/prefix` (credentials from the standard `AWS_*` variables, `AWS_ENDPOINT` for S3-compatible servers) or `file:///dir`";
     REDIS_URL: "CONFAB_REDIS_URL", Url, Unset, SECRET,
-        "`redis://host:6379/0`: replies' live events and cancels go through Redis, so a follower (`GET /api/conversations/{id}/stream`) or a cancel reaches a reply on any replica (unset: this process only)";
+        "`redis://host:6379/0`: replies' live events and cancels go through Redis, so a follower (`GET /api/conversations/{id}/stream`) or a cancel reaches a reply on any replica, and the per-user send limit holds across replicas (unset: this process only)";
     REDIS_PREFIX: "CONFAB_REDIS_PREFIX", Text, Is("confab:live:"), PUBLIC,
         "every Redis key and channel begins with it (several deployments may share one Redis)";
     LIVE_RETENTION_SECS: "CONFAB_LIVE_RETENTION_SECS", secs(1, 86_400), Is("60"), PUBLIC,

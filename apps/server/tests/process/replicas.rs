@@ -209,3 +209,47 @@ async fn readyz_is_503_while_the_configured_redis_does_not_answer() {
     let _ = redis.0.wait();
     assert_eq!(readyz().await, 503, "Redis is gone");
 }
+
+#[tokio::test]
+async fn with_redis_the_send_limit_holds_across_processes() {
+    let Some(database) = confab_sql::testing::postgres_database().await else {
+        return;
+    };
+    let redis = test_redis_url();
+    if !redis_reachable(&redis).await {
+        return;
+    }
+    let dir = Scratch::new("replicas-limit");
+    let mut env_a = base_env(dir.path(), free_port());
+    set(&mut env_a, "DATABASE_URL", database.url());
+    set(&mut env_a, "CONFAB_REDIS_URL", &redis);
+    set(
+        &mut env_a,
+        "CONFAB_REDIS_PREFIX",
+        &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
+    );
+    set(&mut env_a, "CONFAB_SENDS_PER_MINUTE", "1");
+    let migrate = command(dir.path(), &env_a).arg("migrate").output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let mut env_b = env_a.clone();
+    set(
+        &mut env_b,
+        "CONFAB_BIND",
+        &format!("127.0.0.1:{}", free_port()),
+    );
+    let a = Server::start(dir.path(), &env_a).await;
+    let b = Server::start(dir.path(), &env_b).await;
+    let on_a = Client::sign_in(&a.base, "heidi").await;
+    let on_b = Client::sign_in(&b.base, "heidi").await;
+    let (_, first) = on_a.project_and_chat().await;
+    let (_, second) = on_b.project_and_chat().await;
+    let (status, _) = on_a.send(&first, "one", 1_000).await;
+    assert_eq!(status, 200);
+    // The user's one send of the minute was taken on A: B refuses the next.
+    let refused = on_b.open_stream(&second, "two").await.err();
+    assert_eq!(refused, Some(429), "B counts A's send");
+}
