@@ -519,12 +519,13 @@ impl confab_core::ports::LlmStream for GatedLlm {
 
 struct Unlimited;
 
+#[async_trait::async_trait]
 impl confab_core::ports::SendLimiter for Unlimited {
-    fn try_acquire(&self, _: &UserId) -> Result<(), Duration> {
+    async fn try_acquire(&self, _: &UserId) -> Result<(), Duration> {
         Ok(())
     }
 
-    fn refund(&self, _: &UserId) {}
+    async fn refund(&self, _: &UserId) {}
 }
 
 /// The fault of issue 15: the database is away when a reply's final write is made. The
