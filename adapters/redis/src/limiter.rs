@@ -10,8 +10,7 @@
 //! allowance: the limit then holds per replica until Redis is back (counted and logged),
 //! rather than refusing every send or letting every send through.
 //!
-//! `SendLimiter` is a synchronous port today, so this limiter offers the same two calls as
-//! `async` methods; it becomes a `SendLimiter` when the port does.
+//! It is the server's `SendLimiter` when `CONFAB_REDIS_URL` is set.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
