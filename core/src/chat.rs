@@ -227,7 +227,7 @@ impl ChatService {
         let conversation_id = request.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
-        if let Err(retry_after) = self.limiter.try_acquire(owner) {
+        if let Err(retry_after) = self.limiter.try_acquire(owner).await {
             // The rare path: a missing conversation (404) or a conflict (409) is reported
             // before the rate limit (429), and a refused send is not charged.
             self.history
@@ -258,7 +258,7 @@ impl ChatService {
         let past = match past {
             Ok(past) => past,
             Err(e) => {
-                self.limiter.refund(owner);
+                self.limiter.refund(owner).await;
                 return Err(e.into());
             }
         };

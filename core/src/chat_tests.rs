@@ -172,6 +172,7 @@ fn principal() -> Principal {
 fn conversation() -> Conversation {
     let at = now();
     Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id: ProjectId::new(),
         owner_id: owner(),

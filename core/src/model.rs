@@ -67,6 +67,10 @@ pub struct Conversation {
     pub title: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The reply being generated in it (its assistant message whose status is `streaming`),
+    /// as the store read it; `None` when nothing is being generated. Filled by the store on
+    /// every read; ignored when a conversation is inserted.
+    pub active_reply_id: Option<MessageId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -177,6 +177,37 @@ pub trait ChatHistory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
+    /// The conversation's newest assistant message (`None` when it has none): the reply a
+    /// follower of the conversation's live stream wants, `streaming` while it is generated.
+    /// `NotFound` for a missing or another owner's conversation. The default reads the
+    /// messages page by page; a store may answer it with one query.
+    async fn latest_reply(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Message>, StoreError> {
+        const PAGE: u32 = 200;
+        let mut latest = None;
+        let mut after = None;
+        loop {
+            let page = self
+                .list_messages(owner, conversation_id, after, PAGE)
+                .await?;
+            let full = page.len() >= PAGE as usize;
+            after = page.last().map(|m| m.id);
+            if let Some(reply) = page
+                .into_iter()
+                .rev()
+                .find(|m| m.role == crate::model::Role::Assistant)
+            {
+                latest = Some(reply);
+            }
+            if !full {
+                return Ok(latest);
+            }
+        }
+    }
+
     /// Read-only check before a turn. MUST return `Conflict(ReplyInProgress)` when the
     /// conversation has a `streaming` reply touched at or after `stale_before`, and
     /// `Conflict(DuplicateClientMessage)` when `client_message_id` was already used in it.
@@ -376,6 +407,7 @@ pub trait LlmStream: Send + Sync + 'static {
 
 /// A per-user limit on accepted sends: at most N in any minute (`CONFAB_SENDS_PER_MINUTE`).
 #[cfg_attr(test, mockall::automock)]
+#[async_trait]
 pub trait SendLimiter: Send + Sync + 'static {
     /// MUST take one send from the user's allowance, or return how long until one is free.
     /// It MUST accept a send while the user has fewer than N sends accepted in the last
@@ -383,12 +415,12 @@ pub trait SendLimiter: Send + Sync + 'static {
     /// attempt MUST NOT count. Users MUST NOT share an allowance. The wait MUST be in whole
     /// seconds, 1–60 (what `Retry-After` carries), and MUST be the time until the oldest of
     /// the user's sends of the last minute is a minute old, rounded up: no sooner, no later.
-    fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration>;
 
     /// Gives back a send taken by `try_acquire` that was not accepted after all: the user
     /// MUST be able to send again at once. It MUST NOT raise the allowance above N (a refund
     /// with no send taken gives nothing).
-    fn refund(&self, user: &UserId);
+    async fn refund(&self, user: &UserId);
 }
 
 /// The stream a follower of a live reply reads.

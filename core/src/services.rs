@@ -261,6 +261,7 @@ impl ConversationService {
         let title = Title::new(title, &self.limits)?.into_inner();
         let at = now();
         let conversation = Conversation {
+            active_reply_id: None,
             id: ConversationId::new(),
             project_id,
             owner_id: principal.user_id.clone(),

@@ -29,10 +29,13 @@ use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, ProjectId, PromptId, UserId};
+use confab_core::live::LiveOptions;
 use confab_core::model::{Message, NewPrompt, Prompt};
-use confab_core::ports::{AuthVerifier, ChatHistory, LlmStream, PromptStore};
+use confab_core::ports::{AuthVerifier, ChatHistory, LiveReplies, LlmStream, PromptStore};
 use confab_limits::SlidingWindowLimiter;
-use confab_memory::{EchoLlm, FakeAuth, MemoryBlobStore, MemoryStore, ScriptedLlm};
+use confab_memory::{
+    EchoLlm, FakeAuth, MemoryBlobStore, MemoryLiveReplies, MemoryStore, ScriptedLlm,
+};
 use confab_server::config::Sources;
 use confab_server::state::DevTokens;
 use confab_server::{Adapters, RunningServer, Settings, build_state, start_on};
@@ -74,6 +77,7 @@ pub struct AppOptions {
     auth: Option<Arc<dyn AuthVerifier>>,
     dev_tokens: Option<Arc<dyn DevTokens>>,
     prompt_delay: Option<Duration>,
+    replica_of: Option<(MemoryStore, Arc<dyn LiveReplies>)>,
 }
 
 impl AppOptions {
@@ -137,13 +141,27 @@ impl AppOptions {
         self
     }
 
+    /// Another replica of `app`: the same store and the same live replies, its own
+    /// generations (as two processes sharing one database and one Redis).
+    #[must_use]
+    pub fn replica_of(mut self, app: &TestApp) -> Self {
+        self.replica_of = Some((app.store.clone(), Arc::clone(&app.live)));
+        self
+    }
+
     /// Composes the server and starts it on `127.0.0.1:0` with one worker.
     pub async fn spawn(self) -> TestApp {
         let settings = Settings::from_sources(&Sources::from_pairs(
             self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         ))
         .expect("the test settings are valid");
-        let store = MemoryStore::new();
+        let (store, live) = self.replica_of.unwrap_or_else(|| {
+            let live: Arc<dyn LiveReplies> = Arc::new(MemoryLiveReplies::new(LiveOptions {
+                retention: settings.live.retention,
+                ..LiveOptions::default()
+            }));
+            (MemoryStore::new(), live)
+        });
         let blobs = MemoryBlobStore::new();
         let llm = self
             .llm
@@ -164,6 +182,7 @@ impl AppOptions {
             dev_tokens: self.dev_tokens,
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
+            live: Arc::clone(&live),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
@@ -181,6 +200,7 @@ impl AppOptions {
             base_url: format!("http://{addr}"),
             store,
             blobs,
+            live,
             llm: self.scripted,
             settings,
             client,
@@ -274,6 +294,8 @@ pub struct TestApp {
     pub store: MemoryStore,
     /// The uploaded files' bytes.
     pub blobs: MemoryBlobStore,
+    /// Replies' live events (shared with its replicas).
+    pub live: Arc<dyn LiveReplies>,
     /// The scripted model, when the server was composed with one.
     pub llm: Option<ScriptedLlm>,
     pub settings: Settings,
@@ -922,6 +944,25 @@ impl TestApp {
             headers,
             frames: stream.rest().await,
         }
+    }
+
+    /// `GET /api/conversations/{id}/stream`, with `Last-Event-ID: last_event_id` when given:
+    /// the raw response (a stream, or 204, or a problem).
+    pub async fn follow(
+        &self,
+        user: &str,
+        conversation: impl Display,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(
+            Method::GET,
+            &format!("/api/conversations/{conversation}/stream"),
+            Some(user),
+        );
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        request.send().await.expect("the follow is answered")
     }
 
     /// `POST /api/conversations/{id}/cancel`

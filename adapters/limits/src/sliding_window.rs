@@ -75,8 +75,20 @@ fn expire(taken: &mut VecDeque<Instant>, now: Instant) {
     }
 }
 
+#[async_trait::async_trait]
 impl SendLimiter for SlidingWindowLimiter {
-    fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+        Self::try_acquire(self, user)
+    }
+
+    async fn refund(&self, user: &UserId) {
+        Self::refund(self, user);
+    }
+}
+
+impl SlidingWindowLimiter {
+    /// [`SendLimiter::try_acquire`], decided at once (it never waits).
+    pub fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
         if self.capacity == 0 {
             return Err(WINDOW);
         }
@@ -106,7 +118,8 @@ impl SendLimiter for SlidingWindowLimiter {
         ))
     }
 
-    fn refund(&self, user: &UserId) {
+    /// [`SendLimiter::refund`], at once.
+    pub fn refund(&self, user: &UserId) {
         let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(taken) = logs.taken.get_mut(user) {
             taken.pop_back();

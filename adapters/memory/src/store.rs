@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt,
+    Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt, Role,
     Timestamp,
 };
 use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
@@ -121,6 +121,21 @@ impl State {
             .get(&id)
             .into_iter()
             .flat_map(BTreeMap::values)
+    }
+
+    /// The conversation as read: with the reply being generated in it, if any.
+    fn read_conversation(&self, conversation: &Conversation) -> Conversation {
+        let active_reply_id = self
+            .conversation_messages(conversation.id)
+            .rev()
+            .find(|m| {
+                m.message.role == Role::Assistant && m.message.status == MessageStatus::Streaming
+            })
+            .map(|m| m.message.id);
+        Conversation {
+            active_reply_id,
+            ..conversation.clone()
+        }
     }
 
     fn remove_conversation(&mut self, id: ConversationId) {
@@ -300,8 +315,13 @@ impl State {
         if self.conversations.contains_key(&conversation.id) {
             return Err(Conflict::DuplicateId.into());
         }
-        self.conversations
-            .insert(conversation.id, conversation.clone());
+        self.conversations.insert(
+            conversation.id,
+            Conversation {
+                active_reply_id: None,
+                ..conversation.clone()
+            },
+        );
         Ok(())
     }
 
@@ -320,7 +340,11 @@ impl State {
             .filter(|c| after.is_none_or(|key| (c.updated_at, c.id) < key))
             .collect();
         rows.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.id)));
-        Ok(rows.into_iter().take(take(limit)).cloned().collect())
+        Ok(rows
+            .into_iter()
+            .take(take(limit))
+            .map(|c| self.read_conversation(c))
+            .collect())
     }
 
     fn rename_conversation(
@@ -337,7 +361,8 @@ impl State {
             .ok_or(StoreError::NotFound)?;
         conversation.title = title;
         conversation.updated_at = now;
-        Ok(conversation.clone())
+        let conversation = conversation.clone();
+        Ok(self.read_conversation(&conversation))
     }
 
     fn delete_conversation(
@@ -665,12 +690,29 @@ impl ChatHistory for MemoryStore {
         self.state()?.insert_conversation(conversation)
     }
 
+    async fn latest_reply(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Message>, StoreError> {
+        let state = self.state()?;
+        state.owned_conversation(owner, conversation_id)?;
+        Ok(state
+            .conversation_messages(conversation_id)
+            .rev()
+            .find(|m| m.message.role == Role::Assistant)
+            .map(|m| m.message.clone()))
+    }
+
     async fn get_conversation(
         &self,
         owner: &UserId,
         id: ConversationId,
     ) -> Result<Conversation, StoreError> {
-        self.state()?.owned_conversation(owner, id).cloned()
+        let state = self.state()?;
+        state
+            .owned_conversation(owner, id)
+            .map(|c| state.read_conversation(c))
     }
 
     async fn list_conversations(

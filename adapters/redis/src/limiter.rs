@@ -10,8 +10,7 @@
 //! allowance: the limit then holds per replica until Redis is back (counted and logged),
 //! rather than refusing every send or letting every send through.
 //!
-//! `SendLimiter` is a synchronous port today, so this limiter offers the same two calls as
-//! `async` methods; it becomes a `SendLimiter` when the port does.
+//! It is the server's `SendLimiter` when `CONFAB_REDIS_URL` is set.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,6 +181,17 @@ impl RedisSendLimiter {
 }
 
 /// Rounds up to whole seconds, within 1..=60 (what `Retry-After` may say).
+#[async_trait::async_trait]
+impl SendLimiter for RedisSendLimiter {
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+        Self::try_acquire(self, user).await
+    }
+
+    async fn refund(&self, user: &UserId) {
+        Self::refund(self, user).await;
+    }
+}
+
 fn whole_seconds(wait: Duration) -> Duration {
     let mut secs = wait.as_secs();
     if wait.subsec_nanos() > 0 {

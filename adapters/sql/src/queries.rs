@@ -57,7 +57,7 @@ macro_rules! queries {
         use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
         use confab_core::model::{
             Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
-            Prompt, Timestamp,
+            Prompt, Role, Timestamp,
         };
         use confab_core::ports::FinishOutcome;
         use diesel::dsl::{exists, max};
@@ -432,14 +432,14 @@ macro_rules! queries {
             owner: &UserId,
             id: ConversationId,
         ) -> Result<Conversation, StoreError> {
-            conversations::table
+            let row: ConversationRow = conversations::table
                 .filter(conversations::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(ConversationRow::as_select())
                 .first(c)
                 .await
-                .map_err(translate)?
-                .try_into()
+                .map_err(translate)?;
+            with_active_reply(c, row.try_into()?).await
         }
 
         /// `(updated_at, id) < after` is written as `updated_at <= t AND (updated_at < t OR
@@ -466,7 +466,57 @@ macro_rules! queries {
                 );
             }
             let rows: Vec<ConversationRow> = query.load(c).await.map_err(translate)?;
-            rows.into_iter().map(Conversation::try_from).collect()
+            let mut list = rows
+                .into_iter()
+                .map(Conversation::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            if list.is_empty() {
+                return Ok(list);
+            }
+            // The replies being generated in the project's conversations (few: at most one
+            // each), in one more query rather than one per conversation.
+            let active: Vec<(DbId, DbId)> = messages::table
+                .filter(messages::status.eq(STREAMING))
+                .filter(
+                    messages::conversation_id.eq_any(
+                        conversations::table
+                            .filter(conversations::project_id.eq(project_id.db()))
+                            .select(conversations::id),
+                    ),
+                )
+                .select((messages::conversation_id, messages::id))
+                .load(c)
+                .await
+                .map_err(translate)?;
+            for conversation in &mut list {
+                let id = conversation.id.db();
+                conversation.active_reply_id = active
+                    .iter()
+                    .filter(|(of, _)| *of == id)
+                    .map(|(_, reply)| reply.0)
+                    .max()
+                    .map(MessageId::from_uuid);
+            }
+            Ok(list)
+        }
+
+        /// `conversation` with the reply being generated in it (its newest `streaming`
+        /// message), if any.
+        async fn with_active_reply(
+            c: &mut Conn,
+            mut conversation: Conversation,
+        ) -> Result<Conversation, StoreError> {
+            let active: Option<DbId> = messages::table
+                .filter(messages::conversation_id.eq(conversation.id.db()))
+                .filter(messages::status.eq(STREAMING))
+                .order(messages::id.desc())
+                .select(messages::id)
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            conversation.active_reply_id = active.map(MessageId::from);
+            Ok(conversation)
         }
 
         pub(crate) async fn rename_conversation(
@@ -476,7 +526,7 @@ macro_rules! queries {
             title: Option<String>,
             now: Timestamp,
         ) -> Result<Conversation, StoreError> {
-            diesel::update(
+            let row = diesel::update(
                 conversations::table
                     .filter(conversations::id.eq(id.db()))
                     .filter(conversations::owner_id.eq(owner.as_str())),
@@ -486,10 +536,10 @@ macro_rules! queries {
                 conversations::updated_at.eq(now.db()),
             ))
             .returning(ConversationRow::as_returning())
-            .get_result(c)
+            .get_result::<ConversationRow>(c)
             .await
-            .map_err(translate)?
-            .try_into()
+            .map_err(translate)?;
+            with_active_reply(c, row.try_into()?).await
         }
 
         /// One statement; the messages go with it (cascade).
@@ -534,6 +584,25 @@ macro_rules! queries {
             }
             let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
             rows.into_iter().map(Message::try_from).collect()
+        }
+
+        /// The newest assistant message: one indexed read from the end.
+        pub(crate) async fn latest_reply(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+        ) -> Result<Option<Message>, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let row: Option<MessageRow> = messages::table
+                .filter(messages::conversation_id.eq(conversation_id.db()))
+                .filter(messages::role.eq(Role::Assistant.as_str()))
+                .select(MessageRow::as_select())
+                .order(messages::id.desc())
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            row.map(Message::try_from).transpose()
         }
 
         pub(crate) async fn check_turn(

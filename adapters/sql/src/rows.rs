@@ -129,6 +129,7 @@ impl TryFrom<ConversationRow> for Conversation {
             title: r.title,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+            active_reply_id: None,
         })
     }
 }

@@ -363,6 +363,14 @@ impl ChatHistory for SqlStore {
         on_conn!(self, read list_messages(owner, conversation_id, after, limit))
     }
 
+    async fn latest_reply(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Message>, StoreError> {
+        on_conn!(self, read latest_reply(owner, conversation_id))
+    }
+
     async fn check_turn(
         &self,
         owner: &UserId,

@@ -363,6 +363,7 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
     first.insert_project(&project).await.unwrap();
     let at = now();
     let conversation = Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -518,12 +519,13 @@ impl confab_core::ports::LlmStream for GatedLlm {
 
 struct Unlimited;
 
+#[async_trait::async_trait]
 impl confab_core::ports::SendLimiter for Unlimited {
-    fn try_acquire(&self, _: &UserId) -> Result<(), Duration> {
+    async fn try_acquire(&self, _: &UserId) -> Result<(), Duration> {
         Ok(())
     }
 
-    fn refund(&self, _: &UserId) {}
+    async fn refund(&self, _: &UserId) {}
 }
 
 /// The fault of issue 15: the database is away when a reply's final write is made. The
@@ -558,6 +560,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     store.insert_project(&project).await.unwrap();
     let at = now();
     let conversation = Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),

@@ -57,6 +57,10 @@ pub struct Conversation {
     pub title: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The reply being generated in it (follow it with `GET …/stream`); `null` when nothing
+    /// is being generated.
+    #[serde(default)]
+    pub active_reply_id: Option<Uuid>,
 }
 
 /// Who wrote a message.

@@ -265,6 +265,7 @@ impl ChatFixture {
     async fn conversation(&self) -> ConversationId {
         let at = now();
         let conversation = Conversation {
+            active_reply_id: None,
             id: ConversationId::new(),
             project_id: self.project_id,
             owner_id: self.principal.user_id.clone(),

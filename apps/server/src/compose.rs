@@ -9,20 +9,22 @@ use confab_auth::{ClerkVerifier, DevAuth, OidcVerifier};
 use confab_core::ChatService;
 use confab_core::files::FileService;
 use confab_core::ports::{
-    AuthVerifier, BlobStore, ChatHistory, FileStore, LlmStream, ProjectStore, PromptStore,
-    SendLimiter, Timer,
+    AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, ProjectStore,
+    PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
-use confab_memory::{EchoLlm, MemoryBlobStore, MemoryStore};
+use confab_memory::{EchoLlm, MemoryBlobStore, MemoryLiveReplies, MemoryStore};
 use confab_openai::{ChatCompletionsLlm, ResponsesLlm};
 use confab_sql::SqlStore;
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AuthSettings, DatabaseSettings, FilesSettings, LlmSettings, Settings};
+use crate::config::{
+    AuthSettings, DatabaseSettings, FilesSettings, LiveSettings, LlmSettings, Settings,
+};
 use crate::generations::Generations;
 use crate::metrics::Metrics;
 use crate::redact::redact_url;
@@ -41,6 +43,18 @@ pub enum ComposeError {
         url: String,
         cause: confab_sql::SqlError,
     },
+    #[error("Redis could not be reached ({url}): {cause}")]
+    Redis {
+        /// Redacted.
+        url: String,
+        cause: confab_core::live::LiveError,
+    },
+    #[error("the send limit's Redis could not be reached ({url}): {cause}")]
+    RedisLimiter {
+        /// Redacted.
+        url: String,
+        cause: String,
+    },
     #[error("file storage could not be opened: {0}")]
     Files(#[from] confab_files::OpenError),
 }
@@ -57,6 +71,8 @@ pub struct Adapters {
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
     pub llm: Arc<dyn LlmStream>,
     pub limiter: Arc<dyn SendLimiter>,
+    /// Replies' live events: in this process, or on Redis shared by every replica.
+    pub live: Arc<dyn LiveReplies>,
 }
 
 /// The application, ready to serve: adapters composed, state built, stale replies released.
@@ -74,6 +90,8 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
     let (blobs, files) = blobs(&settings.files)?;
     let database = redact_url(settings.database.url.expose_secret());
     let stores = stores(&settings.database).await?;
+    let (live, live_backend) = live(&settings.live).await?;
+    let limiter = limiter(settings).await?;
     let llm_url = match &settings.llm {
         LlmSettings::OpenAi { config, .. } => redact_url(&config.base_url),
         LlmSettings::Echo { .. } => "built in".to_owned(),
@@ -85,6 +103,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         model = %settings.model_name(),
         %database,
         %files,
+        live = %live_backend,
         "composed adapters"
     );
     Ok(Adapters {
@@ -96,8 +115,55 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         auth: sign_in.verifier,
         dev_tokens: sign_in.dev_tokens,
         llm,
-        limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
+        limiter,
+        live,
     })
+}
+
+/// The per-user send limit: kept in Redis when `CONFAB_REDIS_URL` is set, so that it holds
+/// across every replica (each falls back to its own count while Redis is away), else in
+/// this process.
+async fn limiter(settings: &Settings) -> Result<Arc<dyn SendLimiter>, ComposeError> {
+    let per_minute = settings.sends_per_minute;
+    let Some(url) = &settings.live.redis_url else {
+        return Ok(Arc::new(SlidingWindowLimiter::new(per_minute)));
+    };
+    let url = url.expose_secret();
+    let limiter = confab_redis::RedisSendLimiter::connect(
+        url,
+        settings.live.redis_prefix.clone(),
+        per_minute,
+    )
+    .await
+    .map_err(|e| ComposeError::RedisLimiter {
+        url: redact_url(url),
+        cause: e.to_string(),
+    })?;
+    Ok(Arc::new(limiter))
+}
+
+/// Replies' live events: on Redis when `CONFAB_REDIS_URL` is set (every replica shares
+/// them), else in this process; and a description for the log (the URL redacted).
+async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String), ComposeError> {
+    let options = confab_core::live::LiveOptions {
+        retention: settings.retention,
+        ..confab_core::live::LiveOptions::default()
+    };
+    let Some(url) = &settings.redis_url else {
+        return Ok((
+            Arc::new(MemoryLiveReplies::new(options)),
+            "in process".to_owned(),
+        ));
+    };
+    let url = url.expose_secret();
+    let redis =
+        confab_redis::RedisLiveReplies::connect(url, settings.redis_prefix.clone(), options)
+            .await
+            .map_err(|cause| ComposeError::Redis {
+                url: redact_url(url),
+                cause,
+            })?;
+    Ok((Arc::new(redis), format!("redis {}", redact_url(url))))
 }
 
 /// Every storage port is served by one store.
@@ -297,6 +363,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         dev_tokens: adapters.dev_tokens,
         client_config,
         generations: Generations::default(),
+        live: adapters.live,
         tasks: TaskTracker::new(),
         metrics: Arc::new(Metrics::new()),
         max_json_bytes: settings.max_json_bytes,

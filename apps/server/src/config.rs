@@ -114,6 +114,17 @@ pub struct Shown {
     pub source: Source,
 }
 
+/// Where replies' live events go: this process, or Redis shared by every replica.
+#[derive(Clone, Debug)]
+pub struct LiveSettings {
+    /// `CONFAB_REDIS_URL`; `None`: in this process.
+    pub redis_url: Option<SecretString>,
+    /// Every Redis key begins with it.
+    pub redis_prefix: String,
+    /// How long a finished reply stays readable.
+    pub retention: Duration,
+}
+
 /// Everything the server needs to start.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -128,6 +139,7 @@ pub struct Settings {
     pub sends_per_minute: u32,
     pub llm_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub live: LiveSettings,
     pub log_format: LogFormat,
     pub workers: usize,
     /// Every key's effective value and its source, in the table's order.
@@ -203,6 +215,11 @@ impl Settings {
             sends_per_minute: v.required(&SENDS_PER_MINUTE)?,
             llm_timeout: v.secs(&LLM_TIMEOUT_SECS)?,
             shutdown_grace: v.secs(&SHUTDOWN_GRACE_SECS)?,
+            live: LiveSettings {
+                redis_url: v.text(&REDIS_URL).map(SecretString::from),
+                redis_prefix: v.text(&REDIS_PREFIX).unwrap_or_default(),
+                retention: v.secs(&LIVE_RETENTION_SECS)?,
+            },
             log_format: match v.get(&LOG_FORMAT) {
                 Some("json") => LogFormat::Json,
                 _ => LogFormat::Human,

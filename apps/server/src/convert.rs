@@ -31,6 +31,7 @@ pub fn conversation(c: core::Conversation) -> api::Conversation {
         title: c.title,
         created_at: c.created_at,
         updated_at: c.updated_at,
+        active_reply_id: c.active_reply_id.map(|id| id.as_uuid()),
     }
 }
 

@@ -137,7 +137,7 @@ pub struct UploadForm {
         projects::list_prompts, projects::create_prompt, projects::active_prompt, projects::activate_prompt,
         projects::list_conversations, projects::create_conversation,
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
-        projects::list_messages, chat::send_message, chat::cancel,
+        projects::list_messages, chat::send_message, chat::follow, chat::cancel,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
     ),
     components(schemas(

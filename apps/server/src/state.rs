@@ -6,7 +6,7 @@ use std::time::Duration;
 use confab_api_types::ClientConfig;
 use confab_core::ChatService;
 use confab_core::files::FileService;
-use confab_core::ports::{AuthVerifier, ChatHistory};
+use confab_core::ports::{AuthVerifier, ChatHistory, LiveReplies};
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +31,8 @@ pub struct AppState {
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
     pub client_config: ClientConfig,
     pub generations: Generations,
+    /// Every reply's events, for followers on any replica, and cancels across replicas.
+    pub live: Arc<dyn LiveReplies>,
     pub tasks: TaskTracker,
     pub metrics: Arc<Metrics>,
     pub max_json_bytes: usize,

@@ -64,6 +64,7 @@ pub async fn stored_project(stores: &Stores, owner: &UserId, name: &str) -> Proj
 pub fn conversation(owner: &UserId, project_id: ProjectId, title: Option<&str>) -> Conversation {
     let at = now();
     Conversation {
+        active_reply_id: None,
         id: ConversationId::new(),
         project_id,
         owner_id: owner.clone(),

@@ -57,6 +57,7 @@ where
             a_late_final_write_never_overwrites_a_reply_the_sweep_ended,
             touch_reply_of_an_unknown_message_is_not_found,
             timestamps_of_messages_round_trip_exactly,
+            every_read_of_a_conversation_names_its_streaming_reply_and_none_after,
         ]
     );
 }
@@ -81,6 +82,7 @@ async fn insert_then_get_returns_the_conversation_unchanged(stores: Stores) {
     let p = stored_project(&stores, &alice, "Bot").await;
     let created = at_micros(1_600_000_000_654_321);
     let titled = Conversation {
+        active_reply_id: None,
         title: Some("Plans ✈ \"2025\"".to_owned()),
         created_at: created,
         updated_at: plus_secs(created, 3_600) + chrono::TimeDelta::microseconds(7),
@@ -227,6 +229,7 @@ async fn list_conversations_is_most_recently_updated_first_then_id_descending(st
     let mut made = Vec::new();
     for offset in [2, 5, 1, 5] {
         let c = Conversation {
+            active_reply_id: None,
             updated_at: plus_secs(base, offset),
             ..conversation(&alice, p.id, None)
         };
@@ -273,6 +276,7 @@ async fn list_conversations_pages_by_key_without_repeats_or_gaps(stores: Stores)
     // Ties on updated_at across page boundaries: three conversations per second.
     for i in 0..8 {
         let c = Conversation {
+            active_reply_id: None,
             updated_at: plus_secs(base, i / 3),
             ..conversation(&alice, p.id, None)
         };
@@ -286,6 +290,7 @@ async fn list_conversations_pages_by_key_without_repeats_or_gaps(stores: Stores)
     let owner = &alice;
     let newest = conversation(owner, p.id, Some("newest"));
     let oldest = Conversation {
+        active_reply_id: None,
         updated_at: plus_mins(base, -60),
         ..conversation(owner, p.id, Some("oldest"))
     };
@@ -331,10 +336,12 @@ async fn list_conversations_shows_a_new_message_first(stores: Stores) {
     let p = stored_project(&stores, &alice, "Bot").await;
     let base = plus_mins(now(), -60);
     let older = Conversation {
+        active_reply_id: None,
         updated_at: base,
         ..conversation(&alice, p.id, Some("older"))
     };
     let newer = Conversation {
+        active_reply_id: None,
         updated_at: plus_secs(base, 1),
         ..conversation(&alice, p.id, Some("newer"))
     };
@@ -382,6 +389,7 @@ async fn rename_sets_the_title_and_updated_at(stores: Stores) {
         "rename_conversation",
     );
     let expected = Conversation {
+        active_reply_id: None,
         title: Some("Renamed".to_owned()),
         updated_at: t1,
         ..c.clone()
@@ -1345,5 +1353,99 @@ async fn touch_reply_of_an_unknown_message_is_not_found(stores: Stores) {
             .touch_reply(MessageId::new(), "x", now())
             .await,
         "touch_reply of a message that was never stored",
+    );
+}
+
+/// Issue 15: `active_reply_id` (get, list, rename) is the reply being generated, and
+/// `latest_reply` the newest assistant message.
+async fn every_read_of_a_conversation_names_its_streaming_reply_and_none_after(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    let quiet = stored_conversation(&stores, &alice, p.id).await;
+    let reads = |expected: Option<MessageId>, when: &'static str| {
+        let stores = &stores;
+        let alice = &alice;
+        async move {
+            let got = ok(
+                stores.history.get_conversation(alice, c.id).await,
+                "get_conversation",
+            );
+            assert_eq!(got.active_reply_id, expected, "get_conversation {when}");
+            let listed = ok(
+                stores
+                    .history
+                    .list_conversations(alice, p.id, None, 10)
+                    .await,
+                "list_conversations",
+            );
+            for conversation in &listed {
+                let expected = if conversation.id == c.id {
+                    expected
+                } else {
+                    None
+                };
+                assert_eq!(
+                    conversation.active_reply_id, expected,
+                    "list_conversations {when}"
+                );
+            }
+            assert_eq!(listed.len(), 2);
+            let renamed = ok(
+                stores
+                    .history
+                    .rename_conversation(alice, c.id, Some("Renamed".to_owned()), now())
+                    .await,
+                "rename_conversation",
+            );
+            assert_eq!(
+                renamed.active_reply_id, expected,
+                "rename_conversation {when}"
+            );
+        }
+    };
+    reads(None, "before any turn").await;
+    assert_eq!(
+        ok(
+            stores.history.latest_reply(&alice, c.id).await,
+            "latest_reply"
+        ),
+        None
+    );
+
+    let (_, reply) = begun_turn(&stores, &alice, c.id, "Hello").await;
+    reads(Some(reply.id), "while the reply streams").await;
+    assert_eq!(
+        ok(
+            stores.history.latest_reply(&alice, c.id).await,
+            "latest_reply"
+        ),
+        Some(reply.clone())
+    );
+    assert_eq!(
+        ok(
+            stores.history.latest_reply(&alice, quiet.id).await,
+            "latest_reply"
+        ),
+        None
+    );
+    assert!(matches!(
+        stores.history.latest_reply(&user("mallory"), c.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let done = completed(&reply, "Hi");
+    ok(
+        stores.history.finish_reply(&done, now()).await,
+        "finish_reply",
+    );
+    reads(None, "after the reply ended").await;
+    assert_eq!(
+        ok(
+            stores.history.latest_reply(&alice, c.id).await,
+            "latest_reply"
+        )
+        .map(|m| (m.id, m.status)),
+        Some((reply.id, MessageStatus::Complete))
     );
 }

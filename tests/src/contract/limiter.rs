@@ -93,12 +93,12 @@ where
 }
 
 impl Case {
-    fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
-        self.subject.limiter.try_acquire(user)
+    async fn try_acquire(&self, user: &UserId) -> Result<(), Duration> {
+        self.subject.limiter.try_acquire(user).await
     }
 
-    fn refund(&self, user: &UserId) {
-        self.subject.limiter.refund(user);
+    async fn refund(&self, user: &UserId) {
+        self.subject.limiter.refund(user).await;
     }
 
     /// Moves the clock forward by `by`.
@@ -108,11 +108,10 @@ impl Case {
     }
 
     /// Takes the user's whole allowance, each send accepted, at the current instant.
-    #[track_caller]
-    fn take_all(&self, user: &UserId) {
+    async fn take_all(&self, user: &UserId) {
         for i in 0..self.n {
             assert_eq!(
-                self.try_acquire(user),
+                self.try_acquire(user).await,
                 Ok(()),
                 "send {} of {} at {:?} was refused",
                 i + 1,
@@ -122,10 +121,9 @@ impl Case {
         }
     }
 
-    #[track_caller]
-    fn expect_refused(&self, user: &UserId, wait: Duration, what: &str) {
+    async fn expect_refused(&self, user: &UserId, wait: Duration, what: &str) {
         assert_eq!(
-            self.try_acquire(user),
+            self.try_acquire(user).await,
             Err(wait),
             "{what} (at {:?}, N = {})",
             self.elapsed,
@@ -145,10 +143,18 @@ fn millis(ms: u64) -> Duration {
 async fn n_sends_are_accepted_and_the_next_is_told_when_the_oldest_leaves(mut c: Case) {
     let alice = fixtures::user("alice");
     // The oldest send at 0 s, the others spread over the next 20 s.
-    assert_eq!(c.try_acquire(&alice), Ok(()), "the first send was refused");
+    assert_eq!(
+        c.try_acquire(&alice).await,
+        Ok(()),
+        "the first send was refused"
+    );
     for _ in 1..c.n {
         c.advance(secs(20) / c.n);
-        assert_eq!(c.try_acquire(&alice), Ok(()), "send within N was refused");
+        assert_eq!(
+            c.try_acquire(&alice).await,
+            Ok(()),
+            "send within N was refused"
+        );
     }
     c.advance(secs(25) - c.elapsed);
     // The oldest send leaves the window at 60 s: 35 s from now.
@@ -156,10 +162,11 @@ async fn n_sends_are_accepted_and_the_next_is_told_when_the_oldest_leaves(mut c:
         &alice,
         secs(35),
         "send N+1 must wait until the oldest is 60 s old",
-    );
+    )
+    .await;
     c.advance(secs(35));
     assert_eq!(
-        c.try_acquire(&alice),
+        c.try_acquire(&alice).await,
         Ok(()),
         "the send was still refused after the wait it was given"
     );
@@ -167,51 +174,58 @@ async fn n_sends_are_accepted_and_the_next_is_told_when_the_oldest_leaves(mut c:
 
 async fn a_send_no_longer_counts_from_exactly_one_minute_on(mut c: Case) {
     let alice = fixtures::user("alice");
-    c.take_all(&alice);
+    c.take_all(&alice).await;
     c.expect_refused(
         &alice,
         secs(60),
         "a full allowance taken just now frees in 60 s",
-    );
+    )
+    .await;
     c.advance(millis(59_999));
     c.expect_refused(
         &alice,
         secs(1),
         "1 ms before the minute is over, the wait is 1 s (rounded up, never 0)",
-    );
+    )
+    .await;
     c.advance(millis(1));
     // At exactly 60 s every send of the first instant has left the window.
-    c.take_all(&alice);
-    c.expect_refused(&alice, secs(60), "the allowance was taken again");
+    c.take_all(&alice).await;
+    c.expect_refused(&alice, secs(60), "the allowance was taken again")
+        .await;
 }
 
 async fn a_refused_attempt_does_not_count(mut c: Case) {
     let alice = fixtures::user("alice");
-    c.take_all(&alice);
+    c.take_all(&alice).await;
     c.advance(secs(30));
     for _ in 0..10 {
-        c.expect_refused(&alice, secs(30), "the allowance is taken until 60 s");
+        c.expect_refused(&alice, secs(30), "the allowance is taken until 60 s")
+            .await;
     }
     c.advance(secs(30));
     // Had the refused attempts at 30 s counted, they would still be in the window.
-    c.take_all(&alice);
+    c.take_all(&alice).await;
 }
 
 async fn users_do_not_share_an_allowance(mut c: Case) {
     let alice = fixtures::user("alice");
     let bob = fixtures::user("bob");
-    c.take_all(&alice);
+    c.take_all(&alice).await;
     c.advance(secs(10));
-    c.take_all(&bob);
+    c.take_all(&bob).await;
     c.expect_refused(
         &alice,
         secs(50),
         "alice's wait depends on alice's sends only",
-    );
-    c.expect_refused(&bob, secs(60), "bob's wait depends on bob's sends only");
+    )
+    .await;
+    c.expect_refused(&bob, secs(60), "bob's wait depends on bob's sends only")
+        .await;
     c.advance(secs(50));
-    c.take_all(&alice);
-    c.expect_refused(&bob, secs(10), "alice's sends do not free bob's");
+    c.take_all(&alice).await;
+    c.expect_refused(&bob, secs(10), "alice's sends do not free bob's")
+        .await;
 }
 
 /// Attempts at irregular instants for ten minutes; each must be decided exactly as the
@@ -230,7 +244,7 @@ async fn every_attempt_is_decided_by_the_sends_of_the_last_minute(mut c: Case) {
             .copied()
             .filter(|at| c.elapsed - *at < secs(60))
             .collect();
-        let result = c.try_acquire(&alice);
+        let result = c.try_acquire(&alice).await;
         if in_window.len() < c.n as usize {
             assert_eq!(
                 result,
@@ -275,53 +289,61 @@ async fn every_attempt_is_decided_by_the_sends_of_the_last_minute(mut c: Case) {
 async fn a_refund_lets_the_user_send_again_at_once(mut c: Case) {
     let alice = fixtures::user("alice");
     for _ in 1..c.n {
-        assert_eq!(c.try_acquire(&alice), Ok(()), "send within N was refused");
+        assert_eq!(
+            c.try_acquire(&alice).await,
+            Ok(()),
+            "send within N was refused"
+        );
     }
     c.advance(secs(5));
     // The last send of the allowance is taken, then given back (the send was not accepted
     // after all, as when its conversation is busy).
-    assert_eq!(c.try_acquire(&alice), Ok(()), "send N was refused");
-    c.refund(&alice);
+    assert_eq!(c.try_acquire(&alice).await, Ok(()), "send N was refused");
+    c.refund(&alice).await;
     assert_eq!(
-        c.try_acquire(&alice),
+        c.try_acquire(&alice).await,
         Ok(()),
         "a refunded send was not given back"
     );
     // The oldest send of the last minute is the first, at 0 s (or, with N = 1, this one).
     let wait = if c.n == 1 { secs(60) } else { secs(55) };
-    c.expect_refused(&alice, wait, "the refund gave back one send only");
+    c.expect_refused(&alice, wait, "the refund gave back one send only")
+        .await;
 }
 
 async fn a_refund_with_no_send_taken_gives_nothing(mut c: Case) {
     let alice = fixtures::user("alice");
-    c.refund(&alice);
-    c.refund(&alice);
-    c.take_all(&alice);
+    c.refund(&alice).await;
+    c.refund(&alice).await;
+    c.take_all(&alice).await;
     c.expect_refused(
         &alice,
         secs(60),
         "refunds before any send raised the allowance",
-    );
+    )
+    .await;
     c.advance(secs(60));
     // Every send has left the window: a refund now has nothing to give back either.
-    c.refund(&alice);
-    c.take_all(&alice);
+    c.refund(&alice).await;
+    c.take_all(&alice).await;
     c.expect_refused(
         &alice,
         secs(60),
         "a refund with no send in the window raised the allowance",
-    );
+    )
+    .await;
 }
 
 async fn a_refund_touches_no_other_user(c: Case) {
     let alice = fixtures::user("alice");
     let bob = fixtures::user("bob");
-    c.take_all(&alice);
-    c.take_all(&bob);
-    c.refund(&bob);
-    c.expect_refused(&alice, secs(60), "bob's refund gave alice a send");
+    c.take_all(&alice).await;
+    c.take_all(&bob).await;
+    c.refund(&bob).await;
+    c.expect_refused(&alice, secs(60), "bob's refund gave alice a send")
+        .await;
     assert_eq!(
-        c.try_acquire(&bob),
+        c.try_acquire(&bob).await,
         Ok(()),
         "bob's refund was not given back"
     );

@@ -211,6 +211,12 @@ keys! {
     FILES_DIR: "CONFAB_FILES_DIR", Text, Is("data/files"), PUBLIC, "where uploaded bytes live";
     FILES_URL: "CONFAB_FILES_URL", Url, Unset, PUBLIC,
         "instead of `CONFAB_FILES_DIR`: `s3://bucket/prefix` (credentials from the standard `AWS_*` variables, `AWS_ENDPOINT` for S3-compatible servers) or `file:///dir`";
+    REDIS_URL: "CONFAB_REDIS_URL", Url, Unset, SECRET,
+        "`redis://host:6379/0`: replies' live events and cancels go through Redis, so a follower (`GET /api/conversations/{id}/stream`) or a cancel reaches a reply on any replica, and the per-user send limit holds across replicas (unset: this process only)";
+    REDIS_PREFIX: "CONFAB_REDIS_PREFIX", Text, Is("confab:live:"), PUBLIC,
+        "every Redis key and channel begins with it (several deployments may share one Redis)";
+    LIVE_RETENTION_SECS: "CONFAB_LIVE_RETENTION_SECS", secs(1, 86_400), Is("60"), PUBLIC,
+        "how long a finished reply's events can still be followed";
     AUTH: "CONFAB_AUTH", Choice(&["dev", "clerk", "oidc"]), Derived("`clerk` if a Clerk key is set, else `dev`"), PUBLIC,
         "how users sign in";
     DEV_AUTH_SECRET: "CONFAB_DEV_AUTH_SECRET", Text, Derived("random per start"), SECRET,

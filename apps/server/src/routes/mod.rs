@@ -132,6 +132,11 @@ fn protected(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, POST")),
     )
     .service(
+        web::resource("/conversations/{conversation_id}/stream")
+            .get(chat::follow)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
         web::resource("/conversations/{conversation_id}/cancel")
             .post(chat::cancel)
             .default_service(not_allowed("POST")),

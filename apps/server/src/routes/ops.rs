@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use confab_api_types as api;
+use confab_core::{LiveError, MessageId};
 
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody};
@@ -14,9 +15,17 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// 200 when the database answers, else 503.
+/// 200 when the database answers (and Redis, when configured), else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.projects.ready().await?;
+    // Following a reply that never existed asks the live backend without changing anything:
+    // `NotFound` is its answer when it is reachable.
+    if let Err(LiveError::Unavailable(cause)) = state.live.follow(MessageId::new(), 0).await {
+        tracing::warn!(%cause, "Redis is unavailable");
+        return Err(ApiError::Unavailable(
+            "Redis is unavailable; try again shortly",
+        ));
+    }
     Ok(HttpResponse::Ok().json(api::Health {
         status: "ready".to_owned(),
     }))

@@ -248,6 +248,36 @@ impl Client {
         Ok(Events {
             response,
             buffer: Vec::new(),
+            last_id: String::new(),
+        })
+    }
+
+    /// `GET /api/conversations/{id}/stream`, after `last_event_id` when given; `Err` with the
+    /// status when it is not a 200 stream.
+    pub async fn follow(
+        &self,
+        conversation: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Events, u16> {
+        let mut request = self
+            .http
+            .get(format!(
+                "{}/api/conversations/{conversation}/stream",
+                self.base
+            ))
+            .bearer_auth(&self.token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(status);
+        }
+        Ok(Events {
+            response,
+            buffer: Vec::new(),
+            last_id: String::new(),
         })
     }
 
@@ -267,6 +297,8 @@ pub struct Events {
     response: reqwest::Response,
     /// Bytes received and not yet parsed into a whole event.
     buffer: Vec<u8>,
+    /// The `id:` of the last event read ("" before the first).
+    last_id: String,
 }
 
 impl Events {
@@ -279,7 +311,9 @@ impl Events {
                 let mut name = String::new();
                 let mut data = String::new();
                 for line in String::from_utf8_lossy(&frame).lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        self.last_id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
                         name = v.to_owned();
                     } else if let Some(v) = line.strip_prefix("data: ") {
                         data.push_str(v);
@@ -294,6 +328,11 @@ impl Events {
                 Ok(None) | Err(_) => return None,
             }
         }
+    }
+
+    /// The `id:` of the last event read.
+    pub fn last_id(&self) -> &str {
+        &self.last_id
     }
 
     /// Waits for the first event named `name`, up to `limit` (a safety net: the event is

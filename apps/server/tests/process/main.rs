@@ -8,4 +8,5 @@ mod browser;
 mod configuration;
 mod harness;
 mod lifecycle;
+mod replicas;
 mod schemathesis;

@@ -15,8 +15,13 @@ async fn creating_a_conversation_answers_201_with_the_conversation() {
     let body: Value = answer.ok(201);
     assert_eq!(
         body.as_object().unwrap().len(),
-        5,
-        "Conversation is {{id, project_id, title, created_at, updated_at}}: {body}"
+        6,
+        "Conversation is {{id, project_id, title, created_at, updated_at, active_reply_id}}: {body}"
+    );
+    assert_eq!(
+        body["active_reply_id"],
+        Value::Null,
+        "nothing is being generated"
     );
     let conversation: api::Conversation = answer.json();
     assert_eq!(conversation.project_id, project.id);

@@ -9,6 +9,7 @@ mod dev;
 mod errors;
 mod files;
 mod isolation;
+mod live;
 mod ops;
 mod paging;
 mod projects;

@@ -1,0 +1,200 @@
+//! Following a conversation's live reply (`GET /api/conversations/{id}/stream`, issue 15):
+//! from the start, from a `Last-Event-ID`, after the end within the retention, 204 when
+//! nothing is live, another user's 404; and a cancel that reaches the reply's replica through
+//! the live port. Two replicas here are two servers sharing one store and one
+//! `MemoryLiveReplies`, as two processes share one database and one Redis.
+
+use confab_api_types as api;
+use confab_memory::ScriptedLlm;
+use confab_tests::http::{
+    ALICE, AppOptions, BOB, SseFrame, SseStream, TestApp, eventually, spawn_app, spawn_scripted,
+};
+use reqwest::StatusCode;
+
+async fn conversation(app: &TestApp) -> api::Conversation {
+    let project = app.new_project(ALICE, "Live").await;
+    app.new_conversation(ALICE, project.id).await
+}
+
+/// Reads `k` events of `stream`, keeping the stream open.
+async fn read(stream: &mut SseStream, k: usize) -> Vec<SseFrame> {
+    let mut frames = Vec::with_capacity(k);
+    for _ in 0..k {
+        frames.push(stream.expect_next().await);
+    }
+    frames
+}
+
+async fn follow_stream(app: &TestApp, conversation: uuid::Uuid, after: Option<&str>) -> SseStream {
+    SseStream::new(app.follow(ALICE, conversation, after).await)
+}
+
+#[tokio::test]
+async fn a_follower_from_the_start_gets_the_same_events_as_the_send_and_the_same_headers() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel", "lo"]), &[]).await;
+    let conversation = conversation(&app).await;
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    let mut sent = read(&mut send, 4).await;
+
+    let mut follower = follow_stream(&app, conversation.id, None).await;
+    for name in ["cache-control", "x-accel-buffering"] {
+        assert_eq!(
+            follower.headers.get(name),
+            send.headers.get(name),
+            "the follower's {name}"
+        );
+    }
+    let mut followed = read(&mut follower, 4).await;
+    assert_eq!(followed, sent);
+
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    sent.extend(send.rest().await);
+    followed.extend(follower.rest().await);
+    assert_eq!(sent.last().map(|f| f.event.as_str()), Some("done"));
+    assert_eq!(followed, sent, "every event, id and data alike, to the end");
+}
+
+#[tokio::test]
+async fn a_last_event_id_in_the_middle_gives_exactly_the_rest() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel", "lo", "!"]), &[]).await;
+    let conversation = conversation(&app).await;
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    let mut sent = read(&mut send, 5).await;
+
+    let mut from_header = follow_stream(&app, conversation.id, Some("2")).await;
+    let mut header_frames = read(&mut from_header, 3).await;
+    assert_eq!(header_frames, sent[2..]);
+    let query = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/conversations/{}/stream?after=4", conversation.id),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut from_query = SseStream::new(query);
+    let mut query_frames = read(&mut from_query, 1).await;
+    assert_eq!(query_frames, sent[4..]);
+
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    sent.extend(send.rest().await);
+    header_frames.extend(from_header.rest().await);
+    query_frames.extend(from_query.rest().await);
+    assert_eq!(header_frames, sent[2..]);
+    assert_eq!(query_frames, sent[4..]);
+}
+
+#[tokio::test]
+async fn an_invalid_last_event_id_is_400_and_another_users_conversation_is_404() {
+    let app = spawn_app().await;
+    let conversation = conversation(&app).await;
+    for bad in ["x", "-1", "1.5"] {
+        let answer =
+            confab_tests::http::Answer::read(app.follow(ALICE, conversation.id, Some(bad)).await)
+                .await;
+        answer.problem(400, "bad_request");
+    }
+    let answer =
+        confab_tests::http::Answer::read(app.follow(BOB, conversation.id, None).await).await;
+    answer.problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_follower_after_the_end_within_the_retention_gets_a_replay_and_else_204() {
+    let app = AppOptions::new()
+        .setting("CONFAB_LIVE_RETENTION_SECS", "1")
+        .spawn()
+        .await;
+    let conversation = conversation(&app).await;
+    assert_eq!(
+        app.follow(ALICE, conversation.id, None).await.status(),
+        StatusCode::NO_CONTENT,
+        "nothing was ever generated"
+    );
+    let reply = app.send(ALICE, conversation.id, "hello there").await;
+    let replay = follow_stream(&app, conversation.id, None)
+        .await
+        .rest()
+        .await;
+    assert_eq!(replay, reply.frames);
+    let last_id = reply.last().id.clone();
+    let rest = follow_stream(&app, conversation.id, Some("3"))
+        .await
+        .rest()
+        .await;
+    assert_eq!(rest, reply.frames[3..]);
+    assert_eq!(
+        app.follow(ALICE, conversation.id, Some(&last_id))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT,
+        "nothing after the last event"
+    );
+    eventually(
+        "the finished reply is forgotten after its retention",
+        || async {
+            (app.follow(ALICE, conversation.id, None).await.status() == StatusCode::NO_CONTENT)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reply_on_one_replica_is_followed_and_cancelled_from_another() {
+    let a = spawn_scripted(ScriptedLlm::hanging_after(&["Hel", "lo"]), &[]).await;
+    let b = AppOptions::new().replica_of(&a).spawn().await;
+    let conversation = conversation(&a).await;
+    let mut send = a.open_stream(ALICE, conversation.id, "Go on").await;
+    let mut sent = read(&mut send, 4).await;
+
+    let mut follower = follow_stream(&b, conversation.id, None).await;
+    let mut followed = read(&mut follower, 4).await;
+    assert_eq!(followed, sent);
+
+    // B generates nothing itself: the cancel reaches A through the live port.
+    b.cancel(ALICE, conversation.id).await.assert_status(202);
+    sent.extend(send.rest().await);
+    followed.extend(follower.rest().await);
+    assert_eq!(followed, sent);
+    let done: api::Message = sent.last().unwrap().json();
+    assert_eq!(done.status, api::MessageStatus::Cancelled);
+    assert_eq!(done.content, "Hello");
+
+    b.cancel(ALICE, conversation.id)
+        .await
+        .problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn a_conversation_names_its_reply_while_it_is_generated_and_null_after() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel"]), &[]).await;
+    let conversation = conversation(&app).await;
+    assert_eq!(conversation.active_reply_id, None, "as created");
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    let frames = read(&mut send, 3).await;
+    let reply: api::Message = frames[1].json();
+
+    let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
+    assert_eq!(got.active_reply_id, Some(reply.id), "GET while streaming");
+    let listed: api::Page<api::Conversation> = app
+        .list_conversations(ALICE, conversation.project_id, "")
+        .await
+        .ok(200);
+    assert_eq!(listed.items[0].active_reply_id, Some(reply.id), "list");
+    let patched: api::Conversation = app
+        .patch_conversation(
+            ALICE,
+            conversation.id,
+            &serde_json::json!({"title": "Busy"}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(patched.active_reply_id, Some(reply.id), "PATCH");
+
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    send.rest().await;
+    let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
+    assert_eq!(got.active_reply_id, None, "after the reply ended");
+}
