@@ -5,12 +5,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Scratch, Server, base_env, command, free_port};
-
-fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.to_owned(), value.to_owned()));
-}
+use crate::harness::{Scratch, Server, base_env, command, free_port, set};
 
 /// Runs `confab` with `args` to its end. A process still running after a generous limit
 /// (one that started serving although it should have refused) is killed and fails the test.

@@ -370,3 +370,29 @@ impl Events {
         events
     }
 }
+
+/// Sets `key` to `value` in a process environment, replacing any earlier value.
+pub fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_owned(), value.to_owned()));
+}
+
+/// Two replicas on the database of `env`: it is migrated once, then both processes start,
+/// the second on a port of its own.
+pub async fn two_replicas(dir: &Path, env: &[(String, String)]) -> (Server, Server) {
+    let migrate = command(dir, env).arg("migrate").output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let mut env_b = env.to_vec();
+    set(
+        &mut env_b,
+        "CONFAB_BIND",
+        &format!("127.0.0.1:{}", free_port()),
+    );
+    let a = Server::start(dir, env).await;
+    let b = Server::start(dir, &env_b).await;
+    (a, b)
+}

@@ -2,12 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Client, Events, Scratch, Server, base_env, command, free_port};
-
-fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.to_owned(), value.to_owned()));
-}
+use crate::harness::{
+    Client, Events, Scratch, Server, base_env, command, free_port, set, two_replicas,
+};
 
 #[tokio::test]
 async fn an_invalid_setting_stops_the_start_and_names_the_variable() {
@@ -162,20 +159,7 @@ async fn on_postgres_a_killed_processs_reply_is_ended_by_another_processs_sweep_
     let mut env_a = base_env(dir.path(), free_port());
     set(&mut env_a, "DATABASE_URL", database.url());
     set(&mut env_a, "CONFAB_ECHO_PACE_MS", "100");
-    let migrate = command(dir.path(), &env_a).arg("migrate").output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let mut env_b = env_a.clone();
-    set(
-        &mut env_b,
-        "CONFAB_BIND",
-        &format!("127.0.0.1:{}", free_port()),
-    );
-    let mut a = Server::start(dir.path(), &env_a).await;
-    let b = Server::start(dir.path(), &env_b).await;
+    let (mut a, b) = two_replicas(dir.path(), &env_a).await;
 
     let on_a = Client::sign_in(&a.base, "frank").await;
     let (_, chat) = on_a.project_and_chat().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use confab_core::live::LiveOptions;
 use serde_json::Value;
 
-use crate::harness::{Client, Events, Scratch, Server, base_env, command, free_port};
+use crate::harness::{Client, Events, Scratch, Server, base_env, free_port, set, two_replicas};
 
 /// The longest wait for one event before the test fails (a safety net only).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -41,11 +41,6 @@ async fn redis_reachable(url: &str) -> bool {
             false
         }
     }
-}
-
-fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.to_owned(), value.to_owned()));
 }
 
 /// One event as the stream numbers it: (`id`, name, data).
@@ -96,20 +91,7 @@ async fn a_reply_on_one_process_is_followed_and_cancelled_from_another_through_r
         "CONFAB_REDIS_PREFIX",
         &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
     );
-    let migrate = command(dir.path(), &env_a).arg("migrate").output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let mut env_b = env_a.clone();
-    set(
-        &mut env_b,
-        "CONFAB_BIND",
-        &format!("127.0.0.1:{}", free_port()),
-    );
-    let a = Server::start(dir.path(), &env_a).await;
-    let b = Server::start(dir.path(), &env_b).await;
+    let (a, b) = two_replicas(dir.path(), &env_a).await;
     assert!(
         a.logs().contains("redis"),
         "A logs its live adapter: {}",
@@ -229,20 +211,7 @@ async fn with_redis_the_send_limit_holds_across_processes() {
         &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
     );
     set(&mut env_a, "CONFAB_SENDS_PER_MINUTE", "1");
-    let migrate = command(dir.path(), &env_a).arg("migrate").output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let mut env_b = env_a.clone();
-    set(
-        &mut env_b,
-        "CONFAB_BIND",
-        &format!("127.0.0.1:{}", free_port()),
-    );
-    let a = Server::start(dir.path(), &env_a).await;
-    let b = Server::start(dir.path(), &env_b).await;
+    let (a, b) = two_replicas(dir.path(), &env_a).await;
     let on_a = Client::sign_in(&a.base, "heidi").await;
     let on_b = Client::sign_in(&b.base, "heidi").await;
     let (_, first) = on_a.project_and_chat().await;
