@@ -41,16 +41,17 @@ async fn load_history(
 
 /// Follows the reply being generated in the conversation (after a reload, in a second tab, or
 /// when this page's own stream dropped) from after `cursor`, then, unless it ended with its
-/// last event or the page left, shows the stored history.
+/// last event or the page left, shows the stored history. `client_id` is the send's
+/// `client_message_id` when this page's own send stream dropped (nil otherwise).
 async fn follow_reply(
     api: &Api,
     dispatcher: &UseReducerDispatcher<ChatState>,
     conversation: Uuid,
     signal: Option<&web_sys::AbortSignal>,
-    mut cursor: StreamCursor,
+    (mut cursor, client_id): (StreamCursor, Uuid),
 ) {
     dispatcher.dispatch(Action::FollowStarted);
-    let on_event = |ev: StreamEvent| dispatcher.dispatch(ev.into_action(Uuid::nil()));
+    let on_event = |ev: StreamEvent| dispatcher.dispatch(ev.into_action(client_id));
     let end = chat_stream::follow(api, conversation, signal, &mut cursor, on_event).await;
     dispatcher.dispatch(Action::StreamClosed);
     let aborted = signal.is_some_and(web_sys::AbortSignal::aborted);
@@ -130,8 +131,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     // From 0: the stored reply may be partial; the stream replays it from its
                     // `assistant_message` (content "") and every delta.
                     let signal = new_abort(&abort);
-                    let cursor = StreamCursor::default();
-                    follow_reply(&api, &dispatcher, id, signal.as_ref(), cursor).await;
+                    let from = (StreamCursor::default(), Uuid::nil());
+                    follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
                 }
             });
         });
@@ -226,7 +227,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     }
                     // Dropped before its end: go on from the last event taken.
                     Ok(StreamEnd::CutOff | StreamEnd::Over) => {
-                        follow_reply(&api, &dispatcher, id, signal.as_ref(), cursor).await;
+                        let from = (cursor, client_id);
+                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
                     }
                     Err(e) if aborted => {
                         let _ = e;
