@@ -1032,6 +1032,38 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
     drop(server);
 }
 
+/// Wraps the page's `fetch`: the body of the next `POST …/messages` errors after four chunks
+/// (a dropped connection), and the `Last-Event-ID` of each `GET …/stream` is noted in
+/// `window.__followedFrom`.
+const CUT_THE_SEND_STREAM: &str = r#"
+const original = window.fetch.bind(window);
+window.__followedFrom = [];
+window.fetch = async (request, init) => {
+  const url = typeof request === 'string' ? request : request.url;
+  if (typeof request !== 'string' && url.includes('/stream')) {
+    window.__followedFrom.push(request.headers.get('Last-Event-ID'));
+  }
+  const response = await original(request, init);
+  const isSend = typeof request !== 'string' && request.method === 'POST' && url.endsWith('/messages');
+  if (!isSend || window.__cut || !response.body) return response;
+  window.__cut = true;
+  const reader = response.body.getReader();
+  let chunks = 0;
+  const body = new ReadableStream({
+    async pull(controller) {
+      if (chunks++ >= 4) {
+        reader.cancel();
+        controller.error(new TypeError('connection dropped'));
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close(); else controller.enqueue(value);
+    }
+  });
+  return new Response(body, { status: response.status, headers: response.headers });
+};
+"#;
+
 /// What the echo demo model answers to `said` in a project without a system prompt.
 fn echo_reply_without_prompt(said: &str) -> String {
     format!("You said: \"{said}\". I am the echo demo model and I was given no instructions.")
@@ -1233,6 +1265,41 @@ async fn a_live_reply_is_followed_after_a_reload_and_in_a_second_window() {
     );
     a.wait_for(Role::Button, "Send").await;
     b.wait_for(Role::Button, "Send").await;
+
+    // The send's stream is cut after a few chunks (the page's `fetch` is wrapped so that the
+    // body errors, as a dropped connection does): the client reconnects to `GET …/stream` with
+    // `Last-Event-ID` and the reply ends with exactly the stored text.
+    eprintln!("step: a dropped stream reconnects");
+    a.execute(CUT_THE_SEND_STREAM, json!([])).await;
+    let question = "Finally Madeira and the Azores";
+    let expected = echo_reply_without_prompt(question);
+    a.type_into("Message", question).await;
+    a.click(Role::Button, "Send").await;
+    watch_reply_grow(&a, &expected, "after the cut").await;
+    a.wait_for(Role::Button, "Send").await;
+    let (_, shown) = a.last_reply().await;
+    let shown = shown.unwrap_or_default();
+    assert!(
+        shown.contains(&expected) && shown.matches("You said").count() == 1,
+        "the reconnected reply shows exactly the whole text, no word twice: {shown:?}"
+    );
+    let resumed = a
+        .execute(
+            "return window.__cut ? window.__followedFrom : null;",
+            json!([]),
+        )
+        .await;
+    let resumed: Vec<u64> = resumed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect();
+    eprintln!("Last-Event-ID of the reconnects: {resumed:?}");
+    assert!(
+        resumed.first().is_some_and(|n| *n > 0),
+        "the client reconnected with the last event's number as Last-Event-ID: {resumed:?}"
+    );
 
     a.quit().await;
     b.quit().await;
