@@ -96,12 +96,13 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     {
         // Load the conversation and its whole history, oldest first; then follow the reply
         // being generated in it, if any.
-        let (api, dispatcher, conversation, page_error, abort) = (
+        let (api, dispatcher, conversation, page_error, abort, bump) = (
             session.api.clone(),
             chat.dispatcher(),
             conversation.clone(),
             page_error.clone(),
             abort.clone(),
+            data.bump.clone(),
         );
         use_effect_with(id, move |id| {
             let id = *id;
@@ -133,6 +134,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     let signal = new_abort(&abort);
                     let from = (StreamCursor::default(), Uuid::nil());
                     follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
+                    // The stored reply may change the conversation's place in the sidebar.
+                    bump.emit(());
                 }
             });
         });
