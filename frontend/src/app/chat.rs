@@ -14,7 +14,7 @@ use crate::{
         browser,
         chat_stream::{self, StreamEnd},
     },
-    state::chat::{Action, ChatState, EntryStatus},
+    state::chat::{Action, ChatState, EntryStatus, StreamCursor, StreamEvent},
 };
 use confab_api_types::{Conversation, Message, SendMessage, UpdateConversation};
 use uuid::Uuid;
@@ -39,6 +39,40 @@ async fn load_history(
         .await
 }
 
+/// Follows the reply being generated in the conversation (after a reload, in a second tab, or
+/// when this page's own stream dropped) from after `cursor`, then, unless it ended with its
+/// last event or the page left, shows the stored history. `client_id` is the send's
+/// `client_message_id` when this page's own send stream dropped (nil otherwise).
+async fn follow_reply(
+    api: &Api,
+    dispatcher: &UseReducerDispatcher<ChatState>,
+    conversation: Uuid,
+    signal: Option<&web_sys::AbortSignal>,
+    (mut cursor, client_id): (StreamCursor, Uuid),
+) {
+    dispatcher.dispatch(Action::FollowStarted);
+    let on_event = |ev: StreamEvent| dispatcher.dispatch(ev.into_action(client_id));
+    let end = chat_stream::follow(api, conversation, signal, &mut cursor, on_event).await;
+    dispatcher.dispatch(Action::StreamClosed);
+    let aborted = signal.is_some_and(web_sys::AbortSignal::aborted);
+    if end != Ok(StreamEnd::Finished)
+        && !aborted
+        && let Ok(messages) = load_history(api, conversation).await
+    {
+        dispatcher.dispatch(Action::Loaded(messages));
+    }
+}
+
+/// A new abort controller for this page's stream, replacing (and aborting) the previous one.
+fn new_abort(slot: &std::cell::RefCell<Option<AbortController>>) -> Option<web_sys::AbortSignal> {
+    let controller = AbortController::new().ok();
+    let signal = controller.as_ref().map(AbortController::signal);
+    if let Some(old) = std::mem::replace(&mut *slot.borrow_mut(), controller) {
+        old.abort();
+    }
+    signal
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HeaderMode {
     View,
@@ -60,29 +94,48 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     let id = props.conversation;
 
     {
-        // Load the conversation and its whole history, oldest first.
-        let (api, dispatcher, conversation, page_error) = (
+        // Load the conversation and its whole history, oldest first; then follow the reply
+        // being generated in it, if any.
+        let (api, dispatcher, conversation, page_error, abort, bump) = (
             session.api.clone(),
             chat.dispatcher(),
             conversation.clone(),
             page_error.clone(),
+            abort.clone(),
+            data.bump.clone(),
         );
         use_effect_with(id, move |id| {
             let id = *id;
             spawn_local(async move {
-                match api
+                let active = match api
                     .get::<Conversation>(&format!("/api/conversations/{id}"))
                     .await
                 {
-                    Ok(c) => conversation.set(Some(c)),
+                    Ok(c) => {
+                        let active = c.active_reply_id;
+                        conversation.set(Some(c));
+                        active
+                    }
+                    Err(e) => {
+                        page_error.set(Some(e.describe()));
+                        return;
+                    }
+                };
+                match load_history(&api, id).await {
+                    Ok(messages) => dispatcher.dispatch(Action::Loaded(messages)),
                     Err(e) => {
                         page_error.set(Some(e.describe()));
                         return;
                     }
                 }
-                match load_history(&api, id).await {
-                    Ok(messages) => dispatcher.dispatch(Action::Loaded(messages)),
-                    Err(e) => page_error.set(Some(e.describe())),
+                if active.is_some() {
+                    // From 0: the stored reply may be partial; the stream replays it from its
+                    // `assistant_message` (content "") and every delta.
+                    let signal = new_abort(&abort);
+                    let from = (StreamCursor::default(), Uuid::nil());
+                    follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
+                    // The stored reply may change the conversation's place in the sidebar.
+                    bump.emit(());
                 }
             });
         });
@@ -148,9 +201,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 client_id,
                 content: content.clone(),
             });
-            let controller = AbortController::new().ok();
-            let signal = controller.as_ref().map(AbortController::signal);
-            *abort.borrow_mut() = controller;
+            let signal = new_abort(&abort);
             let (api, dispatcher, bump) = (api.clone(), dispatcher.clone(), bump.clone());
             spawn_local(async move {
                 let body = SendMessage {
@@ -159,20 +210,28 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 };
                 let on_event = {
                     let dispatcher = dispatcher.clone();
-                    move |ev: crate::state::chat::StreamEvent| {
-                        dispatcher.dispatch(ev.into_action(client_id))
-                    }
+                    move |ev: StreamEvent| dispatcher.dispatch(ev.into_action(client_id))
                 };
-                let result =
-                    chat_stream::send_message(&api, id, &body, signal.as_ref(), on_event).await;
+                let mut cursor = StreamCursor::default();
+                let result = chat_stream::send_message(
+                    &api,
+                    id,
+                    &body,
+                    signal.as_ref(),
+                    &mut cursor,
+                    on_event,
+                )
+                .await;
                 let aborted = signal.as_ref().is_some_and(web_sys::AbortSignal::aborted);
                 match result {
                     Ok(StreamEnd::Finished) => dispatcher.dispatch(Action::StreamClosed),
-                    Ok(StreamEnd::CutOff) => {
+                    Ok(StreamEnd::CutOff | StreamEnd::Over) if aborted => {
                         dispatcher.dispatch(Action::StreamClosed);
-                        if !aborted && let Ok(messages) = load_history(&api, id).await {
-                            dispatcher.dispatch(Action::Loaded(messages));
-                        }
+                    }
+                    // Dropped before its end: go on from the last event taken.
+                    Ok(StreamEnd::CutOff | StreamEnd::Over) => {
+                        let from = (cursor, client_id);
+                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
                     }
                     Err(e) if aborted => {
                         let _ = e;

@@ -72,9 +72,26 @@ impl Api {
         accept: &str,
         signal: Option<&web_sys::AbortSignal>,
     ) -> Result<web_sys::Response, ApiError> {
+        self.request_with(method, path, json_body, accept, signal, None)
+            .await
+    }
+
+    /// [`Api::request`] with one more header (`Last-Event-ID` when following a reply).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        json_body: Option<&str>,
+        accept: &str,
+        signal: Option<&web_sys::AbortSignal>,
+        header: Option<(&str, &str)>,
+    ) -> Result<web_sys::Response, ApiError> {
         let js = |_e: JsValue| ApiError::network();
         let headers = web_sys::Headers::new().map_err(js)?;
         headers.set("Accept", accept).map_err(js)?;
+        if let Some((name, value)) = header {
+            headers.set(name, value).map_err(js)?;
+        }
         if let Some(token) = self.bearer().await? {
             headers
                 .set("Authorization", &format!("Bearer {token}"))

@@ -139,6 +139,9 @@ pub enum Action {
     Finish(Message),
     /// The reply failed with the text so far (`error`).
     Fail { message_id: Uuid, error: String },
+    /// This page starts following a reply generated elsewhere (`GET …/stream`): it is live,
+    /// so a history load does not overwrite what the stream rebuilds.
+    FollowStarted,
     /// The stream this page read has ended (after its last event, or cut off).
     StreamClosed,
 }
@@ -197,10 +200,50 @@ impl Reducible for ChatState {
                     e.error = Some(error);
                 }
             }
+            Action::FollowStarted => next.live = true,
             Action::StreamClosed => next.live = false,
         }
         Rc::new(next)
     }
+}
+
+/// Where a reader of a reply's stream stands: the number (`id:`) of the last event it took,
+/// sent as `Last-Event-ID` when it reconnects, so no event is taken twice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCursor {
+    /// `None` before the first numbered event: a follow then starts from 0 (the whole reply).
+    pub last_id: Option<u64>,
+}
+
+impl StreamCursor {
+    /// Takes note of an event's `id:` and says whether the event is new. An event numbered at
+    /// or below the last one taken is a repeat (a reconnect that overlapped) and is skipped;
+    /// an event without a number is taken.
+    pub fn accept(&mut self, id: &str) -> bool {
+        let Ok(n) = id.trim().parse::<u64>() else {
+            return true;
+        };
+        if self.last_id.is_some_and(|last| n <= last) {
+            return false;
+        }
+        self.last_id = Some(n);
+        true
+    }
+
+    /// The value of `Last-Event-ID` for the next connection.
+    pub fn last_event_id(&self) -> u64 {
+        self.last_id.unwrap_or(0)
+    }
+}
+
+/// How many times in a row a dropped stream is reconnected before giving up (the view then
+/// falls back to checking the stored history).
+pub const MAX_RECONNECTS: u32 = 6;
+
+/// The wait before reconnect number `attempt` (0-based) of a dropped stream: 0.5 s, doubling,
+/// capped at 10 s; `None` once [`MAX_RECONNECTS`] tries have failed in a row.
+pub fn reconnect_delay_ms(attempt: u32) -> Option<i32> {
+    (attempt < MAX_RECONNECTS).then(|| 500_i32.saturating_mul(1 << attempt.min(5)).min(10_000))
 }
 
 /// One event of the chat stream (`POST …/messages`), decoded.
@@ -495,6 +538,98 @@ mod tests {
             Some("question")
         );
         assert_eq!(s.prompt_before(Uuid::from_u128(3)), None);
+    }
+
+    #[test]
+    fn a_resumed_stream_skips_the_events_already_taken() {
+        let mut cursor = StreamCursor::default();
+        assert_eq!(cursor.last_event_id(), 0);
+        assert!(cursor.accept("1"));
+        assert!(cursor.accept("2"));
+        assert!(cursor.accept("3"));
+        assert_eq!(cursor.last_event_id(), 3);
+        // The reconnect sent `Last-Event-ID: 3`; a server (or proxy) that repeats some is
+        // not believed.
+        assert!(!cursor.accept("2"));
+        assert!(!cursor.accept("3"));
+        assert!(cursor.accept("4"));
+        assert!(cursor.accept(""), "an event without a number is taken");
+        assert_eq!(cursor.last_id, Some(4));
+    }
+
+    #[test]
+    fn reconnects_back_off_from_half_a_second_to_ten_and_give_up() {
+        let delays: Vec<_> = (0..=MAX_RECONNECTS).map(reconnect_delay_ms).collect();
+        assert_eq!(
+            delays,
+            [
+                Some(500),
+                Some(1000),
+                Some(2000),
+                Some(4000),
+                Some(8000),
+                Some(10_000),
+                None
+            ]
+        );
+        assert_eq!(reconnect_delay_ms(40), None);
+    }
+
+    /// A reload mid-reply: the stored reply is partial; following from 0 replays the reply's
+    /// `assistant_message` (content "") and every delta, so the text is rebuilt exactly, and a
+    /// reconnect after event 4 goes on without repeating a word.
+    #[test]
+    fn following_after_a_reload_rebuilds_the_partial_reply_without_repeats() {
+        let user = msg(1, Role::User, "one two three", MessageStatus::Complete);
+        let partial = msg(2, Role::Assistant, "one tw", MessageStatus::Streaming);
+        let started = msg(2, Role::Assistant, "", MessageStatus::Streaming);
+        let done = msg(2, Role::Assistant, "one two three", MessageStatus::Complete);
+        let s = reduce_all([
+            Action::Loaded(vec![user.clone(), partial]),
+            Action::FollowStarted,
+        ]);
+        assert!(s.live && s.generating());
+        // A history poll while following does not put the partial text back.
+        let s = s.reduce(Action::Loaded(vec![]));
+        assert_eq!(s.entries.len(), 2);
+
+        let delta = |t: &str| format!(r#"{{"message_id":"{}","text":"{t}"}}"#, started.id);
+        let all = [
+            ("1", "user_message", serde_json::to_string(&user).unwrap()),
+            (
+                "2",
+                "assistant_message",
+                serde_json::to_string(&started).unwrap(),
+            ),
+            ("3", "delta", delta("one ")),
+            ("4", "delta", delta("two ")),
+            ("5", "delta", delta("three")),
+            ("6", "done", serde_json::to_string(&done).unwrap()),
+        ];
+        let mut cursor = StreamCursor::default();
+        let feed =
+            |s: Rc<ChatState>, cursor: &mut StreamCursor, events: &[(&str, &str, String)]| {
+                events.iter().fold(s, |s, (id, name, data)| {
+                    if !cursor.accept(id) {
+                        return s;
+                    }
+                    match StreamEvent::parse(name, data).unwrap() {
+                        Some(ev) => s.reduce(ev.into_action(Uuid::nil())),
+                        None => s,
+                    }
+                })
+            };
+        // First connection: cut after event 4.
+        let s = feed(s, &mut cursor, &all[..4]);
+        assert_eq!(s.entries[1].content, "one two ");
+        assert_eq!(cursor.last_event_id(), 4);
+        // The reconnect overlaps (repeats 3 and 4): they are skipped.
+        let s = feed(s, &mut cursor, &all[2..]);
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries[1].content, "one two three");
+        assert_eq!(s.entries[1].status, EntryStatus::Complete);
+        let s = s.reduce(Action::StreamClosed);
+        assert!(!s.generating());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::{Scratch, Server, base_env, free_port};
+use super::harness::{Client, Scratch, Server, base_env, free_port};
 
 /// The key under which W3C WebDriver passes element references.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -1027,6 +1027,281 @@ async fn a_person_chats_in_a_real_browser_and_another_person_sees_none_of_it() {
         "bob's page shows alice's messages"
     );
 
+    b.quit().await;
+    drop(driver);
+    drop(server);
+}
+
+/// Wraps the page's `fetch`: the body of the next `POST …/messages` errors after four chunks
+/// (a dropped connection), and the `Last-Event-ID` of each `GET …/stream` is noted in
+/// `window.__followedFrom`.
+const CUT_THE_SEND_STREAM: &str = r#"
+const original = window.fetch.bind(window);
+window.__followedFrom = [];
+window.fetch = async (request, init) => {
+  const url = typeof request === 'string' ? request : request.url;
+  if (typeof request !== 'string' && url.includes('/stream')) {
+    window.__followedFrom.push(request.headers.get('Last-Event-ID'));
+  }
+  const response = await original(request, init);
+  const isSend = typeof request !== 'string' && request.method === 'POST' && url.endsWith('/messages');
+  if (!isSend || window.__cut || !response.body) return response;
+  window.__cut = true;
+  const reader = response.body.getReader();
+  let chunks = 0;
+  const body = new ReadableStream({
+    async pull(controller) {
+      if (chunks++ >= 4) {
+        reader.cancel();
+        controller.error(new TypeError('connection dropped'));
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close(); else controller.enqueue(value);
+    }
+  });
+  return new Response(body, { status: response.status, headers: response.headers });
+};
+"#;
+
+/// What the echo demo model answers to `said` in a project without a system prompt.
+fn echo_reply_without_prompt(said: &str) -> String {
+    format!("You said: \"{said}\". I am the echo demo model and I was given no instructions.")
+}
+
+/// The visible lengths (of `expected`) the last reply shows until it is complete, polled.
+async fn watch_reply_grow(b: &Browser, expected: &str, what: &str) -> Vec<usize> {
+    let full = expected.chars().count();
+    let mut seen: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    loop {
+        let (_, text) = b.last_reply().await;
+        let shown = visible_prefix(expected, text.as_deref().unwrap_or_default());
+        if shown > 0 && seen.last() != Some(&shown) {
+            seen.push(shown);
+        }
+        if shown == full {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: the reply did not complete; visible lengths {seen:?}: {}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// The requests the page made whose address contains `part`.
+async fn requests_to(b: &Browser, part: &str) -> usize {
+    let n = b
+        .execute(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes(arguments[0])).length;",
+            json!([part]),
+        )
+        .await;
+    usize::try_from(n.as_u64().unwrap_or(0)).unwrap_or(0)
+}
+
+/// Issue 15: a reply goes on growing after a reload (the client follows `GET …/stream`) and
+/// ends with exactly the stored text; a second window of the same person shows it live, and
+/// Stop there stops it in both.
+#[tokio::test]
+async fn a_live_reply_is_followed_after_a_reload_and_in_a_second_window() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-follow");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    env.retain(|(k, _)| k != "CONFAB_ECHO_PACE_MS");
+    env.push(("CONFAB_ECHO_PACE_MS".into(), "150".into()));
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "carol").await;
+    let (project, chat) = api.project_and_chat().await;
+    let chat_url = format!("{}/p/{project}/c/{chat}", server.base);
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let mut windows = Vec::new();
+    for name in ["first", "second"] {
+        let profile = scratch.path().join(format!("chromium-{name}"));
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut w = Browser::open(&driver, &chromium, &profile).await;
+        w.goto(&format!("{}/", server.base)).await;
+        w.type_into("Username", "carol").await;
+        w.click(Role::Button, "Sign in").await;
+        w.wait_for(Role::Link, "Bot").await;
+        w.goto(&chat_url).await;
+        w.wait_for(Role::Field, "Message").await;
+        windows.push(w);
+    }
+    let [mut a, mut b]: [Browser; 2] = windows.try_into().unwrap_or_else(|_| unreachable!());
+
+    // Send in the first window, reload it mid-reply: the reply goes on growing to its end.
+    eprintln!("step: reload mid-reply");
+    let question = "Walk me through Lisbon and Porto and Coimbra and Braga and Faro and Evora";
+    a.type_into("Message", question).await;
+    a.click(Role::Button, "Send").await;
+    let expected = echo_reply_without_prompt(question);
+    a.wait_until(
+        "the reply has started",
+        "const r = document.querySelectorAll('[role=log] [aria-label=Assistant]'); \
+         return r.length > 0 && r[r.length - 1].innerText.includes('Walk me');",
+        json!([]),
+    )
+    .await;
+    a.refresh().await;
+    a.wait_for(Role::Button, "Stop").await;
+    let seen = watch_reply_grow(&a, &expected, "after the reload").await;
+    eprintln!("visible lengths after the reload: {seen:?}");
+    // The stored partial text may show for a moment before the replayed reply overtakes it;
+    // from its shortest showing on, the reply only grows, in several steps, to its end.
+    let lowest = seen
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, n)| **n)
+        .map_or(0, |(i, _)| i);
+    let growth = &seen[lowest..];
+    assert!(
+        growth.len() >= 3 && growth.windows(2).all(|w| w[0] < w[1]),
+        "after the reload the reply grows step by step: {seen:?}"
+    );
+    assert!(
+        requests_to(&a, &format!("/api/conversations/{chat}/stream")).await >= 1,
+        "the reloaded page follows the reply's stream"
+    );
+    a.wait_until(
+        "the reply is complete",
+        "return !Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop');",
+        json!([]),
+    )
+    .await;
+    let (_, shown) = a.last_reply().await;
+    let shown = shown.unwrap_or_default();
+    let (status, messages) = api
+        .get(&format!("/api/conversations/{chat}/messages?limit=200"))
+        .await;
+    assert_eq!(status, 200);
+    let stored = messages["items"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(stored, expected, "the stored reply is the whole echo");
+    assert!(
+        shown.contains(&stored) && shown.matches("You said").count() == 1,
+        "the followed reply shows exactly the stored text, no word twice: {shown:?}"
+    );
+
+    // A second reply, sent in the first window: the second window (opened on the chat after
+    // the send) shows it live; Stop there stops it in both.
+    eprintln!("step: a second window follows and stops the reply");
+    let question = "Then tell me about Sintra and Cascais and Aveiro and Guimaraes and Obidos and \
+                    Tomar and Lagos and Tavira and Viseu and Leiria and Setubal and Nazare";
+    let expected = echo_reply_without_prompt(question);
+    a.type_into("Message", question).await;
+    a.click(Role::Button, "Send").await;
+    a.wait_until(
+        "the second reply has started",
+        "const r = document.querySelectorAll('[role=log] [aria-label=Assistant]'); \
+         return r.length > 1 && r[r.length - 1].innerText.includes('Then tell');",
+        json!([]),
+    )
+    .await;
+    b.refresh().await;
+    b.wait_for(Role::Button, "Stop").await;
+    let mut seen: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    while seen.len() < 3 {
+        let (_, text) = b.last_reply().await;
+        let shown = visible_prefix(&expected, text.as_deref().unwrap_or_default());
+        if shown > 0 && seen.last() != Some(&shown) {
+            seen.push(shown);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the second window does not show the reply growing: {seen:?}: {}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "the reply grows in the second window: {seen:?}"
+    );
+    b.click(Role::Button, "Stop").await;
+    let stopped_script = r#"
+        const replies = document.querySelectorAll('[role=log] [aria-label=Assistant]');
+        const last = replies[replies.length - 1];
+        return last && /\bStopped\b/.test(last.innerText) ? last.innerText : null;
+        "#;
+    let in_b = b
+        .wait_until(
+            "the second window shows it stopped",
+            stopped_script,
+            json!([]),
+        )
+        .await;
+    let in_a = a
+        .wait_until(
+            "the first window shows it stopped",
+            stopped_script,
+            json!([]),
+        )
+        .await;
+    let (in_a, in_b) = (
+        in_a.as_str().unwrap_or_default().to_owned(),
+        in_b.as_str().unwrap_or_default().to_owned(),
+    );
+    let shown = visible_prefix(&expected, &in_b);
+    assert!(
+        shown < expected.chars().count(),
+        "the stopped reply is partial: {in_b:?}"
+    );
+    assert_eq!(
+        visible_prefix(&expected, &in_a),
+        shown,
+        "both windows show the same stopped reply: {in_a:?} / {in_b:?}"
+    );
+    a.wait_for(Role::Button, "Send").await;
+    b.wait_for(Role::Button, "Send").await;
+
+    // The send's stream is cut after a few chunks (the page's `fetch` is wrapped so that the
+    // body errors, as a dropped connection does): the client reconnects to `GET …/stream` with
+    // `Last-Event-ID` and the reply ends with exactly the stored text.
+    eprintln!("step: a dropped stream reconnects");
+    a.execute(CUT_THE_SEND_STREAM, json!([])).await;
+    let question = "Finally Madeira and the Azores";
+    let expected = echo_reply_without_prompt(question);
+    a.type_into("Message", question).await;
+    a.click(Role::Button, "Send").await;
+    watch_reply_grow(&a, &expected, "after the cut").await;
+    a.wait_for(Role::Button, "Send").await;
+    let (_, shown) = a.last_reply().await;
+    let shown = shown.unwrap_or_default();
+    assert!(
+        shown.contains(&expected) && shown.matches("You said").count() == 1,
+        "the reconnected reply shows exactly the whole text, no word twice: {shown:?}"
+    );
+    let resumed = a
+        .execute(
+            "return window.__cut ? window.__followedFrom : null;",
+            json!([]),
+        )
+        .await;
+    let resumed: Vec<u64> = resumed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect();
+    eprintln!("Last-Event-ID of the reconnects: {resumed:?}");
+    assert!(
+        resumed.first().is_some_and(|n| *n > 0),
+        "the client reconnected with the last event's number as Last-Event-ID: {resumed:?}"
+    );
+
+    a.quit().await;
     b.quit().await;
     drop(driver);
     drop(server);
