@@ -248,15 +248,13 @@ pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Replies left `streaming` by a process that died. SQLite is one process's database: every
 /// reply still `streaming` when it starts belongs to a dead process and is failed at once.
 /// A shared database (PostgreSQL) may hold other processes' live replies: only those whose
-/// lease has lapsed are failed, here and then by the sweep every [`SWEEP_EVERY`].
+/// lease has lapsed are failed, by the sweep, whose first round runs at once.
 async fn release_stale_replies(state: &AppState, settings: &Settings) {
-    let sqlite = settings.database.url.expose_secret().starts_with("sqlite:");
-    let stale_before = if sqlite {
-        // Every reply stored before this start.
-        confab_core::now() + chrono::Duration::seconds(1)
-    } else {
-        confab_core::now() - settings.chat.reply_lease
-    };
+    if !settings.database.url.expose_secret().starts_with("sqlite:") {
+        return;
+    }
+    // Every reply stored before this start.
+    let stale_before = confab_core::now() + chrono::Duration::seconds(1);
     match state.history.fail_stale_replies(stale_before).await {
         Ok(0) => {}
         Ok(replies) => tracing::warn!(
