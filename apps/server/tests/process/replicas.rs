@@ -358,7 +358,7 @@ async fn a_redis_outage_mid_reply_loses_no_reply_and_following_resumes_after_it(
     let (project, chat) = on_a.project_and_chat().await;
     let another_chat = || async {
         let (status, chat) = on_a
-            .post(&format!("/api/projects/{project}/conversations"), Value::Null)
+            .post(&format!("/api/projects/{project}/conversations"), serde_json::json!({}))
             .await;
         assert_eq!(status, 201);
         chat["id"].as_str().unwrap().to_owned()
