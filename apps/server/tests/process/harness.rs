@@ -152,6 +152,7 @@ impl Drop for Server {
 }
 
 /// A signed-in client of a server.
+#[derive(Clone)]
 pub struct Client {
     pub base: String,
     pub token: String,
@@ -461,7 +462,11 @@ async fn proxy(
                     return;
                 }
                 if *up.borrow() {
-                    listener = Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+                    listener = Some(
+                        tokio::net::TcpListener::bind(("127.0.0.1", port))
+                            .await
+                            .unwrap(),
+                    );
                 }
             }
         }

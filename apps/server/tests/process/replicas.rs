@@ -297,9 +297,16 @@ async fn a_follower_is_told_within_10_s_when_the_replica_generating_the_reply_is
     let (id, last, error) = from_b.last().unwrap().clone();
     assert_eq!(last, "error", "B's follower ends with an error: {from_b:?}");
     assert_eq!(error["code"], "interrupted", "{error}");
-    assert!(told_after < Duration::from_secs(10), "told after {told_after:?}");
+    assert!(
+        told_after < Duration::from_secs(10),
+        "told after {told_after:?}"
+    );
     let previous: u64 = from_b[from_b.len() - 2].0.parse().unwrap();
-    assert_eq!(id, (previous + 1).to_string(), "the error has the next event id");
+    assert_eq!(
+        id,
+        (previous + 1).to_string(),
+        "the error has the next event id"
+    );
     reader.await.unwrap();
 
     let seen = seen.lock().unwrap().clone();
@@ -313,7 +320,10 @@ async fn a_follower_is_told_within_10_s_when_the_replica_generating_the_reply_is
     assert_eq!(stored["status"], "failed", "{stored}");
     assert_eq!(stored["error"], "interrupted", "{stored}");
     let content = stored["content"].as_str().unwrap();
-    assert!(at_kill.starts_with(content), "the stored text is what A sent");
+    assert!(
+        at_kill.starts_with(content),
+        "the stored text is what A sent"
+    );
     // What A's client had 2 s (and a margin for a loaded machine) before the kill is stored.
     let two_s_before = seen
         .iter()
@@ -358,7 +368,10 @@ async fn a_redis_outage_mid_reply_loses_no_reply_and_following_resumes_after_it(
     let (project, chat) = on_a.project_and_chat().await;
     let another_chat = || async {
         let (status, chat) = on_a
-            .post(&format!("/api/projects/{project}/conversations"), serde_json::json!({}))
+            .post(
+                &format!("/api/projects/{project}/conversations"),
+                serde_json::json!({}),
+            )
             .await;
         assert_eq!(status, 201);
         chat["id"].as_str().unwrap().to_owned()
