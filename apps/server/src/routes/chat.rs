@@ -266,12 +266,7 @@ pub async fn follow(
         return Ok(HttpResponse::NoContent().finish());
     };
     let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
-    let watch = Watch {
-        history: Arc::clone(&state.history),
-        owner: principal.user_id.clone(),
-        conversation: conversation_id,
-        quiet: QUIET,
-    };
+    let watch = Watch::new(&state, &principal.user_id, conversation_id);
     match state.live.follow(reply.id, after).await {
         Ok(mut events) => {
             if reply.status != MessageStatus::Streaming {
@@ -308,13 +303,20 @@ pub async fn follow(
 /// sweep of lapsed leases stores its reply `interrupted` instead.
 const QUIET: Duration = Duration::from_secs(2);
 
-/// What a follower checks when its reply has been quiet for `quiet`: one indexed read of the
-/// conversation's latest reply.
+/// What a follower checks when its reply has been quiet for [`QUIET`]: one indexed read of
+/// the conversation's latest reply.
 struct Watch {
     history: Arc<dyn ChatHistory>,
     owner: UserId,
     conversation: ConversationId,
-    quiet: Duration,
+    /// Counts the follower while it lives.
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.metrics.followers.dec();
+    }
 }
 
 /// How a quiet reply is stored.
@@ -329,6 +331,16 @@ enum Stored {
 }
 
 impl Watch {
+    fn new(state: &AppState, owner: &UserId, conversation: ConversationId) -> Self {
+        state.metrics.followers.inc();
+        Self {
+            history: Arc::clone(&state.history),
+            owner: owner.clone(),
+            conversation,
+            metrics: Arc::clone(&state.metrics),
+        }
+    }
+
     async fn stored(&self, reply: MessageId) -> Stored {
         match self
             .history
@@ -373,7 +385,7 @@ async fn relay_follower(
     let mut position = after;
     let mut finished = false;
     loop {
-        let (frame, last) = match tokio::time::timeout(watch.quiet, events.next()).await {
+        let (frame, last) = match tokio::time::timeout(QUIET, events.next()).await {
             Ok(None) => return,
             Ok(Some(Ok(event))) => {
                 position = event.id;

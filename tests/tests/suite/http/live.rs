@@ -198,3 +198,37 @@ async fn a_conversation_names_its_reply_while_it_is_generated_and_null_after() {
     let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
     assert_eq!(got.active_reply_id, None, "after the reply ended");
 }
+
+/// The followers being relayed now, as `/metrics` counts them.
+async fn followers(app: &TestApp) -> i64 {
+    let metrics = app.metrics().await.text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("confab_chat_followers "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no follower gauge: {metrics}"))
+}
+
+/// A follower whose client went away is let go within seconds even while its reply
+/// publishes nothing (a model that thinks): it does not wait for the reply's next event.
+#[tokio::test]
+async fn a_follower_whose_client_left_is_let_go_while_its_reply_is_quiet() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel"]), &[]).await;
+    let conversation = conversation(&app).await;
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    read(&mut send, 3).await;
+    let mut follower = follow_stream(&app, conversation.id, None).await;
+    read(&mut follower, 3).await;
+    assert_eq!(followers(&app).await, 1);
+
+    drop(follower);
+    eventually("the follower is let go", || async {
+        (followers(&app).await == 0).then_some(())
+    })
+    .await;
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    assert_eq!(
+        send.rest().await.last().map(|f| f.event.clone()),
+        Some("done".to_owned())
+    );
+}
