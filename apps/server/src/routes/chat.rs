@@ -370,7 +370,7 @@ impl Watch {
 /// frames them. A failure of the live events ends the stream with an `error` event
 /// (`unavailable` or `interrupted`) naming the reply, so that the client re-reads it. A
 /// follower that stops reading for [`SLOW_CLIENT`] is let go, and one whose client left is
-/// let go at its next event or quiet period.
+/// let go within a few quiet periods (each sends a keep-alive comment) or at its next event.
 ///
 /// After each quiet period the stored reply decides: one ended by the sweep ends the stream
 /// with `error` (`interrupted`) at once; one its producer ended gets one more quiet period for
@@ -403,7 +403,13 @@ async fn relay_follower(
                 (error_frame(reply, position + 1, code, LOST_LIVE), true)
             }
             Err(_quiet) => {
-                if tx.is_closed() {
+                // A client that left is noticed only when writing to it fails: a comment per
+                // quiet period lets it go within seconds, not at the next event.
+                if tx.is_closed()
+                    || tx
+                        .try_send(KEEP_ALIVE_COMMENT.into())
+                        .is_err_and(|e| e.is_disconnected())
+                {
                     return;
                 }
                 match watch.stored(reply).await {
