@@ -763,6 +763,7 @@ impl LiveReplies for RedisLiveReplies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::PrivateRedis;
 
     #[test]
     fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
@@ -833,64 +834,15 @@ mod tests {
         }
     }
 
-    /// A `redis-server` of the test's own on a free loopback port, killed when dropped.
-    struct PrivateRedis(std::process::Child);
-
-    impl PrivateRedis {
-        /// `None` (after a loud notice) without the binary outside CI.
-        fn start(port: u16) -> Option<Self> {
-            match std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-            {
-                Ok(child) => Some(Self(child)),
-                Err(e) => {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "redis-server cannot start ({e}) and CI is set"
-                    );
-                    eprintln!("\n!!! SKIPPED: redis-server cannot start ({e}).\n");
-                    None
-                }
-            }
-        }
-
-        /// Sends the server a signal: `STOP` freezes it (connections stay open, nothing
-        /// answers), `CONT` thaws it.
-        fn signal(&self, name: &str) {
-            let sent = std::process::Command::new("kill")
-                .arg(format!("-{name}"))
-                .arg(self.0.id().to_string())
-                .status()
-                .unwrap();
-            assert!(sent.success());
-        }
-    }
-
-    impl Drop for PrivateRedis {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
     /// Issue 15: opening a reply does not wait for a Redis that does not answer (the
     /// command timeout is 3 s): the reply's first delta is not held up, and what it
     /// publishes meanwhile reaches followers once Redis answers again.
     #[tokio::test]
     async fn opening_a_reply_does_not_wait_for_a_redis_that_does_not_answer() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let Some(redis) = PrivateRedis::start(port) else {
+        let Some(redis) = PrivateRedis::start() else {
             return;
         };
-        let url = format!("redis://127.0.0.1:{port}");
+        let url = redis.url();
         let started = Instant::now();
         let live = loop {
             match RedisLiveReplies::connect(&url, "t:", LiveOptions::default()).await {
