@@ -75,6 +75,10 @@ pub trait LivePublisher: Send {
     fn publish(&mut self, event: LiveEvent);
 }
 
+/// How long a cancel of a reply not opened yet is kept for its producer: a cancel may reach
+/// the live port between the reply's storing and its publisher's opening.
+pub const EARLY_CANCEL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long and how much of a reply the live adapters keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveOptions {

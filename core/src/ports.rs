@@ -458,7 +458,9 @@ pub trait LiveReplies: Send + Sync + 'static {
     ) -> Result<LiveEventStream, crate::live::LiveError>;
 
     /// Asks the reply's producer, wherever it runs, to stop (see `open`). Cancelling an
-    /// unknown or finished reply MUST do nothing and return `Ok`. `Unavailable` when the
+    /// unknown or finished reply MUST do nothing and return `Ok`, except that a reply opened
+    /// within [`crate::live::EARLY_CANCEL`] after the cancel MUST be cancelled as it opens (the
+    /// cancel came between the reply's storing and its opening). `Unavailable` when the
     /// signal could not be sent.
     async fn cancel(&self, reply: MessageId) -> Result<(), crate::live::LiveError>;
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use confab_core::ids::MessageId;
-use confab_core::live::{LiveError, LiveEvent, LiveOptions, LivePublisher};
+use confab_core::live::{EARLY_CANCEL, LiveError, LiveEvent, LiveOptions, LivePublisher};
 use confab_core::ports::{LiveEventStream, LiveReplies};
 use confab_core::{CancelReason, CancelToken};
 use tokio::sync::watch;
@@ -73,6 +73,8 @@ impl Reply {
 #[derive(Default)]
 struct Replies {
     by_id: Mutex<HashMap<MessageId, Arc<Reply>>>,
+    /// Cancels of replies not opened (yet), and when they came.
+    early_cancels: Mutex<HashMap<MessageId, Instant>>,
 }
 
 /// The in-process `LiveReplies`: followers in this process only.
@@ -116,6 +118,13 @@ impl MemoryLiveReplies {
 
     fn forget_expired(&self, by_id: &mut HashMap<MessageId, Arc<Reply>>, now: Instant) {
         by_id.retain(|_, reply| !self.expired(reply, now));
+    }
+
+    fn early_cancels(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Instant>> {
+        self.replies
+            .early_cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn find(&self, reply: MessageId) -> Option<Arc<Reply>> {
@@ -175,12 +184,19 @@ impl LiveReplies for MemoryLiveReplies {
                 end: End::Live,
             }),
             changed,
-            cancel,
+            cancel: cancel.clone(),
         });
         {
             let mut by_id = self.map();
             self.forget_expired(&mut by_id, Instant::now());
             by_id.insert(reply, Arc::clone(&state));
+        }
+        if self
+            .early_cancels()
+            .remove(&reply)
+            .is_some_and(|at| at.elapsed() < EARLY_CANCEL)
+        {
+            cancel.cancel(CancelReason::User);
         }
         Box::new(MemoryPublisher {
             reply: state,
@@ -239,10 +255,18 @@ impl LiveReplies for MemoryLiveReplies {
     }
 
     async fn cancel(&self, reply: MessageId) -> Result<(), LiveError> {
-        if let Some(reply) = self.find(reply)
-            && reply.lock().end == End::Live
-        {
-            reply.cancel.cancel(CancelReason::User);
+        match self.find(reply) {
+            Some(reply) => {
+                if reply.lock().end == End::Live {
+                    reply.cancel.cancel(CancelReason::User);
+                }
+            }
+            None => {
+                let now = Instant::now();
+                let mut early = self.early_cancels();
+                early.retain(|_, at| now.saturating_duration_since(*at) < EARLY_CANCEL);
+                early.insert(reply, now);
+            }
         }
         Ok(())
     }

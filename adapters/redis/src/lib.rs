@@ -2,6 +2,8 @@
 
 mod limiter;
 mod live;
+#[cfg(test)]
+mod testing;
 
 pub use limiter::RedisSendLimiter;
 pub use live::{RedisLiveReplies, RedisLiveStats};

@@ -8,13 +8,15 @@
 //!
 //! When Redis cannot answer, the call falls back to an in-process limiter of the same
 //! allowance: the limit then holds per replica until Redis is back (counted and logged),
-//! rather than refusing every send or letting every send through.
+//! rather than refusing every send or letting every send through. After a failure the
+//! fallback decides alone for a while, one call at a time asking Redis whether it is back,
+//! so that a Redis that does not answer at all costs one command timeout, not one per send.
 //!
 //! It is the server's `SendLimiter` when `CONFAB_REDIS_URL` is set.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use confab_core::ids::UserId;
 use confab_core::ports::SendLimiter;
@@ -26,6 +28,8 @@ use redis::{RedisError, Script};
 const MINUTE: Duration = Duration::from_secs(60);
 /// Longest wait for Redis on the send path before the in-process fallback decides.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a failure, Redis is asked again (by one call) only this long after.
+const AWAY: Duration = Duration::from_secs(1);
 
 // Scores are microseconds, written with `%.0f`: Lua would write them with 14 significant
 // digits, rounding today's instants to 100 µs.
@@ -70,6 +74,8 @@ pub struct RedisSendLimiter {
     refund: Arc<Script>,
     fallback: Arc<SlidingWindowLimiter>,
     failures: Arc<AtomicU64>,
+    /// Until when the fallback decides without asking Redis (`None`: Redis answers).
+    away_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RedisSendLimiter {
@@ -112,10 +118,12 @@ impl RedisSendLimiter {
             refund: Arc::new(Script::new(REFUND)),
             fallback: Arc::new(SlidingWindowLimiter::new(capacity)),
             failures: Arc::default(),
+            away_until: Arc::default(),
         })
     }
 
-    /// Calls that Redis could not answer (the in-process fallback decided them).
+    /// Calls that Redis could not answer (the in-process fallback decided them, and decides
+    /// alone for a while after each).
     #[must_use]
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
@@ -129,7 +137,38 @@ impl RedisSendLimiter {
         u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX)
     }
 
+    /// Whether this call should leave Redis alone: it failed lately. Once that while is
+    /// over, the first call asks it again, and the others wait as long as it may take.
+    fn away(&self) -> bool {
+        let mut until = self
+            .away_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *until {
+            None => false,
+            Some(at) if Instant::now() < at => true,
+            Some(_) => {
+                *until = Some(Instant::now() + COMMAND_TIMEOUT);
+                false
+            }
+        }
+    }
+
+    fn answered(&self) {
+        let mut until = self
+            .away_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if until.take().is_some() {
+            tracing::info!("send limit: Redis answers again");
+        }
+    }
+
     fn failed(&self, what: &str, e: &RedisError) {
+        *self
+            .away_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + AWAY);
         if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(error = %e, "send limit: Redis cannot {what}; the in-process limit decides meanwhile");
         }
@@ -141,6 +180,9 @@ impl RedisSendLimiter {
         if self.capacity == 0 {
             return Err(MINUTE);
         }
+        if self.away() {
+            return self.fallback.try_acquire(user);
+        }
         let mut conn = self.conn.clone();
         let member = uuid::Uuid::now_v7().simple().to_string();
         let answer: Result<(i64, i64), RedisError> = self
@@ -151,6 +193,9 @@ impl RedisSendLimiter {
             .arg(member)
             .invoke_async(&mut conn)
             .await;
+        if answer.is_ok() {
+            self.answered();
+        }
         match answer {
             Ok((1, _)) => Ok(()),
             Ok((_, wait_micros)) => Err(whole_seconds(Duration::from_micros(
@@ -166,6 +211,10 @@ impl RedisSendLimiter {
     /// Gives back a send taken by `try_acquire` that was not accepted after all: the
     /// contract of `SendLimiter::refund`, across replicas.
     pub async fn refund(&self, user: &UserId) {
+        if self.away() {
+            self.fallback.refund(user);
+            return;
+        }
         let mut conn = self.conn.clone();
         let answer: Result<i64, RedisError> = self
             .refund
@@ -396,6 +445,59 @@ mod tests {
         assert_eq!(limiter.try_acquire(&alice).await, Ok(()));
         assert_eq!(limiter.try_acquire(&alice).await, Ok(()));
         assert_wait(limiter.try_acquire(&alice).await, away.elapsed());
-        assert!(limiter.failures() >= 3, "failures: {}", limiter.failures());
+        // One failure is enough: Redis is left alone for a while after it.
+        assert!(limiter.failures() >= 1, "failures: {}", limiter.failures());
+    }
+
+    /// A Redis that does not answer at all (frozen) costs one command timeout, not one per
+    /// send: the in-process limit decides meanwhile, and Redis again once it answers.
+    #[tokio::test]
+    async fn a_redis_that_does_not_answer_holds_up_one_send_not_each() {
+        let Some(redis) = crate::testing::PrivateRedis::start() else {
+            return;
+        };
+        let started = Instant::now();
+        let limiter = loop {
+            match RedisSendLimiter::with_window(&redis.url(), "t:", 100, MINUTE).await {
+                Ok(limiter) => break limiter,
+                Err(e) => assert!(started.elapsed() < Duration::from_secs(30), "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let alice = user("alice");
+        assert_eq!(limiter.try_acquire(&alice).await, Ok(()));
+
+        redis.signal("STOP");
+        assert_eq!(
+            limiter.try_acquire(&alice).await,
+            Ok(()),
+            "the fallback decides"
+        );
+        let failures = limiter.failures();
+        assert!(failures >= 1);
+        for _ in 0..5 {
+            let asked = Instant::now();
+            assert_eq!(limiter.try_acquire(&alice).await, Ok(()));
+            assert!(
+                asked.elapsed() < Duration::from_millis(500),
+                "a send waited {:?} for a Redis known to be away",
+                asked.elapsed()
+            );
+        }
+
+        redis.signal("CONT");
+        let thawed = Instant::now();
+        loop {
+            tokio::time::sleep(AWAY).await;
+            let before = limiter.failures();
+            assert_eq!(limiter.try_acquire(&alice).await, Ok(()));
+            if limiter.failures() == before && limiter.away_until.lock().unwrap().is_none() {
+                break;
+            }
+            assert!(
+                thawed.elapsed() < Duration::from_secs(30),
+                "Redis is asked again"
+            );
+        }
     }
 }

@@ -9,6 +9,8 @@
 //!   above `after`, and rewriting an entry already written fails harmlessly (a retry).
 //! - `<prefix>cancel`, a pub/sub channel whose messages are reply ids; every replica listens
 //!   and cancels the producer it holds, if any.
+//! - `<prefix>{<reply>}:cancelled`, set by a cancel for a minute: a producer that opens the
+//!   reply after the cancel was published (nobody held it then) finds it and stops.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use confab_core::ids::MessageId;
-use confab_core::live::{LiveError, LiveEvent, LiveOptions, LivePublisher};
+use confab_core::live::{EARLY_CANCEL, LiveError, LiveEvent, LiveOptions, LivePublisher};
 use confab_core::ports::{LiveEventStream, LiveReplies};
 use confab_core::{CancelReason, CancelToken};
 use futures::StreamExt;
@@ -32,6 +34,9 @@ use tokio::sync::Notify;
 const MAX_BATCH: usize = 256;
 /// How long one blocking read waits before it checks that the reply still exists.
 const BLOCK: Duration = Duration::from_secs(5);
+/// How long opening a reply waits for Redis to write its first entry before it lets the
+/// reply go on (and its writer keeps trying).
+const OPEN_WAIT: Duration = Duration::from_millis(250);
 /// Connecting, and any command that does not block, gives up after this long.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// A live reply's key lives this long past its latest entry (a crashed producer's reply is
@@ -106,6 +111,11 @@ impl Shared {
 
 fn events_key(prefix: &str, reply: MessageId) -> String {
     format!("{prefix}{{{reply}}}:events")
+}
+
+/// Set by a cancel, for a producer that opens its reply after it (kept [`EARLY_CANCEL`]).
+fn cancelled_key(prefix: &str, reply: MessageId) -> String {
+    format!("{prefix}{{{reply}}}:cancelled")
 }
 
 fn cancel_channel(prefix: &str) -> String {
@@ -325,12 +335,52 @@ impl Drop for RedisPublisher {
 
 /// Writes a publisher's queue to its stream: whatever has queued when the previous write
 /// is done goes out as one entry. Ends once the publisher has closed and all is written.
-async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
+///
+/// First it opens the stream (and stops the producer when a cancel came before), saying so
+/// on `opened` after the first try, successful or not.
+async fn write_queue(
+    shared: Arc<Shared>,
+    reply: MessageId,
+    queue: Arc<Queue>,
+    cancel: CancelToken,
+    opened: tokio::sync::oneshot::Sender<()>,
+) {
     let key = shared.key(reply);
     let mut conn = shared.conn.clone();
     let mut written: u64 = 0;
     let mut wait = RETRY_MIN;
     let mut failing_since: Option<Instant> = None;
+    let mut opened = Some(opened);
+    while opened.is_some() || failing_since.is_some() {
+        match open_stream(&shared, &mut conn, &key, reply).await {
+            Ok(cancelled) => {
+                if cancelled {
+                    cancel.cancel(CancelReason::User);
+                }
+                if let Some(opened) = opened.take() {
+                    let _ = opened.send(());
+                }
+                failing_since = None;
+            }
+            Err(e) => {
+                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(opened) = opened.take() {
+                    let _ = opened.send(());
+                }
+                let since = *failing_since.get_or_insert_with(|| {
+                    tracing::warn!(%reply, error = %e, "live replies: cannot open the reply in Redis; retrying");
+                    Instant::now()
+                });
+                if since.elapsed() >= LIVE_TTL {
+                    tracing::error!(%reply, "live replies: Redis was away too long; the reply's live events are given up");
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    wait = RETRY_MIN;
     loop {
         let (batch, close) = {
             let pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -384,6 +434,40 @@ async fn write_queue(shared: Arc<Shared>, reply: MessageId, queue: Arc<Queue>) {
                 wait = (wait * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+/// Writes the reply's first entry (`0-1`) and says whether a cancel came before it.
+async fn open_stream(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    key: &str,
+    reply: MessageId,
+) -> Result<bool, RedisError> {
+    let cancelled = cancelled_key(&shared.prefix, reply);
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(key)
+        .arg("0-1")
+        .arg("open")
+        .arg(1)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(millis(LIVE_TTL))
+        .ignore()
+        .cmd("EXISTS")
+        .arg(&cancelled);
+    match pipe.query_async::<(bool,)>(conn).await {
+        Ok((cancelled,)) => Ok(cancelled),
+        // Opened by an earlier try whose answer was lost: ask about a cancel alone.
+        Err(e) if already_written(&e) => {
+            redis::cmd("EXISTS")
+                .arg(&cancelled)
+                .query_async::<bool>(conn)
+                .await
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -525,40 +609,22 @@ impl LiveReplies for RedisLiveReplies {
             .producers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(reply, cancel);
-        let key = shared.key(reply);
-        let mut conn = shared.conn.clone();
-        let opened = tokio::time::timeout(COMMAND_TIMEOUT, async {
-            let mut pipe = redis::pipe();
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("0-1")
-                .arg("open")
-                .arg(1)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(millis(LIVE_TTL))
-                .ignore();
-            match pipe.query_async::<()>(&mut conn).await {
-                Err(e) if !already_written(&e) => Err(e),
-                _ => Ok(()),
-            }
-        })
-        .await;
-        match opened {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%reply, error = %e, "live replies: cannot open the reply in Redis");
-            }
-            Err(_) => {
-                shared.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%reply, "live replies: Redis did not answer in time");
-            }
-        }
+            .insert(reply, cancel.clone());
         let queue = Arc::new(Queue::default());
-        tokio::spawn(write_queue(Arc::clone(shared), reply, Arc::clone(&queue)));
+        let (opened, open) = tokio::sync::oneshot::channel();
+        tokio::spawn(write_queue(
+            Arc::clone(shared),
+            reply,
+            Arc::clone(&queue),
+            cancel,
+            opened,
+        ));
+        // Followers find the reply once its first entry is written: one round trip. A Redis
+        // that does not answer at once does not hold up the reply's first delta; its writer
+        // goes on trying.
+        if tokio::time::timeout(OPEN_WAIT, open).await.is_err() {
+            tracing::warn!(%reply, "live replies: Redis did not answer in time; the reply is opened in the background");
+        }
         Box::new(RedisPublisher {
             reply,
             queue,
@@ -675,9 +741,19 @@ impl LiveReplies for RedisLiveReplies {
 
     async fn cancel(&self, reply: MessageId) -> Result<(), LiveError> {
         let mut conn = self.shared.conn.clone();
-        redis::cmd("PUBLISH")
+        // The key first: a producer that opens after it finds it, one that opened before
+        // gets the message.
+        redis::pipe()
+            .cmd("SET")
+            .arg(cancelled_key(&self.shared.prefix, reply))
+            .arg(1)
+            .arg("PX")
+            .arg(millis(EARLY_CANCEL))
+            .ignore()
+            .cmd("PUBLISH")
             .arg(cancel_channel(&self.shared.prefix))
             .arg(reply.to_string())
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| unavailable(&e))
@@ -687,6 +763,7 @@ impl LiveReplies for RedisLiveReplies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::PrivateRedis;
 
     #[test]
     fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
@@ -755,5 +832,59 @@ mod tests {
                 .await;
             assert_eq!(read, ((after + 1)..=6).collect::<Vec<_>>(), "after {after}");
         }
+    }
+
+    /// Issue 15: opening a reply does not wait for a Redis that does not answer (the
+    /// command timeout is 3 s): the reply's first delta is not held up, and what it
+    /// publishes meanwhile reaches followers once Redis answers again.
+    #[tokio::test]
+    async fn opening_a_reply_does_not_wait_for_a_redis_that_does_not_answer() {
+        let Some(redis) = PrivateRedis::start() else {
+            return;
+        };
+        let url = redis.url();
+        let started = Instant::now();
+        let live = loop {
+            match RedisLiveReplies::connect(&url, "t:", LiveOptions::default()).await {
+                Ok(live) => break live,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(20), "{e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+
+        redis.signal("STOP");
+        let reply = MessageId::new();
+        let opening = Instant::now();
+        let mut publisher = live.open(reply, CancelToken::new()).await;
+        let waited = opening.elapsed();
+        let mut all = events(1..=3);
+        all[2].last = true;
+        for event in all.clone() {
+            publisher.publish(event);
+        }
+        drop(publisher);
+        redis.signal("CONT");
+        assert!(
+            waited < Duration::from_secs(1),
+            "opening waited {waited:?} for a Redis that does not answer"
+        );
+
+        let read = loop {
+            match live.follow(reply, 0).await {
+                Ok(stream) => {
+                    let read: Vec<Result<LiveEvent, LiveError>> = stream.collect().await;
+                    if read.len() == all.len() {
+                        break read;
+                    }
+                }
+                Err(LiveError::NotFound | LiveError::Unavailable(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(opening.elapsed() < Duration::from_secs(30), "never written");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(read, all.into_iter().map(Ok).collect::<Vec<_>>());
     }
 }

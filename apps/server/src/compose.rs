@@ -77,9 +77,11 @@ pub struct Adapters {
 
 /// The application, ready to serve: adapters composed, state built, stale replies released.
 pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> {
-    let state = build_state(adapters(settings).await?, settings);
+    let adapters = adapters(settings).await?;
+    let database = Arc::clone(&adapters.projects);
+    let state = build_state(adapters, settings);
     release_stale_replies(&state, settings).await;
-    start_sweep(&state.history, settings.chat.reply_lease);
+    start_sweep(&state.history, database, settings.chat.reply_lease);
     Ok(state)
 }
 
@@ -269,22 +271,41 @@ async fn release_stale_replies(state: &AppState, settings: &Settings) {
 /// writer has not renewed its lease for `lease` (the writer died, or lost the database) is
 /// stored `failed`, `interrupted`, with the text it saved. It stops when the store is
 /// dropped (the application is gone).
-pub fn start_sweep(history: &Arc<dyn ChatHistory>, lease: chrono::Duration) {
+///
+/// After a round that failed, only `database` is pinged until it has answered for a whole
+/// lease: the database was most likely away for the replies' writers too, which could not
+/// renew their leases, and a writer that is alive renews its lease within that time.
+pub fn start_sweep(
+    history: &Arc<dyn ChatHistory>,
+    database: Arc<dyn ProjectStore>,
+    lease: chrono::Duration,
+) {
     let history = Arc::downgrade(history);
+    let database = Arc::downgrade(&database);
+    let hold_off = lease.to_std().unwrap_or_default();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failed_at: Option<tokio::time::Instant> = None;
         loop {
             every.tick().await;
-            let Some(history) = history.upgrade() else {
+            let (Some(history), Some(database)) = (history.upgrade(), database.upgrade()) else {
                 return;
             };
-            match history.fail_stale_replies(confab_core::now() - lease).await {
+            let round = if failed_at.is_some_and(|at| at.elapsed() < hold_off) {
+                database.ping().await.map(|()| 0)
+            } else {
+                history.fail_stale_replies(confab_core::now() - lease).await
+            };
+            match round {
                 Ok(0) => {}
                 Ok(replies) => {
                     tracing::warn!(replies, "marked replies whose lease lapsed as interrupted");
                 }
-                Err(e) => tracing::warn!(error = %e, "could not sweep replies whose lease lapsed"),
+                Err(e) => {
+                    failed_at = Some(tokio::time::Instant::now());
+                    tracing::warn!(error = %e, "could not sweep replies whose lease lapsed");
+                }
             }
         }
     });

@@ -68,6 +68,7 @@ pub struct Metrics {
     pub requests: Family<HttpLabels, Counter>,
     pub request_seconds: HistogramFamily<RouteLabels>,
     pub open_streams: Gauge,
+    pub followers: Gauge,
     pub time_to_first_token: Histogram,
     pub relay_overhead: Histogram,
     pub deltas_relayed: Counter,
@@ -83,6 +84,7 @@ impl Metrics {
         let request_seconds: HistogramFamily<RouteLabels> =
             Family::new_with_constructor(latency_histogram);
         let open_streams = Gauge::default();
+        let followers = Gauge::default();
         let time_to_first_token = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let relay_overhead = latency_histogram();
         let deltas_relayed = Counter::default();
@@ -102,6 +104,11 @@ impl Metrics {
             "chat_open_streams",
             "Chat streams being relayed now",
             open_streams.clone(),
+        );
+        registry.register(
+            "chat_followers",
+            "Followers of live replies (GET …/stream) being relayed now",
+            followers.clone(),
         );
         registry.register(
             "chat_time_to_first_token_seconds",
@@ -133,6 +140,7 @@ impl Metrics {
             requests,
             request_seconds,
             open_streams,
+            followers,
             time_to_first_token,
             relay_overhead,
             deltas_relayed,

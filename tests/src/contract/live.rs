@@ -40,6 +40,7 @@ where
             reading_an_unknown_reply_is_not_found,
             an_opened_reply_is_followed_before_its_first_event,
             cancel_reaches_the_producer_of_a_live_reply,
+            a_cancel_before_the_reply_is_opened_reaches_its_producer_as_it_opens,
             cancelling_an_unknown_or_finished_reply_does_nothing,
         ]
     );
@@ -318,6 +319,25 @@ async fn cancel_reaches_the_producer_of_a_live_reply(live: Arc<dyn LiveReplies>)
         Ok(reason) => assert_eq!(reason, CancelReason::User),
         Err(_) => panic!("the producer's token was not cancelled within {PATIENCE:?}"),
     }
+}
+
+/// A cancel may come between the reply's storing and its opening (on another replica).
+async fn a_cancel_before_the_reply_is_opened_reaches_its_producer_as_it_opens(
+    live: Arc<dyn LiveReplies>,
+) {
+    let reply = MessageId::new();
+    live.cancel(reply)
+        .await
+        .unwrap_or_else(|e| panic!("cancel failed: {e:?}"));
+    let token = CancelToken::new();
+    let _publisher = live.open(reply, token.clone()).await;
+    match tokio::time::timeout(PATIENCE, token.cancelled()).await {
+        Ok(reason) => assert_eq!(reason, CancelReason::User),
+        Err(_) => panic!("the early cancel did not reach the producer within {PATIENCE:?}"),
+    }
+    let other = CancelToken::new();
+    let _other = live.open(MessageId::new(), other.clone()).await;
+    assert_eq!(other.reason(), None, "another reply is not cancelled");
 }
 
 async fn cancelling_an_unknown_or_finished_reply_does_nothing(live: Arc<dyn LiveReplies>) {

@@ -27,12 +27,12 @@ use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
-use confab_core::ids::MessageId;
+use confab_core::ids::{MessageId, UserId};
 use confab_core::live::{LiveError, LiveEvent, LivePublisher};
-use confab_core::ports::LiveReplies;
+use confab_core::ports::{ChatHistory, LiveReplies};
 use confab_core::{
-    CancelReason, CancelToken, ChatEvent, ConversationId, MessageStatus, SendRequest, ServiceError,
-    StreamErrorCode,
+    CancelReason, CancelToken, ChatEvent, ConversationId, Message, MessageStatus, SendRequest,
+    ServiceError, StoreError, StreamErrorCode,
 };
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -266,6 +266,7 @@ pub async fn follow(
         return Ok(HttpResponse::NoContent().finish());
     };
     let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
+    let watch = Watch::new(&state, &principal.user_id, conversation_id);
     match state.live.follow(reply.id, after).await {
         Ok(mut events) => {
             if reply.status != MessageStatus::Streaming {
@@ -276,7 +277,7 @@ pub async fn follow(
                     Some(first) => events = Box::pin(futures::stream::iter([first]).chain(events)),
                 }
             }
-            tokio::spawn(relay_follower(events, tx, reply.id, after));
+            tokio::spawn(relay_follower(events, tx, reply.id, after, watch));
         }
         Err(LiveError::NotFound) => return Ok(HttpResponse::NoContent().finish()),
         Err(e) => {
@@ -285,6 +286,7 @@ pub async fn follow(
                 tx,
                 reply.id,
                 after,
+                watch,
             ));
         }
     }
@@ -296,39 +298,143 @@ pub async fn follow(
         .body(EventStream::new(rx, KEEP_ALIVE)))
 }
 
+/// How long a follower waits for its reply's next event before it reads how the reply is
+/// stored: a producer that died (its replica was killed) publishes no last event, and the
+/// sweep of lapsed leases stores its reply `interrupted` instead.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// What a follower checks when its reply has been quiet for [`QUIET`]: one indexed read of
+/// the conversation's latest reply.
+struct Watch {
+    history: Arc<dyn ChatHistory>,
+    owner: UserId,
+    conversation: ConversationId,
+    /// Counts the follower while it lives.
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.metrics.followers.dec();
+    }
+}
+
+/// How a quiet reply is stored.
+enum Stored {
+    /// Still `streaming` (or the database cannot say now): its events may yet come.
+    Streaming,
+    /// Its producer died and the sweep ended it: no last event will come.
+    Interrupted,
+    /// Its producer ended it (`Some`, as stored; `None` when a newer reply or a deleted
+    /// conversation hides it): its last event should follow at once.
+    Finished(Option<Message>),
+}
+
+impl Watch {
+    fn new(state: &AppState, owner: &UserId, conversation: ConversationId) -> Self {
+        state.metrics.followers.inc();
+        Self {
+            history: Arc::clone(&state.history),
+            owner: owner.clone(),
+            conversation,
+            metrics: Arc::clone(&state.metrics),
+        }
+    }
+
+    async fn stored(&self, reply: MessageId) -> Stored {
+        match self
+            .history
+            .latest_reply(&self.owner, self.conversation)
+            .await
+        {
+            Ok(Some(m)) if m.id != reply => Stored::Finished(None),
+            Ok(Some(m)) => match m.status {
+                MessageStatus::Streaming => Stored::Streaming,
+                MessageStatus::Failed
+                    if m.error.as_deref() == Some(StreamErrorCode::Interrupted.as_str()) =>
+                {
+                    Stored::Interrupted
+                }
+                _ => Stored::Finished(Some(m)),
+            },
+            Ok(None) | Err(StoreError::NotFound) => Stored::Finished(None),
+            Err(e) => {
+                tracing::debug!(error = %e, "a follower could not read its quiet reply");
+                Stored::Streaming
+            }
+        }
+    }
+}
+
 /// Feeds a follower's response with the reply's live events, framed as the send's stream
 /// frames them. A failure of the live events ends the stream with an `error` event
 /// (`unavailable` or `interrupted`) naming the reply, so that the client re-reads it. A
-/// follower that stops reading for [`SLOW_CLIENT`] is let go.
+/// follower that stops reading for [`SLOW_CLIENT`] is let go, and one whose client left is
+/// let go within a few quiet periods (each sends a keep-alive comment) or at its next event.
+///
+/// After each quiet period the stored reply decides: one ended by the sweep ends the stream
+/// with `error` (`interrupted`) at once; one its producer ended gets one more quiet period for
+/// its last event, then ends as stored (`done` with the stored message, or `error`).
 async fn relay_follower(
     mut events: confab_core::ports::LiveEventStream,
     mut tx: mpsc::Sender<Frame>,
     reply: MessageId,
     after: u64,
+    watch: Watch,
 ) {
     let mut position = after;
-    while let Some(next) = events.next().await {
-        let (frame, last) = match next {
-            Ok(event) => {
+    let mut finished = false;
+    loop {
+        let (frame, last) = match tokio::time::timeout(QUIET, events.next()).await {
+            Ok(None) => return,
+            Ok(Some(Ok(event))) => {
                 position = event.id;
                 (
                     encode(&event.name, event.id, event.data.as_bytes()),
                     event.last,
                 )
             }
-            Err(e) => {
+            Ok(Some(Err(e))) => {
                 let code = match e {
                     LiveError::Interrupted => StreamErrorCode::Interrupted,
                     _ => StreamErrorCode::Unavailable,
                 };
                 tracing::info!(error = %e, "a follower's live events failed; it re-reads the reply");
-                let data = serde_json::to_vec(&api::StreamError {
-                    message_id: reply.as_uuid(),
-                    code: code.as_str().to_owned(),
-                    detail: "The live reply can no longer be followed; its stored message is what is left of it.".to_owned(),
-                })
-                .unwrap_or_else(|_| b"{}".to_vec());
-                (encode(api::events::ERROR, position + 1, &data), true)
+                (error_frame(reply, position + 1, code, LOST_LIVE), true)
+            }
+            Err(_quiet) => {
+                // A client that left is noticed only when writing to it fails: a comment per
+                // quiet period lets it go within seconds, not at the next event.
+                if tx.is_closed()
+                    || tx
+                        .try_send(KEEP_ALIVE_COMMENT.into())
+                        .is_err_and(|e| e.is_disconnected())
+                {
+                    return;
+                }
+                match watch.stored(reply).await {
+                    Stored::Streaming => continue,
+                    Stored::Interrupted => {
+                        let frame =
+                            error_frame(reply, position + 1, StreamErrorCode::Interrupted, DIED);
+                        (frame, true)
+                    }
+                    Stored::Finished(_) if !std::mem::replace(&mut finished, true) => continue,
+                    Stored::Finished(Some(message))
+                        if matches!(
+                            message.status,
+                            MessageStatus::Complete | MessageStatus::Cancelled
+                        ) =>
+                    {
+                        let data = serde_json::to_vec(&convert::message(message))
+                            .unwrap_or_else(|_| b"{}".to_vec());
+                        (encode(api::events::DONE, position + 1, &data), true)
+                    }
+                    Stored::Finished(_) => {
+                        let code = StreamErrorCode::Unavailable;
+                        (error_frame(reply, position + 1, code, LOST_LIVE), true)
+                    }
+                }
             }
         };
         let ready = futures::future::poll_fn(|cx| tx.poll_ready(cx));
@@ -351,6 +457,24 @@ async fn relay_follower(
             return;
         }
     }
+}
+
+/// The `detail` of a follower's `error` when its live events failed.
+const LOST_LIVE: &str =
+    "The live reply can no longer be followed; its stored message is what is left of it.";
+
+/// The `detail` of a follower's `error` when the reply's producer died.
+const DIED: &str = "The reply was interrupted: the server generating it stopped. Its stored message has the text saved so far.";
+
+/// A follower's `error` event numbered `id`.
+fn error_frame(reply: MessageId, id: u64, code: StreamErrorCode, detail: &str) -> Frame {
+    let data = serde_json::to_vec(&api::StreamError {
+        message_id: reply.as_uuid(),
+        code: code.as_str().to_owned(),
+        detail: detail.to_owned(),
+    })
+    .unwrap_or_else(|_| b"{}".to_vec());
+    encode(api::events::ERROR, id, &data)
 }
 
 /// One generation in flight: drives the core's stream to its end whatever the client does.

@@ -152,6 +152,7 @@ impl Drop for Server {
 }
 
 /// A signed-in client of a server.
+#[derive(Clone)]
 pub struct Client {
     pub base: String,
     pub token: String,
@@ -395,4 +396,98 @@ pub async fn two_replicas(dir: &Path, env: &[(String, String)]) -> (Server, Serv
     let a = Server::start(dir, env).await;
     let b = Server::start(dir, &env_b).await;
     (a, b)
+}
+
+/// A TCP proxy to `upstream` that a test can cut, to make a server unreachable without
+/// stopping it: while cut, new connections are refused (the port is closed) and open ones
+/// are reset.
+pub struct CutProxy {
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(proxy(listener, port, upstream, watch));
+        Self { port, up, task }
+    }
+
+    /// Refuses new connections and resets the open ones, until [`CutProxy::restore`].
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    upstream: std::net::SocketAddr,
+    mut up: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut listener = Some(listener);
+    loop {
+        match &listener {
+            Some(open) => tokio::select! {
+                accepted = open.accept() => {
+                    if let Ok((client, _)) = accepted {
+                        tokio::spawn(pipe(client, upstream, up.clone()));
+                    }
+                }
+                changed = up.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if !*up.borrow() {
+                        // Closing the port refuses new connections.
+                        listener = None;
+                    }
+                }
+            },
+            None => {
+                if up.changed().await.is_err() {
+                    return;
+                }
+                if *up.borrow() {
+                    listener = Some(
+                        tokio::net::TcpListener::bind(("127.0.0.1", port))
+                            .await
+                            .unwrap(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Relays one connection until either side closes it, or resets both when the proxy is cut.
+async fn pipe(
+    mut client: tokio::net::TcpStream,
+    upstream: std::net::SocketAddr,
+    mut up: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = up.wait_for(|up| !*up) => {
+            // Closing with a zero linger sends a reset.
+            let _ = client.set_zero_linger();
+            let _ = server.set_zero_linger();
+        }
+    }
 }

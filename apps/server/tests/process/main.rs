@@ -8,5 +8,6 @@ mod browser;
 mod configuration;
 mod harness;
 mod lifecycle;
+mod outage;
 mod replicas;
 mod schemathesis;

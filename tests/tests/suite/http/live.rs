@@ -5,6 +5,8 @@
 //! `MemoryLiveReplies`, as two processes share one database and one Redis.
 
 use confab_api_types as api;
+use confab_core::CancelToken;
+use confab_core::live::{LiveEvent, LivePublisher};
 use confab_memory::ScriptedLlm;
 use confab_tests::http::{
     ALICE, AppOptions, BOB, SseFrame, SseStream, TestApp, eventually, spawn_app, spawn_scripted,
@@ -197,4 +199,127 @@ async fn a_conversation_names_its_reply_while_it_is_generated_and_null_after() {
     send.rest().await;
     let got: api::Conversation = app.get_conversation(ALICE, conversation.id).await.ok(200);
     assert_eq!(got.active_reply_id, None, "after the reply ended");
+}
+
+/// The followers being relayed now, as `/metrics` counts them.
+async fn followers(app: &TestApp) -> i64 {
+    let metrics = app.metrics().await.text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("confab_chat_followers "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no follower gauge: {metrics}"))
+}
+
+/// A follower whose client went away is let go within seconds even while its reply
+/// publishes nothing (a model that thinks): it does not wait for the reply's next event.
+#[tokio::test]
+async fn a_follower_whose_client_left_is_let_go_while_its_reply_is_quiet() {
+    let app = spawn_scripted(ScriptedLlm::hanging_after(&["Hel"]), &[]).await;
+    let conversation = conversation(&app).await;
+    let mut send = app.open_stream(ALICE, conversation.id, "Go on").await;
+    read(&mut send, 3).await;
+    let mut follower = follow_stream(&app, conversation.id, None).await;
+    read(&mut follower, 3).await;
+    assert_eq!(followers(&app).await, 1);
+
+    drop(follower);
+    eventually("the follower is let go", || async {
+        (followers(&app).await == 0).then_some(())
+    })
+    .await;
+    app.cancel(ALICE, conversation.id).await.assert_status(202);
+    assert_eq!(
+        send.rest().await.last().map(|f| f.event.clone()),
+        Some("done".to_owned())
+    );
+}
+
+/// A reply stored `streaming` with no producer behind it (as one whose replica died), open
+/// on the live port with its first three events: their publisher, to be kept (dropping it
+/// would end the followers), and the reply.
+async fn a_reply_without_a_producer(
+    app: &TestApp,
+    conversation: uuid::Uuid,
+) -> (Box<dyn LivePublisher>, confab_core::Message) {
+    use confab_core::ports::ChatHistory as _;
+    let conversation = confab_core::ConversationId::from_uuid(conversation);
+    let now = confab_core::now();
+    let user = confab_core::Message::user(conversation, "Go on".to_owned(), None, now);
+    let reply = confab_core::Message::pending_reply(conversation, "echo-1".to_owned(), now);
+    app.store
+        .begin_turn(
+            &confab_core::UserId::new(ALICE).unwrap(),
+            &user,
+            &reply,
+            now,
+            10,
+        )
+        .await
+        .unwrap();
+    let mut publisher = app.live.open(reply.id, CancelToken::new()).await;
+    for (id, name) in [(1, "user_message"), (2, "assistant_message"), (3, "delta")] {
+        publisher.publish(LiveEvent::new(id, name, "{}"));
+    }
+    (publisher, reply)
+}
+
+/// Issue 15: a follower hears nothing more of a reply the sweep ended (its producer died on
+/// another replica, so nobody publishes its end): it reads the stored reply after a quiet
+/// period and ends with `error`, `interrupted`, numbered next.
+#[tokio::test]
+async fn a_quiet_follower_of_a_reply_the_sweep_ended_is_told_interrupted() {
+    use confab_core::ports::ChatHistory as _;
+    let app = spawn_app().await;
+    let conversation = conversation(&app).await;
+    let (_publisher, reply) = a_reply_without_a_producer(&app, conversation.id).await;
+    let mut follower = follow_stream(&app, conversation.id, None).await;
+    read(&mut follower, 3).await;
+
+    let swept = app
+        .store
+        .fail_stale_replies(confab_core::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(swept, 1);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), follower.rest())
+        .await
+        .expect("the follower ends within seconds");
+    assert_eq!(end.len(), 1, "{end:?}");
+    assert_eq!((end[0].event.as_str(), end[0].id.as_str()), ("error", "4"));
+    let error: api::StreamError = end[0].json();
+    assert_eq!(error.code, "interrupted");
+    assert_eq!(error.message_id, reply.id.as_uuid());
+}
+
+/// Issue 15: a reply stored finished whose last event never reaches its follower (its
+/// producer stored it and died, or the live events were lost) ends the follower as stored:
+/// `done` with the stored message, after one more quiet period for the real one.
+#[tokio::test]
+async fn a_quiet_follower_of_a_reply_stored_finished_ends_with_the_stored_message() {
+    use confab_core::ports::ChatHistory as _;
+    let app = spawn_app().await;
+    let conversation = conversation(&app).await;
+    let (_publisher, reply) = a_reply_without_a_producer(&app, conversation.id).await;
+    let mut follower = follow_stream(&app, conversation.id, None).await;
+    read(&mut follower, 3).await;
+
+    let finished = confab_core::Message {
+        content: "Hel".to_owned(),
+        status: confab_core::MessageStatus::Complete,
+        ..reply
+    };
+    app.store
+        .finish_reply(&finished, confab_core::now())
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), follower.rest())
+        .await
+        .expect("the follower ends within seconds");
+    assert_eq!(end.len(), 1, "{end:?}");
+    assert_eq!((end[0].event.as_str(), end[0].id.as_str()), ("done", "4"));
+    let done: api::Message = end[0].json();
+    assert_eq!(done.id, finished.id.as_uuid());
+    assert_eq!(done.status, api::MessageStatus::Complete);
+    assert_eq!(done.content, "Hel");
 }
