@@ -301,7 +301,8 @@ pub async fn read_numbered(
     let mut scanner = Scanner::default();
     let mut failure = None;
     let mut ended = false;
-    while !ended && !(first_only && !read.events.is_empty()) {
+    // Until the last event, or the first one when that is all that is wanted.
+    while !ended && (!first_only || read.events.is_empty()) {
         match body.frame().await {
             None => break,
             Some(Err(e)) => {

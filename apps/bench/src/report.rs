@@ -555,18 +555,14 @@ impl LiveReport {
                 us(r.as_ref().and_then(|r| r.p99_us))
             );
         }
-        let hop = self
-            .hop_redis
-            .as_ref()
-            .and_then(|p| p.lag_p99_us)
-            .map(|redis| {
-                redis
-                    - self
-                        .hop_in_process
-                        .as_ref()
-                        .and_then(|p| p.lag_p99_us)
-                        .unwrap_or(0)
-            });
+        // The hop's own cost: its lag p99 minus that of a follower on the sender's replica.
+        let hop = match (
+            self.hop_redis.as_ref().and_then(|p| p.lag_p99_us),
+            self.hop_in_process.as_ref().and_then(|p| p.lag_p99_us),
+        ) {
+            (Some(redis), Some(local)) => Some(redis - local),
+            _ => None,
+        };
         let _ = writeln!(
             out,
             "- Redis hop adds ≤ 0.5 ms per delta at p99 (follower − sender p99 through Redis, minus the same in-process): {} ({})",
@@ -579,7 +575,9 @@ impl LiveReport {
         let _ = writeln!(
             out,
             "- zero stalls and failures, {} streams over two replicas each followed on the other: {}\n",
-            self.fanout.as_ref().map_or(0, |f| f.n),
+            self.fanout
+                .as_ref()
+                .map_or_else(|| "the".to_owned(), |f| f.n.to_string()),
             verdict(clean)
         );
     }
