@@ -113,6 +113,8 @@ pub struct PairFigures {
     pub errors: Vec<String>,
     /// CPU (user + system) of every replica together during the round(s).
     pub servers_cpu_secs: f64,
+    /// This process's CPU meanwhile (load generator and fake provider).
+    pub harness_cpu_secs: f64,
     pub wall_secs: f64,
 }
 
@@ -171,11 +173,10 @@ async fn connection(slot: &mut Option<Sender>, addr: SocketAddr) -> Result<Sende
     }
 }
 
-fn cpu_of(replicas: &[ServerProcess]) -> f64 {
+/// CPU seconds (user + system) used so far by these processes together.
+fn cpu_of(pids: impl Iterator<Item = u32>) -> f64 {
     let tps = procfs::ticks_per_second();
-    replicas
-        .iter()
-        .filter_map(|r| procfs::cpu_ticks(r.pid))
+    pids.filter_map(procfs::cpu_ticks)
         .map(|(u, s)| {
             #[allow(clippy::cast_precision_loss)]
             let secs = (u + s) as f64 / tps;
@@ -302,7 +303,8 @@ impl Cluster<'_> {
         let addrs: Vec<SocketAddr> = self.replicas.iter().map(|r| r.addr).collect();
         let (first, last) = (self.first()?.addr, self.last()?.addr);
         let stagger = shape.duration();
-        let cpu0 = cpu_of(self.replicas);
+        let cpu0 = cpu_of(self.replicas.iter().map(|r| r.pid));
+        let me0 = cpu_of(std::iter::once(std::process::id()));
         let started = Instant::now();
         let mut set = JoinSet::new();
         for (slot, mine) in conversations.chunks(streams_per_slot).enumerate() {
@@ -379,7 +381,8 @@ impl Cluster<'_> {
             }
         }
         figures.wall_secs = started.elapsed().as_secs_f64();
-        figures.servers_cpu_secs = cpu_of(self.replicas) - cpu0;
+        figures.servers_cpu_secs = cpu_of(self.replicas.iter().map(|r| r.pid)) - cpu0;
+        figures.harness_cpu_secs = cpu_of(std::iter::once(std::process::id())) - me0;
         figures.lag_samples = all_lags.len();
         figures.lag_p50_us = signed_percentile(&mut all_lags, 50.0);
         figures.lag_p99_us = signed_percentile(&mut all_lags, 99.0);

@@ -487,14 +487,14 @@ impl LiveReport {
         if pairs.iter().any(|(_, p)| p.is_some()) {
             let _ = writeln!(
                 out,
-                "| followed streams | N | pace | streams | follower − sender per delta p50 / p99 / max (samples) | gap p99 sender / follower | stalls sender / follower | failures sender / follower | CPU of the replicas (s, wall s) |"
+                "| followed streams | N | pace | streams | follower − sender per delta p50 / p99 / max (samples) | gap p99 sender / follower | stalls sender / follower | failures sender / follower | CPU s of the replicas / harness (wall s) |"
             );
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for (label, p) in pairs {
                 if let Some(p) = p {
                     let _ = writeln!(
                         out,
-                        "| {label} | {} | {} ms | {} | {} / {} / {} ({}) | {} / {} | {} / {} | {} / {} | {:.1} ({:.1}) |",
+                        "| {label} | {} | {} ms | {} | {} / {} / {} ({}) | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} ({:.1}) |",
                         p.n,
                         p.pace_ms,
                         p.streams,
@@ -509,6 +509,7 @@ impl LiveReport {
                         p.sender_failures,
                         p.follower_failures,
                         p.servers_cpu_secs,
+                        p.harness_cpu_secs,
                         p.wall_secs,
                     );
                 }
