@@ -73,6 +73,15 @@ pub fn event_name(event: &[u8]) -> Option<&[u8]> {
     })
 }
 
+/// The `id:` field of one event (its number within the reply), if it has one.
+#[must_use]
+pub fn event_id(event: &[u8]) -> Option<u64> {
+    event.split(|b| *b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(b"id:")?;
+        std::str::from_utf8(rest).ok()?.trim().parse().ok()
+    })
+}
+
 fn find_blank_line(data: &[u8]) -> Option<usize> {
     data.windows(2).position(|w| w == b"\n\n")
 }
@@ -187,6 +196,169 @@ pub fn request(host: &str, prepared: &Prepared) -> Result<Request<Full<Bytes>>, 
         .header(AUTHORIZATION, format!("Bearer {}", prepared.bearer))
         .body(Full::new(prepared.body.clone()))
         .map_err(|e| BenchError::Setup(format!("a request could not be built: {e}")))
+}
+
+/// A `GET …/stream` that follows a conversation's live reply after event `after` (sent as
+/// `Last-Event-ID`; none: from the start).
+pub fn follow_request(
+    host: &str,
+    conversation_id: &str,
+    bearer: &str,
+    after: Option<u64>,
+) -> Result<Request<Full<Bytes>>, BenchError> {
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/api/conversations/{conversation_id}/stream"))
+        .header(HOST, host)
+        .header(ACCEPT, "text/event-stream")
+        .header(AUTHORIZATION, format!("Bearer {bearer}"));
+    if let Some(after) = after {
+        builder = builder.header("Last-Event-ID", after.to_string());
+    }
+    builder
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| BenchError::Setup(format!("a request could not be built: {e}")))
+}
+
+/// One event of a stream as [`read_numbered`] saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// When the read that completed it returned.
+    pub at: Instant,
+    /// Its `id:` (0 without one).
+    pub id: u64,
+    pub kind: Kind,
+}
+
+/// A Confab stream read to its end, every event numbered and timestamped.
+#[derive(Debug)]
+pub struct Numbered {
+    /// When its response head arrived.
+    pub head: Option<Instant>,
+    pub events: Vec<Seen>,
+    /// Why the stream counts as failed; `None` when it ended with `done` after `expected`
+    /// deltas.
+    pub error: Option<String>,
+}
+
+impl Numbered {
+    fn failed(error: String) -> Self {
+        Self {
+            head: None,
+            events: Vec::new(),
+            error: Some(error),
+        }
+    }
+
+    /// The arrival of each delta, by event number.
+    pub fn deltas(&self) -> impl Iterator<Item = &Seen> {
+        self.events.iter().filter(|e| e.kind == Kind::Delta)
+    }
+}
+
+/// What a reader reports while it reads, for whoever waits on its progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Set to the number of each event as it is read.
+    pub newest: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Fired once an event numbered at least this has been read.
+    pub reached: Option<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
+
+/// Sends `request` on `sender` and reads Confab's stream to its end (or to the first event
+/// when `first_only`), numbering and timestamping every event. `expected` deltas must arrive
+/// for a whole stream to count as good.
+pub async fn read_numbered(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+    expected: usize,
+    first_only: bool,
+    mut progress: Progress,
+) -> Numbered {
+    if let Err(e) = sender.ready().await {
+        return Numbered::failed(format!("the connection is not usable: {e}"));
+    }
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => return Numbered::failed(format!("the request failed: {e}")),
+    };
+    let mut read = Numbered {
+        head: Some(Instant::now()),
+        events: Vec::with_capacity(expected + 4),
+        error: None,
+    };
+    let status = response.status();
+    let mut body = response.into_body();
+    if status != hyper::StatusCode::OK {
+        let text = body
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        read.error = Some(format!("status {status}: {text}"));
+        return read;
+    }
+    let mut scanner = Scanner::default();
+    let mut failure = None;
+    let mut ended = false;
+    // Until the last event, or the first one when that is all that is wanted.
+    while !ended && (!first_only || read.events.is_empty()) {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                read.error = Some(format!("the body broke off: {e}"));
+                return read;
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                let at = Instant::now();
+                scanner.feed(&data, |event| {
+                    let Some(name) = event_name(event) else {
+                        return;
+                    };
+                    let id = event_id(event).unwrap_or(0);
+                    let kind = Wire::Confab.classify(name);
+                    match kind {
+                        Kind::End => ended = true,
+                        Kind::Failure if failure.is_none() => {
+                            ended = true;
+                            failure = Some(format!(
+                                "a failure event: {}",
+                                String::from_utf8_lossy(&event[..event.len().min(300)])
+                            ));
+                        }
+                        _ => {}
+                    }
+                    read.events.push(Seen { at, id, kind });
+                    if let Some(newest) = &progress.newest {
+                        newest.store(id, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if progress.reached.as_ref().is_some_and(|(n, _)| id >= *n)
+                        && let Some((_, tx)) = progress.reached.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                });
+            }
+        }
+    }
+    let deltas = read.deltas().count();
+    read.error = if failure.is_some() {
+        failure
+    } else if first_only {
+        read.events
+            .is_empty()
+            .then(|| "the stream ended before its first event".to_owned())
+    } else if !ended {
+        Some("the stream ended without its last event".to_owned())
+    } else if deltas != expected {
+        Some(format!("{deltas} deltas arrived, {expected} were sent"))
+    } else {
+        None
+    };
+    read
 }
 
 /// Sends one streaming request on `sender` and reads its answer to the end, timestamping each
@@ -304,6 +476,14 @@ mod tests {
             ]),
             ["delta", "done"]
         );
+    }
+
+    #[test]
+    fn an_events_number_is_its_id_field() {
+        assert_eq!(event_id(b"id: 17\nevent: delta\ndata: {}"), Some(17));
+        assert_eq!(event_id(b"event: delta\nid:3\ndata: {}"), Some(3));
+        assert_eq!(event_id(b"event: delta\ndata: {}"), None);
+        assert_eq!(event_id(b"id: x\nevent: delta"), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod client;
 mod floor;
+mod live;
+mod live_memory;
 mod load;
 mod procfs;
 mod report;
@@ -15,8 +17,9 @@ use std::time::Duration;
 use clap::Parser;
 use confab_tests::fake_provider::FakeProvider;
 
+use crate::live::{Cluster, PairPlan};
 use crate::load::{Bench, LevelPlan, Shape};
-use crate::report::{BackendReport, HoldSummary, LevelSummary, Report};
+use crate::report::{BackendReport, HoldSummary, LevelSummary, LiveReport, Report};
 use crate::server::{Api, Backend, Database, Launch, ServerProcess, Upstream};
 
 /// What can stop a benchmark run.
@@ -34,10 +37,88 @@ pub enum BenchError {
     Setup(String),
 }
 
-/// The load benchmark of the confab server. Only ever talks to 127.0.0.1.
+/// A group of benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// Concurrent chat streams through the server against the fake provider directly, and
+    /// memory per open stream (`--n`, `--hold`, …).
+    Load,
+    /// Live replies (issue 15): reconnects, the Redis hop, followed streams over two
+    /// replicas, memory per buffered reply (`--live-parts`, …).
+    Live,
+}
+
+/// One benchmark of the live suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LivePart {
+    /// Time from a reconnect (`GET …/stream` with `Last-Event-ID` in the middle of a live
+    /// reply) to its first replayed event, in-process and through Redis.
+    Reconnect,
+    /// What the Redis hop adds per delta: `--hop-n` streams sent on replica A and followed on
+    /// B, against sender and follower on one replica without Redis.
+    Hop,
+    /// `--fanout-n` streams spread over two replicas, each followed on the other: stalls and
+    /// failures.
+    Fanout,
+    /// Memory per finished reply buffered by the in-process adapter for its retention.
+    Memory,
+}
+
+/// The benchmarks of the confab server. Only ever talks to 127.0.0.1.
+///
+/// The default run is every suite: the load benchmark (`--suites load`) on SQLite (and on
+/// PostgreSQL with DATABASE_URL), then the live-reply benchmarks (`--suites live`), whose
+/// two-replica parts need DATABASE_URL=postgres://… and a Redis at `--redis-url` (skipped,
+/// with a message, without them).
 #[derive(Debug, Parser)]
-#[command(name = "confab-bench", about)]
+#[command(name = "confab-bench", about, long_about)]
 struct Args {
+    /// Which suites to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Suite::Load, Suite::Live])]
+    suites: Vec<Suite>,
+    /// Which parts of the live suite to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LivePart::Reconnect, LivePart::Hop, LivePart::Fanout, LivePart::Memory])]
+    live_parts: Vec<LivePart>,
+    /// The Redis the two replicas of the live suite share (keys under a prefix of this run's
+    /// own, `confab-bench:<pid>:`, which expire after the retention).
+    #[arg(
+        long,
+        env = "CONFAB_BENCH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+    /// Reconnects to measure on each path (in-process, Redis).
+    #[arg(long, default_value_t = 400)]
+    reconnects: usize,
+    /// Live replies reconnected to at once.
+    #[arg(long, default_value_t = 10)]
+    reconnect_replies: usize,
+    /// Concurrent followed streams for the Redis hop.
+    #[arg(long, default_value_t = 100)]
+    hop_n: usize,
+    /// Streams each slot sends one after the other for the Redis hop.
+    #[arg(long, default_value_t = 3)]
+    hop_streams_per_slot: usize,
+    /// Concurrent streams over two replicas, each followed on the other.
+    #[arg(long, default_value_t = 1000)]
+    fanout_n: usize,
+    /// Pause between deltas in the fan-out, ms: at 1,000 streams and two readers each, 100 ms
+    /// delivers the 20,000 deltas/s of the load benchmark's 1,000 streams at `--slow-pace-ms`.
+    #[arg(long, default_value_t = 100)]
+    fanout_pace_ms: u64,
+    /// Streams each slot sends one after the other in the fan-out.
+    #[arg(long, default_value_t = 2)]
+    fanout_streams_per_slot: usize,
+    /// Finished replies buffered for the memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    memory_replies: usize,
+    /// Deltas per reply for the memory figure (one measurement, in a fresh process, each).
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 512])]
+    memory_deltas: Vec<usize>,
+    /// Internal: measure the memory of buffered replies of this many deltas in this process
+    /// and print it as JSON (the harness runs itself so for each `--memory-deltas`).
+    #[arg(long, hide = true)]
+    measure_live_memory: Option<usize>,
     /// Concurrency levels (concurrent streams).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 100, 1000])]
     n: Vec<usize>,
@@ -208,6 +289,7 @@ struct Run<'a> {
     args: &'a Args,
     binary: &'a Path,
     fake: &'a FakeProvider,
+    provider_base_url: &'a str,
     http: &'a reqwest::Client,
     dir: &'a Path,
 }
@@ -378,14 +460,249 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// The live-reply benchmarks: memory in child processes, then one replica with the
+    /// in-process live replies, then two replicas with Redis.
+    async fn live(&self) -> Result<LiveReport, BenchError> {
+        let parts = &self.args.live_parts;
+        let mut report = LiveReport {
+            load1_at_start: procfs::load1(),
+            ..LiveReport::default()
+        };
+        if parts.contains(&LivePart::Memory) {
+            for &deltas in &self.args.memory_deltas {
+                eprintln!(
+                    "live: memory of {} buffered replies of {deltas} deltas",
+                    self.args.memory_replies
+                );
+                let figure = live_memory::in_child(self.args.memory_replies, deltas).await?;
+                eprintln!("{figure:?}");
+                report.memory.push(figure);
+            }
+        }
+        let pid = std::process::id();
+        if parts.contains(&LivePart::Reconnect) || parts.contains(&LivePart::Hop) {
+            let database = match self.args.postgres_url() {
+                Some(url) => {
+                    Database::postgres_named(url, &format!("confab_bench_live_{pid}")).await?
+                }
+                None => Database::sqlite(self.dir, "live.db"),
+            };
+            report.in_process_database = Some(if self.args.postgres_url().is_some() {
+                Backend::Postgres.label()
+            } else {
+                Backend::Sqlite.label()
+            });
+            let outcome = self.in_process(&database, &mut report).await;
+            database.remove().await?;
+            outcome?;
+        }
+        let replicated = [LivePart::Reconnect, LivePart::Hop, LivePart::Fanout];
+        if replicated.iter().any(|p| parts.contains(p)) {
+            let reachable = live::redis_reachable(&self.args.redis_url);
+            match (self.args.postgres_url(), reachable) {
+                (None, _) => {
+                    report.redis_skipped = Some(
+                        "two replicas need one PostgreSQL database: set DATABASE_URL=postgres://…"
+                            .to_owned(),
+                    );
+                }
+                (Some(_), Err(why)) => {
+                    report.redis_skipped = Some(format!(
+                        "Redis at {} is unreachable ({why}); start it or set --redis-url",
+                        self.args.redis_url
+                    ));
+                }
+                (Some(url), Ok(())) => {
+                    let database =
+                        Database::postgres_named(url, &format!("confab_bench_replicas_{pid}"))
+                            .await?;
+                    let outcome = self.replicas(&database, &mut report).await;
+                    database.remove().await?;
+                    outcome?;
+                }
+            }
+            if let Some(why) = &report.redis_skipped {
+                eprintln!("\n!!! live: the Redis parts are SKIPPED: {why}\n");
+            }
+        }
+        report.load1_at_end = procfs::load1();
+        Ok(report)
+    }
+
+    fn launch<'b>(&'b self, database: &'b Database, env: &'b [(String, String)]) -> Launch<'b> {
+        Launch {
+            binary: self.binary,
+            database_url: &database.url,
+            provider_base_url: self.provider_base_url,
+            upstream: self
+                .args
+                .upstream
+                .first()
+                .copied()
+                .unwrap_or(Upstream::Http1),
+            dir: self.dir,
+            extra_env: env,
+        }
+    }
+
+    fn pair_plan(&self, spread: bool, n: usize, streams_per_slot: usize, pace: u64) -> PairPlan {
+        PairPlan {
+            n,
+            streams_per_slot,
+            shape: Shape {
+                deltas: self.args.deltas,
+                // Long enough for the follower to be following before the first delta.
+                time_to_first_token: Duration::from_millis(100),
+                pace: Duration::from_millis(pace),
+            },
+            spread,
+        }
+    }
+
+    /// Reconnects and the hop's baseline on one replica with the in-process live replies.
+    async fn in_process(
+        &self,
+        database: &Database,
+        report: &mut LiveReport,
+    ) -> Result<(), BenchError> {
+        let server =
+            ServerProcess::start(&self.launch(database, &self.args.server_env), self.http).await?;
+        eprintln!(
+            "live: one replica (in-process live replies), pid {}",
+            server.pid
+        );
+        let replicas = [server];
+        let outcome = self.measure(&replicas, report, false).await;
+        for server in replicas {
+            if outcome.is_err() {
+                eprintln!("server log:\n{}", server.log_tail());
+            }
+            server.stop().await;
+        }
+        outcome
+    }
+
+    /// Reconnects, the hop and the fan-out on two replicas sharing `database` and Redis.
+    async fn replicas(
+        &self,
+        database: &Database,
+        report: &mut LiveReport,
+    ) -> Result<(), BenchError> {
+        let mut env = vec![
+            ("CONFAB_REDIS_URL".to_owned(), self.args.redis_url.clone()),
+            (
+                "CONFAB_REDIS_PREFIX".to_owned(),
+                format!("confab-bench:{}:", std::process::id()),
+            ),
+        ];
+        env.extend(self.args.server_env.iter().cloned());
+        let launch = self.launch(database, &env);
+        launch.migrate().await?;
+        let a = ServerProcess::start(&launch, self.http).await?;
+        let b = ServerProcess::start(&launch, self.http).await?;
+        eprintln!(
+            "live: two replicas with Redis, pids {} and {}",
+            a.pid, b.pid
+        );
+        let replicas = [a, b];
+        let outcome = self.measure(&replicas, report, true).await;
+        for server in replicas {
+            if outcome.is_err() {
+                eprintln!("server log:\n{}", server.log_tail());
+            }
+            server.stop().await;
+        }
+        outcome
+    }
+
+    async fn measure(
+        &self,
+        replicas: &[ServerProcess],
+        report: &mut LiveReport,
+        redis: bool,
+    ) -> Result<(), BenchError> {
+        let first = replicas
+            .first()
+            .ok_or_else(|| BenchError::Setup("no replica".to_owned()))?;
+        let api = Api {
+            http: self.http,
+            base: format!("http://{}", first.addr),
+        };
+        let cluster = Cluster {
+            replicas,
+            fake: self.fake,
+            api: &api,
+            stream_timeout: Duration::from_secs(self.args.stream_timeout_secs),
+        };
+        let parts = &self.args.live_parts;
+        let path = if redis { "Redis" } else { "in-process" };
+        let mut tenants = Vec::new();
+        // Warm-up, not reported: first connections, pools, caches.
+        cluster
+            .pairs(&mut tenants, self.pair_plan(true, 10, 1, self.args.pace_ms))
+            .await?;
+        if parts.contains(&LivePart::Reconnect) {
+            eprintln!("live: {} reconnects, {path}", self.args.reconnects);
+            let figures = cluster
+                .reconnects(
+                    &mut tenants,
+                    self.args.reconnect_replies,
+                    self.args.reconnects,
+                )
+                .await?;
+            eprintln!("{figures:?}");
+            if redis {
+                report.reconnect_redis = Some(figures);
+            } else {
+                report.reconnect_in_process = Some(figures);
+            }
+        }
+        if parts.contains(&LivePart::Hop) {
+            let plan = self.pair_plan(
+                false,
+                self.args.hop_n,
+                self.args.hop_streams_per_slot,
+                self.args.pace_ms,
+            );
+            eprintln!("live: {} followed streams, {path}", plan.n);
+            let figures = cluster.pairs(&mut tenants, plan).await?;
+            eprintln!("{figures:?}");
+            if redis {
+                report.hop_redis = Some(figures);
+            } else {
+                report.hop_in_process = Some(figures);
+            }
+        }
+        if redis && parts.contains(&LivePart::Fanout) {
+            let plan = self.pair_plan(
+                true,
+                self.args.fanout_n,
+                self.args.fanout_streams_per_slot,
+                self.args.fanout_pace_ms,
+            );
+            eprintln!(
+                "live: {} streams over two replicas, each followed on the other, pace {:?}",
+                plan.n, plan.shape.pace
+            );
+            let figures = cluster.pairs(&mut tenants, plan).await?;
+            eprintln!("{figures:?}");
+            report.fanout = Some(figures);
+        }
+        Ok(())
+    }
+}
+
 async fn run(args: Args) -> Result<Report, BenchError> {
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;
     eprintln!("open-file limit (soft, inherited by the server): {limit}");
-    let needed = u64::try_from(args.hold * 2 + 1000).unwrap_or(u64::MAX);
+    // Holding: two sockets per stream in the server. The fan-out: a sender, a follower and
+    // the fake's side of the upstream per stream in this process.
+    let needed = u64::try_from((args.hold * 2).max(args.fanout_n * 3) + 1000).unwrap_or(u64::MAX);
     if limit < needed {
         return Err(BenchError::Setup(format!(
-            "holding {} streams needs about {needed} open files, the limit is {limit}",
-            args.hold
+            "holding {} streams (or following {}) needs about {needed} open files, the limit is {limit}",
+            args.hold, args.fanout_n
         )));
     }
     let binary = match &args.server_bin {
@@ -414,10 +731,12 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let dir = tempfile::tempdir()?;
+    let provider_base_url = fake.base_url();
     let run = Run {
         args: &args,
         binary: &binary,
         fake: &fake,
+        provider_base_url: &provider_base_url,
         http: &http,
         dir: dir.path(),
     };
@@ -429,9 +748,16 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         .map_err(|e| BenchError::Setup(format!("the wake-up probe failed: {e}")))??;
     let mut client = Vec::new();
     let mut backends = Vec::new();
-    for backend in args.backends() {
-        backends.push(run.backend(backend, &mut client).await?);
+    if args.suites.contains(&Suite::Load) {
+        for backend in args.backends() {
+            backends.push(run.backend(backend, &mut client).await?);
+        }
     }
+    let live = if args.suites.contains(&Suite::Live) {
+        Some(run.live().await?)
+    } else {
+        None
+    };
     Ok(Report {
         started_at,
         machine,
@@ -439,6 +765,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         wake_up,
         client,
         backends,
+        live,
     })
 }
 
@@ -454,6 +781,24 @@ fn write_report(report: &Report, out: &Path) -> Result<(), BenchError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(deltas) = args.measure_live_memory {
+        return match live_memory::measure(args.memory_replies, deltas).await {
+            Ok(figure) => match serde_json::to_string(&figure) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("confab-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("confab-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let out = args
         .out
         .clone()

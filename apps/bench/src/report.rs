@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::floor::{Latency, PostgresFloor};
+use crate::live::{PairFigures, ReconnectFigures};
+use crate::live_memory::MemoryFigure;
 use crate::load::{Hold, Level};
 use crate::procfs::Machine;
 use crate::server::Upstream;
@@ -191,6 +193,28 @@ pub struct Report {
     pub wake_up: Option<Latency>,
     pub client: Vec<ClientAsset>,
     pub backends: Vec<BackendReport>,
+    /// The live-reply benchmarks (issue 15), when run.
+    pub live: Option<LiveReport>,
+}
+
+/// The figures of the live-reply benchmarks.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LiveReport {
+    /// The database of the single in-process replica (PostgreSQL when given, else SQLite).
+    pub in_process_database: Option<&'static str>,
+    /// Why the Redis parts did not run, if they did not.
+    pub redis_skipped: Option<String>,
+    pub load1_at_start: Option<f64>,
+    pub load1_at_end: Option<f64>,
+    pub reconnect_in_process: Option<ReconnectFigures>,
+    pub reconnect_redis: Option<ReconnectFigures>,
+    /// Sender and follower on the one replica, no Redis.
+    pub hop_in_process: Option<PairFigures>,
+    /// Sender on replica A, follower on replica B, Redis between them.
+    pub hop_redis: Option<PairFigures>,
+    /// Streams spread over both replicas, each followed on the other.
+    pub fanout: Option<PairFigures>,
+    pub memory: Vec<MemoryFigure>,
 }
 
 fn us(v: Option<u32>) -> String {
@@ -256,6 +280,9 @@ impl Report {
         }
         for b in &self.backends {
             self.backend_markdown(&mut out, b);
+        }
+        if let Some(live) = &self.live {
+            live.markdown(&mut out);
         }
         out
     }
@@ -401,6 +428,159 @@ impl Report {
             );
         }
         let _ = writeln!(out);
+    }
+}
+
+impl LiveReport {
+    /// The tables of the section "Live replies".
+    pub fn markdown(&self, out: &mut String) {
+        let _ = writeln!(out, "### Live replies\n");
+        let _ = writeln!(
+            out,
+            "1-minute load at start {}, at end {}. In-process replica on {}.{}\n",
+            self.load1_at_start
+                .map_or("?".to_owned(), |l| format!("{l:.2}")),
+            self.load1_at_end
+                .map_or("?".to_owned(), |l| format!("{l:.2}")),
+            self.in_process_database.unwrap_or("–"),
+            self.redis_skipped
+                .as_ref()
+                .map(|why| format!(" **Redis parts skipped**: {why}"))
+                .unwrap_or_default()
+        );
+        let reconnects = [
+            ("in-process (one replica)", &self.reconnect_in_process),
+            ("Redis (sent on A, reconnect on B)", &self.reconnect_redis),
+        ];
+        if reconnects.iter().any(|(_, r)| r.is_some()) {
+            let _ = writeln!(
+                out,
+                "| reconnect with `Last-Event-ID` | reconnects | first replayed event p50 | p99 | max | failures |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            for (label, r) in reconnects {
+                if let Some(r) = r {
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {} | {} | {} | {} | {} |",
+                        r.samples,
+                        us(r.p50_us),
+                        us(r.p99_us),
+                        us(r.max_us),
+                        r.failures
+                    );
+                }
+            }
+            let _ = writeln!(out);
+        }
+        let pairs = [
+            (
+                "in-process: send and follow on one replica",
+                &self.hop_in_process,
+            ),
+            ("Redis: send on A, follow on B", &self.hop_redis),
+            (
+                "Redis: spread over A and B, each followed on the other",
+                &self.fanout,
+            ),
+        ];
+        if pairs.iter().any(|(_, p)| p.is_some()) {
+            let _ = writeln!(
+                out,
+                "| followed streams | N | pace | streams | follower − sender per delta p50 / p99 / max (samples) | gap p99 sender / follower | stalls sender / follower | failures sender / follower | CPU s of the replicas / harness (wall s) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for (label, p) in pairs {
+                if let Some(p) = p {
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {} | {} ms | {} | {} / {} / {} ({}) | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} ({:.1}) |",
+                        p.n,
+                        p.pace_ms,
+                        p.streams,
+                        signed(p.lag_p50_us),
+                        signed(p.lag_p99_us),
+                        signed(p.lag_max_us),
+                        p.lag_samples,
+                        us(p.sender_gap_p99_us),
+                        us(p.follower_gap_p99_us),
+                        p.sender_stalls,
+                        p.follower_stalls,
+                        p.sender_failures,
+                        p.follower_failures,
+                        p.servers_cpu_secs,
+                        p.harness_cpu_secs,
+                        p.wall_secs,
+                    );
+                }
+            }
+            let _ = writeln!(out);
+            for (label, p) in pairs {
+                for e in p.iter().flat_map(|p| &p.errors) {
+                    let _ = writeln!(out, "- {label}: {}", e.replace('\n', " "));
+                }
+            }
+            for (label, r) in reconnects {
+                for e in r.iter().flat_map(|r| &r.errors) {
+                    let _ = writeln!(out, "- reconnect, {label}: {}", e.replace('\n', " "));
+                }
+            }
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(
+                out,
+                "| buffered finished replies (`MemoryLiveReplies`) | deltas each | payload per reply | VmRSS before → after | per reply | open + publish per reply |"
+            );
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+            for m in &self.memory {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} B | {} → {} KiB | **{:.1} KiB** | {:.1} µs |",
+                    m.replies,
+                    m.deltas_per_reply,
+                    m.payload_bytes_per_reply,
+                    m.rss_before_kib,
+                    m.rss_after_kib,
+                    m.kib_per_reply,
+                    m.us_per_reply
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "Targets:\n");
+        for (label, r) in reconnects {
+            let _ = writeln!(
+                out,
+                "- reconnect to first replayed event p99 ≤ 5 ms, {label}: {} ({})",
+                verdict(r.as_ref().and_then(|r| r.p99_us).map(|v| v <= 5_000)),
+                us(r.as_ref().and_then(|r| r.p99_us))
+            );
+        }
+        // The hop's own cost: its lag p99 minus that of a follower on the sender's replica.
+        let hop = match (
+            self.hop_redis.as_ref().and_then(|p| p.lag_p99_us),
+            self.hop_in_process.as_ref().and_then(|p| p.lag_p99_us),
+        ) {
+            (Some(redis), Some(local)) => Some(redis - local),
+            _ => None,
+        };
+        let _ = writeln!(
+            out,
+            "- Redis hop adds ≤ 0.5 ms per delta at p99 (follower − sender p99 through Redis, minus the same in-process): {} ({})",
+            verdict(hop.map(|v| v <= 500)),
+            signed(hop)
+        );
+        let clean = self.fanout.as_ref().map(|f| {
+            f.sender_stalls + f.follower_stalls + f.sender_failures + f.follower_failures == 0
+        });
+        let _ = writeln!(
+            out,
+            "- zero stalls and failures, {} streams over two replicas each followed on the other: {}\n",
+            self.fanout
+                .as_ref()
+                .map_or_else(|| "the".to_owned(), |f| f.n.to_string()),
+            verdict(clean)
+        );
     }
 }
 

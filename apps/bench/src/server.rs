@@ -68,7 +68,12 @@ impl Database {
 
     /// A fresh database `confab_bench_<pid>` on the server `admin_url` points at.
     pub async fn postgres(admin_url: &str) -> Result<Self, BenchError> {
-        let name = format!("confab_bench_{}", std::process::id());
+        Self::postgres_named(admin_url, &format!("confab_bench_{}", std::process::id())).await
+    }
+
+    /// A fresh database `name` (dropped first if a crashed run left it) on the server
+    /// `admin_url` points at.
+    pub async fn postgres_named(admin_url: &str, name: &str) -> Result<Self, BenchError> {
         let admin = admin_client(admin_url).await?;
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -81,7 +86,7 @@ impl Database {
         url.set_path(&format!("/{name}"));
         Ok(Self {
             url: url.into(),
-            postgres: Some((admin_url.to_owned(), name)),
+            postgres: Some((admin_url.to_owned(), name.to_owned())),
         })
     }
 
@@ -133,29 +138,23 @@ fn free_port() -> Result<u16, BenchError> {
     Ok(listener.local_addr()?.port())
 }
 
-impl ServerProcess {
-    /// Starts the binary with a clean environment (so no `.env`, `confab.toml` or variable of
-    /// the caller leaks in) and waits until `/healthz` answers `200`. The child inherits this
-    /// process's open-file limit.
-    pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<Self, BenchError> {
-        let port = free_port()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let files = launch.dir.join("files");
+impl Launch<'_> {
+    /// The binary with a clean environment (so no `.env`, `confab.toml` or variable of the
+    /// caller leaks in) and these settings.
+    fn command(&self) -> Result<Command, BenchError> {
+        let files = self.dir.join("files");
         std::fs::create_dir_all(&files)?;
-        let log = launch.dir.join(format!("confab-{port}.log"));
-        let log_file = std::fs::File::create(&log)?;
-        let mut command = Command::new(launch.binary);
+        let mut command = Command::new(self.binary);
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("CONFAB_BIND", addr.to_string())
-            .env("DATABASE_URL", launch.database_url)
+            .env("DATABASE_URL", self.database_url)
             .env("CONFAB_LLM", "openai")
             .env("OPENAI_API_KEY", "bench")
-            .env("OPENAI_BASE_URL", launch.provider_base_url)
+            .env("OPENAI_BASE_URL", self.provider_base_url)
             .env(
                 "CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE",
-                if launch.upstream == Upstream::Http2 {
+                if self.upstream == Upstream::Http2 {
                     "1"
                 } else {
                     "0"
@@ -171,9 +170,40 @@ impl ServerProcess {
             .env("CONFAB_FILES_DIR", &files)
             .env("CONFAB_SHUTDOWN_GRACE_SECS", "1")
             .env("RUST_LOG", "warn")
-            .envs(launch.extra_env.iter().map(|(k, v)| (k, v)))
-            .current_dir(launch.dir)
-            .stdin(Stdio::null())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir)
+            .stdin(Stdio::null());
+        Ok(command)
+    }
+
+    /// Runs `confab migrate`: replicas that share a database start on a migrated one, so
+    /// that they do not race to migrate it.
+    pub async fn migrate(&self) -> Result<(), BenchError> {
+        let output = self.command()?.arg("migrate").output().await?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(BenchError::Setup(format!(
+                "`confab migrate` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    }
+}
+
+impl ServerProcess {
+    /// Starts the binary with a clean environment (so no `.env`, `confab.toml` or variable of
+    /// the caller leaks in) and waits until `/healthz` answers `200`. The child inherits this
+    /// process's open-file limit.
+    pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<Self, BenchError> {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = launch.dir.join(format!("confab-{port}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let mut command = launch.command()?;
+        command
+            .env("CONFAB_BIND", addr.to_string())
             .stdout(Stdio::null())
             .stderr(log_file)
             .kill_on_drop(true);

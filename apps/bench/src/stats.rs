@@ -20,6 +20,12 @@ impl Samples {
         self.sorted = false;
     }
 
+    /// How many samples there are.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.values.len()
+    }
+
     /// How many samples are above `limit`.
     #[must_use]
     pub fn count_above(&self, limit: u32) -> usize {
@@ -35,14 +41,7 @@ impl Samples {
             self.values.sort_unstable();
             self.sorted = true;
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let rank = ((p / 100.0) * self.values.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.values.len()) - 1;
-        self.values.get(index).copied()
+        self.values.get(rank_index(self.values.len(), p)).copied()
     }
 
     /// Takes the samples out, leaving none.
@@ -55,6 +54,28 @@ impl Samples {
     pub fn max(&mut self) -> Option<u32> {
         self.percentile(100.0)
     }
+}
+
+/// The index of the `p`-th percentile (0 < p ≤ 100) among `len` sorted samples, by nearest
+/// rank.
+fn rank_index(len: usize, p: f64) -> usize {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p / 100.0) * len as f64).ceil() as usize;
+    rank.clamp(1, len.max(1)) - 1
+}
+
+/// The `p`-th percentile of signed samples by nearest rank (it sorts them); `None` without
+/// samples. For differences of two clocks' readings, which noise can make negative.
+pub fn signed_percentile(values: &mut [i64], p: f64) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    values.get(rank_index(values.len(), p)).copied()
 }
 
 /// `a − b` in microseconds, as a signed number (an added time may come out negative in noise).
@@ -94,6 +115,15 @@ mod tests {
         assert_eq!(Samples::default().percentile(50.0), None);
         assert_eq!(added(None, Some(3)), None);
         assert_eq!(added(Some(3), Some(5)), Some(-2));
+    }
+
+    #[test]
+    fn signed_samples_have_percentiles_too() {
+        let mut v = vec![5, -3, 40, 0, 12];
+        assert_eq!(signed_percentile(&mut v, 50.0), Some(5));
+        assert_eq!(signed_percentile(&mut v, 1.0), Some(-3));
+        assert_eq!(signed_percentile(&mut v, 100.0), Some(40));
+        assert_eq!(signed_percentile(&mut [], 50.0), None);
     }
 
     #[test]
