@@ -36,18 +36,20 @@ use crate::budget::fit_history;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, MessageId};
-use crate::model::{Message, MessageStatus, Principal, Role, Timestamp, now};
+use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
     ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
-    LlmStream, PromptStore, SendLimiter, Timer,
+    LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
-use crate::values::{Limits, MessageContent};
+use crate::values::{Limits, MessageContent, ValidationError};
 
 /// How the chat use case fits context and keeps replies alive.
 #[derive(Clone, Debug)]
 pub struct ChatSettings {
     /// The model to ask; `None` uses the provider's default.
     pub model: Option<String>,
+    /// The models a conversation may choose (`CONFAB_MODELS`); the default among them.
+    pub models: Vec<String>,
     /// The context window the budget fits into, in estimated tokens.
     pub context_tokens: u32,
     /// Tokens kept free for the reply.
@@ -86,6 +88,7 @@ impl Default for ChatSettings {
     fn default() -> Self {
         Self {
             model: None,
+            models: Vec::new(),
             context_tokens: 16_000,
             output_reserve: 2_000,
             max_output_tokens: None,
@@ -102,6 +105,9 @@ pub struct SendRequest {
     pub conversation_id: ConversationId,
     pub content: String,
     pub client_message_id: Option<Uuid>,
+    /// Where the message goes: after the branch being shown, as a new first message, or
+    /// after a given reply (edit and resend: a new branch).
+    pub parent: Parent,
 }
 
 /// The `code` of a stream's `error` event.
@@ -241,34 +247,128 @@ impl ChatService {
             return Err(ChatError::RateLimited { retry_after });
         }
 
-        // One read and one transaction, concurrently: the active prompt, and the turn, which
-        // checks ownership and conflicts, reads the history and stores both messages.
-        let user = Message::user(conversation_id, content, request.client_message_id, started);
-        let reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
-        let (prompt, past) = futures::join!(
-            self.prompts.conversation_prompt(owner, conversation_id),
-            self.history.begin_turn(
-                owner,
-                &user,
-                &reply,
-                stale_before,
-                self.settings.history_limit
-            ),
-        );
-        let past = match past {
-            Ok(past) => past,
+        let mut user = Message::user(conversation_id, content, request.client_message_id, started);
+        let mut reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
+        reply.parent_id = Some(user.id);
+        let turn = NewTurn {
+            user: Some(user.clone()),
+            parent: request.parent,
+            reply: reply.clone(),
+        };
+        let (prompt, began) = self.begin(owner, conversation_id, &turn, stale_before, 0).await;
+        let began = match began {
+            Ok(began) => began,
             Err(e) => {
                 self.limiter.refund(owner).await;
                 return Err(e.into());
             }
         };
         // The turn is stored: from here on a failure is an event of the stream.
+        user.parent_id = began.parent_id;
+        reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
+        Ok(self.start_reply(prompt, began.history, user, reply, cancel))
+    }
+
+    /// Answers a user message again: `reply_id` names one of its replies; the new reply is
+    /// its sibling, streamed as a send's (the user message first, then the new reply). The
+    /// model is sent the branch that ends at that user message.
+    pub async fn regenerate(
+        &self,
+        principal: &Principal,
+        reply_id: MessageId,
+        cancel: CancelToken,
+    ) -> Result<ChatStream, ChatError> {
+        let owner = &principal.user_id;
+        let earlier = self.history.get_message(owner, reply_id).await?;
+        let question = match (earlier.role, earlier.parent_id) {
+            (Role::Assistant, Some(question)) => question,
+            _ => {
+                return Err(ValidationError::new("message_id", "must name a reply").into());
+            }
+        };
+        let conversation_id = earlier.conversation_id;
+        let started = now();
+        let stale_before = started - self.settings.reply_lease;
+        if let Err(retry_after) = self.limiter.try_acquire(owner).await {
+            self.history
+                .check_turn(owner, conversation_id, None, stale_before)
+                .await?;
+            return Err(ChatError::RateLimited { retry_after });
+        }
+        let mut reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
+        reply.parent_id = Some(question);
+        let turn = NewTurn {
+            user: None,
+            parent: Parent::Message(question),
+            reply: reply.clone(),
+        };
+        // One more message of history: the user message answered again is its last.
+        let (prompt, began) = self.begin(owner, conversation_id, &turn, stale_before, 1).await;
+        let mut began = match began {
+            Ok(began) => began,
+            Err(e) => {
+                self.limiter.refund(owner).await;
+                return Err(e.into());
+            }
+        };
+        let Some(user) = began.history.pop().filter(|m| m.id == question) else {
+            return Err(ChatError::Internal(
+                "a regenerated turn's history did not end at its user message".to_owned(),
+            ));
+        };
+        reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
+        Ok(self.start_reply(prompt, began.history, user, reply, cancel))
+    }
+
+    /// One read and one transaction, concurrently: the active prompt, and the turn, which
+    /// checks ownership and conflicts, reads the branch and stores the new messages.
+    async fn begin(
+        &self,
+        owner: &crate::ids::UserId,
+        conversation_id: ConversationId,
+        turn: &NewTurn,
+        stale_before: Timestamp,
+        extra_history: u32,
+    ) -> (
+        Result<Option<crate::model::Prompt>, StoreError>,
+        Result<Turn, StoreError>,
+    ) {
+        futures::join!(
+            self.prompts.conversation_prompt(owner, conversation_id),
+            self.history.begin_turn(
+                owner,
+                turn,
+                stale_before,
+                self.settings.history_limit.saturating_add(extra_history)
+            ),
+        )
+    }
+
+    /// The model a conversation's replies are asked of: its own when it chose one that is
+    /// still offered, else the default.
+    fn model_of<'a>(&'a self, chosen: Option<&'a str>) -> &'a str {
+        chosen
+            .filter(|m| self.settings.models.iter().any(|offered| offered == m))
+            .unwrap_or_else(|| self.model())
+    }
+
+    /// The stream of a stored turn: the provider is asked (unless the prompt could not be
+    /// read) and the reply relayed and stored.
+    fn start_reply(
+        &self,
+        prompt: Result<Option<crate::model::Prompt>, StoreError>,
+        past: Vec<Message>,
+        user: Message,
+        reply: Message,
+        cancel: CancelToken,
+    ) -> ChatStream {
+        let model = reply.model.clone().unwrap_or_default();
         let llm_request = prompt
-            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user))
+            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user, model))
             .map_err(|e| {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
-        Ok(self.reply_stream(user, reply, llm_request, cancel))
+        self.reply_stream(user, reply, llm_request, cancel)
     }
 
     /// What the provider is asked: the prompt, the history that fits the budget, then the
@@ -278,6 +378,7 @@ impl ChatService {
         instructions: Option<String>,
         past: Vec<Message>,
         user: &Message,
+        model: String,
     ) -> LlmRequest {
         let new_message = LlmMessage {
             role: Role::User,
@@ -292,7 +393,7 @@ impl ChatService {
         );
         messages.push(new_message);
         LlmRequest {
-            model: self.model().to_owned(),
+            model,
             instructions,
             messages,
             max_output_tokens: self.settings.max_output_tokens,

@@ -20,7 +20,7 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, Conflict, LlmError, StoreError};
 use crate::ids::{ConversationId, MessageId, ProjectId, PromptId, UserId};
 use crate::model::{
-    Conversation, Message, MessageStatus, Principal, Prompt, Role, Timestamp, Usage, now,
+    Conversation, Message, MessageStatus, Parent, Principal, Prompt, Role, Timestamp, Usage, now,
 };
 use crate::ports::{
     Completion, FinishOutcome, Incomplete, LlmEvent, LlmEventStream, LlmMessage, LlmRequest,
@@ -179,6 +179,8 @@ fn conversation() -> Conversation {
         title: None,
         created_at: at,
         updated_at: at,
+        leaf_id: None,
+        model: None,
     }
 }
 
@@ -186,6 +188,7 @@ fn past(conversation: &Conversation, role: Role, status: MessageStatus, content:
     Message {
         id: MessageId::new(),
         conversation_id: conversation.id,
+        parent_id: None,
         role,
         content: content.to_owned(),
         status,
@@ -219,6 +222,7 @@ fn request(conversation: &Conversation, content: &str) -> SendRequest {
         conversation_id: conversation.id,
         content: content.to_owned(),
         client_message_id: None,
+        parent: Parent::Leaf,
     }
 }
 
@@ -399,20 +403,24 @@ impl Mocks {
         let limit = settings().history_limit;
         self.history
             .expect_begin_turn()
-            .withf(move |o, user, reply, _, l| {
+            .withf(move |o, turn, _, l| {
                 *o == owner()
-                    && user.conversation_id == conversation_id
-                    && reply.conversation_id == conversation_id
+                    && turn.user.as_ref().map(|u| u.conversation_id) == Some(conversation_id)
+                    && turn.parent == Parent::Leaf
+                    && turn.reply.conversation_id == conversation_id
                     && *l == limit
             })
             .times(1)
-            .returning(move |_, user, reply, stale_before, _| {
+            .returning(move |_, turn, stale_before, _| {
                 writes.lock().unwrap().push(Write::BeginTurn {
-                    user: user.clone(),
-                    reply: reply.clone(),
+                    user: turn.user.clone().unwrap(),
+                    reply: turn.reply.clone(),
                     stale_before,
                 });
-                Ok(past.clone())
+                Ok(crate::ports::Turn {
+                    history: past.clone(),
+                    ..crate::ports::Turn::default()
+                })
             });
         self
     }
@@ -421,7 +429,7 @@ impl Mocks {
         self.history
             .expect_begin_turn()
             .times(1)
-            .returning(move |_, _, _, _, _| Err(error()));
+            .returning(move |_, _, _, _| Err(error()));
         self
     }
 

@@ -7,7 +7,7 @@ use crate::cursor;
 use crate::error::ServiceError;
 use crate::ids::{ConversationId, MessageId, ProjectId, PromptId};
 use crate::model::{
-    Conversation, Message, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
+    BranchMessage, Conversation, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
 };
 use crate::ports::{BlobStore, ChatHistory, ProjectStore, PromptStore};
 use crate::values::{self, Limits, PageLimit, ProjectName, PromptContent, Title};
@@ -262,6 +262,8 @@ impl ConversationService {
         let at = now();
         let conversation = Conversation {
             active_reply_id: None,
+            leaf_id: None,
+            model: None,
             id: ConversationId::new(),
             project_id,
             owner_id: principal.user_id.clone(),
@@ -329,25 +331,47 @@ impl ConversationService {
             .await?)
     }
 
+    /// A page of the branch that ends at `leaf` (the conversation's `leaf_id` when `None`),
+    /// oldest first. The cursor carries the leaf, so later pages read the same branch.
     pub async fn messages(
         &self,
         principal: &Principal,
         id: ConversationId,
+        leaf: Option<MessageId>,
         page: &PageQuery,
-    ) -> Result<Page<Message>, ServiceError> {
-        let after = page
-            .cursor
-            .as_deref()
-            .map(cursor::decode_id)
-            .transpose()?
-            .map(MessageId::from_uuid);
-        let rows = self
+    ) -> Result<Page<BranchMessage>, ServiceError> {
+        let (leaf, after) = match page.cursor.as_deref().map(cursor::decode_branch) {
+            None => (leaf, None),
+            Some(decoded) => {
+                let (cursor_leaf, after) = decoded?;
+                (
+                    cursor_leaf.map(MessageId::from_uuid).or(leaf),
+                    Some(MessageId::from_uuid(after)),
+                )
+            }
+        };
+        let branch = self
             .history
-            .list_messages(&principal.user_id, id, after, page.fetch())
+            .list_branch(&principal.user_id, id, leaf, after, page.fetch())
             .await?;
-        Ok(paged(rows, page.limit, |m| {
-            cursor::encode_id(m.id.as_uuid())
+        let leaf = branch.leaf_id;
+        Ok(paged(branch.messages, page.limit, |m| match leaf {
+            Some(leaf) => cursor::encode_branch(leaf.as_uuid(), m.message.id.as_uuid()),
+            None => cursor::encode_id(m.message.id.as_uuid()),
         }))
+    }
+
+    /// Shows the branch through `message` (its deepest, most recent leaf).
+    pub async fn choose_leaf(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, ServiceError> {
+        Ok(self
+            .history
+            .choose_leaf(&principal.user_id, id, message)
+            .await?)
     }
 }
 
