@@ -182,7 +182,7 @@ impl ChatService {
         settings: ChatSettings,
         limits: Limits,
     ) -> Self {
-        Self {
+        let mut service = Self {
             history,
             prompts,
             llm,
@@ -190,7 +190,13 @@ impl ChatService {
             settings,
             limits,
             timer: Arc::new(ThreadTimer),
+        };
+        // The default model is always offered.
+        let default = service.model().to_owned();
+        if !service.settings.models.contains(&default) {
+            service.settings.models.insert(0, default);
         }
+        service
     }
 
     /// Waits with `timer` (the application's runtime) instead of a thread per wait.
@@ -255,7 +261,9 @@ impl ChatService {
             parent: request.parent,
             reply: reply.clone(),
         };
-        let (prompt, began) = self.begin(owner, conversation_id, &turn, stale_before, 0).await;
+        let (prompt, began) = self
+            .begin(owner, conversation_id, &turn, stale_before, 0)
+            .await;
         let began = match began {
             Ok(began) => began,
             Err(e) => {
@@ -271,13 +279,14 @@ impl ChatService {
 
     /// Answers a user message again: `reply_id` names one of its replies; the new reply is
     /// its sibling, streamed as a send's (the user message first, then the new reply). The
-    /// model is sent the branch that ends at that user message.
+    /// model is sent the branch that ends at that user message. Returns the conversation
+    /// with the stream.
     pub async fn regenerate(
         &self,
         principal: &Principal,
         reply_id: MessageId,
         cancel: CancelToken,
-    ) -> Result<ChatStream, ChatError> {
+    ) -> Result<(ConversationId, ChatStream), ChatError> {
         let owner = &principal.user_id;
         let earlier = self.history.get_message(owner, reply_id).await?;
         let question = match (earlier.role, earlier.parent_id) {
@@ -303,7 +312,9 @@ impl ChatService {
             reply: reply.clone(),
         };
         // One more message of history: the user message answered again is its last.
-        let (prompt, began) = self.begin(owner, conversation_id, &turn, stale_before, 1).await;
+        let (prompt, began) = self
+            .begin(owner, conversation_id, &turn, stale_before, 1)
+            .await;
         let mut began = match began {
             Ok(began) => began,
             Err(e) => {
@@ -317,7 +328,8 @@ impl ChatService {
             ));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        Ok(self.start_reply(prompt, began.history, user, reply, cancel))
+        let events = self.start_reply(prompt, began.history, user, reply, cancel);
+        Ok((conversation_id, events))
     }
 
     /// One read and one transaction, concurrently: the active prompt, and the turn, which

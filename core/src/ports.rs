@@ -160,6 +160,15 @@ pub trait ChatHistory: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Conversation, StoreError>;
 
+    /// MUST set the model its replies are asked of (`None`: the default) and return the
+    /// conversation; MUST NOT change `updated_at`. `NotFound` for another owner's.
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError>;
+
     /// MUST delete the conversation and its messages. `NotFound` otherwise.
     async fn delete_conversation(
         &self,
@@ -230,7 +239,8 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// reply when `turn.user` is given and a user message when it is not (`Invalid`
     /// otherwise). Then MUST store `turn.user` (if any) with the resolved parent and then
     /// `turn.reply` (status `streaming`, touched now) as given, make the reply the
-    /// conversation's `leaf_id`, set its `updated_at` to the reply's `created_at`, and return
+    /// conversation's `leaf_id`, set its `updated_at` to the `created_at` of the user message
+    /// (of the reply without one), and return
     /// the resolved parent, the conversation's `model`, and the newest `history_limit`
     /// messages of the branch that ends at the resolved parent (the parent included),
     /// oldest first — never a message of another branch. `NotFound` (storing nothing) for a

@@ -238,12 +238,25 @@ impl PromptService {
 pub struct ConversationService {
     history: Arc<dyn ChatHistory>,
     limits: Limits,
+    /// The models a conversation may choose.
+    models: Vec<String>,
 }
 
 impl ConversationService {
     #[must_use]
     pub fn new(history: Arc<dyn ChatHistory>, limits: Limits) -> Self {
-        Self { history, limits }
+        Self {
+            history,
+            limits,
+            models: Vec::new(),
+        }
+    }
+
+    /// Conversations may choose among `models` (`CONFAB_MODELS`).
+    #[must_use]
+    pub fn with_models(mut self, models: Vec<String>) -> Self {
+        self.models = models;
+        self
     }
 
     /// The limits this service validates with (the OpenAPI document states them).
@@ -318,6 +331,50 @@ impl ConversationService {
             .history
             .rename_conversation(&principal.user_id, id, title, now())
             .await?)
+    }
+
+    /// A `PATCH`: the fields present are set (`Some(None)` clears one). The model must be
+    /// one of the offered models.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        title: Option<Option<&str>>,
+        model: Option<Option<&str>>,
+    ) -> Result<Conversation, ServiceError> {
+        let title = title
+            .map(|t| Title::new(t, &self.limits).map(Title::into_inner))
+            .transpose()?;
+        if let Some(Some(model)) = model
+            && !self.models.iter().any(|offered| offered == model)
+        {
+            return Err(values::ValidationError::new(
+                "model",
+                format!("must be one of: {}", self.models.join(", ")),
+            )
+            .into());
+        }
+        let owner = &principal.user_id;
+        let mut conversation = None;
+        if let Some(title) = title {
+            conversation = Some(
+                self.history
+                    .rename_conversation(owner, id, title, now())
+                    .await?,
+            );
+        }
+        if let Some(model) = model {
+            let model = model.map(str::to_owned);
+            conversation = Some(
+                self.history
+                    .set_conversation_model(owner, id, model)
+                    .await?,
+            );
+        }
+        match conversation {
+            Some(conversation) => Ok(conversation),
+            None => self.get(principal, id).await,
+        }
     }
 
     pub async fn delete(

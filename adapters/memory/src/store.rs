@@ -378,6 +378,22 @@ impl State {
         Ok(self.read_conversation(&conversation))
     }
 
+    fn set_conversation_model(
+        &mut self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        self.owned_conversation(owner, id)?;
+        let conversation = self
+            .conversations
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound)?;
+        conversation.model = model;
+        let conversation = conversation.clone();
+        Ok(self.read_conversation(&conversation))
+    }
+
     fn delete_conversation(
         &mut self,
         owner: &UserId,
@@ -441,7 +457,11 @@ impl State {
     }
 
     /// The ids of the messages with this parent, oldest first.
-    fn children(&self, conversation_id: ConversationId, parent: Option<MessageId>) -> Vec<MessageId> {
+    fn children(
+        &self,
+        conversation_id: ConversationId,
+        parent: Option<MessageId>,
+    ) -> Vec<MessageId> {
         self.conversation_messages(conversation_id)
             .filter(|m| m.message.parent_id == parent)
             .map(|m| m.message.id)
@@ -615,7 +635,7 @@ impl State {
             self.message_ids.insert(message.id, conversation_id);
         }
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
-            conversation.updated_at = reply.created_at;
+            conversation.updated_at = turn.user.as_ref().unwrap_or(reply).created_at;
             conversation.leaf_id = Some(reply.id);
         }
         Ok(Turn {
@@ -867,6 +887,15 @@ impl ChatHistory for MemoryStore {
         now: Timestamp,
     ) -> Result<Conversation, StoreError> {
         self.state()?.rename_conversation(owner, id, title, now)
+    }
+
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        self.state()?.set_conversation_model(owner, id, model)
     }
 
     async fn delete_conversation(

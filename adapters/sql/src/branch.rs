@@ -96,7 +96,9 @@ where
         out.push_bind_param::<Id, _>(&self.conversation)?;
         out.push_sql(" AND m.id = COALESCE(");
         out.push_bind_param::<Nullable<Id>, _>(&self.at)?;
-        out.push_sql(", (SELECT c.leaf_id FROM conversations AS c WHERE c.id = m.conversation_id AND ");
+        out.push_sql(
+            ", (SELECT c.leaf_id FROM conversations AS c WHERE c.id = m.conversation_id AND ",
+        );
         out.push_bind_param::<Bool, _>(&self.from_leaf)?;
         out.push_sql(")) AND ");
         out.push_sql(owned);
@@ -150,7 +152,9 @@ where
     DbId: diesel::serialize::ToSql<Id, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("WITH RECURSIVE down (id, depth) AS (SELECT m.id, 0 FROM messages AS m WHERE m.id = ");
+        out.push_sql(
+            "WITH RECURSIVE down (id, depth) AS (SELECT m.id, 0 FROM messages AS m WHERE m.id = ",
+        );
         out.push_bind_param::<Id, _>(&self.from)?;
         out.push_sql(" AND m.conversation_id = ");
         out.push_bind_param::<Id, _>(&self.conversation)?;

@@ -542,6 +542,25 @@ macro_rules! queries {
             with_active_reply(c, row.try_into()?).await
         }
 
+        pub(crate) async fn set_conversation_model(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+            model: Option<String>,
+        ) -> Result<Conversation, StoreError> {
+            let row = diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(id.db()))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            )
+            .set(conversations::model.eq(model))
+            .returning(ConversationRow::as_returning())
+            .get_result::<ConversationRow>(c)
+            .await
+            .map_err(translate)?;
+            with_active_reply(c, row.try_into()?).await
+        }
+
         /// One statement; the messages go with it (cascade).
         pub(crate) async fn delete_conversation(
             c: &mut Conn,
@@ -640,15 +659,15 @@ macro_rules! queries {
             } else {
                 messages::table
                     .filter(messages::conversation_id.eq(conversation_id.db()))
-                    .filter(
-                        messages::parent_id
-                            .eq_any(parents)
-                            .or(messages::parent_id.is_null().and(diesel::dsl::sql::<
-                                diesel::sql_types::Bool,
-                            >(
-                                if roots { "1 = 1" } else { "1 = 0" }
-                            ))),
-                    )
+                    .filter(messages::parent_id.eq_any(parents).or(
+                        messages::parent_id.is_null().and(diesel::dsl::sql::<
+                            diesel::sql_types::Bool,
+                        >(if roots {
+                            "1 = 1"
+                        } else {
+                            "1 = 0"
+                        })),
+                    ))
                     .order(messages::id.asc())
                     .select((messages::parent_id, messages::id))
                     .load(c)

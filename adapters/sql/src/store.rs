@@ -347,6 +347,15 @@ impl ChatHistory for SqlStore {
         on_conn!(self, write rename_conversation(owner, id, title, now))
     }
 
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        on_conn!(self, write set_conversation_model(owner, id, model))
+    }
+
     async fn delete_conversation(
         &self,
         owner: &UserId,

@@ -175,7 +175,10 @@ fn resolve(
         let (wanted, rule) = if turn.user.is_some() {
             (Role::Assistant, ("parent_id", "must name a reply"))
         } else {
-            (Role::User, ("message_id", "must name a reply to a user message"))
+            (
+                Role::User,
+                ("message_id", "must name a reply to a user message"),
+            )
         };
         if parent.role != wanted.as_str() {
             return Err(StoreError::Invalid(ValidationError::new(rule.0, rule.1)).into());
@@ -218,15 +221,18 @@ pub(crate) mod pg {
     ) -> Result<Turn, StoreError> {
         same_conversation(turn)?;
         let reply = &turn.reply;
-        retry_tx!(c.transaction(
-            async |c: &mut AsyncPgConnection| -> Result<Turn, TxError> {
+        retry_tx!(
+            c.transaction(async |c: &mut AsyncPgConnection| -> Result<Turn, TxError> {
                 // Shared references pipeline: each statement is sent when its future is first
                 // polled, in `try_join!`'s order, without waiting for the one before.
                 let mut pipe: &AsyncPgConnection = c;
                 let (conversation, stale, conflicts, recent) = turn_reads!(
                     owner.as_str(),
                     reply.conversation_id.db(),
-                    turn.user.as_ref().and_then(|u| u.client_message_id).map(|id| id.db()),
+                    turn.user
+                        .as_ref()
+                        .and_then(|u| u.client_message_id)
+                        .map(|id| id.db()),
                     stale_before.db(),
                     branch(owner, turn, history_limit)
                 );
@@ -244,7 +250,7 @@ pub(crate) mod pg {
                 let (parent_id, history) = resolve(turn, recent, history_limit)?;
                 let (user, reply_row) = new_rows(turn, parent_id);
                 let conversation = reply.conversation_id.db();
-                let at = reply.created_at.db();
+                let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
                 match user {
                     Some(user) => {
                         let (insert, bump) =
@@ -262,8 +268,8 @@ pub(crate) mod pg {
                     model,
                     history,
                 })
-            }
-        ))
+            })
+        )
     }
 }
 
@@ -311,7 +317,10 @@ pub(crate) mod sqlite {
                 let (conversation, stale, conflicts, recent) = turn_reads!(
                     owner.as_str(),
                     reply.conversation_id.db(),
-                    turn.user.as_ref().and_then(|u| u.client_message_id).map(|id| id.db()),
+                    turn.user
+                        .as_ref()
+                        .and_then(|u| u.client_message_id)
+                        .map(|id| id.db()),
                     stale_before.db(),
                     branch(&owner, &turn, history_limit)
                 );
@@ -324,7 +333,7 @@ pub(crate) mod sqlite {
                 let (parent_id, history) = resolve(&turn, recent, history_limit)?;
                 let (user, reply_row) = new_rows(&turn, parent_id);
                 let conversation = reply.conversation_id.db();
-                let at = reply.created_at.db();
+                let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
                 if let Some(user) = user {
                     let (insert, bump) =
                         turn_writes!([user, reply_row], conversation, at, reply.id.db());

@@ -364,6 +364,8 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
     let at = now();
     let conversation = Conversation {
         active_reply_id: None,
+        leaf_id: None,
+        model: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -380,15 +382,15 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
         turns.spawn(async move {
             let at = now();
             let user = Message::user(conversation.id, format!("hello {i}"), None, at);
-            let reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
+            let mut reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
+            reply.parent_id = Some(user.id);
+            let turn = confab_core::ports::NewTurn {
+                user: Some(user),
+                parent: confab_core::Parent::Leaf,
+                reply,
+            };
             store
-                .begin_turn(
-                    &owner,
-                    &user,
-                    &reply,
-                    at - chrono::TimeDelta::minutes(5),
-                    200,
-                )
+                .begin_turn(&owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
                 .await
         });
     }
@@ -561,6 +563,8 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     let at = now();
     let conversation = Conversation {
         active_reply_id: None,
+        leaf_id: None,
+        model: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -592,6 +596,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
                 conversation_id: conversation.id,
                 content: "hi".to_owned(),
                 client_message_id: None,
+                parent: confab_core::Parent::Leaf,
             },
             CancelToken::new(),
         )

@@ -331,6 +331,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         llm: api::LlmConfig {
             provider: adapters.llm.provider().to_owned(),
             model: chat.model().to_owned(),
+            models: chat.settings().models.clone(),
         },
         limits: api::LimitsConfig {
             project_name_chars: limits.project_name_chars,
@@ -348,7 +349,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             limits,
         ),
         prompts: PromptService::new(adapters.prompts, limits),
-        conversations: ConversationService::new(Arc::clone(&adapters.history), limits),
+        conversations: ConversationService::new(Arc::clone(&adapters.history), limits)
+            .with_models(chat.settings().models.clone()),
         files: FileService::new(
             adapters.projects,
             adapters.files,

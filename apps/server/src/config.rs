@@ -181,6 +181,7 @@ impl Settings {
             .map_err(|_| invalid(&REPLY_LEASE_SECS, "is out of range"))?;
         let chat = ChatSettings {
             model: v.text(&MODEL),
+            models: v.list(&MODELS),
             context_tokens,
             output_reserve: max_output_tokens.unwrap_or(2_000).min(context_tokens / 2),
             max_output_tokens,

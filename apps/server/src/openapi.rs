@@ -138,12 +138,13 @@ pub struct UploadForm {
         projects::list_conversations, projects::create_conversation,
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
+        chat::regenerate, projects::choose_leaf,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
     ),
     components(schemas(
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
-        api::SendMessage, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
+        api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, UploadForm,
     )),
     tags(
@@ -251,6 +252,7 @@ impl Modify for Exact<'_> {
                 "CreateConversation",
                 "UpdateConversation",
                 "SendMessage",
+                "ChooseLeaf",
                 "DevLogin",
                 "UploadForm",
             ] {
@@ -362,6 +364,9 @@ fn page_parameters(path: &str, operation: &mut Operation) {
     } else if path.ends_with("/conversations") {
         // When it was updated (microseconds since the epoch) and the id.
         format!(r"t\.{}\.{UUID_TEXT}", number(cursor::MAX_TIME_MICROS))
+    } else if path.ends_with("/messages") {
+        // The branch's leaf and the last message read, or (before branches) only the latter.
+        format!(r"b\.{UUID_TEXT}\.{UUID_TEXT}|i\.{UUID_TEXT}")
     } else {
         // An id.
         format!(r"i\.{UUID_TEXT}")
