@@ -628,3 +628,149 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     );
     assert_eq!(stored[1].content, "Hello");
 }
+
+/// Issue 17: a conversation written by the schema before trees, as rows of the first
+/// migration: a project, a linear conversation of two turns (the second reply failed) and an
+/// empty conversation. The same SQL text serves both backends (ids and times as text).
+struct OldRows {
+    owner: UserId,
+    conversation: ConversationId,
+    empty: ConversationId,
+    /// The messages, oldest first.
+    messages: Vec<confab_core::ids::MessageId>,
+    sql: String,
+}
+
+fn old_rows() -> OldRows {
+    let owner = owner();
+    let project = uuid::Uuid::now_v7();
+    let conversation = uuid::Uuid::now_v7();
+    let empty = uuid::Uuid::now_v7();
+    let messages: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    let at = "2026-11-30T10:00:00.000000Z";
+    let mut sql = format!(
+        "INSERT INTO projects (id, owner_id, name, created_at, updated_at) VALUES ('{project}', '{owner}', 'Old bot', '{at}', '{at}');
+         INSERT INTO conversations (id, project_id, owner_id, title, created_at, updated_at) VALUES
+             ('{conversation}', '{project}', '{owner}', 'Before trees', '{at}', '{at}'),
+             ('{empty}', '{project}', '{owner}', NULL, '{at}', '{at}');",
+        owner = owner.as_str()
+    );
+    for (i, id) in messages.iter().enumerate() {
+        let (role, status, model) = match i {
+            0 | 2 => ("user", "complete", "NULL"),
+            1 => ("assistant", "complete", "'m'"),
+            _ => ("assistant", "failed", "'m'"),
+        };
+        sql.push_str(&format!(
+            "INSERT INTO messages (id, conversation_id, role, content, status, model, created_at, touched_at)
+             VALUES ('{id}', '{conversation}', '{role}', 'text {i}', '{status}', {model}, '{at}', '{at}');"
+        ));
+    }
+    OldRows {
+        owner,
+        conversation: ConversationId::from_uuid(conversation),
+        empty: ConversationId::from_uuid(empty),
+        messages: messages
+            .into_iter()
+            .map(confab_core::ids::MessageId::from_uuid)
+            .collect(),
+        sql,
+    }
+}
+
+/// After the migration the old conversation is a chain ending at its newest message, the
+/// empty one has no leaf, and a new send continues the chain.
+async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows) {
+    let conversation = store
+        .get_conversation(&old.owner, old.conversation)
+        .await
+        .unwrap();
+    assert_eq!(conversation.leaf_id, old.messages.last().copied());
+    assert_eq!(conversation.model, None);
+    let empty = store.get_conversation(&old.owner, old.empty).await.unwrap();
+    assert_eq!(empty.leaf_id, None);
+    let branch = store
+        .list_branch(&old.owner, old.conversation, None, None, 100)
+        .await
+        .unwrap();
+    let ids: Vec<_> = branch.messages.iter().map(|m| m.message.id).collect();
+    assert_eq!(
+        ids, old.messages,
+        "the whole line is the branch, oldest first"
+    );
+    let parents: Vec<_> = branch
+        .messages
+        .iter()
+        .map(|m| m.message.parent_id)
+        .collect();
+    let mut expected = vec![None];
+    expected.extend(old.messages[..3].iter().copied().map(Some));
+    assert_eq!(parents, expected, "each message follows the one before it");
+    assert!(
+        branch
+            .messages
+            .iter()
+            .all(|m| m.sibling_ids == [m.message.id])
+    );
+
+    let at = now();
+    let user = Message::user(old.conversation, "after the upgrade".to_owned(), None, at);
+    let mut reply = Message::pending_reply(old.conversation, "m".to_owned(), at);
+    reply.parent_id = Some(user.id);
+    let turn = confab_core::ports::NewTurn {
+        user: Some(user),
+        parent: confab_core::Parent::Leaf,
+        reply,
+    };
+    let read = store
+        .begin_turn(&old.owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
+        .await
+        .unwrap();
+    assert_eq!(read.parent_id, old.messages.last().copied());
+    let history: Vec<_> = read.history.iter().map(|m| m.id).collect();
+    assert_eq!(
+        history, old.messages,
+        "a send after the upgrade reads the whole line"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_turns_a_linear_conversation_into_a_chain() {
+    use diesel_migrations::MigrationHarness as _;
+    let database = testing::sqlite_database();
+    let path = database.url().trim_start_matches("sqlite://").to_owned();
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+    let old = old_rows();
+    {
+        let mut conn = SqliteConnection::establish(&path).unwrap();
+        conn.run_next_migration(confab_sql::SQLITE_MIGRATIONS)
+            .unwrap();
+        conn.batch_execute(&old.sql).unwrap();
+    }
+    let store = database.store().await;
+    assert_migrated_to_a_chain(&store, &old).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_turns_a_linear_conversation_into_a_chain() {
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::MigrationHarness as _;
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    let old = old_rows();
+    let (url, sql) = (database.url().to_owned(), old.sql.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .unwrap();
+        conn.run_next_migration(confab_sql::POSTGRES_MIGRATIONS)
+            .unwrap();
+        conn.batch_execute(&sql).unwrap();
+    })
+    .await
+    .unwrap();
+    let store = database.store().await;
+    assert_migrated_to_a_chain(&store, &old).await;
+}
