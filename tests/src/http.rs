@@ -532,6 +532,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads an accepted stream to its end; panics with the problem when it was refused.
+    pub async fn read(response: reqwest::Response) -> Self {
+        if response.status() != StatusCode::OK {
+            let answer = Answer::read(response).await;
+            panic!(
+                "the stream was refused with {}: {}",
+                answer.status,
+                answer.text_lossy()
+            );
+        }
+        let stream = SseStream::new(response);
+        let headers = stream.headers.clone();
+        Self {
+            headers,
+            frames: stream.rest().await,
+        }
+    }
+
     /// The names of the events, in order.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {
@@ -934,6 +952,40 @@ impl TestApp {
             );
         }
         SseStream::new(response)
+    }
+
+    /// Sends `body` (which must be accepted) and reads the whole reply stream.
+    pub async fn send_body(&self, user: &str, conversation: impl Display, body: &Value) -> Reply {
+        let response = self.send_message(user, conversation, body).await;
+        Reply::read(response).await
+    }
+
+    /// `POST /api/messages/{id}/regenerate`: the raw response (a stream when accepted).
+    pub async fn regenerate(&self, user: &str, message: impl Display) -> reqwest::Response {
+        self.request(
+            Method::POST,
+            &format!("/api/messages/{message}/regenerate"),
+            Some(user),
+        )
+        .send()
+        .await
+        .expect("the regeneration is answered")
+    }
+
+    /// `PUT /api/conversations/{id}/leaf`
+    pub async fn choose_leaf(
+        &self,
+        user: &str,
+        conversation: impl Display,
+        body: &Value,
+    ) -> Answer {
+        self.call_json(
+            Method::PUT,
+            &format!("/api/conversations/{conversation}/leaf"),
+            user,
+            body,
+        )
+        .await
     }
 
     /// Sends `content` and reads the whole reply stream.
