@@ -9,7 +9,7 @@ use crate::ids::{ConversationId, MessageId, ProjectId, PromptId};
 use crate::model::{
     BranchMessage, Conversation, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
 };
-use crate::ports::{BlobStore, ChatHistory, ProjectStore, PromptStore};
+use crate::ports::{BlobStore, Branch, ChatHistory, ProjectStore, PromptStore};
 use crate::values::{self, Limits, PageLimit, ProjectName, PromptContent, Title};
 
 /// Asks a store for one more row than the page holds, to learn whether a next page exists.
@@ -389,7 +389,10 @@ impl ConversationService {
     }
 
     /// A page of the branch that ends at `leaf` (the conversation's `leaf_id` when `None`),
-    /// oldest first. The cursor carries the leaf, so later pages read the same branch.
+    /// oldest first. The cursor carries the leaf of the first page, so later pages read the
+    /// same branch even when another is chosen meanwhile; when the conversation's leaf has
+    /// grown from it (replies added since), they read on to that leaf, so a message added
+    /// between two fetches is seen once, at the end.
     pub async fn messages(
         &self,
         principal: &Principal,
@@ -397,20 +400,38 @@ impl ConversationService {
         leaf: Option<MessageId>,
         page: &PageQuery,
     ) -> Result<Page<BranchMessage>, ServiceError> {
-        let (leaf, after) = match page.cursor.as_deref().map(cursor::decode_branch) {
-            None => (leaf, None),
+        let owner = &principal.user_id;
+        let fetch = page.fetch();
+        let branch = match page.cursor.as_deref().map(cursor::decode_branch) {
+            None => {
+                self.history
+                    .list_branch(owner, id, leaf, None, fetch)
+                    .await?
+            }
             Some(decoded) => {
-                let (cursor_leaf, after) = decoded?;
-                (
-                    cursor_leaf.map(MessageId::from_uuid).or(leaf),
-                    Some(MessageId::from_uuid(after)),
-                )
+                let (pinned, after) = decoded?;
+                let after = MessageId::from_uuid(after);
+                let pinned = pinned.map(MessageId::from_uuid).or(leaf);
+                let read = self
+                    .history
+                    .list_branch(owner, id, pinned, Some(after), fetch)
+                    .await?;
+                match pinned {
+                    Some(pinned) if read.messages.len() < fetch as usize => {
+                        let current = self
+                            .history
+                            .list_branch(owner, id, None, Some(after), fetch)
+                            .await?;
+                        if continues(&read, &current, pinned, after) {
+                            current
+                        } else {
+                            read
+                        }
+                    }
+                    _ => read,
+                }
             }
         };
-        let branch = self
-            .history
-            .list_branch(&principal.user_id, id, leaf, after, page.fetch())
-            .await?;
         let leaf = branch.leaf_id;
         Ok(paged(branch.messages, page.limit, |m| match leaf {
             Some(leaf) => cursor::encode_branch(leaf.as_uuid(), m.message.id.as_uuid()),
@@ -430,6 +451,22 @@ impl ConversationService {
             .choose_leaf(&principal.user_id, id, message)
             .await?)
     }
+}
+
+/// Whether the branch read now (`current`, after `after`) goes through `pinned`, whose own
+/// branch from `after` on was read whole as `read`: then it continues that branch.
+fn continues(read: &Branch, current: &Branch, pinned: MessageId, after: MessageId) -> bool {
+    let ids = |b: &Branch| b.messages.iter().map(|m| m.message.id).collect::<Vec<_>>();
+    let (read, current_ids) = (ids(read), ids(current));
+    if read.is_empty() {
+        // The last page ended at the pinned leaf: the current branch must go on from it.
+        return pinned == after
+            && current
+                .messages
+                .first()
+                .is_some_and(|m| m.message.parent_id == Some(pinned));
+    }
+    current_ids.starts_with(&read)
 }
 
 #[cfg(test)]
