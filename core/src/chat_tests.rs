@@ -1803,3 +1803,172 @@ fn the_renewal_period_is_at_most_two_seconds_and_a_third_of_the_lease() {
     assert_eq!(with(60_000, 500), Duration::from_millis(500));
     assert_eq!(with(0, 0), Duration::from_millis(1));
 }
+
+// ---------------------------------------------------------------------------------------
+// Trees: regenerate, and the conversation's model (issue 17)
+// ---------------------------------------------------------------------------------------
+
+/// The history before the question, the question, and the reply being regenerated.
+fn answered(conversation: &Conversation) -> (Vec<Message>, Message, Message) {
+    let earlier = vec![
+        past(conversation, Role::User, MessageStatus::Complete, "Hi"),
+        past(
+            conversation,
+            Role::Assistant,
+            MessageStatus::Complete,
+            "Hello",
+        ),
+    ];
+    let mut question = past(conversation, Role::User, MessageStatus::Complete, "Why?");
+    question.parent_id = Some(earlier[1].id);
+    let mut reply = past(
+        conversation,
+        Role::Assistant,
+        MessageStatus::Complete,
+        "Because.",
+    );
+    reply.parent_id = Some(question.id);
+    (earlier, question, reply)
+}
+
+#[test]
+fn regenerate_asks_with_the_branch_up_to_the_question_and_stores_a_sibling_reply() {
+    let conversation = conversation();
+    let (earlier, question, old) = answered(&conversation);
+    let mut mocks = Mocks::strict_in(conversation.clone())
+        .allowance()
+        .no_refund()
+        .prompt(Some("Be brief."))
+        .finish_ok();
+    let found = old.clone();
+    mocks
+        .history
+        .expect_get_message()
+        .withf(move |o, id| *o == owner() && *id == found.id)
+        .times(1)
+        .returning(move |_, _| Ok(found.clone()));
+    let (branch, asked) = (
+        [earlier.clone(), vec![question.clone()]].concat(),
+        question.id,
+    );
+    let writes = Arc::clone(&mocks.writes);
+    mocks
+        .history
+        .expect_begin_turn()
+        .withf(move |o, turn, _, limit| {
+            *o == owner()
+                && turn.user.is_none()
+                && turn.parent == Parent::Message(asked)
+                && turn.reply.parent_id == Some(asked)
+                && *limit == settings().history_limit + 1
+        })
+        .times(1)
+        .returning(move |_, turn, stale_before, _| {
+            writes.lock().unwrap().push(Write::BeginTurn {
+                user: turn.reply.clone(),
+                reply: turn.reply.clone(),
+                stale_before,
+            });
+            Ok(crate::ports::Turn {
+                parent_id: Some(asked),
+                model: None,
+                history: branch.clone(),
+            })
+        });
+    let llm = ScriptedLlm::new(
+        vec![delta("Another"), delta(" answer."), completed(None, None)],
+        End::Close,
+    );
+    let h = mocks.service(&llm, settings());
+    let (conversation_id, stream) = block_on(h.service.regenerate(
+        &principal(),
+        old.id,
+        CancelToken::new(),
+    ))
+    .expect("the regeneration is accepted");
+    assert_eq!(conversation_id, conversation.id);
+    let turn = Turn::from_events(block_on(stream.collect()));
+    assert_eq!(
+        turn.user, question,
+        "the stream begins with the question answered again"
+    );
+    assert_eq!(turn.reply.parent_id, Some(question.id));
+    assert_ne!(turn.reply.id, old.id);
+    assert_eq!(turn.done().content, "Another answer.");
+    let request = llm.request();
+    assert_eq!(
+        request.messages,
+        vec![
+            llm_message(Role::User, "Hi"),
+            llm_message(Role::Assistant, "Hello"),
+            llm_message(Role::User, "Why?"),
+        ],
+        "the branch up to the question, the question last, never the old reply"
+    );
+}
+
+#[test]
+fn regenerating_a_user_message_is_invalid_and_stores_nothing() {
+    let conversation = conversation();
+    let (_, question, _) = answered(&conversation);
+    let mut mocks = Mocks::strict_in(conversation)
+        .stores_nothing()
+        .limiter_untouched();
+    mocks
+        .history
+        .expect_get_message()
+        .times(1)
+        .returning(move |_, _| Ok(question.clone()));
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+    let refused = block_on(h.service.regenerate(
+        &principal(),
+        MessageId::new(),
+        CancelToken::new(),
+    ));
+    assert!(
+        matches!(refused, Err(ChatError::Validation(_))),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn a_send_asks_the_conversations_model_while_it_is_offered_and_the_default_otherwise() {
+    for (chosen, expected) in [
+        (Some("model-b"), "model-b"),
+        (Some("withdrawn"), CONFIGURED_MODEL),
+        (None, CONFIGURED_MODEL),
+    ] {
+        let mut mocks = Mocks::strict()
+            .allowance()
+            .no_refund()
+            .prompt(None)
+            .finish_ok();
+        let model = chosen.map(str::to_owned);
+        mocks
+            .history
+            .expect_begin_turn()
+            .times(1)
+            .returning(move |_, _, _, _| {
+                Ok(crate::ports::Turn {
+                    model: model.clone(),
+                    ..crate::ports::Turn::default()
+                })
+            });
+        let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+        let offered = ChatSettings {
+            models: vec!["model-b".to_owned()],
+            ..settings()
+        };
+        let h = mocks.service(&llm, offered);
+        let turn = h.send("Hi");
+        assert_eq!(llm.request().model, expected, "{chosen:?}");
+        assert_eq!(turn.done().model.as_deref(), Some(expected), "{chosen:?}");
+        assert_eq!(
+            h.service.settings().models,
+            vec![CONFIGURED_MODEL.to_owned(), "model-b".to_owned()],
+            "the default is always offered"
+        );
+    }
+}

@@ -386,10 +386,8 @@ async fn a_parent_of_the_wrong_role_is_invalid_and_one_elsewhere_is_not_found(st
     let before = branch(&stores, &alice, c.id, None).await;
     let attempt = |parent: Parent, with_user: bool| {
         let (u, mut r) = turn(c.id, "x", None, now());
-        if !with_user {
-            if let Parent::Message(q) = parent {
-                r.parent_id = Some(q);
-            }
+        if let (false, Parent::Message(q)) = (with_user, parent) {
+            r.parent_id = Some(q);
         }
         NewTurn {
             user: with_user.then_some(u),
