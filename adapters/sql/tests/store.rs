@@ -164,14 +164,14 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
     raw.batch_execute(&format!(
         "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}); \
          INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
-         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at})"
+         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at}, NULL, NULL)"
     ))
     .unwrap();
     let reply = |n: u8| {
         format!(
             "INSERT INTO messages VALUES ('00000000-0000-7000-8000-0000000000{n:02}', \
              '00000000-0000-7000-8000-000000000001', 'assistant', '', 'streaming', 'm', \
-             NULL, NULL, NULL, NULL, {at}, {at})"
+             NULL, NULL, NULL, NULL, {at}, {at}, NULL)"
         )
     };
     raw.batch_execute(&reply(10)).unwrap();
