@@ -1,11 +1,17 @@
-//! The chat use case: one user message in, one streamed and stored reply out.
+//! The chat use case: one user message in, one streamed and stored reply out — or, to
+//! regenerate, a user message answered again (a new reply beside the old one).
+//!
+//! A conversation is a tree: a message goes after its parent (the branch being shown, by
+//! default), and the model is sent only the branch that ends at the new message.
 //!
 //! The order of the steps is the promise that nothing is lost:
 //! 1. validate the content; take one send from the user's allowance;
 //! 2. in one transaction (`ChatHistory::begin_turn`): authorize (the conversation is the
-//!    caller's), refuse while another reply is streaming or when the `client_message_id` was
-//!    used, read the recent history, and store the user's message and an empty `streaming`
-//!    reply — while the active prompt is read concurrently;
+//!    caller's), refuse while another reply is streaming (on any branch) or when the
+//!    `client_message_id` was used, resolve the parent, read the recent history of its
+//!    branch and the conversation's model, and store the user's message and an empty
+//!    `streaming` reply (which becomes the conversation's leaf) — while the active prompt is
+//!    read concurrently;
 //! 3. stream from the provider, yielding each delta; beside it, on a timer (not per delta),
 //!    renew the reply's lease and save its text so far (`touch_reply`, at most every 2 s), so
 //!    that a crash loses at most that much text and a sweep of lapsed leases on any process
