@@ -749,6 +749,25 @@ async fn sqlite_migration_turns_a_linear_conversation_into_a_chain() {
     }
     let store = database.store().await;
     assert_migrated_to_a_chain(&store, &old).await;
+    drop(store);
+    // The migration reverts (its down.sql) and applies again on the data it made.
+    let mut conn = SqliteConnection::establish(&path).unwrap();
+    conn.revert_last_migration(confab_sql::SQLITE_MIGRATIONS)
+        .unwrap();
+    conn.run_pending_migrations(confab_sql::SQLITE_MIGRATIONS)
+        .unwrap();
+    drop(conn);
+    let store = database.store().await;
+    let branch = store
+        .list_branch(&old.owner, old.conversation, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(branch.messages.len(), old.messages.len() + 2);
+    assert_eq!(&branch_ids(&branch)[..4], &old.messages[..]);
+}
+
+fn branch_ids(branch: &confab_core::ports::Branch) -> Vec<confab_core::ids::MessageId> {
+    branch.messages.iter().map(|m| m.message.id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
