@@ -47,6 +47,7 @@ use crate::ports::{
     ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
     LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
+use crate::titles::{Titler, clean_title};
 use crate::values::{Limits, MessageContent, ValidationError};
 
 /// How the chat use case fits context and keeps replies alive.
@@ -144,7 +145,8 @@ impl StreamErrorCode {
 }
 
 /// What a send produces, in order: `UserMessage`, `AssistantMessage`, any number of
-/// `Delta`s, then exactly one of `Done` or `Error`.
+/// `Delta`s, then exactly one of `Done` or `Error` — and, after the `Done` of an untitled
+/// conversation's first reply, its `Title` when one was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatEvent {
     UserMessage(Message),
@@ -161,6 +163,11 @@ pub enum ChatEvent {
         code: StreamErrorCode,
         detail: String,
     },
+    /// After `Done` of a conversation's first reply: the title written for it, stored.
+    Title {
+        conversation_id: ConversationId,
+        title: String,
+    },
 }
 
 /// The events of one send.
@@ -176,7 +183,12 @@ pub struct ChatService {
     settings: ChatSettings,
     limits: Limits,
     timer: Arc<dyn Timer>,
+    /// Writes the title of an untitled conversation after its first reply; `None`: none is.
+    titler: Option<Arc<dyn Titler>>,
 }
+
+/// How long a title may take before it is given up (the client's stream waits for it).
+const TITLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl ChatService {
     #[must_use]
@@ -196,6 +208,7 @@ impl ChatService {
             settings,
             limits,
             timer: Arc::new(ThreadTimer),
+            titler: None,
         };
         // The default model is always offered.
         let default = service.model().to_owned();
@@ -209,6 +222,13 @@ impl ChatService {
     #[must_use]
     pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
         self.timer = timer;
+        self
+    }
+
+    /// Writes titles of untitled conversations with `titler` after their first reply.
+    #[must_use]
+    pub fn with_titler(mut self, titler: Arc<dyn Titler>) -> Self {
+        self.titler = Some(titler);
         self
     }
 
@@ -280,7 +300,10 @@ impl ChatService {
         // The turn is stored: from here on a failure is an event of the stream.
         user.parent_id = began.parent_id;
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        Ok(self.start_reply(prompt, began.history, user, reply, cancel))
+        // The conversation's first reply (a new first message has no history either).
+        let title = (began.untitled && began.history.is_empty())
+            .then(|| (conversation_id, user.content.clone()));
+        Ok(self.start_reply(prompt, began.history, user, reply, title, cancel))
     }
 
     /// Answers a user message again: `reply_id` names one of its replies; the new reply is
@@ -334,7 +357,7 @@ impl ChatService {
             ));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        let events = self.start_reply(prompt, began.history, user, reply, cancel);
+        let events = self.start_reply(prompt, began.history, user, reply, None, cancel);
         Ok((conversation_id, events))
     }
 
@@ -378,6 +401,7 @@ impl ChatService {
         past: Vec<Message>,
         user: Message,
         reply: Message,
+        title: Option<(ConversationId, String)>,
         cancel: CancelToken,
     ) -> ChatStream {
         let model = reply.model.clone().unwrap_or_default();
@@ -386,7 +410,8 @@ impl ChatService {
             .map_err(|e| {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
-        self.reply_stream(user, reply, llm_request, cancel)
+        let title = title.and_then(|(id, first)| Some((id, first, self.titler.clone()?)));
+        self.reply_stream(user, reply, llm_request, title, cancel)
     }
 
     /// What the provider is asked: the prompt, the history that fits the budget, then the
@@ -423,6 +448,7 @@ impl ChatService {
         user: Message,
         reply: Message,
         request: Result<LlmRequest, ()>,
+        title: Option<(ConversationId, String, Arc<dyn Titler>)>,
         cancel: CancelToken,
     ) -> ChatStream {
         let history = Arc::clone(&self.history);
@@ -515,6 +541,7 @@ impl ChatService {
             loop {
                 match history.finish_reply(&message, now()).await {
                     Ok(FinishOutcome::Stored) => {
+                        let complete = message.status == MessageStatus::Complete;
                         if told {
                             tracing::info!(message_id = %message.id, "stored a finished reply after all");
                         } else {
@@ -522,6 +549,12 @@ impl ChatService {
                                 None => ChatEvent::Done(message),
                                 Some((code, detail)) => ChatEvent::Error { message, code, detail },
                             };
+                        }
+                        // After `done`, off the reply's path: the title of a first reply.
+                        if let (true, false, Some((conversation_id, first, titler))) = (complete, told, title) {
+                            if let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler).await {
+                                yield ChatEvent::Title { conversation_id, title };
+                            }
                         }
                         break;
                     }
@@ -569,6 +602,40 @@ impl ChatService {
                 }
             }
         })
+    }
+}
+
+/// Writes and stores the title of a conversation whose first reply completed; `None` when
+/// it could not be written (logged once), came out empty, or the conversation has a title
+/// by now (one the user set is never replaced).
+async fn write_title(
+    history: &dyn ChatHistory,
+    timer: &dyn Timer,
+    conversation_id: ConversationId,
+    first_message: &str,
+    titler: &dyn Titler,
+) -> Option<String> {
+    let written =
+        futures::future::select(titler.title(first_message), timer.sleep(TITLE_TIMEOUT)).await;
+    let raw = match written {
+        futures::future::Either::Left((Ok(raw), _)) => raw,
+        futures::future::Either::Left((Err(e), _)) => {
+            tracing::warn!(conversation_id = %conversation_id, error = %e, "could not write a conversation's title; it stays empty");
+            return None;
+        }
+        futures::future::Either::Right(_) => {
+            tracing::warn!(conversation_id = %conversation_id, "writing a conversation's title took too long; it stays empty");
+            return None;
+        }
+    };
+    let title = clean_title(&raw)?;
+    match history.set_title_if_empty(conversation_id, &title).await {
+        Ok(true) => Some(title),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::warn!(conversation_id = %conversation_id, error = %e, "could not store a conversation's title; it stays empty");
+            None
+        }
     }
 }
 

@@ -1872,6 +1872,7 @@ fn regenerate_asks_with_the_branch_up_to_the_question_and_stores_a_sibling_reply
             Ok(crate::ports::Turn {
                 parent_id: Some(asked),
                 model: None,
+                untitled: true,
                 history: branch.clone(),
             })
         });
@@ -1970,5 +1971,69 @@ fn a_send_asks_the_conversations_model_while_it_is_offered_and_the_default_other
             vec![CONFIGURED_MODEL.to_owned(), "model-b".to_owned()],
             "the default is always offered"
         );
+    }
+}
+
+#[test]
+fn after_done_an_untitled_conversations_first_reply_is_followed_by_its_stored_title() {
+    struct Fixed(Result<&'static str, LlmError>);
+    #[async_trait::async_trait]
+    impl crate::titles::Titler for Fixed {
+        async fn title(&self, _first: &str) -> Result<String, LlmError> {
+            self.0.clone().map(str::to_owned)
+        }
+    }
+    for (written, stored, expected) in [
+        (Ok("\"Weather in Lisbon\""), true, Some("Weather in Lisbon")),
+        // The user titled it meanwhile: nothing is announced.
+        (Ok("Weather"), false, None),
+        // A failing title call leaves the title empty.
+        (Err(LlmError::Truncated), true, None),
+    ] {
+        let mut mocks = Mocks::strict()
+            .allowance()
+            .no_refund()
+            .prompt(None)
+            .finish_ok();
+        mocks
+            .history
+            .expect_begin_turn()
+            .times(1)
+            .returning(|_, _, _, _| {
+                Ok(crate::ports::Turn {
+                    untitled: true,
+                    ..crate::ports::Turn::default()
+                })
+            });
+        let conversation_id = mocks.conversation.id;
+        let calls = usize::from(written.is_ok());
+        mocks
+            .history
+            .expect_set_title_if_empty()
+            .withf(move |id, title| {
+                *id == conversation_id && (title == "Weather in Lisbon" || title == "Weather")
+            })
+            .times(calls)
+            .returning(move |_, _| Ok(stored));
+        let llm = ScriptedLlm::new(vec![delta("Sunny."), completed(None, None)], End::Close);
+        let mut h = mocks.service(&llm, settings());
+        h.service = h.service.with_titler(Arc::new(Fixed(written)));
+        let stream = h.start("Weather in Lisbon?").expect("accepted");
+        let events: Vec<ChatEvent> = block_on(stream.collect());
+        let after_done: Vec<&ChatEvent> = events
+            .iter()
+            .skip_while(|e| !matches!(e, ChatEvent::Done(_)))
+            .skip(1)
+            .collect();
+        match expected {
+            Some(title) => assert_eq!(
+                after_done,
+                vec![&ChatEvent::Title {
+                    conversation_id,
+                    title: title.to_owned()
+                }]
+            ),
+            None => assert!(after_done.is_empty(), "{after_done:?}"),
+        }
     }
 }

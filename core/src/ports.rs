@@ -169,6 +169,13 @@ pub trait ChatHistory: Send + Sync + 'static {
         model: Option<String>,
     ) -> Result<Conversation, StoreError>;
 
+    /// Stores a title written for the conversation — only while it has none: MUST set it
+    /// and return `true` when the title is empty (`NULL`), and MUST change nothing and return
+    /// `false` when it has one (a title the user set is never replaced). MUST NOT change
+    /// `updated_at`. `NotFound` for a missing conversation.
+    async fn set_title_if_empty(&self, id: ConversationId, title: &str)
+    -> Result<bool, StoreError>;
+
     /// MUST delete the conversation and its messages. `NotFound` otherwise.
     async fn delete_conversation(
         &self,
@@ -241,7 +248,7 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// `turn.reply` (status `streaming`, touched now) as given, make the reply the
     /// conversation's `leaf_id`, set its `updated_at` to the `created_at` of the user message
     /// (of the reply without one), and return
-    /// the resolved parent, the conversation's `model`, and the newest `history_limit`
+    /// the resolved parent, the conversation's `model`, whether it is untitled, and the newest `history_limit`
     /// messages of the branch that ends at the resolved parent (the parent included),
     /// oldest first — never a message of another branch. `NotFound` (storing nothing) for a
     /// missing or another owner's conversation. This holds across processes sharing one
@@ -333,6 +340,8 @@ pub struct Turn {
     pub parent_id: Option<MessageId>,
     /// The conversation's chosen model; `None` for the default.
     pub model: Option<String>,
+    /// Whether the conversation has no title (one may be written after the first reply).
+    pub untitled: bool,
     /// The branch ending at the parent, oldest first.
     pub history: Vec<Message>,
 }

@@ -183,6 +183,7 @@ impl AppOptions {
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),
+            titles: Arc::new(confab_core::titles::FirstWords),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
@@ -448,6 +449,9 @@ pub struct SseStream {
     pub status: StatusCode,
     pub headers: HeaderMap,
     events: BoxStream<'static, EventResult>,
+    /// The `title` events read so far: set aside, so that `done` or `error` stays the last
+    /// event the other readers see.
+    pub titles: Vec<SseFrame>,
 }
 
 impl SseStream {
@@ -469,20 +473,29 @@ impl SseStream {
             status,
             headers,
             events: response.bytes_stream().eventsource().boxed(),
+            titles: Vec::new(),
         }
     }
 
-    /// The next event, `None` at the end of the stream. Fails after [`WAIT`].
+    /// The next event but `title` (set aside in `titles`), `None` at the end of the stream.
+    /// Fails after [`WAIT`].
     pub async fn next(&mut self) -> Option<SseFrame> {
-        let event = tokio::time::timeout(WAIT, self.events.next())
-            .await
-            .expect("an SSE event within the time limit")?;
-        let event = event.expect("a well-formed event stream");
-        Some(SseFrame {
-            event: event.event,
-            id: event.id,
-            data: event.data,
-        })
+        loop {
+            let event = tokio::time::timeout(WAIT, self.events.next())
+                .await
+                .expect("an SSE event within the time limit")?;
+            let event = event.expect("a well-formed event stream");
+            let frame = SseFrame {
+                event: event.event,
+                id: event.id,
+                data: event.data,
+            };
+            if frame.event == "title" {
+                self.titles.push(frame);
+            } else {
+                return Some(frame);
+            }
+        }
     }
 
     /// The next event, which must exist.
@@ -515,12 +528,17 @@ impl SseStream {
     }
 
     /// Reads every remaining event, to the end of the stream.
-    pub async fn rest(mut self) -> Vec<SseFrame> {
+    pub async fn rest(self) -> Vec<SseFrame> {
+        self.rest_with_titles().await.0
+    }
+
+    /// Reads every remaining event, to the end of the stream; and the `title` events.
+    pub async fn rest_with_titles(mut self) -> (Vec<SseFrame>, Vec<SseFrame>) {
         let mut frames = Vec::new();
         while let Some(frame) = self.next().await {
             frames.push(frame);
         }
-        frames
+        (frames, self.titles)
     }
 }
 
@@ -528,7 +546,10 @@ impl SseStream {
 #[derive(Debug)]
 pub struct Reply {
     pub headers: HeaderMap,
+    /// Every event but `title`.
     pub frames: Vec<SseFrame>,
+    /// The `title` events (after `done`).
+    pub titles: Vec<SseFrame>,
 }
 
 impl Reply {
@@ -544,9 +565,11 @@ impl Reply {
         }
         let stream = SseStream::new(response);
         let headers = stream.headers.clone();
+        let (frames, titles) = stream.rest_with_titles().await;
         Self {
             headers,
-            frames: stream.rest().await,
+            frames,
+            titles,
         }
     }
 
@@ -992,9 +1015,11 @@ impl TestApp {
     pub async fn send(&self, user: &str, conversation: impl Display, content: &str) -> Reply {
         let stream = self.open_stream(user, conversation, content).await;
         let headers = stream.headers.clone();
+        let (frames, titles) = stream.rest_with_titles().await;
         Reply {
             headers,
-            frames: stream.rest().await,
+            frames,
+            titles,
         }
     }
 

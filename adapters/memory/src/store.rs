@@ -564,7 +564,11 @@ impl State {
         let reply = &turn.reply;
         let conversation_id = reply.conversation_id;
         let conversation = self.owned_conversation(owner, conversation_id)?;
-        let (leaf_id, model) = (conversation.leaf_id, conversation.model.clone());
+        let (leaf_id, model, untitled) = (
+            conversation.leaf_id,
+            conversation.model.clone(),
+            conversation.title.is_none(),
+        );
         if turn
             .user
             .as_ref()
@@ -641,6 +645,7 @@ impl State {
         Ok(Turn {
             parent_id,
             model,
+            untitled,
             history,
         })
     }
@@ -896,6 +901,23 @@ impl ChatHistory for MemoryStore {
         model: Option<String>,
     ) -> Result<Conversation, StoreError> {
         self.state()?.set_conversation_model(owner, id, model)
+    }
+
+    async fn set_title_if_empty(
+        &self,
+        id: ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let conversation = state
+            .conversations
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound)?;
+        if conversation.title.is_some() {
+            return Ok(false);
+        }
+        conversation.title = Some(title.to_owned());
+        Ok(true)
     }
 
     async fn delete_conversation(

@@ -561,6 +561,37 @@ macro_rules! queries {
             with_active_reply(c, row.try_into()?).await
         }
 
+        /// One conditional update: a title is never written over another.
+        pub(crate) async fn set_title_if_empty(
+            c: &mut Conn,
+            id: ConversationId,
+            title: &str,
+        ) -> Result<bool, StoreError> {
+            let written = diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(id.db()))
+                    .filter(conversations::title.is_null()),
+            )
+            .set(conversations::title.eq(title))
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            if written == 1 {
+                return Ok(true);
+            }
+            let known: bool = diesel::select(exists(
+                conversations::table.filter(conversations::id.eq(id.db())),
+            ))
+            .get_result(c)
+            .await
+            .map_err(translate)?;
+            if known {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            }
+        }
+
         /// One statement; the messages go with it (cascade).
         pub(crate) async fn delete_conversation(
             c: &mut Conn,

@@ -356,6 +356,14 @@ impl ChatHistory for SqlStore {
         on_conn!(self, write set_conversation_model(owner, id, model))
     }
 
+    async fn set_title_if_empty(
+        &self,
+        id: ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        on_conn!(self, write set_title_if_empty(id, title))
+    }
+
     async fn delete_conversation(
         &self,
         owner: &UserId,

@@ -59,7 +59,11 @@ macro_rules! turn_reads {
             conversations::table
                 .filter(conversations::id.eq(conversation))
                 .filter(conversations::owner_id.eq(owner))
-                .select((conversations::id, conversations::model)),
+                .select((
+                    conversations::id,
+                    conversations::model,
+                    conversations::title.is_null(),
+                )),
             Cached(
                 diesel::update(
                     messages::table
@@ -112,10 +116,13 @@ macro_rules! turn_writes {
     }};
 }
 
-/// `NotFound` unless the owner's conversation was found; its model.
-fn owned(found: Vec<(DbId, Option<String>)>) -> Result<Option<String>, TxError> {
+/// The owner's conversation as a turn reads it: its id, model and whether it is untitled.
+type TurnConversation = (DbId, Option<String>, bool);
+
+/// `NotFound` unless the owner's conversation was found; its model and whether it is untitled.
+fn owned(found: Vec<TurnConversation>) -> Result<(Option<String>, bool), TxError> {
     match found.into_iter().next() {
-        Some((_, model)) => Ok(model),
+        Some((_, model, untitled)) => Ok((model, untitled)),
         None => Err(StoreError::NotFound.into()),
     }
 }
@@ -239,12 +246,12 @@ pub(crate) mod pg {
                 let (found, _, (busy, used), recent) = try_join!(
                     conversation
                         .for_no_key_update()
-                        .load::<(DbId, Option<String>)>(&mut pipe),
+                        .load::<TurnConversation>(&mut pipe),
                     stale.execute(&mut pipe),
                     conflicts.get_result::<(bool, bool)>(&mut pipe),
                     recent.load::<MessageRow>(&mut pipe),
                 )?;
-                let model = owned(found)?;
+                let (model, untitled) = owned(found)?;
                 free(busy, used)?;
                 // Read inside the transaction: a row that cannot be read stores nothing.
                 let (parent_id, history) = resolve(turn, recent, history_limit)?;
@@ -266,6 +273,7 @@ pub(crate) mod pg {
                 Ok(Turn {
                     parent_id,
                     model,
+                    untitled,
                     history,
                 })
             })
@@ -325,7 +333,7 @@ pub(crate) mod sqlite {
                     branch(&owner, &turn, history_limit)
                 );
                 // One statement at a time here, so the ownership check can come first.
-                let model = owned(conversation.load::<(DbId, Option<String>)>(c)?)?;
+                let (model, untitled) = owned(conversation.load::<TurnConversation>(c)?)?;
                 stale.execute(c)?;
                 let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
                 let recent = recent.load::<MessageRow>(c)?;
@@ -347,6 +355,7 @@ pub(crate) mod sqlite {
                 Ok(Turn {
                     parent_id,
                     model,
+                    untitled,
                     history,
                 })
             }

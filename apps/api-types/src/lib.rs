@@ -331,6 +331,16 @@ pub mod events {
     pub const DELTA: &str = "delta";
     pub const DONE: &str = "done";
     pub const ERROR: &str = "error";
+    /// After `done` of an untitled conversation's first reply, while the stream is open.
+    pub const TITLE: &str = "title";
+}
+
+/// The data of a `title` event: the title written for the conversation, stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TitleEvent {
+    pub conversation_id: Uuid,
+    pub title: String,
 }
 
 /// The data of a `delta` event.

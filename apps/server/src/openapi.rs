@@ -145,7 +145,7 @@ pub struct UploadForm {
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
-        api::LimitsConfig, api::Problem, api::Delta, api::StreamError, UploadForm,
+        api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),
@@ -442,6 +442,7 @@ fn stream_events(operation: &mut Operation) {
         (events::DELTA, "Delta"),
         (events::DONE, "Message"),
         (events::ERROR, "StreamError"),
+        (events::TITLE, "TitleEvent"),
     ];
     let event = |name: &str, data_schema: &str| {
         let mut data = ObjectBuilder::new()
@@ -479,7 +480,8 @@ fn stream_events(operation: &mut Operation) {
         })
         .description(Some(
             "One event of the chat stream: `user_message`, `assistant_message`, `delta`…, then \
-             `done` or `error`."
+             `done` or `error`; after the `done` of an untitled conversation's first reply, \
+             its `title`."
                 .to_owned(),
         ))
         .build();

@@ -39,6 +39,7 @@ where
             the_conversations_model_is_read_by_the_turn,
             deleting_a_conversation_with_branches_removes_every_version,
             another_owner_gets_not_found_on_every_tree_method,
+            titles_are_written_only_into_an_empty_title,
         ]
     );
 }
@@ -692,4 +693,69 @@ async fn another_owner_gets_not_found_on_every_tree_method(stores: Stores) {
         ok(h.get_conversation(&alice, c.id).await, "get").model,
         None
     );
+}
+
+/// Titles written after a first reply never replace one (run from the tree suite).
+async fn titles_are_written_only_into_an_empty_title(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let c = untitled_conversation(&stores, &alice, p.id).await;
+    let before = ok(stores.history.get_conversation(&alice, c.id).await, "get");
+    assert!(ok(
+        stores.history.set_title_if_empty(c.id, "Lisbon trip").await,
+        "set_title_if_empty"
+    ));
+    let titled = ok(stores.history.get_conversation(&alice, c.id).await, "get");
+    assert_eq!(titled.title.as_deref(), Some("Lisbon trip"));
+    assert_eq!(
+        titled.updated_at, before.updated_at,
+        "a title is not activity"
+    );
+    assert!(!ok(
+        stores.history.set_title_if_empty(c.id, "Another").await,
+        "set_title_if_empty"
+    ));
+    ok(
+        stores
+            .history
+            .rename_conversation(&alice, c.id, Some("Mine".to_owned()), now())
+            .await,
+        "rename",
+    );
+    assert!(!ok(
+        stores.history.set_title_if_empty(c.id, "Written").await,
+        "set_title_if_empty"
+    ));
+    assert_eq!(
+        ok(stores.history.get_conversation(&alice, c.id).await, "get")
+            .title
+            .as_deref(),
+        Some("Mine"),
+        "a title the user set is never replaced"
+    );
+    not_found(
+        stores
+            .history
+            .set_title_if_empty(ConversationId::new(), "x")
+            .await,
+        "set_title_if_empty of a missing conversation",
+    );
+    let (_, _, read) = send(&stores, &alice, c.id, Parent::Leaf, "one").await;
+    assert!(!read.untitled, "the turn reads that it has a title");
+    let untitled = untitled_conversation(&stores, &alice, p.id).await;
+    let (_, _, read) = send(&stores, &alice, untitled.id, Parent::Leaf, "one").await;
+    assert!(read.untitled);
+}
+
+async fn untitled_conversation(
+    stores: &Stores,
+    owner: &UserId,
+    project: confab_core::ids::ProjectId,
+) -> confab_core::model::Conversation {
+    let c = super::fixtures::conversation(owner, project, None);
+    ok(
+        stores.history.insert_conversation(&c).await,
+        "insert_conversation",
+    );
+    c
 }

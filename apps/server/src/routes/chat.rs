@@ -465,7 +465,8 @@ impl Relay {
             // generation is cancelled). The event is framed inside this block, so that it is
             // not kept in the task's state across the send below: that state is held for the
             // whole reply, thousands of times over.
-            // The frame, and whether its event is the stream's last (`done` or `error`).
+            // The frame, and whether the client's stream ends with it (`error`; `done` may
+            // still be followed by a title).
             let (frame, ended) = {
                 let next = futures::future::poll_fn(|cx| {
                     if let Poll::Ready(event) = self.events.poll_next_unpin(cx) {
@@ -495,6 +496,9 @@ impl Relay {
                             _ => None,
                         };
                         let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
+                        // After `done` only a title may follow: the client's stream stays
+                        // open for it until the core's stream ends.
+                        let close = matches!(event, ChatEvent::Error { .. });
                         let (name, data) = encode_data(event);
                         let frame = encode(name, next_id, &data);
                         let data = String::from_utf8(data).unwrap_or_else(|_| "{}".to_owned());
@@ -507,7 +511,7 @@ impl Relay {
                         if client_gone {
                             continue;
                         }
-                        (frame, ended)
+                        (frame, close)
                     }
                 }
             };
@@ -571,7 +575,9 @@ impl Relay {
                     })
                     .inc();
             }
-            ChatEvent::UserMessage(_) | ChatEvent::AssistantMessage(_) => {}
+            ChatEvent::UserMessage(_)
+            | ChatEvent::AssistantMessage(_)
+            | ChatEvent::Title { .. } => {}
         }
     }
 }
@@ -612,6 +618,16 @@ fn encode_data(event: ChatEvent) -> (&'static str, Vec<u8>) {
                 message_id: message.id.as_uuid(),
                 code: code.as_str().to_owned(),
                 detail,
+            }),
+        ),
+        ChatEvent::Title {
+            conversation_id,
+            title,
+        } => (
+            api::events::TITLE,
+            serde_json::to_vec(&api::TitleEvent {
+                conversation_id: conversation_id.as_uuid(),
+                title,
             }),
         ),
     };
@@ -669,6 +685,16 @@ mod tests {
                     message_id: message.id.as_uuid(),
                     code: code.as_str().to_owned(),
                     detail,
+                }),
+            ),
+            ChatEvent::Title {
+                conversation_id,
+                title,
+            } => (
+                api::events::TITLE,
+                sse::Data::new_json(api::TitleEvent {
+                    conversation_id: conversation_id.as_uuid(),
+                    title,
                 }),
             ),
         };

@@ -390,3 +390,59 @@ async fn deleting_a_conversation_with_branches_removes_every_version() {
         .await
         .problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn the_first_reply_of_an_untitled_conversation_is_followed_by_its_title_and_a_set_title_is_kept()
+ {
+    let app = spawn_scripted(ScriptedLlm::replying(&["ok"]), &[]).await;
+    let c = conversation(&app).await;
+    let first = app
+        .send(
+            ALICE,
+            c.id,
+            "  Plan a \"weekend\" trip to Lisbon in May with two children please  ",
+        )
+        .await;
+    first.done();
+    let titles: Vec<api::TitleEvent> = first.titles.iter().map(|f| f.json()).collect();
+    // The first words, without quotes, cut at a whole word within 60 characters.
+    let expected = "Plan a weekend trip to Lisbon in May with two children";
+    assert_eq!(
+        titles,
+        vec![api::TitleEvent {
+            conversation_id: c.id,
+            title: expected.to_owned(),
+        }],
+        "after done, one title event"
+    );
+    let stored = app
+        .get_conversation(ALICE, c.id)
+        .await
+        .ok::<api::Conversation>(200);
+    assert_eq!(stored.title.as_deref(), Some(expected));
+    assert_eq!(
+        app.scripted().requests().len(),
+        1,
+        "the title asked no model (echo-style titler)"
+    );
+
+    // The second reply writes none.
+    assert!(app.send(ALICE, c.id, "more").await.titles.is_empty());
+    // A conversation the user titled keeps its title.
+    let project = app.new_project(ALICE, "Other").await;
+    let titled = app
+        .create_conversation(ALICE, project.id, Some(&json!({"title": "Mine"})))
+        .await
+        .ok::<api::Conversation>(201);
+    assert!(
+        app.send(ALICE, titled.id, "hello there")
+            .await
+            .titles
+            .is_empty()
+    );
+    let kept = app
+        .get_conversation(ALICE, titled.id)
+        .await
+        .ok::<api::Conversation>(200);
+    assert_eq!(kept.title.as_deref(), Some("Mine"));
+}
