@@ -551,10 +551,10 @@ impl ChatService {
                             };
                         }
                         // After `done`, off the reply's path: the title of a first reply.
-                        if let (true, false, Some((conversation_id, first, titler))) = (complete, told, title) {
-                            if let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler).await {
-                                yield ChatEvent::Title { conversation_id, title };
-                            }
+                        if let (true, false, Some((conversation_id, first, titler))) = (complete, told, title)
+                            && let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler).await
+                        {
+                            yield ChatEvent::Title { conversation_id, title };
                         }
                         break;
                     }

@@ -2037,3 +2037,35 @@ fn after_done_an_untitled_conversations_first_reply_is_followed_by_its_stored_ti
         }
     }
 }
+
+#[test]
+fn the_llm_titler_asks_the_title_model_with_the_first_message_only() {
+    use crate::titles::{LlmTitler, Titler as _};
+    let llm = ScriptedLlm::new(
+        vec![delta("\"Lisbon "), delta("trip\""), completed(None, None)],
+        End::Close,
+    );
+    let titler = LlmTitler::new(
+        Arc::clone(&llm) as Arc<dyn LlmStream>,
+        "title-model".to_owned(),
+    );
+    let raw = block_on(titler.title("Plan a trip to Lisbon")).unwrap();
+    assert_eq!(
+        crate::titles::clean_title(&raw).as_deref(),
+        Some("Lisbon trip")
+    );
+    let request = llm.request();
+    assert_eq!(request.model, "title-model");
+    assert!(
+        request
+            .instructions
+            .is_some_and(|i| i.contains("60 characters"))
+    );
+    assert_eq!(
+        request.messages,
+        vec![llm_message(Role::User, "Plan a trip to Lisbon")]
+    );
+    let failing = ScriptedLlm::new(vec![delta("Lis")], End::Close);
+    let titler = LlmTitler::new(failing as Arc<dyn LlmStream>, "m".to_owned());
+    assert_eq!(block_on(titler.title("x")), Err(LlmError::Truncated));
+}

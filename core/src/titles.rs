@@ -94,7 +94,7 @@ pub fn clean_title(raw: &str) -> Option<String> {
                 if !title.is_empty() {
                     title.push(' ');
                 }
-                title.extend(word.chars());
+                title.push_str(word);
                 title = title.chars().take(MAX_TITLE_CHARS).collect();
             }
             break;
