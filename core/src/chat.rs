@@ -1,11 +1,17 @@
-//! The chat use case: one user message in, one streamed and stored reply out.
+//! The chat use case: one user message in, one streamed and stored reply out — or, to
+//! regenerate, a user message answered again (a new reply beside the old one).
+//!
+//! A conversation is a tree: a message goes after its parent (the branch being shown, by
+//! default), and the model is sent only the branch that ends at the new message.
 //!
 //! The order of the steps is the promise that nothing is lost:
 //! 1. validate the content; take one send from the user's allowance;
 //! 2. in one transaction (`ChatHistory::begin_turn`): authorize (the conversation is the
-//!    caller's), refuse while another reply is streaming or when the `client_message_id` was
-//!    used, read the recent history, and store the user's message and an empty `streaming`
-//!    reply — while the active prompt is read concurrently;
+//!    caller's), refuse while another reply is streaming (on any branch) or when the
+//!    `client_message_id` was used, resolve the parent, read the recent history of its
+//!    branch and the conversation's model, and store the user's message and an empty
+//!    `streaming` reply (which becomes the conversation's leaf) — while the active prompt is
+//!    read concurrently;
 //! 3. stream from the provider, yielding each delta; beside it, on a timer (not per delta),
 //!    renew the reply's lease and save its text so far (`touch_reply`, at most every 2 s), so
 //!    that a crash loses at most that much text and a sweep of lapsed leases on any process
@@ -36,18 +42,21 @@ use crate::budget::fit_history;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, MessageId};
-use crate::model::{Message, MessageStatus, Principal, Role, Timestamp, now};
+use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
     ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
-    LlmStream, PromptStore, SendLimiter, Timer,
+    LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
-use crate::values::{Limits, MessageContent};
+use crate::titles::{Titler, clean_title};
+use crate::values::{Limits, MessageContent, ValidationError};
 
 /// How the chat use case fits context and keeps replies alive.
 #[derive(Clone, Debug)]
 pub struct ChatSettings {
     /// The model to ask; `None` uses the provider's default.
     pub model: Option<String>,
+    /// The models a conversation may choose (`CONFAB_MODELS`); the default among them.
+    pub models: Vec<String>,
     /// The context window the budget fits into, in estimated tokens.
     pub context_tokens: u32,
     /// Tokens kept free for the reply.
@@ -86,6 +95,7 @@ impl Default for ChatSettings {
     fn default() -> Self {
         Self {
             model: None,
+            models: Vec::new(),
             context_tokens: 16_000,
             output_reserve: 2_000,
             max_output_tokens: None,
@@ -102,6 +112,9 @@ pub struct SendRequest {
     pub conversation_id: ConversationId,
     pub content: String,
     pub client_message_id: Option<Uuid>,
+    /// Where the message goes: after the branch being shown, as a new first message, or
+    /// after a given reply (edit and resend: a new branch).
+    pub parent: Parent,
 }
 
 /// The `code` of a stream's `error` event.
@@ -132,7 +145,8 @@ impl StreamErrorCode {
 }
 
 /// What a send produces, in order: `UserMessage`, `AssistantMessage`, any number of
-/// `Delta`s, then exactly one of `Done` or `Error`.
+/// `Delta`s, then exactly one of `Done` or `Error` — and, after the `Done` of an untitled
+/// conversation's first reply, its `Title` when one was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatEvent {
     UserMessage(Message),
@@ -149,6 +163,11 @@ pub enum ChatEvent {
         code: StreamErrorCode,
         detail: String,
     },
+    /// After `Done` of a conversation's first reply: the title written for it, stored.
+    Title {
+        conversation_id: ConversationId,
+        title: String,
+    },
 }
 
 /// The events of one send.
@@ -164,7 +183,12 @@ pub struct ChatService {
     settings: ChatSettings,
     limits: Limits,
     timer: Arc<dyn Timer>,
+    /// Writes the title of an untitled conversation after its first reply; `None`: none is.
+    titler: Option<Arc<dyn Titler>>,
 }
+
+/// How long a title may take before it is given up (the client's stream waits for it).
+const TITLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl ChatService {
     #[must_use]
@@ -176,7 +200,7 @@ impl ChatService {
         settings: ChatSettings,
         limits: Limits,
     ) -> Self {
-        Self {
+        let mut service = Self {
             history,
             prompts,
             llm,
@@ -184,13 +208,27 @@ impl ChatService {
             settings,
             limits,
             timer: Arc::new(ThreadTimer),
+            titler: None,
+        };
+        // The default model is always offered.
+        let default = service.model().to_owned();
+        if !service.settings.models.contains(&default) {
+            service.settings.models.insert(0, default);
         }
+        service
     }
 
     /// Waits with `timer` (the application's runtime) instead of a thread per wait.
     #[must_use]
     pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
         self.timer = timer;
+        self
+    }
+
+    /// Writes titles of untitled conversations with `titler` after their first reply.
+    #[must_use]
+    pub fn with_titler(mut self, titler: Arc<dyn Titler>) -> Self {
+        self.titler = Some(titler);
         self
     }
 
@@ -241,34 +279,139 @@ impl ChatService {
             return Err(ChatError::RateLimited { retry_after });
         }
 
-        // One read and one transaction, concurrently: the active prompt, and the turn, which
-        // checks ownership and conflicts, reads the history and stores both messages.
-        let user = Message::user(conversation_id, content, request.client_message_id, started);
-        let reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
-        let (prompt, past) = futures::join!(
-            self.prompts.conversation_prompt(owner, conversation_id),
-            self.history.begin_turn(
-                owner,
-                &user,
-                &reply,
-                stale_before,
-                self.settings.history_limit
-            ),
-        );
-        let past = match past {
-            Ok(past) => past,
+        let mut user = Message::user(conversation_id, content, request.client_message_id, started);
+        let mut reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
+        reply.parent_id = Some(user.id);
+        let turn = NewTurn {
+            user: Some(user.clone()),
+            parent: request.parent,
+            reply: reply.clone(),
+        };
+        let (prompt, began) = self
+            .begin(owner, conversation_id, &turn, stale_before, 0)
+            .await;
+        let began = match began {
+            Ok(began) => began,
             Err(e) => {
                 self.limiter.refund(owner).await;
                 return Err(e.into());
             }
         };
         // The turn is stored: from here on a failure is an event of the stream.
+        user.parent_id = began.parent_id;
+        reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
+        // The conversation's first reply (a new first message has no history either).
+        let title = (began.untitled && began.history.is_empty())
+            .then(|| (conversation_id, user.content.clone()));
+        Ok(self.start_reply(prompt, began.history, user, reply, title, cancel))
+    }
+
+    /// Answers a user message again: `reply_id` names one of its replies; the new reply is
+    /// its sibling, streamed as a send's (the user message first, then the new reply). The
+    /// model is sent the branch that ends at that user message. Returns the conversation
+    /// with the stream.
+    pub async fn regenerate(
+        &self,
+        principal: &Principal,
+        reply_id: MessageId,
+        cancel: CancelToken,
+    ) -> Result<(ConversationId, ChatStream), ChatError> {
+        let owner = &principal.user_id;
+        let earlier = self.history.get_message(owner, reply_id).await?;
+        let question = match (earlier.role, earlier.parent_id) {
+            (Role::Assistant, Some(question)) => question,
+            _ => {
+                return Err(ValidationError::new("message_id", "must name a reply").into());
+            }
+        };
+        let conversation_id = earlier.conversation_id;
+        let started = now();
+        let stale_before = started - self.settings.reply_lease;
+        if let Err(retry_after) = self.limiter.try_acquire(owner).await {
+            self.history
+                .check_turn(owner, conversation_id, None, stale_before)
+                .await?;
+            return Err(ChatError::RateLimited { retry_after });
+        }
+        let mut reply = Message::pending_reply(conversation_id, self.model().to_owned(), started);
+        reply.parent_id = Some(question);
+        let turn = NewTurn {
+            user: None,
+            parent: Parent::Message(question),
+            reply: reply.clone(),
+        };
+        // One more message of history: the user message answered again is its last.
+        let (prompt, began) = self
+            .begin(owner, conversation_id, &turn, stale_before, 1)
+            .await;
+        let mut began = match began {
+            Ok(began) => began,
+            Err(e) => {
+                self.limiter.refund(owner).await;
+                return Err(e.into());
+            }
+        };
+        let Some(user) = began.history.pop().filter(|m| m.id == question) else {
+            return Err(ChatError::Internal(
+                "a regenerated turn's history did not end at its user message".to_owned(),
+            ));
+        };
+        reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
+        let events = self.start_reply(prompt, began.history, user, reply, None, cancel);
+        Ok((conversation_id, events))
+    }
+
+    /// One read and one transaction, concurrently: the active prompt, and the turn, which
+    /// checks ownership and conflicts, reads the branch and stores the new messages.
+    async fn begin(
+        &self,
+        owner: &crate::ids::UserId,
+        conversation_id: ConversationId,
+        turn: &NewTurn,
+        stale_before: Timestamp,
+        extra_history: u32,
+    ) -> (
+        Result<Option<crate::model::Prompt>, StoreError>,
+        Result<Turn, StoreError>,
+    ) {
+        futures::join!(
+            self.prompts.conversation_prompt(owner, conversation_id),
+            self.history.begin_turn(
+                owner,
+                turn,
+                stale_before,
+                self.settings.history_limit.saturating_add(extra_history)
+            ),
+        )
+    }
+
+    /// The model a conversation's replies are asked of: its own when it chose one that is
+    /// still offered, else the default.
+    fn model_of<'a>(&'a self, chosen: Option<&'a str>) -> &'a str {
+        chosen
+            .filter(|m| self.settings.models.iter().any(|offered| offered == m))
+            .unwrap_or_else(|| self.model())
+    }
+
+    /// The stream of a stored turn: the provider is asked (unless the prompt could not be
+    /// read) and the reply relayed and stored.
+    fn start_reply(
+        &self,
+        prompt: Result<Option<crate::model::Prompt>, StoreError>,
+        past: Vec<Message>,
+        user: Message,
+        reply: Message,
+        title: Option<(ConversationId, String)>,
+        cancel: CancelToken,
+    ) -> ChatStream {
+        let model = reply.model.clone().unwrap_or_default();
         let llm_request = prompt
-            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user))
+            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user, model))
             .map_err(|e| {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
-        Ok(self.reply_stream(user, reply, llm_request, cancel))
+        let title = title.and_then(|(id, first)| Some((id, first, self.titler.clone()?)));
+        self.reply_stream(user, reply, llm_request, title, cancel)
     }
 
     /// What the provider is asked: the prompt, the history that fits the budget, then the
@@ -278,6 +421,7 @@ impl ChatService {
         instructions: Option<String>,
         past: Vec<Message>,
         user: &Message,
+        model: String,
     ) -> LlmRequest {
         let new_message = LlmMessage {
             role: Role::User,
@@ -292,7 +436,7 @@ impl ChatService {
         );
         messages.push(new_message);
         LlmRequest {
-            model: self.model().to_owned(),
+            model,
             instructions,
             messages,
             max_output_tokens: self.settings.max_output_tokens,
@@ -304,6 +448,7 @@ impl ChatService {
         user: Message,
         reply: Message,
         request: Result<LlmRequest, ()>,
+        title: Option<(ConversationId, String, Arc<dyn Titler>)>,
         cancel: CancelToken,
     ) -> ChatStream {
         let history = Arc::clone(&self.history);
@@ -396,6 +541,7 @@ impl ChatService {
             loop {
                 match history.finish_reply(&message, now()).await {
                     Ok(FinishOutcome::Stored) => {
+                        let complete = message.status == MessageStatus::Complete;
                         if told {
                             tracing::info!(message_id = %message.id, "stored a finished reply after all");
                         } else {
@@ -403,6 +549,12 @@ impl ChatService {
                                 None => ChatEvent::Done(message),
                                 Some((code, detail)) => ChatEvent::Error { message, code, detail },
                             };
+                        }
+                        // After `done`, off the reply's path: the title of a first reply.
+                        if let (true, false, Some((conversation_id, first, titler))) = (complete, told, title)
+                            && let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler).await
+                        {
+                            yield ChatEvent::Title { conversation_id, title };
                         }
                         break;
                     }
@@ -450,6 +602,40 @@ impl ChatService {
                 }
             }
         })
+    }
+}
+
+/// Writes and stores the title of a conversation whose first reply completed; `None` when
+/// it could not be written (logged once), came out empty, or the conversation has a title
+/// by now (one the user set is never replaced).
+async fn write_title(
+    history: &dyn ChatHistory,
+    timer: &dyn Timer,
+    conversation_id: ConversationId,
+    first_message: &str,
+    titler: &dyn Titler,
+) -> Option<String> {
+    let written =
+        futures::future::select(titler.title(first_message), timer.sleep(TITLE_TIMEOUT)).await;
+    let raw = match written {
+        futures::future::Either::Left((Ok(raw), _)) => raw,
+        futures::future::Either::Left((Err(e), _)) => {
+            tracing::warn!(conversation_id = %conversation_id, error = %e, "could not write a conversation's title; it stays empty");
+            return None;
+        }
+        futures::future::Either::Right(_) => {
+            tracing::warn!(conversation_id = %conversation_id, "writing a conversation's title took too long; it stays empty");
+            return None;
+        }
+    };
+    let title = clean_title(&raw)?;
+    match history.set_title_if_empty(conversation_id, &title).await {
+        Ok(true) => Some(title),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::warn!(conversation_id = %conversation_id, error = %e, "could not store a conversation's title; it stays empty");
+            None
+        }
     }
 }
 

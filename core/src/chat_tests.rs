@@ -20,7 +20,7 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, Conflict, LlmError, StoreError};
 use crate::ids::{ConversationId, MessageId, ProjectId, PromptId, UserId};
 use crate::model::{
-    Conversation, Message, MessageStatus, Principal, Prompt, Role, Timestamp, Usage, now,
+    Conversation, Message, MessageStatus, Parent, Principal, Prompt, Role, Timestamp, Usage, now,
 };
 use crate::ports::{
     Completion, FinishOutcome, Incomplete, LlmEvent, LlmEventStream, LlmMessage, LlmRequest,
@@ -179,6 +179,8 @@ fn conversation() -> Conversation {
         title: None,
         created_at: at,
         updated_at: at,
+        leaf_id: None,
+        model: None,
     }
 }
 
@@ -186,6 +188,7 @@ fn past(conversation: &Conversation, role: Role, status: MessageStatus, content:
     Message {
         id: MessageId::new(),
         conversation_id: conversation.id,
+        parent_id: None,
         role,
         content: content.to_owned(),
         status,
@@ -219,6 +222,7 @@ fn request(conversation: &Conversation, content: &str) -> SendRequest {
         conversation_id: conversation.id,
         content: content.to_owned(),
         client_message_id: None,
+        parent: Parent::Leaf,
     }
 }
 
@@ -399,20 +403,24 @@ impl Mocks {
         let limit = settings().history_limit;
         self.history
             .expect_begin_turn()
-            .withf(move |o, user, reply, _, l| {
+            .withf(move |o, turn, _, l| {
                 *o == owner()
-                    && user.conversation_id == conversation_id
-                    && reply.conversation_id == conversation_id
+                    && turn.user.as_ref().map(|u| u.conversation_id) == Some(conversation_id)
+                    && turn.parent == Parent::Leaf
+                    && turn.reply.conversation_id == conversation_id
                     && *l == limit
             })
             .times(1)
-            .returning(move |_, user, reply, stale_before, _| {
+            .returning(move |_, turn, stale_before, _| {
                 writes.lock().unwrap().push(Write::BeginTurn {
-                    user: user.clone(),
-                    reply: reply.clone(),
+                    user: turn.user.clone().unwrap(),
+                    reply: turn.reply.clone(),
                     stale_before,
                 });
-                Ok(past.clone())
+                Ok(crate::ports::Turn {
+                    history: past.clone(),
+                    ..crate::ports::Turn::default()
+                })
             });
         self
     }
@@ -421,7 +429,7 @@ impl Mocks {
         self.history
             .expect_begin_turn()
             .times(1)
-            .returning(move |_, _, _, _, _| Err(error()));
+            .returning(move |_, _, _, _| Err(error()));
         self
     }
 
@@ -1794,4 +1802,270 @@ fn the_renewal_period_is_at_most_two_seconds_and_a_third_of_the_lease() {
     assert_eq!(with(3_000, 2_000), Duration::from_secs(1));
     assert_eq!(with(60_000, 500), Duration::from_millis(500));
     assert_eq!(with(0, 0), Duration::from_millis(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Trees: regenerate, and the conversation's model (issue 17)
+// ---------------------------------------------------------------------------------------
+
+/// The history before the question, the question, and the reply being regenerated.
+fn answered(conversation: &Conversation) -> (Vec<Message>, Message, Message) {
+    let earlier = vec![
+        past(conversation, Role::User, MessageStatus::Complete, "Hi"),
+        past(
+            conversation,
+            Role::Assistant,
+            MessageStatus::Complete,
+            "Hello",
+        ),
+    ];
+    let mut question = past(conversation, Role::User, MessageStatus::Complete, "Why?");
+    question.parent_id = Some(earlier[1].id);
+    let mut reply = past(
+        conversation,
+        Role::Assistant,
+        MessageStatus::Complete,
+        "Because.",
+    );
+    reply.parent_id = Some(question.id);
+    (earlier, question, reply)
+}
+
+#[test]
+fn regenerate_asks_with_the_branch_up_to_the_question_and_stores_a_sibling_reply() {
+    let conversation = conversation();
+    let (earlier, question, old) = answered(&conversation);
+    let mut mocks = Mocks::strict_in(conversation.clone())
+        .allowance()
+        .no_refund()
+        .prompt(Some("Be brief."))
+        .finish_ok();
+    let found = old.clone();
+    mocks
+        .history
+        .expect_get_message()
+        .withf(move |o, id| *o == owner() && *id == found.id)
+        .times(1)
+        .returning(move |_, _| Ok(found.clone()));
+    let (branch, asked) = (
+        [earlier.clone(), vec![question.clone()]].concat(),
+        question.id,
+    );
+    let writes = Arc::clone(&mocks.writes);
+    mocks
+        .history
+        .expect_begin_turn()
+        .withf(move |o, turn, _, limit| {
+            *o == owner()
+                && turn.user.is_none()
+                && turn.parent == Parent::Message(asked)
+                && turn.reply.parent_id == Some(asked)
+                && *limit == settings().history_limit + 1
+        })
+        .times(1)
+        .returning(move |_, turn, stale_before, _| {
+            writes.lock().unwrap().push(Write::BeginTurn {
+                user: turn.reply.clone(),
+                reply: turn.reply.clone(),
+                stale_before,
+            });
+            Ok(crate::ports::Turn {
+                parent_id: Some(asked),
+                model: None,
+                untitled: true,
+                history: branch.clone(),
+            })
+        });
+    let llm = ScriptedLlm::new(
+        vec![delta("Another"), delta(" answer."), completed(None, None)],
+        End::Close,
+    );
+    let h = mocks.service(&llm, settings());
+    let (conversation_id, stream) = block_on(h.service.regenerate(
+        &principal(),
+        old.id,
+        CancelToken::new(),
+    ))
+    .expect("the regeneration is accepted");
+    assert_eq!(conversation_id, conversation.id);
+    let turn = Turn::from_events(block_on(stream.collect()));
+    assert_eq!(
+        turn.user, question,
+        "the stream begins with the question answered again"
+    );
+    assert_eq!(turn.reply.parent_id, Some(question.id));
+    assert_ne!(turn.reply.id, old.id);
+    assert_eq!(turn.done().content, "Another answer.");
+    let request = llm.request();
+    assert_eq!(
+        request.messages,
+        vec![
+            llm_message(Role::User, "Hi"),
+            llm_message(Role::Assistant, "Hello"),
+            llm_message(Role::User, "Why?"),
+        ],
+        "the branch up to the question, the question last, never the old reply"
+    );
+}
+
+#[test]
+fn regenerating_a_user_message_is_invalid_and_stores_nothing() {
+    let conversation = conversation();
+    let (_, question, _) = answered(&conversation);
+    let mut mocks = Mocks::strict_in(conversation)
+        .stores_nothing()
+        .limiter_untouched();
+    mocks
+        .history
+        .expect_get_message()
+        .times(1)
+        .returning(move |_, _| Ok(question.clone()));
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+    let refused = block_on(h.service.regenerate(
+        &principal(),
+        MessageId::new(),
+        CancelToken::new(),
+    ));
+    assert!(
+        matches!(refused, Err(ChatError::Validation(_))),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn a_send_asks_the_conversations_model_while_it_is_offered_and_the_default_otherwise() {
+    for (chosen, expected) in [
+        (Some("model-b"), "model-b"),
+        (Some("withdrawn"), CONFIGURED_MODEL),
+        (None, CONFIGURED_MODEL),
+    ] {
+        let mut mocks = Mocks::strict()
+            .allowance()
+            .no_refund()
+            .prompt(None)
+            .finish_ok();
+        let model = chosen.map(str::to_owned);
+        mocks
+            .history
+            .expect_begin_turn()
+            .times(1)
+            .returning(move |_, _, _, _| {
+                Ok(crate::ports::Turn {
+                    model: model.clone(),
+                    ..crate::ports::Turn::default()
+                })
+            });
+        let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+        let offered = ChatSettings {
+            models: vec!["model-b".to_owned()],
+            ..settings()
+        };
+        let h = mocks.service(&llm, offered);
+        let turn = h.send("Hi");
+        assert_eq!(llm.request().model, expected, "{chosen:?}");
+        assert_eq!(turn.done().model.as_deref(), Some(expected), "{chosen:?}");
+        assert_eq!(
+            h.service.settings().models,
+            vec![CONFIGURED_MODEL.to_owned(), "model-b".to_owned()],
+            "the default is always offered"
+        );
+    }
+}
+
+#[test]
+fn after_done_an_untitled_conversations_first_reply_is_followed_by_its_stored_title() {
+    struct Fixed(Result<&'static str, LlmError>);
+    #[async_trait::async_trait]
+    impl crate::titles::Titler for Fixed {
+        async fn title(&self, _first: &str) -> Result<String, LlmError> {
+            self.0.clone().map(str::to_owned)
+        }
+    }
+    for (written, stored, expected) in [
+        (Ok("\"Weather in Lisbon\""), true, Some("Weather in Lisbon")),
+        // The user titled it meanwhile: nothing is announced.
+        (Ok("Weather"), false, None),
+        // A failing title call leaves the title empty.
+        (Err(LlmError::Truncated), true, None),
+    ] {
+        let mut mocks = Mocks::strict()
+            .allowance()
+            .no_refund()
+            .prompt(None)
+            .finish_ok();
+        mocks
+            .history
+            .expect_begin_turn()
+            .times(1)
+            .returning(|_, _, _, _| {
+                Ok(crate::ports::Turn {
+                    untitled: true,
+                    ..crate::ports::Turn::default()
+                })
+            });
+        let conversation_id = mocks.conversation.id;
+        let calls = usize::from(written.is_ok());
+        mocks
+            .history
+            .expect_set_title_if_empty()
+            .withf(move |id, title| {
+                *id == conversation_id && (title == "Weather in Lisbon" || title == "Weather")
+            })
+            .times(calls)
+            .returning(move |_, _| Ok(stored));
+        let llm = ScriptedLlm::new(vec![delta("Sunny."), completed(None, None)], End::Close);
+        let mut h = mocks.service(&llm, settings());
+        h.service = h.service.with_titler(Arc::new(Fixed(written)));
+        let stream = h.start("Weather in Lisbon?").expect("accepted");
+        let events: Vec<ChatEvent> = block_on(stream.collect());
+        let after_done: Vec<&ChatEvent> = events
+            .iter()
+            .skip_while(|e| !matches!(e, ChatEvent::Done(_)))
+            .skip(1)
+            .collect();
+        match expected {
+            Some(title) => assert_eq!(
+                after_done,
+                vec![&ChatEvent::Title {
+                    conversation_id,
+                    title: title.to_owned()
+                }]
+            ),
+            None => assert!(after_done.is_empty(), "{after_done:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_llm_titler_asks_the_title_model_with_the_first_message_only() {
+    use crate::titles::{LlmTitler, Titler as _};
+    let llm = ScriptedLlm::new(
+        vec![delta("\"Lisbon "), delta("trip\""), completed(None, None)],
+        End::Close,
+    );
+    let titler = LlmTitler::new(
+        Arc::clone(&llm) as Arc<dyn LlmStream>,
+        "title-model".to_owned(),
+    );
+    let raw = block_on(titler.title("Plan a trip to Lisbon")).unwrap();
+    assert_eq!(
+        crate::titles::clean_title(&raw).as_deref(),
+        Some("Lisbon trip")
+    );
+    let request = llm.request();
+    assert_eq!(request.model, "title-model");
+    assert!(
+        request
+            .instructions
+            .is_some_and(|i| i.contains("60 characters"))
+    );
+    assert_eq!(
+        request.messages,
+        vec![llm_message(Role::User, "Plan a trip to Lisbon")]
+    );
+    let failing = ScriptedLlm::new(vec![delta("Lis")], End::Close);
+    let titler = LlmTitler::new(failing as Arc<dyn LlmStream>, "m".to_owned());
+    assert_eq!(block_on(titler.title("x")), Err(LlmError::Truncated));
 }

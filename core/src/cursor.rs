@@ -22,6 +22,23 @@ pub fn decode_id(raw: &str) -> Result<Uuid, InvalidCursor> {
     Uuid::try_parse(key).map_err(|_| InvalidCursor)
 }
 
+/// A page of a branch: the leaf it ends at and the last message read. Each page of one
+/// listing reads the same branch, even when another is chosen meanwhile.
+#[must_use]
+pub fn encode_branch(leaf: Uuid, after: Uuid) -> String {
+    format!("b.{}.{}", leaf.simple(), after.simple())
+}
+
+/// A branch cursor's leaf and last message; a plain id cursor (before branches) has no leaf.
+pub fn decode_branch(raw: &str) -> Result<(Option<Uuid>, Uuid), InvalidCursor> {
+    if let Some(rest) = raw.strip_prefix("b.") {
+        let (leaf, after) = rest.split_once('.').ok_or(InvalidCursor)?;
+        let parse = |key: &str| Uuid::try_parse(key).map_err(|_| InvalidCursor);
+        return Ok((Some(parse(leaf)?), parse(after)?));
+    }
+    Ok((None, decode_id(raw)?))
+}
+
 #[must_use]
 pub fn encode_time_id(at: Timestamp, id: Uuid) -> String {
     format!("t.{}.{}", at.timestamp_micros(), id.simple())

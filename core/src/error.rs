@@ -32,6 +32,10 @@ pub enum StoreError {
     NotFound,
     #[error(transparent)]
     Conflict(#[from] Conflict),
+    /// The request names a message that cannot take this place in the tree (422): a user
+    /// message as a user message's parent, a user message to regenerate.
+    #[error(transparent)]
+    Invalid(#[from] crate::values::ValidationError),
     /// The database cannot be reached or gave up waiting (503).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -85,6 +89,7 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(c) => Self::Conflict(c),
+            StoreError::Invalid(v) => Self::Validation(v),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),
         }
@@ -130,6 +135,7 @@ impl From<StoreError> for ChatError {
         match e {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(c) => Self::Conflict(c),
+            StoreError::Invalid(v) => Self::Validation(v),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),
         }

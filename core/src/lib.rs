@@ -12,6 +12,7 @@ pub mod live;
 pub mod model;
 pub mod ports;
 pub mod services;
+pub mod titles;
 pub mod values;
 
 pub use cancel::{CancelReason, CancelToken};

@@ -71,6 +71,10 @@ pub struct Conversation {
     /// as the store read it; `None` when nothing is being generated. Filled by the store on
     /// every read; ignored when a conversation is inserted.
     pub active_reply_id: Option<MessageId>,
+    /// The last message of the branch being shown (`None` while the conversation is empty).
+    pub leaf_id: Option<MessageId>,
+    /// The model its replies are asked of; `None` is the configured default.
+    pub model: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,6 +146,9 @@ pub struct Usage {
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
+    /// The message this one follows in its branch: a user message follows a reply (or is a
+    /// first message, `None`), a reply follows its user message.
+    pub parent_id: Option<MessageId>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -167,6 +174,7 @@ impl Message {
         Self {
             id: MessageId::new(),
             conversation_id,
+            parent_id: None,
             role: Role::User,
             content,
             status: MessageStatus::Complete,
@@ -188,6 +196,7 @@ impl Message {
         Self {
             id: MessageId::new(),
             conversation_id,
+            parent_id: None,
             role: Role::Assistant,
             content: String::new(),
             status: MessageStatus::Streaming,
@@ -198,6 +207,26 @@ impl Message {
             created_at,
         }
     }
+}
+
+/// Where a new user message goes in its conversation's tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parent {
+    /// After the conversation's `leaf_id` (the branch being shown).
+    Leaf,
+    /// A new first message (editing the conversation's first question).
+    Root,
+    /// After this message: a reply of the conversation (for a user message), or a user
+    /// message of it (for a regenerated reply).
+    Message(MessageId),
+}
+
+/// A message of a branch as read, with its siblings (the messages with its parent, itself
+/// included, oldest first), so that a client can move between versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchMessage {
+    pub message: Message,
+    pub sibling_ids: Vec<MessageId>,
 }
 
 /// Metadata of an uploaded file; its bytes live in a `BlobStore` under `storage_key`.

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::error::{AuthError, BlobError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use crate::model::{
-    Conversation, FileMeta, Message, NewPrompt, Principal, Project, ProjectPatch, Prompt,
-    Timestamp, Usage,
+    BranchMessage, Conversation, FileMeta, Message, NewPrompt, Parent, Principal, Project,
+    ProjectPatch, Prompt, Timestamp, Usage,
 };
 
 /// Verifies bearer tokens.
@@ -160,6 +160,22 @@ pub trait ChatHistory: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Conversation, StoreError>;
 
+    /// MUST set the model its replies are asked of (`None`: the default) and return the
+    /// conversation; MUST NOT change `updated_at`. `NotFound` for another owner's.
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError>;
+
+    /// Stores a title written for the conversation — only while it has none: MUST set it
+    /// and return `true` when the title is empty (`NULL`), and MUST change nothing and return
+    /// `false` when it has one (a title the user set is never replaced). MUST NOT change
+    /// `updated_at`. `NotFound` for a missing conversation.
+    async fn set_title_if_empty(&self, id: ConversationId, title: &str)
+    -> Result<bool, StoreError>;
+
     /// MUST delete the conversation and its messages. `NotFound` otherwise.
     async fn delete_conversation(
         &self,
@@ -222,22 +238,57 @@ pub trait ChatHistory: Send + Sync + 'static {
 
     /// Starts a turn atomically: MUST first mark the conversation's `streaming` replies last
     /// touched before `stale_before` as `failed` with error "interrupted"; then MUST return
-    /// `Conflict(ReplyInProgress)` if a `streaming` reply remains, or
+    /// `Conflict(ReplyInProgress)` if a `streaming` reply remains (in any branch), or
     /// `Conflict(DuplicateClientMessage)` if the user message's `client_message_id` was used
-    /// in this conversation — in both cases storing nothing; else MUST store `user` and then
-    /// `reply` (status `streaming`, touched now), set the conversation's `updated_at` to the
-    /// user message's `created_at`, and return the newest `history_limit` messages stored
-    /// before this turn, oldest first. `NotFound` (storing nothing) for a missing or another
-    /// owner's conversation. This holds across processes sharing one database. It is on the
-    /// path of every send: implementations keep it to as few round trips as they can.
+    /// in this conversation — in both cases storing nothing. It resolves `turn.parent`:
+    /// `Leaf` is the conversation's `leaf_id` (none when it is empty), `Root` is none, and
+    /// `Message(id)` MUST be a message of this conversation (`NotFound` otherwise) that is a
+    /// reply when `turn.user` is given and a user message when it is not (`Invalid`
+    /// otherwise). Then MUST store `turn.user` (if any) with the resolved parent and then
+    /// `turn.reply` (status `streaming`, touched now) as given, make the reply the
+    /// conversation's `leaf_id`, set its `updated_at` to the `created_at` of the user message
+    /// (of the reply without one), and return
+    /// the resolved parent, the conversation's `model`, whether it is untitled, and the newest `history_limit`
+    /// messages of the branch that ends at the resolved parent (the parent included),
+    /// oldest first — never a message of another branch. `NotFound` (storing nothing) for a
+    /// missing or another owner's conversation. This holds across processes sharing one
+    /// database. It is on the path of every send: implementations keep it to as few round
+    /// trips as they can.
     async fn begin_turn(
         &self,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError>;
+    ) -> Result<Turn, StoreError>;
+
+    /// MUST return the message when it is in one of `owner`'s conversations, else `NotFound`.
+    async fn get_message(&self, owner: &UserId, id: MessageId) -> Result<Message, StoreError>;
+
+    /// The branch that ends at `leaf` (the conversation's `leaf_id` when `None`), oldest
+    /// first: MUST return its messages strictly after `after` (ids grow along a branch), at
+    /// most `limit`, each with its `sibling_ids` (the messages with the same parent in this
+    /// conversation, itself included, id ascending), and the leaf it read. `NotFound` for a
+    /// missing or another owner's conversation, or a `leaf` not in it.
+    async fn list_branch(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        leaf: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Branch, StoreError>;
+
+    /// Shows the branch through `message`: MUST set the conversation's `leaf_id` to the
+    /// deepest message under it, following the most recent child (highest id) at each step
+    /// (`message` itself when it has none), and return the conversation. `NotFound` for a
+    /// missing or another owner's conversation, or a message not in it.
+    async fn choose_leaf(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, StoreError>;
 
     /// Renews a streaming reply's lease and saves the text so far; MUST return `true`. MUST
     /// NOT change a reply that is no longer `streaming` (a sweep or another writer ended it)
@@ -268,6 +319,39 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// many. Safe to run from several processes at once, and against a writer finishing the
     /// same reply (see `finish_reply`).
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// What `ChatHistory::begin_turn` stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTurn {
+    /// The new user message (its `parent_id` is resolved by the store); `None` when a reply
+    /// is regenerated.
+    pub user: Option<Message>,
+    /// Where the user message goes, or (without one) the user message the reply answers.
+    pub parent: Parent,
+    /// The empty `streaming` reply; its `parent_id` is the user message's id.
+    pub reply: Message,
+}
+
+/// What `ChatHistory::begin_turn` read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// The resolved parent of the new user message (of the reply, when regenerating).
+    pub parent_id: Option<MessageId>,
+    /// The conversation's chosen model; `None` for the default.
+    pub model: Option<String>,
+    /// Whether the conversation has no title (one may be written after the first reply).
+    pub untitled: bool,
+    /// The branch ending at the parent, oldest first.
+    pub history: Vec<Message>,
+}
+
+/// A page of a branch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Branch {
+    /// The leaf the branch ends at (`None`: the conversation is empty).
+    pub leaf_id: Option<MessageId>,
+    pub messages: Vec<BranchMessage>,
 }
 
 /// What became of a reply's final write.

@@ -7,9 +7,9 @@ use crate::cursor;
 use crate::error::ServiceError;
 use crate::ids::{ConversationId, MessageId, ProjectId, PromptId};
 use crate::model::{
-    Conversation, Message, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
+    BranchMessage, Conversation, NewPrompt, Page, Principal, Project, ProjectPatch, Prompt, now,
 };
-use crate::ports::{BlobStore, ChatHistory, ProjectStore, PromptStore};
+use crate::ports::{BlobStore, Branch, ChatHistory, ProjectStore, PromptStore};
 use crate::values::{self, Limits, PageLimit, ProjectName, PromptContent, Title};
 
 /// Asks a store for one more row than the page holds, to learn whether a next page exists.
@@ -238,12 +238,25 @@ impl PromptService {
 pub struct ConversationService {
     history: Arc<dyn ChatHistory>,
     limits: Limits,
+    /// The models a conversation may choose.
+    models: Vec<String>,
 }
 
 impl ConversationService {
     #[must_use]
     pub fn new(history: Arc<dyn ChatHistory>, limits: Limits) -> Self {
-        Self { history, limits }
+        Self {
+            history,
+            limits,
+            models: Vec::new(),
+        }
+    }
+
+    /// Conversations may choose among `models` (`CONFAB_MODELS`).
+    #[must_use]
+    pub fn with_models(mut self, models: Vec<String>) -> Self {
+        self.models = models;
+        self
     }
 
     /// The limits this service validates with (the OpenAPI document states them).
@@ -262,6 +275,8 @@ impl ConversationService {
         let at = now();
         let conversation = Conversation {
             active_reply_id: None,
+            leaf_id: None,
+            model: None,
             id: ConversationId::new(),
             project_id,
             owner_id: principal.user_id.clone(),
@@ -318,6 +333,50 @@ impl ConversationService {
             .await?)
     }
 
+    /// A `PATCH`: the fields present are set (`Some(None)` clears one). The model must be
+    /// one of the offered models.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        title: Option<Option<&str>>,
+        model: Option<Option<&str>>,
+    ) -> Result<Conversation, ServiceError> {
+        let title = title
+            .map(|t| Title::new(t, &self.limits).map(Title::into_inner))
+            .transpose()?;
+        if let Some(Some(model)) = model
+            && !self.models.iter().any(|offered| offered == model)
+        {
+            return Err(values::ValidationError::new(
+                "model",
+                format!("must be one of: {}", self.models.join(", ")),
+            )
+            .into());
+        }
+        let owner = &principal.user_id;
+        let mut conversation = None;
+        if let Some(title) = title {
+            conversation = Some(
+                self.history
+                    .rename_conversation(owner, id, title, now())
+                    .await?,
+            );
+        }
+        if let Some(model) = model {
+            let model = model.map(str::to_owned);
+            conversation = Some(
+                self.history
+                    .set_conversation_model(owner, id, model)
+                    .await?,
+            );
+        }
+        match conversation {
+            Some(conversation) => Ok(conversation),
+            None => self.get(principal, id).await,
+        }
+    }
+
     pub async fn delete(
         &self,
         principal: &Principal,
@@ -329,26 +388,85 @@ impl ConversationService {
             .await?)
     }
 
+    /// A page of the branch that ends at `leaf` (the conversation's `leaf_id` when `None`),
+    /// oldest first. The cursor carries the leaf of the first page, so later pages read the
+    /// same branch even when another is chosen meanwhile; when the conversation's leaf has
+    /// grown from it (replies added since), they read on to that leaf, so a message added
+    /// between two fetches is seen once, at the end.
     pub async fn messages(
         &self,
         principal: &Principal,
         id: ConversationId,
+        leaf: Option<MessageId>,
         page: &PageQuery,
-    ) -> Result<Page<Message>, ServiceError> {
-        let after = page
-            .cursor
-            .as_deref()
-            .map(cursor::decode_id)
-            .transpose()?
-            .map(MessageId::from_uuid);
-        let rows = self
-            .history
-            .list_messages(&principal.user_id, id, after, page.fetch())
-            .await?;
-        Ok(paged(rows, page.limit, |m| {
-            cursor::encode_id(m.id.as_uuid())
+    ) -> Result<Page<BranchMessage>, ServiceError> {
+        let owner = &principal.user_id;
+        let fetch = page.fetch();
+        let branch = match page.cursor.as_deref().map(cursor::decode_branch) {
+            None => {
+                self.history
+                    .list_branch(owner, id, leaf, None, fetch)
+                    .await?
+            }
+            Some(decoded) => {
+                let (pinned, after) = decoded?;
+                let after = MessageId::from_uuid(after);
+                let pinned = pinned.map(MessageId::from_uuid).or(leaf);
+                let read = self
+                    .history
+                    .list_branch(owner, id, pinned, Some(after), fetch)
+                    .await?;
+                match pinned {
+                    Some(pinned) if read.messages.len() < fetch as usize => {
+                        let current = self
+                            .history
+                            .list_branch(owner, id, None, Some(after), fetch)
+                            .await?;
+                        if continues(&read, &current, pinned, after) {
+                            current
+                        } else {
+                            read
+                        }
+                    }
+                    _ => read,
+                }
+            }
+        };
+        let leaf = branch.leaf_id;
+        Ok(paged(branch.messages, page.limit, |m| match leaf {
+            Some(leaf) => cursor::encode_branch(leaf.as_uuid(), m.message.id.as_uuid()),
+            None => cursor::encode_id(m.message.id.as_uuid()),
         }))
     }
+
+    /// Shows the branch through `message` (its deepest, most recent leaf).
+    pub async fn choose_leaf(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, ServiceError> {
+        Ok(self
+            .history
+            .choose_leaf(&principal.user_id, id, message)
+            .await?)
+    }
+}
+
+/// Whether the branch read now (`current`, after `after`) goes through `pinned`, whose own
+/// branch from `after` on was read whole as `read`: then it continues that branch.
+fn continues(read: &Branch, current: &Branch, pinned: MessageId, after: MessageId) -> bool {
+    let ids = |b: &Branch| b.messages.iter().map(|m| m.message.id).collect::<Vec<_>>();
+    let (read, current_ids) = (ids(read), ids(current));
+    if read.is_empty() {
+        // The last page ended at the pinned leaf: the current branch must go on from it.
+        return pinned == after
+            && current
+                .messages
+                .first()
+                .is_some_and(|m| m.message.parent_id == Some(pinned));
+    }
+    current_ids.starts_with(&read)
 }
 
 #[cfg(test)]

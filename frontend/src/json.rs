@@ -817,6 +817,7 @@ mod tests {
             llm: LlmConfig {
                 provider: "openai".into(),
                 model: "gpt".into(),
+                models: vec!["gpt".into(), "gpt-big".into()],
             },
             limits: LimitsConfig {
                 project_name_chars: 100,
@@ -850,6 +851,12 @@ mod tests {
         round_trip(SendMessage {
             content: "hi".into(),
             client_message_id: Some(uuid::Uuid::from_u128(7)),
+            parent_id: None,
+        });
+        round_trip(SendMessage {
+            content: "edited".into(),
+            client_message_id: None,
+            parent_id: Some(None),
         });
         round_trip(StoredSession {
             username: "a".into(),

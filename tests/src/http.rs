@@ -183,6 +183,7 @@ impl AppOptions {
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),
+            titles: Arc::new(confab_core::titles::FirstWords),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
@@ -448,6 +449,9 @@ pub struct SseStream {
     pub status: StatusCode,
     pub headers: HeaderMap,
     events: BoxStream<'static, EventResult>,
+    /// The `title` events read so far: set aside, so that `done` or `error` stays the last
+    /// event the other readers see.
+    pub titles: Vec<SseFrame>,
 }
 
 impl SseStream {
@@ -469,20 +473,29 @@ impl SseStream {
             status,
             headers,
             events: response.bytes_stream().eventsource().boxed(),
+            titles: Vec::new(),
         }
     }
 
-    /// The next event, `None` at the end of the stream. Fails after [`WAIT`].
+    /// The next event but `title` (set aside in `titles`), `None` at the end of the stream.
+    /// Fails after [`WAIT`].
     pub async fn next(&mut self) -> Option<SseFrame> {
-        let event = tokio::time::timeout(WAIT, self.events.next())
-            .await
-            .expect("an SSE event within the time limit")?;
-        let event = event.expect("a well-formed event stream");
-        Some(SseFrame {
-            event: event.event,
-            id: event.id,
-            data: event.data,
-        })
+        loop {
+            let event = tokio::time::timeout(WAIT, self.events.next())
+                .await
+                .expect("an SSE event within the time limit")?;
+            let event = event.expect("a well-formed event stream");
+            let frame = SseFrame {
+                event: event.event,
+                id: event.id,
+                data: event.data,
+            };
+            if frame.event == "title" {
+                self.titles.push(frame);
+            } else {
+                return Some(frame);
+            }
+        }
     }
 
     /// The next event, which must exist.
@@ -515,12 +528,17 @@ impl SseStream {
     }
 
     /// Reads every remaining event, to the end of the stream.
-    pub async fn rest(mut self) -> Vec<SseFrame> {
+    pub async fn rest(self) -> Vec<SseFrame> {
+        self.rest_with_titles().await.0
+    }
+
+    /// Reads every remaining event, to the end of the stream; and the `title` events.
+    pub async fn rest_with_titles(mut self) -> (Vec<SseFrame>, Vec<SseFrame>) {
         let mut frames = Vec::new();
         while let Some(frame) = self.next().await {
             frames.push(frame);
         }
-        frames
+        (frames, self.titles)
     }
 }
 
@@ -528,10 +546,33 @@ impl SseStream {
 #[derive(Debug)]
 pub struct Reply {
     pub headers: HeaderMap,
+    /// Every event but `title`.
     pub frames: Vec<SseFrame>,
+    /// The `title` events (after `done`).
+    pub titles: Vec<SseFrame>,
 }
 
 impl Reply {
+    /// Reads an accepted stream to its end; panics with the problem when it was refused.
+    pub async fn read(response: reqwest::Response) -> Self {
+        if response.status() != StatusCode::OK {
+            let answer = Answer::read(response).await;
+            panic!(
+                "the stream was refused with {}: {}",
+                answer.status,
+                answer.text_lossy()
+            );
+        }
+        let stream = SseStream::new(response);
+        let headers = stream.headers.clone();
+        let (frames, titles) = stream.rest_with_titles().await;
+        Self {
+            headers,
+            frames,
+            titles,
+        }
+    }
+
     /// The names of the events, in order.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {
@@ -936,13 +977,49 @@ impl TestApp {
         SseStream::new(response)
     }
 
+    /// Sends `body` (which must be accepted) and reads the whole reply stream.
+    pub async fn send_body(&self, user: &str, conversation: impl Display, body: &Value) -> Reply {
+        let response = self.send_message(user, conversation, body).await;
+        Reply::read(response).await
+    }
+
+    /// `POST /api/messages/{id}/regenerate`: the raw response (a stream when accepted).
+    pub async fn regenerate(&self, user: &str, message: impl Display) -> reqwest::Response {
+        self.request(
+            Method::POST,
+            &format!("/api/messages/{message}/regenerate"),
+            Some(user),
+        )
+        .send()
+        .await
+        .expect("the regeneration is answered")
+    }
+
+    /// `PUT /api/conversations/{id}/leaf`
+    pub async fn choose_leaf(
+        &self,
+        user: &str,
+        conversation: impl Display,
+        body: &Value,
+    ) -> Answer {
+        self.call_json(
+            Method::PUT,
+            &format!("/api/conversations/{conversation}/leaf"),
+            user,
+            body,
+        )
+        .await
+    }
+
     /// Sends `content` and reads the whole reply stream.
     pub async fn send(&self, user: &str, conversation: impl Display, content: &str) -> Reply {
         let stream = self.open_stream(user, conversation, content).await;
         let headers = stream.headers.clone();
+        let (frames, titles) = stream.rest_with_titles().await;
         Reply {
             headers,
-            frames: stream.rest().await,
+            frames,
+            titles,
         }
     }
 

@@ -10,10 +10,13 @@ use async_trait::async_trait;
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt, Role,
-    Timestamp,
+    BranchMessage, Conversation, FileMeta, Message, MessageStatus, NewPrompt, Parent, Project,
+    ProjectPatch, Prompt, Role, Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
+use confab_core::ports::{
+    Branch, ChatHistory, FileStore, FinishOutcome, NewTurn, ProjectStore, PromptStore, Turn,
+};
+use confab_core::values::ValidationError;
 use uuid::Uuid;
 
 /// The error text of a streaming reply whose writer stopped renewing its lease.
@@ -79,6 +82,15 @@ struct State {
     messages: HashMap<ConversationId, BTreeMap<MessageId, StoredMessage>>,
     message_ids: HashMap<MessageId, ConversationId>,
     files: BTreeMap<FileId, FileMeta>,
+}
+
+/// Why a turn's parent cannot take the new message: a user message follows a reply, a
+/// reply follows a user message.
+fn invalid_parent(wanted: Role) -> ValidationError {
+    match wanted {
+        Role::Assistant => ValidationError::new("parent_id", "must name a reply"),
+        Role::User => ValidationError::new("message_id", "must name a reply to a user message"),
+    }
 }
 
 fn take(limit: u32) -> usize {
@@ -319,6 +331,7 @@ impl State {
             conversation.id,
             Conversation {
                 active_reply_id: None,
+                leaf_id: None,
                 ..conversation.clone()
             },
         );
@@ -365,6 +378,22 @@ impl State {
         Ok(self.read_conversation(&conversation))
     }
 
+    fn set_conversation_model(
+        &mut self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        self.owned_conversation(owner, id)?;
+        let conversation = self
+            .conversations
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound)?;
+        conversation.model = model;
+        let conversation = conversation.clone();
+        Ok(self.read_conversation(&conversation))
+    }
+
     fn delete_conversation(
         &mut self,
         owner: &UserId,
@@ -398,16 +427,107 @@ impl State {
             .collect())
     }
 
-    /// The newest `limit` messages of a conversation, oldest first.
-    fn recent_messages(&self, conversation_id: ConversationId, limit: u32) -> Vec<Message> {
-        let mut rows: Vec<Message> = self
-            .conversation_messages(conversation_id)
-            .rev()
+    /// A message of the conversation.
+    fn message_in(&self, conversation_id: ConversationId, id: MessageId) -> Option<&Message> {
+        self.messages
+            .get(&conversation_id)
+            .and_then(|messages| messages.get(&id))
+            .map(|m| &m.message)
+    }
+
+    /// The branch that ends at `leaf`, newest first, at most `limit` messages.
+    fn branch_up(
+        &self,
+        conversation_id: ConversationId,
+        leaf: Option<MessageId>,
+        limit: usize,
+    ) -> Vec<Message> {
+        let mut branch = Vec::new();
+        let mut next = leaf;
+        while let Some(id) = next
+            && branch.len() < limit
+        {
+            let Some(message) = self.message_in(conversation_id, id) else {
+                break;
+            };
+            next = message.parent_id;
+            branch.push(message.clone());
+        }
+        branch
+    }
+
+    /// The ids of the messages with this parent, oldest first.
+    fn children(
+        &self,
+        conversation_id: ConversationId,
+        parent: Option<MessageId>,
+    ) -> Vec<MessageId> {
+        self.conversation_messages(conversation_id)
+            .filter(|m| m.message.parent_id == parent)
+            .map(|m| m.message.id)
+            .collect()
+    }
+
+    fn get_message(&self, owner: &UserId, id: MessageId) -> Result<Message, StoreError> {
+        let conversation_id = self.message_ids.get(&id).ok_or(StoreError::NotFound)?;
+        self.owned_conversation(owner, *conversation_id)?;
+        self.message_in(*conversation_id, id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn list_branch(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        leaf: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Branch, StoreError> {
+        let conversation = self.owned_conversation(owner, conversation_id)?;
+        let leaf_id = match leaf {
+            Some(leaf) => Some(
+                self.message_in(conversation_id, leaf)
+                    .ok_or(StoreError::NotFound)?
+                    .id,
+            ),
+            None => conversation.leaf_id,
+        };
+        let mut branch = self.branch_up(conversation_id, leaf_id, usize::MAX);
+        branch.reverse();
+        let messages = branch
+            .into_iter()
+            .filter(|m| after.is_none_or(|after| m.id > after))
             .take(take(limit))
-            .map(|m| m.message.clone())
+            .map(|message| BranchMessage {
+                sibling_ids: self.children(conversation_id, message.parent_id),
+                message,
+            })
             .collect();
-        rows.reverse();
-        rows
+        Ok(Branch { leaf_id, messages })
+    }
+
+    fn choose_leaf(
+        &mut self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, StoreError> {
+        self.owned_conversation(owner, conversation_id)?;
+        let mut leaf = self
+            .message_in(conversation_id, message)
+            .ok_or(StoreError::NotFound)?
+            .id;
+        while let Some(newest) = self.children(conversation_id, Some(leaf)).pop() {
+            leaf = newest;
+        }
+        let conversation = self
+            .conversations
+            .get_mut(&conversation_id)
+            .ok_or(StoreError::NotFound)?;
+        conversation.leaf_id = Some(leaf);
+        let conversation = conversation.clone();
+        Ok(self.read_conversation(&conversation))
     }
 
     fn check_turn(
@@ -437,21 +557,30 @@ impl State {
     fn begin_turn(
         &mut self,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        let conversation_id = user.conversation_id;
-        self.owned_conversation(owner, conversation_id)?;
-        if reply.conversation_id != conversation_id {
+    ) -> Result<Turn, StoreError> {
+        let reply = &turn.reply;
+        let conversation_id = reply.conversation_id;
+        let conversation = self.owned_conversation(owner, conversation_id)?;
+        let (leaf_id, model, untitled) = (
+            conversation.leaf_id,
+            conversation.model.clone(),
+            conversation.title.is_none(),
+        );
+        if turn
+            .user
+            .as_ref()
+            .is_some_and(|user| user.conversation_id != conversation_id)
+        {
             return Err(StoreError::Internal(
                 "a turn's reply must belong to the user message's conversation".to_owned(),
             ));
         }
-        if user.id == reply.id
-            || self.message_ids.contains_key(&user.id)
-            || self.message_ids.contains_key(&reply.id)
+        let new_ids: Vec<MessageId> = turn.user.iter().map(|u| u.id).chain([reply.id]).collect();
+        if new_ids.first() == new_ids.get(1)
+            || new_ids.iter().any(|id| self.message_ids.contains_key(id))
         {
             return Err(Conflict::DuplicateId.into());
         }
@@ -467,16 +596,39 @@ impl State {
         {
             return Err(Conflict::ReplyInProgress.into());
         }
-        if let Some(client_id) = user.client_message_id
+        if let Some(client_id) = turn.user.as_ref().and_then(|u| u.client_message_id)
             && messages
                 .values()
                 .any(|m| m.message.client_message_id == Some(client_id))
         {
             return Err(Conflict::DuplicateClientMessage.into());
         }
-        let history = self.recent_messages(conversation_id, history_limit);
+        let parent_id = match turn.parent {
+            Parent::Leaf => leaf_id,
+            Parent::Root => None,
+            Parent::Message(id) => {
+                let parent = self
+                    .message_in(conversation_id, id)
+                    .ok_or(StoreError::NotFound)?;
+                let wanted = if turn.user.is_some() {
+                    Role::Assistant
+                } else {
+                    Role::User
+                };
+                if parent.role != wanted {
+                    return Err(invalid_parent(wanted).into());
+                }
+                Some(id)
+            }
+        };
+        let mut history = self.branch_up(conversation_id, parent_id, take(history_limit));
+        history.reverse();
+        let user = turn.user.clone().map(|mut user| {
+            user.parent_id = parent_id;
+            user
+        });
         let messages = self.messages.entry(conversation_id).or_default();
-        for message in [user, reply] {
+        for message in user.iter().chain([reply]) {
             messages.insert(
                 message.id,
                 StoredMessage {
@@ -487,9 +639,15 @@ impl State {
             self.message_ids.insert(message.id, conversation_id);
         }
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
-            conversation.updated_at = user.created_at;
+            conversation.updated_at = turn.user.as_ref().unwrap_or(reply).created_at;
+            conversation.leaf_id = Some(reply.id);
         }
-        Ok(history)
+        Ok(Turn {
+            parent_id,
+            model,
+            untitled,
+            history,
+        })
     }
 
     fn stored_message_mut(&mut self, id: MessageId) -> Result<&mut StoredMessage, StoreError> {
@@ -736,6 +894,32 @@ impl ChatHistory for MemoryStore {
         self.state()?.rename_conversation(owner, id, title, now)
     }
 
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        self.state()?.set_conversation_model(owner, id, model)
+    }
+
+    async fn set_title_if_empty(
+        &self,
+        id: ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let conversation = state
+            .conversations
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound)?;
+        if conversation.title.is_some() {
+            return Ok(false);
+        }
+        conversation.title = Some(title.to_owned());
+        Ok(true)
+    }
+
     async fn delete_conversation(
         &self,
         owner: &UserId,
@@ -769,13 +953,37 @@ impl ChatHistory for MemoryStore {
     async fn begin_turn(
         &self,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Turn, StoreError> {
         self.state()?
-            .begin_turn(owner, user, reply, stale_before, history_limit)
+            .begin_turn(owner, turn, stale_before, history_limit)
+    }
+
+    async fn get_message(&self, owner: &UserId, id: MessageId) -> Result<Message, StoreError> {
+        self.state()?.get_message(owner, id)
+    }
+
+    async fn list_branch(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        leaf: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Branch, StoreError> {
+        self.state()?
+            .list_branch(owner, conversation_id, leaf, after, limit)
+    }
+
+    async fn choose_leaf(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, StoreError> {
+        self.state()?.choose_leaf(owner, conversation_id, message)
     }
 
     async fn touch_reply(

@@ -10,6 +10,7 @@ use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, U
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Timestamp,
 };
+use confab_core::ports::NewTurn;
 use uuid::Uuid;
 
 /// An argument as the caller passes it → an owned value a spawned task can hold.
@@ -71,6 +72,7 @@ by_reference!(
     NewPrompt,
     Conversation,
     Message,
+    NewTurn,
     FileMeta
 );
 

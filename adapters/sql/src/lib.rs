@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod branch;
 mod cached;
 mod connect;
 mod detach;

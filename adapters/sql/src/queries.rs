@@ -56,10 +56,10 @@ macro_rules! queries {
         use confab_core::error::{Conflict, StoreError};
         use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
         use confab_core::model::{
-            Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
-            Prompt, Role, Timestamp,
+            BranchMessage, Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project,
+            ProjectPatch, Prompt, Role, Timestamp,
         };
-        use confab_core::ports::FinishOutcome;
+        use confab_core::ports::{Branch, FinishOutcome};
         use diesel::dsl::{exists, max};
         use diesel::{
             BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
@@ -542,6 +542,56 @@ macro_rules! queries {
             with_active_reply(c, row.try_into()?).await
         }
 
+        pub(crate) async fn set_conversation_model(
+            c: &mut Conn,
+            owner: &UserId,
+            id: ConversationId,
+            model: Option<String>,
+        ) -> Result<Conversation, StoreError> {
+            let row = diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(id.db()))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            )
+            .set(conversations::model.eq(model))
+            .returning(ConversationRow::as_returning())
+            .get_result::<ConversationRow>(c)
+            .await
+            .map_err(translate)?;
+            with_active_reply(c, row.try_into()?).await
+        }
+
+        /// One conditional update: a title is never written over another.
+        pub(crate) async fn set_title_if_empty(
+            c: &mut Conn,
+            id: ConversationId,
+            title: &str,
+        ) -> Result<bool, StoreError> {
+            let written = diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(id.db()))
+                    .filter(conversations::title.is_null()),
+            )
+            .set(conversations::title.eq(title))
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            if written == 1 {
+                return Ok(true);
+            }
+            let known: bool = diesel::select(exists(
+                conversations::table.filter(conversations::id.eq(id.db())),
+            ))
+            .get_result(c)
+            .await
+            .map_err(translate)?;
+            if known {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            }
+        }
+
         /// One statement; the messages go with it (cascade).
         pub(crate) async fn delete_conversation(
             c: &mut Conn,
@@ -564,6 +614,141 @@ macro_rules! queries {
         }
 
         // ---- messages
+
+        pub(crate) async fn get_message(
+            c: &mut Conn,
+            owner: &UserId,
+            id: MessageId,
+        ) -> Result<Message, StoreError> {
+            messages::table
+                .inner_join(conversations::table)
+                .filter(messages::id.eq(id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(MessageRow::as_select())
+                .first::<MessageRow>(c)
+                .await
+                .map_err(translate)?
+                .try_into()
+        }
+
+        /// The branch walked up from its leaf to the cursor, then the siblings of the page's
+        /// messages in one more query.
+        pub(crate) async fn list_branch(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+            leaf: Option<MessageId>,
+            after: Option<MessageId>,
+            n: u32,
+        ) -> Result<Branch, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            if let Some(leaf) = leaf {
+                let known: bool = diesel::select(exists(
+                    messages::table
+                        .filter(messages::id.eq(leaf.db()))
+                        .filter(messages::conversation_id.eq(conversation_id.db())),
+                ))
+                .get_result(c)
+                .await
+                .map_err(translate)?;
+                if !known {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            let end = match leaf {
+                Some(leaf) => crate::branch::End::At(Some(leaf.db())),
+                None => crate::branch::End::Leaf,
+            };
+            let walk = crate::branch::BranchUp::new(
+                conversation_id.db(),
+                owner.as_str(),
+                end,
+                after.map(|id| id.db()),
+                i64::MAX,
+            );
+            let mut rows: Vec<MessageRow> = walk.load(c).await.map_err(translate)?;
+            // Read newest first; the leaf is the newest (unless the cursor is past it).
+            let leaf_id = match leaf {
+                Some(leaf) => Some(leaf),
+                None => match rows.iter().next() {
+                    Some(row) => Some(MessageId::from(row.id)),
+                    None => conversations::table
+                        .filter(conversations::id.eq(conversation_id.db()))
+                        .select(conversations::leaf_id)
+                        .first::<Option<DbId>>(c)
+                        .await
+                        .map_err(translate)?
+                        .map(MessageId::from),
+                },
+            };
+            rows.reverse();
+            rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            let parents: Vec<DbId> = rows.iter().filter_map(|row| row.parent_id).collect();
+            let roots = rows.iter().any(|row| row.parent_id.is_none());
+            let siblings: Vec<(Option<DbId>, DbId)> = if rows.is_empty() {
+                Vec::new()
+            } else {
+                messages::table
+                    .filter(messages::conversation_id.eq(conversation_id.db()))
+                    .filter(messages::parent_id.eq_any(parents).or(
+                        messages::parent_id.is_null().and(diesel::dsl::sql::<
+                            diesel::sql_types::Bool,
+                        >(if roots {
+                            "1 = 1"
+                        } else {
+                            "1 = 0"
+                        })),
+                    ))
+                    .order(messages::id.asc())
+                    .select((messages::parent_id, messages::id))
+                    .load(c)
+                    .await
+                    .map_err(translate)?
+            };
+            let messages = rows
+                .into_iter()
+                .map(|row| {
+                    let sibling_ids = siblings
+                        .iter()
+                        .filter(|(parent, _)| *parent == row.parent_id)
+                        .map(|(_, id)| MessageId::from(*id))
+                        .collect();
+                    Ok(BranchMessage {
+                        message: Message::try_from(row)?,
+                        sibling_ids,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Branch { leaf_id, messages })
+        }
+
+        /// The deepest leaf in one recursive read, then the conversation's `leaf_id`.
+        pub(crate) async fn choose_leaf(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+            message: MessageId,
+        ) -> Result<Conversation, StoreError> {
+            require(conversation_is_owned(c, owner, conversation_id).await)?;
+            let leaf: DbId = crate::branch::DeepestLeaf {
+                conversation: conversation_id.db(),
+                from: message.db(),
+            }
+            .get_result(c)
+            .await
+            .map_err(translate)?;
+            let row = diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(conversation_id.db()))
+                    .filter(conversations::owner_id.eq(owner.as_str())),
+            )
+            .set(conversations::leaf_id.eq(Some(leaf)))
+            .returning(ConversationRow::as_returning())
+            .get_result::<ConversationRow>(c)
+            .await
+            .map_err(translate)?;
+            with_active_reply(c, row.try_into()?).await
+        }
 
         pub(crate) async fn list_messages(
             c: &mut Conn,

@@ -104,6 +104,8 @@ pub(crate) struct ConversationRow {
     pub title: Option<String>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+    pub leaf_id: Option<DbId>,
+    pub model: Option<String>,
 }
 
 impl From<&Conversation> for ConversationRow {
@@ -115,6 +117,9 @@ impl From<&Conversation> for ConversationRow {
             title: c.title.clone(),
             created_at: c.created_at.db(),
             updated_at: c.updated_at.db(),
+            // A new conversation has no messages yet.
+            leaf_id: None,
+            model: c.model.clone(),
         }
     }
 }
@@ -130,6 +135,8 @@ impl TryFrom<ConversationRow> for Conversation {
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
             active_reply_id: None,
+            leaf_id: r.leaf_id.map(Into::into),
+            model: r.model,
         })
     }
 }
@@ -149,6 +156,7 @@ pub(crate) struct MessageRow {
     pub error: Option<String>,
     pub client_message_id: Option<DbId>,
     pub created_at: DbTime,
+    pub parent_id: Option<DbId>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -170,6 +178,7 @@ impl TryFrom<MessageRow> for Message {
         Ok(Self {
             id: r.id.into(),
             conversation_id: r.conversation_id.into(),
+            parent_id: r.parent_id.map(Into::into),
             role,
             content: r.content,
             status,
@@ -200,6 +209,7 @@ pub(crate) struct NewMessageRow {
     pub client_message_id: Option<DbId>,
     pub created_at: DbTime,
     pub touched_at: DbTime,
+    pub parent_id: Option<DbId>,
 }
 
 impl NewMessageRow {
@@ -218,6 +228,7 @@ impl NewMessageRow {
             client_message_id: m.client_message_id.map(|u| u.db()),
             created_at: m.created_at.db(),
             touched_at: m.created_at.db(),
+            parent_id: m.parent_id.map(|id| id.db()),
         }
     }
 }

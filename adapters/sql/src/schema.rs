@@ -41,6 +41,10 @@ diesel::table! {
         title -> Nullable<Text>,
         created_at -> Instant,
         updated_at -> Instant,
+        /// The last message of the branch being shown.
+        leaf_id -> Nullable<Id>,
+        /// The model its replies are asked of; NULL for the default.
+        model -> Nullable<Text>,
     }
 }
 
@@ -62,6 +66,8 @@ diesel::table! {
         created_at -> Instant,
         /// When the writer of a `streaming` reply last renewed its lease.
         touched_at -> Instant,
+        /// The message this one follows in its branch.
+        parent_id -> Nullable<Id>,
     }
 }
 

@@ -9,7 +9,9 @@ use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, U
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
+use confab_core::ports::{
+    Branch, ChatHistory, FileStore, FinishOutcome, NewTurn, ProjectStore, PromptStore, Turn,
+};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
@@ -345,6 +347,23 @@ impl ChatHistory for SqlStore {
         on_conn!(self, write rename_conversation(owner, id, title, now))
     }
 
+    async fn set_conversation_model(
+        &self,
+        owner: &UserId,
+        id: ConversationId,
+        model: Option<String>,
+    ) -> Result<Conversation, StoreError> {
+        on_conn!(self, write set_conversation_model(owner, id, model))
+    }
+
+    async fn set_title_if_empty(
+        &self,
+        id: ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        on_conn!(self, write set_title_if_empty(id, title))
+    }
+
     async fn delete_conversation(
         &self,
         owner: &UserId,
@@ -387,15 +406,38 @@ impl ChatHistory for SqlStore {
     async fn begin_turn(
         &self,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Turn, StoreError> {
         on_conn!(
             self,
-            write begin_turn(owner, user, reply, stale_before, history_limit)
+            write begin_turn(owner, turn, stale_before, history_limit)
         )
+    }
+
+    async fn get_message(&self, owner: &UserId, id: MessageId) -> Result<Message, StoreError> {
+        on_conn!(self, read get_message(owner, id))
+    }
+
+    async fn list_branch(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        leaf: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Branch, StoreError> {
+        on_conn!(self, read list_branch(owner, conversation_id, leaf, after, limit))
+    }
+
+    async fn choose_leaf(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        message: MessageId,
+    ) -> Result<Conversation, StoreError> {
+        on_conn!(self, write choose_leaf(owner, conversation_id, message))
     }
 
     async fn touch_reply(

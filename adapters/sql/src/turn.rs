@@ -1,9 +1,10 @@
 //! `begin_turn`, the one write on the path of every send before the provider is called, so
 //! written per backend for the fewest round trips rather than once in `queries!`:
 //!
-//! - PostgreSQL pipelines it: `BEGIN`; then in one round trip the conversation's row lock,
-//!   the sweep of its stale replies, the two conflict checks and the history; then in one
-//!   round trip both messages and the conversation's `updated_at`; `COMMIT` — four round
+//! - PostgreSQL pipelines it: `BEGIN`; then in one round trip the conversation's row lock
+//!   (and its model), the sweep of its stale replies, the two conflict checks and the
+//!   branch that ends at the new message's parent (a recursive query, `branch.rs`); then in
+//!   one round trip the messages and the conversation's `updated_at` and `leaf_id`; `COMMIT` — four round
 //!   trips, where one statement at a time took eleven. The server runs pipelined statements
 //!   in order, so the lock is held before anything else runs.
 //! - SQLite runs the whole `BEGIN IMMEDIATE` transaction in one blocking task instead of one
@@ -15,9 +16,12 @@
 //! to prepare it before it can be sent.
 
 use confab_core::error::{Conflict, StoreError};
-use confab_core::ids::UserId;
-use confab_core::model::{Message, MessageStatus, Timestamp};
+use confab_core::ids::{MessageId, UserId};
+use confab_core::model::{Message, MessageStatus, Parent, Role, Timestamp};
+use confab_core::ports::{NewTurn, Turn};
+use confab_core::values::ValidationError;
 
+use crate::branch::{BranchUp, End};
 use crate::cached::Cached;
 use crate::error::TxError;
 use crate::queries::INTERRUPTED;
@@ -27,16 +31,17 @@ use crate::types::{DbId, ToDb as _};
 const FAILED: &str = MessageStatus::Failed.as_str();
 const STREAMING: &str = MessageStatus::Streaming.as_str();
 
-/// The reads of a turn, in the order they must run: the owner's conversation (to be locked),
-/// the update that fails its stale `streaming` replies, whether a `streaming` reply remains
-/// and whether the client id was used, and the newest `$limit` messages (newest first).
+/// The reads of a turn, in the order they must run: the owner's conversation (to be locked)
+/// with its model, the update that fails its stale `streaming` replies, whether a `streaming`
+/// reply remains and whether the client id was used, and the newest `$limit` messages of the
+/// branch that ends at the parent (newest first).
 /// Every statement about messages is scoped to the owner's conversation by itself: they run
 /// before the answer to the first is known, and must neither touch nor read another owner's
 /// messages (nor take longer for an id that exists than for one that does not).
 macro_rules! turn_reads {
-    ($owner:expr, $conversation:expr, $client_id:expr, $stale_before:expr, $limit:expr) => {{
+    ($owner:expr, $conversation:expr, $client_id:expr, $stale_before:expr, $branch:expr) => {{
         use diesel::dsl::exists;
-        use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+        use diesel::{ExpressionMethods as _, QueryDsl as _};
 
         use crate::schema::{conversations, messages};
 
@@ -54,7 +59,11 @@ macro_rules! turn_reads {
             conversations::table
                 .filter(conversations::id.eq(conversation))
                 .filter(conversations::owner_id.eq(owner))
-                .select(conversations::id),
+                .select((
+                    conversations::id,
+                    conversations::model,
+                    conversations::title.is_null(),
+                )),
             Cached(
                 diesel::update(
                     messages::table
@@ -80,20 +89,15 @@ macro_rules! turn_reads {
                         .filter(owned()),
                 ),
             )),
-            messages::table
-                .filter(messages::conversation_id.eq(conversation))
-                .filter(owned())
-                .select(MessageRow::as_select())
-                .order(messages::id.desc())
-                .limit(i64::from($limit)),
+            $branch,
         )
     }};
 }
 
-/// The writes of a turn: both messages in one statement, then the conversation's
-/// `updated_at`.
+/// The writes of a turn: its messages in one statement, then the conversation's
+/// `updated_at` and `leaf_id` (the new reply).
 macro_rules! turn_writes {
-    ($rows:expr, $conversation:expr, $updated_at:expr) => {{
+    ($rows:expr, $conversation:expr, $updated_at:expr, $leaf:expr) => {{
         use diesel::ExpressionMethods as _;
         use diesel::QueryDsl as _;
 
@@ -103,18 +107,23 @@ macro_rules! turn_writes {
             diesel::insert_into(messages::table).values($rows),
             Cached(
                 diesel::update(conversations::table.filter(conversations::id.eq($conversation)))
-                    .set(conversations::updated_at.eq($updated_at)),
+                    .set((
+                        conversations::updated_at.eq($updated_at),
+                        conversations::leaf_id.eq(Some($leaf)),
+                    )),
             ),
         )
     }};
 }
 
-/// `NotFound` unless the owner's conversation was found.
-fn owned(found: &[DbId]) -> Result<(), TxError> {
-    if found.is_empty() {
-        Err(StoreError::NotFound.into())
-    } else {
-        Ok(())
+/// The owner's conversation as a turn reads it: its id, model and whether it is untitled.
+type TurnConversation = (DbId, Option<String>, bool);
+
+/// `NotFound` unless the owner's conversation was found; its model and whether it is untitled.
+fn owned(found: Vec<TurnConversation>) -> Result<(Option<String>, bool), TxError> {
+    match found.into_iter().next() {
+        Some((_, model, untitled)) => Ok((model, untitled)),
+        None => Err(StoreError::NotFound.into()),
     }
 }
 
@@ -129,19 +138,76 @@ fn free(busy: bool, used: bool) -> Result<(), TxError> {
     Ok(())
 }
 
-fn same_conversation(user: &Message, reply: &Message) -> Result<(), StoreError> {
-    if reply.conversation_id == user.conversation_id {
-        Ok(())
-    } else {
-        Err(StoreError::Internal(
-            "a turn's reply must belong to the user message's conversation".to_owned(),
-        ))
+fn same_conversation(turn: &NewTurn) -> Result<(), StoreError> {
+    match &turn.user {
+        Some(user) if user.conversation_id != turn.reply.conversation_id => {
+            Err(StoreError::Internal(
+                "a turn's reply must belong to the user message's conversation".to_owned(),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
-/// The history as the port returns it: oldest first.
-fn history(rows: Vec<MessageRow>) -> Result<Vec<Message>, StoreError> {
-    rows.into_iter().rev().map(Message::try_from).collect()
+/// The branch query of a turn: it ends at the parent, and reads at least the parent itself
+/// (to check it) even when no history is wanted.
+fn branch(owner: &UserId, turn: &NewTurn, history_limit: u32) -> BranchUp {
+    let end = match turn.parent {
+        Parent::Leaf => End::Leaf,
+        Parent::Root => End::At(None),
+        Parent::Message(id) => End::At(Some(id.db())),
+    };
+    BranchUp::new(
+        turn.reply.conversation_id.db(),
+        owner.as_str(),
+        end,
+        None,
+        i64::from(history_limit.max(1)),
+    )
+}
+
+/// The resolved parent and the history (oldest first) from the branch read newest first:
+/// a named parent must be in the conversation, a reply for a user message and a user message
+/// for a regenerated reply.
+fn resolve(
+    turn: &NewTurn,
+    mut branch: Vec<MessageRow>,
+    history_limit: u32,
+) -> Result<(Option<MessageId>, Vec<Message>), TxError> {
+    let newest = branch.first().map(|row| MessageId::from(row.id));
+    if let Parent::Message(id) = turn.parent {
+        let Some(parent) = branch.first().filter(|row| MessageId::from(row.id) == id) else {
+            return Err(StoreError::NotFound.into());
+        };
+        let (wanted, rule) = if turn.user.is_some() {
+            (Role::Assistant, ("parent_id", "must name a reply"))
+        } else {
+            (
+                Role::User,
+                ("message_id", "must name a reply to a user message"),
+            )
+        };
+        if parent.role != wanted.as_str() {
+            return Err(StoreError::Invalid(ValidationError::new(rule.0, rule.1)).into());
+        }
+    }
+    branch.truncate(usize::try_from(history_limit).unwrap_or(usize::MAX));
+    let history = branch
+        .into_iter()
+        .rev()
+        .map(Message::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((newest, history))
+}
+
+/// The rows a turn inserts: the user message (with its resolved parent), then the reply.
+fn new_rows(turn: &NewTurn, parent: Option<MessageId>) -> (Option<NewMessageRow>, NewMessageRow) {
+    let user = turn.user.as_ref().map(|user| {
+        let mut row = NewMessageRow::new(user);
+        row.parent_id = parent.map(|id| id.db());
+        row
+    });
+    (user, NewMessageRow::new(&turn.reply))
 }
 
 pub(crate) mod pg {
@@ -156,40 +222,62 @@ pub(crate) mod pg {
     pub(crate) async fn begin_turn(
         c: &mut AsyncPgConnection,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        same_conversation(user, reply)?;
-        retry_tx!(c.transaction(
-            async |c: &mut AsyncPgConnection| -> Result<Vec<Message>, TxError> {
+    ) -> Result<Turn, StoreError> {
+        same_conversation(turn)?;
+        let reply = &turn.reply;
+        retry_tx!(
+            c.transaction(async |c: &mut AsyncPgConnection| -> Result<Turn, TxError> {
                 // Shared references pipeline: each statement is sent when its future is first
                 // polled, in `try_join!`'s order, without waiting for the one before.
                 let mut pipe: &AsyncPgConnection = c;
                 let (conversation, stale, conflicts, recent) = turn_reads!(
                     owner.as_str(),
-                    user.conversation_id.db(),
-                    user.client_message_id.map(|id| id.db()),
+                    reply.conversation_id.db(),
+                    turn.user
+                        .as_ref()
+                        .and_then(|u| u.client_message_id)
+                        .map(|id| id.db()),
                     stale_before.db(),
-                    history_limit
+                    branch(owner, turn, history_limit)
                 );
                 let (found, _, (busy, used), recent) = try_join!(
-                    conversation.for_no_key_update().load::<DbId>(&mut pipe),
+                    conversation
+                        .for_no_key_update()
+                        .load::<TurnConversation>(&mut pipe),
                     stale.execute(&mut pipe),
                     conflicts.get_result::<(bool, bool)>(&mut pipe),
                     recent.load::<MessageRow>(&mut pipe),
                 )?;
-                owned(&found)?;
+                let (model, untitled) = owned(found)?;
                 free(busy, used)?;
-                let rows = [NewMessageRow::new(user), NewMessageRow::new(reply)];
-                let (insert, bump) =
-                    turn_writes!(rows, user.conversation_id.db(), user.created_at.db());
-                try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
                 // Read inside the transaction: a row that cannot be read stores nothing.
-                Ok(history(recent)?)
-            }
-        ))
+                let (parent_id, history) = resolve(turn, recent, history_limit)?;
+                let (user, reply_row) = new_rows(turn, parent_id);
+                let conversation = reply.conversation_id.db();
+                let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
+                match user {
+                    Some(user) => {
+                        let (insert, bump) =
+                            turn_writes!([user, reply_row], conversation, at, reply.id.db());
+                        try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
+                    }
+                    None => {
+                        let (insert, bump) =
+                            turn_writes!(reply_row, conversation, at, reply.id.db());
+                        try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
+                    }
+                }
+                Ok(Turn {
+                    parent_id,
+                    model,
+                    untitled,
+                    history,
+                })
+            })
+        )
     }
 }
 
@@ -225,35 +313,51 @@ pub(crate) mod sqlite {
     pub(crate) async fn begin_turn(
         c: &mut SyncConnectionWrapper<SqliteConnection>,
         owner: &UserId,
-        user: &Message,
-        reply: &Message,
+        turn: &NewTurn,
         stale_before: Timestamp,
         history_limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        same_conversation(user, reply)?;
+    ) -> Result<Turn, StoreError> {
+        same_conversation(turn)?;
         retry_tx!(c.immediate_transaction_in_one_hop({
-            let (owner, user, reply) = (owner.clone(), user.clone(), reply.clone());
+            let (owner, turn) = (owner.clone(), turn.clone());
             move |c: &mut SqliteConnection| {
+                let reply = &turn.reply;
                 let (conversation, stale, conflicts, recent) = turn_reads!(
                     owner.as_str(),
-                    user.conversation_id.db(),
-                    user.client_message_id.map(|id| id.db()),
+                    reply.conversation_id.db(),
+                    turn.user
+                        .as_ref()
+                        .and_then(|u| u.client_message_id)
+                        .map(|id| id.db()),
                     stale_before.db(),
-                    history_limit
+                    branch(&owner, &turn, history_limit)
                 );
                 // One statement at a time here, so the ownership check can come first.
-                owned(&conversation.load::<DbId>(c)?)?;
+                let (model, untitled) = owned(conversation.load::<TurnConversation>(c)?)?;
                 stale.execute(c)?;
                 let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
                 let recent = recent.load::<MessageRow>(c)?;
                 free(busy, used)?;
-                let rows = [NewMessageRow::new(&user), NewMessageRow::new(&reply)];
-                let (insert, bump) =
-                    turn_writes!(rows, user.conversation_id.db(), user.created_at.db());
-                insert.execute(c)?;
-                bump.execute(c)?;
-                // Read inside the transaction: a row that cannot be read stores nothing.
-                Ok(history(recent)?)
+                let (parent_id, history) = resolve(&turn, recent, history_limit)?;
+                let (user, reply_row) = new_rows(&turn, parent_id);
+                let conversation = reply.conversation_id.db();
+                let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
+                if let Some(user) = user {
+                    let (insert, bump) =
+                        turn_writes!([user, reply_row], conversation, at, reply.id.db());
+                    insert.execute(c)?;
+                    bump.execute(c)?;
+                } else {
+                    let (insert, bump) = turn_writes!(reply_row, conversation, at, reply.id.db());
+                    insert.execute(c)?;
+                    bump.execute(c)?;
+                }
+                Ok(Turn {
+                    parent_id,
+                    model,
+                    untitled,
+                    history,
+                })
             }
         }))
     }

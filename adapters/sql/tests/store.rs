@@ -164,14 +164,14 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
     raw.batch_execute(&format!(
         "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}); \
          INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
-         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at})"
+         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at}, NULL, NULL)"
     ))
     .unwrap();
     let reply = |n: u8| {
         format!(
             "INSERT INTO messages VALUES ('00000000-0000-7000-8000-0000000000{n:02}', \
              '00000000-0000-7000-8000-000000000001', 'assistant', '', 'streaming', 'm', \
-             NULL, NULL, NULL, NULL, {at}, {at})"
+             NULL, NULL, NULL, NULL, {at}, {at}, NULL)"
         )
     };
     raw.batch_execute(&reply(10)).unwrap();
@@ -364,6 +364,8 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
     let at = now();
     let conversation = Conversation {
         active_reply_id: None,
+        leaf_id: None,
+        model: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -380,15 +382,15 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
         turns.spawn(async move {
             let at = now();
             let user = Message::user(conversation.id, format!("hello {i}"), None, at);
-            let reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
+            let mut reply = Message::pending_reply(conversation.id, "m".to_owned(), at);
+            reply.parent_id = Some(user.id);
+            let turn = confab_core::ports::NewTurn {
+                user: Some(user),
+                parent: confab_core::Parent::Leaf,
+                reply,
+            };
             store
-                .begin_turn(
-                    &owner,
-                    &user,
-                    &reply,
-                    at - chrono::TimeDelta::minutes(5),
-                    200,
-                )
+                .begin_turn(&owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
                 .await
         });
     }
@@ -561,6 +563,8 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
     let at = now();
     let conversation = Conversation {
         active_reply_id: None,
+        leaf_id: None,
+        model: None,
         id: ConversationId::new(),
         project_id: project.id,
         owner_id: owner.clone(),
@@ -592,6 +596,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
                 conversation_id: conversation.id,
                 content: "hi".to_owned(),
                 client_message_id: None,
+                parent: confab_core::Parent::Leaf,
             },
             CancelToken::new(),
         )
@@ -622,4 +627,169 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
         "`done` was sent for a reply that is not stored"
     );
     assert_eq!(stored[1].content, "Hello");
+}
+
+/// Issue 17: a conversation written by the schema before trees, as rows of the first
+/// migration: a project, a linear conversation of two turns (the second reply failed) and an
+/// empty conversation. The same SQL text serves both backends (ids and times as text).
+struct OldRows {
+    owner: UserId,
+    conversation: ConversationId,
+    empty: ConversationId,
+    /// The messages, oldest first.
+    messages: Vec<confab_core::ids::MessageId>,
+    sql: String,
+}
+
+fn old_rows() -> OldRows {
+    let owner = owner();
+    let project = uuid::Uuid::now_v7();
+    let conversation = uuid::Uuid::now_v7();
+    let empty = uuid::Uuid::now_v7();
+    let messages: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    let at = "2026-11-30T10:00:00.000000Z";
+    let mut sql = format!(
+        "INSERT INTO projects (id, owner_id, name, created_at, updated_at) VALUES ('{project}', '{owner}', 'Old bot', '{at}', '{at}');
+         INSERT INTO conversations (id, project_id, owner_id, title, created_at, updated_at) VALUES
+             ('{conversation}', '{project}', '{owner}', 'Before trees', '{at}', '{at}'),
+             ('{empty}', '{project}', '{owner}', NULL, '{at}', '{at}');",
+        owner = owner.as_str()
+    );
+    for (i, id) in messages.iter().enumerate() {
+        let (role, status, model) = match i {
+            0 | 2 => ("user", "complete", "NULL"),
+            1 => ("assistant", "complete", "'m'"),
+            _ => ("assistant", "failed", "'m'"),
+        };
+        sql.push_str(&format!(
+            "INSERT INTO messages (id, conversation_id, role, content, status, model, created_at, touched_at)
+             VALUES ('{id}', '{conversation}', '{role}', 'text {i}', '{status}', {model}, '{at}', '{at}');"
+        ));
+    }
+    OldRows {
+        owner,
+        conversation: ConversationId::from_uuid(conversation),
+        empty: ConversationId::from_uuid(empty),
+        messages: messages
+            .into_iter()
+            .map(confab_core::ids::MessageId::from_uuid)
+            .collect(),
+        sql,
+    }
+}
+
+/// After the migration the old conversation is a chain ending at its newest message, the
+/// empty one has no leaf, and a new send continues the chain.
+async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows) {
+    let conversation = store
+        .get_conversation(&old.owner, old.conversation)
+        .await
+        .unwrap();
+    assert_eq!(conversation.leaf_id, old.messages.last().copied());
+    assert_eq!(conversation.model, None);
+    let empty = store.get_conversation(&old.owner, old.empty).await.unwrap();
+    assert_eq!(empty.leaf_id, None);
+    let branch = store
+        .list_branch(&old.owner, old.conversation, None, None, 100)
+        .await
+        .unwrap();
+    let ids: Vec<_> = branch.messages.iter().map(|m| m.message.id).collect();
+    assert_eq!(
+        ids, old.messages,
+        "the whole line is the branch, oldest first"
+    );
+    let parents: Vec<_> = branch
+        .messages
+        .iter()
+        .map(|m| m.message.parent_id)
+        .collect();
+    let mut expected = vec![None];
+    expected.extend(old.messages[..3].iter().copied().map(Some));
+    assert_eq!(parents, expected, "each message follows the one before it");
+    assert!(
+        branch
+            .messages
+            .iter()
+            .all(|m| m.sibling_ids == [m.message.id])
+    );
+
+    let at = now();
+    let user = Message::user(old.conversation, "after the upgrade".to_owned(), None, at);
+    let mut reply = Message::pending_reply(old.conversation, "m".to_owned(), at);
+    reply.parent_id = Some(user.id);
+    let turn = confab_core::ports::NewTurn {
+        user: Some(user),
+        parent: confab_core::Parent::Leaf,
+        reply,
+    };
+    let read = store
+        .begin_turn(&old.owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
+        .await
+        .unwrap();
+    assert_eq!(read.parent_id, old.messages.last().copied());
+    let history: Vec<_> = read.history.iter().map(|m| m.id).collect();
+    assert_eq!(
+        history, old.messages,
+        "a send after the upgrade reads the whole line"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_turns_a_linear_conversation_into_a_chain() {
+    use diesel_migrations::MigrationHarness as _;
+    let database = testing::sqlite_database();
+    let path = database.url().trim_start_matches("sqlite://").to_owned();
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+    let old = old_rows();
+    {
+        let mut conn = SqliteConnection::establish(&path).unwrap();
+        conn.run_next_migration(confab_sql::SQLITE_MIGRATIONS)
+            .unwrap();
+        conn.batch_execute(&old.sql).unwrap();
+    }
+    let store = database.store().await;
+    assert_migrated_to_a_chain(&store, &old).await;
+    drop(store);
+    // The migration reverts (its down.sql) and applies again on the data it made.
+    let mut conn = SqliteConnection::establish(&path).unwrap();
+    conn.revert_last_migration(confab_sql::SQLITE_MIGRATIONS)
+        .unwrap();
+    conn.run_pending_migrations(confab_sql::SQLITE_MIGRATIONS)
+        .unwrap();
+    drop(conn);
+    let store = database.store().await;
+    let branch = store
+        .list_branch(&old.owner, old.conversation, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(branch.messages.len(), old.messages.len() + 2);
+    assert_eq!(&branch_ids(&branch)[..4], &old.messages[..]);
+}
+
+fn branch_ids(branch: &confab_core::ports::Branch) -> Vec<confab_core::ids::MessageId> {
+    branch.messages.iter().map(|m| m.message.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_turns_a_linear_conversation_into_a_chain() {
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::MigrationHarness as _;
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    let old = old_rows();
+    let (url, sql) = (database.url().to_owned(), old.sql.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .unwrap();
+        conn.run_next_migration(confab_sql::POSTGRES_MIGRATIONS)
+            .unwrap();
+        conn.batch_execute(&sql).unwrap();
+    })
+    .await
+    .unwrap();
+    let store = database.store().await;
+    assert_migrated_to_a_chain(&store, &old).await;
 }

@@ -61,6 +61,14 @@ pub struct Conversation {
     /// is being generated.
     #[serde(default)]
     pub active_reply_id: Option<Uuid>,
+    /// The last message of the branch being shown (`GET …/messages` reads the branch that
+    /// ends here); `null` while the conversation is empty.
+    #[serde(default)]
+    pub leaf_id: Option<Uuid>,
+    /// The model its replies are asked of (one of `GET /api/config`'s `llm.models`); `null`
+    /// for the default.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Who wrote a message.
@@ -97,6 +105,15 @@ pub struct Usage {
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
+    /// The message it follows in its branch: a reply follows its user message, a user
+    /// message the reply before it; `null` for a first message.
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    /// In branch reads (`GET …/messages`): the messages with the same parent, oldest first,
+    /// itself included — the versions a client can move between ("2 / 3"). Absent in stream
+    /// events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_ids: Option<Vec<Uuid>>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -170,11 +187,32 @@ pub struct CreateConversation {
     pub title: Option<String>,
 }
 
-/// `PATCH /api/conversations/{id}`
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `PATCH /api/conversations/{id}`: absent fields stay as they are; `null` clears one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UpdateConversation {
-    pub title: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub title: Option<Option<String>>,
+    /// One of `GET /api/config`'s `llm.models`; `null` for the default.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub model: Option<Option<String>>,
+}
+
+/// `PUT /api/conversations/{id}/leaf`: show the branch through this message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChooseLeaf {
+    pub message_id: Uuid,
 }
 
 /// `POST /api/conversations/{id}/messages`
@@ -185,6 +223,16 @@ pub struct SendMessage {
     /// Makes a retried send safe: a second send with the same id is refused with 409.
     #[serde(default)]
     pub client_message_id: Option<Uuid>,
+    /// The reply it follows. Absent: the conversation's `leaf_id`; `null`: a new first
+    /// message. A reply other than the leaf's starts a new branch (edit and resend); the
+    /// old one stays.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Uuid>))]
+    pub parent_id: Option<Option<Uuid>>,
 }
 
 /// `POST /api/auth/dev-login`
@@ -229,7 +277,11 @@ pub struct AuthConfig {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct LlmConfig {
     pub provider: String,
+    /// The default model.
     pub model: String,
+    /// The models a conversation may choose (`CONFAB_MODELS`), the default among them.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// The limits the server enforces, so the client can check before sending.
@@ -279,6 +331,16 @@ pub mod events {
     pub const DELTA: &str = "delta";
     pub const DONE: &str = "done";
     pub const ERROR: &str = "error";
+    /// After `done` of an untitled conversation's first reply, while the stream is open.
+    pub const TITLE: &str = "title";
+}
+
+/// The data of a `title` event: the title written for the conversation, stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TitleEvent {
+    pub conversation_id: Uuid,
+    pub title: String,
 }
 
 /// The data of a `delta` event.

@@ -266,6 +266,8 @@ impl ChatFixture {
         let at = now();
         let conversation = Conversation {
             active_reply_id: None,
+            leaf_id: None,
+            model: None,
             id: ConversationId::new(),
             project_id: self.project_id,
             owner_id: self.principal.user_id.clone(),
@@ -286,6 +288,7 @@ impl ChatFixture {
             conversation_id,
             content: "Tell me something.".to_owned(),
             client_message_id: None,
+            parent: confab_core::Parent::Leaf,
         };
         let mut stream = self
             .service

@@ -13,6 +13,7 @@ use confab_core::ports::{
     PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
+use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
 use confab_memory::{EchoLlm, MemoryBlobStore, MemoryLiveReplies, MemoryStore};
@@ -73,6 +74,8 @@ pub struct Adapters {
     pub limiter: Arc<dyn SendLimiter>,
     /// Replies' live events: in this process, or on Redis shared by every replica.
     pub live: Arc<dyn LiveReplies>,
+    /// Writes the titles of conversations after their first reply.
+    pub titles: Arc<dyn Titler>,
 }
 
 /// The application, ready to serve: adapters composed, state built, stale replies released.
@@ -108,6 +111,18 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         live = %live_backend,
         "composed adapters"
     );
+    // Titles: the echo demo model takes the first words; a real model is asked for one
+    // (`CONFAB_TITLE_MODEL`, else the chat model).
+    let titles: Arc<dyn Titler> = match &settings.llm {
+        LlmSettings::Echo { .. } => Arc::new(FirstWords),
+        LlmSettings::OpenAi { .. } => Arc::new(LlmTitler::new(
+            Arc::clone(&llm),
+            settings
+                .title_model
+                .clone()
+                .unwrap_or_else(|| settings.model_name()),
+        )),
+    };
     Ok(Adapters {
         projects: stores.clone(),
         prompts: stores.clone(),
@@ -119,6 +134,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         llm,
         limiter,
         live,
+        titles,
     })
 }
 
@@ -334,7 +350,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         settings.chat.clone(),
         limits,
     )
-    .with_timer(tokio_timer());
+    .with_timer(tokio_timer())
+    .with_titler(Arc::clone(&adapters.titles));
     // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
     let clerk_key = match &settings.auth {
         AuthSettings::Clerk(config) => config.publishable_key.clone(),
@@ -352,6 +369,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         llm: api::LlmConfig {
             provider: adapters.llm.provider().to_owned(),
             model: chat.model().to_owned(),
+            models: chat.settings().models.clone(),
         },
         limits: api::LimitsConfig {
             project_name_chars: limits.project_name_chars,
@@ -369,7 +387,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             limits,
         ),
         prompts: PromptService::new(adapters.prompts, limits),
-        conversations: ConversationService::new(Arc::clone(&adapters.history), limits),
+        conversations: ConversationService::new(Arc::clone(&adapters.history), limits)
+            .with_models(chat.settings().models.clone()),
         files: FileService::new(
             adapters.projects,
             adapters.files,

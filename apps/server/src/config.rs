@@ -138,6 +138,8 @@ pub struct Settings {
     pub max_json_bytes: usize,
     pub sends_per_minute: u32,
     pub llm_timeout: Duration,
+    /// The model that writes titles (`CONFAB_TITLE_MODEL`); `None`: the chat model.
+    pub title_model: Option<String>,
     pub shutdown_grace: Duration,
     pub live: LiveSettings,
     pub log_format: LogFormat,
@@ -181,6 +183,7 @@ impl Settings {
             .map_err(|_| invalid(&REPLY_LEASE_SECS, "is out of range"))?;
         let chat = ChatSettings {
             model: v.text(&MODEL),
+            models: v.list(&MODELS),
             context_tokens,
             output_reserve: max_output_tokens.unwrap_or(2_000).min(context_tokens / 2),
             max_output_tokens,
@@ -214,6 +217,7 @@ impl Settings {
             max_json_bytes: v.required(&MAX_JSON_BYTES)?,
             sends_per_minute: v.required(&SENDS_PER_MINUTE)?,
             llm_timeout: v.secs(&LLM_TIMEOUT_SECS)?,
+            title_model: v.text(&TITLE_MODEL),
             shutdown_grace: v.secs(&SHUTDOWN_GRACE_SECS)?,
             live: LiveSettings {
                 redis_url: v.text(&REDIS_URL).map(SecretString::from),

@@ -32,6 +32,8 @@ pub fn conversation(c: core::Conversation) -> api::Conversation {
         created_at: c.created_at,
         updated_at: c.updated_at,
         active_reply_id: c.active_reply_id.map(|id| id.as_uuid()),
+        leaf_id: c.leaf_id.map(|id| id.as_uuid()),
+        model: c.model,
     }
 }
 
@@ -39,6 +41,8 @@ pub fn message(m: core::Message) -> api::Message {
     api::Message {
         id: m.id.as_uuid(),
         conversation_id: m.conversation_id.as_uuid(),
+        parent_id: m.parent_id.map(|id| id.as_uuid()),
+        sibling_ids: None,
         role: match m.role {
             core::Role::User => api::Role::User,
             core::Role::Assistant => api::Role::Assistant,
@@ -57,6 +61,14 @@ pub fn message(m: core::Message) -> api::Message {
         }),
         error: m.error,
         created_at: m.created_at,
+    }
+}
+
+/// A message of a branch read, with its versions.
+pub fn branch_message(m: core::BranchMessage) -> api::Message {
+    api::Message {
+        sibling_ids: Some(m.sibling_ids.iter().map(|id| id.as_uuid()).collect()),
+        ..message(m.message)
     }
 }
 

@@ -138,13 +138,14 @@ pub struct UploadForm {
         projects::list_conversations, projects::create_conversation,
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
+        chat::regenerate, projects::choose_leaf,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
     ),
     components(schemas(
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
-        api::SendMessage, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
-        api::LimitsConfig, api::Problem, api::Delta, api::StreamError, UploadForm,
+        api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
+        api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),
@@ -251,6 +252,7 @@ impl Modify for Exact<'_> {
                 "CreateConversation",
                 "UpdateConversation",
                 "SendMessage",
+                "ChooseLeaf",
                 "DevLogin",
                 "UploadForm",
             ] {
@@ -362,6 +364,9 @@ fn page_parameters(path: &str, operation: &mut Operation) {
     } else if path.ends_with("/conversations") {
         // When it was updated (microseconds since the epoch) and the id.
         format!(r"t\.{}\.{UUID_TEXT}", number(cursor::MAX_TIME_MICROS))
+    } else if path.ends_with("/messages") {
+        // The branch's leaf and the last message read, or (before branches) only the latter.
+        format!(r"b\.{UUID_TEXT}\.{UUID_TEXT}|i\.{UUID_TEXT}")
     } else {
         // An id.
         format!(r"i\.{UUID_TEXT}")
@@ -437,6 +442,7 @@ fn stream_events(operation: &mut Operation) {
         (events::DELTA, "Delta"),
         (events::DONE, "Message"),
         (events::ERROR, "StreamError"),
+        (events::TITLE, "TitleEvent"),
     ];
     let event = |name: &str, data_schema: &str| {
         let mut data = ObjectBuilder::new()
@@ -474,7 +480,8 @@ fn stream_events(operation: &mut Operation) {
         })
         .description(Some(
             "One event of the chat stream: `user_message`, `assistant_message`, `delta`…, then \
-             `done` or `error`."
+             `done` or `error`; after the `done` of an untitled conversation's first reply, \
+             its `title`."
                 .to_owned(),
         ))
         .build();

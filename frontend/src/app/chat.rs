@@ -207,6 +207,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 let body = SendMessage {
                     content,
                     client_message_id: Some(client_id),
+                    parent_id: None,
                 };
                 let on_event = {
                     let dispatcher = dispatcher.clone();
@@ -428,7 +429,8 @@ fn RenameForm(props: &RenameFormProps) -> Html {
             let (error, api, on_done) = (error.clone(), api.clone(), on_done.clone());
             spawn_local(async move {
                 let body = UpdateConversation {
-                    title: Some(title).filter(|t| !t.is_empty()),
+                    title: Some(Some(title).filter(|t| !t.is_empty())),
+                    model: None,
                 };
                 match api
                     .send::<_, Conversation>("PATCH", &format!("/api/conversations/{id}"), &body)

@@ -6,7 +6,10 @@ use std::fmt::Debug;
 use chrono::{DateTime, TimeDelta};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, ProjectId, PromptId, UserId};
-use confab_core::model::{Conversation, FileMeta, Message, NewPrompt, Project, Timestamp, now};
+use confab_core::model::{
+    Conversation, FileMeta, Message, NewPrompt, Parent, Project, Timestamp, now,
+};
+use confab_core::ports::{ChatHistory, NewTurn};
 use uuid::Uuid;
 
 use super::Stores;
@@ -65,6 +68,8 @@ pub fn conversation(owner: &UserId, project_id: ProjectId, title: Option<&str>) 
     let at = now();
     Conversation {
         active_reply_id: None,
+        leaf_id: None,
+        model: None,
         id: ConversationId::new(),
         project_id,
         owner_id: owner.clone(),
@@ -96,8 +101,44 @@ pub fn turn(
     at: Timestamp,
 ) -> (Message, Message) {
     let user = Message::user(conversation_id, text.to_owned(), client_message_id, at);
-    let reply = Message::pending_reply(conversation_id, "model-a".to_owned(), at);
+    let mut reply = Message::pending_reply(conversation_id, "model-a".to_owned(), at);
+    reply.parent_id = Some(user.id);
     (user, reply)
+}
+
+/// The turn protocol of a linear conversation: a user message after the conversation's leaf
+/// (as every send names no parent) and its reply; the branch before it as history.
+#[async_trait::async_trait]
+pub trait LinearTurns {
+    async fn begin_linear_turn(
+        &self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<T: ChatHistory + ?Sized> LinearTurns for T {
+    async fn begin_linear_turn(
+        &self,
+        owner: &UserId,
+        user: &Message,
+        reply: &Message,
+        stale_before: Timestamp,
+        history_limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let turn = NewTurn {
+            user: Some(user.clone()),
+            parent: Parent::Leaf,
+            reply: reply.clone(),
+        };
+        self.begin_turn(owner, &turn, stale_before, history_limit)
+            .await
+            .map(|turn| turn.history)
+    }
 }
 
 /// Begins a turn created now (nothing is stale) and returns its two messages.
@@ -112,7 +153,7 @@ pub async fn begun_turn(
     ok(
         stores
             .history
-            .begin_turn(owner, &user, &reply, plus_mins(at, -60), 200)
+            .begin_linear_turn(owner, &user, &reply, plus_mins(at, -60), 200)
             .await,
         "begin_turn",
     );

@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::Stores;
 use super::fixtures::{
-    all_pages, at_micros, begun_turn, completed, conflict, conversation, finished_turn, not_found,
-    ok, plus_mins, plus_secs, stored_conversation, stored_project, turn, user,
+    LinearTurns, all_pages, at_micros, begun_turn, completed, conflict, conversation,
+    finished_turn, not_found, ok, plus_mins, plus_secs, stored_conversation, stored_project, turn,
+    user,
 };
 
 /// The error a recovered stale reply carries.
@@ -71,6 +72,17 @@ async fn messages(
         stores.history.list_messages(owner, id, None, 1_000).await,
         "list_messages",
     )
+}
+
+/// The messages of a linear conversation as stored: each user message follows the message
+/// before it (replies already name their user message).
+fn chained(mut line: Vec<Message>) -> Vec<Message> {
+    for i in 1..line.len() {
+        if line[i].role == confab_core::model::Role::User {
+            line[i].parent_id = Some(line[i - 1].id);
+        }
+    }
+    line
 }
 
 fn ids(messages: &[Message]) -> Vec<MessageId> {
@@ -201,7 +213,7 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     not_found(
         stores
             .history
-            .begin_turn(&mallory, &u2, &r2, later, 200)
+            .begin_linear_turn(&mallory, &u2, &r2, later, 200)
             .await,
         "begin_turn by another owner",
     );
@@ -512,7 +524,7 @@ async fn begin_turn_stores_the_user_message_then_the_reply_and_bumps_updated_at(
     let history = ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(at, -1), 200)
+            .begin_linear_turn(&alice, &u, &r, plus_mins(at, -1), 200)
             .await,
         "begin_turn",
     );
@@ -554,7 +566,7 @@ async fn begin_turn_refuses_a_second_streaming_reply_and_stores_nothing(stores: 
     conflict(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_mins(at, -10), 200)
+            .begin_linear_turn(&alice, &u2, &r2, plus_mins(at, -10), 200)
             .await,
         Conflict::ReplyInProgress,
         "begin_turn while a fresh reply streams",
@@ -593,7 +605,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u1, &r1, plus_mins(at, -1), 200)
+            .begin_linear_turn(&alice, &u1, &r1, plus_mins(at, -1), 200)
             .await,
         "begin_turn",
     );
@@ -612,7 +624,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     conflict(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_mins(again_at, -1), 200)
+            .begin_linear_turn(&alice, &u2, &r2, plus_mins(again_at, -1), 200)
             .await,
         Conflict::DuplicateClientMessage,
         "begin_turn with a used client_message_id",
@@ -635,7 +647,7 @@ async fn begin_turn_refuses_a_repeated_client_message_id_and_stores_nothing(stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u3, &r3, plus_mins(again_at, -1), 200)
+            .begin_linear_turn(&alice, &u3, &r3, plus_mins(again_at, -1), 200)
             .await,
         "begin_turn elsewhere",
     );
@@ -654,7 +666,7 @@ async fn begin_turn_recovers_a_stale_streaming_reply_as_interrupted(stores: Stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
+            .begin_linear_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -669,7 +681,7 @@ async fn begin_turn_recovers_a_stale_streaming_reply_as_interrupted(stores: Stor
     ok(
         stores
             .history
-            .begin_turn(&alice, &u2, &r2, plus_secs(at, 1), 200)
+            .begin_linear_turn(&alice, &u2, &r2, plus_secs(at, 1), 200)
             .await,
         "begin_turn after a stale reply",
     );
@@ -703,7 +715,7 @@ async fn begin_turn_in_a_missing_conversation_is_not_found(stores: Stores) {
     not_found(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(now(), -1), 200)
+            .begin_linear_turn(&alice, &u, &r, plus_mins(now(), -1), 200)
             .await,
         "begin_turn in a missing conversation",
     );
@@ -721,7 +733,7 @@ async fn concurrent_turns_leave_exactly_one_streaming_reply(stores: Stores) {
         let (u, r) = turn(c.id, &format!("racer {i}"), Some(Uuid::now_v7()), at);
         tasks.push(tokio::spawn(async move {
             history
-                .begin_turn(&owner, &u, &r, plus_mins(at, -1), 200)
+                .begin_linear_turn(&owner, &u, &r, plus_mins(at, -1), 200)
                 .await
         }));
     }
@@ -771,7 +783,7 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     let (u1, r1) = turn(c.id, "first", Some(used), t);
     ok(
         history
-            .begin_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
+            .begin_linear_turn(&alice, &u1, &r1, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -836,7 +848,7 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
     ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(t, -1), 200)
+            .begin_linear_turn(&alice, &u, &r, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -1073,6 +1085,7 @@ async fn list_messages_is_oldest_first_and_pages_strictly_after_the_cursor(store
     )
     .await;
     expected.extend(added);
+    let expected = chained(expected);
     assert_eq!(
         all, expected,
         "pages must hold every message once, oldest first, including those added between two fetches"
@@ -1108,7 +1121,7 @@ async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(sto
     ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(t, -1), 200)
+            .begin_linear_turn(&alice, &u, &r, plus_mins(t, -1), 200)
             .await,
         "begin_turn",
     );
@@ -1119,7 +1132,7 @@ async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(sto
     let history = ok(
         stores
             .history
-            .begin_turn(&alice, &u4, &r4, plus_secs(at, -1), 4)
+            .begin_linear_turn(&alice, &u4, &r4, plus_secs(at, -1), 4)
             .await,
         "begin_turn",
     );
@@ -1128,6 +1141,7 @@ async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(sto
     assert_eq!(swept.id, r.id);
     assert_eq!(swept.status, MessageStatus::Failed);
     all.push(swept);
+    let mut all = chained(all);
     assert_eq!(
         history,
         all[4..].to_vec(),
@@ -1142,11 +1156,12 @@ async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(sto
         "finish_reply",
     );
     all.extend([u4, done]);
+    let all = chained(all);
     let (u5, r5) = turn(c.id, "q5", None, plus_secs(at, 2));
     let everything = ok(
         stores
             .history
-            .begin_turn(&alice, &u5, &r5, plus_secs(at, 1), 100)
+            .begin_linear_turn(&alice, &u5, &r5, plus_secs(at, 1), 100)
             .await,
         "begin_turn",
     );
@@ -1160,7 +1175,7 @@ async fn begin_turn_returns_the_newest_messages_before_the_turn_oldest_first(sto
     let one = ok(
         stores
             .history
-            .begin_turn(&alice, &u6, &r6, plus_secs(at, 3), 1)
+            .begin_linear_turn(&alice, &u6, &r6, plus_secs(at, 3), 1)
             .await,
         "begin_turn",
     );
@@ -1258,7 +1273,7 @@ async fn timestamps_of_messages_round_trip_exactly(stores: Stores) {
     ok(
         stores
             .history
-            .begin_turn(&alice, &u, &r, plus_mins(user_at, -1), 200)
+            .begin_linear_turn(&alice, &u, &r, plus_mins(user_at, -1), 200)
             .await,
         "begin_turn",
     );

@@ -23,6 +23,7 @@ pub mod live;
 pub mod llm;
 pub mod projects;
 pub mod prompts;
+pub mod tree;
 
 pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
@@ -32,6 +33,7 @@ pub use live::live_replies_contract;
 pub use llm::{LlmSubject, llm_stream_contract};
 pub use projects::project_store_contract;
 pub use prompts::prompt_store_contract;
+pub use tree::conversation_tree_contract;
 
 /// The storage ports of one adapter, sharing one backing store (a fresh one per case).
 #[derive(Clone)]

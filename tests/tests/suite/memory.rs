@@ -26,6 +26,11 @@ async fn memory_store_honours_the_chat_history_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_conversation_tree_contract() {
+    contract::conversation_tree_contract(|| async { memory_stores() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_honours_the_file_store_contract() {
     contract::file_store_contract(|| async { memory_stores() }).await;
 }

@@ -43,6 +43,13 @@ async fn postgres_store_honours_the_chat_history_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_conversation_tree_contract() {
+    if reachable().await {
+        contract::conversation_tree_contract(postgres_stores).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_honours_the_file_store_contract() {
     if reachable().await {
         contract::file_store_contract(postgres_stores).await;

@@ -27,6 +27,11 @@ async fn sqlite_store_honours_the_chat_history_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_conversation_tree_contract() {
+    contract::conversation_tree_contract(sqlite_stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_honours_the_file_store_contract() {
     contract::file_store_contract(sqlite_stores).await;
 }

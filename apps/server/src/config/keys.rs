@@ -245,7 +245,11 @@ keys! {
     OPENAI_BASE_URL: "OPENAI_BASE_URL", Url, Is("https://api.openai.com/v1"), PUBLIC,
         "the provider's API root";
     MODEL: "CONFAB_MODEL", Text, Derived("`gpt-4.1-mini` (`echo-1` for `echo`)"), PUBLIC,
-        "the model replies are asked of";
+        "the model replies are asked of (the default)";
+    TITLE_MODEL: "CONFAB_TITLE_MODEL", Text, Derived("`CONFAB_MODEL`"), PUBLIC,
+        "writes an untitled conversation's title (at most 60 characters) after its first reply, off the reply's path (the `echo` model takes the first words of the first message)";
+    MODELS: "CONFAB_MODELS", List, Derived("`CONFAB_MODEL`"), PUBLIC,
+        "the models a conversation may choose (`PATCH /api/conversations/{id}` `model`); the default is always among them";
     LLM_CONNECT_TIMEOUT_SECS: "CONFAB_LLM_CONNECT_TIMEOUT_SECS", secs(1, 600), Is("10"), PUBLIC,
         "longest wait to connect to the provider";
     LLM_FIRST_BYTE_TIMEOUT_SECS: "CONFAB_LLM_FIRST_BYTE_TIMEOUT_SECS", secs(1, 3_600), Is("60"), PUBLIC,

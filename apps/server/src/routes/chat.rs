@@ -31,8 +31,8 @@ use confab_core::ids::{MessageId, UserId};
 use confab_core::live::{LiveError, LiveEvent, LivePublisher};
 use confab_core::ports::{ChatHistory, LiveReplies};
 use confab_core::{
-    CancelReason, CancelToken, ChatEvent, ConversationId, Message, MessageStatus, SendRequest,
-    ServiceError, StoreError, StreamErrorCode,
+    CancelReason, CancelToken, ChatError, ChatEvent, ConversationId, Message, MessageStatus,
+    Parent, SendRequest, ServiceError, StoreError, StreamErrorCode,
 };
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -81,26 +81,73 @@ pub async fn send_message(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let conversation_id = ConversationId::from_uuid(*id);
-    let token = CancelToken::new();
     let request = SendRequest {
         conversation_id,
         content: body.content,
         client_message_id: body.client_message_id,
+        parent: match body.parent_id {
+            None => Parent::Leaf,
+            Some(None) => Parent::Root,
+            Some(Some(parent)) => Parent::Message(MessageId::from_uuid(parent)),
+        },
     };
+    stream_reply(state, started, move |state, token| async move {
+        let events = state.chat.send(&principal, request, token).await?;
+        Ok((conversation_id, events))
+    })
+    .await
+}
+
+/// Answer the user message of this reply again: a new reply beside it (a sibling), streamed
+/// as a send's is — `user_message` (the user message answered), `assistant_message`,
+/// `delta`…, then `done` or `error`. The model is sent the branch that ends at that user
+/// message. 409 while any reply of the conversation is being generated.
+#[utoipa::path(post, path = "/api/messages/{message_id}/regenerate", tag = "messages",
+    params(("message_id" = Uuid, Path, description = "a reply (assistant message)")),
+    responses(
+        (status = 200, description = "`text/event-stream`: events `user_message` (Message), `assistant_message` (Message), `delta` (Delta), then `done` (Message) or `error` (StreamError)", content_type = "text/event-stream", body = String),
+        (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem),
+        (status = 409, body = api::Problem), (status = 422, body = api::Problem, description = "the message is not a reply"),
+        (status = 429, body = api::Problem), (status = 503, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn regenerate(
+    Authenticated(principal): Authenticated,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let reply = MessageId::from_uuid(*id);
+    stream_reply(state, started, move |state, token| async move {
+        state.chat.regenerate(&principal, reply, token).await
+    })
+    .await
+}
+
+/// Starts a reply with `start` and answers with its event stream. The start and the relay run
+/// in a task of their own: once the turn is stored, its reply is generated and stored even
+/// when the client goes away before the answer's head (actix then drops the handler's
+/// future, which would otherwise drop the start half-way).
+async fn stream_reply<F, Fut>(
+    state: web::Data<AppState>,
+    started: Instant,
+    start: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(web::Data<AppState>, CancelToken) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(ConversationId, ChatStream), ChatError>> + Send + 'static,
+{
+    let token = CancelToken::new();
     let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
     let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
-    // The send and its relay run in a task of their own: once the turn is stored, its reply is
-    // generated and stored even when the client goes away before the answer's head (actix then
-    // drops this handler's future, which would otherwise drop the send half-way).
     let task_state = web::Data::clone(&state);
     state.tasks.spawn(
         async move {
             let state = task_state;
-            // Boxed, so that its state is freed once the send is done instead of staying in
+            // Boxed, so that its state is freed once the start is done instead of staying in
             // the task's for the whole reply (thousands of replies stream at once).
-            let send = Box::pin(state.chat.send(&principal, request, token.clone()));
-            let events = match send.await {
-                Ok(events) => events,
+            let begun = Box::pin(start(web::Data::clone(&state), token.clone()));
+            let (conversation_id, events) = match begun.await {
+                Ok(begun) => begun,
                 Err(e) => {
                     // The handler may be gone; then nobody needs the answer.
                     let _ = accepted_tx.send(Err(e));
@@ -542,7 +589,8 @@ impl Relay {
             // generation is cancelled). The event is framed inside this block, so that it is
             // not kept in the task's state across the send below: that state is held for the
             // whole reply, thousands of times over.
-            // The frame, and whether its event is the stream's last (`done` or `error`).
+            // The frame, and whether the client's stream ends with it (`error`; `done` may
+            // still be followed by a title).
             let (frame, ended) = {
                 let next = futures::future::poll_fn(|cx| {
                     if let Poll::Ready(event) = self.events.poll_next_unpin(cx) {
@@ -572,6 +620,9 @@ impl Relay {
                             _ => None,
                         };
                         let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
+                        // After `done` only a title may follow: the client's stream stays
+                        // open for it until the core's stream ends.
+                        let close = matches!(event, ChatEvent::Error { .. });
                         let (name, data) = encode_data(event);
                         let frame = encode(name, next_id, &data);
                         let data = String::from_utf8(data).unwrap_or_else(|_| "{}".to_owned());
@@ -584,7 +635,7 @@ impl Relay {
                         if client_gone {
                             continue;
                         }
-                        (frame, ended)
+                        (frame, close)
                     }
                 }
             };
@@ -648,7 +699,9 @@ impl Relay {
                     })
                     .inc();
             }
-            ChatEvent::UserMessage(_) | ChatEvent::AssistantMessage(_) => {}
+            ChatEvent::UserMessage(_)
+            | ChatEvent::AssistantMessage(_)
+            | ChatEvent::Title { .. } => {}
         }
     }
 }
@@ -689,6 +742,16 @@ fn encode_data(event: ChatEvent) -> (&'static str, Vec<u8>) {
                 message_id: message.id.as_uuid(),
                 code: code.as_str().to_owned(),
                 detail,
+            }),
+        ),
+        ChatEvent::Title {
+            conversation_id,
+            title,
+        } => (
+            api::events::TITLE,
+            serde_json::to_vec(&api::TitleEvent {
+                conversation_id: conversation_id.as_uuid(),
+                title,
             }),
         ),
     };
@@ -746,6 +809,16 @@ mod tests {
                     message_id: message.id.as_uuid(),
                     code: code.as_str().to_owned(),
                     detail,
+                }),
+            ),
+            ChatEvent::Title {
+                conversation_id,
+                title,
+            } => (
+                api::events::TITLE,
+                sse::Data::new_json(api::TitleEvent {
+                    conversation_id: conversation_id.as_uuid(),
+                    title,
                 }),
             ),
         };

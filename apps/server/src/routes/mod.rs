@@ -132,6 +132,16 @@ fn protected(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, POST")),
     )
     .service(
+        web::resource("/conversations/{conversation_id}/leaf")
+            .put(p::choose_leaf)
+            .default_service(not_allowed("PUT")),
+    )
+    .service(
+        web::resource("/messages/{message_id}/regenerate")
+            .post(chat::regenerate)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/conversations/{conversation_id}/stream")
             .get(chat::follow)
             .default_service(not_allowed("GET")),

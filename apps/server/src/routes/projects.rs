@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use confab_api_types as api;
-use confab_core::{ConversationId, ProjectId, PromptId};
+use confab_core::{ConversationId, MessageId, ProjectId, PromptId};
 use uuid::Uuid;
 
 use crate::convert;
@@ -227,7 +227,8 @@ pub async fn get_conversation(
     Ok(web::Json(convert::conversation(conversation)))
 }
 
-/// Rename a conversation.
+/// Rename a conversation, or choose its model: the fields present are set, `null` clears
+/// one (the model then is the default). 422 for a model not offered.
 #[utoipa::path(patch, path = "/api/conversations/{conversation_id}", tag = "conversations", request_body = api::UpdateConversation,
     params(("conversation_id" = Uuid, Path)),
     responses((status = 200, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem), (status = 422, body = api::Problem)),
@@ -240,7 +241,12 @@ pub async fn update_conversation(
 ) -> Json<api::Conversation> {
     let conversation = state
         .conversations
-        .rename(&p, ConversationId::from_uuid(*id), body.title.as_deref())
+        .update(
+            &p,
+            ConversationId::from_uuid(*id),
+            body.title.as_ref().map(Option::as_deref),
+            body.model.as_ref().map(Option::as_deref),
+        )
         .await?;
     Ok(web::Json(convert::conversation(conversation)))
 }
@@ -262,20 +268,61 @@ pub async fn delete_conversation(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A conversation's messages, oldest first.
+/// Which branch to read (`?leaf=`).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BranchQuery {
+    /// The message the branch ends at; absent: the conversation's `leaf_id`. Read as text, so
+    /// that a malformed id is this route's 400.
+    #[param(value_type = Option<Uuid>)]
+    leaf: Option<String>,
+}
+
+/// A conversation's messages: the branch that ends at its `leaf_id` (or `?leaf=`), oldest
+/// first, each with its `sibling_ids`. The cursor keeps to the branch of the first page.
 #[utoipa::path(get, path = "/api/conversations/{conversation_id}/messages", tag = "messages",
-    params(("conversation_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("conversation_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), BranchQuery),
     responses((status = 200, body = api::Page<api::Message>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_messages(
     Authenticated(p): Authenticated,
     id: web::Path<Uuid>,
     Paging(page): Paging,
+    branch: web::Query<BranchQuery>,
     state: web::Data<AppState>,
 ) -> Json<api::Page<api::Message>> {
+    let leaf = match branch.leaf.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(text) => Some(MessageId::from_uuid(Uuid::try_parse(text).map_err(
+            |_| ApiError::BadRequest("leaf must be a message id".to_owned()),
+        )?)),
+    };
     let page = state
         .conversations
-        .messages(&p, ConversationId::from_uuid(*id), &page)
+        .messages(&p, ConversationId::from_uuid(*id), leaf, &page)
         .await?;
-    Ok(web::Json(convert::page(page, convert::message)))
+    Ok(web::Json(convert::page(page, convert::branch_message)))
+}
+
+/// Show the branch through a message: the conversation's `leaf_id` becomes the deepest
+/// message under it, following the most recent version at each step.
+#[utoipa::path(put, path = "/api/conversations/{conversation_id}/leaf", tag = "messages", request_body = api::ChooseLeaf,
+    params(("conversation_id" = Uuid, Path)),
+    responses((status = 200, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem, description = "no such conversation, or the message is not in it")),
+    security(("bearer" = [])))]
+pub async fn choose_leaf(
+    Authenticated(p): Authenticated,
+    id: web::Path<Uuid>,
+    JsonBody(body): JsonBody<api::ChooseLeaf>,
+    state: web::Data<AppState>,
+) -> Json<api::Conversation> {
+    let conversation = state
+        .conversations
+        .choose_leaf(
+            &p,
+            ConversationId::from_uuid(*id),
+            MessageId::from_uuid(body.message_id),
+        )
+        .await?;
+    Ok(web::Json(convert::conversation(conversation)))
 }

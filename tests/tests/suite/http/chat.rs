@@ -120,9 +120,13 @@ async fn a_send_streams_user_message_assistant_message_deltas_and_done_with_incr
     );
     assert_eq!(done.error, None);
 
-    // What is stored is what was streamed.
-    let page: api::Page<api::Message> = app.list_messages(ALICE, conversation.id, "").await.ok(200);
+    // What is stored is what was streamed (the branch read adds each message's versions).
+    let mut page: api::Page<api::Message> =
+        app.list_messages(ALICE, conversation.id, "").await.ok(200);
     assert_eq!(page.items.len(), 2);
+    for item in &mut page.items {
+        assert_eq!(item.sibling_ids.take(), Some(vec![item.id]));
+    }
     assert_eq!(page.items[0], reply.frames[0].json::<api::Message>());
     assert_eq!(page.items[1], done);
 }

@@ -15,8 +15,8 @@ async fn creating_a_conversation_answers_201_with_the_conversation() {
     let body: Value = answer.ok(201);
     assert_eq!(
         body.as_object().unwrap().len(),
-        6,
-        "Conversation is {{id, project_id, title, created_at, updated_at, active_reply_id}}: {body}"
+        8,
+        "Conversation is {{id, project_id, title, created_at, updated_at, active_reply_id, leaf_id, model}}: {body}"
     );
     assert_eq!(
         body["active_reply_id"],
@@ -180,11 +180,18 @@ async fn messages_are_listed_oldest_first_with_nulls_on_user_messages() {
         assert_eq!(user_message["error"], Value::Null);
         assert_eq!(
             user_message.as_object().unwrap().len(),
-            9,
-            "Message has its nine fields: {user_message}"
+            11,
+            "Message has its nine fields, its parent_id and (in a branch read) sibling_ids: {user_message}"
         );
     }
-    let page: api::Page<api::Message> = answer.json();
+    let mut page: api::Page<api::Message> = answer.json();
+    for item in &mut page.items {
+        assert_eq!(
+            item.sibling_ids.take(),
+            Some(vec![item.id]),
+            "a line has one version"
+        );
+    }
     assert_eq!(page.items[1], first);
     assert_eq!(page.items[3], second);
     assert_eq!(first.model.as_deref(), Some("echo-1"));

@@ -12,6 +12,9 @@ struct Ids {
     project: Uuid,
     prompt: Uuid,
     conversation: Uuid,
+    /// The conversation's first user message and its reply.
+    question: Uuid,
+    reply: Uuid,
     file: Uuid,
 }
 
@@ -21,6 +24,8 @@ impl Ids {
             project: Uuid::now_v7(),
             prompt: Uuid::now_v7(),
             conversation: Uuid::now_v7(),
+            question: Uuid::now_v7(),
+            reply: Uuid::now_v7(),
             file: Uuid::now_v7(),
         }
     }
@@ -41,7 +46,12 @@ enum Route {
     PatchConversation,
     DeleteConversation,
     ListMessages,
+    ListBranch,
     SendMessage,
+    EditAndResend,
+    Regenerate,
+    ChooseLeaf,
+    ChooseModel,
     Cancel,
     ListFiles,
     UploadFile,
@@ -50,7 +60,7 @@ enum Route {
     DownloadFile,
 }
 
-const EVERY_ROUTE: [Route; 20] = [
+const EVERY_ROUTE: [Route; 25] = [
     Route::GetProject,
     Route::PatchProject,
     Route::DeleteProject,
@@ -64,7 +74,12 @@ const EVERY_ROUTE: [Route; 20] = [
     Route::PatchConversation,
     Route::DeleteConversation,
     Route::ListMessages,
+    Route::ListBranch,
     Route::SendMessage,
+    Route::EditAndResend,
+    Route::Regenerate,
+    Route::ChooseLeaf,
+    Route::ChooseModel,
     Route::Cancel,
     Route::ListFiles,
     Route::UploadFile,
@@ -110,6 +125,28 @@ async fn call(app: &TestApp, user: &str, route: Route, ids: Ids) -> Answer {
                     .await,
             )
             .await
+        }
+        Route::ListBranch => {
+            app.list_messages(user, ids.conversation, &format!("?leaf={}", ids.reply))
+                .await
+        }
+        Route::EditAndResend => {
+            let body = json!({ "content": "hi", "parent_id": ids.reply });
+            Answer::read(app.send_message(user, ids.conversation, &body).await).await
+        }
+        Route::Regenerate => Answer::read(app.regenerate(user, ids.reply).await).await,
+        Route::ChooseLeaf => {
+            app.choose_leaf(
+                user,
+                ids.conversation,
+                &json!({ "message_id": ids.question }),
+            )
+            .await
+        }
+        Route::ChooseModel => {
+            // `null` (the default) is a valid model: only ownership can refuse it.
+            app.patch_conversation(user, ids.conversation, &json!({ "model": null }))
+                .await
         }
         Route::Cancel => app.cancel(user, ids.conversation).await,
         Route::ListFiles => app.list_files(user, ids.project, "").await,
@@ -161,12 +198,16 @@ async fn alice_world(app: &TestApp) -> Ids {
     let prompt = app.new_prompt(ALICE, project.id, "Be kind.", true).await;
     app.new_prompt(ALICE, project.id, "Be terse.", false).await;
     let conversation = app.new_conversation(ALICE, project.id).await;
-    app.send(ALICE, conversation.id, "first").await.done();
+    let first = app.send(ALICE, conversation.id, "first").await;
+    let question = first.first("user_message").json::<api::Message>().id;
+    let reply = first.done().id;
     let file = app.new_file(ALICE, project.id, "secret.txt").await;
     Ids {
         project: project.id,
         prompt: prompt.id,
         conversation: conversation.id,
+        question,
+        reply,
         file: file.id,
     }
 }

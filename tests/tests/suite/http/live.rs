@@ -246,15 +246,15 @@ async fn a_reply_without_a_producer(
     let conversation = confab_core::ConversationId::from_uuid(conversation);
     let now = confab_core::now();
     let user = confab_core::Message::user(conversation, "Go on".to_owned(), None, now);
-    let reply = confab_core::Message::pending_reply(conversation, "echo-1".to_owned(), now);
+    let mut reply = confab_core::Message::pending_reply(conversation, "echo-1".to_owned(), now);
+    reply.parent_id = Some(user.id);
+    let turn = confab_core::ports::NewTurn {
+        user: Some(user),
+        parent: confab_core::Parent::Leaf,
+        reply: reply.clone(),
+    };
     app.store
-        .begin_turn(
-            &confab_core::UserId::new(ALICE).unwrap(),
-            &user,
-            &reply,
-            now,
-            10,
-        )
+        .begin_turn(&confab_core::UserId::new(ALICE).unwrap(), &turn, now, 10)
         .await
         .unwrap();
     let mut publisher = app.live.open(reply.id, CancelToken::new()).await;

@@ -16,6 +16,7 @@ mod projects;
 mod prompts;
 mod provider;
 mod routing;
+mod tree;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.
 fn essence(content_type: Option<&str>) -> String {

@@ -113,6 +113,8 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
             "/api/conversations/{conversation_id}/messages",
             &["get", "post"],
         ),
+        ("/api/conversations/{conversation_id}/leaf", &["put"]),
+        ("/api/messages/{message_id}/regenerate", &["post"]),
         ("/api/conversations/{conversation_id}/stream", &["get"]),
         ("/api/conversations/{conversation_id}/cancel", &["post"]),
         ("/api/projects/{project_id}/files", &["get", "post"]),
