@@ -9,6 +9,7 @@ mod dev;
 mod errors;
 mod files;
 mod isolation;
+mod local;
 mod live;
 mod ops;
 mod paging;
