@@ -4,10 +4,15 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
 use confab_core::error::{Conflict, StoreError};
 use uuid::Uuid;
+
+/// Now, to the microsecond that databases keep.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// An account to store (the store decides `is_admin`).
 #[must_use]
@@ -18,12 +23,12 @@ pub fn account(username: &str, email: Option<&str>) -> Account {
         email: email.map(str::to_owned),
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$fake${username}"),
         is_admin: true,
-        created_at: Utc::now(),
+        created_at: now(),
     }
 }
 
 fn session(account_id: Uuid) -> Session {
-    let now = Utc::now();
+    let now = now();
     Session {
         id: Uuid::now_v7(),
         account_id,
@@ -38,7 +43,7 @@ fn link(kind: LinkKind, account_id: Option<Uuid>, hash_seed: &str) -> Link {
         token_hash: confab_auth::local::link_hash(hash_seed),
         kind,
         account_id,
-        expires_at: Utc::now() + Duration::hours(1),
+        expires_at: now() + Duration::hours(1),
     }
 }
 
