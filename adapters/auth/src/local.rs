@@ -808,3 +808,91 @@ impl Throttle {
             .remove(login_key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_core::clock::ManualClock;
+
+    use super::*;
+
+    fn throttle() -> (Throttle, ManualClock) {
+        let clock = ManualClock::new();
+        (Throttle::new(Arc::new(clock.clone())), clock)
+    }
+
+    #[test]
+    fn hashes_are_argon2id_at_owasps_parameters() {
+        let hasher = owasp_argon2().unwrap();
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let started = Instant::now();
+        let hash = hasher
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        eprintln!("one Argon2id hash took {:?}", started.elapsed());
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    }
+
+    #[test]
+    fn the_bundled_list_is_lowercase_and_only_holds_what_the_length_rule_lets_through() {
+        let words: Vec<&str> = COMMON_PASSWORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(words.len() > 300);
+        for word in words {
+            assert!(word.chars().count() >= MIN_PASSWORD_CHARS, "{word}");
+            assert_eq!(word, word.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        let (throttle, clock) = throttle();
+        let keys = vec!["login:ada".to_owned()];
+        for _ in 0..FREE_FAILURES_PER_LOGIN {
+            throttle.check(&keys).unwrap();
+            throttle.fail(&keys);
+        }
+        throttle.check(&keys).unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..14 {
+            throttle.fail(&keys);
+            let Err(LocalAuthError::Throttled { retry_after }) = throttle.check(&keys) else {
+                panic!("expected a wait");
+            };
+            waits.push(retry_after.as_secs());
+            clock.advance(retry_after);
+            throttle.check(&keys).unwrap();
+        }
+        assert_eq!(&waits[..5], &[1, 2, 4, 8, 16]);
+        assert_eq!(*waits.last().unwrap(), MAX_BACKOFF.as_secs());
+    }
+
+    #[test]
+    fn a_success_clears_the_login_but_not_the_address() {
+        let (throttle, _clock) = throttle();
+        let keys = vec!["login:ada".to_owned(), "addr:10.0.0.1".to_owned()];
+        for _ in 0..=FREE_FAILURES_PER_ADDRESS {
+            throttle.fail(&keys);
+        }
+        throttle.succeed(&keys[0]);
+        throttle.check(&keys[..1]).unwrap();
+        assert!(throttle.check(&keys[1..]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_block(a), address_block(b));
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(normalize_email("Ada@Example.COM").unwrap(), "ada@example.com");
+        for bad in ["ada", "@example.com", "ada@localhost", "a da@example.com", "a@b@c.d"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}
