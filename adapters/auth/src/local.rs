@@ -831,6 +831,10 @@ mod tests {
             .to_string();
         eprintln!("one Argon2id hash took {:?}", started.elapsed());
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let again = hasher.hash_password(b"correct horse battery", &salt).unwrap();
+        assert_ne!(again.to_string(), hash, "each hash has its own random salt");
+        assert!(again.salt.unwrap().len() >= 22, "a salt of at least 128 bits");
     }
 
     #[test]
