@@ -362,8 +362,9 @@ impl LocalAuth {
         let real = hash.is_some();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
         tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash)
-                .map_err(|e| LocalAuthError::Internal(format!("a stored hash is unreadable: {e}")))?;
+            let parsed = PasswordHash::new(&hash).map_err(|e| {
+                LocalAuthError::Internal(format!("a stored hash is unreadable: {e}"))
+            })?;
             let ok = hasher
                 .verify_password(password.expose_secret().as_bytes(), &parsed)
                 .is_ok();
@@ -387,7 +388,9 @@ impl LocalAuth {
             match (self.signup, request.invite.as_deref()) {
                 (SignUpMode::Open, _) => {}
                 (SignUpMode::Closed, _) => {
-                    return Err(LocalAuthError::Forbidden("Sign-up is closed on this server."));
+                    return Err(LocalAuthError::Forbidden(
+                        "Sign-up is closed on this server.",
+                    ));
                 }
                 (SignUpMode::Invite, None) => {
                     return Err(LocalAuthError::Forbidden(
@@ -513,7 +516,9 @@ impl LocalAuth {
                     .await
                     .map_err(|e| AuthError::Unavailable(e.to_string()))?;
                 let valid = session.is_some_and(|s| {
-                    s.account_id == account_id && s.revoked_at.is_none() && s.expires_at > Utc::now()
+                    s.account_id == account_id
+                        && s.revoked_at.is_none()
+                        && s.expires_at > Utc::now()
                 });
                 let mut cache = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() > 100_000 {
@@ -526,7 +531,9 @@ impl LocalAuth {
         if valid {
             Ok(())
         } else {
-            Err(unauthenticated("the session is revoked, expired or unknown"))
+            Err(unauthenticated(
+                "the session is revoked, expired or unknown",
+            ))
         }
     }
 
@@ -570,7 +577,9 @@ impl LocalAuth {
         }
         self.check_password(new.expose_secret(), &account.username)?;
         let hash = self.hash(new).await?;
-        self.store.set_password(account.id, &hash, Utc::now()).await?;
+        self.store
+            .set_password(account.id, &hash, Utc::now())
+            .await?;
         self.forget_sessions();
         self.start_session(account.id).await
     }
@@ -632,7 +641,9 @@ impl LocalAuth {
             .ok_or(LocalAuthError::InvalidLink)?;
         self.check_password(new.expose_secret(), &account.username)?;
         let hash = self.hash(new).await?;
-        self.store.set_password(account_id, &hash, Utc::now()).await?;
+        self.store
+            .set_password(account_id, &hash, Utc::now())
+            .await?;
         self.forget_sessions();
         Ok(())
     }
@@ -664,7 +675,9 @@ fn require_admin(account: &Account) -> Result<()> {
     if account.is_admin {
         Ok(())
     } else {
-        Err(LocalAuthError::Forbidden("Only an administrator may do this."))
+        Err(LocalAuthError::Forbidden(
+            "Only an administrator may do this.",
+        ))
     }
 }
 
@@ -680,9 +693,9 @@ fn normalize_email(raw: &str) -> Result<String, ValidationError> {
     let email = raw.to_lowercase();
     let plausible = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if plausible {
         Ok(email)
     } else {
@@ -830,11 +843,19 @@ mod tests {
             .unwrap()
             .to_string();
         eprintln!("one Argon2id hash took {:?}", started.elapsed());
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        let again = hasher.hash_password(b"correct horse battery", &salt).unwrap();
+        let again = hasher
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap();
         assert_ne!(again.to_string(), hash, "each hash has its own random salt");
-        assert!(again.salt.unwrap().len() >= 22, "a salt of at least 128 bits");
+        assert!(
+            again.salt.unwrap().len() >= 22,
+            "a salt of at least 128 bits"
+        );
     }
 
     #[test]
@@ -894,8 +915,17 @@ mod tests {
 
     #[test]
     fn emails_are_lowercased_and_checked() {
-        assert_eq!(normalize_email("Ada@Example.COM").unwrap(), "ada@example.com");
-        for bad in ["ada", "@example.com", "ada@localhost", "a da@example.com", "a@b@c.d"] {
+        assert_eq!(
+            normalize_email("Ada@Example.COM").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@localhost",
+            "a da@example.com",
+            "a@b@c.d",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

@@ -103,8 +103,8 @@ macro_rules! account_queries {
         use confab_core::error::StoreError;
         use confab_core::model::Timestamp;
         use diesel::{
-            ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
-            SelectableHelper as _, BoolExpressionMethods as _,
+            BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _,
+            QueryDsl as _, SelectableHelper as _,
         };
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
@@ -121,27 +121,33 @@ macro_rules! account_queries {
             c: &mut Conn,
             account: &Account,
         ) -> Result<Account, StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Account, TxError> {
-                diesel::sql_query($lock_accounts).execute(c).await?;
-                let existing: i64 = accounts::table.count().get_result(c).await?;
-                let row = AccountRow {
-                    id: account.id.db(),
-                    username: account.username.clone(),
-                    email: account.email.clone(),
-                    password_hash: account.password_hash.clone(),
-                    is_admin: existing == 0,
-                    created_at: account.created_at.db(),
-                };
-                diesel::insert_into(accounts::table)
-                    .values(&row)
-                    .execute(c)
-                    .await?;
-                Ok(row.into())
-            }))
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Account, TxError> {
+                    diesel::sql_query($lock_accounts).execute(c).await?;
+                    let existing: i64 = accounts::table.count().get_result(c).await?;
+                    let row = AccountRow {
+                        id: account.id.db(),
+                        username: account.username.clone(),
+                        email: account.email.clone(),
+                        password_hash: account.password_hash.clone(),
+                        is_admin: existing == 0,
+                        created_at: account.created_at.db(),
+                    };
+                    diesel::insert_into(accounts::table)
+                        .values(&row)
+                        .execute(c)
+                        .await?;
+                    Ok(row.into())
+                })
+            )
         }
 
         pub(crate) async fn count_accounts(c: &mut Conn) -> Result<u64, StoreError> {
-            let n: i64 = accounts::table.count().get_result(c).await.map_err(translate)?;
+            let n: i64 = accounts::table
+                .count()
+                .get_result(c)
+                .await
+                .map_err(translate)?;
             u64::try_from(n).map_err(|_| StoreError::Internal("negative count".into()))
         }
 
@@ -262,7 +268,10 @@ macro_rules! account_queries {
             account_id: Uuid,
             now: Timestamp,
         ) -> Result<(), StoreError> {
-            revoke_all(c, account_id, now).await.map(drop).map_err(translate)
+            revoke_all(c, account_id, now)
+                .await
+                .map(drop)
+                .map_err(translate)
         }
 
         pub(crate) async fn insert_link(c: &mut Conn, link: &Link) -> Result<(), StoreError> {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use confab_api_types as api;
 use confab_auth::{ClerkVerifier, DevAuth, LocalAuth, OidcVerifier};
 use confab_core::ChatService;
-use confab_core::files::FileService;
 use confab_core::accounts::AccountStore;
+use confab_core::files::FileService;
 use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, ProjectStore,
     PromptStore, SendLimiter, Timer,

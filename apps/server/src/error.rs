@@ -278,11 +278,9 @@ impl ResponseError for ApiError {
             tracing::error!(cause = %cause, "internal error");
         }
         let mut response = match self {
-            Self::InvalidCredentials => problem_with_code(
-                self.status_code(),
-                "invalid_credentials",
-                self.detail(),
-            ),
+            Self::InvalidCredentials => {
+                problem_with_code(self.status_code(), "invalid_credentials", self.detail())
+            }
             _ => problem(self.status_code(), self.detail()),
         };
         let headers = response.headers_mut();

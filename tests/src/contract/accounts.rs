@@ -86,7 +86,10 @@ async fn a_taken_username_or_email_is_a_conflict(store: Arc<dyn AccountStore>) {
         .create_account(&account("ada", Some("ada@example.com")))
         .await
         .unwrap();
-    for taken in [account("ada", None), account("other", Some("ada@example.com"))] {
+    for taken in [
+        account("ada", None),
+        account("other", Some("ada@example.com")),
+    ] {
         let err = store.create_account(&taken).await.unwrap_err();
         assert!(
             matches!(err, StoreError::Conflict(Conflict::DuplicateId)),
@@ -106,7 +109,12 @@ async fn accounts_are_found_by_username_or_email(store: Arc<dyn AccountStore>) {
         .unwrap();
     assert_eq!(store.find_account("ada").await.unwrap().unwrap().id, ada.id);
     assert_eq!(
-        store.find_account("ada@example.com").await.unwrap().unwrap().id,
+        store
+            .find_account("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         ada.id
     );
     assert!(store.find_account("nobody").await.unwrap().is_none());
@@ -120,14 +128,25 @@ async fn a_password_change_replaces_the_hash_and_revokes_every_session(
     let (one, two) = (session(ada.id), session(ada.id));
     store.insert_session(&one).await.unwrap();
     store.insert_session(&two).await.unwrap();
-    store.set_password(ada.id, "$argon2id$new", Utc::now()).await.unwrap();
+    store
+        .set_password(ada.id, "$argon2id$new", Utc::now())
+        .await
+        .unwrap();
     assert_eq!(
-        store.get_account(ada.id).await.unwrap().unwrap().password_hash,
+        store
+            .get_account(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
         "$argon2id$new"
     );
     for s in [one, two] {
         let read = store.get_session(s.id).await.unwrap().unwrap();
-        assert!(read.revoked_at.is_some(), "a session outlived a password change");
+        assert!(
+            read.revoked_at.is_some(),
+            "a session outlived a password change"
+        );
     }
     assert!(matches!(
         store.set_password(Uuid::now_v7(), "x", Utc::now()).await,
@@ -139,14 +158,23 @@ async fn revoking_is_idempotent_and_sticks(store: Arc<dyn AccountStore>) {
     let ada = store.create_account(&account("ada", None)).await.unwrap();
     let s = session(ada.id);
     store.insert_session(&s).await.unwrap();
-    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
     store.revoke_session(s.id, Utc::now()).await.unwrap();
     let first = store.get_session(s.id).await.unwrap().unwrap().revoked_at;
     assert!(first.is_some());
     store.revoke_session(s.id, Utc::now()).await.unwrap();
     store.revoke_sessions(ada.id, Utc::now()).await.unwrap();
-    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().revoked_at, first);
-    store.revoke_session(Uuid::now_v7(), Utc::now()).await.unwrap();
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().revoked_at,
+        first
+    );
+    store
+        .revoke_session(Uuid::now_v7(), Utc::now())
+        .await
+        .unwrap();
 }
 
 async fn revoking_all_touches_only_that_account(store: Arc<dyn AccountStore>) {
@@ -157,9 +185,33 @@ async fn revoking_all_touches_only_that_account(store: Arc<dyn AccountStore>) {
         store.insert_session(s).await.unwrap();
     }
     store.revoke_sessions(ada.id, Utc::now()).await.unwrap();
-    assert!(store.get_session(a1.id).await.unwrap().unwrap().revoked_at.is_some());
-    assert!(store.get_session(a2.id).await.unwrap().unwrap().revoked_at.is_some());
-    assert!(store.get_session(b1.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(
+        store
+            .get_session(a1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .get_session(a2.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .get_session(b1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
 }
 
 async fn deleting_an_account_removes_it_its_sessions_and_links(store: Arc<dyn AccountStore>) {
@@ -191,7 +243,11 @@ async fn a_link_is_taken_once_only_of_its_kind_and_never_expired(store: Arc<dyn 
     store.insert_link(&invite).await.unwrap();
     let now = Utc::now();
     assert!(
-        store.take_link(LinkKind::Reset, &invite.token_hash, now).await.unwrap().is_none(),
+        store
+            .take_link(LinkKind::Reset, &invite.token_hash, now)
+            .await
+            .unwrap()
+            .is_none(),
         "an invite is not a reset link"
     );
     let taken = store
@@ -201,18 +257,30 @@ async fn a_link_is_taken_once_only_of_its_kind_and_never_expired(store: Arc<dyn 
         .unwrap();
     assert_eq!(taken, invite);
     assert!(
-        store.take_link(LinkKind::Invite, &invite.token_hash, now).await.unwrap().is_none(),
+        store
+            .take_link(LinkKind::Invite, &invite.token_hash, now)
+            .await
+            .unwrap()
+            .is_none(),
         "a link is single-use"
     );
     let expiring = link(LinkKind::Invite, None, "expiring");
     store.insert_link(&expiring).await.unwrap();
     let later = expiring.expires_at + Duration::seconds(1);
     assert!(
-        store.take_link(LinkKind::Invite, &expiring.token_hash, later).await.unwrap().is_none(),
+        store
+            .take_link(LinkKind::Invite, &expiring.token_hash, later)
+            .await
+            .unwrap()
+            .is_none(),
         "an expired link is refused"
     );
     assert!(
-        store.take_link(LinkKind::Invite, &"0".repeat(64), now).await.unwrap().is_none()
+        store
+            .take_link(LinkKind::Invite, &"0".repeat(64), now)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -19,7 +19,8 @@ use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, bearer};
 use crate::state::AppState;
 
-const NOT_ENABLED: ApiError = ApiError::NotFound("Built-in accounts are not enabled on this server.");
+const NOT_ENABLED: ApiError =
+    ApiError::NotFound("Built-in accounts are not enabled on this server.");
 
 fn local(state: &AppState) -> Result<&Arc<LocalAuth>, ApiError> {
     state.local.as_ref().ok_or(NOT_ENABLED)
@@ -141,7 +142,10 @@ pub async fn reset(
 #[utoipa::path(post, path = "/api/auth/local/sign-out", tag = "accounts",
     responses((status = 204), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
     security(("bearer" = [])))]
-pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let local = local(&state)?;
     let (_, session) = caller(&req, local).await?;
     local.sign_out(session).await?;

@@ -58,7 +58,12 @@ fn token(answer: &Answer, status: u16) -> String {
     body["token"].as_str().expect("a token").to_owned()
 }
 
-async fn sign_up(app: &TestApp, username: &str, email: Option<&str>, invite: Option<&str>) -> Answer {
+async fn sign_up(
+    app: &TestApp,
+    username: &str,
+    email: Option<&str>,
+    invite: Option<&str>,
+) -> Answer {
     let mut body = json!({ "username": username, "password": PASSWORD });
     if let Some(email) = email {
         body["email"] = json!(email);
@@ -91,7 +96,10 @@ fn secret(answer: &Answer, kind: &str) -> String {
 
 /// The administrator (first account) and a second account made with an invite.
 async fn admin_and_bob(app: &TestApp) -> (String, String) {
-    let admin = token(&sign_up(app, "ada", Some("ada@example.com"), None).await, 201);
+    let admin = token(
+        &sign_up(app, "ada", Some("ada@example.com"), None).await,
+        201,
+    );
     let invite = post(app, "/api/admin/invites", Some(&admin), &json!({})).await;
     let invite = secret(&invite, "invite");
     let bob = token(&sign_up(app, "bob", None, Some(&invite)).await, 201);
@@ -110,9 +118,14 @@ async fn the_first_account_administers_and_the_others_need_a_single_use_invite()
 
     let admin = token(&sign_up(&app, "Ada", None, None).await, 201);
     let me: Value = get_me(&app, &admin).await.ok(200);
-    assert!(me["user_id"].as_str().unwrap().starts_with("local:"), "{me}");
+    assert!(
+        me["user_id"].as_str().unwrap().starts_with("local:"),
+        "{me}"
+    );
 
-    sign_up(&app, "bob", None, None).await.problem(403, "forbidden");
+    sign_up(&app, "bob", None, None)
+        .await
+        .problem(403, "forbidden");
     let created = post(&app, "/api/admin/invites", Some(&admin), &json!({})).await;
     let body: Value = created.ok(201);
     let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap())
@@ -141,17 +154,26 @@ async fn open_and_closed_sign_up() {
     let Local { app, .. } = local_app(SignUpMode::Open).await;
     sign_up(&app, "ada", None, None).await.assert_status(201);
     sign_up(&app, "bob", None, None).await.assert_status(201);
-    sign_up(&app, "BOB", None, None).await.problem(409, "conflict");
+    sign_up(&app, "BOB", None, None)
+        .await
+        .problem(409, "conflict");
 
     let Local { app, .. } = local_app(SignUpMode::Closed).await;
     sign_up(&app, "ada", None, None).await.assert_status(201);
-    sign_up(&app, "bob", None, None).await.problem(403, "forbidden");
+    sign_up(&app, "bob", None, None)
+        .await
+        .problem(403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_checked_for_length_and_commonness_and_long_ones_are_accepted() {
     let Local { app, .. } = local_app(SignUpMode::Open).await;
-    for bad in ["elevenchars", "Password1234", "qwerty123456", "adaisnotsafe!"] {
+    for bad in [
+        "elevenchars",
+        "Password1234",
+        "qwerty123456",
+        "adaisnotsafe!",
+    ] {
         post(
             &app,
             "/api/auth/local/sign-up",
@@ -255,7 +277,9 @@ async fn guessing_is_throttled_per_address_across_accounts() {
     sign_in(&app, "user20", OTHER_PASSWORD)
         .await
         .problem(401, "invalid_credentials");
-    sign_in(&app, "ada", PASSWORD).await.problem(429, "rate_limited");
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(429, "rate_limited");
     clock.advance(Duration::from_secs(1));
     sign_in(&app, "ada", PASSWORD).await.assert_status(200);
 }
@@ -271,9 +295,14 @@ async fn sign_out_ends_this_session_and_sign_out_all_ends_every_one() {
         .assert_status(204);
     get_me(&app, &first).await.problem(401, "unauthenticated");
     get_me(&app, &second).await.assert_status(200);
-    post(&app, "/api/auth/local/sign-out-all", Some(&second), &json!({}))
-        .await
-        .assert_status(204);
+    post(
+        &app,
+        "/api/auth/local/sign-out-all",
+        Some(&second),
+        &json!({}),
+    )
+    .await
+    .assert_status(204);
     get_me(&app, &second).await.problem(401, "unauthenticated");
     get_me(&app, &third).await.problem(401, "unauthenticated");
 }
@@ -302,7 +331,9 @@ async fn a_password_change_revokes_every_session_and_returns_a_new_one() {
         200,
     );
     get_me(&app, &here).await.problem(401, "unauthenticated");
-    get_me(&app, &elsewhere).await.problem(401, "unauthenticated");
+    get_me(&app, &elsewhere)
+        .await
+        .problem(401, "unauthenticated");
     get_me(&app, &fresh).await.assert_status(200);
     sign_in(&app, "ada", PASSWORD)
         .await
@@ -316,12 +347,22 @@ async fn a_password_change_revokes_every_session_and_returns_a_new_one() {
 async fn a_reset_link_is_for_administrators_single_use_and_revokes_sessions() {
     let Local { app, .. } = local_app(SignUpMode::Invite).await;
     let (admin, bob) = admin_and_bob(&app).await;
-    post(&app, "/api/admin/password-resets", Some(&bob), &json!({ "login": "ada" }))
-        .await
-        .problem(403, "forbidden");
-    post(&app, "/api/admin/password-resets", Some(&admin), &json!({ "login": "nobody" }))
-        .await
-        .problem(404, "not_found");
+    post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&bob),
+        &json!({ "login": "ada" }),
+    )
+    .await
+    .problem(403, "forbidden");
+    post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&admin),
+        &json!({ "login": "nobody" }),
+    )
+    .await
+    .problem(404, "not_found");
     let created = post(
         &app,
         "/api/admin/password-resets",
@@ -395,6 +436,10 @@ async fn deleting_an_account_takes_its_data_and_its_sessions() {
 #[tokio::test]
 async fn the_routes_are_404_when_another_provider_is_configured() {
     let app = AppOptions::new().spawn().await;
-    sign_in(&app, "ada", PASSWORD).await.problem(404, "not_found");
-    sign_up(&app, "ada", None, None).await.problem(404, "not_found");
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(404, "not_found");
+    sign_up(&app, "ada", None, None)
+        .await
+        .problem(404, "not_found");
 }
