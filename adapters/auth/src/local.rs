@@ -625,9 +625,8 @@ impl LocalAuth {
 
     /// Sets a new password with a reset link; every session of the account is revoked.
     pub async fn reset_password(&self, secret: &str, new: &SecretString) -> Result<()> {
-        if new.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
-            self.check_password(new.expose_secret(), "")?;
-        }
+        // Checked before the link is used up, so that a refused password does not cost it.
+        self.check_password(new.expose_secret(), "")?;
         let link = self
             .store
             .take_link(LinkKind::Reset, &link_hash(secret), Utc::now())
