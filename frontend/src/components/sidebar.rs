@@ -184,7 +184,16 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
     };
     let sign_out = {
         let sign_out = session.sign_out.clone();
-        Callback::from(move |_| sign_out.emit(()))
+        // Built-in accounts: the server revokes the session too, so a copied token dies with it.
+        let revoke = (session.config.auth.provider == "local").then(|| session.api.clone());
+        Callback::from(move |_| {
+            if let Some(api) = revoke.clone() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = api.call("POST", "/api/auth/local/sign-out").await;
+                });
+            }
+            sign_out.emit(());
+        })
     };
 
     let project_list = match &*projects {
