@@ -1,5 +1,5 @@
 //! The sidebar: projects, the selected project's chats, "New project", "New chat",
-//! "Project settings" and "Sign out".
+//! "Project settings", "Sign out" and (built-in accounts) "Change password".
 
 use confab_api_types::{Conversation, CreateConversation, CreateProject, Project};
 use uuid::Uuid;
@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::nav_link::NavLink,
+    components::{nav_link::NavLink, password::ChangePassword},
     hooks::{use_data_version, use_session},
 };
 
@@ -284,6 +284,7 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
             <div class="sidebar-foot">
                 <span class="user truncate" title={user_name.clone()}>{ user_name }</span>
                 <button type="button" class="button ghost small" onclick={sign_out}>{ "Sign out" }</button>
+                <ChangePassword />
             </div>
         </nav>
     }
