@@ -858,6 +858,26 @@ mod tests {
     }
 
     #[test]
+    fn a_long_password_is_never_truncated() {
+        let hasher = owasp_argon2().unwrap();
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let long = "x".repeat(MAX_PASSWORD_CHARS - 1);
+        let hash = hasher
+            .hash_password(format!("{long}a").as_bytes(), &salt)
+            .unwrap();
+        assert!(
+            hasher
+                .verify_password(format!("{long}a").as_bytes(), &hash)
+                .is_ok()
+        );
+        assert!(
+            hasher
+                .verify_password(format!("{long}b").as_bytes(), &hash)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn the_bundled_list_is_lowercase_and_only_holds_what_the_length_rule_lets_through() {
         let words: Vec<&str> = COMMON_PASSWORDS
             .lines()
