@@ -811,6 +811,7 @@ mod tests {
         round_trip(ClientConfig {
             auth: AuthConfig {
                 provider: "clerk".into(),
+                signup: None,
                 clerk_publishable_key: Some("pk_test_x".into()),
                 clerk_frontend_api: Some("clerk.example.com".into()),
             },

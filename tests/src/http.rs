@@ -76,6 +76,7 @@ pub struct AppOptions {
     settings: Vec<(String, String)>,
     auth: Option<Arc<dyn AuthVerifier>>,
     dev_tokens: Option<Arc<dyn DevTokens>>,
+    local: Option<Arc<confab_auth::LocalAuth>>,
     prompt_delay: Option<Duration>,
     replica_of: Option<(MemoryStore, Arc<dyn LiveReplies>)>,
 }
@@ -133,6 +134,14 @@ impl AppOptions {
         self
     }
 
+    /// Built-in accounts: `local` verifies tokens and serves `/api/auth/local/*`.
+    #[must_use]
+    pub fn local(mut self, local: Arc<confab_auth::LocalAuth>) -> Self {
+        self.auth = Some(local.clone());
+        self.local = Some(local);
+        self
+    }
+
     /// Each send's read of the conversation's prompt takes `delay` (it runs beside the turn's
     /// transaction: the turn is stored while it waits).
     #[must_use]
@@ -180,6 +189,7 @@ impl AppOptions {
             blobs: Arc::new(blobs.clone()),
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),
             dev_tokens: self.dev_tokens,
+            local: self.local,
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),

@@ -4,6 +4,7 @@ pub mod clerk;
 pub mod config;
 pub mod dev;
 pub mod jwks;
+pub mod local;
 pub mod oidc;
 pub mod token;
 
@@ -17,5 +18,6 @@ pub use dev::{DevAuth, DevAuthError, validate_username};
 pub use jwks::{
     DEFAULT_MAX_AGE, JwksCache, JwksSource, KeyLookupError, KeyPolicy, MAX_MAX_AGE, MIN_MAX_AGE,
 };
+pub use local::{LocalAuth, LocalAuthError, LocalConfig, SignUpMode};
 pub use oidc::OidcVerifier;
 pub use token::{CLOCK_SKEW_SECS, MAX_TOKEN_BYTES, VerifyingKey};

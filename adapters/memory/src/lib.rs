@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod accounts;
 mod auth;
 mod blob;
 mod echo;
@@ -7,6 +8,7 @@ mod live;
 mod scripted;
 mod store;
 
+pub use accounts::MemoryAccounts;
 pub use auth::FakeAuth;
 pub use blob::MemoryBlobStore;
 pub use echo::EchoLlm;

@@ -6,6 +6,7 @@
 //! operation finishes (a write is committed or rolled back whole) and the connection returns
 //! to the pool clean.
 
+use confab_core::accounts::{Account, Link, LinkKind, Session};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Timestamp,
@@ -73,7 +74,10 @@ by_reference!(
     Conversation,
     Message,
     NewTurn,
-    FileMeta
+    FileMeta,
+    Account,
+    Session,
+    Link
 );
 
 by_value!(
@@ -90,7 +94,9 @@ by_value!(
     Option<i32>,
     Option<Uuid>,
     Option<(Timestamp, ConversationId)>,
-    Option<String>
+    Option<String>,
+    Uuid,
+    LinkKind
 );
 
 impl Detach for &str {

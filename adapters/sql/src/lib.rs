@@ -20,6 +20,7 @@ mod detach;
 mod error;
 #[macro_use]
 mod queries;
+mod accounts;
 mod rows;
 mod schema;
 mod store;

@@ -100,3 +100,43 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     file_metadata,
 );
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    accounts (id) {
+        id -> Id,
+        username -> Text,
+        email -> Nullable<Text>,
+        password_hash -> Text,
+        is_admin -> Bool,
+        created_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    auth_sessions (id) {
+        id -> Id,
+        account_id -> Id,
+        created_at -> Instant,
+        expires_at -> Instant,
+        revoked_at -> Nullable<Instant>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    auth_links (token_hash) {
+        token_hash -> Text,
+        kind -> Text,
+        account_id -> Nullable<Id>,
+        expires_at -> Instant,
+        used_at -> Nullable<Instant>,
+    }
+}

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
@@ -19,7 +20,7 @@ use uuid::Uuid;
 use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
-use crate::queries;
+use crate::{accounts, queries};
 
 /// Every storage port over PostgreSQL or SQLite. Cloning is cheap (the clones share one
 /// pool), so one store can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, …
@@ -88,19 +89,19 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 /// operation runs in a task of its own, with owned arguments (see `detach`).
 macro_rules! on_conn {
     ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
-        on_conn!(@run $store, false, $op($($arg),*))
+        on_conn!(@run queries, $store, false, $op($($arg),*))
     };
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
-        on_conn!(@run $store, true, $op($($arg),*))
+        on_conn!(@run queries, $store, true, $op($($arg),*))
     };
-    (@run $store:expr, $writes:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
+    (@run $module:ident, $store:expr, $writes:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
         match &$store.inner.backend {
             Backend::Postgres(pools) => {
                 let pool = pools
                     .get()
                     .map_err(|e| StoreError::Internal(e.to_string()))?;
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                queries::pg::$op(&mut conn, $($arg),*).await
+                $module::pg::$op(&mut conn, $($arg),*).await
             }
             Backend::Sqlite { pool, file, .. } => {
                 let pool = match file {
@@ -110,11 +111,21 @@ macro_rules! on_conn {
                 $( let $arg = Detach::detach(&$arg); )*
                 detached(async move {
                     let mut conn = pool.get().await.map_err(pool_error)?;
-                    queries::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*).await
+                    $module::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*).await
                 })
                 .await
             }
         }
+    };
+}
+
+/// [`on_conn!`] for the operations of [`accounts`](crate::accounts).
+macro_rules! on_accounts {
+    ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run accounts, $store, false, $op($($arg),*))
+    };
+    ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run accounts, $store, true, $op($($arg),*))
     };
 }
 
@@ -484,5 +495,61 @@ impl FileStore for SqlStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         on_conn!(self, write delete_file(owner, id))
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn create_account(&self, account: &Account) -> Result<Account, StoreError> {
+        on_accounts!(self, write create_account(account))
+    }
+
+    async fn count_accounts(&self) -> Result<u64, StoreError> {
+        on_accounts!(self, read count_accounts())
+    }
+
+    async fn find_account(&self, login: &str) -> Result<Option<Account>, StoreError> {
+        on_accounts!(self, read find_account(login))
+    }
+
+    async fn get_account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        on_accounts!(self, read get_account(id))
+    }
+
+    async fn set_password(&self, id: Uuid, hash: &str, now: Timestamp) -> Result<(), StoreError> {
+        on_accounts!(self, write set_password(id, hash, now))
+    }
+
+    async fn delete_account(&self, id: Uuid) -> Result<(), StoreError> {
+        on_accounts!(self, write delete_account(id))
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        on_accounts!(self, write insert_session(session))
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        on_accounts!(self, read get_session(id))
+    }
+
+    async fn revoke_session(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        on_accounts!(self, write revoke_session(id, now))
+    }
+
+    async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        on_accounts!(self, write revoke_sessions(account_id, now))
+    }
+
+    async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
+        on_accounts!(self, write insert_link(link))
+    }
+
+    async fn take_link(
+        &self,
+        kind: LinkKind,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Link>, StoreError> {
+        on_accounts!(self, write take_link(kind, token_hash, now))
     }
 }

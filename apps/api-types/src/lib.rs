@@ -250,6 +250,98 @@ pub struct DevToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Debug without the secrets: these types hold passwords and link secrets.
+macro_rules! redacted_debug {
+    ($ty:ident { $($shown:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+/// `POST /api/auth/local/sign-up`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LocalSignUp {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// 12 to 1024 characters, not a common password.
+    pub password: String,
+    /// The secret of an invite link (required when sign-up is by invitation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+}
+redacted_debug!(LocalSignUp { username, email });
+
+/// `POST /api/auth/local/sign-in`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LocalSignIn {
+    /// Username or e-mail.
+    pub login: String,
+    pub password: String,
+}
+redacted_debug!(LocalSignIn { login });
+
+/// A session's access token (sign-up, sign-in, password change).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+redacted_debug!(SessionToken { expires_at });
+
+/// `POST /api/auth/local/password`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+redacted_debug!(PasswordChange {});
+
+/// `POST /api/auth/local/reset`: a new password with an administrator's reset link.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasswordReset {
+    /// The secret of the reset link.
+    pub token: String,
+    pub new: String,
+}
+redacted_debug!(PasswordReset {});
+
+/// `DELETE /api/auth/local/account`: the password again, to delete the account and its data.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AccountDeletion {
+    pub password: String,
+}
+redacted_debug!(AccountDeletion {});
+
+/// `POST /api/admin/password-resets`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ResetRequest {
+    /// The username or e-mail of the account.
+    pub login: String,
+}
+
+/// A single-use link (invite or password reset): its URL carries the secret after `#`, so
+/// that it never reaches a server's access log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LinkCreated {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+redacted_debug!(LinkCreated { expires_at });
+
 /// `GET /api/me`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -261,8 +353,11 @@ pub struct Me {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AuthConfig {
-    /// `clerk`, `oidc` or `dev`.
+    /// `clerk`, `oidc`, `dev` or `local`.
     pub provider: String,
+    /// With `local`: who may create an account, `open`, `invite` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signup: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clerk_publishable_key: Option<String>,
     /// With Clerk: the host of the instance's Frontend API (`clerk.example.com`), which the

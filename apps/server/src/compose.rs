@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use confab_api_types as api;
-use confab_auth::{ClerkVerifier, DevAuth, OidcVerifier};
+use confab_auth::{ClerkVerifier, DevAuth, LocalAuth, OidcVerifier};
 use confab_core::ChatService;
+use confab_core::accounts::AccountStore;
 use confab_core::files::FileService;
 use confab_core::ports::{
     AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, ProjectStore,
@@ -16,7 +17,7 @@ use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
-use confab_memory::{EchoLlm, MemoryBlobStore, MemoryLiveReplies, MemoryStore};
+use confab_memory::{EchoLlm, MemoryAccounts, MemoryBlobStore, MemoryLiveReplies, MemoryStore};
 use confab_openai::{ChatCompletionsLlm, ResponsesLlm};
 use confab_sql::SqlStore;
 use futures::future::BoxFuture;
@@ -70,6 +71,8 @@ pub struct Adapters {
     pub auth: Arc<dyn AuthVerifier>,
     /// Present when dev sign-in is the configured provider.
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
+    /// Present when built-in accounts are the configured provider.
+    pub local: Option<Arc<LocalAuth>>,
     pub llm: Arc<dyn LlmStream>,
     pub limiter: Arc<dyn SendLimiter>,
     /// Replies' live events: in this process, or on Redis shared by every replica.
@@ -90,11 +93,11 @@ pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> 
 
 /// Builds every adapter from the settings and logs which ones it chose.
 pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
-    let sign_in = sign_in(&settings.auth)?;
     let llm = llm(&settings.llm)?;
     let (blobs, files) = blobs(&settings.files)?;
     let database = redact_url(settings.database.url.expose_secret());
-    let stores = stores(&settings.database).await?;
+    let (stores, accounts) = stores(&settings.database).await?;
+    let sign_in = sign_in(&settings.auth, accounts)?;
     let (live, live_backend) = live(&settings.live).await?;
     let limiter = limiter(settings).await?;
     let llm_url = match &settings.llm {
@@ -131,6 +134,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         blobs,
         auth: sign_in.verifier,
         dev_tokens: sign_in.dev_tokens,
+        local: sign_in.local,
         llm,
         limiter,
         live,
@@ -188,11 +192,19 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 trait Stores: ProjectStore + PromptStore + ChatHistory + FileStore {}
 impl<S: ProjectStore + PromptStore + ChatHistory + FileStore> Stores for S {}
 
-/// The store of `memory:`, or the database (migrated).
-async fn stores(database: &DatabaseSettings) -> Result<Arc<dyn Stores>, ComposeError> {
+/// The stores of `memory:`, or the database (migrated): every storage port, and accounts.
+async fn stores(
+    database: &DatabaseSettings,
+) -> Result<(Arc<dyn Stores>, Arc<dyn AccountStore>), ComposeError> {
     Ok(match database.url.expose_secret() {
-        "memory:" => Arc::new(MemoryStore::new()),
-        _ => Arc::new(open_database(database).await?),
+        "memory:" => (
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryAccounts::new()),
+        ),
+        _ => {
+            let store = Arc::new(open_database(database).await?);
+            (store.clone(), store)
+        }
     })
 }
 
@@ -213,12 +225,14 @@ pub async fn open_database(database: &DatabaseSettings) -> Result<SqlStore, Comp
 struct SignIn {
     verifier: Arc<dyn AuthVerifier>,
     dev_tokens: Option<Arc<dyn DevTokens>>,
+    local: Option<Arc<LocalAuth>>,
 }
 
-fn sign_in(auth: &AuthSettings) -> Result<SignIn, ComposeError> {
+fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignIn, ComposeError> {
     let verifier_only = |verifier: Arc<dyn AuthVerifier>| SignIn {
         verifier,
         dev_tokens: None,
+        local: None,
     };
     Ok(match auth {
         AuthSettings::Dev { config, .. } => {
@@ -226,6 +240,15 @@ fn sign_in(auth: &AuthSettings) -> Result<SignIn, ComposeError> {
             SignIn {
                 verifier: dev.clone(),
                 dev_tokens: Some(dev),
+                local: None,
+            }
+        }
+        AuthSettings::Local(config) => {
+            let local = Arc::new(LocalAuth::new(accounts, config)?);
+            SignIn {
+                verifier: local.clone(),
+                dev_tokens: None,
+                local: Some(local),
             }
         }
         AuthSettings::Clerk(config) => verifier_only(Arc::new(ClerkVerifier::new(config)?)),
@@ -363,6 +386,10 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     let client_config = api::ClientConfig {
         auth: api::AuthConfig {
             provider: settings.auth.provider().to_owned(),
+            signup: adapters
+                .local
+                .as_ref()
+                .map(|local| local.signup_mode().as_str().to_owned()),
             clerk_publishable_key: clerk_key,
             clerk_frontend_api: clerk_host.clone(),
         },
@@ -399,6 +426,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         history: adapters.history,
         auth: adapters.auth,
         dev_tokens: adapters.dev_tokens,
+        local: adapters.local,
         client_config,
         generations: Generations::default(),
         live: adapters.live,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use confab_auth::{ClerkConfig, DevConfig, OidcConfig};
+use confab_auth::{ClerkConfig, DevConfig, LocalConfig, OidcConfig, SignUpMode};
 use confab_core::{ChatSettings, Limits};
 use confab_openai::{DEFAULT_MODEL, OpenAiConfig, ProviderConfig};
 use confab_sql::PoolOptions;
@@ -63,6 +63,8 @@ pub enum AuthSettings {
     },
     Clerk(ClerkConfig),
     Oidc(OidcConfig),
+    /// Built-in accounts, stored in the database.
+    Local(LocalConfig),
 }
 
 impl AuthSettings {
@@ -72,6 +74,7 @@ impl AuthSettings {
             Self::Dev { .. } => "dev",
             Self::Clerk(_) => "clerk",
             Self::Oidc(_) => "oidc",
+            Self::Local(_) => "local",
         }
     }
 }
@@ -296,6 +299,14 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
             };
             config.resolve()?;
             AuthSettings::Oidc(config)
+        }
+        "local" => {
+            let signup = v.text(&SIGNUP).unwrap_or_else(|| "invite".to_owned());
+            AuthSettings::Local(LocalConfig {
+                secret: v.secret(&LOCAL_AUTH_SECRET),
+                session_ttl: v.secs(&SESSION_TTL_SECS)?,
+                signup: SignUpMode::parse(&signup)?,
+            })
         }
         _ => {
             let config = DevConfig {

@@ -50,6 +50,15 @@ pub enum ApiError {
     /// 429 `rate_limited`, with `Retry-After`.
     #[error("too many messages; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// 401 `invalid_credentials`: a wrong login/password pair (which part is never said).
+    #[error("the username, e-mail or password is wrong")]
+    InvalidCredentials,
+    /// 403 `forbidden`.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 429 `rate_limited` after failed sign-ins, with `Retry-After` (any length).
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     /// 503 `unavailable`.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -132,12 +141,17 @@ fn code_for(status: StatusCode) -> Cow<'static, str> {
 /// The one builder of error answers: a problem+json response for `status` (its `code` and
 /// `title` follow from it) with `detail`, a sentence for a person.
 pub fn problem(status: StatusCode, detail: String) -> HttpResponse {
+    problem_with_code(status, &code_for(status), detail)
+}
+
+/// [`problem`] with a `code` more precise than the status's (`invalid_credentials`).
+pub fn problem_with_code(status: StatusCode, code: &str, detail: String) -> HttpResponse {
     let body = Problem {
         kind: "about:blank".to_owned(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-        code: code_for(status).into_owned(),
+        code: code.to_owned(),
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     HttpResponse::build(status)
@@ -251,7 +265,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -261,7 +277,12 @@ impl ResponseError for ApiError {
         if let Self::Internal(cause) = self {
             tracing::error!(cause = %cause, "internal error");
         }
-        let mut response = problem(self.status_code(), self.detail());
+        let mut response = match self {
+            Self::InvalidCredentials => {
+                problem_with_code(self.status_code(), "invalid_credentials", self.detail())
+            }
+            _ => problem(self.status_code(), self.detail()),
+        };
         let headers = response.headers_mut();
         match self {
             Self::Unauthenticated => {
@@ -270,7 +291,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Throttled { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Unavailable(_) => {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub history: Arc<dyn ChatHistory>,
     pub auth: Arc<dyn AuthVerifier>,
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
+    /// Built-in accounts, when they are the configured provider.
+    pub local: Option<Arc<confab_auth::LocalAuth>>,
     pub client_config: ClientConfig,
     pub generations: Generations,
     /// Every reply's events, for followers on any replica, and cancels across replicas.

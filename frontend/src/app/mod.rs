@@ -188,7 +188,9 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
         .await
         .map_err(|e: ApiError| e.describe())?;
     match config.auth.provider.as_str() {
-        "dev" => {
+        // Built-in accounts' tokens are bearer tokens like dev ones; a revoked one is
+        // answered 401, which signs the client out.
+        "dev" | "local" => {
             if let Some(stored) = session_store::load() {
                 user.set(Some(Rc::new(SignedIn {
                     name: stored.username,

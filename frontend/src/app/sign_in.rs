@@ -1,6 +1,7 @@
-//! The sign-in page: a username form with dev auth, Clerk's own form with Clerk.
+//! The sign-in page: a username form with dev auth, Clerk's own form with Clerk, and
+//! "Username or email" / "Password" (or "Create account") with built-in accounts.
 
-use confab_api_types::{DevLogin, DevToken};
+use confab_api_types::{DevLogin, DevToken, LocalSignIn as SignInBody, LocalSignUp, SessionToken};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -21,6 +22,7 @@ pub fn SignIn() -> Html {
     let body = match session.config.auth.provider.as_str() {
         "dev" => html! { <DevSignIn /> },
         "clerk" => html! { <ClerkSignIn /> },
+        "local" => html! { <LocalSignIn /> },
         other => html! {
             <p class="error" role="alert">
                 { format!("This server signs people in with “{other}”, which this web client does not support yet.") }
@@ -133,4 +135,131 @@ fn ClerkSignIn() -> Html {
         });
     }
     html! { <div ref={mount} class="clerk-mount"></div> }
+}
+
+/// The secret of an invite link (`/#invite=…`), if the page was opened with one.
+fn invite_from_location() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    let secret = hash.strip_prefix("#invite=")?;
+    (!secret.is_empty()).then(|| secret.to_owned())
+}
+
+fn field_value(field: &NodeRef) -> String {
+    field
+        .cast::<HtmlInputElement>()
+        .map(|input| input.value())
+        .unwrap_or_default()
+}
+
+/// Built-in accounts: sign in, or create an account when sign-up is open or an invite link
+/// was followed.
+#[component]
+fn LocalSignIn() -> Html {
+    let session = use_session();
+    let invite = use_memo((), |_| invite_from_location());
+    let can_create = invite.is_some() || session.config.auth.signup.as_deref() == Some("open");
+    let creating = use_state(|| invite.is_some());
+    let (login, email, password) = (use_node_ref(), use_node_ref(), use_node_ref());
+    let error = use_state(|| None::<String>);
+    let busy = use_state(|| false);
+
+    let onsubmit = {
+        let (login, email, password) = (login.clone(), email.clone(), password.clone());
+        let (error, busy, creating) = (error.clone(), busy.clone(), creating.clone());
+        let (sign_in, invite) = (session.sign_in.clone(), invite.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let name = field_value(&login).trim().to_owned();
+            let secret = field_value(&password);
+            if name.is_empty() || secret.is_empty() {
+                error.set(Some("Fill in every field.".into()));
+                return;
+            }
+            let email = field_value(&email).trim().to_owned();
+            busy.set(true);
+            error.set(None);
+            let (error, busy, sign_in) = (error.clone(), busy.clone(), sign_in.clone());
+            let (creating, invite) = (*creating, (*invite).clone());
+            spawn_local(async move {
+                let answer = if creating {
+                    let body = LocalSignUp {
+                        username: name.clone(),
+                        email: (!email.is_empty()).then_some(email),
+                        password: secret,
+                        invite,
+                    };
+                    Api::anonymous()
+                        .send::<_, SessionToken>("POST", "/api/auth/local/sign-up", &body)
+                        .await
+                } else {
+                    let body = SignInBody {
+                        login: name.clone(),
+                        password: secret,
+                    };
+                    Api::anonymous()
+                        .send::<_, SessionToken>("POST", "/api/auth/local/sign-in", &body)
+                        .await
+                };
+                match answer {
+                    Ok(t) => {
+                        session_store::save(&StoredSession {
+                            username: name.clone(),
+                            token: t.token.clone(),
+                            expires_at_ms: t.expires_at.timestamp_millis(),
+                        });
+                        sign_in.emit(SignedIn {
+                            name,
+                            credentials: Credentials::Dev { token: t.token },
+                        });
+                    }
+                    Err(e) => {
+                        busy.set(false);
+                        error.set(Some(e.describe()));
+                    }
+                }
+            });
+        })
+    };
+    let toggle = {
+        let (creating, error) = (creating.clone(), error.clone());
+        Callback::from(move |_: MouseEvent| {
+            error.set(None);
+            creating.set(!*creating);
+        })
+    };
+
+    html! {
+        <form class="stack" {onsubmit} novalidate=true>
+            <div class="field">
+                <label for="login">{ if *creating { "Username" } else { "Username or email" } }</label>
+                <input ref={login} id="login" name="username" type="text" autocomplete="username"
+                    autocapitalize="none" spellcheck="false" required=true maxlength="320" />
+            </div>
+            if *creating {
+                <div class="field">
+                    <label for="email">{ "Email (optional)" }</label>
+                    <input ref={email} id="email" name="email" type="email" autocomplete="email" />
+                </div>
+            }
+            <div class="field">
+                <label for="password">{ "Password" }</label>
+                <input ref={password} id="password" name="password" type="password"
+                    autocomplete={if *creating { "new-password" } else { "current-password" }}
+                    required=true maxlength="1024"
+                    aria-invalid={error.is_some().to_string()}
+                    aria-describedby={error.is_some().then_some("password-error")} />
+            </div>
+            if let Some(e) = &*error {
+                <p id="password-error" class="error" role="alert">{ e }</p>
+            }
+            <button type="submit" class="button primary wide" disabled={*busy}>
+                { if *creating { "Create account" } else { "Sign in" } }
+            </button>
+            if can_create {
+                <button type="button" class="button wide" onclick={toggle}>
+                    { if *creating { "I have an account" } else { "Create account" } }
+                </button>
+            }
+        </form>
+    }
 }

@@ -4,5 +4,6 @@ pub mod composer;
 pub mod files;
 pub mod message_list;
 pub mod nav_link;
+pub mod password;
 pub mod prompt_editor;
 pub mod sidebar;

@@ -1,5 +1,5 @@
 //! The sidebar: projects, the selected project's chats, "New project", "New chat",
-//! "Project settings" and "Sign out".
+//! "Project settings", "Sign out" and (built-in accounts) "Change password".
 
 use confab_api_types::{Conversation, CreateConversation, CreateProject, Project};
 use uuid::Uuid;
@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::nav_link::NavLink,
+    components::{nav_link::NavLink, password::ChangePassword},
     hooks::{use_data_version, use_session},
 };
 
@@ -184,7 +184,16 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
     };
     let sign_out = {
         let sign_out = session.sign_out.clone();
-        Callback::from(move |_| sign_out.emit(()))
+        // Built-in accounts: the server revokes the session too, so a copied token dies with it.
+        let revoke = (session.config.auth.provider == "local").then(|| session.api.clone());
+        Callback::from(move |_| {
+            if let Some(api) = revoke.clone() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = api.call("POST", "/api/auth/local/sign-out").await;
+                });
+            }
+            sign_out.emit(());
+        })
     };
 
     let project_list = match &*projects {
@@ -275,6 +284,7 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
             <div class="sidebar-foot">
                 <span class="user truncate" title={user_name.clone()}>{ user_name }</span>
                 <button type="button" class="button ghost small" onclick={sign_out}>{ "Sign out" }</button>
+                <ChangePassword />
             </div>
         </nav>
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use futures::FutureExt;
 
+pub mod accounts;
 pub mod auth;
 pub mod blobs;
 pub mod files;
@@ -25,6 +26,7 @@ pub mod projects;
 pub mod prompts;
 pub mod tree;
 
+pub use accounts::account_store_contract;
 pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
 pub use history::chat_history_contract;

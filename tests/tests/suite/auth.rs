@@ -689,3 +689,77 @@ async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
         "keys were fetched from an untrusted document"
     );
 }
+
+/// A local account's token is only valid while its session is: the adapter's own invalid
+/// token is one whose session was signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_auth_honours_the_auth_verifier_contract() {
+    use confab_auth::local::SignUp;
+    use confab_auth::{LocalAuth, LocalConfig, SignUpMode};
+    use secrecy::SecretString;
+
+    fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(work))
+    }
+    const PASSWORD: &str = "a long enough passphrase";
+
+    auth_verifier_contract(|| async {
+        let local = Arc::new(
+            LocalAuth::new(
+                Arc::new(confab_memory::MemoryAccounts::new()),
+                &LocalConfig {
+                    signup: SignUpMode::Open,
+                    ..LocalConfig::default()
+                },
+            )
+            .unwrap(),
+        );
+        // A session of `user` (the account is made on first use).
+        let signed_in = {
+            let local = Arc::clone(&local);
+            move |user: &str| {
+                block_on(async {
+                    let signed_up = local
+                        .sign_up(SignUp {
+                            username: user.to_owned(),
+                            email: None,
+                            password: SecretString::from(PASSWORD),
+                            invite: None,
+                        })
+                        .await;
+                    let token = match signed_up {
+                        Ok((_, issued)) => issued.token,
+                        Err(_) => {
+                            local
+                                .sign_in(user, &SecretString::from(PASSWORD), None)
+                                .await
+                                .unwrap()
+                                .token
+                        }
+                    };
+                    let (account, session) = local.session_of(&token).await.unwrap();
+                    (token, account, session)
+                })
+            }
+        };
+        let valid = signed_in.clone();
+        let issuer = Arc::clone(&local);
+        AuthSubject {
+            verifier: local,
+            mint_valid: Box::new(move |user| {
+                let (token, account, _) = valid(user);
+                Minted {
+                    token,
+                    user_id: format!("local:{}", account.id),
+                }
+            }),
+            mint_invalid: Box::new(move |user| {
+                let (token, _, session) = signed_in(user);
+                block_on(issuer.sign_out(session)).unwrap();
+                token
+            }),
+            guard: Box::new(()),
+        }
+    })
+    .await;
+}

@@ -42,3 +42,12 @@ async fn memory_blob_store_honours_the_blob_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_accounts_honour_the_account_store_contract() {
+    contract::account_store_contract(|| async {
+        Arc::new(confab_memory::MemoryAccounts::new())
+            as Arc<dyn confab_core::accounts::AccountStore>
+    })
+    .await;
+}

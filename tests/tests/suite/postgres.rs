@@ -55,3 +55,17 @@ async fn postgres_store_honours_the_file_store_contract() {
         contract::file_store_contract(postgres_stores).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_account_store_contract() {
+    if reachable().await {
+        contract::account_store_contract(|| async {
+            Arc::new(
+                testing::postgres_store()
+                    .await
+                    .expect("PostgreSQL was reachable when the test started"),
+            ) as Arc<dyn confab_core::accounts::AccountStore>
+        })
+        .await;
+    }
+}

@@ -35,3 +35,11 @@ async fn sqlite_store_honours_the_conversation_tree_contract() {
 async fn sqlite_store_honours_the_file_store_contract() {
     contract::file_store_contract(sqlite_stores).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_account_store_contract() {
+    contract::account_store_contract(|| async {
+        Arc::new(testing::sqlite_store().await) as Arc<dyn confab_core::accounts::AccountStore>
+    })
+    .await;
+}

@@ -217,7 +217,7 @@ keys! {
         "every Redis key and channel begins with it (several deployments may share one Redis)";
     LIVE_RETENTION_SECS: "CONFAB_LIVE_RETENTION_SECS", secs(1, 86_400), Is("60"), PUBLIC,
         "how long a finished reply's events can still be followed";
-    AUTH: "CONFAB_AUTH", Choice(&["dev", "clerk", "oidc"]), Derived("`clerk` if a Clerk key is set, else `dev`"), PUBLIC,
+    AUTH: "CONFAB_AUTH", Choice(&["dev", "clerk", "oidc", "local"]), Derived("`clerk` if a Clerk key is set, else `dev`"), PUBLIC,
         "how users sign in";
     DEV_AUTH_SECRET: "CONFAB_DEV_AUTH_SECRET", Text, Derived("random per start"), SECRET,
         "signs dev tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts)";
@@ -225,6 +225,12 @@ keys! {
         "lifetime of a dev token";
     DEV_AUTH_ALLOW_REMOTE: "CONFAB_DEV_AUTH_ALLOW_REMOTE", Flag, Is("0"), PUBLIC,
         "dev sign-in refuses a non-loopback `CONFAB_BIND` unless this is 1";
+    SIGNUP: "CONFAB_SIGNUP", Choice(&["open", "invite", "closed"]), Is("invite"), PUBLIC,
+        "who may create a built-in account (`CONFAB_AUTH=local`); the first account always may, and becomes the administrator";
+    LOCAL_AUTH_SECRET: "CONFAB_LOCAL_AUTH_SECRET", Text, Derived("random per start"), SECRET,
+        "signs built-in accounts' access tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts)";
+    SESSION_TTL_SECS: "CONFAB_SESSION_TTL_SECS", secs(60, 2_592_000), Is("43200"), PUBLIC,
+        "lifetime of a built-in account's session (revocable at any time)";
     CLERK_PUBLISHABLE_KEY: "CLERK_PUBLISHABLE_KEY", Text, Unset, PUBLIC,
         "`pk_…`; the issuer and JWKS URL are derived from it";
     CLERK_JWKS_URL: "CLERK_JWKS_URL", Url, Derived("derived"), PUBLIC, "explicit JWKS URL";

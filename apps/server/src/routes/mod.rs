@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod files;
+pub mod local;
 pub mod ops;
 pub mod projects;
 
@@ -61,6 +62,21 @@ fn public(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     )
     .service(
+        web::resource("/api/auth/local/sign-up")
+            .post(local::sign_up)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/auth/local/sign-in")
+            .post(local::sign_in)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/auth/local/reset")
+            .post(local::reset)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/openapi.json")
             .get(openapi::serve)
             .default_service(not_allowed("GET")),
@@ -76,6 +92,36 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/me")
             .get(ops::me)
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/auth/local/sign-out")
+            .post(local::sign_out)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/auth/local/sign-out-all")
+            .post(local::sign_out_all)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/auth/local/password")
+            .post(local::change_password)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/auth/local/account")
+            .delete(local::delete_account)
+            .default_service(not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/admin/invites")
+            .post(local::create_invite)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/admin/password-resets")
+            .post(local::create_reset)
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/projects")

@@ -4,6 +4,7 @@
 // this covers the helpers of this test crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod browser;
 mod configuration;
 mod harness;

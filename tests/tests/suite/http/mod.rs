@@ -10,6 +10,7 @@ mod errors;
 mod files;
 mod isolation;
 mod live;
+mod local;
 mod ops;
 mod paging;
 mod projects;

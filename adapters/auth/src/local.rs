@@ -1,0 +1,951 @@
+//! Built-in accounts (`CONFAB_AUTH=local`): sign-up, sign-in by username or e-mail and
+//! password, sessions, invites and password resets, over an [`AccountStore`].
+//!
+//! - Passwords are hashed with Argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane) on
+//!   a blocking thread, so a sign-in never stalls the async workers. At least
+//!   [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_CHARS`], and not on the
+//!   bundled list of common passwords. A password is never logged: it only lives in
+//!   `SecretString`s and in the hasher.
+//! - A wrong login and a wrong password get the same answer, after the same work: when no
+//!   account matches, a dummy hash is verified.
+//! - Failures are throttled per login and per client address with exponential backoff that
+//!   always ends (no lockout an attacker could aim at a victim).
+//! - An access token is an HS256 JWT (`iss` `confab-local`, `sub` `local:<account id>`,
+//!   `sid` the session). Verifying it also checks the session record, cached for at most
+//!   [`SESSION_CACHE`], so a revocation holds everywhere within seconds (at once in this
+//!   process).
+//! - Invite and reset links carry 32 random bytes; only their SHA-256 is stored.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm as Argon, Argon2, Params, Version};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use confab_core::clock::{Clock, SystemClock};
+use confab_core::error::{Conflict, StoreError};
+use confab_core::ports::AuthVerifier;
+use confab_core::{AuthError, Principal, ValidationError};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::ConfigError;
+use crate::dev::validate_username;
+use crate::token::{
+    VerifyingKey, base_validation, decode_claims, ensure_crypto_provider, precheck, principal,
+    unauthenticated,
+};
+
+/// The `iss` of every local access token.
+pub const LOCAL_ISSUER: &str = "confab-local";
+/// Prefix of a local account's user id: `local:<uuid>`.
+pub const LOCAL_SUBJECT_PREFIX: &str = "local:";
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// How long a verified session is trusted without asking the store again.
+pub const SESSION_CACHE: Duration = Duration::from_secs(2);
+pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const RESET_TTL: Duration = Duration::from_secs(3600);
+/// Failures allowed before backoff starts: per login, and per client address.
+pub const FREE_FAILURES_PER_LOGIN: u32 = 5;
+pub const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+/// The longest wait the backoff imposes (it doubles up to this, and never locks for good).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Who may create an account (`CONFAB_SIGNUP`). The very first account may always be
+/// created, and becomes the administrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SignUpMode {
+    /// Anyone.
+    Open,
+    /// With an administrator's single-use invite link.
+    #[default]
+    Invite,
+    /// Nobody.
+    Closed,
+}
+
+impl SignUpMode {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses `open`, `invite` or `closed`.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim() {
+            "open" => Ok(Self::Open),
+            "invite" => Ok(Self::Invite),
+            "closed" => Ok(Self::Closed),
+            _ => Err(ConfigError::Invalid {
+                variable: "CONFAB_SIGNUP",
+                reason: "must be open, invite or closed".into(),
+            }),
+        }
+    }
+}
+
+/// Settings of built-in accounts.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// `CONFAB_LOCAL_AUTH_SECRET`: signs access tokens; at least 32 bytes. `None`: random per
+    /// start (everyone signs in again after a restart).
+    pub secret: Option<SecretString>,
+    /// `CONFAB_SESSION_TTL_SECS`: lifetime of a session and its token (default 12 h).
+    pub session_ttl: Duration,
+    /// `CONFAB_SIGNUP`.
+    pub signup: SignUpMode,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            signup: SignUpMode::default(),
+        }
+    }
+}
+
+/// Why an operation on accounts failed. Never carries a password or a link's secret.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalAuthError {
+    /// 401 `invalid_credentials`: any wrong login/password pair, unknown account included.
+    #[error("the username, e-mail or password is wrong")]
+    InvalidCredentials,
+    /// 429 with `Retry-After`.
+    #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    /// 422 `validation_failed`.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// 403: sign-up is closed, or needs an invite that was not given.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 409: the username or e-mail is taken.
+    #[error("this username or e-mail is already in use")]
+    Taken,
+    /// 400: an invite or reset link that is unknown, used or expired.
+    #[error("this link is invalid, used or expired")]
+    InvalidLink,
+    /// 404: no such account (administrator operations only).
+    #[error("there is no such account")]
+    NoSuchAccount,
+    #[error(transparent)]
+    Store(StoreError),
+    /// 500: hashing or signing failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for LocalAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(Conflict::DuplicateId) => Self::Taken,
+            other => Self::Store(other),
+        }
+    }
+}
+
+type Result<T, E = LocalAuthError> = std::result::Result<T, E>;
+
+/// A signed-in session's access token.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A single-use link's secret (goes into the URL) and when it expires.
+#[derive(Debug)]
+pub struct IssuedLink {
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new account's fields, as the client sent them.
+#[derive(Debug)]
+pub struct SignUp {
+    pub username: String,
+    pub email: Option<String>,
+    pub password: SecretString,
+    pub invite: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LocalClaims {
+    iss: String,
+    sub: String,
+    sid: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+/// Built-in accounts: issues and verifies access tokens, and every account operation.
+pub struct LocalAuth {
+    store: Arc<dyn AccountStore>,
+    encoding: EncodingKey,
+    key: VerifyingKey,
+    validation: Validation,
+    ttl: Duration,
+    signup: SignUpMode,
+    hasher: Argon2<'static>,
+    /// Verified when no account matches, so that both answers take the same time.
+    dummy_hash: String,
+    common: std::collections::HashSet<&'static str>,
+    throttle: Throttle,
+    /// Session id → (when checked, still valid).
+    sessions: Mutex<HashMap<Uuid, (Instant, bool)>>,
+}
+
+impl std::fmt::Debug for LocalAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAuth")
+            .field("ttl", &self.ttl)
+            .field("signup", &self.signup)
+            .finish_non_exhaustive()
+    }
+}
+
+/// OWASP's Argon2id parameters: m = 19 MiB, t = 2, p = 1.
+fn owasp_argon2() -> Result<Argon2<'static>, ConfigError> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| ConfigError::Invalid {
+        variable: "CONFAB_AUTH",
+        reason: format!("Argon2 parameters: {e}"),
+    })?;
+    Ok(Argon2::new(Argon::Argon2id, Version::V0x13, params))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| LocalAuthError::Internal(format!("no random bytes: {e}")))?;
+    Ok(bytes)
+}
+
+/// The stored form of a link's secret.
+#[must_use]
+pub fn link_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl LocalAuth {
+    /// Checks the settings and prepares the hasher (hashing the dummy takes one hash's time).
+    pub fn new(store: Arc<dyn AccountStore>, config: &LocalConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    /// As [`new`](Self::new), with the clock the throttle reads (tests advance it).
+    pub fn with_clock(
+        store: Arc<dyn AccountStore>,
+        config: &LocalConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        ensure_crypto_provider();
+        let invalid = |variable, reason: &str| ConfigError::Invalid {
+            variable,
+            reason: reason.to_owned(),
+        };
+        let secret: Vec<u8> = match &config.secret {
+            Some(s) if s.expose_secret().len() < 32 => {
+                return Err(invalid(
+                    "CONFAB_LOCAL_AUTH_SECRET",
+                    "must be at least 32 bytes long",
+                ));
+            }
+            Some(s) => s.expose_secret().as_bytes().to_vec(),
+            None => random_bytes::<32>()
+                .map_err(|_| invalid("CONFAB_LOCAL_AUTH_SECRET", "no random key available"))?
+                .to_vec(),
+        };
+        if config.session_ttl < Duration::from_secs(60)
+            || config.session_ttl > Duration::from_secs(30 * 24 * 3600)
+        {
+            return Err(invalid(
+                "CONFAB_SESSION_TTL_SECS",
+                "must be between 60 seconds and 30 days",
+            ));
+        }
+        let hasher = owasp_argon2()?;
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let dummy_hash = hasher
+            .hash_password(b"confab dummy password", &salt)
+            .map_err(|e| invalid("CONFAB_AUTH", &format!("Argon2 does not work here: {e}")))?
+            .to_string();
+        let mut validation = base_validation(Algorithm::HS256);
+        validation.set_issuer(&[LOCAL_ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        Ok(Self {
+            store,
+            encoding: EncodingKey::from_secret(&secret),
+            key: VerifyingKey {
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(&secret),
+            },
+            validation,
+            ttl: config.session_ttl,
+            signup: config.signup,
+            hasher,
+            dummy_hash,
+            common: COMMON_PASSWORDS
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .collect(),
+            throttle: Throttle::new(clock),
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    #[must_use]
+    pub fn signup_mode(&self) -> SignUpMode {
+        self.signup
+    }
+
+    /// Length and the list of common passwords; the username inside the password is refused too.
+    pub fn check_password(&self, password: &str, username: &str) -> Result<(), ValidationError> {
+        let chars = password.chars().count();
+        if chars < MIN_PASSWORD_CHARS {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+            ));
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
+        let lower = password.to_lowercase();
+        if self.common.contains(lower.as_str())
+            || (!username.is_empty() && lower.contains(&username.to_lowercase()))
+        {
+            return Err(ValidationError::new(
+                "password",
+                "is too easy to guess: it is a common password or contains the username",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn hash(&self, password: &SecretString) -> Result<String> {
+        let hasher = self.hasher.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+            hasher
+                .hash_password(password.expose_secret().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| LocalAuthError::Internal(format!("hashing failed: {e}")))
+        })
+        .await
+        .map_err(|e| LocalAuthError::Internal(format!("hashing task failed: {e}")))?
+    }
+
+    /// Whether `password` matches `hash` (`None`: the dummy, always false), off the runtime.
+    async fn verify_password(&self, password: &SecretString, hash: Option<&str>) -> Result<bool> {
+        let hasher = self.hasher.clone();
+        let password = password.clone();
+        let real = hash.is_some();
+        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        tokio::task::spawn_blocking(move || {
+            let parsed = PasswordHash::new(&hash).map_err(|e| {
+                LocalAuthError::Internal(format!("a stored hash is unreadable: {e}"))
+            })?;
+            let ok = hasher
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && real)
+        })
+        .await
+        .map_err(|e| LocalAuthError::Internal(format!("hashing task failed: {e}")))?
+    }
+
+    /// Creates an account (see [`SignUpMode`]) and signs it in.
+    pub async fn sign_up(&self, request: SignUp) -> Result<(Account, IssuedToken)> {
+        let username = request.username.to_lowercase();
+        validate_username(&username)?;
+        let email = match request.email.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(email) => Some(normalize_email(email)?),
+        };
+        self.check_password(request.password.expose_secret(), &username)?;
+        let first = self.store.count_accounts().await? == 0;
+        if !first {
+            match (self.signup, request.invite.as_deref()) {
+                (SignUpMode::Open, _) => {}
+                (SignUpMode::Closed, _) => {
+                    return Err(LocalAuthError::Forbidden(
+                        "Sign-up is closed on this server.",
+                    ));
+                }
+                (SignUpMode::Invite, None) => {
+                    return Err(LocalAuthError::Forbidden(
+                        "Sign-up needs an invite link from an administrator.",
+                    ));
+                }
+                (SignUpMode::Invite, Some(invite)) => {
+                    if self.store.find_account(&username).await?.is_some()
+                        || email_taken(&*self.store, email.as_deref()).await?
+                    {
+                        return Err(LocalAuthError::Taken);
+                    }
+                    self.store
+                        .take_link(LinkKind::Invite, &link_hash(invite), Utc::now())
+                        .await?
+                        .ok_or(LocalAuthError::InvalidLink)?;
+                }
+            }
+        }
+        let account = Account {
+            id: Uuid::now_v7(),
+            username,
+            email,
+            password_hash: self.hash(&request.password).await?,
+            is_admin: false,
+            created_at: Utc::now(),
+        };
+        let account = self.store.create_account(&account).await?;
+        let token = self.start_session(account.id).await?;
+        Ok((account, token))
+    }
+
+    /// Signs in by username or e-mail. `address` is the client's, for the throttle.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &SecretString,
+        address: Option<IpAddr>,
+    ) -> Result<IssuedToken> {
+        let login = login.trim().to_lowercase();
+        let keys = throttle_keys(&login, address);
+        self.throttle.check(&keys)?;
+        let account = if login.is_empty() || login.chars().count() > 320 {
+            None
+        } else {
+            self.store.find_account(&login).await?
+        };
+        let hash = account.as_ref().map(|a| a.password_hash.as_str());
+        if !self.verify_password(password, hash).await? {
+            self.throttle.fail(&keys);
+            return Err(LocalAuthError::InvalidCredentials);
+        }
+        let Some(account) = account else {
+            return Err(LocalAuthError::InvalidCredentials);
+        };
+        self.throttle.succeed(&keys[0]);
+        self.start_session(account.id).await
+    }
+
+    /// A new session for the account and its token.
+    async fn start_session(&self, account_id: Uuid) -> Result<IssuedToken> {
+        let now = Utc::now().timestamp();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(12 * 3600);
+        let expires_at = Utc
+            .timestamp_opt(now + ttl, 0)
+            .single()
+            .ok_or_else(|| LocalAuthError::Internal("expiry out of range".into()))?;
+        let session = Session {
+            id: Uuid::now_v7(),
+            account_id,
+            created_at: Utc::now(),
+            expires_at,
+            revoked_at: None,
+        };
+        self.store.insert_session(&session).await?;
+        let claims = LocalClaims {
+            iss: LOCAL_ISSUER.to_owned(),
+            sub: format!("{LOCAL_SUBJECT_PREFIX}{account_id}"),
+            sid: session.id,
+            iat: now,
+            exp: now + ttl,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| LocalAuthError::Internal(format!("signing failed: {e}")))?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    /// The account and session of a valid token (signature, expiry and session record).
+    pub async fn session_of(&self, token: &str) -> Result<(Account, Uuid), AuthError> {
+        let claims = self.claims(token)?;
+        let account_id = account_id_of(&claims.sub)?;
+        self.check_session(claims.sid, account_id).await?;
+        let account = self
+            .store
+            .get_account(account_id)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or_else(|| unauthenticated("the account is gone"))?;
+        Ok((account, claims.sid))
+    }
+
+    fn claims(&self, token: &str) -> Result<LocalClaims, AuthError> {
+        let header = precheck(token)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(unauthenticated("algorithm not allowed"));
+        }
+        decode_claims(token, &self.key, &self.validation)
+    }
+
+    async fn check_session(&self, sid: Uuid, account_id: Uuid) -> Result<(), AuthError> {
+        let cached = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&sid)
+            .copied();
+        let valid = match cached {
+            Some((at, valid)) if at.elapsed() < SESSION_CACHE => valid,
+            _ => {
+                let session = self
+                    .store
+                    .get_session(sid)
+                    .await
+                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                let valid = session.is_some_and(|s| {
+                    s.account_id == account_id
+                        && s.revoked_at.is_none()
+                        && s.expires_at > Utc::now()
+                });
+                let mut cache = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() > 100_000 {
+                    cache.retain(|_, (at, _)| at.elapsed() < SESSION_CACHE);
+                }
+                cache.insert(sid, (Instant::now(), valid));
+                valid
+            }
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(unauthenticated(
+                "the session is revoked, expired or unknown",
+            ))
+        }
+    }
+
+    fn forget_sessions(&self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Ends the session of this token.
+    pub async fn sign_out(&self, session: Uuid) -> Result<()> {
+        self.store.revoke_session(session, Utc::now()).await?;
+        self.forget_sessions();
+        Ok(())
+    }
+
+    /// Ends every session of the account.
+    pub async fn sign_out_all(&self, account: &Account) -> Result<()> {
+        self.store.revoke_sessions(account.id, Utc::now()).await?;
+        self.forget_sessions();
+        Ok(())
+    }
+
+    /// Checks `current`, sets `new`, revokes every session (this one too) and starts a new
+    /// one for the caller.
+    pub async fn change_password(
+        &self,
+        account: &Account,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<IssuedToken> {
+        let keys = throttle_keys(&account.username, None);
+        self.throttle.check(&keys)?;
+        if !self
+            .verify_password(current, Some(&account.password_hash))
+            .await?
+        {
+            self.throttle.fail(&keys);
+            return Err(LocalAuthError::InvalidCredentials);
+        }
+        self.check_password(new.expose_secret(), &account.username)?;
+        let hash = self.hash(new).await?;
+        self.store
+            .set_password(account.id, &hash, Utc::now())
+            .await?;
+        self.forget_sessions();
+        self.start_session(account.id).await
+    }
+
+    /// An invite link's secret (administrators only).
+    pub async fn create_invite(&self, admin: &Account) -> Result<IssuedLink> {
+        require_admin(admin)?;
+        self.issue_link(LinkKind::Invite, None, INVITE_TTL).await
+    }
+
+    /// A password reset link for the account named by `login` (administrators only).
+    pub async fn create_reset(&self, admin: &Account, login: &str) -> Result<IssuedLink> {
+        require_admin(admin)?;
+        let account = self
+            .store
+            .find_account(&login.trim().to_lowercase())
+            .await?
+            .ok_or(LocalAuthError::NoSuchAccount)?;
+        self.issue_link(LinkKind::Reset, Some(account.id), RESET_TTL)
+            .await
+    }
+
+    async fn issue_link(
+        &self,
+        kind: LinkKind,
+        account_id: Option<Uuid>,
+        ttl: Duration,
+    ) -> Result<IssuedLink> {
+        let secret = hex::encode(random_bytes::<32>()?);
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(ttl)
+                .map_err(|_| LocalAuthError::Internal("link lifetime out of range".into()))?;
+        self.store
+            .insert_link(&Link {
+                token_hash: link_hash(&secret),
+                kind,
+                account_id,
+                expires_at,
+            })
+            .await?;
+        Ok(IssuedLink { secret, expires_at })
+    }
+
+    /// Sets a new password with a reset link; every session of the account is revoked.
+    pub async fn reset_password(&self, secret: &str, new: &SecretString) -> Result<()> {
+        // Checked before the link is used up, so that a refused password does not cost it.
+        self.check_password(new.expose_secret(), "")?;
+        let link = self
+            .store
+            .take_link(LinkKind::Reset, &link_hash(secret), Utc::now())
+            .await?
+            .ok_or(LocalAuthError::InvalidLink)?;
+        let account_id = link.account_id.ok_or(LocalAuthError::InvalidLink)?;
+        let account = self
+            .store
+            .get_account(account_id)
+            .await?
+            .ok_or(LocalAuthError::InvalidLink)?;
+        self.check_password(new.expose_secret(), &account.username)?;
+        let hash = self.hash(new).await?;
+        self.store
+            .set_password(account_id, &hash, Utc::now())
+            .await?;
+        self.forget_sessions();
+        Ok(())
+    }
+
+    /// Checks the password before the caller deletes the account's data, then the account.
+    pub async fn confirm_password(&self, account: &Account, password: &SecretString) -> Result<()> {
+        let keys = throttle_keys(&account.username, None);
+        self.throttle.check(&keys)?;
+        if self
+            .verify_password(password, Some(&account.password_hash))
+            .await?
+        {
+            Ok(())
+        } else {
+            self.throttle.fail(&keys);
+            Err(LocalAuthError::InvalidCredentials)
+        }
+    }
+
+    /// Removes the account with its sessions and links (its chats are the caller's to delete first).
+    pub async fn delete_account(&self, account: &Account) -> Result<()> {
+        self.store.delete_account(account.id).await?;
+        self.forget_sessions();
+        Ok(())
+    }
+}
+
+fn require_admin(account: &Account) -> Result<()> {
+    if account.is_admin {
+        Ok(())
+    } else {
+        Err(LocalAuthError::Forbidden(
+            "Only an administrator may do this.",
+        ))
+    }
+}
+
+async fn email_taken(store: &dyn AccountStore, email: Option<&str>) -> Result<bool> {
+    Ok(match email {
+        Some(email) => store.find_account(email).await?.is_some(),
+        None => false,
+    })
+}
+
+/// A plausible address, lowercased: one `@` with text on both sides, no spaces, ≤ 254.
+fn normalize_email(raw: &str) -> Result<String, ValidationError> {
+    let email = raw.to_lowercase();
+    let plausible = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if plausible {
+        Ok(email)
+    } else {
+        Err(ValidationError::new("email", "is not an e-mail address"))
+    }
+}
+
+fn account_id_of(sub: &str) -> Result<Uuid, AuthError> {
+    sub.strip_prefix(LOCAL_SUBJECT_PREFIX)
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| unauthenticated("not a local subject"))
+}
+
+/// The throttle's keys: the login first, then the address when known.
+fn throttle_keys(login: &str, address: Option<IpAddr>) -> Vec<String> {
+    let mut keys = vec![format!("login:{login}")];
+    if let Some(address) = address {
+        keys.push(format!("addr:{}", address_block(address)));
+    }
+    keys
+}
+
+/// IPv6 clients are counted by /64 (one host usually holds a whole one).
+fn address_block(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+#[async_trait]
+impl AuthVerifier for LocalAuth {
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.claims(token)?;
+        let account_id = account_id_of(&claims.sub)?;
+        self.check_session(claims.sid, account_id).await?;
+        principal(Some(claims.sub))
+    }
+}
+
+/// Failed attempts per key, with exponential backoff once the free ones are used up.
+struct Throttle {
+    clock: Arc<dyn Clock>,
+    entries: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// Entries untouched this long are forgotten: the count starts again.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+impl Throttle {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn free(key: &str) -> u32 {
+        if key.starts_with("addr:") {
+            FREE_FAILURES_PER_ADDRESS
+        } else {
+            FREE_FAILURES_PER_LOGIN
+        }
+    }
+
+    /// `Throttled` with the longest wait among the keys, if any must wait.
+    fn check(&self, keys: &[String]) -> Result<()> {
+        let now = self.clock.now();
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = keys
+            .iter()
+            .filter_map(|k| entries.get(k)?.blocked_until)
+            .filter_map(|until| until.checked_duration_since(now))
+            .filter(|wait| !wait.is_zero())
+            .max();
+        match wait {
+            Some(retry_after) => Err(LocalAuthError::Throttled { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, keys: &[String]) {
+        let now = self.clock.now();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() > 100_000 {
+            entries.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+        }
+        for key in keys {
+            let entry = entries.entry(key.clone()).or_insert(Failures {
+                count: 0,
+                last: now,
+                blocked_until: None,
+            });
+            if now.duration_since(entry.last) >= FORGET_AFTER {
+                entry.count = 0;
+            }
+            entry.count = entry.count.saturating_add(1);
+            entry.last = now;
+            let over = entry.count.saturating_sub(Self::free(key));
+            if over > 0 {
+                let wait = Duration::from_secs(1u64 << (over - 1).min(20)).min(MAX_BACKOFF);
+                entry.blocked_until = Some(now + wait);
+            }
+        }
+    }
+
+    /// A correct password clears its login's count (never the address's: one good account
+    /// must not reset an attacker's count).
+    fn succeed(&self, login_key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(login_key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_core::clock::ManualClock;
+
+    use super::*;
+
+    fn throttle() -> (Throttle, ManualClock) {
+        let clock = ManualClock::new();
+        (Throttle::new(Arc::new(clock.clone())), clock)
+    }
+
+    #[test]
+    fn hashes_are_argon2id_at_owasps_parameters() {
+        let hasher = owasp_argon2().unwrap();
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let started = Instant::now();
+        let hash = hasher
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        eprintln!("one Argon2id hash took {:?}", started.elapsed());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let again = hasher
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap();
+        assert_ne!(again.to_string(), hash, "each hash has its own random salt");
+        assert!(
+            again.salt.unwrap().len() >= 22,
+            "a salt of at least 128 bits"
+        );
+    }
+
+    #[test]
+    fn a_long_password_is_never_truncated() {
+        let hasher = owasp_argon2().unwrap();
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let long = "x".repeat(MAX_PASSWORD_CHARS - 1);
+        let hash = hasher
+            .hash_password(format!("{long}a").as_bytes(), &salt)
+            .unwrap();
+        assert!(
+            hasher
+                .verify_password(format!("{long}a").as_bytes(), &hash)
+                .is_ok()
+        );
+        assert!(
+            hasher
+                .verify_password(format!("{long}b").as_bytes(), &hash)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_bundled_list_is_lowercase_and_only_holds_what_the_length_rule_lets_through() {
+        let words: Vec<&str> = COMMON_PASSWORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(words.len() > 300);
+        for word in words {
+            assert!(word.chars().count() >= MIN_PASSWORD_CHARS, "{word}");
+            assert_eq!(word, word.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        let (throttle, clock) = throttle();
+        let keys = vec!["login:ada".to_owned()];
+        for _ in 0..FREE_FAILURES_PER_LOGIN {
+            throttle.check(&keys).unwrap();
+            throttle.fail(&keys);
+        }
+        throttle.check(&keys).unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..14 {
+            throttle.fail(&keys);
+            let Err(LocalAuthError::Throttled { retry_after }) = throttle.check(&keys) else {
+                panic!("expected a wait");
+            };
+            waits.push(retry_after.as_secs());
+            clock.advance(retry_after);
+            throttle.check(&keys).unwrap();
+        }
+        assert_eq!(&waits[..5], &[1, 2, 4, 8, 16]);
+        assert_eq!(*waits.last().unwrap(), MAX_BACKOFF.as_secs());
+    }
+
+    #[test]
+    fn a_success_clears_the_login_but_not_the_address() {
+        let (throttle, _clock) = throttle();
+        let keys = vec!["login:ada".to_owned(), "addr:10.0.0.1".to_owned()];
+        for _ in 0..=FREE_FAILURES_PER_ADDRESS {
+            throttle.fail(&keys);
+        }
+        throttle.succeed(&keys[0]);
+        throttle.check(&keys[..1]).unwrap();
+        assert!(throttle.check(&keys[1..]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_block(a), address_block(b));
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            normalize_email("Ada@Example.COM").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@localhost",
+            "a da@example.com",
+            "a@b@c.d",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}

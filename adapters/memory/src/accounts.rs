@@ -1,0 +1,154 @@
+//! `MemoryAccounts`: accounts, sessions and single-use links in one mutex-guarded state.
+//! Each call takes the lock once, so each is atomic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use confab_core::error::{Conflict, StoreError};
+use confab_core::model::Timestamp;
+use uuid::Uuid;
+
+/// The `AccountStore` in memory (for `DATABASE_URL=memory:` and tests).
+#[derive(Clone, Default)]
+pub struct MemoryAccounts {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    accounts: HashMap<Uuid, Account>,
+    sessions: HashMap<Uuid, Session>,
+    /// By token hash, with whether it was used.
+    links: HashMap<String, (Link, bool)>,
+}
+
+impl MemoryAccounts {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every mutation checks first and writes last: a poisoned lock holds a whole state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryAccounts {
+    async fn create_account(&self, account: &Account) -> Result<Account, StoreError> {
+        let mut state = self.state();
+        let taken = state.accounts.values().any(|other| {
+            other.id == account.id
+                || other.username == account.username
+                || (account.email.is_some() && other.email == account.email)
+        });
+        if taken {
+            return Err(Conflict::DuplicateId.into());
+        }
+        let stored = Account {
+            is_admin: state.accounts.is_empty(),
+            ..account.clone()
+        };
+        state.accounts.insert(stored.id, stored.clone());
+        Ok(stored)
+    }
+
+    async fn count_accounts(&self) -> Result<u64, StoreError> {
+        Ok(self.state().accounts.len() as u64)
+    }
+
+    async fn find_account(&self, login: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .state()
+            .accounts
+            .values()
+            .find(|a| a.username == login || a.email.as_deref() == Some(login))
+            .cloned())
+    }
+
+    async fn get_account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        Ok(self.state().accounts.get(&id).cloned())
+    }
+
+    async fn set_password(&self, id: Uuid, hash: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let account = state.accounts.get_mut(&id).ok_or(StoreError::NotFound)?;
+        hash.clone_into(&mut account.password_hash);
+        revoke_all(&mut state, id, now);
+        Ok(())
+    }
+
+    async fn delete_account(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.accounts.remove(&id).ok_or(StoreError::NotFound)?;
+        state.sessions.retain(|_, s| s.account_id != id);
+        state.links.retain(|_, (l, _)| l.account_id != Some(id));
+        Ok(())
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if !state.accounts.contains_key(&session.account_id) {
+            return Err(StoreError::NotFound);
+        }
+        if state.sessions.contains_key(&session.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        state.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        Ok(self.state().sessions.get(&id).cloned())
+    }
+
+    async fn revoke_session(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        if let Some(session) = self.state().sessions.get_mut(&id) {
+            session.revoked_at.get_or_insert(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        revoke_all(&mut self.state(), account_id, now);
+        Ok(())
+    }
+
+    async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.links.contains_key(&link.token_hash) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        state
+            .links
+            .insert(link.token_hash.clone(), (link.clone(), false));
+        Ok(())
+    }
+
+    async fn take_link(
+        &self,
+        kind: LinkKind,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Link>, StoreError> {
+        let mut state = self.state();
+        match state.links.get_mut(token_hash) {
+            Some((link, used)) if link.kind == kind && !*used && now <= link.expires_at => {
+                *used = true;
+                Ok(Some(link.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn revoke_all(state: &mut State, account_id: Uuid, now: Timestamp) {
+    for session in state.sessions.values_mut() {
+        if session.account_id == account_id {
+            session.revoked_at.get_or_insert(now);
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The `AccountStore` operations, written once in [`account_queries!`] and expanded for each
+//! connection type, like [`queries`](crate::queries).
+
+use confab_core::accounts::{Account, Link, LinkKind, Session};
+use confab_core::error::StoreError;
+use diesel::pg::Pg;
+use diesel::sqlite::Sqlite;
+use diesel::{Insertable, Queryable, Selectable};
+
+use crate::schema::{accounts, auth_links, auth_sessions};
+use crate::types::{DbId, DbTime, ToDb as _};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = accounts, check_for_backend(Pg, Sqlite))]
+pub(crate) struct AccountRow {
+    pub id: DbId,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: DbTime,
+}
+
+impl From<AccountRow> for Account {
+    fn from(r: AccountRow) -> Self {
+        Self {
+            id: r.id.0,
+            username: r.username,
+            email: r.email,
+            password_hash: r.password_hash,
+            is_admin: r.is_admin,
+            created_at: r.created_at.0,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = auth_sessions, check_for_backend(Pg, Sqlite))]
+pub(crate) struct SessionRow {
+    pub id: DbId,
+    pub account_id: DbId,
+    pub created_at: DbTime,
+    pub expires_at: DbTime,
+    pub revoked_at: Option<DbTime>,
+}
+
+impl From<&Session> for SessionRow {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id.db(),
+            account_id: s.account_id.db(),
+            created_at: s.created_at.db(),
+            expires_at: s.expires_at.db(),
+            revoked_at: s.revoked_at.map(|at| at.db()),
+        }
+    }
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Self {
+            id: r.id.0,
+            account_id: r.account_id.0,
+            created_at: r.created_at.0,
+            expires_at: r.expires_at.0,
+            revoked_at: r.revoked_at.map(|at| at.0),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = auth_links, check_for_backend(Pg, Sqlite))]
+pub(crate) struct LinkRow {
+    pub token_hash: String,
+    pub kind: String,
+    pub account_id: Option<DbId>,
+    pub expires_at: DbTime,
+    pub used_at: Option<DbTime>,
+}
+
+impl TryFrom<LinkRow> for Link {
+    type Error = StoreError;
+    fn try_from(r: LinkRow) -> Result<Self, StoreError> {
+        let kind = match r.kind.as_str() {
+            "invite" => LinkKind::Invite,
+            "reset" => LinkKind::Reset,
+            _ => return Err(StoreError::Internal("a stored link kind is unknown".into())),
+        };
+        Ok(Self {
+            token_hash: r.token_hash,
+            kind,
+            account_id: r.account_id.map(|id| id.0),
+            expires_at: r.expires_at.0,
+        })
+    }
+}
+
+/// The operations for one connection type `$conn`; `$lock_accounts` is the statement that,
+/// inside a write transaction, keeps two first accounts from both becoming administrators.
+macro_rules! account_queries {
+    (conn = $conn:ty, write_tx = $write_tx:ident, lock_accounts = $lock_accounts:expr $(,)?) => {
+        use confab_core::accounts::{Account, Link, LinkKind, Session};
+        use confab_core::error::StoreError;
+        use confab_core::model::Timestamp;
+        use diesel::{
+            BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _,
+            QueryDsl as _, SelectableHelper as _,
+        };
+        use diesel_async::RunQueryDsl as _;
+        use uuid::Uuid;
+
+        use crate::accounts::{AccountRow, LinkRow, SessionRow};
+        use crate::error::{TxError, is_retryable, translate};
+        use crate::queries::{MAX_ATTEMPTS, backoff};
+        use crate::schema::{accounts, auth_links, auth_sessions};
+        use crate::types::ToDb as _;
+
+        type Conn = $conn;
+
+        pub(crate) async fn create_account(
+            c: &mut Conn,
+            account: &Account,
+        ) -> Result<Account, StoreError> {
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Account, TxError> {
+                    diesel::sql_query($lock_accounts).execute(c).await?;
+                    let existing: i64 = accounts::table.count().get_result(c).await?;
+                    let row = AccountRow {
+                        id: account.id.db(),
+                        username: account.username.clone(),
+                        email: account.email.clone(),
+                        password_hash: account.password_hash.clone(),
+                        is_admin: existing == 0,
+                        created_at: account.created_at.db(),
+                    };
+                    diesel::insert_into(accounts::table)
+                        .values(&row)
+                        .execute(c)
+                        .await?;
+                    Ok(row.into())
+                })
+            )
+        }
+
+        pub(crate) async fn count_accounts(c: &mut Conn) -> Result<u64, StoreError> {
+            let n: i64 = accounts::table
+                .count()
+                .get_result(c)
+                .await
+                .map_err(translate)?;
+            u64::try_from(n).map_err(|_| StoreError::Internal("negative count".into()))
+        }
+
+        pub(crate) async fn find_account(
+            c: &mut Conn,
+            login: &str,
+        ) -> Result<Option<Account>, StoreError> {
+            accounts::table
+                .filter(accounts::username.eq(login).or(accounts::email.eq(login)))
+                .select(AccountRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map(|row| row.map(Account::from))
+                .map_err(translate)
+        }
+
+        pub(crate) async fn get_account(
+            c: &mut Conn,
+            id: Uuid,
+        ) -> Result<Option<Account>, StoreError> {
+            accounts::table
+                .filter(accounts::id.eq(id.db()))
+                .select(AccountRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map(|row| row.map(Account::from))
+                .map_err(translate)
+        }
+
+        pub(crate) async fn set_password(
+            c: &mut Conn,
+            id: Uuid,
+            hash: &str,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                let changed = diesel::update(accounts::table.filter(accounts::id.eq(id.db())))
+                    .set(accounts::password_hash.eq(hash))
+                    .execute(c)
+                    .await?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound.into());
+                }
+                revoke_all(c, id, now).await?;
+                Ok(())
+            }))
+        }
+
+        async fn revoke_all(c: &mut Conn, id: Uuid, now: Timestamp) -> diesel::QueryResult<usize> {
+            diesel::update(
+                auth_sessions::table
+                    .filter(auth_sessions::account_id.eq(id.db()))
+                    .filter(auth_sessions::revoked_at.is_null()),
+            )
+            .set(auth_sessions::revoked_at.eq(Some(now.db())))
+            .execute(c)
+            .await
+        }
+
+        pub(crate) async fn delete_account(c: &mut Conn, id: Uuid) -> Result<(), StoreError> {
+            let deleted = diesel::delete(accounts::table.filter(accounts::id.eq(id.db())))
+                .execute(c)
+                .await
+                .map_err(translate)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn insert_session(
+            c: &mut Conn,
+            session: &Session,
+        ) -> Result<(), StoreError> {
+            diesel::insert_into(auth_sessions::table)
+                .values(SessionRow::from(session))
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        pub(crate) async fn get_session(
+            c: &mut Conn,
+            id: Uuid,
+        ) -> Result<Option<Session>, StoreError> {
+            auth_sessions::table
+                .filter(auth_sessions::id.eq(id.db()))
+                .select(SessionRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map(|row| row.map(Session::from))
+                .map_err(translate)
+        }
+
+        pub(crate) async fn revoke_session(
+            c: &mut Conn,
+            id: Uuid,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            diesel::update(
+                auth_sessions::table
+                    .filter(auth_sessions::id.eq(id.db()))
+                    .filter(auth_sessions::revoked_at.is_null()),
+            )
+            .set(auth_sessions::revoked_at.eq(Some(now.db())))
+            .execute(c)
+            .await
+            .map(drop)
+            .map_err(translate)
+        }
+
+        pub(crate) async fn revoke_sessions(
+            c: &mut Conn,
+            account_id: Uuid,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            revoke_all(c, account_id, now)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        pub(crate) async fn insert_link(c: &mut Conn, link: &Link) -> Result<(), StoreError> {
+            diesel::insert_into(auth_links::table)
+                .values(LinkRow {
+                    token_hash: link.token_hash.clone(),
+                    kind: link.kind.as_str().to_owned(),
+                    account_id: link.account_id.map(|id| id.db()),
+                    expires_at: link.expires_at.db(),
+                    used_at: None,
+                })
+                .execute(c)
+                .await
+                .map(drop)
+                .map_err(translate)
+        }
+
+        /// One conditional UPDATE … RETURNING: of concurrent takers, exactly one gets the row.
+        pub(crate) async fn take_link(
+            c: &mut Conn,
+            kind: LinkKind,
+            token_hash: &str,
+            now: Timestamp,
+        ) -> Result<Option<Link>, StoreError> {
+            diesel::update(
+                auth_links::table
+                    .filter(auth_links::token_hash.eq(token_hash))
+                    .filter(auth_links::kind.eq(kind.as_str()))
+                    .filter(auth_links::used_at.is_null())
+                    .filter(auth_links::expires_at.ge(now.db())),
+            )
+            .set(auth_links::used_at.eq(Some(now.db())))
+            .returning(LinkRow::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+            .map_err(translate)?
+            .map(Link::try_from)
+            .transpose()
+        }
+    };
+}
+
+/// PostgreSQL: the table lock serialises account creation (rare) so that `is_admin` holds.
+pub(crate) mod pg {
+    use diesel_async::AsyncConnection as _;
+
+    account_queries!(
+        conn = diesel_async::AsyncPgConnection,
+        write_tx = transaction,
+        lock_accounts = "LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE",
+    );
+}
+
+/// SQLite: `BEGIN IMMEDIATE` already excludes every other writer.
+pub(crate) mod sqlite {
+    account_queries!(
+        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+            diesel::SqliteConnection,
+        >,
+        write_tx = immediate_transaction,
+        lock_accounts = "SELECT 1",
+    );
+}

@@ -1,0 +1,263 @@
+//! Built-in accounts (`CONFAB_AUTH=local`): sign-up, sign-in and reset are public; the rest
+//! run behind the authentication middleware and act on the caller's own session. Every
+//! route answers 404 when built-in accounts are not the configured provider.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_api_types as api;
+use confab_auth::local::{IssuedLink, IssuedToken, SignUp};
+use confab_auth::{LocalAuth, LocalAuthError};
+use confab_core::accounts::Account;
+use confab_core::services::PageQuery;
+use confab_core::values::PageLimit;
+use confab_core::{AuthError, StoreError};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Authenticated, JsonBody, bearer};
+use crate::state::AppState;
+
+const NOT_ENABLED: ApiError =
+    ApiError::NotFound("Built-in accounts are not enabled on this server.");
+
+fn local(state: &AppState) -> Result<&Arc<LocalAuth>, ApiError> {
+    state.local.as_ref().ok_or(NOT_ENABLED)
+}
+
+impl From<LocalAuthError> for ApiError {
+    fn from(e: LocalAuthError) -> Self {
+        match e {
+            LocalAuthError::InvalidCredentials => Self::InvalidCredentials,
+            LocalAuthError::Throttled { retry_after } => Self::Throttled {
+                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            },
+            LocalAuthError::Validation(v) => Self::Validation(v.to_string()),
+            LocalAuthError::Forbidden(why) => Self::Forbidden(why),
+            LocalAuthError::Taken => {
+                Self::Conflict("this username or e-mail is already in use".to_owned())
+            }
+            LocalAuthError::InvalidLink => {
+                Self::BadRequest("this link is invalid, used or expired".to_owned())
+            }
+            LocalAuthError::NoSuchAccount => Self::NotFound("There is no such account."),
+            LocalAuthError::Store(StoreError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "the account store is unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly")
+            }
+            LocalAuthError::Store(e) => Self::Internal(e.to_string()),
+            LocalAuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+fn session_token(issued: IssuedToken) -> api::SessionToken {
+    api::SessionToken {
+        token: issued.token,
+        expires_at: issued.expires_at,
+    }
+}
+
+/// The link's URL: the secret after `#`, which browsers never send to a server.
+fn link(issued: IssuedLink, kind: &str) -> api::LinkCreated {
+    api::LinkCreated {
+        url: format!("/#{kind}={}", issued.secret),
+        expires_at: issued.expires_at,
+    }
+}
+
+/// The caller's account and session, from the bearer token the middleware verified.
+async fn caller(req: &HttpRequest, local: &LocalAuth) -> Result<(Account, Uuid), ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthenticated)?;
+    local.session_of(&token).await.map_err(|e| match e {
+        AuthError::Unauthenticated(_) => ApiError::Unauthenticated,
+        AuthError::Unavailable(_) => {
+            ApiError::Unavailable("the database is unavailable; try again shortly")
+        }
+    })
+}
+
+/// Creates an account and signs it in. The first account becomes the administrator.
+#[utoipa::path(post, path = "/api/auth/local/sign-up", tag = "accounts", request_body = api::LocalSignUp,
+    responses((status = 201, body = api::SessionToken),
+        (status = 400, body = api::Problem, description = "the invite is invalid, used or expired"),
+        (status = 403, body = api::Problem, description = "sign-up is closed, or needs an invite"),
+        (status = 404, body = api::Problem, description = "built-in accounts are not enabled"),
+        (status = 409, body = api::Problem, description = "the username or e-mail is taken"),
+        (status = 422, body = api::Problem)))]
+pub async fn sign_up(
+    JsonBody(body): JsonBody<api::LocalSignUp>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (_, issued) = local
+        .sign_up(SignUp {
+            username: body.username,
+            email: body.email,
+            password: SecretString::from(body.password),
+            invite: body.invite,
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(session_token(issued)))
+}
+
+/// Signs in by username or e-mail. Any wrong pair is 401 `invalid_credentials`; repeated
+/// failures are throttled per account and per address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/auth/local/sign-in", tag = "accounts", request_body = api::LocalSignIn,
+    responses((status = 200, body = api::SessionToken),
+        (status = 401, body = api::Problem, description = "`invalid_credentials`"),
+        (status = 404, body = api::Problem, description = "built-in accounts are not enabled"),
+        (status = 429, body = api::Problem, description = "too many failures; see `Retry-After`")))]
+pub async fn sign_in(
+    req: HttpRequest,
+    JsonBody(body): JsonBody<api::LocalSignIn>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<api::SessionToken>, ApiError> {
+    let local = local(&state)?;
+    let address = req.peer_addr().map(|a| a.ip());
+    let issued = local
+        .sign_in(&body.login, &SecretString::from(body.password), address)
+        .await?;
+    Ok(web::Json(session_token(issued)))
+}
+
+/// Sets a new password with an administrator's reset link; every session is signed out.
+#[utoipa::path(post, path = "/api/auth/local/reset", tag = "accounts", request_body = api::PasswordReset,
+    responses((status = 204),
+        (status = 400, body = api::Problem, description = "the link is invalid, used or expired"),
+        (status = 404, body = api::Problem, description = "built-in accounts are not enabled"),
+        (status = 422, body = api::Problem)))]
+pub async fn reset(
+    JsonBody(body): JsonBody<api::PasswordReset>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    local(&state)?
+        .reset_password(&body.token, &SecretString::from(body.new))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends this session.
+#[utoipa::path(post, path = "/api/auth/local/sign-out", tag = "accounts",
+    responses((status = 204), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (_, session) = caller(&req, local).await?;
+    local.sign_out(session).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends every session of the account, on every device.
+#[utoipa::path(post, path = "/api/auth/local/sign-out-all", tag = "accounts",
+    responses((status = 204), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn sign_out_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (account, _) = caller(&req, local).await?;
+    local.sign_out_all(&account).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Changes the password: every session ends, and a new one is returned for this client.
+#[utoipa::path(post, path = "/api/auth/local/password", tag = "accounts", request_body = api::PasswordChange,
+    responses((status = 200, body = api::SessionToken),
+        (status = 401, body = api::Problem, description = "`invalid_credentials`: the current password is wrong"),
+        (status = 404, body = api::Problem), (status = 422, body = api::Problem),
+        (status = 429, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn change_password(
+    req: HttpRequest,
+    JsonBody(body): JsonBody<api::PasswordChange>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<api::SessionToken>, ApiError> {
+    let local = local(&state)?;
+    let (account, _) = caller(&req, local).await?;
+    let issued = local
+        .change_password(
+            &account,
+            &SecretString::from(body.current),
+            &SecretString::from(body.new),
+        )
+        .await?;
+    Ok(web::Json(session_token(issued)))
+}
+
+/// Deletes the caller's account and all its data (projects, conversations, files).
+#[utoipa::path(delete, path = "/api/auth/local/account", tag = "accounts", request_body = api::AccountDeletion,
+    responses((status = 204),
+        (status = 401, body = api::Problem, description = "`invalid_credentials`: the password is wrong"),
+        (status = 404, body = api::Problem), (status = 429, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_account(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    JsonBody(body): JsonBody<api::AccountDeletion>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (account, _) = caller(&req, local).await?;
+    local
+        .confirm_password(&account, &SecretString::from(body.password))
+        .await?;
+    loop {
+        let page = state
+            .projects
+            .list(
+                &principal,
+                &PageQuery {
+                    limit: PageLimit::default(),
+                    cursor: None,
+                },
+            )
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        for project in page.items {
+            state.projects.delete(&principal, project.id).await?;
+        }
+    }
+    local.delete_account(&account).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A single-use invite link, valid for 7 days (administrators only).
+#[utoipa::path(post, path = "/api/admin/invites", tag = "accounts",
+    responses((status = 201, body = api::LinkCreated),
+        (status = 401, body = api::Problem), (status = 403, body = api::Problem),
+        (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (admin, _) = caller(&req, local).await?;
+    let issued = local.create_invite(&admin).await?;
+    Ok(HttpResponse::Created().json(link(issued, "invite")))
+}
+
+/// A single-use password reset link for an account, valid for 1 hour (administrators only).
+#[utoipa::path(post, path = "/api/admin/password-resets", tag = "accounts", request_body = api::ResetRequest,
+    responses((status = 201, body = api::LinkCreated),
+        (status = 401, body = api::Problem), (status = 403, body = api::Problem),
+        (status = 404, body = api::Problem, description = "no such account, or built-in accounts are not enabled")),
+    security(("bearer" = [])))]
+pub async fn create_reset(
+    req: HttpRequest,
+    JsonBody(body): JsonBody<api::ResetRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (admin, _) = caller(&req, local).await?;
+    let issued = local.create_reset(&admin, &body.login).await?;
+    Ok(HttpResponse::Created().json(link(issued, "reset")))
+}

@@ -1,0 +1,107 @@
+//! Built-in accounts (`CONFAB_AUTH=local`): the records and the storage port. Hashing,
+//! tokens and throttling are the auth adapter's business; the store keeps what it is given
+//! and never sees a password or a link's secret, only their hashes.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::model::Timestamp;
+
+/// A stored account. `username` and `email` are kept lowercased, so that each is unique
+/// regardless of case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    /// An Argon2id PHC string.
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: Timestamp,
+}
+
+/// A signed-in session: every access token names one, and is refused once it is revoked
+/// or past `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What a single-use link grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Creating an account while sign-up is by invitation.
+    Invite,
+    /// Setting a new password for `account_id`.
+    Reset,
+}
+
+impl LinkKind {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Invite => "invite",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// A single-use link. Only the SHA-256 of its secret is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Lowercase hex SHA-256 of the secret in the URL.
+    pub token_hash: String,
+    pub kind: LinkKind,
+    /// The account a reset link is for; `None` for invites.
+    pub account_id: Option<Uuid>,
+    pub expires_at: Timestamp,
+}
+
+/// Storage of accounts, sessions and single-use links.
+///
+/// Contract (checked by `confab_tests::contract::accounts` on every adapter):
+/// - `create_account` MUST store the account with `is_admin` set exactly when no account
+///   existed before, and MUST answer `Conflict::DuplicateId` when the username, or a
+///   non-empty email, is taken by another account (compared as stored: lowercased by the
+///   caller).
+/// - `find_account` MUST find an account by its username or its email.
+/// - `set_password` MUST replace the hash AND revoke every session of the account in one
+///   step: a session that outlives a password change is an attacker's session kept.
+/// - `revoke_session` and `revoke_sessions` MUST be idempotent; a revoked session MUST stay
+///   revoked (`get_session` returns it with `revoked_at` set).
+/// - `delete_account` MUST remove the account, its sessions and its reset links;
+///   `NotFound` when there is no such account.
+/// - `take_link` MUST return a link of that kind and hash at most once (concurrent callers
+///   included), and never once `now` is past its `expires_at`.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Stores a new account (its `is_admin` is decided by the store, see the contract).
+    async fn create_account(&self, account: &Account) -> Result<Account, StoreError>;
+    /// How many accounts exist.
+    async fn count_accounts(&self) -> Result<u64, StoreError>;
+    /// The account whose username or email is `login` (already lowercased).
+    async fn find_account(&self, login: &str) -> Result<Option<Account>, StoreError>;
+    async fn get_account(&self, id: Uuid) -> Result<Option<Account>, StoreError>;
+    /// New hash, and every session of the account revoked at `now`.
+    async fn set_password(&self, id: Uuid, hash: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn delete_account(&self, id: Uuid) -> Result<(), StoreError>;
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+    async fn revoke_session(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError>;
+    async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError>;
+
+    async fn insert_link(&self, link: &Link) -> Result<(), StoreError>;
+    /// Consumes the unexpired, unused link of `kind` with this hash.
+    async fn take_link(
+        &self,
+        kind: LinkKind,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Link>, StoreError>;
+}

@@ -1,0 +1,3 @@
+DROP TABLE auth_links;
+DROP TABLE auth_sessions;
+DROP TABLE accounts;

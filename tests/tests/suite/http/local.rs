@@ -1,0 +1,445 @@
+//! Built-in accounts (`CONFAB_AUTH=local`) through the HTTP API, with the real adapter on
+//! the in-memory account store: the routes, and each attack of issue 21 as a test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_auth::{LocalAuth, LocalConfig, ManualClock, SignUpMode};
+use confab_memory::MemoryAccounts;
+use confab_tests::http::{Answer, AppOptions, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+const OTHER_PASSWORD: &str = "another long passphrase";
+
+struct Local {
+    app: TestApp,
+    clock: ManualClock,
+}
+
+async fn local_app(signup: SignUpMode) -> Local {
+    let clock = ManualClock::new();
+    let local = LocalAuth::with_clock(
+        Arc::new(MemoryAccounts::new()),
+        &LocalConfig {
+            signup,
+            ..LocalConfig::default()
+        },
+        Arc::new(clock.clone()),
+    )
+    .expect("a local adapter");
+    let app = AppOptions::new()
+        .setting("CONFAB_AUTH", "local")
+        .local(Arc::new(local))
+        .spawn()
+        .await;
+    Local { app, clock }
+}
+
+async fn post(app: &TestApp, path: &str, token: Option<&str>, body: &Value) -> Answer {
+    let mut request = app.request(Method::POST, path, None).json(body);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    app.send_request(request).await
+}
+
+async fn get_me(app: &TestApp, token: &str) -> Answer {
+    app.send_request(
+        app.request(Method::GET, "/api/me", None)
+            .header("Authorization", format!("Bearer {token}")),
+    )
+    .await
+}
+
+fn token(answer: &Answer, status: u16) -> String {
+    let body: Value = answer.ok(status);
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+async fn sign_up(
+    app: &TestApp,
+    username: &str,
+    email: Option<&str>,
+    invite: Option<&str>,
+) -> Answer {
+    let mut body = json!({ "username": username, "password": PASSWORD });
+    if let Some(email) = email {
+        body["email"] = json!(email);
+    }
+    if let Some(invite) = invite {
+        body["invite"] = json!(invite);
+    }
+    post(app, "/api/auth/local/sign-up", None, &body).await
+}
+
+async fn sign_in(app: &TestApp, login: &str, password: &str) -> Answer {
+    post(
+        app,
+        "/api/auth/local/sign-in",
+        None,
+        &json!({ "login": login, "password": password }),
+    )
+    .await
+}
+
+/// The secret after `#invite=` or `#reset=` in a link's URL.
+fn secret(answer: &Answer, kind: &str) -> String {
+    let body: Value = answer.ok(201);
+    let url = body["url"].as_str().expect("a url");
+    url.split_once(&format!("#{kind}="))
+        .unwrap_or_else(|| panic!("{url} has no #{kind}="))
+        .1
+        .to_owned()
+}
+
+/// The administrator (first account) and a second account made with an invite.
+async fn admin_and_bob(app: &TestApp) -> (String, String) {
+    let admin = token(
+        &sign_up(app, "ada", Some("ada@example.com"), None).await,
+        201,
+    );
+    let invite = post(app, "/api/admin/invites", Some(&admin), &json!({})).await;
+    let invite = secret(&invite, "invite");
+    let bob = token(&sign_up(app, "bob", None, Some(&invite)).await, 201);
+    (admin, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_account_administers_and_the_others_need_a_single_use_invite() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let config: Value = app
+        .send_request(app.request(Method::GET, "/api/config", None))
+        .await
+        .ok(200);
+    assert_eq!(config["auth"]["provider"], "local");
+    assert_eq!(config["auth"]["signup"], "invite");
+
+    let admin = token(&sign_up(&app, "Ada", None, None).await, 201);
+    let me: Value = get_me(&app, &admin).await.ok(200);
+    assert!(
+        me["user_id"].as_str().unwrap().starts_with("local:"),
+        "{me}"
+    );
+
+    sign_up(&app, "bob", None, None)
+        .await
+        .problem(403, "forbidden");
+    let created = post(&app, "/api/admin/invites", Some(&admin), &json!({})).await;
+    let body: Value = created.ok(201);
+    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let lifetime = expires_at - chrono::Utc::now();
+    assert!(lifetime > chrono::Duration::days(7) - chrono::Duration::minutes(1));
+    assert!(lifetime <= chrono::Duration::days(7));
+    let invite = secret(&created, "invite");
+
+    let bob = token(&sign_up(&app, "bob", None, Some(&invite)).await, 201);
+    sign_up(&app, "cy", None, Some(&invite))
+        .await
+        .problem(400, "bad_request");
+    sign_up(&app, "cy", None, Some("not-an-invite"))
+        .await
+        .problem(400, "bad_request");
+    // Only the administrator invites.
+    post(&app, "/api/admin/invites", Some(&bob), &json!({}))
+        .await
+        .problem(403, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_and_closed_sign_up() {
+    let Local { app, .. } = local_app(SignUpMode::Open).await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    sign_up(&app, "bob", None, None).await.assert_status(201);
+    sign_up(&app, "BOB", None, None)
+        .await
+        .problem(409, "conflict");
+
+    let Local { app, .. } = local_app(SignUpMode::Closed).await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    sign_up(&app, "bob", None, None)
+        .await
+        .problem(403, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_checked_for_length_and_commonness_and_long_ones_are_accepted() {
+    let Local { app, .. } = local_app(SignUpMode::Open).await;
+    for bad in [
+        "elevenchars",
+        "Password1234",
+        "qwerty123456",
+        "adaisnotsafe!",
+    ] {
+        post(
+            &app,
+            "/api/auth/local/sign-up",
+            None,
+            &json!({ "username": "ada", "password": bad }),
+        )
+        .await
+        .problem(422, "validation_failed");
+    }
+    post(
+        &app,
+        "/api/auth/local/sign-up",
+        None,
+        &json!({ "username": "bob", "password": "x".repeat(1025) }),
+    )
+    .await
+    .problem(422, "validation_failed");
+    let long = "é ".repeat(100);
+    post(
+        &app,
+        "/api/auth/local/sign-up",
+        None,
+        &json!({ "username": "ada", "password": long }),
+    )
+    .await
+    .assert_status(201);
+    sign_in(&app, "ada", &long).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_by_username_or_email_and_no_answer_or_timing_reveals_an_account() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    sign_up(&app, "ada", Some("Ada@Example.com"), None)
+        .await
+        .assert_status(201);
+    let by_name = token(&sign_in(&app, "ADA", PASSWORD).await, 200);
+    let by_email = token(&sign_in(&app, "ada@example.COM", PASSWORD).await, 200);
+    assert_ne!(by_name, by_email, "each sign-in is a session of its own");
+
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let wrong_password = sign_in(&app, "ada", OTHER_PASSWORD).await;
+        known.push(started.elapsed());
+        let started = Instant::now();
+        let no_account = sign_in(&app, "ghost", OTHER_PASSWORD).await;
+        unknown.push(started.elapsed());
+        let a = wrong_password.problem(401, "invalid_credentials");
+        let b = no_account.problem(401, "invalid_credentials");
+        assert_eq!(a.detail, b.detail);
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[1].as_secs_f64(), unknown[1].as_secs_f64());
+    assert!(
+        k / u < 3.0 && u / k < 3.0,
+        "a wrong password took {k:.3} s, an unknown account {u:.3} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_is_throttled_per_account_with_backoff_that_ends() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    for _ in 0..5 {
+        sign_in(&app, "ada", OTHER_PASSWORD)
+            .await
+            .problem(401, "invalid_credentials");
+    }
+    // The sixth failure starts the backoff: 1 s, then 2 s, …
+    sign_in(&app, "ada", OTHER_PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+    let throttled = sign_in(&app, "ada", PASSWORD).await;
+    throttled.problem(429, "rate_limited");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    clock.advance(Duration::from_secs(1));
+    sign_in(&app, "ada", OTHER_PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+    let doubled = sign_in(&app, "ada", PASSWORD).await;
+    assert_eq!(doubled.header("retry-after"), Some("2"));
+    // No lockout: once the wait is over, the right password gets in and clears the count.
+    clock.advance(Duration::from_secs(2));
+    sign_in(&app, "ada", PASSWORD).await.assert_status(200);
+    sign_in(&app, "ada", OTHER_PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_is_throttled_per_address_across_accounts() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    for n in 0..20 {
+        sign_in(&app, &format!("user{n}"), OTHER_PASSWORD)
+            .await
+            .problem(401, "invalid_credentials");
+    }
+    sign_in(&app, "user20", OTHER_PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(429, "rate_limited");
+    clock.advance(Duration::from_secs(1));
+    sign_in(&app, "ada", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_ends_this_session_and_sign_out_all_ends_every_one() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let first = token(&sign_up(&app, "ada", None, None).await, 201);
+    let second = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    let third = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    post(&app, "/api/auth/local/sign-out", Some(&first), &json!({}))
+        .await
+        .assert_status(204);
+    get_me(&app, &first).await.problem(401, "unauthenticated");
+    get_me(&app, &second).await.assert_status(200);
+    post(
+        &app,
+        "/api/auth/local/sign-out-all",
+        Some(&second),
+        &json!({}),
+    )
+    .await
+    .assert_status(204);
+    get_me(&app, &second).await.problem(401, "unauthenticated");
+    get_me(&app, &third).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_revokes_every_session_and_returns_a_new_one() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let here = token(&sign_up(&app, "ada", None, None).await, 201);
+    let elsewhere = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    post(
+        &app,
+        "/api/auth/local/password",
+        Some(&here),
+        &json!({ "current": OTHER_PASSWORD, "new": "a brand new passphrase" }),
+    )
+    .await
+    .problem(401, "invalid_credentials");
+    let fresh = token(
+        &post(
+            &app,
+            "/api/auth/local/password",
+            Some(&here),
+            &json!({ "current": PASSWORD, "new": "a brand new passphrase" }),
+        )
+        .await,
+        200,
+    );
+    get_me(&app, &here).await.problem(401, "unauthenticated");
+    get_me(&app, &elsewhere)
+        .await
+        .problem(401, "unauthenticated");
+    get_me(&app, &fresh).await.assert_status(200);
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+    sign_in(&app, "ada", "a brand new passphrase")
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_is_for_administrators_single_use_and_revokes_sessions() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (admin, bob) = admin_and_bob(&app).await;
+    post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&bob),
+        &json!({ "login": "ada" }),
+    )
+    .await
+    .problem(403, "forbidden");
+    post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&admin),
+        &json!({ "login": "nobody" }),
+    )
+    .await
+    .problem(404, "not_found");
+    let created = post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&admin),
+        &json!({ "login": "bob" }),
+    )
+    .await;
+    let body: Value = created.ok(201);
+    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let lifetime = expires_at - chrono::Utc::now();
+    assert!(lifetime > chrono::Duration::minutes(59) && lifetime <= chrono::Duration::hours(1));
+    let reset = secret(&created, "reset");
+
+    let new = json!({ "token": reset, "new": "a fresh passphrase here" });
+    post(&app, "/api/auth/local/reset", None, &new)
+        .await
+        .assert_status(204);
+    post(&app, "/api/auth/local/reset", None, &new)
+        .await
+        .problem(400, "bad_request");
+    get_me(&app, &bob).await.problem(401, "unauthenticated");
+    sign_in(&app, "bob", "a fresh passphrase here")
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_takes_its_data_and_its_sessions() {
+    let Local { app, .. } = local_app(SignUpMode::Open).await;
+    let ada = token(&sign_up(&app, "ada", None, None).await, 201);
+    let bob = token(&sign_up(&app, "bob", None, None).await, 201);
+    for (who, name) in [(&ada, "Ada's"), (&bob, "Bob's")] {
+        post(&app, "/api/projects", Some(who), &json!({ "name": name }))
+            .await
+            .assert_status(201);
+    }
+    let delete = |password: &str| {
+        app.request(Method::DELETE, "/api/auth/local/account", None)
+            .header("Authorization", format!("Bearer {ada}"))
+            .json(&json!({ "password": password }))
+    };
+    app.send_request(delete(OTHER_PASSWORD))
+        .await
+        .problem(401, "invalid_credentials");
+    app.send_request(delete(PASSWORD)).await.assert_status(204);
+    get_me(&app, &ada).await.problem(401, "unauthenticated");
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(401, "invalid_credentials");
+    let again = token(&sign_up(&app, "ada", None, None).await, 201);
+    let projects: Value = app
+        .send_request(
+            app.request(Method::GET, "/api/projects", None)
+                .header("Authorization", format!("Bearer {again}")),
+        )
+        .await
+        .ok(200);
+    assert_eq!(projects["items"], json!([]));
+    let theirs: Value = app
+        .send_request(
+            app.request(Method::GET, "/api/projects", None)
+                .header("Authorization", format!("Bearer {bob}")),
+        )
+        .await
+        .ok(200);
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_routes_are_404_when_another_provider_is_configured() {
+    let app = AppOptions::new().spawn().await;
+    sign_in(&app, "ada", PASSWORD)
+        .await
+        .problem(404, "not_found");
+    sign_up(&app, "ada", None, None)
+        .await
+        .problem(404, "not_found");
+}
