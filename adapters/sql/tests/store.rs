@@ -734,6 +734,9 @@ async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows)
     );
 }
 
+/// The version of the migration that turned conversations into trees.
+const TREE_MIGRATION: &str = "20261206000000";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_migration_turns_a_linear_conversation_into_a_chain() {
     use diesel_migrations::MigrationHarness as _;
@@ -750,10 +753,18 @@ async fn sqlite_migration_turns_a_linear_conversation_into_a_chain() {
     let store = database.store().await;
     assert_migrated_to_a_chain(&store, &old).await;
     drop(store);
-    // The migration reverts (its down.sql) and applies again on the data it made.
+    // The migration reverts (its down.sql, after those of the later migrations) and applies
+    // again on the data it made.
     let mut conn = SqliteConnection::establish(&path).unwrap();
-    conn.revert_last_migration(confab_sql::SQLITE_MIGRATIONS)
-        .unwrap();
+    conn.batch_execute("PRAGMA busy_timeout = 10000").unwrap();
+    loop {
+        let reverted = conn
+            .revert_last_migration(confab_sql::SQLITE_MIGRATIONS)
+            .unwrap();
+        if reverted.to_string().replace('-', "") == TREE_MIGRATION {
+            break;
+        }
+    }
     conn.run_pending_migrations(confab_sql::SQLITE_MIGRATIONS)
         .unwrap();
     drop(conn);
