@@ -1,8 +1,9 @@
-//! `MemoryStore`: projects, prompts, conversations, messages and file metadata in one
+//! `MemoryStore`: projects, prompts, conversations, messages, file metadata and text in one
 //! mutex-guarded state. Every method takes the lock once, does its work synchronously and
 //! releases it, so each call is atomic and no lock is ever held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -11,7 +12,7 @@ use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt, Role,
-    Timestamp,
+    TextOutcome, TextStatus, Timestamp,
 };
 use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
 use uuid::Uuid;
@@ -79,6 +80,8 @@ struct State {
     messages: HashMap<ConversationId, BTreeMap<MessageId, StoredMessage>>,
     message_ids: HashMap<MessageId, ConversationId>,
     files: BTreeMap<FileId, FileMeta>,
+    /// The extracted text of each `ready` file.
+    texts: HashMap<FileId, String>,
 }
 
 fn take(limit: u32) -> usize {
@@ -208,9 +211,11 @@ impl State {
             self.remove_conversation(conversation);
         }
         let mut keys = Vec::new();
-        self.files.retain(|_, file| {
+        let texts = &mut self.texts;
+        self.files.retain(|file_id, file| {
             if file.project_id == id {
                 keys.push(std::mem::take(&mut file.storage_key));
+                texts.remove(file_id);
                 false
             } else {
                 true
@@ -589,7 +594,49 @@ impl State {
 
     fn delete_file(&mut self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.owned_file(owner, id)?;
+        self.texts.remove(&id);
         self.files.remove(&id).ok_or(StoreError::NotFound)
+    }
+
+    fn set_file_text(&mut self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        let file = self.files.get_mut(&id).ok_or(StoreError::NotFound)?;
+        file.text_status = outcome.status();
+        file.text_error = match outcome {
+            TextOutcome::Failed(error) => Some(error.clone()),
+            TextOutcome::Ready(_) | TextOutcome::None => None,
+        };
+        match outcome {
+            TextOutcome::Ready(text) => self.texts.insert(id, text.clone()),
+            TextOutcome::Failed(_) | TextOutcome::None => self.texts.remove(&id),
+        };
+        Ok(())
+    }
+
+    fn extracted_twin(&self, file: &FileMeta) -> Option<TextOutcome> {
+        let twin = self.files.values().find(|f| {
+            f.id != file.id
+                && f.project_id == file.project_id
+                && f.sha256 == file.sha256
+                && f.text_status != TextStatus::Pending
+        })?;
+        Some(match twin.text_status {
+            TextStatus::Ready => TextOutcome::Ready(self.texts.get(&twin.id)?.clone()),
+            TextStatus::Failed => TextOutcome::Failed(twin.text_error.clone().unwrap_or_default()),
+            TextStatus::None | TextStatus::Pending => TextOutcome::None,
+        })
+    }
+
+    fn pending_files(&self, after: Option<FileId>, limit: u32) -> Vec<FileMeta> {
+        let lower = match after {
+            Some(after) => self.files.range((Bound::Excluded(after), Bound::Unbounded)),
+            None => self.files.range(..),
+        };
+        lower
+            .map(|(_, f)| f)
+            .filter(|f| f.text_status == TextStatus::Pending)
+            .take(take(limit))
+            .cloned()
+            .collect()
     }
 }
 
@@ -822,6 +869,32 @@ impl FileStore for MemoryStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.state()?.delete_file(owner, id)
+    }
+
+    async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        self.state()?.set_file_text(id, outcome)
+    }
+
+    async fn get_file_text(
+        &self,
+        owner: &UserId,
+        id: FileId,
+    ) -> Result<Option<String>, StoreError> {
+        let state = self.state()?;
+        state.owned_file(owner, id)?;
+        Ok(state.texts.get(&id).cloned())
+    }
+
+    async fn extracted_twin(&self, file: &FileMeta) -> Result<Option<TextOutcome>, StoreError> {
+        Ok(self.state()?.extracted_twin(file))
+    }
+
+    async fn pending_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        Ok(self.state()?.pending_files(after, limit))
     }
 }
 

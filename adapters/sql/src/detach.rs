@@ -8,7 +8,7 @@
 
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Timestamp,
+    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, TextOutcome, Timestamp,
 };
 use uuid::Uuid;
 
@@ -71,7 +71,8 @@ by_reference!(
     NewPrompt,
     Conversation,
     Message,
-    FileMeta
+    FileMeta,
+    TextOutcome
 );
 
 by_value!(

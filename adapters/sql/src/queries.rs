@@ -57,7 +57,7 @@ macro_rules! queries {
         use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
         use confab_core::model::{
             Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch,
-            Prompt, Role, Timestamp,
+            Prompt, Role, TextOutcome, TextStatus, Timestamp,
         };
         use confab_core::ports::FinishOutcome;
         use diesel::dsl::{exists, max};
@@ -76,7 +76,9 @@ macro_rules! queries {
             ConversationRow, FileRow, FinishedReply, MessageRow, ProjectChanges, ProjectRow,
             PromptRow,
         };
-        use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+        use crate::schema::{
+            conversations, file_metadata, file_texts, messages, projects, prompts,
+        };
         use crate::types::{DbId, ToDb as _};
 
         type Conn = $conn;
@@ -810,6 +812,113 @@ macro_rules! queries {
             .await
             .map_err(translate)?
             .try_into()
+        }
+
+        /// Updates the file's row (locking it: a concurrent delete waits) and replaces its
+        /// text in one transaction; no row, no text.
+        pub(crate) async fn set_file_text(
+            c: &mut Conn,
+            id: FileId,
+            outcome: &TextOutcome,
+        ) -> Result<(), StoreError> {
+            let status = outcome.status().as_str();
+            let (error, text) = match outcome {
+                TextOutcome::Ready(text) => (None, Some(text.as_str())),
+                TextOutcome::Failed(error) => (Some(error.as_str()), None),
+                TextOutcome::None => (None, None),
+            };
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                let updated =
+                    diesel::update(file_metadata::table.filter(file_metadata::id.eq(id.db())))
+                        .set((
+                            file_metadata::text_status.eq(status),
+                            file_metadata::text_error.eq(error),
+                        ))
+                        .execute(c)
+                        .await?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound.into());
+                }
+                let only_this = file_texts::table.filter(file_texts::file_id.eq(id.db()));
+                diesel::delete(only_this).execute(c).await?;
+                if let Some(text) = text {
+                    diesel::insert_into(file_texts::table)
+                        .values((file_texts::file_id.eq(id.db()), file_texts::text.eq(text)))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn get_file_text(
+            c: &mut Conn,
+            owner: &UserId,
+            id: FileId,
+        ) -> Result<Option<String>, StoreError> {
+            let (_, text): (String, Option<String>) = file_metadata::table
+                .left_join(file_texts::table)
+                .filter(file_metadata::id.eq(id.db()))
+                .filter(file_metadata::owner_id.eq(owner.as_str()))
+                .select((file_metadata::text_status, file_texts::text.nullable()))
+                .first(c)
+                .await
+                .map_err(translate)?;
+            Ok(text)
+        }
+
+        pub(crate) async fn extracted_twin(
+            c: &mut Conn,
+            file: &FileMeta,
+        ) -> Result<Option<TextOutcome>, StoreError> {
+            let twins: Vec<(String, Option<String>, Option<String>)> = file_metadata::table
+                .left_join(file_texts::table)
+                .filter(file_metadata::project_id.eq(file.project_id.db()))
+                .filter(file_metadata::sha256.eq(&file.sha256))
+                .filter(file_metadata::id.ne(file.id.db()))
+                .filter(file_metadata::text_status.ne(TextStatus::Pending.as_str()))
+                .order(file_metadata::id.asc())
+                .select((
+                    file_metadata::text_status,
+                    file_metadata::text_error,
+                    file_texts::text.nullable(),
+                ))
+                .limit(4)
+                .load(c)
+                .await
+                .map_err(translate)?;
+            Ok(twins.into_iter().find_map(|(status, error, text)| {
+                match TextStatus::parse(&status)? {
+                    TextStatus::Ready => text.map(TextOutcome::Ready),
+                    TextStatus::Failed => Some(TextOutcome::Failed(error.unwrap_or_default())),
+                    TextStatus::None => Some(TextOutcome::None),
+                    TextStatus::Pending => None,
+                }
+            }))
+        }
+
+        /// `text_status = 'pending'` as a literal, so that the planners can use the partial
+        /// index `WHERE text_status = 'pending'`.
+        fn is_pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+            diesel::dsl::sql("file_metadata.text_status = 'pending'")
+        }
+
+        pub(crate) async fn pending_files(
+            c: &mut Conn,
+            after: Option<FileId>,
+            n: u32,
+        ) -> Result<Vec<FileMeta>, StoreError> {
+            let mut query = file_metadata::table
+                .filter(is_pending())
+                .select(FileRow::as_select())
+                .order(file_metadata::id.asc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(file_metadata::id.gt(after.db()));
+            }
+            let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(FileMeta::try_from).collect()
         }
     };
 }

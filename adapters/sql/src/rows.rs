@@ -5,7 +5,8 @@
 use confab_core::error::StoreError;
 use confab_core::ids::UserId;
 use confab_core::model::{
-    Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, Timestamp, Usage,
+    Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
+    Usage,
 };
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
@@ -261,6 +262,8 @@ pub(crate) struct FileRow {
     pub sha256: String,
     pub storage_key: String,
     pub created_at: DbTime,
+    pub text_status: String,
+    pub text_error: Option<String>,
 }
 
 impl TryFrom<&FileMeta> for FileRow {
@@ -277,6 +280,8 @@ impl TryFrom<&FileMeta> for FileRow {
             sha256: f.sha256.clone(),
             storage_key: f.storage_key.clone(),
             created_at: f.created_at.db(),
+            text_status: f.text_status.as_str().to_owned(),
+            text_error: f.text_error.clone(),
         })
     }
 }
@@ -296,6 +301,10 @@ impl TryFrom<FileRow> for FileMeta {
             sha256: r.sha256,
             storage_key: r.storage_key,
             created_at: r.created_at.0,
+            text_status: TextStatus::parse(&r.text_status).ok_or_else(|| {
+                StoreError::Internal(format!("unknown text status {:?}", r.text_status))
+            })?,
+            text_error: r.text_error,
         })
     }
 }

@@ -79,6 +79,19 @@ diesel::table! {
         sha256 -> Text,
         storage_key -> Text,
         created_at -> Instant,
+        text_status -> Text,
+        text_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The extracted text of each `ready` file.
+    file_texts (file_id) {
+        file_id -> Id,
+        text -> Text,
     }
 }
 
@@ -86,6 +99,7 @@ diesel::joinable!(prompts -> projects (project_id));
 diesel::joinable!(conversations -> projects (project_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(file_metadata -> projects (project_id));
+diesel::joinable!(file_texts -> file_metadata (file_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
@@ -93,4 +107,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     messages,
     file_metadata,
+    file_texts,
 );

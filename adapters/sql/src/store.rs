@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, Timestamp,
+    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, TextOutcome,
+    Timestamp,
 };
 use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
 use diesel::SqliteConnection;
@@ -442,5 +443,29 @@ impl FileStore for SqlStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         on_conn!(self, write delete_file(owner, id))
+    }
+
+    async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        on_conn!(self, write set_file_text(id, outcome))
+    }
+
+    async fn get_file_text(
+        &self,
+        owner: &UserId,
+        id: FileId,
+    ) -> Result<Option<String>, StoreError> {
+        on_conn!(self, read get_file_text(owner, id))
+    }
+
+    async fn extracted_twin(&self, file: &FileMeta) -> Result<Option<TextOutcome>, StoreError> {
+        on_conn!(self, read extracted_twin(file))
+    }
+
+    async fn pending_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        on_conn!(self, read pending_files(after, limit))
     }
 }

@@ -141,7 +141,7 @@ pub struct UploadForm {
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
     ),
     components(schemas(
-        api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::Usage, api::Role, api::MessageStatus,
+        api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, UploadForm,
