@@ -321,8 +321,9 @@ pub trait FileStore: Send + Sync + 'static {
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError>;
 
     /// MUST record the outcome of the file's text extraction: `text_status` and `text_error`
-    /// (the failure's sentence, else none) on the metadata and, when ready, the text, replacing
-    /// any earlier outcome. MUST return `NotFound` and store nothing when the file is gone
+    /// (the failure's sentence, else none) on the metadata and, when ready, the text and its
+    /// chunks (`knowledge::chunks`) in the `KnowledgeIndex`, all in one transaction,
+    /// replacing any earlier outcome and its chunks. MUST return `NotFound` and store nothing when the file is gone
     /// (deleted while its text was being read). For the background worker: no owner.
     async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError>;
 
@@ -343,6 +344,24 @@ pub trait FileStore: Send + Sync + 'static {
         after: Option<FileId>,
         limit: u32,
     ) -> Result<Vec<FileMeta>, StoreError>;
+}
+
+/// Full-text search over the chunks of a project's `ready` files. The chunks are written by
+/// `FileStore::set_file_text` and removed with their file (or project).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait KnowledgeIndex: Send + Sync + 'static {
+    /// MUST return at most `limit` chunks of the owner's project that contain any word of
+    /// `query` (`knowledge::query_words`), the best match first; none for a query without
+    /// words. MUST return nothing of another project or owner, and `NotFound` for a project
+    /// that is missing or another owner's.
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>;
 }
 
 /// Reads the text of a file's bytes (bounded in time, size and memory by the adapter).

@@ -10,11 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::knowledge::{self, KnowledgeHit};
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project, ProjectPatch, Prompt, Role,
     TextOutcome, TextStatus, Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
+use confab_core::ports::{
+    ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, ProjectStore, PromptStore,
+};
 use uuid::Uuid;
 
 /// The error text of a streaming reply whose writer stopped renewing its lease.
@@ -82,6 +85,8 @@ struct State {
     files: BTreeMap<FileId, FileMeta>,
     /// The extracted text of each `ready` file.
     texts: HashMap<FileId, String>,
+    /// The knowledge chunks of each `ready` file.
+    chunks: HashMap<FileId, Vec<String>>,
 }
 
 fn take(limit: u32) -> usize {
@@ -211,11 +216,12 @@ impl State {
             self.remove_conversation(conversation);
         }
         let mut keys = Vec::new();
-        let texts = &mut self.texts;
+        let (texts, chunks) = (&mut self.texts, &mut self.chunks);
         self.files.retain(|file_id, file| {
             if file.project_id == id {
                 keys.push(std::mem::take(&mut file.storage_key));
                 texts.remove(file_id);
+                chunks.remove(file_id);
                 false
             } else {
                 true
@@ -595,6 +601,7 @@ impl State {
     fn delete_file(&mut self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.owned_file(owner, id)?;
         self.texts.remove(&id);
+        self.chunks.remove(&id);
         self.files.remove(&id).ok_or(StoreError::NotFound)
     }
 
@@ -606,9 +613,15 @@ impl State {
             TextOutcome::Ready(_) | TextOutcome::None => None,
         };
         match outcome {
-            TextOutcome::Ready(text) => self.texts.insert(id, text.clone()),
-            TextOutcome::Failed(_) | TextOutcome::None => self.texts.remove(&id),
-        };
+            TextOutcome::Ready(text) => {
+                self.chunks.insert(id, knowledge::chunks(text));
+                self.texts.insert(id, text.clone());
+            }
+            TextOutcome::Failed(_) | TextOutcome::None => {
+                self.chunks.remove(&id);
+                self.texts.remove(&id);
+            }
+        }
         Ok(())
     }
 
@@ -624,6 +637,48 @@ impl State {
             TextStatus::Failed => TextOutcome::Failed(twin.text_error.clone().unwrap_or_default()),
             TextStatus::None | TextStatus::Pending => TextOutcome::None,
         })
+    }
+
+    /// Chunks scored by how often the query's words occur in them, as words.
+    fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        let words = knowledge::query_words(query);
+        let mut scored: Vec<(usize, KnowledgeHit)> = Vec::new();
+        for file in self.files.values().filter(|f| f.project_id == project_id) {
+            let Some(chunks) = self.chunks.get(&file.id) else {
+                continue;
+            };
+            for (ordinal, text) in chunks.iter().enumerate() {
+                let lower = text.to_lowercase();
+                let score = lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| words.iter().any(|q| q == w))
+                    .count();
+                if score > 0 {
+                    let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+                    scored.push((
+                        score,
+                        KnowledgeHit {
+                            file_id: file.id,
+                            ordinal,
+                            text: text.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(scored
+            .into_iter()
+            .take(take(limit))
+            .map(|(_, hit)| hit)
+            .collect())
     }
 
     fn pending_files(&self, after: Option<FileId>, limit: u32) -> Vec<FileMeta> {
@@ -895,6 +950,19 @@ impl FileStore for MemoryStore {
         limit: u32,
     ) -> Result<Vec<FileMeta>, StoreError> {
         Ok(self.state()?.pending_files(after, limit))
+    }
+}
+
+#[async_trait]
+impl KnowledgeIndex for MemoryStore {
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        self.state()?.search(owner, project_id, query, limit)
     }
 }
 

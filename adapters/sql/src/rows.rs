@@ -4,13 +4,14 @@
 
 use confab_core::error::StoreError;
 use confab_core::ids::UserId;
+use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
     Usage,
 };
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
-use diesel::{AsChangeset, Insertable, Queryable, Selectable};
+use diesel::{AsChangeset, Insertable, Queryable, QueryableByName, Selectable};
 
 use crate::schema::{conversations, file_metadata, messages, projects, prompts};
 use crate::types::{DbId, DbTime, ToDb as _};
@@ -306,5 +307,26 @@ impl TryFrom<FileRow> for FileMeta {
             })?,
             text_error: r.text_error,
         })
+    }
+}
+
+/// One chunk found by a full-text search (a raw query on each backend).
+#[derive(QueryableByName)]
+pub(crate) struct HitRow {
+    #[diesel(sql_type = crate::types::Id)]
+    pub file_id: DbId,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub ordinal: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub text: String,
+}
+
+impl From<HitRow> for KnowledgeHit {
+    fn from(r: HitRow) -> Self {
+        Self {
+            file_id: r.file_id.into(),
+            ordinal: u32::try_from(r.ordinal).unwrap_or_default(),
+            text: r.text,
+        }
     }
 }

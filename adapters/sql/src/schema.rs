@@ -95,6 +95,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The knowledge chunks of each `ready` file (the full-text index is kept by the
+    /// database: FTS5 triggers on SQLite, a generated `search` column on PostgreSQL).
+    file_chunks (id) {
+        id -> BigInt,
+        file_id -> Id,
+        project_id -> Id,
+        ordinal -> Integer,
+        text -> Text,
+    }
+}
+
 diesel::joinable!(prompts -> projects (project_id));
 diesel::joinable!(conversations -> projects (project_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -108,4 +123,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     file_metadata,
     file_texts,
+    file_chunks,
 );

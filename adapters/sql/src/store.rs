@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, TextOutcome,
     Timestamp,
 };
-use confab_core::ports::{ChatHistory, FileStore, FinishOutcome, ProjectStore, PromptStore};
+use confab_core::ports::{
+    ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, ProjectStore, PromptStore,
+};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
@@ -418,6 +421,19 @@ impl ChatHistory for SqlStore {
 
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
         on_conn!(self, write fail_stale_replies(stale_before))
+    }
+}
+
+#[async_trait]
+impl KnowledgeIndex for SqlStore {
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        on_conn!(self, read search(owner, project_id, query, limit))
     }
 }
 

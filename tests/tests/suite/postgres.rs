@@ -48,3 +48,10 @@ async fn postgres_store_honours_the_file_store_contract() {
         contract::file_store_contract(postgres_stores).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_knowledge_index_contract() {
+    if reachable().await {
+        contract::knowledge_index_contract(postgres_stores).await;
+    }
+}

@@ -30,3 +30,8 @@ async fn sqlite_store_honours_the_chat_history_contract() {
 async fn sqlite_store_honours_the_file_store_contract() {
     contract::file_store_contract(sqlite_stores).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_knowledge_index_contract() {
+    contract::knowledge_index_contract(sqlite_stores).await;
+}
