@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn every_word_of_a_long_text_is_in_some_chunk() {
         let text: String =
-            (0..3000).map(|i| format!("w{i} ")).collect::<String>() + "\n\n" + &"end of text.";
+            (0..3000).map(|i| format!("w{i} ")).collect::<String>() + "\n\n" + "end of text.";
         let got = chunks(&text);
         assert!(got.len() > 1);
         for i in (0..3000).step_by(97) {

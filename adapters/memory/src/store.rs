@@ -673,7 +673,7 @@ impl State {
                 }
             }
         }
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         Ok(scored
             .into_iter()
             .take(take(limit))
