@@ -2,6 +2,10 @@
 //! counted against the limit, their SHA-256 computed and their first bytes kept to detect
 //! the type; only then is the metadata stored. A blob whose metadata could not be stored is
 //! removed, and so is one whose upload failed: nothing is left behind.
+//!
+//! A file's text is read after its upload: the caller runs [`FileService::extract_text`] in
+//! the background (and [`FileService::pending_texts`] finds what a stop left unread). Bytes
+//! already read in the same project (same SHA-256) are not read again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -12,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::cursor;
 use crate::error::{BlobError, ServiceError};
 use crate::ids::{FileId, ProjectId};
-use crate::model::{FileMeta, Page, Principal, now};
-use crate::ports::{BlobStore, ByteStream, FileStore, ProjectStore};
+use crate::model::{FileMeta, Page, Principal, TextOutcome, TextStatus, now};
+use crate::ports::{BlobStore, ByteStream, FileStore, ProjectStore, TextExtractor};
 use crate::services::{PageQuery, paged};
 use crate::values::ValidationError;
 
@@ -28,6 +32,7 @@ pub struct FileService {
     projects: Arc<dyn ProjectStore>,
     files: Arc<dyn FileStore>,
     blobs: Arc<dyn BlobStore>,
+    extractor: Arc<dyn TextExtractor>,
     max_bytes: u64,
 }
 
@@ -45,12 +50,14 @@ impl FileService {
         projects: Arc<dyn ProjectStore>,
         files: Arc<dyn FileStore>,
         blobs: Arc<dyn BlobStore>,
+        extractor: Arc<dyn TextExtractor>,
         max_bytes: u64,
     ) -> Self {
         Self {
             projects,
             files,
             blobs,
+            extractor,
             max_bytes,
         }
     }
@@ -98,22 +105,94 @@ impl FileService {
         }
 
         let clean_name = sanitize_filename(filename);
-        let meta = FileMeta {
+        let content_type = detect_content_type(&tally.head, &clean_name);
+        let mut meta = FileMeta {
             id,
             project_id,
             owner_id: owner.clone(),
-            content_type: detect_content_type(&tally.head, &clean_name).to_owned(),
+            content_type: content_type.to_owned(),
             filename: clean_name,
             size_bytes: tally.size,
             sha256: hex::encode(tally.hasher.finalize()),
             storage_key,
             created_at: now(),
+            text_status: if has_no_text(content_type) {
+                TextStatus::None
+            } else {
+                TextStatus::Pending
+            },
+            text_error: None,
         };
         if let Err(e) = self.files.insert_file(&meta).await {
             self.remove_blob(&meta.storage_key).await;
             return Err(e.into());
         }
+        if meta.text_status == TextStatus::Pending {
+            self.reuse_twin_text(&mut meta).await;
+        }
         Ok(meta)
+    }
+
+    /// Gives a new file the finished extraction of the same bytes in its project, if any;
+    /// when that fails the file stays pending and is read as usual.
+    async fn reuse_twin_text(&self, meta: &mut FileMeta) {
+        let outcome = match self.files.extracted_twin(meta).await {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(file_id = %meta.id, error = %e, "could not look for a file's twin");
+                return;
+            }
+        };
+        match self.files.set_file_text(meta.id, &outcome).await {
+            Ok(()) => {
+                meta.text_status = outcome.status();
+                meta.text_error = match outcome {
+                    TextOutcome::Failed(error) => Some(error),
+                    TextOutcome::Ready(_) | TextOutcome::None => None,
+                };
+            }
+            Err(e) => {
+                tracing::warn!(file_id = %meta.id, error = %e, "could not reuse a twin's text");
+            }
+        }
+    }
+
+    /// Reads a pending file's bytes, extracts their text and stores the outcome, returning
+    /// its status. A storage error leaves the file pending, for a later sweep.
+    pub async fn extract_text(&self, file: &FileMeta) -> Result<TextStatus, ServiceError> {
+        let mut stream = self.blobs.get(&file.storage_key).await?;
+        let mut bytes = Vec::new();
+        let mut too_large = false;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if (bytes.len() + chunk.len()) as u64 > self.max_bytes {
+                too_large = true;
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let outcome = if too_large {
+            TextOutcome::Failed(format!(
+                "The file is larger than the limit of {} bytes.",
+                self.max_bytes
+            ))
+        } else {
+            self.extractor
+                .extract(Bytes::from(bytes), &file.content_type, &file.filename)
+                .await
+        };
+        self.files.set_file_text(file.id, &outcome).await?;
+        Ok(outcome.status())
+    }
+
+    /// Files of any owner whose text is still to be read, oldest first, after `after`.
+    pub async fn pending_texts(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, ServiceError> {
+        Ok(self.files.pending_files(after, limit).await?)
     }
 
     pub async fn get(&self, principal: &Principal, id: FileId) -> Result<FileMeta, ServiceError> {
@@ -184,6 +263,13 @@ fn count_bytes(body: ByteStream, tally: Arc<Mutex<Tally>>, max_bytes: u64) -> By
         Ok(chunk)
     })
     .boxed()
+}
+
+/// Images, audio and video: never read for text.
+fn has_no_text(content_type: &str) -> bool {
+    ["image/", "audio/", "video/"]
+        .iter()
+        .any(|prefix| content_type.starts_with(prefix))
 }
 
 /// A display name that is safe anywhere it is shown or put in a header: the last path

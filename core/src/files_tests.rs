@@ -11,9 +11,9 @@ use futures::task::noop_waker_ref;
 
 use super::FileService;
 use crate::error::{BlobError, ServiceError, StoreError};
-use crate::ids::{ProjectId, UserId};
-use crate::model::{FileMeta, Principal, Project, now};
-use crate::ports::{ByteStream, MockBlobStore, MockFileStore, MockProjectStore};
+use crate::ids::{FileId, ProjectId, UserId};
+use crate::model::{FileMeta, Principal, Project, TextOutcome, TextStatus, now};
+use crate::ports::{ByteStream, MockBlobStore, MockFileStore, MockProjectStore, MockTextExtractor};
 
 /// The first bytes of a PNG image (signature and the start of the IHDR chunk).
 const PNG: [u8; 16] = [
@@ -62,6 +62,7 @@ struct Mocks {
     projects: MockProjectStore,
     files: MockFileStore,
     blobs: MockBlobStore,
+    extractor: MockTextExtractor,
     /// The key of every `put`, and the bytes it read when the body was read to its end.
     puts: Log<(String, Option<Vec<u8>>)>,
     inserted: Log<FileMeta>,
@@ -83,6 +84,7 @@ impl Mocks {
             projects: MockProjectStore::new(),
             files: MockFileStore::new(),
             blobs: MockBlobStore::new(),
+            extractor: MockTextExtractor::new(),
             puts: Arc::default(),
             inserted: Arc::default(),
             deleted: Arc::default(),
@@ -133,6 +135,7 @@ impl Mocks {
     }
 
     fn insert_ok(mut self) -> Self {
+        self.files.expect_extracted_twin().returning(|_| Ok(None));
         let inserted = Arc::clone(&self.inserted);
         self.files
             .expect_insert_file()
@@ -181,6 +184,7 @@ impl Mocks {
                 Arc::new(self.projects),
                 Arc::new(self.files),
                 Arc::new(self.blobs),
+                Arc::new(self.extractor),
                 max_bytes,
             ),
             project_id: self.project.id,
@@ -253,6 +257,11 @@ fn an_upload_stores_the_bytes_then_metadata_with_their_size_and_sha256() {
         "the metadata names the bytes written"
     );
     assert_eq!(h.put_bytes().as_deref(), Some(&b"hello world"[..]));
+    assert_eq!(
+        meta.text_status,
+        TextStatus::Pending,
+        "read in the background"
+    );
     assert_eq!(h.inserted(), [meta]);
 }
 
@@ -276,6 +285,128 @@ fn png_bytes_named_notes_txt_are_stored_as_image_png() {
         "the name is kept, the type is not taken from it"
     );
     assert_eq!(h.inserted()[0].content_type, "image/png");
+    assert_eq!(
+        meta.text_status,
+        TextStatus::None,
+        "an image has no text to read"
+    );
+}
+
+#[test]
+fn an_upload_of_bytes_already_read_in_the_project_reuses_their_outcome() {
+    let mut mocks = Mocks::new().project_found().put_reads_body().delete_never();
+    mocks
+        .files
+        .expect_extracted_twin()
+        .withf(|f| f.sha256 == HELLO_WORLD_SHA256)
+        .times(1)
+        .returning(|_| {
+            Ok(Some(TextOutcome::Failed(
+                "The PDF is protected.".to_owned(),
+            )))
+        });
+    mocks
+        .files
+        .expect_insert_file()
+        .times(1)
+        .returning(|_| Ok(()));
+    let recorded: Log<TextOutcome> = Arc::default();
+    let log = Arc::clone(&recorded);
+    mocks
+        .files
+        .expect_set_file_text()
+        .times(1)
+        .returning(move |_, outcome| {
+            log.lock().unwrap().push(outcome.clone());
+            Ok(())
+        });
+    mocks.extractor.expect_extract().never();
+    let h = mocks.service(1024);
+
+    let meta = h.upload("again.txt", body(&[b"hello world"])).unwrap();
+
+    assert_eq!(meta.text_status, TextStatus::Failed);
+    assert_eq!(meta.text_error.as_deref(), Some("The PDF is protected."));
+    assert_eq!(
+        *recorded.lock().unwrap(),
+        [TextOutcome::Failed("The PDF is protected.".to_owned())]
+    );
+}
+
+#[test]
+fn extract_text_gives_the_stored_bytes_to_the_extractor_and_stores_its_outcome() {
+    let mut mocks = Mocks::new();
+    mocks.blobs.expect_get().times(1).returning(|key| {
+        assert_eq!(key, "p/f");
+        Ok(body(&[b"hello ", b"world"]))
+    });
+    mocks
+        .extractor
+        .expect_extract()
+        .withf(|bytes, content_type, filename| {
+            bytes.as_ref() == b"hello world" && content_type == "text/plain" && filename == "a.txt"
+        })
+        .times(1)
+        .returning(|_, _, _| TextOutcome::Ready("hello world".to_owned()));
+    let stored: Log<TextOutcome> = Arc::default();
+    let log = Arc::clone(&stored);
+    mocks
+        .files
+        .expect_set_file_text()
+        .times(1)
+        .returning(move |_, outcome| {
+            log.lock().unwrap().push(outcome.clone());
+            Ok(())
+        });
+    let h = mocks.service(1024);
+    let file = FileMeta {
+        filename: "a.txt".to_owned(),
+        content_type: "text/plain".to_owned(),
+        storage_key: "p/f".to_owned(),
+        ..pending_file()
+    };
+
+    let status = block_on(h.service.extract_text(&file)).unwrap();
+
+    assert_eq!(status, TextStatus::Ready);
+    assert_eq!(
+        *stored.lock().unwrap(),
+        [TextOutcome::Ready("hello world".to_owned())]
+    );
+}
+
+#[test]
+fn extract_text_leaves_the_file_pending_when_its_bytes_cannot_be_read() {
+    let mut mocks = Mocks::new();
+    mocks
+        .blobs
+        .expect_get()
+        .times(1)
+        .returning(|_| Err(BlobError::Unavailable("bucket offline".to_owned())));
+    mocks.extractor.expect_extract().never();
+    mocks.files.expect_set_file_text().never();
+    let h = mocks.service(1024);
+
+    let result = block_on(h.service.extract_text(&pending_file()));
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+fn pending_file() -> FileMeta {
+    let project_id = ProjectId::new();
+    FileMeta {
+        id: FileId::new(),
+        project_id,
+        owner_id: owner(),
+        filename: "f.txt".to_owned(),
+        content_type: "text/plain".to_owned(),
+        size_bytes: 11,
+        sha256: HELLO_WORLD_SHA256.to_owned(),
+        storage_key: "k".to_owned(),
+        created_at: now(),
+        text_status: TextStatus::Pending,
+        text_error: None,
+    }
 }
 
 #[test]

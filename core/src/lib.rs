@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod error;
 pub mod files;
 pub mod ids;
+pub mod knowledge;
 pub mod live;
 pub mod model;
 pub mod ports;

@@ -242,6 +242,66 @@ pub struct FileMeta {
     pub sha256: String,
     pub storage_key: String,
     pub created_at: Timestamp,
+    /// Where the extraction of the file's text stands.
+    pub text_status: TextStatus,
+    /// Why the text could not be read, a sentence for a person; only when `Failed`.
+    pub text_error: Option<String>,
+}
+
+/// Where the extraction of a file's text stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TextStatus {
+    /// Not extracted yet (it runs in the background after the upload).
+    Pending,
+    /// The text is stored.
+    Ready,
+    /// The file should have text that could not be read (`text_error` says why).
+    Failed,
+    /// The file has no text: an image, audio, video or other binary.
+    None,
+}
+
+impl TextStatus {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::None => "none",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "ready" => Some(Self::Ready),
+            "failed" => Some(Self::Failed),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// What the extraction of a file's text found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TextOutcome {
+    Ready(String),
+    /// A sentence for a person.
+    Failed(String),
+    None,
+}
+
+impl TextOutcome {
+    #[must_use]
+    pub const fn status(&self) -> TextStatus {
+        match self {
+            Self::Ready(_) => TextStatus::Ready,
+            Self::Failed(_) => TextStatus::Failed,
+            Self::None => TextStatus::None,
+        }
+    }
 }
 
 /// One page of a list and the cursor of the next page (`None` on the last page).

@@ -18,7 +18,7 @@ use crate::error::{AuthError, BlobError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use crate::model::{
     BranchMessage, Conversation, FileMeta, Message, NewPrompt, Parent, Principal, Project,
-    ProjectPatch, Prompt, Timestamp, Usage,
+    ProjectPatch, Prompt, TextOutcome, Timestamp, Usage,
 };
 
 /// Verifies bearer tokens.
@@ -400,9 +400,61 @@ pub trait FileStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<FileMeta>, StoreError>;
 
-    /// MUST delete the metadata and return it (its `storage_key` names the bytes to remove).
-    /// `NotFound` otherwise.
+    /// MUST delete the metadata and return it (its `storage_key` names the bytes to remove),
+    /// and its extracted text with it. `NotFound` otherwise.
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError>;
+
+    /// MUST record the outcome of the file's text extraction: `text_status` and `text_error`
+    /// (the failure's sentence, else none) on the metadata and, when ready, the text and its
+    /// chunks (`knowledge::chunks`) in the `KnowledgeIndex`, all in one transaction,
+    /// replacing any earlier outcome and its chunks. MUST return `NotFound` and store nothing when the file is gone
+    /// (deleted while its text was being read). For the background worker: no owner.
+    async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError>;
+
+    /// MUST return the file's text when its status is `ready`, `None` otherwise; `NotFound`
+    /// when the file is missing or belongs to another owner.
+    async fn get_file_text(&self, owner: &UserId, id: FileId)
+    -> Result<Option<String>, StoreError>;
+
+    /// MUST return the finished outcome (`ready` with its text, `failed` with its error, or
+    /// `none`) of another file of the same project with the same `sha256`, if there is one;
+    /// `None` when every such file is still pending or there is none.
+    async fn extracted_twin(&self, file: &FileMeta) -> Result<Option<TextOutcome>, StoreError>;
+
+    /// MUST return at most `limit` files of any owner whose text is `pending`, oldest first
+    /// (id ascending), starting strictly after `after`: the work left by a stop.
+    async fn pending_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError>;
+}
+
+/// Full-text search over the chunks of a project's `ready` files. The chunks are written by
+/// `FileStore::set_file_text` and removed with their file (or project).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait KnowledgeIndex: Send + Sync + 'static {
+    /// MUST return at most `limit` chunks of the owner's project that contain any word of
+    /// `query` (`knowledge::query_words`), the best match first; none for a query without
+    /// words. MUST return nothing of another project or owner, and `NotFound` for a project
+    /// that is missing or another owner's.
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>;
+}
+
+/// Reads the text of a file's bytes (bounded in time, size and memory by the adapter).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TextExtractor: Send + Sync + 'static {
+    /// MUST return the text, `None` for a file without text (image, binary), or `Failed` with
+    /// a sentence for a person; MUST NOT panic or block the async runtime.
+    async fn extract(&self, bytes: Bytes, content_type: &str, filename: &str) -> TextOutcome;
 }
 
 /// A stream of byte chunks, in and out of a `BlobStore`.

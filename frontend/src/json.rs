@@ -887,10 +887,12 @@ mod tests {
         let file: FileInfo = decode(
             r#"{"id":"0190f0e8-7c3a-7b3e-9e2a-1c2d3e4f5a6b","project_id":"0190f0e8-7c3a-7b3e-9e2a-1c2d3e4f5a6b",
                 "filename":"a.txt","content_type":"text/plain","size_bytes":12,"sha256":"ab",
-                "created_at":"2026-01-01T00:00:00Z"}"#,
+                "created_at":"2026-01-01T00:00:00Z","text_status":"failed",
+                "text_error":"The PDF is protected by a password."}"#,
         )
         .unwrap();
         assert_eq!(file.size_bytes, 12);
+        assert_eq!(file.text_status, confab_api_types::TextStatus::Failed);
         let token: DevToken =
             decode(r#"{"token":"t","expires_at":"2026-01-01T00:00:00Z"}"#).unwrap();
         assert_eq!(token.expires_at.timestamp_millis(), 1_767_225_600_000);

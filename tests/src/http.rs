@@ -1152,10 +1152,22 @@ impl TestApp {
     }
 
     /// Uploads a small text file (asserting 201).
+    /// A new text file of `user`, once its text is read (so it no longer changes).
     pub async fn new_file(&self, user: &str, project: impl Display, name: &str) -> api::FileInfo {
-        self.upload_file(user, project, name, "text/plain", b"some notes\n".to_vec())
+        let file: api::FileInfo = self
+            .upload_file(user, project, name, "text/plain", b"some notes\n".to_vec())
             .await
-            .ok(201)
+            .ok(201);
+        self.text_read(user, file.id).await
+    }
+
+    /// Polls the file until its text is no longer `pending`, and returns it.
+    pub async fn text_read(&self, user: &str, id: uuid::Uuid) -> api::FileInfo {
+        eventually("the file's text is read", || async {
+            let file: api::FileInfo = self.get_file(user, id).await.ok(200);
+            (file.text_status != api::TextStatus::Pending).then_some(file)
+        })
+        .await
     }
 
     /// Walks a list with `?limit={limit}` from the first page to the last, returning every

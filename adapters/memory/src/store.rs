@@ -1,20 +1,23 @@
-//! `MemoryStore`: projects, prompts, conversations, messages and file metadata in one
+//! `MemoryStore`: projects, prompts, conversations, messages, file metadata and text in one
 //! mutex-guarded state. Every method takes the lock once, does its work synchronously and
 //! releases it, so each call is atomic and no lock is ever held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::knowledge::{self, KnowledgeHit};
 use confab_core::model::{
     BranchMessage, Conversation, FileMeta, Message, MessageStatus, NewPrompt, Parent, Project,
-    ProjectPatch, Prompt, Role, Timestamp,
+    ProjectPatch, Prompt, Role, TextOutcome, TextStatus, Timestamp,
 };
 use confab_core::ports::{
-    Branch, ChatHistory, FileStore, FinishOutcome, NewTurn, ProjectStore, PromptStore, Turn,
+    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, NewTurn, ProjectStore,
+    PromptStore, Turn,
 };
 use confab_core::values::ValidationError;
 use uuid::Uuid;
@@ -82,6 +85,10 @@ struct State {
     messages: HashMap<ConversationId, BTreeMap<MessageId, StoredMessage>>,
     message_ids: HashMap<MessageId, ConversationId>,
     files: BTreeMap<FileId, FileMeta>,
+    /// The extracted text of each `ready` file.
+    texts: HashMap<FileId, String>,
+    /// The knowledge chunks of each `ready` file.
+    chunks: HashMap<FileId, Vec<String>>,
 }
 
 /// Why a turn's parent cannot take the new message: a user message follows a reply, a
@@ -220,9 +227,12 @@ impl State {
             self.remove_conversation(conversation);
         }
         let mut keys = Vec::new();
-        self.files.retain(|_, file| {
+        let (texts, chunks) = (&mut self.texts, &mut self.chunks);
+        self.files.retain(|file_id, file| {
             if file.project_id == id {
                 keys.push(std::mem::take(&mut file.storage_key));
+                texts.remove(file_id);
+                chunks.remove(file_id);
                 false
             } else {
                 true
@@ -747,7 +757,98 @@ impl State {
 
     fn delete_file(&mut self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.owned_file(owner, id)?;
+        self.texts.remove(&id);
+        self.chunks.remove(&id);
         self.files.remove(&id).ok_or(StoreError::NotFound)
+    }
+
+    fn set_file_text(&mut self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        let file = self.files.get_mut(&id).ok_or(StoreError::NotFound)?;
+        file.text_status = outcome.status();
+        file.text_error = match outcome {
+            TextOutcome::Failed(error) => Some(error.clone()),
+            TextOutcome::Ready(_) | TextOutcome::None => None,
+        };
+        match outcome {
+            TextOutcome::Ready(text) => {
+                self.chunks.insert(id, knowledge::chunks(text));
+                self.texts.insert(id, text.clone());
+            }
+            TextOutcome::Failed(_) | TextOutcome::None => {
+                self.chunks.remove(&id);
+                self.texts.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn extracted_twin(&self, file: &FileMeta) -> Option<TextOutcome> {
+        let twin = self.files.values().find(|f| {
+            f.id != file.id
+                && f.project_id == file.project_id
+                && f.sha256 == file.sha256
+                && f.text_status != TextStatus::Pending
+        })?;
+        Some(match twin.text_status {
+            TextStatus::Ready => TextOutcome::Ready(self.texts.get(&twin.id)?.clone()),
+            TextStatus::Failed => TextOutcome::Failed(twin.text_error.clone().unwrap_or_default()),
+            TextStatus::None | TextStatus::Pending => TextOutcome::None,
+        })
+    }
+
+    /// Chunks scored by how often the query's words occur in them, as words.
+    fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        self.owned_project(owner, project_id)?;
+        let words = knowledge::query_words(query);
+        let mut scored: Vec<(usize, KnowledgeHit)> = Vec::new();
+        for file in self.files.values().filter(|f| f.project_id == project_id) {
+            let Some(chunks) = self.chunks.get(&file.id) else {
+                continue;
+            };
+            for (ordinal, text) in chunks.iter().enumerate() {
+                let lower = text.to_lowercase();
+                let score = lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| words.iter().any(|q| q == w))
+                    .count();
+                if score > 0 {
+                    let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+                    scored.push((
+                        score,
+                        KnowledgeHit {
+                            file_id: file.id,
+                            ordinal,
+                            text: text.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+        Ok(scored
+            .into_iter()
+            .take(take(limit))
+            .map(|(_, hit)| hit)
+            .collect())
+    }
+
+    fn pending_files(&self, after: Option<FileId>, limit: u32) -> Vec<FileMeta> {
+        let lower = match after {
+            Some(after) => self.files.range((Bound::Excluded(after), Bound::Unbounded)),
+            None => self.files.range(..),
+        };
+        lower
+            .map(|(_, f)| f)
+            .filter(|f| f.text_status == TextStatus::Pending)
+            .take(take(limit))
+            .cloned()
+            .collect()
     }
 }
 
@@ -1030,6 +1131,45 @@ impl FileStore for MemoryStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         self.state()?.delete_file(owner, id)
+    }
+
+    async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        self.state()?.set_file_text(id, outcome)
+    }
+
+    async fn get_file_text(
+        &self,
+        owner: &UserId,
+        id: FileId,
+    ) -> Result<Option<String>, StoreError> {
+        let state = self.state()?;
+        state.owned_file(owner, id)?;
+        Ok(state.texts.get(&id).cloned())
+    }
+
+    async fn extracted_twin(&self, file: &FileMeta) -> Result<Option<TextOutcome>, StoreError> {
+        Ok(self.state()?.extracted_twin(file))
+    }
+
+    async fn pending_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        Ok(self.state()?.pending_files(after, limit))
+    }
+}
+
+#[async_trait]
+impl KnowledgeIndex for MemoryStore {
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        self.state()?.search(owner, project_id, query, limit)
     }
 }
 

@@ -9,7 +9,7 @@
 use confab_core::accounts::{Account, Link, LinkKind, Session};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Timestamp,
+    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, TextOutcome, Timestamp,
 };
 use confab_core::ports::NewTurn;
 use uuid::Uuid;
@@ -75,6 +75,7 @@ by_reference!(
     Message,
     NewTurn,
     FileMeta,
+    TextOutcome,
     Account,
     Session,
     Link

@@ -57,7 +57,7 @@ macro_rules! queries {
         use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
         use confab_core::model::{
             BranchMessage, Conversation, FileMeta, Message, MessageStatus, NewPrompt, Project,
-            ProjectPatch, Prompt, Role, Timestamp,
+            ProjectPatch, Prompt, Role, TextOutcome, TextStatus, Timestamp,
         };
         use confab_core::ports::{Branch, FinishOutcome};
         use diesel::dsl::{exists, max};
@@ -76,7 +76,9 @@ macro_rules! queries {
             ConversationRow, FileRow, FinishedReply, MessageRow, ProjectChanges, ProjectRow,
             PromptRow,
         };
-        use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+        use crate::schema::{
+            conversations, file_chunks, file_metadata, file_texts, messages, projects, prompts,
+        };
         use crate::types::{DbId, ToDb as _};
 
         type Conn = $conn;
@@ -996,6 +998,129 @@ macro_rules! queries {
             .map_err(translate)?
             .try_into()
         }
+
+        /// Updates the file's row (locking it: a concurrent delete waits) and replaces its
+        /// text in one transaction; no row, no text.
+        pub(crate) async fn set_file_text(
+            c: &mut Conn,
+            id: FileId,
+            outcome: &TextOutcome,
+        ) -> Result<(), StoreError> {
+            let status = outcome.status().as_str();
+            let (error, text) = match outcome {
+                TextOutcome::Ready(text) => (None, Some(text.as_str())),
+                TextOutcome::Failed(error) => (Some(error.as_str()), None),
+                TextOutcome::None => (None, None),
+            };
+            let chunks = text.map(confab_core::knowledge::chunks).unwrap_or_default();
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                let project_id: DbId =
+                    diesel::update(file_metadata::table.filter(file_metadata::id.eq(id.db())))
+                        .set((
+                            file_metadata::text_status.eq(status),
+                            file_metadata::text_error.eq(error),
+                        ))
+                        .returning(file_metadata::project_id)
+                        .get_result(c)
+                        .await
+                        .optional()?
+                        .ok_or(StoreError::NotFound)?;
+                let only_this = file_texts::table.filter(file_texts::file_id.eq(id.db()));
+                diesel::delete(only_this).execute(c).await?;
+                diesel::delete(file_chunks::table.filter(file_chunks::file_id.eq(id.db())))
+                    .execute(c)
+                    .await?;
+                if let Some(text) = text {
+                    diesel::insert_into(file_texts::table)
+                        .values((file_texts::file_id.eq(id.db()), file_texts::text.eq(text)))
+                        .execute(c)
+                        .await?;
+                }
+                // One statement a chunk: diesel-async cannot batch inserts on SQLite.
+                for (chunk, ordinal) in chunks.iter().zip(0_i32..) {
+                    diesel::insert_into(file_chunks::table)
+                        .values((
+                            file_chunks::file_id.eq(id.db()),
+                            file_chunks::project_id.eq(project_id),
+                            file_chunks::ordinal.eq(ordinal),
+                            file_chunks::text.eq(chunk.as_str()),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn get_file_text(
+            c: &mut Conn,
+            owner: &UserId,
+            id: FileId,
+        ) -> Result<Option<String>, StoreError> {
+            let (_, text): (String, Option<String>) = file_metadata::table
+                .left_join(file_texts::table)
+                .filter(file_metadata::id.eq(id.db()))
+                .filter(file_metadata::owner_id.eq(owner.as_str()))
+                .select((file_metadata::text_status, file_texts::text.nullable()))
+                .first(c)
+                .await
+                .map_err(translate)?;
+            Ok(text)
+        }
+
+        pub(crate) async fn extracted_twin(
+            c: &mut Conn,
+            file: &FileMeta,
+        ) -> Result<Option<TextOutcome>, StoreError> {
+            let twins: Vec<(String, Option<String>, Option<String>)> = file_metadata::table
+                .left_join(file_texts::table)
+                .filter(file_metadata::project_id.eq(file.project_id.db()))
+                .filter(file_metadata::sha256.eq(&file.sha256))
+                .filter(file_metadata::id.ne(file.id.db()))
+                .filter(file_metadata::text_status.ne(TextStatus::Pending.as_str()))
+                .order(file_metadata::id.asc())
+                .select((
+                    file_metadata::text_status,
+                    file_metadata::text_error,
+                    file_texts::text.nullable(),
+                ))
+                .limit(4)
+                .load(c)
+                .await
+                .map_err(translate)?;
+            Ok(twins.into_iter().find_map(|(status, error, text)| {
+                match TextStatus::parse(&status)? {
+                    TextStatus::Ready => text.map(TextOutcome::Ready),
+                    TextStatus::Failed => Some(TextOutcome::Failed(error.unwrap_or_default())),
+                    TextStatus::None => Some(TextOutcome::None),
+                    TextStatus::Pending => None,
+                }
+            }))
+        }
+
+        /// `text_status = 'pending'` as a literal, so that the planners can use the partial
+        /// index `WHERE text_status = 'pending'`.
+        fn is_pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+            diesel::dsl::sql("file_metadata.text_status = 'pending'")
+        }
+
+        pub(crate) async fn pending_files(
+            c: &mut Conn,
+            after: Option<FileId>,
+            n: u32,
+        ) -> Result<Vec<FileMeta>, StoreError> {
+            let mut query = file_metadata::table
+                .filter(is_pending())
+                .select(FileRow::as_select())
+                .order(file_metadata::id.asc())
+                .limit(limit(n))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(file_metadata::id.gt(after.db()));
+            }
+            let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            rows.into_iter().map(FileMeta::try_from).collect()
+        }
     };
 }
 
@@ -1011,6 +1136,38 @@ pub(crate) mod pg {
     );
 
     pub(crate) use crate::turn::pg::begin_turn;
+
+    /// The query's words OR-ed, in the `simple` and `english` configurations; ranked by
+    /// `ts_rank_cd` over the chunks' generated `search` vector (GIN-indexed).
+    pub(crate) async fn search(
+        c: &mut Conn,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        use diesel::sql_types::{BigInt, Text};
+
+        require(project_is_owned(c, owner, project_id).await)?;
+        let words = confab_core::knowledge::query_words(query);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
+            "SELECT c.file_id, c.ordinal, c.text \
+             FROM file_chunks c, \
+                  (SELECT to_tsquery('simple', $1) || to_tsquery('english', $1) AS q) AS query \
+             WHERE c.project_id = $2 AND c.search @@ query.q \
+             ORDER BY ts_rank_cd(c.search, query.q) DESC, c.id LIMIT $3",
+        )
+        .bind::<Text, _>(words.join(" | "))
+        .bind::<crate::types::Id, _>(project_id.db())
+        .bind::<BigInt, _>(limit(n))
+        .load(c)
+        .await
+        .map_err(translate)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
 }
 
 /// SQLite: `BEGIN IMMEDIATE` transactions, which exclude every other writer, so no row lock
@@ -1035,6 +1192,37 @@ pub(crate) mod sqlite {
     );
 
     pub(crate) use crate::turn::sqlite::begin_turn;
+
+    /// The query's words, each quoted (so none is FTS5 syntax), OR-ed; ranked by bm25.
+    pub(crate) async fn search(
+        c: &mut Conn,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        use diesel::sql_types::{BigInt, Text};
+
+        require(project_is_owned(c, owner, project_id).await)?;
+        let words = confab_core::knowledge::query_words(query);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let matching: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
+            "SELECT c.file_id AS file_id, c.ordinal AS ordinal, c.text AS text \
+             FROM file_chunks_fts JOIN file_chunks c ON c.id = file_chunks_fts.rowid \
+             WHERE file_chunks_fts MATCH ? AND c.project_id = ? \
+             ORDER BY bm25(file_chunks_fts), c.id LIMIT ?",
+        )
+        .bind::<Text, _>(matching.join(" OR "))
+        .bind::<crate::types::Id, _>(project_id.db())
+        .bind::<BigInt, _>(limit(n))
+        .load(c)
+        .await
+        .map_err(translate)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 
 use confab_core::error::StoreError;
 use confab_core::ids::UserId;
+use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
-    Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, Timestamp, Usage,
+    Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
+    Usage,
 };
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
-use diesel::{AsChangeset, Insertable, Queryable, Selectable};
+use diesel::{AsChangeset, Insertable, Queryable, QueryableByName, Selectable};
 
 use crate::schema::{conversations, file_metadata, messages, projects, prompts};
 use crate::types::{DbId, DbTime, ToDb as _};
@@ -272,6 +274,8 @@ pub(crate) struct FileRow {
     pub sha256: String,
     pub storage_key: String,
     pub created_at: DbTime,
+    pub text_status: String,
+    pub text_error: Option<String>,
 }
 
 impl TryFrom<&FileMeta> for FileRow {
@@ -288,6 +292,8 @@ impl TryFrom<&FileMeta> for FileRow {
             sha256: f.sha256.clone(),
             storage_key: f.storage_key.clone(),
             created_at: f.created_at.db(),
+            text_status: f.text_status.as_str().to_owned(),
+            text_error: f.text_error.clone(),
         })
     }
 }
@@ -307,6 +313,31 @@ impl TryFrom<FileRow> for FileMeta {
             sha256: r.sha256,
             storage_key: r.storage_key,
             created_at: r.created_at.0,
+            text_status: TextStatus::parse(&r.text_status).ok_or_else(|| {
+                StoreError::Internal(format!("unknown text status {:?}", r.text_status))
+            })?,
+            text_error: r.text_error,
         })
+    }
+}
+
+/// One chunk found by a full-text search (a raw query on each backend).
+#[derive(QueryableByName)]
+pub(crate) struct HitRow {
+    #[diesel(sql_type = crate::types::Id)]
+    pub file_id: DbId,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub ordinal: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub text: String,
+}
+
+impl From<HitRow> for KnowledgeHit {
+    fn from(r: HitRow) -> Self {
+        Self {
+            file_id: r.file_id.into(),
+            ordinal: u32::try_from(r.ordinal).unwrap_or_default(),
+            text: r.text,
+        }
     }
 }

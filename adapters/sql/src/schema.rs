@@ -85,6 +85,34 @@ diesel::table! {
         sha256 -> Text,
         storage_key -> Text,
         created_at -> Instant,
+        text_status -> Text,
+        text_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The extracted text of each `ready` file.
+    file_texts (file_id) {
+        file_id -> Id,
+        text -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The knowledge chunks of each `ready` file (the full-text index is kept by the
+    /// database: FTS5 triggers on SQLite, a generated `search` column on PostgreSQL).
+    file_chunks (id) {
+        id -> BigInt,
+        file_id -> Id,
+        project_id -> Id,
+        ordinal -> Integer,
+        text -> Text,
     }
 }
 
@@ -92,6 +120,7 @@ diesel::joinable!(prompts -> projects (project_id));
 diesel::joinable!(conversations -> projects (project_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(file_metadata -> projects (project_id));
+diesel::joinable!(file_texts -> file_metadata (file_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
@@ -99,6 +128,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     messages,
     file_metadata,
+    file_texts,
+    file_chunks,
 );
 
 diesel::table! {

@@ -7,11 +7,14 @@ use async_trait::async_trait;
 use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
-    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, Timestamp,
+    Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, TextOutcome,
+    Timestamp,
 };
 use confab_core::ports::{
-    Branch, ChatHistory, FileStore, FinishOutcome, NewTurn, ProjectStore, PromptStore, Turn,
+    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, NewTurn, ProjectStore,
+    PromptStore, Turn,
 };
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
@@ -474,6 +477,19 @@ impl ChatHistory for SqlStore {
 }
 
 #[async_trait]
+impl KnowledgeIndex for SqlStore {
+    async fn search(
+        &self,
+        owner: &UserId,
+        project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        on_conn!(self, read search(owner, project_id, query, limit))
+    }
+}
+
+#[async_trait]
 impl FileStore for SqlStore {
     async fn insert_file(&self, file: &FileMeta) -> Result<(), StoreError> {
         on_conn!(self, write insert_file(file))
@@ -495,6 +511,30 @@ impl FileStore for SqlStore {
 
     async fn delete_file(&self, owner: &UserId, id: FileId) -> Result<FileMeta, StoreError> {
         on_conn!(self, write delete_file(owner, id))
+    }
+
+    async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
+        on_conn!(self, write set_file_text(id, outcome))
+    }
+
+    async fn get_file_text(
+        &self,
+        owner: &UserId,
+        id: FileId,
+    ) -> Result<Option<String>, StoreError> {
+        on_conn!(self, read get_file_text(owner, id))
+    }
+
+    async fn extracted_twin(&self, file: &FileMeta) -> Result<Option<TextOutcome>, StoreError> {
+        on_conn!(self, read extracted_twin(file))
+    }
+
+    async fn pending_files(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        on_conn!(self, read pending_files(after, limit))
     }
 }
 

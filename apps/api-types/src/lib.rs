@@ -134,6 +134,23 @@ pub struct FileInfo {
     pub size_bytes: u64,
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    /// Where the reading of the file's text stands: `pending` right after the upload (it is
+    /// read in the background), then `ready`, `failed` or `none` (images, binary).
+    pub text_status: TextStatus,
+    /// Why the text could not be read, a sentence for a person; `null` unless `failed`.
+    #[serde(default)]
+    pub text_error: Option<String>,
+}
+
+/// Where the reading of a file's text stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TextStatus {
+    Pending,
+    Ready,
+    Failed,
+    None,
 }
 
 /// `POST /api/projects`

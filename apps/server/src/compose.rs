@@ -24,6 +24,8 @@ use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use tokio_util::task::TaskTracker;
 
+use crate::texts::{BlockingExtractor, start_pending_sweep};
+
 use crate::config::{
     AuthSettings, DatabaseSettings, FilesSettings, LiveSettings, LlmSettings, Settings,
 };
@@ -88,6 +90,7 @@ pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> 
     let state = build_state(adapters, settings);
     release_stale_replies(&state, settings).await;
     start_sweep(&state.history, database, settings.chat.reply_lease);
+    start_pending_sweep(state.files.clone());
     Ok(state)
 }
 
@@ -420,6 +423,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             adapters.projects,
             adapters.files,
             adapters.blobs,
+            Arc::new(BlockingExtractor::new(confab_extract::Limits::default())),
             limits.upload_bytes,
         ),
         chat,

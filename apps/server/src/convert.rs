@@ -81,6 +81,13 @@ pub fn file(f: core::FileMeta) -> api::FileInfo {
         size_bytes: f.size_bytes,
         sha256: f.sha256,
         created_at: f.created_at,
+        text_status: match f.text_status {
+            core::TextStatus::Pending => api::TextStatus::Pending,
+            core::TextStatus::Ready => api::TextStatus::Ready,
+            core::TextStatus::Failed => api::TextStatus::Failed,
+            core::TextStatus::None => api::TextStatus::None,
+        },
+        text_error: f.text_error,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod redact;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod texts;
 mod web_assets;
 
 pub use app::{Adapters, RunningServer, build_state, start, start_on};

@@ -144,7 +144,7 @@ pub struct UploadForm {
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
     ),
     components(schemas(
-        api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::Usage, api::Role, api::MessageStatus,
+        api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,

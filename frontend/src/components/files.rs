@@ -1,6 +1,6 @@
 //! A project's files: upload with a progress bar, download, delete.
 
-use confab_api_types::FileInfo;
+use confab_api_types::{FileInfo, TextStatus};
 use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
@@ -190,6 +190,9 @@ pub fn FilesPanel(props: &FilesPanelProps) -> Html {
                                 <span class="muted small">
                                     { format!("{} · {} · {}", browser::format_bytes(f.size_bytes), f.content_type, browser::local_time(&f.created_at)) }
                                 </span>
+                                if f.text_status == TextStatus::Failed {
+                                    <span class="muted small" title={f.text_error.clone()}>{ "Could not read its text" }</span>
+                                }
                             </div>
                             <div class="row">
                                 if asking {

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use confab_core::ids::{FileId, ProjectId};
-use confab_core::model::FileMeta;
+use confab_core::model::{FileMeta, TextOutcome, TextStatus};
 
 use super::Stores;
 use super::fixtures::{
@@ -28,6 +28,12 @@ where
             list_pages_return_every_file_exactly_once_with_inserts_between_pages,
             list_of_a_missing_project_is_not_found,
             delete_returns_the_metadata_and_removes_it,
+            a_ready_outcome_stores_the_text_for_its_owner_only,
+            failed_and_none_outcomes_store_no_text_and_replace_an_earlier_one,
+            an_outcome_for_a_missing_file_is_not_found_and_stores_nothing,
+            deleting_a_file_deletes_its_text,
+            a_twin_is_a_finished_file_of_the_same_project_with_the_same_bytes,
+            pending_files_are_every_owners_pending_files_oldest_first_in_pages,
         ]
     );
 }
@@ -213,5 +219,273 @@ async fn delete_returns_the_metadata_and_removes_it(stores: Stores) {
             "list_files"
         ),
         vec![kept]
+    );
+}
+
+async fn a_ready_outcome_stores_the_text_for_its_owner_only(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "notes.txt").await;
+    assert_eq!(
+        ok(
+            stores.files.get_file_text(&alice, f.id).await,
+            "get_file_text"
+        ),
+        None,
+        "a pending file has no text yet"
+    );
+    let text = "Quokkas live on Rottnest Island. ü 😀\n".repeat(1000);
+    ok(
+        stores
+            .files
+            .set_file_text(f.id, &TextOutcome::Ready(text.clone()))
+            .await,
+        "set_file_text",
+    );
+    let got = ok(stores.files.get_file(&alice, f.id).await, "get_file");
+    assert_eq!(got.text_status, TextStatus::Ready);
+    assert_eq!(got.text_error, None);
+    assert_eq!(
+        ok(
+            stores.files.get_file_text(&alice, f.id).await,
+            "get_file_text"
+        ),
+        Some(text),
+        "the text must come back unchanged"
+    );
+    not_found(
+        stores.files.get_file_text(&user("mallory"), f.id).await,
+        "get_file_text by another owner",
+    );
+    not_found(
+        stores.files.get_file_text(&alice, FileId::new()).await,
+        "get_file_text of a missing file",
+    );
+}
+
+async fn failed_and_none_outcomes_store_no_text_and_replace_an_earlier_one(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "scan.pdf").await;
+    ok(
+        stores
+            .files
+            .set_file_text(f.id, &TextOutcome::Ready("old".to_owned()))
+            .await,
+        "set_file_text ready",
+    );
+    let reason = "The PDF has no text layer (it may be a scan); its text cannot be read.";
+    ok(
+        stores
+            .files
+            .set_file_text(f.id, &TextOutcome::Failed(reason.to_owned()))
+            .await,
+        "set_file_text failed",
+    );
+    let got = ok(stores.files.get_file(&alice, f.id).await, "get_file");
+    assert_eq!(got.text_status, TextStatus::Failed);
+    assert_eq!(got.text_error.as_deref(), Some(reason));
+    assert_eq!(
+        ok(
+            stores.files.get_file_text(&alice, f.id).await,
+            "get_file_text"
+        ),
+        None,
+        "a failed file must have no text, not the earlier one"
+    );
+    ok(
+        stores.files.set_file_text(f.id, &TextOutcome::None).await,
+        "set_file_text none",
+    );
+    let got = ok(stores.files.get_file(&alice, f.id).await, "get_file");
+    assert_eq!(
+        (got.text_status, got.text_error.as_deref()),
+        (TextStatus::None, None)
+    );
+    let listed = ok(
+        stores.files.list_files(&alice, p.id, None, 10).await,
+        "list_files",
+    );
+    assert_eq!(listed, vec![got], "lists carry the status too");
+}
+
+async fn an_outcome_for_a_missing_file_is_not_found_and_stores_nothing(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let gone = stored_file(&stores, &alice, p.id, "gone.txt").await;
+    ok(
+        stores.files.delete_file(&alice, gone.id).await,
+        "delete_file",
+    );
+    not_found(
+        stores
+            .files
+            .set_file_text(gone.id, &TextOutcome::Ready("late".to_owned()))
+            .await,
+        "set_file_text of a file deleted while it was read",
+    );
+    // The same id inserted again starts without text.
+    ok(stores.files.insert_file(&gone).await, "insert_file again");
+    assert_eq!(
+        ok(
+            stores.files.get_file_text(&alice, gone.id).await,
+            "get_file_text"
+        ),
+        None
+    );
+}
+
+async fn deleting_a_file_deletes_its_text(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "notes.txt").await;
+    ok(
+        stores
+            .files
+            .set_file_text(f.id, &TextOutcome::Ready("secret".to_owned()))
+            .await,
+        "set_file_text",
+    );
+    ok(stores.files.delete_file(&alice, f.id).await, "delete_file");
+    not_found(
+        stores.files.get_file_text(&alice, f.id).await,
+        "get_file_text after delete",
+    );
+    // Inserted again under the same id, the file must not find its old text.
+    ok(stores.files.insert_file(&f).await, "insert_file again");
+    assert_eq!(
+        ok(
+            stores.files.get_file_text(&alice, f.id).await,
+            "get_file_text"
+        ),
+        None,
+        "the text must have been deleted with its file"
+    );
+    let later = FileMeta {
+        id: FileId::new(),
+        ..f.clone()
+    };
+    ok(stores.files.insert_file(&later).await, "insert_file");
+    assert_eq!(
+        ok(stores.files.extracted_twin(&later).await, "extracted_twin"),
+        None,
+        "a deleted file is no twin"
+    );
+}
+
+async fn a_twin_is_a_finished_file_of_the_same_project_with_the_same_bytes(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let other = stored_project(&stores, &alice, "Other").await;
+    let first = stored_file(&stores, &alice, p.id, "a.txt").await;
+    let again = FileMeta {
+        id: FileId::new(),
+        ..first.clone()
+    };
+    ok(stores.files.insert_file(&again).await, "insert_file");
+    assert_eq!(
+        ok(stores.files.extracted_twin(&again).await, "extracted_twin"),
+        None,
+        "a pending twin has nothing to give"
+    );
+    ok(
+        stores
+            .files
+            .set_file_text(first.id, &TextOutcome::Ready("shared text".to_owned()))
+            .await,
+        "set_file_text",
+    );
+    assert_eq!(
+        ok(stores.files.extracted_twin(&again).await, "extracted_twin"),
+        Some(TextOutcome::Ready("shared text".to_owned()))
+    );
+    assert_eq!(
+        ok(stores.files.extracted_twin(&first).await, "extracted_twin"),
+        None,
+        "a file is not its own twin"
+    );
+    let elsewhere = FileMeta {
+        id: FileId::new(),
+        project_id: other.id,
+        ..first.clone()
+    };
+    ok(stores.files.insert_file(&elsewhere).await, "insert_file");
+    assert_eq!(
+        ok(
+            stores.files.extracted_twin(&elsewhere).await,
+            "extracted_twin"
+        ),
+        None,
+        "another project's file is no twin"
+    );
+    let different = FileMeta {
+        id: FileId::new(),
+        sha256: "0".repeat(64),
+        ..first.clone()
+    };
+    ok(stores.files.insert_file(&different).await, "insert_file");
+    assert_eq!(
+        ok(
+            stores.files.extracted_twin(&different).await,
+            "extracted_twin"
+        ),
+        None,
+        "other bytes are no twin"
+    );
+    ok(
+        stores
+            .files
+            .set_file_text(first.id, &TextOutcome::Failed("Encrypted.".to_owned()))
+            .await,
+        "set_file_text",
+    );
+    assert_eq!(
+        ok(stores.files.extracted_twin(&again).await, "extracted_twin"),
+        Some(TextOutcome::Failed("Encrypted.".to_owned()))
+    );
+}
+
+async fn pending_files_are_every_owners_pending_files_oldest_first_in_pages(stores: Stores) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let pa = stored_project(&stores, &alice, "A").await;
+    let pb = stored_project(&stores, &bob, "B").await;
+    let mut pending = Vec::new();
+    for i in 0..5 {
+        let (owner, project) = if i % 2 == 0 {
+            (&alice, pa.id)
+        } else {
+            (&bob, pb.id)
+        };
+        pending.push(stored_file(&stores, owner, project, &format!("p{i}")).await);
+    }
+    let done = stored_file(&stores, &alice, pa.id, "done").await;
+    ok(
+        stores
+            .files
+            .set_file_text(done.id, &TextOutcome::None)
+            .await,
+        "set_file_text",
+    );
+    let image = FileMeta {
+        text_status: TextStatus::None,
+        ..file(&alice, pa.id, "image.png")
+    };
+    ok(stores.files.insert_file(&image).await, "insert_file");
+
+    let first = ok(stores.files.pending_files(None, 3).await, "pending_files");
+    assert_eq!(
+        first,
+        pending[..3].to_vec(),
+        "oldest first, at most the limit"
+    );
+    let rest = ok(
+        stores.files.pending_files(Some(first[2].id), 3).await,
+        "pending_files",
+    );
+    assert_eq!(
+        rest,
+        pending[3..].to_vec(),
+        "strictly after the cursor, only pending ones"
     );
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, ProjectId, PromptId, UserId};
 use confab_core::model::{
-    Conversation, FileMeta, Message, NewPrompt, Parent, Project, Timestamp, now,
+    Conversation, FileMeta, Message, NewPrompt, Parent, Project, TextStatus, Timestamp, now,
 };
 use confab_core::ports::{ChatHistory, NewTurn};
 use uuid::Uuid;
@@ -212,6 +212,8 @@ pub fn file(owner: &UserId, project_id: ProjectId, filename: &str) -> FileMeta {
         sha256: "a591a6d40bf420404a011733cfb7b190d62c65bf0bcda32b57b277d9ad9f146e".to_owned(),
         storage_key: format!("{project_id}/{id}"),
         created_at: now(),
+        text_status: TextStatus::Pending,
+        text_error: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use confab_core::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
+use confab_core::ports::{ChatHistory, FileStore, KnowledgeIndex, ProjectStore, PromptStore};
 use futures::FutureExt;
 
 pub mod accounts;
@@ -19,6 +19,7 @@ pub mod blobs;
 pub mod files;
 pub mod fixtures;
 pub mod history;
+pub mod knowledge;
 pub mod limiter;
 pub mod live;
 pub mod llm;
@@ -30,6 +31,7 @@ pub use accounts::account_store_contract;
 pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
 pub use history::chat_history_contract;
+pub use knowledge::knowledge_index_contract;
 pub use limiter::{LimiterSubject, send_limiter_contract};
 pub use live::live_replies_contract;
 pub use llm::{LlmSubject, llm_stream_contract};
@@ -46,21 +48,24 @@ pub struct Stores {
     pub prompts: Arc<dyn PromptStore>,
     /// Conversations and messages.
     pub history: Arc<dyn ChatHistory>,
-    /// File metadata.
+    /// File metadata and text.
     pub files: Arc<dyn FileStore>,
+    /// Full-text search over the files' text.
+    pub knowledge: Arc<dyn KnowledgeIndex>,
 }
 
 impl Stores {
-    /// All four ports served by one adapter value.
+    /// Every storage port served by one adapter value.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: ProjectStore + PromptStore + ChatHistory + FileStore,
+        S: ProjectStore + PromptStore + ChatHistory + FileStore + KnowledgeIndex,
     {
         Self {
             projects: store.clone(),
             prompts: store.clone(),
             history: store.clone(),
-            files: store,
+            files: store.clone(),
+            knowledge: store,
         }
     }
 }

@@ -69,3 +69,10 @@ async fn postgres_store_honours_the_account_store_contract() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_knowledge_index_contract() {
+    if reachable().await {
+        contract::knowledge_index_contract(postgres_stores).await;
+    }
+}

@@ -43,3 +43,8 @@ async fn sqlite_store_honours_the_account_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_knowledge_index_contract() {
+    contract::knowledge_index_contract(sqlite_stores).await;
+}

@@ -98,6 +98,7 @@ pub async fn upload_file(
             state.files.delete(&principal, stored.id).await?;
             return Err(refused);
         }
+        crate::texts::read_in_background(state.files.clone(), stored.clone());
         return Ok(HttpResponse::Created().json(convert::file(stored)));
     }
     Err(ApiError::Validation(

@@ -1,7 +1,14 @@
 //! Uploads, metadata, downloads and deletion of files.
 
+use std::sync::Arc;
+
 use confab_api_types as api;
-use confab_tests::http::{ALICE, AppOptions, TestApp, spawn_app};
+use confab_core::files::FileService;
+use confab_core::ports::{BlobStore as _, FileStore as _};
+use confab_core::{FileId, FileMeta, TextStatus};
+use confab_memory::{MemoryBlobStore, MemoryStore};
+use confab_server::texts::{BlockingExtractor, start_pending_sweep};
+use confab_tests::http::{ALICE, AppOptions, TestApp, eventually, spawn_app, user_id};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -42,8 +49,8 @@ async fn an_upload_round_trips_byte_for_byte_with_its_sha256() {
     let body: serde_json::Value = answer.ok(201);
     assert_eq!(
         body.as_object().unwrap().len(),
-        7,
-        "File is {{id, project_id, filename, content_type, size_bytes, sha256, created_at}}: {body}"
+        9,
+        "File is {{id, project_id, filename, content_type, size_bytes, sha256, created_at, text_status, text_error}}: {body}"
     );
     let file: api::FileInfo = answer.json();
     assert_eq!(file.project_id, project.id);
@@ -52,10 +59,19 @@ async fn an_upload_round_trips_byte_for_byte_with_its_sha256() {
     assert_eq!(file.sha256, sha256_hex(&bytes));
     assert_eq!(file.content_type, "application/octet-stream");
 
-    let fetched: api::FileInfo = app.get_file(ALICE, file.id).await.ok(200);
-    assert_eq!(fetched, file);
+    assert_eq!(file.text_status, api::TextStatus::Pending);
+
+    let fetched = app.text_read(ALICE, file.id).await;
+    assert_eq!(
+        fetched,
+        api::FileInfo {
+            text_status: api::TextStatus::None,
+            ..file.clone()
+        },
+        "binary bytes have no text"
+    );
     let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
-    assert_eq!(page.items, std::slice::from_ref(&file));
+    assert_eq!(page.items, std::slice::from_ref(&fetched));
 
     let download = app.download_file(ALICE, file.id).await;
     download.assert_status(200);
@@ -283,7 +299,11 @@ async fn concurrent_uploads_to_one_project_are_all_stored_intact() {
     assert_eq!(app.blobs.len(), 8);
     for (file, bytes) in &results {
         assert_eq!(file.sha256, sha256_hex(bytes));
-        assert!(page.items.contains(file));
+        assert!(
+            page.items
+                .iter()
+                .any(|f| f.id == file.id && f.sha256 == file.sha256)
+        );
         let download = app.download_file(ALICE, file.id).await;
         assert!(
             download.body.as_ref() == bytes.as_slice(),
@@ -387,4 +407,204 @@ async fn fields_beside_the_file_are_bounded_so_a_form_cannot_stream_forever() {
         let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
         assert!(page.items.is_empty(), "no metadata is stored");
     }
+}
+
+async fn read_text(app: &TestApp, id: uuid::Uuid) -> api::FileInfo {
+    app.text_read(ALICE, id).await
+}
+
+async fn stored_text(app: &TestApp, id: uuid::Uuid) -> Option<String> {
+    app.store
+        .get_file_text(&user_id(ALICE), FileId::from_uuid(id))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_text_upload_is_answered_pending_and_its_text_is_soon_ready() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let text = "# Notes\n\nThe quokka lives on Rottnest Island.\n";
+    let file: api::FileInfo = app
+        .upload_file(ALICE, project.id, "notes.md", "text/markdown", text.into())
+        .await
+        .ok(201);
+    assert_eq!(
+        file.text_status,
+        api::TextStatus::Pending,
+        "the upload answers at once"
+    );
+    assert_eq!(file.text_error, None);
+
+    let read = read_text(&app, file.id).await;
+    assert_eq!(read.text_status, api::TextStatus::Ready);
+    assert_eq!(read.text_error, None);
+    assert_eq!(stored_text(&app, file.id).await.as_deref(), Some(text));
+    let page: api::Page<api::FileInfo> = app.list_files(ALICE, project.id, "").await.ok(200);
+    assert_eq!(page.items, [read], "the list shows the status too");
+
+    app.delete_file(ALICE, file.id).await.assert_status(204);
+    assert!(
+        app.store
+            .get_file_text(&user_id(ALICE), FileId::from_uuid(file.id))
+            .await
+            .is_err(),
+        "the text goes with its file"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_pdf_fails_with_a_reason_and_stays_downloadable() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let bytes = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage".to_vec();
+    let file: api::FileInfo = app
+        .upload_file(
+            ALICE,
+            project.id,
+            "broken.pdf",
+            "application/pdf",
+            bytes.clone(),
+        )
+        .await
+        .ok(201);
+    assert_eq!(file.content_type, "application/pdf");
+
+    let read = read_text(&app, file.id).await;
+    assert_eq!(read.text_status, api::TextStatus::Failed);
+    let reason = read.text_error.unwrap_or_default();
+    assert!(reason.starts_with("The file looks damaged"), "{reason}");
+    assert_eq!(stored_text(&app, file.id).await, None);
+    let download = app.download_file(ALICE, file.id).await;
+    download.assert_status(200);
+    assert_eq!(download.body.as_ref(), bytes.as_slice());
+}
+
+#[tokio::test]
+async fn an_image_has_no_text_from_the_start() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let file: api::FileInfo = app
+        .upload_file(ALICE, project.id, "dot.png", "image/png", PNG.to_vec())
+        .await
+        .ok(201);
+    assert_eq!(file.text_status, api::TextStatus::None);
+    assert_eq!(file.text_error, None);
+    let fetched: api::FileInfo = app.get_file(ALICE, file.id).await.ok(200);
+    assert_eq!(fetched.text_status, api::TextStatus::None);
+}
+
+#[tokio::test]
+async fn the_same_bytes_uploaded_again_in_the_project_reuse_the_text_at_once() {
+    let app = spawn_app().await;
+    let project = project(&app).await;
+    let other = app.new_project(ALICE, "Other").await;
+    let text = b"name,qty\nbolts,4\n".to_vec();
+    let first: api::FileInfo = app
+        .upload_file(ALICE, project.id, "a.csv", "text/csv", text.clone())
+        .await
+        .ok(201);
+    read_text(&app, first.id).await;
+
+    let again: api::FileInfo = app
+        .upload_file(ALICE, project.id, "copy.csv", "text/csv", text.clone())
+        .await
+        .ok(201);
+    assert_eq!(
+        again.text_status,
+        api::TextStatus::Ready,
+        "no second reading"
+    );
+    assert_eq!(
+        stored_text(&app, again.id).await,
+        Some("name,qty\nbolts,4\n".to_owned())
+    );
+
+    let elsewhere: api::FileInfo = app
+        .upload_file(ALICE, other.id, "a.csv", "text/csv", text)
+        .await
+        .ok(201);
+    assert_eq!(
+        elsewhere.text_status,
+        api::TextStatus::Pending,
+        "another project reads its own copy"
+    );
+}
+
+#[tokio::test]
+async fn files_left_pending_by_a_stop_are_read_by_the_sweep_at_start() {
+    let store = MemoryStore::default();
+    let blobs = MemoryBlobStore::default();
+    let owner = user_id(ALICE);
+    let project = confab_core::Project {
+        id: confab_core::ProjectId::new(),
+        owner_id: owner.clone(),
+        name: "P".to_owned(),
+        description: None,
+        created_at: confab_core::now(),
+        updated_at: confab_core::now(),
+    };
+    confab_core::ports::ProjectStore::insert_project(&store, &project)
+        .await
+        .unwrap();
+    let mut left = Vec::new();
+    for (name, bytes) in [
+        ("a.txt", &b"left behind"[..]),
+        ("b.pdf", &b"%PDF-1.4 broken"[..]),
+    ] {
+        let id = FileId::new();
+        let file = FileMeta {
+            id,
+            project_id: project.id,
+            owner_id: owner.clone(),
+            filename: name.to_owned(),
+            content_type: if name.ends_with("pdf") {
+                "application/pdf"
+            } else {
+                "text/plain"
+            }
+            .to_owned(),
+            size_bytes: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+            storage_key: format!("{}/{id}", project.id),
+            created_at: confab_core::now(),
+            text_status: TextStatus::Pending,
+            text_error: None,
+        };
+        let body = futures::stream::iter([Ok(bytes::Bytes::copy_from_slice(bytes))]);
+        blobs.put(&file.storage_key, Box::pin(body)).await.unwrap();
+        store.insert_file(&file).await.unwrap();
+        left.push(file);
+    }
+    let files = FileService::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(blobs),
+        Arc::new(BlockingExtractor::new(confab_extract::Limits::default())),
+        1024,
+    );
+
+    start_pending_sweep(files);
+
+    let statuses = eventually("the sweep reads both files", || async {
+        let mut statuses = Vec::new();
+        for file in &left {
+            let got = store.get_file(&owner, file.id).await.unwrap();
+            if got.text_status == TextStatus::Pending {
+                return None;
+            }
+            statuses.push(got.text_status);
+        }
+        Some(statuses)
+    })
+    .await;
+    assert_eq!(statuses, [TextStatus::Ready, TextStatus::Failed]);
+    assert_eq!(
+        store
+            .get_file_text(&owner, left[0].id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("left behind")
+    );
 }

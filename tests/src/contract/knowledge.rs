@@ -1,0 +1,195 @@
+//! The `KnowledgeIndex` contract: chunks of `ready` files, found by their words, only in
+//! their own project, gone with their file.
+
+use std::future::Future;
+
+use confab_core::ids::{FileId, ProjectId};
+use confab_core::knowledge::KnowledgeHit;
+use confab_core::model::{FileMeta, Project, TextOutcome};
+
+use super::Stores;
+use super::fixtures::{not_found, ok, stored_file, stored_project, user};
+
+/// Runs every case of the `KnowledgeIndex` contract, each on a fresh store from `fresh`.
+pub async fn knowledge_index_contract<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Stores>,
+{
+    crate::run_cases!(
+        "KnowledgeIndex",
+        fresh,
+        [
+            a_ready_files_chunk_is_found_by_an_unusual_word,
+            search_stays_in_the_owners_project,
+            a_query_without_words_or_with_syntax_finds_nothing_and_does_not_fail,
+            a_long_text_is_found_in_its_chunks_and_the_limit_holds,
+            chunks_go_with_their_file_and_with_a_replaced_outcome,
+        ]
+    );
+}
+
+async fn ready(stores: &Stores, file: &FileMeta, text: &str) {
+    ok(
+        stores
+            .files
+            .set_file_text(file.id, &TextOutcome::Ready(text.to_owned()))
+            .await,
+        "set_file_text",
+    );
+}
+
+/// Alice's search in her project `p`.
+async fn search(stores: &Stores, p: &Project, query: &str, limit: u32) -> Vec<KnowledgeHit> {
+    ok(
+        stores
+            .knowledge
+            .search(&p.owner_id, p.id, query, limit)
+            .await,
+        "search",
+    )
+}
+
+async fn a_ready_files_chunk_is_found_by_an_unusual_word(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let fact = stored_file(&stores, &alice, p.id, "fact.txt").await;
+    let other = stored_file(&stores, &alice, p.id, "other.txt").await;
+    let pending = stored_file(&stores, &alice, p.id, "pending.txt").await;
+    ready(
+        &stores,
+        &fact,
+        "Our mascot is a Quokka named Zephyrine.\n\nShe lives on an island.",
+    )
+    .await;
+    ready(
+        &stores,
+        &other,
+        "Opening hours are nine to five on weekdays.",
+    )
+    .await;
+    let _ = pending;
+
+    let hits = search(&stores, &p, "Who is zephyrine?", 5).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].file_id, fact.id);
+    assert_eq!(hits[0].ordinal, 0);
+    assert!(hits[0].text.contains("Zephyrine"), "{hits:?}");
+
+    let hits = search(&stores, &p, "ZEPHYRINE weekdays", 5).await;
+    let files: Vec<FileId> = hits.iter().map(|h| h.file_id).collect();
+    assert_eq!(hits.len(), 2, "any word matches: {hits:?}");
+    assert!(files.contains(&fact.id) && files.contains(&other.id));
+    assert!(search(&stores, &p, "unmentioned", 5).await.is_empty());
+}
+
+async fn search_stays_in_the_owners_project(stores: Stores) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let mine = stored_project(&stores, &alice, "Mine").await;
+    let also_mine = stored_project(&stores, &alice, "Also mine").await;
+    let bobs = stored_project(&stores, &bob, "Bob's").await;
+    let elsewhere = stored_file(&stores, &alice, also_mine.id, "x.txt").await;
+    let bobs_file = stored_file(&stores, &bob, bobs.id, "y.txt").await;
+    ready(&stores, &elsewhere, "zephyrine in another project").await;
+    ready(&stores, &bobs_file, "zephyrine of another owner").await;
+
+    assert!(search(&stores, &mine, "zephyrine", 5).await.is_empty());
+    not_found(
+        stores
+            .knowledge
+            .search(&alice, bobs.id, "zephyrine", 5)
+            .await,
+        "search in another owner's project",
+    );
+    not_found(
+        stores
+            .knowledge
+            .search(&alice, ProjectId::new(), "zephyrine", 5)
+            .await,
+        "search in a missing project",
+    );
+}
+
+async fn a_query_without_words_or_with_syntax_finds_nothing_and_does_not_fail(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "f.txt").await;
+    ready(&stores, &f, "The quokka smiles.").await;
+    assert!(search(&stores, &p, "", 5).await.is_empty());
+    assert!(search(&stores, &p, " ?! -- () ", 5).await.is_empty());
+    let hits = search(&stores, &p, "quokka\" OR (NEAR* & !x | y:", 5).await;
+    assert_eq!(hits.len(), 1, "query syntax is read as words: {hits:?}");
+}
+
+async fn a_long_text_is_found_in_its_chunks_and_the_limit_holds(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "long.txt").await;
+    let text: String = (0..40)
+        .map(|i| {
+            format!(
+                "Paragraph {i} talks about marmots and code word w{i}x. {}\n\n",
+                "Filler words here. ".repeat(40)
+            )
+        })
+        .collect();
+    ready(&stores, &f, &text).await;
+
+    let hits = search(&stores, &p, "w33x", 5).await;
+    assert_eq!(
+        hits.len(),
+        1,
+        "{:?}",
+        hits.iter().map(|h| h.ordinal).collect::<Vec<_>>()
+    );
+    assert!(hits[0].ordinal > 0, "a later paragraph is in a later chunk");
+    assert!(hits[0].text.contains("w33x"));
+    let all = search(&stores, &p, "marmots", 3).await;
+    assert_eq!(all.len(), 3, "at most the limit");
+    let more = search(&stores, &p, "marmots", 100).await;
+    assert!(more.len() > 3, "the text is in several chunks");
+}
+
+async fn chunks_go_with_their_file_and_with_a_replaced_outcome(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let f = stored_file(&stores, &alice, p.id, "f.txt").await;
+    ready(&stores, &f, "first version mentions zephyrine").await;
+    ready(&stores, &f, "second version mentions marmots").await;
+    assert!(
+        search(&stores, &p, "zephyrine", 5).await.is_empty(),
+        "replaced text is not found"
+    );
+    assert_eq!(search(&stores, &p, "marmots", 5).await.len(), 1);
+
+    ok(
+        stores
+            .files
+            .set_file_text(f.id, &TextOutcome::Failed("Unreadable.".to_owned()))
+            .await,
+        "set_file_text",
+    );
+    assert!(
+        search(&stores, &p, "marmots", 5).await.is_empty(),
+        "a failed file has no chunks"
+    );
+
+    ready(&stores, &f, "third version mentions marmots").await;
+    ok(stores.files.delete_file(&alice, f.id).await, "delete_file");
+    assert!(
+        search(&stores, &p, "marmots", 5).await.is_empty(),
+        "deleted with the file"
+    );
+
+    let g = stored_file(&stores, &alice, p.id, "g.txt").await;
+    ready(&stores, &g, "marmots again").await;
+    ok(
+        stores.projects.delete_project(&alice, p.id).await,
+        "delete_project",
+    );
+    let fresh = stored_project(&stores, &alice, "Fresh").await;
+    let h = stored_file(&stores, &alice, fresh.id, "h.txt").await;
+    ready(&stores, &h, "nothing to see").await;
+    assert!(search(&stores, &fresh, "marmots", 5).await.is_empty());
+}
