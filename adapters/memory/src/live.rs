@@ -382,3 +382,67 @@ impl LiveReplies for MemoryLiveReplies {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn short_retention() -> MemoryLiveReplies {
+        MemoryLiveReplies::new(LiveOptions {
+            retention: Duration::from_millis(30),
+            ..LiveOptions::default()
+        })
+    }
+
+    async fn finished(live: &MemoryLiveReplies, reply: MessageId) {
+        let mut publisher = live.open(reply, CancelToken::new()).await;
+        publisher.publish(LiveEvent::last(1, "done", "{}"));
+    }
+
+    #[test]
+    fn a_kept_event_gives_back_its_name_and_data() {
+        for event in [
+            LiveEvent::new(3, "delta", r#"{"text":" é"}"#),
+            LiveEvent::last(4, "done", ""),
+            LiveEvent::new(5, "", "no name"),
+        ] {
+            assert_eq!(Kept::new(event.clone()).event(), event);
+        }
+    }
+
+    /// Issue 15: a call forgets what has expired, and keeps nothing of it.
+    #[tokio::test]
+    async fn expired_replies_are_forgotten_by_the_next_call_and_live_ones_kept() {
+        let live = short_retention();
+        let gone: Vec<MessageId> = (0..100).map(|_| MessageId::new()).collect();
+        for reply in &gone {
+            finished(&live, *reply).await;
+        }
+        let live_reply = MessageId::new();
+        let _publisher = live.open(live_reply, CancelToken::new()).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(matches!(
+            live.follow(gone[0], 0).await,
+            Err(LiveError::NotFound)
+        ));
+        assert_eq!(live.map().len(), 1, "only the live reply is kept");
+        assert!(live.replies.ended.lock().unwrap().is_empty());
+        assert!(live.follow(live_reply, 0).await.is_ok());
+    }
+
+    /// The queue entry of a reply that ended does not forget the same id opened again.
+    #[tokio::test]
+    async fn a_reply_opened_again_is_not_forgotten_with_its_earlier_self() {
+        let live = short_retention();
+        let reply = MessageId::new();
+        finished(&live, reply).await;
+        let mut again = live.open(reply, CancelToken::new()).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        finished(&live, MessageId::new()).await;
+        let mut stream = live.follow(reply, 0).await.expect("the reply opened again");
+        again.publish(LiveEvent::last(1, "done", "again"));
+        let event = futures::StreamExt::next(&mut stream).await;
+        assert_eq!(event, Some(Ok(LiveEvent::last(1, "done", "again"))));
+    }
+}

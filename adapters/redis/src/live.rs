@@ -836,6 +836,114 @@ mod tests {
         }
     }
 
+    async fn private_live(redis: &PrivateRedis) -> RedisLiveReplies {
+        let started = Instant::now();
+        loop {
+            match RedisLiveReplies::connect(&redis.url(), "t:", LiveOptions::default()).await {
+                Ok(live) => return live,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(20), "{e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn clients(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(conn)
+            .await
+            .unwrap();
+        list.lines().count()
+    }
+
+    /// Issue 15: a follower costs no Redis connection of its own (the process's one
+    /// subscription carries every reply's live tail), and each still gets every event.
+    #[tokio::test]
+    async fn followers_share_the_process_connections_to_redis() {
+        let Some(redis) = PrivateRedis::start() else {
+            return;
+        };
+        let live = private_live(&redis).await;
+        let mut counter = redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let replies: Vec<MessageId> = (0..5).map(|_| MessageId::new()).collect();
+        let mut publishers = Vec::new();
+        for reply in &replies {
+            publishers.push(live.open(*reply, CancelToken::new()).await);
+        }
+        let before = clients(&mut counter).await;
+        let mut followers = Vec::new();
+        for reply in &replies {
+            for _ in 0..10 {
+                followers.push(live.follow(*reply, 0).await.unwrap());
+            }
+        }
+        assert_eq!(
+            clients(&mut counter).await,
+            before,
+            "50 followers, no new connection"
+        );
+        let mut all = events(1..=20);
+        all[19].last = true;
+        for publisher in &mut publishers {
+            for event in all.clone() {
+                publisher.publish(event);
+            }
+        }
+        for follower in followers {
+            let read: Vec<LiveEvent> = tokio::time::timeout(
+                Duration::from_secs(20),
+                follower.map(|e| e.unwrap()).collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(read, all);
+        }
+    }
+
+    /// The stream is the source of truth: an entry whose message never reached a follower
+    /// (lost with a dropped subscription) is read from the stream when the next one shows
+    /// the gap.
+    #[tokio::test]
+    async fn an_entry_whose_message_was_lost_is_read_from_the_stream() {
+        let Some(live) = shared_redis().await else {
+            return;
+        };
+        let shared = &live.shared;
+        let reply = MessageId::new();
+        let key = shared.key(reply);
+        let mut conn = shared.conn.clone();
+        open_stream(shared, &mut conn, &key, reply).await.unwrap();
+        let follower = live.follow(reply, 0).await.unwrap();
+        // Written to the stream, never published.
+        let unpublished = serde_json::to_string(&events(1..=2)).unwrap();
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("2-0")
+            .arg("first")
+            .arg(1)
+            .arg("events")
+            .arg(unpublished)
+            .query_async::<String>(&mut conn)
+            .await
+            .unwrap();
+        let mut rest = events(3..=4);
+        rest[1].last = true;
+        append(shared, &mut conn, reply, &rest, true).await.unwrap();
+        let read: Vec<u64> = tokio::time::timeout(
+            Duration::from_secs(20),
+            follower.map(|e| e.unwrap().id).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, [1, 2, 3, 4]);
+    }
+
     /// Issue 15: opening a reply does not wait for a Redis that does not answer (the
     /// command timeout is 3 s): the reply's first delta is not held up, and what it
     /// publishes meanwhile reaches followers once Redis answers again.
