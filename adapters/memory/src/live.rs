@@ -4,10 +4,12 @@
 //! their own but a position in that buffer, and a `watch` channel wakes them when it grows.
 //! So the producer only appends under a short lock and never waits for anyone, and a slow
 //! follower costs nothing until it reads again (or finds its events dropped: `Trimmed`).
-//! Finished replies are forgotten lazily, on the next call after their retention.
+//! Finished replies are forgotten lazily, on the next call after their retention: ended
+//! replies queue in the order they ended, so each call forgets only what has expired (O(1)
+//! amortised), never walking the replies still kept.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -28,9 +30,56 @@ enum End {
     Abandoned(Instant),
 }
 
+/// One kept event: its name and data in one allocation (`name` then `data`), so that a
+/// buffered reply costs little more than its payload.
+struct Kept {
+    id: u64,
+    /// `name` followed by `data`.
+    text: Box<str>,
+    name_len: u32,
+    last: bool,
+}
+
+impl Kept {
+    fn new(event: LiveEvent) -> Self {
+        let LiveEvent {
+            id,
+            name,
+            data,
+            last,
+        } = event;
+        // An event name is a short word; one too long for a `u32` is not one.
+        let name_len = u32::try_from(name.len()).unwrap_or(0);
+        let text = if name_len == 0 {
+            data.into_boxed_str()
+        } else {
+            let mut text = String::with_capacity(name.len() + data.len());
+            text.push_str(&name);
+            text.push_str(&data);
+            text.into_boxed_str()
+        };
+        Self {
+            id,
+            text,
+            name_len,
+            last,
+        }
+    }
+
+    fn event(&self) -> LiveEvent {
+        let (name, data) = self.text.split_at(self.name_len as usize);
+        LiveEvent {
+            id: self.id,
+            name: name.to_owned(),
+            data: data.to_owned(),
+            last: self.last,
+        }
+    }
+}
+
 struct Buffer {
     /// The kept events, consecutive, oldest first.
-    events: VecDeque<LiveEvent>,
+    events: VecDeque<Kept>,
     /// The number of the newest event published (0 before the first).
     newest: u64,
     end: End,
@@ -73,8 +122,31 @@ impl Reply {
 #[derive(Default)]
 struct Replies {
     by_id: Mutex<HashMap<MessageId, Arc<Reply>>>,
+    /// The replies that ended, in the order they ended (each pushed under this lock with the
+    /// instant it ended, so the instants never go back): the oldest expire first.
+    ended: Mutex<VecDeque<(Instant, MessageId, Weak<Reply>)>>,
     /// Cancels of replies not opened (yet), and when they came.
     early_cancels: Mutex<HashMap<MessageId, Instant>>,
+}
+
+impl Replies {
+    /// Marks `reply` (`id`) ended now, finished or abandoned, and queues it for forgetting.
+    fn end(&self, id: MessageId, reply: &Arc<Reply>, finished: bool) {
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let mut buffer = reply.lock();
+            buffer.end = if finished {
+                End::Finished(now)
+            } else {
+                End::Abandoned(now)
+            };
+            // Nothing more comes: give back what the buffer's doubling reserved.
+            buffer.events.shrink_to_fit();
+            ended.push_back((now, id, Arc::downgrade(reply)));
+        }
+        reply.notify();
+    }
 }
 
 /// The in-process `LiveReplies`: followers in this process only.
@@ -109,15 +181,41 @@ impl MemoryLiveReplies {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn expired(&self, reply: &Reply, now: Instant) -> bool {
-        reply
-            .lock()
-            .ended_at()
-            .is_some_and(|at| now.saturating_duration_since(at) >= self.options.retention)
+    fn expired(&self, ended_at: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(ended_at) >= self.options.retention
     }
 
-    fn forget_expired(&self, by_id: &mut HashMap<MessageId, Arc<Reply>>, now: Instant) {
-        by_id.retain(|_, reply| !self.expired(reply, now));
+    /// Forgets the replies whose retention has passed: only those, from the front of the
+    /// queue of ended replies. Takes the map's lock once, and only when there is some.
+    fn forget_expired(&self, now: Instant) {
+        let expired: Vec<(MessageId, Weak<Reply>)> = {
+            let mut ended = self
+                .replies
+                .ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let due = ended
+                .iter()
+                .take_while(|(at, _, _)| self.expired(*at, now))
+                .count();
+            ended
+                .drain(..due)
+                .map(|(_, id, reply)| (id, reply))
+                .collect()
+        };
+        if expired.is_empty() {
+            return;
+        }
+        let mut by_id = self.map();
+        for (id, reply) in expired {
+            // The id may have been opened again since: forget only the reply that ended.
+            if by_id
+                .get(&id)
+                .is_some_and(|kept| std::ptr::eq(Arc::as_ptr(kept), reply.as_ptr()))
+            {
+                by_id.remove(&id);
+            }
+        }
     }
 
     fn early_cancels(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Instant>> {
@@ -128,14 +226,22 @@ impl MemoryLiveReplies {
     }
 
     fn find(&self, reply: MessageId) -> Option<Arc<Reply>> {
-        let mut by_id = self.map();
-        self.forget_expired(&mut by_id, Instant::now());
-        by_id.get(&reply).cloned()
+        let now = Instant::now();
+        self.forget_expired(now);
+        let reply = self.map().get(&reply).cloned()?;
+        // Expired but not forgotten yet (it ended on another thread meanwhile): gone all the same.
+        let ended_at = reply.lock().ended_at();
+        if ended_at.is_some_and(|at| self.expired(at, now)) {
+            return None;
+        }
+        Some(reply)
     }
 }
 
 struct MemoryPublisher {
+    id: MessageId,
     reply: Arc<Reply>,
+    replies: Arc<Replies>,
     max_events: usize,
     done: bool,
 }
@@ -145,30 +251,31 @@ impl LivePublisher for MemoryPublisher {
         if self.done {
             return;
         }
+        let last = event.last;
         {
             let mut buffer = self.reply.lock();
             if event.id != buffer.newest + 1 {
                 return;
             }
             buffer.newest = event.id;
-            if event.last {
-                buffer.end = End::Finished(Instant::now());
-                self.done = true;
-            }
-            buffer.events.push_back(event);
+            buffer.events.push_back(Kept::new(event));
             while buffer.events.len() > self.max_events {
                 buffer.events.pop_front();
             }
         }
-        self.reply.notify();
+        if last {
+            self.done = true;
+            self.replies.end(self.id, &self.reply, true);
+        } else {
+            self.reply.notify();
+        }
     }
 }
 
 impl Drop for MemoryPublisher {
     fn drop(&mut self) {
         if !self.done {
-            self.reply.lock().end = End::Abandoned(Instant::now());
-            self.reply.notify();
+            self.replies.end(self.id, &self.reply, false);
         }
     }
 }
@@ -186,11 +293,8 @@ impl LiveReplies for MemoryLiveReplies {
             changed,
             cancel: cancel.clone(),
         });
-        {
-            let mut by_id = self.map();
-            self.forget_expired(&mut by_id, Instant::now());
-            by_id.insert(reply, Arc::clone(&state));
-        }
+        self.forget_expired(Instant::now());
+        self.map().insert(reply, Arc::clone(&state));
         if self
             .early_cancels()
             .remove(&reply)
@@ -199,7 +303,9 @@ impl LiveReplies for MemoryLiveReplies {
             cancel.cancel(CancelReason::User);
         }
         Box::new(MemoryPublisher {
+            id: reply,
             reply: state,
+            replies: Arc::clone(&self.replies),
             max_events: self.options.max_events,
             done: false,
         })
@@ -219,7 +325,12 @@ impl LiveReplies for MemoryLiveReplies {
                     let batch: Vec<LiveEvent> = if trimmed {
                         Vec::new()
                     } else {
-                        buffer.events.iter().filter(|e| e.id > position).cloned().collect()
+                        // Numbers are consecutive: the first new event's index is known.
+                        let skip = buffer.events.front().map_or(0, |first| {
+                            usize::try_from((position + 1).saturating_sub(first.id))
+                                .unwrap_or(usize::MAX)
+                        });
+                        buffer.events.iter().skip(skip).map(Kept::event).collect()
                     };
                     (batch, buffer.end, trimmed)
                 };
@@ -269,5 +380,69 @@ impl LiveReplies for MemoryLiveReplies {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn short_retention() -> MemoryLiveReplies {
+        MemoryLiveReplies::new(LiveOptions {
+            retention: Duration::from_millis(30),
+            ..LiveOptions::default()
+        })
+    }
+
+    async fn finished(live: &MemoryLiveReplies, reply: MessageId) {
+        let mut publisher = live.open(reply, CancelToken::new()).await;
+        publisher.publish(LiveEvent::last(1, "done", "{}"));
+    }
+
+    #[test]
+    fn a_kept_event_gives_back_its_name_and_data() {
+        for event in [
+            LiveEvent::new(3, "delta", r#"{"text":" é"}"#),
+            LiveEvent::last(4, "done", ""),
+            LiveEvent::new(5, "", "no name"),
+        ] {
+            assert_eq!(Kept::new(event.clone()).event(), event);
+        }
+    }
+
+    /// Issue 15: a call forgets what has expired, and keeps nothing of it.
+    #[tokio::test]
+    async fn expired_replies_are_forgotten_by_the_next_call_and_live_ones_kept() {
+        let live = short_retention();
+        let gone: Vec<MessageId> = (0..100).map(|_| MessageId::new()).collect();
+        for reply in &gone {
+            finished(&live, *reply).await;
+        }
+        let live_reply = MessageId::new();
+        let _publisher = live.open(live_reply, CancelToken::new()).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(matches!(
+            live.follow(gone[0], 0).await,
+            Err(LiveError::NotFound)
+        ));
+        assert_eq!(live.map().len(), 1, "only the live reply is kept");
+        assert!(live.replies.ended.lock().unwrap().is_empty());
+        assert!(live.follow(live_reply, 0).await.is_ok());
+    }
+
+    /// The queue entry of a reply that ended does not forget the same id opened again.
+    #[tokio::test]
+    async fn a_reply_opened_again_is_not_forgotten_with_its_earlier_self() {
+        let live = short_retention();
+        let reply = MessageId::new();
+        finished(&live, reply).await;
+        let mut again = live.open(reply, CancelToken::new()).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        finished(&live, MessageId::new()).await;
+        let mut stream = live.follow(reply, 0).await.expect("the reply opened again");
+        again.publish(LiveEvent::last(1, "done", "again"));
+        let event = futures::StreamExt::next(&mut stream).await;
+        assert_eq!(event, Some(Ok(LiveEvent::last(1, "done", "again"))));
     }
 }

@@ -2,6 +2,7 @@
 
 mod limiter;
 mod live;
+mod subscriber;
 #[cfg(test)]
 mod testing;
 

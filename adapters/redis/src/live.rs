@@ -7,12 +7,15 @@
 //!   producer stopped after event `n` without a last event (field `end`). Since entry ids
 //!   grow with event numbers, `XREAD … <after>-0` returns exactly the entries holding events
 //!   above `after`, and rewriting an entry already written fails harmlessly (a retry).
+//! - `<prefix>{<reply>}:live`, a pub/sub channel: each entry is published there too, in the
+//!   same round trip as its `XADD`, for the replicas that have followers of the reply (see
+//!   `crate::subscriber`: one subscription per process, not a connection per follower).
 //! - `<prefix>cancel`, a pub/sub channel whose messages are reply ids; every replica listens
 //!   and cancels the producer it holds, if any.
 //! - `<prefix>{<reply>}:cancelled`, set by a cancel for a minute: a producer that opens the
 //!   reply after the cancel was published (nobody held it then) finds it and stops.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,17 +25,20 @@ use confab_core::ids::MessageId;
 use confab_core::live::{EARLY_CANCEL, LiveError, LiveEvent, LiveOptions, LivePublisher};
 use confab_core::ports::{LiveEventStream, LiveReplies};
 use confab_core::{CancelReason, CancelToken};
-use futures::StreamExt;
+use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{
-    StreamId, StreamMaxlen, StreamRangeReply, StreamReadOptions, StreamReadReply,
+use redis::streams::{StreamId, StreamMaxlen, StreamRangeReply, StreamReadReply};
+use tokio::sync::{Notify, broadcast};
+
+use crate::subscriber::{
+    AbortOnDrop, Delivery, Entry, Followers, Producers, live_channel, message_of_end,
+    message_of_events,
 };
-use redis::{AsyncConnectionConfig, RedisError};
-use tokio::sync::Notify;
 
 /// At most this many events go into one stream entry.
 const MAX_BATCH: usize = 256;
-/// How long one blocking read waits before it checks that the reply still exists.
+/// How long a follower waits for its reply's next entry before it checks the stream (for an
+/// entry whose message was lost, or a reply forgotten after its producer died).
 const BLOCK: Duration = Duration::from_secs(5);
 /// How long opening a reply waits for Redis to write its first entry before it lets the
 /// reply go on (and its writer keeps trying).
@@ -82,25 +88,14 @@ impl RedisLiveStats {
     }
 }
 
-type Producers = Mutex<HashMap<MessageId, CancelToken>>;
-
-/// Aborts the cancel listener when the last clone of the adapter is dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 struct Shared {
-    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     options: LiveOptions,
     producers: Arc<Producers>,
+    followers: Arc<Followers>,
     stats: Arc<RedisLiveStats>,
-    _listener: AbortOnDrop,
+    _subscriber: AbortOnDrop,
 }
 
 impl Shared {
@@ -158,22 +153,16 @@ impl RedisLiveReplies {
             .await
             .map_err(|e| unavailable(&e))?;
         let producers: Arc<Producers> = Arc::default();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let listener = tokio::spawn(listen_for_cancels(
-            client.clone(),
+        let (followers, subscriber) = crate::subscriber::start(
+            client,
             cancel_channel(&prefix),
             Arc::clone(&producers),
-            ready_tx,
-        ));
-        let listener = AbortOnDrop(listener.abort_handle());
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(unavailable(&e)),
-            Err(_) => return Err(LiveError::Unavailable("the cancel listener stopped".into())),
-        }
+            (RETRY_MIN, RETRY_MAX),
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
         Ok(Self {
             shared: Arc::new(Shared {
-                client,
                 conn,
                 prefix,
                 options: LiveOptions {
@@ -181,8 +170,9 @@ impl RedisLiveReplies {
                     ..options
                 },
                 producers,
+                followers,
                 stats: Arc::default(),
-                _listener: listener,
+                _subscriber: subscriber,
             }),
         })
     }
@@ -191,63 +181,6 @@ impl RedisLiveReplies {
     #[must_use]
     pub fn stats(&self) -> Arc<RedisLiveStats> {
         Arc::clone(&self.shared.stats)
-    }
-}
-
-/// Subscribes to the cancel channel (reporting the first subscription on `ready`), cancels
-/// the producers of the replies named there, and resubscribes after the connection drops.
-async fn listen_for_cancels(
-    client: redis::Client,
-    channel: String,
-    producers: Arc<Producers>,
-    ready: tokio::sync::oneshot::Sender<Result<(), RedisError>>,
-) {
-    let mut ready = Some(ready);
-    let mut wait = RETRY_MIN;
-    loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, RedisError>(pubsub)
-        }
-        .await;
-        match subscribed {
-            Ok(pubsub) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Ok(()));
-                } else {
-                    tracing::info!("live replies: listening for cancels again");
-                }
-                wait = RETRY_MIN;
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    let Ok(id) = message.get_payload::<String>() else {
-                        continue;
-                    };
-                    let Ok(reply) = id.parse::<MessageId>() else {
-                        continue;
-                    };
-                    let token = producers
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get(&reply)
-                        .cloned();
-                    if let Some(token) = token {
-                        token.cancel(CancelReason::User);
-                    }
-                }
-                tracing::warn!("live replies: the cancel subscription was lost; resubscribing");
-            }
-            Err(e) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-                tracing::warn!(error = %e, "live replies: cannot subscribe to cancels; retrying");
-            }
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(RETRY_MAX);
     }
 }
 
@@ -389,9 +322,9 @@ async fn write_queue(
         };
         let write = if let Some(last) = batch.last() {
             let finished = last.last;
-            append(&shared, &mut conn, &key, &batch, finished).await
+            append(&shared, &mut conn, reply, &batch, finished).await
         } else if close == Some(Close::Abandoned) {
-            abandon(&shared, &mut conn, &key, written).await
+            abandon(&shared, &mut conn, reply, written).await
         } else if close == Some(Close::Finished) {
             return;
         } else {
@@ -479,13 +412,14 @@ fn already_written(e: &RedisError) -> bool {
 async fn append(
     shared: &Shared,
     conn: &mut ConnectionManager,
-    key: &str,
+    reply: MessageId,
     batch: &[LiveEvent],
     finished: bool,
 ) -> Result<(), RedisError> {
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
         return Ok(());
     };
+    let key = shared.key(reply);
     let events = serde_json::to_string(batch).map_err(|e| {
         RedisError::from((
             redis::ErrorKind::Client,
@@ -498,20 +432,24 @@ async fn append(
     } else {
         LIVE_TTL
     };
-    // One round trip: the entry and the key's new expiry.
+    // One round trip: the entry, the key's new expiry, and the entry to the followers.
     let mut pipe = redis::pipe();
     pipe.cmd("XADD")
-        .arg(key)
+        .arg(&key)
         .arg(StreamMaxlen::Equals(shared.options.max_events))
         .arg(format!("{}-0", last.id))
         .arg("first")
         .arg(first.id)
         .arg("events")
-        .arg(events)
+        .arg(&events)
         .ignore()
         .cmd("PEXPIRE")
-        .arg(key)
+        .arg(&key)
         .arg(millis(ttl))
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(live_channel(&shared.prefix, reply))
+        .arg(message_of_events(last.id, first.id, &events))
         .ignore();
     match pipe.query_async::<()>(conn).await {
         // A retry of an entry that was written: the expiry was set all the same.
@@ -523,9 +461,10 @@ async fn append(
 async fn abandon(
     shared: &Shared,
     conn: &mut ConnectionManager,
-    key: &str,
+    reply: MessageId,
     written: u64,
 ) -> Result<(), RedisError> {
+    let key = shared.key(reply);
     let id = if written == 0 {
         "0-2".to_owned()
     } else {
@@ -533,14 +472,18 @@ async fn abandon(
     };
     let mut pipe = redis::pipe();
     pipe.cmd("XADD")
-        .arg(key)
+        .arg(&key)
         .arg(id)
         .arg("end")
         .arg("interrupted")
         .ignore()
         .cmd("PEXPIRE")
-        .arg(key)
+        .arg(&key)
         .arg(millis(shared.options.retention))
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(live_channel(&shared.prefix, reply))
+        .arg(message_of_end(written))
         .ignore();
     match pipe.query_async::<()>(conn).await {
         Err(e) if already_written(&e) => Ok(()),
@@ -548,57 +491,83 @@ async fn abandon(
     }
 }
 
-/// What one stream entry says.
-enum Entry {
-    /// The reply was opened.
-    Opened,
-    /// Events, consecutive, the first numbered `first`.
-    Events { first: u64, events: Vec<LiveEvent> },
-    /// The producer stopped without a last event.
-    Interrupted,
-}
-
+/// What a stream entry says.
 fn parse(entry: &StreamId) -> Result<Entry, LiveError> {
+    let bad = || LiveError::Unavailable(format!("a malformed live entry {}", entry.id));
     if entry.contains_key("end") {
-        return Ok(Entry::Interrupted);
+        // `<n>-1`: after event n; `0-2`: before any.
+        let after = entry
+            .id
+            .split_once('-')
+            .and_then(|(n, _)| n.parse().ok())
+            .ok_or_else(bad)?;
+        return Ok(Entry::Interrupted { after });
     }
     if entry.contains_key("open") {
         return Ok(Entry::Opened);
     }
-    let bad = || LiveError::Unavailable(format!("a malformed live entry {}", entry.id));
     let first: u64 = entry.get("first").ok_or_else(bad)?;
     let events: String = entry.get("events").ok_or_else(bad)?;
     let events: Vec<LiveEvent> = serde_json::from_str(&events).map_err(|_| bad())?;
     Ok(Entry::Events { first, events })
 }
 
-/// What a follower does next after an entry.
+/// What a follower at `position` does with an entry.
 enum Step {
+    /// Yields these events (those above its position); the stream ends with them if `true`.
     Yield(Vec<LiveEvent>, bool),
+    /// Events between its position and the entry are missing.
+    Gap,
+    /// Ends with this error.
     Fail(LiveError),
 }
 
-/// The events of `entry` above `position`, whether the stream ends with them, or why it fails.
-fn step(entry: &StreamId, position: u64) -> Step {
-    match parse(entry) {
-        Err(e) => Step::Fail(e),
-        Ok(Entry::Opened) => Step::Yield(Vec::new(), false),
-        Ok(Entry::Interrupted) => Step::Fail(LiveError::Interrupted),
-        Ok(Entry::Events { first, events }) => {
-            if first > position + 1 {
-                return Step::Fail(LiveError::Trimmed { after: position });
-            }
-            let events: Vec<LiveEvent> = events.into_iter().filter(|e| e.id > position).collect();
+fn step(entry: &Entry, position: u64) -> Step {
+    match entry {
+        Entry::Opened => Step::Yield(Vec::new(), false),
+        Entry::Interrupted { after } if *after > position => Step::Gap,
+        Entry::Interrupted { .. } => Step::Fail(LiveError::Interrupted),
+        Entry::Events { first, .. } if *first > position + 1 => Step::Gap,
+        Entry::Events { events, .. } => {
+            let events: Vec<LiveEvent> =
+                events.iter().filter(|e| e.id > position).cloned().collect();
             let ends = events.last().is_some_and(|e| e.last);
             Step::Yield(events, ends)
         }
     }
 }
 
-fn entries(reply: Option<StreamReadReply>) -> Vec<StreamId> {
+/// Read entries, each parsed (or why not), shared like delivered ones.
+type Read = Vec<Result<Arc<Entry>, LiveError>>;
+
+fn entries(reply: Option<StreamReadReply>) -> Read {
     reply
-        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+        .map(|r| {
+            r.keys
+                .iter()
+                .flat_map(|k| &k.ids)
+                .map(|entry| parse(entry).map(Arc::new))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// Reads the stream's entries holding events above `position` (at most [`MAX_BATCH`]).
+async fn read_after(
+    conn: &mut ConnectionManager,
+    key: &str,
+    position: u64,
+) -> Result<Read, LiveError> {
+    redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(MAX_BATCH)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(format!("{position}-0"))
+        .query_async::<Option<StreamReadReply>>(conn)
+        .await
+        .map(entries)
+        .map_err(|e| unavailable(&e))
 }
 
 #[async_trait]
@@ -638,17 +607,13 @@ impl LiveReplies for RedisLiveReplies {
 
     async fn follow(&self, reply: MessageId, after: u64) -> Result<LiveEventStream, LiveError> {
         let key = self.shared.key(reply);
-        // A connection of its own: a blocking read holds its connection until it returns.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(BLOCK + COMMAND_TIMEOUT));
-        let mut conn = self
+        let mut conn = self.shared.conn.clone();
+        // Subscribed first: every entry written after the read below is delivered.
+        let mut joined = self
             .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let from = format!("{after}-0");
+            .followers
+            .join(&live_channel(&self.shared.prefix, reply), COMMAND_TIMEOUT)
+            .await?;
         // Whether the reply exists, its newest entry (to see whether the follower already
         // has its last event), and the entries after the follower's position.
         let (exists, newest, first): (bool, StreamRangeReply, Option<StreamReadReply>) =
@@ -666,7 +631,7 @@ impl LiveReplies for RedisLiveReplies {
                 .arg(MAX_BATCH)
                 .arg("STREAMS")
                 .arg(&key)
-                .arg(&from)
+                .arg(format!("{after}-0"))
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| unavailable(&e))?;
@@ -682,17 +647,21 @@ impl LiveReplies for RedisLiveReplies {
         }
         let stream = async_stream::stream! {
             let mut position = after;
+            // Entries read from the stream, then those delivered; the stream again after a gap.
             let mut read = entries(first);
-            let options = StreamReadOptions::default()
-                .count(MAX_BATCH)
-                .block(usize::try_from(BLOCK.as_millis()).unwrap_or(usize::MAX));
+            let mut from_stream = true;
             loop {
+                let full = read.len() >= MAX_BATCH;
+                let mut gap = false;
                 for entry in &read {
-                    match step(entry, position) {
-                        Step::Fail(e) => {
-                            yield Err(e);
+                    let entry = match entry {
+                        Ok(entry) => entry,
+                        Err(e) => {
+                            yield Err(e.clone());
                             return;
                         }
+                    };
+                    match step(entry, position) {
                         Step::Yield(events, ends) => {
                             for event in events {
                                 position = event.id;
@@ -702,38 +671,71 @@ impl LiveReplies for RedisLiveReplies {
                                 return;
                             }
                         }
+                        // The stream itself lacks them: they were trimmed.
+                        Step::Gap if from_stream => {
+                            yield Err(LiveError::Trimmed { after: position });
+                            return;
+                        }
+                        Step::Gap => {
+                            gap = true;
+                            break;
+                        }
+                        Step::Fail(e) => {
+                            yield Err(e);
+                            return;
+                        }
                     }
                 }
-                let cursor = read.last().map_or_else(|| format!("{position}-0"), |e| e.id.clone());
-                let next: Result<Option<StreamReadReply>, RedisError> = redis::cmd("XREAD")
-                    .arg(&options)
-                    .arg("STREAMS")
-                    .arg(&key)
-                    .arg(&cursor)
-                    .query_async(&mut conn)
-                    .await;
-                read = match next {
-                    Ok(reply) => entries(reply),
-                    Err(e) => {
-                        yield Err(unavailable(&e));
+                // More in the stream than one read gives, or a message missed: read it.
+                if (from_stream && full) || gap {
+                    from_stream = true;
+                    read = match read_after(&mut conn, &key, position).await {
+                        Ok(read) => read,
+                        Err(e) => {
+                            yield Err(e);
+                            return;
+                        }
+                    };
+                    continue;
+                }
+                from_stream = false;
+                read = match tokio::time::timeout(BLOCK, joined.deliveries.recv()).await {
+                    Ok(Ok(Delivery::Entry(entry))) => vec![Ok(entry)],
+                    Ok(Ok(Delivery::Lost(e))) => {
+                        yield Err(e);
+                        return;
+                    }
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {
+                        // Fell behind, or nothing for a while: the stream has what was missed.
+                        // (Nothing there and no key: the reply was forgotten after its
+                        // producer died.)
+                        from_stream = true;
+                        match read_after(&mut conn, &key, position).await {
+                            Ok(read) if read.is_empty() => {
+                                match redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut conn).await {
+                                    Ok(true) => read,
+                                    Ok(false) => {
+                                        yield Err(LiveError::Interrupted);
+                                        return;
+                                    }
+                                    Err(e) => {
+                                        yield Err(unavailable(&e));
+                                        return;
+                                    }
+                                }
+                            }
+                            Ok(read) => read,
+                            Err(e) => {
+                                yield Err(e);
+                                return;
+                            }
+                        }
+                    }
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        yield Err(LiveError::Unavailable("the subscriber stopped".into()));
                         return;
                     }
                 };
-                if read.is_empty() {
-                    // Nothing for a while: the reply may have been forgotten (its producer
-                    // died and its key expired).
-                    match redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut conn).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            yield Err(LiveError::Interrupted);
-                            return;
-                        }
-                        Err(e) => {
-                            yield Err(unavailable(&e));
-                            return;
-                        }
-                    }
-                }
             }
         };
         Ok(Box::pin(stream))
@@ -764,6 +766,7 @@ impl LiveReplies for RedisLiveReplies {
 mod tests {
     use super::*;
     use crate::testing::PrivateRedis;
+    use futures::StreamExt;
 
     #[test]
     fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
@@ -808,20 +811,19 @@ mod tests {
         };
         let shared = &live.shared;
         let reply = MessageId::new();
-        let key = shared.key(reply);
         let mut conn = shared.conn.clone();
-        append(shared, &mut conn, &key, &events(1..=3), false)
+        append(shared, &mut conn, reply, &events(1..=3), false)
             .await
             .unwrap();
-        append(shared, &mut conn, &key, &events(1..=3), false)
+        append(shared, &mut conn, reply, &events(1..=3), false)
             .await
             .unwrap();
-        append(shared, &mut conn, &key, &events(1..=5), false)
+        append(shared, &mut conn, reply, &events(1..=5), false)
             .await
             .unwrap();
         let mut last = events(6..=6);
         last[0].last = true;
-        append(shared, &mut conn, &key, &last, true).await.unwrap();
+        append(shared, &mut conn, reply, &last, true).await.unwrap();
         for after in 0..=6 {
             let read: Vec<u64> = live
                 .follow(reply, after)
@@ -832,6 +834,114 @@ mod tests {
                 .await;
             assert_eq!(read, ((after + 1)..=6).collect::<Vec<_>>(), "after {after}");
         }
+    }
+
+    async fn private_live(redis: &PrivateRedis) -> RedisLiveReplies {
+        let started = Instant::now();
+        loop {
+            match RedisLiveReplies::connect(&redis.url(), "t:", LiveOptions::default()).await {
+                Ok(live) => return live,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(20), "{e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn clients(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(conn)
+            .await
+            .unwrap();
+        list.lines().count()
+    }
+
+    /// Issue 15: a follower costs no Redis connection of its own (the process's one
+    /// subscription carries every reply's live tail), and each still gets every event.
+    #[tokio::test]
+    async fn followers_share_the_process_connections_to_redis() {
+        let Some(redis) = PrivateRedis::start() else {
+            return;
+        };
+        let live = private_live(&redis).await;
+        let mut counter = redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let replies: Vec<MessageId> = (0..5).map(|_| MessageId::new()).collect();
+        let mut publishers = Vec::new();
+        for reply in &replies {
+            publishers.push(live.open(*reply, CancelToken::new()).await);
+        }
+        let before = clients(&mut counter).await;
+        let mut followers = Vec::new();
+        for reply in &replies {
+            for _ in 0..10 {
+                followers.push(live.follow(*reply, 0).await.unwrap());
+            }
+        }
+        assert_eq!(
+            clients(&mut counter).await,
+            before,
+            "50 followers, no new connection"
+        );
+        let mut all = events(1..=20);
+        all[19].last = true;
+        for publisher in &mut publishers {
+            for event in all.clone() {
+                publisher.publish(event);
+            }
+        }
+        for follower in followers {
+            let read: Vec<LiveEvent> = tokio::time::timeout(
+                Duration::from_secs(20),
+                follower.map(|e| e.unwrap()).collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(read, all);
+        }
+    }
+
+    /// The stream is the source of truth: an entry whose message never reached a follower
+    /// (lost with a dropped subscription) is read from the stream when the next one shows
+    /// the gap.
+    #[tokio::test]
+    async fn an_entry_whose_message_was_lost_is_read_from_the_stream() {
+        let Some(live) = shared_redis().await else {
+            return;
+        };
+        let shared = &live.shared;
+        let reply = MessageId::new();
+        let key = shared.key(reply);
+        let mut conn = shared.conn.clone();
+        open_stream(shared, &mut conn, &key, reply).await.unwrap();
+        let follower = live.follow(reply, 0).await.unwrap();
+        // Written to the stream, never published.
+        let unpublished = serde_json::to_string(&events(1..=2)).unwrap();
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("2-0")
+            .arg("first")
+            .arg(1)
+            .arg("events")
+            .arg(unpublished)
+            .query_async::<String>(&mut conn)
+            .await
+            .unwrap();
+        let mut rest = events(3..=4);
+        rest[1].last = true;
+        append(shared, &mut conn, reply, &rest, true).await.unwrap();
+        let read: Vec<u64> = tokio::time::timeout(
+            Duration::from_secs(20),
+            follower.map(|e| e.unwrap().id).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, [1, 2, 3, 4]);
     }
 
     /// Issue 15: opening a reply does not wait for a Redis that does not answer (the
