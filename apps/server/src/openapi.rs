@@ -63,11 +63,13 @@ const UUID_TEXT: &str = concat!(
 );
 
 /// What the document states beyond the code: the values the server validates with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocumentSettings {
     pub limits: Limits,
     pub max_json_bytes: usize,
     pub sends_per_minute: u32,
+    /// The models a conversation may choose (`CONFAB_MODELS`); empty: not stated.
+    pub models: Vec<String>,
 }
 
 impl DocumentSettings {
@@ -85,6 +87,7 @@ impl DocumentSettings {
             },
             max_json_bytes: state.max_json_bytes,
             sends_per_minute: state.client_config.limits.sends_per_minute,
+            models: state.client_config.llm.models.clone(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl Default for DocumentSettings {
             limits: Limits::default(),
             max_json_bytes: 1024 * 1024,
             sends_per_minute: 20,
+            models: Vec::new(),
         }
     }
 }
@@ -181,7 +185,7 @@ pub fn document(settings: &DocumentSettings) -> Arc<str> {
         return Arc::clone(json);
     }
     let json: Arc<str> = build(settings).to_json().unwrap_or_default().into();
-    *last = Some((*settings, Arc::clone(&json)));
+    *last = Some((settings.clone(), Arc::clone(&json)));
     json
 }
 
@@ -241,6 +245,15 @@ impl Modify for Exact<'_> {
             for schema in ["CreateConversation", "UpdateConversation"] {
                 constrain(schemas, schema, "title", |s| {
                     s.pattern = Some(title.clone())
+                });
+            }
+            if !settings.models.is_empty() {
+                // A conversation's model is one of this server's, or null for the default.
+                let mut models: Vec<serde_json::Value> =
+                    settings.models.iter().map(|m| m.as_str().into()).collect();
+                models.push(serde_json::Value::Null);
+                constrain(schemas, "UpdateConversation", "model", |s| {
+                    s.enum_values = Some(models);
                 });
             }
             let max = confab_auth::dev::MAX_USERNAME_CHARS;
