@@ -306,6 +306,7 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
                 secret: v.secret(&LOCAL_AUTH_SECRET),
                 session_ttl: v.secs(&SESSION_TTL_SECS)?,
                 signup: SignUpMode::parse(&signup)?,
+                ..LocalConfig::default()
             })
         }
         _ => {
