@@ -11,8 +11,9 @@
 //!   `SecretString`s and in the hasher.
 //! - A wrong login and a wrong password get the same answer, after the same work: when no
 //!   account matches, a dummy hash is verified.
-//! - Failures are throttled per login and per client address with exponential backoff that
-//!   always ends (no lockout an attacker could aim at a victim). An attempt counts as a
+//! - Failures are throttled per (login, client address), per address, and more softly per
+//!   login, with exponential backoff that always ends (no lockout an attacker could aim at
+//!   a victim: guesses from elsewhere do not make the owner wait, unless they are many). An attempt counts as a
 //!   failure from its start, before the hash, so that parallel guesses cannot all slip
 //!   through; a success takes it back.
 //! - An access token is an HS256 JWT (`iss` `confab-local`, `sub` `local:<account id>`,
@@ -58,9 +59,13 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 pub const SESSION_CACHE: Duration = Duration::from_secs(2);
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RESET_TTL: Duration = Duration::from_secs(3600);
-/// Failures allowed before backoff starts: per login, and per client address.
-pub const FREE_FAILURES_PER_LOGIN: u32 = 5;
+/// Failures allowed before backoff starts: per login from one client address, per client
+/// address across logins, and per login from anywhere. The last is far higher, so that a
+/// stranger's guesses cannot make the owner of the login wait; it only slows a guessing
+/// attack spread over many addresses.
+pub const FREE_FAILURES_PER_LOGIN_AND_ADDRESS: u32 = 5;
 pub const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+pub const FREE_FAILURES_PER_LOGIN: u32 = 100;
 /// The longest wait the backoff imposes (it doubles up to this, and never locks for good).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
@@ -677,11 +682,22 @@ impl LocalAuth {
     pub async fn reset_password(&self, secret: &str, new: &SecretString) -> Result<()> {
         // Checked before the link is used up, so that a refused password does not cost it.
         self.check_password(new.expose_secret(), "")?;
+        let hash = link_hash(secret);
         let link = self
             .store
-            .take_link(LinkKind::Reset, &link_hash(secret), Utc::now())
+            .take_link(LinkKind::Reset, &hash, Utc::now())
             .await?
             .ok_or(LocalAuthError::InvalidLink)?;
+        let result = self.reset_with(&link, new).await;
+        if result.is_err() {
+            // Refused (the password holds the username) or not done (busy, store): the
+            // link's holder may try again.
+            self.store.release_link(LinkKind::Reset, &hash).await?;
+        }
+        result
+    }
+
+    async fn reset_with(&self, link: &Link, new: &SecretString) -> Result<()> {
         let account_id = link.account_id.ok_or(LocalAuthError::InvalidLink)?;
         let account = self
             .store
@@ -758,11 +774,16 @@ fn account_id_of(sub: &str) -> Result<Uuid, AuthError> {
         .ok_or_else(|| unauthenticated("not a local subject"))
 }
 
-/// The throttle's keys: the login first, then the address when known.
+/// The throttle's keys: the login from this address (`-` when unknown), the login, and
+/// the address when known.
 fn throttle_keys(login: &str, address: Option<IpAddr>) -> Vec<String> {
-    let mut keys = vec![format!("login:{login}")];
-    if let Some(address) = address {
-        keys.push(format!("addr:{}", address_block(address)));
+    let block = address.map(address_block);
+    let mut keys = vec![
+        format!("pair:{}|{login}", block.as_deref().unwrap_or("-")),
+        format!("login:{login}"),
+    ];
+    if let Some(block) = block {
+        keys.push(format!("addr:{block}"));
     }
     keys
 }
@@ -815,8 +836,10 @@ impl Throttle {
     fn free(key: &str) -> u32 {
         if key.starts_with("addr:") {
             FREE_FAILURES_PER_ADDRESS
-        } else {
+        } else if key.starts_with("login:") {
             FREE_FAILURES_PER_LOGIN
+        } else {
+            FREE_FAILURES_PER_LOGIN_AND_ADDRESS
         }
     }
 
@@ -858,18 +881,19 @@ impl Throttle {
         Ok(())
     }
 
-    /// A correct password clears its login's count, and takes back the attempt counted on
-    /// the address (never more: one good account must not reset an attacker's count).
+    /// A correct password clears the counts of its login from this address, and takes back
+    /// the attempt counted on the login and the address (never more: one good password must
+    /// not reset an attacker's count elsewhere).
     fn succeed(&self, keys: &[String]) {
-        let (addresses, logins): (Vec<String>, Vec<String>) =
-            keys.iter().cloned().partition(|k| k.starts_with("addr:"));
+        let (logins, shared): (Vec<String>, Vec<String>) =
+            keys.iter().cloned().partition(|k| k.starts_with("pair:"));
         {
             let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             for login in &logins {
                 entries.remove(login);
             }
         }
-        self.take_back(&addresses);
+        self.take_back(&shared);
     }
 
     /// Uncounts one attempt of [`begin`](Self::begin) on each key.
@@ -984,15 +1008,39 @@ mod tests {
                 .begin(&[format!("login:u{n}"), address.clone()])
                 .unwrap();
         }
-        let keys = vec!["login:ada".to_owned(), address.clone()];
+        let keys = vec!["pair:10.0.0.1|ada".to_owned(), address.clone()];
         throttle.begin(&keys).unwrap();
         throttle.succeed(&keys);
-        assert!(!throttle.entries.lock().unwrap().contains_key("login:ada"));
+        assert!(!throttle.entries.lock().unwrap().contains_key(&keys[0]));
         // The address keeps its earlier failures: one more starts the backoff.
         throttle
             .begin(&["login:x".to_owned(), address.clone()])
             .unwrap();
         assert!(throttle.begin(&[address]).is_err());
+    }
+
+    #[test]
+    fn guesses_from_one_address_do_not_make_the_owner_wait_elsewhere() {
+        let (throttle, _clock) = throttle();
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..=FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
+            throttle
+                .begin(&throttle_keys("ada", Some(attacker)))
+                .unwrap();
+        }
+        assert!(
+            throttle
+                .begin(&throttle_keys("ada", Some(attacker)))
+                .is_err()
+        );
+        throttle.begin(&throttle_keys("ada", Some(owner))).unwrap();
+        // Guesses spread over many addresses still meet the softer per-login limit.
+        for n in 0..FREE_FAILURES_PER_LOGIN {
+            let spread: IpAddr = format!("10.0.{}.{}", n / 200, n % 200).parse().unwrap();
+            let _ = throttle.begin(&throttle_keys("ada", Some(spread)));
+        }
+        assert!(throttle.begin(&throttle_keys("ada", Some(owner))).is_err());
     }
 
     #[test]

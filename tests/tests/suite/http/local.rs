@@ -461,6 +461,11 @@ async fn a_reset_link_is_for_administrators_single_use_and_revokes_sessions() {
     assert!(lifetime > chrono::Duration::minutes(59) && lifetime <= chrono::Duration::hours(1));
     let reset = secret(&created, "reset");
 
+    // A refused password does not use the link up (this one holds the username).
+    let refused = json!({ "token": reset, "new": "bob's fresh passphrase" });
+    post(&app, "/api/auth/local/reset", None, &refused)
+        .await
+        .problem(422, "validation_failed");
     let new = json!({ "token": reset, "new": "a fresh passphrase here" });
     post(&app, "/api/auth/local/reset", None, &new)
         .await
