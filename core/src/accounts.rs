@@ -78,6 +78,7 @@ pub struct Link {
 ///   `NotFound` when there is no such account.
 /// - `take_link` MUST return a link of that kind and hash at most once (concurrent callers
 ///   included), and never once `now` is past its `expires_at`.
+/// - `release_link` MUST make a taken link of that kind takeable again (until it expires).
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// Stores a new account (its `is_admin` is decided by the store, see the contract).
@@ -104,4 +105,7 @@ pub trait AccountStore: Send + Sync + 'static {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Option<Link>, StoreError>;
+    /// Gives back a link taken by an operation that then failed (e.g. an invite used with
+    /// a taken username), so that its holder can try again.
+    async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError>;
 }

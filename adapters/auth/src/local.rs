@@ -2,14 +2,20 @@
 //! password, sessions, invites and password resets, over an [`AccountStore`].
 //!
 //! - Passwords are hashed with Argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane) on
-//!   a blocking thread, so a sign-in never stalls the async workers. At least
+//!   a blocking thread, so a sign-in never stalls the async workers. At most
+//!   [`LocalConfig::max_parallel_hashes`] hashes run at once (19 MiB each); a request that
+//!   waits longer than [`LocalConfig::hash_queue_wait`] for its turn gets
+//!   [`LocalAuthError::Busy`] (503) instead of queueing memory without bound. At least
 //!   [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_CHARS`], and not on the
 //!   bundled list of common passwords. A password is never logged: it only lives in
 //!   `SecretString`s and in the hasher.
 //! - A wrong login and a wrong password get the same answer, after the same work: when no
 //!   account matches, a dummy hash is verified.
-//! - Failures are throttled per login and per client address with exponential backoff that
-//!   always ends (no lockout an attacker could aim at a victim).
+//! - Failures are throttled per (login, client address), per address, and more softly per
+//!   login, with exponential backoff that always ends (no lockout an attacker could aim at
+//!   a victim: guesses from elsewhere do not make the owner wait, unless they are many). An attempt counts as a
+//!   failure from its start, before the hash, so that parallel guesses cannot all slip
+//!   through; a success takes it back.
 //! - An access token is an HS256 JWT (`iss` `confab-local`, `sub` `local:<account id>`,
 //!   `sid` the session). Verifying it also checks the session record, cached for at most
 //!   [`SESSION_CACHE`], so a revocation holds everywhere within seconds (at once in this
@@ -53,9 +59,13 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 pub const SESSION_CACHE: Duration = Duration::from_secs(2);
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RESET_TTL: Duration = Duration::from_secs(3600);
-/// Failures allowed before backoff starts: per login, and per client address.
-pub const FREE_FAILURES_PER_LOGIN: u32 = 5;
+/// Failures allowed before backoff starts: per login from one client address, per client
+/// address across logins, and per login from anywhere. The last is far higher, so that a
+/// stranger's guesses cannot make the owner of the login wait; it only slows a guessing
+/// attack spread over many addresses.
+pub const FREE_FAILURES_PER_LOGIN_AND_ADDRESS: u32 = 5;
 pub const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+pub const FREE_FAILURES_PER_LOGIN: u32 = 100;
 /// The longest wait the backoff imposes (it doubles up to this, and never locks for good).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
@@ -108,6 +118,10 @@ pub struct LocalConfig {
     pub session_ttl: Duration,
     /// `CONFAB_SIGNUP`.
     pub signup: SignUpMode,
+    /// Argon2 hashes running at once (default: the number of cores).
+    pub max_parallel_hashes: usize,
+    /// How long a request waits for a hashing slot before [`LocalAuthError::Busy`].
+    pub hash_queue_wait: Duration,
 }
 
 impl Default for LocalConfig {
@@ -116,6 +130,8 @@ impl Default for LocalConfig {
             secret: None,
             session_ttl: Duration::from_secs(12 * 3600),
             signup: SignUpMode::default(),
+            max_parallel_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            hash_queue_wait: Duration::from_secs(2),
         }
     }
 }
@@ -135,6 +151,9 @@ pub enum LocalAuthError {
     /// 403: sign-up is closed, or needs an invite that was not given.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 503: too many passwords are being hashed; try again shortly.
+    #[error("too many sign-ins at once; try again shortly")]
+    Busy,
     /// 409: the username or e-mail is taken.
     #[error("this username or e-mail is already in use")]
     Taken,
@@ -203,6 +222,9 @@ pub struct LocalAuth {
     ttl: Duration,
     signup: SignUpMode,
     hasher: Argon2<'static>,
+    /// One permit per hash allowed to run at once.
+    hashing: Arc<tokio::sync::Semaphore>,
+    hash_queue_wait: Duration,
     /// Verified when no account matches, so that both answers take the same time.
     dummy_hash: String,
     common: std::collections::HashSet<&'static str>,
@@ -279,6 +301,12 @@ impl LocalAuth {
                 "must be between 60 seconds and 30 days",
             ));
         }
+        if config.max_parallel_hashes == 0 {
+            return Err(invalid(
+                "CONFAB_AUTH",
+                "at least one hash must be allowed to run",
+            ));
+        }
         let hasher = owasp_argon2()?;
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         let dummy_hash = hasher
@@ -299,6 +327,8 @@ impl LocalAuth {
             ttl: config.session_ttl,
             signup: config.signup,
             hasher,
+            hashing: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_hashes)),
+            hash_queue_wait: config.hash_queue_wait,
             dummy_hash,
             common: COMMON_PASSWORDS
                 .lines()
@@ -341,10 +371,24 @@ impl LocalAuth {
         Ok(())
     }
 
+    /// A hashing slot, owned so that it is held until the blocking hash ends even when the
+    /// request is dropped meanwhile.
+    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        tokio::time::timeout(
+            self.hash_queue_wait,
+            Arc::clone(&self.hashing).acquire_owned(),
+        )
+        .await
+        .map_err(|_| LocalAuthError::Busy)?
+        .map_err(|_| LocalAuthError::Internal("the hashing slots are closed".into()))
+    }
+
     async fn hash(&self, password: &SecretString) -> Result<String> {
         let hasher = self.hasher.clone();
         let password = password.clone();
+        let slot = self.hashing_slot().await?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
             hasher
                 .hash_password(password.expose_secret().as_bytes(), &salt)
@@ -361,7 +405,9 @@ impl LocalAuth {
         let password = password.clone();
         let real = hash.is_some();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        let slot = self.hashing_slot().await?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let parsed = PasswordHash::new(&hash).map_err(|e| {
                 LocalAuthError::Internal(format!("a stored hash is unreadable: {e}"))
             })?;
@@ -398,15 +444,20 @@ impl LocalAuth {
                     ));
                 }
                 (SignUpMode::Invite, Some(invite)) => {
+                    // The invite first: without a valid one, "taken" would tell a stranger
+                    // which usernames and e-mails have accounts. A valid one is given back
+                    // when the name is taken, so that its holder can pick another.
+                    let hash = link_hash(invite);
+                    self.store
+                        .take_link(LinkKind::Invite, &hash, Utc::now())
+                        .await?
+                        .ok_or(LocalAuthError::InvalidLink)?;
                     if self.store.find_account(&username).await?.is_some()
                         || email_taken(&*self.store, email.as_deref()).await?
                     {
+                        self.store.release_link(LinkKind::Invite, &hash).await?;
                         return Err(LocalAuthError::Taken);
                     }
-                    self.store
-                        .take_link(LinkKind::Invite, &link_hash(invite), Utc::now())
-                        .await?
-                        .ok_or(LocalAuthError::InvalidLink)?;
                 }
             }
         }
@@ -432,21 +483,25 @@ impl LocalAuth {
     ) -> Result<IssuedToken> {
         let login = login.trim().to_lowercase();
         let keys = throttle_keys(&login, address);
-        self.throttle.check(&keys)?;
+        self.throttle.begin(&keys)?;
         let account = if login.is_empty() || login.chars().count() > 320 {
             None
         } else {
             self.store.find_account(&login).await?
         };
         let hash = account.as_ref().map(|a| a.password_hash.as_str());
-        if !self.verify_password(password, hash).await? {
-            self.throttle.fail(&keys);
+        let verified = self.verify_password(password, hash).await;
+        if matches!(verified, Err(LocalAuthError::Busy)) {
+            // No password was tried: the attempt is not a failure.
+            self.throttle.take_back(&keys);
+        }
+        if !verified? {
             return Err(LocalAuthError::InvalidCredentials);
         }
         let Some(account) = account else {
             return Err(LocalAuthError::InvalidCredentials);
         };
-        self.throttle.succeed(&keys[0]);
+        self.throttle.succeed(&keys);
         self.start_session(account.id).await
     }
 
@@ -567,14 +622,14 @@ impl LocalAuth {
         new: &SecretString,
     ) -> Result<IssuedToken> {
         let keys = throttle_keys(&account.username, None);
-        self.throttle.check(&keys)?;
+        self.throttle.begin(&keys)?;
         if !self
             .verify_password(current, Some(&account.password_hash))
             .await?
         {
-            self.throttle.fail(&keys);
             return Err(LocalAuthError::InvalidCredentials);
         }
+        self.throttle.succeed(&keys);
         self.check_password(new.expose_secret(), &account.username)?;
         let hash = self.hash(new).await?;
         self.store
@@ -627,11 +682,22 @@ impl LocalAuth {
     pub async fn reset_password(&self, secret: &str, new: &SecretString) -> Result<()> {
         // Checked before the link is used up, so that a refused password does not cost it.
         self.check_password(new.expose_secret(), "")?;
+        let hash = link_hash(secret);
         let link = self
             .store
-            .take_link(LinkKind::Reset, &link_hash(secret), Utc::now())
+            .take_link(LinkKind::Reset, &hash, Utc::now())
             .await?
             .ok_or(LocalAuthError::InvalidLink)?;
+        let result = self.reset_with(&link, new).await;
+        if result.is_err() {
+            // Refused (the password holds the username) or not done (busy, store): the
+            // link's holder may try again.
+            self.store.release_link(LinkKind::Reset, &hash).await?;
+        }
+        result
+    }
+
+    async fn reset_with(&self, link: &Link, new: &SecretString) -> Result<()> {
         let account_id = link.account_id.ok_or(LocalAuthError::InvalidLink)?;
         let account = self
             .store
@@ -650,14 +716,14 @@ impl LocalAuth {
     /// Checks the password before the caller deletes the account's data, then the account.
     pub async fn confirm_password(&self, account: &Account, password: &SecretString) -> Result<()> {
         let keys = throttle_keys(&account.username, None);
-        self.throttle.check(&keys)?;
+        self.throttle.begin(&keys)?;
         if self
             .verify_password(password, Some(&account.password_hash))
             .await?
         {
+            self.throttle.succeed(&keys);
             Ok(())
         } else {
-            self.throttle.fail(&keys);
             Err(LocalAuthError::InvalidCredentials)
         }
     }
@@ -708,11 +774,16 @@ fn account_id_of(sub: &str) -> Result<Uuid, AuthError> {
         .ok_or_else(|| unauthenticated("not a local subject"))
 }
 
-/// The throttle's keys: the login first, then the address when known.
+/// The throttle's keys: the login from this address (`-` when unknown), the login, and
+/// the address when known.
 fn throttle_keys(login: &str, address: Option<IpAddr>) -> Vec<String> {
-    let mut keys = vec![format!("login:{login}")];
-    if let Some(address) = address {
-        keys.push(format!("addr:{}", address_block(address)));
+    let block = address.map(address_block);
+    let mut keys = vec![
+        format!("pair:{}|{login}", block.as_deref().unwrap_or("-")),
+        format!("login:{login}"),
+    ];
+    if let Some(block) = block {
+        keys.push(format!("addr:{block}"));
     }
     keys
 }
@@ -765,30 +836,28 @@ impl Throttle {
     fn free(key: &str) -> u32 {
         if key.starts_with("addr:") {
             FREE_FAILURES_PER_ADDRESS
-        } else {
+        } else if key.starts_with("login:") {
             FREE_FAILURES_PER_LOGIN
+        } else {
+            FREE_FAILURES_PER_LOGIN_AND_ADDRESS
         }
     }
 
-    /// `Throttled` with the longest wait among the keys, if any must wait.
-    fn check(&self, keys: &[String]) -> Result<()> {
+    /// `Throttled` with the longest wait among the keys, if any must wait; otherwise the
+    /// attempt is counted as a failure at once (in the same lock), so that guesses sent in
+    /// parallel meet the backoff too. [`succeed`](Self::succeed) takes it back.
+    fn begin(&self, keys: &[String]) -> Result<()> {
         let now = self.clock.now();
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = keys
             .iter()
             .filter_map(|k| entries.get(k)?.blocked_until)
             .filter_map(|until| until.checked_duration_since(now))
             .filter(|wait| !wait.is_zero())
             .max();
-        match wait {
-            Some(retry_after) => Err(LocalAuthError::Throttled { retry_after }),
-            None => Ok(()),
+        if let Some(retry_after) = wait {
+            return Err(LocalAuthError::Throttled { retry_after });
         }
-    }
-
-    fn fail(&self, keys: &[String]) {
-        let now = self.clock.now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() > 100_000 {
             entries.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
         }
@@ -809,15 +878,35 @@ impl Throttle {
                 entry.blocked_until = Some(now + wait);
             }
         }
+        Ok(())
     }
 
-    /// A correct password clears its login's count (never the address's: one good account
-    /// must not reset an attacker's count).
-    fn succeed(&self, login_key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(login_key);
+    /// A correct password clears the counts of its login from this address, and takes back
+    /// the attempt counted on the login and the address (never more: one good password must
+    /// not reset an attacker's count elsewhere).
+    fn succeed(&self, keys: &[String]) {
+        let (logins, shared): (Vec<String>, Vec<String>) =
+            keys.iter().cloned().partition(|k| k.starts_with("pair:"));
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            for login in &logins {
+                entries.remove(login);
+            }
+        }
+        self.take_back(&shared);
+    }
+
+    /// Uncounts one attempt of [`begin`](Self::begin) on each key.
+    fn take_back(&self, keys: &[String]) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.count = entry.count.saturating_sub(1);
+                if entry.count <= Self::free(key) {
+                    entry.blocked_until = None;
+                }
+            }
+        }
     }
 }
 
@@ -895,19 +984,16 @@ mod tests {
         let (throttle, clock) = throttle();
         let keys = vec!["login:ada".to_owned()];
         for _ in 0..FREE_FAILURES_PER_LOGIN {
-            throttle.check(&keys).unwrap();
-            throttle.fail(&keys);
+            throttle.begin(&keys).unwrap();
         }
-        throttle.check(&keys).unwrap();
         let mut waits = Vec::new();
         for _ in 0..14 {
-            throttle.fail(&keys);
-            let Err(LocalAuthError::Throttled { retry_after }) = throttle.check(&keys) else {
+            throttle.begin(&keys).unwrap();
+            let Err(LocalAuthError::Throttled { retry_after }) = throttle.begin(&keys) else {
                 panic!("expected a wait");
             };
             waits.push(retry_after.as_secs());
             clock.advance(retry_after);
-            throttle.check(&keys).unwrap();
         }
         assert_eq!(&waits[..5], &[1, 2, 4, 8, 16]);
         assert_eq!(*waits.last().unwrap(), MAX_BACKOFF.as_secs());
@@ -916,13 +1002,59 @@ mod tests {
     #[test]
     fn a_success_clears_the_login_but_not_the_address() {
         let (throttle, _clock) = throttle();
-        let keys = vec!["login:ada".to_owned(), "addr:10.0.0.1".to_owned()];
-        for _ in 0..=FREE_FAILURES_PER_ADDRESS {
-            throttle.fail(&keys);
+        let address = "addr:10.0.0.1".to_owned();
+        for n in 0..FREE_FAILURES_PER_ADDRESS {
+            throttle
+                .begin(&[format!("login:u{n}"), address.clone()])
+                .unwrap();
         }
-        throttle.succeed(&keys[0]);
-        throttle.check(&keys[..1]).unwrap();
-        assert!(throttle.check(&keys[1..]).is_err());
+        let keys = vec!["pair:10.0.0.1|ada".to_owned(), address.clone()];
+        throttle.begin(&keys).unwrap();
+        throttle.succeed(&keys);
+        assert!(!throttle.entries.lock().unwrap().contains_key(&keys[0]));
+        // The address keeps its earlier failures: one more starts the backoff.
+        throttle
+            .begin(&["login:x".to_owned(), address.clone()])
+            .unwrap();
+        assert!(throttle.begin(&[address]).is_err());
+    }
+
+    #[test]
+    fn guesses_from_one_address_do_not_make_the_owner_wait_elsewhere() {
+        let (throttle, _clock) = throttle();
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..=FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
+            throttle
+                .begin(&throttle_keys("ada", Some(attacker)))
+                .unwrap();
+        }
+        assert!(
+            throttle
+                .begin(&throttle_keys("ada", Some(attacker)))
+                .is_err()
+        );
+        throttle.begin(&throttle_keys("ada", Some(owner))).unwrap();
+        // Guesses spread over many addresses still meet the softer per-login limit.
+        for n in 0..FREE_FAILURES_PER_LOGIN {
+            let spread: IpAddr = format!("10.0.{}.{}", n / 200, n % 200).parse().unwrap();
+            let _ = throttle.begin(&throttle_keys("ada", Some(spread)));
+        }
+        assert!(throttle.begin(&throttle_keys("ada", Some(owner))).is_err());
+    }
+
+    #[test]
+    fn an_attempt_counts_from_its_start_so_parallel_guesses_meet_the_backoff() {
+        let (throttle, _clock) = throttle();
+        let keys = vec!["login:ada".to_owned()];
+        // None of these has finished (no outcome yet), as with guesses sent at once.
+        for _ in 0..=FREE_FAILURES_PER_LOGIN {
+            throttle.begin(&keys).unwrap();
+        }
+        assert!(matches!(
+            throttle.begin(&keys),
+            Err(LocalAuthError::Throttled { .. })
+        ));
     }
 
     #[test]

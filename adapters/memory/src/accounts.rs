@@ -143,6 +143,15 @@ impl AccountStore for MemoryAccounts {
             _ => Ok(None),
         }
     }
+
+    async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError> {
+        if let Some((link, used)) = self.state().links.get_mut(token_hash)
+            && link.kind == kind
+        {
+            *used = false;
+        }
+        Ok(())
+    }
 }
 
 fn revoke_all(state: &mut State, account_id: Uuid, now: Timestamp) {

@@ -312,6 +312,23 @@ macro_rules! account_queries {
             .map(Link::try_from)
             .transpose()
         }
+
+        pub(crate) async fn release_link(
+            c: &mut Conn,
+            kind: LinkKind,
+            token_hash: &str,
+        ) -> Result<(), StoreError> {
+            diesel::update(
+                auth_links::table
+                    .filter(auth_links::token_hash.eq(token_hash))
+                    .filter(auth_links::kind.eq(kind.as_str())),
+            )
+            .set(auth_links::used_at.eq(None::<crate::types::DbTime>))
+            .execute(c)
+            .await
+            .map(drop)
+            .map_err(translate)
+        }
     };
 }
 

@@ -592,4 +592,8 @@ impl AccountStore for SqlStore {
     ) -> Result<Option<Link>, StoreError> {
         on_accounts!(self, write take_link(kind, token_hash, now))
     }
+
+    async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError> {
+        on_accounts!(self, write release_link(kind, token_hash))
+    }
 }

@@ -178,6 +178,16 @@ impl Settings {
             None => FilesSettings::Dir(PathBuf::from(v.text(&FILES_DIR).unwrap_or_default())),
         };
         let auth = auth(&mut v)?;
+        if matches!(&auth, AuthSettings::Local(local) if local.secret.is_none())
+            && v.is_given(&REDIS_URL)
+        {
+            // Each replica would sign with its own random key and refuse the others' tokens.
+            return Err(invalid(
+                &LOCAL_AUTH_SECRET,
+                "must be set (32+ random bytes, the same on every replica) when \
+                 CONFAB_REDIS_URL is: several replicas must sign sessions with one key",
+            ));
+        }
         let llm = llm(&mut v)?;
         let context_tokens: u32 = v.required(&CONTEXT_TOKENS)?;
         let max_output_tokens = v.number(&MAX_OUTPUT_TOKENS)?;
@@ -306,6 +316,7 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
                 secret: v.secret(&LOCAL_AUTH_SECRET),
                 session_ttl: v.secs(&SESSION_TTL_SECS)?,
                 signup: SignUpMode::parse(&signup)?,
+                ..LocalConfig::default()
             })
         }
         _ => {

@@ -264,6 +264,27 @@ async fn a_link_is_taken_once_only_of_its_kind_and_never_expired(store: Arc<dyn 
             .is_none(),
         "a link is single-use"
     );
+    store
+        .release_link(LinkKind::Reset, &invite.token_hash)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .take_link(LinkKind::Invite, &invite.token_hash, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "releasing a link of another kind gives nothing back"
+    );
+    store
+        .release_link(LinkKind::Invite, &invite.token_hash)
+        .await
+        .unwrap();
+    let again = store
+        .take_link(LinkKind::Invite, &invite.token_hash, now)
+        .await
+        .unwrap();
+    assert_eq!(again, Some(invite), "a released link can be taken again");
     let expiring = link(LinkKind::Invite, None, "expiring");
     store.insert_link(&expiring).await.unwrap();
     let later = expiring.expires_at + Duration::seconds(1);

@@ -228,7 +228,7 @@ keys! {
     SIGNUP: "CONFAB_SIGNUP", Choice(&["open", "invite", "closed"]), Is("invite"), PUBLIC,
         "who may create a built-in account (`CONFAB_AUTH=local`); the first account always may, and becomes the administrator";
     LOCAL_AUTH_SECRET: "CONFAB_LOCAL_AUTH_SECRET", Text, Derived("random per start"), SECRET,
-        "signs built-in accounts' access tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts)";
+        "signs built-in accounts' access tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts; required with `CONFAB_REDIS_URL`, the same on every replica)";
     SESSION_TTL_SECS: "CONFAB_SESSION_TTL_SECS", secs(60, 2_592_000), Is("43200"), PUBLIC,
         "lifetime of a built-in account's session (revocable at any time)";
     CLERK_PUBLISHABLE_KEY: "CLERK_PUBLISHABLE_KEY", Text, Unset, PUBLIC,

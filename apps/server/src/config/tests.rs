@@ -134,6 +134,22 @@ fn a_clerk_key_selects_clerk() {
 }
 
 #[test]
+fn local_accounts_on_several_replicas_need_a_shared_secret() {
+    let local = ("CONFAB_AUTH", "local");
+    let redis = ("CONFAB_REDIS_URL", "redis://127.0.0.1:6379");
+    let err = settings(&[local, redis]).unwrap_err().to_string();
+    assert!(err.starts_with("CONFAB_LOCAL_AUTH_SECRET:"), "{err}");
+    assert!(err.contains("CONFAB_REDIS_URL"), "{err}");
+    let secret = (
+        "CONFAB_LOCAL_AUTH_SECRET",
+        "0123456789abcdef0123456789abcdef",
+    );
+    assert!(settings(&[local, redis, secret]).is_ok());
+    // One process may keep its random per-start key.
+    assert!(settings(&[local]).is_ok());
+}
+
+#[test]
 fn dev_auth_refuses_a_public_address_unless_allowed() {
     let s = settings(&[("CONFAB_BIND", "0.0.0.0:8000")]).unwrap();
     let err = s.check_safe_to_serve().unwrap_err().to_string();

@@ -42,6 +42,9 @@ impl From<LocalAuthError> for ApiError {
                 Self::BadRequest("this link is invalid, used or expired".to_owned())
             }
             LocalAuthError::NoSuchAccount => Self::NotFound("There is no such account."),
+            LocalAuthError::Busy => {
+                Self::Unavailable("too many sign-ins at once; try again shortly")
+            }
             LocalAuthError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "the account store is unavailable");
                 Self::Unavailable("the database is unavailable; try again shortly")

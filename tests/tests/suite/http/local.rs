@@ -19,13 +19,18 @@ struct Local {
 }
 
 async fn local_app(signup: SignUpMode) -> Local {
+    local_app_with(LocalConfig {
+        signup,
+        ..LocalConfig::default()
+    })
+    .await
+}
+
+async fn local_app_with(config: LocalConfig) -> Local {
     let clock = ManualClock::new();
     let local = LocalAuth::with_clock(
         Arc::new(MemoryAccounts::new()),
-        &LocalConfig {
-            signup,
-            ..LocalConfig::default()
-        },
+        &config,
         Arc::new(clock.clone()),
     )
     .expect("a local adapter");
@@ -150,6 +155,42 @@ async fn the_first_account_administers_and_the_others_need_a_single_use_invite()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_with_a_bogus_invite_does_not_tell_which_names_are_taken() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let admin = token(
+        &sign_up(&app, "ada", Some("ada@example.com"), None).await,
+        201,
+    );
+    // Taken or free, a bogus invite gets the same answer.
+    for (username, email) in [
+        ("ada", None),
+        ("someone", Some("ada@example.com")),
+        ("someone", None),
+    ] {
+        sign_up(&app, username, email, Some("not-an-invite"))
+            .await
+            .problem(400, "bad_request");
+    }
+    // With a valid invite, a taken name is told, and the invite still works afterwards.
+    let invite = secret(
+        &post(&app, "/api/admin/invites", Some(&admin), &json!({})).await,
+        "invite",
+    );
+    sign_up(&app, "ada", None, Some(&invite))
+        .await
+        .problem(409, "conflict");
+    sign_up(&app, "bob", Some("ada@example.com"), Some(&invite))
+        .await
+        .problem(409, "conflict");
+    sign_up(&app, "bob", None, Some(&invite))
+        .await
+        .assert_status(201);
+    sign_up(&app, "cy", None, Some(&invite))
+        .await
+        .problem(400, "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_and_closed_sign_up() {
     let Local { app, .. } = local_app(SignUpMode::Open).await;
     sign_up(&app, "ada", None, None).await.assert_status(201);
@@ -266,6 +307,48 @@ async fn guessing_is_throttled_per_account_with_backoff_that_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_meet_the_throttle_too() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    let guesses = (0..12).map(|_| sign_in(&app, "ada", OTHER_PASSWORD));
+    let answers = futures::future::join_all(guesses).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    // The five free failures and the one that starts the backoff; the rest wait.
+    assert_eq!(wrong, 6, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        6,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_is_bounded_and_the_overflow_is_told_to_come_back() {
+    let Local { app, .. } = local_app_with(LocalConfig {
+        max_parallel_hashes: 1,
+        hash_queue_wait: Duration::ZERO,
+        ..LocalConfig::default()
+    })
+    .await;
+    sign_up(&app, "ada", None, None).await.assert_status(201);
+    let logins: Vec<String> = (0..8).map(|n| format!("user{n}")).collect();
+    let attempts = logins
+        .iter()
+        .map(|login| sign_in(&app, login, OTHER_PASSWORD));
+    let answers = futures::future::join_all(attempts).await;
+    let busy: Vec<&Answer> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(!busy.is_empty(), "one slot, eight hashes at once, no wait");
+    for answer in &busy {
+        answer.problem(503, "unavailable");
+        assert!(answer.header("retry-after").is_some());
+    }
+    assert!(answers.iter().any(|a| a.status == 401));
+    // The slots are given back: a sign-in alone goes through.
+    sign_in(&app, "ada", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_is_throttled_per_address_across_accounts() {
     let Local { app, clock } = local_app(SignUpMode::Invite).await;
     sign_up(&app, "ada", None, None).await.assert_status(201);
@@ -378,6 +461,11 @@ async fn a_reset_link_is_for_administrators_single_use_and_revokes_sessions() {
     assert!(lifetime > chrono::Duration::minutes(59) && lifetime <= chrono::Duration::hours(1));
     let reset = secret(&created, "reset");
 
+    // A refused password does not use the link up (this one holds the username).
+    let refused = json!({ "token": reset, "new": "bob's fresh passphrase" });
+    post(&app, "/api/auth/local/reset", None, &refused)
+        .await
+        .problem(422, "validation_failed");
     let new = json!({ "token": reset, "new": "a fresh passphrase here" });
     post(&app, "/api/auth/local/reset", None, &new)
         .await
