@@ -352,9 +352,16 @@ impl ChatService {
             }
         };
         let Some(user) = began.history.pop().filter(|m| m.id == question) else {
-            return Err(ChatError::Internal(
-                "a regenerated turn's history did not end at its user message".to_owned(),
-            ));
+            // The reply is stored as streaming: end it, or the conversation stays busy (409)
+            // until the lease sweep; and the send never reached the model, so refund it.
+            let detail = "a regenerated turn's history did not end at its user message";
+            reply.status = MessageStatus::Failed;
+            reply.error = Some("The reply could not be regenerated.".to_owned());
+            if let Err(e) = self.history.finish_reply(&reply, now()).await {
+                tracing::error!(message_id = %reply.id, error = %e, "could not end a regenerated reply that was never asked");
+            }
+            self.limiter.refund(owner).await;
+            return Err(ChatError::Internal(detail.to_owned()));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
         let events = self.start_reply(prompt, began.history, user, reply, None, cancel);

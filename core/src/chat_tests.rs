@@ -1935,6 +1935,58 @@ fn regenerating_a_user_message_is_invalid_and_stores_nothing() {
 }
 
 #[test]
+fn a_regenerated_history_not_ending_at_the_question_ends_the_stored_reply_and_refunds() {
+    let conversation = conversation();
+    let (earlier, _, old) = answered(&conversation);
+    let mut mocks = Mocks::strict_in(conversation)
+        .allowance()
+        .refund()
+        .prompt(None);
+    let found = old.clone();
+    mocks
+        .history
+        .expect_get_message()
+        .times(1)
+        .returning(move |_, _| Ok(found.clone()));
+    mocks
+        .history
+        .expect_begin_turn()
+        .times(1)
+        .returning(move |_, _, _, _| {
+            Ok(crate::ports::Turn {
+                history: earlier.clone(),
+                ..crate::ports::Turn::default()
+            })
+        });
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ended);
+    mocks
+        .history
+        .expect_finish_reply()
+        .times(1)
+        .returning(move |reply, _| {
+            seen.lock().unwrap().push(reply.clone());
+            Ok(FinishOutcome::Stored)
+        });
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+    let refused = block_on(
+        h.service
+            .regenerate(&principal(), old.id, CancelToken::new()),
+    );
+    assert!(
+        matches!(refused, Err(ChatError::Internal(_))),
+        "{:?}",
+        refused.err()
+    );
+    let ended = ended.lock().unwrap();
+    assert_eq!(ended.len(), 1, "the stored reply is ended once");
+    assert_eq!(ended[0].status, MessageStatus::Failed);
+    assert_eq!(ended[0].parent_id, old.parent_id);
+    assert!(ended[0].error.is_some());
+}
+
+#[test]
 fn a_send_asks_the_conversations_model_while_it_is_offered_and_the_default_otherwise() {
     for (chosen, expected) in [
         (Some("model-b"), "model-b"),

@@ -159,8 +159,12 @@ impl FileService {
     }
 
     /// Reads a pending file's bytes, extracts their text and stores the outcome, returning
-    /// its status. A storage error leaves the file pending, for a later sweep.
+    /// its status. A storage error, or an extractor refusing work, leaves the file pending,
+    /// for a later sweep. The bytes are read only once the extractor admits the file.
     pub async fn extract_text(&self, file: &FileMeta) -> Result<TextStatus, ServiceError> {
+        let Some(_admission) = self.extractor.admit().await else {
+            return Ok(TextStatus::Pending);
+        };
         let mut stream = self.blobs.get(&file.storage_key).await?;
         let mut bytes = Vec::new();
         let mut too_large = false;

@@ -13,7 +13,9 @@ use super::FileService;
 use crate::error::{BlobError, ServiceError, StoreError};
 use crate::ids::{FileId, ProjectId, UserId};
 use crate::model::{FileMeta, Principal, Project, TextOutcome, TextStatus, now};
-use crate::ports::{ByteStream, MockBlobStore, MockFileStore, MockProjectStore, MockTextExtractor};
+use crate::ports::{
+    Admission, ByteStream, MockBlobStore, MockFileStore, MockProjectStore, MockTextExtractor,
+};
 
 /// The first bytes of a PNG image (signature and the start of the IHDR chunk).
 const PNG: [u8; 16] = [
@@ -89,6 +91,15 @@ impl Mocks {
             inserted: Arc::default(),
             deleted: Arc::default(),
         }
+    }
+
+    /// The extractor has room for the file.
+    fn admitted(mut self) -> Self {
+        self.extractor
+            .expect_admit()
+            .times(1)
+            .returning(|| Some(Admission::new(())));
+        self
     }
 
     fn project_found(mut self) -> Self {
@@ -335,7 +346,7 @@ fn an_upload_of_bytes_already_read_in_the_project_reuses_their_outcome() {
 
 #[test]
 fn extract_text_gives_the_stored_bytes_to_the_extractor_and_stores_its_outcome() {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::new().admitted();
     mocks.blobs.expect_get().times(1).returning(|key| {
         assert_eq!(key, "p/f");
         Ok(body(&[b"hello ", b"world"]))
@@ -377,7 +388,7 @@ fn extract_text_gives_the_stored_bytes_to_the_extractor_and_stores_its_outcome()
 
 #[test]
 fn extract_text_leaves_the_file_pending_when_its_bytes_cannot_be_read() {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::new().admitted();
     mocks
         .blobs
         .expect_get()
@@ -390,6 +401,67 @@ fn extract_text_leaves_the_file_pending_when_its_bytes_cannot_be_read() {
     let result = block_on(h.service.extract_text(&pending_file()));
 
     assert!(result.is_err(), "{result:?}");
+}
+
+/// Pushes its word to the log when dropped.
+struct Released(Log<&'static str>);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push("released");
+    }
+}
+
+#[test]
+fn extract_text_reads_the_bytes_only_once_admitted_and_holds_the_admission_to_the_end() {
+    let mut mocks = Mocks::new();
+    let steps: Log<&'static str> = Arc::default();
+    let log = Arc::clone(&steps);
+    mocks.extractor.expect_admit().times(1).returning(move || {
+        log.lock().unwrap().push("admitted");
+        Some(Admission::new(Released(Arc::clone(&log))))
+    });
+    let log = Arc::clone(&steps);
+    mocks.blobs.expect_get().times(1).returning(move |_| {
+        log.lock().unwrap().push("read");
+        Ok(body(&[b"hello world"]))
+    });
+    let log = Arc::clone(&steps);
+    mocks
+        .extractor
+        .expect_extract()
+        .times(1)
+        .returning(move |_, _, _| {
+            log.lock().unwrap().push("extracted");
+            TextOutcome::None
+        });
+    mocks
+        .files
+        .expect_set_file_text()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let h = mocks.service(1024);
+
+    block_on(h.service.extract_text(&pending_file())).unwrap();
+
+    assert_eq!(
+        *steps.lock().unwrap(),
+        ["admitted", "read", "extracted", "released"]
+    );
+}
+
+#[test]
+fn a_file_the_extractor_refuses_for_now_stays_pending_and_its_bytes_are_not_read() {
+    let mut mocks = Mocks::new();
+    mocks.extractor.expect_admit().times(1).returning(|| None);
+    mocks.blobs.expect_get().never();
+    mocks.extractor.expect_extract().never();
+    mocks.files.expect_set_file_text().never();
+    let h = mocks.service(1024);
+
+    let status = block_on(h.service.extract_text(&pending_file())).unwrap();
+
+    assert_eq!(status, TextStatus::Pending);
 }
 
 fn pending_file() -> FileMeta {

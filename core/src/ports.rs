@@ -452,9 +452,26 @@ pub trait KnowledgeIndex: Send + Sync + 'static {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait TextExtractor: Send + Sync + 'static {
+    /// Waits for room to read one more file, held until the `Admission` is dropped; `None`
+    /// when the adapter refuses work for now (the file stays pending). Taken BEFORE a file's
+    /// bytes are read, so files waiting their turn hold no bytes in memory.
+    async fn admit(&self) -> Option<Admission>;
+
     /// MUST return the text, `None` for a file without text (image, binary), or `Failed` with
-    /// a sentence for a person; MUST NOT panic or block the async runtime.
+    /// a sentence for a person; MUST NOT panic or block the async runtime. Called while an
+    /// `Admission` is held.
     async fn extract(&self, bytes: Bytes, content_type: &str, filename: &str) -> TextOutcome;
+}
+
+/// A place among the files a `TextExtractor` reads at once: whatever the adapter holds for
+/// it (a semaphore permit), given back when dropped.
+pub struct Admission(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Admission {
+    #[must_use]
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(held))
+    }
 }
 
 /// A stream of byte chunks, in and out of a `BlobStore`.

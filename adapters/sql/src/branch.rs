@@ -1,8 +1,9 @@
 //! The two walks of a conversation's tree, as recursive queries (`WITH RECURSIVE`, the same
 //! text on PostgreSQL and SQLite), which Diesel's query builder cannot write:
 //!
-//! - [`BranchUp`]: the branch that ends at a message, newest first, from it towards the
-//!   first message — the history of a turn and a page of `GET …/messages`;
+//! - [`BranchUp`]: the branch that ends at a message, walked from it towards the first
+//!   message over ids only, then a page of its rows read: the newest (the history of a turn)
+//!   or the oldest after a cursor (a page of `GET …/messages`);
 //! - [`DeepestLeaf`]: from a message down, the most recent child at each step, to a leaf.
 //!
 //! Both are statements of a fixed text with a fixed number of binds, marked safe for the
@@ -45,9 +46,19 @@ pub(crate) enum End {
     At(Option<DbId>),
 }
 
-/// At most `limit` messages of the owner's conversation on the branch that ends at `end`,
-/// newest first, and only those after `after` (ids grow along a branch, so the walk stops
-/// there). Reads nothing of another owner's conversation.
+/// Which rows of a branch are read, and in which order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Take {
+    /// The newest this many, newest first: the walk stops at that depth.
+    Newest(i64),
+    /// The oldest this many, oldest first: the walk goes to the first message (or the
+    /// cursor) over ids only, and only the page's rows are read whole.
+    Oldest(i64),
+}
+
+/// Messages of the owner's conversation on the branch that ends at `end`, as `take` says,
+/// and only those after `after` (ids grow along a branch, so the walk stops there). Reads
+/// nothing of another owner's conversation.
 #[derive(Clone, Debug)]
 pub(crate) struct BranchUp {
     conversation: DbId,
@@ -56,7 +67,11 @@ pub(crate) struct BranchUp {
     at: Option<DbId>,
     from_leaf: bool,
     after: Option<DbId>,
+    /// How deep the walk goes.
+    depth: i64,
+    /// How many rows are read.
     limit: i64,
+    oldest_first: bool,
 }
 
 impl BranchUp {
@@ -65,11 +80,15 @@ impl BranchUp {
         owner: &str,
         end: End,
         after: Option<DbId>,
-        limit: i64,
+        take: Take,
     ) -> Self {
         let (at, from_leaf) = match end {
             End::Leaf => (None, true),
             End::At(at) => (at, false),
+        };
+        let (depth, limit, oldest_first) = match take {
+            Take::Newest(n) => (n, n, false),
+            Take::Oldest(n) => (i64::MAX, n, true),
         };
         Self {
             conversation,
@@ -77,7 +96,9 @@ impl BranchUp {
             at,
             from_leaf,
             after,
+            depth,
             limit,
+            oldest_first,
         }
     }
 }
@@ -110,14 +131,17 @@ where
         out.push_sql(" IS NULL OR m.id > ");
         out.push_bind_param::<Nullable<Id>, _>(&self.after)?;
         out.push_sql(") UNION ALL SELECT m.id, m.parent_id, b.depth + 1 FROM messages AS m JOIN branch AS b ON m.id = b.parent_id WHERE b.depth < ");
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_bind_param::<BigInt, _>(&self.depth)?;
         out.push_sql(" AND (");
         out.push_bind_param::<Nullable<Id>, _>(&self.after)?;
         out.push_sql(" IS NULL OR m.id > ");
         out.push_bind_param::<Nullable<Id>, _>(&self.after)?;
         out.push_sql(")) SELECT ");
         out.push_sql(MESSAGE_COLUMNS);
-        out.push_sql(" FROM messages WHERE id IN (SELECT id FROM branch) ORDER BY id DESC");
+        out.push_sql(" FROM messages WHERE id IN (SELECT id FROM branch) ORDER BY id ");
+        out.push_sql(if self.oldest_first { "ASC" } else { "DESC" });
+        out.push_sql(" LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
         Ok(())
     }
 
@@ -177,3 +201,31 @@ impl Query for DeepestLeaf {
 }
 
 impl<Conn> RunQueryDsl<Conn> for DeepestLeaf {}
+
+#[cfg(test)]
+mod tests {
+    use diesel::debug_query;
+    use diesel::pg::Pg;
+    use diesel::sqlite::Sqlite;
+
+    use super::*;
+
+    fn page(take: Take) -> BranchUp {
+        BranchUp::new(DbId(uuid::Uuid::nil()), "alice", End::Leaf, None, take)
+    }
+
+    /// The walk carries ids only; only the page's rows are read whole, and at most `n`.
+    #[test]
+    fn a_page_reads_the_oldest_rows_whole_and_no_more() {
+        for sql in [
+            debug_query::<Sqlite, _>(&page(Take::Oldest(20))).to_string(),
+            debug_query::<Pg, _>(&page(Take::Oldest(20))).to_string(),
+        ] {
+            let (walk, read) = sql.split_once(") SELECT ").unwrap();
+            assert!(!walk.contains("content"), "{walk}");
+            assert!(read.contains("ORDER BY id ASC LIMIT"), "{read}");
+        }
+        let newest = debug_query::<Sqlite, _>(&page(Take::Newest(7))).to_string();
+        assert!(newest.contains("ORDER BY id DESC LIMIT"), "{newest}");
+    }
+}

@@ -633,8 +633,8 @@ macro_rules! queries {
                 .try_into()
         }
 
-        /// The branch walked up from its leaf to the cursor, then the siblings of the page's
-        /// messages in one more query.
+        /// The branch walked up from its leaf to the cursor over ids only, the page's oldest
+        /// `n` rows read whole, then the siblings of the page's messages in one more query.
         pub(crate) async fn list_branch(
             c: &mut Conn,
             owner: &UserId,
@@ -657,34 +657,25 @@ macro_rules! queries {
                     return Err(StoreError::NotFound);
                 }
             }
-            let end = match leaf {
-                Some(leaf) => crate::branch::End::At(Some(leaf.db())),
-                None => crate::branch::End::Leaf,
+            // The leaf first, so the page is of the branch it names even if a turn moves it.
+            let leaf_id = match leaf {
+                Some(leaf) => Some(leaf),
+                None => conversations::table
+                    .filter(conversations::id.eq(conversation_id.db()))
+                    .select(conversations::leaf_id)
+                    .first::<Option<DbId>>(c)
+                    .await
+                    .map_err(translate)?
+                    .map(MessageId::from),
             };
             let walk = crate::branch::BranchUp::new(
                 conversation_id.db(),
                 owner.as_str(),
-                end,
+                crate::branch::End::At(leaf_id.map(|id| id.db())),
                 after.map(|id| id.db()),
-                i64::MAX,
+                crate::branch::Take::Oldest(i64::from(n)),
             );
-            let mut rows: Vec<MessageRow> = walk.load(c).await.map_err(translate)?;
-            // Read newest first; the leaf is the newest (unless the cursor is past it).
-            let leaf_id = match leaf {
-                Some(leaf) => Some(leaf),
-                None => match rows.iter().next() {
-                    Some(row) => Some(MessageId::from(row.id)),
-                    None => conversations::table
-                        .filter(conversations::id.eq(conversation_id.db()))
-                        .select(conversations::leaf_id)
-                        .first::<Option<DbId>>(c)
-                        .await
-                        .map_err(translate)?
-                        .map(MessageId::from),
-                },
-            };
-            rows.reverse();
-            rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            let rows: Vec<MessageRow> = walk.load(c).await.map_err(translate)?;
             let parents: Vec<DbId> = rows.iter().filter_map(|row| row.parent_id).collect();
             let roots = rows.iter().any(|row| row.parent_id.is_none());
             let siblings: Vec<(Option<DbId>, DbId)> = if rows.is_empty() {

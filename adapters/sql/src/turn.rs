@@ -21,7 +21,7 @@ use confab_core::model::{Message, MessageStatus, Parent, Role, Timestamp};
 use confab_core::ports::{NewTurn, Turn};
 use confab_core::values::ValidationError;
 
-use crate::branch::{BranchUp, End};
+use crate::branch::{BranchUp, End, Take};
 use crate::cached::Cached;
 use crate::error::TxError;
 use crate::queries::INTERRUPTED;
@@ -162,7 +162,7 @@ fn branch(owner: &UserId, turn: &NewTurn, history_limit: u32) -> BranchUp {
         owner.as_str(),
         end,
         None,
-        i64::from(history_limit.max(1)),
+        Take::Newest(i64::from(history_limit.max(1))),
     )
 }
 

@@ -204,7 +204,8 @@ pub struct CreateConversation {
     pub title: Option<String>,
 }
 
-/// `PATCH /api/conversations/{id}`: absent fields stay as they are; `null` clears one.
+/// `PATCH /api/conversations/{id}`: only the fields present change; an absent field stays as
+/// it is (`{}` changes nothing), `null` clears one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UpdateConversation {
@@ -213,9 +214,11 @@ pub struct UpdateConversation {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
+    /// The new title, trimmed; `null` or blank clears it; absent leaves it as it is.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub title: Option<Option<String>>,
-    /// One of `GET /api/config`'s `llm.models`; `null` for the default.
+    /// One of `GET /api/config`'s `llm.models`; `null` for the default; absent leaves it as
+    /// it is.
     #[serde(
         default,
         deserialize_with = "present",

@@ -227,8 +227,10 @@ pub async fn get_conversation(
     Ok(web::Json(convert::conversation(conversation)))
 }
 
-/// Rename a conversation, or choose its model: the fields present are set, `null` clears
-/// one (the model then is the default). 422 for a model not offered.
+/// Rename a conversation, or choose its model. Only the fields present change: `title` sets
+/// the title (trimmed; `null` or blank clears it), `model` sets the model (`null` goes back
+/// to the default). An absent field is left as it is, so `{}` changes nothing and answers
+/// the conversation unchanged. 422 for a model not offered.
 #[utoipa::path(patch, path = "/api/conversations/{conversation_id}", tag = "conversations", request_body = api::UpdateConversation,
     params(("conversation_id" = Uuid, Path)),
     responses((status = 200, body = api::Conversation), (status = 401, body = api::Problem), (status = 404, body = api::Problem), (status = 422, body = api::Problem)),

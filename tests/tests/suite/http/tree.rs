@@ -342,6 +342,15 @@ async fn a_conversation_chooses_its_model_among_the_configured_ones() {
         chosen.title, titled.title,
         "a patch leaves absent fields alone"
     );
+    let untouched = app
+        .patch_conversation(ALICE, c.id, &json!({}))
+        .await
+        .ok::<api::Conversation>(200);
+    assert_eq!(
+        (untouched.title, untouched.model),
+        (titled.title.clone(), chosen.model.clone()),
+        "an empty patch changes nothing, it clears no title"
+    );
     app.send(ALICE, c.id, "first").await.done();
     let back = app
         .patch_conversation(ALICE, c.id, &json!({"model": null}))
