@@ -24,6 +24,17 @@ fn test_redis_url() -> String {
 }
 
 /// Whether Redis answers; outside CI a missing Redis skips the test, with `CI` set it fails.
+/// A replica's environment on the shared `database` and `redis`, under a key prefix of the
+/// test's own.
+fn redis_env(dir: &std::path::Path, database: &str, redis: &str) -> Vec<(String, String)> {
+    let mut env = base_env(dir, free_port());
+    set(&mut env, "DATABASE_URL", database);
+    set(&mut env, "CONFAB_REDIS_URL", redis);
+    let prefix = format!("confab-test:{}:", uuid::Uuid::now_v7().simple());
+    set(&mut env, "CONFAB_REDIS_PREFIX", &prefix);
+    env
+}
+
 async fn redis_reachable(url: &str) -> bool {
     match confab_redis::RedisLiveReplies::connect(url, "confab-probe:", LiveOptions::default())
         .await
@@ -81,16 +92,9 @@ async fn a_reply_on_one_process_is_followed_and_cancelled_from_another_through_r
         return;
     }
     let dir = Scratch::new("replicas");
-    let mut env_a = base_env(dir.path(), free_port());
-    set(&mut env_a, "DATABASE_URL", database.url());
+    let mut env_a = redis_env(dir.path(), database.url(), &redis);
     // 200 words at 50 ms: 10 s, far longer than the test needs before its cancel.
     set(&mut env_a, "CONFAB_ECHO_PACE_MS", "50");
-    set(&mut env_a, "CONFAB_REDIS_URL", &redis);
-    set(
-        &mut env_a,
-        "CONFAB_REDIS_PREFIX",
-        &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
-    );
     let (a, b) = two_replicas(dir.path(), &env_a).await;
     assert!(
         a.logs().contains("redis"),
@@ -251,16 +255,9 @@ async fn a_follower_is_told_within_10_s_when_the_replica_generating_the_reply_is
         return;
     }
     let dir = Scratch::new("replicas-kill");
-    let mut env_a = base_env(dir.path(), free_port());
-    set(&mut env_a, "DATABASE_URL", database.url());
+    let mut env_a = redis_env(dir.path(), database.url(), &redis);
     // 400 words at 50 ms: 20 s, far longer than the test runs before the kill.
     set(&mut env_a, "CONFAB_ECHO_PACE_MS", "50");
-    set(&mut env_a, "CONFAB_REDIS_URL", &redis);
-    set(
-        &mut env_a,
-        "CONFAB_REDIS_PREFIX",
-        &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
-    );
     let (a, b) = two_replicas(dir.path(), &env_a).await;
     let on_a = Client::sign_in(&a.base, "ivan").await;
     let on_b = Client::sign_in(&b.base, "ivan").await;
@@ -432,14 +429,7 @@ async fn with_redis_the_send_limit_holds_across_processes() {
         return;
     }
     let dir = Scratch::new("replicas-limit");
-    let mut env_a = base_env(dir.path(), free_port());
-    set(&mut env_a, "DATABASE_URL", database.url());
-    set(&mut env_a, "CONFAB_REDIS_URL", &redis);
-    set(
-        &mut env_a,
-        "CONFAB_REDIS_PREFIX",
-        &format!("confab-test:{}:", uuid::Uuid::now_v7().simple()),
-    );
+    let mut env_a = redis_env(dir.path(), database.url(), &redis);
     set(&mut env_a, "CONFAB_SENDS_PER_MINUTE", "1");
     let (a, b) = two_replicas(dir.path(), &env_a).await;
     let on_a = Client::sign_in(&a.base, "heidi").await;
