@@ -69,6 +69,9 @@ pub struct Link {
 ///   existed before, and MUST answer `Conflict::DuplicateId` when the username, or a
 ///   non-empty email, is taken by another account (compared as stored: lowercased by the
 ///   caller).
+/// - `create_first_account` MUST store the account (as the administrator) only when no
+///   account exists, deciding in the same step as the insert, and answer `None` otherwise:
+///   of two first sign-ups at once, exactly one is stored by it.
 /// - `find_account` MUST find an account by its username or its email.
 /// - `set_password` MUST replace the hash AND revoke every session of the account in one
 ///   step: a session that outlives a password change is an attacker's session kept.
@@ -83,6 +86,10 @@ pub struct Link {
 pub trait AccountStore: Send + Sync + 'static {
     /// Stores a new account (its `is_admin` is decided by the store, see the contract).
     async fn create_account(&self, account: &Account) -> Result<Account, StoreError>;
+    /// Stores `account` as the administrator when no account exists yet; `None` (nothing
+    /// stored) when one does. Sign-up's "the first account needs no invite" is decided here,
+    /// inside the store's lock, not by an earlier count.
+    async fn create_first_account(&self, account: &Account) -> Result<Option<Account>, StoreError>;
     /// How many accounts exist.
     async fn count_accounts(&self) -> Result<u64, StoreError>;
     /// The account whose username or email is `login` (already lowercased).

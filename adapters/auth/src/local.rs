@@ -429,49 +429,67 @@ impl LocalAuth {
             Some(email) => Some(normalize_email(email)?),
         };
         self.check_password(request.password.expose_secret(), &username)?;
-        let first = self.store.count_accounts().await? == 0;
-        if !first {
-            match (self.signup, request.invite.as_deref()) {
-                (SignUpMode::Open, _) => {}
-                (SignUpMode::Closed, _) => {
-                    return Err(LocalAuthError::Forbidden(
-                        "Sign-up is closed on this server.",
-                    ));
-                }
-                (SignUpMode::Invite, None) => {
-                    return Err(LocalAuthError::Forbidden(
-                        "Sign-up needs an invite link from an administrator.",
-                    ));
-                }
-                (SignUpMode::Invite, Some(invite)) => {
-                    // The invite first: without a valid one, "taken" would tell a stranger
-                    // which usernames and e-mails have accounts. A valid one is given back
-                    // when the name is taken, so that its holder can pick another.
-                    let hash = link_hash(invite);
-                    self.store
-                        .take_link(LinkKind::Invite, &hash, Utc::now())
-                        .await?
-                        .ok_or(LocalAuthError::InvalidLink)?;
-                    if self.store.find_account(&username).await?.is_some()
-                        || email_taken(&*self.store, email.as_deref()).await?
-                    {
-                        self.store.release_link(LinkKind::Invite, &hash).await?;
-                        return Err(LocalAuthError::Taken);
-                    }
-                }
-            }
-        }
-        let account = Account {
+        let mut account = Account {
             id: Uuid::now_v7(),
             username,
             email,
-            password_hash: self.hash(&request.password).await?,
+            password_hash: String::new(),
             is_admin: false,
             created_at: Utc::now(),
         };
-        let account = self.store.create_account(&account).await?;
+        // The first account needs no invite; whether it is the first is decided by the
+        // store in the insert's own lock (two first sign-ups at once: one of them is, the
+        // other goes the invite's way below).
+        let created = if self.store.count_accounts().await? == 0 {
+            account.password_hash = self.hash(&request.password).await?;
+            self.store.create_first_account(&account).await?
+        } else {
+            None
+        };
+        let account = match created {
+            Some(account) => account,
+            None => {
+                self.admit_later_account(&account, request.invite.as_deref())
+                    .await?;
+                if account.password_hash.is_empty() {
+                    account.password_hash = self.hash(&request.password).await?;
+                }
+                self.store.create_account(&account).await?
+            }
+        };
         let token = self.start_session(account.id).await?;
         Ok((account, token))
+    }
+
+    /// Whether an account that is not the first may be created under `CONFAB_SIGNUP`:
+    /// open, or with a valid invite (taken here; given back when the name is taken).
+    async fn admit_later_account(&self, account: &Account, invite: Option<&str>) -> Result<()> {
+        match (self.signup, invite) {
+            (SignUpMode::Open, _) => Ok(()),
+            (SignUpMode::Closed, _) => Err(LocalAuthError::Forbidden(
+                "Sign-up is closed on this server.",
+            )),
+            (SignUpMode::Invite, None) => Err(LocalAuthError::Forbidden(
+                "Sign-up needs an invite link from an administrator.",
+            )),
+            (SignUpMode::Invite, Some(invite)) => {
+                // The invite first: without a valid one, "taken" would tell a stranger
+                // which usernames and e-mails have accounts. A valid one is given back
+                // when the name is taken, so that its holder can pick another.
+                let hash = link_hash(invite);
+                self.store
+                    .take_link(LinkKind::Invite, &hash, Utc::now())
+                    .await?
+                    .ok_or(LocalAuthError::InvalidLink)?;
+                if self.store.find_account(&account.username).await?.is_some()
+                    || email_taken(&*self.store, account.email.as_deref()).await?
+                {
+                    self.store.release_link(LinkKind::Invite, &hash).await?;
+                    return Err(LocalAuthError::Taken);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Signs in by username or e-mail. `address` is the client's, for the throttle.

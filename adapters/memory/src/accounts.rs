@@ -56,6 +56,19 @@ impl AccountStore for MemoryAccounts {
         Ok(stored)
     }
 
+    async fn create_first_account(&self, account: &Account) -> Result<Option<Account>, StoreError> {
+        let mut state = self.state();
+        if !state.accounts.is_empty() {
+            return Ok(None);
+        }
+        let stored = Account {
+            is_admin: true,
+            ..account.clone()
+        };
+        state.accounts.insert(stored.id, stored.clone());
+        Ok(Some(stored))
+    }
+
     async fn count_accounts(&self) -> Result<u64, StoreError> {
         Ok(self.state().accounts.len() as u64)
     }

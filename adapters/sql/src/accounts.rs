@@ -121,10 +121,32 @@ macro_rules! account_queries {
             c: &mut Conn,
             account: &Account,
         ) -> Result<Account, StoreError> {
+            insert_account(c, account, false)
+                .await?
+                .ok_or_else(|| StoreError::Internal("an account insert stored nothing".into()))
+        }
+
+        pub(crate) async fn create_first_account(
+            c: &mut Conn,
+            account: &Account,
+        ) -> Result<Option<Account>, StoreError> {
+            insert_account(c, account, true).await
+        }
+
+        /// Inserts under the accounts lock; the first account administers. With
+        /// `first_only`, nothing is stored (`None`) when an account exists.
+        async fn insert_account(
+            c: &mut Conn,
+            account: &Account,
+            first_only: bool,
+        ) -> Result<Option<Account>, StoreError> {
             retry_tx!(
-                c.$write_tx(async |c: &mut Conn| -> Result<Account, TxError> {
+                c.$write_tx(async |c: &mut Conn| -> Result<Option<Account>, TxError> {
                     diesel::sql_query($lock_accounts).execute(c).await?;
                     let existing: i64 = accounts::table.count().get_result(c).await?;
+                    if first_only && existing > 0 {
+                        return Ok(None);
+                    }
                     let row = AccountRow {
                         id: account.id.db(),
                         username: account.username.clone(),
@@ -137,7 +159,7 @@ macro_rules! account_queries {
                         .values(&row)
                         .execute(c)
                         .await?;
-                    Ok(row.into())
+                    Ok(Some(row.into()))
                 })
             )
         }

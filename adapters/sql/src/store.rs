@@ -544,6 +544,10 @@ impl AccountStore for SqlStore {
         on_accounts!(self, write create_account(account))
     }
 
+    async fn create_first_account(&self, account: &Account) -> Result<Option<Account>, StoreError> {
+        on_accounts!(self, write create_first_account(account))
+    }
+
     async fn count_accounts(&self) -> Result<u64, StoreError> {
         on_accounts!(self, read count_accounts())
     }

@@ -66,6 +66,7 @@ where
             deleting_an_account_removes_it_its_sessions_and_links,
             a_link_is_taken_once_only_of_its_kind_and_never_expired,
             concurrent_takers_of_a_link_get_it_once,
+            of_concurrent_first_accounts_exactly_one_is_stored,
         ]
     );
 }
@@ -325,4 +326,35 @@ async fn concurrent_takers_of_a_link_get_it_once(store: Arc<dyn AccountStore>) {
         .filter(|taken| *taken.as_ref().unwrap())
         .count();
     assert_eq!(won, 1, "a link was taken {won} times");
+}
+
+async fn of_concurrent_first_accounts_exactly_one_is_stored(store: Arc<dyn AccountStore>) {
+    let creators = (0..8).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .create_first_account(&account(&format!("first{i}"), None))
+                .await
+                .unwrap()
+        })
+    });
+    let stored: Vec<Account> = futures::future::join_all(creators)
+        .await
+        .into_iter()
+        .filter_map(|created| created.unwrap())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "{} accounts were stored as the first",
+        stored.len()
+    );
+    assert!(stored[0].is_admin, "the first account administers");
+    assert_eq!(store.count_accounts().await.unwrap(), 1);
+    let later = store
+        .create_first_account(&account("late", None))
+        .await
+        .unwrap();
+    assert!(later.is_none(), "an account exists: nothing is stored");
+    assert_eq!(store.count_accounts().await.unwrap(), 1);
 }

@@ -155,6 +155,29 @@ async fn the_first_account_administers_and_the_others_need_a_single_use_invite()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_first_sign_ups_at_once_only_one_skips_the_invite() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let names = ["ada", "bob", "cy", "dee"];
+    let answers =
+        futures::future::join_all(names.iter().map(|name| sign_up(&app, name, None, None))).await;
+    let created: Vec<&Answer> = answers.iter().filter(|a| a.status == 201).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{} first accounts were created",
+        created.len()
+    );
+    for refused in answers.iter().filter(|a| a.status != 201) {
+        refused.problem(403, "forbidden");
+    }
+    let admin = token(created[0], 201);
+    // The one created administers: it can invite.
+    post(&app, "/api/admin/invites", Some(&admin), &json!({}))
+        .await
+        .ok::<Value>(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_with_a_bogus_invite_does_not_tell_which_names_are_taken() {
     let Local { app, .. } = local_app(SignUpMode::Invite).await;
     let admin = token(
