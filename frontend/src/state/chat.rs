@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, events};
+use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, TitleEvent, events};
 use uuid::Uuid;
 use yew::Reducible;
 
@@ -51,6 +51,48 @@ pub struct Entry {
     /// Why it failed or was refused, in words for a person.
     pub error: Option<String>,
     pub model: Option<String>,
+    /// The message this one answers or follows (`None` for the first message, and while a
+    /// send is not yet confirmed).
+    pub parent_id: Option<Uuid>,
+    /// The versions of this message (its siblings, itself included), in order; empty when
+    /// the server did not say (messages from a stream).
+    pub sibling_ids: Vec<Uuid>,
+}
+
+impl Entry {
+    /// Where this message stands among its versions: (1-based position, count); `None`
+    /// when it has no other version.
+    pub fn version(&self) -> Option<(usize, usize)> {
+        version_position(self.id, &self.sibling_ids)
+    }
+
+    /// The version `step` places away (-1: previous, +1: next), if there is one.
+    pub fn version_beside(&self, step: isize) -> Option<Uuid> {
+        version_beside(self.id, &self.sibling_ids, step)
+    }
+}
+
+/// Where `id` stands among `siblings` (itself included): (1-based position, count); `None`
+/// when it has no other version or is not among them.
+pub fn version_position(id: Uuid, siblings: &[Uuid]) -> Option<(usize, usize)> {
+    if siblings.len() < 2 {
+        return None;
+    }
+    let pos = siblings.iter().position(|s| *s == id)?;
+    Some((pos + 1, siblings.len()))
+}
+
+/// The "2 / 3" text under a message with versions.
+pub fn version_label((position, count): (usize, usize)) -> String {
+    format!("{position} / {count}")
+}
+
+/// The sibling `step` places from `id` (-1: the previous version, +1: the next); `None`
+/// past either end.
+pub fn version_beside(id: Uuid, siblings: &[Uuid], step: isize) -> Option<Uuid> {
+    let pos = siblings.iter().position(|s| *s == id)?;
+    let target = pos.checked_add_signed(step)?;
+    siblings.get(target).copied()
 }
 
 impl From<Message> for Entry {
@@ -71,6 +113,8 @@ impl From<Message> for Entry {
             status,
             error,
             model: m.model,
+            parent_id: m.parent_id,
+            sibling_ids: m.sibling_ids.unwrap_or_default(),
         }
     }
 }
@@ -110,9 +154,15 @@ impl ChatState {
             .map(|e| e.content.clone())
     }
 
-    fn upsert(&mut self, entry: Entry) {
+    fn upsert(&mut self, mut entry: Entry) {
         match self.entries.iter_mut().find(|e| e.id == entry.id) {
-            Some(existing) => *existing = entry,
+            Some(existing) => {
+                // Stream events carry no versions: keep what the history said.
+                if entry.sibling_ids.is_empty() {
+                    entry.sibling_ids = std::mem::take(&mut existing.sibling_ids);
+                }
+                *existing = entry;
+            }
             None => self.entries.push(entry),
         }
     }
@@ -129,6 +179,9 @@ pub enum Action {
     SendRejected { client_id: Uuid, error: String },
     /// A refused send is being retried: drop its entry (a new `SendStarted` follows).
     Discard { id: Uuid },
+    /// A new version of the message `id` is on its way (an edit, a regenerated reply): it
+    /// and everything after it leave the view, which now shows the new branch.
+    Branch { from: Uuid },
     /// The server stored the user's turn (`user_message`).
     UserMessage { client_id: Uuid, message: Message },
     /// A message to show or update (`assistant_message`).
@@ -168,6 +221,8 @@ impl Reducible for ChatState {
                     status: EntryStatus::Sending,
                     error: None,
                     model: None,
+                    parent_id: None,
+                    sibling_ids: Vec::new(),
                 });
             }
             Action::SendRejected { client_id, error } => {
@@ -178,6 +233,11 @@ impl Reducible for ChatState {
                 }
             }
             Action::Discard { id } => next.entries.retain(|e| e.id != id),
+            Action::Branch { from } => {
+                if let Some(pos) = next.entries.iter().position(|e| e.id == from) {
+                    next.entries.truncate(pos);
+                }
+            }
             Action::UserMessage { client_id, message } => {
                 next.entries.retain(|e| e.id != client_id);
                 next.upsert(message.into());
@@ -193,8 +253,14 @@ impl Reducible for ChatState {
                     None => return self,
                 }
             }
-            Action::Finish(message) => next.upsert(message.into()),
+            Action::Finish(message) => {
+                // The reply is over: a `title` may still come on the stream, but nothing
+                // the view waits for.
+                next.live = false;
+                next.upsert(message.into());
+            }
             Action::Fail { message_id, error } => {
+                next.live = false;
                 if let Some(e) = next.entries.iter_mut().find(|e| e.id == message_id) {
                     e.status = EntryStatus::Failed;
                     e.error = Some(error);
@@ -254,6 +320,8 @@ pub enum StreamEvent {
     Delta(Delta),
     Done(Message),
     Error(StreamError),
+    /// The conversation's title, written after its first reply (after `done`).
+    Title(TitleEvent),
 }
 
 impl StreamEvent {
@@ -266,18 +334,20 @@ impl StreamEvent {
             events::DELTA => Self::Delta(json::decode(data)?),
             events::DONE => Self::Done(json::decode(data)?),
             events::ERROR => Self::Error(json::decode(data)?),
+            events::TITLE => Self::Title(json::decode(data)?),
             _ => return Ok(None),
         }))
     }
 
-    /// `done` and `error` end the stream.
+    /// `done` and `error` end the reply (only a `title` may follow `done`).
     pub fn is_last(&self) -> bool {
         matches!(self, Self::Done(_) | Self::Error(_))
     }
 
-    /// The change to the chat view; `client_id` is the send's `client_message_id`.
-    pub fn into_action(self, client_id: Uuid) -> Action {
-        match self {
+    /// The change to the chat view; `client_id` is the send's `client_message_id`. `None`
+    /// for a `title`, which changes the conversation, not its messages.
+    pub fn into_action(self, client_id: Uuid) -> Option<Action> {
+        Some(match self {
             Self::UserMessage(message) => Action::UserMessage { client_id, message },
             Self::AssistantMessage(message) => Action::AppendMessage(message),
             Self::Delta(d) => Action::AppendDelta {
@@ -289,7 +359,8 @@ impl StreamEvent {
                 message_id: e.message_id,
                 error: describe_stream_error(&e.code, &e.detail),
             },
-        }
+            Self::Title(_) => return None,
+        })
     }
 }
 
@@ -325,7 +396,7 @@ mod tests {
     fn run_stream(state: Rc<ChatState>, client_id: Uuid, raw: &[(&str, String)]) -> Rc<ChatState> {
         raw.iter().fold(state, |s, (name, data)| {
             match StreamEvent::parse(name, data).unwrap() {
-                Some(ev) => s.reduce(ev.into_action(client_id)),
+                Some(ev) => ev.into_action(client_id).map_or(s.clone(), |a| s.reduce(a)),
                 None => s,
             }
         })
@@ -614,7 +685,7 @@ mod tests {
                         return s;
                     }
                     match StreamEvent::parse(name, data).unwrap() {
-                        Some(ev) => s.reduce(ev.into_action(Uuid::nil())),
+                        Some(ev) => ev.into_action(Uuid::nil()).map_or(s.clone(), |a| s.reduce(a)),
                         None => s,
                     }
                 })
