@@ -708,4 +708,82 @@ mod tests {
         assert!(StreamEvent::parse("delta", "{not json").is_err());
         assert_eq!(StreamEvent::parse("ping", "whatever").unwrap(), None);
     }
+    #[test]
+    fn the_version_text_says_where_a_message_stands_among_its_siblings() {
+        let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        assert_eq!(version_position(ids[1], &ids), Some((2, 3)));
+        assert_eq!(version_label((2, 3)), "2 / 3");
+        assert_eq!(version_position(ids[0], &ids[..1]), None, "one version: no text");
+        assert_eq!(version_position(Uuid::from_u128(9), &ids), None);
+        assert_eq!(version_beside(ids[1], &ids, -1), Some(ids[0]));
+        assert_eq!(version_beside(ids[1], &ids, 1), Some(ids[2]));
+        assert_eq!(version_beside(ids[0], &ids, -1), None, "no version before the first");
+        assert_eq!(version_beside(ids[2], &ids, 1), None, "no version after the last");
+    }
+
+    #[test]
+    fn versions_from_the_history_survive_the_streams_copy_of_a_message() {
+        let mut user = msg(1, Role::User, "hi", MessageStatus::Complete);
+        user.sibling_ids = Some(vec![Uuid::from_u128(0), Uuid::from_u128(1)]);
+        let s = reduce_all([Action::Loaded(vec![user.clone()])]);
+        assert_eq!(s.entries[0].version(), Some((2, 2)));
+        // A regenerate's stream repeats the user message without `sibling_ids`.
+        user.sibling_ids = None;
+        let s = s.reduce(Action::UserMessage {
+            client_id: Uuid::nil(),
+            message: user,
+        });
+        assert_eq!(s.entries[0].version(), Some((2, 2)));
+        assert_eq!(s.entries[0].version_beside(-1), Some(Uuid::from_u128(0)));
+    }
+
+    #[test]
+    fn a_new_version_replaces_the_message_and_what_follows_it() {
+        let s = reduce_all([
+            Action::Loaded(vec![
+                msg(1, Role::User, "one", MessageStatus::Complete),
+                msg(2, Role::Assistant, "one", MessageStatus::Complete),
+                msg(3, Role::User, "two", MessageStatus::Complete),
+                msg(4, Role::Assistant, "two", MessageStatus::Complete),
+            ]),
+            Action::Branch {
+                from: Uuid::from_u128(3),
+            },
+        ]);
+        assert_eq!(s.entries.len(), 2);
+        let s = s.reduce(Action::Branch {
+            from: Uuid::from_u128(7),
+        });
+        assert_eq!(s.entries.len(), 2, "an unknown message changes nothing");
+    }
+
+    #[test]
+    fn done_ends_the_live_state_while_the_stream_waits_for_the_title() {
+        let client = Uuid::from_u128(1000);
+        let done = msg(2, Role::Assistant, "hi", MessageStatus::Complete);
+        let s = reduce_all([Action::SendStarted {
+            client_id: client,
+            content: "hi".into(),
+        }]);
+        let s = run_stream(
+            s,
+            client,
+            &[("done", serde_json::to_string(&done).unwrap())],
+        );
+        assert!(!s.live && !s.generating(), "a new send is possible at once");
+        let title = format!(
+            r#"{{"conversation_id":"{}","title":"Hi there"}}"#,
+            Uuid::from_u128(99)
+        );
+        let ev = StreamEvent::parse("title", &title).unwrap().unwrap();
+        assert!(!ev.is_last());
+        assert_eq!(
+            ev.clone(),
+            StreamEvent::Title(TitleEvent {
+                conversation_id: Uuid::from_u128(99),
+                title: "Hi there".into(),
+            })
+        );
+        assert_eq!(ev.into_action(client), None, "a title changes no message");
+    }
 }
