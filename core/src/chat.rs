@@ -172,7 +172,9 @@ pub enum ChatEvent {
     /// Right before the `Done` of a reply whose conversation is titled next: the stream goes
     /// on after `Done` until the title is written (`Title`) or given up (the stream ends).
     /// Not an event of the HTTP stream: it tells the relay that `Done` is not the last one.
-    TitleFollows { conversation_id: ConversationId },
+    TitleFollows {
+        conversation_id: ConversationId,
+    },
 }
 
 /// The events of one send.

@@ -144,11 +144,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
 
     // A title written for the conversation (a `title` event): show it here and in the sidebar.
     let on_title = {
-        let (api, conversation, bump) = (
-            session.api.clone(),
-            conversation.clone(),
-            data.bump.clone(),
-        );
+        let (api, conversation, bump) =
+            (session.api.clone(), conversation.clone(), data.bump.clone());
         Callback::from(move |t: TitleEvent| {
             if t.conversation_id != id {
                 return;
@@ -334,8 +331,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     // Dropped before its end: go on from the last event taken.
                     Ok(StreamEnd::CutOff | StreamEnd::Over) => {
                         let from = (cursor, client_id);
-                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from, &on_title)
-                            .await;
+                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from, &on_title).await;
                     }
                     Err(e) if aborted => {
                         let _ = e;

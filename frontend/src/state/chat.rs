@@ -685,7 +685,9 @@ mod tests {
                         return s;
                     }
                     match StreamEvent::parse(name, data).unwrap() {
-                        Some(ev) => ev.into_action(Uuid::nil()).map_or(s.clone(), |a| s.reduce(a)),
+                        Some(ev) => ev
+                            .into_action(Uuid::nil())
+                            .map_or(s.clone(), |a| s.reduce(a)),
                         None => s,
                     }
                 })
@@ -713,12 +715,24 @@ mod tests {
         let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
         assert_eq!(version_position(ids[1], &ids), Some((2, 3)));
         assert_eq!(version_label((2, 3)), "2 / 3");
-        assert_eq!(version_position(ids[0], &ids[..1]), None, "one version: no text");
+        assert_eq!(
+            version_position(ids[0], &ids[..1]),
+            None,
+            "one version: no text"
+        );
         assert_eq!(version_position(Uuid::from_u128(9), &ids), None);
         assert_eq!(version_beside(ids[1], &ids, -1), Some(ids[0]));
         assert_eq!(version_beside(ids[1], &ids, 1), Some(ids[2]));
-        assert_eq!(version_beside(ids[0], &ids, -1), None, "no version before the first");
-        assert_eq!(version_beside(ids[2], &ids, 1), None, "no version after the last");
+        assert_eq!(
+            version_beside(ids[0], &ids, -1),
+            None,
+            "no version before the first"
+        );
+        assert_eq!(
+            version_beside(ids[2], &ids, 1),
+            None,
+            "no version after the last"
+        );
     }
 
     #[test]

@@ -1510,7 +1510,8 @@ async fn a_question_is_edited_a_reply_regenerated_and_versions_browsed_in_a_real
     let question = "And in the willows";
     b.type_into("Message", question).await;
     b.click(Role::Button, "Send").await;
-    b.wait_for_log(&[&echo_reply_without_prompt(question)]).await;
+    b.wait_for_log(&[&echo_reply_without_prompt(question)])
+        .await;
     b.wait_until(
         "the last reply names the chosen model",
         "const r = document.querySelectorAll('[role=log] [aria-label=Assistant]'); \

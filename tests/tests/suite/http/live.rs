@@ -331,7 +331,8 @@ async fn a_quiet_follower_of_a_reply_stored_finished_ends_with_the_stored_messag
 /// stream ends with it.
 #[tokio::test]
 async fn a_follower_gets_the_title_that_follows_done() {
-    let llm = ScriptedLlm::replying(&["Hel", "lo"]).with_delay(std::time::Duration::from_millis(200));
+    let llm =
+        ScriptedLlm::replying(&["Hel", "lo"]).with_delay(std::time::Duration::from_millis(200));
     let app = spawn_scripted(llm, &[]).await;
     let conversation = conversation(&app).await;
     let mut send = app
@@ -345,12 +346,17 @@ async fn a_follower_gets_the_title_that_follows_done() {
     assert_eq!(sent.last().map(|f| f.event.as_str()), Some("done"));
     assert_eq!(followed, sent, "the follower got every event of the reply");
     assert_eq!(titles.len(), 1, "the send's stream has the title");
-    assert_eq!(followed_titles, titles, "the follower got the same title event");
+    assert_eq!(
+        followed_titles, titles,
+        "the follower got the same title event"
+    );
     let title: api::TitleEvent = titles[0].json();
     assert_eq!(title.title, "Tides of the Atlantic");
     assert_eq!(
         titles[0].id.parse::<u64>().ok(),
-        sent.last().and_then(|f| f.id.parse::<u64>().ok()).map(|n| n + 1),
+        sent.last()
+            .and_then(|f| f.id.parse::<u64>().ok())
+            .map(|n| n + 1),
         "the title is numbered right after done"
     );
 
@@ -363,7 +369,9 @@ async fn a_follower_gets_the_title_that_follows_done() {
     assert_eq!(replayed_titles, titles);
 
     // The second reply writes no title: its followers end with its `done`.
-    let mut send = app.open_stream(ALICE, conversation.id, "And the moon").await;
+    let mut send = app
+        .open_stream(ALICE, conversation.id, "And the moon")
+        .await;
     let mut sent = read(&mut send, 2).await;
     let (followed, followed_titles) = follow_stream(&app, conversation.id, None)
         .await

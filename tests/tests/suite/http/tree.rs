@@ -492,7 +492,10 @@ async fn a_send_right_after_done_is_accepted_while_the_title_is_still_being_writ
     );
     assert!(second.titles.is_empty(), "only the first reply is titled");
     let (rest, titles) = first.rest_with_titles().await;
-    assert!(rest.is_empty(), "nothing but the title after done: {rest:?}");
+    assert!(
+        rest.is_empty(),
+        "nothing but the title after done: {rest:?}"
+    );
     let title: api::TitleEvent = titles
         .first()
         .expect("the first stream gets its title after all")
