@@ -857,6 +857,8 @@ mod tests {
                     title,
                 }),
             ),
+            // Never framed.
+            ChatEvent::TitleFollows { .. } => return Vec::new(),
         };
         let event: sse::Event = data.unwrap().event(name).id(id.to_string()).into();
         let body = sse::Sse::from_infallible_stream(futures::stream::iter([event]));
