@@ -145,8 +145,9 @@ impl StreamErrorCode {
 }
 
 /// What a send produces, in order: `UserMessage`, `AssistantMessage`, any number of
-/// `Delta`s, then exactly one of `Done` or `Error` — and, after the `Done` of an untitled
-/// conversation's first reply, its `Title` when one was written.
+/// `Delta`s, then exactly one of `Done` or `Error` — and, for an untitled conversation's
+/// first reply, `TitleFollows` right before its `Done` and its `Title` after it when one was
+/// written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatEvent {
     UserMessage(Message),
@@ -167,6 +168,12 @@ pub enum ChatEvent {
     Title {
         conversation_id: ConversationId,
         title: String,
+    },
+    /// Right before the `Done` of a reply whose conversation is titled next: the stream goes
+    /// on after `Done` until the title is written (`Title`) or given up (the stream ends).
+    /// Not an event of the HTTP stream: it tells the relay that `Done` is not the last one.
+    TitleFollows {
+        conversation_id: ConversationId,
     },
 }
 
@@ -552,6 +559,9 @@ impl ChatService {
                         if told {
                             tracing::info!(message_id = %message.id, "stored a finished reply after all");
                         } else {
+                            if complete && failure.is_none() && let Some((conversation_id, _, _)) = &title {
+                                yield ChatEvent::TitleFollows { conversation_id: *conversation_id };
+                            }
                             yield match failure {
                                 None => ChatEvent::Done(message),
                                 Some((code, detail)) => ChatEvent::Error { message, code, detail },

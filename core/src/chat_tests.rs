@@ -2077,6 +2077,16 @@ fn after_done_an_untitled_conversations_first_reply_is_followed_by_its_stored_ti
             .skip_while(|e| !matches!(e, ChatEvent::Done(_)))
             .skip(1)
             .collect();
+        // The relay is told before `done` that a title may follow it.
+        let done_at = events
+            .iter()
+            .position(|e| matches!(e, ChatEvent::Done(_)))
+            .expect("a done");
+        assert_eq!(
+            events[done_at - 1],
+            ChatEvent::TitleFollows { conversation_id },
+            "{events:?}"
+        );
         match expected {
             Some(title) => assert_eq!(
                 after_done,

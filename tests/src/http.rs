@@ -79,6 +79,7 @@ pub struct AppOptions {
     local: Option<Arc<confab_auth::LocalAuth>>,
     prompt_delay: Option<Duration>,
     replica_of: Option<(MemoryStore, Arc<dyn LiveReplies>)>,
+    titler: Option<Arc<dyn confab_core::titles::Titler>>,
 }
 
 impl AppOptions {
@@ -142,6 +143,13 @@ impl AppOptions {
         self
     }
 
+    /// Titles are written by `titler` instead of the first words of the first message.
+    #[must_use]
+    pub fn titler(mut self, titler: Arc<dyn confab_core::titles::Titler>) -> Self {
+        self.titler = Some(titler);
+        self
+    }
+
     /// Each send's read of the conversation's prompt takes `delay` (it runs beside the turn's
     /// transaction: the turn is stored while it waits).
     #[must_use]
@@ -193,7 +201,9 @@ impl AppOptions {
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),
-            titles: Arc::new(confab_core::titles::FirstWords),
+            titles: self
+                .titler
+                .unwrap_or_else(|| Arc::new(confab_core::titles::FirstWords)),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");

@@ -16,10 +16,12 @@ use crate::{
     },
     state::chat::{Action, ChatState, EntryStatus, StreamCursor, StreamEvent},
 };
-use confab_api_types::{Conversation, Message, SendMessage, UpdateConversation};
+use confab_api_types::{
+    ChooseLeaf, Conversation, Message, SendMessage, TitleEvent, UpdateConversation,
+};
 use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{AbortController, HtmlInputElement};
+use web_sys::{AbortController, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 /// How often a reply generated elsewhere (after a reload) is checked on.
@@ -49,18 +51,65 @@ async fn follow_reply(
     conversation: Uuid,
     signal: Option<&web_sys::AbortSignal>,
     (mut cursor, client_id): (StreamCursor, Uuid),
+    on_title: &Callback<TitleEvent>,
 ) {
     dispatcher.dispatch(Action::FollowStarted);
-    let on_event = |ev: StreamEvent| dispatcher.dispatch(ev.into_action(client_id));
+    let on_event = stream_handler(api, dispatcher, conversation, client_id, on_title);
     let end = chat_stream::follow(api, conversation, signal, &mut cursor, on_event).await;
+    if end == Ok(StreamEnd::Finished) {
+        // `done` or `error` ended the live state already (and a newer send may be live now).
+        return;
+    }
     dispatcher.dispatch(Action::StreamClosed);
     let aborted = signal.is_some_and(web_sys::AbortSignal::aborted);
-    if end != Ok(StreamEnd::Finished)
-        && !aborted
-        && let Ok(messages) = load_history(api, conversation).await
-    {
+    if !aborted && let Ok(messages) = load_history(api, conversation).await {
         dispatcher.dispatch(Action::Loaded(messages));
     }
+}
+
+/// What a reply's stream does to the view: each event becomes an action; after the reply's
+/// last event the branch is read again (the new message's versions, "2 / 3"), and a `title`
+/// goes to `on_title`.
+fn stream_handler(
+    api: &Api,
+    dispatcher: &UseReducerDispatcher<ChatState>,
+    conversation: Uuid,
+    client_id: Uuid,
+    on_title: &Callback<TitleEvent>,
+) -> impl FnMut(StreamEvent) + use<> {
+    let (api, dispatcher, on_title) = (api.clone(), dispatcher.clone(), on_title.clone());
+    move |ev: StreamEvent| {
+        if let StreamEvent::Title(t) = ev {
+            on_title.emit(t);
+            return;
+        }
+        let last = ev.is_last();
+        if let Some(action) = ev.into_action(client_id) {
+            dispatcher.dispatch(action);
+        }
+        if last {
+            let (api, dispatcher) = (api.clone(), dispatcher.clone());
+            spawn_local(async move {
+                if let Ok(messages) = load_history(&api, conversation).await {
+                    dispatcher.dispatch(Action::Loaded(messages));
+                }
+            });
+        }
+    }
+}
+
+/// What this page asks for a reply with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Turn {
+    /// A message: after the leaf (`parent` `None`), or after `parent` (an edit; `Some(None)`:
+    /// a new first message). `client_id` makes a retried send safe.
+    Send {
+        content: String,
+        client_id: Uuid,
+        parent: Option<Option<Uuid>>,
+    },
+    /// Another answer beside the reply `reply`.
+    Regenerate { reply: Uuid },
 }
 
 /// A new abort controller for this page's stream, replacing (and aborting) the previous one.
@@ -93,9 +142,30 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     let abort = use_mut_ref(|| None::<AbortController>);
     let id = props.conversation;
 
+    // A title written for the conversation (a `title` event): show it here and in the sidebar.
+    let on_title = {
+        let (api, conversation, bump) =
+            (session.api.clone(), conversation.clone(), data.bump.clone());
+        Callback::from(move |t: TitleEvent| {
+            if t.conversation_id != id {
+                return;
+            }
+            let (api, conversation, bump) = (api.clone(), conversation.clone(), bump.clone());
+            spawn_local(async move {
+                if let Ok(c) = api
+                    .get::<Conversation>(&format!("/api/conversations/{id}"))
+                    .await
+                {
+                    conversation.set(Some(c));
+                }
+                bump.emit(());
+            });
+        })
+    };
     {
         // Load the conversation and its whole history, oldest first; then follow the reply
         // being generated in it, if any.
+        let on_title = on_title.clone();
         let (api, dispatcher, conversation, page_error, abort, bump) = (
             session.api.clone(),
             chat.dispatcher(),
@@ -133,7 +203,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     // `assistant_message` (content "") and every delta.
                     let signal = new_abort(&abort);
                     let from = (StreamCursor::default(), Uuid::nil());
-                    follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
+                    follow_reply(&api, &dispatcher, id, signal.as_ref(), from, &on_title).await;
                     // The stored reply may change the conversation's place in the sidebar.
                     bump.emit(());
                 }
@@ -188,55 +258,92 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     }
 
     let send = {
-        let (api, dispatcher, abort, bump) = (
+        let (api, dispatcher, abort, bump, on_title) = (
             session.api.clone(),
             chat.dispatcher(),
             abort.clone(),
             data.bump.clone(),
+            on_title.clone(),
         );
         let notice = notice.clone();
-        Callback::from(move |(content, client_id): (String, Uuid)| {
+        Callback::from(move |turn: Turn| {
             notice.set(None);
-            dispatcher.dispatch(Action::SendStarted {
-                client_id,
-                content: content.clone(),
-            });
+            let client_id = match &turn {
+                Turn::Send {
+                    content, client_id, ..
+                } => {
+                    dispatcher.dispatch(Action::SendStarted {
+                        client_id: *client_id,
+                        content: content.clone(),
+                    });
+                    *client_id
+                }
+                Turn::Regenerate { reply } => {
+                    dispatcher.dispatch(Action::Branch { from: *reply });
+                    dispatcher.dispatch(Action::FollowStarted);
+                    Uuid::nil()
+                }
+            };
             let signal = new_abort(&abort);
-            let (api, dispatcher, bump) = (api.clone(), dispatcher.clone(), bump.clone());
+            let (api, dispatcher, bump, on_title, notice) = (
+                api.clone(),
+                dispatcher.clone(),
+                bump.clone(),
+                on_title.clone(),
+                notice.clone(),
+            );
             spawn_local(async move {
-                let body = SendMessage {
-                    content,
-                    client_message_id: Some(client_id),
-                    parent_id: None,
-                };
-                let on_event = {
-                    let dispatcher = dispatcher.clone();
-                    move |ev: StreamEvent| dispatcher.dispatch(ev.into_action(client_id))
-                };
+                let on_event = stream_handler(&api, &dispatcher, id, client_id, &on_title);
                 let mut cursor = StreamCursor::default();
-                let result = chat_stream::send_message(
-                    &api,
-                    id,
-                    &body,
-                    signal.as_ref(),
-                    &mut cursor,
-                    on_event,
-                )
-                .await;
+                let result = match turn {
+                    Turn::Send {
+                        content,
+                        client_id,
+                        parent,
+                    } => {
+                        let body = SendMessage {
+                            content,
+                            client_message_id: Some(client_id),
+                            parent_id: parent,
+                        };
+                        chat_stream::send_message(
+                            &api,
+                            id,
+                            &body,
+                            signal.as_ref(),
+                            &mut cursor,
+                            on_event,
+                        )
+                        .await
+                    }
+                    Turn::Regenerate { reply } => {
+                        chat_stream::regenerate(&api, reply, signal.as_ref(), &mut cursor, on_event)
+                            .await
+                    }
+                };
                 let aborted = signal.as_ref().is_some_and(web_sys::AbortSignal::aborted);
                 match result {
-                    Ok(StreamEnd::Finished) => dispatcher.dispatch(Action::StreamClosed),
+                    // `done` or `error` ended the live state and read the branch again.
+                    Ok(StreamEnd::Finished) => {}
                     Ok(StreamEnd::CutOff | StreamEnd::Over) if aborted => {
                         dispatcher.dispatch(Action::StreamClosed);
                     }
                     // Dropped before its end: go on from the last event taken.
                     Ok(StreamEnd::CutOff | StreamEnd::Over) => {
                         let from = (cursor, client_id);
-                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from).await;
+                        follow_reply(&api, &dispatcher, id, signal.as_ref(), from, &on_title).await;
                     }
                     Err(e) if aborted => {
                         let _ = e;
                         dispatcher.dispatch(Action::StreamClosed);
+                    }
+                    Err(e) if client_id.is_nil() => {
+                        // A regenerate that was refused: show the branch as it is.
+                        dispatcher.dispatch(Action::StreamClosed);
+                        if let Ok(messages) = load_history(&api, id).await {
+                            dispatcher.dispatch(Action::Loaded(messages));
+                        }
+                        notice.set(Some(e.describe()));
                     }
                     Err(e) => dispatcher.dispatch(Action::SendRejected {
                         client_id,
@@ -249,7 +356,13 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     };
     let on_send = {
         let send = send.clone();
-        Callback::from(move |content: String| send.emit((content, browser::random_uuid())))
+        Callback::from(move |content: String| {
+            send.emit(Turn::Send {
+                content,
+                client_id: browser::random_uuid(),
+                parent: None,
+            });
+        })
     };
     let on_retry = {
         let (send, chat, dispatcher) = (send.clone(), chat.clone(), chat.dispatcher());
@@ -262,10 +375,78 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 // did reach the server is not stored twice.
                 let content = entry.content.clone();
                 dispatcher.dispatch(Action::Discard { id: entry_id });
-                send.emit((content, entry_id));
+                send.emit(Turn::Send {
+                    content,
+                    client_id: entry_id,
+                    parent: None,
+                });
             } else if let Some(content) = chat.prompt_before(entry_id) {
-                send.emit((content, browser::random_uuid()));
+                send.emit(Turn::Send {
+                    content,
+                    client_id: browser::random_uuid(),
+                    parent: None,
+                });
             }
+        })
+    };
+    let on_edit = {
+        let (send, chat, dispatcher) = (send.clone(), chat.clone(), chat.dispatcher());
+        Callback::from(move |(entry_id, content): (Uuid, String)| {
+            let Some(entry) = chat.entries.iter().find(|e| e.id == entry_id) else {
+                return;
+            };
+            if chat.generating() || entry.role != confab_api_types::Role::User {
+                return;
+            }
+            // A new version of the message: after the same reply (none for the first).
+            let parent = Some(entry.parent_id);
+            dispatcher.dispatch(Action::Branch { from: entry_id });
+            send.emit(Turn::Send {
+                content,
+                client_id: browser::random_uuid(),
+                parent,
+            });
+        })
+    };
+    let on_regenerate = {
+        let (send, chat) = (send.clone(), chat.clone());
+        Callback::from(move |reply: Uuid| {
+            if !chat.generating() {
+                send.emit(Turn::Regenerate { reply });
+            }
+        })
+    };
+    let on_version = {
+        let (api, dispatcher, conversation, notice) = (
+            session.api.clone(),
+            chat.dispatcher(),
+            conversation.clone(),
+            notice.clone(),
+        );
+        Callback::from(move |message_id: Uuid| {
+            let (api, dispatcher, conversation, notice) = (
+                api.clone(),
+                dispatcher.clone(),
+                conversation.clone(),
+                notice.clone(),
+            );
+            spawn_local(async move {
+                let body = ChooseLeaf { message_id };
+                match api
+                    .send::<_, Conversation>("PUT", &format!("/api/conversations/{id}/leaf"), &body)
+                    .await
+                {
+                    Ok(c) => conversation.set(Some(c)),
+                    Err(e) => {
+                        notice.set(Some(e.describe()));
+                        return;
+                    }
+                }
+                match load_history(&api, id).await {
+                    Ok(messages) => dispatcher.dispatch(Action::Loaded(messages)),
+                    Err(e) => notice.set(Some(e.describe())),
+                }
+            });
         })
     };
     let on_stop = {
@@ -312,10 +493,60 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     Callback::from(move |_| m2.set(HeaderMode::ConfirmDelete)),
                 )
             };
+            let models = &session.config.llm.models;
+            let picker = if models.len() > 1 {
+                // The conversation's model; none chosen: the default.
+                let current = conversation
+                    .as_ref()
+                    .and_then(|c| c.model.clone())
+                    .unwrap_or_else(|| session.config.llm.model.clone());
+                let onchange = {
+                    let (api, conversation, notice) =
+                        (session.api.clone(), conversation.clone(), notice.clone());
+                    Callback::from(move |e: Event| {
+                        let Some(select) = e.target_dyn_into::<HtmlSelectElement>() else {
+                            return;
+                        };
+                        let model = select.value();
+                        let (api, conversation, notice) =
+                            (api.clone(), conversation.clone(), notice.clone());
+                        spawn_local(async move {
+                            let body = UpdateConversation {
+                                title: None,
+                                model: Some(Some(model)),
+                            };
+                            match api
+                                .send::<_, Conversation>(
+                                    "PATCH",
+                                    &format!("/api/conversations/{id}"),
+                                    &body,
+                                )
+                                .await
+                            {
+                                Ok(c) => conversation.set(Some(c)),
+                                Err(e) => notice.set(Some(e.describe())),
+                            }
+                        });
+                    })
+                };
+                html! {
+                    <span class="model-picker">
+                        <label for="model-picker" class="muted small">{ "Model" }</label>
+                        <select id="model-picker" {onchange}>
+                            { for models.iter().map(|m| html! {
+                                <option value={m.clone()} selected={*m == current}>{ m }</option>
+                            }) }
+                        </select>
+                    </span>
+                }
+            } else {
+                html! {}
+            };
             html! {
                 <>
                     <h1 class="chat-title truncate">{ &title }</h1>
                     <div class="row">
+                        { picker }
                         <button type="button" class="button ghost small" onclick={rename}>{ "Rename" }</button>
                         <button type="button" class="button ghost small danger-text" onclick={delete}>{ "Delete" }</button>
                     </div>
@@ -381,7 +612,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         <section class="chat" aria-label={if title.is_empty() { "Chat".to_owned() } else { title.clone() }}>
             <header class="chat-header">{ header }</header>
             <MessageList entries={chat.entries.clone()} loaded={chat.loaded}
-                generating={chat.generating()} {on_retry} />
+                generating={chat.generating()} {on_retry} {on_edit} {on_regenerate} {on_version} />
             if let Some(n) = &*notice {
                 <p class="error notice-bar" role="alert">{ n }</p>
             }

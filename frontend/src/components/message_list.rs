@@ -10,7 +10,7 @@ use yew::prelude::*;
 use crate::{
     markdown,
     services::browser,
-    state::chat::{Entry, EntryStatus},
+    state::chat::{Entry, EntryStatus, version_label},
 };
 
 /// How close to the bottom (px) still counts as "at the bottom".
@@ -23,6 +23,18 @@ pub struct MessageListProps {
     pub generating: bool,
     /// "Retry" on a failed reply or a refused send.
     pub on_retry: Callback<Uuid>,
+    /// "Save and send" of an edited user message: (its id, the new text).
+    pub on_edit: Callback<(Uuid, String)>,
+    /// "Regenerate" on a reply: its id.
+    pub on_regenerate: Callback<Uuid>,
+    /// "Previous version" / "Next version": the sibling to show.
+    pub on_version: Callback<Uuid>,
+}
+
+/// What one message's buttons do, and which message is open in the editor.
+struct Handlers<'a> {
+    props: &'a MessageListProps,
+    editing: &'a UseStateHandle<Option<Uuid>>,
 }
 
 #[component]
@@ -92,6 +104,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         }
     });
 
+    let editing = use_state(|| None::<Uuid>);
     let body = if !props.loaded {
         html! { <p class="muted center" role="status">{ "Loading messages…" }</p> }
     } else if props.entries.is_empty() {
@@ -102,7 +115,11 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             </div>
         }
     } else {
-        html! { { for props.entries.iter().map(|e| view_entry(e, &props.on_retry)) } }
+        let handlers = Handlers {
+            props,
+            editing: &editing,
+        };
+        html! { { for props.entries.iter().map(|e| view_entry(e, &handlers)) } }
     };
 
     html! {
@@ -121,13 +138,26 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     }
 }
 
-fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
+fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
+    let props = handlers.props;
     let is_user = entry.role == Role::User;
     let retry = {
-        let (on_retry, id) = (on_retry.clone(), entry.id);
+        let (on_retry, id) = (props.on_retry.clone(), entry.id);
         Callback::from(move |_| on_retry.emit(id))
     };
-    let content = if is_user {
+    let editing = **handlers.editing == Some(entry.id);
+    let content = if editing {
+        let on_done = {
+            let (state, on_edit, id) = (handlers.editing.clone(), props.on_edit.clone(), entry.id);
+            Callback::from(move |text: Option<String>| {
+                state.set(None);
+                if let Some(text) = text {
+                    on_edit.emit((id, text));
+                }
+            })
+        };
+        html! { <EditBox content={entry.content.clone()} {on_done} /> }
+    } else if is_user {
         html! { <div class="msg-text plain">{ &entry.content }</div> }
     } else if entry.content.is_empty() && entry.status == EntryStatus::Streaming {
         html! { <div class="msg-text"><span class="typing" aria-hidden="true"><i></i><i></i><i></i></span></div> }
@@ -159,14 +189,116 @@ fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
             </>
         },
     };
+    // Edit, Regenerate and the versions: on stored messages, while no reply is generated.
+    let settled = !props.generating
+        && matches!(
+            entry.status,
+            EntryStatus::Complete | EntryStatus::Failed | EntryStatus::Cancelled
+        );
+    let actions = if !settled || editing {
+        html! {}
+    } else if is_user {
+        let edit = {
+            let (state, id) = (handlers.editing.clone(), entry.id);
+            Callback::from(move |_| state.set(Some(id)))
+        };
+        html! { <button type="button" class="button ghost small" onclick={edit}>{ "Edit" }</button> }
+    } else {
+        let regenerate = {
+            let (on_regenerate, id) = (props.on_regenerate.clone(), entry.id);
+            Callback::from(move |_| on_regenerate.emit(id))
+        };
+        html! { <button type="button" class="button ghost small" onclick={regenerate}>{ "Regenerate" }</button> }
+    };
+    let versions = match entry.version() {
+        Some(position) => {
+            let go = |step: isize| {
+                let target = entry.version_beside(step);
+                let on_version = props.on_version.clone();
+                let onclick = Callback::from(move |_| {
+                    if let Some(t) = target {
+                        on_version.emit(t);
+                    }
+                });
+                (onclick, target.is_none() || props.generating)
+            };
+            let ((prev, prev_off), (next, next_off)) = (go(-1), go(1));
+            html! {
+                <span class="msg-versions">
+                    <button type="button" class="button ghost small" aria-label="Previous version"
+                        title="Previous version" onclick={prev} disabled={prev_off}>{ "‹" }</button>
+                    <span class="muted">{ version_label(position) }</span>
+                    <button type="button" class="button ghost small" aria-label="Next version"
+                        title="Next version" onclick={next} disabled={next_off}>{ "›" }</button>
+                </span>
+            }
+        }
+        None => html! {},
+    };
     html! {
         <article key={entry.id.to_string()}
             class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" })}
             aria-label={if is_user { "You" } else { "Assistant" }}>
-            if !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
+            if editing || !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
                 <div class="msg-bubble">{ content }</div>
             }
-            <div class="msg-meta">{ status }</div>
+            <div class="msg-meta">{ versions }{ status }{ actions }</div>
         </article>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EditBoxProps {
+    content: String,
+    /// `Some(text)`: "Save and send"; `None`: "Cancel".
+    on_done: Callback<Option<String>>,
+}
+
+/// A user message open in place for editing.
+#[component]
+fn EditBox(props: &EditBoxProps) -> Html {
+    let input = use_node_ref();
+    {
+        let input = input.clone();
+        use_effect_with((), move |_| {
+            if let Some(field) = input.cast::<web_sys::HtmlTextAreaElement>() {
+                let _ = field.focus();
+            }
+        });
+    }
+    let save = {
+        let (input, on_done) = (input.clone(), props.on_done.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let Some(field) = input.cast::<web_sys::HtmlTextAreaElement>() else {
+                return;
+            };
+            let text = field.value();
+            if !text.trim().is_empty() {
+                on_done.emit(Some(text));
+            }
+        })
+    };
+    let cancel = {
+        let on_done = props.on_done.clone();
+        Callback::from(move |_| on_done.emit(None))
+    };
+    let onkeydown = {
+        let on_done = props.on_done.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                on_done.emit(None);
+            }
+        })
+    };
+    html! {
+        <form class="edit-form" onsubmit={save} {onkeydown}>
+            <textarea ref={input} class="edit-input" aria-label="Edit message" rows="3"
+                value={props.content.clone()} />
+            <div class="row">
+                <button type="submit" class="button primary small">{ "Save and send" }</button>
+                <button type="button" class="button ghost small" onclick={cancel}>{ "Cancel" }</button>
+            </div>
+        </form>
     }
 }

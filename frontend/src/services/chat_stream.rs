@@ -48,6 +48,22 @@ pub async fn send_message(
     Ok(read_events(response, cursor, on_event).await)
 }
 
+/// Asks for another answer to the user message of the reply `reply` (a new version of it,
+/// `POST /api/messages/{id}/regenerate`); its events come as a send's do.
+pub async fn regenerate(
+    api: &Api,
+    reply: Uuid,
+    signal: Option<&web_sys::AbortSignal>,
+    cursor: &mut StreamCursor,
+    on_event: impl FnMut(StreamEvent),
+) -> Result<StreamEnd, ApiError> {
+    let path = format!("/api/messages/{reply}/regenerate");
+    let response = api
+        .request("POST", &path, None, "text/event-stream", signal)
+        .await?;
+    Ok(read_events(response, cursor, on_event).await)
+}
+
 /// Follows the reply being generated in the conversation from after `cursor` until its last
 /// event, reconnecting with backoff (`Last-Event-ID` = the last event taken) when the stream
 /// drops. `Ok(CutOff)` when it gave up (or `signal` aborted); `Err` when the server refused
@@ -106,21 +122,32 @@ async fn read_events(
         .into_stream()
         .map(|chunk| chunk.map(|v| js_sys::Uint8Array::new(&v).to_vec()));
     let mut events = bytes.eventsource();
+    let mut finished = false;
     while let Some(item) = events.next().await {
         let Ok(event) = item else {
-            return StreamEnd::CutOff;
+            break;
         };
         if !cursor.accept(&event.id) {
             continue;
         }
         // An event this client cannot decode is skipped like an unknown one.
         if let Ok(Some(ev)) = StreamEvent::parse(&event.event, &event.data) {
-            let last = ev.is_last();
+            let (last, title) = (ev.is_last(), matches!(ev, StreamEvent::Title(_)));
+            if finished && !title {
+                continue;
+            }
             on_event(ev);
-            if last {
-                return StreamEnd::Finished;
+            // After `done` the stream stays open for the conversation's title, if one is
+            // written; it ends with it.
+            finished |= last;
+            if title && finished {
+                break;
             }
         }
     }
-    StreamEnd::CutOff
+    if finished {
+        StreamEnd::Finished
+    } else {
+        StreamEnd::CutOff
+    }
 }

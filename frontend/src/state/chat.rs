@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, events};
+use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, TitleEvent, events};
 use uuid::Uuid;
 use yew::Reducible;
 
@@ -51,6 +51,48 @@ pub struct Entry {
     /// Why it failed or was refused, in words for a person.
     pub error: Option<String>,
     pub model: Option<String>,
+    /// The message this one answers or follows (`None` for the first message, and while a
+    /// send is not yet confirmed).
+    pub parent_id: Option<Uuid>,
+    /// The versions of this message (its siblings, itself included), in order; empty when
+    /// the server did not say (messages from a stream).
+    pub sibling_ids: Vec<Uuid>,
+}
+
+impl Entry {
+    /// Where this message stands among its versions: (1-based position, count); `None`
+    /// when it has no other version.
+    pub fn version(&self) -> Option<(usize, usize)> {
+        version_position(self.id, &self.sibling_ids)
+    }
+
+    /// The version `step` places away (-1: previous, +1: next), if there is one.
+    pub fn version_beside(&self, step: isize) -> Option<Uuid> {
+        version_beside(self.id, &self.sibling_ids, step)
+    }
+}
+
+/// Where `id` stands among `siblings` (itself included): (1-based position, count); `None`
+/// when it has no other version or is not among them.
+pub fn version_position(id: Uuid, siblings: &[Uuid]) -> Option<(usize, usize)> {
+    if siblings.len() < 2 {
+        return None;
+    }
+    let pos = siblings.iter().position(|s| *s == id)?;
+    Some((pos + 1, siblings.len()))
+}
+
+/// The "2 / 3" text under a message with versions.
+pub fn version_label((position, count): (usize, usize)) -> String {
+    format!("{position} / {count}")
+}
+
+/// The sibling `step` places from `id` (-1: the previous version, +1: the next); `None`
+/// past either end.
+pub fn version_beside(id: Uuid, siblings: &[Uuid], step: isize) -> Option<Uuid> {
+    let pos = siblings.iter().position(|s| *s == id)?;
+    let target = pos.checked_add_signed(step)?;
+    siblings.get(target).copied()
 }
 
 impl From<Message> for Entry {
@@ -71,6 +113,8 @@ impl From<Message> for Entry {
             status,
             error,
             model: m.model,
+            parent_id: m.parent_id,
+            sibling_ids: m.sibling_ids.unwrap_or_default(),
         }
     }
 }
@@ -110,9 +154,15 @@ impl ChatState {
             .map(|e| e.content.clone())
     }
 
-    fn upsert(&mut self, entry: Entry) {
+    fn upsert(&mut self, mut entry: Entry) {
         match self.entries.iter_mut().find(|e| e.id == entry.id) {
-            Some(existing) => *existing = entry,
+            Some(existing) => {
+                // Stream events carry no versions: keep what the history said.
+                if entry.sibling_ids.is_empty() {
+                    entry.sibling_ids = std::mem::take(&mut existing.sibling_ids);
+                }
+                *existing = entry;
+            }
             None => self.entries.push(entry),
         }
     }
@@ -129,6 +179,9 @@ pub enum Action {
     SendRejected { client_id: Uuid, error: String },
     /// A refused send is being retried: drop its entry (a new `SendStarted` follows).
     Discard { id: Uuid },
+    /// A new version of the message `id` is on its way (an edit, a regenerated reply): it
+    /// and everything after it leave the view, which now shows the new branch.
+    Branch { from: Uuid },
     /// The server stored the user's turn (`user_message`).
     UserMessage { client_id: Uuid, message: Message },
     /// A message to show or update (`assistant_message`).
@@ -168,6 +221,8 @@ impl Reducible for ChatState {
                     status: EntryStatus::Sending,
                     error: None,
                     model: None,
+                    parent_id: None,
+                    sibling_ids: Vec::new(),
                 });
             }
             Action::SendRejected { client_id, error } => {
@@ -178,6 +233,11 @@ impl Reducible for ChatState {
                 }
             }
             Action::Discard { id } => next.entries.retain(|e| e.id != id),
+            Action::Branch { from } => {
+                if let Some(pos) = next.entries.iter().position(|e| e.id == from) {
+                    next.entries.truncate(pos);
+                }
+            }
             Action::UserMessage { client_id, message } => {
                 next.entries.retain(|e| e.id != client_id);
                 next.upsert(message.into());
@@ -193,8 +253,14 @@ impl Reducible for ChatState {
                     None => return self,
                 }
             }
-            Action::Finish(message) => next.upsert(message.into()),
+            Action::Finish(message) => {
+                // The reply is over: a `title` may still come on the stream, but nothing
+                // the view waits for.
+                next.live = false;
+                next.upsert(message.into());
+            }
             Action::Fail { message_id, error } => {
+                next.live = false;
                 if let Some(e) = next.entries.iter_mut().find(|e| e.id == message_id) {
                     e.status = EntryStatus::Failed;
                     e.error = Some(error);
@@ -254,6 +320,8 @@ pub enum StreamEvent {
     Delta(Delta),
     Done(Message),
     Error(StreamError),
+    /// The conversation's title, written after its first reply (after `done`).
+    Title(TitleEvent),
 }
 
 impl StreamEvent {
@@ -266,18 +334,20 @@ impl StreamEvent {
             events::DELTA => Self::Delta(json::decode(data)?),
             events::DONE => Self::Done(json::decode(data)?),
             events::ERROR => Self::Error(json::decode(data)?),
+            events::TITLE => Self::Title(json::decode(data)?),
             _ => return Ok(None),
         }))
     }
 
-    /// `done` and `error` end the stream.
+    /// `done` and `error` end the reply (only a `title` may follow `done`).
     pub fn is_last(&self) -> bool {
         matches!(self, Self::Done(_) | Self::Error(_))
     }
 
-    /// The change to the chat view; `client_id` is the send's `client_message_id`.
-    pub fn into_action(self, client_id: Uuid) -> Action {
-        match self {
+    /// The change to the chat view; `client_id` is the send's `client_message_id`. `None`
+    /// for a `title`, which changes the conversation, not its messages.
+    pub fn into_action(self, client_id: Uuid) -> Option<Action> {
+        Some(match self {
             Self::UserMessage(message) => Action::UserMessage { client_id, message },
             Self::AssistantMessage(message) => Action::AppendMessage(message),
             Self::Delta(d) => Action::AppendDelta {
@@ -289,7 +359,8 @@ impl StreamEvent {
                 message_id: e.message_id,
                 error: describe_stream_error(&e.code, &e.detail),
             },
-        }
+            Self::Title(_) => return None,
+        })
     }
 }
 
@@ -325,7 +396,7 @@ mod tests {
     fn run_stream(state: Rc<ChatState>, client_id: Uuid, raw: &[(&str, String)]) -> Rc<ChatState> {
         raw.iter().fold(state, |s, (name, data)| {
             match StreamEvent::parse(name, data).unwrap() {
-                Some(ev) => s.reduce(ev.into_action(client_id)),
+                Some(ev) => ev.into_action(client_id).map_or(s.clone(), |a| s.reduce(a)),
                 None => s,
             }
         })
@@ -614,7 +685,9 @@ mod tests {
                         return s;
                     }
                     match StreamEvent::parse(name, data).unwrap() {
-                        Some(ev) => s.reduce(ev.into_action(Uuid::nil())),
+                        Some(ev) => ev
+                            .into_action(Uuid::nil())
+                            .map_or(s.clone(), |a| s.reduce(a)),
                         None => s,
                     }
                 })
@@ -636,5 +709,95 @@ mod tests {
     fn malformed_event_data_is_an_error_not_a_panic() {
         assert!(StreamEvent::parse("delta", "{not json").is_err());
         assert_eq!(StreamEvent::parse("ping", "whatever").unwrap(), None);
+    }
+    #[test]
+    fn the_version_text_says_where_a_message_stands_among_its_siblings() {
+        let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        assert_eq!(version_position(ids[1], &ids), Some((2, 3)));
+        assert_eq!(version_label((2, 3)), "2 / 3");
+        assert_eq!(
+            version_position(ids[0], &ids[..1]),
+            None,
+            "one version: no text"
+        );
+        assert_eq!(version_position(Uuid::from_u128(9), &ids), None);
+        assert_eq!(version_beside(ids[1], &ids, -1), Some(ids[0]));
+        assert_eq!(version_beside(ids[1], &ids, 1), Some(ids[2]));
+        assert_eq!(
+            version_beside(ids[0], &ids, -1),
+            None,
+            "no version before the first"
+        );
+        assert_eq!(
+            version_beside(ids[2], &ids, 1),
+            None,
+            "no version after the last"
+        );
+    }
+
+    #[test]
+    fn versions_from_the_history_survive_the_streams_copy_of_a_message() {
+        let mut user = msg(1, Role::User, "hi", MessageStatus::Complete);
+        user.sibling_ids = Some(vec![Uuid::from_u128(0), Uuid::from_u128(1)]);
+        let s = reduce_all([Action::Loaded(vec![user.clone()])]);
+        assert_eq!(s.entries[0].version(), Some((2, 2)));
+        // A regenerate's stream repeats the user message without `sibling_ids`.
+        user.sibling_ids = None;
+        let s = s.reduce(Action::UserMessage {
+            client_id: Uuid::nil(),
+            message: user,
+        });
+        assert_eq!(s.entries[0].version(), Some((2, 2)));
+        assert_eq!(s.entries[0].version_beside(-1), Some(Uuid::from_u128(0)));
+    }
+
+    #[test]
+    fn a_new_version_replaces_the_message_and_what_follows_it() {
+        let s = reduce_all([
+            Action::Loaded(vec![
+                msg(1, Role::User, "one", MessageStatus::Complete),
+                msg(2, Role::Assistant, "one", MessageStatus::Complete),
+                msg(3, Role::User, "two", MessageStatus::Complete),
+                msg(4, Role::Assistant, "two", MessageStatus::Complete),
+            ]),
+            Action::Branch {
+                from: Uuid::from_u128(3),
+            },
+        ]);
+        assert_eq!(s.entries.len(), 2);
+        let s = s.reduce(Action::Branch {
+            from: Uuid::from_u128(7),
+        });
+        assert_eq!(s.entries.len(), 2, "an unknown message changes nothing");
+    }
+
+    #[test]
+    fn done_ends_the_live_state_while_the_stream_waits_for_the_title() {
+        let client = Uuid::from_u128(1000);
+        let done = msg(2, Role::Assistant, "hi", MessageStatus::Complete);
+        let s = reduce_all([Action::SendStarted {
+            client_id: client,
+            content: "hi".into(),
+        }]);
+        let s = run_stream(
+            s,
+            client,
+            &[("done", serde_json::to_string(&done).unwrap())],
+        );
+        assert!(!s.live && !s.generating(), "a new send is possible at once");
+        let title = format!(
+            r#"{{"conversation_id":"{}","title":"Hi there"}}"#,
+            Uuid::from_u128(99)
+        );
+        let ev = StreamEvent::parse("title", &title).unwrap().unwrap();
+        assert!(!ev.is_last());
+        assert_eq!(
+            ev.clone(),
+            StreamEvent::Title(TitleEvent {
+                conversation_id: Uuid::from_u128(99),
+                title: "Hi there".into(),
+            })
+        );
+        assert_eq!(ev.into_action(client), None, "a title changes no message");
     }
 }

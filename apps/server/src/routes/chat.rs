@@ -431,16 +431,23 @@ async fn relay_follower(
 ) {
     let mut position = after;
     let mut finished = false;
+    // When `done` came without being the last event: only its title may follow.
+    let mut done_at: Option<Instant> = None;
     loop {
         let (frame, last) = match tokio::time::timeout(QUIET, events.next()).await {
             Ok(None) => return,
             Ok(Some(Ok(event))) => {
                 position = event.id;
+                if event.name == api::events::DONE && !event.last {
+                    done_at = Some(Instant::now());
+                }
                 (
                     encode(&event.name, event.id, event.data.as_bytes()),
                     event.last,
                 )
             }
+            // The title after `done` was not written: the reply's stream is over.
+            Ok(Some(Err(_))) if done_at.is_some() => return,
             Ok(Some(Err(e))) => {
                 let code = match e {
                     LiveError::Interrupted => StreamErrorCode::Interrupted,
@@ -458,6 +465,13 @@ async fn relay_follower(
                         .is_err_and(|e| e.is_disconnected())
                 {
                     return;
+                }
+                if let Some(at) = done_at {
+                    // The reply is stored; its title is written within `TITLE_WAIT`.
+                    if at.elapsed() > TITLE_WAIT {
+                        return;
+                    }
+                    continue;
                 }
                 match watch.stored(reply).await {
                     Stored::Streaming => continue,
@@ -505,6 +519,10 @@ async fn relay_follower(
         }
     }
 }
+
+/// How long a follower waits after `done` for the title that follows it (the core gives a
+/// title up after 15 s).
+const TITLE_WAIT: Duration = Duration::from_secs(20);
 
 /// The `detail` of a follower's `error` when its live events failed.
 const LOST_LIVE: &str =
@@ -584,6 +602,8 @@ impl Relay {
         let mut next_id: u64 = 0;
         let mut first_delta = true;
         let mut client_gone = false;
+        // A title follows `done`: followers' streams end with it, not with `done`.
+        let mut title_follows = false;
         loop {
             // The next event, or `None` when the time limit is reached (checked only until the
             // generation is cancelled). The event is framed inside this block, so that it is
@@ -612,6 +632,10 @@ impl Relay {
                         continue;
                     }
                     Some(None) => break,
+                    Some(Some(ChatEvent::TitleFollows { .. })) => {
+                        title_follows = true;
+                        continue;
+                    }
                     Some(Some(event)) => {
                         self.observe(&event, &mut first_delta);
                         next_id += 1;
@@ -619,11 +643,21 @@ impl Relay {
                             ChatEvent::AssistantMessage(m) => Some(m.id),
                             _ => None,
                         };
-                        let ended = matches!(event, ChatEvent::Done(_) | ChatEvent::Error { .. });
+                        // The followers' last event: `error`, `done` unless a title follows
+                        // it, and that title. A title that is not written leaves `done`
+                        // without a last event: the publisher is dropped, which followers
+                        // past `done` take as the end.
+                        let ended = match &event {
+                            ChatEvent::Done(_) => !title_follows,
+                            ChatEvent::Error { .. } | ChatEvent::Title { .. } => true,
+                            _ => false,
+                        };
                         // After `done` only a title may follow: the client's stream stays
                         // open for it until the core's stream ends.
                         let close = matches!(event, ChatEvent::Error { .. });
-                        let (name, data) = encode_data(event);
+                        let Some((name, data)) = encode_data(event) else {
+                            continue;
+                        };
                         let frame = encode(name, next_id, &data);
                         let data = String::from_utf8(data).unwrap_or_else(|_| "{}".to_owned());
                         let live = if ended {
@@ -701,7 +735,8 @@ impl Relay {
             }
             ChatEvent::UserMessage(_)
             | ChatEvent::AssistantMessage(_)
-            | ChatEvent::Title { .. } => {}
+            | ChatEvent::Title { .. }
+            | ChatEvent::TitleFollows { .. } => {}
         }
     }
 }
@@ -709,12 +744,12 @@ impl Relay {
 /// The SSE frame of an event: `id: <n>`, `event: <name>`, one line of JSON, a blank line.
 #[cfg(test)]
 fn frame(event: ChatEvent, id: u64) -> Frame {
-    let (name, data) = encode_data(event);
+    let (name, data) = encode_data(event).unwrap_or(("", Vec::new()));
     encode(name, id, &data)
 }
 
-/// An event's name and its one line of JSON.
-fn encode_data(event: ChatEvent) -> (&'static str, Vec<u8>) {
+/// An event's name and its one line of JSON; `None` for what is not sent (`TitleFollows`).
+fn encode_data(event: ChatEvent) -> Option<(&'static str, Vec<u8>)> {
     let (name, data) = match event {
         ChatEvent::UserMessage(m) => (
             api::events::USER_MESSAGE,
@@ -754,8 +789,9 @@ fn encode_data(event: ChatEvent) -> (&'static str, Vec<u8>) {
                 title,
             }),
         ),
+        ChatEvent::TitleFollows { .. } => return None,
     };
-    (name, data.unwrap_or_else(|_| b"{}".to_vec()))
+    Some((name, data.unwrap_or_else(|_| b"{}".to_vec())))
 }
 
 /// `id: <id>\nevent: <name>\ndata: <data>\n\n` in one exactly sized allocation. `data` is
@@ -821,6 +857,8 @@ mod tests {
                     title,
                 }),
             ),
+            // Never framed.
+            ChatEvent::TitleFollows { .. } => return Vec::new(),
         };
         let event: sse::Event = data.unwrap().event(name).id(id.to_string()).into();
         let body = sse::Sse::from_infallible_stream(futures::stream::iter([event]));

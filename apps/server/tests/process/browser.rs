@@ -1378,3 +1378,149 @@ async fn without_clerk_the_config_names_no_frontend_api_host() {
     );
     drop(server);
 }
+
+/// Issue 17: a question edited in place is sent as a new version and answered; "Previous
+/// version" goes back to the first version and its answer; "Regenerate" adds a version of a
+/// reply; the title written after the first reply shows in the sidebar without a reload; and
+/// the "Model" picker chooses the model of the conversation's next replies.
+#[tokio::test]
+async fn a_question_is_edited_a_reply_regenerated_and_versions_browsed_in_a_real_browser() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-trees");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    env.push(("CONFAB_MODELS".into(), "echo-1,echo-2".into()));
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "dora").await;
+    let (project, chat) = api.project_and_chat().await;
+    let chat_url = format!("{}/p/{project}/c/{chat}", server.base);
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    b.goto(&format!("{}/", server.base)).await;
+    b.type_into("Username", "dora").await;
+    b.click(Role::Button, "Sign in").await;
+    b.wait_for(Role::Link, "Bot").await;
+    b.goto(&chat_url).await;
+    b.wait_for(Role::Field, "Message").await;
+
+    // The first question: answered, and the conversation is titled in the sidebar while the
+    // page stays loaded (a reload would drop the marker).
+    eprintln!("step: first question and its title");
+    b.execute("window.__stillLoaded = true;", json!([])).await;
+    let first = "Which birds live in oak trees";
+    b.type_into("Message", first).await;
+    b.click(Role::Button, "Send").await;
+    b.wait_for_log(&[first, &echo_reply_without_prompt(first)])
+        .await;
+    b.wait_for(Role::Link, first).await;
+    assert_eq!(
+        b.execute("return window.__stillLoaded === true;", json!([]))
+            .await,
+        true,
+        "the title appeared without a reload"
+    );
+
+    // Edit the question in place: a new version, answered.
+    eprintln!("step: edit and resend");
+    b.click(Role::Button, "Edit").await;
+    let edited = "Which birds live in pine trees";
+    b.type_into("Edit message", edited).await;
+    b.click(Role::Button, "Save and send").await;
+    b.wait_for_log(&[edited, &echo_reply_without_prompt(edited), "2 / 2"])
+        .await;
+    let log = b.execute(LOG_TEXT, json!([])).await;
+    assert!(
+        !log.as_str().unwrap_or_default().contains(first),
+        "the old version is not shown beside the new one: {log}"
+    );
+    b.wait_for(Role::Button, "Next version").await;
+
+    // Back to the first version, with its own answer.
+    eprintln!("step: previous version");
+    b.click(Role::Button, "Previous version").await;
+    let log = b
+        .wait_for_log(&[first, &echo_reply_without_prompt(first), "1 / 2"])
+        .await;
+    assert!(
+        !log.contains(edited),
+        "the first version's branch only: {log}"
+    );
+    let (status, conversation) = api.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(status, 200);
+    let (status, messages) = api
+        .get(&format!("/api/conversations/{chat}/messages?limit=200"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        messages["items"][1]["id"], conversation["leaf_id"],
+        "the server shows the chosen branch too"
+    );
+    assert_eq!(messages["items"][0]["content"], first);
+
+    // Another answer to the first version: "2 / 2" under the reply.
+    eprintln!("step: regenerate");
+    b.click(Role::Button, "Regenerate").await;
+    let versions = b
+        .wait_until(
+            "the user message shows 1 / 2 and the reply 2 / 2",
+            "const v = Array.from(document.querySelectorAll('[role=log] .msg-versions'))\
+               .map(v => v.innerText.replace(/\\s+/g, ' ').replace(/[‹›]/g, '').trim());\
+             return v.length === 2 && v[0] === '1 / 2' && v[1] === '2 / 2' ? v : null;",
+            json!([]),
+        )
+        .await;
+    eprintln!("versions shown: {versions}");
+    b.wait_for_log(&[first, &echo_reply_without_prompt(first)])
+        .await;
+    b.wait_for(Role::Button, "Send").await;
+
+    // The model picker: the default is shown; choosing another one sets the conversation's
+    // model, and the next reply is written by it.
+    eprintln!("step: model picker");
+    b.wait_for(Role::Field, "Model").await;
+    let shown = b
+        .execute(
+            "return document.getElementById('model-picker').value;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, "echo-1", "the default model is shown");
+    b.execute(
+        "const s = document.getElementById('model-picker'); s.value = 'echo-2'; \
+         s.dispatchEvent(new Event('change', { bubbles: true }));",
+        json!([]),
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let (_, conversation) = api.get(&format!("/api/conversations/{chat}")).await;
+        if conversation["model"] == "echo-2" {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the picker did not set the conversation's model: {conversation}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let question = "And in the willows";
+    b.type_into("Message", question).await;
+    b.click(Role::Button, "Send").await;
+    b.wait_for_log(&[&echo_reply_without_prompt(question)])
+        .await;
+    b.wait_until(
+        "the last reply names the chosen model",
+        "const r = document.querySelectorAll('[role=log] [aria-label=Assistant]'); \
+         return r.length > 0 && r[r.length - 1].innerText.includes('echo-2');",
+        json!([]),
+    )
+    .await;
+
+    b.quit().await;
+    drop(driver);
+    drop(server);
+}

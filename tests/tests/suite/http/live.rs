@@ -120,7 +120,9 @@ async fn a_follower_after_the_end_within_the_retention_gets_a_replay_and_else_20
         .rest()
         .await;
     assert_eq!(replay, reply.frames);
-    let last_id = reply.last().id.clone();
+    // The stream's last event: the title written after the first reply's `done`.
+    assert_eq!(reply.titles.len(), 1, "the first reply is titled");
+    let last_id = reply.titles[0].id.clone();
     let rest = follow_stream(&app, conversation.id, Some("3"))
         .await
         .rest()
@@ -322,4 +324,60 @@ async fn a_quiet_follower_of_a_reply_stored_finished_ends_with_the_stored_messag
     assert_eq!(done.id, finished.id.as_uuid());
     assert_eq!(done.status, api::MessageStatus::Complete);
     assert_eq!(done.content, "Hel");
+}
+
+/// Issue 17: the title written after a first reply's `done` reaches the reply's followers
+/// too — live, with the send's number, and from the retained events — and a follower's
+/// stream ends with it.
+#[tokio::test]
+async fn a_follower_gets_the_title_that_follows_done() {
+    let llm =
+        ScriptedLlm::replying(&["Hel", "lo"]).with_delay(std::time::Duration::from_millis(200));
+    let app = spawn_scripted(llm, &[]).await;
+    let conversation = conversation(&app).await;
+    let mut send = app
+        .open_stream(ALICE, conversation.id, "Tides of the Atlantic")
+        .await;
+    let mut sent = read(&mut send, 2).await;
+    let follower = follow_stream(&app, conversation.id, None).await;
+    let (followed, followed_titles) = follower.rest_with_titles().await;
+    let (rest, titles) = send.rest_with_titles().await;
+    sent.extend(rest);
+    assert_eq!(sent.last().map(|f| f.event.as_str()), Some("done"));
+    assert_eq!(followed, sent, "the follower got every event of the reply");
+    assert_eq!(titles.len(), 1, "the send's stream has the title");
+    assert_eq!(
+        followed_titles, titles,
+        "the follower got the same title event"
+    );
+    let title: api::TitleEvent = titles[0].json();
+    assert_eq!(title.title, "Tides of the Atlantic");
+    assert_eq!(
+        titles[0].id.parse::<u64>().ok(),
+        sent.last()
+            .and_then(|f| f.id.parse::<u64>().ok())
+            .map(|n| n + 1),
+        "the title is numbered right after done"
+    );
+
+    // Within the retention, a replay ends with the title too.
+    let (replayed, replayed_titles) = follow_stream(&app, conversation.id, None)
+        .await
+        .rest_with_titles()
+        .await;
+    assert_eq!(replayed, sent);
+    assert_eq!(replayed_titles, titles);
+
+    // The second reply writes no title: its followers end with its `done`.
+    let mut send = app
+        .open_stream(ALICE, conversation.id, "And the moon")
+        .await;
+    let mut sent = read(&mut send, 2).await;
+    let (followed, followed_titles) = follow_stream(&app, conversation.id, None)
+        .await
+        .rest_with_titles()
+        .await;
+    sent.extend(send.rest().await);
+    assert_eq!(followed, sent);
+    assert!(followed_titles.is_empty());
 }

@@ -455,3 +455,50 @@ async fn the_first_reply_of_an_untitled_conversation_is_followed_by_its_title_an
         .ok::<api::Conversation>(200);
     assert_eq!(kept.title.as_deref(), Some("Mine"));
 }
+
+/// A title model that takes its time: the title comes `delay` after it is asked.
+struct SlowTitler(std::time::Duration);
+
+#[async_trait::async_trait]
+impl confab_core::titles::Titler for SlowTitler {
+    async fn title(&self, first: &str) -> Result<String, confab_core::LlmError> {
+        tokio::time::sleep(self.0).await;
+        Ok(first.to_owned())
+    }
+}
+
+/// `done` is the reply's end even while its stream waits for the title: a send right after
+/// `done` is accepted and answered before the first stream's title comes, which still comes.
+#[tokio::test]
+async fn a_send_right_after_done_is_accepted_while_the_title_is_still_being_written() {
+    let app = confab_tests::http::AppOptions::new()
+        .titler(Arc::new(SlowTitler(std::time::Duration::from_secs(3))))
+        .spawn()
+        .await;
+    let c = conversation(&app).await;
+    let mut first = app.open_stream(ALICE, c.id, "Rivers of Europe").await;
+    let started = std::time::Instant::now();
+    loop {
+        let frame = first.expect_next().await;
+        if frame.event == "done" {
+            break;
+        }
+    }
+    let second = app.send(ALICE, c.id, "And of Asia").await;
+    assert!(second.done().content.contains("And of Asia"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the second send did not wait for the first one's title"
+    );
+    assert!(second.titles.is_empty(), "only the first reply is titled");
+    let (rest, titles) = first.rest_with_titles().await;
+    assert!(
+        rest.is_empty(),
+        "nothing but the title after done: {rest:?}"
+    );
+    let title: api::TitleEvent = titles
+        .first()
+        .expect("the first stream gets its title after all")
+        .json();
+    assert_eq!(title.title, "Rivers of Europe");
+}
