@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, ops, projects};
+use crate::routes::{chat, files, local, ops, projects, search};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -142,7 +142,7 @@ pub struct UploadForm {
         projects::list_conversations, projects::create_conversation,
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
-        chat::regenerate, projects::choose_leaf,
+        chat::regenerate, projects::choose_leaf, search::search,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
@@ -153,13 +153,14 @@ pub struct UploadForm {
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
-        api::AccountDeletion, api::ResetRequest, api::LinkCreated,
+        api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),
         (name = "projects"), (name = "prompts"), (name = "conversations"),
         (name = "messages", description = "History and the chat stream"),
         (name = "files"),
+        (name = "search", description = "Full-text search over your messages and conversation titles"),
         (name = "accounts", description = "Built-in accounts (`CONFAB_AUTH=local`)"),
     )
 )]
