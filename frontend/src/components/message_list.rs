@@ -23,6 +23,9 @@ pub struct MessageListProps {
     pub generating: bool,
     /// "Retry" on a failed reply or a refused send.
     pub on_retry: Callback<Uuid>,
+    /// A message to scroll to and highlight once loaded (a search result).
+    #[prop_or_default]
+    pub highlight: Option<Uuid>,
 }
 
 #[component]
@@ -38,6 +41,25 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                 el.set_scroll_top(el.scroll_height());
             }
         });
+    }
+
+    {
+        // A search result: scroll its message into view (once loaded) and stop following
+        // the newest text.
+        let at_bottom = at_bottom.clone();
+        use_effect_with(
+            (props.highlight, props.loaded),
+            move |(highlight, loaded)| {
+                if let (Some(id), true) = (highlight, loaded)
+                    && let Some(el) = browser::window()
+                        .and_then(|w| w.document())
+                        .and_then(|d| d.get_element_by_id(&format!("message-{id}")))
+                {
+                    el.scroll_into_view_with_bool(true);
+                    at_bottom.set(false);
+                }
+            },
+        );
     }
 
     let onscroll = {
@@ -102,7 +124,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             </div>
         }
     } else {
-        html! { { for props.entries.iter().map(|e| view_entry(e, &props.on_retry)) } }
+        html! { { for props.entries.iter().map(|e| view_entry(e, &props.on_retry, props.highlight)) } }
     };
 
     html! {
@@ -121,7 +143,8 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     }
 }
 
-fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
+fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>, highlight: Option<Uuid>) -> Html {
+    let highlighted = highlight == Some(entry.id);
     let is_user = entry.role == Role::User;
     let retry = {
         let (on_retry, id) = (on_retry.clone(), entry.id);
@@ -160,8 +183,10 @@ fn view_entry(entry: &Entry, on_retry: &Callback<Uuid>) -> Html {
         },
     };
     html! {
-        <article key={entry.id.to_string()}
-            class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" })}
+        <article key={entry.id.to_string()} id={format!("message-{}", entry.id)}
+            class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" },
+                highlighted.then_some("msg-highlight"))}
+            data-highlighted={highlighted.then_some("true")}
             aria-label={if is_user { "You" } else { "Assistant" }}>
             if !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
                 <div class="msg-bubble">{ content }</div>
