@@ -462,7 +462,8 @@ pub trait MessageSearch: Send + Sync + 'static {
     /// query's words in a text of the same length score higher, and equal texts score equal.
     /// MUST start strictly after `after` in that order (keyset paging), fill `snippet` with
     /// `search::snippet` of the matched text, and return nothing of another owner.
-    /// MUST return `NotFound` for a `project` that is missing or another owner's.
+    /// MUST return nothing for an empty query (no word). MUST return `NotFound` for a
+    /// `project` that is missing or another owner's.
     async fn search_messages(
         &self,
         owner: &UserId,

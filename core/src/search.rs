@@ -38,8 +38,9 @@ pub struct SearchQuery {
 impl SearchQuery {
     /// Parses `raw`: `"…"` quotes a phrase (an unclosed quote runs to the end), other words
     /// stand alone; all must occur. The last word is a prefix when `raw` ends with it
-    /// (unquoted, no space after it). Blank, too long (over [`MAX_QUERY_CHARS`]) or without
-    /// any letter or digit → `ValidationError` on `q`.
+    /// (unquoted, no space after it). Blank or too long (over [`MAX_QUERY_CHARS`]) →
+    /// `ValidationError` on `q`. A query without any letter or digit is empty: it finds
+    /// nothing.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw.trim().is_empty() {
             return Err(ValidationError::new("q", "must not be blank"));
@@ -64,9 +65,6 @@ impl SearchQuery {
                 phrases.extend(words.into_iter().map(|w| vec![w]));
             }
         }
-        if phrases.is_empty() {
-            return Err(ValidationError::new("q", "must hold a letter or a digit"));
-        }
         let ends_in_word = raw.chars().last().is_some_and(char::is_alphanumeric);
         let mut prefix = None;
         if ends_in_word && !quoted && phrases.last().is_some_and(|p| p.len() == 1) {
@@ -81,6 +79,12 @@ impl SearchQuery {
         });
         phrases.dedup();
         Ok(Self { phrases, prefix })
+    }
+
+    /// Whether the query has no word at all (it finds nothing).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty() && self.prefix.is_none()
     }
 
     /// The phrases to find (single words are phrases of one).
@@ -131,6 +135,9 @@ impl SearchQuery {
     /// How many matching words `text` has, or 0 when it does not match.
     #[must_use]
     pub fn occurrences(&self, text: &str) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
         let words: Vec<String> = words_of(text).map(|(_, _, w)| w).collect();
         let mut total = 0;
         for phrase in &self.phrases {
@@ -351,9 +358,11 @@ mod tests {
     }
 
     #[test]
-    fn blank_long_or_wordless_queries_are_invalid() {
+    fn blank_or_long_queries_are_invalid_and_wordless_ones_empty() {
         assert!(SearchQuery::parse("  ").is_err());
-        assert!(SearchQuery::parse("!!! ***").is_err());
+        assert!(q("!!! ***").is_empty());
+        assert!(!q("!!! a").is_empty());
+        assert!(!q("a ").is_empty());
         assert!(SearchQuery::parse(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
         assert!(SearchQuery::parse(&"a ".repeat(MAX_QUERY_CHARS / 2)).is_ok());
     }

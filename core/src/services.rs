@@ -496,6 +496,12 @@ impl SearchService {
             .as_deref()
             .map(cursor::decode_search)
             .transpose()?;
+        if query.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let rows = self
             .store
             .search_messages(&principal.user_id, &query, project, after, page.fetch())

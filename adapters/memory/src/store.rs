@@ -809,6 +809,9 @@ impl State {
         if let Some(project) = project {
             self.owned_project(owner, project)?;
         }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
         let score = |text: &str| {
             let found = query.occurrences(text);
             #[expect(clippy::cast_precision_loss, reason = "a score, not a count")]

@@ -1202,6 +1202,9 @@ pub(crate) mod pg {
         if let Some(project) = project {
             require(project_is_owned(c, owner, project).await)?;
         }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
         let phrases = query.websearch();
         let prefix = query.prefix().map(|p| format!("{p}:*")).unwrap_or_default();
         let tsquery = match (phrases.is_empty(), prefix.is_empty()) {
@@ -1306,6 +1309,9 @@ pub(crate) mod sqlite {
     ) -> Result<Vec<confab_core::search::SearchHit>, StoreError> {
         if let Some(project) = project {
             require(project_is_owned(c, owner, project).await)?;
+        }
+        if query.is_empty() {
+            return Ok(Vec::new());
         }
         // ?2 (the prefix) is PostgreSQL's: FTS5 takes the whole expression in ?1.
         let sql = "WITH hits AS MATERIALIZED ( \

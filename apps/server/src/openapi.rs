@@ -383,6 +383,12 @@ fn page_parameters(path: &str, operation: &mut Operation) {
     } else if path.ends_with("/conversations") {
         // When it was updated (microseconds since the epoch) and the id.
         format!(r"t\.{}\.{UUID_TEXT}", number(cursor::MAX_TIME_MICROS))
+    } else if path.ends_with("/search") {
+        // The score (an f64's bits in hex), the time (microseconds) and the id.
+        format!(
+            r"r\.[0-9a-fA-F]{{16}}\.{}\.{UUID_TEXT}",
+            number(cursor::MAX_TIME_MICROS)
+        )
     } else if path.ends_with("/messages") {
         // The branch's leaf and the last message read, or (before branches) only the latter.
         format!(r"b\.{UUID_TEXT}\.{UUID_TEXT}|i\.{UUID_TEXT}")
@@ -410,6 +416,11 @@ fn page_parameters(path: &str, operation: &mut Operation) {
                         .default(Some(json!(PageLimit::DEFAULT)))
                         .build(),
                 )));
+            }
+            "q" => {
+                let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+                non_blank(&mut schema, confab_core::search::MAX_QUERY_CHARS);
+                parameter.schema = Some(RefOr::T(Schema::Object(schema)));
             }
             "cursor" => {
                 parameter.description = Some(

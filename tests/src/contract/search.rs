@@ -115,6 +115,8 @@ async fn messages_are_found_by_a_word_whatever_its_case_and_diacritics(stores: S
         assert_eq!(hit.created_at, u.created_at);
     }
     assert!(search(&stores, &alice, "croissant ").await.is_empty());
+    // A query without a word finds nothing (and no FTS syntax reaches the store).
+    assert!(search(&stores, &alice, "*** \"\" (").await.is_empty());
 }
 
 async fn a_reply_is_found_once_it_is_finished_not_while_it_streams(stores: Stores) {
