@@ -85,6 +85,33 @@ pub fn decode_version(raw: &str) -> Result<i32, InvalidCursor> {
     i32::try_from(version).map_err(|_| InvalidCursor)
 }
 
+/// A place in search results: the score (its f64 bits, so it round-trips exactly), the
+/// time and the id of the last result read.
+#[must_use]
+pub fn encode_search(key: &crate::search::SearchKey) -> String {
+    format!(
+        "r.{:016x}.{}.{}",
+        key.score.to_bits(),
+        key.created_at.timestamp_micros(),
+        key.id.simple()
+    )
+}
+
+pub fn decode_search(raw: &str) -> Result<crate::search::SearchKey, InvalidCursor> {
+    let rest = raw.strip_prefix("r.").ok_or(InvalidCursor)?;
+    let (bits, rest) = rest.split_once('.').ok_or(InvalidCursor)?;
+    if bits.len() != 16 || !bits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InvalidCursor);
+    }
+    let score = f64::from_bits(u64::from_str_radix(bits, 16).map_err(|_| InvalidCursor)?);
+    let (created_at, id) = decode_time_id(&format!("t.{rest}"))?;
+    Ok(crate::search::SearchKey {
+        score,
+        created_at,
+        id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +124,13 @@ mod tests {
         let at = now();
         assert_eq!(decode_time_id(&encode_time_id(at, id)), Ok((at, id)));
         assert_eq!(decode_version(&encode_version(7)), Ok(7));
+        let key = crate::search::SearchKey {
+            score: -0.1 / 3.0,
+            created_at: at,
+            id,
+        };
+        assert_eq!(decode_search(&encode_search(&key)), Ok(key));
+        assert_eq!(decode_search("r.7ff00000000000.1.00"), Err(InvalidCursor));
     }
 
     #[test]

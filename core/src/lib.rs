@@ -13,6 +13,7 @@ pub mod knowledge;
 pub mod live;
 pub mod model;
 pub mod ports;
+pub mod search;
 pub mod services;
 pub mod titles;
 pub mod values;

@@ -448,6 +448,32 @@ pub trait KnowledgeIndex: Send + Sync + 'static {
     ) -> Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>;
 }
 
+/// Full-text search over an owner's messages and conversation titles (issue 18).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MessageSearch: Send + Sync + 'static {
+    /// MUST return at most `limit` results matching `query` (every phrase as consecutive
+    /// words, the prefix as the start of a word; case and diacritics ignored) among the
+    /// owner's messages that are not `streaming` (a reply is found once it is finished) and
+    /// the titles of the owner's conversations (a title hit has no `message_id` nor `role`
+    /// and the conversation's `created_at`), of `project` when given.
+    /// MUST order them by score (higher first), then `created_at` (newest first), then id
+    /// (highest first), the score being the store's relevance: more occurrences of the
+    /// query's words in a text of the same length score higher, and equal texts score equal.
+    /// MUST start strictly after `after` in that order (keyset paging), fill `snippet` with
+    /// `search::snippet` of the matched text, and return nothing of another owner.
+    /// MUST return nothing for an empty query (no word). MUST return `NotFound` for a
+    /// `project` that is missing or another owner's.
+    async fn search_messages(
+        &self,
+        owner: &UserId,
+        query: &crate::search::SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<crate::search::SearchKey>,
+        limit: u32,
+    ) -> Result<Vec<crate::search::SearchHit>, StoreError>;
+}
+
 /// Reads the text of a file's bytes (bounded in time, size and memory by the adapter).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]

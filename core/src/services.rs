@@ -469,6 +469,49 @@ fn continues(read: &Branch, current: &Branch, pinned: MessageId, after: MessageI
     current_ids.starts_with(&read)
 }
 
+/// Full-text search over the signed-in user's messages and conversation titles.
+#[derive(Clone)]
+pub struct SearchService {
+    store: Arc<dyn crate::ports::MessageSearch>,
+}
+
+impl SearchService {
+    #[must_use]
+    pub fn new(store: Arc<dyn crate::ports::MessageSearch>) -> Self {
+        Self { store }
+    }
+
+    /// A page of results for `q` (`SearchQuery::parse`: blank, too long or wordless is a
+    /// validation error), of `project` when given, best first.
+    pub async fn search(
+        &self,
+        principal: &Principal,
+        q: &str,
+        project: Option<ProjectId>,
+        page: &PageQuery,
+    ) -> Result<Page<crate::search::SearchHit>, ServiceError> {
+        let query = crate::search::SearchQuery::parse(q)?;
+        let after = page
+            .cursor
+            .as_deref()
+            .map(cursor::decode_search)
+            .transpose()?;
+        if query.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let rows = self
+            .store
+            .search_messages(&principal.user_id, &query, project, after, page.fetch())
+            .await?;
+        Ok(paged(rows, page.limit, |hit| {
+            cursor::encode_search(&hit.key())
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

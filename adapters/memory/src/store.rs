@@ -16,9 +16,10 @@ use confab_core::model::{
     ProjectPatch, Prompt, Role, TextOutcome, TextStatus, Timestamp,
 };
 use confab_core::ports::{
-    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, NewTurn, ProjectStore,
-    PromptStore, Turn,
+    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, MessageSearch, NewTurn,
+    ProjectStore, PromptStore, Turn,
 };
+use confab_core::search::{self, SearchHit, SearchKey, SearchQuery};
 use confab_core::values::ValidationError;
 use uuid::Uuid;
 
@@ -796,6 +797,71 @@ impl State {
         })
     }
 
+    /// Messages and titles scored by how many of their words match, damped by their length.
+    fn search_messages(
+        &self,
+        owner: &UserId,
+        query: &SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<SearchKey>,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        if let Some(project) = project {
+            self.owned_project(owner, project)?;
+        }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let score = |text: &str| {
+            let found = query.occurrences(text);
+            #[expect(clippy::cast_precision_loss, reason = "a score, not a count")]
+            let score = found as f64 / (1.0 + text.split_whitespace().count() as f64).sqrt();
+            (found > 0).then_some(score)
+        };
+        let mut hits = Vec::new();
+        for conversation in self
+            .conversations
+            .values()
+            .filter(|c| &c.owner_id == owner && project.is_none_or(|p| c.project_id == p))
+        {
+            let title = conversation.title.as_deref().unwrap_or_default();
+            if let Some(score) = score(title) {
+                hits.push(SearchHit {
+                    conversation_id: conversation.id,
+                    project_id: conversation.project_id,
+                    conversation_title: conversation.title.clone(),
+                    message_id: None,
+                    role: None,
+                    created_at: conversation.created_at,
+                    snippet: search::snippet(title, query),
+                    score,
+                });
+            }
+            for stored in self.conversation_messages(conversation.id) {
+                let message = &stored.message;
+                if message.status == MessageStatus::Streaming {
+                    continue;
+                }
+                if let Some(score) = score(&message.content) {
+                    hits.push(SearchHit {
+                        conversation_id: conversation.id,
+                        project_id: conversation.project_id,
+                        conversation_title: conversation.title.clone(),
+                        message_id: Some(message.id),
+                        role: Some(message.role),
+                        created_at: message.created_at,
+                        snippet: search::snippet(&message.content, query),
+                        score,
+                    });
+                }
+            }
+        }
+        hits.retain(|hit| after.is_none_or(|cursor| hit.key().is_after(&cursor)));
+        hits.sort_by(|a, b| a.key().order(&b.key()));
+        hits.truncate(take(limit));
+        Ok(hits)
+    }
+
     /// Chunks scored by how often the query's words occur in them, as words.
     fn search(
         &self,
@@ -1157,6 +1223,21 @@ impl FileStore for MemoryStore {
         limit: u32,
     ) -> Result<Vec<FileMeta>, StoreError> {
         Ok(self.state()?.pending_files(after, limit))
+    }
+}
+
+#[async_trait]
+impl MessageSearch for MemoryStore {
+    async fn search_messages(
+        &self,
+        owner: &UserId,
+        query: &SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<SearchKey>,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        self.state()?
+            .search_messages(owner, query, project, after, limit)
     }
 }
 

@@ -78,7 +78,8 @@ by_reference!(
     TextOutcome,
     Account,
     Session,
-    Link
+    Link,
+    confab_core::search::SearchQuery
 );
 
 by_value!(
@@ -97,7 +98,8 @@ by_value!(
     Option<(Timestamp, ConversationId)>,
     Option<String>,
     Uuid,
-    LinkKind
+    LinkKind,
+    Option<confab_core::search::SearchKey>
 );
 
 impl Detach for &str {

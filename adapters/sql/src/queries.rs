@@ -142,6 +142,35 @@ macro_rules! queries {
                 .map(drop)
         }
 
+        /// Runs a search query (either backend's text) with its binds in order: the phrases
+        /// (or FTS5 expression), the prefix, the owner, the project, the cursor's score, time
+        /// and id, the limit.
+        #[expect(clippy::too_many_arguments, reason = "the query's binds, in order")]
+        async fn search_rows(
+            c: &mut Conn,
+            sql: &str,
+            phrases: &str,
+            prefix: &str,
+            owner: &UserId,
+            project: Option<ProjectId>,
+            after: Option<confab_core::search::SearchKey>,
+            n: u32,
+        ) -> Result<Vec<crate::rows::SearchRow>, StoreError> {
+            use diesel::sql_types::{BigInt, Double, Nullable, Text};
+            diesel::sql_query(sql)
+                .bind::<Text, _>(phrases)
+                .bind::<Text, _>(prefix)
+                .bind::<Text, _>(owner.as_str())
+                .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
+                .bind::<Nullable<Double>, _>(after.map(|k| k.score))
+                .bind::<Nullable<crate::types::Instant>, _>(after.map(|k| k.created_at.db()))
+                .bind::<Nullable<crate::types::Id>, _>(after.map(|k| DbId(k.id)))
+                .bind::<BigInt, _>(limit(n))
+                .load(c)
+                .await
+                .map_err(translate)
+        }
+
         fn require(found: QueryResult<bool>) -> Result<(), StoreError> {
             match found {
                 Ok(true) => Ok(()),
@@ -1159,6 +1188,60 @@ pub(crate) mod pg {
         .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+    /// Messages and titles whose generated `search` vector (GIN-indexed) matches the query's
+    /// phrases (`websearch_to_tsquery`) and prefix (`to_tsquery` with `:*`), both folded by
+    /// `confab_fold`; ranked by `ts_rank_cd`.
+    pub(crate) async fn search_messages(
+        c: &mut Conn,
+        owner: &UserId,
+        query: &confab_core::search::SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<confab_core::search::SearchKey>,
+        n: u32,
+    ) -> Result<Vec<confab_core::search::SearchHit>, StoreError> {
+        if let Some(project) = project {
+            require(project_is_owned(c, owner, project).await)?;
+        }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let phrases = query.websearch();
+        let prefix = query.prefix().map(|p| format!("{p}:*")).unwrap_or_default();
+        let tsquery = match (phrases.is_empty(), prefix.is_empty()) {
+            (false, false) => {
+                "websearch_to_tsquery('simple', confab_fold($1)) \
+                 && to_tsquery('simple', confab_fold($2))"
+            }
+            (false, true) => "websearch_to_tsquery('simple', confab_fold($1))",
+            (true, _) => "to_tsquery('simple', confab_fold($2))",
+        };
+        let sql = format!(
+            "WITH query AS (SELECT {tsquery} AS q), \
+             hits AS ( \
+               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
+                      m.role AS role, m.created_at AS created_at, m.content AS text, \
+                      ts_rank_cd(m.search, query.q)::float8 AS score \
+               FROM query, messages m JOIN conversations c ON c.id = m.conversation_id \
+               WHERE m.search @@ query.q AND c.owner_id = $3 \
+                 AND ($4::uuid IS NULL OR c.project_id = $4) \
+               UNION ALL \
+               SELECT c.id, c.project_id, c.title, NULL::uuid, NULL::text, c.created_at, \
+                      coalesce(c.title, ''), ts_rank_cd(c.search, query.q)::float8 \
+               FROM query, conversations c \
+               WHERE c.search @@ query.q AND c.owner_id = $3 \
+                 AND ($4::uuid IS NULL OR c.project_id = $4)) \
+             SELECT * FROM hits \
+             WHERE $5::float8 IS NULL OR score < $5 OR (score = $5 AND (created_at < $6 \
+                OR (created_at = $6 AND coalesce(message_id, conversation_id) < $7))) \
+             ORDER BY score DESC, created_at DESC, coalesce(message_id, conversation_id) DESC \
+             LIMIT $8"
+        );
+        search_rows(c, &sql, &phrases, &prefix, owner, project, after, n)
+            .await?
+            .into_iter()
+            .map(|row| row.hit(query))
+            .collect()
+    }
 }
 
 /// SQLite: `BEGIN IMMEDIATE` transactions, which exclude every other writer, so no row lock
@@ -1213,6 +1296,49 @@ pub(crate) mod sqlite {
         .await
         .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+    /// Messages (`messages_fts`) and titles (`conversations_fts`) matching the query's FTS5
+    /// expression (quoted phrases, `"prefix"*`); ranked by bm25, negated (higher is better).
+    pub(crate) async fn search_messages(
+        c: &mut Conn,
+        owner: &UserId,
+        query: &confab_core::search::SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<confab_core::search::SearchKey>,
+        n: u32,
+    ) -> Result<Vec<confab_core::search::SearchHit>, StoreError> {
+        if let Some(project) = project {
+            require(project_is_owned(c, owner, project).await)?;
+        }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ?2 (the prefix) is PostgreSQL's: FTS5 takes the whole expression in ?1.
+        let sql = "WITH hits AS MATERIALIZED ( \
+               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
+                      m.role AS role, m.created_at AS created_at, m.content AS text, \
+                      -bm25(messages_fts) AS score \
+               FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+                    JOIN conversations c ON c.id = m.conversation_id \
+               WHERE messages_fts MATCH ?1 AND ?2 IS NOT NULL AND c.owner_id = ?3 \
+                 AND (?4 IS NULL OR c.project_id = ?4) \
+               UNION ALL \
+               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, coalesce(c.title, ''), \
+                      -bm25(conversations_fts) \
+               FROM conversations_fts \
+                    JOIN conversations c ON c.rowid = conversations_fts.rowid \
+               WHERE conversations_fts MATCH ?1 AND c.owner_id = ?3 \
+                 AND (?4 IS NULL OR c.project_id = ?4)) \
+             SELECT * FROM hits \
+             WHERE ?5 IS NULL OR score < ?5 OR (score = ?5 AND (created_at < ?6 \
+                OR (created_at = ?6 AND coalesce(message_id, conversation_id) < ?7))) \
+             ORDER BY score DESC, created_at DESC, coalesce(message_id, conversation_id) DESC \
+             LIMIT ?8";
+        search_rows(c, sql, &query.fts5(), "", owner, project, after, n)
+            .await?
+            .into_iter()
+            .map(|row| row.hit(query))
+            .collect()
     }
 }
 

@@ -341,3 +341,52 @@ impl From<HitRow> for KnowledgeHit {
         }
     }
 }
+
+/// One result of a message search (a raw query on each backend): a message, or a
+/// conversation whose title matched (no message id nor role then).
+#[derive(QueryableByName)]
+pub(crate) struct SearchRow {
+    #[diesel(sql_type = crate::types::Id)]
+    pub conversation_id: DbId,
+    #[diesel(sql_type = crate::types::Id)]
+    pub project_id: DbId,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub title: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<crate::types::Id>)]
+    pub message_id: Option<DbId>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub role: Option<String>,
+    #[diesel(sql_type = crate::types::Instant)]
+    pub created_at: DbTime,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub text: String,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub score: f64,
+}
+
+impl SearchRow {
+    /// The hit, its snippet made from the matched text.
+    pub(crate) fn hit(
+        self,
+        query: &confab_core::search::SearchQuery,
+    ) -> Result<confab_core::search::SearchHit, StoreError> {
+        let role = self
+            .role
+            .map(|r| {
+                Role::parse(&r).ok_or_else(|| {
+                    StoreError::Internal("a stored message has an unknown role".to_owned())
+                })
+            })
+            .transpose()?;
+        Ok(confab_core::search::SearchHit {
+            conversation_id: self.conversation_id.into(),
+            project_id: self.project_id.into(),
+            conversation_title: self.title,
+            message_id: self.message_id.map(Into::into),
+            role,
+            created_at: self.created_at.0,
+            snippet: confab_core::search::snippet(&self.text, query),
+            score: self.score,
+        })
+    }
+}

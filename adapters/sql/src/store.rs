@@ -13,9 +13,10 @@ use confab_core::model::{
     Timestamp,
 };
 use confab_core::ports::{
-    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, NewTurn, ProjectStore,
-    PromptStore, Turn,
+    Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, MessageSearch, NewTurn,
+    ProjectStore, PromptStore, Turn,
 };
+use confab_core::search::{SearchHit, SearchKey, SearchQuery};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
@@ -473,6 +474,20 @@ impl ChatHistory for SqlStore {
 
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
         on_conn!(self, write fail_stale_replies(stale_before))
+    }
+}
+
+#[async_trait]
+impl MessageSearch for SqlStore {
+    async fn search_messages(
+        &self,
+        owner: &UserId,
+        query: &SearchQuery,
+        project: Option<ProjectId>,
+        after: Option<SearchKey>,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        on_conn!(self, read search_messages(owner, query, project, after, limit))
     }
 }
 

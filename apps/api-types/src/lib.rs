@@ -71,6 +71,23 @@ pub struct Conversation {
     pub model: Option<String>,
 }
 
+/// One search result (`GET /api/search`): a message, or a conversation whose title matched
+/// (`message_id` and `role` are `null` then, and `created_at` is the conversation's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchResult {
+    pub conversation_id: Uuid,
+    /// The conversation's project (for a link to it).
+    pub project_id: Uuid,
+    pub conversation_title: Option<String>,
+    pub message_id: Option<Uuid>,
+    pub role: Option<Role>,
+    pub created_at: DateTime<Utc>,
+    /// A passage of the matched text, HTML-escaped, each matched word in
+    /// `<mark>`…`</mark>`: no other markup can occur in it.
+    pub snippet: String,
+}
+
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -10,8 +10,8 @@ use confab_core::ChatService;
 use confab_core::accounts::AccountStore;
 use confab_core::files::FileService;
 use confab_core::ports::{
-    AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, ProjectStore,
-    PromptStore, SendLimiter, Timer,
+    AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, MessageSearch,
+    ProjectStore, PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
@@ -69,6 +69,8 @@ pub struct Adapters {
     pub prompts: Arc<dyn PromptStore>,
     pub history: Arc<dyn ChatHistory>,
     pub files: Arc<dyn FileStore>,
+    /// Full-text search over messages and titles.
+    pub search: Arc<dyn MessageSearch>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthVerifier>,
     /// Present when dev sign-in is the configured provider.
@@ -133,6 +135,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         projects: stores.clone(),
         prompts: stores.clone(),
         history: stores.clone(),
+        search: stores.clone(),
         files: stores,
         blobs,
         auth: sign_in.verifier,
@@ -192,8 +195,8 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 }
 
 /// Every storage port is served by one store.
-trait Stores: ProjectStore + PromptStore + ChatHistory + FileStore {}
-impl<S: ProjectStore + PromptStore + ChatHistory + FileStore> Stores for S {}
+trait Stores: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch {}
+impl<S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch> Stores for S {}
 
 /// The stores of `memory:`, or the database (migrated): every storage port, and accounts.
 async fn stores(
@@ -426,6 +429,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             Arc::new(BlockingExtractor::new(confab_extract::Limits::default())),
             limits.upload_bytes,
         ),
+        search: confab_core::services::SearchService::new(adapters.search),
         chat,
         history: adapters.history,
         auth: adapters.auth,

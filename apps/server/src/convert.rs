@@ -37,6 +37,25 @@ pub fn conversation(c: core::Conversation) -> api::Conversation {
     }
 }
 
+fn role(r: core::Role) -> api::Role {
+    match r {
+        core::Role::User => api::Role::User,
+        core::Role::Assistant => api::Role::Assistant,
+    }
+}
+
+pub fn search_result(hit: confab_core::search::SearchHit) -> api::SearchResult {
+    api::SearchResult {
+        conversation_id: hit.conversation_id.as_uuid(),
+        project_id: hit.project_id.as_uuid(),
+        conversation_title: hit.conversation_title,
+        message_id: hit.message_id.map(|id| id.as_uuid()),
+        role: hit.role.map(role),
+        created_at: hit.created_at,
+        snippet: hit.snippet,
+    }
+}
+
 pub fn message(m: core::Message) -> api::Message {
     api::Message {
         id: m.id.as_uuid(),

@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, ops, projects};
+use crate::routes::{chat, files, local, ops, projects, search};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -142,7 +142,7 @@ pub struct UploadForm {
         projects::list_conversations, projects::create_conversation,
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
-        chat::regenerate, projects::choose_leaf,
+        chat::regenerate, projects::choose_leaf, search::search,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
@@ -153,13 +153,14 @@ pub struct UploadForm {
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
-        api::AccountDeletion, api::ResetRequest, api::LinkCreated,
+        api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),
         (name = "projects"), (name = "prompts"), (name = "conversations"),
         (name = "messages", description = "History and the chat stream"),
         (name = "files"),
+        (name = "search", description = "Full-text search over your messages and conversation titles"),
         (name = "accounts", description = "Built-in accounts (`CONFAB_AUTH=local`)"),
     )
 )]
@@ -382,6 +383,12 @@ fn page_parameters(path: &str, operation: &mut Operation) {
     } else if path.ends_with("/conversations") {
         // When it was updated (microseconds since the epoch) and the id.
         format!(r"t\.{}\.{UUID_TEXT}", number(cursor::MAX_TIME_MICROS))
+    } else if path.ends_with("/search") {
+        // The score (an f64's bits in hex), the time (microseconds) and the id.
+        format!(
+            r"r\.[0-9a-fA-F]{{16}}\.{}\.{UUID_TEXT}",
+            number(cursor::MAX_TIME_MICROS)
+        )
     } else if path.ends_with("/messages") {
         // The branch's leaf and the last message read, or (before branches) only the latter.
         format!(r"b\.{UUID_TEXT}\.{UUID_TEXT}|i\.{UUID_TEXT}")
@@ -409,6 +416,11 @@ fn page_parameters(path: &str, operation: &mut Operation) {
                         .default(Some(json!(PageLimit::DEFAULT)))
                         .build(),
                 )));
+            }
+            "q" => {
+                let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+                non_blank(&mut schema, confab_core::search::MAX_QUERY_CHARS);
+                parameter.schema = Some(RefOr::T(Schema::Object(schema)));
             }
             "cursor" => {
                 parameter.description = Some(

@@ -25,6 +25,7 @@ pub struct AppState {
     pub prompts: PromptService,
     pub conversations: ConversationService,
     pub files: FileService,
+    pub search: confab_core::services::SearchService,
     pub chat: ChatService,
     pub history: Arc<dyn ChatHistory>,
     pub auth: Arc<dyn AuthVerifier>,

@@ -31,6 +31,9 @@ const POLL_MS: i32 = 1000;
 pub struct ChatPageProps {
     pub project: Uuid,
     pub conversation: Uuid,
+    /// A message to scroll to and highlight (a search result).
+    #[prop_or_default]
+    pub highlight: Option<Uuid>,
 }
 
 async fn load_history(
@@ -612,7 +615,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         <section class="chat" aria-label={if title.is_empty() { "Chat".to_owned() } else { title.clone() }}>
             <header class="chat-header">{ header }</header>
             <MessageList entries={chat.entries.clone()} loaded={chat.loaded}
-                generating={chat.generating()} {on_retry} {on_edit} {on_regenerate} {on_version} />
+                generating={chat.generating()} {on_retry} {on_edit} {on_regenerate} {on_version}
+                highlight={props.highlight} />
             if let Some(n) = &*notice {
                 <p class="error notice-bar" role="alert">{ n }</p>
             }

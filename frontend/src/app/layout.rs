@@ -19,6 +19,13 @@ fn switch(route: Route) -> Html {
         } => html! {
             <ChatPage key={conversation.to_string()} {project} {conversation} />
         },
+        Route::Message {
+            project,
+            conversation,
+            message,
+        } => html! {
+            <ChatPage key={conversation.to_string()} {project} {conversation} highlight={Some(message)} />
+        },
         Route::NotFound => html! { <home::NotFound /> },
     }
 }

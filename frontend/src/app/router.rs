@@ -15,6 +15,13 @@ pub enum Route {
     Settings { project: Uuid },
     /// `/p/{project}/c/{conversation}`
     Chat { project: Uuid, conversation: Uuid },
+    /// `/p/{project}/c/{conversation}/m/{message}`: the chat scrolled to one message,
+    /// highlighted (a search result).
+    Message {
+        project: Uuid,
+        conversation: Uuid,
+        message: Uuid,
+    },
     /// Anything else.
     NotFound,
 }
@@ -37,6 +44,14 @@ impl Route {
                 },
                 _ => Self::NotFound,
             },
+            ["p", p, "c", c, "m", m] => match (id(p), id(c), id(m)) {
+                (Some(project), Some(conversation), Some(message)) => Self::Message {
+                    project,
+                    conversation,
+                    message,
+                },
+                _ => Self::NotFound,
+            },
             _ => Self::NotFound,
         }
     }
@@ -51,6 +66,11 @@ impl Route {
                 project,
                 conversation,
             } => format!("/p/{project}/c/{conversation}"),
+            Self::Message {
+                project,
+                conversation,
+                message,
+            } => format!("/p/{project}/c/{conversation}/m/{message}"),
         }
     }
 
@@ -61,6 +81,11 @@ impl Route {
             Self::Chat {
                 project,
                 conversation,
+            }
+            | Self::Message {
+                project,
+                conversation,
+                ..
             } => (Some(*project), Some(*conversation)),
             Self::Home | Self::NotFound => (None, None),
         }
@@ -190,6 +215,11 @@ mod tests {
             Route::Chat {
                 project: p,
                 conversation: c,
+            },
+            Route::Message {
+                project: p,
+                conversation: c,
+                message: p,
             },
         ] {
             assert_eq!(Route::parse(&route.to_path()), route);

@@ -29,6 +29,9 @@ pub struct MessageListProps {
     pub on_regenerate: Callback<Uuid>,
     /// "Previous version" / "Next version": the sibling to show.
     pub on_version: Callback<Uuid>,
+    /// A message to scroll to and highlight once loaded (a search result).
+    #[prop_or_default]
+    pub highlight: Option<Uuid>,
 }
 
 /// What one message's buttons do, and which message is open in the editor.
@@ -50,6 +53,25 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                 el.set_scroll_top(el.scroll_height());
             }
         });
+    }
+
+    {
+        // A search result: scroll its message into view (once loaded) and stop following
+        // the newest text.
+        let at_bottom = at_bottom.clone();
+        use_effect_with(
+            (props.highlight, props.loaded),
+            move |(highlight, loaded)| {
+                if let (Some(id), true) = (highlight, loaded)
+                    && let Some(el) = browser::window()
+                        .and_then(|w| w.document())
+                        .and_then(|d| d.get_element_by_id(&format!("message-{id}")))
+                {
+                    el.scroll_into_view_with_bool(true);
+                    at_bottom.set(false);
+                }
+            },
+        );
     }
 
     let onscroll = {
@@ -140,6 +162,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
 
 fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
     let props = handlers.props;
+    let highlighted = props.highlight == Some(entry.id);
     let is_user = entry.role == Role::User;
     let retry = {
         let (on_retry, id) = (props.on_retry.clone(), entry.id);
@@ -236,8 +259,10 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
         None => html! {},
     };
     html! {
-        <article key={entry.id.to_string()}
-            class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" })}
+        <article key={entry.id.to_string()} id={format!("message-{}", entry.id)}
+            class={classes!("msg", if is_user { "msg-user" } else { "msg-assistant" },
+                highlighted.then_some("msg-highlight"))}
+            data-highlighted={highlighted.then_some("true")}
             aria-label={if is_user { "You" } else { "Assistant" }}>
             if editing || !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
                 <div class="msg-bubble">{ content }</div>

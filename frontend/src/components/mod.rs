@@ -6,4 +6,5 @@ pub mod message_list;
 pub mod nav_link;
 pub mod password;
 pub mod prompt_editor;
+pub mod search;
 pub mod sidebar;

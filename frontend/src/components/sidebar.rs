@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::{nav_link::NavLink, password::ChangePassword},
+    components::{nav_link::NavLink, password::ChangePassword, search::Search},
     hooks::{use_data_version, use_session},
 };
 
@@ -257,6 +257,7 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                     <span class="logo small" aria-hidden="true">{ "C" }</span>{ "Confab" }
                 </NavLink>
             </div>
+            <Search />
             <div class="sidebar-section">
                 if *creating {
                     <form class="inline-form" onsubmit={submit_create} novalidate=true>

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use confab_core::ports::{ChatHistory, FileStore, KnowledgeIndex, ProjectStore, PromptStore};
+use confab_core::ports::{
+    ChatHistory, FileStore, KnowledgeIndex, MessageSearch, ProjectStore, PromptStore,
+};
 use futures::FutureExt;
 
 pub mod accounts;
@@ -25,6 +27,7 @@ pub mod live;
 pub mod llm;
 pub mod projects;
 pub mod prompts;
+pub mod search;
 pub mod tree;
 
 pub use accounts::account_store_contract;
@@ -37,6 +40,7 @@ pub use live::live_replies_contract;
 pub use llm::{LlmSubject, llm_stream_contract};
 pub use projects::project_store_contract;
 pub use prompts::prompt_store_contract;
+pub use search::message_search_contract;
 pub use tree::conversation_tree_contract;
 
 /// The storage ports of one adapter, sharing one backing store (a fresh one per case).
@@ -52,20 +56,23 @@ pub struct Stores {
     pub files: Arc<dyn FileStore>,
     /// Full-text search over the files' text.
     pub knowledge: Arc<dyn KnowledgeIndex>,
+    /// Full-text search over messages and titles.
+    pub search: Arc<dyn MessageSearch>,
 }
 
 impl Stores {
     /// Every storage port served by one adapter value.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: ProjectStore + PromptStore + ChatHistory + FileStore + KnowledgeIndex,
+        S: ProjectStore + PromptStore + ChatHistory + FileStore + KnowledgeIndex + MessageSearch,
     {
         Self {
             projects: store.clone(),
             prompts: store.clone(),
             history: store.clone(),
             files: store.clone(),
-            knowledge: store,
+            knowledge: store.clone(),
+            search: store,
         }
     }
 }

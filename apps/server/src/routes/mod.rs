@@ -8,6 +8,7 @@ pub mod files;
 pub mod local;
 pub mod ops;
 pub mod projects;
+pub mod search;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -196,6 +197,11 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/conversations/{conversation_id}/cancel")
             .post(chat::cancel)
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/search")
+            .get(search::search)
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/files/{file_id}")

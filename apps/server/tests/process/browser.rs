@@ -1524,3 +1524,82 @@ async fn a_question_is_edited_a_reply_regenerated_and_versions_browsed_in_a_real
     drop(driver);
     drop(server);
 }
+
+/// Issue 18: the sidebar's "Search" finds a word from an earlier conversation and opens it,
+/// scrolled to the message and highlighted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_a_word_from_an_earlier_conversation_and_opens_it() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-search");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "erin").await;
+    let (project, earlier) = api.project_and_chat().await;
+    let (status, _) = api
+        .send(&earlier, "Remember the axolotl called Quetzalina", 500)
+        .await;
+    assert_eq!(status, 200);
+    // A later conversation, so the earlier one is not simply the newest.
+    let (status, _) = api
+        .post(&format!("/api/projects/{project}/conversations"), json!({}))
+        .await;
+    assert_eq!(status, 201);
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    b.goto(&format!("{}/", server.base)).await;
+    b.type_into("Username", "erin").await;
+    b.click(Role::Button, "Sign in").await;
+    b.wait_for(Role::Link, "Bot").await;
+
+    eprintln!("step: search as you type");
+    b.type_into("Search", "quetzal").await;
+    let href = b
+        .wait_until(
+            "a search result links to the message",
+            "const l = document.querySelector('[aria-label=\"Search results\"] a[href*=\"/m/\"]'); \
+             return l ? l.getAttribute('href') : null;",
+            json!([]),
+        )
+        .await;
+    let href = href.as_str().unwrap_or_default().to_owned();
+    assert!(
+        href.starts_with(&format!("/p/{project}/c/{earlier}/m/")),
+        "{href}"
+    );
+    let marked = b
+        .execute(
+            "const l = document.querySelector('[aria-label=\"Search results\"] a[href*=\"/m/\"]'); \
+             return l.querySelector('mark') ? l.querySelector('mark').innerText : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(marked, json!("Quetzalina"), "the match is marked");
+    b.screenshot("search-results").await;
+
+    eprintln!("step: open the result");
+    b.execute(
+        "document.querySelector('[aria-label=\"Search results\"] a[href*=\"/m/\"]').click(); return true;",
+        json!([]),
+    )
+    .await;
+    let shown = b
+        .wait_until(
+            "the found message is shown, highlighted",
+            "const m = document.querySelector('[role=log] [data-highlighted=true]'); \
+             return m ? m.innerText : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        shown.as_str().unwrap_or_default().contains("Quetzalina"),
+        "{shown}"
+    );
+    assert!(b.current_url().await.ends_with(&href));
+    b.quit().await;
+}

@@ -17,6 +17,7 @@ mod projects;
 mod prompts;
 mod provider;
 mod routing;
+mod search;
 mod tree;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.

@@ -120,6 +120,7 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/projects/{project_id}/files", &["get", "post"]),
         ("/api/files/{file_id}", &["get", "delete"]),
         ("/api/files/{file_id}/content", &["get"]),
+        ("/api/search", &["get"]),
         ("/api/openapi.json", &["get"]),
         ("/api/auth/local/sign-up", &["post"]),
         ("/api/auth/local/sign-in", &["post"]),

@@ -1,0 +1,433 @@
+//! Full-text search over a user's messages and conversation titles (issue 18).
+//!
+//! A query is parsed once, here, into words folded the way every store folds text
+//! (lowercase, diacritics removed: "Café" is "cafe"): quoted phrases, other words, and the
+//! last word — when the query does not end after it — matched as a prefix (search as you
+//! type). Words hold letters and digits only, so no user input can become query syntax of
+//! a database's full-text engine; each adapter writes its own expression from them
+//! ([`SearchQuery::fts5`], [`SearchQuery::websearch`]).
+//!
+//! Snippets are made here too, from the stored text: HTML-escaped, with the matched words
+//! in `<mark>`…`</mark>` and nothing else that could be markup.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::ids::{ConversationId, MessageId, ProjectId};
+use crate::model::{Role, Timestamp};
+use crate::values::ValidationError;
+
+/// The longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 500;
+/// At most this many words of a query are searched.
+pub const MAX_QUERY_WORDS: usize = 32;
+/// About how many characters of text a snippet shows.
+pub const SNIPPET_CHARS: usize = 160;
+/// How many words before the first match a snippet starts.
+const SNIPPET_LEAD_WORDS: usize = 6;
+
+/// A parsed search query. Every word is folded ([`fold`]) and holds letters and digits only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Phrases (a single word is a phrase of one), each to be found as written.
+    phrases: Vec<Vec<String>>,
+    /// The last word, matched as a prefix of a word.
+    prefix: Option<String>,
+}
+
+impl SearchQuery {
+    /// Parses `raw`: `"…"` quotes a phrase (an unclosed quote runs to the end), other words
+    /// stand alone; all must occur. The last word is a prefix when `raw` ends with it
+    /// (unquoted, no space after it). Blank or too long (over [`MAX_QUERY_CHARS`]) →
+    /// `ValidationError` on `q`. A query without any letter or digit is empty: it finds
+    /// nothing.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.trim().is_empty() {
+            return Err(ValidationError::new("q", "must not be blank"));
+        }
+        if raw.chars().count() > MAX_QUERY_CHARS {
+            return Err(ValidationError::new(
+                "q",
+                format!("must be at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        let mut phrases: Vec<Vec<String>> = Vec::new();
+        let mut quoted = false;
+        for (i, part) in raw.split('"').enumerate() {
+            quoted = i % 2 == 1;
+            let words: Vec<String> = words_of(part).map(|(_, _, w)| w).collect();
+            if words.is_empty() {
+                continue;
+            }
+            if quoted {
+                phrases.push(words);
+            } else {
+                phrases.extend(words.into_iter().map(|w| vec![w]));
+            }
+        }
+        let ends_in_word = raw.chars().last().is_some_and(char::is_alphanumeric);
+        let mut prefix = None;
+        if ends_in_word && !quoted && phrases.last().is_some_and(|p| p.len() == 1) {
+            prefix = phrases.pop().and_then(|mut p| p.pop());
+        }
+        // Bound the work: at most MAX_QUERY_WORDS words in all.
+        let mut left = MAX_QUERY_WORDS - usize::from(prefix.is_some());
+        phrases.retain_mut(|p| {
+            p.truncate(left);
+            left -= p.len();
+            !p.is_empty()
+        });
+        phrases.dedup();
+        Ok(Self { phrases, prefix })
+    }
+
+    /// Whether the query has no word at all (it finds nothing).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty() && self.prefix.is_none()
+    }
+
+    /// The phrases to find (single words are phrases of one).
+    #[must_use]
+    pub fn phrases(&self) -> &[Vec<String>] {
+        &self.phrases
+    }
+
+    /// The last word, matched as the start of a word.
+    #[must_use]
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// An FTS5 MATCH expression: each phrase in double quotes, the prefix as `"word"*`,
+    /// implicitly AND-ed. Words are letters and digits, so nothing is FTS5 syntax.
+    #[must_use]
+    pub fn fts5(&self) -> String {
+        let mut parts: Vec<String> = self
+            .phrases
+            .iter()
+            .map(|p| format!("\"{}\"", p.join(" ")))
+            .collect();
+        if let Some(prefix) = &self.prefix {
+            parts.push(format!("\"{prefix}\"*"));
+        }
+        parts.join(" ")
+    }
+
+    /// The phrases for PostgreSQL's `websearch_to_tsquery`, quoted (`"a b" "c"`); empty when
+    /// the query is only a prefix. The prefix goes to `to_tsquery` as `word:*`.
+    #[must_use]
+    pub fn websearch(&self) -> String {
+        self.phrases
+            .iter()
+            .map(|p| format!("\"{}\"", p.join(" ")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether `text` matches: every phrase occurs as consecutive words and some word starts
+    /// with the prefix. The reference semantics (the in-memory store uses it).
+    #[must_use]
+    pub fn matches(&self, text: &str) -> bool {
+        self.occurrences(text) > 0
+    }
+
+    /// How many matching words `text` has, or 0 when it does not match.
+    #[must_use]
+    pub fn occurrences(&self, text: &str) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let words: Vec<String> = words_of(text).map(|(_, _, w)| w).collect();
+        let mut total = 0;
+        for phrase in &self.phrases {
+            let found = words
+                .windows(phrase.len())
+                .filter(|window| window == phrase)
+                .count();
+            if found == 0 {
+                return 0;
+            }
+            total += found * phrase.len();
+        }
+        if let Some(prefix) = &self.prefix {
+            let found = words.iter().filter(|w| w.starts_with(prefix)).count();
+            if found == 0 {
+                return 0;
+            }
+            total += found;
+        }
+        total
+    }
+
+    /// Whether a folded word of a text is one the query looks for (for snippets).
+    fn marks(&self, word: &str) -> bool {
+        self.phrases.iter().flatten().any(|w| w == word)
+            || self.prefix.as_deref().is_some_and(|p| word.starts_with(p))
+    }
+}
+
+/// `word` lowercased, with its diacritics removed ("Çafé" → "cafe").
+#[must_use]
+pub fn fold(word: &str) -> String {
+    word.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The words of `text` (runs of letters, digits and combining marks), each with its byte
+/// range and folded form.
+fn words_of(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
+    let mut rest = text.char_indices().peekable();
+    std::iter::from_fn(move || {
+        let is_word = |c: char| c.is_alphanumeric() || is_combining_mark(c);
+        let (start, _) = loop {
+            let (i, c) = rest.next()?;
+            if c.is_alphanumeric() {
+                break (i, c);
+            }
+        };
+        let mut end = text.len();
+        while let Some(&(i, c)) = rest.peek() {
+            if !is_word(c) {
+                end = i;
+                break;
+            }
+            rest.next();
+        }
+        let word = fold(&text[start..end]);
+        Some((start, end, word))
+    })
+    .filter(|(_, _, w)| !w.is_empty())
+}
+
+/// `text` with `&`, `<`, `>`, `"` and `'` escaped for HTML.
+#[must_use]
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A short passage of `text` around its first match, HTML-escaped, each matched word in
+/// `<mark>`…`</mark>`; `…` where it was cut. Starts at the text's beginning when no word
+/// matches (the store's tokenizer may split words differently).
+#[must_use]
+pub fn snippet(text: &str, query: &SearchQuery) -> String {
+    let words: Vec<(usize, usize, String)> = words_of(text).collect();
+    let first = words.iter().position(|(_, _, w)| query.marks(w));
+    let start_word = first.map_or(0, |i| i.saturating_sub(SNIPPET_LEAD_WORDS));
+    let start = if start_word == 0 {
+        0
+    } else {
+        words[start_word].0
+    };
+    // End at a word's end once about SNIPPET_CHARS characters are shown.
+    let mut end = text.len();
+    let mut shown = 0;
+    let mut last_end = start;
+    for (_, e, _) in &words[start_word..] {
+        shown += text[last_end..*e].chars().count();
+        last_end = *e;
+        if shown >= SNIPPET_CHARS {
+            end = *e;
+            break;
+        }
+    }
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut at = start;
+    for (s, e, w) in words[start_word..].iter().take_while(|(_, e, _)| *e <= end) {
+        if query.marks(w) {
+            out.push_str(&escape_html(&text[at..*s]));
+            out.push_str("<mark>");
+            out.push_str(&escape_html(&text[*s..*e]));
+            out.push_str("</mark>");
+            at = *e;
+        }
+    }
+    out.push_str(&escape_html(text[at..end].trim_end()));
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// One result: a message, or a conversation whose title matched (`message_id` and `role`
+/// are `None` then, and `created_at` is the conversation's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchHit {
+    pub conversation_id: ConversationId,
+    /// The project of the conversation.
+    pub project_id: ProjectId,
+    pub conversation_title: Option<String>,
+    pub message_id: Option<MessageId>,
+    pub role: Option<Role>,
+    pub created_at: Timestamp,
+    /// The matched text as [`snippet`] writes it.
+    pub snippet: String,
+    /// Relevance, higher is better; comparable only within one store and one query.
+    pub score: f64,
+}
+
+impl SearchHit {
+    /// Where this hit stands in the order of results (a cursor points after it).
+    #[must_use]
+    pub fn key(&self) -> SearchKey {
+        SearchKey {
+            score: self.score,
+            created_at: self.created_at,
+            id: self
+                .message_id
+                .map_or_else(|| self.conversation_id.as_uuid(), |m| m.as_uuid()),
+        }
+    }
+}
+
+/// A place in the order of results: best score first, then newest, then highest id. The
+/// id is the message's, or the conversation's for a title hit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchKey {
+    pub score: f64,
+    pub created_at: Timestamp,
+    pub id: uuid::Uuid,
+}
+
+impl SearchKey {
+    /// Whether a result with this key comes strictly after `cursor` in the order.
+    #[must_use]
+    pub fn is_after(&self, cursor: &Self) -> bool {
+        self.score < cursor.score
+            || (self.score == cursor.score
+                && (self.created_at < cursor.created_at
+                    || (self.created_at == cursor.created_at && self.id < cursor.id)))
+    }
+
+    /// The order of results: `Less` comes first.
+    #[must_use]
+    pub fn order(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(other.created_at.cmp(&self.created_at))
+            .then(other.id.cmp(&self.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(raw: &str) -> SearchQuery {
+        SearchQuery::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn queries_fold_words_and_keep_phrases_and_the_prefix() {
+        let query = q("Café \"Brown   Fox\" jum");
+        assert_eq!(
+            query.phrases(),
+            [vec!["cafe".to_owned()], vec!["brown".into(), "fox".into()]]
+        );
+        assert_eq!(query.prefix(), Some("jum"));
+        assert_eq!(query.fts5(), "\"cafe\" \"brown fox\" \"jum\"*");
+        assert_eq!(query.websearch(), "\"cafe\" \"brown fox\"");
+        // A space (or a closing quote) after the last word: no prefix.
+        assert_eq!(q("jump ").prefix(), None);
+        assert_eq!(q("\"jump\"").prefix(), None);
+    }
+
+    #[test]
+    fn queries_drop_every_syntax_character() {
+        let query = q("a* OR (b) NEAR/2 c:* -d ^e");
+        let all: Vec<&String> = query.phrases().iter().flatten().collect();
+        assert!(all.iter().all(|w| w.chars().all(char::is_alphanumeric)));
+        assert_eq!(query.fts5().matches('"').count() % 2, 0);
+    }
+
+    #[test]
+    fn blank_or_long_queries_are_invalid_and_wordless_ones_empty() {
+        assert!(SearchQuery::parse("  ").is_err());
+        assert!(q("!!! ***").is_empty());
+        assert!(!q("!!! a").is_empty());
+        assert!(!q("a ").is_empty());
+        assert!(SearchQuery::parse(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        assert!(SearchQuery::parse(&"a ".repeat(MAX_QUERY_CHARS / 2)).is_ok());
+    }
+
+    #[test]
+    fn at_most_so_many_words_are_searched() {
+        let query = q(&"w ".repeat(100));
+        assert!(query.phrases().iter().flatten().count() <= MAX_QUERY_WORDS);
+    }
+
+    #[test]
+    fn matching_follows_phrases_prefix_and_diacritics() {
+        assert!(q("cafe").matches("Un CAFÉ noir"));
+        assert!(q("\"brown fox\"").matches("the brown fox"));
+        assert!(!q("\"brown fox\"").matches("the fox is brown"));
+        assert!(q("quok").matches("a quokka"));
+        assert!(!q("quok ").matches("a quokka"));
+        assert!(!q("cafe noir").matches("un cafe"));
+    }
+
+    #[test]
+    fn snippets_escape_everything_but_the_marks() {
+        let text = "<script>alert('x')</script> & the quokka <b>smiles</b>";
+        let got = snippet(text, &q("quokka "));
+        assert_eq!(
+            got,
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; the <mark>quokka</mark> \
+             &lt;b&gt;smiles&lt;/b&gt;"
+        );
+        let marked = snippet("<mark>café</mark>", &q("cafe "));
+        assert_eq!(marked, "&lt;mark&gt;<mark>café</mark>&lt;/mark&gt;");
+    }
+
+    #[test]
+    fn snippets_show_the_passage_around_the_first_match() {
+        let text = format!("{} needle {}", "before ".repeat(100), "after ".repeat(100));
+        let got = snippet(&text, &q("needle "));
+        assert!(got.starts_with('…') && got.ends_with('…'), "{got}");
+        assert!(got.contains("<mark>needle</mark>"));
+        assert!(got.chars().count() < SNIPPET_CHARS + 60, "{got}");
+        assert_eq!(snippet("no match here", &q("zebra ")), "no match here");
+    }
+
+    #[test]
+    fn keys_order_best_then_newest_then_highest_id() {
+        let at = crate::model::now();
+        let older = at - chrono::Duration::seconds(1);
+        let a = SearchKey {
+            score: 2.0,
+            created_at: older,
+            id: uuid::Uuid::now_v7(),
+        };
+        let b = SearchKey {
+            score: 1.0,
+            created_at: at,
+            id: uuid::Uuid::now_v7(),
+        };
+        let c = SearchKey {
+            score: 1.0,
+            created_at: older,
+            id: uuid::Uuid::now_v7(),
+        };
+        assert!(b.is_after(&a) && c.is_after(&b) && !a.is_after(&b));
+        let mut keys = [c, a, b];
+        keys.sort_by(SearchKey::order);
+        assert_eq!(keys, [a, b, c]);
+    }
+}
