@@ -944,7 +944,9 @@ mod tests {
 
     /// The entry `append` writes of these events.
     fn batch(events: &[LiveEvent]) -> Batch {
-        Batch::of(&events.iter().cloned().collect()).unwrap().unwrap()
+        Batch::of(&events.iter().cloned().collect())
+            .unwrap()
+            .unwrap()
     }
 
     fn events(ids: std::ops::RangeInclusive<u64>) -> Vec<LiveEvent> {
@@ -973,7 +975,9 @@ mod tests {
             .unwrap();
         let mut last = events(6..=6);
         last[0].last = true;
-        append(shared, &mut conn, reply, &batch(&last), true).await.unwrap();
+        append(shared, &mut conn, reply, &batch(&last), true)
+            .await
+            .unwrap();
         for after in 0..=6 {
             let read: Vec<u64> = live
                 .follow(reply, after)
@@ -1084,7 +1088,9 @@ mod tests {
             .unwrap();
         let mut rest = events(3..=4);
         rest[1].last = true;
-        append(shared, &mut conn, reply, &batch(&rest), true).await.unwrap();
+        append(shared, &mut conn, reply, &batch(&rest), true)
+            .await
+            .unwrap();
         let read: Vec<u64> = tokio::time::timeout(
             Duration::from_secs(20),
             follower.map(|e| e.unwrap().id).collect::<Vec<_>>(),
