@@ -16,8 +16,11 @@
 //!   reply after the cancel was published (nobody held it then) finds it and stops.
 
 use std::collections::VecDeque;
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -48,6 +51,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// A live reply's key lives this long past its latest entry (a crashed producer's reply is
 /// forgotten then).
 const LIVE_TTL: Duration = Duration::from_secs(15 * 60);
+/// A live reply's entries set its key's expiry again once this long has passed since it
+/// was last set (and with the last entry), not with every entry: the key lives between
+/// `LIVE_TTL - LIVE_TTL_REFRESH` and `LIVE_TTL` past its latest entry.
+const LIVE_TTL_REFRESH: Duration = Duration::from_secs(60);
 /// Retries of a failed write wait from this long …
 const RETRY_MIN: Duration = Duration::from_millis(100);
 /// … doubling up to this long.
@@ -314,15 +321,28 @@ async fn write_queue(
         }
     }
     wait = RETRY_MIN;
+    // The key's expiry was set when it was opened; entries refresh it only now and then.
+    let mut expiry_set = Instant::now();
     loop {
         let (batch, close) = {
             let pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let batch: Vec<LiveEvent> = pending.events.iter().take(MAX_BATCH).cloned().collect();
-            (batch, pending.close)
+            (Batch::of(&pending.events), pending.close)
         };
-        let write = if let Some(last) = batch.last() {
-            let finished = last.last;
-            append(&shared, &mut conn, reply, &batch, finished).await
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Plain strings always serialize; never seen, but not a reason to spin.
+                tracing::error!(%reply, error = %e, "live replies: events do not serialize; the reply's live events are given up");
+                return;
+            }
+        };
+        let write = if let Some(batch) = &batch {
+            let refresh = batch.finished || expiry_set.elapsed() >= LIVE_TTL_REFRESH;
+            let written = append(&shared, &mut conn, reply, batch, refresh).await;
+            if written.is_ok() && refresh {
+                expiry_set = Instant::now();
+            }
+            written
         } else if close == Some(Close::Abandoned) {
             abandon(&shared, &mut conn, reply, written).await
         } else if close == Some(Close::Finished) {
@@ -337,15 +357,15 @@ async fn write_queue(
                     tracing::info!(%reply, after = ?since.elapsed(), "live replies: writing to Redis again");
                 }
                 wait = RETRY_MIN;
-                if batch.is_empty() {
+                let Some(batch) = batch else {
                     return;
-                }
+                };
                 shared.stats.entries_written.fetch_add(1, Ordering::Relaxed);
                 shared
                     .stats
                     .events_written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                written = batch.last().map_or(written, |e| e.id);
+                    .fetch_add(batch.len, Ordering::Relaxed);
+                written = batch.last;
                 let mut pending = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
                 // Drop what was written (events dropped from the front meanwhile are gone).
                 while pending.events.front().is_some_and(|e| e.id <= written) {
@@ -409,25 +429,57 @@ fn already_written(e: &RedisError) -> bool {
     e.to_string().contains("equal or smaller")
 }
 
+/// The queued events one entry writes: the first [`MAX_BATCH`], serialized while the queue
+/// is locked (rather than copied out of it first).
+struct Batch {
+    first: u64,
+    last: u64,
+    len: u64,
+    /// Whether it ends with the reply's last event.
+    finished: bool,
+    /// The events, as JSON.
+    json: String,
+}
+
+impl Batch {
+    fn of(queued: &VecDeque<LiveEvent>) -> Result<Option<Self>, serde_json::Error> {
+        let (Some(first), Some(last)) = (
+            queued.front(),
+            queued.get(queued.len().min(MAX_BATCH).saturating_sub(1)),
+        ) else {
+            return Ok(None);
+        };
+        let events = Events(queued, queued.len().min(MAX_BATCH));
+        Ok(Some(Self {
+            first: first.id,
+            last: last.id,
+            len: events.1 as u64,
+            finished: last.last,
+            json: serde_json::to_string(&events)?,
+        }))
+    }
+}
+
+/// The first `.1` events of a queue, serialized as a JSON array.
+struct Events<'a>(&'a VecDeque<LiveEvent>, usize);
+
+impl serde::Serialize for Events<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().take(self.1))
+    }
+}
+
+/// Writes `batch` as the stream's next entry and publishes it. The key's expiry is set again
+/// only with `refresh` (the reply's last entry, or now and then): an `XADD` keeps it.
 async fn append(
     shared: &Shared,
     conn: &mut ConnectionManager,
     reply: MessageId,
-    batch: &[LiveEvent],
-    finished: bool,
+    batch: &Batch,
+    refresh: bool,
 ) -> Result<(), RedisError> {
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-        return Ok(());
-    };
     let key = shared.key(reply);
-    let events = serde_json::to_string(batch).map_err(|e| {
-        RedisError::from((
-            redis::ErrorKind::Client,
-            "events do not serialize",
-            e.to_string(),
-        ))
-    })?;
-    let ttl = if finished {
+    let ttl = if batch.finished {
         shared.options.retention
     } else {
         LIVE_TTL
@@ -437,19 +489,18 @@ async fn append(
     pipe.cmd("XADD")
         .arg(&key)
         .arg(StreamMaxlen::Equals(shared.options.max_events))
-        .arg(format!("{}-0", last.id))
+        .arg(format!("{}-0", batch.last))
         .arg("first")
-        .arg(first.id)
+        .arg(batch.first)
         .arg("events")
-        .arg(&events)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(&key)
-        .arg(millis(ttl))
-        .ignore()
-        .cmd("PUBLISH")
+        .arg(&batch.json)
+        .ignore();
+    if refresh {
+        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+    }
+    pipe.cmd("PUBLISH")
         .arg(live_channel(&shared.prefix, reply))
-        .arg(message_of_events(last.id, first.id, &events))
+        .arg(message_of_events(batch.last, batch.first, &batch.json))
         .ignore();
     match pipe.query_async::<()>(conn).await {
         // A retry of an entry that was written: the expiry was set all the same.
@@ -488,6 +539,46 @@ async fn abandon(
     match pipe.query_async::<()>(conn).await {
         Err(e) if already_written(&e) => Ok(()),
         other => other,
+    }
+}
+
+/// A period of silence that starts again at each [`Quiet::restart`] without touching the
+/// runtime's timer: one sleep per follower, moved only when it fires early, instead of a
+/// `tokio::time::timeout` (a timer registered and removed) per entry.
+struct Quiet {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    since: tokio::time::Instant,
+    period: Duration,
+}
+
+impl Quiet {
+    fn new(period: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(period)),
+            since: tokio::time::Instant::now(),
+            period,
+        }
+    }
+
+    /// The silence starts now.
+    fn restart(&mut self) {
+        self.since = tokio::time::Instant::now();
+    }
+
+    /// Ready once `period` has passed since the latest restart.
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = self.since + self.period;
+            if tokio::time::Instant::now() >= due {
+                self.sleep.as_mut().reset(due + self.period);
+                return Poll::Ready(());
+            }
+            // Fired for an older start: wait for the rest of this one.
+            self.sleep.as_mut().reset(due);
+        }
     }
 }
 
@@ -647,6 +738,7 @@ impl LiveReplies for RedisLiveReplies {
         }
         let stream = async_stream::stream! {
             let mut position = after;
+            let mut block = Quiet::new(BLOCK);
             // Entries read from the stream, then those delivered; the stream again after a gap.
             let mut read = entries(first);
             let mut from_stream = true;
@@ -699,7 +791,17 @@ impl LiveReplies for RedisLiveReplies {
                     continue;
                 }
                 from_stream = false;
-                read = match tokio::time::timeout(BLOCK, joined.deliveries.recv()).await {
+                block.restart();
+                let delivered = {
+                    let recv = joined.deliveries.recv();
+                    tokio::pin!(recv);
+                    futures::future::poll_fn(|cx| match recv.as_mut().poll(cx) {
+                        Poll::Ready(delivery) => Poll::Ready(Ok(delivery)),
+                        Poll::Pending => block.poll_elapsed(cx).map(Err),
+                    })
+                    .await
+                };
+                read = match delivered {
                     Ok(Ok(Delivery::Entry(entry))) => vec![Ok(entry)],
                     Ok(Ok(Delivery::Lost(e))) => {
                         yield Err(e);
@@ -768,6 +870,49 @@ mod tests {
     use crate::testing::PrivateRedis;
     use futures::StreamExt;
 
+    /// The follower's quiet period counts from its latest restart (an event), not from
+    /// when it was made: a restart moves the deadline without a new timer.
+    #[tokio::test]
+    async fn a_quiet_period_counts_from_its_latest_restart() {
+        let period = Duration::from_millis(50);
+        let mut quiet = Quiet::new(period);
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            let restarted = tokio::time::Instant::now();
+            quiet.restart();
+            futures::future::poll_fn(|cx| quiet.poll_elapsed(cx)).await;
+            assert!(
+                restarted.elapsed() >= period,
+                "elapsed {:?} after the restart",
+                restarted.elapsed()
+            );
+        }
+    }
+
+    /// An entry's events are serialized straight from the queue, as the copy of them was.
+    #[test]
+    fn a_batch_is_the_queues_first_events_as_json() {
+        let max = MAX_BATCH as u64;
+        let queued: VecDeque<LiveEvent> = (1..=max + 3)
+            .map(|i| LiveEvent::new(i, "delta", format!("d{i}")))
+            .collect();
+        let batch = Batch::of(&queued).unwrap().unwrap();
+        let copied: Vec<LiveEvent> = queued.iter().take(MAX_BATCH).cloned().collect();
+        assert_eq!(batch.json, serde_json::to_string(&copied).unwrap());
+        assert_eq!(
+            (batch.first, batch.last, batch.len, batch.finished),
+            (1, max, max, false)
+        );
+        let mut ending: VecDeque<LiveEvent> = queued.iter().skip(4).take(2).cloned().collect();
+        ending.push_back(LiveEvent::last(7, "done", "{}"));
+        let batch = Batch::of(&ending).unwrap().unwrap();
+        assert_eq!(
+            (batch.first, batch.last, batch.len, batch.finished),
+            (5, 7, 3, true)
+        );
+        assert!(Batch::of(&VecDeque::new()).unwrap().is_none());
+    }
+
     #[test]
     fn a_replys_keys_share_one_hash_tag_under_the_prefix() {
         let reply = MessageId::new();
@@ -797,6 +942,13 @@ mod tests {
         }
     }
 
+    /// The entry `append` writes of these events.
+    fn batch(events: &[LiveEvent]) -> Batch {
+        Batch::of(&events.iter().cloned().collect())
+            .unwrap()
+            .unwrap()
+    }
+
     fn events(ids: std::ops::RangeInclusive<u64>) -> Vec<LiveEvent> {
         ids.map(|id| LiveEvent::new(id, "delta", format!("{id}")))
             .collect()
@@ -812,18 +964,20 @@ mod tests {
         let shared = &live.shared;
         let reply = MessageId::new();
         let mut conn = shared.conn.clone();
-        append(shared, &mut conn, reply, &events(1..=3), false)
+        append(shared, &mut conn, reply, &batch(&events(1..=3)), false)
             .await
             .unwrap();
-        append(shared, &mut conn, reply, &events(1..=3), false)
+        append(shared, &mut conn, reply, &batch(&events(1..=3)), false)
             .await
             .unwrap();
-        append(shared, &mut conn, reply, &events(1..=5), false)
+        append(shared, &mut conn, reply, &batch(&events(1..=5)), false)
             .await
             .unwrap();
         let mut last = events(6..=6);
         last[0].last = true;
-        append(shared, &mut conn, reply, &last, true).await.unwrap();
+        append(shared, &mut conn, reply, &batch(&last), true)
+            .await
+            .unwrap();
         for after in 0..=6 {
             let read: Vec<u64> = live
                 .follow(reply, after)
@@ -934,7 +1088,9 @@ mod tests {
             .unwrap();
         let mut rest = events(3..=4);
         rest[1].last = true;
-        append(shared, &mut conn, reply, &rest, true).await.unwrap();
+        append(shared, &mut conn, reply, &batch(&rest), true)
+            .await
+            .unwrap();
         let read: Vec<u64> = tokio::time::timeout(
             Duration::from_secs(20),
             follower.map(|e| e.unwrap().id).collect::<Vec<_>>(),

@@ -65,6 +65,8 @@ pub struct Cluster<'a> {
     /// The API of the first replica, for setting up users and conversations.
     pub api: &'a Api<'a>,
     pub stream_timeout: Duration,
+    /// The replicas run under callgrind, dumping here: count their instructions per round.
+    pub callgrind: Option<&'a std::path::Path>,
 }
 
 /// A reply's stream shape and how many run at once.
@@ -115,12 +117,18 @@ pub struct PairFigures {
     pub servers_cpu_secs: f64,
     /// This process's CPU meanwhile (load generator and fake provider).
     pub harness_cpu_secs: f64,
+    /// Deltas read by senders and followers together (64 per stream and reader).
+    pub delivered_deltas: usize,
+    /// Instructions every replica executed during the round(s) (`--callgrind`).
+    pub servers_instructions: Option<u64>,
     pub wall_secs: f64,
 }
 
 /// One stream as its sender and its follower read it.
 #[derive(Debug, Default)]
 struct PairOutcome {
+    /// Deltas read by the sender and the follower together.
+    delivered: usize,
     sender_gaps: Vec<u32>,
     follower_gaps: Vec<u32>,
     lags: Vec<i64>,
@@ -216,6 +224,31 @@ impl Cluster<'_> {
         self.api.conversations(tenants, &owners).await
     }
 
+    /// The sends of `slots` × `per_slot` streams to the first replica, each in a conversation
+    /// of its own.
+    pub async fn sends(
+        &self,
+        tenants: &mut Vec<Tenant>,
+        slots: usize,
+        per_slot: usize,
+    ) -> Result<Vec<client::Prepared>, BenchError> {
+        let conversations = self.conversations(tenants, slots, per_slot).await?;
+        conversations
+            .iter()
+            .enumerate()
+            .map(|(k, conversation)| {
+                let tenant = tenants
+                    .get(k / per_slot / SLOTS_PER_USER)
+                    .ok_or_else(|| BenchError::Setup("a tenant is missing".to_owned()))?;
+                Ok(server_request(
+                    tenant,
+                    conversation,
+                    "Benchmark: a reply to relay.",
+                ))
+            })
+            .collect()
+    }
+
     /// Reconnects to live replies sent on the first replica, on the last one: `replies`
     /// replies at once, each reconnected every 40 ms while it is generated, until `target`
     /// reconnects are measured.
@@ -303,6 +336,13 @@ impl Cluster<'_> {
         let addrs: Vec<SocketAddr> = self.replicas.iter().map(|r| r.addr).collect();
         let (first, last) = (self.first()?.addr, self.last()?.addr);
         let stagger = shape.duration();
+        if self.callgrind.is_some() {
+            for r in self.replicas {
+                crate::callgrind::zero(r.pid)
+                    .await
+                    .map_err(BenchError::Setup)?;
+            }
+        }
         let cpu0 = cpu_of(self.replicas.iter().map(|r| r.pid));
         let me0 = cpu_of(std::iter::once(std::process::id()));
         let started = Instant::now();
@@ -362,6 +402,7 @@ impl Cluster<'_> {
             };
             for o in outcomes {
                 figures.streams += 1;
+                figures.delivered_deltas += o.delivered;
                 figures.sender_stalls += o.sender_gaps.iter().filter(|g| **g > stall).count();
                 figures.follower_stalls += o.follower_gaps.iter().filter(|g| **g > stall).count();
                 sender_gaps.extend(&o.sender_gaps);
@@ -383,6 +424,15 @@ impl Cluster<'_> {
         figures.wall_secs = started.elapsed().as_secs_f64();
         figures.servers_cpu_secs = cpu_of(self.replicas.iter().map(|r| r.pid)) - cpu0;
         figures.harness_cpu_secs = cpu_of(std::iter::once(std::process::id())) - me0;
+        if let Some(dir) = self.callgrind {
+            let mut total = 0;
+            for r in self.replicas {
+                total += crate::callgrind::dump(dir, r.pid)
+                    .await
+                    .map_err(BenchError::Setup)?;
+            }
+            figures.servers_instructions = Some(total);
+        }
         figures.lag_samples = all_lags.len();
         figures.lag_p50_us = signed_percentile(&mut all_lags, 50.0);
         figures.lag_p99_us = signed_percentile(&mut all_lags, 99.0);
@@ -392,6 +442,150 @@ impl Cluster<'_> {
         self.fake.clear_requests();
         Ok(figures)
     }
+}
+
+/// The CPU cost of relaying one reply's deltas to its sender, on one path (the server or
+/// the bare relay), over one round.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RelayCost {
+    pub streams: usize,
+    /// Deltas the readers got.
+    pub deltas: usize,
+    pub failures: usize,
+    pub errors: Vec<String>,
+    /// CPU (user + system) of the relaying process during the round.
+    pub cpu_secs: f64,
+    /// Its instructions meanwhile (`--callgrind`).
+    pub instructions: Option<u64>,
+    pub wall_secs: f64,
+}
+
+impl RelayCost {
+    /// CPU ms per 1,000 deltas.
+    #[must_use]
+    pub fn cpu_ms_per_1000(&self) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        let deltas = self.deltas as f64;
+        (self.deltas > 0).then(|| self.cpu_secs * 1e6 / deltas)
+    }
+
+    /// Instructions per 1,000 deltas.
+    #[must_use]
+    pub fn instructions_per_1000(&self) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        let deltas = self.deltas as f64;
+        #[allow(clippy::cast_precision_loss)]
+        self.instructions
+            .filter(|_| self.deltas > 0)
+            .map(|i| i as f64 * 1000.0 / deltas)
+    }
+}
+
+/// The server's relay against the bare relay at one concurrency, in the same run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RelayComparison {
+    pub n: usize,
+    pub pace_ms: u128,
+    pub server: RelayCost,
+    pub bare: RelayCost,
+}
+
+/// Where a relay round sends: a process and its requests, one per stream.
+pub struct RelayTarget<'a> {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    pub requests: Vec<client::Prepared>,
+    /// The process runs under callgrind, dumping here.
+    pub callgrind: Option<&'a std::path::Path>,
+}
+
+/// `n` slots each sending `requests.len() / n` streams one after the other (read by their
+/// senders only, nobody following), slot i starting i/n of a stream's length after slot 0:
+/// the CPU the target used meanwhile.
+pub async fn relay_round(
+    target: RelayTarget<'_>,
+    n: usize,
+    shape: Shape,
+    timeout: Duration,
+) -> Result<RelayCost, BenchError> {
+    let per_slot = target.requests.len().div_ceil(n.max(1)).max(1);
+    let stagger = shape.duration();
+    if target.callgrind.is_some() {
+        crate::callgrind::zero(target.pid)
+            .await
+            .map_err(BenchError::Setup)?;
+    }
+    let cpu0 = cpu_of(std::iter::once(target.pid));
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    let host = target.addr.to_string();
+    for (slot, mine) in target.requests.chunks(per_slot).enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let delay = stagger.mul_f64(slot as f64 / n.max(1) as f64);
+        let (mine, host, addr) = (mine.to_vec(), host.clone(), target.addr);
+        set.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut sending = None;
+            let mut reads = Vec::with_capacity(mine.len());
+            for prepared in &mine {
+                let read = async {
+                    let mut connection = connection(&mut sending, addr).await?;
+                    let request = client::request(&host, prepared).map_err(|e| e.to_string())?;
+                    let read = tokio::time::timeout(
+                        timeout,
+                        client::read_numbered(
+                            &mut connection,
+                            request,
+                            shape.deltas,
+                            false,
+                            Progress::default(),
+                        ),
+                    )
+                    .await
+                    .map_err(|_| format!("no end after {timeout:?}"))?;
+                    if read.error.is_none() {
+                        sending = Some(connection);
+                    }
+                    Ok::<_, String>(read)
+                }
+                .await;
+                reads.push(read.and_then(|r| match r.error {
+                    Some(e) => Err(e),
+                    None => Ok(r.deltas().count()),
+                }));
+            }
+            reads
+        });
+    }
+    let mut cost = RelayCost::default();
+    while let Some(joined) = set.join_next().await {
+        let Ok(reads) = joined else {
+            cost.failures += 1;
+            continue;
+        };
+        for read in reads {
+            cost.streams += 1;
+            match read {
+                Ok(deltas) => cost.deltas += deltas,
+                Err(e) => {
+                    cost.failures += 1;
+                    if cost.errors.len() < 5 {
+                        cost.errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    cost.wall_secs = started.elapsed().as_secs_f64();
+    cost.cpu_secs = cpu_of(std::iter::once(target.pid)) - cpu0;
+    if let Some(dir) = target.callgrind {
+        cost.instructions = Some(
+            crate::callgrind::dump(dir, target.pid)
+                .await
+                .map_err(BenchError::Setup)?,
+        );
+    }
+    Ok(cost)
 }
 
 /// One live reply sent on `send`; while the sender reads it, reconnects on `follow` with
@@ -535,6 +729,7 @@ async fn pair_one(
     match &sent {
         Ok(read) => {
             outcome.sender_gaps = gaps(read);
+            outcome.delivered += read.deltas().count();
             outcome.sender_error.clone_from(&read.error);
         }
         Err(e) => outcome.sender_error = Some(e.clone()),
@@ -542,6 +737,7 @@ async fn pair_one(
     match &followed {
         Ok(read) => {
             outcome.follower_gaps = gaps(read);
+            outcome.delivered += read.deltas().count();
             outcome.follower_error.clone_from(&read.error);
             if let Ok(sent) = &sent {
                 outcome.lags = lags(sent, read);

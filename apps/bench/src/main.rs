@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod bare_relay;
+mod callgrind;
 mod client;
 mod floor;
 mod live;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use confab_tests::fake_provider::FakeProvider;
 
+use crate::bare_relay::BareRelay;
 use crate::live::{Cluster, PairPlan};
 use crate::load::{Bench, LevelPlan, Shape};
 use crate::report::{BackendReport, HoldSummary, LevelSummary, LiveReport, Report};
@@ -62,6 +65,10 @@ enum LivePart {
     Fanout,
     /// Memory per finished reply buffered by the in-process adapter for its retention.
     Memory,
+    /// The server's CPU per relayed delta against a bare relay (the fake's stream re-sent as
+    /// SSE with hyper, no auth, no database), measured in the same run at each `--relay-n`
+    /// (issue 20). Not in the default run: `--live-parts relay`.
+    Relay,
 }
 
 /// The benchmarks of the confab server. Only ever talks to 127.0.0.1.
@@ -109,6 +116,17 @@ struct Args {
     /// Streams each slot sends one after the other in the fan-out.
     #[arg(long, default_value_t = 2)]
     fanout_streams_per_slot: usize,
+    /// Concurrent streams of the relay comparison (`--live-parts relay`); from `--slow-from`
+    /// on at `--slow-pace-ms`, else at `--pace-ms`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1000])]
+    relay_n: Vec<usize>,
+    /// Streams each slot sends one after the other in the relay comparison.
+    #[arg(long, default_value_t = 2)]
+    relay_streams_per_slot: usize,
+    /// Internal: serve as the bare relay of the fake provider at this base URL (the harness
+    /// runs itself so for `--live-parts relay`).
+    #[arg(long, hide = true)]
+    bare_relay: Option<String>,
     /// Finished replies buffered for the memory figure.
     #[arg(long, default_value_t = 10_000)]
     memory_replies: usize,
@@ -184,6 +202,13 @@ struct Args {
     /// Longest a single stream may take, s.
     #[arg(long, default_value_t = 120)]
     stream_timeout_secs: u64,
+    /// Run the live suite's replicas under `valgrind --tool=callgrind` and report the
+    /// instructions they execute per 1,000 delivered deltas in each followed-streams round (a
+    /// cost other load on the machine does not change; about 50 times slower, so use a small
+    /// round, e.g. `--live-parts fanout --fanout-n 20 --fanout-streams-per-slot 1`). The
+    /// dumps stay in `<out>/callgrind` for `callgrind_annotate`.
+    #[arg(long)]
+    callgrind: bool,
 }
 
 fn parse_pair(raw: &str) -> Result<(String, String), String> {
@@ -287,6 +312,8 @@ impl Args {
 
 struct Run<'a> {
     args: &'a Args,
+    /// Where the servers' callgrind dumps go (`--callgrind`).
+    callgrind: Option<&'a Path>,
     binary: &'a Path,
     fake: &'a FakeProvider,
     provider_base_url: &'a str,
@@ -343,6 +370,7 @@ impl Run<'_> {
             upstream,
             dir: self.dir,
             extra_env: &self.args.server_env,
+            callgrind: None,
         };
         let launch = launch_with(upstreams[0]);
         let load1_at_start = procfs::load1();
@@ -481,7 +509,10 @@ impl Run<'_> {
             }
         }
         let pid = std::process::id();
-        if parts.contains(&LivePart::Reconnect) || parts.contains(&LivePart::Hop) {
+        if [LivePart::Reconnect, LivePart::Hop, LivePart::Relay]
+            .iter()
+            .any(|p| parts.contains(p))
+        {
             let database = match self.args.postgres_url() {
                 Some(url) => {
                     Database::postgres_named(url, &format!("confab_bench_live_{pid}")).await?
@@ -543,6 +574,7 @@ impl Run<'_> {
                 .unwrap_or(Upstream::Http1),
             dir: self.dir,
             extra_env: env,
+            callgrind: self.callgrind,
         }
     }
 
@@ -616,6 +648,69 @@ impl Run<'_> {
         outcome
     }
 
+    /// The server's relay against the bare relay: at each `--relay-n`, the same streams sent
+    /// once through each (the server first), read by their senders only.
+    async fn relay(
+        &self,
+        cluster: &Cluster<'_>,
+        tenants: &mut Vec<server::Tenant>,
+        bare: &BareRelay,
+        report: &mut LiveReport,
+    ) -> Result<(), BenchError> {
+        let server = cluster
+            .replicas
+            .first()
+            .ok_or_else(|| BenchError::Setup("no replica".to_owned()))?;
+        let timeout = Duration::from_secs(self.args.stream_timeout_secs);
+        for &n in &self.args.relay_n {
+            let pace = if n >= self.args.slow_from {
+                self.args.slow_pace_ms
+            } else {
+                self.args.pace_ms
+            };
+            let shape = Shape {
+                deltas: self.args.deltas,
+                time_to_first_token: Duration::from_millis(self.args.ttft_ms),
+                pace: Duration::from_millis(pace),
+            };
+            self.fake.set_config(shape.config());
+            let per_slot = self.args.relay_streams_per_slot.max(1);
+            let requests = cluster.sends(tenants, n, per_slot).await?;
+            let streams = requests.len();
+            eprintln!("live: relay cost, {n} streams through the server, pace {pace} ms");
+            let target = live::RelayTarget {
+                addr: server.addr,
+                pid: server.pid,
+                requests,
+                callgrind: self.callgrind,
+            };
+            let server_cost = live::relay_round(target, n, shape, timeout).await?;
+            eprintln!("{server_cost:?}");
+            eprintln!("live: relay cost, {n} streams through the bare relay");
+            let bare_request = client::Prepared {
+                path: "/relay".to_owned(),
+                bearer: "bench".to_owned(),
+                body: bytes::Bytes::from_static(b"{}"),
+            };
+            let target = live::RelayTarget {
+                addr: bare.addr,
+                pid: bare.pid,
+                requests: vec![bare_request; streams],
+                callgrind: self.callgrind,
+            };
+            let bare_cost = live::relay_round(target, n, shape, timeout).await?;
+            eprintln!("{bare_cost:?}");
+            self.fake.clear_requests();
+            report.relay.push(live::RelayComparison {
+                n,
+                pace_ms: shape.pace.as_millis(),
+                server: server_cost,
+                bare: bare_cost,
+            });
+        }
+        Ok(())
+    }
+
     async fn measure(
         &self,
         replicas: &[ServerProcess],
@@ -634,6 +729,7 @@ impl Run<'_> {
             fake: self.fake,
             api: &api,
             stream_timeout: Duration::from_secs(self.args.stream_timeout_secs),
+            callgrind: self.callgrind,
         };
         let parts = &self.args.live_parts;
         let path = if redis { "Redis" } else { "in-process" };
@@ -673,6 +769,13 @@ impl Run<'_> {
             } else {
                 report.hop_in_process = Some(figures);
             }
+        }
+        if !redis && parts.contains(&LivePart::Relay) {
+            let relay = BareRelay::start(self.provider_base_url, self.callgrind).await?;
+            eprintln!("live: the bare relay, pid {}", relay.pid);
+            let outcome = self.relay(&cluster, &mut tenants, &relay, report).await;
+            relay.stop().await;
+            outcome?;
         }
         if redis && parts.contains(&LivePart::Fanout) {
             let plan = self.pair_plan(
@@ -732,8 +835,13 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         .build()?;
     let dir = tempfile::tempdir()?;
     let provider_base_url = fake.base_url();
+    let callgrind_dir = args.callgrind.then(|| out_dir(&args).join("callgrind"));
+    if let Some(dir) = &callgrind_dir {
+        std::fs::create_dir_all(dir)?;
+    }
     let run = Run {
         args: &args,
+        callgrind: callgrind_dir.as_deref(),
         binary: &binary,
         fake: &fake,
         provider_base_url: &provider_base_url,
@@ -769,6 +877,12 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     })
 }
 
+fn out_dir(args: &Args) -> PathBuf {
+    args.out
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench"))
+}
+
 fn write_report(report: &Report, out: &Path) -> Result<(), BenchError> {
     std::fs::create_dir_all(out)?;
     let json = serde_json::to_string_pretty(report)
@@ -781,6 +895,15 @@ fn write_report(report: &Report, out: &Path) -> Result<(), BenchError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(provider) = &args.bare_relay {
+        return match bare_relay::serve(provider).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("confab-bench --bare-relay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(deltas) = args.measure_live_memory {
         return match live_memory::measure(args.memory_replies, deltas).await {
             Ok(figure) => match serde_json::to_string(&figure) {
@@ -799,10 +922,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| target_dir().join("bench"));
+    let out = out_dir(&args);
     match run(args).await {
         Ok(report) => {
             println!("{}", report.markdown());

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::floor::{Latency, PostgresFloor};
-use crate::live::{PairFigures, ReconnectFigures};
+use crate::live::{PairFigures, ReconnectFigures, RelayComparison};
 use crate::live_memory::MemoryFigure;
 use crate::load::{Hold, Level};
 use crate::procfs::Machine;
@@ -215,6 +215,8 @@ pub struct LiveReport {
     /// Streams spread over both replicas, each followed on the other.
     pub fanout: Option<PairFigures>,
     pub memory: Vec<MemoryFigure>,
+    /// The server's relay against the bare relay (`--live-parts relay`).
+    pub relay: Vec<RelayComparison>,
 }
 
 fn us(v: Option<u32>) -> String {
@@ -515,6 +517,30 @@ impl LiveReport {
                 }
             }
             let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "| cost per 1,000 delivered deltas (senders' and followers' together) | delivered deltas | replicas' CPU ms | replicas' instructions (`--callgrind`) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            for (label, p) in pairs {
+                if let Some(p) = p {
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {} | {} | {} |",
+                        p.delivered_deltas,
+                        per_thousand(p.servers_cpu_secs * 1000.0, p.delivered_deltas)
+                            .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+                        p.servers_instructions
+                            .and_then(|i| {
+                                #[allow(clippy::cast_precision_loss)]
+                                let i = i as f64;
+                                per_thousand(i, p.delivered_deltas)
+                            })
+                            .map_or_else(|| "—".to_owned(), |v| format!("{:.1} M", v / 1e6)),
+                    );
+                }
+            }
+            let _ = writeln!(out);
             for (label, p) in pairs {
                 for e in p.iter().flat_map(|p| &p.errors) {
                     let _ = writeln!(out, "- {label}: {}", e.replace('\n', " "));
@@ -523,6 +549,54 @@ impl LiveReport {
             for (label, r) in reconnects {
                 for e in r.iter().flat_map(|r| &r.errors) {
                     let _ = writeln!(out, "- reconnect, {label}: {}", e.replace('\n', " "));
+                }
+            }
+        }
+        if !self.relay.is_empty() {
+            let _ = writeln!(
+                out,
+                "| relay cost per 1,000 deltas (senders only, one replica) | N | pace | streams server / bare | CPU ms server / bare (ratio) | instructions server / bare (ratio, `--callgrind`) | failures server / bare |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for r in &self.relay {
+                let pair = |a: Option<f64>, b: Option<f64>, scale: f64, unit: &str| match (a, b) {
+                    (Some(a), Some(b)) if b > 0.0 => {
+                        format!(
+                            "{:.1}{unit} / {:.1}{unit} ({:.2}×)",
+                            a / scale,
+                            b / scale,
+                            a / b
+                        )
+                    }
+                    _ => "—".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| the server against the bare relay | {} | {} ms | {} / {} | {} | {} | {} / {} |",
+                    r.n,
+                    r.pace_ms,
+                    r.server.streams,
+                    r.bare.streams,
+                    pair(
+                        r.server.cpu_ms_per_1000(),
+                        r.bare.cpu_ms_per_1000(),
+                        1.0,
+                        ""
+                    ),
+                    pair(
+                        r.server.instructions_per_1000(),
+                        r.bare.instructions_per_1000(),
+                        1e6,
+                        " M"
+                    ),
+                    r.server.failures,
+                    r.bare.failures,
+                );
+            }
+            let _ = writeln!(out);
+            for r in &self.relay {
+                for e in r.server.errors.iter().chain(&r.bare.errors) {
+                    let _ = writeln!(out, "- relay, N={}: {}", r.n, e.replace('\n', " "));
                 }
             }
         }
@@ -582,6 +656,13 @@ impl LiveReport {
             verdict(clean)
         );
     }
+}
+
+/// `value` per 1,000 of `count` (`None` for none).
+fn per_thousand(value: f64, count: usize) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    let count = count as f64;
+    (count > 0.0).then(|| value * 1000.0 / count)
 }
 
 #[cfg(test)]

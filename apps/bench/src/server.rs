@@ -131,6 +131,8 @@ pub struct Launch<'a> {
     pub dir: &'a Path,
     /// More variables, set last.
     pub extra_env: &'a [(String, String)],
+    /// Run the server (not `migrate`) under callgrind, its dumps in this folder.
+    pub callgrind: Option<&'a Path>,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -142,9 +144,27 @@ impl Launch<'_> {
     /// The binary with a clean environment (so no `.env`, `confab.toml` or variable of the
     /// caller leaks in) and these settings.
     fn command(&self) -> Result<Command, BenchError> {
+        self.command_under(None)
+    }
+
+    /// [`Self::command`], under callgrind when `callgrind` names the dumps' folder.
+    fn command_under(&self, callgrind: Option<&Path>) -> Result<Command, BenchError> {
         let files = self.dir.join("files");
         std::fs::create_dir_all(&files)?;
-        let mut command = Command::new(self.binary);
+        let mut command = match callgrind {
+            Some(dir) => {
+                let mut command = Command::new("valgrind");
+                command
+                    .arg("--tool=callgrind")
+                    .arg(format!(
+                        "--callgrind-out-file={}",
+                        crate::callgrind::out_pattern(dir).display()
+                    ))
+                    .arg(self.binary);
+                command
+            }
+            None => Command::new(self.binary),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -201,7 +221,7 @@ impl ServerProcess {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = launch.dir.join(format!("confab-{port}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let mut command = launch.command()?;
+        let mut command = launch.command_under(launch.callgrind)?;
         command
             .env("CONFAB_BIND", addr.to_string())
             .stdout(Stdio::null())
@@ -218,7 +238,9 @@ impl ServerProcess {
             .id()
             .ok_or_else(|| BenchError::Setup("the server exited at once".to_owned()))?;
         let health = format!("http://{addr}/healthz");
-        let deadline = started + Duration::from_secs(60);
+        // Under callgrind the start is some 50 times slower.
+        let patience = Duration::from_secs(if launch.callgrind.is_some() { 600 } else { 60 });
+        let deadline = started + patience;
         loop {
             if let Ok(response) = http.get(&health).send().await
                 && response.status().is_success()
@@ -233,7 +255,7 @@ impl ServerProcess {
             }
             if Instant::now() > deadline {
                 return Err(BenchError::Setup(format!(
-                    "the server was not ready after 60 s; its log:\n{}",
+                    "the server was not ready after {patience:?}; its log:\n{}",
                     tail(&log)
                 )));
             }
