@@ -15,6 +15,7 @@ pub mod model;
 pub mod ports;
 pub mod services;
 pub mod titles;
+pub mod usage;
 pub mod values;
 
 pub use cancel::{CancelReason, CancelToken};

@@ -12,6 +12,7 @@ use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, TextOutcome, Timestamp,
 };
 use confab_core::ports::NewTurn;
+use confab_core::usage::{GroupBy, NaiveDate, QuotaOverride, UsageEntry};
 use uuid::Uuid;
 
 /// An argument as the caller passes it → an owned value a spawned task can hold.
@@ -78,7 +79,9 @@ by_reference!(
     TextOutcome,
     Account,
     Session,
-    Link
+    Link,
+    UsageEntry,
+    QuotaOverride
 );
 
 by_value!(
@@ -97,7 +100,10 @@ by_value!(
     Option<(Timestamp, ConversationId)>,
     Option<String>,
     Uuid,
-    LinkKind
+    LinkKind,
+    NaiveDate,
+    GroupBy,
+    Option<UserId>
 );
 
 impl Detach for &str {
