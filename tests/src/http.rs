@@ -194,6 +194,7 @@ impl AppOptions {
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),
             titles: Arc::new(confab_core::titles::FirstWords),
+            usage: Arc::new(store.clone()),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");

@@ -18,6 +18,7 @@ mod prompts;
 mod provider;
 mod routing;
 mod tree;
+mod usage;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.
 fn essence(content_type: Option<&str>) -> String {
