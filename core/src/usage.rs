@@ -266,7 +266,8 @@ fn refusal(period: Period, limit: u64, now: Timestamp) -> QuotaExceeded {
         Period::Month => next_month(now.date_naive()),
     };
     let left = (resets_at - now).to_std().unwrap_or_default();
-    let retry_after = (left <= Duration::from_secs(86_400)).then(|| left.max(Duration::from_secs(1)));
+    let retry_after =
+        (left <= Duration::from_secs(86_400)).then(|| left.max(Duration::from_secs(1)));
     QuotaExceeded {
         period,
         limit,
@@ -497,7 +498,11 @@ mod tests {
     #[test]
     fn no_limits_admit_everything() {
         let defaults = QuotaDefaults::default();
-        assert!(defaults.check(&state(u64::MAX, u64::MAX), at("2026-12-07T10:00:00Z")).is_ok());
+        assert!(
+            defaults
+                .check(&state(u64::MAX, u64::MAX), at("2026-12-07T10:00:00Z"))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -19,11 +19,11 @@ use confab_core::ports::{
     Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, NewTurn, ProjectStore,
     PromptStore, Turn,
 };
-use confab_core::values::ValidationError;
 use confab_core::usage::{
-    GroupBy, NaiveDate, QuotaOverride, QuotaState, TokenCounts, UsageEntry, UsageLedger, UsageRow, UserUsage,
-    month_start,
+    GroupBy, NaiveDate, QuotaOverride, QuotaState, TokenCounts, UsageEntry, UsageLedger, UsageRow,
+    UserUsage, month_start,
 };
+use confab_core::values::ValidationError;
 use uuid::Uuid;
 
 /// The error text of a streaming reply whose writer stopped renewing its lease.
@@ -1271,11 +1271,7 @@ impl UsageLedger for MemoryStore {
         Ok(())
     }
 
-    async fn quota_state(
-        &self,
-        user: &UserId,
-        day: NaiveDate,
-    ) -> Result<QuotaState, StoreError> {
+    async fn quota_state(&self, user: &UserId, day: NaiveDate) -> Result<QuotaState, StoreError> {
         Ok(self.state()?.quota_state(user, day))
     }
 

@@ -299,12 +299,7 @@ macro_rules! usage_queries {
                 .bind::<Text, _>(day_text(from))
                 .bind::<Text, _>(day_text(to));
             let rows: Vec<SumRow> = match &user {
-                Some(user) => {
-                    query
-                        .bind::<Text, _>(user.as_str())
-                        .load(c)
-                        .await
-                }
+                Some(user) => query.bind::<Text, _>(user.as_str()).load(c).await,
                 None => query.load(c).await,
             }
             .map_err(translate)?;

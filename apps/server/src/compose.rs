@@ -393,6 +393,10 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     });
     let mut accounting = Accounting::new(Arc::clone(&usage));
     accounting.defaults = settings.quotas;
+    if matches!(settings.llm, LlmSettings::OpenAi { .. }) {
+        // Replies without reported usage are counted with the model's tokenizer when known.
+        accounting.tokenizer = Arc::new(confab_openai::TiktokenCounter);
+    }
     let chat = ChatService::new(
         Arc::clone(&adapters.history),
         Arc::clone(&adapters.prompts),

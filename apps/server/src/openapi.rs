@@ -670,7 +670,9 @@ fn default_description(status: u16) -> &'static str {
         413 => "The body is too large.",
         415 => "Wrong `Content-Type`.",
         422 => "Invalid fields.",
-        429 => "Too many requests (`rate_limited`), or the user's token quota is used (`quota_exceeded`, nothing stored; the detail says which limit and when it resets).",
+        429 => {
+            "Too many requests (`rate_limited`), or the user's token quota is used (`quota_exceeded`, nothing stored; the detail says which limit and when it resets)."
+        }
         503 => "A dependency is unavailable.",
         _ => "Error.",
     }

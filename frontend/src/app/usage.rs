@@ -48,6 +48,25 @@ pub fn remaining(quota: &QuotaStatus) -> Vec<String> {
     lines
 }
 
+/// The composer's quiet warning when less than 10% of a quota is left; `None` otherwise.
+pub fn low_quota_warning(quota: &QuotaStatus) -> Option<String> {
+    let low = |limit: Option<u64>, left: Option<u64>| match (limit, left) {
+        (Some(limit), Some(left)) => left.saturating_mul(10) < limit,
+        _ => false,
+    };
+    if low(quota.tokens_per_day, quota.remaining_today) {
+        let left = quota.remaining_today.unwrap_or(0);
+        return Some(format!("Less than 10% of today's tokens left ({left})."));
+    }
+    if low(quota.tokens_per_month, quota.remaining_this_month) {
+        let left = quota.remaining_this_month.unwrap_or(0);
+        return Some(format!(
+            "Less than 10% of this month's tokens left ({left})."
+        ));
+    }
+    None
+}
+
 fn chart(report: &UsageReport) -> Html {
     let bars = bars(report);
     if bars.is_empty() {
@@ -184,17 +203,26 @@ fn QuotaForm(props: &QuotaFormProps) -> Html {
             } else if let Ok(n) = raw.trim().parse::<u64>() {
                 Some(n)
             } else {
-                error.set(Some("Enter a whole number of tokens, or nothing for the default.".into()));
+                error.set(Some(
+                    "Enter a whole number of tokens, or nothing for the default.".into(),
+                ));
                 return;
             };
             let body = QuotaOverride {
                 tokens_per_day,
                 tokens_per_month: None,
             };
-            let (api, error, on_saved, user_id) =
-                (api.clone(), error.clone(), on_saved.clone(), user_id.clone());
+            let (api, error, on_saved, user_id) = (
+                api.clone(),
+                error.clone(),
+                on_saved.clone(),
+                user_id.clone(),
+            );
             spawn_local(async move {
-                let path = format!("/api/admin/users/{}/quota", crate::services::api::encode_query(&user_id));
+                let path = format!(
+                    "/api/admin/users/{}/quota",
+                    crate::services::api::encode_query(&user_id)
+                );
                 match api.send::<_, AdminUser>("PUT", &path, &body).await {
                     Ok(_) => {
                         error.set(None);
@@ -313,7 +341,26 @@ mod tests {
             remaining_today: Some(40),
             ..QuotaStatus::default()
         };
-        assert_eq!(remaining(&quota), vec!["40 of 100 tokens left today".to_owned()]);
+        assert_eq!(
+            remaining(&quota),
+            vec!["40 of 100 tokens left today".to_owned()]
+        );
         assert!(remaining(&QuotaStatus::default()).is_empty());
+    }
+
+    #[test]
+    fn the_warning_shows_below_ten_percent_only() {
+        let mut quota = QuotaStatus {
+            tokens_per_day: Some(100),
+            remaining_today: Some(10),
+            ..QuotaStatus::default()
+        };
+        assert_eq!(low_quota_warning(&quota), None);
+        quota.remaining_today = Some(9);
+        assert_eq!(
+            low_quota_warning(&quota).as_deref(),
+            Some("Less than 10% of today's tokens left (9).")
+        );
+        assert_eq!(low_quota_warning(&QuotaStatus::default()), None);
     }
 }

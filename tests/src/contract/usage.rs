@@ -9,8 +9,8 @@ use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, UserId};
 use confab_core::model::Timestamp;
 use confab_core::usage::{
-    Accounting, GroupBy, NaiveDate, Purpose, QuotaDefaults, QuotaOverride, TokenCounts,
-    UsageEntry, UsageLedger,
+    Accounting, GroupBy, NaiveDate, Purpose, QuotaDefaults, QuotaOverride, TokenCounts, UsageEntry,
+    UsageLedger,
 };
 use uuid::Uuid;
 
@@ -88,12 +88,24 @@ async fn entries_are_summed_by_day_model_project_and_user(l: Ledger) {
     let bob = user("bob");
     let p = stored_project(&l.stores, &alice, "P").await;
     let c = stored_conversation(&l.stores, &alice, p.id).await;
-    record(&l, &entry(&alice, Some(c.id), "m1", 10, 5, at(2026, 12, 1, 9))).await;
-    record(&l, &entry(&alice, Some(c.id), "m2", 20, 7, at(2026, 12, 1, 23))).await;
+    record(
+        &l,
+        &entry(&alice, Some(c.id), "m1", 10, 5, at(2026, 12, 1, 9)),
+    )
+    .await;
+    record(
+        &l,
+        &entry(&alice, Some(c.id), "m2", 20, 7, at(2026, 12, 1, 23)),
+    )
+    .await;
     record(&l, &entry(&alice, None, "m1", 1, 1, at(2026, 12, 2, 0))).await;
     record(&l, &entry(&bob, None, "m1", 100, 100, at(2026, 12, 1, 9))).await;
     // Outside the range.
-    record(&l, &entry(&alice, None, "m1", 1000, 1000, at(2026, 12, 3, 0))).await;
+    record(
+        &l,
+        &entry(&alice, None, "m1", 1000, 1000, at(2026, 12, 3, 0)),
+    )
+    .await;
 
     let (from, to) = (day(2026, 12, 1), day(2026, 12, 2));
     let by_day = ok(
@@ -104,13 +116,18 @@ async fn entries_are_summed_by_day_model_project_and_user(l: Ledger) {
         .iter()
         .map(|r| (r.key.as_str(), r.tokens.input, r.tokens.output, r.calls))
         .collect();
-    assert_eq!(keys, vec![("2026-12-01", 30, 12, 2), ("2026-12-02", 1, 1, 1)]);
+    assert_eq!(
+        keys,
+        vec![("2026-12-01", 30, 12, 2), ("2026-12-02", 1, 1, 1)]
+    );
     assert_eq!(by_day[0].tokens.cached_input, 15);
     assert_eq!(by_day[0].tokens.reasoning, 2);
     assert_eq!(by_day[0].cost_micros, 20);
 
     let by_model = ok(
-        l.ledger.summary(Some(&alice), from, to, GroupBy::Model).await,
+        l.ledger
+            .summary(Some(&alice), from, to, GroupBy::Model)
+            .await,
         "summary",
     );
     let keys: Vec<(&str, u64)> = by_model
@@ -120,7 +137,9 @@ async fn entries_are_summed_by_day_model_project_and_user(l: Ledger) {
     assert_eq!(keys, vec![("m1", 17), ("m2", 27)]);
 
     let by_project = ok(
-        l.ledger.summary(Some(&alice), from, to, GroupBy::Project).await,
+        l.ledger
+            .summary(Some(&alice), from, to, GroupBy::Project)
+            .await,
         "summary",
     );
     let keys: Vec<(String, u64)> = by_project
@@ -129,7 +148,10 @@ async fn entries_are_summed_by_day_model_project_and_user(l: Ledger) {
         .collect();
     assert_eq!(keys, vec![(String::new(), 2), (p.id.to_string(), 42)]);
 
-    let by_user = ok(l.ledger.summary(None, from, to, GroupBy::User).await, "summary");
+    let by_user = ok(
+        l.ledger.summary(None, from, to, GroupBy::User).await,
+        "summary",
+    );
     let mut keys: Vec<(String, u64)> = by_user
         .iter()
         .map(|r| (r.key.clone(), r.tokens.total()))
@@ -149,7 +171,10 @@ async fn the_quota_state_counts_the_day_and_the_month_so_far(l: Ledger) {
     record(&l, &entry(&alice, None, "m", 30, 5, at(2026, 12, 7, 1))).await;
     record(&l, &entry(&alice, None, "m", 40, 5, at(2026, 12, 8, 1))).await;
     record(&l, &entry(&bob, None, "m", 1000, 5, at(2026, 12, 7, 1))).await;
-    let state = ok(l.ledger.quota_state(&alice, day(2026, 12, 7)).await, "quota_state");
+    let state = ok(
+        l.ledger.quota_state(&alice, day(2026, 12, 7)).await,
+        "quota_state",
+    );
     assert_eq!(state.used_day, 35);
     assert_eq!(state.used_month, 60);
     assert_eq!(state.quota, QuotaOverride::default());
@@ -170,17 +195,32 @@ async fn an_entry_outlives_its_conversation_and_ids_are_unique(l: Ledger) {
         l.stores.history.delete_conversation(&alice, c.id).await,
         "delete_conversation",
     );
-    let state = ok(l.ledger.quota_state(&alice, day(2026, 12, 7)).await, "quota_state");
+    let state = ok(
+        l.ledger.quota_state(&alice, day(2026, 12, 7)).await,
+        "quota_state",
+    );
     assert_eq!(state.used_day, 7);
     // Written after its conversation is gone: no project.
-    record(&l, &entry(&alice, Some(c.id), "m", 1, 1, at(2026, 12, 7, 2))).await;
+    record(
+        &l,
+        &entry(&alice, Some(c.id), "m", 1, 1, at(2026, 12, 7, 2)),
+    )
+    .await;
     let rows = ok(
         l.ledger
-            .summary(Some(&alice), day(2026, 12, 7), day(2026, 12, 7), GroupBy::Project)
+            .summary(
+                Some(&alice),
+                day(2026, 12, 7),
+                day(2026, 12, 7),
+                GroupBy::Project,
+            )
             .await,
         "summary",
     );
-    let keys: Vec<(String, u64)> = rows.iter().map(|r| (r.key.clone(), r.tokens.total())).collect();
+    let keys: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| (r.key.clone(), r.tokens.total()))
+        .collect();
     assert_eq!(keys, vec![(String::new(), 2), (p.id.to_string(), 7)]);
     assert!(matches!(
         l.ledger.record(&e).await,
@@ -197,18 +237,30 @@ async fn overrides_are_set_replaced_and_cleared(l: Ledger) {
         tokens_per_month: None,
     };
     ok(l.ledger.set_quota(&alice, &q).await, "set_quota");
-    assert_eq!(ok(l.ledger.quota_state(&alice, today).await, "state").quota, q);
+    assert_eq!(
+        ok(l.ledger.quota_state(&alice, today).await, "state").quota,
+        q
+    );
     let q2 = QuotaOverride {
         tokens_per_day: None,
         tokens_per_month: Some(900),
     };
     ok(l.ledger.set_quota(&alice, &q2).await, "set_quota");
-    assert_eq!(ok(l.ledger.quota_state(&alice, today).await, "state").quota, q2);
+    assert_eq!(
+        ok(l.ledger.quota_state(&alice, today).await, "state").quota,
+        q2
+    );
     record(&l, &entry(&bob, None, "m", 5, 5, at(2026, 12, 7, 3))).await;
     let users = ok(l.ledger.users(today).await, "users");
     let listed: Vec<(UserId, u64, Option<u64>)> = users
         .iter()
-        .map(|u| (u.user_id.clone(), u.state.used_day, u.state.quota.tokens_per_month))
+        .map(|u| {
+            (
+                u.user_id.clone(),
+                u.state.used_day,
+                u.state.quota.tokens_per_month,
+            )
+        })
         .collect();
     let mut want = vec![(alice.clone(), 0, Some(900)), (bob.clone(), 10, None)];
     want.sort();

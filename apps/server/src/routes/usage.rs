@@ -180,7 +180,11 @@ pub async fn is_admin(req: &HttpRequest, principal: &Principal, state: &AppState
 }
 
 /// 404 for anyone but an administrator.
-async fn admin_only(req: &HttpRequest, principal: &Principal, state: &AppState) -> Result<(), ApiError> {
+async fn admin_only(
+    req: &HttpRequest,
+    principal: &Principal,
+    state: &AppState,
+) -> Result<(), ApiError> {
     if is_admin(req, principal, state).await {
         Ok(())
     } else {
@@ -200,11 +204,7 @@ pub async fn admin_users(
     state: web::Data<AppState>,
 ) -> Json<Vec<api::AdminUser>> {
     admin_only(&req, &principal, &state).await?;
-    let users = state
-        .usage
-        .users(now().date_naive())
-        .await
-        .map_err(store)?;
+    let users = state.usage.users(now().date_naive()).await.map_err(store)?;
     Ok(web::Json(
         users
             .into_iter()
@@ -235,7 +235,8 @@ pub async fn set_quota(
     state: web::Data<AppState>,
 ) -> Json<api::AdminUser> {
     admin_only(&req, &principal, &state).await?;
-    let user = UserId::new(user_id.into_inner()).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let user =
+        UserId::new(user_id.into_inner()).map_err(|e| ApiError::Validation(e.to_string()))?;
     let quota = QuotaOverride {
         tokens_per_day: body.tokens_per_day,
         tokens_per_month: body.tokens_per_month,

@@ -22,7 +22,11 @@ async fn put(app: &TestApp, user: &str, path: &str, body: &Value) -> confab_test
         .await
 }
 
-async fn send_refused(app: &TestApp, user: &str, conversation: uuid::Uuid) -> confab_tests::http::Answer {
+async fn send_refused(
+    app: &TestApp,
+    user: &str,
+    conversation: uuid::Uuid,
+) -> confab_tests::http::Answer {
     confab_tests::http::Answer::read(
         app.send_message(user, conversation, &json!({ "content": "one more" }))
             .await,
@@ -78,8 +82,14 @@ async fn a_send_over_the_daily_quota_is_429_quota_exceeded_and_stores_nothing() 
         .problem(404, "not_found");
 
     let metrics = app.metrics().await.text();
-    assert!(metrics.contains("confab_quota_refusals_total 2"), "{metrics}");
-    assert!(metrics.contains("confab_tokens_total{model=\"echo-1\",kind=\"output\"}"), "{metrics}");
+    assert!(
+        metrics.contains("confab_quota_refusals_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("confab_tokens_total{model=\"echo-1\",kind=\"output\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -88,9 +98,13 @@ async fn usage_sums_equal_the_stored_replies_usage() {
     let c1 = conversation(&app, ALICE).await;
     let c2 = conversation(&app, ALICE).await;
     app.send(ALICE, c1.id, "The first question").await.done();
-    app.send(ALICE, c1.id, "A second, longer question about it").await.done();
+    app.send(ALICE, c1.id, "A second, longer question about it")
+        .await
+        .done();
     app.send(ALICE, c2.id, "Elsewhere").await.done();
-    app.send(BOB, conversation(&app, BOB).await.id, "Bob's").await.done();
+    app.send(BOB, conversation(&app, BOB).await.id, "Bob's")
+        .await
+        .done();
 
     let mut input = 0;
     let mut output = 0;
@@ -132,8 +146,12 @@ async fn usage_sums_equal_the_stored_replies_usage() {
     assert_eq!(by_model.groups.len(), 1);
     assert_eq!(by_model.groups[0].key, "echo-1");
 
-    get(&app, ALICE, "/api/usage?group_by=user").await.problem(422, "validation_failed");
-    get(&app, ALICE, "/api/usage?from=2026-13-01").await.problem(422, "validation_failed");
+    get(&app, ALICE, "/api/usage?group_by=user")
+        .await
+        .problem(422, "validation_failed");
+    get(&app, ALICE, "/api/usage?from=2026-13-01")
+        .await
+        .problem(422, "validation_failed");
     get(&app, ALICE, "/api/usage?from=2020-01-01&to=2026-01-01")
         .await
         .problem(422, "validation_failed");
@@ -153,18 +171,32 @@ async fn admin_routes_are_404_for_anyone_but_an_administrator() {
     let me: api::Me = app.me(ALICE).await.json();
     assert!(me.is_admin);
 
-    for path in ["/api/admin/users", "/api/admin/usage", "/api/admin/usage?group_by=user"] {
+    for path in [
+        "/api/admin/users",
+        "/api/admin/usage",
+        "/api/admin/usage?group_by=user",
+    ] {
         get(&app, BOB, path).await.problem(404, "not_found");
         get(&app, ALICE, path).await.assert_status(200);
     }
-    put(&app, BOB, "/api/admin/users/bob/quota", &json!({ "tokens_per_day": 5 }))
-        .await
-        .problem(404, "not_found");
+    put(
+        &app,
+        BOB,
+        "/api/admin/users/bob/quota",
+        &json!({ "tokens_per_day": 5 }),
+    )
+    .await
+    .problem(404, "not_found");
 
     let users: Vec<api::AdminUser> = get(&app, ALICE, "/api/admin/users").await.json();
-    let bob = users.iter().find(|u| u.user_id == BOB).expect("bob is listed");
+    let bob = users
+        .iter()
+        .find(|u| u.user_id == BOB)
+        .expect("bob is listed");
     assert!(bob.quota.used_today > 0);
-    let usage: api::UsageReport = get(&app, ALICE, "/api/admin/usage?group_by=user").await.json();
+    let usage: api::UsageReport = get(&app, ALICE, "/api/admin/usage?group_by=user")
+        .await
+        .json();
     assert_eq!(usage.groups.len(), 1);
     assert_eq!(usage.groups[0].key, BOB);
     assert_eq!(usage.groups[0].sums.total_tokens, bob.quota.used_today);
@@ -173,24 +205,40 @@ async fn admin_routes_are_404_for_anyone_but_an_administrator() {
 #[tokio::test]
 async fn an_administrators_override_replaces_the_default_quota() {
     let app = AppOptions::new()
-        .settings(&[("CONFAB_ADMINS", "alice"), ("CONFAB_QUOTA_TOKENS_PER_DAY", "1000000")])
+        .settings(&[
+            ("CONFAB_ADMINS", "alice"),
+            ("CONFAB_QUOTA_TOKENS_PER_DAY", "1000000"),
+        ])
         .spawn()
         .await;
     let c = conversation(&app, BOB).await;
     app.send(BOB, c.id, "first").await.done();
 
-    let answer = put(&app, ALICE, "/api/admin/users/bob/quota", &json!({ "tokens_per_day": 1 })).await;
+    let answer = put(
+        &app,
+        ALICE,
+        "/api/admin/users/bob/quota",
+        &json!({ "tokens_per_day": 1 }),
+    )
+    .await;
     answer.assert_status(200);
     let set: api::AdminUser = answer.json();
     assert_eq!(set.quota.tokens_per_day, Some(1));
     assert_eq!(set.quota.remaining_today, Some(0));
-    send_refused(&app, BOB, c.id).await.problem(429, "quota_exceeded");
+    send_refused(&app, BOB, c.id)
+        .await
+        .problem(429, "quota_exceeded");
 
     let status: api::UsageReport = get(&app, BOB, "/api/usage").await.json();
     assert_eq!(status.quota.expect("a quota").remaining_today, Some(0));
 
-    put(&app, ALICE, "/api/admin/users/bob/quota", &json!({ "tokens_per_day": null }))
-        .await
-        .assert_status(200);
+    put(
+        &app,
+        ALICE,
+        "/api/admin/users/bob/quota",
+        &json!({ "tokens_per_day": null }),
+    )
+    .await
+    .assert_status(200);
     app.send(BOB, c.id, "again").await.done();
 }
