@@ -1180,62 +1180,6 @@ impl KnowledgeIndex for MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-
-    use super::*;
-    use confab_core::model::now;
-
-    fn project(owner: &UserId) -> Project {
-        let at = now();
-        Project {
-            id: ProjectId::new(),
-            owner_id: owner.clone(),
-            name: "Bot".to_owned(),
-            description: None,
-            created_at: at,
-            updated_at: at,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_switched_off_store_answers_unavailable_and_keeps_its_data() {
-        let store = MemoryStore::new();
-        let alice = UserId::new("alice").unwrap();
-        let p = project(&alice);
-        store.insert_project(&p).await.unwrap();
-        store.set_unavailable(true);
-        assert!(matches!(
-            store.ping().await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            store.get_project(&alice, p.id).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            store.insert_project(&project(&alice)).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        store.set_unavailable(false);
-        store.ping().await.unwrap();
-        assert_eq!(
-            store.list_projects(&alice, None, 10).await.unwrap(),
-            vec![p]
-        );
-    }
-
-    #[tokio::test]
-    async fn clones_share_one_state() {
-        let store = MemoryStore::new();
-        let clone = store.clone();
-        let alice = UserId::new("alice").unwrap();
-        let p = project(&alice);
-        store.insert_project(&p).await.unwrap();
-        assert_eq!(clone.get_project(&alice, p.id).await.unwrap(), p);
-    }
-}
-
 impl State {
     fn quota_state(&self, user: &UserId, day: NaiveDate) -> QuotaState {
         let first = month_start(day);
@@ -1343,5 +1287,61 @@ fn add(a: TokenCounts, b: TokenCounts) -> TokenCounts {
         cached_input: a.cached_input + b.cached_input,
         output: a.output + b.output,
         reasoning: a.reasoning + b.reasoning,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use confab_core::model::now;
+
+    fn project(owner: &UserId) -> Project {
+        let at = now();
+        Project {
+            id: ProjectId::new(),
+            owner_id: owner.clone(),
+            name: "Bot".to_owned(),
+            description: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_switched_off_store_answers_unavailable_and_keeps_its_data() {
+        let store = MemoryStore::new();
+        let alice = UserId::new("alice").unwrap();
+        let p = project(&alice);
+        store.insert_project(&p).await.unwrap();
+        store.set_unavailable(true);
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.get_project(&alice, p.id).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.insert_project(&project(&alice)).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        store.set_unavailable(false);
+        store.ping().await.unwrap();
+        assert_eq!(
+            store.list_projects(&alice, None, 10).await.unwrap(),
+            vec![p]
+        );
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_state() {
+        let store = MemoryStore::new();
+        let clone = store.clone();
+        let alice = UserId::new("alice").unwrap();
+        let p = project(&alice);
+        store.insert_project(&p).await.unwrap();
+        assert_eq!(clone.get_project(&alice, p.id).await.unwrap(), p);
     }
 }
