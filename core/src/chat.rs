@@ -48,6 +48,7 @@ use crate::ports::{
     LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
+use crate::usage::{Accounting, Call, Purpose};
 use crate::values::{Limits, MessageContent, ValidationError};
 
 /// How the chat use case fits context and keeps replies alive.
@@ -192,6 +193,8 @@ pub struct ChatService {
     timer: Arc<dyn Timer>,
     /// Writes the title of an untitled conversation after its first reply; `None`: none is.
     titler: Option<Arc<dyn Titler>>,
+    /// Records every model call's usage and refuses sends over quota; `None`: neither.
+    accounting: Option<Accounting>,
 }
 
 /// How long a title may take before it is given up (the client's stream waits for it).
@@ -216,6 +219,7 @@ impl ChatService {
             limits,
             timer: Arc::new(ThreadTimer),
             titler: None,
+            accounting: None,
         };
         // The default model is always offered.
         let default = service.model().to_owned();
@@ -237,6 +241,41 @@ impl ChatService {
     pub fn with_titler(mut self, titler: Arc<dyn Titler>) -> Self {
         self.titler = Some(titler);
         self
+    }
+
+    /// Records usage in `accounting`'s ledger and enforces its quotas.
+    #[must_use]
+    pub fn with_accounting(mut self, accounting: Accounting) -> Self {
+        self.accounting = Some(accounting);
+        self
+    }
+
+    /// The usage accounting, when configured.
+    #[must_use]
+    pub const fn accounting(&self) -> Option<&Accounting> {
+        self.accounting.as_ref()
+    }
+
+    /// `Err(QuotaExceeded)` when the user has used their tokens (checked before anything is
+    /// stored or charged; a missing conversation or a conflict is reported first).
+    async fn check_quota(
+        &self,
+        owner: &crate::ids::UserId,
+        conversation_id: ConversationId,
+        client_message_id: Option<Uuid>,
+        started: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<(), ChatError> {
+        let Some(accounting) = &self.accounting else {
+            return Ok(());
+        };
+        if let Err(refused) = accounting.check(owner, started).await? {
+            self.history
+                .check_turn(owner, conversation_id, client_message_id, stale_before)
+                .await?;
+            return Err(ChatError::QuotaExceeded(refused));
+        }
+        Ok(())
     }
 
     /// The limits this service validates with (the OpenAPI document states them).
@@ -272,6 +311,14 @@ impl ChatService {
         let conversation_id = request.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
+        self.check_quota(
+            owner,
+            conversation_id,
+            request.client_message_id,
+            started,
+            stale_before,
+        )
+        .await?;
         if let Err(retry_after) = self.limiter.try_acquire(owner).await {
             // The rare path: a missing conversation (404) or a conflict (409) is reported
             // before the rate limit (429), and a refused send is not charged.
@@ -310,7 +357,7 @@ impl ChatService {
         // The conversation's first reply (a new first message has no history either).
         let title = (began.untitled && began.history.is_empty())
             .then(|| (conversation_id, user.content.clone()));
-        Ok(self.start_reply(prompt, began.history, user, reply, title, cancel))
+        Ok(self.start_reply(owner, prompt, began.history, user, reply, title, cancel))
     }
 
     /// Answers a user message again: `reply_id` names one of its replies; the new reply is
@@ -334,6 +381,8 @@ impl ChatService {
         let conversation_id = earlier.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
+        self.check_quota(owner, conversation_id, None, started, stale_before)
+            .await?;
         if let Err(retry_after) = self.limiter.try_acquire(owner).await {
             self.history
                 .check_turn(owner, conversation_id, None, stale_before)
@@ -371,7 +420,7 @@ impl ChatService {
             return Err(ChatError::Internal(detail.to_owned()));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        let events = self.start_reply(prompt, began.history, user, reply, None, cancel);
+        let events = self.start_reply(owner, prompt, began.history, user, reply, None, cancel);
         Ok((conversation_id, events))
     }
 
@@ -409,8 +458,10 @@ impl ChatService {
 
     /// The stream of a stored turn: the provider is asked (unless the prompt could not be
     /// read) and the reply relayed and stored.
+    #[allow(clippy::too_many_arguments)]
     fn start_reply(
         &self,
+        owner: &crate::ids::UserId,
         prompt: Result<Option<crate::model::Prompt>, StoreError>,
         past: Vec<Message>,
         user: Message,
@@ -425,7 +476,7 @@ impl ChatService {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
         let title = title.and_then(|(id, first)| Some((id, first, self.titler.clone()?)));
-        self.reply_stream(user, reply, llm_request, title, cancel)
+        self.reply_stream(owner.clone(), user, reply, llm_request, title, cancel)
     }
 
     /// What the provider is asked: the prompt, the history that fits the budget, then the
@@ -459,6 +510,7 @@ impl ChatService {
 
     fn reply_stream(
         &self,
+        owner: crate::ids::UserId,
         user: Message,
         reply: Message,
         request: Result<LlmRequest, ()>,
@@ -470,6 +522,7 @@ impl ChatService {
         let timer = Arc::clone(&self.timer);
         let lease = self.settings.reply_lease;
         let renew_every = self.settings.renew_every();
+        let accounting = self.accounting.clone();
         Box::pin(async_stream::stream! {
             yield ChatEvent::UserMessage(user);
             yield ChatEvent::AssistantMessage(reply.clone());
@@ -477,10 +530,15 @@ impl ChatService {
             let mut text = String::new();
             // `begin_turn` took the lease when it stored the reply.
             let mut leased_until = reply.created_at + lease;
+            // What the provider was asked, for the usage ledger.
+            let mut asked = None;
             let outcome = match request {
                 // The turn is stored but the provider was never asked.
                 Err(()) => Outcome::Unprepared,
                 Ok(request) => {
+                    if accounting.is_some() {
+                        asked = Some(request.clone());
+                    }
                     let mut upstream = llm.stream(request);
                     let mut cancelled = cancel.cancelled();
                     let mut renewal = Renewal::Waiting(timer.sleep(renew_every));
@@ -545,6 +603,23 @@ impl ChatService {
                 }
             };
 
+            // Every call is counted, also a failed or cancelled one, before its end is told.
+            if let (Some(accounting), Some(asked)) = (&accounting, &asked) {
+                let completion = match &outcome {
+                    Outcome::Completed(completion) => Some(completion),
+                    _ => None,
+                };
+                let call = Call {
+                    user: &owner,
+                    conversation_id: Some(reply.conversation_id),
+                    message_id: Some(reply.id),
+                    purpose: Purpose::Chat,
+                    request: asked,
+                    output: &text,
+                    completion,
+                };
+                accounting.record(call, now()).await;
+            }
             let (message, failure) = finish(reply, text, outcome);
             // The final write is retried while the lease lasts; then the client is told the
             // reply could not be stored, and it is retried a while longer. A reply that is
@@ -569,7 +644,7 @@ impl ChatService {
                         }
                         // After `done`, off the reply's path: the title of a first reply.
                         if let (true, false, Some((conversation_id, first, titler))) = (complete, told, title)
-                            && let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler).await
+                            && let Some(title) = write_title(&*history, &*timer, conversation_id, &first, &*titler, accounting.as_ref().map(|a| (a, &owner))).await
                         {
                             yield ChatEvent::Title { conversation_id, title };
                         }
@@ -631,9 +706,31 @@ async fn write_title(
     conversation_id: ConversationId,
     first_message: &str,
     titler: &dyn Titler,
+    accounting: Option<(&Accounting, &crate::ids::UserId)>,
 ) -> Option<String> {
-    let written =
-        futures::future::select(titler.title(first_message), timer.sleep(TITLE_TIMEOUT)).await;
+    let written = futures::future::select(
+        titler.title_with_call(first_message),
+        timer.sleep(TITLE_TIMEOUT),
+    )
+    .await;
+    let written = match written {
+        futures::future::Either::Left(((result, call), _)) => {
+            if let (Some((accounting, owner)), Some(call)) = (accounting, call) {
+                let call = Call {
+                    user: owner,
+                    conversation_id: Some(conversation_id),
+                    message_id: None,
+                    purpose: Purpose::Title,
+                    request: &call.request,
+                    output: &call.output,
+                    completion: call.completion.as_ref(),
+                };
+                accounting.record(call, now()).await;
+            }
+            futures::future::Either::Left((result, ()))
+        }
+        futures::future::Either::Right(timeout) => futures::future::Either::Right(timeout),
+    };
     let raw = match written {
         futures::future::Either::Left((Ok(raw), _)) => raw,
         futures::future::Either::Left((Err(e), _)) => {

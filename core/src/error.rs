@@ -122,6 +122,9 @@ pub enum ChatError {
     /// 429: the user's send limit; retry after this long.
     #[error("too many messages; retry in {} s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
+    /// 429 `quota_exceeded`: the user has used their daily or monthly tokens.
+    #[error("{}", .0.sentence())]
+    QuotaExceeded(crate::usage::QuotaExceeded),
     /// 503
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),

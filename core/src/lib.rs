@@ -16,6 +16,7 @@ pub mod ports;
 pub mod search;
 pub mod services;
 pub mod titles;
+pub mod usage;
 pub mod values;
 
 pub use cancel::{CancelReason, CancelToken};

@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 
 use crate::error::LlmError;
 use crate::model::Role;
-use crate::ports::{LlmEvent, LlmMessage, LlmRequest, LlmStream};
+use crate::ports::{Completion, LlmEvent, LlmMessage, LlmRequest, LlmStream};
 
 /// The longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 60;
@@ -19,6 +19,23 @@ pub const MAX_TITLE_CHARS: usize = 60;
 pub trait Titler: Send + Sync + 'static {
     /// A title for a conversation that begins with `first_message`; cleaned by the caller.
     async fn title(&self, first_message: &str) -> Result<String, LlmError>;
+
+    /// [`Titler::title`], with the model call it made (for the usage ledger); `None` when it
+    /// asked no model.
+    async fn title_with_call(
+        &self,
+        first_message: &str,
+    ) -> (Result<String, LlmError>, Option<TitleCall>) {
+        (self.title(first_message).await, None)
+    }
+}
+
+/// The model call a title took: what was asked, what came back, and the provider's end.
+#[derive(Clone, Debug)]
+pub struct TitleCall {
+    pub request: LlmRequest,
+    pub output: String,
+    pub completion: Option<Completion>,
 }
 
 /// The first words of the first message (what the echo demo model does).
@@ -53,6 +70,13 @@ const INSTRUCTIONS: &str = "Write a short title (at most 60 characters) for a co
 #[async_trait]
 impl Titler for LlmTitler {
     async fn title(&self, first_message: &str) -> Result<String, LlmError> {
+        self.title_with_call(first_message).await.0
+    }
+
+    async fn title_with_call(
+        &self,
+        first_message: &str,
+    ) -> (Result<String, LlmError>, Option<TitleCall>) {
         let request = LlmRequest {
             model: self.model.clone(),
             instructions: Some(INSTRUCTIONS.to_owned()),
@@ -62,15 +86,26 @@ impl Titler for LlmTitler {
             }],
             max_output_tokens: Some(32),
         };
-        let mut events = self.llm.stream(request);
+        let mut events = self.llm.stream(request.clone());
         let mut text = String::new();
-        while let Some(event) = events.next().await {
-            match event? {
-                LlmEvent::Delta(piece) => text.push_str(&piece),
-                LlmEvent::Completed(_) => return Ok(text),
+        let mut completion = None;
+        let result = loop {
+            match events.next().await {
+                Some(Ok(LlmEvent::Delta(piece))) => text.push_str(&piece),
+                Some(Ok(LlmEvent::Completed(done))) => {
+                    completion = Some(done);
+                    break Ok(text.clone());
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Err(LlmError::Truncated),
             }
-        }
-        Err(LlmError::Truncated)
+        };
+        let call = TitleCall {
+            request,
+            output: text,
+            completion,
+        };
+        (result, Some(call))
     }
 }
 

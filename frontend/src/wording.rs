@@ -87,6 +87,10 @@ pub fn describe(err: &ApiError) -> String {
                 .to_owned()
         }
         413 => "That is too large. Try something smaller.".to_owned(),
+        // The server's sentence says which quota and when it resets.
+        429 if err.code.as_deref() == Some("quota_exceeded") && detail.is_some() => {
+            detail.unwrap_or_default().to_owned()
+        }
         429 => match err.retry_after {
             Some(1) => "You are sending messages too quickly. Try again in 1 second.".to_owned(),
             Some(s) => format!("You are sending messages too quickly. Try again in {s} seconds."),
@@ -162,6 +166,19 @@ mod tests {
         assert_eq!(
             e.describe(),
             "You are sending messages too quickly. Try again in 12 seconds."
+        );
+        let e = ApiError::from_status(
+            429,
+            Some(problem(
+                429,
+                "quota_exceeded",
+                "You have used your daily quota of 10 tokens. It resets tomorrow, at 2026-12-08 00:00 UTC.",
+            )),
+            Some(3600),
+        );
+        assert_eq!(
+            e.describe(),
+            "You have used your daily quota of 10 tokens. It resets tomorrow, at 2026-12-08 00:00 UTC."
         );
         let e = ApiError::from_status(429, None, None);
         assert!(e.describe().contains("Wait a moment"));

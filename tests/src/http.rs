@@ -205,6 +205,7 @@ impl AppOptions {
             titles: self
                 .titler
                 .unwrap_or_else(|| Arc::new(confab_core::titles::FirstWords)),
+            usage: Arc::new(store.clone()),
         };
         let state = build_state(adapters, &settings);
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");

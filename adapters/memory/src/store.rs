@@ -20,6 +20,10 @@ use confab_core::ports::{
     ProjectStore, PromptStore, Turn,
 };
 use confab_core::search::{self, SearchHit, SearchKey, SearchQuery};
+use confab_core::usage::{
+    GroupBy, NaiveDate, QuotaOverride, QuotaState, TokenCounts, UsageEntry, UsageLedger, UsageRow,
+    UserUsage, month_start,
+};
 use confab_core::values::ValidationError;
 use uuid::Uuid;
 
@@ -90,6 +94,9 @@ struct State {
     texts: HashMap<FileId, String>,
     /// The knowledge chunks of each `ready` file.
     chunks: HashMap<FileId, Vec<String>>,
+    /// The usage ledger, with each entry's project at the time of writing.
+    usage: Vec<(UsageEntry, Option<ProjectId>)>,
+    quotas: BTreeMap<UserId, QuotaOverride>,
 }
 
 /// Why a turn's parent cannot take the new message: a user message follows a reply, a
@@ -1251,6 +1258,116 @@ impl KnowledgeIndex for MemoryStore {
         limit: u32,
     ) -> Result<Vec<KnowledgeHit>, StoreError> {
         self.state()?.search(owner, project_id, query, limit)
+    }
+}
+
+impl State {
+    fn quota_state(&self, user: &UserId, day: NaiveDate) -> QuotaState {
+        let first = month_start(day);
+        let mut state = QuotaState {
+            quota: self.quotas.get(user).copied().unwrap_or_default(),
+            ..QuotaState::default()
+        };
+        for (entry, _) in self.usage.iter().filter(|(e, _)| &e.user_id == user) {
+            let entry_day = entry.day();
+            if entry_day == day {
+                state.used_day += entry.tokens.total();
+            }
+            if entry_day >= first && entry_day <= day {
+                state.used_month += entry.tokens.total();
+            }
+        }
+        state
+    }
+}
+
+#[async_trait]
+impl UsageLedger for MemoryStore {
+    async fn record(&self, entry: &UsageEntry) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.usage.iter().any(|(e, _)| e.id == entry.id) {
+            return Err(StoreError::Conflict(Conflict::DuplicateId));
+        }
+        let project = entry
+            .conversation_id
+            .and_then(|id| state.conversations.get(&id))
+            .map(|c| c.project_id);
+        state.usage.push((entry.clone(), project));
+        Ok(())
+    }
+
+    async fn quota_state(&self, user: &UserId, day: NaiveDate) -> Result<QuotaState, StoreError> {
+        Ok(self.state()?.quota_state(user, day))
+    }
+
+    async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if *quota == QuotaOverride::default() {
+            state.quotas.remove(user);
+        } else {
+            state.quotas.insert(user.clone(), *quota);
+        }
+        Ok(())
+    }
+
+    async fn summary(
+        &self,
+        user: Option<&UserId>,
+        from: NaiveDate,
+        to: NaiveDate,
+        group_by: GroupBy,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let state = self.state()?;
+        let mut groups: BTreeMap<String, UsageRow> = BTreeMap::new();
+        for (entry, project) in &state.usage {
+            let day = entry.day();
+            if day < from || day > to || user.is_some_and(|u| u != &entry.user_id) {
+                continue;
+            }
+            let key = match group_by {
+                GroupBy::Day => day.format("%Y-%m-%d").to_string(),
+                GroupBy::Model => entry.model.clone(),
+                GroupBy::Project => project.map(|p| p.to_string()).unwrap_or_default(),
+                GroupBy::User => entry.user_id.to_string(),
+            };
+            let row = groups.entry(key.clone()).or_insert_with(|| UsageRow {
+                key,
+                ..UsageRow::default()
+            });
+            row.tokens = add(row.tokens, entry.tokens);
+            row.cost_micros += entry.cost_micros.unwrap_or(0);
+            row.calls += 1;
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    async fn users(&self, day: NaiveDate) -> Result<Vec<UserUsage>, StoreError> {
+        let state = self.state()?;
+        let first = month_start(day);
+        let mut users: std::collections::BTreeSet<UserId> = state.quotas.keys().cloned().collect();
+        users.extend(
+            state
+                .usage
+                .iter()
+                .filter(|(e, _)| e.day() >= first && e.day() <= day)
+                .map(|(e, _)| e.user_id.clone()),
+        );
+        Ok(users
+            .into_iter()
+            .map(|user_id| UserUsage {
+                state: state.quota_state(&user_id, day),
+                user_id,
+            })
+            .collect())
+    }
+}
+
+fn add(a: TokenCounts, b: TokenCounts) -> TokenCounts {
+    TokenCounts {
+        input: a.input + b.input,
+        cached_input: a.cached_input + b.cached_input,
+        output: a.output + b.output,
+        reasoning: a.reasoning + b.reasoning,
     }
 }
 

@@ -12,6 +12,7 @@ use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, TextOutcome, Timestamp,
 };
 use confab_core::ports::NewTurn;
+use confab_core::usage::{GroupBy, NaiveDate, QuotaOverride, UsageEntry};
 use uuid::Uuid;
 
 /// An argument as the caller passes it → an owned value a spawned task can hold.
@@ -79,7 +80,9 @@ by_reference!(
     Account,
     Session,
     Link,
-    confab_core::search::SearchQuery
+    confab_core::search::SearchQuery,
+    UsageEntry,
+    QuotaOverride
 );
 
 by_value!(
@@ -99,7 +102,10 @@ by_value!(
     Option<String>,
     Uuid,
     LinkKind,
-    Option<confab_core::search::SearchKey>
+    Option<confab_core::search::SearchKey>,
+    NaiveDate,
+    GroupBy,
+    Option<UserId>
 );
 
 impl Detach for &str {

@@ -26,6 +26,7 @@ mod schema;
 mod store;
 mod turn;
 mod types;
+mod usage;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

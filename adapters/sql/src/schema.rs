@@ -171,3 +171,40 @@ diesel::table! {
         used_at -> Nullable<Instant>,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    /// One row per model call (issue 19); no foreign keys, it outlives what it was for.
+    usage_entries (id) {
+        id -> Id,
+        user_id -> Text,
+        project_id -> Nullable<Id>,
+        conversation_id -> Nullable<Id>,
+        message_id -> Nullable<Id>,
+        model -> Text,
+        purpose -> Text,
+        /// The UTC day, `YYYY-MM-DD`.
+        day -> Text,
+        input_tokens -> BigInt,
+        cached_input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        reasoning_tokens -> BigInt,
+        estimated -> Bool,
+        cost_micros -> Nullable<BigInt>,
+        created_at -> Instant,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Instant;
+
+    user_quotas (user_id) {
+        user_id -> Text,
+        tokens_per_day -> Nullable<BigInt>,
+        tokens_per_month -> Nullable<BigInt>,
+        updated_at -> Instant,
+    }
+}

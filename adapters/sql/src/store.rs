@@ -17,6 +17,9 @@ use confab_core::ports::{
     ProjectStore, PromptStore, Turn,
 };
 use confab_core::search::{SearchHit, SearchKey, SearchQuery};
+use confab_core::usage::{
+    GroupBy, NaiveDate, QuotaOverride, QuotaState, UsageEntry, UsageLedger, UsageRow, UserUsage,
+};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
@@ -24,7 +27,7 @@ use uuid::Uuid;
 use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
-use crate::{accounts, queries};
+use crate::{accounts, queries, usage};
 
 /// Every storage port over PostgreSQL or SQLite. Cloning is cheap (the clones share one
 /// pool), so one store can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, …
@@ -130,6 +133,16 @@ macro_rules! on_accounts {
     };
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run accounts, $store, true, $op($($arg),*))
+    };
+}
+
+/// [`on_conn!`] for the operations of [`usage`](crate::usage).
+macro_rules! on_usage {
+    ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run usage, $store, false, $op($($arg),*))
+    };
+    ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run usage, $store, true, $op($($arg),*))
     };
 }
 
@@ -614,5 +627,35 @@ impl AccountStore for SqlStore {
 
     async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError> {
         on_accounts!(self, write release_link(kind, token_hash))
+    }
+}
+
+#[async_trait]
+impl UsageLedger for SqlStore {
+    async fn record(&self, entry: &UsageEntry) -> Result<(), StoreError> {
+        on_usage!(self, write record(entry))
+    }
+
+    async fn quota_state(&self, user: &UserId, day: NaiveDate) -> Result<QuotaState, StoreError> {
+        on_usage!(self, read quota_state(user, day))
+    }
+
+    async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError> {
+        on_usage!(self, write set_quota(user, quota))
+    }
+
+    async fn summary(
+        &self,
+        user: Option<&UserId>,
+        from: NaiveDate,
+        to: NaiveDate,
+        group_by: GroupBy,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let user = user.cloned();
+        on_usage!(self, read summary(user, from, to, group_by))
+    }
+
+    async fn users(&self, day: NaiveDate) -> Result<Vec<UserUsage>, StoreError> {
+        on_usage!(self, read users(day))
     }
 }

@@ -384,6 +384,90 @@ redacted_debug!(LinkCreated { expires_at });
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Me {
     pub user_id: String,
+    /// Whether the caller is an administrator (`CONFAB_ADMINS`, or a built-in account marked
+    /// admin): the `/api/admin/*` routes answer them.
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// Tokens of model calls: `cached_input` is part of `input`, `reasoning` part of `output`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenSums {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// `input_tokens + output_tokens`: what quotas count.
+    pub total_tokens: u64,
+    /// The summed cost by `CONFAB_PRICES` at the time of each call, in millionths of the
+    /// price table's currency unit (calls without a price count 0).
+    pub cost_micros: i64,
+    /// How many model calls.
+    pub calls: u64,
+}
+
+/// One group of a usage report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageGroup {
+    /// The day (`YYYY-MM-DD`), model, project id (`""`: no project, e.g. a deleted one) or
+    /// user id, by `group_by`.
+    pub key: String,
+    #[serde(flatten)]
+    pub sums: TokenSums,
+}
+
+/// A user's quota and what is left of it; limits are `null` when unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaStatus {
+    pub tokens_per_day: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+    /// Tokens used this UTC day and this UTC month.
+    pub used_today: u64,
+    pub used_this_month: u64,
+    pub remaining_today: Option<u64>,
+    pub remaining_this_month: Option<u64>,
+}
+
+/// `GET /api/usage` and `GET /api/admin/usage`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageReport {
+    /// The first and last UTC day of the report (`YYYY-MM-DD`, inclusive).
+    pub from: String,
+    pub to: String,
+    /// `day`, `model`, `project` or `user`.
+    pub group_by: String,
+    pub groups: Vec<UsageGroup>,
+    pub total: TokenSums,
+    /// The caller's quota (`GET /api/usage` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+}
+
+/// A user's own limits (`PUT /api/admin/users/{user_id}/quota`); `null` or absent: the
+/// default (`CONFAB_QUOTA_TOKENS_PER_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaOverride {
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_month: Option<u64>,
+}
+
+/// A user as administrators see them (`GET /api/admin/users`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AdminUser {
+    pub user_id: String,
+    /// The limits in force and the usage this day and month.
+    pub quota: QuotaStatus,
+    /// The user's own limits, when an administrator set them.
+    #[serde(rename = "override")]
+    pub quota_override: QuotaOverride,
 }
 
 /// Which sign-in the client must offer.

@@ -15,6 +15,7 @@ use confab_core::ports::{
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
+use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
 use confab_memory::{EchoLlm, MemoryAccounts, MemoryBlobStore, MemoryLiveReplies, MemoryStore};
@@ -59,6 +60,8 @@ pub enum ComposeError {
         url: String,
         cause: String,
     },
+    #[error("{0}")]
+    Prices(String),
     #[error("file storage could not be opened: {0}")]
     Files(#[from] confab_files::OpenError),
 }
@@ -83,13 +86,27 @@ pub struct Adapters {
     pub live: Arc<dyn LiveReplies>,
     /// Writes the titles of conversations after their first reply.
     pub titles: Arc<dyn Titler>,
+    /// The usage ledger and quota overrides.
+    pub usage: Arc<dyn UsageLedger>,
 }
 
 /// The application, ready to serve: adapters composed, state built, stale replies released.
 pub async fn application(settings: &Settings) -> Result<AppState, ComposeError> {
     let adapters = adapters(settings).await?;
     let database = Arc::clone(&adapters.projects);
-    let state = build_state(adapters, settings);
+    let prices = match &settings.prices {
+        Some(path) => crate::routes::usage::load_prices(path).map_err(ComposeError::Prices)?,
+        None => confab_core::usage::PriceTable::default(),
+    };
+    let mut state = build_state(adapters, settings);
+    if !prices.models.is_empty() {
+        tracing::info!(models = prices.models.len(), "read the price table");
+        if let Some(accounting) = state.chat.accounting() {
+            let mut accounting = accounting.clone();
+            accounting.prices = Arc::new(prices);
+            state.chat = state.chat.clone().with_accounting(accounting);
+        }
+    }
     release_stale_replies(&state, settings).await;
     start_sweep(&state.history, database, settings.chat.reply_lease);
     start_pending_sweep(state.files.clone());
@@ -132,6 +149,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         )),
     };
     Ok(Adapters {
+        usage: stores.clone(),
         projects: stores.clone(),
         prompts: stores.clone(),
         history: stores.clone(),
@@ -195,8 +213,14 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 }
 
 /// Every storage port is served by one store.
-trait Stores: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch {}
-impl<S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch> Stores for S {}
+trait Stores:
+    ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger
+{
+}
+impl<S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger> Stores
+    for S
+{
+}
 
 /// The stores of `memory:`, or the database (migrated): every storage port, and accounts.
 async fn stores(
@@ -371,6 +395,17 @@ impl DevTokens for DevAuth {
 #[must_use]
 pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     let limits = settings.limits;
+    let metrics = Arc::new(Metrics::new());
+    let usage: Arc<dyn UsageLedger> = Arc::new(crate::routes::usage::MeteredLedger {
+        inner: adapters.usage,
+        metrics: Arc::clone(&metrics),
+    });
+    let mut accounting = Accounting::new(Arc::clone(&usage));
+    accounting.defaults = settings.quotas;
+    if matches!(settings.llm, LlmSettings::OpenAi { .. }) {
+        // Replies without reported usage are counted with the model's tokenizer when known.
+        accounting.tokenizer = Arc::new(confab_openai::TiktokenCounter);
+    }
     let chat = ChatService::new(
         Arc::clone(&adapters.history),
         Arc::clone(&adapters.prompts),
@@ -380,7 +415,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         limits,
     )
     .with_timer(tokio_timer())
-    .with_titler(Arc::clone(&adapters.titles));
+    .with_titler(Arc::clone(&adapters.titles))
+    .with_accounting(accounting);
     // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
     let clerk_key = match &settings.auth {
         AuthSettings::Clerk(config) => config.publishable_key.clone(),
@@ -439,7 +475,10 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         generations: Generations::default(),
         live: adapters.live,
         tasks: TaskTracker::new(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
+        usage,
+        quotas: settings.quotas,
+        admins: settings.admins.clone(),
         max_json_bytes: settings.max_json_bytes,
         llm_timeout: settings.llm_timeout,
         clerk_host,

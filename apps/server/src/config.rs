@@ -143,6 +143,12 @@ pub struct Settings {
     pub llm_timeout: Duration,
     /// The model that writes titles (`CONFAB_TITLE_MODEL`); `None`: the chat model.
     pub title_model: Option<String>,
+    /// Every user's token quotas (`CONFAB_QUOTA_TOKENS_PER_*`).
+    pub quotas: confab_core::usage::QuotaDefaults,
+    /// The administrators' token subjects (`CONFAB_ADMINS`).
+    pub admins: Vec<String>,
+    /// The price table's file (`CONFAB_PRICES`).
+    pub prices: Option<PathBuf>,
     pub shutdown_grace: Duration,
     pub live: LiveSettings,
     pub log_format: LogFormat,
@@ -231,6 +237,12 @@ impl Settings {
             sends_per_minute: v.required(&SENDS_PER_MINUTE)?,
             llm_timeout: v.secs(&LLM_TIMEOUT_SECS)?,
             title_model: v.text(&TITLE_MODEL),
+            quotas: confab_core::usage::QuotaDefaults {
+                tokens_per_day: v.number(&QUOTA_TOKENS_PER_DAY)?,
+                tokens_per_month: v.number(&QUOTA_TOKENS_PER_MONTH)?,
+            },
+            admins: v.list(&ADMINS),
+            prices: v.text(&PRICES).map(PathBuf::from),
             shutdown_grace: v.secs(&SHUTDOWN_GRACE_SECS)?,
             live: LiveSettings {
                 redis_url: v.text(&REDIS_URL).map(SecretString::from),

@@ -50,6 +50,12 @@ pub enum ApiError {
     /// 429 `rate_limited`, with `Retry-After`.
     #[error("too many messages; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// 429 `quota_exceeded`, with `Retry-After` when the quota resets within a day.
+    #[error("{detail}")]
+    QuotaExceeded {
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
     /// 401 `invalid_credentials`: a wrong login/password pair (which part is never said).
     #[error("the username, e-mail or password is wrong")]
     InvalidCredentials,
@@ -265,7 +271,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::Throttled { .. } | Self::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -280,6 +288,9 @@ impl ResponseError for ApiError {
         let mut response = match self {
             Self::InvalidCredentials => {
                 problem_with_code(self.status_code(), "invalid_credentials", self.detail())
+            }
+            Self::QuotaExceeded { .. } => {
+                problem_with_code(self.status_code(), "quota_exceeded", self.detail())
             }
             _ => problem(self.status_code(), self.detail()),
         };
@@ -296,6 +307,12 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::QuotaExceeded {
+                retry_after_secs: Some(secs),
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
             }
             _ => {}
         }
@@ -331,6 +348,12 @@ impl From<ChatError> for ApiError {
             ChatError::NotFound => Self::NOT_FOUND,
             ChatError::Conflict(c) => Self::Conflict(c.to_string()),
             ChatError::RateLimited { retry_after } => Self::rate_limited(retry_after),
+            ChatError::QuotaExceeded(refused) => Self::QuotaExceeded {
+                detail: refused.sentence(),
+                retry_after_secs: refused
+                    .retry_after
+                    .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            },
             ChatError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "a dependency is unavailable");
                 Self::Unavailable("the database is unavailable; try again shortly")

@@ -55,6 +55,14 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// The labels of counted tokens: the model, and `input`, `cached_input`, `output` or
+/// `reasoning`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: String,
+    pub kind: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +82,8 @@ pub struct Metrics {
     pub deltas_relayed: Counter,
     pub replies: Family<KindLabels, Counter>,
     pub provider_errors: Family<KindLabels, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub quota_refusals: Counter,
 }
 
 impl Metrics {
@@ -90,6 +100,18 @@ impl Metrics {
         let deltas_relayed = Counter::default();
         let replies = Family::<KindLabels, Counter>::default();
         let provider_errors = Family::<KindLabels, Counter>::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let quota_refusals = Counter::default();
+        registry.register(
+            "tokens",
+            "Tokens of model calls recorded in the usage ledger, by model and kind",
+            tokens.clone(),
+        );
+        registry.register(
+            "quota_refusals",
+            "Sends refused for a user's token quota",
+            quota_refusals.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -146,6 +168,25 @@ impl Metrics {
             deltas_relayed,
             replies,
             provider_errors,
+            tokens,
+            quota_refusals,
+        }
+    }
+
+    /// Counts the tokens of one recorded model call.
+    pub fn observe_tokens(&self, model: &str, tokens: &confab_core::usage::TokenCounts) {
+        for (kind, n) in [
+            ("input", tokens.input),
+            ("cached_input", tokens.cached_input),
+            ("output", tokens.output),
+            ("reasoning", tokens.reasoning),
+        ] {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_owned(),
+                    kind,
+                })
+                .inc_by(n);
         }
     }
 

@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, ops, projects, search};
+use crate::routes::{chat, files, local, ops, projects, search, usage};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -146,6 +146,7 @@ pub struct UploadForm {
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
+        usage::my_usage, usage::admin_users, usage::set_quota, usage::admin_usage,
     ),
     components(schemas(
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
@@ -154,6 +155,7 @@ pub struct UploadForm {
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
+        api::TokenSums, api::UsageGroup, api::QuotaStatus, api::UsageReport, api::QuotaOverride, api::AdminUser,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),
@@ -162,6 +164,7 @@ pub struct UploadForm {
         (name = "files"),
         (name = "search", description = "Full-text search over your messages and conversation titles"),
         (name = "accounts", description = "Built-in accounts (`CONFAB_AUTH=local`)"),
+        (name = "usage", description = "Token usage and quotas; `/api/admin/*` answers administrators only (404 for anyone else)"),
     )
 )]
 pub struct ApiDoc;
@@ -657,7 +660,7 @@ fn problem(status: u16, description: String, settings: &DocumentSettings) -> Res
             builder = builder.header(
                 "Retry-After",
                 retry_after(&format!(
-                    "Seconds until a send is accepted again (at most {} sends a minute).",
+                    "Seconds until a send is accepted again (at most {} sends a minute); with `quota_exceeded` (a user's daily or monthly tokens, `CONFAB_QUOTA_TOKENS_PER_*` or their own), seconds until the quota resets, only when that is within a day.",
                     settings.sends_per_minute
                 )),
             );
@@ -679,7 +682,9 @@ fn default_description(status: u16) -> &'static str {
         413 => "The body is too large.",
         415 => "Wrong `Content-Type`.",
         422 => "Invalid fields.",
-        429 => "Too many requests.",
+        429 => {
+            "Too many requests (`rate_limited`), or the user's token quota is used (`quota_exceeded`, nothing stored; the detail says which limit and when it resets)."
+        }
         503 => "A dependency is unavailable.",
         _ => "Error.",
     }

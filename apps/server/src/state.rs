@@ -37,6 +37,12 @@ pub struct AppState {
     /// Every reply's events, for followers on any replica, and cancels across replicas.
     pub live: Arc<dyn LiveReplies>,
     pub tasks: TaskTracker,
+    /// The usage ledger and quota overrides.
+    pub usage: Arc<dyn confab_core::usage::UsageLedger>,
+    /// Every user's default quotas.
+    pub quotas: confab_core::usage::QuotaDefaults,
+    /// The administrators' token subjects (`CONFAB_ADMINS`).
+    pub admins: Vec<String>,
     pub metrics: Arc<Metrics>,
     pub max_json_bytes: usize,
     pub llm_timeout: Duration,

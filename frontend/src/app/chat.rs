@@ -357,6 +357,31 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             });
         })
     };
+    // The quota left, read after each change: a quiet warning below 10%.
+    let quota_warning = use_state(|| None::<String>);
+    {
+        let (quota_warning, api) = (quota_warning.clone(), session.api.clone());
+        use_effect_with(chat.generating(), move |generating| {
+            if !*generating {
+                spawn_local(async move {
+                    let today = js_sys::Date::new_0()
+                        .to_iso_string()
+                        .as_string()
+                        .unwrap_or_default();
+                    let day = today.get(..10).unwrap_or_default().to_owned();
+                    let path = format!("/api/usage?from={day}&to={day}");
+                    if let Ok(report) = api.get::<confab_api_types::UsageReport>(&path).await {
+                        quota_warning.set(
+                            report
+                                .quota
+                                .as_ref()
+                                .and_then(super::usage::low_quota_warning),
+                        );
+                    }
+                });
+            }
+        });
+    }
     let on_send = {
         let send = send.clone();
         Callback::from(move |content: String| {
@@ -619,6 +644,9 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 highlight={props.highlight} />
             if let Some(n) = &*notice {
                 <p class="error notice-bar" role="alert">{ n }</p>
+            }
+            if let Some(w) = &*quota_warning {
+                <p class="muted small quota-warning" role="status">{ w }</p>
             }
             <Composer {on_send} {on_stop} generating={chat.generating()}
                 max_chars={session.config.limits.message_chars} />

@@ -1,6 +1,6 @@
 //! The signed-in layout: sidebar, main area and the route switch.
 
-use super::{Route, chat::ChatPage, home, router::use_route, settings::SettingsPage};
+use super::{Route, chat::ChatPage, home, router::use_route, settings::SettingsPage, usage};
 use crate::{components::sidebar::Sidebar, hooks::DataVersion};
 use yew::prelude::*;
 
@@ -26,6 +26,8 @@ fn switch(route: Route) -> Html {
         } => html! {
             <ChatPage key={conversation.to_string()} {project} {conversation} highlight={Some(message)} />
         },
+        Route::Usage => html! { <usage::UsagePage /> },
+        Route::Admin => html! { <usage::AdminPage /> },
         Route::NotFound => html! { <home::NotFound /> },
     }
 }

@@ -6,6 +6,7 @@ mod layout;
 pub mod router;
 mod settings;
 mod sign_in;
+mod usage;
 
 pub use router::Route;
 

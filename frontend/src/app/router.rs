@@ -22,6 +22,10 @@ pub enum Route {
         conversation: Uuid,
         message: Uuid,
     },
+    /// `/usage`: the signed-in user's tokens.
+    Usage,
+    /// `/admin`: users, their usage and quotas (administrators).
+    Admin,
     /// Anything else.
     NotFound,
 }
@@ -33,6 +37,8 @@ impl Route {
         let id = |s: &str| Uuid::parse_str(s).ok();
         match segments.as_slice() {
             [] => Self::Home,
+            ["usage"] => Self::Usage,
+            ["admin"] => Self::Admin,
             ["p", p] => id(p).map_or(Self::NotFound, |project| Self::Project { project }),
             ["p", p, "settings"] => {
                 id(p).map_or(Self::NotFound, |project| Self::Settings { project })
@@ -60,6 +66,8 @@ impl Route {
     pub fn to_path(&self) -> String {
         match self {
             Self::Home | Self::NotFound => "/".to_owned(),
+            Self::Usage => "/usage".to_owned(),
+            Self::Admin => "/admin".to_owned(),
             Self::Project { project } => format!("/p/{project}"),
             Self::Settings { project } => format!("/p/{project}/settings"),
             Self::Chat {
@@ -87,7 +95,7 @@ impl Route {
                 conversation,
                 ..
             } => (Some(*project), Some(*conversation)),
-            Self::Home | Self::NotFound => (None, None),
+            Self::Home | Self::NotFound | Self::Usage | Self::Admin => (None, None),
         }
     }
 }
@@ -210,6 +218,8 @@ mod tests {
         let c = Uuid::from_u128(0x0190_f0f0_0000_7000_8000_0000_0000_0002);
         for route in [
             Route::Home,
+            Route::Usage,
+            Route::Admin,
             Route::Project { project: p },
             Route::Settings { project: p },
             Route::Chat {

@@ -245,6 +245,18 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         },
     };
 
+    let route_is_usage = false;
+    let is_admin = use_state(|| false);
+    {
+        let (is_admin, api) = (is_admin.clone(), session.api.clone());
+        use_effect_with((), move |()| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(me) = api.get::<confab_api_types::Me>("/api/me").await {
+                    is_admin.set(me.is_admin);
+                }
+            });
+        });
+    }
     let user_name = session
         .user
         .as_ref()
@@ -281,6 +293,12 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
             <div class="sidebar-scroll">
                 <h2 class="sidebar-label">{ "Projects" }</h2>
                 { project_list }
+            </div>
+            <div class="sidebar-section">
+                <NavLink to={Route::Usage} class="usage-link" current={route_is_usage}>{ "Usage" }</NavLink>
+                if *is_admin {
+                    <NavLink to={Route::Admin} class="admin-link" current={false}>{ "Admin" }</NavLink>
+                }
             </div>
             <div class="sidebar-foot">
                 <span class="user truncate" title={user_name.clone()}>{ user_name }</span>

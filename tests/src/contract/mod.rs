@@ -29,6 +29,7 @@ pub mod projects;
 pub mod prompts;
 pub mod search;
 pub mod tree;
+pub mod usage;
 
 pub use accounts::account_store_contract;
 pub use blobs::blob_store_contract;
@@ -42,6 +43,7 @@ pub use projects::project_store_contract;
 pub use prompts::prompt_store_contract;
 pub use search::message_search_contract;
 pub use tree::conversation_tree_contract;
+pub use usage::{Ledger, usage_ledger_contract};
 
 /// The storage ports of one adapter, sharing one backing store (a fresh one per case).
 #[derive(Clone)]

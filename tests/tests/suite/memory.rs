@@ -61,3 +61,15 @@ async fn memory_store_honours_the_knowledge_index_contract() {
 async fn memory_store_honours_the_message_search_contract() {
     contract::message_search_contract(|| async { memory_stores() }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_usage_ledger_contract() {
+    contract::usage_ledger_contract(|| async {
+        let store = Arc::new(MemoryStore::new());
+        contract::Ledger {
+            stores: Stores::from_one(store.clone()),
+            ledger: store,
+        }
+    })
+    .await;
+}

@@ -83,3 +83,21 @@ async fn postgres_store_honours_the_message_search_contract() {
         contract::message_search_contract(postgres_stores).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_usage_ledger_contract() {
+    if reachable().await {
+        contract::usage_ledger_contract(|| async {
+            let store = Arc::new(
+                testing::postgres_store()
+                    .await
+                    .expect("PostgreSQL was reachable when the test started"),
+            );
+            contract::Ledger {
+                stores: Stores::from_one(store.clone()),
+                ledger: store,
+            }
+        })
+        .await;
+    }
+}

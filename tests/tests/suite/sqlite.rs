@@ -53,3 +53,15 @@ async fn sqlite_store_honours_the_knowledge_index_contract() {
 async fn sqlite_store_honours_the_message_search_contract() {
     contract::message_search_contract(sqlite_stores).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_usage_ledger_contract() {
+    contract::usage_ledger_contract(|| async {
+        let store = Arc::new(testing::sqlite_store().await);
+        contract::Ledger {
+            stores: Stores::from_one(store.clone()),
+            ledger: store,
+        }
+    })
+    .await;
+}

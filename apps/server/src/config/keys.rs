@@ -274,6 +274,14 @@ keys! {
         "the context budget history is fitted into";
     SENDS_PER_MINUTE: "CONFAB_SENDS_PER_MINUTE", int(1, 1_000_000), Is("20"), PUBLIC,
         "per-user message limit (429 with `Retry-After`)";
+    QUOTA_TOKENS_PER_DAY: "CONFAB_QUOTA_TOKENS_PER_DAY", int(0, 1 << 53), Unset, PUBLIC,
+        "every user's tokens (input + output) per UTC day; a send over it is refused (429 `quota_exceeded`); unset: unlimited; an administrator may set a user's own";
+    QUOTA_TOKENS_PER_MONTH: "CONFAB_QUOTA_TOKENS_PER_MONTH", int(0, 1 << 53), Unset, PUBLIC,
+        "every user's tokens (input + output) per UTC calendar month; unset: unlimited";
+    ADMINS: "CONFAB_ADMINS", List, Unset, PUBLIC,
+        "token subjects (user ids) of the administrators (`/api/admin/*`: usage of every user, quotas); built-in accounts marked admin are administrators too";
+    PRICES: "CONFAB_PRICES", Text, Unset, PUBLIC,
+        "a TOML file of prices per million tokens by model (`[\"gpt-4.1-mini\"] input = 0.4, cached_input = 0.1, output = 1.6`): each call's cost is computed when it is recorded";
     MAX_UPLOAD_BYTES: "CONFAB_MAX_UPLOAD_BYTES", bytes(1, 1 << 40), Is("26214400"), PUBLIC,
         "largest upload (413)";
     MAX_JSON_BYTES: "CONFAB_MAX_JSON_BYTES", bytes(1, 1 << 30), Is("1048576"), PUBLIC,

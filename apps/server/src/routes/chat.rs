@@ -149,6 +149,9 @@ where
             let (conversation_id, events) = match begun.await {
                 Ok(begun) => begun,
                 Err(e) => {
+                    if matches!(e, ChatError::QuotaExceeded(_)) {
+                        state.metrics.quota_refusals.inc();
+                    }
                     // The handler may be gone; then nobody needs the answer.
                     let _ = accepted_tx.send(Err(e));
                     return;

@@ -71,7 +71,10 @@ fn link(issued: IssuedLink, kind: &str) -> api::LinkCreated {
 }
 
 /// The caller's account and session, from the bearer token the middleware verified.
-async fn caller(req: &HttpRequest, local: &LocalAuth) -> Result<(Account, Uuid), ApiError> {
+pub(crate) async fn caller(
+    req: &HttpRequest,
+    local: &LocalAuth,
+) -> Result<(Account, Uuid), ApiError> {
     let token = bearer(req).ok_or(ApiError::Unauthenticated)?;
     local.session_of(&token).await.map_err(|e| match e {
         AuthError::Unauthenticated(_) => ApiError::Unauthenticated,

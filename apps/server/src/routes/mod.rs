@@ -9,6 +9,7 @@ pub mod local;
 pub mod ops;
 pub mod projects;
 pub mod search;
+pub mod usage;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -118,6 +119,26 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/invites")
             .post(local::create_invite)
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/usage")
+            .get(usage::my_usage)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/admin/users")
+            .get(usage::admin_users)
+            .default_service(web::to(unknown_api_path)),
+    )
+    .service(
+        web::resource("/admin/users/{user_id}/quota")
+            .put(usage::set_quota)
+            .default_service(web::to(unknown_api_path)),
+    )
+    .service(
+        web::resource("/admin/usage")
+            .get(usage::admin_usage)
+            .default_service(web::to(unknown_api_path)),
     )
     .service(
         web::resource("/admin/password-resets")

@@ -64,8 +64,14 @@ pub async fn dev_login(
 #[utoipa::path(get, path = "/api/me", tag = "session",
     responses((status = 200, body = api::Me), (status = 401, body = api::Problem)),
     security(("bearer" = [])))]
-pub async fn me(Authenticated(principal): Authenticated) -> web::Json<api::Me> {
+pub async fn me(
+    Authenticated(principal): Authenticated,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> web::Json<api::Me> {
+    let is_admin = crate::routes::usage::is_admin(&req, &principal, &state).await;
     web::Json(api::Me {
         user_id: principal.user_id.to_string(),
+        is_admin,
     })
 }

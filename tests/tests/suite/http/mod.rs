@@ -19,6 +19,7 @@ mod provider;
 mod routing;
 mod search;
 mod tree;
+mod usage;
 
 /// The `Content-Type` of `answer` without parameters, lowercased.
 fn essence(content_type: Option<&str>) -> String {

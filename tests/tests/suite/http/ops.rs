@@ -131,6 +131,10 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/auth/local/account", &["delete"]),
         ("/api/admin/invites", &["post"]),
         ("/api/admin/password-resets", &["post"]),
+        ("/api/usage", &["get"]),
+        ("/api/admin/users", &["get"]),
+        ("/api/admin/users/{user_id}/quota", &["put"]),
+        ("/api/admin/usage", &["get"]),
     ];
     let mut missing = Vec::new();
     for (path, methods) in expected {
@@ -195,7 +199,7 @@ async fn dev_login_is_404_when_dev_sign_in_is_not_configured() {
 async fn api_me_returns_the_tokens_subject() {
     let app = spawn_app().await;
     let me: Value = app.me(ALICE).await.ok(200);
-    assert_eq!(me, json!({ "user_id": "alice" }));
+    assert_eq!(me, json!({ "user_id": "alice", "is_admin": false }));
 }
 
 #[tokio::test]

@@ -1,0 +1,2 @@
+DROP TABLE user_quotas;
+DROP TABLE usage_entries;
