@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, ops, projects};
+use crate::routes::{chat, files, local, oidc, ops, projects};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -146,6 +146,7 @@ pub struct UploadForm {
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
+        oidc::sign_in, oidc::callback, oidc::token, oidc::sign_out,
     ),
     components(schemas(
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
@@ -153,7 +154,7 @@ pub struct UploadForm {
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
-        api::AccountDeletion, api::ResetRequest, api::LinkCreated,
+        api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SignedOut,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),

@@ -64,8 +64,15 @@ pub async fn dev_login(
 #[utoipa::path(get, path = "/api/me", tag = "session",
     responses((status = 200, body = api::Me), (status = 401, body = api::Problem)),
     security(("bearer" = [])))]
-pub async fn me(Authenticated(principal): Authenticated) -> web::Json<api::Me> {
+pub async fn me(
+    req: actix_web::HttpRequest,
+    Authenticated(principal): Authenticated,
+    state: web::Data<AppState>,
+) -> web::Json<api::Me> {
+    let (name, email) = super::oidc::identity(&state, &req);
     web::Json(api::Me {
         user_id: principal.user_id.to_string(),
+        name,
+        email,
     })
 }
