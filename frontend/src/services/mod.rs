@@ -5,5 +5,6 @@ pub mod api;
 pub mod browser;
 pub mod chat_stream;
 pub mod clerk;
+pub mod oidc;
 pub mod session_store;
 pub mod upload;
