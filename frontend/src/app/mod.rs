@@ -125,8 +125,12 @@ fn Root() -> Html {
         })
     };
     let on_unauthorized = {
-        let notice = notice.clone();
+        let (notice, user) = (notice.clone(), user.clone());
         Callback::from(move |()| {
+            // What the person was typing waits for their return.
+            if let Some(person) = user.as_ref() {
+                crate::services::draft::interrupt(&person.name);
+            }
             notice.set(Some(SESSION_ENDED.to_owned()));
             end_session(is_clerk);
         })
