@@ -341,7 +341,11 @@ impl OidcSignIn {
             discovery_url: settings.discovery_url,
             client_id: config.client_id.trim().to_owned(),
             client_secret: config.client_secret.clone(),
-            scopes: config.scopes.split_whitespace().collect::<Vec<_>>().join(" "),
+            scopes: config
+                .scopes
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             session_ttl: config.session_ttl,
             encoding: EncodingKey::from_secret(&secret),
             key: VerifyingKey {
@@ -372,7 +376,10 @@ impl OidcSignIn {
             .await
             .map_err(|e| unavailable(format!("discovery: {e}")))?;
         if !response.status().is_success() {
-            return Err(unavailable(format!("discovery: HTTP {}", response.status())));
+            return Err(unavailable(format!(
+                "discovery: HTTP {}",
+                response.status()
+            )));
         }
         let found: Discovery = response
             .json()
@@ -457,7 +464,11 @@ impl OidcSignIn {
         if !same(state, &flow.state) {
             return Err(OidcFlowError::State);
         }
-        if callback.iss.as_deref().is_some_and(|iss| iss != self.issuer) {
+        if callback
+            .iss
+            .as_deref()
+            .is_some_and(|iss| iss != self.issuer)
+        {
             return Err(OidcFlowError::Issuer);
         }
         let code = callback
@@ -472,7 +483,8 @@ impl OidcSignIn {
             .append_pair("code_verifier", &flow.verifier)
             .finish();
         // client_secret_basic: both parts form-encoded first (RFC 6749 §2.3.1).
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let response = self
             .http
             .post(&discovery.token_endpoint)
@@ -596,7 +608,10 @@ impl OidcSignIn {
                 ..claims
             })
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        Ok((token, Utc.timestamp_opt(exp, 0).single().unwrap_or_default()))
+        Ok((
+            token,
+            Utc.timestamp_opt(exp, 0).single().unwrap_or_default(),
+        ))
     }
 
     /// Ends the session (its bearer tokens too) and, when the issuer offers one, gives its
@@ -646,8 +661,8 @@ impl AuthVerifier for OidcSignIn {
             return self.bearer.verify(token).await;
         }
         let claims = self.session_claims(token, "access")?;
-        let user_id = UserId::new(claims.sub)
-            .map_err(|e| unauthenticated(format!("unusable sub: {e}")))?;
+        let user_id =
+            UserId::new(claims.sub).map_err(|e| unauthenticated(format!("unusable sub: {e}")))?;
         Ok(Principal { user_id })
     }
 }
@@ -695,7 +710,10 @@ mod tests {
         let session = session(&auth, Uuid::now_v7());
         let (token, expires_at) = auth.access_token(&session).unwrap();
         assert!(expires_at <= Utc::now() + chrono::Duration::seconds(secs(ACCESS_TTL) + 1));
-        assert_eq!(auth.verify(&token).await.unwrap().user_id.to_string(), "alice");
+        assert_eq!(
+            auth.verify(&token).await.unwrap().user_id.to_string(),
+            "alice"
+        );
         assert_eq!(
             auth.identity(&token),
             Some(Identity {

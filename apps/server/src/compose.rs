@@ -274,9 +274,7 @@ fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignI
                 oidc: Some(oidc),
             }
         }
-        AuthSettings::Oidc { config, .. } => {
-            verifier_only(Arc::new(OidcVerifier::new(config)?))
-        }
+        AuthSettings::Oidc { config, .. } => verifier_only(Arc::new(OidcVerifier::new(config)?)),
     })
 }
 

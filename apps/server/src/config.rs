@@ -323,7 +323,10 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
                     issuer: config.clone(),
                     client_id,
                     client_secret: v.secret(&OIDC_CLIENT_SECRET).ok_or_else(|| {
-                        invalid(&OIDC_CLIENT_SECRET, "the browser sign-in (OIDC_CLIENT_ID) needs the client's secret")
+                        invalid(
+                            &OIDC_CLIENT_SECRET,
+                            "the browser sign-in (OIDC_CLIENT_ID) needs the client's secret",
+                        )
                     })?,
                     scopes: v.text(&OIDC_SCOPES).unwrap_or_default(),
                     secret: v.secret(&OIDC_SESSION_SECRET),

@@ -113,9 +113,13 @@ pub fn describe_sign_in_error(code: &str) -> String {
         "state_mismatch" => {
             "the answer from the identity provider did not belong to a sign-in started here (or it took too long)"
         }
-        "code_rejected" => "the identity provider did not accept the sign-in code (it may have been used already)",
+        "code_rejected" => {
+            "the identity provider did not accept the sign-in code (it may have been used already)"
+        }
         "nonce_mismatch" => "the identity provider's answer was not made for this sign-in",
-        "wrong_issuer" => "the answer came from another identity provider than the one this server trusts",
+        "wrong_issuer" => {
+            "the answer came from another identity provider than the one this server trusts"
+        }
         "invalid_id_token" => "the identity provider's answer could not be verified",
         "provider_error" => "the identity provider refused or the sign-in was cancelled",
         "provider_unavailable" => "the identity provider could not be reached",

@@ -165,7 +165,13 @@ pub async fn callback(
                 .append_header((header::SET_COOKIE, clear_flow))
                 .append_header((
                     header::SET_COOKIE,
-                    set_cookie(SESSION_COOKIE, Some(&signed_in.session), "/", max_age, secure),
+                    set_cookie(
+                        SESSION_COOKIE,
+                        Some(&signed_in.session),
+                        "/",
+                        max_age,
+                        secure,
+                    ),
                 ))
                 .finish())
         }
@@ -185,10 +191,7 @@ pub async fn callback(
         (status = 401, body = api::Problem, description = "no session, or it expired or was signed out"),
         (status = 403, body = api::Problem, description = "no `X-Confab-CSRF: 1`, or another origin"),
         (status = 404, body = api::Problem, description = "the browser sign-in is not configured")))]
-pub async fn token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let oidc = oidc(&state)?;
     if !same_origin(&req, oidc, true) {
         return Err(ApiError::Forbidden(

@@ -1402,7 +1402,8 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
     let sign_in = format!("Sign in with {}", crate::oidc::DISPLAY_NAME);
 
     // A refused sign-in comes back with a notice.
-    b.goto(&format!("{confab}/?sign_in_error=nonce_mismatch")).await;
+    b.goto(&format!("{confab}/?sign_in_error=nonce_mismatch"))
+        .await;
     b.wait_for(Role::Link, &sign_in).await;
     b.wait_until(
         "the refusal is explained",
@@ -1457,6 +1458,36 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
         "the sidebar still names the person",
         "return document.body.innerText.includes(arguments[0]);",
         json!([who]),
+    )
+    .await;
+
+    eprintln!("step: the session ends while typing; the text waits for the return");
+    b.type_into("Message", "words not sent yet").await;
+    b.execute(
+        "fetch('/auth/oidc/sign-out', { method: 'POST', headers: { 'X-Confab-CSRF': '1' } });",
+        json!([]),
+    )
+    .await;
+    // Give the sign-out time to land; the next request is then refused: back to sign-in,
+    // with a notice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.click(Role::Link, "Provider test").await;
+    b.wait_for(Role::Link, &sign_in).await;
+    b.wait_until(
+        "the sign-in page says the session ended",
+        "return document.body.innerText.includes('Your session has ended');",
+        json!([]),
+    )
+    .await;
+    // The provider still knows the person: no form this time.
+    b.click(Role::Link, &sign_in).await;
+    b.wait_for(Role::Button, "New project").await;
+    b.click(Role::Link, "Provider test").await;
+    b.click(Role::Button, "New chat").await;
+    b.wait_until(
+        "the composer holds the text typed before",
+        "const t = document.getElementById('message-input'); return t && t.value === 'words not sent yet';",
+        json!([]),
     )
     .await;
 

@@ -186,7 +186,12 @@ impl Browser {
 
     /// Follows redirects from `url`, filling the provider's login form as `login`, until a
     /// redirect to a URL for which `stop` holds; returns that URL.
-    async fn follow_until(&mut self, url: &str, login: &str, stop: impl Fn(&str) -> bool) -> String {
+    async fn follow_until(
+        &mut self,
+        url: &str,
+        login: &str,
+        stop: impl Fn(&str) -> bool,
+    ) -> String {
         let mut url = url.to_owned();
         for _ in 0..20 {
             let answer = self.get(&url).await;
@@ -283,7 +288,11 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == name { value.to_owned() } else { v.into_owned() };
+            let v = if k == name {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -369,7 +378,10 @@ async fn oidc_sign_in_gives_a_session_whose_tokens_name_the_user_and_replays_are
     // The same callback again: its flow was used up (the cookie is gone)…
     let mut replay = browser.clone();
     replay.cookies.remove("confab_session");
-    assert_eq!(error_of(&replay.callback(&callback).await), "state_mismatch");
+    assert_eq!(
+        error_of(&replay.callback(&callback).await),
+        "state_mismatch"
+    );
     // …and with the flow cookie kept, the provider refuses the used code.
     replay
         .cookies
@@ -386,7 +398,10 @@ async fn oidc_sign_in_gives_a_session_whose_tokens_name_the_user_and_replays_are
     assert_eq!(answer.status, 200);
     let out: Value = serde_json::from_str(&answer.body).unwrap();
     let to = out["redirect_to"].as_str().unwrap();
-    assert!(to.starts_with(&format!("{}/session/end?", provider.base)), "{to}");
+    assert!(
+        to.starts_with(&format!("{}/session/end?", provider.base)),
+        "{to}"
+    );
     assert!(to.contains("post_logout_redirect_uri="));
     assert!(!browser.cookies.contains_key("confab_session"));
     assert_eq!(me(&confab, &bearer).await.0, 401);
@@ -419,7 +434,10 @@ async fn oidc_tampered_state_wrong_nonce_and_provider_errors_are_refused() {
     let authorization = browser.start(&confab).await;
     let tampered = with_param(&authorization, "state", "an-attackers-state");
     let callback = browser.authorize(&confab, &tampered, "bob").await;
-    assert_eq!(error_of(&browser.callback(&callback).await), "state_mismatch");
+    assert_eq!(
+        error_of(&browser.callback(&callback).await),
+        "state_mismatch"
+    );
     assert!(!browser.cookies.contains_key("confab_session"));
 
     // The provider signs an ID token for another nonce.
@@ -427,7 +445,10 @@ async fn oidc_tampered_state_wrong_nonce_and_provider_errors_are_refused() {
     let authorization = browser.start(&confab).await;
     let tampered = with_param(&authorization, "nonce", "another-nonce");
     let callback = browser.authorize(&confab, &tampered, "bob").await;
-    assert_eq!(error_of(&browser.callback(&callback).await), "nonce_mismatch");
+    assert_eq!(
+        error_of(&browser.callback(&callback).await),
+        "nonce_mismatch"
+    );
     assert!(!browser.cookies.contains_key("confab_session"));
 
     // The provider answers with an error (here: the PKCE challenge was removed).
@@ -435,7 +456,10 @@ async fn oidc_tampered_state_wrong_nonce_and_provider_errors_are_refused() {
     let authorization = browser.start(&confab).await;
     let tampered = with_param(&authorization, "code_challenge_method", "plain");
     let callback = browser.authorize(&confab, &tampered, "bob").await;
-    assert_eq!(error_of(&browser.callback(&callback).await), "provider_error");
+    assert_eq!(
+        error_of(&browser.callback(&callback).await),
+        "provider_error"
+    );
 
     // A callback meant for one browser, delivered to another (login CSRF): the other
     // browser's flow has another state.
@@ -444,7 +468,10 @@ async fn oidc_tampered_state_wrong_nonce_and_provider_errors_are_refused() {
     let callback = first.authorize(&confab, &authorization, "mallory").await;
     let mut second = Browser::new();
     second.start(&confab).await;
-    assert_eq!(error_of(&second.callback(&callback).await), "state_mismatch");
+    assert_eq!(
+        error_of(&second.callback(&callback).await),
+        "state_mismatch"
+    );
     drop(server);
 }
 
