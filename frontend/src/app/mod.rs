@@ -226,15 +226,13 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
         }
         // The server holds the session (an HttpOnly cookie): if it gives a token, someone
         // is signed in, and `/api/me` says who.
-        "oidc" if config.auth.display_name.is_some() => {
-            if oidc::token().await.is_ok() {
-                let api = Api::new(Credentials::Oidc, Callback::noop());
-                if let Ok(me) = api.get::<confab_api_types::Me>("/api/me").await {
-                    user.set(Some(Rc::new(SignedIn {
-                        name: person_label(&me),
-                        credentials: Credentials::Oidc,
-                    })));
-                }
+        "oidc" if config.auth.display_name.is_some() && oidc::token().await.is_ok() => {
+            let api = Api::new(Credentials::Oidc, Callback::noop());
+            if let Ok(me) = api.get::<confab_api_types::Me>("/api/me").await {
+                user.set(Some(Rc::new(SignedIn {
+                    name: person_label(&me),
+                    credentials: Credentials::Oidc,
+                })));
             }
         }
         _ => {}
