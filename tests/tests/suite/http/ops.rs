@@ -130,6 +130,11 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/auth/local/account", &["delete"]),
         ("/api/admin/invites", &["post"]),
         ("/api/admin/password-resets", &["post"]),
+        // Issue 21: the browser's sign-in at an OpenID Connect provider.
+        ("/api/auth/oidc/token", &["post"]),
+        ("/auth/oidc/sign-in", &["get"]),
+        ("/auth/oidc/callback", &["get"]),
+        ("/auth/oidc/sign-out", &["post"]),
     ];
     let mut missing = Vec::new();
     for (path, methods) in expected {
