@@ -186,7 +186,7 @@ pub async fn callback(
 
 /// A short-lived bearer token for the browser's session cookie; renewal is asking again.
 #[utoipa::path(post, path = "/api/auth/oidc/token", tag = "session",
-    params(("X-Confab-CSRF" = String, Header, description = "must be `1`")),
+    params(("X-Confab-CSRF" = Option<String>, Header, description = "must be `1`; without it the answer is 403 (when the browser sign-in is configured)")),
     responses((status = 200, body = api::SessionToken),
         (status = 401, body = api::Problem, description = "no session, or it expired or was signed out"),
         (status = 403, body = api::Problem, description = "no `X-Confab-CSRF: 1`, or another origin"),
