@@ -814,6 +814,7 @@ mod tests {
                 signup: None,
                 clerk_publishable_key: Some("pk_test_x".into()),
                 clerk_frontend_api: Some("clerk.example.com".into()),
+                display_name: None,
             },
             llm: LlmConfig {
                 provider: "openai".into(),

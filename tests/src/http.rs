@@ -199,6 +199,7 @@ impl AppOptions {
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),
             dev_tokens: self.dev_tokens,
             local: self.local,
+            oidc: None,
             llm,
             limiter: Arc::new(SlidingWindowLimiter::new(settings.sends_per_minute)),
             live: Arc::clone(&live),

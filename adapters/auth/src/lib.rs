@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bff;
 pub mod clerk;
 pub mod config;
 pub mod dev;
@@ -8,6 +9,7 @@ pub mod local;
 pub mod oidc;
 pub mod token;
 
+pub use bff::{OidcClientConfig, OidcFlowError, OidcSignIn};
 pub use clerk::ClerkVerifier;
 pub use confab_core::clock::{Clock, ManualClock, SystemClock};
 pub use config::{

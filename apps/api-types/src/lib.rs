@@ -334,6 +334,14 @@ pub struct SessionToken {
 }
 redacted_debug!(SessionToken { expires_at });
 
+/// `POST /auth/oidc/sign-out` (with `X-Confab-CSRF`): where the browser goes next, the
+/// identity provider's sign-out page or `/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedOut {
+    pub redirect_to: String,
+}
+
 /// `POST /api/auth/local/password`
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -388,6 +396,12 @@ pub struct Me {
     /// admin): the `/api/admin/*` routes answer them.
     #[serde(default)]
     pub is_admin: bool,
+    /// The display name the identity provider gave at sign-in (browser OIDC sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The e-mail address the identity provider gave at sign-in (browser OIDC sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// Tokens of model calls: `cached_input` is part of `input`, `reasoning` part of `output`.
@@ -486,6 +500,10 @@ pub struct AuthConfig {
     /// without decoding the key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clerk_frontend_api: Option<String>,
+    /// With `oidc`, when the browser signs in at the issuer (`GET /auth/oidc/sign-in`): the
+    /// provider's name for "Sign in with …" (`OIDC_DISPLAY_NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// Which model answers.

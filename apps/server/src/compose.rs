@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use confab_api_types as api;
-use confab_auth::{ClerkVerifier, DevAuth, LocalAuth, OidcVerifier};
+use confab_auth::{ClerkVerifier, DevAuth, LocalAuth, OidcSignIn, OidcVerifier};
 use confab_core::ChatService;
 use confab_core::accounts::AccountStore;
 use confab_core::files::FileService;
@@ -80,6 +80,8 @@ pub struct Adapters {
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
     /// Present when built-in accounts are the configured provider.
     pub local: Option<Arc<LocalAuth>>,
+    /// Present when the browser signs in at an OpenID Connect issuer (`OIDC_CLIENT_ID`).
+    pub oidc: Option<Arc<OidcSignIn>>,
     pub llm: Arc<dyn LlmStream>,
     pub limiter: Arc<dyn SendLimiter>,
     /// Replies' live events: in this process, or on Redis shared by every replica.
@@ -159,6 +161,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         auth: sign_in.verifier,
         dev_tokens: sign_in.dev_tokens,
         local: sign_in.local,
+        oidc: sign_in.oidc,
         llm,
         limiter,
         live,
@@ -256,6 +259,7 @@ struct SignIn {
     verifier: Arc<dyn AuthVerifier>,
     dev_tokens: Option<Arc<dyn DevTokens>>,
     local: Option<Arc<LocalAuth>>,
+    oidc: Option<Arc<OidcSignIn>>,
 }
 
 fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignIn, ComposeError> {
@@ -263,6 +267,7 @@ fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignI
         verifier,
         dev_tokens: None,
         local: None,
+        oidc: None,
     };
     Ok(match auth {
         AuthSettings::Dev { config, .. } => {
@@ -271,6 +276,7 @@ fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignI
                 verifier: dev.clone(),
                 dev_tokens: Some(dev),
                 local: None,
+                oidc: None,
             }
         }
         AuthSettings::Local(config) => {
@@ -279,10 +285,23 @@ fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignI
                 verifier: local.clone(),
                 dev_tokens: None,
                 local: Some(local),
+                oidc: None,
             }
         }
         AuthSettings::Clerk(config) => verifier_only(Arc::new(ClerkVerifier::new(config)?)),
-        AuthSettings::Oidc(config) => verifier_only(Arc::new(OidcVerifier::new(config)?)),
+        AuthSettings::Oidc {
+            client: Some(client),
+            ..
+        } => {
+            let oidc = Arc::new(OidcSignIn::new(client)?);
+            SignIn {
+                verifier: oidc.clone(),
+                dev_tokens: None,
+                local: None,
+                oidc: Some(oidc),
+            }
+        }
+        AuthSettings::Oidc { config, .. } => verifier_only(Arc::new(OidcVerifier::new(config)?)),
     })
 }
 
@@ -434,6 +453,10 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
                 .map(|local| local.signup_mode().as_str().to_owned()),
             clerk_publishable_key: clerk_key,
             clerk_frontend_api: clerk_host.clone(),
+            display_name: match (&settings.auth, &adapters.oidc) {
+                (AuthSettings::Oidc { display_name, .. }, Some(_)) => Some(display_name.clone()),
+                _ => None,
+            },
         },
         llm: api::LlmConfig {
             provider: adapters.llm.provider().to_owned(),
@@ -471,6 +494,13 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         auth: adapters.auth,
         dev_tokens: adapters.dev_tokens,
         local: adapters.local,
+        oidc: adapters.oidc.map(|sign_in| crate::state::OidcBrowser {
+            sign_in,
+            redirect_url: match &settings.auth {
+                AuthSettings::Oidc { redirect_url, .. } => redirect_url.clone(),
+                _ => None,
+            },
+        }),
         client_config,
         generations: Generations::default(),
         live: adapters.live,

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use confab_auth::{ClerkConfig, DevConfig, LocalConfig, OidcConfig, SignUpMode};
+use confab_auth::{
+    ClerkConfig, DevConfig, JwksOptions, LocalConfig, OidcClientConfig, OidcConfig, SignUpMode,
+};
 use confab_core::{ChatSettings, Limits};
 use confab_openai::{DEFAULT_MODEL, OpenAiConfig, ProviderConfig};
 use confab_sql::PoolOptions;
@@ -62,7 +64,15 @@ pub enum AuthSettings {
         allow_remote: bool,
     },
     Clerk(ClerkConfig),
-    Oidc(OidcConfig),
+    /// An OpenID Connect issuer's bearer tokens; with a client, the browser signs in there too.
+    Oidc {
+        config: OidcConfig,
+        client: Option<Box<OidcClientConfig>>,
+        /// `OIDC_DISPLAY_NAME`.
+        display_name: String,
+        /// `OIDC_REDIRECT_URL`.
+        redirect_url: Option<String>,
+    },
     /// Built-in accounts, stored in the database.
     Local(LocalConfig),
 }
@@ -73,7 +83,7 @@ impl AuthSettings {
         match self {
             Self::Dev { .. } => "dev",
             Self::Clerk(_) => "clerk",
-            Self::Oidc(_) => "oidc",
+            Self::Oidc { .. } => "oidc",
             Self::Local(_) => "local",
         }
     }
@@ -320,7 +330,29 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
                 audience: v.text(&OIDC_AUDIENCE),
             };
             config.resolve()?;
-            AuthSettings::Oidc(config)
+            let client = match v.text(&OIDC_CLIENT_ID) {
+                Some(client_id) => Some(Box::new(OidcClientConfig {
+                    issuer: config.clone(),
+                    client_id,
+                    client_secret: v.secret(&OIDC_CLIENT_SECRET).ok_or_else(|| {
+                        invalid(
+                            &OIDC_CLIENT_SECRET,
+                            "the browser sign-in (OIDC_CLIENT_ID) needs the client's secret",
+                        )
+                    })?,
+                    scopes: v.text(&OIDC_SCOPES).unwrap_or_default(),
+                    secret: v.secret(&OIDC_SESSION_SECRET),
+                    session_ttl: v.secs(&SESSION_TTL_SECS)?,
+                    http: JwksOptions::default(),
+                })),
+                None => None,
+            };
+            AuthSettings::Oidc {
+                config,
+                client,
+                display_name: v.text(&OIDC_DISPLAY_NAME).unwrap_or_default(),
+                redirect_url: v.text(&OIDC_REDIRECT_URL),
+            }
         }
         "local" => {
             let signup = v.text(&SIGNUP).unwrap_or_else(|| "invite".to_owned());

@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, ops, projects, search, usage};
+use crate::routes::{chat, files, local, oidc, ops, projects, search, usage};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -147,6 +147,7 @@ pub struct UploadForm {
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
         usage::my_usage, usage::admin_users, usage::set_quota, usage::admin_usage,
+        oidc::sign_in, oidc::callback, oidc::token, oidc::sign_out,
     ),
     components(schemas(
         api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
@@ -155,7 +156,7 @@ pub struct UploadForm {
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
-        api::TokenSums, api::UsageGroup, api::QuotaStatus, api::UsageReport, api::QuotaOverride, api::AdminUser,
+        api::TokenSums, api::UsageGroup, api::QuotaStatus, api::UsageReport, api::QuotaOverride, api::AdminUser, api::SignedOut,
     )),
     tags(
         (name = "session", description = "Sign-in and client settings"),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub dev_tokens: Option<Arc<dyn DevTokens>>,
     /// Built-in accounts, when they are the configured provider.
     pub local: Option<Arc<confab_auth::LocalAuth>>,
+    /// The browser's sign-in at an OpenID Connect issuer, when configured.
+    pub oidc: Option<OidcBrowser>,
     pub client_config: ClientConfig,
     pub generations: Generations,
     /// Every reply's events, for followers on any replica, and cancels across replicas.
@@ -48,4 +50,11 @@ pub struct AppState {
     pub llm_timeout: Duration,
     /// Host of the Clerk Frontend API, allowed by the page's CSP in Clerk mode.
     pub clerk_host: Option<String>,
+}
+
+/// The browser's sign-in at an OpenID Connect issuer (`CONFAB_AUTH=oidc` with a client).
+pub struct OidcBrowser {
+    pub sign_in: Arc<confab_auth::OidcSignIn>,
+    /// `OIDC_REDIRECT_URL`; `None`: `/auth/oidc/callback` on the request's host.
+    pub redirect_url: Option<String>,
 }

@@ -20,7 +20,7 @@ use crate::{
     hooks::{Session, SignedIn},
     services::{
         api::{Api, Credentials},
-        clerk, session_store,
+        clerk, oidc, session_store,
     },
     wording::ApiError,
 };
@@ -47,7 +47,8 @@ fn Root() -> Html {
     let navigator = router::use_navigator();
     let boot = use_state(|| Boot::Loading);
     let user = use_state(|| None::<Rc<SignedIn>>);
-    let notice = use_state(|| None::<String>);
+    // A refused sign-in at the identity provider comes back as `/?sign_in_error=…`.
+    let notice = use_state(oidc::sign_in_error);
     let attempt = use_state(|| 0u32);
 
     {
@@ -105,6 +106,7 @@ fn Root() -> Html {
         let user = user.clone();
         move |is_clerk: bool| {
             session_store::clear();
+            oidc::forget();
             if is_clerk {
                 spawn_local(clerk::sign_out());
             }
@@ -124,8 +126,12 @@ fn Root() -> Html {
         })
     };
     let on_unauthorized = {
-        let notice = notice.clone();
+        let (notice, user) = (notice.clone(), user.clone());
         Callback::from(move |()| {
+            // What the person was typing waits for their return.
+            if let Some(person) = user.as_ref() {
+                crate::services::draft::interrupt(&person.name);
+            }
             notice.set(Some(SESSION_ENDED.to_owned()));
             end_session(is_clerk);
         })
@@ -219,7 +225,29 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
                 })));
             }
         }
+        // The server holds the session (an HttpOnly cookie): if it gives a token, someone
+        // is signed in, and `/api/me` says who.
+        "oidc" if config.auth.display_name.is_some() && oidc::token().await.is_ok() => {
+            let api = Api::new(Credentials::Oidc, Callback::noop());
+            if let Ok(me) = api.get::<confab_api_types::Me>("/api/me").await {
+                user.set(Some(Rc::new(SignedIn {
+                    name: person_label(&me),
+                    credentials: Credentials::Oidc,
+                })));
+            }
+        }
         _ => {}
     }
     Ok(config)
+}
+
+/// How the sidebar names someone signed in at an identity provider: the name and e-mail
+/// of the ID token, else the subject.
+fn person_label(me: &confab_api_types::Me) -> String {
+    match (&me.name, &me.email) {
+        (Some(name), Some(email)) => format!("{name} · {email}"),
+        (Some(name), None) => name.clone(),
+        (None, Some(email)) => email.clone(),
+        (None, None) => me.user_id.clone(),
+    }
 }

@@ -23,6 +23,12 @@ pub fn SignIn() -> Html {
         "dev" => html! { <DevSignIn /> },
         "clerk" => html! { <ClerkSignIn /> },
         "local" => html! { <LocalSignIn /> },
+        "oidc" if session.config.auth.display_name.is_some() => {
+            let name = session.config.auth.display_name.clone().unwrap_or_default();
+            html! {
+                <a class="button primary wide" href="/auth/oidc/sign-in">{ format!("Sign in with {name}") }</a>
+            }
+        }
         other => html! {
             <p class="error" role="alert">
                 { format!("This server signs people in with “{other}”, which this web client does not support yet.") }

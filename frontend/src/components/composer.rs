@@ -20,7 +20,25 @@ pub fn is_send_key(key: &str, shift: bool, composing: bool) -> bool {
 #[component]
 pub fn Composer(props: &ComposerProps) -> Html {
     let input = use_node_ref();
-    let draft = use_state(String::new);
+    let session = crate::hooks::use_session();
+    let person = session.user.as_ref().map(|u| u.name.clone());
+    // Text typed when the last session ended (the same person's), restored once.
+    let restored = use_memo((), move |_| {
+        person.and_then(|p| crate::services::draft::take(&p))
+    });
+    let draft = {
+        let restored = restored.clone();
+        use_state(move || (*restored).clone().unwrap_or_default())
+    };
+    {
+        let (input, restored) = (input.clone(), restored.clone());
+        use_effect_with((), move |_| {
+            if let (Some(text), Some(field)) = (&*restored, input.cast::<HtmlTextAreaElement>()) {
+                field.set_value(text);
+                crate::services::draft::typed(text);
+            }
+        });
+    }
 
     let submit = {
         let (input, draft, on_send, generating, max_chars) = (
@@ -41,6 +59,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
             on_send.emit(text);
             field.set_value("");
             draft.set(String::new());
+            crate::services::draft::typed("");
             let _ = field.focus();
         })
     };
@@ -64,6 +83,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
         let draft = draft.clone();
         Callback::from(move |e: InputEvent| {
             if let Some(t) = e.target_dyn_into::<HtmlTextAreaElement>() {
+                crate::services::draft::typed(&t.value());
                 draft.set(t.value());
             }
         })

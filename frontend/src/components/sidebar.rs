@@ -186,7 +186,17 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
         let sign_out = session.sign_out.clone();
         // Built-in accounts: the server revokes the session too, so a copied token dies with it.
         let revoke = (session.config.auth.provider == "local").then(|| session.api.clone());
+        let provider_session = session
+            .user
+            .as_ref()
+            .is_some_and(|u| u.credentials == crate::services::api::Credentials::Oidc);
         Callback::from(move |_| {
+            // The identity provider's session: the server ends it and sends the browser to
+            // the provider's sign-out page.
+            if provider_session {
+                wasm_bindgen_futures::spawn_local(crate::services::oidc::sign_out());
+                return;
+            }
             if let Some(api) = revoke.clone() {
                 wasm_bindgen_futures::spawn_local(async move {
                     let _ = api.call("POST", "/api/auth/local/sign-out").await;

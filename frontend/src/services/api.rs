@@ -6,7 +6,10 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use yew::Callback;
 
-use crate::{services::clerk, wording::ApiError};
+use crate::{
+    services::{clerk, oidc},
+    wording::ApiError,
+};
 
 /// How requests prove who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +20,9 @@ pub enum Credentials {
     Dev { token: String },
     /// Clerk: a fresh session token is asked of Clerk before each request (they live 60 s).
     Clerk,
+    /// The server's identity provider: a bearer token from the server's session cookie,
+    /// renewed before it expires ([`crate::services::oidc`]).
+    Oidc,
 }
 
 /// The API client of one session.
@@ -51,6 +57,11 @@ impl Api {
             Credentials::Clerk => match clerk::session_token().await {
                 Ok(Some(token)) => Ok(Some(token)),
                 Ok(None) | Err(_) => Err(self.unauthorized()),
+            },
+            Credentials::Oidc => match oidc::token().await {
+                Ok(token) => Ok(Some(token)),
+                Err(e) if e.is_unauthenticated() => Err(self.unauthorized()),
+                Err(e) => Err(e),
             },
         }
     }

@@ -242,6 +242,18 @@ keys! {
     OIDC_ISSUER: "OIDC_ISSUER", Url, Unset, PUBLIC, "any OpenID Connect issuer (`CONFAB_AUTH=oidc`)";
     OIDC_JWKS_URL: "OIDC_JWKS_URL", Url, Derived("discovered"), PUBLIC, "explicit JWKS URL";
     OIDC_AUDIENCE: "OIDC_AUDIENCE", Text, Unset, PUBLIC, "the `aud` tokens must have";
+    OIDC_CLIENT_ID: "OIDC_CLIENT_ID", Text, Unset, PUBLIC,
+        "the client registered at the issuer: with it, the browser client signs in there (authorization code flow with PKCE; `confab` is the backend-for-frontend, see docs/security.md)";
+    OIDC_CLIENT_SECRET: "OIDC_CLIENT_SECRET", Text, Unset, SECRET,
+        "the client's secret (`confab` is a confidential client)";
+    OIDC_SCOPES: "OIDC_SCOPES", Text, Is("openid profile email"), PUBLIC,
+        "the scopes asked for at sign-in (must hold `openid`)";
+    OIDC_DISPLAY_NAME: "OIDC_DISPLAY_NAME", Text, Is("your identity provider"), PUBLIC,
+        "the provider's name on the sign-in page (\"Sign in with …\")";
+    OIDC_REDIRECT_URL: "OIDC_REDIRECT_URL", Url, Derived("`/auth/oidc/callback` on the request's host"), PUBLIC,
+        "the callback URL registered at the issuer (set it behind a proxy that changes the host or scheme)";
+    OIDC_SESSION_SECRET: "CONFAB_OIDC_SESSION_SECRET", Text, Derived("random per start"), SECRET,
+        "signs OIDC browser sessions and their bearer tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts; the same on every replica)";
     LLM: "CONFAB_LLM", Choice(&["echo", "openai", "openai-compatible"]), Derived("`openai` if `OPENAI_API_KEY` is set, else `echo`"), PUBLIC,
         "which model answers";
     ECHO_PACE_MS: "CONFAB_ECHO_PACE_MS", millis(0, 60_000), Is("30"), PUBLIC,

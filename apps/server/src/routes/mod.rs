@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod files;
 pub mod local;
+pub mod oidc;
 pub mod ops;
 pub mod projects;
 pub mod search;
@@ -76,6 +77,26 @@ fn public(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/auth/local/reset")
             .post(local::reset)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/auth/oidc/token")
+            .post(oidc::token)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/auth/oidc/sign-in")
+            .get(oidc::sign_in)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/auth/oidc/callback")
+            .get(oidc::callback)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/auth/oidc/sign-out")
+            .post(oidc::sign_out)
             .default_service(not_allowed("POST")),
     )
     .service(

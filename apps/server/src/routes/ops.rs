@@ -70,8 +70,11 @@ pub async fn me(
     state: web::Data<AppState>,
 ) -> web::Json<api::Me> {
     let is_admin = crate::routes::usage::is_admin(&req, &principal, &state).await;
+    let (name, email) = super::oidc::identity(&state, &req);
     web::Json(api::Me {
         user_id: principal.user_id.to_string(),
         is_admin,
+        name,
+        email,
     })
 }

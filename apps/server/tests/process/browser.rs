@@ -1603,3 +1603,138 @@ async fn search_finds_a_word_from_an_earlier_conversation_and_opens_it() {
     assert!(b.current_url().await.ends_with(&href));
     b.quit().await;
 }
+
+/// Issue 21: signing in at a real OpenID provider (`oidc-provider`, see oidc.rs) from the
+/// browser, chatting, staying signed in across a reload, and signing out at the provider.
+#[tokio::test]
+async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    if !crate::oidc::node_ready() {
+        return;
+    }
+    let scratch = Scratch::new("browser-oidc");
+    let port = free_port();
+    let confab = format!("http://127.0.0.1:{port}");
+    let provider = crate::oidc::Provider::start(&confab, None).await;
+    let env = crate::oidc::oidc_env(scratch.path(), port, &provider.base);
+    let server = Server::start(scratch.path(), &env).await;
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    let sign_in = format!("Sign in with {}", crate::oidc::DISPLAY_NAME);
+
+    // A refused sign-in comes back with a notice.
+    b.goto(&format!("{confab}/?sign_in_error=nonce_mismatch"))
+        .await;
+    b.wait_for(Role::Link, &sign_in).await;
+    b.wait_until(
+        "the refusal is explained",
+        "return document.body.innerText.includes('Sign-in failed');",
+        json!([]),
+    )
+    .await;
+
+    eprintln!("step: sign in at the provider");
+    b.click(Role::Link, &sign_in).await;
+    b.wait_until(
+        "the provider's login form is shown",
+        "return document.querySelector('input[name=login]') !== null;",
+        json!([]),
+    )
+    .await;
+    assert!(b.current_url().await.starts_with(&provider.base));
+    b.execute(
+        "document.querySelector('input[name=login]').value = 'carol';\
+         document.querySelector('input[name=password]').value = 'anything';\
+         document.querySelector('input[name=login]').form.submit();",
+        json!([]),
+    )
+    .await;
+    b.wait_for(Role::Button, "New project").await;
+    assert!(b.current_url().await.starts_with(&confab));
+    let who = "Carol Tester · carol@example.test";
+    b.wait_until(
+        "the sidebar names the person by the ID token",
+        "return document.body.innerText.includes(arguments[0]);",
+        json!([who]),
+    )
+    .await;
+
+    eprintln!("step: chat");
+    b.click(Role::Button, "New project").await;
+    b.type_into("Project name", "Provider test").await;
+    b.click(Role::Button, "Create").await;
+    b.wait_for(Role::Link, "Provider test").await;
+    b.click(Role::Button, "New chat").await;
+    b.wait_for(Role::Link, "New chat").await;
+    let question = "Am I signed in through the provider?";
+    b.type_into("Message", question).await;
+    b.click(Role::Button, "Send").await;
+    watch_reply_grow(&b, &echo_reply_without_prompt(question), "the first reply").await;
+
+    eprintln!("step: reload");
+    b.refresh().await;
+    b.wait_for(Role::Button, "Sign out").await;
+    b.wait_for_log(&[question]).await;
+    b.wait_until(
+        "the sidebar still names the person",
+        "return document.body.innerText.includes(arguments[0]);",
+        json!([who]),
+    )
+    .await;
+
+    eprintln!("step: the session ends while typing; the text waits for the return");
+    b.type_into("Message", "words not sent yet").await;
+    b.execute(
+        "fetch('/auth/oidc/sign-out', { method: 'POST', headers: { 'X-Confab-CSRF': '1' } });",
+        json!([]),
+    )
+    .await;
+    // Give the sign-out time to land; the next request is then refused: back to sign-in,
+    // with a notice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.click(Role::Link, "Provider test").await;
+    b.wait_for(Role::Link, &sign_in).await;
+    b.wait_until(
+        "the sign-in page says the session ended",
+        "return document.body.innerText.includes('Your session has ended');",
+        json!([]),
+    )
+    .await;
+    // The provider still knows the person: no form this time.
+    b.click(Role::Link, &sign_in).await;
+    b.wait_for(Role::Button, "New project").await;
+    b.click(Role::Link, "Provider test").await;
+    b.click(Role::Button, "New chat").await;
+    b.wait_until(
+        "the composer holds the text typed before",
+        "const t = document.getElementById('message-input'); return t && t.value === 'words not sent yet';",
+        json!([]),
+    )
+    .await;
+
+    eprintln!("step: sign out at the provider");
+    b.click(Role::Button, "Sign out").await;
+    b.wait_until(
+        "the provider's sign-out page is shown",
+        "return location.href.startsWith(arguments[0]);",
+        json!([provider.base]),
+    )
+    .await;
+    b.click(Role::Button, "Yes, sign me out").await;
+    b.wait_for(Role::Link, &sign_in).await;
+    assert!(b.current_url().await.starts_with(&confab));
+    // Signing in again goes through the provider's form: its session ended too.
+    b.click(Role::Link, &sign_in).await;
+    b.wait_until(
+        "the provider asks for the login again",
+        "return document.querySelector('input[name=login]') !== null;",
+        json!([]),
+    )
+    .await;
+    b.quit().await;
+    drop(server);
+}

@@ -9,6 +9,7 @@ mod browser;
 mod configuration;
 mod harness;
 mod lifecycle;
+mod oidc;
 mod outage;
 mod replicas;
 mod schemathesis;

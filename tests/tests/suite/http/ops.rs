@@ -135,6 +135,11 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/admin/users", &["get"]),
         ("/api/admin/users/{user_id}/quota", &["put"]),
         ("/api/admin/usage", &["get"]),
+        // Issue 21: the browser's sign-in at an OpenID Connect provider.
+        ("/api/auth/oidc/token", &["post"]),
+        ("/auth/oidc/sign-in", &["get"]),
+        ("/auth/oidc/callback", &["get"]),
+        ("/auth/oidc/sign-out", &["post"]),
     ];
     let mut missing = Vec::new();
     for (path, methods) in expected {

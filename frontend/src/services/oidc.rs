@@ -1,0 +1,158 @@
+//! Sign-in at the server's identity provider (`CONFAB_AUTH=oidc` with a client): the server
+//! is the backend-for-frontend. It holds the session in an HttpOnly cookie this code never
+//! sees; the client asks `POST /api/auth/oidc/token` for a short-lived bearer token, keeps it
+//! in memory only, and asks again a minute before it expires (so renewal is invisible).
+
+use std::cell::RefCell;
+
+use confab_api_types::{SessionToken, SignedOut};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::wording::ApiError;
+
+/// The header that marks the client's own requests (the server's CSRF check).
+pub const CSRF_HEADER: &str = "X-Confab-CSRF";
+
+/// Renew this long before the token expires.
+const RENEW_MARGIN_MS: f64 = 60_000.0;
+
+thread_local! {
+    /// The current bearer token and when it expires (ms since the epoch), in memory only.
+    static TOKEN: RefCell<Option<(String, f64)>> = const { RefCell::new(None) };
+}
+
+/// Whether a token expiring at `expires_at_ms` must be renewed at `now_ms`.
+pub fn needs_renewal(expires_at_ms: f64, now_ms: f64) -> bool {
+    expires_at_ms - RENEW_MARGIN_MS <= now_ms
+}
+
+async fn post(path: &str) -> Result<web_sys::Response, ApiError> {
+    let js = |_e: JsValue| ApiError::network();
+    let headers = web_sys::Headers::new().map_err(js)?;
+    headers.set("Accept", "application/json").map_err(js)?;
+    headers.set(CSRF_HEADER, "1").map_err(js)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js)?;
+    let window = web_sys::window().ok_or_else(ApiError::network)?;
+    JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(js)?
+        .dyn_into()
+        .map_err(js)
+}
+
+async fn read<T: serde::de::DeserializeOwned>(response: &web_sys::Response) -> Result<T, ApiError> {
+    if !response.ok() {
+        return Err(crate::services::api::error_from_response(response).await);
+    }
+    let text = JsFuture::from(response.text().map_err(|_| ApiError::unreadable())?)
+        .await
+        .map_err(|_| ApiError::network())?
+        .as_string()
+        .ok_or_else(ApiError::unreadable)?;
+    crate::json::decode(&text).map_err(|_| ApiError::unreadable())
+}
+
+/// A bearer token for the session: the one in memory while it is fresh, else a new one.
+/// A 401 means there is no session (any more).
+pub async fn token() -> Result<String, ApiError> {
+    let now = js_sys::Date::now();
+    let cached = TOKEN.with(|t| t.borrow().clone());
+    if let Some((token, expires_at)) = cached
+        && !needs_renewal(expires_at, now)
+    {
+        return Ok(token);
+    }
+    let fresh: SessionToken = read(&post("/api/auth/oidc/token").await?).await?;
+    let expires_at = fresh.expires_at.timestamp_millis() as f64;
+    TOKEN.with(|t| *t.borrow_mut() = Some((fresh.token.clone(), expires_at)));
+    Ok(fresh.token)
+}
+
+/// Forgets the token in memory.
+pub fn forget() {
+    TOKEN.with(|t| *t.borrow_mut() = None);
+}
+
+/// Ends the session at the server and goes where it says: the provider's sign-out, or `/`.
+pub async fn sign_out() {
+    forget();
+    let to = match post("/auth/oidc/sign-out").await {
+        Ok(response) => read::<SignedOut>(&response)
+            .await
+            .map_or_else(|_| "/".to_owned(), |s| s.redirect_to),
+        Err(_) => "/".to_owned(),
+    };
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().assign(&to);
+    }
+}
+
+/// The message for `/?sign_in_error=<code>`, when the page was opened with one (the server's
+/// callback sends the browser there when a sign-in is refused); the address is cleaned.
+pub fn sign_in_error() -> Option<String> {
+    let window = web_sys::window()?;
+    let search = window.location().search().ok()?;
+    let code = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sign_in_error="))?
+        .to_owned();
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some("/"));
+    }
+    Some(describe_sign_in_error(&code))
+}
+
+/// What a refused sign-in's code means, for people.
+pub fn describe_sign_in_error(code: &str) -> String {
+    let why = match code {
+        "state_mismatch" => {
+            "the answer from the identity provider did not belong to a sign-in started here (or it took too long)"
+        }
+        "code_rejected" => {
+            "the identity provider did not accept the sign-in code (it may have been used already)"
+        }
+        "nonce_mismatch" => "the identity provider's answer was not made for this sign-in",
+        "wrong_issuer" => {
+            "the answer came from another identity provider than the one this server trusts"
+        }
+        "invalid_id_token" => "the identity provider's answer could not be verified",
+        "provider_error" => "the identity provider refused or the sign-in was cancelled",
+        "provider_unavailable" => "the identity provider could not be reached",
+        _ => "something went wrong",
+    };
+    format!("Sign-in failed: {why}. Please try again.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_renewed_a_minute_before_it_expires() {
+        assert!(!needs_renewal(1_000_000.0, 900_000.0));
+        assert!(needs_renewal(1_000_000.0, 940_000.0));
+        assert!(needs_renewal(1_000_000.0, 2_000_000.0));
+    }
+
+    #[test]
+    fn every_refusal_has_its_own_sentence() {
+        let codes = [
+            "state_mismatch",
+            "code_rejected",
+            "nonce_mismatch",
+            "wrong_issuer",
+            "invalid_id_token",
+            "provider_error",
+            "provider_unavailable",
+        ];
+        let texts: std::collections::HashSet<_> =
+            codes.iter().map(|c| describe_sign_in_error(c)).collect();
+        assert_eq!(texts.len(), codes.len());
+        assert!(describe_sign_in_error("other").contains("something went wrong"));
+    }
+}
