@@ -388,6 +388,7 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
                 user: Some(user),
                 parent: confab_core::Parent::Leaf,
                 reply,
+                file_ids: Vec::new(),
             };
             store
                 .begin_turn(&owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
@@ -721,6 +722,7 @@ async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows)
         user: Some(user),
         parent: confab_core::Parent::Leaf,
         reply,
+        file_ids: Vec::new(),
     };
     let read = store
         .begin_turn(&old.owner, &turn, at - chrono::TimeDelta::minutes(5), 200)

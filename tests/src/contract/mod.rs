@@ -14,6 +14,7 @@ use confab_core::ports::{ChatHistory, FileStore, KnowledgeIndex, ProjectStore, P
 use futures::FutureExt;
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
 pub mod blobs;
 pub mod files;
@@ -28,6 +29,7 @@ pub mod prompts;
 pub mod tree;
 
 pub use accounts::account_store_contract;
+pub use attachments::message_files_contract;
 pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
 pub use history::chat_history_contract;

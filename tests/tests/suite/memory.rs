@@ -56,3 +56,8 @@ async fn memory_accounts_honour_the_account_store_contract() {
 async fn memory_store_honours_the_knowledge_index_contract() {
     contract::knowledge_index_contract(|| async { memory_stores() }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_message_files_contract() {
+    contract::message_files_contract(|| async { memory_stores() }).await;
+}

@@ -48,3 +48,8 @@ async fn sqlite_store_honours_the_account_store_contract() {
 async fn sqlite_store_honours_the_knowledge_index_contract() {
     contract::knowledge_index_contract(sqlite_stores).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_message_files_contract() {
+    contract::message_files_contract(sqlite_stores).await;
+}

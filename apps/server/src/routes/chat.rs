@@ -27,7 +27,7 @@ use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
-use confab_core::ids::{MessageId, UserId};
+use confab_core::ids::{FileId, MessageId, UserId};
 use confab_core::live::{LiveError, LiveEvent, LivePublisher};
 use confab_core::ports::{ChatHistory, LiveReplies};
 use confab_core::{
@@ -90,6 +90,7 @@ pub async fn send_message(
             Some(None) => Parent::Root,
             Some(Some(parent)) => Parent::Message(MessageId::from_uuid(parent)),
         },
+        file_ids: body.file_ids.into_iter().map(FileId::from_uuid).collect(),
     };
     stream_reply(state, started, move |state, token| async move {
         let events = state.chat.send(&principal, request, token).await?;
