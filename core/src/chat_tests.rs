@@ -230,6 +230,10 @@ fn request(conversation: &Conversation, content: &str) -> SendRequest {
 
 /// A write the chat use case made to `ChatHistory`, in the order it made them.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a test log of a few writes: boxing would only make the matches harder to read"
+)]
 enum Write {
     BeginTurn {
         user: Message,

@@ -598,6 +598,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
                 content: "hi".to_owned(),
                 client_message_id: None,
                 parent: confab_core::Parent::Leaf,
+                file_ids: Vec::new(),
             },
             CancelToken::new(),
         )

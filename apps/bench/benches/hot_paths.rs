@@ -289,6 +289,7 @@ impl ChatFixture {
             content: "Tell me something.".to_owned(),
             client_message_id: None,
             parent: confab_core::Parent::Leaf,
+            file_ids: Vec::new(),
         };
         let mut stream = self
             .service

@@ -208,6 +208,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     content,
                     client_message_id: Some(client_id),
                     parent_id: None,
+                    file_ids: Vec::new(),
                 };
                 let on_event = {
                     let dispatcher = dispatcher.clone();

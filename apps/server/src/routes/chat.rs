@@ -65,6 +65,12 @@ type Frame = Box<[u8]>;
 
 /// Send a message and stream the reply as Server-Sent Events: `user_message`,
 /// `assistant_message`, `delta`…, then `done` or `error`.
+///
+/// `file_ids` attaches up to 10 files (none twice; 422 `validation_failed` otherwise): each
+/// MUST be a file the sender uploaded to this conversation's project, else 404 — the same
+/// answer whether the id is unknown, another project's or another user's. The links are
+/// stored with the user message, which names them in `files` in every read (a file deleted
+/// later stays named, `deleted: true`).
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/messages", tag = "messages", request_body = api::SendMessage,
     params(("conversation_id" = Uuid, Path)),
     responses(
