@@ -44,8 +44,8 @@ use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId};
 use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
-    ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
-    LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
+    ChatHistory, Completion, FinishOutcome, Incomplete, LlmAttachment, LlmEvent, LlmMessage,
+    LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
 use crate::values::{Limits, MessageContent, ValidationError};
@@ -475,6 +475,16 @@ impl ChatService {
             instructions,
             messages,
             max_output_tokens: self.settings.max_output_tokens,
+            attachments: user
+                .files
+                .iter()
+                .filter(|file| !file.deleted)
+                .map(|file| LlmAttachment {
+                    filename: file.filename.clone(),
+                    content_type: file.content_type.clone(),
+                    size_bytes: file.size_bytes,
+                })
+                .collect(),
         }
     }
 

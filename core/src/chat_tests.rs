@@ -744,6 +744,7 @@ fn the_provider_is_sent_the_active_prompt_the_history_oldest_first_and_the_new_m
                 llm_message(Role::User, "Another one"),
             ],
             max_output_tokens: Some(512),
+            attachments: Vec::new(),
         }
     );
 }
@@ -1375,6 +1376,17 @@ fn a_sends_files_go_to_begin_turn_and_the_user_message_carries_the_links_it_stor
 
     assert_eq!(turn.user.files, files);
     assert!(turn.reply.files.is_empty());
+    let sent: Vec<(String, u64)> = llm
+        .request()
+        .attachments
+        .into_iter()
+        .map(|a| (a.filename, a.size_bytes))
+        .collect();
+    assert_eq!(
+        sent,
+        [("notes.txt".to_owned(), 12), ("plan.pdf".to_owned(), 12)],
+        "the model is given the message's files in order"
+    );
 }
 
 #[test]

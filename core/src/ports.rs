@@ -519,6 +519,17 @@ pub struct LlmRequest {
     /// History oldest first; the new user message last.
     pub messages: Vec<LlmMessage>,
     pub max_output_tokens: Option<u32>,
+    /// The files attached to the new user message (the last of `messages`), in order; older
+    /// messages' files are not sent. For now each is named with its type and size only.
+    pub attachments: Vec<LlmAttachment>,
+}
+
+/// A file attached to the message a model is asked to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
 }
 
 /// Why a provider stopped before finishing normally.

@@ -61,6 +61,7 @@ impl Titler for LlmTitler {
                 content: first_message.to_owned(),
             }],
             max_output_tokens: Some(32),
+            attachments: Vec::new(),
         };
         let mut events = self.llm.stream(request);
         let mut text = String::new();

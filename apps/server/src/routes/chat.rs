@@ -70,7 +70,8 @@ type Frame = Box<[u8]>;
 /// MUST be a file the sender uploaded to this conversation's project, else 404 — the same
 /// answer whether the id is unknown, another project's or another user's. The links are
 /// stored with the user message, which names them in `files` in every read (a file deleted
-/// later stays named, `deleted: true`).
+/// later stays named, `deleted: true`). The model is given the name, type and size of each
+/// file of the message it answers; older messages' files are not sent again.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/messages", tag = "messages", request_body = api::SendMessage,
     params(("conversation_id" = Uuid, Path)),
     responses(

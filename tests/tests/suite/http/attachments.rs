@@ -45,7 +45,14 @@ async fn a_send_with_files_links_them_on_the_user_message_in_every_read() {
     );
     let announced: serde_json::Value = reply.first("assistant_message").value();
     assert_eq!(announced["files"], json!([]), "a reply has an empty list");
-    assert!(reply.done().files.is_empty());
+    let done = reply.done();
+    assert!(done.files.is_empty());
+    assert!(
+        done.content
+            .contains("You attached plan.md (11 bytes), notes.txt (11 bytes)."),
+        "the model was given the files in order: {}",
+        done.content
+    );
 
     let page: api::Page<api::Message> = app.list_messages(ALICE, conversation.id, "").await.ok(200);
     assert_eq!(page.items[0].files, expected, "the branch read names them");
