@@ -41,11 +41,11 @@ use uuid::Uuid;
 use crate::budget::fit_history;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, LlmError, StoreError};
-use crate::ids::{ConversationId, MessageId};
+use crate::ids::{ConversationId, FileId, MessageId};
 use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
-    ChatHistory, Completion, FinishOutcome, Incomplete, LlmEvent, LlmMessage, LlmRequest,
-    LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
+    ChatHistory, Completion, FinishOutcome, Incomplete, LlmAttachment, LlmEvent, LlmMessage,
+    LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
 use crate::usage::{Accounting, Call, Purpose};
@@ -116,6 +116,30 @@ pub struct SendRequest {
     /// Where the message goes: after the branch being shown, as a new first message, or
     /// after a given reply (edit and resend: a new branch).
     pub parent: Parent,
+    /// Files of the conversation's project to attach, at most [`MAX_ATTACHMENTS`].
+    pub file_ids: Vec<FileId>,
+}
+
+/// At most this many files are attached to one message.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+/// The attachments of a send, checked: at most [`MAX_ATTACHMENTS`], none twice.
+fn check_attachments(file_ids: &[FileId]) -> Result<(), ValidationError> {
+    if file_ids.len() > MAX_ATTACHMENTS {
+        return Err(ValidationError::new(
+            "file_ids",
+            format!("must name at most {MAX_ATTACHMENTS} files"),
+        ));
+    }
+    for (i, id) in file_ids.iter().enumerate() {
+        if file_ids[..i].contains(id) {
+            return Err(ValidationError::new(
+                "file_ids",
+                "must not name a file twice",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `code` of a stream's `error` event.
@@ -307,6 +331,7 @@ impl ChatService {
         cancel: CancelToken,
     ) -> Result<ChatStream, ChatError> {
         let content = MessageContent::new(&request.content, &self.limits)?.into_inner();
+        check_attachments(&request.file_ids)?;
         let owner = &principal.user_id;
         let conversation_id = request.conversation_id;
         let started = now();
@@ -340,6 +365,7 @@ impl ChatService {
             user: Some(user.clone()),
             parent: request.parent,
             reply: reply.clone(),
+            file_ids: request.file_ids,
         };
         let (prompt, began) = self
             .begin(owner, conversation_id, &turn, stale_before, 0)
@@ -353,6 +379,7 @@ impl ChatService {
         };
         // The turn is stored: from here on a failure is an event of the stream.
         user.parent_id = began.parent_id;
+        user.files = began.files;
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
         // The conversation's first reply (a new first message has no history either).
         let title = (began.untitled && began.history.is_empty())
@@ -395,6 +422,7 @@ impl ChatService {
             user: None,
             parent: Parent::Message(question),
             reply: reply.clone(),
+            file_ids: Vec::new(),
         };
         // One more message of history: the user message answered again is its last.
         let (prompt, began) = self
@@ -505,6 +533,16 @@ impl ChatService {
             instructions,
             messages,
             max_output_tokens: self.settings.max_output_tokens,
+            attachments: user
+                .files
+                .iter()
+                .filter(|file| !file.deleted)
+                .map(|file| LlmAttachment {
+                    filename: file.filename.clone(),
+                    content_type: file.content_type.clone(),
+                    size_bytes: file.size_bytes,
+                })
+                .collect(),
         }
     }
 

@@ -197,6 +197,7 @@ fn past(conversation: &Conversation, role: Role, status: MessageStatus, content:
         error: None,
         client_message_id: None,
         created_at: now(),
+        files: Vec::new(),
     }
 }
 
@@ -223,11 +224,16 @@ fn request(conversation: &Conversation, content: &str) -> SendRequest {
         content: content.to_owned(),
         client_message_id: None,
         parent: Parent::Leaf,
+        file_ids: Vec::new(),
     }
 }
 
 /// A write the chat use case made to `ChatHistory`, in the order it made them.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a test log of a few writes: boxing would only make the matches harder to read"
+)]
 enum Write {
     BeginTurn {
         user: Message,
@@ -738,6 +744,7 @@ fn the_provider_is_sent_the_active_prompt_the_history_oldest_first_and_the_new_m
                 llm_message(Role::User, "Another one"),
             ],
             max_output_tokens: Some(512),
+            attachments: Vec::new(),
         }
     );
 }
@@ -1301,6 +1308,84 @@ fn content_over_the_length_limit_is_refused_before_any_store_is_asked() {
         matches!(result, Err(ChatError::Validation(_))),
         "{:?}",
         result.err()
+    );
+}
+
+#[test]
+fn more_than_ten_attachments_or_a_file_named_twice_is_refused_before_any_store_is_asked() {
+    let eleven: Vec<crate::ids::FileId> = (0..=crate::chat::MAX_ATTACHMENTS)
+        .map(|_| crate::ids::FileId::new())
+        .collect();
+    let twice = vec![eleven[0], eleven[1], eleven[0]];
+    for file_ids in [eleven, twice] {
+        let mut mocks = Mocks::strict().stores_nothing().limiter_untouched();
+        mocks.history.expect_check_turn().never();
+        mocks.prompts.expect_conversation_prompt().never();
+        let llm = ScriptedLlm::unused();
+        let h = mocks.service(&llm, settings());
+        let mut send = request(&h.conversation, "Read these.");
+        send.file_ids = file_ids;
+
+        let result = h.start_with(send, CancelToken::new());
+
+        match result {
+            Err(ChatError::Validation(e)) => assert_eq!(e.field, "file_ids"),
+            other => panic!("expected a validation error, got {:?}", other.err()),
+        }
+        assert!(llm.requests().is_empty());
+    }
+}
+
+#[test]
+fn a_sends_files_go_to_begin_turn_and_the_user_message_carries_the_links_it_stored() {
+    let files: Vec<crate::model::MessageFile> = ["notes.txt", "plan.pdf"]
+        .iter()
+        .map(|name| crate::model::MessageFile {
+            id: crate::ids::FileId::new(),
+            filename: (*name).to_owned(),
+            content_type: "text/plain".to_owned(),
+            size_bytes: 12,
+            deleted: false,
+        })
+        .collect();
+    let ids: Vec<crate::ids::FileId> = files.iter().map(|f| f.id).collect();
+    let mut mocks = Mocks::strict()
+        .allowance()
+        .no_refund()
+        .prompt(None)
+        .finish_ok();
+    let (wanted, stored) = (ids.clone(), files.clone());
+    mocks
+        .history
+        .expect_begin_turn()
+        .withf(move |_, turn, _, _| turn.file_ids == wanted)
+        .times(1)
+        .returning(move |_, _, _, _| {
+            Ok(crate::ports::Turn {
+                files: stored.clone(),
+                ..crate::ports::Turn::default()
+            })
+        });
+    let llm = ScriptedLlm::new(vec![delta("Read."), completed(None, None)], End::Close);
+    let h = mocks.service(&llm, settings());
+    let mut send = request(&h.conversation, "Read these.");
+    send.file_ids = ids;
+
+    let stream = h.start_with(send, CancelToken::new()).unwrap();
+    let turn = Turn::from_events(block_on(stream.collect()));
+
+    assert_eq!(turn.user.files, files);
+    assert!(turn.reply.files.is_empty());
+    let sent: Vec<(String, u64)> = llm
+        .request()
+        .attachments
+        .into_iter()
+        .map(|a| (a.filename, a.size_bytes))
+        .collect();
+    assert_eq!(
+        sent,
+        [("notes.txt".to_owned(), 12), ("plan.pdf".to_owned(), 12)],
+        "the model is given the message's files in order"
     );
 }
 
@@ -1874,6 +1959,7 @@ fn regenerate_asks_with_the_branch_up_to_the_question_and_stores_a_sibling_reply
                 model: None,
                 untitled: true,
                 history: branch.clone(),
+                files: Vec::new(),
             })
         });
     let llm = ScriptedLlm::new(

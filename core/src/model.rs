@@ -160,6 +160,33 @@ pub struct Message {
     pub error: Option<String>,
     pub client_message_id: Option<Uuid>,
     pub created_at: Timestamp,
+    /// The files attached to a user message, in the order they were given; empty on replies
+    /// and on messages without attachments.
+    pub files: Vec<MessageFile>,
+}
+
+/// A file attached to a user message: the link keeps a copy of the file's metadata, so a
+/// message still names a file deleted since (then `deleted`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageFile {
+    pub id: FileId,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// The file was deleted after it was attached: it is named, no longer readable.
+    pub deleted: bool,
+}
+
+impl From<&FileMeta> for MessageFile {
+    fn from(file: &FileMeta) -> Self {
+        Self {
+            id: file.id,
+            filename: file.filename.clone(),
+            content_type: file.content_type.clone(),
+            size_bytes: file.size_bytes,
+            deleted: false,
+        }
+    }
 }
 
 impl Message {
@@ -183,6 +210,7 @@ impl Message {
             error: None,
             client_message_id,
             created_at,
+            files: Vec::new(),
         }
     }
 
@@ -205,6 +233,7 @@ impl Message {
             error: None,
             client_message_id: None,
             created_at,
+            files: Vec::new(),
         }
     }
 }

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::error::{AuthError, BlobError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use crate::model::{
-    BranchMessage, Conversation, FileMeta, Message, NewPrompt, Parent, Principal, Project,
-    ProjectPatch, Prompt, TextOutcome, Timestamp, Usage,
+    BranchMessage, Conversation, FileMeta, Message, MessageFile, NewPrompt, Parent, Principal,
+    Project, ProjectPatch, Prompt, TextOutcome, Timestamp, Usage,
 };
 
 /// Verifies bearer tokens.
@@ -244,7 +244,10 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// `Leaf` is the conversation's `leaf_id` (none when it is empty), `Root` is none, and
     /// `Message(id)` MUST be a message of this conversation (`NotFound` otherwise) that is a
     /// reply when `turn.user` is given and a user message when it is not (`Invalid`
-    /// otherwise). Then MUST store `turn.user` (if any) with the resolved parent and then
+    /// otherwise). Every id of `turn.file_ids` MUST name a file of `owner` in the
+    /// conversation's project (`NotFound`, storing nothing, otherwise — whoever owns the id).
+    /// Then MUST store `turn.user` (if any) with the resolved parent, its links to
+    /// `turn.file_ids` (in order, with a copy of each file's metadata), and then
     /// `turn.reply` (status `streaming`, touched now) as given, make the reply the
     /// conversation's `leaf_id`, set its `updated_at` to the `created_at` of the user message
     /// (of the reply without one), and return
@@ -263,6 +266,9 @@ pub trait ChatHistory: Send + Sync + 'static {
     ) -> Result<Turn, StoreError>;
 
     /// MUST return the message when it is in one of `owner`'s conversations, else `NotFound`.
+    /// Every message this port returns (here, in `list_messages`, `latest_reply`,
+    /// `list_branch` and a turn's history) MUST carry its attached files in order, a file
+    /// deleted since marked `deleted`.
     async fn get_message(&self, owner: &UserId, id: MessageId) -> Result<Message, StoreError>;
 
     /// The branch that ends at `leaf` (the conversation's `leaf_id` when `None`), oldest
@@ -331,6 +337,9 @@ pub struct NewTurn {
     pub parent: Parent,
     /// The empty `streaming` reply; its `parent_id` is the user message's id.
     pub reply: Message,
+    /// The files to attach to the user message, in order (none when regenerating): each
+    /// MUST be a file of `owner` in the conversation's project.
+    pub file_ids: Vec<FileId>,
 }
 
 /// What `ChatHistory::begin_turn` read.
@@ -344,6 +353,8 @@ pub struct Turn {
     pub untitled: bool,
     /// The branch ending at the parent, oldest first.
     pub history: Vec<Message>,
+    /// The files linked to the new user message, in the order of `NewTurn::file_ids`.
+    pub files: Vec<MessageFile>,
 }
 
 /// A page of a branch.
@@ -534,6 +545,17 @@ pub struct LlmRequest {
     /// History oldest first; the new user message last.
     pub messages: Vec<LlmMessage>,
     pub max_output_tokens: Option<u32>,
+    /// The files attached to the new user message (the last of `messages`), in order; older
+    /// messages' files are not sent. For now each is named with its type and size only.
+    pub attachments: Vec<LlmAttachment>,
+}
+
+/// A file attached to the message a model is asked to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
 }
 
 /// Why a provider stopped before finishing normally.

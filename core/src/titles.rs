@@ -85,6 +85,7 @@ impl Titler for LlmTitler {
                 content: first_message.to_owned(),
             }],
             max_output_tokens: Some(32),
+            attachments: Vec::new(),
         };
         let mut events = self.llm.stream(request.clone());
         let mut text = String::new();

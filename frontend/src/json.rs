@@ -854,11 +854,13 @@ mod tests {
             content: "hi".into(),
             client_message_id: Some(uuid::Uuid::from_u128(7)),
             parent_id: None,
+            file_ids: vec![uuid::Uuid::from_u128(8)],
         });
         round_trip(SendMessage {
             content: "edited".into(),
             client_message_id: None,
             parent_id: Some(None),
+            file_ids: Vec::new(),
         });
         round_trip(StoredSession {
             username: "a".into(),

@@ -26,7 +26,8 @@ impl EchoLlm {
         Self { pace }
     }
 
-    /// The full reply the model streams for `request`.
+    /// The full reply the model streams for `request`: it names the files attached to the
+    /// message, with their sizes.
     #[must_use]
     pub fn reply_to(request: &LlmRequest) -> String {
         let said = request
@@ -42,7 +43,19 @@ impl EchoLlm {
             ),
             _ => "I am the echo demo model and I was given no instructions.".to_owned(),
         };
-        format!("You said: \"{said}\". {note}")
+        let files = request
+            .attachments
+            .iter()
+            .map(|file| format!("{} ({} bytes)", file.filename, file.size_bytes))
+            .collect::<Vec<_>>();
+        if files.is_empty() {
+            format!("You said: \"{said}\". {note}")
+        } else {
+            format!(
+                "You said: \"{said}\". You attached {}. {note}",
+                files.join(", ")
+            )
+        }
     }
 
     /// The usage the model reports for `request` and its `reply`, estimated as the context
@@ -120,6 +133,7 @@ mod tests {
                 })
                 .collect(),
             max_output_tokens: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -137,6 +151,27 @@ mod tests {
             }
         }
         (deltas, completions)
+    }
+
+    #[test]
+    fn the_reply_names_the_attached_files_and_their_sizes_in_order() {
+        let mut req = request(None, &[(Role::User, "read these")]);
+        assert!(!EchoLlm::reply_to(&req).contains("attached"));
+        req.attachments = [("plan.pdf", 2_048), ("notes.txt", 11)]
+            .into_iter()
+            .map(|(name, size)| confab_core::ports::LlmAttachment {
+                filename: name.to_owned(),
+                content_type: "application/pdf".to_owned(),
+                size_bytes: size,
+            })
+            .collect();
+        let text = EchoLlm::reply_to(&req);
+        assert!(
+            text.starts_with(
+                "You said: \"read these\". You attached plan.pdf (2048 bytes), notes.txt (11 bytes). "
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

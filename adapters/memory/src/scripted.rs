@@ -331,6 +331,7 @@ mod tests {
                 content: text.to_owned(),
             }],
             max_output_tokens: Some(100),
+            attachments: Vec::new(),
         }
     }
 

@@ -12,8 +12,8 @@ use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::knowledge::{self, KnowledgeHit};
 use confab_core::model::{
-    BranchMessage, Conversation, FileMeta, Message, MessageStatus, NewPrompt, Parent, Project,
-    ProjectPatch, Prompt, Role, TextOutcome, TextStatus, Timestamp,
+    BranchMessage, Conversation, FileMeta, Message, MessageFile, MessageStatus, NewPrompt, Parent,
+    Project, ProjectPatch, Prompt, Role, TextOutcome, TextStatus, Timestamp,
 };
 use confab_core::ports::{
     Branch, ChatHistory, FileStore, FinishOutcome, KnowledgeIndex, MessageSearch, NewTurn,
@@ -582,11 +582,27 @@ impl State {
         let reply = &turn.reply;
         let conversation_id = reply.conversation_id;
         let conversation = self.owned_conversation(owner, conversation_id)?;
-        let (leaf_id, model, untitled) = (
+        let (leaf_id, model, untitled, project_id) = (
             conversation.leaf_id,
             conversation.model.clone(),
             conversation.title.is_none(),
+            conversation.project_id,
         );
+        // Each attachment: the owner's file in the conversation's project, else NotFound.
+        let files: Vec<MessageFile> = if turn.user.is_some() {
+            turn.file_ids
+                .iter()
+                .map(|id| {
+                    self.files
+                        .get(id)
+                        .filter(|f| &f.owner_id == owner && f.project_id == project_id)
+                        .map(MessageFile::from)
+                        .ok_or(StoreError::NotFound)
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
         if turn
             .user
             .as_ref()
@@ -643,6 +659,7 @@ impl State {
         history.reverse();
         let user = turn.user.clone().map(|mut user| {
             user.parent_id = parent_id;
+            user.files.clone_from(&files);
             user
         });
         let messages = self.messages.entry(conversation_id).or_default();
@@ -665,6 +682,7 @@ impl State {
             model,
             untitled,
             history,
+            files,
         })
     }
 
@@ -767,6 +785,14 @@ impl State {
         self.owned_file(owner, id)?;
         self.texts.remove(&id);
         self.chunks.remove(&id);
+        // The messages it was attached to keep naming it, as deleted.
+        for stored in self.messages.values_mut().flat_map(|m| m.values_mut()) {
+            for file in &mut stored.message.files {
+                if file.id == id {
+                    file.deleted = true;
+                }
+            }
+        }
         self.files.remove(&id).ok_or(StoreError::NotFound)
     }
 

@@ -287,6 +287,7 @@ mod tests {
                 },
             ],
             max_output_tokens: Some(100),
+            attachments: Vec::new(),
         };
         assert_eq!(
             request_body(&request, "default", None),
@@ -315,6 +316,7 @@ mod tests {
                 content: "hi".to_owned(),
             }],
             max_output_tokens: None,
+            attachments: Vec::new(),
         };
         let body = request_body(&request, "qwen", None);
         assert_eq!(body["model"], "qwen");

@@ -279,6 +279,7 @@ mod tests {
                 },
             ],
             max_output_tokens: max,
+            attachments: Vec::new(),
         }
     }
 

@@ -19,6 +19,8 @@ mod connect;
 mod detach;
 mod error;
 #[macro_use]
+mod links;
+#[macro_use]
 mod queries;
 mod accounts;
 mod rows;

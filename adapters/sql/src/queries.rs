@@ -646,12 +646,31 @@ macro_rules! queries {
 
         // ---- messages
 
+        /// The messages with their attached files (user messages only have any).
+        async fn with_files(
+            c: &mut Conn,
+            mut messages: Vec<Message>,
+        ) -> Result<Vec<Message>, StoreError> {
+            let ids: Vec<DbId> = messages
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .map(|m| m.id.db())
+                .collect();
+            if ids.is_empty() {
+                return Ok(messages);
+            }
+            let links: Vec<crate::rows::MessageFileLink> =
+                links_of!(ids).load(c).await.map_err(translate)?;
+            crate::rows::fill_files(&mut messages, links)?;
+            Ok(messages)
+        }
+
         pub(crate) async fn get_message(
             c: &mut Conn,
             owner: &UserId,
             id: MessageId,
         ) -> Result<Message, StoreError> {
-            messages::table
+            let message: Message = messages::table
                 .inner_join(conversations::table)
                 .filter(messages::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
@@ -659,7 +678,9 @@ macro_rules! queries {
                 .first::<MessageRow>(c)
                 .await
                 .map_err(translate)?
-                .try_into()
+                .try_into()?;
+            let mut one = with_files(c, vec![message]).await?;
+            one.pop().ok_or(StoreError::NotFound)
         }
 
         /// The branch walked up from its leaf to the cursor over ids only, the page's oldest
@@ -727,20 +748,29 @@ macro_rules! queries {
                     .await
                     .map_err(translate)?
             };
-            let messages = rows
-                .into_iter()
+            let sibling_ids: Vec<Vec<MessageId>> = rows
+                .iter()
                 .map(|row| {
-                    let sibling_ids = siblings
+                    siblings
                         .iter()
                         .filter(|(parent, _)| *parent == row.parent_id)
                         .map(|(_, id)| MessageId::from(*id))
-                        .collect();
-                    Ok(BranchMessage {
-                        message: Message::try_from(row)?,
-                        sibling_ids,
-                    })
+                        .collect()
                 })
-                .collect::<Result<_, StoreError>>()?;
+                .collect();
+            let read = rows
+                .into_iter()
+                .map(Message::try_from)
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let messages = with_files(c, read)
+                .await?
+                .into_iter()
+                .zip(sibling_ids)
+                .map(|(message, sibling_ids)| BranchMessage {
+                    message,
+                    sibling_ids,
+                })
+                .collect();
             Ok(Branch { leaf_id, messages })
         }
 
@@ -790,7 +820,11 @@ macro_rules! queries {
                 query = query.filter(messages::id.gt(after.db()));
             }
             let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
-            rows.into_iter().map(Message::try_from).collect()
+            let read = rows
+                .into_iter()
+                .map(Message::try_from)
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            with_files(c, read).await
         }
 
         /// The newest assistant message: one indexed read from the end.

@@ -13,7 +13,7 @@ use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{AsChangeset, Insertable, Queryable, QueryableByName, Selectable};
 
-use crate::schema::{conversations, file_metadata, messages, projects, prompts};
+use crate::schema::{conversations, file_metadata, message_files, messages, projects, prompts};
 use crate::types::{DbId, DbTime, ToDb as _};
 
 fn owner(raw: String) -> Result<UserId, StoreError> {
@@ -189,6 +189,8 @@ impl TryFrom<MessageRow> for Message {
             error: r.error,
             client_message_id: r.client_message_id.map(|u| u.0),
             created_at: r.created_at.0,
+            // Filled by the read from `message_files` (`crate::links`).
+            files: Vec::new(),
         })
     }
 }
@@ -389,4 +391,68 @@ impl SearchRow {
             score: self.score,
         })
     }
+}
+
+/// A link of a user message to an attached file, as written.
+#[derive(Insertable)]
+#[diesel(table_name = message_files)]
+pub(crate) struct NewMessageFileRow {
+    pub message_id: DbId,
+    pub position: i32,
+    pub file_id: DbId,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+}
+
+impl NewMessageFileRow {
+    /// The links of `message` to `files`, in order.
+    pub(crate) fn all(
+        message: confab_core::ids::MessageId,
+        files: &[confab_core::model::MessageFile],
+    ) -> Result<Vec<Self>, StoreError> {
+        files
+            .iter()
+            .enumerate()
+            .map(|(position, file)| {
+                Ok(Self {
+                    message_id: message.db(),
+                    position: i32::try_from(position)
+                        .map_err(|_| StoreError::Internal("too many attachments".to_owned()))?,
+                    file_id: file.id.db(),
+                    filename: file.filename.clone(),
+                    content_type: file.content_type.clone(),
+                    size_bytes: i64::try_from(file.size_bytes).map_err(|_| {
+                        StoreError::Internal("a file size is out of range".to_owned())
+                    })?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A link as read: the message, the file's id, name, type and size, and whether the file
+/// is gone.
+pub(crate) type MessageFileLink = (DbId, DbId, String, String, i64, bool);
+
+/// Gives each message its links (read in message and position order).
+pub(crate) fn fill_files(
+    messages: &mut [Message],
+    links: Vec<MessageFileLink>,
+) -> Result<(), StoreError> {
+    for (message_id, file_id, filename, content_type, size_bytes, deleted) in links {
+        let message_id = confab_core::ids::MessageId::from(message_id);
+        if let Some(message) = messages.iter_mut().find(|m| m.id == message_id) {
+            message.files.push(confab_core::model::MessageFile {
+                id: file_id.into(),
+                filename,
+                content_type,
+                size_bytes: u64::try_from(size_bytes).map_err(|_| {
+                    StoreError::Internal("a stored file size is out of range".to_owned())
+                })?,
+                deleted,
+            });
+        }
+    }
+    Ok(())
 }

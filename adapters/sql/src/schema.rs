@@ -116,6 +116,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The files attached to a user message, in order, with a copy of each file's metadata
+    /// (`file_id` has no foreign key: a deleted file stays named).
+    message_files (message_id, position) {
+        message_id -> Id,
+        position -> Integer,
+        file_id -> Id,
+        filename -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+    }
+}
+
 diesel::joinable!(prompts -> projects (project_id));
 diesel::joinable!(conversations -> projects (project_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -130,6 +146,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_metadata,
     file_texts,
     file_chunks,
+    message_files,
 );
 
 diesel::table! {

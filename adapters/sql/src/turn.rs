@@ -17,7 +17,7 @@
 
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{MessageId, UserId};
-use confab_core::model::{Message, MessageStatus, Parent, Role, Timestamp};
+use confab_core::model::{Message, MessageFile, MessageStatus, Parent, Role, Timestamp};
 use confab_core::ports::{NewTurn, Turn};
 use confab_core::values::ValidationError;
 
@@ -25,7 +25,9 @@ use crate::branch::{BranchUp, End, Take};
 use crate::cached::Cached;
 use crate::error::TxError;
 use crate::queries::INTERRUPTED;
-use crate::rows::{MessageRow, NewMessageRow};
+use crate::rows::{
+    FileRow, MessageFileLink, MessageRow, NewMessageFileRow, NewMessageRow, fill_files,
+};
 use crate::types::{DbId, ToDb as _};
 
 const FAILED: &str = MessageStatus::Failed.as_str();
@@ -200,6 +202,31 @@ fn resolve(
     Ok((newest, history))
 }
 
+/// The ids of the user messages of a turn's history: the messages whose links are read.
+fn user_ids(history: &[Message]) -> Vec<DbId> {
+    history
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| m.id.db())
+        .collect()
+}
+
+/// The ids of the files a turn attaches (none without a user message).
+fn wanted_files(turn: &NewTurn) -> Vec<DbId> {
+    if turn.user.is_none() {
+        return Vec::new();
+    }
+    turn.file_ids.iter().map(|id| id.db()).collect()
+}
+
+/// The link rows of a turn's user message.
+fn link_rows(turn: &NewTurn, files: &[MessageFile]) -> Result<Vec<NewMessageFileRow>, StoreError> {
+    match &turn.user {
+        Some(user) if !files.is_empty() => NewMessageFileRow::all(user.id, files),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// The rows a turn inserts: the user message (with its resolved parent), then the reply.
 fn new_rows(turn: &NewTurn, parent: Option<MessageId>) -> (Option<NewMessageRow>, NewMessageRow) {
     let user = turn.user.as_ref().map(|user| {
@@ -254,27 +281,74 @@ pub(crate) mod pg {
                 let (model, untitled) = owned(found)?;
                 free(busy, used)?;
                 // Read inside the transaction: a row that cannot be read stores nothing.
-                let (parent_id, history) = resolve(turn, recent, history_limit)?;
+                let (parent_id, mut history) = resolve(turn, recent, history_limit)?;
+                // Only a send with attachments pays for their check.
+                let wanted = wanted_files(turn);
+                let files = if wanted.is_empty() {
+                    Vec::new()
+                } else {
+                    let found: Vec<FileRow> =
+                        attachable_files!(owner.as_str(), reply.conversation_id.db(), wanted)
+                            .load(&mut pipe)
+                            .await?;
+                    crate::links::links_for(&turn.file_ids, found)?
+                };
                 let (user, reply_row) = new_rows(turn, parent_id);
                 let conversation = reply.conversation_id.db();
                 let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
-                match user {
+                let asked = user_ids(&history);
+                // Copies of the shared reference, each its own pipelined statement.
+                let shared: &AsyncPgConnection = pipe;
+                let read_links = async move {
+                    let mut pipe = shared;
+                    if asked.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        links_of!(asked).load::<MessageFileLink>(&mut pipe).await
+                    }
+                };
+                let links = link_rows(turn, &files)?;
+                let write_links = async move {
+                    let mut pipe = shared;
+                    if links.is_empty() {
+                        Ok(0)
+                    } else {
+                        diesel::insert_into(crate::schema::message_files::table)
+                            .values(links)
+                            .execute(&mut pipe)
+                            .await
+                    }
+                };
+                let past_links = match user {
                     Some(user) => {
                         let (insert, bump) =
                             turn_writes!([user, reply_row], conversation, at, reply.id.db());
-                        try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
+                        try_join!(
+                            insert.execute(&mut pipe),
+                            write_links,
+                            bump.execute(&mut pipe),
+                            read_links
+                        )?
+                        .3
                     }
                     None => {
                         let (insert, bump) =
                             turn_writes!(reply_row, conversation, at, reply.id.db());
-                        try_join!(insert.execute(&mut pipe), bump.execute(&mut pipe))?;
+                        try_join!(
+                            insert.execute(&mut pipe),
+                            bump.execute(&mut pipe),
+                            read_links
+                        )?
+                        .2
                     }
-                }
+                };
+                fill_files(&mut history, past_links)?;
                 Ok(Turn {
                     parent_id,
                     model,
                     untitled,
                     history,
+                    files,
                 })
             })
         )
@@ -338,7 +412,20 @@ pub(crate) mod sqlite {
                 let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
                 let recent = recent.load::<MessageRow>(c)?;
                 free(busy, used)?;
-                let (parent_id, history) = resolve(&turn, recent, history_limit)?;
+                let (parent_id, mut history) = resolve(&turn, recent, history_limit)?;
+                let wanted = wanted_files(&turn);
+                let files = if wanted.is_empty() {
+                    Vec::new()
+                } else {
+                    let found: Vec<FileRow> =
+                        attachable_files!(owner.as_str(), reply.conversation_id.db(), wanted)
+                            .load(c)?;
+                    crate::links::links_for(&turn.file_ids, found)?
+                };
+                let asked = user_ids(&history);
+                if !asked.is_empty() {
+                    fill_files(&mut history, links_of!(asked).load::<MessageFileLink>(c)?)?;
+                }
                 let (user, reply_row) = new_rows(&turn, parent_id);
                 let conversation = reply.conversation_id.db();
                 let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
@@ -346,6 +433,12 @@ pub(crate) mod sqlite {
                     let (insert, bump) =
                         turn_writes!([user, reply_row], conversation, at, reply.id.db());
                     insert.execute(c)?;
+                    let links = link_rows(&turn, &files)?;
+                    if !links.is_empty() {
+                        diesel::insert_into(crate::schema::message_files::table)
+                            .values(links)
+                            .execute(c)?;
+                    }
                     bump.execute(c)?;
                 } else {
                     let (insert, bump) = turn_writes!(reply_row, conversation, at, reply.id.db());
@@ -357,6 +450,7 @@ pub(crate) mod sqlite {
                     model,
                     untitled,
                     history,
+                    files,
                 })
             }
         }))

@@ -388,6 +388,7 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
                 user: Some(user),
                 parent: confab_core::Parent::Leaf,
                 reply,
+                file_ids: Vec::new(),
             };
             store
                 .begin_turn(&owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
@@ -597,6 +598,7 @@ async fn a_final_write_made_while_postgres_is_away_is_retried_and_done_means_sto
                 content: "hi".to_owned(),
                 client_message_id: None,
                 parent: confab_core::Parent::Leaf,
+                file_ids: Vec::new(),
             },
             CancelToken::new(),
         )
@@ -721,6 +723,7 @@ async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows)
         user: Some(user),
         parent: confab_core::Parent::Leaf,
         reply,
+        file_ids: Vec::new(),
     };
     let read = store
         .begin_turn(&old.owner, &turn, at - chrono::TimeDelta::minutes(5), 200)

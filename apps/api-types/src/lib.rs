@@ -138,6 +138,23 @@ pub struct Message {
     pub usage: Option<Usage>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The files attached to a user message, in the order they were given; empty on
+    /// replies and on messages sent without files.
+    #[serde(default)]
+    pub files: Vec<MessageFile>,
+}
+
+/// A file attached to a message, as it was when attached. A file deleted since stays
+/// named, with `deleted: true` (its download is then 404).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MessageFile {
+    pub id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// An uploaded file's metadata.
@@ -270,6 +287,10 @@ pub struct SendMessage {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Uuid>))]
     pub parent_id: Option<Option<Uuid>>,
+    /// Files of the conversation's project to attach (uploaded by the sender), at most 10,
+    /// none twice. Absent or empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_ids: Vec<Uuid>,
 }
 
 /// `POST /api/auth/dev-login`

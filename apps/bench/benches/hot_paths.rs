@@ -159,6 +159,7 @@ fn provider_event(c: &mut Criterion) {
             content: "hello".to_owned(),
         }],
         max_output_tokens: None,
+        attachments: Vec::new(),
     };
     group.sample_size(20);
     group.bench_function("responses_llm_over_http", |b| {
@@ -289,6 +290,7 @@ impl ChatFixture {
             content: "Tell me something.".to_owned(),
             client_message_id: None,
             parent: confab_core::Parent::Leaf,
+            file_ids: Vec::new(),
         };
         let mut stream = self
             .service

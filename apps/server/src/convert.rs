@@ -80,6 +80,17 @@ pub fn message(m: core::Message) -> api::Message {
         }),
         error: m.error,
         created_at: m.created_at,
+        files: m
+            .files
+            .into_iter()
+            .map(|f| api::MessageFile {
+                id: f.id.as_uuid(),
+                filename: f.filename,
+                content_type: f.content_type,
+                size_bytes: f.size_bytes,
+                deleted: f.deleted,
+            })
+            .collect(),
     }
 }
 

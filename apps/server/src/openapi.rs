@@ -150,7 +150,7 @@ pub struct UploadForm {
         oidc::sign_in, oidc::callback, oidc::token, oidc::sign_out,
     ),
     components(schemas(
-        api::Project, api::Prompt, api::Conversation, api::Message, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
+        api::Project, api::Prompt, api::Conversation, api::Message, api::MessageFile, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
@@ -246,6 +246,13 @@ impl Modify for Exact<'_> {
             constrain(schemas, "SendMessage", "content", |s| {
                 non_blank(s, limits.message_chars);
             });
+            // At most 10 attachments, none twice (422 `validation_failed` otherwise).
+            if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut("SendMessage")
+                && let Some(RefOr::T(Schema::Array(files))) = object.properties.get_mut("file_ids")
+            {
+                files.max_items = Some(confab_core::chat::MAX_ATTACHMENTS);
+                files.unique_items = true;
+            }
             let title = optional_trimmed_text(limits.title_chars, CONTROL);
             for schema in ["CreateConversation", "UpdateConversation"] {
                 constrain(schemas, schema, "title", |s| {

@@ -308,6 +308,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                             content,
                             client_message_id: Some(client_id),
                             parent_id: parent,
+                            file_ids: Vec::new(),
                         };
                         chat_stream::send_message(
                             &api,

@@ -134,6 +134,7 @@ impl<T: ChatHistory + ?Sized> LinearTurns for T {
             user: Some(user.clone()),
             parent: Parent::Leaf,
             reply: reply.clone(),
+            file_ids: Vec::new(),
         };
         self.begin_turn(owner, &turn, stale_before, history_limit)
             .await

@@ -16,6 +16,7 @@ use confab_core::ports::{
 use futures::FutureExt;
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
 pub mod blobs;
 pub mod files;
@@ -32,6 +33,7 @@ pub mod tree;
 pub mod usage;
 
 pub use accounts::account_store_contract;
+pub use attachments::message_files_contract;
 pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
 pub use history::chat_history_contract;

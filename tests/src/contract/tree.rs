@@ -63,6 +63,7 @@ async fn send(
         user: Some(u.clone()),
         parent,
         reply: r.clone(),
+        file_ids: Vec::new(),
     };
     let read = ok(
         stores
@@ -94,6 +95,7 @@ async fn regenerate(
         user: None,
         parent: Parent::Message(question),
         reply: r.clone(),
+        file_ids: Vec::new(),
     };
     let read = ok(
         stores
@@ -394,6 +396,7 @@ async fn a_parent_of_the_wrong_role_is_invalid_and_one_elsewhere_is_not_found(st
             user: with_user.then_some(u),
             parent,
             reply: r,
+            file_ids: Vec::new(),
         }
     };
     let invalid = |result: Result<Turn, StoreError>, call: &str| match result {
@@ -472,6 +475,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
         user: Some(u),
         parent: Parent::Root,
         reply: r.clone(),
+        file_ids: Vec::new(),
     };
     ok(
         stores
@@ -490,6 +494,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
                     user: Some(u2),
                     parent: Parent::Message(r1.id),
                     reply: r2,
+                    file_ids: Vec::new(),
                 },
                 fresh_lease(),
                 200,
@@ -509,6 +514,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
                     user: None,
                     parent: Parent::Message(u1.id),
                     reply: again,
+                    file_ids: Vec::new(),
                 },
                 fresh_lease(),
                 200,
@@ -547,6 +553,7 @@ async fn concurrent_regenerations_leave_exactly_one_streaming_reply(stores: Stor
                 user: None,
                 parent: Parent::Message(u1.id),
                 reply: r,
+                file_ids: Vec::new(),
             };
             history.begin_turn(&owner, &new, fresh_lease(), 200).await
         }));
@@ -677,6 +684,7 @@ async fn another_owner_gets_not_found_on_every_tree_method(stores: Stores) {
                 user: None,
                 parent: Parent::Message(u1.id),
                 reply: r,
+                file_ids: Vec::new(),
             },
             fresh_lease(),
             200,

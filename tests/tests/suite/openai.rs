@@ -80,6 +80,7 @@ fn request() -> LlmRequest {
             },
         ],
         max_output_tokens: Some(256),
+        attachments: Vec::new(),
     }
 }
 

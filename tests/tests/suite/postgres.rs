@@ -101,3 +101,10 @@ async fn postgres_store_honours_the_usage_ledger_contract() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_message_files_contract() {
+    if reachable().await {
+        contract::message_files_contract(postgres_stores).await;
+    }
+}

@@ -65,3 +65,8 @@ async fn sqlite_store_honours_the_usage_ledger_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_message_files_contract() {
+    contract::message_files_contract(sqlite_stores).await;
+}

@@ -27,7 +27,7 @@ use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
-use confab_core::ids::{MessageId, UserId};
+use confab_core::ids::{FileId, MessageId, UserId};
 use confab_core::live::{LiveError, LiveEvent, LivePublisher};
 use confab_core::ports::{ChatHistory, LiveReplies};
 use confab_core::{
@@ -65,6 +65,13 @@ type Frame = Box<[u8]>;
 
 /// Send a message and stream the reply as Server-Sent Events: `user_message`,
 /// `assistant_message`, `delta`…, then `done` or `error`.
+///
+/// `file_ids` attaches up to 10 files (none twice; 422 `validation_failed` otherwise): each
+/// MUST be a file the sender uploaded to this conversation's project, else 404 — the same
+/// answer whether the id is unknown, another project's or another user's. The links are
+/// stored with the user message, which names them in `files` in every read (a file deleted
+/// later stays named, `deleted: true`). The model is given the name, type and size of each
+/// file of the message it answers; older messages' files are not sent again.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/messages", tag = "messages", request_body = api::SendMessage,
     params(("conversation_id" = Uuid, Path)),
     responses(
@@ -90,6 +97,7 @@ pub async fn send_message(
             Some(None) => Parent::Root,
             Some(Some(parent)) => Parent::Message(MessageId::from_uuid(parent)),
         },
+        file_ids: body.file_ids.into_iter().map(FileId::from_uuid).collect(),
     };
     stream_reply(state, started, move |state, token| async move {
         let events = state.chat.send(&principal, request, token).await?;

@@ -254,6 +254,7 @@ async fn a_reply_without_a_producer(
         user: Some(user),
         parent: confab_core::Parent::Leaf,
         reply: reply.clone(),
+        file_ids: Vec::new(),
     };
     app.store
         .begin_turn(&confab_core::UserId::new(ALICE).unwrap(), &turn, now, 10)
