@@ -586,6 +586,7 @@ mod tests {
                 content: "hello there".into(),
             }],
             max_output_tokens: None,
+            attachments: Vec::new(),
         }
     }
 
