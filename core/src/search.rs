@@ -160,12 +160,28 @@ impl SearchQuery {
         total
     }
 
+    /// The relevance of `text` to the query, from the text alone (how many of its words
+    /// match, damped by its length), or `None` when it does not match. It depends on no
+    /// other document — not on anyone else's messages — so a score, and a cursor holding
+    /// one, tells nothing of what others wrote, and it stays put while others write.
+    #[must_use]
+    pub fn score(&self, text: &str) -> Option<f64> {
+        let found = self.occurrences(text);
+        #[expect(clippy::cast_precision_loss, reason = "a score, not a count")]
+        let score = found as f64 / (1.0 + text.split_whitespace().count() as f64).sqrt();
+        (found > 0).then_some(score)
+    }
+
     /// Whether a folded word of a text is one the query looks for (for snippets).
     fn marks(&self, word: &str) -> bool {
         self.phrases.iter().flatten().any(|w| w == word)
             || self.prefix.as_deref().is_some_and(|p| word.starts_with(p))
     }
 }
+
+/// A store that cannot score by the text alone in its query ranks at most this many of the
+/// newest matches of the searcher's (SQLite: its bm25 counts every user's rows).
+pub const RANKED_CANDIDATES: u32 = 1_000;
 
 /// `word` lowercased, with its diacritics removed ("Çafé" → "cafe").
 #[must_use]

@@ -845,12 +845,7 @@ impl State {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let score = |text: &str| {
-            let found = query.occurrences(text);
-            #[expect(clippy::cast_precision_loss, reason = "a score, not a count")]
-            let score = found as f64 / (1.0 + text.split_whitespace().count() as f64).sqrt();
-            (found > 0).then_some(score)
-        };
+        let score = |text: &str| query.score(text);
         let mut hits = Vec::new();
         for conversation in self
             .conversations

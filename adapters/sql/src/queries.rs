@@ -1332,7 +1332,13 @@ pub(crate) mod sqlite {
         Ok(rows.into_iter().map(Into::into).collect())
     }
     /// Messages (`messages_fts`) and titles (`conversations_fts`) matching the query's FTS5
-    /// expression (quoted phrases, `"prefix"*`); ranked by bm25, negated (higher is better).
+    /// expression (quoted phrases, `"prefix"*`): the newest [`RANKED_CANDIDATES`] of the
+    /// searcher's, ranked here by [`SearchQuery::score`]. Not by bm25: its statistics count
+    /// every user's rows, so a bm25 score (and a cursor carrying it) would tell how often
+    /// other people wrote a word, and would move whenever anyone writes.
+    ///
+    /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
+    /// [`SearchQuery::score`]: confab_core::search::SearchQuery::score
     pub(crate) async fn search_messages(
         c: &mut Conn,
         owner: &UserId,
@@ -1347,32 +1353,39 @@ pub(crate) mod sqlite {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        // ?2 (the prefix) is PostgreSQL's: FTS5 takes the whole expression in ?1.
+        // ?2 (the prefix) is PostgreSQL's: FTS5 takes the whole expression in ?1; ?5–?7
+        // (the cursor) are applied below, to the ranked candidates.
         let sql = "WITH hits AS MATERIALIZED ( \
                SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
-                      m.role AS role, m.created_at AS created_at, m.content AS text, \
-                      -bm25(messages_fts) AS score \
+                      m.role AS role, m.created_at AS created_at, m.content AS text, 0.0 AS score \
                FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
                     JOIN conversations c ON c.id = m.conversation_id \
                WHERE messages_fts MATCH ?1 AND ?2 IS NOT NULL AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
                UNION ALL \
-               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, coalesce(c.title, ''), \
-                      -bm25(conversations_fts) \
+               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, coalesce(c.title, ''), 0.0 \
                FROM conversations_fts \
                     JOIN conversations c ON c.rowid = conversations_fts.rowid \
                WHERE conversations_fts MATCH ?1 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4)) \
              SELECT * FROM hits \
-             WHERE ?5 IS NULL OR score < ?5 OR (score = ?5 AND (created_at < ?6 \
-                OR (created_at = ?6 AND coalesce(message_id, conversation_id) < ?7))) \
-             ORDER BY score DESC, created_at DESC, coalesce(message_id, conversation_id) DESC \
+             ORDER BY created_at DESC, coalesce(message_id, conversation_id) DESC \
              LIMIT ?8";
-        search_rows(c, sql, &query.fts5(), "", owner, project, after, n)
-            .await?
+        let candidates = confab_core::search::RANKED_CANDIDATES;
+        let rows = search_rows(c, sql, &query.fts5(), "", owner, project, None, candidates).await?;
+        let mut hits = rows
             .into_iter()
-            .map(|row| row.hit(query))
-            .collect()
+            .map(|mut row| {
+                // FTS5's tokenizer matched it; a text the reference semantics scores lower
+                // (a word split differently) still counts, last.
+                row.score = query.score(&row.text).unwrap_or(0.0);
+                row.hit(query)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        hits.retain(|hit| after.is_none_or(|cursor| hit.key().is_after(&cursor)));
+        hits.sort_by(|a, b| a.key().order(&b.key()));
+        hits.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(hits)
     }
 }
 

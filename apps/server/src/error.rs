@@ -312,7 +312,9 @@ impl ResponseError for ApiError {
                 retry_after_secs: Some(secs),
                 ..
             } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                // API.md: Retry-After is 1–60 s on every 429; the detail says when the quota
+                // resets, and a client that comes back sooner is told again.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from((*secs).clamp(1, 60)));
             }
             _ => {}
         }

@@ -668,7 +668,7 @@ fn problem(status: u16, description: String, settings: &DocumentSettings) -> Res
             builder = builder.header(
                 "Retry-After",
                 retry_after(&format!(
-                    "Seconds until a send is accepted again (at most {} sends a minute); with `quota_exceeded` (a user's daily or monthly tokens, `CONFAB_QUOTA_TOKENS_PER_*` or their own), seconds until the quota resets, only when that is within a day.",
+                    "Seconds until a send is accepted again (at most {} sends a minute); with `quota_exceeded` (a user's daily or monthly tokens, `CONFAB_QUOTA_TOKENS_PER_*` or their own), seconds until the quota resets when that is within a day, at most 60 (a client that comes back sooner is told again; the detail names the reset time).",
                     settings.sends_per_minute
                 )),
             );

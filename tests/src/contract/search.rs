@@ -36,6 +36,7 @@ where
             pages_follow_each_other_without_repeats_or_gaps,
             snippets_are_escaped_and_only_marks_are_markup,
             a_deleted_conversations_messages_are_not_found,
+            what_others_write_changes_neither_my_scores_nor_my_order,
         ]
     );
 }
@@ -371,4 +372,22 @@ async fn a_deleted_conversations_messages_are_not_found(stores: Stores) {
         "delete_conversation",
     );
     assert!(search(&stores, &alice, "axolotl ").await.is_empty());
+}
+
+/// A score (and the cursor that carries it) must not tell how often other people wrote a
+/// word: alice's results for a word are the same before and after bob writes it many times.
+async fn what_others_write_changes_neither_my_scores_nor_my_order(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    let (bob, _, bob_c) = setup(&stores, "bob").await;
+    fillers(&stores, &alice, c, 2).await;
+    finished_turn(&stores, &alice, c, "the codename is zanthor and quilbex").await;
+    finished_turn(&stores, &alice, c, "zanthor twice zanthor, with quilbex").await;
+    let keys = |hits: &[SearchHit]| hits.iter().map(SearchHit::key).collect::<Vec<_>>();
+    let before = keys(&search(&stores, &alice, "zanthor quilbex").await);
+    assert!(before.len() >= 2, "{before:?}");
+    for i in 0..12 {
+        finished_turn(&stores, &bob, bob_c, &format!("zanthor number {i}")).await;
+    }
+    let after = keys(&search(&stores, &alice, "zanthor quilbex").await);
+    assert_eq!(before, after, "bob's messages moved alice's scores");
 }

@@ -176,7 +176,9 @@ pub async fn callback(
                 .finish())
         }
         Err(e) => {
-            tracing::warn!(error = %e, "OIDC sign-in refused");
+            // Debug form: the provider's error text comes from the address bar; its line
+            // breaks are escaped, not written to the log as new lines.
+            tracing::warn!(error = ?e, "OIDC sign-in refused");
             Ok(see_other(&failed(&e))
                 .append_header((header::SET_COOKIE, clear_flow))
                 .finish())

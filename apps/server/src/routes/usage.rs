@@ -56,7 +56,9 @@ fn range(
     };
     let from = match &query.from {
         Some(raw) => parse_day("from", raw)?,
-        None => to - chrono::Duration::days(29),
+        None => to
+            .checked_sub_days(chrono::Days::new(29))
+            .unwrap_or(NaiveDate::MIN),
     };
     if from > to {
         return Err(ApiError::Validation("from must not be after to".to_owned()));
