@@ -53,6 +53,41 @@ pub fn fit_history(
     history.into_iter().skip(keep_from).collect()
 }
 
+/// Cuts `text` to at most `tokens` estimated tokens. Returns the text as sent and its cost.
+/// A text that does not fit keeps its beginning and ends with a visible note
+/// `[… cut: N characters not sent]` (N counts the characters left out), itself inside the
+/// budget when there is room for it; with no room at all only the note remains.
+#[must_use]
+pub fn cut_to_fit(text: &str, tokens: u32) -> (String, u32) {
+    let cost = estimate_text_tokens(text);
+    if cost <= tokens {
+        return (text.to_owned(), cost);
+    }
+    let total = text.chars().count();
+    // The note's length with the largest N it could carry: the real note is no longer.
+    let note_chars = cut_note(total).chars().count();
+    let room = usize::try_from(tokens)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(4)
+        .saturating_sub(note_chars + 1);
+    let kept_end = text.char_indices().nth(room).map_or(text.len(), |(i, _)| i);
+    let kept = &text[..kept_end];
+    let cut = total - kept.chars().count();
+    let sent = if kept.is_empty() {
+        cut_note(cut)
+    } else {
+        format!("{kept}\n{}", cut_note(cut))
+    };
+    let cost = estimate_text_tokens(&sent);
+    (sent, cost)
+}
+
+/// The note that ends a text cut to fit the budget.
+#[must_use]
+pub fn cut_note(characters: usize) -> String {
+    format!("[… cut: {characters} characters not sent]")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +98,25 @@ mod tests {
             role,
             content: text.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_text_that_fits_is_sent_whole() {
+        assert_eq!(cut_to_fit("abcdefgh", 2), ("abcdefgh".to_owned(), 2));
+    }
+
+    #[test]
+    fn a_text_that_does_not_fit_is_cut_with_a_note_inside_the_budget() {
+        let text = "é".repeat(1_000);
+        let (sent, cost) = cut_to_fit(&text, 50);
+        assert!(cost <= 50, "{cost}");
+        assert_eq!(cost, estimate_text_tokens(&sent));
+        let (kept, note) = sent.split_once('\n').unwrap();
+        assert!(kept.chars().all(|c| c == 'é') && !kept.is_empty());
+        let cut = 1_000 - kept.chars().count();
+        assert_eq!(note, format!("[… cut: {cut} characters not sent]"));
+        // Nothing fits: only the note is sent.
+        assert_eq!(cut_to_fit(&text, 0).0, "[… cut: 1000 characters not sent]");
     }
 
     #[test]

@@ -38,7 +38,8 @@ use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
 use uuid::Uuid;
 
-use crate::budget::fit_history;
+use crate::attachments::AttachmentSource;
+use crate::budget::{estimate_message_tokens, estimate_text_tokens, fit_history};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId};
@@ -219,6 +220,8 @@ pub struct ChatService {
     titler: Option<Arc<dyn Titler>>,
     /// Records every model call's usage and refuses sends over quota; `None`: neither.
     accounting: Option<Accounting>,
+    /// Where attached files' bytes and texts are read; `None`: files are named only.
+    attachment_source: Option<AttachmentSource>,
 }
 
 /// How long a title may take before it is given up (the client's stream waits for it).
@@ -244,6 +247,7 @@ impl ChatService {
             timer: Arc::new(ThreadTimer),
             titler: None,
             accounting: None,
+            attachment_source: None,
         };
         // The default model is always offered.
         let default = service.model().to_owned();
@@ -271,6 +275,18 @@ impl ChatService {
     #[must_use]
     pub fn with_accounting(mut self, accounting: Accounting) -> Self {
         self.accounting = Some(accounting);
+        self
+    }
+
+    /// Sends attached files' bytes and texts to the model, read from `files` and `blobs`
+    /// (see [`crate::attachments`]); without it they are named only.
+    #[must_use]
+    pub fn with_attachments(
+        mut self,
+        files: Arc<dyn crate::ports::FileStore>,
+        blobs: Arc<dyn crate::ports::BlobStore>,
+    ) -> Self {
+        self.attachment_source = Some(AttachmentSource { files, blobs });
         self
     }
 
@@ -499,7 +515,7 @@ impl ChatService {
     ) -> ChatStream {
         let model = reply.model.clone().unwrap_or_default();
         let llm_request = prompt
-            .map(|prompt| self.llm_request(prompt.map(|p| p.content), past, &user, model))
+            .map(|prompt| self.llm_request(owner, prompt.map(|p| p.content), past, &user, model))
             .map_err(|e| {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
@@ -507,43 +523,71 @@ impl ChatService {
         self.reply_stream(owner.clone(), user, reply, llm_request, title, cancel)
     }
 
-    /// What the provider is asked: the prompt, the history that fits the budget, then the
-    /// new message.
+    /// What the provider is asked: the prompt, the new message's attachments (their texts
+    /// cut to the budget left after the prompt and the message), the history that fits the
+    /// rest, then the new message. Loaded when the stream is first polled.
     fn llm_request(
         &self,
+        owner: &crate::ids::UserId,
         instructions: Option<String>,
         past: Vec<Message>,
         user: &Message,
         model: String,
-    ) -> LlmRequest {
+    ) -> BoxFuture<'static, LlmRequest> {
         let new_message = LlmMessage {
             role: Role::User,
             content: user.content.clone(),
         };
-        let mut messages = fit_history(
-            instructions.as_deref(),
-            provider_history(past),
-            &new_message,
-            self.settings.context_tokens,
-            self.settings.output_reserve,
-        );
-        messages.push(new_message);
-        LlmRequest {
-            model,
-            instructions,
-            messages,
-            max_output_tokens: self.settings.max_output_tokens,
-            attachments: user
-                .files
-                .iter()
-                .filter(|file| !file.deleted)
-                .map(|file| LlmAttachment {
-                    filename: file.filename.clone(),
-                    content_type: file.content_type.clone(),
-                    size_bytes: file.size_bytes,
-                })
-                .collect(),
-        }
+        let attached: Vec<_> = user
+            .files
+            .iter()
+            .filter(|file| !file.deleted)
+            .cloned()
+            .collect();
+        let source = self.attachment_source.clone();
+        let owner = owner.clone();
+        let context_tokens = self.settings.context_tokens;
+        let output_reserve = self.settings.output_reserve;
+        let max_output_tokens = self.settings.max_output_tokens;
+        Box::pin(async move {
+            let (attachments, text_tokens) = match source {
+                Some(source) if !attached.is_empty() => {
+                    let left = context_tokens
+                        .saturating_sub(output_reserve)
+                        .saturating_sub(instructions.as_deref().map_or(0, estimate_text_tokens))
+                        .saturating_sub(estimate_message_tokens(&new_message));
+                    source.load(&owner, &attached, left).await
+                }
+                _ => (
+                    attached
+                        .iter()
+                        .map(|file| {
+                            LlmAttachment::named(
+                                &file.filename,
+                                &file.content_type,
+                                file.size_bytes,
+                            )
+                        })
+                        .collect(),
+                    0,
+                ),
+            };
+            let mut messages = fit_history(
+                instructions.as_deref(),
+                provider_history(past),
+                &new_message,
+                context_tokens,
+                output_reserve.saturating_add(text_tokens),
+            );
+            messages.push(new_message);
+            LlmRequest {
+                model,
+                instructions,
+                messages,
+                max_output_tokens,
+                attachments,
+            }
+        })
     }
 
     fn reply_stream(
@@ -551,7 +595,7 @@ impl ChatService {
         owner: crate::ids::UserId,
         user: Message,
         reply: Message,
-        request: Result<LlmRequest, ()>,
+        request: Result<BoxFuture<'static, LlmRequest>, ()>,
         title: Option<(ConversationId, String, Arc<dyn Titler>)>,
         cancel: CancelToken,
     ) -> ChatStream {
@@ -574,6 +618,7 @@ impl ChatService {
                 // The turn is stored but the provider was never asked.
                 Err(()) => Outcome::Unprepared,
                 Ok(request) => {
+                    let request = request.await;
                     if accounting.is_some() {
                         asked = Some(request.clone());
                     }

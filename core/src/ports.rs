@@ -546,7 +546,8 @@ pub struct LlmRequest {
     pub messages: Vec<LlmMessage>,
     pub max_output_tokens: Option<u32>,
     /// The files attached to the new user message (the last of `messages`), in order; older
-    /// messages' files are not sent. For now each is named with its type and size only.
+    /// messages' files are not sent. Each carries what the chat use case could load for it
+    /// (`crate::attachments`): its bytes, its extracted text, or neither (named only).
     pub attachments: Vec<LlmAttachment>,
 }
 
@@ -556,6 +557,27 @@ pub struct LlmAttachment {
     pub filename: String,
     pub content_type: String,
     pub size_bytes: u64,
+    /// The file's bytes, for PDFs and images (PNG, JPEG, WebP, GIF) within the per-send
+    /// bound (`crate::attachments::MAX_ATTACHMENT_BYTES`); `None` otherwise.
+    pub bytes: Option<bytes::Bytes>,
+    /// The extracted text of a document (PDFs included), already cut to the context budget
+    /// (ending with a `[… cut: N characters not sent]` note when cut); `None` when the file
+    /// has no text ready.
+    pub text: Option<String>,
+}
+
+impl LlmAttachment {
+    /// An attachment named with its type and size only.
+    #[must_use]
+    pub fn named(filename: &str, content_type: &str, size_bytes: u64) -> Self {
+        Self {
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            size_bytes,
+            bytes: None,
+            text: None,
+        }
+    }
 }
 
 /// Why a provider stopped before finishing normally.

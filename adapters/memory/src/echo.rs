@@ -159,10 +159,8 @@ mod tests {
         assert!(!EchoLlm::reply_to(&req).contains("attached"));
         req.attachments = [("plan.pdf", 2_048), ("notes.txt", 11)]
             .into_iter()
-            .map(|(name, size)| confab_core::ports::LlmAttachment {
-                filename: name.to_owned(),
-                content_type: "application/pdf".to_owned(),
-                size_bytes: size,
+            .map(|(name, size)| {
+                confab_core::ports::LlmAttachment::named(name, "application/pdf", size)
             })
             .collect();
         let text = EchoLlm::reply_to(&req);

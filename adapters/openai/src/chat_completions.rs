@@ -12,14 +12,17 @@ use confab_core::ports::{Completion, LlmEventStream, LlmRequest, LlmStream};
 use eventsource_stream::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::chat_content;
 use crate::config::{ConfigError, OpenAiConfig};
-use crate::responses::{failure, incomplete, role};
+use crate::responses::{Content, failure, incomplete, role};
 use crate::stream::{Decoder, Endpoint, Step, json, lenient};
 
 /// An `LlmStream` over the Chat Completions API of an OpenAI-compatible server.
 #[derive(Debug)]
 pub struct ChatCompletionsLlm {
     endpoint: Endpoint,
+    /// Attached images go as `image_url` parts (`CONFAB_LLM_VISION`); else they are named.
+    vision: bool,
 }
 
 impl ChatCompletionsLlm {
@@ -28,7 +31,15 @@ impl ChatCompletionsLlm {
     pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             endpoint: Endpoint::new(config, "chat/completions")?,
+            vision: false,
         })
+    }
+
+    /// Sends attached images as `image_url` parts (for servers whose model sees images).
+    #[must_use]
+    pub const fn with_vision(mut self, vision: bool) -> Self {
+        self.vision = vision;
+        self
     }
 
     /// The endpoint requests go to.
@@ -52,6 +63,7 @@ impl LlmStream for ChatCompletionsLlm {
             &request,
             &self.endpoint.model,
             self.endpoint.max_output_tokens,
+            self.vision,
         );
         self.endpoint
             .stream(body, ChatDecoder::default(), "chat/completions")
@@ -71,7 +83,7 @@ struct Body<'a> {
 #[derive(Serialize)]
 struct ChatMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Content<'a>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +96,7 @@ fn request_body(
     request: &LlmRequest,
     default_model: &str,
     default_max_output_tokens: Option<u32>,
+    vision: bool,
 ) -> serde_json::Value {
     let model = if request.model.trim().is_empty() {
         default_model
@@ -92,12 +105,21 @@ fn request_body(
     };
     let system = request.instructions.as_deref().map(|content| ChatMessage {
         role: "system",
-        content,
+        content: Content::Text(content),
     });
-    let history = request.messages.iter().map(|m| ChatMessage {
-        role: role(m.role),
-        content: &m.content,
-    });
+    let last = request.messages.len();
+    let history = request
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ChatMessage {
+            role: role(m.role),
+            content: if i + 1 == last && !request.attachments.is_empty() {
+                Content::Parts(chat_content(&m.content, &request.attachments, vision))
+            } else {
+                Content::Text(&m.content)
+            },
+        });
     let body = Body {
         model,
         messages: system.into_iter().chain(history).collect(),
@@ -290,7 +312,7 @@ mod tests {
             attachments: Vec::new(),
         };
         assert_eq!(
-            request_body(&request, "default", None),
+            request_body(&request, "default", None, false),
             json!({
                 "model": "llama3.2",
                 "messages": [
@@ -318,7 +340,7 @@ mod tests {
             max_output_tokens: None,
             attachments: Vec::new(),
         };
-        let body = request_body(&request, "qwen", None);
+        let body = request_body(&request, "qwen", None, false);
         assert_eq!(body["model"], "qwen");
         assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
         assert!(body.get("max_tokens").is_none());

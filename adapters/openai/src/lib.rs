@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod attachments;
 mod chat_completions;
 mod config;
 mod provider_error;

@@ -10,6 +10,7 @@ use confab_core::ports::{Completion, Incomplete, LlmEventStream, LlmRequest, Llm
 use eventsource_stream::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::responses_content;
 use crate::config::{ConfigError, OpenAiConfig};
 use crate::provider_error::{ProviderError, classify};
 use crate::stream::{Decoder, Endpoint, Step, json, lenient};
@@ -70,7 +71,15 @@ struct Body<'a> {
 #[derive(Serialize)]
 struct InputMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Content<'a>,
+}
+
+/// A message's content: its text, or (the new message with attachments) an array of parts.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum Content<'a> {
+    Text(&'a str),
+    Parts(serde_json::Value),
 }
 
 /// The JSON body of a streaming Responses request.
@@ -90,9 +99,14 @@ fn request_body(
         input: request
             .messages
             .iter()
-            .map(|m| InputMessage {
+            .enumerate()
+            .map(|(i, m)| InputMessage {
                 role: role(m.role),
-                content: &m.content,
+                content: if i + 1 == request.messages.len() && !request.attachments.is_empty() {
+                    Content::Parts(responses_content(&m.content, &request.attachments))
+                } else {
+                    Content::Text(&m.content)
+                },
             })
             .collect(),
         stream: true,

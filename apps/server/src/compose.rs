@@ -311,10 +311,12 @@ fn llm(llm: &LlmSettings) -> Result<Arc<dyn LlmStream>, ComposeError> {
         LlmSettings::OpenAi {
             compatible: true,
             config,
-        } => Arc::new(ChatCompletionsLlm::new(config.clone())?),
+            vision,
+        } => Arc::new(ChatCompletionsLlm::new(config.clone())?.with_vision(*vision)),
         LlmSettings::OpenAi {
             compatible: false,
             config,
+            ..
         } => Arc::new(ResponsesLlm::new(config.clone())?),
     })
 }
@@ -435,7 +437,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     )
     .with_timer(tokio_timer())
     .with_titler(Arc::clone(&adapters.titles))
-    .with_accounting(accounting);
+    .with_accounting(accounting)
+    .with_attachments(Arc::clone(&adapters.files), Arc::clone(&adapters.blobs));
     // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
     let clerk_key = match &settings.auth {
         AuthSettings::Clerk(config) => config.publishable_key.clone(),

@@ -99,6 +99,8 @@ pub enum LlmSettings {
     OpenAi {
         compatible: bool,
         config: OpenAiConfig,
+        /// Attached images go to Chat Completions as `image_url` parts (`CONFAB_LLM_VISION`).
+        vision: bool,
     },
 }
 
@@ -428,7 +430,17 @@ fn llm(v: &mut Values) -> Result<LlmSettings, ConfigError> {
             ..ProviderConfig::default()
         },
     };
-    Ok(LlmSettings::OpenAi { compatible, config })
+    let vision = if v.is_given(&LLM_VISION) {
+        v.flag(&LLM_VISION)
+    } else {
+        !compatible
+    };
+    v.derive(&LLM_VISION, if vision { "1" } else { "0" });
+    Ok(LlmSettings::OpenAi {
+        compatible,
+        config,
+        vision,
+    })
 }
 
 /// `confab config`: every key, its effective value (secrets masked, URLs redacted) and where

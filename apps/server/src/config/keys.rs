@@ -276,6 +276,8 @@ keys! {
         "longest silence within a streamed answer";
     LLM_MAX_RETRIES: "CONFAB_LLM_MAX_RETRIES", int(0, 10), Is("2"), PUBLIC,
         "retries of a request that failed before any text";
+    LLM_VISION: "CONFAB_LLM_VISION", Flag, Derived("on for `CONFAB_LLM=openai`, off for `openai-compatible`"), PUBLIC,
+        "1: the model sees images: attached PNG, JPEG, WebP and GIF files go to Chat Completions servers as `image_url` parts (else they are named only); the Responses API always sends them";
     LLM_HTTP2_PRIOR_KNOWLEDGE: "CONFAB_LLM_HTTP2_PRIOR_KNOWLEDGE", Flag, Is("0"), PUBLIC,
         "1: speak HTTP/2 from the first byte (h2c) to an `http://` `OPENAI_BASE_URL` that supports it, so all replies share one connection instead of one each; ignored for `https://`, where HTTP/2 is negotiated anyway";
     LLM_TIMEOUT_SECS: "CONFAB_LLM_TIMEOUT_SECS", secs(1, 86_400), Is("300"), PUBLIC,

@@ -2,6 +2,7 @@
 //! per area of API.md. Each test starts its own server on `127.0.0.1:0` through
 //! `confab_tests::http::TestApp`.
 
+mod attachment_content;
 mod attachments;
 mod bodies;
 mod chat;
