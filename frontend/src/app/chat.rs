@@ -5,7 +5,9 @@ use std::{cell::Cell, rc::Rc};
 use super::{Route, router::use_navigator};
 use crate::{
     components::{
-        composer::{Composer, Returned}, message_list::MessageList, nav_link::NavLink,
+        composer::{Composer, Returned},
+        message_list::MessageList,
+        nav_link::NavLink,
         sidebar::conversation_title,
     },
     hooks::{use_data_version, use_session},
