@@ -1844,7 +1844,8 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     let scratch = Scratch::new("browser-quota");
     let port = free_port();
     let mut env = base_env(scratch.path(), port);
-    env.push(("CONFAB_ADMINS".into(), "ada".into()));
+    // Dev sign-in subjects are `dev:<username>`.
+    env.push(("CONFAB_ADMINS".into(), "dev:ada".into()));
     let server = Server::start(scratch.path(), &env).await;
     // Bob has used some tokens, so the administrator's list shows him.
     let bob = Client::sign_in(&server.base, "bob").await;
@@ -1860,8 +1861,8 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     eprintln!("step: the administrator sets bob's daily quota");
     dev_sign_in(&mut b, &server.base, "ada").await;
     b.click(Role::Link, "Admin").await;
-    b.type_into("Daily quota for bob", "1").await;
-    let field = b.wait_for(Role::Field, "Daily quota for bob").await;
+    b.type_into("Daily quota for dev:bob", "1").await;
+    let field = b.wait_for(Role::Field, "Daily quota for dev:bob").await;
     // Enter submits the row's form.
     b.post(
         &format!("/element/{}/value", field.0),
@@ -1878,7 +1879,7 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
             .as_array()
             .into_iter()
             .flatten()
-            .any(|u| u["user_id"] == "bob" && u["override"]["tokens_per_day"] == json!(1));
+            .any(|u| u["user_id"] == "dev:bob" && u["override"]["tokens_per_day"] == json!(1));
         if set {
             break;
         }
