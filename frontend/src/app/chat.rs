@@ -5,7 +5,9 @@ use std::{cell::Cell, rc::Rc};
 use super::{Route, router::use_navigator};
 use crate::{
     components::{
-        composer::Composer, message_list::MessageList, nav_link::NavLink,
+        composer::{Composer, Returned},
+        message_list::MessageList,
+        nav_link::NavLink,
         sidebar::conversation_title,
     },
     hooks::{use_data_version, use_session},
@@ -260,6 +262,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
         });
     }
 
+    // A refused send's text, handed back to the composer.
+    let returned = use_state(|| None::<Returned>);
     let send = {
         let (api, dispatcher, abort, bump, on_title) = (
             session.api.clone(),
@@ -268,7 +272,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             data.bump.clone(),
             on_title.clone(),
         );
-        let notice = notice.clone();
+        let (notice, returned) = (notice.clone(), returned.clone());
         Callback::from(move |turn: Turn| {
             notice.set(None);
             let client_id = match &turn {
@@ -288,13 +292,18 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 }
             };
             let signal = new_abort(&abort);
-            let (api, dispatcher, bump, on_title, notice) = (
+            let (api, dispatcher, bump, on_title, notice, returned) = (
                 api.clone(),
                 dispatcher.clone(),
                 bump.clone(),
                 on_title.clone(),
                 notice.clone(),
+                returned.clone(),
             );
+            let sent_text = match &turn {
+                Turn::Send { content, .. } => Some(content.clone()),
+                Turn::Regenerate { .. } => None,
+            };
             spawn_local(async move {
                 let on_event = stream_handler(&api, &dispatcher, id, client_id, &on_title);
                 let mut cursor = StreamCursor::default();
@@ -348,6 +357,21 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                             dispatcher.dispatch(Action::Loaded(messages));
                         }
                         notice.set(Some(e.describe()));
+                    }
+                    // Over a quota: nothing was stored. The text goes back into the box and the
+                    // server's sentence (which limit, when it resets) is shown.
+                    Err(e) if e.code.as_deref() == Some("quota_exceeded") => {
+                        dispatcher.dispatch(Action::Discard { id: client_id });
+                        dispatcher.dispatch(Action::StreamClosed);
+                        // An edit had cut the branch short: show it as the server has it.
+                        if let Ok(messages) = load_history(&api, id).await {
+                            dispatcher.dispatch(Action::Loaded(messages));
+                        }
+                        notice.set(Some(e.describe()));
+                        if let Some(text) = sent_text {
+                            let seq = returned.as_ref().map_or(0, |r| r.seq.wrapping_add(1));
+                            returned.set(Some(Returned { seq, text }));
+                        }
                     }
                     Err(e) => dispatcher.dispatch(Action::SendRejected {
                         client_id,
@@ -650,6 +674,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 <p class="muted small quota-warning" role="status">{ w }</p>
             }
             <Composer {on_send} {on_stop} generating={chat.generating()}
+                returned={(*returned).clone()}
                 max_chars={session.config.limits.message_chars} />
         </section>
     }

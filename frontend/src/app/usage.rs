@@ -172,6 +172,17 @@ pub fn UsagePage() -> Html {
     }
 }
 
+/// A quota field's text: nothing for the default, else a whole number of tokens.
+pub fn parse_quota(raw: &str) -> Result<Option<u64>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<u64>()
+        .map(Some)
+        .map_err(|_| "Enter a whole number of tokens, or nothing for the default.".to_owned())
+}
+
 #[derive(Properties, PartialEq)]
 struct QuotaFormProps {
     user: AdminUser,
@@ -181,12 +192,14 @@ struct QuotaFormProps {
 #[component]
 fn QuotaForm(props: &QuotaFormProps) -> Html {
     let session = use_session();
-    let input = use_node_ref();
+    let daily = use_node_ref();
+    let monthly = use_node_ref();
     let error = use_state(|| None::<String>);
     let user_id = props.user.user_id.clone();
     let onsubmit = {
-        let (input, error, api, on_saved, user_id) = (
-            input.clone(),
+        let (daily, monthly, error, api, on_saved, user_id) = (
+            daily.clone(),
+            monthly.clone(),
             error.clone(),
             session.api.clone(),
             props.on_saved.clone(),
@@ -194,23 +207,24 @@ fn QuotaForm(props: &QuotaFormProps) -> Html {
         );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(field) = input.cast::<HtmlInputElement>() else {
+            let (Some(daily), Some(monthly)) = (
+                daily.cast::<HtmlInputElement>(),
+                monthly.cast::<HtmlInputElement>(),
+            ) else {
                 return;
             };
-            let raw = field.value();
-            let tokens_per_day = if raw.trim().is_empty() {
-                None
-            } else if let Ok(n) = raw.trim().parse::<u64>() {
-                Some(n)
-            } else {
-                error.set(Some(
-                    "Enter a whole number of tokens, or nothing for the default.".into(),
-                ));
-                return;
+            let parsed = parse_quota(&daily.value())
+                .and_then(|d| parse_quota(&monthly.value()).map(|m| (d, m)));
+            let (tokens_per_day, tokens_per_month) = match parsed {
+                Ok(limits) => limits,
+                Err(e) => {
+                    error.set(Some(e));
+                    return;
+                }
             };
             let body = QuotaOverride {
                 tokens_per_day,
-                tokens_per_month: None,
+                tokens_per_month,
             };
             let (api, error, on_saved, user_id) = (
                 api.clone(),
@@ -233,16 +247,15 @@ fn QuotaForm(props: &QuotaFormProps) -> Html {
             });
         })
     };
-    let label = format!("Daily quota for {user_id}");
-    let current = props
-        .user
-        .quota_override
-        .tokens_per_day
-        .map(|n| n.to_string())
-        .unwrap_or_default();
+    let shown = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let per_day = shown(props.user.quota_override.tokens_per_day);
+    let per_month = shown(props.user.quota_override.tokens_per_month);
     html! {
         <form class="inline-form" {onsubmit}>
-            <input ref={input} type="text" inputmode="numeric" aria-label={label} value={current} />
+            <input ref={daily} type="text" inputmode="numeric" placeholder="per day"
+                aria-label={format!("Daily quota for {user_id}")} value={per_day} />
+            <input ref={monthly} type="text" inputmode="numeric" placeholder="per month"
+                aria-label={format!("Monthly quota for {user_id}")} value={per_month} />
             <button type="submit" class="button small">{ "Save quota" }</button>
             if let Some(e) = &*error {
                 <p class="error small" role="alert">{ e }</p>
@@ -278,7 +291,7 @@ pub fn AdminPage() -> Html {
                 <caption>{ "Users" }</caption>
                 <thead><tr>
                     <th scope="col">{ "User" }</th><th scope="col">{ "Today" }</th>
-                    <th scope="col">{ "This month" }</th><th scope="col">{ "Daily quota" }</th>
+                    <th scope="col">{ "This month" }</th><th scope="col">{ "Quota (daily, monthly)" }</th>
                 </tr></thead>
                 <tbody>
                     { for list.iter().map(|u| html! {
@@ -324,6 +337,14 @@ mod tests {
             total: TokenSums::default(),
             quota: None,
         }
+    }
+
+    #[test]
+    fn a_quota_field_is_a_whole_number_or_nothing() {
+        assert_eq!(parse_quota(" 1000 "), Ok(Some(1000)));
+        assert_eq!(parse_quota("  "), Ok(None));
+        assert!(parse_quota("1k").is_err());
+        assert!(parse_quota("-5").is_err());
     }
 
     #[test]

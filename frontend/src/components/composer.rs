@@ -10,6 +10,29 @@ pub struct ComposerProps {
     pub generating: bool,
     /// The server's limit on a message's length (characters).
     pub max_chars: usize,
+    /// Text handed back after the server refused its send (a quota): put back in the box.
+    #[prop_or_default]
+    pub returned: Option<Returned>,
+}
+
+/// A refused message's text, handed back to the composer; `seq` tells two hand-backs of the
+/// same text apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Returned {
+    pub seq: u32,
+    pub text: String,
+}
+
+/// What the box holds once a refused message's text comes back: the refused text, followed by
+/// whatever was typed since the send (nothing typed is lost, the refused text comes first).
+pub fn text_after_refusal(refused: &str, typed_since: &str) -> String {
+    if typed_since.trim().is_empty() {
+        refused.to_owned()
+    } else if typed_since == refused {
+        typed_since.to_owned()
+    } else {
+        format!("{refused}\n\n{typed_since}")
+    }
 }
 
 /// True when a key press should send rather than insert a new line.
@@ -36,6 +59,19 @@ pub fn Composer(props: &ComposerProps) -> Html {
             if let (Some(text), Some(field)) = (&*restored, input.cast::<HtmlTextAreaElement>()) {
                 field.set_value(text);
                 crate::services::draft::typed(text);
+            }
+        });
+    }
+
+    {
+        let (input, draft) = (input.clone(), draft.clone());
+        use_effect_with(props.returned.clone(), move |returned| {
+            if let (Some(r), Some(field)) = (returned, input.cast::<HtmlTextAreaElement>()) {
+                let text = text_after_refusal(&r.text, &field.value());
+                field.set_value(&text);
+                crate::services::draft::typed(&text);
+                draft.set(text);
+                let _ = field.focus();
             }
         });
     }
@@ -131,6 +167,21 @@ mod tests {
         assert!(is_send_key("Enter", false, false));
         assert!(!is_send_key("Enter", true, false));
         assert!(!is_send_key("a", false, false));
+    }
+
+    #[test]
+    fn a_refused_message_comes_back_into_an_empty_box() {
+        assert_eq!(text_after_refusal("Hello there", ""), "Hello there");
+        assert_eq!(text_after_refusal("Hello there", "  \n"), "Hello there");
+    }
+
+    #[test]
+    fn a_refused_message_comes_back_before_what_was_typed_since() {
+        assert_eq!(
+            text_after_refusal("Hello there", "and more"),
+            "Hello there\n\nand more"
+        );
+        assert_eq!(text_after_refusal("same", "same"), "same");
     }
 
     #[test]

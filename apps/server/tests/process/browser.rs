@@ -1738,3 +1738,202 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
     b.quit().await;
     drop(server);
 }
+
+/// Signs in with the dev sign-in as `name` on a fresh page.
+async fn dev_sign_in(b: &mut Browser, base: &str, name: &str) {
+    b.goto(&format!("{base}/")).await;
+    b.type_into("Username", name).await;
+    b.click(Role::Button, "Sign in").await;
+    b.wait_for(Role::Link, "Usage").await;
+}
+
+/// The text of the message box.
+async fn composer_text(b: &Browser) -> String {
+    let text = b
+        .execute(
+            "const t = document.getElementById('message-input'); return t ? t.value : null;",
+            json!([]),
+        )
+        .await;
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+/// Issue 19: after a chat, the sidebar's "Usage" opens the page whose table "Tokens per day"
+/// has a row for today with tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_page_shows_todays_tokens_after_a_chat() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-usage");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "uma").await;
+    let (project, chat) = api.project_and_chat().await;
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    dev_sign_in(&mut b, &server.base, "uma").await;
+
+    eprintln!("step: chat");
+    b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
+        .await;
+    b.type_into("Message", "How many tokens is this?").await;
+    b.click(Role::Button, "Send").await;
+    b.wait_for_log(&["How many tokens is this?"]).await;
+    b.wait_until(
+        "the reply is finished",
+        "const s = Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop'); \
+         const r = document.querySelectorAll('[role=log] [aria-label=Assistant]'); \
+         return !s && r.length > 0;",
+        json!([]),
+    )
+    .await;
+
+    eprintln!("step: open Usage");
+    b.click(Role::Link, "Usage").await;
+    let today = b
+        .execute("return new Date().toISOString().slice(0, 10);", json!([]))
+        .await;
+    let row = b
+        .wait_until(
+            "the table \"Tokens per day\" has a row for today",
+            "const t = Array.from(document.querySelectorAll('table')).find(t => \
+               t.caption && t.caption.innerText.trim() === 'Tokens per day'); \
+             if (!t) return null; \
+             const r = Array.from(t.querySelectorAll('tbody tr')).find(r => \
+               r.cells[0] && r.cells[0].innerText.trim() === arguments[0]); \
+             return r ? Array.from(r.cells).map(c => c.innerText.trim()) : null;",
+            json!([today]),
+        )
+        .await;
+    let tokens: u64 = row[1]
+        .as_str()
+        .unwrap_or_default()
+        .replace([',', ' '], "")
+        .parse()
+        .unwrap_or_else(|_| panic!("the Tokens cell is a number: {row}"));
+    assert!(tokens > 0, "today's row counts tokens: {row}");
+    let bar = b
+        .execute(
+            "const s = document.querySelector('svg.usage-chart'); \
+             return s ? s.textContent.includes(arguments[0]) : false;",
+            json!([today]),
+        )
+        .await;
+    assert_eq!(
+        bar,
+        json!(true),
+        "the chart labels today's bar: {}",
+        b.page_text().await
+    );
+    b.screenshot("usage").await;
+    b.quit().await;
+}
+
+/// Issue 19: an administrator sets a user's daily quota to 1 token on the "Admin" page; that
+/// user's next send is refused with the server's sentence and the typed text stays in the box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kept() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-quota");
+    let port = free_port();
+    let mut env = base_env(scratch.path(), port);
+    // Dev sign-in subjects are `dev:<username>`.
+    env.push(("CONFAB_ADMINS".into(), "dev:ada".into()));
+    let server = Server::start(scratch.path(), &env).await;
+    // Bob has used some tokens, so the administrator's list shows him.
+    let bob = Client::sign_in(&server.base, "bob").await;
+    let (project, chat) = bob.project_and_chat().await;
+    let (status, _) = bob.send(&chat, "A first question", 500).await;
+    assert_eq!(status, 200);
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+
+    eprintln!("step: the administrator sets bob's daily quota");
+    dev_sign_in(&mut b, &server.base, "ada").await;
+    b.click(Role::Link, "Admin").await;
+    b.type_into("Daily quota for dev:bob", "1").await;
+    let field = b.wait_for(Role::Field, "Daily quota for dev:bob").await;
+    // Enter submits the row's form.
+    b.post(
+        &format!("/element/{}/value", field.0),
+        json!({ "text": "\u{E007}" }),
+    )
+    .await
+    .unwrap();
+    let admin = Client::sign_in(&server.base, "ada").await;
+    let started = Instant::now();
+    loop {
+        let (status, users) = admin.get("/api/admin/users").await;
+        assert_eq!(status, 200);
+        let set = users
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|u| u["user_id"] == "dev:bob" && u["override"]["tokens_per_day"] == json!(1));
+        if set {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the quota was not saved: {users} — {}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.click(Role::Button, "Sign out").await;
+
+    eprintln!("step: bob is refused and keeps his text");
+    dev_sign_in(&mut b, &server.base, "bob").await;
+    b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
+        .await;
+    b.wait_for_log(&["A first question"]).await;
+    let typed = "One more question, please";
+    b.type_into("Message", typed).await;
+    b.click(Role::Button, "Send").await;
+    let said = b
+        .wait_until(
+            "the refusal is shown",
+            "const a = Array.from(document.querySelectorAll('[role=alert]')) \
+               .map(e => e.innerText.trim()).filter(t => t.length > 0); \
+             return a.length ? a.join(' | ') : null;",
+            json!([]),
+        )
+        .await;
+    let said = said.as_str().unwrap_or_default().to_owned();
+    assert!(
+        said.contains("You have used your daily quota of 1 tokens. It resets tomorrow"),
+        "the server's sentence names the limit and when it resets: {said}"
+    );
+    b.wait_until(
+        "the typed text is back in the message box",
+        "const t = document.getElementById('message-input'); return t && t.value === arguments[0];",
+        json!([typed]),
+    )
+    .await;
+    assert_eq!(composer_text(&b).await, typed);
+    let log = b.execute(LOG_TEXT, json!([])).await;
+    assert!(
+        !log.as_str().unwrap_or_default().contains(typed),
+        "the refused message is not shown as sent: {log}"
+    );
+    // Nothing was stored.
+    let (status, messages) = bob
+        .get(&format!("/api/conversations/{chat}/messages"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !messages.to_string().contains(typed),
+        "a refused send stores nothing: {messages}"
+    );
+    b.quit().await;
+}
