@@ -28,6 +28,7 @@ mod schema;
 mod store;
 mod turn;
 mod types;
+mod shares;
 mod usage;
 
 #[cfg(feature = "test-support")]
