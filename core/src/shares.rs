@@ -120,7 +120,10 @@ impl ShareService {
         token: &str,
     ) -> Result<Share, ServiceError> {
         let owner = &principal.user_id;
-        let conversation = self.history.get_conversation(owner, conversation_id).await?;
+        let conversation = self
+            .history
+            .get_conversation(owner, conversation_id)
+            .await?;
         let mut messages = Vec::new();
         let mut after = None;
         let mut leaf = conversation.leaf_id;

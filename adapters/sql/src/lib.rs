@@ -25,10 +25,10 @@ mod queries;
 mod accounts;
 mod rows;
 mod schema;
+mod shares;
 mod store;
 mod turn;
 mod types;
-mod shares;
 mod usage;
 
 #[cfg(feature = "test-support")]

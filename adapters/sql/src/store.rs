@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
 use confab_core::error::StoreError;
-use confab_core::ids::{
-    ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId,
-};
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
 use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, TextOutcome,

@@ -94,7 +94,14 @@ macro_rules! id_conversions {
     )*};
 }
 
-id_conversions!(ProjectId, PromptId, ConversationId, MessageId, FileId, ShareId);
+id_conversions!(
+    ProjectId,
+    PromptId,
+    ConversationId,
+    MessageId,
+    FileId,
+    ShareId
+);
 
 impl ToDb for DbId {
     type Db = DbId;

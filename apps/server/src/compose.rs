@@ -14,8 +14,8 @@ use confab_core::ports::{
     ProjectStore, PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
-use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_core::shares::ShareStore;
+use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
@@ -225,13 +225,7 @@ trait Stores:
 {
 }
 impl<
-    S: ProjectStore
-        + PromptStore
-        + ChatHistory
-        + FileStore
-        + MessageSearch
-        + UsageLedger
-        + ShareStore,
+    S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore,
 > Stores for S
 {
 }

@@ -59,7 +59,13 @@ async fn a_share_shows_the_branch_and_does_not_grow(s: Shares) {
     let project = stored_project(&s.stores, &alice.user_id, "P").await;
     let conversation = stored_conversation(&s.stores, &alice.user_id, project.id).await;
     finished_turn(&s.stores, &alice.user_id, conversation.id, "first question").await;
-    finished_turn(&s.stores, &alice.user_id, conversation.id, "second question").await;
+    finished_turn(
+        &s.stores,
+        &alice.user_id,
+        conversation.id,
+        "second question",
+    )
+    .await;
     let share = match service(&s).create(&alice, conversation.id, "tok-1").await {
         Ok(share) => share,
         Err(e) => panic!("create: {e:?}"),
@@ -69,7 +75,11 @@ async fn a_share_shows_the_branch_and_does_not_grow(s: Shares) {
         panic!("a new share is found by its token");
     };
     assert_eq!(snapshot.title.as_deref(), Some("Chat"));
-    let texts: Vec<&str> = snapshot.messages.iter().map(|m| m.content.as_str()).collect();
+    let texts: Vec<&str> = snapshot
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
     assert_eq!(
         texts,
         [
@@ -112,7 +122,7 @@ async fn shares_are_listed_for_their_owner_newest_first(s: Shares) {
         "list_shares",
     );
     let mut expected = made.clone();
-    expected.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    expected.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
     assert_eq!(listed, expected);
     not_found(
         s.shares.list_shares(&user("bob"), conversation.id).await,
@@ -146,7 +156,9 @@ async fn a_revoked_share_is_not_found(s: Shares) {
         "revoke twice",
     );
     not_found(
-        s.shares.revoke_share(&alice.user_id, ShareId::new(), now()).await,
+        s.shares
+            .revoke_share(&alice.user_id, ShareId::new(), now())
+            .await,
         "revoke a missing share",
     );
 }

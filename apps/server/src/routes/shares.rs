@@ -266,7 +266,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped_and_split_into_paragraphs() {
-        assert_eq!(escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
         assert_eq!(
             paragraphs("one\ntwo\n\n<script>x</script>\n\n\n"),
             "<p>one<br>\ntwo</p>\n<p>&lt;script&gt;x&lt;/script&gt;</p>\n"

@@ -30,8 +30,12 @@ async fn a_share_shows_a_snapshot_without_signing_in_and_revoking_ends_it_at_onc
     let app = spawn_app().await;
     let project = app.new_project(ALICE, "Bot").await;
     let chat = app.new_conversation(ALICE, project.id).await;
-    app.send(ALICE, chat.id, "Tell me about <script>alert(1)</script> quokkas")
-        .await;
+    app.send(
+        ALICE,
+        chat.id,
+        "Tell me about <script>alert(1)</script> quokkas",
+    )
+    .await;
     let share: api::ShareCreated = create(&app, ALICE, chat.id).await.ok(201);
     let token = token_of(&share).to_owned();
     assert_eq!(token.len(), 22, "128 bits in base64url");
@@ -41,9 +45,15 @@ async fn a_share_shows_a_snapshot_without_signing_in_and_revoking_ends_it_at_onc
     let page = get(&app, &share.url, None).await;
     page.assert_status(200);
     let html = page.text();
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; quokkas"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; quokkas"),
+        "{html}"
+    );
     assert!(!html.contains("<script>"), "{html}");
-    assert!(!html.contains("later secret"), "the snapshot does not grow: {html}");
+    assert!(
+        !html.contains("later secret"),
+        "the snapshot does not grow: {html}"
+    );
     assert!(!html.contains(ALICE), "no user id: {html}");
     assert!(html.contains("Assistant"), "{html}");
     assert!(
@@ -143,7 +153,11 @@ async fn another_user_cannot_create_list_or_revoke_and_unknown_tokens_are_404() 
     let other: api::ShareCreated = create(&app, ALICE, chat.id).await.ok(201);
     assert_ne!(other.url, share.url);
 
-    for token in ["AAAAAAAAAAAAAAAAAAAAAA", "short", "not-a-token-at-all-really"] {
+    for token in [
+        "AAAAAAAAAAAAAAAAAAAAAA",
+        "short",
+        "not-a-token-at-all-really",
+    ] {
         let page = get(&app, &format!("/s/{token}"), None).await;
         page.assert_status(404);
         assert_eq!(page.header("cache-control"), Some("no-store"));
