@@ -81,6 +81,10 @@ uuid_id!(
     /// An uploaded file.
     FileId
 );
+uuid_id!(
+    /// A read-only share link of a conversation.
+    ShareId
+);
 
 /// The owner of every resource: the `sub` claim of a verified token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

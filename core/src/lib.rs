@@ -16,6 +16,7 @@ pub mod model;
 pub mod ports;
 pub mod search;
 pub mod services;
+pub mod shares;
 pub mod titles;
 pub mod usage;
 pub mod values;

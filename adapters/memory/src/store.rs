@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use confab_core::error::{Conflict, StoreError};
-use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
 use confab_core::knowledge::{self, KnowledgeHit};
 use confab_core::model::{
     BranchMessage, Conversation, FileMeta, Message, MessageFile, MessageStatus, NewPrompt, Parent,
@@ -20,6 +20,7 @@ use confab_core::ports::{
     ProjectStore, PromptStore, Turn,
 };
 use confab_core::search::{self, SearchHit, SearchKey, SearchQuery};
+use confab_core::shares::{NewShare, Share, ShareStore, Snapshot};
 use confab_core::usage::{
     GroupBy, NaiveDate, QuotaOverride, QuotaState, TokenCounts, UsageEntry, UsageLedger, UsageRow,
     UserUsage, month_start,
@@ -97,6 +98,8 @@ struct State {
     /// The usage ledger, with each entry's project at the time of writing.
     usage: Vec<(UsageEntry, Option<ProjectId>)>,
     quotas: BTreeMap<UserId, QuotaOverride>,
+    /// Share links, with the time each was revoked.
+    shares: BTreeMap<ShareId, (NewShare, Option<Timestamp>)>,
 }
 
 /// Why a turn's parent cannot take the new message: a user message follows a reply, a
@@ -1389,6 +1392,83 @@ fn add(a: TokenCounts, b: TokenCounts) -> TokenCounts {
         cached_input: a.cached_input + b.cached_input,
         output: a.output + b.output,
         reasoning: a.reasoning + b.reasoning,
+    }
+}
+
+#[async_trait]
+impl ShareStore for MemoryStore {
+    async fn create_share(&self, share: &NewShare) -> Result<Share, StoreError> {
+        let mut state = self.state()?;
+        state.owned_conversation(&share.owner_id, share.conversation_id)?;
+        if state.shares.contains_key(&share.id)
+            || state
+                .shares
+                .values()
+                .any(|(s, _)| s.token_hash == share.token_hash)
+        {
+            return Err(StoreError::Conflict(Conflict::DuplicateId));
+        }
+        state.shares.insert(share.id, (share.clone(), None));
+        Ok(Share {
+            id: share.id,
+            conversation_id: share.conversation_id,
+            created_at: share.created_at,
+        })
+    }
+
+    async fn list_shares(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Vec<Share>, StoreError> {
+        let state = self.state()?;
+        state.owned_conversation(owner, conversation_id)?;
+        let mut shares: Vec<Share> = state
+            .shares
+            .values()
+            .filter(|(s, revoked)| s.conversation_id == conversation_id && revoked.is_none())
+            .map(|(s, _)| Share {
+                id: s.id,
+                conversation_id: s.conversation_id,
+                created_at: s.created_at,
+            })
+            .collect();
+        shares.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(shares)
+    }
+
+    async fn revoke_share(
+        &self,
+        owner: &UserId,
+        id: ShareId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        let conversation = match state.shares.get(&id) {
+            Some((share, None)) if &share.owner_id == owner => share.conversation_id,
+            _ => return Err(StoreError::NotFound),
+        };
+        if !state.conversations.contains_key(&conversation) {
+            return Err(StoreError::NotFound);
+        }
+        if let Some((_, revoked)) = state.shares.get_mut(&id) {
+            *revoked = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn shared_snapshot(&self, token_hash: &str) -> Result<Option<Snapshot>, StoreError> {
+        let state = self.state()?;
+        // A deleted conversation's shares are gone with it (the databases cascade).
+        Ok(state
+            .shares
+            .values()
+            .find(|(s, revoked)| {
+                s.token_hash == token_hash
+                    && revoked.is_none()
+                    && state.conversations.contains_key(&s.conversation_id)
+            })
+            .map(|(s, _)| s.snapshot.clone()))
     }
 }
 

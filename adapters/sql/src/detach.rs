@@ -82,7 +82,8 @@ by_reference!(
     Link,
     confab_core::search::SearchQuery,
     UsageEntry,
-    QuotaOverride
+    QuotaOverride,
+    confab_core::shares::NewShare
 );
 
 by_value!(
@@ -105,7 +106,8 @@ by_value!(
     Option<confab_core::search::SearchKey>,
     NaiveDate,
     GroupBy,
-    Option<UserId>
+    Option<UserId>,
+    confab_core::ids::ShareId
 );
 
 impl Detach for &str {

@@ -138,7 +138,27 @@ diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(file_metadata -> projects (project_id));
 diesel::joinable!(file_texts -> file_metadata (file_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    /// Read-only share links (issue 18): the token's SHA-256, and a JSON copy of what it shows.
+    shares (id) {
+        id -> Id,
+        token_hash -> Text,
+        owner_id -> Text,
+        conversation_id -> Id,
+        leaf_id -> Nullable<Id>,
+        snapshot -> Text,
+        created_at -> Instant,
+        revoked_at -> Nullable<Instant>,
+    }
+}
+
+diesel::joinable!(shares -> conversations (conversation_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    shares,
     projects,
     prompts,
     conversations,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
 use confab_core::error::StoreError;
-use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
 use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, Prompt, TextOutcome,
@@ -17,6 +17,7 @@ use confab_core::ports::{
     ProjectStore, PromptStore, Turn,
 };
 use confab_core::search::{SearchHit, SearchKey, SearchQuery};
+use confab_core::shares::{NewShare, Share, ShareStore, Snapshot};
 use confab_core::usage::{
     GroupBy, NaiveDate, QuotaOverride, QuotaState, UsageEntry, UsageLedger, UsageRow, UserUsage,
 };
@@ -27,7 +28,7 @@ use uuid::Uuid;
 use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
-use crate::{accounts, queries, usage};
+use crate::{accounts, queries, shares, usage};
 
 /// Every storage port over PostgreSQL or SQLite. Cloning is cheap (the clones share one
 /// pool), so one store can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, …
@@ -143,6 +144,16 @@ macro_rules! on_usage {
     };
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run usage, $store, true, $op($($arg),*))
+    };
+}
+
+/// [`on_conn!`] for the operations of [`shares`](crate::shares).
+macro_rules! on_shares {
+    ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run shares, $store, false, $op($($arg),*))
+    };
+    ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run shares, $store, true, $op($($arg),*))
     };
 }
 
@@ -657,5 +668,33 @@ impl UsageLedger for SqlStore {
 
     async fn users(&self, day: NaiveDate) -> Result<Vec<UserUsage>, StoreError> {
         on_usage!(self, read users(day))
+    }
+}
+
+#[async_trait]
+impl ShareStore for SqlStore {
+    async fn create_share(&self, share: &NewShare) -> Result<Share, StoreError> {
+        on_shares!(self, write create_share(share))
+    }
+
+    async fn list_shares(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Vec<Share>, StoreError> {
+        on_shares!(self, read list_shares(owner, conversation_id))
+    }
+
+    async fn revoke_share(
+        &self,
+        owner: &UserId,
+        id: ShareId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_shares!(self, write revoke_share(owner, id, now))
+    }
+
+    async fn shared_snapshot(&self, token_hash: &str) -> Result<Option<Snapshot>, StoreError> {
+        on_shares!(self, read shared_snapshot(token_hash))
     }
 }

@@ -11,7 +11,7 @@
 //! both backends, and a timestamp round-trips to the microsecond.
 
 use chrono::{DateTime, Datelike as _, NaiveDateTime, Utc};
-use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId};
+use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId};
 use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
@@ -94,7 +94,14 @@ macro_rules! id_conversions {
     )*};
 }
 
-id_conversions!(ProjectId, PromptId, ConversationId, MessageId, FileId);
+id_conversions!(
+    ProjectId,
+    PromptId,
+    ConversationId,
+    MessageId,
+    FileId,
+    ShareId
+);
 
 impl ToDb for DbId {
     type Db = DbId;

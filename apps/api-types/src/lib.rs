@@ -88,6 +88,45 @@ pub struct SearchResult {
     pub snippet: String,
 }
 
+/// A new share link (`POST /api/conversations/{id}/shares`). `url` (`/s/{token}`, relative
+/// to the server) is shown this once: only a hash of its token is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ShareCreated {
+    pub id: Uuid,
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A live share link of a conversation (`GET /api/conversations/{id}/shares`). Its URL
+/// cannot be shown again (only a hash of the token is kept).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ShareInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a share link shows (`GET /api/shared/{token}`): the conversation's title and its
+/// shown branch when the link was made, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SharedConversation {
+    pub title: Option<String>,
+    pub messages: Vec<SharedMessage>,
+}
+
+/// One message of a shared conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SharedMessage {
+    pub role: Role,
+    pub content: String,
+    /// The model that wrote a reply; `null` on user messages.
+    pub model: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

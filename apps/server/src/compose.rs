@@ -14,6 +14,7 @@ use confab_core::ports::{
     ProjectStore, PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
+use confab_core::shares::ShareStore;
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
@@ -74,6 +75,8 @@ pub struct Adapters {
     pub files: Arc<dyn FileStore>,
     /// Full-text search over messages and titles.
     pub search: Arc<dyn MessageSearch>,
+    /// Read-only share links.
+    pub shares: Arc<dyn ShareStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthVerifier>,
     /// Present when dev sign-in is the configured provider.
@@ -156,6 +159,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         prompts: stores.clone(),
         history: stores.clone(),
         search: stores.clone(),
+        shares: stores.clone(),
         files: stores,
         blobs,
         auth: sign_in.verifier,
@@ -217,11 +221,12 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 
 /// Every storage port is served by one store.
 trait Stores:
-    ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger
+    ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore
 {
 }
-impl<S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger> Stores
-    for S
+impl<
+    S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore,
+> Stores for S
 {
 }
 
@@ -492,6 +497,10 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             limits.upload_bytes,
         ),
         search: confab_core::services::SearchService::new(adapters.search),
+        shares: confab_core::shares::ShareService::new(
+            Arc::clone(&adapters.history),
+            adapters.shares,
+        ),
         chat,
         history: adapters.history,
         auth: adapters.auth,

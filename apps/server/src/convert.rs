@@ -37,7 +37,7 @@ pub fn conversation(c: core::Conversation) -> api::Conversation {
     }
 }
 
-fn role(r: core::Role) -> api::Role {
+pub fn role(r: core::Role) -> api::Role {
     match r {
         core::Role::User => api::Role::User,
         core::Role::Assistant => api::Role::Assistant,

@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, oidc, ops, projects, search, usage};
+use crate::routes::{chat, files, local, oidc, ops, projects, search, shares, usage};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -143,6 +143,7 @@ pub struct UploadForm {
         projects::get_conversation, projects::update_conversation, projects::delete_conversation,
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
         chat::regenerate, projects::choose_leaf, search::search,
+        shares::create_share, shares::list_shares, shares::revoke_share, shares::shared_json,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
@@ -156,6 +157,7 @@ pub struct UploadForm {
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
+        api::ShareCreated, api::ShareInfo, api::SharedConversation, api::SharedMessage,
         api::TokenSums, api::UsageGroup, api::QuotaStatus, api::UsageReport, api::QuotaOverride, api::AdminUser, api::SignedOut,
     )),
     tags(
@@ -164,6 +166,7 @@ pub struct UploadForm {
         (name = "messages", description = "History and the chat stream"),
         (name = "files"),
         (name = "search", description = "Full-text search over your messages and conversation titles"),
+        (name = "shares", description = "Read-only share links; `/api/shared/{token}` needs no sign-in"),
         (name = "accounts", description = "Built-in accounts (`CONFAB_AUTH=local`)"),
         (name = "usage", description = "Token usage and quotas; `/api/admin/*` answers administrators only (404 for anyone else)"),
     )

@@ -26,6 +26,8 @@ pub struct AppState {
     pub conversations: ConversationService,
     pub files: FileService,
     pub search: confab_core::services::SearchService,
+    /// Read-only share links.
+    pub shares: confab_core::shares::ShareService,
     pub chat: ChatService,
     pub history: Arc<dyn ChatHistory>,
     pub auth: Arc<dyn AuthVerifier>,

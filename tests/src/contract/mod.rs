@@ -29,6 +29,7 @@ pub mod llm;
 pub mod projects;
 pub mod prompts;
 pub mod search;
+pub mod shares;
 pub mod tree;
 pub mod usage;
 
@@ -44,6 +45,7 @@ pub use llm::{LlmSubject, llm_stream_contract};
 pub use projects::project_store_contract;
 pub use prompts::prompt_store_contract;
 pub use search::message_search_contract;
+pub use shares::{Shares, share_store_contract};
 pub use tree::conversation_tree_contract;
 pub use usage::{Ledger, usage_ledger_contract};
 

@@ -78,3 +78,15 @@ async fn memory_store_honours_the_usage_ledger_contract() {
 async fn memory_store_honours_the_message_files_contract() {
     contract::message_files_contract(|| async { memory_stores() }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_share_store_contract() {
+    contract::share_store_contract(|| async {
+        let store = Arc::new(MemoryStore::new());
+        contract::Shares {
+            stores: Stores::from_one(store.clone()),
+            shares: store,
+        }
+    })
+    .await;
+}

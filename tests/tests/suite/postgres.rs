@@ -108,3 +108,21 @@ async fn postgres_store_honours_the_message_files_contract() {
         contract::message_files_contract(postgres_stores).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_share_store_contract() {
+    if reachable().await {
+        contract::share_store_contract(|| async {
+            let store = Arc::new(
+                testing::postgres_store()
+                    .await
+                    .expect("PostgreSQL was reachable when the test started"),
+            );
+            contract::Shares {
+                stores: Stores::from_one(store.clone()),
+                shares: store,
+            }
+        })
+        .await;
+    }
+}

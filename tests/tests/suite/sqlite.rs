@@ -70,3 +70,15 @@ async fn sqlite_store_honours_the_usage_ledger_contract() {
 async fn sqlite_store_honours_the_message_files_contract() {
     contract::message_files_contract(sqlite_stores).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_share_store_contract() {
+    contract::share_store_contract(|| async {
+        let store = Arc::new(testing::sqlite_store().await);
+        contract::Shares {
+            stores: Stores::from_one(store.clone()),
+            shares: store,
+        }
+    })
+    .await;
+}

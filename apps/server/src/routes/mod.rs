@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod ops;
 pub mod projects;
 pub mod search;
+pub mod shares;
 pub mod usage;
 
 use actix_web::middleware::from_fn;
@@ -52,6 +53,16 @@ fn public(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/metrics")
             .get(ops::metrics)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/s/{token}")
+            .get(shares::shared_page)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/shared/{token}")
+            .get(shares::shared_json)
             .default_service(not_allowed("GET")),
     )
     .service(
@@ -239,6 +250,17 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/conversations/{conversation_id}/cancel")
             .post(chat::cancel)
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/conversations/{conversation_id}/shares")
+            .get(shares::list_shares)
+            .post(shares::create_share)
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/shares/{share_id}")
+            .delete(shares::revoke_share)
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/search")

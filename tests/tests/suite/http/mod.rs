@@ -20,6 +20,7 @@ mod prompts;
 mod provider;
 mod routing;
 mod search;
+mod shares;
 mod tree;
 mod usage;
 

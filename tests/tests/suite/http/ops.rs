@@ -121,6 +121,13 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/files/{file_id}", &["get", "delete"]),
         ("/api/files/{file_id}/content", &["get"]),
         ("/api/search", &["get"]),
+        // Issue 18: read-only share links.
+        (
+            "/api/conversations/{conversation_id}/shares",
+            &["get", "post"],
+        ),
+        ("/api/shares/{share_id}", &["delete"]),
+        ("/api/shared/{token}", &["get"]),
         ("/api/openapi.json", &["get"]),
         ("/api/auth/local/sign-up", &["post"]),
         ("/api/auth/local/sign-in", &["post"]),
