@@ -318,6 +318,7 @@ impl Modify for Exact<'_> {
             .flatten()
             {
                 page_parameters(path, operation);
+                usage_grouping(path, operation);
                 optional_body(operation);
                 error_answers(operation, settings);
                 stream_events(operation);
@@ -449,6 +450,26 @@ fn page_parameters(path: &str, operation: &mut Operation) {
                 )));
             }
             _ => {}
+        }
+    }
+}
+
+/// `group_by` of a usage report: exactly the groupings its route answers (422 otherwise).
+fn usage_grouping(path: &str, operation: &mut Operation) {
+    let allowed: &[&str] = match path {
+        "/api/usage" => crate::routes::usage::MY_GROUPINGS,
+        "/api/admin/usage" => crate::routes::usage::ADMIN_GROUPINGS,
+        _ => return,
+    };
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "group_by" {
+            parameter.schema = Some(RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(allowed.iter().copied()))
+                    .default(Some(json!(allowed[0])))
+                    .build(),
+            )));
         }
     }
 }

@@ -160,17 +160,17 @@ fn protected(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/users")
             .get(usage::admin_users)
-            .default_service(web::to(unknown_api_path)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/admin/users/{user_id}/quota")
             .put(usage::set_quota)
-            .default_service(web::to(unknown_api_path)),
+            .default_service(not_allowed("PUT")),
     )
     .service(
         web::resource("/admin/usage")
             .get(usage::admin_usage)
-            .default_service(web::to(unknown_api_path)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/admin/password-resets")

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab_api_types as api;
 use confab_core::ids::{ConversationId, ShareId};
+use confab_core::search::escape_html as escape;
 use confab_core::shares::Snapshot;
 use uuid::Uuid;
 
@@ -176,22 +177,6 @@ fn page_headers<'a>(
         .insert_header(("X-Robots-Tag", "noindex"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A message's text as paragraphs (split at blank lines), line breaks kept, all escaped.

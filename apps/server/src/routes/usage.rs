@@ -1,6 +1,6 @@
 //! `/api/usage` (the caller's own) and `/api/admin/*` usage and quotas (issue 19). Anyone
-//! who is not an administrator gets 404 from every admin route: their existence is not
-//! revealed.
+//! who is not an administrator gets 404 from every admin route's operations (a method the
+//! route does not have is 405, as on every route: the routes are in the public document).
 
 use std::sync::Arc;
 
@@ -22,8 +22,10 @@ use crate::state::AppState;
 
 type Json<T> = Result<web::Json<T>, ApiError>;
 
-/// The longest range of a report, in days.
-const MAX_DAYS: i64 = 366;
+/// The groupings of `/api/usage`, the default first.
+pub const MY_GROUPINGS: &[&str] = &["day", "model", "project"];
+/// The groupings of `/api/admin/usage`, the default first.
+pub const ADMIN_GROUPINGS: &[&str] = &["user", "model", "day"];
 
 /// The range and grouping of a report.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -60,14 +62,9 @@ fn range(
             .checked_sub_days(chrono::Days::new(29))
             .unwrap_or(NaiveDate::MIN),
     };
-    if from > to {
-        return Err(ApiError::Validation("from must not be after to".to_owned()));
-    }
-    if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::Validation(format!(
-            "the range must be at most {MAX_DAYS} days"
-        )));
-    }
+    // `from` after `to` is an empty range: a report with nothing in it.
+    // Any range: the sums are grouped in the store, so a report has at most one group per
+    // day, model, project or user that has entries, however long the range.
     let name = query.group_by.as_deref().unwrap_or(allowed[0]);
     let group_by = GroupBy::parse(name)
         .filter(|_| allowed.contains(&name))
@@ -144,7 +141,8 @@ pub fn quota_status(defaults: &QuotaDefaults, state: &QuotaState) -> api::QuotaS
 /// The caller's usage over a range of days, grouped, with their quota.
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(UsageQuery),
     responses((status = 200, body = api::UsageReport), (status = 401, body = api::Problem),
-        (status = 422, body = api::Problem, description = "a malformed date, a range over 366 days, or an unknown group_by"),
+        (status = 400, body = api::Problem, description = "a malformed query string (e.g. a parameter given twice)"),
+        (status = 422, body = api::Problem, description = "a malformed date or an unknown group_by"),
         (status = 503, body = api::Problem)),
     security(("bearer" = [])))]
 pub async fn my_usage(
@@ -152,7 +150,7 @@ pub async fn my_usage(
     query: web::Query<UsageQuery>,
     state: web::Data<AppState>,
 ) -> Json<api::UsageReport> {
-    let (from, to, group_by, name) = range(&query, &["day", "model", "project"])?;
+    let (from, to, group_by, name) = range(&query, MY_GROUPINGS)?;
     let user = &principal.user_id;
     let (rows, quota) = futures::join!(
         state.usage.summary(Some(user), from, to, group_by),
@@ -259,6 +257,7 @@ pub async fn set_quota(
 /// Every user's usage over a range of days, grouped.
 #[utoipa::path(get, path = "/api/admin/usage", tag = "usage", params(UsageQuery),
     responses((status = 200, body = api::UsageReport), (status = 401, body = api::Problem),
+        (status = 400, body = api::Problem, description = "a malformed query string (e.g. a parameter given twice)"),
         (status = 404, body = api::Problem, description = "the caller is not an administrator"),
         (status = 422, body = api::Problem), (status = 503, body = api::Problem)),
     security(("bearer" = [])))]
@@ -269,7 +268,7 @@ pub async fn admin_usage(
     state: web::Data<AppState>,
 ) -> Json<api::UsageReport> {
     admin_only(&req, &principal, &state).await?;
-    let (from, to, group_by, name) = range(&query, &["user", "model", "day"])?;
+    let (from, to, group_by, name) = range(&query, ADMIN_GROUPINGS)?;
     let rows = state
         .usage
         .summary(None, from, to, group_by)

@@ -153,9 +153,20 @@ async fn usage_sums_equal_the_stored_replies_usage() {
     get(&app, ALICE, "/api/usage?from=2026-13-01")
         .await
         .problem(422, "validation_failed");
-    get(&app, ALICE, "/api/usage?from=2020-01-01&to=2026-01-01")
+    let empty: api::UsageReport = get(&app, ALICE, "/api/usage?from=2026-01-02&to=2026-01-01")
         .await
-        .problem(422, "validation_failed");
+        .json();
+    assert_eq!(
+        empty.total.total_tokens, 0,
+        "from after to is an empty range"
+    );
+    // Any range is a report (grouped in the store), from the oldest date on.
+    let long: api::UsageReport = get(&app, ALICE, "/api/usage?from=2000-01-01&to=2999-12-31")
+        .await
+        .json();
+    assert_eq!(long.total.total_tokens, input + output);
+    let oldest: api::UsageReport = get(&app, ALICE, "/api/usage?to=-262143-01-01").await.json();
+    assert_eq!(oldest.total.total_tokens, 0);
 }
 
 #[tokio::test]
