@@ -159,6 +159,14 @@ impl Api {
         read_json(&response).await
     }
 
+    /// `POST` with no body and read the JSON answer (making a share link).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let response = self
+            .request("POST", path, None, "application/json", None)
+            .await?;
+        read_json(&response).await
+    }
+
     /// A request with no body whose answer has none either (`DELETE` → 204, cancel → 202).
     pub async fn call(&self, method: &str, path: &str) -> Result<(), ApiError> {
         self.request(method, path, None, "application/json", None)
