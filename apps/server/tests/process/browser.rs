@@ -1943,12 +1943,10 @@ async fn file_input(b: &Browser, selector: &str) -> Element {
     let found = b
         .execute("return document.querySelector(arguments[0]);", json!([selector]))
         .await;
-    Element(
-        found[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("no file input {selector}: {}", b.page_text().await))
-            .to_owned(),
-    )
+    match found[ELEMENT_KEY].as_str() {
+        Some(id) => Element(id.to_owned()),
+        None => panic!("no file input {selector}: {}", b.page_text().await),
+    }
 }
 
 /// The names of the files of a project, via the API.
