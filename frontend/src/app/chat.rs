@@ -134,6 +134,48 @@ fn new_abort(slot: &std::cell::RefCell<Option<AbortController>>) -> Option<web_s
     signal
 }
 
+/// The formats of `GET /api/conversations/{id}/export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Markdown,
+    Json,
+}
+
+impl ExportFormat {
+    fn query(self) -> &'static str {
+        match self {
+            Self::Markdown => "markdown",
+            Self::Json => "json",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Markdown => "md",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// The name an export is saved under when the server gave none: the title, with only
+/// letters, digits, spaces, `-` and `_` kept ("chat" when nothing is left).
+fn export_filename(title: &str, extension: &str) -> String {
+    let kept: String = title
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let kept = kept.trim().trim_matches('_');
+    let stem = if kept.is_empty() { "chat" } else { kept };
+    format!("{stem}.{extension}")
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HeaderMode {
     View,
@@ -153,6 +195,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     let header_mode = use_state(|| HeaderMode::View);
     // A share link just made (absolute), shown below the header to copy.
     let share_link = use_state(|| None::<String>);
+    // The "Conversation actions" menu (Export) is open.
+    let actions_open = use_state(|| false);
     let abort = use_mut_ref(|| None::<AbortController>);
     let id = props.conversation;
 
@@ -580,6 +624,44 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     });
                 })
             };
+            let toggle_actions = {
+                let open = actions_open.clone();
+                Callback::from(move |_| open.set(!*open))
+            };
+            // Export: the server's file, fetched with the bearer token and saved.
+            let export = {
+                let (api, notice, open, title) = (
+                    session.api.clone(),
+                    notice.clone(),
+                    actions_open.clone(),
+                    title.clone(),
+                );
+                Callback::from(move |format: ExportFormat| {
+                    open.set(false);
+                    let (api, notice) = (api.clone(), notice.clone());
+                    let fallback = export_filename(&title, format.extension());
+                    spawn_local(async move {
+                        let path = format!(
+                            "/api/conversations/{id}/export?format={}",
+                            format.query()
+                        );
+                        match api.get_download(&path).await {
+                            Ok((blob, name)) => {
+                                let name = name.unwrap_or(fallback);
+                                if browser::save_blob(&blob, &name).is_err() {
+                                    notice.set(Some("The browser refused the download.".into()));
+                                }
+                            }
+                            Err(e) => notice.set(Some(e.describe())),
+                        }
+                    });
+                })
+            };
+            let export_markdown = {
+                let export = export.clone();
+                Callback::from(move |_| export.emit(ExportFormat::Markdown))
+            };
+            let export_json = Callback::from(move |_| export.emit(ExportFormat::Json));
             let models = &session.config.llm.models;
             let picker = if models.len() > 1 {
                 // The conversation's model; none chosen: the default.
@@ -637,6 +719,20 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                         <button type="button" class="button ghost small" onclick={share}>{ "Share" }</button>
                         <button type="button" class="button ghost small" onclick={rename}>{ "Rename" }</button>
                         <button type="button" class="button ghost small danger-text" onclick={delete}>{ "Delete" }</button>
+                        <div class="actions-menu">
+                            <button type="button" class="button ghost small" aria-label="Conversation actions"
+                                title="Conversation actions" aria-expanded={actions_open.to_string()}
+                                aria-controls="conversation-actions" onclick={toggle_actions}>
+                                <span aria-hidden="true">{ "⋯" }</span>
+                            </button>
+                            if *actions_open {
+                                <div id="conversation-actions" class="actions-list" role="group"
+                                    aria-label="Export this chat">
+                                    <button type="button" class="button ghost small" onclick={export_markdown}>{ "Export as Markdown" }</button>
+                                    <button type="button" class="button ghost small" onclick={export_json}>{ "Export as JSON" }</button>
+                                </div>
+                            }
+                        </div>
                     </div>
                 </>
             }
@@ -796,5 +892,18 @@ fn RenameForm(props: &RenameFormProps) -> Html {
                 <p class="error small" role="alert">{ e }</p>
             }
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_without_a_server_name_is_named_after_the_title() {
+        assert_eq!(export_filename("Trip to Porto", "md"), "Trip to Porto.md");
+        assert_eq!(export_filename("a/b\\c: d?", "json"), "a_b_c_ d.json");
+        assert_eq!(export_filename("  ", "md"), "chat.md");
+        assert_eq!(export_filename("../..", "md"), "chat.md");
     }
 }
