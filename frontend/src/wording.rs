@@ -251,7 +251,11 @@ mod tests {
         );
         let e = ApiError::from_status(
             415,
-            Some(problem(415, "unsupported_media_type", "Executables are not taken.")),
+            Some(problem(
+                415,
+                "unsupported_media_type",
+                "Executables are not taken.",
+            )),
             None,
         );
         assert_eq!(describe_upload(&e), "Executables are not taken.");

@@ -641,10 +641,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     let (api, notice) = (api.clone(), notice.clone());
                     let fallback = export_filename(&title, format.extension());
                     spawn_local(async move {
-                        let path = format!(
-                            "/api/conversations/{id}/export?format={}",
-                            format.query()
-                        );
+                        let path =
+                            format!("/api/conversations/{id}/export?format={}", format.query());
                         match api.get_download(&path).await {
                             Ok((blob, name)) => {
                                 let name = name.unwrap_or(fallback);

@@ -496,8 +496,7 @@ mod tests {
             Some("“big.bin” is 2.0 MB; the limit is 1.0 MB.")
         );
         assert!(
-            refusal("eleventh.txt", 10.0, 100, 0)
-                .is_some_and(|r| r.contains("at most 10 files"))
+            refusal("eleventh.txt", 10.0, 100, 0).is_some_and(|r| r.contains("at most 10 files"))
         );
     }
 

@@ -19,7 +19,11 @@ pub fn absolute_url(origin: &str, url: &str) -> String {
     if url.starts_with("http://") || url.starts_with("https://") {
         url.to_owned()
     } else {
-        format!("{}/{}", origin.trim_end_matches('/'), url.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            origin.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )
     }
 }
 

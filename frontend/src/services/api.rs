@@ -235,14 +235,17 @@ pub fn filename_from_disposition(header: &str) -> Option<String> {
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()))
         .collect();
-    let extended = params.iter().find(|(k, _)| k == "filename*").and_then(|(_, v)| {
-        let (charset, rest) = v.split_once('\'')?;
-        let (_, encoded) = rest.split_once('\'')?;
-        charset
-            .eq_ignore_ascii_case("utf-8")
-            .then(|| percent_decode(encoded))
-            .flatten()
-    });
+    let extended = params
+        .iter()
+        .find(|(k, _)| k == "filename*")
+        .and_then(|(_, v)| {
+            let (charset, rest) = v.split_once('\'')?;
+            let (_, encoded) = rest.split_once('\'')?;
+            charset
+                .eq_ignore_ascii_case("utf-8")
+                .then(|| percent_decode(encoded))
+                .flatten()
+        });
     let plain = || {
         params.iter().find(|(k, _)| k == "filename").map(|(_, v)| {
             v.strip_prefix('"')

@@ -651,7 +651,10 @@ mod tests {
             error: "Too quick.".into(),
         });
         let turn = s.turn_before(client).unwrap();
-        assert_eq!((turn.content.as_str(), &turn.files), ("read it", &vec![file.clone()]));
+        assert_eq!(
+            (turn.content.as_str(), &turn.files),
+            ("read it", &vec![file.clone()])
+        );
 
         // Stored: the history's files are shown; a failed reply's retry finds them.
         let mut user = msg(1, Role::User, "read it", MessageStatus::Complete);

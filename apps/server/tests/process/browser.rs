@@ -1835,7 +1835,8 @@ async fn the_usage_page_shows_todays_tokens_after_a_chat() {
 }
 
 /// Issue 19: an administrator sets a user's daily quota to 1 token on the "Admin" page; that
-/// user's next send is refused with the server's sentence and the typed text stays in the box.
+/// user's next send is refused with the server's sentence and the typed text stays in the box,
+/// its attached file too (issue 16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kept() {
     let Some((chromium, chromedriver)) = browser_tools() else {
@@ -1897,6 +1898,22 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
         .await;
     b.wait_for_log(&["A first question"]).await;
+    // A file attached to the refused message comes back with its text (issue 16).
+    let attachment = scratch.path().join("itinerary.txt");
+    std::fs::write(&attachment, "day 1: Lisbon\n").unwrap();
+    let picker = file_input(&b, ".composer input[type=file]").await;
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": attachment.display().to_string() }),
+    )
+    .await
+    .unwrap();
+    b.wait_until(
+        "the attachment is uploaded",
+        "return document.querySelectorAll('.composer .chip.ready').length === 1;",
+        json!([]),
+    )
+    .await;
     let typed = "One more question, please";
     b.type_into("Message", typed).await;
     b.click(Role::Button, "Send").await;
@@ -1921,6 +1938,7 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     )
     .await;
     assert_eq!(composer_text(&b).await, typed);
+    b.wait_for(Role::Button, "Remove itinerary.txt").await;
     let log = b.execute(LOG_TEXT, json!([])).await;
     assert!(
         !log.as_str().unwrap_or_default().contains(typed),
@@ -1941,7 +1959,10 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
 /// The file input `selector` finds, to be given file paths (WebDriver types them into it).
 async fn file_input(b: &Browser, selector: &str) -> Element {
     let found = b
-        .execute("return document.querySelector(arguments[0]);", json!([selector]))
+        .execute(
+            "return document.querySelector(arguments[0]);",
+            json!([selector]),
+        )
         .await;
     match found[ELEMENT_KEY].as_str() {
         Some(id) => Element(id.to_owned()),
