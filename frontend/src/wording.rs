@@ -109,6 +109,16 @@ pub fn describe(err: &ApiError) -> String {
     }
 }
 
+/// The sentence shown on an attachment whose upload failed: for a file too large (413) or of
+/// a kind not taken (415) the server's own sentence, which names the limit or the kind.
+pub fn describe_upload(err: &ApiError) -> String {
+    match (err.status, err.detail.as_deref()) {
+        (413 | 415, Some(detail)) => detail.to_owned(),
+        (413, None) => "The file is too large.".to_owned(),
+        _ => describe(err),
+    }
+}
+
 /// The sentence shown beside a reply whose generation failed (an `error` event).
 pub fn describe_stream_error(code: &str, detail: &str) -> String {
     if !detail.trim().is_empty() {
@@ -222,6 +232,38 @@ mod tests {
                 .describe()
                 .contains("Could not reach the server")
         );
+    }
+
+    #[test]
+    fn a_failed_upload_says_the_servers_sentence_for_size_and_kind() {
+        let e = ApiError::from_status(
+            413,
+            Some(problem(
+                413,
+                "payload_too_large",
+                "The file is larger than the limit of 1024 bytes.",
+            )),
+            None,
+        );
+        assert_eq!(
+            describe_upload(&e),
+            "The file is larger than the limit of 1024 bytes."
+        );
+        let e = ApiError::from_status(
+            415,
+            Some(problem(
+                415,
+                "unsupported_media_type",
+                "Executables are not taken.",
+            )),
+            None,
+        );
+        assert_eq!(describe_upload(&e), "Executables are not taken.");
+        assert_eq!(
+            describe_upload(&ApiError::from_status(413, None, None)),
+            "The file is too large."
+        );
+        assert!(describe_upload(&ApiError::network()).contains("Could not reach the server"));
     }
 
     #[test]

@@ -165,14 +165,20 @@ pub fn problem_with_code(status: StatusCode, code: &str, detail: String) -> Http
         .body(json)
 }
 
-/// Whether `response` is an error answer that [`problem`] did not build.
+/// Whether `response` is an error answer that [`problem`] did not build. An HTML page is
+/// built on purpose for a person (the not-found page of a share link) and is left alone.
 fn needs_problem<B>(response: &HttpResponse<B>) -> bool {
     let status = response.status();
     (status.is_client_error() || status.is_server_error())
         && response
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_none_or(|value| value != PROBLEM_JSON)
+            .is_none_or(|value| {
+                value != PROBLEM_JSON
+                    && !value
+                        .to_str()
+                        .is_ok_and(|v| v.to_ascii_lowercase().starts_with("text/html"))
+            })
 }
 
 /// An error answer that some other code built (with `error`, when one is attached), rebuilt

@@ -8,6 +8,7 @@ use crate::{
         composer::{Composer, Returned},
         message_list::MessageList,
         nav_link::NavLink,
+        shares::{ShareBox, create_share},
         sidebar::conversation_title,
     },
     hooks::{use_data_version, use_session},
@@ -19,7 +20,7 @@ use crate::{
     state::chat::{Action, ChatState, EntryStatus, StreamCursor, StreamEvent},
 };
 use confab_api_types::{
-    ChooseLeaf, Conversation, Message, SendMessage, TitleEvent, UpdateConversation,
+    ChooseLeaf, Conversation, Message, MessageFile, SendMessage, TitleEvent, UpdateConversation,
 };
 use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
@@ -106,15 +107,21 @@ fn stream_handler(
 /// What this page asks for a reply with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Turn {
-    /// A message: after the leaf (`parent` `None`), or after `parent` (an edit; `Some(None)`:
-    /// a new first message). `client_id` makes a retried send safe.
+    /// A message with its files: after the leaf (`parent` `None`), or after `parent` (an
+    /// edit; `Some(None)`: a new first message). `client_id` makes a retried send safe.
     Send {
         content: String,
+        files: Vec<MessageFile>,
         client_id: Uuid,
         parent: Option<Option<Uuid>>,
     },
     /// Another answer beside the reply `reply`.
     Regenerate { reply: Uuid },
+}
+
+/// The files of a message that can go with it again (not deleted since).
+fn live_files(files: &[MessageFile]) -> Vec<MessageFile> {
+    files.iter().filter(|f| !f.deleted).cloned().collect()
 }
 
 /// A new abort controller for this page's stream, replacing (and aborting) the previous one.
@@ -125,6 +132,48 @@ fn new_abort(slot: &std::cell::RefCell<Option<AbortController>>) -> Option<web_s
         old.abort();
     }
     signal
+}
+
+/// The formats of `GET /api/conversations/{id}/export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Markdown,
+    Json,
+}
+
+impl ExportFormat {
+    fn query(self) -> &'static str {
+        match self {
+            Self::Markdown => "markdown",
+            Self::Json => "json",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Markdown => "md",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// The name an export is saved under when the server gave none: the title, with only
+/// letters, digits, spaces, `-` and `_` kept ("chat" when nothing is left).
+fn export_filename(title: &str, extension: &str) -> String {
+    let kept: String = title
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let kept = kept.trim().trim_matches('_');
+    let stem = if kept.is_empty() { "chat" } else { kept };
+    format!("{stem}.{extension}")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -144,6 +193,10 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     let page_error = use_state(|| None::<String>);
     let notice = use_state(|| None::<String>);
     let header_mode = use_state(|| HeaderMode::View);
+    // A share link just made (absolute), shown below the header to copy.
+    let share_link = use_state(|| None::<String>);
+    // The "Conversation actions" menu (Export) is open.
+    let actions_open = use_state(|| false);
     let abort = use_mut_ref(|| None::<AbortController>);
     let id = props.conversation;
 
@@ -277,11 +330,15 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             notice.set(None);
             let client_id = match &turn {
                 Turn::Send {
-                    content, client_id, ..
+                    content,
+                    files,
+                    client_id,
+                    ..
                 } => {
                     dispatcher.dispatch(Action::SendStarted {
                         client_id: *client_id,
                         content: content.clone(),
+                        files: files.clone(),
                     });
                     *client_id
                 }
@@ -300,8 +357,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 notice.clone(),
                 returned.clone(),
             );
-            let sent_text = match &turn {
-                Turn::Send { content, .. } => Some(content.clone()),
+            let sent = match &turn {
+                Turn::Send { content, files, .. } => Some((content.clone(), files.clone())),
                 Turn::Regenerate { .. } => None,
             };
             spawn_local(async move {
@@ -310,6 +367,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                 let result = match turn {
                     Turn::Send {
                         content,
+                        files,
                         client_id,
                         parent,
                     } => {
@@ -317,7 +375,7 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                             content,
                             client_message_id: Some(client_id),
                             parent_id: parent,
-                            file_ids: Vec::new(),
+                            file_ids: files.iter().map(|f| f.id).collect(),
                         };
                         chat_stream::send_message(
                             &api,
@@ -358,8 +416,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                         }
                         notice.set(Some(e.describe()));
                     }
-                    // Over a quota: nothing was stored. The text goes back into the box and the
-                    // server's sentence (which limit, when it resets) is shown.
+                    // Over a quota: nothing was stored. The text and files go back into the box
+                    // and the server's sentence (which limit, when it resets) is shown.
                     Err(e) if e.code.as_deref() == Some("quota_exceeded") => {
                         dispatcher.dispatch(Action::Discard { id: client_id });
                         dispatcher.dispatch(Action::StreamClosed);
@@ -368,9 +426,9 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                             dispatcher.dispatch(Action::Loaded(messages));
                         }
                         notice.set(Some(e.describe()));
-                        if let Some(text) = sent_text {
+                        if let Some((text, files)) = sent {
                             let seq = returned.as_ref().map_or(0, |r| r.seq.wrapping_add(1));
-                            returned.set(Some(Returned { seq, text }));
+                            returned.set(Some(Returned { seq, text, files }));
                         }
                     }
                     Err(e) => dispatcher.dispatch(Action::SendRejected {
@@ -409,9 +467,10 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     }
     let on_send = {
         let send = send.clone();
-        Callback::from(move |content: String| {
+        Callback::from(move |(content, files): (String, Vec<MessageFile>)| {
             send.emit(Turn::Send {
                 content,
+                files,
                 client_id: browser::random_uuid(),
                 parent: None,
             });
@@ -426,16 +485,18 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             if entry.status == EntryStatus::Rejected {
                 // Never delivered or refused: send it again under the same id, so a send that
                 // did reach the server is not stored twice.
-                let content = entry.content.clone();
+                let (content, files) = (entry.content.clone(), live_files(&entry.files));
                 dispatcher.dispatch(Action::Discard { id: entry_id });
                 send.emit(Turn::Send {
                     content,
+                    files,
                     client_id: entry_id,
                     parent: None,
                 });
-            } else if let Some(content) = chat.prompt_before(entry_id) {
+            } else if let Some(turn) = chat.turn_before(entry_id) {
                 send.emit(Turn::Send {
-                    content,
+                    content: turn.content.clone(),
+                    files: live_files(&turn.files),
                     client_id: browser::random_uuid(),
                     parent: None,
                 });
@@ -451,11 +512,14 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             if chat.generating() || entry.role != confab_api_types::Role::User {
                 return;
             }
-            // A new version of the message: after the same reply (none for the first).
+            // A new version of the message, with its files: after the same reply (none for
+            // the first).
             let parent = Some(entry.parent_id);
+            let files = live_files(&entry.files);
             dispatcher.dispatch(Action::Branch { from: entry_id });
             send.emit(Turn::Send {
                 content,
+                files,
                 client_id: browser::random_uuid(),
                 parent,
             });
@@ -546,6 +610,56 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     Callback::from(move |_| m2.set(HeaderMode::ConfirmDelete)),
                 )
             };
+            let share = {
+                let (api, share_link, notice) =
+                    (session.api.clone(), share_link.clone(), notice.clone());
+                Callback::from(move |_| {
+                    let (api, share_link, notice) =
+                        (api.clone(), share_link.clone(), notice.clone());
+                    spawn_local(async move {
+                        match create_share(&api, id).await {
+                            Ok(url) => share_link.set(Some(url)),
+                            Err(e) => notice.set(Some(e.describe())),
+                        }
+                    });
+                })
+            };
+            let toggle_actions = {
+                let open = actions_open.clone();
+                Callback::from(move |_| open.set(!*open))
+            };
+            // Export: the server's file, fetched with the bearer token and saved.
+            let export = {
+                let (api, notice, open, title) = (
+                    session.api.clone(),
+                    notice.clone(),
+                    actions_open.clone(),
+                    title.clone(),
+                );
+                Callback::from(move |format: ExportFormat| {
+                    open.set(false);
+                    let (api, notice) = (api.clone(), notice.clone());
+                    let fallback = export_filename(&title, format.extension());
+                    spawn_local(async move {
+                        let path =
+                            format!("/api/conversations/{id}/export?format={}", format.query());
+                        match api.get_download(&path).await {
+                            Ok((blob, name)) => {
+                                let name = name.unwrap_or(fallback);
+                                if browser::save_blob(&blob, &name).is_err() {
+                                    notice.set(Some("The browser refused the download.".into()));
+                                }
+                            }
+                            Err(e) => notice.set(Some(e.describe())),
+                        }
+                    });
+                })
+            };
+            let export_markdown = {
+                let export = export.clone();
+                Callback::from(move |_| export.emit(ExportFormat::Markdown))
+            };
+            let export_json = Callback::from(move |_| export.emit(ExportFormat::Json));
             let models = &session.config.llm.models;
             let picker = if models.len() > 1 {
                 // The conversation's model; none chosen: the default.
@@ -600,8 +714,23 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
                     <h1 class="chat-title truncate">{ &title }</h1>
                     <div class="row">
                         { picker }
+                        <button type="button" class="button ghost small" onclick={share}>{ "Share" }</button>
                         <button type="button" class="button ghost small" onclick={rename}>{ "Rename" }</button>
                         <button type="button" class="button ghost small danger-text" onclick={delete}>{ "Delete" }</button>
+                        <div class="actions-menu">
+                            <button type="button" class="button ghost small" aria-label="Conversation actions"
+                                title="Conversation actions" aria-expanded={actions_open.to_string()}
+                                aria-controls="conversation-actions" onclick={toggle_actions}>
+                                <span aria-hidden="true">{ "⋯" }</span>
+                            </button>
+                            if *actions_open {
+                                <div id="conversation-actions" class="actions-list" role="group"
+                                    aria-label="Export this chat">
+                                    <button type="button" class="button ghost small" onclick={export_markdown}>{ "Export as Markdown" }</button>
+                                    <button type="button" class="button ghost small" onclick={export_json}>{ "Export as JSON" }</button>
+                                </div>
+                            }
+                        </div>
                     </div>
                 </>
             }
@@ -664,6 +793,12 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
     html! {
         <section class="chat" aria-label={if title.is_empty() { "Chat".to_owned() } else { title.clone() }}>
             <header class="chat-header">{ header }</header>
+            if let Some(url) = &*share_link {
+                <ShareBox url={url.clone()} on_close={
+                    let share_link = share_link.clone();
+                    Callback::from(move |()| share_link.set(None))
+                } />
+            }
             <MessageList entries={chat.entries.clone()} loaded={chat.loaded}
                 generating={chat.generating()} {on_retry} {on_edit} {on_regenerate} {on_version}
                 highlight={props.highlight} />
@@ -675,7 +810,8 @@ pub fn ChatPage(props: &ChatPageProps) -> Html {
             }
             <Composer {on_send} {on_stop} generating={chat.generating()}
                 returned={(*returned).clone()}
-                max_chars={session.config.limits.message_chars} />
+                max_chars={session.config.limits.message_chars}
+                project={props.project} max_bytes={session.config.limits.upload_bytes} />
         </section>
     }
 }
@@ -754,5 +890,18 @@ fn RenameForm(props: &RenameFormProps) -> Html {
                 <p class="error small" role="alert">{ e }</p>
             }
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_without_a_server_name_is_named_after_the_title() {
+        assert_eq!(export_filename("Trip to Porto", "md"), "Trip to Porto.md");
+        assert_eq!(export_filename("a/b\\c: d?", "json"), "a_b_c_ d.json");
+        assert_eq!(export_filename("  ", "md"), "chat.md");
+        assert_eq!(export_filename("../..", "md"), "chat.md");
     }
 }

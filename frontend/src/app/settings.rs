@@ -1,8 +1,10 @@
-//! Project settings: name and description, the system prompt, files, deletion.
+//! Project settings: name and description, the system prompt, files, share links, deletion.
 
 use super::{Route, router::use_navigator};
 use crate::{
-    components::{files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor},
+    components::{
+        files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor, shares::SharesPanel,
+    },
     hooks::{use_data_version, use_session},
 };
 use confab_api_types::{Project, UpdateProject};
@@ -161,6 +163,7 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
 
             <PromptEditor project={id} max_chars={limits.prompt_chars} />
             <FilesPanel project={id} max_bytes={limits.upload_bytes} />
+            <SharesPanel project={id} />
 
             <section class="panel danger-zone" aria-labelledby="danger-heading">
                 <h2 id="danger-heading">{ "Delete project" }</h2>

@@ -267,6 +267,9 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
             if editing || !entry.content.is_empty() || entry.status == EntryStatus::Streaming {
                 <div class="msg-bubble">{ content }</div>
             }
+            if !entry.files.is_empty() {
+                <crate::components::attached_files::AttachedFiles files={entry.files.clone()} />
+            }
             <div class="msg-meta">{ versions }{ status }{ actions }</div>
         </article>
     }

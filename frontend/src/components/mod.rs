@@ -1,5 +1,6 @@
 //! Building blocks of the pages.
 
+pub mod attached_files;
 pub mod composer;
 pub mod files;
 pub mod message_list;
@@ -7,4 +8,5 @@ pub mod nav_link;
 pub mod password;
 pub mod prompt_editor;
 pub mod search;
+pub mod shares;
 pub mod sidebar;

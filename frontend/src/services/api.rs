@@ -159,6 +159,14 @@ impl Api {
         read_json(&response).await
     }
 
+    /// `POST` with no body and read the JSON answer (making a share link).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let response = self
+            .request("POST", path, None, "application/json", None)
+            .await?;
+        read_json(&response).await
+    }
+
     /// A request with no body whose answer has none either (`DELETE` → 204, cancel → 202).
     pub async fn call(&self, method: &str, path: &str) -> Result<(), ApiError> {
         self.request(method, path, None, "application/json", None)
@@ -194,6 +202,75 @@ impl Api {
             .dyn_into()
             .map_err(|_| ApiError::unreadable())
     }
+
+    /// `GET` a file download: its bytes and the name the server gave it
+    /// (`Content-Disposition`), if any.
+    pub async fn get_download(
+        &self,
+        path: &str,
+    ) -> Result<(web_sys::Blob, Option<String>), ApiError> {
+        let response = self.request("GET", path, None, "*/*", None).await?;
+        let name = response
+            .headers()
+            .get("Content-Disposition")
+            .ok()
+            .flatten()
+            .and_then(|v| filename_from_disposition(&v));
+        let promise = response.blob().map_err(|_| ApiError::unreadable())?;
+        let blob = JsFuture::from(promise)
+            .await
+            .map_err(|_| ApiError::network())?
+            .dyn_into()
+            .map_err(|_| ApiError::unreadable())?;
+        Ok((blob, name))
+    }
+}
+
+/// The file name of a `Content-Disposition` header: `filename*=UTF-8''…` (percent-encoded)
+/// when present, else `filename="…"`; `None` without one, or when it is blank or names a path.
+pub fn filename_from_disposition(header: &str) -> Option<String> {
+    let params: Vec<(String, &str)> = header
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()))
+        .collect();
+    let extended = params
+        .iter()
+        .find(|(k, _)| k == "filename*")
+        .and_then(|(_, v)| {
+            let (charset, rest) = v.split_once('\'')?;
+            let (_, encoded) = rest.split_once('\'')?;
+            charset
+                .eq_ignore_ascii_case("utf-8")
+                .then(|| percent_decode(encoded))
+                .flatten()
+        });
+    let plain = || {
+        params.iter().find(|(k, _)| k == "filename").map(|(_, v)| {
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+                .replace("\\\"", "\"")
+        })
+    };
+    extended
+        .or_else(plain)
+        .filter(|n| !n.trim().is_empty() && !n.contains(['/', '\\']))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn response_text(response: &web_sys::Response) -> Option<String> {
@@ -239,6 +316,31 @@ pub fn encode_query(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_downloads_name_is_read_from_content_disposition() {
+        assert_eq!(
+            filename_from_disposition("attachment; filename=\"Trip plan.md\"").as_deref(),
+            Some("Trip plan.md")
+        );
+        assert_eq!(
+            filename_from_disposition(
+                "attachment; filename=\"Caf.md\"; filename*=UTF-8''Caf%C3%A9%20notes.md"
+            )
+            .as_deref(),
+            Some("Café notes.md")
+        );
+        assert_eq!(
+            filename_from_disposition("attachment; filename=plain.json").as_deref(),
+            Some("plain.json")
+        );
+        assert_eq!(filename_from_disposition("attachment"), None);
+        assert_eq!(filename_from_disposition("attachment; filename=\"\""), None);
+        assert_eq!(
+            filename_from_disposition("attachment; filename=\"../etc/passwd\""),
+            None
+        );
+    }
 
     #[test]
     fn cursors_are_percent_encoded() {

@@ -59,12 +59,22 @@ pub fn save_blob(blob: &web_sys::Blob, filename: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// Copies text to the clipboard; false when the browser refused.
+/// Copies text to the clipboard; false when the browser refused, has no clipboard here (a
+/// page over plain http from another machine), or did not answer within two seconds.
 pub async fn copy_text(text: &str) -> bool {
     let Some(w) = window() else { return false };
-    JsFuture::from(w.navigator().clipboard().write_text(text))
-        .await
-        .is_ok()
+    let navigator = w.navigator();
+    let available = js_sys::Reflect::get(&navigator, &"clipboard".into())
+        .is_ok_and(|c| !c.is_undefined() && !c.is_null());
+    if !available {
+        return false;
+    }
+    let write = JsFuture::from(navigator.clipboard().write_text(text));
+    let timeout = sleep(2000);
+    match futures_util::future::select(Box::pin(write), Box::pin(timeout)).await {
+        futures_util::future::Either::Left((written, _)) => written.is_ok(),
+        futures_util::future::Either::Right(_) => false,
+    }
 }
 
 /// A timestamp in the person's local time and locale.

@@ -6,7 +6,9 @@
 
 use std::rc::Rc;
 
-use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, TitleEvent, events};
+use confab_api_types::{
+    Delta, Message, MessageFile, MessageStatus, Role, StreamError, TitleEvent, events,
+};
 use uuid::Uuid;
 use yew::Reducible;
 
@@ -57,6 +59,8 @@ pub struct Entry {
     /// The versions of this message (its siblings, itself included), in order; empty when
     /// the server did not say (messages from a stream).
     pub sibling_ids: Vec<Uuid>,
+    /// The files attached to a user message, in order.
+    pub files: Vec<MessageFile>,
 }
 
 impl Entry {
@@ -115,6 +119,7 @@ impl From<Message> for Entry {
             model: m.model,
             parent_id: m.parent_id,
             sibling_ids: m.sibling_ids.unwrap_or_default(),
+            files: m.files,
         }
     }
 }
@@ -142,16 +147,17 @@ impl ChatState {
 
     /// The text of the user's turn before the entry `id`: what "Retry" sends again.
     pub fn prompt_before(&self, id: Uuid) -> Option<String> {
+        self.turn_before(id).map(|e| e.content.clone())
+    }
+
+    /// The user's turn before the entry `id` (the entry itself when it is one): its text
+    /// and files are what "Retry" sends again.
+    pub fn turn_before(&self, id: Uuid) -> Option<&Entry> {
         let pos = self.entries.iter().position(|e| e.id == id)?;
-        let entry = &self.entries[pos];
-        if entry.role == Role::User {
-            return Some(entry.content.clone());
-        }
-        self.entries[..pos]
+        self.entries[..=pos]
             .iter()
             .rev()
             .find(|e| e.role == Role::User)
-            .map(|e| e.content.clone())
     }
 
     fn upsert(&mut self, mut entry: Entry) {
@@ -173,8 +179,12 @@ impl ChatState {
 pub enum Action {
     /// The conversation's history, oldest first. Ignored while this page reads a live stream.
     Loaded(Vec<Message>),
-    /// The user sent a message: show it at once.
-    SendStarted { client_id: Uuid, content: String },
+    /// The user sent a message (with files): show it at once.
+    SendStarted {
+        client_id: Uuid,
+        content: String,
+        files: Vec<MessageFile>,
+    },
     /// The send was refused or not delivered; `error` says why.
     SendRejected { client_id: Uuid, error: String },
     /// A refused send is being retried: drop its entry (a new `SendStarted` follows).
@@ -212,7 +222,11 @@ impl Reducible for ChatState {
                 next.entries = messages.into_iter().map(Entry::from).collect();
                 next.loaded = true;
             }
-            Action::SendStarted { client_id, content } => {
+            Action::SendStarted {
+                client_id,
+                content,
+                files,
+            } => {
                 next.live = true;
                 next.upsert(Entry {
                     id: client_id,
@@ -223,6 +237,7 @@ impl Reducible for ChatState {
                     model: None,
                     parent_id: None,
                     sibling_ids: Vec::new(),
+                    files,
                 });
             }
             Action::SendRejected { client_id, error } => {
@@ -446,6 +461,7 @@ mod tests {
         let s = reduce_all([Action::SendStarted {
             client_id: client,
             content: "hi".into(),
+            files: Vec::new(),
         }]);
         assert_eq!(s.entries.len(), 1);
         assert_eq!(s.entries[0].status, EntryStatus::Sending);
@@ -470,6 +486,7 @@ mod tests {
         let s = reduce_all([Action::SendStarted {
             client_id: client,
             content: "hi".into(),
+            files: Vec::new(),
         }]);
         let s = run_stream(
             s,
@@ -545,6 +562,7 @@ mod tests {
             Action::SendStarted {
                 client_id: client,
                 content: "hi".into(),
+                files: Vec::new(),
             },
             Action::SendRejected {
                 client_id: client,
@@ -565,6 +583,7 @@ mod tests {
             Action::SendStarted {
                 client_id: client,
                 content: "hi".into(),
+                files: Vec::new(),
             },
             Action::Loaded(vec![]),
         ]);
@@ -609,6 +628,44 @@ mod tests {
             Some("question")
         );
         assert_eq!(s.prompt_before(Uuid::from_u128(3)), None);
+    }
+
+    #[test]
+    fn a_send_shows_its_files_at_once_and_retry_finds_them() {
+        let file = MessageFile {
+            id: Uuid::from_u128(50),
+            filename: "report.pdf".into(),
+            content_type: "application/pdf".into(),
+            size_bytes: 1234,
+            deleted: false,
+        };
+        let client = Uuid::from_u128(1000);
+        let s = reduce_all([Action::SendStarted {
+            client_id: client,
+            content: "read it".into(),
+            files: vec![file.clone()],
+        }]);
+        assert_eq!(s.entries[0].files, vec![file.clone()]);
+        let s = s.reduce(Action::SendRejected {
+            client_id: client,
+            error: "Too quick.".into(),
+        });
+        let turn = s.turn_before(client).unwrap();
+        assert_eq!(
+            (turn.content.as_str(), &turn.files),
+            ("read it", &vec![file.clone()])
+        );
+
+        // Stored: the history's files are shown; a failed reply's retry finds them.
+        let mut user = msg(1, Role::User, "read it", MessageStatus::Complete);
+        user.files = vec![file.clone()];
+        let s = s.reduce(Action::Loaded(vec![
+            user,
+            msg(2, Role::Assistant, "x", MessageStatus::Failed),
+        ]));
+        assert_eq!(s.entries[0].files, vec![file.clone()]);
+        assert!(s.entries[1].files.is_empty());
+        assert_eq!(s.turn_before(Uuid::from_u128(2)).unwrap().files, vec![file]);
     }
 
     #[test]
@@ -778,6 +835,7 @@ mod tests {
         let s = reduce_all([Action::SendStarted {
             client_id: client,
             content: "hi".into(),
+            files: Vec::new(),
         }]);
         let s = run_stream(
             s,

@@ -1835,7 +1835,8 @@ async fn the_usage_page_shows_todays_tokens_after_a_chat() {
 }
 
 /// Issue 19: an administrator sets a user's daily quota to 1 token on the "Admin" page; that
-/// user's next send is refused with the server's sentence and the typed text stays in the box.
+/// user's next send is refused with the server's sentence and the typed text stays in the box,
+/// its attached file too (issue 16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kept() {
     let Some((chromium, chromedriver)) = browser_tools() else {
@@ -1897,6 +1898,22 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
         .await;
     b.wait_for_log(&["A first question"]).await;
+    // A file attached to the refused message comes back with its text (issue 16).
+    let attachment = scratch.path().join("itinerary.txt");
+    std::fs::write(&attachment, "day 1: Lisbon\n").unwrap();
+    let picker = file_input(&b, ".composer input[type=file]").await;
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": attachment.display().to_string() }),
+    )
+    .await
+    .unwrap();
+    b.wait_until(
+        "the attachment is uploaded",
+        "return document.querySelectorAll('.composer .chip.ready').length === 1;",
+        json!([]),
+    )
+    .await;
     let typed = "One more question, please";
     b.type_into("Message", typed).await;
     b.click(Role::Button, "Send").await;
@@ -1921,6 +1938,7 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
     )
     .await;
     assert_eq!(composer_text(&b).await, typed);
+    b.wait_for(Role::Button, "Remove itinerary.txt").await;
     let log = b.execute(LOG_TEXT, json!([])).await;
     assert!(
         !log.as_str().unwrap_or_default().contains(typed),
@@ -1935,5 +1953,251 @@ async fn an_administrator_sets_a_quota_and_the_user_is_refused_with_the_text_kep
         !messages.to_string().contains(typed),
         "a refused send stores nothing: {messages}"
     );
+    b.quit().await;
+}
+
+/// The file input `selector` finds, to be given file paths (WebDriver types them into it).
+async fn file_input(b: &Browser, selector: &str) -> Element {
+    let found = b
+        .execute(
+            "return document.querySelector(arguments[0]);",
+            json!([selector]),
+        )
+        .await;
+    match found[ELEMENT_KEY].as_str() {
+        Some(id) => Element(id.to_owned()),
+        None => panic!("no file input {selector}: {}", b.page_text().await),
+    }
+}
+
+/// The names of the files of a project, via the API.
+async fn project_file_names(api: &Client, project: &str) -> Vec<String> {
+    let (status, page) = api.get(&format!("/api/projects/{project}/files")).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["filename"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Issue 16: two files picked through "Attach files" become chips; "Remove notes.txt" takes
+/// one away (and out of the project); the message goes with the other, a small PDF, which the
+/// echo model names; the sent message shows it as a link to its download, and as deleted
+/// (no link) once the file is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_attached_in_the_composer_go_with_the_message_and_show_as_links() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-attach");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "ines").await;
+    let (project, chat) = api.project_and_chat().await;
+    // A small PDF (a header and some bytes, as the attachment tests make one) and a note.
+    let mut pdf_bytes = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    pdf_bytes.extend((0..=255u8).cycle().take(2_000));
+    let pdf = scratch.path().join("report.pdf");
+    std::fs::write(&pdf, &pdf_bytes).unwrap();
+    let notes = scratch.path().join("notes.txt");
+    std::fs::write(&notes, "bring an umbrella\n").unwrap();
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    dev_sign_in(&mut b, &server.base, "ines").await;
+    b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
+        .await;
+    b.wait_for(Role::Field, "Message").await;
+
+    eprintln!("step: attach two files");
+    b.wait_for(Role::Button, "Attach files").await;
+    let picker = file_input(&b, ".composer input[type=file]").await;
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": format!("{}\n{}", pdf.display(), notes.display()) }),
+    )
+    .await
+    .unwrap();
+    b.wait_for(Role::Button, "Remove report.pdf").await;
+    b.wait_for(Role::Button, "Remove notes.txt").await;
+    b.wait_until(
+        "both uploads are done",
+        "return document.querySelectorAll('.composer .chip.ready').length === 2;",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        project_file_names(&api, &project).await.len(),
+        2,
+        "both files were uploaded to the project"
+    );
+
+    eprintln!("step: remove the second chip");
+    b.click(Role::Button, "Remove notes.txt").await;
+    b.wait_until(
+        "the notes.txt chip is gone",
+        "const c = Array.from(document.querySelectorAll('.composer .chip')); \
+         return c.length === 1 && !c[0].innerText.includes('notes.txt');",
+        json!([]),
+    )
+    .await;
+    assert!(b.find(Role::Button, "Remove report.pdf").await.is_some());
+    let started = Instant::now();
+    while project_file_names(&api, &project).await != ["report.pdf"] {
+        assert!(
+            started.elapsed() < WAIT,
+            "the removed file left the project: {:?}",
+            project_file_names(&api, &project).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    eprintln!("step: send with the PDF");
+    let question = "What does the report say";
+    b.type_into("Message", question).await;
+    b.click(Role::Button, "Send").await;
+    let named = format!("You attached report.pdf ({} bytes).", pdf_bytes.len());
+    let log = b.wait_for_log(&[question, &named]).await;
+    assert!(!log.contains("notes.txt"), "only the PDF went: {log}");
+    b.wait_until(
+        "the chips are cleared after the send",
+        "return document.querySelectorAll('.composer .chip').length === 0;",
+        json!([]),
+    )
+    .await;
+    b.screenshot("attachments").await;
+
+    eprintln!("step: the sent message links its file");
+    let messages = api.messages(&chat).await;
+    let files = messages[0]["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 1, "{messages:?}");
+    assert_eq!(files[0]["filename"], "report.pdf");
+    let file_id = files[0]["id"].as_str().unwrap().to_owned();
+    b.wait_for(Role::Link, "report.pdf").await;
+    let href = b
+        .execute(
+            "const a = document.querySelector('[role=log] [aria-label=You] a'); \
+             return a ? a.getAttribute('href') : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(href, json!(format!("/api/files/{file_id}/content")));
+
+    eprintln!("step: a deleted file is named, not linked");
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/api/files/{file_id}", server.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    b.refresh().await;
+    b.wait_for_log(&["report.pdf (deleted)", &named]).await;
+    assert!(
+        b.find(Role::Link, "report.pdf").await.is_none(),
+        "a deleted file has no link: {}",
+        b.page_text().await
+    );
+    b.quit().await;
+}
+
+/// Issue 18: "Share" in a chat's header shows the link in the read-only box "Share link" with
+/// "Copy link"; the link opens the chat in a fresh, signed-out browser; "Revoke" in project
+/// settings ends it (the link then answers the not-found page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_chat_opens_signed_out_until_its_link_is_revoked() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-share");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "sam").await;
+    let (project, chat) = api.project_and_chat().await;
+    let question = "Tell me about quokkas";
+    let (status, _) = api.send(&chat, question, 500).await;
+    assert_eq!(status, 200);
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    dev_sign_in(&mut b, &server.base, "sam").await;
+    b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
+        .await;
+    b.wait_for_log(&[question, &echo_reply_without_prompt(question)])
+        .await;
+
+    eprintln!("step: share");
+    b.click(Role::Button, "Share").await;
+    b.wait_for(Role::Field, "Share link").await;
+    let link = b
+        .wait_until(
+            "the share link is shown",
+            "const f = document.getElementById('share-link'); \
+             return f && f.value && f.readOnly ? f.value : null;",
+            json!([]),
+        )
+        .await;
+    let link = link.as_str().unwrap_or_default().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/s/", server.base)),
+        "an absolute link to /s/{{token}}: {link}"
+    );
+    b.click(Role::Button, "Copy link").await;
+    b.wait_until(
+        "the copy is confirmed, or the link selected to copy by hand",
+        "const s = Array.from(document.querySelectorAll('.share-box [role=status]')) \
+           .map(e => e.innerText).join(' '); \
+         return s.includes('Link copied') || s.includes('Ctrl+C');",
+        json!([]),
+    )
+    .await;
+    b.screenshot("share").await;
+
+    eprintln!("step: open the link signed out, in a fresh browser");
+    let guest_profile = scratch.path().join("chromium-guest");
+    std::fs::create_dir_all(&guest_profile).unwrap();
+    let guest = Browser::open(&driver, &chromium, &guest_profile).await;
+    guest.goto(&link).await;
+    let shown = guest
+        .wait_until(
+            "the shared chat shows its messages",
+            "const t = document.body ? document.body.innerText : ''; \
+             return t.includes(arguments[0]) && t.includes(arguments[1]) ? t : null;",
+            json!([question, echo_reply_without_prompt(question)]),
+        )
+        .await;
+    assert!(
+        !shown.as_str().unwrap_or_default().contains("dev:sam"),
+        "no user id on the shared page: {shown}"
+    );
+
+    eprintln!("step: revoke in project settings");
+    b.goto(&format!("{}/p/{project}/settings", server.base))
+        .await;
+    b.click(Role::Button, "Revoke").await;
+    b.wait_until(
+        "no link is listed any more",
+        "return document.body.innerText.includes('No chat of this project is shared.');",
+        json!([]),
+    )
+    .await;
+    guest.refresh().await;
+    guest
+        .wait_until(
+            "the revoked link shows the not-found page",
+            "return document.body.innerText.includes('Link not found');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(reqwest::get(&link).await.unwrap().status().as_u16(), 404);
+    guest.quit().await;
     b.quit().await;
 }

@@ -104,6 +104,12 @@ async fn a_share_shows_a_snapshot_without_signing_in_and_revoking_ends_it_at_onc
     gone.assert_status(404);
     assert_eq!(gone.header("x-robots-tag"), Some("noindex"));
     assert!(!gone.text().contains("quokkas"));
+    assert!(
+        gone.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "a person is shown a page, not problem+json"
+    );
+    assert!(gone.text().contains("Link not found"), "{}", gone.text());
     get(&app, &format!("/api/shared/{token}"), None)
         .await
         .problem(404, "not_found");
