@@ -233,6 +233,10 @@ pub fn days_before(day: NaiveDate, n: u64) -> NaiveDate {
 /// The ledger rows of the usage benchmark: `rows` calls of `users` users
 /// (`<user_prefix>0…`) over `models` models and the `days` days that end with `last`.
 #[must_use]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the shape of the ledger, each named at the call"
+)]
 pub fn ledger_sql(
     pg: bool,
     rows: usize,
@@ -372,7 +376,7 @@ impl Conversations {
         let mut statements = Vec::new();
         let mut sql = String::new();
         for m in from..to {
-            if (m - from) % 500 == 0 {
+            if (m - from).is_multiple_of(500) {
                 if !sql.is_empty() {
                     statements.push(std::mem::take(&mut sql));
                 }
@@ -384,7 +388,7 @@ impl Conversations {
             }
             #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
             let at = timestamp(start + chrono::Duration::microseconds((m as f64 * step_us) as i64));
-            let role = if (m / conversations) % 2 == 0 {
+            let role = if (m / conversations).is_multiple_of(2) {
                 "user"
             } else {
                 "assistant"
@@ -495,7 +499,7 @@ impl Knowledge {
         let mut sql = String::new();
         let per_file = self.chunks_per_file.max(1);
         for c in from..to {
-            if (c - from) % 200 == 0 {
+            if (c - from).is_multiple_of(200) {
                 if !sql.is_empty() {
                     statements.push(std::mem::take(&mut sql));
                 }
