@@ -164,6 +164,10 @@ pub trait UsageLedger: Send + Sync + 'static {
     /// One read: it runs on every send.
     async fn quota_state(&self, user: &UserId, day: NaiveDate) -> Result<QuotaState, StoreError>;
 
+    /// MUST return the user's override (default when none), as `quota_state` would: one key
+    /// lookup and no sum, for the quota check when no default quota is configured.
+    async fn quota(&self, user: &UserId) -> Result<QuotaOverride, StoreError>;
+
     /// MUST replace the user's override (both fields `None`: the defaults again).
     async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError>;
 
@@ -369,7 +373,9 @@ impl Accounting {
         }
     }
 
-    /// `Ok(Err(_))` when the user is over a quota at `now`.
+    /// `Ok(Err(_))` when the user is over a quota at `now`. Without default quotas only a
+    /// user with an override has a limit: the others cost one key lookup, not the sums of
+    /// their month.
     ///
     /// # Errors
     /// The ledger could not be read.
@@ -378,6 +384,11 @@ impl Accounting {
         user: &UserId,
         now: Timestamp,
     ) -> Result<Result<(), QuotaExceeded>, StoreError> {
+        if self.defaults.is_unlimited()
+            && self.ledger.quota(user).await? == QuotaOverride::default()
+        {
+            return Ok(Ok(()));
+        }
         let state = self.ledger.quota_state(user, now.date_naive()).await?;
         Ok(self.defaults.check(&state, now))
     }
@@ -599,6 +610,9 @@ mod tests {
         async fn quota_state(&self, _: &UserId, _: NaiveDate) -> Result<QuotaState, StoreError> {
             Ok(QuotaState::default())
         }
+        async fn quota(&self, _: &UserId) -> Result<QuotaOverride, StoreError> {
+            Ok(QuotaOverride::default())
+        }
         async fn set_quota(&self, _: &UserId, _: &QuotaOverride) -> Result<(), StoreError> {
             Ok(())
         }
@@ -659,5 +673,89 @@ mod tests {
         let (tokens, estimated) = accounting.tokens(&request(), "abcdefgh", None);
         assert!(!estimated);
         assert_eq!((tokens.input, tokens.output), (20, 8));
+    }
+
+    /// A ledger of one user's fixed sums and override, counting the sums it is asked for.
+    struct Counting {
+        state: QuotaState,
+        sums: std::sync::atomic::AtomicUsize,
+    }
+    #[async_trait]
+    impl UsageLedger for Counting {
+        async fn record(&self, _: &UsageEntry) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn quota_state(&self, _: &UserId, _: NaiveDate) -> Result<QuotaState, StoreError> {
+            self.sums.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.state)
+        }
+        async fn quota(&self, _: &UserId) -> Result<QuotaOverride, StoreError> {
+            Ok(self.state.quota)
+        }
+        async fn set_quota(&self, _: &UserId, _: &QuotaOverride) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn summary(
+            &self,
+            _: Option<&UserId>,
+            _: NaiveDate,
+            _: NaiveDate,
+            _: GroupBy,
+        ) -> Result<Vec<UsageRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn users(&self, _: NaiveDate) -> Result<Vec<UserUsage>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn counting(used: u64, quota: QuotaOverride) -> Arc<Counting> {
+        Arc::new(Counting {
+            state: QuotaState {
+                used_day: used,
+                used_month: used,
+                quota,
+            },
+            sums: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    #[test]
+    fn without_defaults_a_user_without_an_override_is_not_summed() {
+        let ledger = counting(u64::MAX, QuotaOverride::default());
+        let accounting = Accounting::new(Arc::clone(&ledger) as Arc<dyn UsageLedger>);
+        let user = UserId::new("alice".to_owned()).unwrap();
+        let checked =
+            futures::executor::block_on(accounting.check(&user, at("2026-12-07T10:00:00Z")));
+        assert!(matches!(checked, Ok(Ok(()))));
+        assert_eq!(ledger.sums.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn without_defaults_an_override_alone_still_refuses() {
+        let quota = QuotaOverride {
+            tokens_per_day: Some(100),
+            tokens_per_month: None,
+        };
+        let ledger = counting(100, quota);
+        let accounting = Accounting::new(Arc::clone(&ledger) as Arc<dyn UsageLedger>);
+        let user = UserId::new("alice".to_owned()).unwrap();
+        let checked =
+            futures::executor::block_on(accounting.check(&user, at("2026-12-07T10:00:00Z")));
+        let refused = checked.unwrap().unwrap_err();
+        assert_eq!((refused.period, refused.limit), (Period::Day, 100));
+        assert_eq!(ledger.sums.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn with_defaults_every_user_is_summed() {
+        let ledger = counting(5, QuotaOverride::default());
+        let mut accounting = Accounting::new(Arc::clone(&ledger) as Arc<dyn UsageLedger>);
+        accounting.defaults.tokens_per_month = Some(5);
+        let user = UserId::new("alice".to_owned()).unwrap();
+        let checked =
+            futures::executor::block_on(accounting.check(&user, at("2026-12-07T10:00:00Z")));
+        assert_eq!(checked.unwrap().unwrap_err().period, Period::Month);
+        assert_eq!(ledger.sums.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -1324,6 +1324,10 @@ impl UsageLedger for MemoryStore {
         Ok(self.state()?.quota_state(user, day))
     }
 
+    async fn quota(&self, user: &UserId) -> Result<QuotaOverride, StoreError> {
+        Ok(self.state()?.quotas.get(user).copied().unwrap_or_default())
+    }
+
     async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError> {
         let mut state = self.state()?;
         if *quota == QuotaOverride::default() {

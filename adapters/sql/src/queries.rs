@@ -1301,7 +1301,9 @@ pub(crate) mod sqlite {
 
     pub(crate) use crate::turn::sqlite::begin_turn;
 
-    /// The query's words, each quoted (so none is FTS5 syntax), OR-ed; ranked by bm25.
+    /// The query's words, each quoted (so none is FTS5 syntax), OR-ed, in the project's
+    /// entries only (`project_id : "<id>"`); ranked by bm25 of the text in the index, and only
+    /// the best `n` chunks read.
     pub(crate) async fn search(
         c: &mut Conn,
         owner: &UserId,
@@ -1317,13 +1319,22 @@ pub(crate) mod sqlite {
             return Ok(Vec::new());
         }
         let matching: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+        let expression = format!(
+            "project_id : \"{}\" AND text : ({})",
+            project_id,
+            matching.join(" OR ")
+        );
+        // The project filter stays on the rows: the index narrows, the row decides.
         let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
             "SELECT c.file_id AS file_id, c.ordinal AS ordinal, c.text AS text \
-             FROM file_chunks_fts JOIN file_chunks c ON c.id = file_chunks_fts.rowid \
-             WHERE file_chunks_fts MATCH ? AND c.project_id = ? \
-             ORDER BY bm25(file_chunks_fts), c.id LIMIT ?",
+             FROM (SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
+                   FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
+                   ORDER BY score, rowid LIMIT ?3) AS best \
+                  JOIN file_chunks c ON c.id = best.id \
+             WHERE c.project_id = ?2 \
+             ORDER BY best.score, c.id",
         )
-        .bind::<Text, _>(matching.join(" OR "))
+        .bind::<Text, _>(expression)
         .bind::<crate::types::Id, _>(project_id.db())
         .bind::<BigInt, _>(limit(n))
         .load(c)
@@ -1331,7 +1342,9 @@ pub(crate) mod sqlite {
         .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
-    /// Messages (`messages_fts`) and titles (`conversations_fts`) matching the query's FTS5
+    /// Messages (`messages_fts`, its entries of the searcher only: `owner : "<hex of the
+    /// owner id>"`, so that a common word does not read every user's matches) and titles
+    /// (`conversations_fts`) matching the query's FTS5
     /// expression (quoted phrases, `"prefix"*`): the newest [`RANKED_CANDIDATES`] of the
     /// searcher's, ranked here by [`SearchQuery::score`]. Not by bm25: its statistics count
     /// every user's rows, so a bm25 score (and a cursor carrying it) would tell how often
@@ -1353,14 +1366,15 @@ pub(crate) mod sqlite {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        // ?2 (the prefix) is PostgreSQL's: FTS5 takes the whole expression in ?1; ?5–?7
-        // (the cursor) are applied below, to the ranked candidates.
+        // ?1 is the titles' expression, ?2 the messages' (the owner's entries only; on
+        // PostgreSQL ?2 is the prefix); ?5–?7 (the cursor) are applied below, to the ranked
+        // candidates. The owner filter stays: the index narrows, the row decides.
         let sql = "WITH hits AS MATERIALIZED ( \
                SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
                       m.role AS role, m.created_at AS created_at, m.content AS text, 0.0 AS score \
                FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
                     JOIN conversations c ON c.id = m.conversation_id \
-               WHERE messages_fts MATCH ?1 AND ?2 IS NOT NULL AND c.owner_id = ?3 \
+               WHERE messages_fts MATCH ?2 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
                UNION ALL \
                SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, coalesce(c.title, ''), 0.0 \
@@ -1372,7 +1386,12 @@ pub(crate) mod sqlite {
              ORDER BY created_at DESC, coalesce(message_id, conversation_id) DESC \
              LIMIT ?8";
         let candidates = confab_core::search::RANKED_CANDIDATES;
-        let rows = search_rows(c, sql, &query.fts5(), "", owner, project, None, candidates).await?;
+        let words = query.fts5();
+        let owned = format!(
+            "owner : \"{}\" AND content : ({words})",
+            super::owner_token(owner)
+        );
+        let rows = search_rows(c, sql, &words, &owned, owner, project, None, candidates).await?;
         let mut hits = rows
             .into_iter()
             .map(|mut row| {
@@ -1389,9 +1408,26 @@ pub(crate) mod sqlite {
     }
 }
 
+/// The owner's token in SQLite's `messages_fts` (`owner` column): the hex of the owner id's
+/// bytes, as the triggers write it with `hex()` (FTS5 folds case), one word of letters and
+/// digits whatever the id holds.
+fn owner_token(owner: &confab_core::ids::UserId) -> String {
+    use std::fmt::Write as _;
+    owner.as_str().bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02X}");
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use confab_core::model::MessageStatus;
+
+    #[test]
+    fn the_owner_token_is_the_hex_of_the_id() {
+        let owner = confab_core::ids::UserId::new("dev:a").unwrap();
+        assert_eq!(super::owner_token(&owner), "6465763A61");
+    }
 
     #[test]
     fn the_streaming_literal_is_the_streaming_status() {

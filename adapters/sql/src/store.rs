@@ -651,6 +651,10 @@ impl UsageLedger for SqlStore {
         on_usage!(self, read quota_state(user, day))
     }
 
+    async fn quota(&self, user: &UserId) -> Result<QuotaOverride, StoreError> {
+        on_usage!(self, read quota(user))
+    }
+
     async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError> {
         on_usage!(self, write set_quota(user, quota))
     }

@@ -130,38 +130,65 @@ pub(crate) fn placeholders(sql: &str, pg: bool) -> String {
     out
 }
 
-/// The sums of a user's day and month so far (binds: day, month start, day, user, user, user).
+/// The sums of a user's day and month so far, from the per-day sums the triggers keep
+/// (`usage_user_days`, migration `2026-12-08-000300_usage_sums`: at most 31 rows, whatever
+/// the size of the ledger; binds: user, day, user, user, user, month start, day).
 pub(crate) const STATE_SQL: &str = "SELECT CAST(? AS TEXT) AS user_id, \
     CAST(COALESCE(SUM(CASE WHEN day = ? THEN input_tokens + output_tokens ELSE 0 END), 0) AS BIGINT) AS used_day, \
     CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS used_month, \
     (SELECT tokens_per_day FROM user_quotas WHERE user_id = ?) AS tokens_per_day, \
     (SELECT tokens_per_month FROM user_quotas WHERE user_id = ?) AS tokens_per_month \
-    FROM usage_entries WHERE user_id = ? AND day >= ? AND day <= ?";
+    FROM usage_user_days WHERE user_id = ? AND day >= ? AND day <= ?";
 
-/// Every user with usage this month or an override (binds: first, day, day, first, day).
+/// Every user with usage this month or an override, from the per-day sums (binds: first,
+/// day, day, first, day). A day whose calls were all deleted keeps a row of zeros
+/// (`calls = 0`): it is no usage.
 pub(crate) const USERS_SQL: &str = "SELECT u.user_id AS user_id, \
     CAST(COALESCE(s.used_day, 0) AS BIGINT) AS used_day, \
     CAST(COALESCE(s.used_month, 0) AS BIGINT) AS used_month, \
     q.tokens_per_day AS tokens_per_day, q.tokens_per_month AS tokens_per_month \
-    FROM (SELECT user_id FROM usage_entries WHERE day >= ? AND day <= ? \
+    FROM (SELECT user_id FROM usage_user_days WHERE day >= ? AND day <= ? AND calls > 0 \
           UNION SELECT user_id FROM user_quotas) u \
     LEFT JOIN (SELECT user_id, \
           SUM(CASE WHEN day = ? THEN input_tokens + output_tokens ELSE 0 END) AS used_day, \
           SUM(input_tokens + output_tokens) AS used_month \
-          FROM usage_entries WHERE day >= ? AND day <= ? GROUP BY user_id) s \
+          FROM usage_user_days WHERE day >= ? AND day <= ? GROUP BY user_id) s \
       ON s.user_id = u.user_id \
     LEFT JOIN user_quotas q ON q.user_id = u.user_id \
     ORDER BY u.user_id";
 
-/// The grouped sums of a range of days (binds: from, to, [user]).
+/// The grouped sums of a range of days (binds: from, to, [user]). Read from the per-day sums
+/// the triggers keep (`usage_user_days`, `usage_model_days`, `usage_project_days`: one row
+/// per user, model or project and day, not one per call) whenever they hold the grouping;
+/// only a user's own report by model or project reads that user's ledger rows.
 pub(crate) fn summary_sql(group_by: GroupBy, for_user: bool) -> String {
-    let key = match group_by {
-        GroupBy::Day => "day",
-        GroupBy::Model => "model",
-        GroupBy::Project => "COALESCE(CAST(project_id AS TEXT), '')",
-        GroupBy::User => "user_id",
+    let (table, key, calls) = match (group_by, for_user) {
+        (GroupBy::User, false) => ("usage_user_days", "user_id", "SUM(calls)"),
+        (GroupBy::Model, false) => ("usage_model_days", "model", "SUM(calls)"),
+        (GroupBy::Day, false) => ("usage_model_days", "day", "SUM(calls)"),
+        (GroupBy::Project, false) => ("usage_project_days", "project_key", "SUM(calls)"),
+        (GroupBy::Day | GroupBy::User, true) => {
+            let key = if group_by == GroupBy::Day {
+                "day"
+            } else {
+                "user_id"
+            };
+            ("usage_user_days", key, "SUM(calls)")
+        }
+        (GroupBy::Model, true) => ("usage_entries", "model", "COUNT(*)"),
+        (GroupBy::Project, true) => (
+            "usage_entries",
+            "COALESCE(CAST(project_id AS TEXT), '')",
+            "COUNT(*)",
+        ),
     };
     let user = if for_user { " AND user_id = ?" } else { "" };
+    // A day whose calls were all deleted keeps a row of zeros in the sums: not a group.
+    let live = if table == "usage_entries" {
+        ""
+    } else {
+        " AND calls > 0"
+    };
     format!(
         "SELECT {key} AS key, \
          CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input, \
@@ -169,8 +196,8 @@ pub(crate) fn summary_sql(group_by: GroupBy, for_user: bool) -> String {
          CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output, \
          CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning, \
          CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros, \
-         CAST(COUNT(*) AS BIGINT) AS calls \
-         FROM usage_entries WHERE day >= ? AND day <= ?{user} \
+         CAST({calls} AS BIGINT) AS calls \
+         FROM {table} WHERE day >= ? AND day <= ?{user}{live} \
          GROUP BY {key} ORDER BY 1"
     )
 }
@@ -254,6 +281,25 @@ macro_rules! usage_queries {
                 .await
                 .map_err(translate)?;
             Ok(row.state())
+        }
+
+        pub(crate) async fn quota(
+            c: &mut Conn,
+            user: &UserId,
+        ) -> Result<QuotaOverride, StoreError> {
+            let row: Option<(Option<i64>, Option<i64>)> = user_quotas::table
+                .filter(user_quotas::user_id.eq(user.as_str()))
+                .select((user_quotas::tokens_per_day, user_quotas::tokens_per_month))
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            Ok(
+                row.map_or_else(QuotaOverride::default, |(day, month)| QuotaOverride {
+                    tokens_per_day: day.map(|n| u64::try_from(n).unwrap_or(0)),
+                    tokens_per_month: month.map(|n| u64::try_from(n).unwrap_or(0)),
+                }),
+            )
         }
 
         pub(crate) async fn set_quota(

@@ -3,12 +3,14 @@
 mod bare_relay;
 mod callgrind;
 mod client;
+mod data;
 mod floor;
 mod live;
 mod live_memory;
 mod load;
 mod procfs;
 mod report;
+mod seed;
 mod server;
 mod stats;
 
@@ -20,6 +22,7 @@ use clap::Parser;
 use confab_tests::fake_provider::FakeProvider;
 
 use crate::bare_relay::BareRelay;
+use crate::data::{DataPart, DataPlan, DataRun};
 use crate::live::{Cluster, PairPlan};
 use crate::load::{Bench, LevelPlan, Shape};
 use crate::report::{BackendReport, HoldSummary, LevelSummary, LiveReport, Report};
@@ -49,6 +52,10 @@ enum Suite {
     /// Live replies (issue 15): reconnects, the Redis hop, followed streams over two
     /// replicas, memory per buffered reply (`--live-parts`, …).
     Live,
+    /// Large tables (issues 16, 18, 19): the quota check at 100 concurrent sends, usage
+    /// reports over 1,000,000 ledger rows, search over 1,000,000 messages, knowledge retrieval
+    /// at 10,000 and 100,000 chunks (`--data-parts`, …). Not in the default run.
+    Data,
 }
 
 /// One benchmark of the live suite.
@@ -86,6 +93,59 @@ struct Args {
     /// Which parts of the live suite to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LivePart::Reconnect, LivePart::Hop, LivePart::Fanout, LivePart::Memory])]
     live_parts: Vec<LivePart>,
+    /// Which parts of the data suite to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [DataPart::Quota, DataPart::Usage, DataPart::Search, DataPart::Knowledge])]
+    data_parts: Vec<DataPart>,
+    /// Concurrent sends of the quota part (each of its rounds at the pace of `--pace-ms`).
+    #[arg(long, default_value_t = 100)]
+    quota_n: usize,
+    /// Rounds through each server (with and without quotas, alternated) in the quota part.
+    #[arg(long, default_value_t = 4)]
+    quota_rounds: usize,
+    /// Streams each slot sends one after the other in a quota round.
+    #[arg(long, default_value_t = 2)]
+    quota_streams_per_slot: usize,
+    /// Ledger entries of each sending user this month in the quota part.
+    #[arg(long, default_value_t = 10_000)]
+    quota_ledger: usize,
+    /// Ledger rows of the usage part.
+    #[arg(long, default_value_t = 1_000_000)]
+    ledger_rows: usize,
+    /// Users, models and days the ledger rows are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    ledger_users: usize,
+    #[arg(long, default_value_t = 20)]
+    ledger_models: usize,
+    #[arg(long, default_value_t = 90)]
+    ledger_days: usize,
+    /// Messages of the search part.
+    #[arg(long, default_value_t = 1_000_000)]
+    search_messages: usize,
+    /// Users owning them (each with one project).
+    #[arg(long, default_value_t = 300)]
+    search_users: usize,
+    /// Conversations of each user.
+    #[arg(long, default_value_t = 10)]
+    search_conversations_per_user: usize,
+    /// Knowledge chunks in the index, one fresh database each.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000])]
+    knowledge_chunks: Vec<usize>,
+    /// Projects the chunks are spread over (the searched one holds its share).
+    #[arg(long, default_value_t = 10)]
+    knowledge_projects: usize,
+    /// Chunks a retrieval returns.
+    #[arg(long, default_value_t = 8)]
+    knowledge_limit: u32,
+    /// Keep the data suite's databases (SQLite files under `--data-dir`, PostgreSQL
+    /// `confab_bench_<part>_<pid>`) for `EXPLAIN`; their URLs are printed.
+    #[arg(long)]
+    data_keep: bool,
+    /// Where the data suite's SQLite files go (default: a temporary folder, removed at the end).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Timed requests per query of the usage, search and knowledge parts.
+    #[arg(long, default_value_t = 50)]
+    data_requests: usize,
     /// The Redis the two replicas of the live suite share (keys under a prefix of this run's
     /// own, `confab-bench:<pid>:`, which expire after the retention).
     #[arg(
@@ -289,6 +349,31 @@ impl Args {
                 2..=100 => 3,
                 _ => 2,
             }),
+        }
+    }
+
+    fn data_plan(&self) -> DataPlan {
+        let plan = self.plan(self.quota_n);
+        DataPlan {
+            parts: self.data_parts.clone(),
+            quota_n: self.quota_n,
+            quota_shape: plan.shape,
+            quota_rounds: self.quota_rounds,
+            quota_streams_per_slot: self.quota_streams_per_slot,
+            quota_ledger: self.quota_ledger,
+            ledger_rows: self.ledger_rows,
+            ledger_users: self.ledger_users,
+            ledger_models: self.ledger_models,
+            ledger_days: self.ledger_days,
+            search_messages: self.search_messages,
+            search_users: self.search_users,
+            search_conversations_per_user: self.search_conversations_per_user,
+            knowledge_chunks: self.knowledge_chunks.clone(),
+            knowledge_projects: self.knowledge_projects,
+            knowledge_limit: self.knowledge_limit,
+            requests: self.data_requests,
+            stream_timeout: Duration::from_secs(self.stream_timeout_secs),
+            keep: self.data_keep,
         }
     }
 
@@ -866,6 +951,22 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     } else {
         None
     };
+    let data = if args.suites.contains(&Suite::Data) {
+        let plan = args.data_plan();
+        let data_run = DataRun {
+            plan: &plan,
+            binary: &binary,
+            fake: &fake,
+            provider_base_url: &provider_base_url,
+            http: &http,
+            dir: args.data_dir.as_deref().unwrap_or(dir.path()),
+            postgres_url: args.postgres_url(),
+            server_env: &args.server_env,
+        };
+        Some(data_run.run(&args.backends()).await?)
+    } else {
+        None
+    };
     Ok(Report {
         started_at,
         machine,
@@ -874,6 +975,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         client,
         backends,
         live,
+        data,
     })
 }
 

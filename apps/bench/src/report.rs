@@ -195,6 +195,8 @@ pub struct Report {
     pub backends: Vec<BackendReport>,
     /// The live-reply benchmarks (issue 15), when run.
     pub live: Option<LiveReport>,
+    /// The data benchmarks (issues 16, 18, 19), when run.
+    pub data: Option<crate::data::DataReport>,
 }
 
 /// The figures of the live-reply benchmarks.
@@ -229,7 +231,7 @@ fn signed(v: Option<i64>) -> String {
 }
 
 /// Microseconds, written as ms with 2 decimals or as µs below 1 ms.
-fn ms(micros: f64) -> String {
+pub(crate) fn ms(micros: f64) -> String {
     if micros.abs() >= 1000.0 {
         format!("{:.2} ms", micros / 1000.0)
     } else {
@@ -285,6 +287,9 @@ impl Report {
         }
         if let Some(live) = &self.live {
             live.markdown(&mut out);
+        }
+        if let Some(data) = &self.data {
+            data.markdown(&mut out);
         }
         out
     }

@@ -354,6 +354,28 @@ impl Api<'_> {
         Ok(Tenant { token, project_id })
     }
 
+    /// Signs in `username` (dev auth) and returns the token.
+    pub async fn token(&self, username: &str) -> Result<String, BenchError> {
+        let login = self
+            .http
+            .post(format!("{}/api/auth/dev-login", self.base))
+            .json(&json!({"username": username}))
+            .send()
+            .await?;
+        field(&json_of(login, "dev-login").await?, "token", "dev-login")
+    }
+
+    /// Whether the token's user is an administrator (`GET /api/me`).
+    pub async fn is_admin(&self, token: &str) -> Result<bool, BenchError> {
+        let me = self
+            .http
+            .get(format!("{}/api/me", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        Ok(json_of(me, "me").await?["is_admin"].as_bool() == Some(true))
+    }
+
     /// Creates one conversation per entry of `owners` (an index into `tenants`), 32 at a
     /// time, and returns their ids in the same order.
     pub async fn conversations(

@@ -38,6 +38,7 @@ where
             an_entry_outlives_its_conversation_and_ids_are_unique,
             overrides_are_set_replaced_and_cleared,
             two_sends_at_the_limit_are_both_refused_and_below_it_both_pass,
+            without_defaults_an_override_alone_refuses_its_user_only,
         ]
     );
 }
@@ -297,4 +298,37 @@ async fn two_sends_at_the_limit_are_both_refused_and_below_it_both_pass(l: Ledge
     let refused = ok(a, "check").expect_err("at the limit");
     assert_eq!(refused.limit, 100);
     assert!(ok(b, "check").is_err());
+}
+
+/// No default quota: the check reads only the override of a user without one (`quota`),
+/// and a user with an override is still refused at its limit.
+async fn without_defaults_an_override_alone_refuses_its_user_only(l: Ledger) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let now = confab_core::model::now();
+    let accounting = Accounting::new(Arc::clone(&l.ledger));
+    let q = QuotaOverride {
+        tokens_per_day: None,
+        tokens_per_month: Some(100),
+    };
+    ok(l.ledger.set_quota(&alice, &q).await, "set_quota");
+    assert_eq!(ok(l.ledger.quota(&alice).await, "quota"), q);
+    assert_eq!(
+        ok(l.ledger.quota(&bob).await, "quota"),
+        QuotaOverride::default()
+    );
+    record(&l, &entry(&alice, None, "m", 60, 40, now)).await;
+    record(&l, &entry(&bob, None, "m", 600, 400, now)).await;
+    let refused = ok(accounting.check(&alice, now).await, "check").expect_err("over the override");
+    assert_eq!(refused.limit, 100);
+    assert!(ok(accounting.check(&bob, now).await, "check").is_ok());
+    ok(
+        l.ledger.set_quota(&alice, &QuotaOverride::default()).await,
+        "set_quota",
+    );
+    assert_eq!(
+        ok(l.ledger.quota(&alice).await, "quota"),
+        QuotaOverride::default()
+    );
+    assert!(ok(accounting.check(&alice, now).await, "check").is_ok());
 }

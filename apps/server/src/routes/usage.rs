@@ -295,6 +295,10 @@ impl UsageLedger for MeteredLedger {
         self.inner.quota_state(user, day).await
     }
 
+    async fn quota(&self, user: &UserId) -> Result<QuotaOverride, StoreError> {
+        self.inner.quota(user).await
+    }
+
     async fn set_quota(&self, user: &UserId, quota: &QuotaOverride) -> Result<(), StoreError> {
         self.inner.set_quota(user, quota).await
     }
