@@ -32,6 +32,7 @@ fn project(owner: &UserId) -> Project {
         description: None,
         created_at: at,
         updated_at: at,
+        knowledge: true,
     }
 }
 

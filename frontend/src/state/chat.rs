@@ -6,7 +6,9 @@
 
 use std::rc::Rc;
 
-use confab_api_types::{Delta, Message, MessageStatus, Role, StreamError, TitleEvent, events};
+use confab_api_types::{
+    Delta, Message, MessageStatus, Role, Source, StreamError, TitleEvent, events,
+};
 use uuid::Uuid;
 use yew::Reducible;
 
@@ -57,6 +59,8 @@ pub struct Entry {
     /// The versions of this message (its siblings, itself included), in order; empty when
     /// the server did not say (messages from a stream).
     pub sibling_ids: Vec<Uuid>,
+    /// The passages of the project's files a reply was given, numbered as it cites them.
+    pub sources: Vec<Source>,
 }
 
 impl Entry {
@@ -115,6 +119,7 @@ impl From<Message> for Entry {
             model: m.model,
             parent_id: m.parent_id,
             sibling_ids: m.sibling_ids.unwrap_or_default(),
+            sources: m.sources,
         }
     }
 }
@@ -223,6 +228,7 @@ impl Reducible for ChatState {
                     model: None,
                     parent_id: None,
                     sibling_ids: Vec::new(),
+                    sources: Vec::new(),
                 });
             }
             Action::SendRejected { client_id, error } => {
