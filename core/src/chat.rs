@@ -651,7 +651,7 @@ impl ChatService {
         &self,
         owner: crate::ids::UserId,
         user: Message,
-        reply: Message,
+        mut reply: Message,
         request: Result<BoxFuture<'static, (LlmRequest, Vec<crate::knowledge::Source>)>, ()>,
         title: Option<(ConversationId, String, Arc<dyn Titler>)>,
         cancel: CancelToken,
@@ -662,7 +662,6 @@ impl ChatService {
         let lease = self.settings.reply_lease;
         let renew_every = self.settings.renew_every();
         let accounting = self.accounting.clone();
-        let mut reply = reply;
         Box::pin(async_stream::stream! {
             yield ChatEvent::UserMessage(user);
             // The request is loaded before the reply is announced: its sources are part of it.

@@ -107,7 +107,7 @@ pub fn send_query(message: &str, previous: Option<&str>) -> String {
 }
 
 /// The instruction that opens the sources message.
-pub const SOURCES_INSTRUCTION: &str = "Passages from the project's files that may help to answer follow, numbered. \
+pub const SOURCES_INSTRUCTION: &str = "The numbered passages below come from the project's files and may help you answer. \
 Use them when they are relevant and cite each one you use by its number in square brackets, \
 like [1] or [2]. Do not cite a number that is not listed; if the passages do not answer the \
 question, say so or answer without them.";

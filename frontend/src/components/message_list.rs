@@ -226,7 +226,7 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
                 <span class="msg-sources-label muted" id={label_id}>{ "Sources" }</span>
                 <ol>
                     { for entry.sources.iter().map(|source| html! {
-                        <li key={source.n.to_string()} value={source.n.to_string()}>
+                        <li key={source.n.to_string()}>
                             <a href={file_url(source.file_id)} class="source-link"
                                 data-filename={source.filename.clone()} title={source.excerpt.clone()}>
                                 { &source.filename }

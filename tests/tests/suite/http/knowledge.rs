@@ -211,3 +211,38 @@ async fn a_deleted_file_is_no_longer_a_source() {
         .done();
     assert!(done.sources.is_empty());
 }
+
+#[tokio::test]
+async fn a_real_adapter_gives_the_provider_the_sources_after_the_instructions() {
+    use confab_openai::{OpenAiConfig, ResponsesLlm};
+    use confab_tests::fake_provider::{FakeConfig, FakeProvider};
+
+    let provider = FakeProvider::start(FakeConfig::replying(&["Clover [1]."]))
+        .await
+        .expect("the fake provider starts");
+    let config = OpenAiConfig::new(secrecy::SecretString::from("sk-test".to_owned()))
+        .with_base_url(provider.base_url())
+        .with_model("fake-model");
+    let llm = std::sync::Arc::new(ResponsesLlm::new(config).expect("an adapter"));
+    let app = confab_tests::http::spawn_app_with(llm, &[]).await;
+    let (project, _) = project_with_facts(&app, ALICE).await;
+    app.new_prompt(ALICE, project.id, "Be brief.", true).await;
+    let conversation = app.new_conversation(ALICE, project.id).await;
+
+    let done = app
+        .send(ALICE, conversation.id, "What does Zephyrine eat?")
+        .await
+        .done();
+    assert_eq!(done.content, "Clover [1].");
+    assert_eq!(done.sources.len(), 1);
+
+    let requests = provider.requests();
+    let body = &requests[0].body;
+    assert_eq!(body["instructions"], "Be brief.");
+    let input = body["input"].as_array().expect("input messages");
+    assert_eq!(input[0]["role"], "developer", "{body}");
+    let given = input[0]["content"].as_str().unwrap_or_default();
+    assert!(given.contains("[1] facts.txt\n"), "{given}");
+    assert!(given.contains("eats only clover"), "{given}");
+    assert_eq!(input.last().map(|m| m["role"].clone()), Some(json!("user")));
+}
