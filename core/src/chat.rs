@@ -45,8 +45,8 @@ use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId};
 use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
-    ChatHistory, Completion, FinishOutcome, Incomplete, LlmAttachment, LlmEvent, LlmMessage,
-    KnowledgeIndex, LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
+    ChatHistory, Completion, FinishOutcome, Incomplete, KnowledgeIndex, LlmAttachment, LlmEvent,
+    LlmMessage, LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
 use crate::usage::{Accounting, Call, Purpose};
@@ -579,7 +579,12 @@ impl ChatService {
                     .find(|m| m.role == Role::User && m.id != user.id)
                     .map(|m| m.content.as_str());
                 let query = crate::knowledge::send_query(&user.content, previous);
-                (index, query, user.conversation_id, self.settings.knowledge_chunks)
+                (
+                    index,
+                    query,
+                    user.conversation_id,
+                    self.settings.knowledge_chunks,
+                )
             });
         Box::pin(async move {
             let (attachments, text_tokens) = match source {

@@ -2263,13 +2263,19 @@ fn sources_found_for_the_message_are_given_to_the_model_numbered_and_carried_by_
     let more = hit("more.md", "Zephyrine eats clover.");
     let (index, queries) = knowledge(&c, 5, Ok(vec![facts.clone(), more.clone()]));
     let mocks = Mocks::accepting_in(c, Some("Be brief."), Vec::new());
-    let llm = ScriptedLlm::new(vec![delta("A quokka [1]."), completed(None, None)], End::Close);
+    let llm = ScriptedLlm::new(
+        vec![delta("A quokka [1]."), completed(None, None)],
+        End::Close,
+    );
     let mut h = mocks.service(&llm, settings());
     h.service = h.service.clone().with_knowledge(Arc::new(index));
 
     let turn = h.send("Who is Zephyrine?");
 
-    assert_eq!(*queries.lock().unwrap(), vec!["Who is Zephyrine?".to_owned()]);
+    assert_eq!(
+        *queries.lock().unwrap(),
+        vec!["Who is Zephyrine?".to_owned()]
+    );
     let request = llm.request();
     assert_eq!(request.instructions.as_deref(), Some("Be brief."));
     assert_eq!(
@@ -2329,7 +2335,10 @@ fn a_follow_up_is_searched_with_the_previous_user_message_of_its_branch() {
         *queries.lock().unwrap(),
         vec!["Tell me more\nWho is Zephyrine?".to_owned()]
     );
-    assert!(turn.done().sources.is_empty(), "nothing found, nothing given");
+    assert!(
+        turn.done().sources.is_empty(),
+        "nothing found, nothing given"
+    );
     assert!(llm.request().sources.is_empty());
 }
 

@@ -152,7 +152,9 @@ pub fn choose_sources(
     let mut given = Vec::new();
     let mut stored = Vec::new();
     for hit in hits {
-        let n = u32::try_from(given.len()).unwrap_or(u32::MAX).saturating_add(1);
+        let n = u32::try_from(given.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         // The block and the blank line before it.
         let cost = crate::budget::estimate_text_tokens(&source_block(n, &hit.filename, &hit.text))
             .saturating_add(1);
@@ -325,8 +327,15 @@ mod tests {
 
     #[test]
     fn an_excerpt_is_a_short_text_whole_or_a_window_around_the_first_matched_word() {
-        assert_eq!(excerpt("  The quokka smiles. ", "quokka"), "The quokka smiles.");
-        let long = format!("{} Zephyrine is a quokka. {}", "lead ".repeat(200), "tail ".repeat(200));
+        assert_eq!(
+            excerpt("  The quokka smiles. ", "quokka"),
+            "The quokka smiles."
+        );
+        let long = format!(
+            "{} Zephyrine is a quokka. {}",
+            "lead ".repeat(200),
+            "tail ".repeat(200)
+        );
         let got = excerpt(&long, "who is ZEPHYRINE?");
         assert!(got.starts_with('…') && got.ends_with('…'), "{got}");
         assert!(got.contains("Zephyrine is a quokka."), "{got}");
@@ -351,7 +360,10 @@ mod tests {
         let message = sources_message(&given).unwrap();
         assert!(message.starts_with(SOURCES_INSTRUCTION));
         assert!(message.contains("[1] or [2]"));
-        assert!(message.ends_with("\n\n[1] f1.txt\ntext 1\n\n[2] f2.txt\ntext 2"), "{message}");
+        assert!(
+            message.ends_with("\n\n[1] f1.txt\ntext 1\n\n[2] f2.txt\ntext 2"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -365,13 +377,17 @@ mod tests {
         let hits = vec![hit("a", 400), hit("big", 4_000), hit("c", 400)];
         let (given, stored, used) = choose_sources(hits.clone(), "w", 400);
         assert_eq!(
-            given.iter().map(|s| (s.n, s.filename.as_str())).collect::<Vec<_>>(),
+            given
+                .iter()
+                .map(|s| (s.n, s.filename.as_str()))
+                .collect::<Vec<_>>(),
             [(1, "a"), (2, "c")]
         );
         assert_eq!(stored.len(), 2);
         assert_eq!((stored[1].n, stored[1].file_id), (2, hits[2].file_id));
         let message = sources_message(&given).unwrap();
-        let cost = crate::budget::estimate_text_tokens(&message) + crate::budget::MESSAGE_OVERHEAD_TOKENS;
+        let cost =
+            crate::budget::estimate_text_tokens(&message) + crate::budget::MESSAGE_OVERHEAD_TOKENS;
         assert!(used >= cost && used <= 400, "{used} vs {cost}");
         assert_eq!(choose_sources(hits, "w", 10), (Vec::new(), Vec::new(), 0));
     }

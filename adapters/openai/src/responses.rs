@@ -343,7 +343,10 @@ mod tests {
         let input = body["input"].as_array().unwrap();
         assert_eq!(input[0]["role"], "developer");
         let text = input[0]["content"].as_str().unwrap();
-        assert!(text.ends_with("[1] facts.txt\nThe mascot is Zephyrine."), "{text}");
+        assert!(
+            text.ends_with("[1] facts.txt\nThe mascot is Zephyrine."),
+            "{text}"
+        );
         assert_eq!(input.len(), req.messages.len() + 1);
     }
 

@@ -210,9 +210,10 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
         html! { <div class="msg-text"><span class="typing" aria-hidden="true"><i></i><i></i><i></i></span></div> }
     } else {
         // `[n]` of a source it was given links to that source's file.
-        let cited = entry.sources.iter().map(|source| {
-            (source.n, file_url(source.file_id), source.filename.as_str())
-        });
+        let cited = entry
+            .sources
+            .iter()
+            .map(|source| (source.n, file_url(source.file_id), source.filename.as_str()));
         html! {
             <div class="msg-text markdown">{ Html::from_html_unchecked(markdown::render_cited(&entry.content, cited).into()) }</div>
         }

@@ -52,7 +52,10 @@ pub fn render_cited<'a>(
         text.push_str(&n.to_string());
         text.push_str("]: <");
         // The URL is ours; the brackets and whitespace that would end it are left out.
-        text.extend(url.chars().filter(|c| !matches!(c, '<' | '>' | '\\') && !c.is_whitespace()));
+        text.extend(
+            url.chars()
+                .filter(|c| !matches!(c, '<' | '>' | '\\') && !c.is_whitespace()),
+        );
         text.push_str("> \"");
         for c in title.chars() {
             match c {

@@ -8,9 +8,7 @@ use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{FileMeta, Project, TextOutcome};
 
 use super::Stores;
-use super::fixtures::{
-    not_found, ok, stored_conversation, stored_file, stored_project, user,
-};
+use super::fixtures::{not_found, ok, stored_conversation, stored_file, stored_project, user};
 
 /// Runs every case of the `KnowledgeIndex` contract, each on a fresh store from `fresh`.
 pub async fn knowledge_index_contract<F, Fut>(fresh: F)
@@ -217,7 +215,10 @@ async fn a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on
         "search_conversation",
     );
     assert_eq!(hits.len(), 1, "only the conversation's project: {hits:?}");
-    assert_eq!((hits[0].file_id, hits[0].filename.as_str()), (f.id, "facts.txt"));
+    assert_eq!(
+        (hits[0].file_id, hits[0].filename.as_str()),
+        (f.id, "facts.txt")
+    );
 
     not_found(
         stores
@@ -229,7 +230,12 @@ async fn a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on
     not_found(
         stores
             .knowledge
-            .search_conversation(&alice, confab_core::ids::ConversationId::new(), "zephyrine", 5)
+            .search_conversation(
+                &alice,
+                confab_core::ids::ConversationId::new(),
+                "zephyrine",
+                5,
+            )
             .await,
         "search_conversation of a missing conversation",
     );

@@ -1999,7 +1999,10 @@ async fn a_reply_lists_the_project_file_it_was_given_as_a_linked_source() {
     assert_eq!(source["href"], json!(href), "{source}");
     assert_eq!(source["name"], json!("facts.txt"), "{source}");
     assert!(
-        source["label"].as_str().unwrap_or_default().contains("Sources"),
+        source["label"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Sources"),
         "{source}"
     );
     let cited = b

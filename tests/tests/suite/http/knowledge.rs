@@ -75,7 +75,10 @@ async fn a_question_about_a_projects_file_is_answered_with_it_as_a_numbered_sour
     assert_eq!(user["sources"], json!([]), "a user message has none");
 
     let page: api::Page<api::Message> = app.list_messages(ALICE, conversation.id, "").await.ok(200);
-    assert_eq!(page.items[1].sources, done.sources, "the stored reply has them");
+    assert_eq!(
+        page.items[1].sources, done.sources,
+        "the stored reply has them"
+    );
     assert!(page.items[0].sources.is_empty());
 }
 
@@ -84,9 +87,7 @@ async fn a_follower_of_the_reply_gets_the_same_sources() {
     let app = spawn_app().await;
     let (project, _) = project_with_facts(&app, ALICE).await;
     let conversation = app.new_conversation(ALICE, project.id).await;
-    let reply = app
-        .send(ALICE, conversation.id, "Who is Zephyrine?")
-        .await;
+    let reply = app.send(ALICE, conversation.id, "Who is Zephyrine?").await;
     let replay = SseStream::new(app.follow(ALICE, conversation.id, None).await)
         .rest()
         .await;
@@ -134,7 +135,11 @@ async fn with_the_projects_knowledge_off_a_reply_has_no_sources() {
     assert!(!done.content.contains("Sources:"), "{}", done.content);
 
     let on: api::Project = app
-        .patch_project(ALICE, project.id, &json!({ "knowledge": true, "name": "Again" }))
+        .patch_project(
+            ALICE,
+            project.id,
+            &json!({ "knowledge": true, "name": "Again" }),
+        )
         .await
         .ok(200);
     assert!(on.knowledge);
@@ -186,7 +191,11 @@ async fn another_users_or_another_projects_file_is_never_a_source() {
     let conversation = app.new_conversation(ALICE, project.id).await;
 
     let done = app
-        .send(ALICE, conversation.id, "What does Zephyrine eat? When do we open?")
+        .send(
+            ALICE,
+            conversation.id,
+            "What does Zephyrine eat? When do we open?",
+        )
         .await
         .done();
     assert_eq!(
