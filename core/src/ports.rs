@@ -366,6 +366,10 @@ pub struct Branch {
 }
 
 /// What became of a reply's final write.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per reply; boxing the rare variant would only add an allocation to read"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FinishOutcome {
     /// The reply is stored as given.
