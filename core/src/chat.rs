@@ -45,8 +45,8 @@ use crate::error::{ChatError, LlmError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId};
 use crate::model::{Message, MessageStatus, Parent, Principal, Role, Timestamp, now};
 use crate::ports::{
-    ChatHistory, Completion, FinishOutcome, Incomplete, LlmAttachment, LlmEvent, LlmMessage,
-    LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
+    ChatHistory, Completion, FinishOutcome, Incomplete, KnowledgeIndex, LlmAttachment, LlmEvent,
+    LlmMessage, LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
 use crate::usage::{Accounting, Call, Purpose};
@@ -73,6 +73,9 @@ pub struct ChatSettings {
     /// How often a streaming reply renews its lease and saves its text so far, on a timer
     /// (capped by [`ChatSettings::renew_every`]).
     pub touch_every: chrono::Duration,
+    /// At most this many passages of the project's files are given to the model as sources
+    /// (`CONFAB_KNOWLEDGE_CHUNKS`); 0 turns project knowledge off.
+    pub knowledge_chunks: u32,
 }
 
 /// A reply's text so far reaches its row at least this often: a crash loses at most this
@@ -104,6 +107,7 @@ impl Default for ChatSettings {
             history_limit: 200,
             reply_lease: chrono::Duration::seconds(6),
             touch_every: chrono::Duration::seconds(2),
+            knowledge_chunks: 5,
         }
     }
 }
@@ -222,6 +226,8 @@ pub struct ChatService {
     accounting: Option<Accounting>,
     /// Where attached files' bytes and texts are read; `None`: files are named only.
     attachment_source: Option<AttachmentSource>,
+    /// Where the passages of a project's files are found; `None`: no sources are given.
+    knowledge: Option<Arc<dyn KnowledgeIndex>>,
 }
 
 /// How long a title may take before it is given up (the client's stream waits for it).
@@ -248,6 +254,7 @@ impl ChatService {
             titler: None,
             accounting: None,
             attachment_source: None,
+            knowledge: None,
         };
         // The default model is always offered.
         let default = service.model().to_owned();
@@ -287,6 +294,14 @@ impl ChatService {
         blobs: Arc<dyn crate::ports::BlobStore>,
     ) -> Self {
         self.attachment_source = Some(AttachmentSource { files, blobs });
+        self
+    }
+
+    /// Gives the model passages of the project's files found in `index` for each message,
+    /// as numbered sources (see [`crate::knowledge`]), when the project's knowledge is on.
+    #[must_use]
+    pub fn with_knowledge(mut self, index: Arc<dyn KnowledgeIndex>) -> Self {
+        self.knowledge = Some(index);
         self
     }
 
@@ -524,8 +539,10 @@ impl ChatService {
     }
 
     /// What the provider is asked: the prompt, the new message's attachments (their texts
-    /// cut to the budget left after the prompt and the message), the history that fits the
-    /// rest, then the new message. Loaded when the stream is first polled.
+    /// cut to the budget left after the prompt and the message), the sources found in the
+    /// project's files that fit what is left (whole), the history that fits the rest, then
+    /// the new message; and the sources as the reply stores them. Loaded when the stream is
+    /// first polled.
     fn llm_request(
         &self,
         owner: &crate::ids::UserId,
@@ -533,7 +550,7 @@ impl ChatService {
         past: Vec<Message>,
         user: &Message,
         model: String,
-    ) -> BoxFuture<'static, LlmRequest> {
+    ) -> BoxFuture<'static, (LlmRequest, Vec<crate::knowledge::Source>)> {
         let new_message = LlmMessage {
             role: Role::User,
             content: user.content.clone(),
@@ -549,6 +566,26 @@ impl ChatService {
         let context_tokens = self.settings.context_tokens;
         let output_reserve = self.settings.output_reserve;
         let max_output_tokens = self.settings.max_output_tokens;
+        // The query: the new message, and the previous user message of its branch (a
+        // follow-up question often names its subject only there).
+        let knowledge = self
+            .knowledge
+            .clone()
+            .filter(|_| self.settings.knowledge_chunks > 0)
+            .map(|index| {
+                let previous = past
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == Role::User && m.id != user.id)
+                    .map(|m| m.content.as_str());
+                let query = crate::knowledge::send_query(&user.content, previous);
+                (
+                    index,
+                    query,
+                    user.conversation_id,
+                    self.settings.knowledge_chunks,
+                )
+            });
         Box::pin(async move {
             let (attachments, text_tokens) = match source {
                 Some(source) if !attached.is_empty() => {
@@ -572,21 +609,46 @@ impl ChatService {
                     0,
                 ),
             };
+            let (sources, stored, source_tokens) = match knowledge {
+                Some((index, query, conversation_id, chunks)) => {
+                    let left = context_tokens
+                        .saturating_sub(output_reserve)
+                        .saturating_sub(instructions.as_deref().map_or(0, estimate_text_tokens))
+                        .saturating_sub(estimate_message_tokens(&new_message))
+                        .saturating_sub(text_tokens);
+                    match index
+                        .search_conversation(&owner, conversation_id, &query, chunks)
+                        .await
+                    {
+                        Ok(hits) => crate::knowledge::choose_sources(hits, &query, left),
+                        Err(e) => {
+                            // Knowledge helps a reply; it never stops one.
+                            tracing::warn!(conversation_id = %conversation_id, error = %e, "could not search the project's knowledge; the reply is given no sources");
+                            (Vec::new(), Vec::new(), 0)
+                        }
+                    }
+                }
+                None => (Vec::new(), Vec::new(), 0),
+            };
             let mut messages = fit_history(
                 instructions.as_deref(),
                 provider_history(past),
                 &new_message,
                 context_tokens,
-                output_reserve.saturating_add(text_tokens),
+                output_reserve
+                    .saturating_add(text_tokens)
+                    .saturating_add(source_tokens),
             );
             messages.push(new_message);
-            LlmRequest {
+            let request = LlmRequest {
                 model,
                 instructions,
                 messages,
                 max_output_tokens,
                 attachments,
-            }
+                sources,
+            };
+            (request, stored)
         })
     }
 
@@ -594,8 +656,8 @@ impl ChatService {
         &self,
         owner: crate::ids::UserId,
         user: Message,
-        reply: Message,
-        request: Result<BoxFuture<'static, LlmRequest>, ()>,
+        mut reply: Message,
+        request: Result<BoxFuture<'static, (LlmRequest, Vec<crate::knowledge::Source>)>, ()>,
         title: Option<(ConversationId, String, Arc<dyn Titler>)>,
         cancel: CancelToken,
     ) -> ChatStream {
@@ -607,6 +669,15 @@ impl ChatService {
         let accounting = self.accounting.clone();
         Box::pin(async_stream::stream! {
             yield ChatEvent::UserMessage(user);
+            // The request is loaded before the reply is announced: its sources are part of it.
+            let request = match request {
+                Ok(request) => {
+                    let (request, sources) = request.await;
+                    reply.sources = sources;
+                    Ok(request)
+                }
+                Err(()) => Err(()),
+            };
             yield ChatEvent::AssistantMessage(reply.clone());
 
             let mut text = String::new();
@@ -618,7 +689,6 @@ impl ChatService {
                 // The turn is stored but the provider was never asked.
                 Err(()) => Outcome::Unprepared,
                 Ok(request) => {
-                    let request = request.await;
                     if accounting.is_some() {
                         asked = Some(request.clone());
                     }

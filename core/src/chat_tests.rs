@@ -198,6 +198,7 @@ fn past(conversation: &Conversation, role: Role, status: MessageStatus, content:
         client_message_id: None,
         created_at: now(),
         files: Vec::new(),
+        sources: Vec::new(),
     }
 }
 
@@ -745,6 +746,7 @@ fn the_provider_is_sent_the_active_prompt_the_history_oldest_first_and_the_new_m
             ],
             max_output_tokens: Some(512),
             attachments: Vec::new(),
+            sources: Vec::new(),
         }
     );
 }
@@ -2216,4 +2218,214 @@ fn the_llm_titler_asks_the_title_model_with_the_first_message_only() {
     let failing = ScriptedLlm::new(vec![delta("Lis")], End::Close);
     let titler = LlmTitler::new(failing as Arc<dyn LlmStream>, "m".to_owned());
     assert_eq!(block_on(titler.title("x")), Err(LlmError::Truncated));
+}
+
+// ---------------------------------------------------------------------------------------
+// Project knowledge: sources
+// ---------------------------------------------------------------------------------------
+
+fn hit(filename: &str, text: &str) -> crate::knowledge::KnowledgeHit {
+    crate::knowledge::KnowledgeHit {
+        file_id: crate::ids::FileId::new(),
+        filename: filename.to_owned(),
+        ordinal: 0,
+        text: text.to_owned(),
+    }
+}
+
+/// A knowledge index that expects one search of the harness's conversation, records its
+/// query and answers `answer`.
+fn knowledge(
+    conversation: &Conversation,
+    limit: u32,
+    answer: Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>,
+) -> (crate::ports::MockKnowledgeIndex, Log<String>) {
+    let queries: Log<String> = Arc::default();
+    let seen = Arc::clone(&queries);
+    let conversation_id = conversation.id;
+    let answer = Mutex::new(Some(answer));
+    let mut index = crate::ports::MockKnowledgeIndex::new();
+    index
+        .expect_search_conversation()
+        .withf(move |o, c, _, l| *o == owner() && *c == conversation_id && *l == limit)
+        .times(1)
+        .returning(move |_, _, query, _| {
+            seen.lock().unwrap().push(query.to_owned());
+            answer.lock().unwrap().take().unwrap()
+        });
+    (index, queries)
+}
+
+#[test]
+fn sources_found_for_the_message_are_given_to_the_model_numbered_and_carried_by_the_reply() {
+    let c = conversation();
+    let facts = hit("facts.txt", "Our mascot is a quokka named Zephyrine.");
+    let more = hit("more.md", "Zephyrine eats clover.");
+    let (index, queries) = knowledge(&c, 5, Ok(vec![facts.clone(), more.clone()]));
+    let mocks = Mocks::accepting_in(c, Some("Be brief."), Vec::new());
+    let llm = ScriptedLlm::new(
+        vec![delta("A quokka [1]."), completed(None, None)],
+        End::Close,
+    );
+    let mut h = mocks.service(&llm, settings());
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    let turn = h.send("Who is Zephyrine?");
+
+    assert_eq!(
+        *queries.lock().unwrap(),
+        vec!["Who is Zephyrine?".to_owned()]
+    );
+    let request = llm.request();
+    assert_eq!(request.instructions.as_deref(), Some("Be brief."));
+    assert_eq!(
+        request.sources,
+        vec![
+            crate::ports::LlmSource {
+                n: 1,
+                filename: "facts.txt".to_owned(),
+                text: facts.text.clone(),
+            },
+            crate::ports::LlmSource {
+                n: 2,
+                filename: "more.md".to_owned(),
+                text: more.text.clone(),
+            },
+        ]
+    );
+    let sources = &turn.reply.sources;
+    assert_eq!(
+        sources
+            .iter()
+            .map(|s| (s.n, s.file_id, s.filename.as_str(), s.excerpt.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, facts.file_id, "facts.txt", facts.text.as_str()),
+            (2, more.file_id, "more.md", more.text.as_str()),
+        ],
+        "AssistantMessage announces the sources"
+    );
+    assert_eq!(&turn.done().sources, sources, "Done carries them");
+    let (_, _, stored) = h.stored_turn();
+    assert_eq!(&stored.sources, sources, "the stored reply keeps them");
+}
+
+#[test]
+fn a_follow_up_is_searched_with_the_previous_user_message_of_its_branch() {
+    let c = conversation();
+    let history = vec![
+        past(&c, Role::User, MessageStatus::Complete, "Who is Zephyrine?"),
+        past(&c, Role::Assistant, MessageStatus::Complete, "A quokka."),
+    ];
+    let (index, queries) = knowledge(&c, 3, Ok(Vec::new()));
+    let mocks = Mocks::accepting_in(c, None, history);
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let mut h = mocks.service(
+        &llm,
+        ChatSettings {
+            knowledge_chunks: 3,
+            ..settings()
+        },
+    );
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    let turn = h.send("Tell me more");
+
+    assert_eq!(
+        *queries.lock().unwrap(),
+        vec!["Tell me more\nWho is Zephyrine?".to_owned()]
+    );
+    assert!(
+        turn.done().sources.is_empty(),
+        "nothing found, nothing given"
+    );
+    assert!(llm.request().sources.is_empty());
+}
+
+#[test]
+fn sources_that_do_not_fit_are_left_out_whole_and_older_history_makes_room() {
+    let c = conversation();
+    // 300 tokens for the request: the new message (~10), the sources (the instruction ~75
+    // and each block), then history of ~104 tokens per message.
+    let budget = ChatSettings {
+        context_tokens: 400,
+        output_reserve: 100,
+        max_output_tokens: None,
+        ..settings()
+    };
+    let long = "x".repeat(400);
+    let history = vec![
+        past(&c, Role::User, MessageStatus::Complete, &long),
+        past(&c, Role::Assistant, MessageStatus::Complete, &long),
+    ];
+    let huge = hit("huge.txt", &"quokka ".repeat(300));
+    let small = hit("small.txt", &format!("A quokka. {}", "y".repeat(180)));
+    let (index, _) = knowledge(&c, 5, Ok(vec![huge, small.clone()]));
+    let mocks = Mocks::accepting_in(c, None, history);
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let mut h = mocks.service(&llm, budget);
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    let turn = h.send("Tell me about quokkas");
+
+    let request = llm.request();
+    assert_eq!(
+        request
+            .sources
+            .iter()
+            .map(|s| (s.n, s.filename.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "small.txt")],
+        "the source that does not fit is left out and the next is numbered 1"
+    );
+    assert_eq!(turn.done().sources[0].file_id, small.file_id);
+    assert_eq!(
+        request.messages.len(),
+        2,
+        "one past message fits beside the sources (two would without them)"
+    );
+    let sent = crate::knowledge::sources_message(&request.sources).unwrap();
+    let total = crate::budget::estimate_text_tokens(&sent)
+        + crate::budget::MESSAGE_OVERHEAD_TOKENS
+        + request
+            .messages
+            .iter()
+            .map(crate::budget::estimate_message_tokens)
+            .sum::<u32>();
+    assert!(total <= 300, "the request fits the budget: {total}");
+}
+
+#[test]
+fn a_failing_knowledge_search_gives_no_sources_and_does_not_fail_the_reply() {
+    let c = conversation();
+    let (index, _) = knowledge(&c, 5, Err(StoreError::Unavailable("down".to_owned())));
+    let mocks = Mocks::accepting_in(c, None, Vec::new());
+    let llm = ScriptedLlm::new(vec![delta("fine"), completed(None, None)], End::Close);
+    let mut h = mocks.service(&llm, settings());
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    let turn = h.send("Who is Zephyrine?");
+
+    assert_eq!(turn.done().status, MessageStatus::Complete);
+    assert_eq!(turn.done().content, "fine");
+    assert!(turn.done().sources.is_empty());
+    assert!(llm.request().sources.is_empty());
+}
+
+#[test]
+fn knowledge_chunks_zero_never_searches() {
+    let mut index = crate::ports::MockKnowledgeIndex::new();
+    index.expect_search_conversation().never();
+    let mocks = Mocks::accepting(None, Vec::new());
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let mut h = mocks.service(
+        &llm,
+        ChatSettings {
+            knowledge_chunks: 0,
+            ..settings()
+        },
+    );
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    assert!(h.send("Who is Zephyrine?").done().sources.is_empty());
 }

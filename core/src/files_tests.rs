@@ -82,6 +82,7 @@ impl Mocks {
                 description: None,
                 created_at: at,
                 updated_at: at,
+                knowledge: true,
             },
             projects: MockProjectStore::new(),
             files: MockFileStore::new(),

@@ -14,9 +14,172 @@ const CHARS_PER_TOKEN: usize = 4;
 #[derive(Clone, Debug, PartialEq)]
 pub struct KnowledgeHit {
     pub file_id: crate::ids::FileId,
+    /// The name of the file it is from.
+    pub filename: String,
     /// The chunk's place in its file, from 0.
     pub ordinal: u32,
     pub text: String,
+}
+
+/// A passage a reply was given, numbered as it is cited (`[n]`), stored with the reply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Source {
+    /// From 1, in the order the sources were given.
+    pub n: u32,
+    pub file_id: crate::ids::FileId,
+    pub filename: String,
+    /// See [`excerpt`].
+    pub excerpt: String,
+}
+
+/// About how many characters a source's excerpt holds.
+pub const EXCERPT_CHARS: usize = 300;
+
+/// What a client shows of a passage: about [`EXCERPT_CHARS`] characters around the first
+/// word of the query it contains (from the start when that word is near it, or when it has
+/// none), cut at whitespace, with `…` where text was left out.
+#[must_use]
+pub fn excerpt(text: &str, query: &str) -> String {
+    let text = text.trim();
+    let lower = text.to_lowercase();
+    // Lowercasing may change byte lengths: find the word in the lowercased text only when
+    // it kept them.
+    let first = if lower.len() == text.len() {
+        query_words(query)
+            .iter()
+            .filter_map(|word| find_word(&lower, word))
+            .min()
+    } else {
+        None
+    };
+    let start = match first {
+        Some(at) if at > EXCERPT_CHARS / 3 => {
+            let mut from = at - EXCERPT_CHARS / 3;
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            // Start at a word.
+            text[from..at]
+                .find(char::is_whitespace)
+                .map_or(from, |space| from + space + 1)
+        }
+        _ => 0,
+    };
+    let rest = &text[start..];
+    let end = rest
+        .char_indices()
+        .nth(EXCERPT_CHARS)
+        .map_or(rest.len(), |(i, _)| i);
+    let mut cut = &rest[..end];
+    if end < rest.len()
+        && let Some(space) = cut.rfind(char::is_whitespace).filter(|&i| i > 0)
+    {
+        cut = &cut[..space];
+    }
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(cut.trim());
+    if end < rest.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The byte offset of `word` in `lower` as a whole word.
+fn find_word(lower: &str, word: &str) -> Option<usize> {
+    lower.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// The query a send searches with: the user's message and, for a follow-up question, the
+/// previous user message of its branch.
+#[must_use]
+pub fn send_query(message: &str, previous: Option<&str>) -> String {
+    match previous {
+        Some(previous) => format!("{message}\n{previous}"),
+        None => message.to_owned(),
+    }
+}
+
+/// The instruction that opens the sources message.
+pub const SOURCES_INSTRUCTION: &str = "The numbered passages below come from the project's files and may help you answer. \
+Use them when they are relevant and cite each one you use by its number in square brackets, \
+like [1] or [2]. Do not cite a number that is not listed; if the passages do not answer the \
+question, say so or answer without them.";
+
+/// One source as it is written into the message a model is given.
+fn source_block(n: u32, filename: &str, text: &str) -> String {
+    format!("[{n}] {filename}\n{text}")
+}
+
+/// The one system message that gives a model its sources: [`SOURCES_INSTRUCTION`], then each
+/// source as `[n] <filename>` and its text. `None` without sources.
+#[must_use]
+pub fn sources_message(sources: &[crate::ports::LlmSource]) -> Option<String> {
+    if sources.is_empty() {
+        return None;
+    }
+    let mut message = SOURCES_INSTRUCTION.to_owned();
+    for source in sources {
+        message.push_str("\n\n");
+        message.push_str(&source_block(source.n, &source.filename, &source.text));
+    }
+    Some(message)
+}
+
+/// The estimated tokens of the sources message without sources: its instruction.
+#[must_use]
+pub fn instruction_tokens() -> u32 {
+    crate::budget::estimate_text_tokens(SOURCES_INSTRUCTION)
+        .saturating_add(crate::budget::MESSAGE_OVERHEAD_TOKENS)
+}
+
+/// The hits that fit in `tokens` (best first, each whole: one that does not fit is left out
+/// and the next tried), numbered from 1, as the model is given them and as the reply stores
+/// them; and the tokens the sources message costs (0 without sources).
+#[must_use]
+pub fn choose_sources(
+    hits: Vec<KnowledgeHit>,
+    query: &str,
+    tokens: u32,
+) -> (Vec<crate::ports::LlmSource>, Vec<Source>, u32) {
+    let mut left = tokens.saturating_sub(instruction_tokens());
+    let mut given = Vec::new();
+    let mut stored = Vec::new();
+    for hit in hits {
+        let n = u32::try_from(given.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        // The block and the blank line before it.
+        let cost = crate::budget::estimate_text_tokens(&source_block(n, &hit.filename, &hit.text))
+            .saturating_add(1);
+        if cost > left {
+            continue;
+        }
+        left -= cost;
+        stored.push(Source {
+            n,
+            file_id: hit.file_id,
+            filename: hit.filename.clone(),
+            excerpt: excerpt(&hit.text, query),
+        });
+        given.push(crate::ports::LlmSource {
+            n,
+            filename: hit.filename,
+            text: hit.text,
+        });
+    }
+    let used = if given.is_empty() {
+        0
+    } else {
+        tokens.saturating_sub(left)
+    };
+    (given, stored, used)
 }
 
 /// The chunks of `text`, in order, with the default sizes.
@@ -160,6 +323,73 @@ mod tests {
             got.iter()
                 .all(|c| c.len() <= CHUNK_TOKENS * CHARS_PER_TOKEN)
         );
+    }
+
+    #[test]
+    fn an_excerpt_is_a_short_text_whole_or_a_window_around_the_first_matched_word() {
+        assert_eq!(
+            excerpt("  The quokka smiles. ", "quokka"),
+            "The quokka smiles."
+        );
+        let long = format!(
+            "{} Zephyrine is a quokka. {}",
+            "lead ".repeat(200),
+            "tail ".repeat(200)
+        );
+        let got = excerpt(&long, "who is ZEPHYRINE?");
+        assert!(got.starts_with('…') && got.ends_with('…'), "{got}");
+        assert!(got.contains("Zephyrine is a quokka."), "{got}");
+        assert!(got.chars().count() <= EXCERPT_CHARS + 2, "{got}");
+        assert!(got[3..].starts_with("lead"), "starts at a word: {got}");
+        let unmatched = excerpt(&long, "marmot");
+        assert!(unmatched.starts_with("lead lead") && unmatched.ends_with('…'));
+        // A word inside another word is not a match.
+        let inside = format!("{} quokkas. {}", "a ".repeat(200), "quokka");
+        assert!(excerpt(&inside, "quokka").starts_with('…'));
+        assert!(!excerpt(&"é".repeat(400), "é").is_empty());
+    }
+
+    #[test]
+    fn the_sources_message_asks_for_citations_and_numbers_each_source() {
+        assert_eq!(sources_message(&[]), None);
+        let given = [1, 2].map(|n| crate::ports::LlmSource {
+            n,
+            filename: format!("f{n}.txt"),
+            text: format!("text {n}"),
+        });
+        let message = sources_message(&given).unwrap();
+        assert!(message.starts_with(SOURCES_INSTRUCTION));
+        assert!(message.contains("[1] or [2]"));
+        assert!(
+            message.ends_with("\n\n[1] f1.txt\ntext 1\n\n[2] f2.txt\ntext 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn chosen_sources_fit_the_tokens_given_and_are_numbered_in_order() {
+        let hit = |name: &str, chars: usize| KnowledgeHit {
+            file_id: crate::ids::FileId::new(),
+            filename: name.to_owned(),
+            ordinal: 0,
+            text: "w ".repeat(chars / 2),
+        };
+        let hits = vec![hit("a", 400), hit("big", 4_000), hit("c", 400)];
+        let (given, stored, used) = choose_sources(hits.clone(), "w", 400);
+        assert_eq!(
+            given
+                .iter()
+                .map(|s| (s.n, s.filename.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "a"), (2, "c")]
+        );
+        assert_eq!(stored.len(), 2);
+        assert_eq!((stored[1].n, stored[1].file_id), (2, hits[2].file_id));
+        let message = sources_message(&given).unwrap();
+        let cost =
+            crate::budget::estimate_text_tokens(&message) + crate::budget::MESSAGE_OVERHEAD_TOKENS;
+        assert!(used >= cost && used <= 400, "{used} vs {cost}");
+        assert_eq!(choose_sources(hits, "w", 10), (Vec::new(), Vec::new(), 0));
     }
 
     #[test]

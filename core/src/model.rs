@@ -30,6 +30,9 @@ pub struct Project {
     pub description: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Whether its files' texts are given to the model as numbered sources (on by default;
+    /// a project without ready files simply has none to give).
+    pub knowledge: bool,
 }
 
 /// A validated change to a project. `description: Some(None)` clears it.
@@ -37,6 +40,7 @@ pub struct Project {
 pub struct ProjectPatch {
     pub name: Option<String>,
     pub description: Option<Option<String>>,
+    pub knowledge: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +167,9 @@ pub struct Message {
     /// The files attached to a user message, in the order they were given; empty on replies
     /// and on messages without attachments.
     pub files: Vec<MessageFile>,
+    /// The passages of the project's files a reply was given as numbered sources
+    /// (`crate::knowledge`); empty on user messages and on replies given none.
+    pub sources: Vec<crate::knowledge::Source>,
 }
 
 /// A file attached to a user message: the link keeps a copy of the file's metadata, so a
@@ -211,6 +218,7 @@ impl Message {
             client_message_id,
             created_at,
             files: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -234,6 +242,7 @@ impl Message {
             client_message_id: None,
             created_at,
             files: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }

@@ -366,6 +366,10 @@ pub struct Branch {
 }
 
 /// What became of a reply's final write.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per reply; boxing the rare variant would only add an allocation to read"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FinishOutcome {
     /// The reply is stored as given.
@@ -454,6 +458,17 @@ pub trait KnowledgeIndex: Send + Sync + 'static {
         &self,
         owner: &UserId,
         project_id: ProjectId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>;
+
+    /// What a send is given: MUST return `search`'s answer in the project of the owner's
+    /// conversation when that project's `knowledge` setting is on, and nothing when it is
+    /// off. `NotFound` for a missing or another owner's conversation.
+    async fn search_conversation(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
         query: &str,
         limit: u32,
     ) -> Result<Vec<crate::knowledge::KnowledgeHit>, StoreError>;
@@ -549,6 +564,19 @@ pub struct LlmRequest {
     /// messages' files are not sent. Each carries what the chat use case could load for it
     /// (`crate::attachments`): its bytes, its extracted text, or neither (named only).
     pub attachments: Vec<LlmAttachment>,
+    /// Passages of the project's files found for the new message (project knowledge),
+    /// numbered from 1. Adapters give them as one system message right after the
+    /// instructions, written by `crate::knowledge::sources_message`.
+    pub sources: Vec<LlmSource>,
+}
+
+/// A passage of a project's file given to a model as a numbered source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmSource {
+    /// The number the model cites it by: `[n]`.
+    pub n: u32,
+    pub filename: String,
+    pub text: String,
 }
 
 /// A file attached to the message a model is asked to answer.

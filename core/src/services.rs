@@ -80,6 +80,7 @@ impl ProjectService {
             description,
             created_at: at,
             updated_at: at,
+            knowledge: true,
         };
         self.store.insert_project(&project).await?;
         Ok(project)
@@ -109,13 +110,15 @@ impl ProjectService {
         }))
     }
 
-    /// `description: Some(None)` clears the description.
+    /// `description: Some(None)` clears the description; `knowledge` turns the project's
+    /// knowledge on or off.
     pub async fn update(
         &self,
         principal: &Principal,
         id: ProjectId,
         name: Option<&str>,
         description: Option<Option<&str>>,
+        knowledge: Option<bool>,
     ) -> Result<Project, ServiceError> {
         let patch = ProjectPatch {
             name: name
@@ -124,6 +127,7 @@ impl ProjectService {
             description: description
                 .map(|d| values::description(d, &self.limits))
                 .transpose()?,
+            knowledge,
         };
         Ok(self
             .store

@@ -86,6 +86,7 @@ impl Titler for LlmTitler {
             }],
             max_output_tokens: Some(32),
             attachments: Vec::new(),
+            sources: Vec::new(),
         };
         let mut events = self.llm.stream(request.clone());
         let mut text = String::new();

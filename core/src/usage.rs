@@ -414,9 +414,11 @@ impl Accounting {
             return (tokens, false);
         }
         let model = &request.model;
+        let sources = crate::knowledge::sources_message(&request.sources);
         let input_text = request
             .instructions
             .iter()
+            .chain(sources.iter())
             .map(String::as_str)
             .chain(request.messages.iter().map(|m| m.content.as_str()))
             .collect::<Vec<_>>()
@@ -598,6 +600,7 @@ mod tests {
             }],
             max_output_tokens: None,
             attachments: Vec::new(),
+            sources: Vec::new(),
         }
     }
 

@@ -840,10 +840,12 @@ mod tests {
         round_trip(UpdateProject {
             name: None,
             description: Some(None),
+            knowledge: None,
         });
         round_trip(UpdateProject {
             name: Some("n".into()),
             description: Some(Some("d".into())),
+            knowledge: Some(false),
         });
         round_trip(UpdateProject::default());
         round_trip(CreatePrompt {

@@ -195,6 +195,7 @@ impl AppOptions {
             history: Arc::new(store.clone()),
             files: Arc::new(store.clone()),
             search: Arc::new(store.clone()),
+            knowledge: Arc::new(store.clone()),
             shares: Arc::new(store.clone()),
             blobs: Arc::new(blobs.clone()),
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),

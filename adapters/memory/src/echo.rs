@@ -27,7 +27,8 @@ impl EchoLlm {
     }
 
     /// The full reply the model streams for `request`: it names the files attached to the
-    /// message, with their sizes.
+    /// message, with their sizes, and ends with the sources it was given, cited as a real
+    /// model would (`Sources: [1] facts.txt, [2] …`).
     #[must_use]
     pub fn reply_to(request: &LlmRequest) -> String {
         let said = request
@@ -48,25 +49,38 @@ impl EchoLlm {
             .iter()
             .map(|file| format!("{} ({} bytes)", file.filename, file.size_bytes))
             .collect::<Vec<_>>();
-        if files.is_empty() {
+        let mut reply = if files.is_empty() {
             format!("You said: \"{said}\". {note}")
         } else {
             format!(
                 "You said: \"{said}\". You attached {}. {note}",
                 files.join(", ")
             )
+        };
+        if !request.sources.is_empty() {
+            let cited = request
+                .sources
+                .iter()
+                .map(|source| format!("[{}] {}", source.n, source.filename))
+                .collect::<Vec<_>>();
+            reply.push_str("\n\nSources: ");
+            reply.push_str(&cited.join(", "));
         }
+        reply
     }
 
     /// The usage the model reports for `request` and its `reply`, estimated as the context
     /// budget estimates it.
     #[must_use]
     pub fn usage_for(request: &LlmRequest, reply: &str) -> Usage {
+        let sources = confab_core::knowledge::sources_message(&request.sources)
+            .map_or(0, |message| estimate_text_tokens(&message));
         let input = request.messages.iter().map(estimate_message_tokens).fold(
             request
                 .instructions
                 .as_deref()
-                .map_or(0, estimate_text_tokens),
+                .map_or(0, estimate_text_tokens)
+                .saturating_add(sources),
             u32::saturating_add,
         );
         Usage {
@@ -134,6 +148,7 @@ mod tests {
                 .collect(),
             max_output_tokens: None,
             attachments: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -170,6 +185,27 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_reply_ends_with_the_sources_it_was_given_and_counts_them_as_input() {
+        let mut req = request(None, &[(Role::User, "who is the mascot?")]);
+        let bare = EchoLlm::usage_for(&req, "x").input_tokens;
+        req.sources = ["facts.txt", "more.md"]
+            .into_iter()
+            .zip(1..)
+            .map(|(filename, n)| confab_core::ports::LlmSource {
+                n,
+                filename: filename.to_owned(),
+                text: "The mascot is a quokka.".to_owned(),
+            })
+            .collect();
+        let text = EchoLlm::reply_to(&req);
+        assert!(
+            text.ends_with("\n\nSources: [1] facts.txt, [2] more.md"),
+            "{text}"
+        );
+        assert!(EchoLlm::usage_for(&req, "x").input_tokens > bare);
     }
 
     #[tokio::test]

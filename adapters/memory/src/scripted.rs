@@ -332,6 +332,7 @@ mod tests {
             }],
             max_output_tokens: Some(100),
             attachments: Vec::new(),
+            sources: Vec::new(),
         }
     }
 

@@ -216,6 +216,9 @@ impl State {
         if let Some(description) = &patch.description {
             project.description.clone_from(description);
         }
+        if let Some(knowledge) = patch.knowledge {
+            project.knowledge = knowledge;
+        }
         project.updated_at = now;
         Ok(project.clone())
     }
@@ -727,6 +730,7 @@ impl State {
         stored.message.model.clone_from(&reply.model);
         stored.message.usage = reply.usage;
         stored.message.error.clone_from(&reply.error);
+        stored.message.sources.clone_from(&reply.sources);
         stored.touched_at = now;
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
             conversation.updated_at = now;
@@ -920,6 +924,7 @@ impl State {
                         score,
                         KnowledgeHit {
                             file_id: file.id,
+                            filename: file.filename.clone(),
                             ordinal,
                             text: text.clone(),
                         },
@@ -1283,6 +1288,21 @@ impl KnowledgeIndex for MemoryStore {
     ) -> Result<Vec<KnowledgeHit>, StoreError> {
         self.state()?.search(owner, project_id, query, limit)
     }
+
+    async fn search_conversation(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        let state = self.state()?;
+        let project_id = state.owned_conversation(owner, conversation_id)?.project_id;
+        if !state.owned_project(owner, project_id)?.knowledge {
+            return Ok(Vec::new());
+        }
+        state.search(owner, project_id, query, limit)
+    }
 }
 
 impl State {
@@ -1491,6 +1511,7 @@ mod tests {
             description: None,
             created_at: at,
             updated_at: at,
+            knowledge: true,
         }
     }
 

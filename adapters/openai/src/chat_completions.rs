@@ -107,6 +107,12 @@ fn request_body(
         role: "system",
         content: Content::Text(content),
     });
+    // Project knowledge: one more system message, after the instructions.
+    let sources = confab_core::knowledge::sources_message(&request.sources);
+    let sources = sources.as_deref().map(|content| ChatMessage {
+        role: "system",
+        content: Content::Text(content),
+    });
     let last = request.messages.len();
     let history = request
         .messages
@@ -122,7 +128,7 @@ fn request_body(
         });
     let body = Body {
         model,
-        messages: system.into_iter().chain(history).collect(),
+        messages: system.into_iter().chain(sources).chain(history).collect(),
         stream: true,
         stream_options: StreamOptions {
             include_usage: true,
@@ -310,6 +316,7 @@ mod tests {
             ],
             max_output_tokens: Some(100),
             attachments: Vec::new(),
+            sources: Vec::new(),
         };
         assert_eq!(
             request_body(&request, "default", None, false),
@@ -329,6 +336,37 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_one_system_message_after_the_instructions() {
+        let request = LlmRequest {
+            model: "m".to_owned(),
+            instructions: Some("Be brief.".to_owned()),
+            messages: vec![LlmMessage {
+                role: Role::User,
+                content: "who?".to_owned(),
+            }],
+            max_output_tokens: None,
+            attachments: Vec::new(),
+            sources: vec![confab_core::ports::LlmSource {
+                n: 1,
+                filename: "facts.txt".to_owned(),
+                text: "The mascot is Zephyrine.".to_owned(),
+            }],
+        };
+        let body = request_body(&request, "default", None, false);
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[0]["content"], "Be brief.");
+        assert_eq!(messages[1]["role"], "system");
+        let sources = messages[1]["content"].as_str().unwrap();
+        assert!(sources.contains("[1]"), "{sources}");
+        assert!(
+            sources.ends_with("[1] facts.txt\nThe mascot is Zephyrine."),
+            "{sources}"
+        );
+        assert_eq!(messages[2]["role"], "user");
+    }
+
+    #[test]
     fn without_instructions_there_is_no_system_message() {
         let request = LlmRequest {
             model: String::new(),
@@ -339,6 +377,7 @@ mod tests {
             }],
             max_output_tokens: None,
             attachments: Vec::new(),
+            sources: Vec::new(),
         };
         let body = request_body(&request, "qwen", None, false);
         assert_eq!(body["model"], "qwen");

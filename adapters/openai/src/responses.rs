@@ -93,21 +93,33 @@ fn request_body(
     } else {
         &request.model
     };
+    // Project knowledge: one developer message before the conversation.
+    let sources = confab_core::knowledge::sources_message(&request.sources);
+    let sources = sources.as_deref().map(|text| InputMessage {
+        role: "developer",
+        content: Content::Text(text),
+    });
     let body = Body {
         model,
         instructions: request.instructions.as_deref(),
-        input: request
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| InputMessage {
-                role: role(m.role),
-                content: if i + 1 == request.messages.len() && !request.attachments.is_empty() {
-                    Content::Parts(responses_content(&m.content, &request.attachments))
-                } else {
-                    Content::Text(&m.content)
-                },
-            })
+        input: sources
+            .into_iter()
+            .chain(
+                request
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| InputMessage {
+                        role: role(m.role),
+                        content: if i + 1 == request.messages.len()
+                            && !request.attachments.is_empty()
+                        {
+                            Content::Parts(responses_content(&m.content, &request.attachments))
+                        } else {
+                            Content::Text(&m.content)
+                        },
+                    }),
+            )
             .collect(),
         stream: true,
         store: false,
@@ -294,6 +306,7 @@ mod tests {
             ],
             max_output_tokens: max,
             attachments: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -315,6 +328,26 @@ mod tests {
                 "max_output_tokens": 300,
             })
         );
+    }
+
+    #[test]
+    fn sources_are_a_developer_message_before_the_conversation() {
+        let mut req = request(Some("Be brief."), None);
+        req.sources = vec![confab_core::ports::LlmSource {
+            n: 1,
+            filename: "facts.txt".to_owned(),
+            text: "The mascot is Zephyrine.".to_owned(),
+        }];
+        let body = request_body(&req, "default", None);
+        assert_eq!(body["instructions"], "Be brief.");
+        let input = body["input"].as_array().unwrap();
+        assert_eq!(input[0]["role"], "developer");
+        let text = input[0]["content"].as_str().unwrap();
+        assert!(
+            text.ends_with("[1] facts.txt\nThe mascot is Zephyrine."),
+            "{text}"
+        );
+        assert_eq!(input.len(), req.messages.len() + 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::types::{DbId, Id, Instant};
 
 /// The columns of [`crate::rows::MessageRow`], in its order.
 const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, model, \
-    input_tokens, output_tokens, error, client_message_id, created_at, parent_id";
+    input_tokens, output_tokens, error, client_message_id, created_at, parent_id, sources";
 
 /// Their SQL types.
 type MessageSqlType = (
@@ -35,6 +35,7 @@ type MessageSqlType = (
     Nullable<Id>,
     Instant,
     Nullable<Id>,
+    Nullable<Text>,
 );
 
 /// Where a branch ends.

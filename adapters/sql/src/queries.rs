@@ -113,6 +113,35 @@ macro_rules! queries {
             .await
         }
 
+        /// The project of the owner's conversation when its knowledge is on (`None` when it
+        /// is off); `NotFound` for a missing or another owner's conversation. One query.
+        pub(crate) async fn knowledge_project(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+        ) -> Result<Option<ProjectId>, StoreError> {
+            let found: Option<(DbId, bool)> = projects::table
+                .filter(
+                    projects::id.eq_any(
+                        conversations::table
+                            .filter(conversations::id.eq(conversation_id.db()))
+                            .filter(conversations::owner_id.eq(owner.as_str()))
+                            .select(conversations::project_id),
+                    ),
+                )
+                .filter(projects::owner_id.eq(owner.as_str()))
+                .select((projects::id, projects::knowledge))
+                .first(c)
+                .await
+                .optional()
+                .map_err(translate)?;
+            match found {
+                Some((project, true)) => Ok(Some(project.into())),
+                Some((_, false)) => Ok(None),
+                None => Err(StoreError::NotFound),
+            }
+        }
+
         async fn conversation_is_owned(
             c: &mut Conn,
             owner: &UserId,
@@ -237,6 +266,7 @@ macro_rules! queries {
             let changes = ProjectChanges {
                 name: patch.name.as_deref(),
                 description: patch.description.as_ref().map(Option::as_deref),
+                knowledge: patch.knowledge,
                 updated_at: now.db(),
             };
             diesel::update(
@@ -1200,16 +1230,39 @@ pub(crate) mod pg {
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        require(project_is_owned(c, owner, project_id).await)?;
+        search_chunks(c, project_id, query, n).await
+    }
+
+    /// The knowledge of the owner's conversation's project, when it is on.
+    pub(crate) async fn search_conversation(
+        c: &mut Conn,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        match knowledge_project(c, owner, conversation_id).await? {
+            Some(project_id) => search_chunks(c, project_id, query, n).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn search_chunks(
+        c: &mut Conn,
+        project_id: ProjectId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
         use diesel::sql_types::{BigInt, Text};
 
-        require(project_is_owned(c, owner, project_id).await)?;
         let words = confab_core::knowledge::query_words(query);
         if words.is_empty() {
             return Ok(Vec::new());
         }
         let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
-            "SELECT c.file_id, c.ordinal, c.text \
-             FROM file_chunks c, \
+            "SELECT c.file_id, f.filename, c.ordinal, c.text \
+             FROM file_chunks c JOIN file_metadata f ON f.id = c.file_id, \
                   (SELECT to_tsquery('simple', $1) || to_tsquery('english', $1) AS q) AS query \
              WHERE c.project_id = $2 AND c.search @@ query.q \
              ORDER BY ts_rank_cd(c.search, query.q) DESC, c.id LIMIT $3",
@@ -1311,9 +1364,32 @@ pub(crate) mod sqlite {
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        require(project_is_owned(c, owner, project_id).await)?;
+        search_chunks(c, project_id, query, n).await
+    }
+
+    /// The knowledge of the owner's conversation's project, when it is on.
+    pub(crate) async fn search_conversation(
+        c: &mut Conn,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        match knowledge_project(c, owner, conversation_id).await? {
+            Some(project_id) => search_chunks(c, project_id, query, n).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn search_chunks(
+        c: &mut Conn,
+        project_id: ProjectId,
+        query: &str,
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
         use diesel::sql_types::{BigInt, Text};
 
-        require(project_is_owned(c, owner, project_id).await)?;
         let words = confab_core::knowledge::query_words(query);
         if words.is_empty() {
             return Ok(Vec::new());
@@ -1326,11 +1402,13 @@ pub(crate) mod sqlite {
         );
         // The project filter stays on the rows: the index narrows, the row decides.
         let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
-            "SELECT c.file_id AS file_id, c.ordinal AS ordinal, c.text AS text \
+            "SELECT c.file_id AS file_id, f.filename AS filename, c.ordinal AS ordinal, \
+                    c.text AS text \
              FROM (SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
                    FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
                    ORDER BY score, rowid LIMIT ?3) AS best \
                   JOIN file_chunks c ON c.id = best.id \
+                  JOIN file_metadata f ON f.id = c.file_id \
              WHERE c.project_id = ?2 \
              ORDER BY best.score, c.id",
         )

@@ -4,7 +4,7 @@
 
 use confab_core::error::StoreError;
 use confab_core::ids::UserId;
-use confab_core::knowledge::KnowledgeHit;
+use confab_core::knowledge::{KnowledgeHit, Source};
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
     Usage,
@@ -34,6 +34,7 @@ pub(crate) struct ProjectRow {
     pub description: Option<String>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+    pub knowledge: bool,
 }
 
 impl From<&Project> for ProjectRow {
@@ -45,6 +46,7 @@ impl From<&Project> for ProjectRow {
             description: p.description.clone(),
             created_at: p.created_at.db(),
             updated_at: p.updated_at.db(),
+            knowledge: p.knowledge,
         }
     }
 }
@@ -59,6 +61,7 @@ impl TryFrom<ProjectRow> for Project {
             description: r.description,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+            knowledge: r.knowledge,
         })
     }
 }
@@ -70,6 +73,7 @@ impl TryFrom<ProjectRow> for Project {
 pub(crate) struct ProjectChanges<'a> {
     pub name: Option<&'a str>,
     pub description: Option<Option<&'a str>>,
+    pub knowledge: Option<bool>,
     pub updated_at: DbTime,
 }
 
@@ -159,6 +163,15 @@ pub(crate) struct MessageRow {
     pub client_message_id: Option<DbId>,
     pub created_at: DbTime,
     pub parent_id: Option<DbId>,
+    pub sources: Option<String>,
+}
+
+/// The stored form of a reply's sources: a JSON array, `NULL` when there are none.
+pub(crate) fn sources_json(sources: &[Source]) -> Option<String> {
+    if sources.is_empty() {
+        return None;
+    }
+    serde_json::to_string(sources).ok()
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -191,6 +204,12 @@ impl TryFrom<MessageRow> for Message {
             created_at: r.created_at.0,
             // Filled by the read from `message_files` (`crate::links`).
             files: Vec::new(),
+            sources: match r.sources {
+                Some(json) => serde_json::from_str(&json).map_err(|_| {
+                    StoreError::Internal("a stored message's sources are not readable".to_owned())
+                })?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -214,6 +233,7 @@ pub(crate) struct NewMessageRow {
     pub created_at: DbTime,
     pub touched_at: DbTime,
     pub parent_id: Option<DbId>,
+    pub sources: Option<String>,
 }
 
 impl NewMessageRow {
@@ -233,6 +253,7 @@ impl NewMessageRow {
             created_at: m.created_at.db(),
             touched_at: m.created_at.db(),
             parent_id: m.parent_id.map(|id| id.db()),
+            sources: sources_json(&m.sources),
         }
     }
 }
@@ -248,6 +269,7 @@ pub(crate) struct FinishedReply<'a> {
     pub output_tokens: Option<i64>,
     pub error: Option<&'a str>,
     pub touched_at: DbTime,
+    pub sources: Option<String>,
 }
 
 impl<'a> FinishedReply<'a> {
@@ -260,6 +282,7 @@ impl<'a> FinishedReply<'a> {
             output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
             error: m.error.as_deref(),
             touched_at: now.db(),
+            sources: sources_json(&m.sources),
         }
     }
 }
@@ -328,6 +351,8 @@ impl TryFrom<FileRow> for FileMeta {
 pub(crate) struct HitRow {
     #[diesel(sql_type = crate::types::Id)]
     pub file_id: DbId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub filename: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub ordinal: i32,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -338,6 +363,7 @@ impl From<HitRow> for KnowledgeHit {
     fn from(r: HitRow) -> Self {
         Self {
             file_id: r.file_id.into(),
+            filename: r.filename,
             ordinal: u32::try_from(r.ordinal).unwrap_or_default(),
             text: r.text,
         }

@@ -13,6 +13,8 @@ diesel::table! {
         description -> Nullable<Text>,
         created_at -> Instant,
         updated_at -> Instant,
+        /// Whether its files' texts are given to the model as sources.
+        knowledge -> Bool,
     }
 }
 
@@ -68,6 +70,8 @@ diesel::table! {
         touched_at -> Instant,
         /// The message this one follows in its branch.
         parent_id -> Nullable<Id>,
+        /// The sources a reply was given: a JSON array, NULL when none.
+        sources -> Nullable<Text>,
     }
 }
 

@@ -526,6 +526,16 @@ impl KnowledgeIndex for SqlStore {
     ) -> Result<Vec<KnowledgeHit>, StoreError> {
         on_conn!(self, read search(owner, project_id, query, limit))
     }
+
+    async fn search_conversation(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<KnowledgeHit>, StoreError> {
+        on_conn!(self, read search_conversation(owner, conversation_id, query, limit))
+    }
 }
 
 #[async_trait]

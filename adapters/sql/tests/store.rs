@@ -32,6 +32,7 @@ fn project(owner: &UserId) -> Project {
         description: None,
         created_at: at,
         updated_at: at,
+        knowledge: true,
     }
 }
 
@@ -162,7 +163,7 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
 
     let at = "'2026-01-01T00:00:00.000000Z'";
     raw.batch_execute(&format!(
-        "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}); \
+        "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}, 1); \
          INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
          '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at}, NULL, NULL)"
     ))
@@ -171,7 +172,7 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
         format!(
             "INSERT INTO messages VALUES ('00000000-0000-7000-8000-0000000000{n:02}', \
              '00000000-0000-7000-8000-000000000001', 'assistant', '', 'streaming', 'm', \
-             NULL, NULL, NULL, NULL, {at}, {at}, NULL)"
+             NULL, NULL, NULL, NULL, {at}, {at}, NULL, NULL)"
         )
     };
     raw.batch_execute(&reply(10)).unwrap();

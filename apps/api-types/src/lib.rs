@@ -34,6 +34,14 @@ pub struct Project {
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Whether the texts of the project's files are given to the model as numbered sources
+    /// (on by default; `PATCH` with `"knowledge": false` turns it off).
+    #[serde(default = "on")]
+    pub knowledge: bool,
+}
+
+const fn on() -> bool {
+    true
 }
 
 /// One version of a project's system prompt.
@@ -181,6 +189,23 @@ pub struct Message {
     /// replies and on messages sent without files.
     #[serde(default)]
     pub files: Vec<MessageFile>,
+    /// The passages of the project's files a reply was given as numbered sources (it cites
+    /// them as `[1]`, `[2]`); empty on user messages and on replies given none.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// A passage of a project's file that a reply was given, numbered as the reply cites it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Source {
+    /// The number the reply cites it by: `[n]`.
+    pub n: u32,
+    /// The file it is from (`GET /api/files/{file_id}/content` downloads it).
+    pub file_id: Uuid,
+    pub filename: String,
+    /// The start of the passage, or a window around its first matched word.
+    pub excerpt: String,
 }
 
 /// A file attached to a message, as it was when attached. A file deleted since stays
@@ -248,6 +273,9 @@ pub struct UpdateProject {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
+    /// Turns the project's knowledge on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<bool>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

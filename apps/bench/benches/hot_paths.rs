@@ -160,6 +160,7 @@ fn provider_event(c: &mut Criterion) {
         }],
         max_output_tokens: None,
         attachments: Vec::new(),
+        sources: Vec::new(),
     };
     group.sample_size(20);
     group.bench_function("responses_llm_over_http", |b| {
@@ -253,6 +254,7 @@ impl ChatFixture {
             description: None,
             created_at: at,
             updated_at: at,
+            knowledge: true,
         };
         store.insert_project(&project).await.unwrap();
         Self {

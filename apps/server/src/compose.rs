@@ -10,8 +10,8 @@ use confab_core::ChatService;
 use confab_core::accounts::AccountStore;
 use confab_core::files::FileService;
 use confab_core::ports::{
-    AuthVerifier, BlobStore, ChatHistory, FileStore, LiveReplies, LlmStream, MessageSearch,
-    ProjectStore, PromptStore, SendLimiter, Timer,
+    AuthVerifier, BlobStore, ChatHistory, FileStore, KnowledgeIndex, LiveReplies, LlmStream,
+    MessageSearch, ProjectStore, PromptStore, SendLimiter, Timer,
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::shares::ShareStore;
@@ -75,6 +75,8 @@ pub struct Adapters {
     pub files: Arc<dyn FileStore>,
     /// Full-text search over messages and titles.
     pub search: Arc<dyn MessageSearch>,
+    /// Full-text search over the chunks of projects' files (project knowledge).
+    pub knowledge: Arc<dyn KnowledgeIndex>,
     /// Read-only share links.
     pub shares: Arc<dyn ShareStore>,
     pub blobs: Arc<dyn BlobStore>,
@@ -159,6 +161,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         prompts: stores.clone(),
         history: stores.clone(),
         search: stores.clone(),
+        knowledge: stores.clone(),
         shares: stores.clone(),
         files: stores,
         blobs,
@@ -221,11 +224,25 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 
 /// Every storage port is served by one store.
 trait Stores:
-    ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore
+    ProjectStore
+    + PromptStore
+    + ChatHistory
+    + FileStore
+    + MessageSearch
+    + KnowledgeIndex
+    + UsageLedger
+    + ShareStore
 {
 }
 impl<
-    S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore,
+    S: ProjectStore
+        + PromptStore
+        + ChatHistory
+        + FileStore
+        + MessageSearch
+        + KnowledgeIndex
+        + UsageLedger
+        + ShareStore,
 > Stores for S
 {
 }
@@ -443,7 +460,8 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     .with_timer(tokio_timer())
     .with_titler(Arc::clone(&adapters.titles))
     .with_accounting(accounting)
-    .with_attachments(Arc::clone(&adapters.files), Arc::clone(&adapters.blobs));
+    .with_attachments(Arc::clone(&adapters.files), Arc::clone(&adapters.blobs))
+    .with_knowledge(Arc::clone(&adapters.knowledge));
     // Clerk's sign-in page is loaded from the instance's Frontend API (and allowed by the CSP).
     let clerk_key = match &settings.auth {
         AuthSettings::Clerk(config) => config.publishable_key.clone(),

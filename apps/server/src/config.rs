@@ -220,6 +220,7 @@ impl Settings {
             max_output_tokens,
             reply_lease: chrono_lease,
             touch_every: chrono_lease / 4,
+            knowledge_chunks: v.required(&KNOWLEDGE_CHUNKS)?,
             ..ChatSettings::default()
         };
         Ok(Self {

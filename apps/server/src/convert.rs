@@ -10,6 +10,7 @@ pub fn project(p: core::Project) -> api::Project {
         description: p.description,
         created_at: p.created_at,
         updated_at: p.updated_at,
+        knowledge: p.knowledge,
     }
 }
 
@@ -91,6 +92,16 @@ pub fn message(m: core::Message) -> api::Message {
                 deleted: f.deleted,
             })
             .collect(),
+        sources: m.sources.into_iter().map(source).collect(),
+    }
+}
+
+pub fn source(s: confab_core::knowledge::Source) -> api::Source {
+    api::Source {
+        n: s.n,
+        file_id: s.file_id.as_uuid(),
+        filename: s.filename,
+        excerpt: s.excerpt,
     }
 }
 

@@ -151,7 +151,7 @@ pub struct UploadForm {
         oidc::sign_in, oidc::callback, oidc::token, oidc::sign_out,
     ),
     components(schemas(
-        api::Project, api::Prompt, api::Conversation, api::Message, api::MessageFile, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
+        api::Project, api::Prompt, api::Conversation, api::Message, api::MessageFile, api::Source, api::FileInfo, api::TextStatus, api::Usage, api::Role, api::MessageStatus,
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,

@@ -1,4 +1,5 @@
-//! Project settings: name and description, the system prompt, files, share links, deletion.
+//! Project settings: name and description, the system prompt, files, knowledge, share links,
+//! deletion.
 
 use super::{Route, router::use_navigator};
 use crate::{
@@ -68,6 +69,7 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
             let body = UpdateProject {
                 name: Some(name),
                 description: Some(Some(description).filter(|d| !d.is_empty())),
+                knowledge: None,
             };
             let (status, api, project, bump) =
                 (status.clone(), api.clone(), project.clone(), bump.clone());
@@ -82,6 +84,44 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                         bump.emit(());
                     }
                     Err(e) => status.set(Some(Err(e.describe()))),
+                }
+            });
+        })
+    };
+    let knowledge_status = use_state(|| None::<Result<String, String>>);
+    let toggle_knowledge = {
+        let (status, api, project) = (
+            knowledge_status.clone(),
+            session.api.clone(),
+            project.clone(),
+        );
+        Callback::from(move |e: Event| {
+            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
+                return;
+            };
+            let on = input.checked();
+            let body = UpdateProject {
+                knowledge: Some(on),
+                ..UpdateProject::default()
+            };
+            let (status, api, project) = (status.clone(), api.clone(), project.clone());
+            spawn_local(async move {
+                match api
+                    .send::<_, Project>("PATCH", &format!("/api/projects/{id}"), &body)
+                    .await
+                {
+                    Ok(p) => {
+                        project.set(Some(Ok(p)));
+                        status.set(Some(Ok(if on {
+                            "Project files are used as knowledge.".into()
+                        } else {
+                            "Project files are not used as knowledge.".into()
+                        })));
+                    }
+                    Err(e) => {
+                        input.set_checked(!on);
+                        status.set(Some(Err(e.describe())));
+                    }
                 }
             });
         })
@@ -164,6 +204,21 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
             <PromptEditor project={id} max_chars={limits.prompt_chars} />
             <FilesPanel project={id} max_bytes={limits.upload_bytes} />
             <SharesPanel project={id} />
+
+            <section class="panel" aria-labelledby="knowledge-heading">
+                <h2 id="knowledge-heading">{ "Knowledge" }</h2>
+                <div class="row">
+                    <input type="checkbox" id="project-knowledge" checked={p.knowledge}
+                        onchange={toggle_knowledge} aria-describedby="knowledge-help" />
+                    <label for="project-knowledge">{ "Use project files as knowledge" }</label>
+                </div>
+                <p class="muted" id="knowledge-help">{ "With each message, the passages of this project's files that match it are given to the model, which cites them as [1], [2]; they are listed under the reply." }</p>
+                { match &*knowledge_status {
+                    Some(Ok(m)) => html! { <p class="success" role="status">{ m }</p> },
+                    Some(Err(m)) => html! { <p class="error" role="alert">{ m }</p> },
+                    None => html! {},
+                } }
+            </section>
 
             <section class="panel danger-zone" aria-labelledby="danger-heading">
                 <h2 id="danger-heading">{ "Delete project" }</h2>

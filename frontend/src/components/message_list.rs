@@ -8,10 +8,16 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::{
+    hooks::use_session,
     markdown,
     services::browser,
     state::chat::{Entry, EntryStatus, version_label},
 };
+
+/// Where a source's file is downloaded (with the session's token: a click fetches it).
+fn file_url(file_id: Uuid) -> String {
+    format!("/api/files/{file_id}/content")
+}
 
 /// How close to the bottom (px) still counts as "at the bottom".
 const STICK_THRESHOLD: i32 = 48;
@@ -93,7 +99,8 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         })
     };
     // Copy buttons and links live inside rendered Markdown, so clicks are handled here.
-    let onclick = Callback::from(|e: MouseEvent| {
+    let api = use_session().api;
+    let onclick = Callback::from(move |e: MouseEvent| {
         let Some(target) = e
             .target()
             .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
@@ -115,6 +122,23 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                 button.set_text_content(Some(label));
                 browser::sleep(1500).await;
                 button.set_text_content(Some("Copy"));
+            });
+        } else if let Ok(Some(link)) = target.closest("a[href^='/api/files/']") {
+            // A source (in the list under a reply, or cited as [n] in it): the file is
+            // fetched with the session's token and offered as a download.
+            e.prevent_default();
+            let Some(href) = link.get_attribute("href") else {
+                return;
+            };
+            let filename = link
+                .get_attribute("data-filename")
+                .or_else(|| link.get_attribute("title"))
+                .unwrap_or_else(|| "download".to_owned());
+            let api = api.clone();
+            spawn_local(async move {
+                if let Ok(blob) = api.get_blob(&href).await {
+                    let _ = browser::save_blob(&blob, &filename);
+                }
             });
         } else if let Ok(Some(link)) = target.closest(".markdown a[href^='http']") {
             // Links from the model open in a new tab, without access to this page.
@@ -185,8 +209,33 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
     } else if entry.content.is_empty() && entry.status == EntryStatus::Streaming {
         html! { <div class="msg-text"><span class="typing" aria-hidden="true"><i></i><i></i><i></i></span></div> }
     } else {
+        // `[n]` of a source it was given links to that source's file.
+        let cited = entry
+            .sources
+            .iter()
+            .map(|source| (source.n, file_url(source.file_id), source.filename.as_str()));
         html! {
-            <div class="msg-text markdown">{ Html::from_html_unchecked(markdown::render(&entry.content).into()) }</div>
+            <div class="msg-text markdown">{ Html::from_html_unchecked(markdown::render_cited(&entry.content, cited).into()) }</div>
+        }
+    };
+    let sources = if entry.sources.is_empty() || is_user || editing {
+        html! {}
+    } else {
+        let label_id = format!("sources-{}", entry.id);
+        html! {
+            <nav class="msg-sources" aria-labelledby={label_id.clone()}>
+                <span class="msg-sources-label muted" id={label_id}>{ "Sources" }</span>
+                <ol>
+                    { for entry.sources.iter().map(|source| html! {
+                        <li key={source.n.to_string()}>
+                            <a href={file_url(source.file_id)} class="source-link"
+                                data-filename={source.filename.clone()} title={source.excerpt.clone()}>
+                                { &source.filename }
+                            </a>
+                        </li>
+                    }) }
+                </ol>
+            </nav>
         }
     };
     let error_id = format!("error-{}", entry.id);
@@ -270,6 +319,7 @@ fn view_entry(entry: &Entry, handlers: &Handlers<'_>) -> Html {
             if !entry.files.is_empty() {
                 <crate::components::attached_files::AttachedFiles files={entry.files.clone()} />
             }
+            { sources }
             <div class="msg-meta">{ versions }{ status }{ actions }</div>
         </article>
     }

@@ -38,6 +38,45 @@ pub fn render(markdown: &str) -> String {
     out
 }
 
+/// Renders a reply that cites numbered sources: each `[n]` with a source `n` becomes a link
+/// to `url(n)`, titled with `title(n)` — by link reference definitions placed before the text,
+/// so that they win over any the reply defines itself, and every other rule (code is left as
+/// is, escaping, safe targets) holds as in [`render`].
+pub fn render_cited<'a>(
+    markdown: &str,
+    sources: impl IntoIterator<Item = (u32, String, &'a str)>,
+) -> String {
+    let mut text = String::new();
+    for (n, url, title) in sources {
+        text.push('[');
+        text.push_str(&n.to_string());
+        text.push_str("]: <");
+        // The URL is ours; the brackets and whitespace that would end it are left out.
+        text.extend(
+            url.chars()
+                .filter(|c| !matches!(c, '<' | '>' | '\\') && !c.is_whitespace()),
+        );
+        text.push_str("> \"");
+        for c in title.chars() {
+            match c {
+                '"' | '\\' => {
+                    text.push('\\');
+                    text.push(c);
+                }
+                c if c.is_control() => text.push(' '),
+                c => text.push(c),
+            }
+        }
+        text.push_str("\"\n");
+    }
+    if text.is_empty() {
+        return render(markdown);
+    }
+    text.push('\n');
+    text.push_str(markdown);
+    render(&text)
+}
+
 fn render_blocks(out: &mut String, nodes: &[Node], ids: &[usize], tight: bool, defs: &Defs) {
     for &id in ids {
         let node = &nodes[id];
@@ -248,6 +287,29 @@ fn safe_url(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cited_sources_become_links_and_nothing_else_changes() {
+        let sources = || {
+            [
+                (1, "/api/files/a1/content".to_owned(), "facts \"x\".txt"),
+                (2, "/api/files/b2/content".to_owned(), "more.md"),
+            ]
+        };
+        let out = render_cited(
+            "A quokka [1], clover [2] and [3].\n\n`[1]` <b>x</b>\n\n[1]: https://evil.example\n",
+            sources(),
+        );
+        assert_eq!(
+            out,
+            "<p>A quokka <a href=\"/api/files/a1/content\" title=\"facts &quot;x&quot;.txt\">1</a>, \
+             clover <a href=\"/api/files/b2/content\" title=\"more.md\">2</a> and [3].</p>\n\
+             <p><code>[1]</code> &lt;b&gt;x&lt;/b&gt;</p>\n"
+        );
+        assert_eq!(render_cited("plain [1]", []), render("plain [1]"));
+        let hostile = render_cited("[1]", [(1, "javascript:alert(1)".to_owned(), "x")]);
+        assert!(!hostile.contains("javascript"), "{hostile}");
+    }
 
     #[test]
     fn raw_html_from_the_model_is_shown_as_text() {

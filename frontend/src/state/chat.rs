@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use confab_api_types::{
-    Delta, Message, MessageFile, MessageStatus, Role, StreamError, TitleEvent, events,
+    Delta, Message, MessageFile, MessageStatus, Role, Source, StreamError, TitleEvent, events,
 };
 use uuid::Uuid;
 use yew::Reducible;
@@ -61,6 +61,8 @@ pub struct Entry {
     pub sibling_ids: Vec<Uuid>,
     /// The files attached to a user message, in order.
     pub files: Vec<MessageFile>,
+    /// The passages of the project's files a reply was given, numbered as it cites them.
+    pub sources: Vec<Source>,
 }
 
 impl Entry {
@@ -120,6 +122,7 @@ impl From<Message> for Entry {
             parent_id: m.parent_id,
             sibling_ids: m.sibling_ids.unwrap_or_default(),
             files: m.files,
+            sources: m.sources,
         }
     }
 }
@@ -238,6 +241,7 @@ impl Reducible for ChatState {
                     parent_id: None,
                     sibling_ids: Vec::new(),
                     files,
+                    sources: Vec::new(),
                 });
             }
             Action::SendRejected { client_id, error } => {

@@ -50,6 +50,7 @@ pub fn project(owner: &UserId, name: &str) -> Project {
         description: Some(format!("The {name} bot")),
         created_at: at,
         updated_at: at,
+        knowledge: true,
     }
 }
 

@@ -981,6 +981,20 @@ async fn finish_reply_stores_everything_and_bumps_updated_at(stores: Stores) {
             output_tokens: 56,
         }),
         error: None,
+        sources: vec![
+            confab_core::knowledge::Source {
+                n: 1,
+                file_id: confab_core::ids::FileId::new(),
+                filename: "facts \"ü\".txt".to_owned(),
+                excerpt: "The mascot… is 😀".to_owned(),
+            },
+            confab_core::knowledge::Source {
+                n: 2,
+                file_id: confab_core::ids::FileId::new(),
+                filename: "more.md".to_owned(),
+                excerpt: String::new(),
+            },
+        ],
         ..r.clone()
     };
     let at = plus_secs(now(), 90) + chrono::TimeDelta::microseconds(3);
@@ -991,7 +1005,7 @@ async fn finish_reply_stores_everything_and_bumps_updated_at(stores: Stores) {
     assert_eq!(
         messages(&stores, &alice, c.id).await,
         vec![u, finished],
-        "finish_reply must store content, status, model and usage exactly"
+        "finish_reply must store content, status, model, usage and sources exactly"
     );
     let got = ok(
         stores.history.get_conversation(&alice, c.id).await,

@@ -8,7 +8,7 @@ use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{FileMeta, Project, TextOutcome};
 
 use super::Stores;
-use super::fixtures::{not_found, ok, stored_file, stored_project, user};
+use super::fixtures::{not_found, ok, stored_conversation, stored_file, stored_project, user};
 
 /// Runs every case of the `KnowledgeIndex` contract, each on a fresh store from `fresh`.
 pub async fn knowledge_index_contract<F, Fut>(fresh: F)
@@ -25,6 +25,7 @@ where
             a_query_without_words_or_with_syntax_finds_nothing_and_does_not_fail,
             a_long_text_is_found_in_its_chunks_and_the_limit_holds,
             chunks_go_with_their_file_and_with_a_replaced_outcome,
+            a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on,
         ]
     );
 }
@@ -74,6 +75,7 @@ async fn a_ready_files_chunk_is_found_by_an_unusual_word(stores: Stores) {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].file_id, fact.id);
     assert_eq!(hits[0].ordinal, 0);
+    assert_eq!(hits[0].filename, "fact.txt", "a hit names its file");
     assert!(hits[0].text.contains("Zephyrine"), "{hits:?}");
 
     let hits = search(&stores, &p, "ZEPHYRINE weekdays", 5).await;
@@ -192,4 +194,77 @@ async fn chunks_go_with_their_file_and_with_a_replaced_outcome(stores: Stores) {
     let h = stored_file(&stores, &alice, fresh.id, "h.txt").await;
     ready(&stores, &h, "nothing to see").await;
     assert!(search(&stores, &fresh, "marmots", 5).await.is_empty());
+}
+
+async fn a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on(stores: Stores) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let other = stored_project(&stores, &alice, "Other").await;
+    let conversation = stored_conversation(&stores, &alice, p.id).await;
+    let f = stored_file(&stores, &alice, p.id, "facts.txt").await;
+    let elsewhere = stored_file(&stores, &alice, other.id, "x.txt").await;
+    ready(&stores, &f, "The mascot is a quokka named Zephyrine.").await;
+    ready(&stores, &elsewhere, "Zephyrine of another project.").await;
+
+    let hits = ok(
+        stores
+            .knowledge
+            .search_conversation(&alice, conversation.id, "who is zephyrine", 5)
+            .await,
+        "search_conversation",
+    );
+    assert_eq!(hits.len(), 1, "only the conversation's project: {hits:?}");
+    assert_eq!(
+        (hits[0].file_id, hits[0].filename.as_str()),
+        (f.id, "facts.txt")
+    );
+
+    not_found(
+        stores
+            .knowledge
+            .search_conversation(&bob, conversation.id, "zephyrine", 5)
+            .await,
+        "search_conversation of another owner's conversation",
+    );
+    not_found(
+        stores
+            .knowledge
+            .search_conversation(
+                &alice,
+                confab_core::ids::ConversationId::new(),
+                "zephyrine",
+                5,
+            )
+            .await,
+        "search_conversation of a missing conversation",
+    );
+
+    let off = confab_core::model::ProjectPatch {
+        knowledge: Some(false),
+        ..confab_core::model::ProjectPatch::default()
+    };
+    ok(
+        stores
+            .projects
+            .update_project(&alice, p.id, &off, confab_core::model::now())
+            .await,
+        "update_project",
+    );
+    assert!(
+        ok(
+            stores
+                .knowledge
+                .search_conversation(&alice, conversation.id, "zephyrine", 5)
+                .await,
+            "search_conversation"
+        )
+        .is_empty(),
+        "knowledge off: nothing"
+    );
+    assert_eq!(
+        search(&stores, &p, "zephyrine", 5).await.len(),
+        1,
+        "the project's own search still finds it"
+    );
 }

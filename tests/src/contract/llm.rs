@@ -147,6 +147,7 @@ fn request(instructions: Option<&str>, max_output_tokens: Option<u32>) -> LlmReq
         ],
         max_output_tokens,
         attachments: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

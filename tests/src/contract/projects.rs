@@ -239,6 +239,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                 &ProjectPatch {
                     name: Some("New".to_owned()),
                     description: None,
+                    knowledge: None,
                 },
                 t1,
             )
@@ -269,6 +270,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                 &ProjectPatch {
                     name: None,
                     description: Some(None),
+                    knowledge: None,
                 },
                 t2,
             )
@@ -292,6 +294,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                 &ProjectPatch {
                     name: None,
                     description: Some(Some("Described".to_owned())),
+                    knowledge: None,
                 },
                 t3,
             )
@@ -317,6 +320,40 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
             ..original
         },
         "an empty patch changes only updated_at"
+    );
+    assert!(touched.knowledge, "a project's knowledge is on by default");
+
+    let t5 = plus_secs(t4, 10);
+    let off = ok(
+        stores
+            .projects
+            .update_project(
+                &alice,
+                original.id,
+                &ProjectPatch {
+                    knowledge: Some(false),
+                    ..ProjectPatch::default()
+                },
+                t5,
+            )
+            .await,
+        "update_project",
+    );
+    assert_eq!(
+        off,
+        Project {
+            knowledge: false,
+            updated_at: t5,
+            ..touched
+        },
+        "knowledge Some(false) turns it off and changes nothing else"
+    );
+    assert!(
+        !ok(
+            stores.projects.get_project(&alice, original.id).await,
+            "get_project"
+        )
+        .knowledge
     );
 }
 
@@ -356,6 +393,7 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
     let patch = ProjectPatch {
         name: Some("Hijacked".to_owned()),
         description: Some(None),
+        knowledge: Some(false),
     };
     not_found(
         stores

@@ -81,6 +81,7 @@ fn request() -> LlmRequest {
         ],
         max_output_tokens: Some(256),
         attachments: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

@@ -286,6 +286,8 @@ keys! {
         "the reply's limit (unset: the provider's)";
     CONTEXT_TOKENS: "CONFAB_CONTEXT_TOKENS", int(100, 10_000_000), Is("16000"), PUBLIC,
         "the context budget history is fitted into";
+    KNOWLEDGE_CHUNKS: "CONFAB_KNOWLEDGE_CHUNKS", int(0, 100), Is("5"), PUBLIC,
+        "at most this many passages of a project's files are given to the model as numbered sources with each message (project knowledge, when the project's `knowledge` setting is on); 0 turns it off for every project";
     SENDS_PER_MINUTE: "CONFAB_SENDS_PER_MINUTE", int(1, 1_000_000), Is("20"), PUBLIC,
         "per-user message limit (429 with `Retry-After`)";
     QUOTA_TOKENS_PER_DAY: "CONFAB_QUOTA_TOKENS_PER_DAY", int(0, 1 << 53), Unset, PUBLIC,

@@ -378,6 +378,10 @@ impl Drop for Watch {
 }
 
 /// How a quiet reply is stored.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "read once per follow; boxing would only add an allocation"
+)]
 enum Stored {
     /// Still `streaming` (or the database cannot say now): its events may yet come.
     Streaming,

@@ -57,7 +57,8 @@ pub async fn get_project(
     Ok(web::Json(convert::project(project)))
 }
 
-/// Change a project's name or description (`"description": null` clears it).
+/// Change a project's name, description (`"description": null` clears it) or knowledge
+/// setting (`"knowledge": false`: its files are not given to the model as sources).
 #[utoipa::path(patch, path = "/api/projects/{project_id}", tag = "projects", request_body = Option<api::UpdateProject>,
     params(("project_id" = Uuid, Path)),
     responses((status = 200, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
@@ -77,6 +78,7 @@ pub async fn update_project(
             ProjectId::from_uuid(*id),
             body.name.as_deref(),
             description,
+            body.knowledge,
         )
         .await?;
     Ok(web::Json(convert::project(project)))

@@ -2201,3 +2201,107 @@ async fn a_shared_chat_opens_signed_out_until_its_link_is_revoked() {
     guest.quit().await;
     b.quit().await;
 }
+
+/// Issue 16: a project file with an unusual fact is uploaded; asked about it, the reply lists
+/// it under "Sources" with a link to the file, and cites it as [1] linking there too; the
+/// settings' "Use project files as knowledge" turns it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_lists_the_project_file_it_was_given_as_a_linked_source() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-knowledge");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "kim").await;
+    let (project, chat) = api.project_and_chat().await;
+    let (status, file) = api
+        .upload(
+            &project,
+            "facts.txt",
+            b"Our office mascot is a quokka named Zephyrine; she eats only clover.",
+        )
+        .await;
+    assert_eq!(status, 201, "{file}");
+    let file = file["id"].as_str().unwrap_or_default().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, info) = api.get(&format!("/api/files/{file}")).await;
+        if info["text_status"] == "ready" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file's text is read: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    dev_sign_in(&mut b, &server.base, "kim").await;
+
+    eprintln!("step: ask about the fact");
+    b.goto(&format!("{}/p/{project}/c/{chat}", server.base))
+        .await;
+    b.type_into("Message", "What does Zephyrine eat?").await;
+    b.click(Role::Button, "Send").await;
+    let source = b
+        .wait_until(
+            "a source is listed under the reply",
+            "const n = document.querySelector('[role=log] [aria-label=Assistant] nav.msg-sources'); \
+             if (!n) return null; \
+             const a = n.querySelector('a'); \
+             return { label: n.innerText, href: a.getAttribute('href'), name: a.innerText.trim() };",
+            json!([]),
+        )
+        .await;
+    let href = format!("/api/files/{file}/content");
+    assert_eq!(source["href"], json!(href), "{source}");
+    assert_eq!(source["name"], json!("facts.txt"), "{source}");
+    assert!(
+        source["label"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Sources"),
+        "{source}"
+    );
+    let cited = b
+        .wait_until(
+            "the reply's [1] links to the source",
+            "const a = document.querySelector('[role=log] .markdown a[href^=\"/api/files/\"]'); \
+             return a ? { href: a.getAttribute('href'), text: a.innerText } : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(cited["href"], json!(href), "{cited}");
+    assert_eq!(cited["text"], json!("1"), "the citation's number: {cited}");
+    b.screenshot("knowledge-sources").await;
+
+    eprintln!("step: turn knowledge off in the settings");
+    b.goto(&format!("{}/p/{project}/settings", server.base))
+        .await;
+    b.wait_until(
+        "the knowledge checkbox is shown, checked",
+        "const c = document.getElementById('project-knowledge'); return c && c.checked ? true : null;",
+        json!([]),
+    )
+    .await;
+    b.execute(
+        "document.getElementById('project-knowledge').click(); return true;",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the change is confirmed",
+        "return document.body.innerText.includes('Project files are not used as knowledge.') ? true : null;",
+        json!([]),
+    )
+    .await;
+    let (_, stored) = api.get(&format!("/api/projects/{project}")).await;
+    assert_eq!(stored["knowledge"], json!(false), "{stored}");
+    b.quit().await;
+}

@@ -203,6 +203,33 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Uploads `bytes` as the text file `filename` of `project` (a multipart form written
+    /// here); the answer's status and body.
+    pub async fn upload(&self, project: &str, filename: &str, bytes: &[u8]) -> (u16, Value) {
+        let boundary = "confab-test-boundary-5c0e1f";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+             Content-Type: text/plain\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let response = self
+            .http
+            .post(format!("{}/api/projects/{project}/files", self.base))
+            .bearer_auth(&self.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Creates a project and a conversation; returns their ids.
     pub async fn project_and_chat(&self) -> (String, String) {
         let (status, project) = self.post("/api/projects", json!({"name": "Bot"})).await;

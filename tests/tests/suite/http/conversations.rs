@@ -180,9 +180,10 @@ async fn messages_are_listed_oldest_first_with_nulls_on_user_messages() {
         assert_eq!(user_message["error"], Value::Null);
         assert_eq!(
             user_message.as_object().unwrap().len(),
-            12,
-            "Message has its nine fields, its parent_id, files and (in a branch read) sibling_ids: {user_message}"
+            13,
+            "Message has its nine fields, its parent_id, files, sources and (in a branch read) sibling_ids: {user_message}"
         );
+        assert_eq!(user_message["sources"], serde_json::json!([]), "no sources");
         assert_eq!(
             user_message["files"],
             serde_json::json!([]),

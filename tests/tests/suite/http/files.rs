@@ -543,6 +543,7 @@ async fn files_left_pending_by_a_stop_are_read_by_the_sweep_at_start() {
         description: None,
         created_at: confab_core::now(),
         updated_at: confab_core::now(),
+        knowledge: true,
     };
     confab_core::ports::ProjectStore::insert_project(&store, &project)
         .await

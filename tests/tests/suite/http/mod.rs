@@ -11,6 +11,7 @@ mod dev;
 mod errors;
 mod files;
 mod isolation;
+mod knowledge;
 mod live;
 mod local;
 mod ops;

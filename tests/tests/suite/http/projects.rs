@@ -17,9 +17,10 @@ async fn creating_a_project_answers_201_with_the_project() {
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(
         keys.len(),
-        5,
-        "Project is {{id, name, description, created_at, updated_at}}: {body}"
+        6,
+        "Project is {{id, name, description, created_at, updated_at, knowledge}}: {body}"
     );
+    assert_eq!(body["knowledge"], true, "knowledge is on by default");
     let project: api::Project = answer.json();
     assert_eq!(project.name, "Support bot", "names are trimmed");
     assert_eq!(project.description.as_deref(), Some("Answers questions"));

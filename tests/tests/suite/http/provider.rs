@@ -151,6 +151,7 @@ async fn openai_http2_prior_knowledge_in_the_settings_makes_the_composed_adapter
             }],
             max_output_tokens: None,
             attachments: Vec::new(),
+            sources: Vec::new(),
         });
         let mut text = String::new();
         while let Some(event) = stream.next().await {

@@ -1,0 +1,2 @@
+ALTER TABLE messages DROP COLUMN sources;
+ALTER TABLE projects DROP COLUMN knowledge;
