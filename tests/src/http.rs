@@ -196,6 +196,7 @@ impl AppOptions {
             files: Arc::new(store.clone()),
             search: Arc::new(store.clone()),
             shares: Arc::new(store.clone()),
+            imports: Arc::new(store.clone()),
             blobs: Arc::new(blobs.clone()),
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),
             dev_tokens: self.dev_tokens,

@@ -25,6 +25,7 @@ mod queries;
 mod accounts;
 mod rows;
 mod schema;
+mod imports;
 mod shares;
 mod store;
 mod turn;

@@ -195,6 +195,8 @@ pub struct Report {
     pub backends: Vec<BackendReport>,
     /// The live-reply benchmarks (issue 15), when run.
     pub live: Option<LiveReport>,
+    /// The export and import benchmark (issue 18), when run.
+    pub carry: Option<crate::carry::CarryReport>,
 }
 
 /// The figures of the live-reply benchmarks.
@@ -285,6 +287,9 @@ impl Report {
         }
         if let Some(live) = &self.live {
             live.markdown(&mut out);
+        }
+        if let Some(carry) = &self.carry {
+            carry.markdown(&mut out);
         }
         out
     }

@@ -15,6 +15,7 @@ use confab_core::ports::{
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::shares::ShareStore;
+use confab_core::transfer::{ImportStore, TransferService};
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
 use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
@@ -77,6 +78,8 @@ pub struct Adapters {
     pub search: Arc<dyn MessageSearch>,
     /// Read-only share links.
     pub shares: Arc<dyn ShareStore>,
+    /// Imported conversations (one transaction each, with their import keys).
+    pub imports: Arc<dyn ImportStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthVerifier>,
     /// Present when dev sign-in is the configured provider.
@@ -160,6 +163,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         history: stores.clone(),
         search: stores.clone(),
         shares: stores.clone(),
+        imports: stores.clone(),
         files: stores,
         blobs,
         auth: sign_in.verifier,
@@ -221,11 +225,25 @@ async fn live(settings: &LiveSettings) -> Result<(Arc<dyn LiveReplies>, String),
 
 /// Every storage port is served by one store.
 trait Stores:
-    ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore
+    ProjectStore
+    + PromptStore
+    + ChatHistory
+    + FileStore
+    + MessageSearch
+    + UsageLedger
+    + ShareStore
+    + ImportStore
 {
 }
 impl<
-    S: ProjectStore + PromptStore + ChatHistory + FileStore + MessageSearch + UsageLedger + ShareStore,
+    S: ProjectStore
+        + PromptStore
+        + ChatHistory
+        + FileStore
+        + MessageSearch
+        + UsageLedger
+        + ShareStore
+        + ImportStore,
 > Stores for S
 {
 }
@@ -480,7 +498,16 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             sends_per_minute: settings.sends_per_minute,
         },
     };
+    let transfer = TransferService::new(
+        Arc::clone(&adapters.projects),
+        Arc::clone(&adapters.prompts),
+        Arc::clone(&adapters.history),
+        Arc::clone(&adapters.files),
+        adapters.imports,
+    );
     AppState {
+        transfer,
+        import_max_bytes: settings.import_max_bytes,
         projects: ProjectService::new(
             Arc::clone(&adapters.projects),
             Arc::clone(&adapters.blobs),
