@@ -7,7 +7,7 @@
 //! on SQLite the immediate transaction already excludes every other writer. A unique
 //! violation on the key (a writer outside this lock order) is answered the same way.
 
-/// Messages (and links) inserted per statement: far below both backends' bind limits.
+/// Messages (and links) inserted per statement on PostgreSQL: far below its bind limit.
 pub(crate) const BATCH: usize = 500;
 
 /// The operation for one connection type `$conn`.
@@ -20,10 +20,9 @@ macro_rules! import_queries {
         use diesel_async::RunQueryDsl as _;
 
         use crate::error::{TxError, is_retryable};
-        use crate::imports::BATCH;
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::rows::{ConversationRow, NewMessageFileRow, NewMessageRow};
-        use crate::schema::{conversation_imports, conversations, message_files, messages, projects};
+        use crate::schema::{conversation_imports, conversations, projects};
         use crate::types::{DbId, ToDb as _};
 
         type Conn = $conn;
@@ -92,18 +91,7 @@ macro_rules! import_queries {
                         .values(&key)
                         .execute(c)
                         .await?;
-                    for batch in message_rows.chunks(BATCH) {
-                        diesel::insert_into(messages::table)
-                            .values(batch)
-                            .execute(c)
-                            .await?;
-                    }
-                    for batch in link_rows.chunks(BATCH) {
-                        diesel::insert_into(message_files::table)
-                            .values(batch)
-                            .execute(c)
-                            .await?;
-                    }
+                    insert_rows(c, &message_rows, &link_rows).await?;
                     Ok(ImportOutcome::Imported)
                 }
             ));
@@ -119,6 +107,28 @@ macro_rules! import_queries {
 pub(crate) mod pg {
     use diesel_async::AsyncConnection as _;
 
+    /// The messages, then their links, [`BATCH`](super::BATCH) rows per statement.
+    async fn insert_rows(
+        c: &mut diesel_async::AsyncPgConnection,
+        messages: &[crate::rows::NewMessageRow],
+        links: &[crate::rows::NewMessageFileRow],
+    ) -> Result<(), diesel::result::Error> {
+        use diesel_async::RunQueryDsl as _;
+        for batch in messages.chunks(super::BATCH) {
+            diesel::insert_into(crate::schema::messages::table)
+                .values(batch.to_vec())
+                .execute(c)
+                .await?;
+        }
+        for batch in links.chunks(super::BATCH) {
+            diesel::insert_into(crate::schema::message_files::table)
+                .values(batch.to_vec())
+                .execute(c)
+                .await?;
+        }
+        Ok(())
+    }
+
     import_queries!(
         conn = diesel_async::AsyncPgConnection,
         write_tx = transaction,
@@ -127,6 +137,32 @@ pub(crate) mod pg {
 }
 
 pub(crate) mod sqlite {
+    type Sqlite =
+        diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+
+    /// The messages, then their links, one row per statement: diesel-async has no batch
+    /// insert for SQLite (which has no `DEFAULT` in `VALUES`); the statement is prepared
+    /// once and the transaction holds the lock throughout.
+    async fn insert_rows(
+        c: &mut Sqlite,
+        messages: &[crate::rows::NewMessageRow],
+        links: &[crate::rows::NewMessageFileRow],
+    ) -> Result<(), diesel::result::Error> {
+        use diesel_async::RunQueryDsl as _;
+        for row in messages {
+            diesel::insert_into(crate::schema::messages::table)
+                .values(row.clone())
+                .execute(c)
+                .await?;
+        }
+        for row in links {
+            diesel::insert_into(crate::schema::message_files::table)
+                .values(row.clone())
+                .execute(c)
+                .await?;
+        }
+        Ok(())
+    }
     /// The lock clause of PostgreSQL, as a no-op.
     trait Unlocked: Sized {
         fn unlocked(self) -> Self {

@@ -266,13 +266,24 @@ fn read_error(e: ReadError) -> ApiError {
 /// stored, storing nothing. A malformed file is refused before anything is imported.
 fn validate(mut file: std::fs::File) -> Result<(std::fs::File, Format), ApiError> {
     let format = transfer::read(&mut file, &mut |item: Item| {
-        if let Item::Conversation {
-            index,
-            conversation: Some(conversation),
-            ..
-        } = &item
-        {
-            transfer::check(*index, conversation).map_err(ReadError::Malformed)?;
+        match &item {
+            Item::Conversation {
+                index,
+                conversation: Some(conversation),
+                ..
+            } => transfer::check(*index, conversation).map_err(ReadError::Malformed)?,
+            Item::Prompts { prompts, .. } => {
+                for (i, prompt) in prompts.iter().enumerate() {
+                    confab_core::values::PromptContent::new(
+                        &prompt.content,
+                        &confab_core::values::Limits::default(),
+                    )
+                    .map_err(|e| {
+                        ReadError::Malformed(format!("prompts[{i}].{}: {}", e.field, e.message))
+                    })?;
+                }
+            }
+            Item::Conversation { .. } | Item::Files(_) => {}
         }
         Ok(())
     })

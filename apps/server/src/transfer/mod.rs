@@ -512,7 +512,7 @@ pub fn check(index: usize, conversation: &ImportConversation) -> Result<(), Stri
     let owner = confab_core::UserId::new("check").map_err(|e| e.to_string())?;
     confab_core::transfer::plan(&owner, ProjectId::new(), conversation)
         .map(drop)
-        .map_err(|e| format!("conversations[{index}].{e}"))
+        .map_err(|e| format!("conversations[{index}].{}: {}", e.field, e.message))
 }
 
 // ---- the account's archive
