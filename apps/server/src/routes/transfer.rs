@@ -256,7 +256,10 @@ async fn run_blocking<T: Send + 'static>(
 
 fn read_error(e: ReadError) -> ApiError {
     match e {
-        ReadError::Malformed(where_) => ApiError::Validation(where_),
+        // Not the path first: the answer's detail is made a sentence (a capital first letter).
+        ReadError::Malformed(where_) => {
+            ApiError::Validation(format!("the file is not a valid export: {where_}"))
+        }
         ReadError::Stopped => ApiError::Internal("an import's reader was stopped".to_owned()),
         ReadError::Io(e) => ApiError::Internal(format!("an import's file could not be read: {e}")),
     }
