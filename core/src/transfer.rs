@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use crate::error::{ServiceError, StoreError};
 use crate::ids::{ConversationId, FileId, MessageId, ProjectId};
 use crate::model::{
-    Conversation, FileMeta, Message, MessageFile, MessageStatus, Principal, Project, Prompt,
-    Role, Timestamp, Usage,
+    Conversation, FileMeta, Message, MessageFile, MessageStatus, Principal, Project, Prompt, Role,
+    Timestamp, Usage,
 };
 use crate::ports::{ChatHistory, FileStore, ProjectStore, PromptStore};
 use crate::values::ValidationError;
@@ -147,7 +147,10 @@ pub fn plan(
         }
     }
     if order.len() != n {
-        return Err(invalid("messages", "the parents of some messages form a cycle"));
+        return Err(invalid(
+            "messages",
+            "the parents of some messages form a cycle",
+        ));
     }
     let conversation_id = ConversationId::new();
     let mut new_ids: Vec<Option<MessageId>> = vec![None; n];
@@ -387,7 +390,10 @@ impl TransferService {
     ) -> Result<Prompt, ServiceError> {
         let _checked =
             crate::values::PromptContent::new(&prompt.content, &crate::values::Limits::default())?;
-        Ok(self.prompts.create_prompt(&principal.user_id, prompt).await?)
+        Ok(self
+            .prompts
+            .create_prompt(&principal.user_id, prompt)
+            .await?)
     }
 
     /// Stores one conversation of an export in the project, in one transaction; nothing
@@ -477,7 +483,10 @@ mod tests {
         );
         assert!(plan(&owner(), ProjectId::new(), &cycle).is_err());
         let twice = source(
-            vec![message("a", None, Role::User), message("a", None, Role::User)],
+            vec![
+                message("a", None, Role::User),
+                message("a", None, Role::User),
+            ],
             None,
         );
         assert!(plan(&owner(), ProjectId::new(), &twice).is_err());
@@ -496,8 +505,7 @@ mod tests {
             size_bytes: 3,
             deleted: false,
         });
-        let planned = plan(&owner(), ProjectId::new(), &source(vec![user, reply], None))
-            .unwrap();
+        let planned = plan(&owner(), ProjectId::new(), &source(vec![user, reply], None)).unwrap();
         assert_eq!(planned.messages[1].status, MessageStatus::Failed);
         assert_eq!(planned.messages[1].error.as_deref(), Some(INTERRUPTED));
         assert_eq!(planned.conversation.leaf_id, Some(planned.messages[1].id));

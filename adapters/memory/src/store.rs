@@ -1581,4 +1581,3 @@ mod tests {
         assert_eq!(clone.get_project(&alice, p.id).await.unwrap(), p);
     }
 }
-

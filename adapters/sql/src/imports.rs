@@ -97,7 +97,9 @@ macro_rules! import_queries {
             ));
             match outcome {
                 // The key was written by a racing import (the conversation's id is fresh).
-                Err(StoreError::Conflict(Conflict::DuplicateId)) => Ok(ImportOutcome::AlreadyImported),
+                Err(StoreError::Conflict(Conflict::DuplicateId)) => {
+                    Ok(ImportOutcome::AlreadyImported)
+                }
                 other => other,
             }
         }

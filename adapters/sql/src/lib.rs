@@ -23,9 +23,9 @@ mod links;
 #[macro_use]
 mod queries;
 mod accounts;
+mod imports;
 mod rows;
 mod schema;
-mod imports;
 mod shares;
 mod store;
 mod turn;

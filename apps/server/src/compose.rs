@@ -15,8 +15,8 @@ use confab_core::ports::{
 };
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::shares::ShareStore;
-use confab_core::transfer::{ImportStore, TransferService};
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
+use confab_core::transfer::{ImportStore, TransferService};
 use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;

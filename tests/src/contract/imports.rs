@@ -121,7 +121,10 @@ async fn an_import_is_stored_whole_with_every_branch_and_its_leaf(s: Imports) {
     assert_eq!(messages, import.messages, "every message as given");
     // The shown branch is the one through a2.
     let branch = ok(
-        s.stores.history.list_branch(&alice, id, None, None, 50).await,
+        s.stores
+            .history
+            .list_branch(&alice, id, None, None, 50)
+            .await,
         "list_branch",
     );
     let contents: Vec<&str> = branch

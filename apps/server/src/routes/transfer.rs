@@ -117,7 +117,9 @@ pub async fn export_account(
         if let Err(e) = transfer::write_account(&producer, &p, zip).await {
             tracing::warn!(error = %e, "an account export stopped");
             // The archive is cut short: the client sees a failed download, not a valid zip.
-            let _ = tx.send(Err(std::io::Error::other("the export failed"))).await;
+            let _ = tx
+                .send(Err(std::io::Error::other("the export failed")))
+                .await;
         }
     });
     let body = futures::stream::unfold(rx, |mut rx| async move {
@@ -176,7 +178,9 @@ pub async fn import(
     state.transfer.check_project(&p, project_id).await?;
     let file = receive(&req, payload, limit).await?;
     let (file, format) = run_blocking(move || validate(file)).await?;
-    import_file(&state, &p, project_id, file, format).await.map(web::Json)
+    import_file(&state, &p, project_id, file, format)
+        .await
+        .map(web::Json)
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -193,8 +197,9 @@ async fn receive(
     limit: u64,
 ) -> Result<std::fs::File, ApiError> {
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
-    let unreadable =
-        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("the form could not be read: {e}"));
+    let unreadable = |e: actix_multipart::MultipartError| {
+        ApiError::BadRequest(format!("the form could not be read: {e}"))
+    };
     let io = |e: std::io::Error| ApiError::Internal(format!("the import's temporary file: {e}"));
     let mut skipped_bytes = 0_u64;
     while let Some(field) = form.next().await {
@@ -332,15 +337,24 @@ async fn import_file(
                 let Some(conversation) = conversation else {
                     continue;
                 };
-                import_one(state, principal, project_id, index, &conversation, &mut report)
-                    .await?;
+                import_one(
+                    state,
+                    principal,
+                    project_id,
+                    index,
+                    &conversation,
+                    &mut report,
+                )
+                .await?;
             }
         }
     }
     match reader.await {
         Ok(Ok(_)) => Ok(report.finish()),
         Ok(Err(e)) => Err(read_error(e)),
-        Err(e) => Err(ApiError::Internal(format!("an import's reader failed: {e}"))),
+        Err(e) => Err(ApiError::Internal(format!(
+            "an import's reader failed: {e}"
+        ))),
     }
 }
 
@@ -392,7 +406,13 @@ async fn import_prompts(
         );
         return Ok(());
     }
-    if !state.prompts.list(principal, project_id, &Default::default()).await?.items.is_empty() {
+    if !state
+        .prompts
+        .list(principal, project_id, &Default::default())
+        .await?
+        .items
+        .is_empty()
+    {
         report.skip(
             "prompts".to_owned(),
             format!(

@@ -147,7 +147,12 @@ pub fn conversation(index: usize, value: &Value) -> Result<Parsed, String> {
     let title = match object.get("title") {
         None | Some(Value::Null) => None,
         Some(Value::String(title)) => Some(title.clone()),
-        Some(other) => return Err(format!("{at}.title: expected text, found {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "{at}.title: expected text, found {}",
+                type_name(other)
+            ));
+        }
     };
     let created = time(object.get("create_time"));
     let updated = time(object.get("update_time"));
@@ -365,7 +370,13 @@ mod tests {
             node("a1", Some("u1"), "assistant", json!(["first"]), 3.0),
             node("a2", Some("u1"), "assistant", json!(["second"]), 4.0),
             node("t", Some("a2"), "tool", json!(["tool output"]), 5.0),
-            node("u2", Some("t"), "user", json!([{"content_type": "image_asset_pointer"}]), 6.0),
+            node(
+                "u2",
+                Some("t"),
+                "user",
+                json!([{"content_type": "image_asset_pointer"}]),
+                6.0,
+            ),
         ] {
             mapping.insert(k, v);
         }
@@ -385,7 +396,10 @@ mod tests {
         // The current node (an image-only message under a tool message) → a2.
         assert_eq!(c.current.as_deref(), Some("a2"));
         let whys: Vec<&str> = parsed.skipped.iter().map(|s| s.why.as_str()).collect();
-        assert_eq!(whys, ["system message", "tool message", "image-only message"]);
+        assert_eq!(
+            whys,
+            ["system message", "tool message", "image-only message"]
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use confab_api_types::{self as api, ImportSkip};
 use confab_core::ids::{FileId, MessageId, ProjectId};
 use confab_core::model::{FileMeta, Message, MessageFile, MessageStatus, Principal, Role, Usage};
 use confab_core::transfer::{ConversationDump, ImportConversation, ImportMessage};
-use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 
 use crate::convert;
@@ -149,7 +151,13 @@ pub fn download_name(title: Option<&str>, extension: &str) -> String {
     let cleaned: String = title
         .unwrap_or_default()
         .chars()
-        .map(|c| if matches!(c, '/' | '\\' | ':') { '-' } else { c })
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':') {
+                '-'
+            } else {
+                c
+            }
+        })
         .filter(|c| !c.is_control())
         .take(100)
         .collect();
@@ -348,7 +356,10 @@ impl<'de> Visitor<'de> for Document<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "confab_export" {
                 let v: u32 = map.next_value().map_err(|e| {
-                    stop::<A::Error>(self.failure, ReadError::Malformed(format!("confab_export: {e}")))
+                    stop::<A::Error>(
+                        self.failure,
+                        ReadError::Malformed(format!("confab_export: {e}")),
+                    )
                 })?;
                 if v != api::EXPORT_VERSION {
                     return Err(stop::<A::Error>(
@@ -373,13 +384,19 @@ impl<'de> Visitor<'de> for Document<'_> {
             match key.as_str() {
                 "projects" => {
                     let list: Vec<IgnoredAny> = map.next_value().map_err(|e| {
-                        stop::<A::Error>(self.failure, ReadError::Malformed(format!("projects: {e}")))
+                        stop::<A::Error>(
+                            self.failure,
+                            ReadError::Malformed(format!("projects: {e}")),
+                        )
                     })?;
                     projects = list.len();
                 }
                 "prompts" => {
                     let prompts: Vec<api::Prompt> = map.next_value().map_err(|e| {
-                        stop::<A::Error>(self.failure, ReadError::Malformed(format!("prompts: {e}")))
+                        stop::<A::Error>(
+                            self.failure,
+                            ReadError::Malformed(format!("prompts: {e}")),
+                        )
                     })?;
                     if let Err(e) = (self.each)(Item::Prompts { projects, prompts }) {
                         return Err(stop::<A::Error>(self.failure, e));
@@ -397,8 +414,8 @@ impl<'de> Visitor<'de> for Document<'_> {
                     let each = &mut *self.each;
                     map.next_value_seed(Elements {
                         each: &mut |index: usize, value: Value| {
-                            let (conversation, skipped) = confab_conversation(index, value)
-                                .map_err(ReadError::Malformed)?;
+                            let (conversation, skipped) =
+                                confab_conversation(index, value).map_err(ReadError::Malformed)?;
                             each(Item::Conversation {
                                 index,
                                 conversation: Some(conversation),

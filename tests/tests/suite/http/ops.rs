@@ -129,10 +129,7 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/shares/{share_id}", &["delete"]),
         ("/api/shared/{token}", &["get"]),
         // Issue 18: export and import.
-        (
-            "/api/conversations/{conversation_id}/export",
-            &["get"],
-        ),
+        ("/api/conversations/{conversation_id}/export", &["get"]),
         ("/api/export", &["get"]),
         ("/api/projects/{project_id}/import", &["post"]),
         ("/api/openapi.json", &["get"]),

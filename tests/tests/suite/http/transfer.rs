@@ -13,7 +13,12 @@ use serde_json::{Value, json};
 
 const CAROL: &str = "carol";
 
-async fn export(app: &TestApp, user: &str, conversation: impl std::fmt::Display, query: &str) -> Answer {
+async fn export(
+    app: &TestApp,
+    user: &str,
+    conversation: impl std::fmt::Display,
+    query: &str,
+) -> Answer {
     app.send_request(app.request(
         Method::GET,
         &format!("/api/conversations/{conversation}/export{query}"),
@@ -22,7 +27,12 @@ async fn export(app: &TestApp, user: &str, conversation: impl std::fmt::Display,
     .await
 }
 
-async fn import(app: &TestApp, user: &str, project: impl std::fmt::Display, bytes: Vec<u8>) -> Answer {
+async fn import(
+    app: &TestApp,
+    user: &str,
+    project: impl std::fmt::Display,
+    bytes: Vec<u8>,
+) -> Answer {
     let part = reqwest::multipart::Part::bytes(bytes)
         .file_name("conversations.json")
         .mime_str("application/json")
@@ -82,8 +92,12 @@ async fn branched(app: &TestApp, user: &str) -> (api::Project, api::Conversation
     app.new_prompt(user, project.id, "Be kind.", false).await;
     let chat = app.new_conversation(user, project.id).await;
     app.send(user, chat.id, "first question").await;
-    app.send_body(user, chat.id, &json!({"content": "edited question", "parent_id": null}))
-        .await;
+    app.send_body(
+        user,
+        chat.id,
+        &json!({"content": "edited question", "parent_id": null}),
+    )
+    .await;
     app.send(user, chat.id, "follow-up: grüße, 你好, 👋").await;
     (project, chat)
 }
@@ -93,16 +107,28 @@ async fn a_conversation_exports_as_json_with_every_branch_and_as_markdown_with_t
     let app = spawn_app().await;
     let (project, chat) = branched(&app, ALICE).await;
     let file = app.new_file(ALICE, project.id, "notes.txt").await;
-    app.send_body(ALICE, chat.id, &json!({"content": "see the file", "file_ids": [file.id]}))
-        .await;
+    app.send_body(
+        ALICE,
+        chat.id,
+        &json!({"content": "see the file", "file_ids": [file.id]}),
+    )
+    .await;
     app.patch_conversation(ALICE, chat.id, &json!({"title": "Ünïcode / plan"}))
         .await
         .assert_status(200);
 
     let answer = export(&app, ALICE, chat.id, "").await;
     answer.assert_status(200);
-    assert!(answer.header("content-type").unwrap_or_default().starts_with("application/json"));
-    let disposition = answer.header("content-disposition").unwrap_or_default().to_owned();
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json")
+    );
+    let disposition = answer
+        .header("content-disposition")
+        .unwrap_or_default()
+        .to_owned();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     assert!(
         disposition.contains("filename*=UTF-8''%C3%9Cn%C3%AFcode%20-%20plan.json"),
@@ -143,24 +169,39 @@ async fn a_conversation_exports_as_json_with_every_branch_and_as_markdown_with_t
 
     let markdown = export(&app, ALICE, chat.id, "?format=markdown").await;
     markdown.assert_status(200);
-    assert!(markdown.header("content-type").unwrap_or_default().starts_with("text/markdown"));
-    assert!(markdown
-        .header("content-disposition")
-        .unwrap_or_default()
-        .contains(".md"));
+    assert!(
+        markdown
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/markdown")
+    );
+    assert!(
+        markdown
+            .header("content-disposition")
+            .unwrap_or_default()
+            .contains(".md")
+    );
     let text = markdown.text();
     assert!(text.starts_with("# Ünïcode / plan\n"), "{text}");
     assert!(text.contains("## User"), "{text}");
-    assert!(text.contains("## Assistant ("), "a reply's heading names its model: {text}");
+    assert!(
+        text.contains("## Assistant ("),
+        "a reply's heading names its model: {text}"
+    );
     assert!(text.contains("edited question"), "{text}");
     assert!(text.contains("grüße, 你好, 👋"), "{text}");
     assert!(text.contains("> Attached: notes.txt"), "{text}");
-    assert!(!text.contains("first question"), "only the shown branch: {text}");
+    assert!(
+        !text.contains("first question"),
+        "only the shown branch: {text}"
+    );
 
     export(&app, ALICE, chat.id, "?format=xml")
         .await
         .problem(400, "bad_request");
-    export(&app, BOB, chat.id, "").await.problem(404, "not_found");
+    export(&app, BOB, chat.id, "")
+        .await
+        .problem(404, "not_found");
     export(&app, BOB, chat.id, "?format=markdown")
         .await
         .problem(404, "not_found");
@@ -186,10 +227,8 @@ async fn a_confab_export_round_trips_through_an_empty_account() {
     assert_eq!(report.imported.prompts, 2);
     assert!(report.skipped.is_empty(), "{report:?}");
 
-    let listed: api::Page<api::Conversation> = app
-        .list_conversations(CAROL, project.id, "")
-        .await
-        .ok(200);
+    let listed: api::Page<api::Conversation> =
+        app.list_conversations(CAROL, project.id, "").await.ok(200);
     assert_eq!(listed.items.len(), 1);
     let second = export(&app, CAROL, listed.items[0].id, "").await;
     second.assert_status(200);
@@ -206,13 +245,13 @@ async fn a_confab_export_round_trips_through_an_empty_account() {
     assert_eq!(again.imported, api::ImportCounts::default());
     assert!(whys(&again).contains(&"already imported"), "{again:?}");
     assert!(
-        whys(&again).iter().any(|w| w.contains("has prompts already")),
+        whys(&again)
+            .iter()
+            .any(|w| w.contains("has prompts already")),
         "{again:?}"
     );
-    let listed: api::Page<api::Conversation> = app
-        .list_conversations(CAROL, project.id, "")
-        .await
-        .ok(200);
+    let listed: api::Page<api::Conversation> =
+        app.list_conversations(CAROL, project.id, "").await.ok(200);
     assert_eq!(listed.items.len(), 1);
 }
 
@@ -310,21 +349,21 @@ async fn a_chatgpt_export_is_imported_with_its_branches_and_its_skips_counted() 
         "{report:?}"
     );
 
-    let listed: api::Page<api::Conversation> = app
-        .list_conversations(ALICE, project.id, "")
-        .await
-        .ok(200);
+    let listed: api::Page<api::Conversation> =
+        app.list_conversations(ALICE, project.id, "").await.ok(200);
     let greetings = listed
         .items
         .iter()
         .find(|c| c.title.as_deref() == Some("Greetings"))
         .expect("the first conversation");
-    assert!(listed.items.iter().any(|c| c.title.as_deref() == Some("日本語の会話")));
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|c| c.title.as_deref() == Some("日本語の会話"))
+    );
     // The shown branch is current_node's (u5, left out → its parent u4).
-    let shown: api::Page<api::Message> = app
-        .list_messages(ALICE, greetings.id, "")
-        .await
-        .ok(200);
+    let shown: api::Page<api::Message> = app.list_messages(ALICE, greetings.id, "").await.ok(200);
     let contents: Vec<&str> = shown.items.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(
         contents,
@@ -346,7 +385,10 @@ async fn a_chatgpt_export_is_imported_with_its_branches_and_its_skips_counted() 
         .iter()
         .map(|m| m.content.as_str())
         .collect();
-    assert!(all.contains(&"Hello 👋, ünïcode?") && all.contains(&"Hi there!"), "{all:?}");
+    assert!(
+        all.contains(&"Hello 👋, ünïcode?") && all.contains(&"Hi there!"),
+        "{all:?}"
+    );
 
     // The same file again adds nothing.
     let again: api::ImportReport = import(&app, ALICE, project.id, chatgpt_export())
@@ -354,7 +396,11 @@ async fn a_chatgpt_export_is_imported_with_its_branches_and_its_skips_counted() 
         .ok(200);
     assert_eq!(again.imported.conversations, 0, "{again:?}");
     assert_eq!(
-        again.skipped.iter().filter(|s| s.why == "already imported").count(),
+        again
+            .skipped
+            .iter()
+            .filter(|s| s.why == "already imported")
+            .count(),
         2,
         "{again:?}"
     );
@@ -363,7 +409,9 @@ async fn a_chatgpt_export_is_imported_with_its_branches_and_its_skips_counted() 
     import(&app, BOB, project.id, chatgpt_export())
         .await
         .problem(404, "not_found");
-    export(&app, BOB, greetings.id, "").await.problem(404, "not_found");
+    export(&app, BOB, greetings.id, "")
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -380,7 +428,10 @@ async fn a_malformed_import_names_where_it_broke_and_stores_nothing() {
     )
     .await
     .problem(422, "validation_failed");
-    assert!(problem.detail.contains("conversations[1].mapping"), "{problem:?}");
+    assert!(
+        problem.detail.contains("conversations[1].mapping"),
+        "{problem:?}"
+    );
 
     let mut truncated = chatgpt_export();
     truncated.truncate(truncated.len() / 2);
@@ -398,10 +449,8 @@ async fn a_malformed_import_names_where_it_broke_and_stores_nothing() {
         .problem(422, "validation_failed");
 
     // The first conversation was well formed, and still nothing was imported.
-    let listed: api::Page<api::Conversation> = app
-        .list_conversations(ALICE, project.id, "")
-        .await
-        .ok(200);
+    let listed: api::Page<api::Conversation> =
+        app.list_conversations(ALICE, project.id, "").await.ok(200);
     assert!(listed.items.is_empty(), "{listed:?}");
 
     let not_a_form = app
@@ -436,7 +485,13 @@ async fn the_account_exports_as_a_streamed_zip_of_the_json_and_the_bytes() {
     let other = app.new_project(ALICE, "Second").await;
     let bytes = "a file's bytes: ünïcode\n".repeat(5_000).into_bytes();
     let file: api::FileInfo = app
-        .upload_file(ALICE, other.id, "big notes.txt", "text/plain", bytes.clone())
+        .upload_file(
+            ALICE,
+            other.id,
+            "big notes.txt",
+            "text/plain",
+            bytes.clone(),
+        )
         .await
         .ok(201);
     let bob_project = app.new_project(BOB, "Bob's").await;
@@ -448,10 +503,12 @@ async fn the_account_exports_as_a_streamed_zip_of_the_json_and_the_bytes() {
         .await;
     answer.assert_status(200);
     assert_eq!(answer.header("content-type"), Some("application/zip"));
-    assert!(answer
-        .header("content-disposition")
-        .unwrap_or_default()
-        .contains("confab-export-"));
+    assert!(
+        answer
+            .header("content-disposition")
+            .unwrap_or_default()
+            .contains("confab-export-")
+    );
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(answer.body.to_vec())).expect("a valid zip");
     let mut json = String::new();
@@ -471,7 +528,10 @@ async fn the_account_exports_as_a_streamed_zip_of_the_json_and_the_bytes() {
     assert_eq!(doc.conversations[0].project_id, project.id);
     assert_eq!(doc.conversations[0].messages.len(), 6);
     assert_eq!(doc.files.len(), 1);
-    assert!(!json.contains("bob's secret") && !json.contains("Bob's"), "{json}");
+    assert!(
+        !json.contains("bob's secret") && !json.contains("Bob's"),
+        "{json}"
+    );
     let mut stored = Vec::new();
     archive
         .by_name(&format!("files/{}/big notes.txt", file.id))
