@@ -296,7 +296,7 @@ pub fn conversation(index: usize, value: &Value) -> Result<Parsed, String> {
         }
         None
     };
-    order.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+    order.sort_by_key(|&(_, at, position)| (at, position));
     let mut messages = Vec::with_capacity(order.len());
     for (key, _, _) in &order {
         let Some(node) = nodes.get(key) else { continue };
