@@ -18,6 +18,7 @@ pub mod search;
 pub mod services;
 pub mod shares;
 pub mod titles;
+pub mod transfer;
 pub mod usage;
 pub mod values;
 

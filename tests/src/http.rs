@@ -197,6 +197,7 @@ impl AppOptions {
             search: Arc::new(store.clone()),
             knowledge: Arc::new(store.clone()),
             shares: Arc::new(store.clone()),
+            imports: Arc::new(store.clone()),
             blobs: Arc::new(blobs.clone()),
             auth: self.auth.unwrap_or_else(|| Arc::new(FakeAuth)),
             dev_tokens: self.dev_tokens,

@@ -21,6 +21,7 @@ use confab_core::ports::{
 };
 use confab_core::search::{self, SearchHit, SearchKey, SearchQuery};
 use confab_core::shares::{NewShare, Share, ShareStore, Snapshot};
+use confab_core::transfer::{ImportOutcome, ImportStore, NewImport};
 use confab_core::usage::{
     GroupBy, NaiveDate, QuotaOverride, QuotaState, TokenCounts, UsageEntry, UsageLedger, UsageRow,
     UserUsage, month_start,
@@ -100,6 +101,8 @@ struct State {
     quotas: BTreeMap<UserId, QuotaOverride>,
     /// Share links, with the time each was revoked.
     shares: BTreeMap<ShareId, (NewShare, Option<Timestamp>)>,
+    /// Imported conversations by project and import key.
+    imports: HashMap<(ProjectId, String), ConversationId>,
 }
 
 /// Why a turn's parent cannot take the new message: a user message follows a reply, a
@@ -170,6 +173,7 @@ impl State {
 
     fn remove_conversation(&mut self, id: ConversationId) {
         self.conversations.remove(&id);
+        self.imports.retain(|_, conversation| *conversation != id);
         if let Some(messages) = self.messages.remove(&id) {
             for message_id in messages.keys() {
                 self.message_ids.remove(message_id);
@@ -1493,6 +1497,56 @@ impl ShareStore for MemoryStore {
                     && state.conversations.contains_key(&s.conversation_id)
             })
             .map(|(s, _)| s.snapshot.clone()))
+    }
+}
+
+impl State {
+    fn import_conversation(&mut self, import: &NewImport) -> Result<ImportOutcome, StoreError> {
+        let conversation = &import.conversation;
+        self.owned_project(&conversation.owner_id, conversation.project_id)?;
+        let key = (conversation.project_id, import.key.clone());
+        if self.imports.contains_key(&key) {
+            return Ok(ImportOutcome::AlreadyImported);
+        }
+        if self.conversations.contains_key(&conversation.id)
+            || import
+                .messages
+                .iter()
+                .any(|m| self.message_ids.contains_key(&m.id))
+        {
+            return Err(Conflict::DuplicateId.into());
+        }
+        self.conversations.insert(
+            conversation.id,
+            Conversation {
+                active_reply_id: None,
+                ..conversation.clone()
+            },
+        );
+        let messages = self.messages.entry(conversation.id).or_default();
+        for message in &import.messages {
+            let message = Message {
+                conversation_id: conversation.id,
+                ..message.clone()
+            };
+            self.message_ids.insert(message.id, conversation.id);
+            messages.insert(
+                message.id,
+                StoredMessage {
+                    touched_at: message.created_at,
+                    message,
+                },
+            );
+        }
+        self.imports.insert(key, conversation.id);
+        Ok(ImportOutcome::Imported)
+    }
+}
+
+#[async_trait]
+impl ImportStore for MemoryStore {
+    async fn import_conversation(&self, import: &NewImport) -> Result<ImportOutcome, StoreError> {
+        self.state()?.import_conversation(import)
     }
 }
 

@@ -83,7 +83,8 @@ by_reference!(
     confab_core::search::SearchQuery,
     UsageEntry,
     QuotaOverride,
-    confab_core::shares::NewShare
+    confab_core::shares::NewShare,
+    confab_core::transfer::NewImport
 );
 
 by_value!(

@@ -23,6 +23,7 @@ mod links;
 #[macro_use]
 mod queries;
 mod accounts;
+mod imports;
 mod rows;
 mod schema;
 mod shares;

@@ -217,7 +217,7 @@ impl TryFrom<MessageRow> for Message {
 /// A message as written: with the lease column `touched_at`. Owned, so that the insert is a
 /// `'static` query, and `None` is written as `NULL`, not `DEFAULT`: diesel caches the prepared
 /// statement only then, and PostgreSQL's pipelined turn needs that.
-#[derive(Insertable)]
+#[derive(Clone, Insertable)]
 #[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub(crate) struct NewMessageRow {
     pub id: DbId,
@@ -420,7 +420,7 @@ impl SearchRow {
 }
 
 /// A link of a user message to an attached file, as written.
-#[derive(Insertable)]
+#[derive(Clone, Insertable)]
 #[diesel(table_name = message_files)]
 pub(crate) struct NewMessageFileRow {
     pub message_id: DbId,

@@ -161,7 +161,20 @@ diesel::table! {
 
 diesel::joinable!(shares -> conversations (conversation_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Id;
+
+    /// The import key of each imported conversation (issue 18), unique per project.
+    conversation_imports (project_id, import_key) {
+        project_id -> Id,
+        import_key -> Text,
+        conversation_id -> Id,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    conversation_imports,
     shares,
     projects,
     prompts,

@@ -18,6 +18,7 @@ use confab_core::ports::{
 };
 use confab_core::search::{SearchHit, SearchKey, SearchQuery};
 use confab_core::shares::{NewShare, Share, ShareStore, Snapshot};
+use confab_core::transfer::{ImportOutcome, ImportStore, NewImport};
 use confab_core::usage::{
     GroupBy, NaiveDate, QuotaOverride, QuotaState, UsageEntry, UsageLedger, UsageRow, UserUsage,
 };
@@ -28,7 +29,7 @@ use uuid::Uuid;
 use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
-use crate::{accounts, queries, shares, usage};
+use crate::{accounts, imports, queries, shares, usage};
 
 /// Every storage port over PostgreSQL or SQLite. Cloning is cheap (the clones share one
 /// pool), so one store can be handed out as `Arc<dyn ProjectStore>`, `Arc<dyn ChatHistory>`, …
@@ -154,6 +155,13 @@ macro_rules! on_shares {
     };
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run shares, $store, true, $op($($arg),*))
+    };
+}
+
+/// [`on_conn!`] for the operations of [`imports`](crate::imports).
+macro_rules! on_imports {
+    ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run imports, $store, true, $op($($arg),*))
     };
 }
 
@@ -710,5 +718,12 @@ impl ShareStore for SqlStore {
 
     async fn shared_snapshot(&self, token_hash: &str) -> Result<Option<Snapshot>, StoreError> {
         on_shares!(self, read shared_snapshot(token_hash))
+    }
+}
+
+#[async_trait]
+impl ImportStore for SqlStore {
+    async fn import_conversation(&self, import: &NewImport) -> Result<ImportOutcome, StoreError> {
+        on_imports!(self, write import_conversation(import))
     }
 }

@@ -684,6 +684,128 @@ pub struct StreamError {
     pub detail: String,
 }
 
+/// The `format` of `GET /api/conversations/{id}/export`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Confab's export format (`ExportDocument`), every branch.
+    #[default]
+    Json,
+    /// The shown branch, with role headings and models.
+    Markdown,
+}
+
+/// The version of Confab's export format, the value of `confab_export`.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// Confab's export (`GET /api/conversations/{id}/export?format=json`, and `export.json` in
+/// the zip of `GET /api/export`), version 1. `docs/export.md` describes it. Readers MUST
+/// ignore fields they do not know; a change that old readers would misread gets a new
+/// version. `confab_export` comes first, so an importer knows the version before it reads
+/// the rest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportDocument {
+    /// Always `1` for this format.
+    pub confab_export: u32,
+    pub exported_at: DateTime<Utc>,
+    /// The projects exported (for a conversation's export: its project).
+    pub projects: Vec<Project>,
+    /// Every version of the projects' prompts, each project's lowest version first.
+    pub prompts: Vec<Prompt>,
+    pub conversations: Vec<ExportConversation>,
+    /// The metadata of the files exported (for a conversation: those attached to its
+    /// messages that still exist). The zip of `GET /api/export` holds each one's bytes at
+    /// `files/{id}/{filename}`.
+    pub files: Vec<FileInfo>,
+}
+
+/// A conversation with every message of every branch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportConversation {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub title: Option<String>,
+    /// The model its replies are asked of; `null` for the server's default.
+    #[serde(default)]
+    pub model: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The last message of the branch being shown; `null` when it has no messages.
+    #[serde(default)]
+    pub leaf_id: Option<Uuid>,
+    /// Every message, oldest first (a parent always comes before its children); the
+    /// branches are the paths from a message with `parent_id: null` along `parent_id`.
+    pub messages: Vec<ExportMessage>,
+}
+
+/// One message of an exported conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportMessage {
+    pub id: Uuid,
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The files attached to a user message, as they were when attached.
+    #[serde(default)]
+    pub files: Vec<ExportAttachment>,
+}
+
+/// A file attached to an exported message, named as it was when attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportAttachment {
+    pub id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+/// What `POST /api/projects/{id}/import` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportReport {
+    /// `"confab"` or `"chatgpt"`: the format the file was read as.
+    pub format: String,
+    pub imported: ImportCounts,
+    /// What was left out, and why (an image-only message, a system message, a
+    /// conversation imported before …).
+    pub skipped: Vec<ImportSkip>,
+}
+
+/// How much an import stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportCounts {
+    pub conversations: u64,
+    pub messages: u64,
+    /// Prompt versions (from a Confab export of one project, into a project without any).
+    #[serde(default)]
+    pub prompts: u64,
+}
+
+/// Something an import left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportSkip {
+    /// Where in the file: `conversations[3]`, `conversations[3].mapping.<node id>`, `files` …
+    pub what: String,
+    /// A sentence for a person: `already imported`, `system message`, `image-only message` …
+    pub why: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

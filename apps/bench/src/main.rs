@@ -2,6 +2,7 @@
 
 mod bare_relay;
 mod callgrind;
+mod carry;
 mod client;
 mod data;
 mod floor;
@@ -56,6 +57,10 @@ enum Suite {
     /// reports over 1,000,000 ledger rows, search over 1,000,000 messages, knowledge retrieval
     /// at 10,000 and 100,000 chunks (`--data-parts`, …). Not in the default run.
     Data,
+    /// Export and import (issue 18): an import of generated ChatGPT conversations
+    /// (`--carry-conversations` × `--carry-messages`), then the export of that account as a
+    /// zip, with the server's memory growth during each. Not in the default run.
+    Carry,
 }
 
 /// One benchmark of the live suite.
@@ -90,6 +95,12 @@ struct Args {
     /// Which suites to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Suite::Load, Suite::Live])]
     suites: Vec<Suite>,
+    /// Conversations of the carry suite's generated ChatGPT export.
+    #[arg(long, default_value_t = 1000)]
+    carry_conversations: usize,
+    /// Messages of each of those conversations (1,000 × 100: the 100,000 messages exported).
+    #[arg(long, default_value_t = 100)]
+    carry_messages: usize,
     /// Which parts of the live suite to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LivePart::Reconnect, LivePart::Hop, LivePart::Fanout, LivePart::Memory])]
     live_parts: Vec<LivePart>,
@@ -407,6 +418,47 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The carry suite on SQLite: a server of its own, one tenant.
+    async fn carry(&self) -> Result<carry::CarryReport, BenchError> {
+        let database = Database::sqlite(self.dir, "carry.db");
+        let mut extra_env = self.args.server_env.clone();
+        extra_env.push((
+            "CONFAB_IMPORT_MAX_BYTES".to_owned(),
+            (4_u64 << 30).to_string(),
+        ));
+        let launch = Launch {
+            binary: self.binary,
+            database_url: &database.url,
+            provider_base_url: self.provider_base_url,
+            upstream: Upstream::Http1,
+            dir: self.dir,
+            extra_env: &extra_env,
+            callgrind: None,
+        };
+        let server = ServerProcess::start(&launch, self.http).await?;
+        let base = format!("http://{}", server.addr);
+        let api = Api {
+            http: self.http,
+            base: base.clone(),
+        };
+        let outcome = async {
+            let tenant = api.tenant("carry").await?;
+            carry::run(
+                self.http,
+                &base,
+                server.pid,
+                &tenant,
+                self.args.carry_conversations,
+                self.args.carry_messages,
+            )
+            .await
+        }
+        .await;
+        server.stop().await;
+        database.remove().await?;
+        outcome
+    }
+
     async fn backend(
         &self,
         backend: Backend,
@@ -967,6 +1019,11 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     } else {
         None
     };
+    let carry = if args.suites.contains(&Suite::Carry) {
+        Some(run.carry().await?)
+    } else {
+        None
+    };
     Ok(Report {
         started_at,
         machine,
@@ -976,6 +1033,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         backends,
         live,
         data,
+        carry,
     })
 }
 

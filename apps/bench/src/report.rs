@@ -197,6 +197,8 @@ pub struct Report {
     pub live: Option<LiveReport>,
     /// The data benchmarks (issues 16, 18, 19), when run.
     pub data: Option<crate::data::DataReport>,
+    /// The export and import benchmark (issue 18), when run.
+    pub carry: Option<crate::carry::CarryReport>,
 }
 
 /// The figures of the live-reply benchmarks.
@@ -290,6 +292,9 @@ impl Report {
         }
         if let Some(data) = &self.data {
             data.markdown(&mut out);
+        }
+        if let Some(carry) = &self.carry {
+            carry.markdown(&mut out);
         }
         out
     }

@@ -16,6 +16,7 @@ use confab_core::ports::{
 use confab_core::services::{ConversationService, ProjectService, PromptService};
 use confab_core::shares::ShareStore;
 use confab_core::titles::{FirstWords, LlmTitler, Titler};
+use confab_core::transfer::{ImportStore, TransferService};
 use confab_core::usage::{Accounting, UsageLedger};
 use confab_files::ObjectBlobStore;
 use confab_limits::SlidingWindowLimiter;
@@ -79,6 +80,8 @@ pub struct Adapters {
     pub knowledge: Arc<dyn KnowledgeIndex>,
     /// Read-only share links.
     pub shares: Arc<dyn ShareStore>,
+    /// Imported conversations (one transaction each, with their import keys).
+    pub imports: Arc<dyn ImportStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthVerifier>,
     /// Present when dev sign-in is the configured provider.
@@ -163,6 +166,7 @@ pub async fn adapters(settings: &Settings) -> Result<Adapters, ComposeError> {
         search: stores.clone(),
         knowledge: stores.clone(),
         shares: stores.clone(),
+        imports: stores.clone(),
         files: stores,
         blobs,
         auth: sign_in.verifier,
@@ -232,6 +236,7 @@ trait Stores:
     + KnowledgeIndex
     + UsageLedger
     + ShareStore
+    + ImportStore
 {
 }
 impl<
@@ -242,7 +247,8 @@ impl<
         + MessageSearch
         + KnowledgeIndex
         + UsageLedger
-        + ShareStore,
+        + ShareStore
+        + ImportStore,
 > Stores for S
 {
 }
@@ -498,7 +504,16 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
             sends_per_minute: settings.sends_per_minute,
         },
     };
+    let transfer = TransferService::new(
+        Arc::clone(&adapters.projects),
+        Arc::clone(&adapters.prompts),
+        Arc::clone(&adapters.history),
+        Arc::clone(&adapters.files),
+        adapters.imports,
+    );
     AppState {
+        transfer,
+        import_max_bytes: settings.import_max_bytes,
         projects: ProjectService::new(
             Arc::clone(&adapters.projects),
             Arc::clone(&adapters.blobs),

@@ -151,6 +151,8 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub limits: Limits,
     pub max_json_bytes: usize,
+    /// The largest file an import reads (`CONFAB_IMPORT_MAX_BYTES`).
+    pub import_max_bytes: u64,
     pub sends_per_minute: u32,
     pub llm_timeout: Duration,
     /// The model that writes titles (`CONFAB_TITLE_MODEL`); `None`: the chat model.
@@ -247,6 +249,7 @@ impl Settings {
                 ..Limits::default()
             },
             max_json_bytes: v.required(&MAX_JSON_BYTES)?,
+            import_max_bytes: v.required(&IMPORT_MAX_BYTES)?,
             sends_per_minute: v.required(&SENDS_PER_MINUTE)?,
             llm_timeout: v.secs(&LLM_TIMEOUT_SECS)?,
             title_model: v.text(&TITLE_MODEL),

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod state;
 pub mod telemetry;
 pub mod texts;
+pub mod transfer;
 mod web_assets;
 
 pub use app::{Adapters, RunningServer, build_state, start, start_on};

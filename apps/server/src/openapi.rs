@@ -38,7 +38,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::routes::{chat, files, local, oidc, ops, projects, search, shares, usage};
+use crate::routes::{chat, files, local, oidc, ops, projects, search, shares, transfer, usage};
 use crate::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
@@ -144,6 +144,7 @@ pub struct UploadForm {
         projects::list_messages, chat::send_message, chat::follow, chat::cancel,
         chat::regenerate, projects::choose_leaf, search::search,
         shares::create_share, shares::list_shares, shares::revoke_share, shares::shared_json,
+        transfer::export_conversation, transfer::export_account, transfer::import,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
@@ -158,6 +159,8 @@ pub struct UploadForm {
         api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
         api::ShareCreated, api::ShareInfo, api::SharedConversation, api::SharedMessage,
+        api::ExportFormat, api::ExportDocument, api::ExportConversation, api::ExportMessage, api::ExportAttachment,
+        api::ImportReport, api::ImportCounts, api::ImportSkip,
         api::TokenSums, api::UsageGroup, api::QuotaStatus, api::UsageReport, api::QuotaOverride, api::AdminUser, api::SignedOut,
     )),
     tags(
@@ -167,6 +170,7 @@ pub struct UploadForm {
         (name = "files"),
         (name = "search", description = "Full-text search over your messages and conversation titles"),
         (name = "shares", description = "Read-only share links; `/api/shared/{token}` needs no sign-in"),
+        (name = "export", description = "Export (a conversation as JSON or Markdown, the whole account as a zip) and import (a Confab export or ChatGPT's conversations.json); the format is in docs/export.md"),
         (name = "accounts", description = "Built-in accounts (`CONFAB_AUTH=local`)"),
         (name = "usage", description = "Token usage and quotas; `/api/admin/*` answers administrators only (404 for anyone else)"),
     )

@@ -28,6 +28,10 @@ pub struct AppState {
     pub search: confab_core::services::SearchService,
     /// Read-only share links.
     pub shares: confab_core::shares::ShareService,
+    /// Export and import (issue 18).
+    pub transfer: confab_core::transfer::TransferService,
+    /// The largest file an import reads (`CONFAB_IMPORT_MAX_BYTES`).
+    pub import_max_bytes: u64,
     pub chat: ChatService,
     pub history: Arc<dyn ChatHistory>,
     pub auth: Arc<dyn AuthVerifier>,

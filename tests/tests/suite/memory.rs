@@ -90,3 +90,15 @@ async fn memory_store_honours_the_share_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_import_store_contract() {
+    contract::import_store_contract(|| async {
+        let store = Arc::new(MemoryStore::new());
+        contract::Imports {
+            stores: Stores::from_one(store.clone()),
+            imports: store,
+        }
+    })
+    .await;
+}

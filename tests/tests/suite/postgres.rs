@@ -126,3 +126,21 @@ async fn postgres_store_honours_the_share_store_contract() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_import_store_contract() {
+    if reachable().await {
+        contract::import_store_contract(|| async {
+            let store = Arc::new(
+                testing::postgres_store()
+                    .await
+                    .expect("PostgreSQL was reachable when the test started"),
+            );
+            contract::Imports {
+                stores: Stores::from_one(store.clone()),
+                imports: store,
+            }
+        })
+        .await;
+    }
+}

@@ -82,3 +82,15 @@ async fn sqlite_store_honours_the_share_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_import_store_contract() {
+    contract::import_store_contract(|| async {
+        let store = Arc::new(testing::sqlite_store().await);
+        contract::Imports {
+            stores: Stores::from_one(store.clone()),
+            imports: store,
+        }
+    })
+    .await;
+}

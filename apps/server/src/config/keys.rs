@@ -300,6 +300,8 @@ keys! {
         "a TOML file of prices per million tokens by model (`[\"gpt-4.1-mini\"] input = 0.4, cached_input = 0.1, output = 1.6`): each call's cost is computed when it is recorded";
     MAX_UPLOAD_BYTES: "CONFAB_MAX_UPLOAD_BYTES", bytes(1, 1 << 40), Is("26214400"), PUBLIC,
         "largest upload (413)";
+    IMPORT_MAX_BYTES: "CONFAB_IMPORT_MAX_BYTES", bytes(1, 1 << 40), Is("524288000"), PUBLIC,
+        "largest file `POST /api/projects/{id}/import` reads (413): a Confab export or ChatGPT's `conversations.json`, parsed as a stream from a temporary file";
     MAX_JSON_BYTES: "CONFAB_MAX_JSON_BYTES", bytes(1, 1 << 30), Is("1048576"), PUBLIC,
         "largest JSON body (413)";
     REPLY_LEASE_SECS: "CONFAB_REPLY_LEASE_SECS", secs(3, 300), Is("6"), PUBLIC,

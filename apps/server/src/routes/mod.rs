@@ -11,6 +11,7 @@ pub mod ops;
 pub mod projects;
 pub mod search;
 pub mod shares;
+pub mod transfer;
 pub mod usage;
 
 use actix_web::middleware::from_fn;
@@ -261,6 +262,21 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/shares/{share_id}")
             .delete(shares::revoke_share)
             .default_service(not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/export")
+            .get(transfer::export_account)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/conversations/{conversation_id}/export")
+            .get(transfer::export_conversation)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/projects/{project_id}/import")
+            .post(transfer::import)
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/search")

@@ -22,6 +22,7 @@ mod provider;
 mod routing;
 mod search;
 mod shares;
+mod transfer;
 mod tree;
 mod usage;
 

@@ -128,6 +128,10 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ),
         ("/api/shares/{share_id}", &["delete"]),
         ("/api/shared/{token}", &["get"]),
+        // Issue 18: export and import.
+        ("/api/conversations/{conversation_id}/export", &["get"]),
+        ("/api/export", &["get"]),
+        ("/api/projects/{project_id}/import", &["post"]),
         ("/api/openapi.json", &["get"]),
         ("/api/auth/local/sign-up", &["post"]),
         ("/api/auth/local/sign-in", &["post"]),
