@@ -16,11 +16,8 @@
 //!   reply after the cancel was published (nobody held it then) finds it and stops.
 
 use std::collections::VecDeque;
-use std::future::Future as _;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -542,46 +539,6 @@ async fn abandon(
     }
 }
 
-/// A period of silence that starts again at each [`Quiet::restart`] without touching the
-/// runtime's timer: one sleep per follower, moved only when it fires early, instead of a
-/// `tokio::time::timeout` (a timer registered and removed) per entry.
-struct Quiet {
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    since: tokio::time::Instant,
-    period: Duration,
-}
-
-impl Quiet {
-    fn new(period: Duration) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep(period)),
-            since: tokio::time::Instant::now(),
-            period,
-        }
-    }
-
-    /// The silence starts now.
-    fn restart(&mut self) {
-        self.since = tokio::time::Instant::now();
-    }
-
-    /// Ready once `period` has passed since the latest restart.
-    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let due = self.since + self.period;
-            if tokio::time::Instant::now() >= due {
-                self.sleep.as_mut().reset(due + self.period);
-                return Poll::Ready(());
-            }
-            // Fired for an older start: wait for the rest of this one.
-            self.sleep.as_mut().reset(due);
-        }
-    }
-}
-
 /// What a stream entry says.
 fn parse(entry: &StreamId) -> Result<Entry, LiveError> {
     let bad = || LiveError::Unavailable(format!("a malformed live entry {}", entry.id));
@@ -738,7 +695,6 @@ impl LiveReplies for RedisLiveReplies {
         }
         let stream = async_stream::stream! {
             let mut position = after;
-            let mut block = Quiet::new(BLOCK);
             // Entries read from the stream, then those delivered; the stream again after a gap.
             let mut read = entries(first);
             let mut from_stream = true;
@@ -791,16 +747,7 @@ impl LiveReplies for RedisLiveReplies {
                     continue;
                 }
                 from_stream = false;
-                block.restart();
-                let delivered = {
-                    let recv = joined.deliveries.recv();
-                    tokio::pin!(recv);
-                    futures::future::poll_fn(|cx| match recv.as_mut().poll(cx) {
-                        Poll::Ready(delivery) => Poll::Ready(Ok(delivery)),
-                        Poll::Pending => block.poll_elapsed(cx).map(Err),
-                    })
-                    .await
-                };
+                let delivered = tokio::time::timeout(BLOCK, joined.deliveries.recv()).await;
                 read = match delivered {
                     Ok(Ok(Delivery::Entry(entry))) => vec![Ok(entry)],
                     Ok(Ok(Delivery::Lost(e))) => {
@@ -869,25 +816,6 @@ mod tests {
     use super::*;
     use crate::testing::PrivateRedis;
     use futures::StreamExt;
-
-    /// The follower's quiet period counts from its latest restart (an event), not from
-    /// when it was made: a restart moves the deadline without a new timer.
-    #[tokio::test]
-    async fn a_quiet_period_counts_from_its_latest_restart() {
-        let period = Duration::from_millis(50);
-        let mut quiet = Quiet::new(period);
-        for _ in 0..2 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            let restarted = tokio::time::Instant::now();
-            quiet.restart();
-            futures::future::poll_fn(|cx| quiet.poll_elapsed(cx)).await;
-            assert!(
-                restarted.elapsed() >= period,
-                "elapsed {:?} after the restart",
-                restarted.elapsed()
-            );
-        }
-    }
 
     /// An entry's events are serialized straight from the queue, as the copy of them was.
     #[test]

@@ -448,14 +448,8 @@ async fn relay_follower(
     let mut finished = false;
     // When `done` came without being the last event: only its title may follow.
     let mut done_at: Option<Instant> = None;
-    let mut quiet = Quiet::new(QUIET);
     loop {
-        quiet.restart();
-        let next = futures::future::poll_fn(|cx| match events.poll_next_unpin(cx) {
-            Poll::Ready(event) => Poll::Ready(Ok(event)),
-            Poll::Pending => quiet.poll_elapsed(cx).map(Err),
-        });
-        let (frame, last) = match next.await {
+        let (frame, last) = match tokio::time::timeout(QUIET, events.next()).await {
             Ok(None) => return,
             Ok(Some(Ok(event))) => {
                 position = event.id;
@@ -544,46 +538,6 @@ async fn relay_follower(
 /// How long a follower waits after `done` for the title that follows it (the core gives a
 /// title up after 15 s).
 const TITLE_WAIT: Duration = Duration::from_secs(20);
-
-/// A period of silence that starts again at each [`Quiet::restart`] without touching the
-/// runtime's timer: one sleep per follower, moved only when it fires early, instead of a
-/// `tokio::time::timeout` (a timer registered and removed) per event.
-struct Quiet {
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    since: tokio::time::Instant,
-    period: Duration,
-}
-
-impl Quiet {
-    fn new(period: Duration) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep(period)),
-            since: tokio::time::Instant::now(),
-            period,
-        }
-    }
-
-    /// The silence starts now.
-    fn restart(&mut self) {
-        self.since = tokio::time::Instant::now();
-    }
-
-    /// Ready once `period` has passed since the latest restart.
-    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let due = self.since + self.period;
-            if tokio::time::Instant::now() >= due {
-                self.sleep.as_mut().reset(due + self.period);
-                return Poll::Ready(());
-            }
-            // Fired for an older start: wait for the rest of this one.
-            self.sleep.as_mut().reset(due);
-        }
-    }
-}
 
 /// The `detail` of a follower's `error` when its live events failed.
 const LOST_LIVE: &str =
@@ -969,25 +923,6 @@ mod tests {
                 detail: "status 500: \"upstream\"\nsecond line".to_owned(),
             },
         ]
-    }
-
-    /// The follower's quiet period counts from its latest restart (an event), not from
-    /// when it was made: a restart moves the deadline without a new timer.
-    #[actix_web::test]
-    async fn a_quiet_period_counts_from_its_latest_restart() {
-        let period = Duration::from_millis(50);
-        let mut quiet = Quiet::new(period);
-        for _ in 0..2 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            let restarted = tokio::time::Instant::now();
-            quiet.restart();
-            futures::future::poll_fn(|cx| quiet.poll_elapsed(cx)).await;
-            assert!(
-                restarted.elapsed() >= period,
-                "elapsed {:?} after the restart",
-                restarted.elapsed()
-            );
-        }
     }
 
     #[actix_web::test]
