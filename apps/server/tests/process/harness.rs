@@ -161,7 +161,13 @@ pub struct Client {
 
 impl Client {
     pub async fn sign_in(base: &str, username: &str) -> Self {
-        let http = reqwest::Client::new();
+        // A pooled connection is dropped after 1 s idle, before the server's keep-alive (5 s)
+        // closes it: a request sent on a connection the server is closing fails with
+        // IncompleteMessage (seen when a test's client idled while its browser worked).
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
         let answer: Value = http
             .post(format!("{base}/api/auth/dev-login"))
             .json(&json!({ "username": username }))
