@@ -103,7 +103,7 @@ impl RedisSendLimiter {
         capacity: u32,
         window: Duration,
     ) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
+        let client = crate::client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

@@ -147,7 +147,7 @@ impl RedisLiveReplies {
         options: LiveOptions,
     ) -> Result<Self, LiveError> {
         let prefix = prefix.into();
-        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+        let client = crate::client(url).map_err(|e| unavailable(&e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

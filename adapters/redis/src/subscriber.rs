@@ -261,8 +261,22 @@ async fn run(
                 for channel in followers.lock().values() {
                     channel.subscribed.send_replace(Some(Ok(())));
                 }
+                // (Un)subscriptions are done one after the other, in the order asked, by a
+                // future of their own that this loop keeps polling: a round trip for one
+                // never holds up the messages of the channels already followed.
+                let requests = async {
+                    while let Some(request) = inbox.recv().await {
+                        if let Err(e) = handle(&followers, &mut sink, request).await {
+                            tracing::warn!(error = %e, "live replies: a subscription failed");
+                            return Some(e);
+                        }
+                    }
+                    None
+                };
+                tokio::pin!(requests);
                 loop {
                     tokio::select! {
+                        biased;
                         message = messages.next() => {
                             let Some(message) = message else { break };
                             let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
@@ -275,13 +289,11 @@ async fn run(
                                 followers.deliver(channel, payload);
                             }
                         }
-                        request = inbox.recv() => {
-                            let Some(request) = request else { return };
-                            if let Err(e) = handle(&followers, &mut sink, request).await {
-                                tracing::warn!(error = %e, "live replies: a subscription failed");
-                                break;
-                            }
-                        }
+                        failed = &mut requests => match failed {
+                            // The adapter is gone: nobody is left to ask for anything.
+                            None => return,
+                            Some(_) => break,
+                        },
                     }
                 }
                 tracing::warn!("live replies: the subscription was lost; subscribing again");
