@@ -554,6 +554,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
         usage,
         quotas: settings.quotas,
         admins: settings.admins.clone(),
+        trusted_proxies: settings.trusted_proxies.clone(),
         max_json_bytes: settings.max_json_bytes,
         llm_timeout: settings.llm_timeout,
         clerk_host,

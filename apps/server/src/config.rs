@@ -161,6 +161,8 @@ pub struct Settings {
     pub quotas: confab_core::usage::QuotaDefaults,
     /// The administrators' token subjects (`CONFAB_ADMINS`).
     pub admins: Vec<String>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`CONFAB_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The price table's file (`CONFAB_PRICES`).
     pub prices: Option<PathBuf>,
     pub shutdown_grace: Duration,
@@ -258,6 +260,12 @@ impl Settings {
                 tokens_per_month: v.number(&QUOTA_TOKENS_PER_MONTH)?,
             },
             admins: v.list(&ADMINS),
+            trusted_proxies: v
+                .list(&TRUSTED_PROXIES)
+                .iter()
+                .map(|entry| crate::client_address::parse_proxy(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid(&TRUSTED_PROXIES, e))?,
             prices: v.text(&PRICES).map(PathBuf::from),
             shutdown_grace: v.secs(&SHUTDOWN_GRACE_SECS)?,
             live: LiveSettings {

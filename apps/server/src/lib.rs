@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod app;
+pub mod client_address;
 pub mod compose;
 pub mod config;
 pub mod convert;

@@ -51,6 +51,8 @@ pub struct AppState {
     pub quotas: confab_core::usage::QuotaDefaults,
     /// The administrators' token subjects (`CONFAB_ADMINS`).
     pub admins: Vec<String>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`CONFAB_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: Arc<Metrics>,
     pub max_json_bytes: usize,
     pub llm_timeout: Duration,

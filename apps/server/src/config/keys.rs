@@ -310,6 +310,8 @@ keys! {
         "on SIGTERM, replies in flight get this long to finish; the rest are stored failed (`interrupted`) with their text before exit (8 s fits `docker stop`'s 10 s)";
     LOG_FORMAT: "CONFAB_LOG_FORMAT", Choice(&["human", "json"]), Is("human"), PUBLIC,
         "`json` for JSON lines (levels: `RUST_LOG`, default `info`)";
+    TRUSTED_PROXIES: "CONFAB_TRUSTED_PROXIES", List, Unset, PUBLIC,
+        "addresses or CIDR blocks of the reverse proxies in front of Confab (`10.0.0.5`, `172.30.0.0/24`, `::1`), comma-separated: for a request from one of them, the client's address is the rightmost address of `X-Forwarded-For` that is not a trusted proxy (sign-in throttling per address, logs); unset: the TCP peer's address, and `X-Forwarded-For` is ignored, so a client cannot choose its own address";
     WORKERS: "CONFAB_WORKERS", int(1, 1_024), Derived("number of cores"), PUBLIC,
         "HTTP worker threads";
 }

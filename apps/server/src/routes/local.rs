@@ -121,7 +121,7 @@ pub async fn sign_in(
     state: web::Data<AppState>,
 ) -> Result<web::Json<api::SessionToken>, ApiError> {
     let local = local(&state)?;
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = crate::client_address::of(&req, &state.trusted_proxies);
     let issued = local
         .sign_in(&body.login, &SecretString::from(body.password), address)
         .await?;

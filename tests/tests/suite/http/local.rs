@@ -27,6 +27,11 @@ async fn local_app(signup: SignUpMode) -> Local {
 }
 
 async fn local_app_with(config: LocalConfig) -> Local {
+    local_app_behind(config, None).await
+}
+
+/// With `trusted_proxies` as `CONFAB_TRUSTED_PROXIES` (the tests' requests come from 127.0.0.1).
+async fn local_app_behind(config: LocalConfig, trusted_proxies: Option<&str>) -> Local {
     let clock = ManualClock::new();
     let local = LocalAuth::with_clock(
         Arc::new(MemoryAccounts::new()),
@@ -34,11 +39,11 @@ async fn local_app_with(config: LocalConfig) -> Local {
         Arc::new(clock.clone()),
     )
     .expect("a local adapter");
-    let app = AppOptions::new()
-        .setting("CONFAB_AUTH", "local")
-        .local(Arc::new(local))
-        .spawn()
-        .await;
+    let mut options = AppOptions::new().setting("CONFAB_AUTH", "local");
+    if let Some(trusted) = trusted_proxies {
+        options = options.setting("CONFAB_TRUSTED_PROXIES", trusted);
+    }
+    let app = options.local(Arc::new(local)).spawn().await;
     Local { app, clock }
 }
 
@@ -87,6 +92,15 @@ async fn sign_in(app: &TestApp, login: &str, password: &str) -> Answer {
         &json!({ "login": login, "password": password }),
     )
     .await
+}
+
+/// A sign-in that a proxy forwarded for `forwarded_for` (`X-Forwarded-For`).
+async fn sign_in_via(app: &TestApp, forwarded_for: &str, login: &str, password: &str) -> Answer {
+    let request = app
+        .request(Method::POST, "/api/auth/local/sign-in", None)
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({ "login": login, "password": password }));
+    app.send_request(request).await
 }
 
 /// The secret after `#invite=` or `#reset=` in a link's URL.
@@ -388,6 +402,33 @@ async fn guessing_is_throttled_per_address_across_accounts() {
         .problem(429, "rate_limited");
     clock.advance(Duration::from_secs(1));
     sign_in(&app, "ada", PASSWORD).await.assert_status(200);
+}
+
+/// Behind a trusted proxy, the address throttled is the client's that the proxy forwards: one
+/// client's guesses do not lock out the others who share the proxy. Without the setting the
+/// header is not believed (a guesser could otherwise name a new address with every guess).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_throttled_is_the_one_a_trusted_proxy_forwards() {
+    for trusted in [Some("127.0.0.0/8"), None] {
+        let Local { app, .. } = local_app_behind(LocalConfig::default(), trusted).await;
+        sign_up(&app, "ada", None, None).await.assert_status(201);
+        for n in 0..21 {
+            // Each guess claims another address on the left; the proxy appended the real one.
+            let forwarded = format!("192.0.2.{n}, 198.51.100.1");
+            sign_in_via(&app, &forwarded, &format!("user{n}"), OTHER_PASSWORD)
+                .await
+                .problem(401, "invalid_credentials");
+        }
+        sign_in_via(&app, "198.51.100.1", "ada", PASSWORD)
+            .await
+            .problem(429, "rate_limited");
+        let other_client = sign_in_via(&app, "198.51.100.2", "ada", PASSWORD).await;
+        if trusted.is_some() {
+            other_client.assert_status(200);
+        } else {
+            other_client.problem(429, "rate_limited");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
