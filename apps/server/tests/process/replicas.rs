@@ -457,6 +457,9 @@ async fn two_processes_sending_for_one_user_at_once_at_the_quota_are_both_refuse
     let mut env = base_env(dir.path(), free_port());
     set(&mut env, "DATABASE_URL", database.url());
     set(&mut env, "CONFAB_QUOTA_TOKENS_PER_DAY", "1");
+    // Replies that take a while (50 ms a word), so that both sends below start while the
+    // other's reply is still running.
+    set(&mut env, "CONFAB_ECHO_PACE_MS", "50");
     let (a, b) = two_replicas(dir.path(), &env).await;
     let on_a = Client::sign_in(&a.base, "quinn").await;
     let on_b = Client::sign_in(&b.base, "quinn").await;

@@ -257,11 +257,20 @@ async fn an_administrators_override_replaces_the_default_quota() {
 
 #[tokio::test]
 async fn two_replicas_sending_for_one_user_at_once_at_the_quota_are_both_refused() {
+    // Replies that take a while (50 ms a word), so that both sends below start while the
+    // other's reply is still running.
+    let slow = || {
+        std::sync::Arc::new(confab_memory::EchoLlm::new(
+            std::time::Duration::from_millis(50),
+        ))
+    };
     let app = AppOptions::new()
+        .llm(slow())
         .setting("CONFAB_QUOTA_TOKENS_PER_DAY", "1")
         .spawn()
         .await;
     let replica = AppOptions::new()
+        .llm(slow())
         .setting("CONFAB_QUOTA_TOKENS_PER_DAY", "1")
         .replica_of(&app)
         .spawn()
