@@ -486,19 +486,20 @@ async fn two_processes_sending_for_one_user_at_once_at_the_quota_are_both_refuse
     loop {
         let (status, usage) = on_b.get("/api/usage").await;
         assert_eq!(status, 200);
-        if usage["groups"][0]["sums"]["calls"].as_u64() >= Some(2) {
+        if usage["groups"][0]["calls"].as_u64() >= Some(2) {
             break;
         }
         assert!(started.elapsed() < PATIENCE, "usage recorded: {usage}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let path = |chat: &str| format!("/api/conversations/{chat}/messages");
-    let body = || serde_json::json!({ "content": "one more" });
-    let ((status_a, problem_a), (status_b, problem_b)) = tokio::join!(
-        on_a.post(&path(&first), body()),
-        on_b.post(&path(&second), body()),
+    let (path_a, path_b) = (
+        format!("/api/conversations/{first}/messages"),
+        format!("/api/conversations/{second}/messages"),
     );
+    let body = || serde_json::json!({ "content": "one more" });
+    let ((status_a, problem_a), (status_b, problem_b)) =
+        tokio::join!(on_a.post(&path_a, body()), on_b.post(&path_b, body()),);
     for (status, problem) in [(status_a, &problem_a), (status_b, &problem_b)] {
         assert_eq!(status, 429, "{problem}");
         assert_eq!(problem["code"], "quota_exceeded", "{problem}");
