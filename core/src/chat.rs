@@ -8,10 +8,12 @@
 //! 1. validate the content; take one send from the user's allowance;
 //! 2. in one transaction (`ChatHistory::begin_turn`): authorize (the conversation is the
 //!    caller's), refuse while another reply is streaming (on any branch) or when the
-//!    `client_message_id` was used, resolve the parent, read the recent history of its
-//!    branch and the conversation's model, and store the user's message and an empty
-//!    `streaming` reply (which becomes the conversation's leaf) — while the active prompt is
-//!    read concurrently;
+//!    `client_message_id` was used, resolve the parent, check the attachments, refuse a user
+//!    over their token quota (the sums read in this transaction: the check holds across
+//!    replicas, see [`TurnQuota`]), read the recent history of its branch and the
+//!    conversation's model, and store the user's message and an empty `streaming` reply
+//!    (which becomes the conversation's leaf) — while the active prompt is read
+//!    concurrently;
 //! 3. stream from the provider, yielding each delta; beside it, on a timer (not per delta),
 //!    renew the reply's lease and save its text so far (`touch_reply`, at most every 2 s), so
 //!    that a crash loses at most that much text and a sweep of lapsed leases on any process
@@ -26,8 +28,9 @@
 //! Steps 1–2 fail as a `ChatError` with nothing stored and the allowance refunded; from step 3
 //! on every failure is an event of the stream and the reply is stored (a prompt that could not
 //! be read, too). Step 2 is one round of database work so that the time to the first token is
-//! the provider's, not ours. A user over the send limit is told 404 or 409 first when those
-//! apply (API.md's order of checks), from a read-only `check_turn`.
+//! the provider's, not ours. A user over the send limit is told 404 (a missing conversation
+//! or attachment) or 409 first when those apply (API.md's order of checks), from a read-only
+//! `check_turn`; a user over their quota is told so by `begin_turn` after its 404 and 409.
 
 use std::sync::Arc;
 
@@ -49,7 +52,7 @@ use crate::ports::{
     LlmMessage, LlmRequest, LlmStream, NewTurn, PromptStore, SendLimiter, Timer, Turn,
 };
 use crate::titles::{Titler, clean_title};
-use crate::usage::{Accounting, Call, Purpose};
+use crate::usage::{Accounting, Call, Purpose, TurnQuota};
 use crate::values::{Limits, MessageContent, ValidationError};
 
 /// How the chat use case fits context and keeps replies alive.
@@ -311,26 +314,13 @@ impl ChatService {
         self.accounting.as_ref()
     }
 
-    /// `Err(QuotaExceeded)` when the user has used their tokens (checked before anything is
-    /// stored or charged; a missing conversation or a conflict is reported first).
-    async fn check_quota(
-        &self,
-        owner: &crate::ids::UserId,
-        conversation_id: ConversationId,
-        client_message_id: Option<Uuid>,
-        started: Timestamp,
-        stale_before: Timestamp,
-    ) -> Result<(), ChatError> {
-        let Some(accounting) = &self.accounting else {
-            return Ok(());
-        };
-        if let Err(refused) = accounting.check(owner, started).await? {
-            self.history
-                .check_turn(owner, conversation_id, client_message_id, stale_before)
-                .await?;
-            return Err(ChatError::QuotaExceeded(refused));
-        }
-        Ok(())
+    /// The quota a turn is checked against inside `begin_turn`'s transaction (see
+    /// [`TurnQuota`] for what it promises across replicas); `None` without accounting.
+    fn turn_quota(&self, started: Timestamp) -> Option<TurnQuota> {
+        self.accounting.as_ref().map(|accounting| TurnQuota {
+            defaults: accounting.defaults,
+            at: started,
+        })
     }
 
     /// The limits this service validates with (the OpenAPI document states them).
@@ -367,22 +357,15 @@ impl ChatService {
         let conversation_id = request.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
-        self.check_quota(
-            owner,
-            conversation_id,
-            request.client_message_id,
-            started,
-            stale_before,
-        )
-        .await?;
         if let Err(retry_after) = self.limiter.try_acquire(owner).await {
-            // The rare path: a missing conversation (404) or a conflict (409) is reported
-            // before the rate limit (429), and a refused send is not charged.
+            // The rare path: a missing conversation or attachment (404) or a conflict (409)
+            // is reported before the rate limit (429), and a refused send is not charged.
             self.history
                 .check_turn(
                     owner,
                     conversation_id,
                     request.client_message_id,
+                    &request.file_ids,
                     stale_before,
                 )
                 .await?;
@@ -397,6 +380,7 @@ impl ChatService {
             parent: request.parent,
             reply: reply.clone(),
             file_ids: request.file_ids,
+            quota: self.turn_quota(started),
         };
         let (prompt, began) = self
             .begin(owner, conversation_id, &turn, stale_before, 0)
@@ -439,11 +423,9 @@ impl ChatService {
         let conversation_id = earlier.conversation_id;
         let started = now();
         let stale_before = started - self.settings.reply_lease;
-        self.check_quota(owner, conversation_id, None, started, stale_before)
-            .await?;
         if let Err(retry_after) = self.limiter.try_acquire(owner).await {
             self.history
-                .check_turn(owner, conversation_id, None, stale_before)
+                .check_turn(owner, conversation_id, None, &[], stale_before)
                 .await?;
             return Err(ChatError::RateLimited { retry_after });
         }
@@ -454,6 +436,7 @@ impl ChatService {
             parent: Parent::Message(question),
             reply: reply.clone(),
             file_ids: Vec::new(),
+            quota: self.turn_quota(started),
         };
         // One more message of history: the user message answered again is its last.
         let (prompt, began) = self

@@ -342,9 +342,9 @@ impl Mocks {
         let conversation_id = self.conversation.id;
         self.history
             .expect_check_turn()
-            .withf(move |o, c, _, _| *o == owner() && *c == conversation_id)
+            .withf(move |o, c, _, _, _| *o == owner() && *c == conversation_id)
             .times(1)
-            .returning(move |_, _, client_message_id, stale_before| {
+            .returning(move |_, _, client_message_id, _, stale_before| {
                 checks
                     .lock()
                     .unwrap()
@@ -415,6 +415,7 @@ impl Mocks {
                     && turn.user.as_ref().map(|u| u.conversation_id) == Some(conversation_id)
                     && turn.parent == Parent::Leaf
                     && turn.reply.conversation_id == conversation_id
+                    && turn.quota.is_none()
                     && *l == limit
             })
             .times(1)
@@ -1483,7 +1484,7 @@ fn over_the_send_limit_a_missing_conversation_or_a_conflict_is_reported_first() 
             .history
             .expect_check_turn()
             .times(1)
-            .returning(move |_, _, _, _| Err(store_error()));
+            .returning(move |_, _, _, _, _| Err(store_error()));
         mocks.prompts.expect_conversation_prompt().never();
         let llm = ScriptedLlm::unused();
         let h = mocks.service(&llm, settings());
@@ -2428,4 +2429,189 @@ fn knowledge_chunks_zero_never_searches() {
     h.service = h.service.clone().with_knowledge(Arc::new(index));
 
     assert!(h.send("Who is Zephyrine?").done().sources.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Quotas: checked by the turn's transaction
+// ---------------------------------------------------------------------------------------
+
+/// A ledger the send must not read: the quota is checked inside `begin_turn`.
+struct UnreadLedger;
+
+#[async_trait::async_trait]
+impl crate::usage::UsageLedger for UnreadLedger {
+    async fn record(&self, _: &crate::usage::UsageEntry) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn quota_state(
+        &self,
+        _: &UserId,
+        _: crate::usage::NaiveDate,
+    ) -> Result<crate::usage::QuotaState, StoreError> {
+        panic!("a send read the quota state outside its turn")
+    }
+    async fn quota(&self, _: &UserId) -> Result<crate::usage::QuotaOverride, StoreError> {
+        panic!("a send read the quota override outside its turn")
+    }
+    async fn set_quota(
+        &self,
+        _: &UserId,
+        _: &crate::usage::QuotaOverride,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn summary(
+        &self,
+        _: Option<&UserId>,
+        _: crate::usage::NaiveDate,
+        _: crate::usage::NaiveDate,
+        _: crate::usage::GroupBy,
+    ) -> Result<Vec<crate::usage::UsageRow>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn users(
+        &self,
+        _: crate::usage::NaiveDate,
+    ) -> Result<Vec<crate::usage::UserUsage>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+fn accounting(defaults: crate::usage::QuotaDefaults) -> crate::usage::Accounting {
+    let mut accounting = crate::usage::Accounting::new(Arc::new(UnreadLedger));
+    accounting.defaults = defaults;
+    accounting
+}
+
+#[test]
+fn a_send_over_quota_is_refused_by_its_turn_with_nothing_stored_and_not_charged() {
+    let defaults = crate::usage::QuotaDefaults {
+        tokens_per_day: Some(100),
+        tokens_per_month: None,
+    };
+    let refused = crate::usage::QuotaDefaults::check(
+        &defaults,
+        &crate::usage::QuotaState {
+            used_day: 100,
+            used_month: 100,
+            quota: crate::usage::QuotaOverride::default(),
+        },
+        now(),
+    )
+    .unwrap_err();
+    let before = now();
+    let mut mocks = Mocks::strict().allowance().refund().prompt(None);
+    let quotas: Log<Option<crate::usage::TurnQuota>> = Arc::default();
+    let seen = Arc::clone(&quotas);
+    mocks
+        .history
+        .expect_begin_turn()
+        .times(1)
+        .returning(move |_, turn, _, _| {
+            seen.lock().unwrap().push(turn.quota);
+            Err(StoreError::QuotaExceeded(refused))
+        });
+    mocks.history.expect_finish_reply().never();
+    mocks.history.expect_check_turn().never();
+    let llm = ScriptedLlm::unused();
+    let mut h = mocks.service(&llm, settings());
+    h.service = h.service.clone().with_accounting(accounting(defaults));
+
+    let result = h.start("Hello");
+
+    match result {
+        Err(ChatError::QuotaExceeded(got)) => assert_eq!(got, refused),
+        other => panic!("expected QuotaExceeded, got {:?}", other.err()),
+    }
+    assert!(llm.requests().is_empty(), "the model is not asked");
+    // The turn was given the configured defaults and the time of the send.
+    let quotas = quotas.lock().unwrap().clone();
+    let [Some(quota)] = quotas.as_slice() else {
+        panic!("one begin_turn with a quota expected: {quotas:?}");
+    };
+    assert_eq!(quota.defaults, defaults);
+    assert!(quota.at >= before && quota.at <= now());
+}
+
+#[test]
+fn a_regenerated_reply_is_checked_against_the_quota_in_its_turn_too() {
+    let defaults = crate::usage::QuotaDefaults {
+        tokens_per_day: None,
+        tokens_per_month: Some(10),
+    };
+    let refused = defaults
+        .check(
+            &crate::usage::QuotaState {
+                used_day: 0,
+                used_month: 10,
+                quota: crate::usage::QuotaOverride::default(),
+            },
+            now(),
+        )
+        .unwrap_err();
+    let mut mocks = Mocks::strict().allowance().refund().prompt(None);
+    let conversation_id = mocks.conversation.id;
+    let question = MessageId::new();
+    let mut earlier = Message::pending_reply(conversation_id, "m".to_owned(), now());
+    earlier.parent_id = Some(question);
+    mocks
+        .history
+        .expect_get_message()
+        .times(1)
+        .returning(move |_, _| Ok(earlier.clone()));
+    mocks
+        .history
+        .expect_begin_turn()
+        .withf(|_, turn, _, _| {
+            turn.user.is_none()
+                && turn
+                    .quota
+                    .is_some_and(|q| q.defaults.tokens_per_month == Some(10))
+        })
+        .times(1)
+        .returning(move |_, _, _, _| Err(StoreError::QuotaExceeded(refused)));
+    let llm = ScriptedLlm::unused();
+    let mut h = mocks.service(&llm, settings());
+    h.service = h.service.clone().with_accounting(accounting(defaults));
+
+    let result = block_on(
+        h.service
+            .regenerate(&principal(), MessageId::new(), CancelToken::new()),
+    );
+
+    match result {
+        Err(ChatError::QuotaExceeded(got)) => assert_eq!(got.period, crate::usage::Period::Month),
+        other => panic!("expected QuotaExceeded, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn over_the_send_limit_an_attachment_that_is_not_the_senders_is_reported_first() {
+    let ids = vec![crate::ids::FileId::new(), crate::ids::FileId::new()];
+    let mut mocks = Mocks::strict().no_refund().stores_nothing();
+    mocks
+        .limiter
+        .expect_try_acquire()
+        .times(1)
+        .returning(|_| Err(Duration::from_secs(3)));
+    let wanted = ids.clone();
+    mocks
+        .history
+        .expect_check_turn()
+        .withf(move |_, _, _, files, _| files == wanted.as_slice())
+        .times(1)
+        .returning(|_, _, _, _, _| Err(StoreError::NotFound));
+    mocks.prompts.expect_conversation_prompt().never();
+    let llm = ScriptedLlm::unused();
+    let h = mocks.service(&llm, settings());
+    let mut send = request(&h.conversation, "Read these.");
+    send.file_ids = ids;
+
+    let result = h.start_with(send, CancelToken::new());
+
+    assert!(
+        matches!(result, Err(ChatError::NotFound)),
+        "{:?}",
+        result.err()
+    );
 }

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// Anything else; logged, answered as an opaque 500.
     #[error("storage error: {0}")]
     Internal(String),
+    /// A turn refused, storing nothing, because its user has used their tokens (429
+    /// `quota_exceeded`): the check of `NewTurn::quota` in `ChatHistory::begin_turn`.
+    #[error("{}", .0.sentence())]
+    QuotaExceeded(crate::usage::QuotaExceeded),
 }
 
 /// What a blob store returns.
@@ -92,6 +96,10 @@ impl From<StoreError> for ServiceError {
             StoreError::Invalid(v) => Self::Validation(v),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),
+            // Only a turn is checked against a quota, and turns are the chat use case's.
+            StoreError::QuotaExceeded(q) => {
+                Self::Internal(format!("a quota refusal outside a turn: {}", q.sentence()))
+            }
         }
     }
 }
@@ -141,6 +149,7 @@ impl From<StoreError> for ChatError {
             StoreError::Invalid(v) => Self::Validation(v),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),
+            StoreError::QuotaExceeded(q) => Self::QuotaExceeded(q),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::model::{
     BranchMessage, Conversation, FileMeta, Message, MessageFile, NewPrompt, Parent, Principal,
     Project, ProjectPatch, Prompt, TextOutcome, Timestamp, Usage,
 };
+use crate::usage::TurnQuota;
 
 /// Verifies bearer tokens.
 #[cfg_attr(test, mockall::automock)]
@@ -224,15 +225,18 @@ pub trait ChatHistory: Send + Sync + 'static {
         }
     }
 
-    /// Read-only check before a turn. MUST return `Conflict(ReplyInProgress)` when the
-    /// conversation has a `streaming` reply touched at or after `stale_before`, and
+    /// Read-only check before a turn (a send refused for its rate limit is told 404 or 409
+    /// first when those apply). MUST return `NotFound` for a missing or another owner's
+    /// conversation, then `NotFound` when an id of `file_ids` does not name a file of `owner`
+    /// in the conversation's project (whoever owns the id), then `Conflict(ReplyInProgress)`
+    /// when the conversation has a `streaming` reply touched at or after `stale_before`, and
     /// `Conflict(DuplicateClientMessage)` when `client_message_id` was already used in it.
-    /// `NotFound` for a missing or another owner's conversation.
     async fn check_turn(
         &self,
         owner: &UserId,
         conversation_id: ConversationId,
         client_message_id: Option<Uuid>,
+        file_ids: &[FileId],
         stale_before: Timestamp,
     ) -> Result<(), StoreError>;
 
@@ -246,6 +250,12 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// reply when `turn.user` is given and a user message when it is not (`Invalid`
     /// otherwise). Every id of `turn.file_ids` MUST name a file of `owner` in the
     /// conversation's project (`NotFound`, storing nothing, otherwise — whoever owns the id).
+    /// When `turn.quota` is given, MUST then read the owner's quota override and — only when
+    /// a limit applies to them (a default or their override; otherwise one key lookup and no
+    /// sum) — their tokens of the day and month of `quota.at`, in the same transaction, and
+    /// return `QuotaExceeded` (storing nothing) when `quota.check` refuses them, so that the
+    /// check holds across processes sharing one database (see [`TurnQuota`] for what it
+    /// promises about sends at once).
     /// Then MUST store `turn.user` (if any) with the resolved parent, its links to
     /// `turn.file_ids` (in order, with a copy of each file's metadata), and then
     /// `turn.reply` (status `streaming`, touched now) as given, make the reply the
@@ -340,6 +350,9 @@ pub struct NewTurn {
     /// The files to attach to the user message, in order (none when regenerating): each
     /// MUST be a file of `owner` in the conversation's project.
     pub file_ids: Vec<FileId>,
+    /// The quota the turn is checked against in its transaction; `None`: no quota applies
+    /// (no accounting is configured).
+    pub quota: Option<TurnQuota>,
 }
 
 /// What `ChatHistory::begin_turn` read.

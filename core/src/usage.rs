@@ -194,7 +194,7 @@ pub enum Period {
 }
 
 /// A send refused for its user's quota.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuotaExceeded {
     pub period: Period,
     pub limit: u64,
@@ -261,6 +261,49 @@ impl QuotaDefaults {
     #[must_use]
     pub const fn is_unlimited(&self) -> bool {
         self.tokens_per_day.is_none() && self.tokens_per_month.is_none()
+    }
+}
+
+/// The quota a turn is checked against inside `ChatHistory::begin_turn`'s transaction, so
+/// that the check holds across replicas sharing one database.
+///
+/// Semantics: usage is recorded when a reply (or title) finishes, not when it starts. The
+/// check admits a send while the tokens already recorded for the user's day and month are
+/// under the effective limits, and reads them in the transaction that stores the turn. Two
+/// turns checked at once (on any replicas) therefore both see every usage recorded before
+/// their check: when that is at or over a limit both are refused, and when it is under both
+/// may pass. Replies already running when a send is checked are not counted (their usage is
+/// not known yet), so a user may end at most the quota plus the usage of the replies that
+/// were running — what issue 19 allows. The check itself writes nothing, so two checks of one
+/// user cannot change each other's outcome, and no lock on the user is needed for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TurnQuota {
+    /// The limits every user has; the user's own override replaces them per field.
+    pub defaults: QuotaDefaults,
+    /// When the send was made: its UTC day and month are the ones counted.
+    pub at: Timestamp,
+}
+
+impl TurnQuota {
+    /// The UTC day of the send.
+    #[must_use]
+    pub fn day(&self) -> NaiveDate {
+        self.at.date_naive()
+    }
+
+    /// Whether the user's sums must be read, given their override: only when some limit
+    /// applies to them (without default quotas, only users with an override have one).
+    #[must_use]
+    pub fn needs_sums(&self, quota: &QuotaOverride) -> bool {
+        !self.defaults.effective(quota).is_unlimited()
+    }
+
+    /// `Err` when a user in `state` may not send (see [`QuotaDefaults::check`]).
+    ///
+    /// # Errors
+    /// The limit reached, the daily one first.
+    pub fn check(&self, state: &QuotaState) -> Result<(), QuotaExceeded> {
+        self.defaults.check(state, self.at)
     }
 }
 

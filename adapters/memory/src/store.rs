@@ -563,9 +563,16 @@ impl State {
         owner: &UserId,
         conversation_id: ConversationId,
         client_message_id: Option<Uuid>,
+        file_ids: &[FileId],
         stale_before: Timestamp,
     ) -> Result<(), StoreError> {
-        self.owned_conversation(owner, conversation_id)?;
+        let project_id = self.owned_conversation(owner, conversation_id)?.project_id;
+        for id in file_ids {
+            self.files
+                .get(id)
+                .filter(|f| &f.owner_id == owner && f.project_id == project_id)
+                .ok_or(StoreError::NotFound)?;
+        }
         let mut messages = self.conversation_messages(conversation_id);
         if messages
             .any(|m| m.message.status == MessageStatus::Streaming && m.touched_at >= stale_before)
@@ -665,6 +672,15 @@ impl State {
                 Some(id)
             }
         };
+        // The quota, under the same lock as the writes: atomic like the SQL transaction.
+        if let Some(quota) = &turn.quota {
+            let own = self.quotas.get(owner).copied().unwrap_or_default();
+            if quota.needs_sums(&own) {
+                quota
+                    .check(&self.quota_state(owner, quota.day()))
+                    .map_err(StoreError::QuotaExceeded)?;
+            }
+        }
         let mut history = self.branch_up(conversation_id, parent_id, take(history_limit));
         history.reverse();
         let user = turn.user.clone().map(|mut user| {
@@ -1151,10 +1167,16 @@ impl ChatHistory for MemoryStore {
         owner: &UserId,
         conversation_id: ConversationId,
         client_message_id: Option<Uuid>,
+        file_ids: &[FileId],
         stale_before: Timestamp,
     ) -> Result<(), StoreError> {
-        self.state()?
-            .check_turn(owner, conversation_id, client_message_id, stale_before)
+        self.state()?.check_turn(
+            owner,
+            conversation_id,
+            client_message_id,
+            file_ids,
+            stale_before,
+        )
     }
 
     async fn begin_turn(

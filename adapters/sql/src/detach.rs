@@ -111,6 +111,20 @@ by_value!(
     confab_core::ids::ShareId
 );
 
+impl Detach for &[FileId] {
+    type Owned = Vec<FileId>;
+    fn detach(&self) -> Vec<FileId> {
+        self.to_vec()
+    }
+}
+
+impl Attach for Vec<FileId> {
+    type Arg<'a> = &'a [FileId];
+    fn attach(&self) -> &[FileId] {
+        self
+    }
+}
+
 impl Detach for &str {
     type Owned = String;
     fn detach(&self) -> String {

@@ -881,9 +881,19 @@ macro_rules! queries {
             owner: &UserId,
             conversation_id: ConversationId,
             client_message_id: Option<Uuid>,
+            file_ids: &[FileId],
             stale_before: Timestamp,
         ) -> Result<(), StoreError> {
             require(conversation_is_owned(c, owner, conversation_id).await)?;
+            if !file_ids.is_empty() {
+                let wanted: Vec<_> = file_ids.iter().map(|id| id.db()).collect();
+                let found: Vec<FileRow> =
+                    attachable_files!(owner.as_str(), conversation_id.db(), wanted)
+                        .load(c)
+                        .await
+                        .map_err(translate)?;
+                crate::links::links_for(file_ids, found)?;
+            }
             let busy: bool = diesel::select(exists(
                 messages::table
                     .filter(messages::conversation_id.eq(conversation_id.db()))

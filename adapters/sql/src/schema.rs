@@ -262,3 +262,21 @@ diesel::table! {
         updated_at -> Instant,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// A user's sums per UTC day, kept by triggers on `usage_entries` (migration
+    /// `2026-12-08-000300_indexes_at_scale`); read by the quota check of every turn.
+    usage_user_days (user_id, day) {
+        user_id -> Text,
+        /// The UTC day, `YYYY-MM-DD`.
+        day -> Text,
+        input_tokens -> BigInt,
+        cached_input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        reasoning_tokens -> BigInt,
+        cost_micros -> BigInt,
+        calls -> BigInt,
+    }
+}

@@ -442,11 +442,12 @@ impl ChatHistory for SqlStore {
         owner: &UserId,
         conversation_id: ConversationId,
         client_message_id: Option<Uuid>,
+        file_ids: &[FileId],
         stale_before: Timestamp,
     ) -> Result<(), StoreError> {
         on_conn!(
             self,
-            read check_turn(owner, conversation_id, client_message_id, stale_before)
+            read check_turn(owner, conversation_id, client_message_id, file_ids, stale_before)
         )
     }
 

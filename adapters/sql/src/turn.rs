@@ -10,8 +10,19 @@
 //! - SQLite runs the whole `BEGIN IMMEDIATE` transaction in one blocking task instead of one
 //!   task per statement.
 //!
-//! The statements are the same on both and written once, in [`turn_reads!`] and
-//! [`turn_writes!`]; every one is a cached prepared statement (no SQL literal, a fixed number
+//! The quota check (issue 19) is part of the same transaction, after the conversation's
+//! 404, its 409s and the attachments' 404: the owner's override (one key lookup) is read with
+//! the first reads, and their per-day sums of the month (`usage_user_days`, at most 31 rows,
+//! kept by triggers) with them when a default quota applies, or after them when only their
+//! override does — never without a limit. On PostgreSQL (read committed) the sums statement
+//! runs after the conversation's row lock and sees every usage committed before it starts;
+//! the check writes nothing, so two turns of one user checked at once (two replicas) cannot
+//! change each other's outcome and need no lock on the user: both are refused when the
+//! recorded usage is at or over the limit. Usage is recorded when replies finish, so the
+//! replies already running may take a user past the limit (see `TurnQuota`).
+//!
+//! The statements are the same on both and written once, in [`turn_reads!`],
+//! [`quota_reads!`] and [`turn_writes!`]; every one is a cached prepared statement (no SQL literal, a fixed number
 //! of binds, the `UPDATE`s marked [`Cached`]): an uncached one costs PostgreSQL a round trip
 //! to prepare it before it can be sent.
 
@@ -19,6 +30,7 @@ use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{MessageId, UserId};
 use confab_core::model::{Message, MessageFile, MessageStatus, Parent, Role, Timestamp};
 use confab_core::ports::{NewTurn, Turn};
+use confab_core::usage::{QuotaOverride, QuotaState, TurnQuota, month_start};
 use confab_core::values::ValidationError;
 
 use crate::branch::{BranchUp, End, Take};
@@ -29,6 +41,7 @@ use crate::rows::{
     FileRow, MessageFileLink, MessageRow, NewMessageFileRow, NewMessageRow, fill_files,
 };
 use crate::types::{DbId, ToDb as _};
+use crate::usage::day_text;
 
 const FAILED: &str = MessageStatus::Failed.as_str();
 const STREAMING: &str = MessageStatus::Streaming.as_str();
@@ -94,6 +107,72 @@ macro_rules! turn_reads {
             $branch,
         )
     }};
+}
+
+/// The quota reads of a turn: the owner's override (one key lookup), and their per-day
+/// sums from `$first` to `$today` (`YYYY-MM-DD`; at most 31 rows) as `(day, input, output)`.
+macro_rules! quota_reads {
+    ($owner:expr, $first:expr, $today:expr) => {{
+        use diesel::{ExpressionMethods as _, QueryDsl as _};
+
+        use crate::schema::{usage_user_days, user_quotas};
+
+        let owner: &str = $owner;
+        (
+            user_quotas::table
+                .filter(user_quotas::user_id.eq(owner))
+                .select((user_quotas::tokens_per_day, user_quotas::tokens_per_month)),
+            usage_user_days::table
+                .filter(usage_user_days::user_id.eq(owner))
+                .filter(usage_user_days::day.ge($first))
+                .filter(usage_user_days::day.le($today))
+                .select((
+                    usage_user_days::day,
+                    usage_user_days::input_tokens,
+                    usage_user_days::output_tokens,
+                )),
+        )
+    }};
+}
+
+/// The override as read (none: the defaults).
+type OverrideRow = (Option<i64>, Option<i64>);
+/// A day of the month so far: `(day, input tokens, output tokens)`.
+type DayRow = (String, i64, i64);
+
+/// The days `quota_reads!` counts for a turn's quota: the first of its month and its day.
+fn quota_days(quota: &TurnQuota) -> (String, String) {
+    (day_text(month_start(quota.day())), day_text(quota.day()))
+}
+
+/// The owner's override from its row, if any.
+fn overridden(found: Vec<OverrideRow>) -> QuotaOverride {
+    found
+        .into_iter()
+        .next()
+        .map_or_else(QuotaOverride::default, |(day, month)| QuotaOverride {
+            tokens_per_day: day.map(|n| u64::try_from(n).unwrap_or(0)),
+            tokens_per_month: month.map(|n| u64::try_from(n).unwrap_or(0)),
+        })
+}
+
+/// `QuotaExceeded` when the owner's recorded tokens of the day or month reach a limit.
+fn within(quota: &TurnQuota, own: QuotaOverride, days: Vec<DayRow>) -> Result<(), TxError> {
+    let today = day_text(quota.day());
+    let mut state = QuotaState {
+        quota: own,
+        ..QuotaState::default()
+    };
+    for (day, input, output) in days {
+        let tokens = u64::try_from(input.saturating_add(output)).unwrap_or(0);
+        state.used_month = state.used_month.saturating_add(tokens);
+        if day == today {
+            state.used_day = state.used_day.saturating_add(tokens);
+        }
+    }
+    quota
+        .check(&state)
+        .map_err(|refused| StoreError::QuotaExceeded(refused).into())
 }
 
 /// The writes of a turn: its messages in one statement, then the conversation's
@@ -270,13 +349,37 @@ pub(crate) mod pg {
                     stale_before.db(),
                     branch(owner, turn, history_limit)
                 );
-                let (found, _, (busy, used), recent) = try_join!(
+                // The quota's reads, pipelined after the others (after the row lock): the
+                // override whenever a quota is checked, the sums only when a default applies.
+                let (first, today) = turn.quota.as_ref().map(quota_days).unwrap_or_default();
+                let (own_query, sums_query) =
+                    quota_reads!(owner.as_str(), first.clone(), today.clone());
+                let shared: &AsyncPgConnection = pipe;
+                let own_read = async {
+                    let mut pipe = shared;
+                    match turn.quota {
+                        Some(_) => own_query.load::<OverrideRow>(&mut pipe).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let sums_now = turn.quota.filter(|q| !q.defaults.is_unlimited()).is_some();
+                let sums_read = async {
+                    let mut pipe = shared;
+                    if sums_now {
+                        sums_query.load::<DayRow>(&mut pipe).await.map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
+                let (found, _, (busy, used), recent, own, days) = try_join!(
                     conversation
                         .for_no_key_update()
                         .load::<TurnConversation>(&mut pipe),
                     stale.execute(&mut pipe),
                     conflicts.get_result::<(bool, bool)>(&mut pipe),
                     recent.load::<MessageRow>(&mut pipe),
+                    own_read,
+                    sums_read,
                 )?;
                 let (model, untitled) = owned(found)?;
                 free(busy, used)?;
@@ -293,6 +396,23 @@ pub(crate) mod pg {
                             .await?;
                     crate::links::links_for(&turn.file_ids, found)?
                 };
+                if let (Some(quota), Some(own)) = (&turn.quota, own) {
+                    let own = overridden(own);
+                    if quota.needs_sums(&own) {
+                        // Without a default quota only a user with an override is summed:
+                        // one more round trip, for them only.
+                        let days = match days {
+                            Some(days) => days,
+                            None => {
+                                quota_reads!(owner.as_str(), first, today)
+                                    .1
+                                    .load::<DayRow>(&mut pipe)
+                                    .await?
+                            }
+                        };
+                        within(quota, own, days)?;
+                    }
+                }
                 let (user, reply_row) = new_rows(turn, parent_id);
                 let conversation = reply.conversation_id.db();
                 let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
@@ -422,6 +542,15 @@ pub(crate) mod sqlite {
                             .load(c)?;
                     crate::links::links_for(&turn.file_ids, found)?
                 };
+                // The quota, in the same immediate transaction (no other writer runs).
+                if let Some(quota) = &turn.quota {
+                    let (first, today) = quota_days(quota);
+                    let (own_query, sums_query) = quota_reads!(owner.as_str(), first, today);
+                    let own = overridden(own_query.load::<OverrideRow>(c)?);
+                    if quota.needs_sums(&own) {
+                        within(quota, own, sums_query.load::<DayRow>(c)?)?;
+                    }
+                }
                 let asked = user_ids(&history);
                 if !asked.is_empty() {
                     fill_files(&mut history, links_of!(asked).load::<MessageFileLink>(c)?)?;

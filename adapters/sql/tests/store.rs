@@ -390,6 +390,7 @@ async fn two_processes_take_turns(database: testing::TestDatabase) {
                 parent: confab_core::Parent::Leaf,
                 reply,
                 file_ids: Vec::new(),
+                quota: None,
             };
             store
                 .begin_turn(&owner, &turn, at - chrono::TimeDelta::minutes(5), 200)
@@ -725,6 +726,7 @@ async fn assert_migrated_to_a_chain(store: &confab_sql::SqlStore, old: &OldRows)
         parent: confab_core::Parent::Leaf,
         reply,
         file_ids: Vec::new(),
+        quota: None,
     };
     let read = store
         .begin_turn(&old.owner, &turn, at - chrono::TimeDelta::minutes(5), 200)

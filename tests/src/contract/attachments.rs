@@ -54,6 +54,7 @@ async fn attach(
         parent: Parent::Leaf,
         reply: reply.clone(),
         file_ids,
+        quota: None,
     };
     let began = stores
         .history

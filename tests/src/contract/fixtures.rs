@@ -136,6 +136,7 @@ impl<T: ChatHistory + ?Sized> LinearTurns for T {
             parent: Parent::Leaf,
             reply: reply.clone(),
             file_ids: Vec::new(),
+            quota: None,
         };
         self.begin_turn(owner, &turn, stale_before, history_limit)
             .await

@@ -204,7 +204,10 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
         "list_messages by another owner",
     );
     not_found(
-        stores.history.check_turn(&mallory, c.id, None, later).await,
+        stores
+            .history
+            .check_turn(&mallory, c.id, None, &[], later)
+            .await,
         "check_turn by another owner",
     );
     // With a stale_before in the future, a begin_turn that got past ownership would also
@@ -588,7 +591,7 @@ async fn begin_turn_refuses_a_second_streaming_reply_and_stores_nothing(stores: 
     ok(
         stores
             .history
-            .check_turn(&alice, c.id, u2.client_message_id, plus_mins(at, 60))
+            .check_turn(&alice, c.id, u2.client_message_id, &[], plus_mins(at, 60))
             .await,
         "check_turn",
     );
@@ -769,13 +772,13 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     let t = now();
     ok(
         history
-            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .check_turn(&alice, c.id, None, &[], plus_mins(t, -1))
             .await,
         "check_turn on an empty conversation",
     );
     ok(
         history
-            .check_turn(&alice, c.id, Some(used), plus_mins(t, -1))
+            .check_turn(&alice, c.id, Some(used), &[], plus_mins(t, -1))
             .await,
         "check_turn with a new id",
     );
@@ -789,7 +792,7 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     );
     conflict(
         history
-            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .check_turn(&alice, c.id, None, &[], plus_mins(t, -1))
             .await,
         Conflict::ReplyInProgress,
         "check_turn while a reply streams",
@@ -797,7 +800,7 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     // Stale: not a conflict, but check_turn only reads; the reply stays streaming.
     ok(
         history
-            .check_turn(&alice, c.id, None, plus_mins(now(), 1))
+            .check_turn(&alice, c.id, None, &[], plus_mins(now(), 1))
             .await,
         "check_turn with only a stale reply",
     );
@@ -814,26 +817,26 @@ async fn check_turn_reports_conflicts_and_changes_nothing(stores: Stores) {
     );
     conflict(
         history
-            .check_turn(&alice, c.id, Some(used), plus_mins(t, -1))
+            .check_turn(&alice, c.id, Some(used), &[], plus_mins(t, -1))
             .await,
         Conflict::DuplicateClientMessage,
         "check_turn with a used client_message_id",
     );
     ok(
         history
-            .check_turn(&alice, c.id, Some(Uuid::now_v7()), plus_mins(t, -1))
+            .check_turn(&alice, c.id, Some(Uuid::now_v7()), &[], plus_mins(t, -1))
             .await,
         "check_turn with a new id",
     );
     ok(
         history
-            .check_turn(&alice, c.id, None, plus_mins(t, -1))
+            .check_turn(&alice, c.id, None, &[], plus_mins(t, -1))
             .await,
         "check_turn without an id",
     );
     not_found(
         history
-            .check_turn(&alice, ConversationId::new(), None, t)
+            .check_turn(&alice, ConversationId::new(), None, &[], t)
             .await,
         "check_turn of a missing conversation",
     );
@@ -873,7 +876,7 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
     conflict(
         stores
             .history
-            .check_turn(&alice, c.id, None, plus_mins(t, 5))
+            .check_turn(&alice, c.id, None, &[], plus_mins(t, 5))
             .await,
         Conflict::ReplyInProgress,
         "check_turn after the lease was renewed",
@@ -897,7 +900,7 @@ async fn touch_reply_saves_the_text_and_renews_the_lease(stores: Stores) {
     ok(
         stores
             .history
-            .check_turn(&alice, c.id, None, plus_mins(t, 21))
+            .check_turn(&alice, c.id, None, &[], plus_mins(t, 21))
             .await,
         "check_turn once the renewed lease ran out",
     );

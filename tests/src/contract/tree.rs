@@ -64,6 +64,7 @@ async fn send(
         parent,
         reply: r.clone(),
         file_ids: Vec::new(),
+        quota: None,
     };
     let read = ok(
         stores
@@ -96,6 +97,7 @@ async fn regenerate(
         parent: Parent::Message(question),
         reply: r.clone(),
         file_ids: Vec::new(),
+        quota: None,
     };
     let read = ok(
         stores
@@ -397,6 +399,7 @@ async fn a_parent_of_the_wrong_role_is_invalid_and_one_elsewhere_is_not_found(st
             parent,
             reply: r,
             file_ids: Vec::new(),
+            quota: None,
         }
     };
     let invalid = |result: Result<Turn, StoreError>, call: &str| match result {
@@ -476,6 +479,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
         parent: Parent::Root,
         reply: r.clone(),
         file_ids: Vec::new(),
+        quota: None,
     };
     ok(
         stores
@@ -495,6 +499,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
                     parent: Parent::Message(r1.id),
                     reply: r2,
                     file_ids: Vec::new(),
+                    quota: None,
                 },
                 fresh_lease(),
                 200,
@@ -515,6 +520,7 @@ async fn one_reply_streams_at_a_time_across_branches(stores: Stores) {
                     parent: Parent::Message(u1.id),
                     reply: again,
                     file_ids: Vec::new(),
+                    quota: None,
                 },
                 fresh_lease(),
                 200,
@@ -554,6 +560,7 @@ async fn concurrent_regenerations_leave_exactly_one_streaming_reply(stores: Stor
                 parent: Parent::Message(u1.id),
                 reply: r,
                 file_ids: Vec::new(),
+                quota: None,
             };
             history.begin_turn(&owner, &new, fresh_lease(), 200).await
         }));
@@ -685,6 +692,7 @@ async fn another_owner_gets_not_found_on_every_tree_method(stores: Stores) {
                 parent: Parent::Message(u1.id),
                 reply: r,
                 file_ids: Vec::new(),
+                quota: None,
             },
             fresh_lease(),
             200,

@@ -68,6 +68,7 @@ async fn memory_store_honours_the_usage_ledger_contract() {
         let store = Arc::new(MemoryStore::new());
         contract::Ledger {
             stores: Stores::from_one(store.clone()),
+            replica: Stores::from_one(store.clone()),
             ledger: store,
         }
     })

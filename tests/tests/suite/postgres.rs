@@ -88,13 +88,13 @@ async fn postgres_store_honours_the_message_search_contract() {
 async fn postgres_store_honours_the_usage_ledger_contract() {
     if reachable().await {
         contract::usage_ledger_contract(|| async {
-            let store = Arc::new(
-                testing::postgres_store()
-                    .await
-                    .expect("PostgreSQL was reachable when the test started"),
-            );
+            let database = testing::postgres_database()
+                .await
+                .expect("PostgreSQL was reachable when the test started");
+            let store = Arc::new(database.store().await);
             contract::Ledger {
                 stores: Stores::from_one(store.clone()),
+                replica: Stores::from_one(Arc::new(database.store().await)),
                 ledger: store,
             }
         })

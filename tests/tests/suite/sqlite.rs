@@ -57,9 +57,11 @@ async fn sqlite_store_honours_the_message_search_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_honours_the_usage_ledger_contract() {
     contract::usage_ledger_contract(|| async {
-        let store = Arc::new(testing::sqlite_store().await);
+        let database = testing::sqlite_database();
+        let store = Arc::new(database.store().await);
         contract::Ledger {
             stores: Stores::from_one(store.clone()),
+            replica: Stores::from_one(Arc::new(database.store().await)),
             ledger: store,
         }
     })

@@ -442,3 +442,68 @@ async fn with_redis_the_send_limit_holds_across_processes() {
     let refused = on_b.open_stream(&second, "two").await.err();
     assert_eq!(refused, Some(429), "B counts A's send");
 }
+
+/// Issue 19: two processes on one PostgreSQL database send for one user at once. Below the
+/// daily quota both sends are accepted (the replies then running are what a quota may be
+/// exceeded by); once the usage recorded is at or over it, two sends at once, one on each
+/// process, are both refused with 429 `quota_exceeded` — the check reads the usage in the
+/// transaction that would store the turn — and store nothing.
+#[tokio::test]
+async fn two_processes_sending_for_one_user_at_once_at_the_quota_are_both_refused() {
+    let Some(database) = confab_sql::testing::postgres_database().await else {
+        return;
+    };
+    let dir = Scratch::new("replicas-quota");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "DATABASE_URL", database.url());
+    set(&mut env, "CONFAB_QUOTA_TOKENS_PER_DAY", "1");
+    // Replies that take a while (50 ms a word), so that both sends below start while the
+    // other's reply is still running.
+    set(&mut env, "CONFAB_ECHO_PACE_MS", "50");
+    let (a, b) = two_replicas(dir.path(), &env).await;
+    let on_a = Client::sign_in(&a.base, "quinn").await;
+    let on_b = Client::sign_in(&b.base, "quinn").await;
+    let (_, first) = on_a.project_and_chat().await;
+    let (_, second) = on_b.project_and_chat().await;
+
+    let ((status_a, events_a), (status_b, events_b)) = tokio::join!(
+        on_a.send(&first, "Hello from A", 1_000),
+        on_b.send(&second, "Hello from B", 1_000),
+    );
+    assert_eq!(
+        (status_a, status_b),
+        (200, 200),
+        "below the quota both pass"
+    );
+    for events in [&events_a, &events_b] {
+        assert!(
+            events.iter().any(|(name, _)| name == "done"),
+            "each reply ends: {events:?}"
+        );
+    }
+    // The replies' usage is recorded as they end: wait until both count.
+    let started = Instant::now();
+    loop {
+        let (status, usage) = on_b.get("/api/usage").await;
+        assert_eq!(status, 200);
+        if usage["groups"][0]["calls"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "usage recorded: {usage}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (path_a, path_b) = (
+        format!("/api/conversations/{first}/messages"),
+        format!("/api/conversations/{second}/messages"),
+    );
+    let body = || serde_json::json!({ "content": "one more" });
+    let ((status_a, problem_a), (status_b, problem_b)) =
+        tokio::join!(on_a.post(&path_a, body()), on_b.post(&path_b, body()),);
+    for (status, problem) in [(status_a, &problem_a), (status_b, &problem_b)] {
+        assert_eq!(status, 429, "{problem}");
+        assert_eq!(problem["code"], "quota_exceeded", "{problem}");
+    }
+    assert_eq!(on_a.messages(&first).await.len(), 2, "A stored nothing");
+    assert_eq!(on_b.messages(&second).await.len(), 2, "B stored nothing");
+}

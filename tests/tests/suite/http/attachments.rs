@@ -96,6 +96,45 @@ async fn attaching_another_users_file_is_404_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn over_the_send_limit_attaching_another_users_file_is_404_not_429() {
+    let app = confab_tests::http::AppOptions::new()
+        .setting("CONFAB_SENDS_PER_MINUTE", "1")
+        .spawn()
+        .await;
+    let (project, conversation) = alices_conversation(&app).await;
+    let bobs_project = app.new_project(BOB, "Bob's").await;
+    let bobs = app.new_file(BOB, bobs_project.id, "secret.txt").await;
+    let mine = app.new_file(ALICE, project.id, "mine.txt").await;
+    app.send(ALICE, conversation.id, "The one send of the minute")
+        .await
+        .done();
+
+    // API.md's order: existence and ownership (404) before the rate limit (429).
+    let send = |file_ids: serde_json::Value| {
+        let app = &app;
+        async move {
+            confab_tests::http::Answer::read(
+                app.send_message(
+                    ALICE,
+                    conversation.id,
+                    &json!({ "content": "Read it.", "file_ids": file_ids }),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    send(json!([mine.id, bobs.id]))
+        .await
+        .problem(404, "not_found");
+    send(json!([Uuid::now_v7()]))
+        .await
+        .problem(404, "not_found");
+    send(json!([mine.id])).await.problem(429, "rate_limited");
+    assert_eq!(app.stored_messages(ALICE, conversation.id).await.len(), 2);
+}
+
+#[tokio::test]
 async fn attaching_a_file_of_another_project_or_an_unknown_id_is_404() {
     let app = spawn_app().await;
     let (_, conversation) = alices_conversation(&app).await;

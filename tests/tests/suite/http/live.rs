@@ -255,6 +255,7 @@ async fn a_reply_without_a_producer(
         parent: confab_core::Parent::Leaf,
         reply: reply.clone(),
         file_ids: Vec::new(),
+        quota: None,
     };
     app.store
         .begin_turn(&confab_core::UserId::new(ALICE).unwrap(), &turn, now, 10)

@@ -254,3 +254,43 @@ async fn an_administrators_override_replaces_the_default_quota() {
     .assert_status(200);
     app.send(BOB, c.id, "again").await.done();
 }
+
+#[tokio::test]
+async fn two_replicas_sending_for_one_user_at_once_at_the_quota_are_both_refused() {
+    // Replies that take a while (50 ms a word), so that both sends below start while the
+    // other's reply is still running.
+    let slow = || {
+        std::sync::Arc::new(confab_memory::EchoLlm::new(
+            std::time::Duration::from_millis(50),
+        ))
+    };
+    let app = AppOptions::new()
+        .llm(slow())
+        .setting("CONFAB_QUOTA_TOKENS_PER_DAY", "1")
+        .spawn()
+        .await;
+    let replica = AppOptions::new()
+        .llm(slow())
+        .setting("CONFAB_QUOTA_TOKENS_PER_DAY", "1")
+        .replica_of(&app)
+        .spawn()
+        .await;
+    let first = conversation(&app, ALICE).await;
+    let second = conversation(&replica, ALICE).await;
+    // Below the quota both pass: the replies then running may take the user past it.
+    let (a, b) = tokio::join!(
+        app.send(ALICE, first.id, "Hello from one"),
+        replica.send(ALICE, second.id, "Hello from the other"),
+    );
+    a.done();
+    b.done();
+
+    let (a, b) = tokio::join!(
+        send_refused(&app, ALICE, first.id),
+        send_refused(&replica, ALICE, second.id),
+    );
+    a.problem(429, "quota_exceeded");
+    b.problem(429, "quota_exceeded");
+    assert_eq!(app.stored_messages(ALICE, first.id).await.len(), 2);
+    assert_eq!(replica.stored_messages(ALICE, second.id).await.len(), 2);
+}
