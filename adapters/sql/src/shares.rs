@@ -176,8 +176,6 @@ pub(crate) mod pg {
 
 pub(crate) mod sqlite {
     share_queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
+        conn = crate::connect::SqliteConn,
     );
 }
