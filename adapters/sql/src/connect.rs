@@ -4,21 +4,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use diesel::connection::AnsiTransactionManager;
 use diesel::connection::SimpleConnection;
 use diesel::{ConnectionError, SqliteConnection};
+use diesel_async::TransactionManager as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel::connection::AnsiTransactionManager;
-use diesel_async::TransactionManager as _;
 use diesel_async::sync_connection_wrapper::{
     SpawnBlocking, SyncConnectionWrapper, SyncTransactionManagerWrapper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection as _};
-use futures::future::BoxFuture;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+use futures::future::BoxFuture;
 use thread_local::ThreadLocal;
 
 use crate::error::SqlError;
@@ -76,8 +76,10 @@ impl Immediate for SqliteConn {
         E: From<diesel::result::Error>,
     {
         type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
-        self.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
-            .await?;
+        self.spawn_blocking(|c| {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        })
+        .await?;
         match f(&mut *self).await {
             Ok(value) => {
                 Manager::commit_transaction(&mut *self).await?;

@@ -141,8 +141,7 @@ pub(crate) mod pg {
 pub(crate) mod sqlite {
     use crate::connect::Immediate as _;
 
-    type Sqlite =
-        crate::connect::SqliteConn;
+    type Sqlite = crate::connect::SqliteConn;
 
     /// The messages, then their links, one row per statement: diesel-async has no batch
     /// insert for SQLite (which has no `DEFAULT` in `VALUES`); the statement is prepared

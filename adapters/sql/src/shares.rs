@@ -175,7 +175,5 @@ pub(crate) mod pg {
 }
 
 pub(crate) mod sqlite {
-    share_queries!(
-        conn = crate::connect::SqliteConn,
-    );
+    share_queries!(conn = crate::connect::SqliteConn,);
 }

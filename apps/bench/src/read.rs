@@ -79,9 +79,7 @@ struct Routes(Vec<(&'static str, String)>);
 
 /// The user message of each turn (~100 bytes) and the reply's deltas (~500 bytes).
 fn user_text(i: usize) -> String {
-    format!(
-        "Question {i:03}: how does the read path of a chat backend spend its time per request?"
-    )
+    format!("Question {i:03}: how does the read path of a chat backend spend its time per request?")
 }
 
 fn reply_deltas() -> Vec<String> {
@@ -94,7 +92,9 @@ async fn json_ok(response: reqwest::Response, what: &str) -> Result<serde_json::
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
-        return Err(BenchError::Setup(format!("{what}: status {status}: {text}")));
+        return Err(BenchError::Setup(format!(
+            "{what}: status {status}: {text}"
+        )));
     }
     serde_json::from_str(&text).map_err(|e| BenchError::Setup(format!("{what}: {e}")))
 }
@@ -136,7 +136,10 @@ async fn seed(
             .json(&json!({"title": format!("read {i}")}))
             .send()
             .await?;
-        conversation = id_of(&json_ok(response, "create conversation").await?, "conversation")?;
+        conversation = id_of(
+            &json_ok(response, "create conversation").await?,
+            "conversation",
+        )?;
     }
     for i in 0..5 {
         let part = reqwest::multipart::Part::bytes(format!("notes {i}\n").repeat(40).into_bytes())
@@ -268,9 +271,9 @@ async fn round(
                 let request = get(&host, &path, &token)?;
                 let at = Instant::now();
                 match once(&mut sender, request).await {
-                    Ok(_) => samples.push(
-                        u32::try_from(at.elapsed().as_micros()).unwrap_or(u32::MAX),
-                    ),
+                    Ok(_) => {
+                        samples.push(u32::try_from(at.elapsed().as_micros()).unwrap_or(u32::MAX))
+                    }
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert(e);
@@ -337,7 +340,9 @@ pub async fn run(
                 // Warm: pools, prepared statements, caches.
                 round(addr, path, &tenant.token, plan.connections, None, Some(50)).await?;
                 let n = plan.callgrind_requests as u64;
-                crate::callgrind::zero(pid).await.map_err(BenchError::Setup)?;
+                crate::callgrind::zero(pid)
+                    .await
+                    .map_err(BenchError::Setup)?;
                 let r = round(addr, path, &tenant.token, plan.connections, None, Some(n)).await?;
                 let total = crate::callgrind::dump(dir, pid)
                     .await
@@ -355,8 +360,15 @@ pub async fn run(
                 }
             }
             None => {
-                round(addr, path, &tenant.token, plan.connections, Some(plan.warmup), None)
-                    .await?;
+                round(
+                    addr,
+                    path,
+                    &tenant.token,
+                    plan.connections,
+                    Some(plan.warmup),
+                    None,
+                )
+                .await?;
                 let mut r = round(
                     addr,
                     path,
@@ -419,7 +431,10 @@ impl ReadReport {
                     "### {}: instructions per request (callgrind, {} connections)\n",
                     b.backend, b.connections
                 );
-                let _ = writeln!(out, "| route | body bytes | requests | instructions / request |");
+                let _ = writeln!(
+                    out,
+                    "| route | body bytes | requests | instructions / request |"
+                );
                 let _ = writeln!(out, "|---|---:|---:|---:|");
                 for r in &b.routes {
                     let _ = writeln!(
@@ -438,9 +453,17 @@ impl ReadReport {
                     "### {}: {} keep-alive connections, {:.0} s per route (load {:?} → {:?})\n",
                     b.backend, b.connections, b.seconds, b.load1_at_start, b.load1_at_end
                 );
-                let _ = writeln!(out, "| route | body bytes | req/s | p50 ms | p99 ms | errors |");
+                let _ = writeln!(
+                    out,
+                    "| route | body bytes | req/s | p50 ms | p99 ms | errors |"
+                );
                 let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-                let ms = |us: Option<u32>| us.map_or_else(|| "–".to_owned(), |us| format!("{:.2}", f64::from(us) / 1000.0));
+                let ms = |us: Option<u32>| {
+                    us.map_or_else(
+                        || "–".to_owned(),
+                        |us| format!("{:.2}", f64::from(us) / 1000.0),
+                    )
+                };
                 for r in &b.routes {
                     let _ = writeln!(
                         out,

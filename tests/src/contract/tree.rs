@@ -715,9 +715,15 @@ async fn empty_reads_are_empty_pages_and_another_owners_are_not_found(stores: St
     let h = &stores.history;
     let empty = stored_project(&stores, &alice, "Empty").await;
     let quiet = stored_conversation(&stores, &alice, empty.id).await;
-    let none = ok(h.list_branch(&alice, quiet.id, None, None, 10).await, "list_branch");
+    let none = ok(
+        h.list_branch(&alice, quiet.id, None, None, 10).await,
+        "list_branch",
+    );
     assert_eq!(none.leaf_id, None, "an empty conversation has no leaf");
-    assert!(none.messages.is_empty(), "an empty conversation has no messages");
+    assert!(
+        none.messages.is_empty(),
+        "an empty conversation has no messages"
+    );
     not_found(
         h.list_branch(&mallory, quiet.id, None, None, 10).await,
         "list_branch of another owner's empty conversation",
@@ -746,17 +752,22 @@ async fn empty_reads_are_empty_pages_and_another_owners_are_not_found(stores: St
     let c = stored_conversation(&stores, &alice, p.id).await;
     stored_file(&stores, &alice, p.id, "notes.txt").await;
     let (u1, r1, _) = send(&stores, &alice, c.id, Parent::Leaf, "one").await;
-    let read = ok(h.list_branch(&alice, c.id, None, None, 10).await, "list_branch");
+    let read = ok(
+        h.list_branch(&alice, c.id, None, None, 10).await,
+        "list_branch",
+    );
     assert_eq!(read.leaf_id, Some(r1.id));
     assert_eq!(branch_ids(&read), [u1.id, r1.id]);
     let past = ok(
-        h.list_branch(&alice, c.id, Some(r1.id), Some(r1.id), 10).await,
+        h.list_branch(&alice, c.id, Some(r1.id), Some(r1.id), 10)
+            .await,
         "list_branch after its last message",
     );
     assert_eq!(past.leaf_id, Some(r1.id));
     assert!(past.messages.is_empty(), "a page past the end is empty");
     not_found(
-        h.list_branch(&mallory, c.id, Some(r1.id), Some(r1.id), 10).await,
+        h.list_branch(&mallory, c.id, Some(r1.id), Some(r1.id), 10)
+            .await,
         "list_branch of another owner's conversation after a cursor",
     );
     let listed = ok(
@@ -769,7 +780,11 @@ async fn empty_reads_are_empty_pages_and_another_owners_are_not_found(stores: St
         "list_conversations of another owner's project",
     );
     assert_eq!(
-        ok(stores.files.list_files(&alice, p.id, None, 10).await, "list_files").len(),
+        ok(
+            stores.files.list_files(&alice, p.id, None, 10).await,
+            "list_files"
+        )
+        .len(),
         1
     );
     not_found(
@@ -779,10 +794,19 @@ async fn empty_reads_are_empty_pages_and_another_owners_are_not_found(stores: St
     // Mallory's own project beside Alice's: Alice's rows never show in Mallory's lists.
     let own = stored_project(&stores, &mallory, "Mine").await;
     assert!(
-        ok(h.list_conversations(&mallory, own.id, None, 10).await, "list_conversations")
-            .is_empty()
+        ok(
+            h.list_conversations(&mallory, own.id, None, 10).await,
+            "list_conversations"
+        )
+        .is_empty()
     );
-    assert!(ok(stores.files.list_files(&mallory, own.id, None, 10).await, "list_files").is_empty());
+    assert!(
+        ok(
+            stores.files.list_files(&mallory, own.id, None, 10).await,
+            "list_files"
+        )
+        .is_empty()
+    );
 }
 
 async fn titles_are_written_only_into_an_empty_title(stores: Stores) {
