@@ -143,13 +143,13 @@ macro_rules! queries {
         }
 
         /// `EXISTS` the owner's project, as a filter of another table's rows.
-        fn project_owned<'a>(
-            owner: &'a UserId,
+        fn project_owned(
+            owner: &UserId,
             id: ProjectId,
         ) -> diesel::dsl::exists<
             diesel::dsl::Filter<
                 diesel::dsl::Filter<projects::table, diesel::dsl::Eq<projects::id, DbId>>,
-                diesel::dsl::Eq<projects::owner_id, &'a str>,
+                diesel::dsl::Eq<projects::owner_id, &str>,
             >,
         > {
             exists(
