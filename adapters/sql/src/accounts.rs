@@ -367,10 +367,10 @@ pub(crate) mod pg {
 
 /// SQLite: `BEGIN IMMEDIATE` already excludes every other writer.
 pub(crate) mod sqlite {
+    use crate::connect::Immediate as _;
+
     account_queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
+        conn = crate::connect::SqliteConn,
         write_tx = immediate_transaction,
         lock_accounts = "SELECT 1",
     );

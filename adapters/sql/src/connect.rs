@@ -4,16 +4,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use diesel::connection::AnsiTransactionManager;
 use diesel::connection::SimpleConnection;
 use diesel::{ConnectionError, SqliteConnection};
+use diesel_async::TransactionManager as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::sync_connection_wrapper::{
+    SpawnBlocking, SyncConnectionWrapper, SyncTransactionManagerWrapper,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+use futures::future::BoxFuture;
 use thread_local::ThreadLocal;
 
 use crate::error::SqlError;
@@ -27,8 +32,66 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migra
 /// reports the database as busy.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A pooled SQLite connection.
-pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// A pooled SQLite connection. Its statements run on the thread that polls them
+/// ([`Inline`]): a SQLite operation runs whole on one blocking thread (`store.rs`), one hop
+/// per operation instead of one per statement.
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// Runs a [`SqliteConn`]'s statements at once, on the calling thread, instead of on a
+/// blocking thread each (diesel-async's default: a `spawn_blocking` per statement, a thread
+/// hop and two wake-ups for each of the 3–5 statements of a read). Only for code that is on a
+/// blocking thread already: every SQLite operation of the store is (`on_conn!`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Inline;
+
+impl SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        Box::pin(std::future::ready(Ok(task())))
+    }
+
+    fn get_runtime() -> Self {
+        Self
+    }
+}
+
+/// `BEGIN IMMEDIATE` transactions on a [`SqliteConn`] (diesel-async has them only for its
+/// default runtime): the same statements, run where the connection runs them.
+pub(crate) trait Immediate {
+    fn immediate_transaction<R, E, F>(&mut self, f: F) -> impl Future<Output = Result<R, E>>
+    where
+        F: AsyncFnOnce(&mut Self) -> Result<R, E>,
+        E: From<diesel::result::Error>;
+}
+
+impl Immediate for SqliteConn {
+    async fn immediate_transaction<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        F: AsyncFnOnce(&mut Self) -> Result<R, E>,
+        E: From<diesel::result::Error>,
+    {
+        type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
+        self.spawn_blocking(|c| {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        })
+        .await?;
+        match f(&mut *self).await {
+            Ok(value) => {
+                Manager::commit_transaction(&mut *self).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                Manager::rollback_transaction(&mut *self).await?;
+                Err(e)
+            }
+        }
+    }
+}
 
 /// Serializes concurrent migrators of one PostgreSQL database (two servers starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x0c0f_ab00;
@@ -233,11 +296,12 @@ pub(crate) fn sqlite_pool(
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         Box::pin(async move {
-            let mut conn = <SqliteConn as AsyncConnection>::establish(&url).await?;
-            conn.batch_execute(&sqlite_pragmas(file))
+            // Opened on a blocking thread: the pool opens connections on the caller's.
+            let conn = tokio::task::spawn_blocking(move || open_sqlite(&url, file))
                 .await
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            Ok(SqliteConn::with_runtime(conn, Inline))
         })
     });
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);

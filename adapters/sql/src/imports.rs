@@ -139,8 +139,9 @@ pub(crate) mod pg {
 }
 
 pub(crate) mod sqlite {
-    type Sqlite =
-        diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+    use crate::connect::Immediate as _;
+
+    type Sqlite = crate::connect::SqliteConn;
 
     /// The messages, then their links, one row per statement: diesel-async has no batch
     /// insert for SQLite (which has no `DEFAULT` in `VALUES`); the statement is prepared
@@ -175,9 +176,7 @@ pub(crate) mod sqlite {
     impl<T> Unlocked for T {}
 
     import_queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
+        conn = crate::connect::SqliteConn,
         write_tx = immediate_transaction,
         lock_for_write = unlocked,
     );

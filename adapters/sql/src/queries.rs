@@ -62,7 +62,7 @@ macro_rules! queries {
         use confab_core::ports::{Branch, FinishOutcome};
         use diesel::dsl::{exists, max};
         use diesel::{
-            BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
+            BoolExpressionMethods as _, ExpressionMethods as _, IntoSql as _, JoinOnDsl as _,
             NullableExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryResult,
             SelectableHelper as _,
         };
@@ -140,6 +140,23 @@ macro_rules! queries {
                 Some((_, false)) => Ok(None),
                 None => Err(StoreError::NotFound),
             }
+        }
+
+        /// `EXISTS` the owner's project, as a filter of another table's rows.
+        fn project_owned(
+            owner: &UserId,
+            id: ProjectId,
+        ) -> diesel::dsl::exists<
+            diesel::dsl::Filter<
+                diesel::dsl::Filter<projects::table, diesel::dsl::Eq<projects::id, DbId>>,
+                diesel::dsl::Eq<projects::owner_id, &str>,
+            >,
+        > {
+            exists(
+                projects::table
+                    .filter(projects::id.eq(id.db()))
+                    .filter(projects::owner_id.eq(owner.as_str())),
+            )
         }
 
         async fn conversation_is_owned(
@@ -512,9 +529,11 @@ macro_rules! queries {
             after: Option<(Timestamp, ConversationId)>,
             n: u32,
         ) -> Result<Vec<Conversation>, StoreError> {
-            require(project_is_owned(c, owner, project_id).await)?;
+            // Rows only of the owner's project (an uncorrelated `EXISTS`, evaluated once), so
+            // a page that has rows needs no ownership check of its own; an empty one checks.
             let mut query = conversations::table
                 .filter(conversations::project_id.eq(project_id.db()))
+                .filter(project_owned(owner, project_id))
                 .select(ConversationRow::as_select())
                 .order((conversations::updated_at.desc(), conversations::id.desc()))
                 .limit(limit(n))
@@ -527,6 +546,9 @@ macro_rules! queries {
                 );
             }
             let rows: Vec<ConversationRow> = query.load(c).await.map_err(translate)?;
+            if rows.is_empty() {
+                require(project_is_owned(c, owner, project_id).await)?;
+            }
             let mut list = rows
                 .into_iter()
                 .map(Conversation::try_from)
@@ -723,31 +745,29 @@ macro_rules! queries {
             after: Option<MessageId>,
             n: u32,
         ) -> Result<Branch, StoreError> {
-            require(conversation_is_owned(c, owner, conversation_id).await)?;
-            if let Some(leaf) = leaf {
-                let known: bool = diesel::select(exists(
-                    messages::table
-                        .filter(messages::id.eq(leaf.db()))
-                        .filter(messages::conversation_id.eq(conversation_id.db())),
+            // One query for what used to take three: that the conversation is the owner's,
+            // its leaf, and whether the asked `leaf` is one of its messages (a `NULL` leaf
+            // matches none). The leaf first, so the page is of the branch it names even if a
+            // turn moves it.
+            let asked = leaf.map(|id| id.db());
+            let (stored, known): (Option<DbId>, bool) = conversations::table
+                .filter(conversations::id.eq(conversation_id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select((
+                    conversations::leaf_id,
+                    exists(
+                        messages::table
+                            .filter(messages::id.nullable().eq(asked))
+                            .filter(messages::conversation_id.eq(conversation_id.db())),
+                    ),
                 ))
-                .get_result(c)
+                .first(c)
                 .await
                 .map_err(translate)?;
-                if !known {
-                    return Err(StoreError::NotFound);
-                }
+            if leaf.is_some() && !known {
+                return Err(StoreError::NotFound);
             }
-            // The leaf first, so the page is of the branch it names even if a turn moves it.
-            let leaf_id = match leaf {
-                Some(leaf) => Some(leaf),
-                None => conversations::table
-                    .filter(conversations::id.eq(conversation_id.db()))
-                    .select(conversations::leaf_id)
-                    .first::<Option<DbId>>(c)
-                    .await
-                    .map_err(translate)?
-                    .map(MessageId::from),
-            };
+            let leaf_id = leaf.or(stored.map(MessageId::from));
             let walk = crate::branch::BranchUp::new(
                 conversation_id.db(),
                 owner.as_str(),
@@ -756,49 +776,53 @@ macro_rules! queries {
                 crate::branch::Take::Oldest(i64::from(n)),
             );
             let rows: Vec<MessageRow> = walk.load(c).await.map_err(translate)?;
+            if rows.is_empty() {
+                return Ok(Branch {
+                    leaf_id,
+                    messages: Vec::new(),
+                });
+            }
             let parents: Vec<DbId> = rows.iter().filter_map(|row| row.parent_id).collect();
             let roots = rows.iter().any(|row| row.parent_id.is_none());
-            let siblings: Vec<(Option<DbId>, DbId)> = if rows.is_empty() {
-                Vec::new()
-            } else {
-                messages::table
-                    .filter(messages::conversation_id.eq(conversation_id.db()))
-                    .filter(messages::parent_id.eq_any(parents).or(
-                        messages::parent_id.is_null().and(diesel::dsl::sql::<
-                            diesel::sql_types::Bool,
-                        >(if roots {
-                            "1 = 1"
-                        } else {
-                            "1 = 0"
-                        })),
-                    ))
-                    .order(messages::id.asc())
-                    .select((messages::parent_id, messages::id))
-                    .load(c)
-                    .await
-                    .map_err(translate)?
-            };
-            let sibling_ids: Vec<Vec<MessageId>> = rows
-                .iter()
-                .map(|row| {
-                    siblings
-                        .iter()
-                        .filter(|(parent, _)| *parent == row.parent_id)
-                        .map(|(_, id)| MessageId::from(*id))
-                        .collect()
-                })
-                .collect();
-            let read = rows
+            let parent_ids: Vec<Option<DbId>> = rows.iter().map(|row| row.parent_id).collect();
+            let mut read = rows
                 .into_iter()
                 .map(Message::try_from)
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let messages = with_files(c, read)
-                .await?
+            let asked: Vec<DbId> = read
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .map(|m| m.id.db())
+                .collect();
+            // `roots` is bound, not a literal, so the statement is cached (on PostgreSQL
+            // `eq_any` is one array parameter; on SQLite a list of them).
+            let siblings: Vec<(Option<DbId>, DbId)> = messages::table
+                .filter(messages::conversation_id.eq(conversation_id.db()))
+                .filter(
+                    messages::parent_id.eq_any(parents).or(messages::parent_id
+                        .is_null()
+                        .and(roots.into_sql::<diesel::sql_types::Bool>())),
+                )
+                .order(messages::id.asc())
+                .select((messages::parent_id, messages::id))
+                .load(c)
+                .await
+                .map_err(translate)?;
+            if !asked.is_empty() {
+                let links: Vec<crate::rows::MessageFileLink> =
+                    links_of!(asked).load(c).await.map_err(translate)?;
+                crate::rows::fill_files(&mut read, links)?;
+            }
+            let messages = read
                 .into_iter()
-                .zip(sibling_ids)
-                .map(|(message, sibling_ids)| BranchMessage {
+                .zip(parent_ids)
+                .map(|(message, parent)| BranchMessage {
                     message,
-                    sibling_ids,
+                    sibling_ids: siblings
+                        .iter()
+                        .filter(|(of, _)| *of == parent)
+                        .map(|(_, id)| MessageId::from(*id))
+                        .collect(),
                 })
                 .collect();
             Ok(Branch { leaf_id, messages })
@@ -1062,9 +1086,11 @@ macro_rules! queries {
             after: Option<FileId>,
             n: u32,
         ) -> Result<Vec<FileMeta>, StoreError> {
-            require(project_is_owned(c, owner, project_id).await)?;
+            // As `list_conversations`: rows only of the owner's project, and an ownership
+            // check only for an empty page.
             let mut query = file_metadata::table
                 .filter(file_metadata::project_id.eq(project_id.db()))
+                .filter(project_owned(owner, project_id))
                 .select(FileRow::as_select())
                 .order(file_metadata::id.desc())
                 .limit(limit(n))
@@ -1073,6 +1099,9 @@ macro_rules! queries {
                 query = query.filter(file_metadata::id.lt(after.db()));
             }
             let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            if rows.is_empty() {
+                require(project_is_owned(c, owner, project_id).await)?;
+            }
             rows.into_iter().map(FileMeta::try_from).collect()
         }
 
@@ -1344,6 +1373,8 @@ pub(crate) mod pg {
 /// SQLite: `BEGIN IMMEDIATE` transactions, which exclude every other writer, so no row lock
 /// is taken (SQLite has no `FOR UPDATE`).
 pub(crate) mod sqlite {
+    use crate::connect::Immediate as _;
+
     /// The lock clauses of PostgreSQL, as no-ops.
     trait Unlocked: Sized {
         fn unlocked(self) -> Self {
@@ -1354,9 +1385,7 @@ pub(crate) mod sqlite {
     impl<T> Unlocked for T {}
 
     queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
+        conn = crate::connect::SqliteConn,
         write_tx = immediate_transaction,
         lock_for_write = unlocked,
         lock_for_delete = unlocked,

@@ -175,9 +175,5 @@ pub(crate) mod pg {
 }
 
 pub(crate) mod sqlite {
-    share_queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
-    );
+    share_queries!(conn = crate::connect::SqliteConn,);
 }

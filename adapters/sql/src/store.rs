@@ -95,7 +95,9 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 
 /// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool,
 /// `read` or `write` (on SQLite a write runs on the writer connection). On SQLite the
-/// operation runs in a task of its own, with owned arguments (see `detach`).
+/// operation runs whole on one blocking thread, with owned arguments (see `detach`), its
+/// statements one after the other on that thread ([`connect::Inline`]): one thread hop per
+/// operation, where diesel-async's wrapper took one per statement.
 macro_rules! on_conn {
     ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run queries, $store, false, $op($($arg),*))
@@ -118,9 +120,9 @@ macro_rules! on_conn {
                     _ => pool.clone(),
                 };
                 $( let $arg = Detach::detach(&$arg); )*
-                detached(async move {
-                    let mut conn = pool.get().await.map_err(pool_error)?;
-                    $module::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*).await
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                on_blocking_thread(move |runtime| {
+                    runtime.block_on($module::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*))
                 })
                 .await
             }
@@ -165,11 +167,15 @@ macro_rules! on_imports {
     };
 }
 
-/// Runs `work` in a spawned task: dropping the caller's future does not stop it.
-async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+/// Runs `work` on a blocking thread, given the caller's runtime to wait on the operation's
+/// futures with (they are ready at once but for a retry's back-off). Dropping the caller's
+/// future does not stop it: a write is committed or rolled back whole, and the connection
+/// goes back to the pool clean.
+async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce(&tokio::runtime::Handle) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::spawn(work)
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || work(&runtime))
         .await
         .map_err(|e| StoreError::Internal(format!("a storage task failed: {e}")))?
 }

@@ -477,7 +477,6 @@ pub(crate) mod pg {
 
 pub(crate) mod sqlite {
     use diesel::{RunQueryDsl as _, SqliteConnection};
-    use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
     use futures::FutureExt as _;
     use futures::future::BoxFuture;
 
@@ -493,7 +492,7 @@ pub(crate) mod sqlite {
         ) -> BoxFuture<'static, Result<T, TxError>>;
     }
 
-    impl OneHop for SyncConnectionWrapper<SqliteConnection> {
+    impl OneHop for crate::connect::SqliteConn {
         fn immediate_transaction_in_one_hop<T: Send + 'static>(
             &mut self,
             work: impl FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
@@ -505,7 +504,7 @@ pub(crate) mod sqlite {
     }
 
     pub(crate) async fn begin_turn(
-        c: &mut SyncConnectionWrapper<SqliteConnection>,
+        c: &mut crate::connect::SqliteConn,
         owner: &UserId,
         turn: &NewTurn,
         stale_before: Timestamp,

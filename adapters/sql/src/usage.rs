@@ -391,10 +391,10 @@ pub(crate) mod pg {
 }
 
 pub(crate) mod sqlite {
+    use crate::connect::Immediate as _;
+
     usage_queries!(
-        conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
+        conn = crate::connect::SqliteConn,
         write_tx = immediate_transaction,
         pg = false,
     );

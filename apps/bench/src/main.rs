@@ -10,6 +10,7 @@ mod live;
 mod live_memory;
 mod load;
 mod procfs;
+mod read;
 mod report;
 mod seed;
 mod server;
@@ -61,6 +62,11 @@ enum Suite {
     /// (`--carry-conversations` × `--carry-messages`), then the export of that account as a
     /// zip, with the server's memory growth during each. Not in the default run.
     Carry,
+    /// The read path (issue 20): a page of 50 messages, one message, the lists of projects,
+    /// conversations and files, and `GET /api/me`, each driven by `--read-connections`
+    /// keep-alive connections for `--read-secs` (req/s, p50/p99); with `--callgrind`, the
+    /// instructions per request instead. Not in the default run.
+    Read,
 }
 
 /// One benchmark of the live suite.
@@ -194,6 +200,20 @@ struct Args {
     /// Streams each slot sends one after the other in the relay comparison.
     #[arg(long, default_value_t = 2)]
     relay_streams_per_slot: usize,
+    /// Turns (a user message and a reply each) of the read suite's conversation.
+    #[arg(long, default_value_t = 25)]
+    read_turns: usize,
+    /// Keep-alive connections of the read suite.
+    #[arg(long, default_value_t = 50)]
+    read_connections: usize,
+    /// Seconds each route of the read suite is measured (after `--read-warmup-secs`).
+    #[arg(long, default_value_t = 10)]
+    read_secs: u64,
+    #[arg(long, default_value_t = 2)]
+    read_warmup_secs: u64,
+    /// Requests per route of the read suite under `--callgrind`.
+    #[arg(long, default_value_t = 200)]
+    read_callgrind_requests: usize,
     /// Internal: serve as the bare relay of the fake provider at this base URL (the harness
     /// runs itself so for `--live-parts relay`).
     #[arg(long, hide = true)]
@@ -273,7 +293,8 @@ struct Args {
     /// Longest a single stream may take, s.
     #[arg(long, default_value_t = 120)]
     stream_timeout_secs: u64,
-    /// Run the live suite's replicas under `valgrind --tool=callgrind` and report the
+    /// Run the live suite's replicas (and the read suite's server: instructions per request)
+    /// under `valgrind --tool=callgrind` and report the
     /// instructions they execute per 1,000 delivered deltas in each followed-streams round (a
     /// cost other load on the machine does not change; about 50 times slower, so use a small
     /// round, e.g. `--live-parts fanout --fanout-n 20 --fanout-streams-per-slot 1`). The
@@ -418,6 +439,60 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The read suite on `backend`: a server of its own (under callgrind with `--callgrind`).
+    async fn read(&self, backend: Backend) -> Result<read::ReadBackend, BenchError> {
+        let database = match backend {
+            Backend::Sqlite => Database::sqlite(self.dir, "read.db"),
+            Backend::Postgres => {
+                let url = self.args.postgres_url().ok_or_else(|| {
+                    BenchError::Setup("PostgreSQL needs DATABASE_URL=postgres://…".to_owned())
+                })?;
+                Database::postgres(url).await?
+            }
+        };
+        let launch = Launch {
+            binary: self.binary,
+            database_url: &database.url,
+            provider_base_url: self.provider_base_url,
+            upstream: Upstream::Http1,
+            dir: self.dir,
+            extra_env: &self.args.server_env,
+            callgrind: self.callgrind,
+        };
+        if self.callgrind.is_some() {
+            launch.migrate().await?;
+        }
+        let server = ServerProcess::start(&launch, self.http).await?;
+        eprintln!("read: {} server pid {}", backend.label(), server.pid);
+        let api = Api {
+            http: self.http,
+            base: format!("http://{}", server.addr),
+        };
+        let plan = read::ReadPlan {
+            turns: self.args.read_turns,
+            connections: self.args.read_connections,
+            duration: Duration::from_secs(self.args.read_secs),
+            warmup: Duration::from_secs(self.args.read_warmup_secs),
+            callgrind_requests: self.args.read_callgrind_requests,
+        };
+        let outcome = read::run(
+            backend,
+            &api,
+            self.fake,
+            server.addr,
+            server.pid,
+            self.callgrind,
+            &plan,
+        )
+        .await;
+        if outcome.is_err() {
+            eprintln!("server log:\n{}", server.log_tail());
+        }
+        server.stop().await;
+        database.remove().await?;
+        outcome
+    }
+
     /// The carry suite on SQLite: a server of its own, one tenant.
     async fn carry(&self) -> Result<carry::CarryReport, BenchError> {
         let database = Database::sqlite(self.dir, "carry.db");
@@ -1019,6 +1094,15 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     } else {
         None
     };
+    let read = if args.suites.contains(&Suite::Read) {
+        let mut report = read::ReadReport::default();
+        for backend in args.backends() {
+            report.backends.push(run.read(backend).await?);
+        }
+        Some(report)
+    } else {
+        None
+    };
     let carry = if args.suites.contains(&Suite::Carry) {
         Some(run.carry().await?)
     } else {
@@ -1033,6 +1117,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         backends,
         live,
         data,
+        read,
         carry,
     })
 }

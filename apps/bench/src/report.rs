@@ -197,6 +197,8 @@ pub struct Report {
     pub live: Option<LiveReport>,
     /// The data benchmarks (issues 16, 18, 19), when run.
     pub data: Option<crate::data::DataReport>,
+    /// The read path (issue 20), when run.
+    pub read: Option<crate::read::ReadReport>,
     /// The export and import benchmark (issue 18), when run.
     pub carry: Option<crate::carry::CarryReport>,
 }
@@ -292,6 +294,9 @@ impl Report {
         }
         if let Some(data) = &self.data {
             data.markdown(&mut out);
+        }
+        if let Some(read) = &self.read {
+            read.markdown(&mut out);
         }
         if let Some(carry) = &self.carry {
             carry.markdown(&mut out);

@@ -13,7 +13,8 @@ use confab_core::ports::{Branch, NewTurn, Turn};
 
 use super::Stores;
 use super::fixtures::{
-    completed, conflict, not_found, ok, plus_mins, stored_conversation, stored_project, turn, user,
+    completed, conflict, not_found, ok, plus_mins, stored_conversation, stored_file,
+    stored_project, turn, user,
 };
 
 /// Runs every case of the tree contract, each on a fresh store from `fresh`.
@@ -39,6 +40,7 @@ where
             the_conversations_model_is_read_by_the_turn,
             deleting_a_conversation_with_branches_removes_every_version,
             another_owner_gets_not_found_on_every_tree_method,
+            empty_reads_are_empty_pages_and_another_owners_are_not_found,
             titles_are_written_only_into_an_empty_title,
         ]
     );
@@ -712,6 +714,109 @@ async fn another_owner_gets_not_found_on_every_tree_method(stores: Stores) {
 }
 
 /// Titles written after a first reply never replace one (run from the tree suite).
+/// The reads that find ownership and their page in one query (issue 20): an empty
+/// conversation or project is an empty page, a page past the end is empty, and another
+/// owner's conversation or project is `NotFound` whether it is empty or not.
+async fn empty_reads_are_empty_pages_and_another_owners_are_not_found(stores: Stores) {
+    let alice = user("alice");
+    let mallory = user("mallory");
+    let h = &stores.history;
+    let empty = stored_project(&stores, &alice, "Empty").await;
+    let quiet = stored_conversation(&stores, &alice, empty.id).await;
+    let none = ok(
+        h.list_branch(&alice, quiet.id, None, None, 10).await,
+        "list_branch",
+    );
+    assert_eq!(none.leaf_id, None, "an empty conversation has no leaf");
+    assert!(
+        none.messages.is_empty(),
+        "an empty conversation has no messages"
+    );
+    not_found(
+        h.list_branch(&mallory, quiet.id, None, None, 10).await,
+        "list_branch of another owner's empty conversation",
+    );
+    let files = ok(
+        stores.files.list_files(&alice, empty.id, None, 10).await,
+        "list_files of an empty project",
+    );
+    assert!(files.is_empty(), "no files: {files:?}");
+    not_found(
+        stores.files.list_files(&mallory, empty.id, None, 10).await,
+        "list_files of another owner's empty project",
+    );
+    let bare = stored_project(&stores, &alice, "Bare").await;
+    let listed = ok(
+        h.list_conversations(&alice, bare.id, None, 10).await,
+        "list_conversations of a project without conversations",
+    );
+    assert!(listed.is_empty(), "no conversations: {listed:?}");
+    not_found(
+        h.list_conversations(&mallory, bare.id, None, 10).await,
+        "list_conversations of another owner's empty project",
+    );
+
+    let p = stored_project(&stores, &alice, "Full").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    stored_file(&stores, &alice, p.id, "notes.txt").await;
+    let (u1, r1, _) = send(&stores, &alice, c.id, Parent::Leaf, "one").await;
+    let read = ok(
+        h.list_branch(&alice, c.id, None, None, 10).await,
+        "list_branch",
+    );
+    assert_eq!(read.leaf_id, Some(r1.id));
+    assert_eq!(branch_ids(&read), [u1.id, r1.id]);
+    let past = ok(
+        h.list_branch(&alice, c.id, Some(r1.id), Some(r1.id), 10)
+            .await,
+        "list_branch after its last message",
+    );
+    assert_eq!(past.leaf_id, Some(r1.id));
+    assert!(past.messages.is_empty(), "a page past the end is empty");
+    not_found(
+        h.list_branch(&mallory, c.id, Some(r1.id), Some(r1.id), 10)
+            .await,
+        "list_branch of another owner's conversation after a cursor",
+    );
+    let listed = ok(
+        h.list_conversations(&alice, p.id, None, 10).await,
+        "list_conversations",
+    );
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c.id]);
+    not_found(
+        h.list_conversations(&mallory, p.id, None, 10).await,
+        "list_conversations of another owner's project",
+    );
+    assert_eq!(
+        ok(
+            stores.files.list_files(&alice, p.id, None, 10).await,
+            "list_files"
+        )
+        .len(),
+        1
+    );
+    not_found(
+        stores.files.list_files(&mallory, p.id, None, 10).await,
+        "list_files of another owner's project",
+    );
+    // Mallory's own project beside Alice's: Alice's rows never show in Mallory's lists.
+    let own = stored_project(&stores, &mallory, "Mine").await;
+    assert!(
+        ok(
+            h.list_conversations(&mallory, own.id, None, 10).await,
+            "list_conversations"
+        )
+        .is_empty()
+    );
+    assert!(
+        ok(
+            stores.files.list_files(&mallory, own.id, None, 10).await,
+            "list_files"
+        )
+        .is_empty()
+    );
+}
+
 async fn titles_are_written_only_into_an_empty_title(stores: Stores) {
     let alice = user("alice");
     let p = stored_project(&stores, &alice, "Bot").await;
