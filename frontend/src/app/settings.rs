@@ -1,10 +1,11 @@
 //! Project settings: name and description, the system prompt, files, knowledge, share links,
-//! deletion.
+//! export and import, deletion.
 
 use super::{Route, router::use_navigator};
 use crate::{
     components::{
         files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor, shares::SharesPanel,
+        transfer::TransferPanel,
     },
     hooks::{use_data_version, use_session},
 };
@@ -219,6 +220,8 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                     None => html! {},
                 } }
             </section>
+
+            <TransferPanel project={id} />
 
             <section class="panel danger-zone" aria-labelledby="danger-heading">
                 <h2 id="danger-heading">{ "Delete project" }</h2>
