@@ -341,12 +341,27 @@ mod tests {
     #[test]
     fn a_search_language_is_one_of_the_built_in_configurations() {
         assert_eq!(SearchLanguage::default().as_str(), "english");
-        assert_eq!(SearchLanguage::new("french").map(SearchLanguage::as_str), Ok("french"));
-        assert_eq!(SearchLanguage::new("simple").map(SearchLanguage::as_str), Ok("simple"));
-        for bad in ["klingon", "French", " french", "", "english; DROP TABLE projects"] {
+        assert_eq!(
+            SearchLanguage::new("french").map(SearchLanguage::as_str),
+            Ok("french")
+        );
+        assert_eq!(
+            SearchLanguage::new("simple").map(SearchLanguage::as_str),
+            Ok("simple")
+        );
+        for bad in [
+            "klingon",
+            "French",
+            " french",
+            "",
+            "english; DROP TABLE projects",
+        ] {
             let e = SearchLanguage::new(bad).unwrap_err();
             assert_eq!(e.field, "language", "{bad:?}");
-            assert!(e.message.contains("french"), "the error lists the choices: {e}");
+            assert!(
+                e.message.contains("french"),
+                "the error lists the choices: {e}"
+            );
         }
     }
 }

@@ -301,7 +301,11 @@ mod tests {
     fn a_refused_import_shows_the_servers_sentence() {
         let e = ApiError::from_status(
             422,
-            Some(problem(422, "validation", "the file is not a valid export: conversations[2]")),
+            Some(problem(
+                422,
+                "validation",
+                "the file is not a valid export: conversations[2]",
+            )),
             None,
         );
         assert_eq!(
@@ -310,7 +314,11 @@ mod tests {
         );
         let e = ApiError::from_status(
             413,
-            Some(problem(413, "payload_too_large", "the file is larger than the import limit of 10 bytes")),
+            Some(problem(
+                413,
+                "payload_too_large",
+                "the file is larger than the import limit of 10 bytes",
+            )),
             None,
         );
         assert_eq!(

@@ -5,11 +5,11 @@
 use confab_core::error::StoreError;
 use confab_core::ids::UserId;
 use confab_core::knowledge::{KnowledgeHit, Source};
-use confab_core::values::SearchLanguage;
 use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
     Usage,
 };
+use confab_core::values::SearchLanguage;
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{AsChangeset, Insertable, Queryable, QueryableByName, Selectable};
@@ -66,7 +66,10 @@ impl TryFrom<ProjectRow> for Project {
             updated_at: r.updated_at.0,
             knowledge: r.knowledge,
             language: SearchLanguage::new(&r.language).map_err(|_| {
-                StoreError::Internal(format!("a stored project's language {:?} is unknown", r.language))
+                StoreError::Internal(format!(
+                    "a stored project's language {:?} is unknown",
+                    r.language
+                ))
             })?,
         })
     }

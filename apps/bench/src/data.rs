@@ -657,11 +657,7 @@ impl DataRun<'_> {
                         .fake
                         .requests()
                         .iter()
-                        .filter(|r| {
-                            r.body
-                                .to_string()
-                                .contains("come from the project's files")
-                        })
+                        .filter(|r| r.body.to_string().contains("come from the project's files"))
                         .count();
                     (&mut on, &mut failures_on)
                 };

@@ -30,9 +30,15 @@ pub struct TransferPanelProps {
 #[derive(Clone, PartialEq)]
 enum Phase {
     Idle,
-    Uploading { name: String, sent: f64, total: f64 },
+    Uploading {
+        name: String,
+        sent: f64,
+        total: f64,
+    },
     /// Every byte is sent; the server reads and stores the file.
-    Importing { name: String },
+    Importing {
+        name: String,
+    },
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -64,7 +70,7 @@ pub fn summary(report: &ImportReport) -> String {
     }
     let mut reasons: Vec<(&str, usize)> = reasons.into_iter().collect();
     // Most frequent first; alphabetical among equals (the map's order, kept by a stable sort).
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     let reasons = reasons
         .iter()
         .map(|(why, n)| {
@@ -76,10 +82,7 @@ pub fn summary(report: &ImportReport) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "{imported}; skipped {}: {reasons}.",
-        report.skipped.len()
-    )
+    format!("{imported}; skipped {}: {reasons}.", report.skipped.len())
 }
 
 #[component]

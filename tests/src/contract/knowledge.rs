@@ -74,7 +74,11 @@ async fn a_projects_language_leaves_words_as_written_found(stores: Stores) {
     let f = stored_file(&stores, &alice, p.id, "ferme.txt").await;
     ready(&stores, &f, FRENCH).await;
     let hits = search(&stores, &p, "chevaux verger", 5).await;
-    assert_eq!(hits.len(), 1, "words as written are found in any language: {hits:?}");
+    assert_eq!(
+        hits.len(),
+        1,
+        "words as written are found in any language: {hits:?}"
+    );
     assert_eq!(hits[0].file_id, f.id);
     let p = set_language(&stores, &p, "simple").await;
     assert_eq!(search(&stores, &p, "pommes", 5).await.len(), 1);
@@ -82,7 +86,12 @@ async fn a_projects_language_leaves_words_as_written_found(stores: Stores) {
 
 async fn a_french_project_finds_an_inflected_french_form(stores: Stores) {
     let alice = user("alice");
-    let french = set_language(&stores, &stored_project(&stores, &alice, "Ferme").await, "french").await;
+    let french = set_language(
+        &stores,
+        &stored_project(&stores, &alice, "Ferme").await,
+        "french",
+    )
+    .await;
     let english = stored_project(&stores, &alice, "Farm").await;
     let f = stored_file(&stores, &alice, french.id, "ferme.txt").await;
     let g = stored_file(&stores, &alice, english.id, "farm.txt").await;
@@ -115,7 +124,11 @@ async fn a_changed_language_reindexes_the_projects_chunks_and_no_other(stores: S
 
     let p = set_language(&stores, &p, "french").await;
     let hits = search(&stores, &p, "manger", 5).await;
-    assert_eq!(hits.len(), 1, "the stored chunks were re-indexed in French: {hits:?}");
+    assert_eq!(
+        hits.len(),
+        1,
+        "the stored chunks were re-indexed in French: {hits:?}"
+    );
     assert!(
         search(&stores, &other, "manger", 5).await.is_empty(),
         "another project keeps its language"
@@ -138,7 +151,12 @@ async fn a_changed_language_reindexes_the_projects_chunks_and_no_other(stores: S
 
 async fn a_conversations_search_stems_in_its_projects_language(stores: Stores) {
     let alice = user("alice");
-    let p = set_language(&stores, &stored_project(&stores, &alice, "Ferme").await, "french").await;
+    let p = set_language(
+        &stores,
+        &stored_project(&stores, &alice, "Ferme").await,
+        "french",
+    )
+    .await;
     let conversation = stored_conversation(&stores, &alice, p.id).await;
     let f = stored_file(&stores, &alice, p.id, "ferme.txt").await;
     ready(&stores, &f, FRENCH).await;

@@ -21,7 +21,10 @@ async fn creating_a_project_answers_201_with_the_project() {
         "Project is {{id, name, description, created_at, updated_at, knowledge, language}}: {body}"
     );
     assert_eq!(body["knowledge"], true, "knowledge is on by default");
-    assert_eq!(body["language"], "english", "knowledge is searched in English by default");
+    assert_eq!(
+        body["language"], "english",
+        "knowledge is searched in English by default"
+    );
     let project: api::Project = answer.json();
     assert_eq!(project.name, "Support bot", "names are trimmed");
     assert_eq!(project.description.as_deref(), Some("Answers questions"));
@@ -115,7 +118,12 @@ async fn a_projects_knowledge_language_is_patched_and_validated() {
     let stored: api::Project = app.get_project(ALICE, project.id).await.ok(200);
     assert_eq!(stored.language, "french");
 
-    for bad in [json!("klingon"), json!("French"), json!(""), json!("french'; --")] {
+    for bad in [
+        json!("klingon"),
+        json!("French"),
+        json!(""),
+        json!("french'; --"),
+    ] {
         let problem = app
             .patch_project(ALICE, project.id, &json!({ "language": bad }))
             .await
