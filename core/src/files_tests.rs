@@ -83,6 +83,7 @@ impl Mocks {
                 created_at: at,
                 updated_at: at,
                 knowledge: true,
+                language: crate::values::SearchLanguage::default(),
             },
             projects: MockProjectStore::new(),
             files: MockFileStore::new(),

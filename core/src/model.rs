@@ -33,6 +33,9 @@ pub struct Project {
     /// Whether its files' texts are given to the model as numbered sources (on by default;
     /// a project without ready files simply has none to give).
     pub knowledge: bool,
+    /// The language its knowledge is searched in (`english` by default; see
+    /// [`SearchLanguage`](crate::values::SearchLanguage)).
+    pub language: crate::values::SearchLanguage,
 }
 
 /// A validated change to a project. `description: Some(None)` clears it.
@@ -41,6 +44,7 @@ pub struct ProjectPatch {
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub knowledge: Option<bool>,
+    pub language: Option<crate::values::SearchLanguage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

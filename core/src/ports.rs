@@ -55,6 +55,8 @@ pub trait ProjectStore: Send + Sync + 'static {
 
     /// MUST apply the fields present in `patch`, set `updated_at` to `now` and return the
     /// updated project. MUST return `NotFound` (and change nothing) for another owner's project.
+    /// A changed `language` MUST be kept; a store whose knowledge search uses it (PostgreSQL)
+    /// MUST re-index the project's chunks in it in the same transaction.
     async fn update_project(
         &self,
         owner: &UserId,
@@ -466,7 +468,9 @@ pub trait KnowledgeIndex: Send + Sync + 'static {
     /// MUST return at most `limit` chunks of the owner's project that contain any word of
     /// `query` (`knowledge::query_words`), the best match first; none for a query without
     /// words. MUST return nothing of another project or owner, and `NotFound` for a project
-    /// that is missing or another owner's.
+    /// that is missing or another owner's. A store with stemming (PostgreSQL) MUST match the
+    /// words in the project's `language` too (French `mangeaient` found by `manger`); a
+    /// language-neutral store (SQLite FTS5 `unicode61`, memory) matches words as written.
     async fn search(
         &self,
         owner: &UserId,

@@ -81,6 +81,7 @@ impl ProjectService {
             created_at: at,
             updated_at: at,
             knowledge: true,
+            language: values::SearchLanguage::default(),
         };
         self.store.insert_project(&project).await?;
         Ok(project)
@@ -111,7 +112,8 @@ impl ProjectService {
     }
 
     /// `description: Some(None)` clears the description; `knowledge` turns the project's
-    /// knowledge on or off.
+    /// knowledge on or off; `language` (one of [`values::SEARCH_LANGUAGES`]) is the language
+    /// its knowledge is searched in.
     pub async fn update(
         &self,
         principal: &Principal,
@@ -119,6 +121,7 @@ impl ProjectService {
         name: Option<&str>,
         description: Option<Option<&str>>,
         knowledge: Option<bool>,
+        language: Option<&str>,
     ) -> Result<Project, ServiceError> {
         let patch = ProjectPatch {
             name: name
@@ -128,6 +131,7 @@ impl ProjectService {
                 .map(|d| values::description(d, &self.limits))
                 .transpose()?,
             knowledge,
+            language: language.map(values::SearchLanguage::new).transpose()?,
         };
         Ok(self
             .store

@@ -48,6 +48,77 @@ fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
+/// The text search configurations a project's knowledge may be indexed with: PostgreSQL's
+/// built-in ones (present since PostgreSQL 12), `simple` being no language at all (no
+/// stemming, no stop words).
+pub const SEARCH_LANGUAGES: &[&str] = &[
+    "arabic",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hungarian",
+    "indonesian",
+    "irish",
+    "italian",
+    "lithuanian",
+    "nepali",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "simple",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+];
+
+/// The language of a project's knowledge: one of [`SEARCH_LANGUAGES`], `english` by
+/// default. PostgreSQL stems the project's chunks and queries with it (besides `simple`);
+/// SQLite's FTS5 `unicode61` tokenizer is language-neutral and ignores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SearchLanguage(&'static str);
+
+impl SearchLanguage {
+    pub const ENGLISH: Self = Self("english");
+
+    /// # Errors
+    /// A name not in [`SEARCH_LANGUAGES`] (compared exactly: lower case, no spaces).
+    pub fn new(raw: &str) -> Result<Self, ValidationError> {
+        SEARCH_LANGUAGES
+            .iter()
+            .find(|l| **l == raw)
+            .map(|l| Self(l))
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "language",
+                    format!("must be one of {}", SEARCH_LANGUAGES.join(", ")),
+                )
+            })
+    }
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Default for SearchLanguage {
+    fn default() -> Self {
+        Self::ENGLISH
+    }
+}
+
+impl std::fmt::Display for SearchLanguage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// A project's name: trimmed, 1..=limit characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectName(String);
@@ -265,5 +336,32 @@ mod tests {
         assert_eq!(description(Some("  "), &l()), Ok(None));
         assert_eq!(description(Some("x"), &l()), Ok(Some("x".into())));
         assert!(description(Some(&"x".repeat(2_001)), &l()).is_err());
+    }
+
+    #[test]
+    fn a_search_language_is_one_of_the_built_in_configurations() {
+        assert_eq!(SearchLanguage::default().as_str(), "english");
+        assert_eq!(
+            SearchLanguage::new("french").map(SearchLanguage::as_str),
+            Ok("french")
+        );
+        assert_eq!(
+            SearchLanguage::new("simple").map(SearchLanguage::as_str),
+            Ok("simple")
+        );
+        for bad in [
+            "klingon",
+            "French",
+            " french",
+            "",
+            "english; DROP TABLE projects",
+        ] {
+            let e = SearchLanguage::new(bad).unwrap_err();
+            assert_eq!(e.field, "language", "{bad:?}");
+            assert!(
+                e.message.contains("french"),
+                "the error lists the choices: {e}"
+            );
+        }
     }
 }

@@ -841,11 +841,13 @@ mod tests {
             name: None,
             description: Some(None),
             knowledge: None,
+            language: None,
         });
         round_trip(UpdateProject {
             name: Some("n".into()),
             description: Some(Some("d".into())),
             knowledge: Some(false),
+            language: Some("french".into()),
         });
         round_trip(UpdateProject::default());
         round_trip(CreatePrompt {

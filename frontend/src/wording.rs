@@ -119,6 +119,25 @@ pub fn describe_upload(err: &ApiError) -> String {
     }
 }
 
+/// The sentence shown for a failed import: for a file refused (too large, malformed, of
+/// another kind) the server's own sentence, which names the limit or where the file broke.
+pub fn describe_import(err: &ApiError) -> String {
+    match (err.status, err.detail.as_deref()) {
+        (400 | 413 | 415 | 422, Some(detail)) if !detail.trim().is_empty() => {
+            upper_first(detail.trim())
+        }
+        (413, _) => "The file is larger than this server's import limit.".to_owned(),
+        _ => describe(err),
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
 /// The sentence shown beside a reply whose generation failed (an `error` event).
 pub fn describe_stream_error(code: &str, detail: &str) -> String {
     if !detail.trim().is_empty() {
@@ -276,5 +295,36 @@ mod tests {
             describe_stream_error("timeout", " "),
             "The model took too long to answer."
         );
+    }
+
+    #[test]
+    fn a_refused_import_shows_the_servers_sentence() {
+        let e = ApiError::from_status(
+            422,
+            Some(problem(
+                422,
+                "validation",
+                "the file is not a valid export: conversations[2]",
+            )),
+            None,
+        );
+        assert_eq!(
+            describe_import(&e),
+            "The file is not a valid export: conversations[2]"
+        );
+        let e = ApiError::from_status(
+            413,
+            Some(problem(
+                413,
+                "payload_too_large",
+                "the file is larger than the import limit of 10 bytes",
+            )),
+            None,
+        );
+        assert_eq!(
+            describe_import(&e),
+            "The file is larger than the import limit of 10 bytes"
+        );
+        assert!(describe_import(&ApiError::from_status(401, None, None)).contains("sign in again"));
     }
 }

@@ -223,6 +223,10 @@ impl State {
         if let Some(knowledge) = patch.knowledge {
             project.knowledge = knowledge;
         }
+        // Kept only: the memory index matches words as written, in any language.
+        if let Some(language) = patch.language {
+            project.language = language;
+        }
         project.updated_at = now;
         Ok(project.clone())
     }
@@ -1588,6 +1592,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             knowledge: true,
+            language: confab_core::values::SearchLanguage::default(),
         }
     }
 

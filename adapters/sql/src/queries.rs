@@ -284,6 +284,7 @@ macro_rules! queries {
                 name: patch.name.as_deref(),
                 description: patch.description.as_ref().map(Option::as_deref),
                 knowledge: patch.knowledge,
+                language: patch.language.map(|l| l.as_str()),
                 updated_at: now.db(),
             };
             diesel::update(
@@ -1260,8 +1261,10 @@ pub(crate) mod pg {
 
     pub(crate) use crate::turn::pg::begin_turn;
 
-    /// The query's words OR-ed, in the `simple` and `english` configurations; ranked by
-    /// `ts_rank_cd` over the chunks' generated `search` vector (GIN-indexed).
+    /// The query's words OR-ed, in the `simple` configuration and the project's language;
+    /// ranked by `ts_rank_cd` over the chunks' generated `search` vector (GIN-indexed),
+    /// which is made in the same two (the chunks' `language`, kept equal to the project's
+    /// by triggers: see the migration `project_language`).
     pub(crate) async fn search(
         c: &mut Conn,
         owner: &UserId,
@@ -1302,7 +1305,9 @@ pub(crate) mod pg {
         let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
             "SELECT c.file_id, f.filename, c.ordinal, c.text \
              FROM file_chunks c JOIN file_metadata f ON f.id = c.file_id, \
-                  (SELECT to_tsquery('simple', $1) || to_tsquery('english', $1) AS q) AS query \
+                  (SELECT to_tsquery('simple', $1) \
+                          || to_tsquery(CAST(p.language AS regconfig), $1) AS q \
+                   FROM projects p WHERE p.id = $2) AS query \
              WHERE c.project_id = $2 AND c.search @@ query.q \
              ORDER BY ts_rank_cd(c.search, query.q) DESC, c.id LIMIT $3",
         )

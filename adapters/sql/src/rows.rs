@@ -9,6 +9,7 @@ use confab_core::model::{
     Conversation, FileMeta, Message, MessageStatus, Project, Prompt, Role, TextStatus, Timestamp,
     Usage,
 };
+use confab_core::values::SearchLanguage;
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{AsChangeset, Insertable, Queryable, QueryableByName, Selectable};
@@ -35,6 +36,7 @@ pub(crate) struct ProjectRow {
     pub created_at: DbTime,
     pub updated_at: DbTime,
     pub knowledge: bool,
+    pub language: String,
 }
 
 impl From<&Project> for ProjectRow {
@@ -47,6 +49,7 @@ impl From<&Project> for ProjectRow {
             created_at: p.created_at.db(),
             updated_at: p.updated_at.db(),
             knowledge: p.knowledge,
+            language: p.language.as_str().to_owned(),
         }
     }
 }
@@ -62,6 +65,12 @@ impl TryFrom<ProjectRow> for Project {
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
             knowledge: r.knowledge,
+            language: SearchLanguage::new(&r.language).map_err(|_| {
+                StoreError::Internal(format!(
+                    "a stored project's language {:?} is unknown",
+                    r.language
+                ))
+            })?,
         })
     }
 }
@@ -74,6 +83,7 @@ pub(crate) struct ProjectChanges<'a> {
     pub name: Option<&'a str>,
     pub description: Option<Option<&'a str>>,
     pub knowledge: Option<bool>,
+    pub language: Option<&'static str>,
     pub updated_at: DbTime,
 }
 

@@ -15,6 +15,9 @@ diesel::table! {
         updated_at -> Instant,
         /// Whether its files' texts are given to the model as sources.
         knowledge -> Bool,
+        /// The language its knowledge is searched in (a PostgreSQL text search
+        /// configuration; SQLite only keeps it).
+        language -> Text,
     }
 }
 

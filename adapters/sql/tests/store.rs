@@ -33,6 +33,7 @@ fn project(owner: &UserId) -> Project {
         created_at: at,
         updated_at: at,
         knowledge: true,
+        language: confab_core::values::SearchLanguage::default(),
     }
 }
 
@@ -163,7 +164,7 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
 
     let at = "'2026-01-01T00:00:00.000000Z'";
     raw.batch_execute(&format!(
-        "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}, 1); \
+        "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}, 1, 'english'); \
          INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
          '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at}, NULL, NULL)"
     ))

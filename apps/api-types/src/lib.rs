@@ -38,11 +38,49 @@ pub struct Project {
     /// (on by default; `PATCH` with `"knowledge": false` turns it off).
     #[serde(default = "on")]
     pub knowledge: bool,
+    /// The language the project's knowledge is searched in: one of PostgreSQL's built-in
+    /// text search configurations ([`KNOWLEDGE_LANGUAGES`]; `simple`: no language), `english`
+    /// by default. On PostgreSQL, words are matched as written and by their stem in this
+    /// language; SQLite's index is language-neutral (words as written) and only keeps it.
+    #[serde(default = "english")]
+    #[cfg_attr(feature = "openapi", schema(example = "english"))]
+    pub language: String,
 }
 
 const fn on() -> bool {
     true
 }
+
+fn english() -> String {
+    "english".to_owned()
+}
+
+/// The values of `Project.language` (the server's list; the client's menu shows them).
+pub const KNOWLEDGE_LANGUAGES: &[&str] = &[
+    "arabic",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hungarian",
+    "indonesian",
+    "irish",
+    "italian",
+    "lithuanian",
+    "nepali",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "simple",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+];
 
 /// One version of a project's system prompt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +314,10 @@ pub struct UpdateProject {
     /// Turns the project's knowledge on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<bool>,
+    /// The language the project's knowledge is searched in (see `Project.language`); 422
+    /// for a name not in the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

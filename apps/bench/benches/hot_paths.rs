@@ -255,6 +255,7 @@ impl ChatFixture {
             created_at: at,
             updated_at: at,
             knowledge: true,
+            language: confab_core::values::SearchLanguage::default(),
         };
         store.insert_project(&project).await.unwrap();
         Self {

@@ -9,6 +9,12 @@
 //!   prefixes over `--search-messages` messages of `--search-users` users.
 //! - `knowledge` (issue 16): `KnowledgeIndex::search` in this process at each
 //!   `--knowledge-chunks`, and the chunking and indexing throughput of `set_file_text`.
+//! - `knowledge-ttfd` (issue 16): the quota part's shape (`--quota-n` concurrent sends,
+//!   `--quota-rounds`, `--quota-streams-per-slot`) against two servers on one database, one
+//!   with knowledge (`CONFAB_KNOWLEDGE_CHUNKS` at its default) and one without
+//!   (`CONFAB_KNOWLEDGE_CHUNKS=0`: no search at all), their rounds alternated; each sending
+//!   user's project holds `--knowledge-ttfd-chunks` ready chunks, and each message has words
+//!   of them.
 //!
 //! Rows are written straight into the database ([`crate::seed`]) after the migrations ran;
 //! seeding is timed and reported apart, never mixed into a measurement.
@@ -37,6 +43,8 @@ pub enum DataPart {
     Usage,
     Search,
     Knowledge,
+    #[serde(rename = "knowledge-ttfd")]
+    KnowledgeTtfd,
 }
 
 /// The sizes and counts of the data suite.
@@ -60,6 +68,8 @@ pub struct DataPlan {
     pub knowledge_chunks: Vec<usize>,
     pub knowledge_projects: usize,
     pub knowledge_limit: u32,
+    /// Ready chunks in each sending user's project of the knowledge-ttfd part.
+    pub knowledge_ttfd_chunks: usize,
     /// Timed requests per query (after 3 not timed).
     pub requests: usize,
     pub stream_timeout: Duration,
@@ -101,6 +111,27 @@ pub struct QuotaFigure {
     pub errors: Vec<String>,
 }
 
+/// The knowledge-ttfd part's figures on one backend, times in µs.
+#[derive(Clone, Debug, Serialize)]
+pub struct KnowledgeTtfdFigure {
+    pub backend: &'static str,
+    pub n: usize,
+    pub chunks_per_project: usize,
+    pub streams_each: usize,
+    /// Requests of the server with knowledge that reached the provider with sources (each
+    /// should: the messages' words are in every project).
+    pub requests_with_sources: usize,
+    pub failures_off: usize,
+    pub failures_on: usize,
+    pub ttfd_p50_off: Option<u32>,
+    pub ttfd_p99_off: Option<u32>,
+    pub ttfd_p50_on: Option<u32>,
+    pub ttfd_p99_on: Option<u32>,
+    pub added_p50: Option<i64>,
+    pub added_p99: Option<i64>,
+    pub errors: Vec<String>,
+}
+
 /// How long seeding took (not a figure of the product; for planning runs).
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedFigure {
@@ -128,6 +159,7 @@ pub struct DataReport {
     pub load1_at_start: Option<f64>,
     pub load1_at_end: Option<f64>,
     pub quota: Vec<QuotaFigure>,
+    pub knowledge_ttfd: Vec<KnowledgeTtfdFigure>,
     pub queries: Vec<QueryFigure>,
     pub throughput: Vec<ThroughputFigure>,
     pub seeding: Vec<SeedFigure>,
@@ -158,6 +190,14 @@ async fn finish(database: Database, keep: bool) -> Result<(), BenchError> {
 /// The vocabulary of every generated text.
 const VOCABULARY: usize = 20_000;
 
+/// The dev user who owns the knowledge-ttfd part's projects.
+const KNOWLEDGE_TTFD_USER: &str = "bench-knowledge-ttfd";
+
+/// What the quota part's stream `k` of slot `slot` says.
+fn quota_message(slot: usize, k: usize) -> String {
+    format!("Quota benchmark {slot}/{k}: tell me something.")
+}
+
 impl DataRun<'_> {
     /// Every part asked for, on every backend.
     pub async fn run(&self, backends: &[Backend]) -> Result<DataReport, BenchError> {
@@ -185,6 +225,12 @@ impl DataRun<'_> {
                     DataPart::Search => {
                         let database = self.database(backend, "search").await?;
                         let outcome = self.search(backend, &database, &mut report).await;
+                        finish(database, self.plan.keep).await?;
+                        outcome?;
+                    }
+                    DataPart::KnowledgeTtfd => {
+                        let database = self.database(backend, "knowledge_ttfd").await?;
+                        let outcome = self.knowledge_ttfd(backend, &database, &mut report).await;
                         finish(database, self.plan.keep).await?;
                         outcome?;
                     }
@@ -356,7 +402,8 @@ impl DataRun<'_> {
         let servers = [(a, &api_a), (b, &api_b)];
         // Warm-up, not reported.
         for (server, api) in servers {
-            self.quota_round(server, api, &tenants, 10, 1).await?;
+            self.quota_round(server, api, &tenants, 10, 1, &quota_message)
+                .await?;
         }
         let mut without = Samples::default();
         let mut with = Samples::default();
@@ -369,7 +416,14 @@ impl DataRun<'_> {
             for which in order {
                 let (server, api) = servers[which];
                 let outcomes = self
-                    .quota_round(server, api, &tenants, n, plan.quota_streams_per_slot)
+                    .quota_round(
+                        server,
+                        api,
+                        &tenants,
+                        n,
+                        plan.quota_streams_per_slot,
+                        &quota_message,
+                    )
                     .await?;
                 let (samples, failures) = if which == 0 {
                     streams_each += outcomes.len();
@@ -414,7 +468,8 @@ impl DataRun<'_> {
         Ok(())
     }
 
-    /// One round of `n` slots through `server`, each sending `per_slot` streams in turn.
+    /// One round of `n` slots through `server`, each sending `per_slot` streams in turn,
+    /// stream `k` of slot `slot` saying `text(slot, k)`.
     async fn quota_round(
         &self,
         server: &ServerProcess,
@@ -422,6 +477,7 @@ impl DataRun<'_> {
         tenants: &[Tenant],
         n: usize,
         per_slot: usize,
+        text: &(dyn Fn(usize, usize) -> String + Sync),
     ) -> Result<Vec<Outcome>, BenchError> {
         let per_slot = per_slot.max(1);
         let owners: Vec<usize> = (0..n * per_slot)
@@ -439,11 +495,7 @@ impl DataRun<'_> {
                 let id = ids
                     .next()
                     .ok_or_else(|| BenchError::Setup("a conversation is missing".to_owned()))?;
-                streams.push(load::server_request(
-                    tenant,
-                    id,
-                    &format!("Quota benchmark {slot}/{k}: tell me something."),
-                ));
+                streams.push(load::server_request(tenant, id, &text(slot, k)));
             }
             plan.push(streams);
         }
@@ -459,6 +511,192 @@ impl DataRun<'_> {
             self.plan.stream_timeout,
         )
         .await)
+    }
+
+    /// Issue 16: what searching the project's knowledge adds to the time to first delta.
+    async fn knowledge_ttfd(
+        &self,
+        backend: Backend,
+        database: &Database,
+        report: &mut DataReport,
+    ) -> Result<(), BenchError> {
+        let mut off_env: Vec<(String, String)> =
+            vec![("CONFAB_KNOWLEDGE_CHUNKS".to_owned(), "0".to_owned())];
+        off_env.extend(self.server_env.iter().cloned());
+        let on = self.launch(database, self.server_env);
+        on.migrate().await?;
+        // The projects, files and chunks, before the servers start.
+        let plan = self.plan;
+        let n = plan.quota_n.max(1);
+        let users = n.div_ceil(load::SLOTS_PER_USER);
+        let per_project = plan.knowledge_ttfd_chunks.max(1);
+        let vocabulary = Vocabulary::new(VOCABULARY);
+        let shape = seed::Knowledge {
+            owner: format!("dev:{KNOWLEDGE_TTFD_USER}"),
+            projects: users,
+            chunks: per_project * users,
+            chunks_per_file: 40,
+            chunk_words: 700,
+        };
+        let started = Instant::now();
+        let mut seeder = Seeder::open(database).await?;
+        let mut rng = seed::Rng::new(1_016);
+        Self::seed_statements(&mut seeder, shape.files_sql(0)).await?;
+        let statements = shape.chunks_sql(&vocabulary, &mut rng, 0, shape.chunks);
+        Self::seed_statements(&mut seeder, statements).await?;
+        seeder.analyze().await?;
+        drop(seeder);
+        report.seeding.push(SeedFigure {
+            backend: backend.label(),
+            what: format!(
+                "knowledge chunks of ~{} words, {per_project} in each of {users} projects",
+                shape.chunk_words
+            ),
+            rows: shape.chunks,
+            secs: started.elapsed().as_secs_f64(),
+        });
+
+        let a = ServerProcess::start(&self.launch(database, &off_env), self.http).await?;
+        let b = match ServerProcess::start(&on, self.http).await {
+            Ok(b) => b,
+            Err(e) => {
+                a.stop().await;
+                return Err(e);
+            }
+        };
+        eprintln!(
+            "data: knowledge-ttfd, server without knowledge pid {}, with knowledge pid {}",
+            a.pid, b.pid
+        );
+        let outcome = self
+            .knowledge_ttfd_rounds(backend, users, per_project, &vocabulary, &a, &b, report)
+            .await;
+        if outcome.is_err() {
+            eprintln!(
+                "without knowledge:\n{}\nwith knowledge:\n{}",
+                a.log_tail(),
+                b.log_tail()
+            );
+        }
+        a.stop().await;
+        b.stop().await;
+        outcome
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one private step of one part")]
+    async fn knowledge_ttfd_rounds(
+        &self,
+        backend: Backend,
+        users: usize,
+        per_project: usize,
+        vocabulary: &Vocabulary,
+        a: &ServerProcess,
+        b: &ServerProcess,
+        report: &mut DataReport,
+    ) -> Result<(), BenchError> {
+        let plan = self.plan;
+        let n = plan.quota_n.max(1);
+        let api_a = Api {
+            http: self.http,
+            base: format!("http://{}", a.addr),
+        };
+        let api_b = Api {
+            http: self.http,
+            base: format!("http://{}", b.addr),
+        };
+        // One user owns every seeded project; slot `s` sends in project `s / 100`.
+        let token = api_a.token(KNOWLEDGE_TTFD_USER).await?;
+        let tenants: Vec<Tenant> = (0..users)
+            .map(|p| Tenant {
+                token: token.clone(),
+                project_id: seed::Knowledge::project_id(p),
+            })
+            .collect();
+        // Words of the chunks: two of the 300 after the most frequent 300, different for
+        // each stream, in a question of common words (which match too).
+        let message = |slot: usize, k: usize| {
+            let pick = |salt: usize| vocabulary.word(300 + (slot * 31 + k * 7 + salt) % 300);
+            format!(
+                "Knowledge benchmark {slot}/{k}: what do the files say about {} and {}?",
+                pick(0),
+                pick(150)
+            )
+        };
+        self.fake.set_config(plan.quota_shape.config());
+        let servers = [(a, &api_a), (b, &api_b)];
+        for (server, api) in servers {
+            self.quota_round(server, api, &tenants, 10, 1, &message)
+                .await?;
+        }
+        self.fake.clear_requests();
+        let mut off = Samples::default();
+        let mut on = Samples::default();
+        let (mut failures_off, mut failures_on) = (0, 0);
+        let mut errors = Vec::new();
+        let mut streams_each = 0;
+        let mut requests_with_sources = 0;
+        for round in 0..plan.quota_rounds.max(1) {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let (server, api) = servers[which];
+                let outcomes = self
+                    .quota_round(
+                        server,
+                        api,
+                        &tenants,
+                        n,
+                        plan.quota_streams_per_slot,
+                        &message,
+                    )
+                    .await?;
+                let (samples, failures) = if which == 0 {
+                    streams_each += outcomes.len();
+                    (&mut off, &mut failures_off)
+                } else {
+                    requests_with_sources += self
+                        .fake
+                        .requests()
+                        .iter()
+                        .filter(|r| r.body.to_string().contains("come from the project's files"))
+                        .count();
+                    (&mut on, &mut failures_on)
+                };
+                self.fake.clear_requests();
+                for o in outcomes {
+                    if let Some(t) = o.ttfd {
+                        samples.push(u32::try_from(t.as_micros()).unwrap_or(u32::MAX));
+                    }
+                    if let Some(e) = o.error {
+                        *failures += 1;
+                        if errors.len() < 5 {
+                            errors.push(e);
+                        }
+                    }
+                }
+            }
+            eprintln!("  knowledge-ttfd round {}/{}", round + 1, plan.quota_rounds);
+        }
+        let (p50a, p99a) = (off.percentile(50.0), off.percentile(99.0));
+        let (p50b, p99b) = (on.percentile(50.0), on.percentile(99.0));
+        let figure = KnowledgeTtfdFigure {
+            backend: backend.label(),
+            n,
+            chunks_per_project: per_project,
+            streams_each,
+            requests_with_sources,
+            failures_off,
+            failures_on,
+            ttfd_p50_off: p50a,
+            ttfd_p99_off: p99a,
+            ttfd_p50_on: p50b,
+            ttfd_p99_on: p99b,
+            added_p50: crate::stats::added(p50b, p50a),
+            added_p99: crate::stats::added(p99b, p99a),
+            errors,
+        };
+        eprintln!("{figure:?}");
+        report.knowledge_ttfd.push(figure);
+        Ok(())
     }
 
     /// Issue 19: the administrators' and a user's usage reports over a large ledger.
@@ -992,6 +1230,32 @@ impl DataReport {
                     signed(q.added_p99),
                     q.failures_without,
                     q.failures_with
+                );
+            }
+            let _ = writeln!(out);
+        }
+        if !self.knowledge_ttfd.is_empty() {
+            let _ = writeln!(
+                out,
+                "Knowledge in the time to first delta (issue 16; added TTFD with knowledge on over off):\n\n| backend | N | ready chunks per project | streams each | requests with sources | TTFD p50 / p99 knowledge off | TTFD p50 / p99 knowledge on | added p50 | added p99 | failures (off / on) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for q in &self.knowledge_ttfd {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} | {} / {} |",
+                    q.backend,
+                    q.n,
+                    q.chunks_per_project,
+                    q.streams_each,
+                    q.requests_with_sources,
+                    time(q.ttfd_p50_off),
+                    time(q.ttfd_p99_off),
+                    time(q.ttfd_p50_on),
+                    time(q.ttfd_p99_on),
+                    signed(q.added_p50),
+                    signed(q.added_p99),
+                    q.failures_off,
+                    q.failures_on
                 );
             }
             let _ = writeln!(out);

@@ -111,7 +111,7 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LivePart::Reconnect, LivePart::Hop, LivePart::Fanout, LivePart::Memory])]
     live_parts: Vec<LivePart>,
     /// Which parts of the data suite to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [DataPart::Quota, DataPart::Usage, DataPart::Search, DataPart::Knowledge])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [DataPart::Quota, DataPart::Usage, DataPart::Search, DataPart::Knowledge, DataPart::KnowledgeTtfd])]
     data_parts: Vec<DataPart>,
     /// Concurrent sends of the quota part (each of its rounds at the pace of `--pace-ms`).
     #[arg(long, default_value_t = 100)]
@@ -153,6 +153,10 @@ struct Args {
     /// Chunks a retrieval returns.
     #[arg(long, default_value_t = 8)]
     knowledge_limit: u32,
+    /// Ready chunks in each sending user's project in the knowledge-ttfd part (which sends
+    /// as the quota part: `--quota-n`, `--quota-rounds`, `--quota-streams-per-slot`).
+    #[arg(long, default_value_t = 200)]
+    knowledge_ttfd_chunks: usize,
     /// Keep the data suite's databases (SQLite files under `--data-dir`, PostgreSQL
     /// `confab_bench_<part>_<pid>`) for `EXPLAIN`; their URLs are printed.
     #[arg(long)]
@@ -403,6 +407,7 @@ impl Args {
             knowledge_chunks: self.knowledge_chunks.clone(),
             knowledge_projects: self.knowledge_projects,
             knowledge_limit: self.knowledge_limit,
+            knowledge_ttfd_chunks: self.knowledge_ttfd_chunks,
             requests: self.data_requests,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             keep: self.data_keep,

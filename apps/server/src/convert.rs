@@ -11,6 +11,7 @@ pub fn project(p: core::Project) -> api::Project {
         created_at: p.created_at,
         updated_at: p.updated_at,
         knowledge: p.knowledge,
+        language: p.language.as_str().to_owned(),
     }
 }
 
@@ -136,5 +137,16 @@ pub fn page<T, U>(page: core::Page<T>, map: impl FnMut(T) -> U) -> api::Page<U> 
     api::Page {
         items: page.items.into_iter().map(map).collect(),
         next_cursor: page.next_cursor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_published_knowledge_languages_are_the_ones_the_core_accepts() {
+        assert_eq!(
+            confab_api_types::KNOWLEDGE_LANGUAGES,
+            confab_core::values::SEARCH_LANGUAGES
+        );
     }
 }

@@ -1,17 +1,18 @@
 //! Project settings: name and description, the system prompt, files, knowledge, share links,
-//! deletion.
+//! export and import, deletion.
 
 use super::{Route, router::use_navigator};
 use crate::{
     components::{
         files::FilesPanel, nav_link::NavLink, prompt_editor::PromptEditor, shares::SharesPanel,
+        transfer::TransferPanel,
     },
     hooks::{use_data_version, use_session},
 };
-use confab_api_types::{Project, UpdateProject};
+use confab_api_types::{KNOWLEDGE_LANGUAGES, Project, UpdateProject};
 use uuid::Uuid;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -69,7 +70,7 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
             let body = UpdateProject {
                 name: Some(name),
                 description: Some(Some(description).filter(|d| !d.is_empty())),
-                knowledge: None,
+                ..UpdateProject::default()
             };
             let (status, api, project, bump) =
                 (status.clone(), api.clone(), project.clone(), bump.clone());
@@ -120,6 +121,47 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                     }
                     Err(e) => {
                         input.set_checked(!on);
+                        status.set(Some(Err(e.describe())));
+                    }
+                }
+            });
+        })
+    };
+    let change_language = {
+        let (status, api, project) = (
+            knowledge_status.clone(),
+            session.api.clone(),
+            project.clone(),
+        );
+        Callback::from(move |e: Event| {
+            let Some(select) = e.target_dyn_into::<HtmlSelectElement>() else {
+                return;
+            };
+            let previous = match &*project {
+                Some(Ok(p)) => p.language.clone(),
+                _ => return,
+            };
+            let language = select.value();
+            let body = UpdateProject {
+                language: Some(language.clone()),
+                ..UpdateProject::default()
+            };
+            let (status, api, project) = (status.clone(), api.clone(), project.clone());
+            status.set(Some(Ok("Re-indexing the project's files…".into())));
+            spawn_local(async move {
+                match api
+                    .send::<_, Project>("PATCH", &format!("/api/projects/{id}"), &body)
+                    .await
+                {
+                    Ok(p) => {
+                        project.set(Some(Ok(p)));
+                        status.set(Some(Ok(format!(
+                            "Knowledge is searched in {}.",
+                            language_name(&language)
+                        ))));
+                    }
+                    Err(e) => {
+                        select.set_value(&previous);
                         status.set(Some(Err(e.describe())));
                     }
                 }
@@ -213,12 +255,23 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                     <label for="project-knowledge">{ "Use project files as knowledge" }</label>
                 </div>
                 <p class="muted" id="knowledge-help">{ "With each message, the passages of this project's files that match it are given to the model, which cites them as [1], [2]; they are listed under the reply." }</p>
+                <div class="field">
+                    <label for="project-language">{ "Knowledge language" }</label>
+                    <select id="project-language" onchange={change_language} aria-describedby="language-help">
+                        { for KNOWLEDGE_LANGUAGES.iter().map(|l| html! {
+                            <option value={*l} selected={p.language == *l}>{ language_name(l) }</option>
+                        }) }
+                    </select>
+                </div>
+                <p class="muted" id="language-help">{ "Words of your files are also matched by their stem in this language (on PostgreSQL), so “horses” finds “horse”. “None” matches words only as written." }</p>
                 { match &*knowledge_status {
                     Some(Ok(m)) => html! { <p class="success" role="status">{ m }</p> },
                     Some(Err(m)) => html! { <p class="error" role="alert">{ m }</p> },
                     None => html! {},
                 } }
             </section>
+
+            <TransferPanel project={id} />
 
             <section class="panel danger-zone" aria-labelledby="danger-heading">
                 <h2 id="danger-heading">{ "Delete project" }</h2>
@@ -237,5 +290,27 @@ pub fn SettingsPage(props: &SettingsPageProps) -> Html {
                 }
             </section>
         </section>
+    }
+}
+
+/// The name shown for a knowledge language (PostgreSQL's configuration name).
+pub fn language_name(language: &str) -> String {
+    if language == "simple" {
+        return "None (words as written)".to_owned();
+    }
+    let mut chars = language.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knowledge_languages_are_named_for_people() {
+        assert_eq!(language_name("french"), "French");
+        assert_eq!(language_name("simple"), "None (words as written)");
     }
 }

@@ -10,3 +10,4 @@ pub mod prompt_editor;
 pub mod search;
 pub mod shares;
 pub mod sidebar;
+pub mod transfer;

@@ -1,7 +1,8 @@
 //! File uploads with progress, through `XMLHttpRequest` (fetch reports no upload progress).
 
-use confab_api_types::{FileInfo, Problem};
+use confab_api_types::{FileInfo, ImportReport, Problem};
 use js_sys::Promise;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
@@ -16,11 +17,48 @@ pub async fn upload_file(
     file: &web_sys::File,
     on_progress: Callback<(f64, f64)>,
 ) -> Result<FileInfo, ApiError> {
+    post_file(
+        api,
+        &format!("/api/projects/{project}/files"),
+        file,
+        on_progress,
+        None,
+    )
+    .await
+}
+
+/// Sends `file` to the project's import (a Confab export or ChatGPT's `conversations.json`);
+/// `on_progress` gets `(bytes sent, bytes total)`, `on_sent` runs once the last byte is sent
+/// (the server then reads and stores the file before it answers).
+pub async fn import_file(
+    api: &Api,
+    project: Uuid,
+    file: &web_sys::File,
+    on_progress: Callback<(f64, f64)>,
+    on_sent: Callback<()>,
+) -> Result<ImportReport, ApiError> {
+    post_file(
+        api,
+        &format!("/api/projects/{project}/import"),
+        file,
+        on_progress,
+        Some(on_sent),
+    )
+    .await
+}
+
+/// `POST`s a form with one field `file` to `path` and reads the JSON answer.
+async fn post_file<T: DeserializeOwned>(
+    api: &Api,
+    path: &str,
+    file: &web_sys::File,
+    on_progress: Callback<(f64, f64)>,
+    on_sent: Option<Callback<()>>,
+) -> Result<T, ApiError> {
     let js = |_e: JsValue| ApiError::network();
     let token = api.bearer().await?;
     let xhr = web_sys::XmlHttpRequest::new().map_err(js)?;
-    xhr.open_with_async("POST", &format!("/api/projects/{project}/files"), true)
-        .map_err(js)?;
+    xhr.open_with_async("POST", path, true).map_err(js)?;
     xhr.set_request_header("Accept", "application/json")
         .map_err(js)?;
     if let Some(token) = token {
@@ -33,9 +71,13 @@ pub async fn upload_file(
                 on_progress.emit((e.loaded(), e.total()));
             }
         });
-    xhr.upload()
-        .map_err(js)?
-        .set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    let upload = xhr.upload().map_err(js)?;
+    upload.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    let sent = on_sent.map(|on_sent| {
+        let sent = Closure::<dyn FnMut()>::new(move || on_sent.emit(()));
+        upload.set_onload(Some(sent.as_ref().unchecked_ref()));
+        sent
+    });
 
     let form = web_sys::FormData::new().map_err(js)?;
     form.append_with_blob_and_filename("file", file, &file.name())
@@ -54,6 +96,7 @@ pub async fn upload_file(
     let _ = JsFuture::from(finished).await;
     drop(on_end);
     drop(progress);
+    drop(sent);
 
     let status = xhr.status().unwrap_or(0);
     let text = xhr.response_text().ok().flatten().unwrap_or_default();

@@ -51,6 +51,7 @@ pub fn project(owner: &UserId, name: &str) -> Project {
         created_at: at,
         updated_at: at,
         knowledge: true,
+        language: confab_core::values::SearchLanguage::default(),
     }
 }
 

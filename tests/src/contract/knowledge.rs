@@ -6,6 +6,7 @@ use std::future::Future;
 use confab_core::ids::{FileId, ProjectId};
 use confab_core::knowledge::KnowledgeHit;
 use confab_core::model::{FileMeta, Project, TextOutcome};
+use confab_core::values::SearchLanguage;
 
 use super::Stores;
 use super::fixtures::{not_found, ok, stored_conversation, stored_file, stored_project, user};
@@ -26,8 +27,148 @@ where
             a_long_text_is_found_in_its_chunks_and_the_limit_holds,
             chunks_go_with_their_file_and_with_a_replaced_outcome,
             a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on,
+            a_projects_language_leaves_words_as_written_found,
         ]
     );
+}
+
+/// The cases of stores that stem words in the project's language (PostgreSQL): run
+/// besides [`knowledge_index_contract`].
+pub async fn knowledge_stemming_contract<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Stores>,
+{
+    crate::run_cases!(
+        "KnowledgeIndex (stemming)",
+        fresh,
+        [
+            a_french_project_finds_an_inflected_french_form,
+            a_changed_language_reindexes_the_projects_chunks_and_no_other,
+            a_conversations_search_stems_in_its_projects_language,
+        ]
+    );
+}
+
+async fn set_language(stores: &Stores, p: &Project, language: &str) -> Project {
+    let patch = confab_core::model::ProjectPatch {
+        language: Some(SearchLanguage::new(language).unwrap()),
+        ..confab_core::model::ProjectPatch::default()
+    };
+    ok(
+        stores
+            .projects
+            .update_project(&p.owner_id, p.id, &patch, confab_core::model::now())
+            .await,
+        "update_project",
+    )
+}
+
+const FRENCH: &str = "Les chevaux mangeaient des pommes dans le verger.";
+
+async fn a_projects_language_leaves_words_as_written_found(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Ferme").await;
+    let p = set_language(&stores, &p, "french").await;
+    assert_eq!(p.language.as_str(), "french");
+    let f = stored_file(&stores, &alice, p.id, "ferme.txt").await;
+    ready(&stores, &f, FRENCH).await;
+    let hits = search(&stores, &p, "chevaux verger", 5).await;
+    assert_eq!(
+        hits.len(),
+        1,
+        "words as written are found in any language: {hits:?}"
+    );
+    assert_eq!(hits[0].file_id, f.id);
+    let p = set_language(&stores, &p, "simple").await;
+    assert_eq!(search(&stores, &p, "pommes", 5).await.len(), 1);
+}
+
+async fn a_french_project_finds_an_inflected_french_form(stores: Stores) {
+    let alice = user("alice");
+    let french = set_language(
+        &stores,
+        &stored_project(&stores, &alice, "Ferme").await,
+        "french",
+    )
+    .await;
+    let english = stored_project(&stores, &alice, "Farm").await;
+    let f = stored_file(&stores, &alice, french.id, "ferme.txt").await;
+    let g = stored_file(&stores, &alice, english.id, "farm.txt").await;
+    ready(&stores, &f, FRENCH).await;
+    ready(&stores, &g, FRENCH).await;
+    // `mangeaient` and `manger` share the French stem `mang`; `cheval` is the stem of
+    // `chevaux`. Neither is a word of the text as written.
+    let hits = search(&stores, &french, "manger", 5).await;
+    assert_eq!(hits.len(), 1, "French stemming: {hits:?}");
+    assert_eq!(hits[0].file_id, f.id);
+    assert_eq!(search(&stores, &french, "cheval", 5).await.len(), 1);
+    assert!(
+        search(&stores, &english, "manger", 5).await.is_empty(),
+        "the same text in an English project is not stemmed as French"
+    );
+}
+
+async fn a_changed_language_reindexes_the_projects_chunks_and_no_other(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Ferme").await;
+    let other = stored_project(&stores, &alice, "Autre").await;
+    let f = stored_file(&stores, &alice, p.id, "ferme.txt").await;
+    let g = stored_file(&stores, &alice, other.id, "autre.txt").await;
+    ready(&stores, &f, FRENCH).await;
+    ready(&stores, &g, FRENCH).await;
+    assert!(
+        search(&stores, &p, "manger", 5).await.is_empty(),
+        "English by default: no French stems"
+    );
+
+    let p = set_language(&stores, &p, "french").await;
+    let hits = search(&stores, &p, "manger", 5).await;
+    assert_eq!(
+        hits.len(),
+        1,
+        "the stored chunks were re-indexed in French: {hits:?}"
+    );
+    assert!(
+        search(&stores, &other, "manger", 5).await.is_empty(),
+        "another project keeps its language"
+    );
+
+    // A file made ready after the change is indexed in French too.
+    let h = stored_file(&stores, &alice, p.id, "recolte.txt").await;
+    ready(&stores, &h, "Nous récoltions les cerises.").await;
+    let hits = search(&stores, &p, "récolter", 5).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].file_id, h.id);
+
+    let p = set_language(&stores, &p, "english").await;
+    assert!(
+        search(&stores, &p, "manger", 5).await.is_empty(),
+        "back to English: the French stems are gone"
+    );
+    assert_eq!(search(&stores, &p, "mangeaient", 5).await.len(), 1);
+}
+
+async fn a_conversations_search_stems_in_its_projects_language(stores: Stores) {
+    let alice = user("alice");
+    let p = set_language(
+        &stores,
+        &stored_project(&stores, &alice, "Ferme").await,
+        "french",
+    )
+    .await;
+    let conversation = stored_conversation(&stores, &alice, p.id).await;
+    let f = stored_file(&stores, &alice, p.id, "ferme.txt").await;
+    ready(&stores, &f, FRENCH).await;
+    let hits = ok(
+        stores
+            .knowledge
+            .search_conversation(&alice, conversation.id, "Quel cheval ?", 5)
+            .await,
+        "search_conversation",
+    );
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].file_id, f.id);
 }
 
 async fn ready(stores: &Stores, file: &FileMeta, text: &str) {

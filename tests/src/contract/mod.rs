@@ -40,7 +40,7 @@ pub use blobs::blob_store_contract;
 pub use files::file_store_contract;
 pub use history::chat_history_contract;
 pub use imports::{Imports, import_store_contract};
-pub use knowledge::knowledge_index_contract;
+pub use knowledge::{knowledge_index_contract, knowledge_stemming_contract};
 pub use limiter::{LimiterSubject, send_limiter_contract};
 pub use live::live_replies_contract;
 pub use llm::{LlmSubject, llm_stream_contract};

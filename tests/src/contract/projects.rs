@@ -5,6 +5,7 @@ use std::future::Future;
 use confab_core::error::Conflict;
 use confab_core::ids::ProjectId;
 use confab_core::model::{MessageStatus, Project, ProjectPatch, now};
+use confab_core::values::SearchLanguage;
 
 use super::Stores;
 use super::fixtures::{
@@ -46,6 +47,7 @@ async fn insert_then_get_returns_the_project_unchanged(stores: Stores) {
         description: Some("Ünïcode 😀 and \"quotes\"\nand lines".to_owned()),
         created_at: created,
         updated_at: plus_secs(created, 90) + chrono::TimeDelta::microseconds(1),
+        language: SearchLanguage::new("french").unwrap(),
         ..project(&alice, "Support bot")
     };
     let bare = Project {
@@ -240,6 +242,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                     name: Some("New".to_owned()),
                     description: None,
                     knowledge: None,
+                    language: None,
                 },
                 t1,
             )
@@ -271,6 +274,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                     name: None,
                     description: Some(None),
                     knowledge: None,
+                    language: None,
                 },
                 t2,
             )
@@ -295,6 +299,7 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
                     name: None,
                     description: Some(Some("Described".to_owned())),
                     knowledge: None,
+                    language: None,
                 },
                 t3,
             )
@@ -355,6 +360,43 @@ async fn update_applies_only_the_fields_present_and_sets_updated_at(stores: Stor
         )
         .knowledge
     );
+    assert_eq!(off.language, SearchLanguage::ENGLISH, "english by default");
+
+    let t6 = plus_secs(t5, 10);
+    let french = SearchLanguage::new("french").unwrap();
+    let changed = ok(
+        stores
+            .projects
+            .update_project(
+                &alice,
+                original.id,
+                &ProjectPatch {
+                    language: Some(french),
+                    ..ProjectPatch::default()
+                },
+                t6,
+            )
+            .await,
+        "update_project",
+    );
+    assert_eq!(
+        changed,
+        Project {
+            language: french,
+            updated_at: t6,
+            ..off
+        },
+        "language Some(french) changes it and nothing else"
+    );
+    assert_eq!(
+        ok(
+            stores.projects.get_project(&alice, original.id).await,
+            "get_project"
+        )
+        .language,
+        french,
+        "the language is kept"
+    );
 }
 
 async fn update_of_a_missing_project_is_not_found(stores: Stores) {
@@ -394,6 +436,7 @@ async fn another_owner_gets_not_found_on_every_method_and_nothing_changes(stores
         name: Some("Hijacked".to_owned()),
         description: Some(None),
         knowledge: Some(false),
+        language: Some(SearchLanguage::new("german").unwrap()),
     };
     not_found(
         stores

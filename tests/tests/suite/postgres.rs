@@ -78,6 +78,13 @@ async fn postgres_store_honours_the_knowledge_index_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_stems_knowledge_in_the_projects_language() {
+    if reachable().await {
+        contract::knowledge_stemming_contract(postgres_stores).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_honours_the_message_search_contract() {
     if reachable().await {
         contract::message_search_contract(postgres_stores).await;

@@ -57,8 +57,11 @@ pub async fn get_project(
     Ok(web::Json(convert::project(project)))
 }
 
-/// Change a project's name, description (`"description": null` clears it) or knowledge
-/// setting (`"knowledge": false`: its files are not given to the model as sources).
+/// Change a project's name, description (`"description": null` clears it), knowledge
+/// setting (`"knowledge": false`: its files are not given to the model as sources) or
+/// knowledge language (`"language": "french"`: one of PostgreSQL's built-in text search
+/// configurations, see `Project.language`; 422 for another; on PostgreSQL the project's
+/// knowledge is re-indexed in it before the answer).
 #[utoipa::path(patch, path = "/api/projects/{project_id}", tag = "projects", request_body = Option<api::UpdateProject>,
     params(("project_id" = Uuid, Path)),
     responses((status = 200, body = api::Project), (status = 400, body = api::Problem), (status = 401, body = api::Problem),
@@ -79,6 +82,7 @@ pub async fn update_project(
             body.name.as_deref(),
             description,
             body.knowledge,
+            body.language.as_deref(),
         )
         .await?;
     Ok(web::Json(convert::project(project)))

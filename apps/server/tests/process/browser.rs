@@ -2305,3 +2305,152 @@ async fn a_reply_lists_the_project_file_it_was_given_as_a_linked_source() {
     assert_eq!(stored["knowledge"], json!(false), "{stored}");
     b.quit().await;
 }
+
+/// A ChatGPT `conversations.json` of one chat ("Quokka facts": a system message, then a
+/// question and its answer).
+fn small_chatgpt_export() -> Vec<u8> {
+    let t = 1_700_000_000.0;
+    let message = |id: &str, role: &str, at: f64, text: &str| {
+        json!({"id": id, "author": {"role": role}, "create_time": at,
+               "content": {"content_type": "text", "parts": [text]}, "status": "finished_successfully"})
+    };
+    let conversations = json!([{
+        "title": "Quokka facts", "create_time": t, "update_time": t + 2.0,
+        "current_node": "a1", "conversation_id": "quokka-1", "id": "quokka-1",
+        "mapping": {
+            "root": {"id": "root", "parent": null, "children": ["sys"], "message": null},
+            "sys": {"id": "sys", "parent": "root", "children": ["u1"],
+                    "message": message("sys", "system", t, "You are ChatGPT")},
+            "u1": {"id": "u1", "parent": "sys", "children": ["a1"],
+                   "message": message("u1", "user", t + 1.0, "Where do quokkas live?")},
+            "a1": {"id": "a1", "parent": "u1", "children": [],
+                   "message": message("a1", "assistant", t + 2.0, "Mostly on Rottnest Island.")}
+        }
+    }]);
+    serde_json::to_vec_pretty(&conversations).unwrap()
+}
+
+/// Issue 18: in project settings, "Import conversations" takes a ChatGPT conversations.json
+/// (a progress bar while it goes), says what it imported and skipped, and the imported chat
+/// shows in the sidebar and opens with its messages; a malformed file is refused with the
+/// server's sentence; "Export everything" links /api/export and downloads the account's zip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_are_imported_in_settings_and_everything_exported() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-import");
+    let port = free_port();
+    let env = base_env(scratch.path(), port);
+    let server = Server::start(scratch.path(), &env).await;
+    let api = Client::sign_in(&server.base, "uma").await;
+    let (project, _chat) = api.project_and_chat().await;
+    let good = scratch.path().join("conversations.json");
+    std::fs::write(&good, small_chatgpt_export()).unwrap();
+    let bad = scratch.path().join("broken.json");
+    std::fs::write(&bad, b"[{\"title\": 3, \"mapping\": ").unwrap();
+
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    dev_sign_in(&mut b, &server.base, "uma").await;
+    b.goto(&format!("{}/p/{project}/settings", server.base))
+        .await;
+    b.wait_for(Role::Button, "Import conversations").await;
+
+    eprintln!("step: a malformed file is refused with the server's sentence");
+    let picker = file_input(&b, "#import-file").await;
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": bad.display().to_string() }),
+    )
+    .await
+    .unwrap();
+    let refused = b
+        .wait_until(
+            "the import is refused",
+            "const a = Array.from(document.querySelectorAll('[role=alert]')) \
+               .map(e => e.innerText).find(t => t.includes('not a valid export')); \
+             return a || null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("The file is not a valid export"),
+        "{refused}"
+    );
+
+    eprintln!("step: import ChatGPT's conversations.json");
+    let picker = file_input(&b, "#import-file").await;
+    b.post(
+        &format!("/element/{}/value", picker.0),
+        json!({ "text": good.display().to_string() }),
+    )
+    .await
+    .unwrap();
+    b.wait_until(
+        "the import's summary is shown",
+        "return document.body.innerText \
+           .includes('Imported 1 conversation, 2 messages; skipped 1: system message.') ? true : null;",
+        json!([]),
+    )
+    .await;
+    assert!(
+        b.execute(
+            "return document.querySelector('.settings progress') === null;",
+            json!([])
+        )
+        .await
+            == json!(true),
+        "the progress bar is gone once the import is done"
+    );
+    b.screenshot("import").await;
+
+    eprintln!("step: the imported chat is in the sidebar and opens");
+    b.click(Role::Link, "Quokka facts").await;
+    b.wait_for_log(&["Where do quokkas live?", "Mostly on Rottnest Island."])
+        .await;
+
+    eprintln!("step: export everything");
+    b.goto(&format!("{}/p/{project}/settings", server.base))
+        .await;
+    let link = b.wait_for(Role::Link, "Export everything").await;
+    let href = b
+        .execute(
+            "return arguments[0].getAttribute('href');",
+            json!([{ ELEMENT_KEY: link.0 }]),
+        )
+        .await;
+    assert_eq!(href, json!("/api/export"));
+    b.click(Role::Link, "Export everything").await;
+    b.wait_until(
+        "the export was fetched and saved under the server's name",
+        "return document.body.innerText.includes('Downloaded “confab-export-') ? true : null;",
+        json!([]),
+    )
+    .await;
+    let zip = reqwest::Client::new()
+        .get(format!("{}/api/export", server.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status().as_u16(), 200);
+    assert_eq!(
+        zip.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/zip")
+    );
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a zip archive");
+    assert!(
+        bytes.windows(11).any(|w| w == b"export.json"),
+        "the archive holds export.json"
+    );
+    b.quit().await;
+}

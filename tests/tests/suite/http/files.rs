@@ -544,6 +544,7 @@ async fn files_left_pending_by_a_stop_are_read_by_the_sweep_at_start() {
         created_at: confab_core::now(),
         updated_at: confab_core::now(),
         knowledge: true,
+        language: confab_core::values::SearchLanguage::default(),
     };
     confab_core::ports::ProjectStore::insert_project(&store, &project)
         .await

@@ -17,10 +17,14 @@ async fn creating_a_project_answers_201_with_the_project() {
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(
         keys.len(),
-        6,
-        "Project is {{id, name, description, created_at, updated_at, knowledge}}: {body}"
+        7,
+        "Project is {{id, name, description, created_at, updated_at, knowledge, language}}: {body}"
     );
     assert_eq!(body["knowledge"], true, "knowledge is on by default");
+    assert_eq!(
+        body["language"], "english",
+        "knowledge is searched in English by default"
+    );
     let project: api::Project = answer.json();
     assert_eq!(project.name, "Support bot", "names are trimmed");
     assert_eq!(project.description.as_deref(), Some("Answers questions"));
@@ -97,6 +101,59 @@ async fn patching_a_project_changes_only_the_given_fields_and_bumps_updated_at()
 
     let stored: api::Project = app.get_project(ALICE, project.id).await.ok(200);
     assert_eq!(stored, described);
+}
+
+#[tokio::test]
+async fn a_projects_knowledge_language_is_patched_and_validated() {
+    let app = spawn_app().await;
+    let project = app.new_project(ALICE, "Ferme").await;
+    assert_eq!(project.language, "english");
+
+    let french: api::Project = app
+        .patch_project(ALICE, project.id, &json!({ "language": "french" }))
+        .await
+        .ok(200);
+    assert_eq!(french.language, "french");
+    assert_eq!((french.name.as_str(), french.knowledge), ("Ferme", true));
+    let stored: api::Project = app.get_project(ALICE, project.id).await.ok(200);
+    assert_eq!(stored.language, "french");
+
+    for bad in [
+        json!("klingon"),
+        json!("French"),
+        json!(""),
+        json!("french'; --"),
+    ] {
+        let problem = app
+            .patch_project(ALICE, project.id, &json!({ "language": bad }))
+            .await
+            .problem(422, "validation_failed");
+        assert!(
+            problem.detail.starts_with("Language must be one of")
+                && problem.detail.contains("spanish"),
+            "the detail names the field and the choices: {}",
+            problem.detail
+        );
+    }
+    let not_text = app
+        .patch_project(ALICE, project.id, &json!({ "language": 3 }))
+        .await;
+    assert!(
+        matches!(not_text.status.as_u16(), 400 | 422),
+        "a language that is not text is refused: {}",
+        not_text.status
+    );
+    let kept: api::Project = app.get_project(ALICE, project.id).await.ok(200);
+    assert_eq!(kept.language, "french", "a refused change changes nothing");
+
+    // Every value of the published list is accepted.
+    for language in api::KNOWLEDGE_LANGUAGES {
+        let p: api::Project = app
+            .patch_project(ALICE, project.id, &json!({ "language": language }))
+            .await
+            .ok(200);
+        assert_eq!(p.language, *language);
+    }
 }
 
 #[tokio::test]
