@@ -260,6 +260,11 @@ fn split_long(paragraph: &str, size: usize) -> Vec<&str> {
     pieces
 }
 
+/// A database store ranks at most this many of the newest chunks of the project that match
+/// a query (scoring a chunk costs about as much as reading it: a query whose words are in
+/// most of a large project's chunks stays bounded); the in-memory store ranks every match.
+pub const RANKED_CHUNKS: u32 = 1_000;
+
 /// At most this many words of a query are searched for: its most telling ones.
 pub const MAX_QUERY_WORDS: usize = 5;
 
@@ -267,6 +272,7 @@ pub const MAX_QUERY_WORDS: usize = 5;
 /// "does"…, and the pieces a split at an apostrophe leaves: "s", "t", "ll"…), sorted. Nearly
 /// every chunk has some of them: OR-ed into a retrieval query they match most of a project
 /// and rank nothing.
+#[rustfmt::skip]
 const STOP_WORDS: &[&str] = &[
     "a", "about", "above", "after", "again", "against", "ain", "all", "also", "am", "an", "and",
     "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below",

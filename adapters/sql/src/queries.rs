@@ -1368,7 +1368,9 @@ pub(crate) mod sqlite {
 
     /// The query's words (`knowledge::query_words`: its telling ones), each quoted (so none
     /// is FTS5 syntax), OR-ed, in the project's entries only (`project : "<id's hex>"`, one
-    /// token); ranked by bm25 of the text in the index, and only the best `n` chunks read. A
+    /// token); the newest `knowledge::RANKED_CHUNKS` matches (the index hands them over newest
+    /// first and stops there) ranked by bm25 of the text in the index, and only the best `n`
+    /// chunks read. A
     /// query of common words only (`knowledge::is_stop_word`: in nearly every chunk, so bm25
     /// has nothing to rank by, and would count their rows in the whole index first) gets
     /// the newest matching chunks.
@@ -1421,9 +1423,16 @@ pub(crate) mod sqlite {
         {
             "SELECT rowid AS id, -rowid AS score FROM file_chunks_fts \
              WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3"
+                .to_owned()
         } else {
-            "SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score FROM file_chunks_fts \
-             WHERE file_chunks_fts MATCH ?1 ORDER BY score, rowid LIMIT ?3"
+            format!(
+                "SELECT id, score FROM ( \
+                   SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
+                   FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
+                   ORDER BY rowid DESC LIMIT {}) \
+                 ORDER BY score, id LIMIT ?3",
+                confab_core::knowledge::RANKED_CHUNKS
+            )
         };
         // The project filter stays on the rows: the index narrows, the row decides.
         let sql = format!(
@@ -1436,12 +1445,12 @@ pub(crate) mod sqlite {
              ORDER BY best.score, c.id"
         );
         let rows: Vec<crate::rows::HitRow> = diesel::sql_query(sql)
-        .bind::<Text, _>(expression)
-        .bind::<crate::types::Id, _>(project_id.db())
-        .bind::<BigInt, _>(limit(n))
-        .load(c)
-        .await
-        .map_err(translate)?;
+            .bind::<Text, _>(expression)
+            .bind::<crate::types::Id, _>(project_id.db())
+            .bind::<BigInt, _>(limit(n))
+            .load(c)
+            .await
+            .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
     /// Messages (`messages_fts`, its entries of the searcher only: `owner : "<hex of the

@@ -678,9 +678,7 @@ impl DataRun<'_> {
                 started.elapsed().as_secs_f64()
             );
         }
-        seeder
-            .resume_index(&seed::MESSAGES_FTS, suspended)
-            .await?;
+        seeder.resume_index(&seed::MESSAGES_FTS, suspended).await?;
         if seeder.pg() {
             seeder
                 .run("CREATE INDEX messages_search_idx ON messages USING GIN (search)".to_owned())

@@ -692,7 +692,10 @@ mod tests {
         }
         if bulk {
             assert!(messages.is_some() && chunks.is_some());
-            assert!(entries(&database, "messages_fts").is_empty(), "nothing indexed yet");
+            assert!(
+                entries(&database, "messages_fts").is_empty(),
+                "nothing indexed yet"
+            );
         }
         seeder.resume_index(&MESSAGES_FTS, messages).await.unwrap();
         seeder.resume_index(&CHUNKS_FTS, chunks).await.unwrap();

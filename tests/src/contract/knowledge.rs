@@ -283,7 +283,13 @@ async fn a_questions_common_words_do_not_match_on_their_own(stores: Stores) {
     .await;
     ready(&stores, &fact, "Marmots whistle when an eagle circles.").await;
 
-    let hits = search(&stores, &p, "How does the marmots' whistle work for them?", 5).await;
+    let hits = search(
+        &stores,
+        &p,
+        "How does the marmots' whistle work for them?",
+        5,
+    )
+    .await;
     let files: Vec<FileId> = hits.iter().map(|h| h.file_id).collect();
     assert_eq!(
         files,
