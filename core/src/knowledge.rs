@@ -260,8 +260,50 @@ fn split_long(paragraph: &str, size: usize) -> Vec<&str> {
     pieces
 }
 
-/// The words of a search query, lowercased: letters and digits only, so that no word can
-/// carry query syntax into a database's full-text engine.
+/// A database store ranks at most this many of the newest chunks of the project that match
+/// a query (scoring a chunk costs about as much as reading it: a query whose words are in
+/// most of a large project's chunks stays bounded); the in-memory store ranks every match.
+pub const RANKED_CHUNKS: u32 = 1_000;
+
+/// At most this many words of a query are searched for: its most telling ones.
+pub const MAX_QUERY_WORDS: usize = 5;
+
+/// Common English words that tell nothing of what a passage is about ("the", "how",
+/// "does"…, and the pieces a split at an apostrophe leaves: "s", "t", "ll"…), sorted. Nearly
+/// every chunk has some of them: OR-ed into a retrieval query they match most of a project
+/// and rank nothing.
+#[rustfmt::skip]
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "against", "ain", "all", "also", "am", "an", "and",
+    "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below",
+    "between", "both", "but", "by", "can", "could", "couldn", "d", "did", "didn", "do", "does",
+    "doesn", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "get",
+    "got", "had", "hadn", "has", "hasn", "have", "haven", "having", "he", "her", "here", "hers",
+    "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "isn", "it", "its",
+    "itself", "just", "let", "ll", "m", "ma", "may", "me", "might", "mightn", "more", "most",
+    "must", "mustn", "my", "myself", "needn", "no", "nor", "not", "now", "o", "of", "off", "on",
+    "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "please",
+    "re", "s", "same", "shall", "shan", "she", "should", "shouldn", "so", "some", "such", "t",
+    "tell", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there",
+    "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "ve",
+    "very", "was", "wasn", "we", "were", "weren", "what", "when", "where", "which", "while",
+    "who", "whom", "whose", "why", "will", "with", "won", "would", "wouldn", "y", "you", "your",
+    "yours", "yourself", "yourselves",
+];
+
+/// Whether `word` (lowercase) is a common English word that tells nothing of a passage's
+/// subject ([`query_words`] leaves it out when the query has other words).
+#[must_use]
+pub fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.binary_search(&word).is_ok()
+}
+
+/// The words of a search query to look for, lowercased, sorted: letters and digits only, so
+/// that no word can carry query syntax into a database's full-text engine. Common words
+/// ([`is_stop_word`]) are left out unless the query has nothing else, and of the rest at
+/// most [`MAX_QUERY_WORDS`] are kept, the longest (in text, a longer word is on the whole a
+/// rarer one): a question of nine words is searched by its few telling ones, not by OR-ing
+/// words that each match most of the chunks.
 #[must_use]
 pub fn query_words(query: &str) -> Vec<String> {
     let mut words: Vec<String> = query
@@ -271,7 +313,19 @@ pub fn query_words(query: &str) -> Vec<String> {
         .collect();
     words.sort();
     words.dedup();
-    words.truncate(32);
+    if words.iter().any(|w| !is_stop_word(w)) {
+        words.retain(|w| !is_stop_word(w));
+    }
+    if words.len() > MAX_QUERY_WORDS {
+        words.sort_by(|a, b| {
+            b.chars()
+                .count()
+                .cmp(&a.chars().count())
+                .then_with(|| a.cmp(b))
+        });
+        words.truncate(MAX_QUERY_WORDS);
+        words.sort();
+    }
     words
 }
 
@@ -396,7 +450,32 @@ mod tests {
     fn query_words_drop_syntax() {
         assert_eq!(
             query_words("Quokka AND \"island\"* OR (NEAR) quokka's"),
-            ["and", "island", "near", "or", "quokka", "s"]
+            ["island", "near", "quokka"]
         );
+    }
+
+    #[test]
+    fn stop_words_are_sorted_lowercase_and_unique() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(STOP_WORDS.iter().all(|w| *w == w.to_lowercase()));
+        assert!(is_stop_word("the") && is_stop_word("how") && !is_stop_word("server"));
+    }
+
+    #[test]
+    fn query_words_keep_the_telling_words_of_a_question() {
+        assert_eq!(
+            query_words("How does the server build an index for each query?"),
+            ["build", "index", "query", "server"]
+        );
+        // Only common words: they are all there is to search for.
+        assert_eq!(query_words("The"), ["the"]);
+        assert_eq!(query_words("what is it"), ["is", "it", "what"]);
+        // At most so many, the longest; the same set whatever the order of the words.
+        let many = "alpha bravo charlie delta echo foxtrot golf hotel indigo juliett kilo";
+        let kept = query_words(many);
+        assert_eq!(kept, ["alpha", "charlie", "foxtrot", "indigo", "juliett"]);
+        let reversed: Vec<&str> = many.split(' ').rev().collect();
+        assert_eq!(query_words(&reversed.join(" ")), kept);
+        assert_eq!(query_words("a b c d e f g h").len(), MAX_QUERY_WORDS);
     }
 }

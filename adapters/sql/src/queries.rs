@@ -1321,7 +1321,13 @@ pub(crate) mod pg {
     }
     /// Messages and titles whose generated `search` vector (GIN-indexed) matches the query's
     /// phrases (`websearch_to_tsquery`) and prefix (`to_tsquery` with `:*`), both folded by
-    /// `confab_fold`; ranked by `ts_rank_cd`.
+    /// `confab_fold`; the newest [`RANKED_CANDIDATES`] matching messages ranked by
+    /// `ts_rank_cd` (of the text alone), not every match of a common word. The query is
+    /// written out where it filters (not read from a CTE), so that the planner estimates
+    /// how many rows it matches from the column's statistics and picks between the GIN
+    /// index and the searcher's conversations (`conversations_owner_id_idx`) accordingly.
+    ///
+    /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     pub(crate) async fn search_messages(
         c: &mut Conn,
         owner: &UserId,
@@ -1346,20 +1352,26 @@ pub(crate) mod pg {
             (false, true) => "websearch_to_tsquery('simple', confab_fold($1))",
             (true, _) => "to_tsquery('simple', confab_fold($2))",
         };
+        let candidates = confab_core::search::RANKED_CANDIDATES;
         let sql = format!(
             "WITH query AS (SELECT {tsquery} AS q), \
-             hits AS ( \
-               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
-                      m.role AS role, m.created_at AS created_at, m.content AS text, \
-                      ts_rank_cd(m.search, query.q)::float8 AS score \
-               FROM query, messages m JOIN conversations c ON c.id = m.conversation_id \
-               WHERE m.search @@ query.q AND c.owner_id = $3 \
+             found AS MATERIALIZED ( \
+               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
+                      m.id AS message_id, m.role AS role, m.created_at AS created_at, \
+                      m.content AS text, m.search AS search \
+               FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+               WHERE m.search @@ ({tsquery}) AND c.owner_id = $3 \
                  AND ($4::uuid IS NULL OR c.project_id = $4) \
+               ORDER BY m.created_at DESC, m.id DESC LIMIT {candidates}), \
+             hits AS ( \
+               SELECT conversation_id, project_id, title, message_id, role, created_at, text, \
+                      ts_rank_cd(search, query.q)::float8 AS score \
+               FROM found, query \
                UNION ALL \
                SELECT c.id, c.project_id, c.title, NULL::uuid, NULL::text, c.created_at, \
                       coalesce(c.title, ''), ts_rank_cd(c.search, query.q)::float8 \
                FROM query, conversations c \
-               WHERE c.search @@ query.q AND c.owner_id = $3 \
+               WHERE c.search @@ ({tsquery}) AND c.owner_id = $3 \
                  AND ($4::uuid IS NULL OR c.project_id = $4)) \
              SELECT * FROM hits \
              WHERE $5::float8 IS NULL OR score < $5 OR (score = $5 AND (created_at < $6 \
@@ -1398,9 +1410,14 @@ pub(crate) mod sqlite {
 
     pub(crate) use crate::turn::sqlite::begin_turn;
 
-    /// The query's words, each quoted (so none is FTS5 syntax), OR-ed, in the project's
-    /// entries only (`project_id : "<id>"`); ranked by bm25 of the text in the index, and only
-    /// the best `n` chunks read.
+    /// The query's words (`knowledge::query_words`: its telling ones), each quoted (so none
+    /// is FTS5 syntax), OR-ed, in the project's entries only (`project : "<id's hex>"`, one
+    /// token); the newest `knowledge::RANKED_CHUNKS` matches (the index hands them over newest
+    /// first and stops there) ranked by bm25 of the text in the index, and only the best `n`
+    /// chunks read. A
+    /// query of common words only (`knowledge::is_stop_word`: in nearly every chunk, so bm25
+    /// has nothing to rank by, and would count their rows in the whole index first) gets
+    /// the newest matching chunks.
     pub(crate) async fn search(
         c: &mut Conn,
         owner: &UserId,
@@ -1440,37 +1457,55 @@ pub(crate) mod sqlite {
         }
         let matching: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
         let expression = format!(
-            "project_id : \"{}\" AND text : ({})",
-            project_id,
+            "project : \"{}\" AND text : ({})",
+            project_id.as_uuid().simple(),
             matching.join(" OR ")
         );
+        let best = if words
+            .iter()
+            .all(|w| confab_core::knowledge::is_stop_word(w))
+        {
+            "SELECT rowid AS id, -rowid AS score FROM file_chunks_fts \
+             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3"
+                .to_owned()
+        } else {
+            format!(
+                "SELECT id, score FROM ( \
+                   SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
+                   FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
+                   ORDER BY rowid DESC LIMIT {}) \
+                 ORDER BY score, id LIMIT ?3",
+                confab_core::knowledge::RANKED_CHUNKS
+            )
+        };
         // The project filter stays on the rows: the index narrows, the row decides.
-        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
+        let sql = format!(
             "SELECT c.file_id AS file_id, f.filename AS filename, c.ordinal AS ordinal, \
                     c.text AS text \
-             FROM (SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
-                   FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
-                   ORDER BY score, rowid LIMIT ?3) AS best \
+             FROM ({best}) AS best \
                   JOIN file_chunks c ON c.id = best.id \
                   JOIN file_metadata f ON f.id = c.file_id \
              WHERE c.project_id = ?2 \
-             ORDER BY best.score, c.id",
-        )
-        .bind::<Text, _>(expression)
-        .bind::<crate::types::Id, _>(project_id.db())
-        .bind::<BigInt, _>(limit(n))
-        .load(c)
-        .await
-        .map_err(translate)?;
+             ORDER BY best.score, c.id"
+        );
+        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(sql)
+            .bind::<Text, _>(expression)
+            .bind::<crate::types::Id, _>(project_id.db())
+            .bind::<BigInt, _>(limit(n))
+            .load(c)
+            .await
+            .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
     /// Messages (`messages_fts`, its entries of the searcher only: `owner : "<hex of the
     /// owner id>"`, so that a common word does not read every user's matches) and titles
-    /// (`conversations_fts`) matching the query's FTS5
-    /// expression (quoted phrases, `"prefix"*`): the newest [`RANKED_CANDIDATES`] of the
-    /// searcher's, ranked here by [`SearchQuery::score`]. Not by bm25: its statistics count
-    /// every user's rows, so a bm25 score (and a cursor carrying it) would tell how often
-    /// other people wrote a word, and would move whenever anyone writes.
+    /// (`conversations_fts`) matching the query's FTS5 expression (quoted phrases,
+    /// `"prefix"*`): the newest [`RANKED_CANDIDATES`] of each (by rowid, the order they were
+    /// written: the index hands its entries over in that order, so a common word stops after
+    /// that many instead of reading every match), ranked here by [`SearchQuery::score`], and
+    /// only the page's snippets made. Not by bm25: its statistics count every user's rows,
+    /// so a bm25 score (and a cursor carrying it) would tell how often other people wrote a
+    /// word, and would move whenever anyone writes.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     /// [`SearchQuery::score`]: confab_core::search::SearchQuery::score
@@ -1490,43 +1525,44 @@ pub(crate) mod sqlite {
         }
         // ?1 is the titles' expression, ?2 the messages' (the owner's entries only; on
         // PostgreSQL ?2 is the prefix); ?5–?7 (the cursor) are applied below, to the ranked
-        // candidates. The owner filter stays: the index narrows, the row decides.
-        let sql = "WITH hits AS MATERIALIZED ( \
-               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, m.id AS message_id, \
-                      m.role AS role, m.created_at AS created_at, m.content AS text, 0.0 AS score \
-               FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
-                    JOIN conversations c ON c.id = m.conversation_id \
+        // candidates. The owner filter stays: the index narrows, the row decides. CROSS JOIN
+        // keeps each index the outer loop, so that its rowid order serves the ORDER BY and
+        // the LIMIT stops the scan.
+        let sql = "SELECT * FROM ( \
+               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
+                      m.id AS message_id, m.role AS role, m.created_at AS created_at, \
+                      m.content AS text, 0.0 AS score \
+               FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                    CROSS JOIN conversations c ON c.id = m.conversation_id \
                WHERE messages_fts MATCH ?2 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
-               UNION ALL \
-               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, coalesce(c.title, ''), 0.0 \
+               ORDER BY messages_fts.rowid DESC LIMIT ?8) \
+             UNION ALL \
+             SELECT * FROM ( \
+               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, \
+                      coalesce(c.title, ''), 0.0 \
                FROM conversations_fts \
-                    JOIN conversations c ON c.rowid = conversations_fts.rowid \
+                    CROSS JOIN conversations c ON c.rowid = conversations_fts.rowid \
                WHERE conversations_fts MATCH ?1 AND c.owner_id = ?3 \
-                 AND (?4 IS NULL OR c.project_id = ?4)) \
-             SELECT * FROM hits \
-             ORDER BY created_at DESC, coalesce(message_id, conversation_id) DESC \
-             LIMIT ?8";
+                 AND (?4 IS NULL OR c.project_id = ?4) \
+               ORDER BY conversations_fts.rowid DESC LIMIT ?8)";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let words = query.fts5();
         let owned = format!(
             "owner : \"{}\" AND content : ({words})",
             super::owner_token(owner)
         );
-        let rows = search_rows(c, sql, &words, &owned, owner, project, None, candidates).await?;
-        let mut hits = rows
-            .into_iter()
-            .map(|mut row| {
-                // FTS5's tokenizer matched it; a text the reference semantics scores lower
-                // (a word split differently) still counts, last.
-                row.score = query.score(&row.text).unwrap_or(0.0);
-                row.hit(query)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        hits.retain(|hit| after.is_none_or(|cursor| hit.key().is_after(&cursor)));
-        hits.sort_by(|a, b| a.key().order(&b.key()));
-        hits.truncate(usize::try_from(n).unwrap_or(usize::MAX));
-        Ok(hits)
+        let mut rows =
+            search_rows(c, sql, &words, &owned, owner, project, None, candidates).await?;
+        for row in &mut rows {
+            // FTS5's tokenizer matched it; a text the reference semantics scores lower
+            // (a word split differently) still counts, last.
+            row.score = query.score(&row.text).unwrap_or(0.0);
+        }
+        rows.retain(|row| after.is_none_or(|cursor| row.key().is_after(&cursor)));
+        rows.sort_by(|a, b| a.key().order(&b.key()));
+        rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+        rows.into_iter().map(|row| row.hit(query)).collect()
     }
 }
 

@@ -403,6 +403,15 @@ pub(crate) struct SearchRow {
 }
 
 impl SearchRow {
+    /// Where the hit of this row stands in the order of results.
+    pub(crate) fn key(&self) -> confab_core::search::SearchKey {
+        confab_core::search::SearchKey {
+            score: self.score,
+            created_at: self.created_at.0,
+            id: self.message_id.unwrap_or(self.conversation_id).0,
+        }
+    }
+
     /// The hit, its snippet made from the matched text.
     pub(crate) fn hit(
         self,

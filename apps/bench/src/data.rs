@@ -900,6 +900,9 @@ impl DataRun<'_> {
                 .run("DROP INDEX messages_search_idx".to_owned())
                 .await?;
         }
+        // SQLite: the index filled in one statement after the load, its triggers dropped
+        // meanwhile and created again (their definitions unchanged).
+        let suspended = seeder.suspend_index(&seed::MESSAGES_FTS).await?;
         Self::seed_statements(&mut seeder, shape.owners_sql(&vocabulary, &mut rng)).await?;
         let step = 50_000;
         let mut from = 0;
@@ -913,6 +916,7 @@ impl DataRun<'_> {
                 started.elapsed().as_secs_f64()
             );
         }
+        seeder.resume_index(&seed::MESSAGES_FTS, suspended).await?;
         if seeder.pg() {
             seeder
                 .run("CREATE INDEX messages_search_idx ON messages USING GIN (search)".to_owned())
@@ -1017,6 +1021,7 @@ impl DataRun<'_> {
                 .run("DROP INDEX file_chunks_search_idx".to_owned())
                 .await?;
         }
+        let suspended = seeder.suspend_index(&seed::CHUNKS_FTS).await?;
         Self::seed_statements(&mut seeder, shape.files_sql(INDEXED_FILES)).await?;
         let step = 10_000;
         let mut from = 0;
@@ -1027,6 +1032,7 @@ impl DataRun<'_> {
             from = to;
             eprintln!("  {from} chunks ({:.0} s)", started.elapsed().as_secs_f64());
         }
+        seeder.resume_index(&seed::CHUNKS_FTS, suspended).await?;
         if seeder.pg() {
             seeder
                 .run(

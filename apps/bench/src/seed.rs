@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use chrono::{Days, NaiveDate, Utc};
 use diesel::Connection as _;
+use diesel::RunQueryDsl as _;
 use diesel::connection::SimpleConnection as _;
 
 use crate::BenchError;
@@ -77,11 +78,98 @@ impl Seeder {
         }
     }
 
+    /// SQLite: drops the triggers that keep `index` in step with its table, for a bulk
+    /// load into that table; returns their SQL, to give to [`Seeder::resume_index`]. `None` on
+    /// PostgreSQL (nothing suspended). The index must hold nothing of the rows to be loaded.
+    pub async fn suspend_index(
+        &mut self,
+        index: &FtsIndex,
+    ) -> Result<Option<Vec<String>>, BenchError> {
+        let Self::Sqlite(slot) = self else {
+            return Ok(None);
+        };
+        let mut conn = slot
+            .take()
+            .ok_or_else(|| BenchError::Setup("the SQLite seeder is closed".to_owned()))?;
+        let names = index.triggers;
+        let (conn, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = (|| {
+                let mut kept = Vec::new();
+                for name in names {
+                    let row: TriggerSql = diesel::sql_query(
+                        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(*name)
+                    .get_result(&mut conn)?;
+                    conn.batch_execute(&format!("DROP TRIGGER {name}"))?;
+                    kept.push(row.sql);
+                }
+                Ok::<_, diesel::result::Error>(kept)
+            })();
+            (conn, outcome)
+        })
+        .await
+        .map_err(|e| BenchError::Setup(format!("the SQLite seeder failed: {e}")))?;
+        *slot = Some(conn);
+        outcome.map(Some).map_err(sqlite_error)
+    }
+
+    /// SQLite: fills `index` from its table in one statement (what its triggers would have
+    /// written row by row) and creates the triggers `suspended` again, in one transaction.
+    pub async fn resume_index(
+        &mut self,
+        index: &FtsIndex,
+        suspended: Option<Vec<String>>,
+    ) -> Result<(), BenchError> {
+        let Some(triggers) = suspended else {
+            return Ok(());
+        };
+        let mut sql = format!("BEGIN; {};", index.fill);
+        for trigger in triggers {
+            sql.push_str(&trigger);
+            sql.push(';');
+        }
+        sql.push_str("COMMIT;");
+        self.run(sql).await
+    }
+
     /// `ANALYZE`: the planner's statistics after a bulk load, as a live database has them.
     pub async fn analyze(&mut self) -> Result<(), BenchError> {
         self.run("ANALYZE".to_owned()).await
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct TriggerSql {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sql: String,
+}
+
+/// A SQLite FTS5 index kept by triggers (the migrations'), and how to fill it in one
+/// statement from its table: exactly the entries the triggers write for the rows a seed
+/// inserts (a test below compares the two). Seeding a million rows through row triggers
+/// takes minutes; the bulk fill a fraction of that.
+pub struct FtsIndex {
+    pub triggers: &'static [&'static str],
+    pub fill: &'static str,
+}
+
+/// `messages_fts` (migration `2026-12-09-000200_search_at_scale`): the text and the owner's
+/// hex of each message that is not `streaming`.
+pub const MESSAGES_FTS: FtsIndex = FtsIndex {
+    triggers: &["messages_fts_ai", "messages_fts_ad", "messages_fts_au"],
+    fill: "INSERT INTO messages_fts (rowid, content, owner) \
+           SELECT m.rowid, m.content, hex(c.owner_id) \
+           FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+           WHERE m.status <> 'streaming' ORDER BY m.rowid",
+};
+
+/// `file_chunks_fts` (same migration): each chunk's text and its project's id without hyphens.
+pub const CHUNKS_FTS: FtsIndex = FtsIndex {
+    triggers: &["file_chunks_ai", "file_chunks_ad"],
+    fill: "INSERT INTO file_chunks_fts (rowid, text, project) \
+           SELECT id, text, replace(project_id, '-', '') FROM file_chunks ORDER BY id",
+};
 
 /// A small fixed-seed generator (splitmix64): the same rows in every run.
 pub struct Rng(u64);
@@ -556,6 +644,137 @@ mod tests {
                 .and_time(chrono::NaiveTime::MIN),
         );
         assert_eq!(timestamp(at), "2026-12-08T00:00:00.000000Z");
+    }
+
+    /// A seeded SQLite database in `dir`: messages and chunks loaded with the FTS triggers
+    /// (`bulk` false) or with them suspended and the indexes filled after (`bulk` true), then
+    /// a few writes through the triggers again.
+    async fn seeded(dir: &std::path::Path, name: &str, bulk: bool) -> Database {
+        let database = Database::sqlite(dir, name);
+        let options = confab_sql::PoolOptions {
+            max_size: 1,
+            threads: 1,
+            connect_timeout: std::time::Duration::from_secs(10),
+            wait_timeout: std::time::Duration::from_secs(10),
+        };
+        drop(confab_sql::connect(&database.url, options).await.unwrap());
+        let mut seeder = Seeder::open(&database).await.unwrap();
+        let (messages, chunks) = if bulk {
+            (
+                seeder.suspend_index(&MESSAGES_FTS).await.unwrap(),
+                seeder.suspend_index(&CHUNKS_FTS).await.unwrap(),
+            )
+        } else {
+            (None, None)
+        };
+        let vocabulary = Vocabulary::new(2_000);
+        let mut rng = Rng::new(3);
+        let shape = Conversations {
+            users: 3,
+            conversations_per_user: 2,
+            messages: 300,
+            user_prefix: "dev:seed-".to_owned(),
+            days: 10,
+        };
+        let knowledge = Knowledge {
+            owner: "dev:seed-k".to_owned(),
+            projects: 2,
+            chunks: 30,
+            chunks_per_file: 4,
+            chunk_words: 60,
+        };
+        let mut statements = shape.owners_sql(&vocabulary, &mut rng);
+        statements.extend(shape.messages_sql(&vocabulary, &mut rng, 0, 300));
+        statements.extend(knowledge.files_sql(0));
+        statements.extend(knowledge.chunks_sql(&vocabulary, &mut rng, 0, 30));
+        for sql in statements {
+            seeder.run(sql).await.unwrap();
+        }
+        if bulk {
+            assert!(messages.is_some() && chunks.is_some());
+            assert!(
+                entries(&database, "messages_fts").is_empty(),
+                "nothing indexed yet"
+            );
+        }
+        seeder.resume_index(&MESSAGES_FTS, messages).await.unwrap();
+        seeder.resume_index(&CHUNKS_FTS, chunks).await.unwrap();
+        // The triggers are back: later writes reach the indexes.
+        seeder
+            .run(
+                "UPDATE messages SET content = 'zebra crossing' WHERE rowid = 5; \
+                 UPDATE messages SET status = 'streaming' WHERE rowid = 7; \
+                 DELETE FROM messages WHERE rowid = 9; \
+                 DELETE FROM file_chunks WHERE id = 3;"
+                    .to_owned(),
+            )
+            .await
+            .unwrap();
+        database
+    }
+
+    /// Every entry of an FTS5 index: (term, rowid, column, offset), in order.
+    fn entries(database: &Database, table: &str) -> Vec<(String, i64, String, i64)> {
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Entry {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            term: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            doc: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            col: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            offset: i64,
+        }
+        let path = database.url.trim_start_matches("sqlite://");
+        let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+        conn.batch_execute(&format!(
+            "CREATE VIRTUAL TABLE temp.entries USING fts5vocab(main, {table}, instance)"
+        ))
+        .unwrap();
+        let rows: Vec<Entry> = diesel::sql_query(
+            "SELECT term, doc, col, \"offset\" FROM temp.entries ORDER BY 1, 2, 3, 4",
+        )
+        .load(&mut conn)
+        .unwrap();
+        rows.into_iter()
+            .map(|e| (e.term, e.doc, e.col, e.offset))
+            .collect()
+    }
+
+    fn triggers(database: &Database) -> Vec<(String, String)> {
+        #[derive(diesel::QueryableByName)]
+        struct Trigger {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sql: String,
+        }
+        let path = database.url.trim_start_matches("sqlite://");
+        let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+        let rows: Vec<Trigger> = diesel::sql_query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name",
+        )
+        .load(&mut conn)
+        .unwrap();
+        rows.into_iter().map(|t| (t.name, t.sql)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_bulk_filled_index_is_the_one_the_triggers_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_triggers = seeded(dir.path(), "triggers.db", false).await;
+        let bulk = seeded(dir.path(), "bulk.db", true).await;
+        for table in ["messages_fts", "file_chunks_fts"] {
+            let expected = entries(&by_triggers, table);
+            assert!(expected.len() > 1_000, "{table}: {}", expected.len());
+            assert_eq!(entries(&bulk, table), expected, "{table}");
+        }
+        let zebra = entries(&bulk, "messages_fts");
+        assert!(zebra.iter().any(|e| e.0 == "zebra" && e.1 == 5));
+        assert!(!zebra.iter().any(|e| e.1 == 7 || e.1 == 9));
+        assert!(!entries(&bulk, "file_chunks_fts").iter().any(|e| e.1 == 3));
+        assert_eq!(triggers(&bulk), triggers(&by_triggers));
     }
 
     #[test]

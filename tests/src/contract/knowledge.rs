@@ -28,6 +28,7 @@ where
             chunks_go_with_their_file_and_with_a_replaced_outcome,
             a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on,
             a_projects_language_leaves_words_as_written_found,
+            a_questions_common_words_do_not_match_on_their_own,
         ]
     );
 }
@@ -408,4 +409,36 @@ async fn a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on
         1,
         "the project's own search still finds it"
     );
+}
+
+async fn a_questions_common_words_do_not_match_on_their_own(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let chatter = stored_file(&stores, &alice, p.id, "chatter.txt").await;
+    let fact = stored_file(&stores, &alice, p.id, "fact.txt").await;
+    ready(
+        &stores,
+        &chatter,
+        "How does it go? It is what it is, and the rest is for them to say.",
+    )
+    .await;
+    ready(&stores, &fact, "Marmots whistle when an eagle circles.").await;
+
+    let hits = search(
+        &stores,
+        &p,
+        "How does the marmots' whistle work for them?",
+        5,
+    )
+    .await;
+    let files: Vec<FileId> = hits.iter().map(|h| h.file_id).collect();
+    assert_eq!(
+        files,
+        [fact.id],
+        "the question's telling words find the passage; its common words alone find nothing"
+    );
+    // A query of common words only still looks for them.
+    let hits = search(&stores, &p, "what is it", 5).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].file_id, chatter.id);
 }
