@@ -275,6 +275,13 @@ impl Modify for Exact<'_> {
                     s.enum_values = Some(models);
                 });
             }
+            // A project's knowledge language is one of the list (422 otherwise); null: unchanged.
+            let mut languages: Vec<serde_json::Value> =
+                api::KNOWLEDGE_LANGUAGES.iter().map(|&l| l.into()).collect();
+            languages.push(serde_json::Value::Null);
+            constrain(schemas, "UpdateProject", "language", |s| {
+                s.enum_values = Some(languages);
+            });
             let max = confab_auth::dev::MAX_USERNAME_CHARS;
             constrain(schemas, "DevLogin", "username", |s| {
                 s.min_length = Some(1);
