@@ -29,10 +29,10 @@ pub(crate) async fn backoff(attempt: u32) {
 /// Runs `$conn.$begin(closure)` — a whole transaction — again while it fails with an error
 /// that [`is_retryable`](crate::error::is_retryable), at most [`MAX_ATTEMPTS`] times.
 macro_rules! retry_tx {
-    ($conn:ident . $begin:ident ( $closure:expr )) => {{
+    ($conn:ident . $begin:ident ( $($closure:expr),+ $(,)? )) => {{
         let mut attempt = 1_u32;
         loop {
-            match $conn.$begin($closure).await {
+            match $conn.$begin($($closure),+).await {
                 Err(TxError::Db(e)) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(attempt, "retrying a transaction that lost a race");
                     backoff(attempt).await;

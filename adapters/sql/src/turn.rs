@@ -8,9 +8,11 @@
 //!   trips, where one statement at a time took eleven. The server runs pipelined statements
 //!   in order, so the lock is held before anything else runs.
 //! - SQLite runs the whole `BEGIN IMMEDIATE` transaction in one blocking task instead of one
-//!   task per statement.
+//!   task per statement; the quota's reads run in that task just before `BEGIN IMMEDIATE`,
+//!   so that the write lock every send waits for is not held for them (measured: with them
+//!   inside, the quota added 0.8–1.8 ms to the first delta's p99 at 100 sends).
 //!
-//! The quota check (issue 19) is part of the same transaction, after the conversation's
+//! The quota check (issue 19) refuses in the same transaction, after the conversation's
 //! 404, its 409s and the attachments' 404: the owner's override (one key lookup) is read with
 //! the first reads, and their per-day sums of the month (`usage_user_days`, at most 31 rows,
 //! kept by triggers) with them when a default quota applies, or after them when only their
@@ -485,22 +487,53 @@ pub(crate) mod sqlite {
     use crate::queries::{MAX_ATTEMPTS, backoff};
 
     /// The whole transaction on the blocking thread: one hop instead of one per statement.
+    /// `read` runs first on the same thread, outside the write lock; its result is `work`'s.
     trait OneHop {
-        fn immediate_transaction_in_one_hop<T: Send + 'static>(
+        fn immediate_transaction_in_one_hop<R, T: Send + 'static>(
             &mut self,
-            work: impl FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
+            read: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+            work: impl FnOnce(&mut SqliteConnection, R) -> Result<T, TxError> + Send + 'static,
         ) -> BoxFuture<'static, Result<T, TxError>>;
     }
 
     impl OneHop for crate::connect::SqliteConn {
-        fn immediate_transaction_in_one_hop<T: Send + 'static>(
+        fn immediate_transaction_in_one_hop<R, T: Send + 'static>(
             &mut self,
-            work: impl FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
+            read: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+            work: impl FnOnce(&mut SqliteConnection, R) -> Result<T, TxError> + Send + 'static,
         ) -> BoxFuture<'static, Result<T, TxError>> {
-            self.spawn_blocking(move |c| Ok(c.immediate_transaction(work)))
-                .map(|hop| hop.map_err(TxError::Db).and_then(|tx| tx))
-                .boxed()
+            self.spawn_blocking(move |c| {
+                Ok(match read(c) {
+                    Ok(seen) => c.immediate_transaction(|c| work(c, seen)),
+                    Err(e) => Err(e),
+                })
+            })
+            .map(|hop| hop.map_err(TxError::Db).and_then(|tx| tx))
+            .boxed()
         }
+    }
+
+    /// The owner's override and, when a limit needs them, their day sums of the month: read
+    /// before `BEGIN IMMEDIATE`, so that the write lock every send waits for is not held for
+    /// them. What they miss is usage committed in the microseconds before the lock, which is
+    /// no different from usage of replies still running (see `TurnQuota`).
+    fn quota_seen(
+        c: &mut SqliteConnection,
+        owner: &UserId,
+        turn: &NewTurn,
+    ) -> Result<Option<(QuotaOverride, Option<Vec<DayRow>>)>, TxError> {
+        let Some(quota) = &turn.quota else {
+            return Ok(None);
+        };
+        let (first, today) = quota_days(quota);
+        let (own_query, sums_query) = quota_reads!(owner.as_str(), first, today);
+        let own = overridden(own_query.load::<OverrideRow>(c)?);
+        let days = if quota.needs_sums(&own) {
+            Some(sums_query.load::<DayRow>(c)?)
+        } else {
+            None
+        };
+        Ok(Some((own, days)))
     }
 
     pub(crate) async fn begin_turn(
@@ -511,76 +544,79 @@ pub(crate) mod sqlite {
         history_limit: u32,
     ) -> Result<Turn, StoreError> {
         same_conversation(turn)?;
-        retry_tx!(c.immediate_transaction_in_one_hop({
-            let (owner, turn) = (owner.clone(), turn.clone());
-            move |c: &mut SqliteConnection| {
-                let reply = &turn.reply;
-                let (conversation, stale, conflicts, recent) = turn_reads!(
-                    owner.as_str(),
-                    reply.conversation_id.db(),
-                    turn.user
-                        .as_ref()
-                        .and_then(|u| u.client_message_id)
-                        .map(|id| id.db()),
-                    stale_before.db(),
-                    branch(&owner, &turn, history_limit)
-                );
-                // One statement at a time here, so the ownership check can come first.
-                let (model, untitled) = owned(conversation.load::<TurnConversation>(c)?)?;
-                stale.execute(c)?;
-                let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
-                let recent = recent.load::<MessageRow>(c)?;
-                free(busy, used)?;
-                let (parent_id, mut history) = resolve(&turn, recent, history_limit)?;
-                let wanted = wanted_files(&turn);
-                let files = if wanted.is_empty() {
-                    Vec::new()
-                } else {
-                    let found: Vec<FileRow> =
-                        attachable_files!(owner.as_str(), reply.conversation_id.db(), wanted)
-                            .load(c)?;
-                    crate::links::links_for(&turn.file_ids, found)?
-                };
-                // The quota, in the same immediate transaction (no other writer runs).
-                if let Some(quota) = &turn.quota {
-                    let (first, today) = quota_days(quota);
-                    let (own_query, sums_query) = quota_reads!(owner.as_str(), first, today);
-                    let own = overridden(own_query.load::<OverrideRow>(c)?);
-                    if quota.needs_sums(&own) {
-                        within(quota, own, sums_query.load::<DayRow>(c)?)?;
+        retry_tx!(c.immediate_transaction_in_one_hop(
+            {
+                let (owner, turn) = (owner.clone(), turn.clone());
+                move |c: &mut SqliteConnection| quota_seen(c, &owner, &turn)
+            },
+            {
+                let (owner, turn) = (owner.clone(), turn.clone());
+                move |c: &mut SqliteConnection,
+                      seen: Option<(QuotaOverride, Option<Vec<DayRow>>)>| {
+                    let reply = &turn.reply;
+                    let (conversation, stale, conflicts, recent) = turn_reads!(
+                        owner.as_str(),
+                        reply.conversation_id.db(),
+                        turn.user
+                            .as_ref()
+                            .and_then(|u| u.client_message_id)
+                            .map(|id| id.db()),
+                        stale_before.db(),
+                        branch(&owner, &turn, history_limit)
+                    );
+                    // One statement at a time here, so the ownership check can come first.
+                    let (model, untitled) = owned(conversation.load::<TurnConversation>(c)?)?;
+                    stale.execute(c)?;
+                    let (busy, used) = conflicts.get_result::<(bool, bool)>(c)?;
+                    let recent = recent.load::<MessageRow>(c)?;
+                    free(busy, used)?;
+                    let (parent_id, mut history) = resolve(&turn, recent, history_limit)?;
+                    let wanted = wanted_files(&turn);
+                    let files = if wanted.is_empty() {
+                        Vec::new()
+                    } else {
+                        let found: Vec<FileRow> =
+                            attachable_files!(owner.as_str(), reply.conversation_id.db(), wanted)
+                                .load(c)?;
+                        crate::links::links_for(&turn.file_ids, found)?
+                    };
+                    // The quota, read before the lock, refuses after the 404s and 409s.
+                    if let (Some(quota), Some((own, Some(days)))) = (&turn.quota, seen) {
+                        within(quota, own, days)?;
                     }
-                }
-                let asked = user_ids(&history);
-                if !asked.is_empty() {
-                    fill_files(&mut history, links_of!(asked).load::<MessageFileLink>(c)?)?;
-                }
-                let (user, reply_row) = new_rows(&turn, parent_id);
-                let conversation = reply.conversation_id.db();
-                let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
-                if let Some(user) = user {
-                    let (insert, bump) =
-                        turn_writes!([user, reply_row], conversation, at, reply.id.db());
-                    insert.execute(c)?;
-                    let links = link_rows(&turn, &files)?;
-                    if !links.is_empty() {
-                        diesel::insert_into(crate::schema::message_files::table)
-                            .values(links)
-                            .execute(c)?;
+                    let asked = user_ids(&history);
+                    if !asked.is_empty() {
+                        fill_files(&mut history, links_of!(asked).load::<MessageFileLink>(c)?)?;
                     }
-                    bump.execute(c)?;
-                } else {
-                    let (insert, bump) = turn_writes!(reply_row, conversation, at, reply.id.db());
-                    insert.execute(c)?;
-                    bump.execute(c)?;
+                    let (user, reply_row) = new_rows(&turn, parent_id);
+                    let conversation = reply.conversation_id.db();
+                    let at = turn.user.as_ref().unwrap_or(reply).created_at.db();
+                    if let Some(user) = user {
+                        let (insert, bump) =
+                            turn_writes!([user, reply_row], conversation, at, reply.id.db());
+                        insert.execute(c)?;
+                        let links = link_rows(&turn, &files)?;
+                        if !links.is_empty() {
+                            diesel::insert_into(crate::schema::message_files::table)
+                                .values(links)
+                                .execute(c)?;
+                        }
+                        bump.execute(c)?;
+                    } else {
+                        let (insert, bump) =
+                            turn_writes!(reply_row, conversation, at, reply.id.db());
+                        insert.execute(c)?;
+                        bump.execute(c)?;
+                    }
+                    Ok(Turn {
+                        parent_id,
+                        model,
+                        untitled,
+                        history,
+                        files,
+                    })
                 }
-                Ok(Turn {
-                    parent_id,
-                    model,
-                    untitled,
-                    history,
-                    files,
-                })
             }
-        }))
+        ))
     }
 }
