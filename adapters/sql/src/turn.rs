@@ -513,6 +513,10 @@ pub(crate) mod sqlite {
         }
     }
 
+    /// A turn's quota as read before the lock: the owner's override and, when a limit
+    /// needs them, the month's day sums (`None` when the turn checks no quota).
+    type QuotaSeen = Option<(QuotaOverride, Option<Vec<DayRow>>)>;
+
     /// The owner's override and, when a limit needs them, their day sums of the month: read
     /// before `BEGIN IMMEDIATE`, so that the write lock every send waits for is not held for
     /// them. What they miss is usage committed in the microseconds before the lock, which is
@@ -521,7 +525,7 @@ pub(crate) mod sqlite {
         c: &mut SqliteConnection,
         owner: &UserId,
         turn: &NewTurn,
-    ) -> Result<Option<(QuotaOverride, Option<Vec<DayRow>>)>, TxError> {
+    ) -> Result<QuotaSeen, TxError> {
         let Some(quota) = &turn.quota else {
             return Ok(None);
         };
@@ -551,8 +555,7 @@ pub(crate) mod sqlite {
             },
             {
                 let (owner, turn) = (owner.clone(), turn.clone());
-                move |c: &mut SqliteConnection,
-                      seen: Option<(QuotaOverride, Option<Vec<DayRow>>)>| {
+                move |c: &mut SqliteConnection, seen: QuotaSeen| {
                     let reply = &turn.reply;
                     let (conversation, stale, conflicts, recent) = turn_reads!(
                         owner.as_str(),
