@@ -332,6 +332,11 @@ pub async fn follow(
                 // `after` there is nothing to follow.
                 match events.next().await {
                     None => return Ok(HttpResponse::NoContent().finish()),
+                    // Only the end its producer left after `done` when no title came: the
+                    // reply ended as stored, and nothing follows `after`.
+                    Some(Err(LiveError::Interrupted)) if ended_well(&reply) => {
+                        return Ok(HttpResponse::NoContent().finish());
+                    }
                     Some(first) => events = Box::pin(futures::stream::iter([first]).chain(events)),
                 }
             }
@@ -463,6 +468,12 @@ async fn relay_follower(
             }
             // The title after `done` was not written: the reply's stream is over.
             Ok(Some(Err(_))) if done_at.is_some() => return,
+            // The same, for a follower that came back after `done` (its `Last-Event-ID`):
+            // the reply is stored complete, so its stream ends without an error.
+            Ok(Some(Err(LiveError::Interrupted))) if matches!(watch.stored(reply).await, Stored::Finished(Some(ref m)) if ended_well(m)) =>
+            {
+                return;
+            }
             Ok(Some(Err(e))) => {
                 let code = match e {
                     LiveError::Interrupted => StreamErrorCode::Interrupted,
@@ -496,12 +507,7 @@ async fn relay_follower(
                         (frame, true)
                     }
                     Stored::Finished(_) if !std::mem::replace(&mut finished, true) => continue,
-                    Stored::Finished(Some(message))
-                        if matches!(
-                            message.status,
-                            MessageStatus::Complete | MessageStatus::Cancelled
-                        ) =>
-                    {
+                    Stored::Finished(Some(message)) if ended_well(&message) => {
                         let data = serde_json::to_vec(&convert::message(message))
                             .unwrap_or_else(|_| b"{}".to_vec());
                         (encode(api::events::DONE, position + 1, &data), true)
@@ -533,6 +539,14 @@ async fn relay_follower(
             return;
         }
     }
+}
+
+/// Whether a stored reply ended with `done` (complete or cancelled), as opposed to failing.
+fn ended_well(reply: &Message) -> bool {
+    matches!(
+        reply.status,
+        MessageStatus::Complete | MessageStatus::Cancelled
+    )
 }
 
 /// How long a follower waits after `done` for the title that follows it (the core gives a

@@ -4,6 +4,8 @@
 //! the live port. Two replicas here are two servers sharing one store and one
 //! `MemoryLiveReplies`, as two processes share one database and one Redis.
 
+use std::sync::Arc;
+
 use confab_api_types as api;
 use confab_core::CancelToken;
 use confab_core::live::{LiveEvent, LivePublisher};
@@ -382,4 +384,62 @@ async fn a_follower_gets_the_title_that_follows_done() {
     sent.extend(send.rest().await);
     assert_eq!(followed, sent);
     assert!(followed_titles.is_empty());
+}
+
+/// A title model that fails after `delay`.
+struct FailingTitler(std::time::Duration);
+
+#[async_trait::async_trait]
+impl confab_core::titles::Titler for FailingTitler {
+    async fn title(&self, _first: &str) -> Result<String, confab_core::LlmError> {
+        tokio::time::sleep(self.0).await;
+        Err(confab_core::LlmError::Upstream {
+            status: Some(503),
+            code: Some("server_error".to_owned()),
+            message: "the title model is down".to_owned(),
+        })
+    }
+}
+
+/// A first reply whose title cannot be written ends with its `done`: a follower that comes
+/// back right after `done` (its `Last-Event-ID`), while the title is still being tried, is
+/// told there is nothing more (204), never that the reply was interrupted; one from the
+/// start gets the reply's events and an end without an error.
+#[tokio::test]
+async fn a_follower_back_after_done_of_a_reply_whose_title_failed_is_not_told_interrupted() {
+    let app = AppOptions::new()
+        .titler(Arc::new(FailingTitler(std::time::Duration::from_millis(
+            500,
+        ))))
+        .spawn()
+        .await;
+    let conversation = conversation(&app).await;
+    let mut send = app
+        .open_stream(ALICE, conversation.id, "Rivers of Europe")
+        .await;
+    let mut sent = Vec::new();
+    loop {
+        let frame = send.expect_next().await;
+        let done = frame.event == "done";
+        sent.push(frame);
+        if done {
+            break;
+        }
+    }
+    let done_id = sent.last().map(|f| f.id.clone()).unwrap_or_default();
+    // Right after `done`: the title is still being tried.
+    let back = app.follow(ALICE, conversation.id, Some(&done_id)).await;
+    assert_eq!(
+        back.status(),
+        StatusCode::NO_CONTENT,
+        "nothing follows done when the title fails"
+    );
+    let (rest, titles) = send.rest_with_titles().await;
+    assert!(rest.is_empty() && titles.is_empty(), "{rest:?} {titles:?}");
+    let (replayed, replayed_titles) = follow_stream(&app, conversation.id, None)
+        .await
+        .rest_with_titles()
+        .await;
+    assert_eq!(replayed, sent, "the replay is the reply, ending with done");
+    assert!(replayed_titles.is_empty());
 }
