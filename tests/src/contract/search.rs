@@ -31,6 +31,7 @@ where
             equal_scores_come_newest_first,
             a_quoted_phrase_must_occur_as_written,
             a_phrase_matches_across_case_and_diacritics_never_its_words_apart,
+            an_old_phrase_is_found_behind_many_newer_messages_with_its_words,
             the_last_word_is_a_prefix_unless_a_space_follows_it,
             titles_are_found_without_a_message_and_follow_renames,
             search_never_shows_another_owners_messages_and_filters_by_project,
@@ -262,6 +263,25 @@ async fn a_phrase_matches_across_case_and_diacritics_never_its_words_apart(store
         .filter(|h| h.role == Some(confab_core::model::Role::User))
         .collect();
     assert!(reversed.is_empty(), "{reversed:?}");
+}
+
+/// A phrase written once, before more than `RANKED_CANDIDATES` newer messages that have
+/// its words apart, is still found (SQLite reads the words' matches a batch at a time).
+async fn an_old_phrase_is_found_behind_many_newer_messages_with_its_words(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    let (old, _) = finished_turn(&stores, &alice, c, "the quokka smiles").await;
+    let turns = confab_core::search::RANKED_CANDIDATES / 2 + 50;
+    for i in 0..turns {
+        finished_turn(&stores, &alice, c, &format!("smiles for a quokka, {i}")).await;
+    }
+    let hits = search(&stores, &alice, "\"quokka smiles\"").await;
+    let users: HashSet<_> = hits
+        .iter()
+        .filter(|h| h.role == Some(confab_core::model::Role::User))
+        .map(|h| h.message_id)
+        .collect();
+    assert_eq!(users, HashSet::from([Some(old.id)]), "{hits:?}");
+    assert_eq!(hits.len(), 2, "the message and its reply: {hits:?}");
 }
 
 async fn the_last_word_is_a_prefix_unless_a_space_follows_it(stores: Stores) {
