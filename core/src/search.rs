@@ -114,6 +114,31 @@ impl SearchQuery {
         parts.join(" ")
     }
 
+    /// Whether the query has a phrase of more than one word (whose words' order and
+    /// adjacency a store may check on the text: [`SearchQuery::fts5_words`]).
+    #[must_use]
+    pub fn has_phrase(&self) -> bool {
+        self.phrases.iter().any(|p| p.len() > 1)
+    }
+
+    /// An FTS5 MATCH expression of the query's words without their order: every word of
+    /// every phrase quoted on its own, and the prefix as `"word"*`, implicitly AND-ed. It
+    /// matches every text that [`SearchQuery::fts5`] matches (and more: a phrase's words
+    /// apart); [`SearchQuery::matches`] on the text then decides. FTS5 finds a phrase by
+    /// checking positions in every row that has all its words, whoever wrote it; the words
+    /// alone it finds by seeking through the entries asked for (e.g. one owner's).
+    #[must_use]
+    pub fn fts5_words(&self) -> String {
+        let mut words: Vec<&str> = self.phrases.iter().flatten().map(String::as_str).collect();
+        words.sort_unstable();
+        words.dedup();
+        let mut parts: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+        if let Some(prefix) = &self.prefix {
+            parts.push(format!("\"{prefix}\"*"));
+        }
+        parts.join(" ")
+    }
+
     /// The phrases for PostgreSQL's `websearch_to_tsquery`, quoted (`"a b" "c"`); empty when
     /// the query is only a prefix. The prefix goes to `to_tsquery` as `word:*`.
     #[must_use]
@@ -369,6 +394,17 @@ mod tests {
         // A space (or a closing quote) after the last word: no prefix.
         assert_eq!(q("jump ").prefix(), None);
         assert_eq!(q("\"jump\"").prefix(), None);
+    }
+
+    #[test]
+    fn a_phrase_s_words_stand_alone_in_the_words_expression() {
+        let query = q("\"of the\" the Café th");
+        assert!(query.has_phrase());
+        assert_eq!(query.fts5_words(), "\"cafe\" \"of\" \"the\" \"th\"*");
+        assert!(!q("of the th").has_phrase());
+        // The words apart match the expression's words, not the phrase.
+        assert!(!q("\"of the\"").matches("the end of it"));
+        assert!(q("\"of the\"").matches("end OF THÉ day"));
     }
 
     #[test]

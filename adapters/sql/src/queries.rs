@@ -113,35 +113,6 @@ macro_rules! queries {
             .await
         }
 
-        /// The project of the owner's conversation when its knowledge is on (`None` when it
-        /// is off); `NotFound` for a missing or another owner's conversation. One query.
-        pub(crate) async fn knowledge_project(
-            c: &mut Conn,
-            owner: &UserId,
-            conversation_id: ConversationId,
-        ) -> Result<Option<ProjectId>, StoreError> {
-            let found: Option<(DbId, bool)> = projects::table
-                .filter(
-                    projects::id.eq_any(
-                        conversations::table
-                            .filter(conversations::id.eq(conversation_id.db()))
-                            .filter(conversations::owner_id.eq(owner.as_str()))
-                            .select(conversations::project_id),
-                    ),
-                )
-                .filter(projects::owner_id.eq(owner.as_str()))
-                .select((projects::id, projects::knowledge))
-                .first(c)
-                .await
-                .optional()
-                .map_err(translate)?;
-            match found {
-                Some((project, true)) => Ok(Some(project.into())),
-                Some((_, false)) => Ok(None),
-                None => Err(StoreError::NotFound),
-            }
-        }
-
         /// `EXISTS` the owner's project, as a filter of another table's rows.
         fn project_owned(
             owner: &UserId,
@@ -1261,10 +1232,19 @@ pub(crate) mod pg {
 
     pub(crate) use crate::turn::pg::begin_turn;
 
-    /// The query's words OR-ed, in the `simple` configuration and the project's language;
-    /// ranked by `ts_rank_cd` over the chunks' generated `search` vector (GIN-indexed),
-    /// which is made in the same two (the chunks' `language`, kept equal to the project's
-    /// by triggers: see the migration `project_language`).
+    /// The query's words (`knowledge::query_words`: its telling ones) OR-ed, in the `simple`
+    /// configuration and the project's language, matched against the chunks' generated
+    /// `search` vector (GIN-indexed), which is made in the same two (the chunks' `language`,
+    /// kept equal to the project's by triggers: see the migration `project_language`).
+    ///
+    /// The language is read with the ownership check and bound, so the `tsquery` is one
+    /// stable expression: computed once, usable as a GIN index condition, and estimated by
+    /// the planner from the column's statistics (before, it came from a joined subquery and
+    /// was rebuilt for every chunk of the project, which was tested row by row). Only the
+    /// project's newest `knowledge::RANKED_CHUNKS` matches are ranked with `ts_rank_cd`
+    /// (`file_chunks_project_newest_idx` walks them newest first for a common word; a rarer
+    /// one is found through the GIN index); a query of common words only
+    /// (`knowledge::is_stop_word`) gets the newest matching chunks, as on SQLite.
     pub(crate) async fn search(
         c: &mut Conn,
         owner: &UserId,
@@ -1272,11 +1252,21 @@ pub(crate) mod pg {
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
-        require(project_is_owned(c, owner, project_id).await)?;
-        search_chunks(c, project_id, query, n).await
+        let language: Option<String> = projects::table
+            .filter(projects::id.eq(project_id.db()))
+            .filter(projects::owner_id.eq(owner.as_str()))
+            .select(projects::language)
+            .first(c)
+            .await
+            .optional()
+            .map_err(translate)?;
+        let language = language.ok_or(StoreError::NotFound)?;
+        search_chunks(c, project_id, &language, query, n).await
     }
 
-    /// The knowledge of the owner's conversation's project, when it is on.
+    /// The knowledge of the owner's conversation's project, when it is on (one query for
+    /// the project, its switch and its language; `NotFound` for a missing or another
+    /// owner's conversation).
     pub(crate) async fn search_conversation(
         c: &mut Conn,
         owner: &UserId,
@@ -1284,15 +1274,34 @@ pub(crate) mod pg {
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
-        match knowledge_project(c, owner, conversation_id).await? {
-            Some(project_id) => search_chunks(c, project_id, query, n).await,
-            None => Ok(Vec::new()),
+        let found: Option<(DbId, bool, String)> = projects::table
+            .filter(
+                projects::id.eq_any(
+                    conversations::table
+                        .filter(conversations::id.eq(conversation_id.db()))
+                        .filter(conversations::owner_id.eq(owner.as_str()))
+                        .select(conversations::project_id),
+                ),
+            )
+            .filter(projects::owner_id.eq(owner.as_str()))
+            .select((projects::id, projects::knowledge, projects::language))
+            .first(c)
+            .await
+            .optional()
+            .map_err(translate)?;
+        match found {
+            Some((project, true, language)) => {
+                search_chunks(c, project.into(), &language, query, n).await
+            }
+            Some((_, false, _)) => Ok(Vec::new()),
+            None => Err(StoreError::NotFound),
         }
     }
 
     async fn search_chunks(
         c: &mut Conn,
         project_id: ProjectId,
+        language: &str,
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
@@ -1302,23 +1311,46 @@ pub(crate) mod pg {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(
-            "SELECT c.file_id, f.filename, c.ordinal, c.text \
-             FROM file_chunks c JOIN file_metadata f ON f.id = c.file_id, \
-                  (SELECT to_tsquery('simple', $1) \
-                          || to_tsquery(CAST(p.language AS regconfig), $1) AS q \
-                   FROM projects p WHERE p.id = $2) AS query \
-             WHERE c.project_id = $2 AND c.search @@ query.q \
-             ORDER BY ts_rank_cd(c.search, query.q) DESC, c.id LIMIT $3",
-        )
-        .bind::<Text, _>(words.join(" | "))
-        .bind::<crate::types::Id, _>(project_id.db())
-        .bind::<BigInt, _>(limit(n))
-        .load(c)
-        .await
-        .map_err(translate)?;
+        // $4 is one of the built-in configurations (`SEARCH_LANGUAGES`, checked when the
+        // project's language is set); the cast is evaluated once per query.
+        let tsquery = "(to_tsquery('simple', $1) || to_tsquery(CAST($4 AS regconfig), $1))";
+        let sql = if words
+            .iter()
+            .all(|w| confab_core::knowledge::is_stop_word(w))
+        {
+            format!(
+                "SELECT c.file_id, f.filename, c.ordinal, c.text \
+                 FROM file_chunks c JOIN file_metadata f ON f.id = c.file_id \
+                 WHERE c.project_id = $2 AND c.search @@ {tsquery} \
+                 ORDER BY c.id DESC LIMIT $3"
+            )
+        } else {
+            format!(
+                "WITH found AS MATERIALIZED ( \
+                   SELECT c.id, c.search FROM file_chunks c \
+                   WHERE c.project_id = $2 AND c.search @@ {tsquery} \
+                   ORDER BY c.id DESC LIMIT {candidates}), \
+                 best AS ( \
+                   SELECT id, ts_rank_cd(search, {tsquery}) AS score FROM found \
+                   ORDER BY score DESC, id LIMIT $3) \
+                 SELECT c.file_id, f.filename, c.ordinal, c.text \
+                 FROM best JOIN file_chunks c ON c.id = best.id \
+                      JOIN file_metadata f ON f.id = c.file_id \
+                 ORDER BY best.score DESC, c.id",
+                candidates = confab_core::knowledge::RANKED_CHUNKS
+            )
+        };
+        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(sql)
+            .bind::<Text, _>(words.join(" | "))
+            .bind::<crate::types::Id, _>(project_id.db())
+            .bind::<BigInt, _>(limit(n))
+            .bind::<Text, _>(language)
+            .load(c)
+            .await
+            .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+
     /// Messages and titles whose generated `search` vector (GIN-indexed) matches the query's
     /// phrases (`websearch_to_tsquery`) and prefix (`to_tsquery` with `:*`), both folded by
     /// `confab_fold`; the newest [`RANKED_CANDIDATES`] matching messages ranked by
@@ -1326,6 +1358,11 @@ pub(crate) mod pg {
     /// written out where it filters (not read from a CTE), so that the planner estimates
     /// how many rows it matches from the column's statistics and picks between the GIN
     /// index and the searcher's conversations (`conversations_owner_id_idx`) accordingly.
+    /// The messages are also limited to the searcher's conversation ids, read once
+    /// (`= ANY (ARRAY(…))`, an init plan): joined only, the planner read the GIN index again
+    /// for each of the searcher's conversations (a bitmap AND per conversation), expanding
+    /// a prefix (`tais:*`: ~40,000 entries of every user's) or intersecting two common
+    /// words' entry lists as many times.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     pub(crate) async fn search_messages(
@@ -1362,6 +1399,9 @@ pub(crate) mod pg {
                FROM messages m JOIN conversations c ON c.id = m.conversation_id \
                WHERE m.search @@ ({tsquery}) AND c.owner_id = $3 \
                  AND ($4::uuid IS NULL OR c.project_id = $4) \
+                 AND m.conversation_id = ANY (ARRAY( \
+                   SELECT o.id FROM conversations o \
+                   WHERE o.owner_id = $3 AND ($4::uuid IS NULL OR o.project_id = $4))) \
                ORDER BY m.created_at DESC, m.id DESC LIMIT {candidates}), \
              hits AS ( \
                SELECT conversation_id, project_id, title, message_id, role, created_at, text, \
@@ -1409,6 +1449,35 @@ pub(crate) mod sqlite {
     );
 
     pub(crate) use crate::turn::sqlite::begin_turn;
+
+    /// The project of the owner's conversation when its knowledge is on (`None` when it
+    /// is off); `NotFound` for a missing or another owner's conversation. One query.
+    async fn knowledge_project(
+        c: &mut Conn,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ProjectId>, StoreError> {
+        let found: Option<(DbId, bool)> = projects::table
+            .filter(
+                projects::id.eq_any(
+                    conversations::table
+                        .filter(conversations::id.eq(conversation_id.db()))
+                        .filter(conversations::owner_id.eq(owner.as_str()))
+                        .select(conversations::project_id),
+                ),
+            )
+            .filter(projects::owner_id.eq(owner.as_str()))
+            .select((projects::id, projects::knowledge))
+            .first(c)
+            .await
+            .optional()
+            .map_err(translate)?;
+        match found {
+            Some((project, true)) => Ok(Some(project.into())),
+            Some((_, false)) => Ok(None),
+            None => Err(StoreError::NotFound),
+        }
+    }
 
     /// The query's words (`knowledge::query_words`: its telling ones), each quoted (so none
     /// is FTS5 syntax), OR-ed, in the project's entries only (`project : "<id's hex>"`, one
@@ -1528,7 +1597,7 @@ pub(crate) mod sqlite {
         // candidates. The owner filter stays: the index narrows, the row decides. CROSS JOIN
         // keeps each index the outer loop, so that its rowid order serves the ORDER BY and
         // the LIMIT stops the scan.
-        let sql = "SELECT * FROM ( \
+        const MESSAGES: &str = "SELECT * FROM ( \
                SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
                       m.id AS message_id, m.role AS role, m.created_at AS created_at, \
                       m.content AS text, 0.0 AS score \
@@ -1536,11 +1605,11 @@ pub(crate) mod sqlite {
                     CROSS JOIN conversations c ON c.id = m.conversation_id \
                WHERE messages_fts MATCH ?2 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
-               ORDER BY messages_fts.rowid DESC LIMIT ?8) \
-             UNION ALL \
-             SELECT * FROM ( \
-               SELECT c.id, c.project_id, c.title, NULL, NULL, c.created_at, \
-                      coalesce(c.title, ''), 0.0 \
+               ORDER BY messages_fts.rowid DESC LIMIT ?8)";
+        const TITLES: &str = "SELECT * FROM ( \
+               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
+                      NULL AS message_id, NULL AS role, c.created_at AS created_at, \
+                      coalesce(c.title, '') AS text, 0.0 AS score \
                FROM conversations_fts \
                     CROSS JOIN conversations c ON c.rowid = conversations_fts.rowid \
                WHERE conversations_fts MATCH ?1 AND c.owner_id = ?3 \
@@ -1548,12 +1617,25 @@ pub(crate) mod sqlite {
                ORDER BY conversations_fts.rowid DESC LIMIT ?8)";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let words = query.fts5();
-        let owned = format!(
-            "owner : \"{}\" AND content : ({words})",
-            super::owner_token(owner)
-        );
-        let mut rows =
-            search_rows(c, sql, &words, &owned, owner, project, None, candidates).await?;
+        let token = super::owner_token(owner);
+        let owned = format!("owner : \"{token}\" AND content : ({words})");
+        let phrased = if query.has_phrase() {
+            phrase_candidates(c, query, &token, owner, project).await?
+        } else {
+            None
+        };
+        let mut rows = match phrased {
+            Some(mut messages) => {
+                let titles =
+                    search_rows(c, TITLES, &words, "", owner, project, None, candidates).await?;
+                messages.extend(titles);
+                messages
+            }
+            None => {
+                let sql = format!("{MESSAGES} UNION ALL {TITLES}");
+                search_rows(c, &sql, &words, &owned, owner, project, None, candidates).await?
+            }
+        };
         for row in &mut rows {
             // FTS5's tokenizer matched it; a text the reference semantics scores lower
             // (a word split differently) still counts, last.
@@ -1563,6 +1645,81 @@ pub(crate) mod sqlite {
         rows.sort_by(|a, b| a.key().order(&b.key()));
         rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
         rows.into_iter().map(|row| row.hit(query)).collect()
+    }
+
+    /// How many batches of [`RANKED_CANDIDATES`] messages having a phrase's words
+    /// [`phrase_candidates`] reads before it leaves the phrase to FTS5.
+    ///
+    /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
+    const PHRASE_BATCHES: usize = 4;
+
+    /// The owner's newest [`RANKED_CANDIDATES`] messages that have the query's phrases
+    /// (the same rows FTS5's phrase query gives), found without FTS5's phrase query: the
+    /// index hands over the owner's messages that have every word
+    /// ([`SearchQuery::fts5_words`], which seeks through the owner's entries like two
+    /// words), newest first, a batch at a time, and [`SearchQuery::matches`] keeps those
+    /// where the phrase is written (after folding, as the index folds). FTS5 itself checks
+    /// a phrase's positions in every row that has its words — every user's — before it
+    /// meets the owner's entries: for a phrase of common words that is most of the table.
+    /// `None` when [`PHRASE_BATCHES`] batches did not reach the end or enough matches (a
+    /// rare phrase of common words): the caller asks FTS5.
+    ///
+    /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
+    /// [`SearchQuery::fts5_words`]: confab_core::search::SearchQuery::fts5_words
+    /// [`SearchQuery::matches`]: confab_core::search::SearchQuery::matches
+    async fn phrase_candidates(
+        c: &mut Conn,
+        query: &confab_core::search::SearchQuery,
+        token: &str,
+        owner: &UserId,
+        project: Option<ProjectId>,
+    ) -> Result<Option<Vec<crate::rows::SearchRow>>, StoreError> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+
+        const FIRST: &str = "SELECT c.id AS conversation_id, c.project_id AS project_id, \
+                    c.title AS title, m.id AS message_id, m.role AS role, \
+                    m.created_at AS created_at, m.content AS text, 0.0 AS score \
+             FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                  CROSS JOIN conversations c ON c.id = m.conversation_id \
+             WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
+               AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
+             ORDER BY messages_fts.rowid DESC LIMIT ?5";
+        // The next batch: below the last message read (the subquery is evaluated once,
+        // and FTS5 starts its rowid-descending scan there).
+        const NEXT: &str = "SELECT c.id AS conversation_id, c.project_id AS project_id, \
+                    c.title AS title, m.id AS message_id, m.role AS role, \
+                    m.created_at AS created_at, m.content AS text, 0.0 AS score \
+             FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                  CROSS JOIN conversations c ON c.id = m.conversation_id \
+             WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
+               AND (?3 IS NULL OR c.project_id = ?3) \
+               AND messages_fts.rowid < (SELECT rowid FROM messages WHERE id = ?4) \
+             ORDER BY messages_fts.rowid DESC LIMIT ?5";
+        let candidates = confab_core::search::RANKED_CANDIDATES;
+        let wanted = usize::try_from(candidates).unwrap_or(usize::MAX);
+        let expression = format!("owner : \"{token}\" AND content : ({})", query.fts5_words());
+        let mut kept = Vec::new();
+        let mut last: Option<DbId> = None;
+        for _ in 0..PHRASE_BATCHES {
+            let batch: Vec<crate::rows::SearchRow> =
+                diesel::sql_query(if last.is_some() { NEXT } else { FIRST })
+                    .bind::<Text, _>(&expression)
+                    .bind::<Text, _>(owner.as_str())
+                    .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
+                    .bind::<Nullable<crate::types::Id>, _>(last)
+                    .bind::<BigInt, _>(i64::from(candidates))
+                    .load(c)
+                    .await
+                    .map_err(translate)?;
+            let read = batch.len();
+            last = batch.last().and_then(|row| row.message_id);
+            kept.extend(batch.into_iter().filter(|row| query.matches(&row.text)));
+            if kept.len() >= wanted || read < wanted || last.is_none() {
+                kept.truncate(wanted);
+                return Ok(Some(kept));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -29,6 +29,7 @@ where
             a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on,
             a_projects_language_leaves_words_as_written_found,
             a_questions_common_words_do_not_match_on_their_own,
+            the_best_chunk_ranks_first_and_no_other_projects_chunk_appears,
         ]
     );
 }
@@ -441,4 +442,61 @@ async fn a_questions_common_words_do_not_match_on_their_own(stores: Stores) {
     let hits = search(&stores, &p, "what is it", 5).await;
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].file_id, chatter.id);
+}
+
+/// The stores rank a bounded set of the project's newest matches: the best of them still
+/// comes first (written first here, so that newest-first would not find it), and chunks of
+/// another project — the owner's own or another owner's, however well they match — are
+/// never among the candidates nor the hits; a query of common words only finds the
+/// project's chunks only.
+async fn the_best_chunk_ranks_first_and_no_other_projects_chunk_appears(stores: Stores) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let also_mine = stored_project(&stores, &alice, "Also mine").await;
+    let bobs = stored_project(&stores, &bob, "Bob's").await;
+    let best = stored_file(&stores, &alice, p.id, "best.txt").await;
+    ready(
+        &stores,
+        &best,
+        "Wombats dig. Wombats sleep. Wombats eat roots: wombats, wombats.",
+    )
+    .await;
+    let mut weaker = Vec::new();
+    for i in 0..4 {
+        let f = stored_file(&stores, &alice, p.id, &format!("weak{i}.txt")).await;
+        ready(
+            &stores,
+            &f,
+            &format!(
+                "Report {i} on the grounds, the fences and the gates, the lawns and the \
+                 paths; a wombat was seen once near the shed."
+            ),
+        )
+        .await;
+        weaker.push(f.id);
+    }
+    for (owner, project, name) in [(&alice, &also_mine, "mine.txt"), (&bob, &bobs, "bob.txt")] {
+        let f = stored_file(&stores, owner, project.id, name).await;
+        ready(&stores, &f, &"The wombats and the wombats. ".repeat(20)).await;
+    }
+
+    let hits = search(&stores, &p, "wombats", 1).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].file_id, best.id, "the best chunk first: {hits:?}");
+    let all = search(&stores, &p, "Where do wombats live?", 10).await;
+    let files: Vec<FileId> = all.iter().map(|h| h.file_id).collect();
+    assert_eq!(files.first(), Some(&best.id), "{files:?}");
+    assert!(
+        files.iter().all(|f| *f == best.id || weaker.contains(f)),
+        "only the project's chunks: {files:?}"
+    );
+    let common = search(&stores, &p, "the and", 10).await;
+    assert!(!common.is_empty());
+    assert!(
+        common
+            .iter()
+            .all(|h| h.file_id == best.id || weaker.contains(&h.file_id)),
+        "{common:?}"
+    );
 }

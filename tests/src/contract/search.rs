@@ -30,6 +30,8 @@ where
             more_occurrences_rank_higher,
             equal_scores_come_newest_first,
             a_quoted_phrase_must_occur_as_written,
+            a_phrase_matches_across_case_and_diacritics_never_its_words_apart,
+            an_old_phrase_is_found_behind_many_newer_messages_with_its_words,
             the_last_word_is_a_prefix_unless_a_space_follows_it,
             titles_are_found_without_a_message_and_follow_renames,
             search_never_shows_another_owners_messages_and_filters_by_project,
@@ -213,6 +215,73 @@ async fn a_quoted_phrase_must_occur_as_written(stores: Stores) {
     assert_eq!(users(phrase), HashSet::from([Some(yes.id)]));
     let words = search(&stores, &alice, "brown fox ").await;
     assert_eq!(users(words), HashSet::from([Some(yes.id), Some(no.id)]));
+}
+
+/// SQLite finds a phrase's candidates by its words and checks the phrase on their text:
+/// the words apart, in the other order or split by another word are no match, and case,
+/// diacritics and punctuation between the words are no obstacle.
+async fn a_phrase_matches_across_case_and_diacritics_never_its_words_apart(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    fillers(&stores, &alice, c, 3).await;
+    let (old, _) = finished_turn(&stores, &alice, c, "We ate CRÈME brûlée, twice.").await;
+    let (dashed, _) = finished_turn(&stores, &alice, c, "creme-brulee for dessert").await;
+    // Newer messages with both words, never as the phrase.
+    for text in [
+        "brûlée then crème",
+        "crème fraîche, not brûlée",
+        "the brulee of the creme",
+    ] {
+        finished_turn(&stores, &alice, c, text).await;
+    }
+    let users = |hits: &[SearchHit]| -> HashSet<_> {
+        hits.iter()
+            .filter(|h| h.role == Some(confab_core::model::Role::User))
+            .map(|h| h.message_id)
+            .collect()
+    };
+    let expected = HashSet::from([Some(old.id), Some(dashed.id)]);
+    for raw in ["\"crème brûlée\"", "\"creme brulee\"", "\"CREME BRÛLÉE\" "] {
+        let hits = search(&stores, &alice, raw).await;
+        assert_eq!(users(&hits), expected, "{raw}: {hits:?}");
+    }
+    // A phrase with a prefix after it: both must hold.
+    let hits = search(&stores, &alice, "\"creme brulee\" twi").await;
+    assert_eq!(users(&hits), HashSet::from([Some(old.id)]), "{hits:?}");
+    assert!(
+        hits.iter()
+            .all(|h| h.snippet.contains("<mark>brûlée</mark>")),
+        "{hits:?}"
+    );
+    // The words alone find all five.
+    assert_eq!(
+        users(&search(&stores, &alice, "creme brulee ").await).len(),
+        5
+    );
+    let reversed: Vec<_> = search(&stores, &alice, "\"brulee creme\"")
+        .await
+        .into_iter()
+        .filter(|h| h.role == Some(confab_core::model::Role::User))
+        .collect();
+    assert!(reversed.is_empty(), "{reversed:?}");
+}
+
+/// A phrase written once, before more than `RANKED_CANDIDATES` newer messages that have
+/// its words apart, is still found (SQLite reads the words' matches a batch at a time).
+async fn an_old_phrase_is_found_behind_many_newer_messages_with_its_words(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    let (old, _) = finished_turn(&stores, &alice, c, "the quokka smiles").await;
+    let turns = confab_core::search::RANKED_CANDIDATES / 2 + 50;
+    for i in 0..turns {
+        finished_turn(&stores, &alice, c, &format!("smiles for a quokka, {i}")).await;
+    }
+    let hits = search(&stores, &alice, "\"quokka smiles\"").await;
+    let users: HashSet<_> = hits
+        .iter()
+        .filter(|h| h.role == Some(confab_core::model::Role::User))
+        .map(|h| h.message_id)
+        .collect();
+    assert_eq!(users, HashSet::from([Some(old.id)]), "{hits:?}");
+    assert_eq!(hits.len(), 2, "the message and its reply: {hits:?}");
 }
 
 async fn the_last_word_is_a_prefix_unless_a_space_follows_it(stores: Stores) {
