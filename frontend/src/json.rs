@@ -812,6 +812,7 @@ mod tests {
             auth: AuthConfig {
                 provider: "clerk".into(),
                 signup: None,
+                first_account: false,
                 clerk_publishable_key: Some("pk_test_x".into()),
                 clerk_frontend_api: Some("clerk.example.com".into()),
                 display_name: None,

@@ -56,9 +56,16 @@ impl ApiError {
         }
     }
 
-    /// True for 401: the session is over and the person must sign in again.
+    /// True for 401: the session is over and the person must sign in again. A 401
+    /// `invalid_credentials` (a wrong password typed in a form) is not: the session, if
+    /// any, goes on.
     pub fn is_unauthenticated(&self) -> bool {
-        self.status == 401
+        self.status == 401 && !self.is_invalid_credentials()
+    }
+
+    /// A wrong login/password pair (401 `invalid_credentials`).
+    pub fn is_invalid_credentials(&self) -> bool {
+        self.status == 401 && self.code.as_deref() == Some("invalid_credentials")
     }
 
     /// What to show a person.
@@ -80,6 +87,11 @@ pub fn describe(err: &ApiError) -> String {
         0 => detail
             .unwrap_or("Could not reach the server. Check your connection and try again.")
             .to_owned(),
+        // A wrong password: the server's sentence (which never says which part is wrong).
+        401 if err.code.as_deref() == Some("invalid_credentials") => detail.map_or_else(
+            || "The username, e-mail or password is wrong.".to_owned(),
+            sentence,
+        ),
         401 => "Your session has ended. Please sign in again.".to_owned(),
         404 => "This no longer exists. It may have been deleted.".to_owned(),
         409 if err.code.as_deref() == Some("conflict") || detail.is_none() => {
@@ -128,6 +140,16 @@ pub fn describe_import(err: &ApiError) -> String {
         }
         (413, _) => "The file is larger than this server's import limit.".to_owned(),
         _ => describe(err),
+    }
+}
+
+/// `s` with a capital first letter and a full stop.
+fn sentence(s: &str) -> String {
+    let s = upper_first(s.trim());
+    if s.ends_with(['.', '!', '?']) {
+        s
+    } else {
+        format!("{s}.")
     }
 }
 
@@ -180,6 +202,30 @@ mod tests {
             detail: detail.into(),
             code: code.into(),
         }
+    }
+
+    #[test]
+    fn a_wrong_password_is_the_servers_sentence_and_does_not_end_the_session() {
+        let wrong = ApiError::from_status(
+            401,
+            Some(problem(
+                401,
+                "invalid_credentials",
+                "the username, e-mail or password is wrong",
+            )),
+            None,
+        );
+        assert_eq!(
+            wrong.describe(),
+            "The username, e-mail or password is wrong."
+        );
+        assert!(!wrong.is_unauthenticated());
+        let ended = ApiError::from_status(401, Some(problem(401, "unauthenticated", "x")), None);
+        assert!(ended.is_unauthenticated());
+        assert_eq!(
+            ended.describe(),
+            "Your session has ended. Please sign in again."
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -231,6 +232,8 @@ pub struct LocalAuth {
     throttle: Throttle,
     /// Session id → (when checked, still valid).
     sessions: Mutex<HashMap<Uuid, (Instant, bool)>>,
+    /// Set once an account was seen to exist (see [`LocalAuth::awaits_first_account`]).
+    has_accounts: AtomicBool,
 }
 
 impl std::fmt::Debug for LocalAuth {
@@ -336,12 +339,27 @@ impl LocalAuth {
                 .collect(),
             throttle: Throttle::new(clock),
             sessions: Mutex::new(HashMap::new()),
+            has_accounts: AtomicBool::new(false),
         })
     }
 
     #[must_use]
     pub fn signup_mode(&self) -> SignUpMode {
         self.signup
+    }
+
+    /// Whether no account exists yet: the next sign-up needs no invite and makes an
+    /// administrator (the client then offers "Create account"). Once an account was seen the
+    /// answer is remembered, so this costs a count only until the first account exists.
+    pub async fn awaits_first_account(&self) -> Result<bool> {
+        if self.has_accounts.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let none = self.store.count_accounts().await? == 0;
+        if !none {
+            self.has_accounts.store(true, Ordering::Relaxed);
+        }
+        Ok(none)
     }
 
     /// Length and the list of common passwords; the username inside the password is refused too.

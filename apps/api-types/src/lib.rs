@@ -623,6 +623,10 @@ pub struct AuthConfig {
     /// With `local`: who may create an account, `open`, `invite` or `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signup: Option<String>,
+    /// With `local`: true while no account exists, so the next sign-up needs no invite and
+    /// makes an administrator; omitted (false) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_account: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clerk_publishable_key: Option<String>,
     /// With Clerk: the host of the instance's Frontend API (`clerk.example.com`), which the

@@ -483,6 +483,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
                 .local
                 .as_ref()
                 .map(|local| local.signup_mode().as_str().to_owned()),
+            first_account: false,
             clerk_publishable_key: clerk_key,
             clerk_frontend_api: clerk_host.clone(),
             display_name: match (&settings.auth, &adapters.oidc) {

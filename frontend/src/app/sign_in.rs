@@ -1,12 +1,15 @@
 //! The sign-in page: a username form with dev auth, Clerk's own form with Clerk, and
 //! "Username or email" / "Password" (or "Create account") with built-in accounts.
 
-use confab_api_types::{DevLogin, DevToken, LocalSignIn as SignInBody, LocalSignUp, SessionToken};
+use confab_api_types::{
+    ClientConfig, DevLogin, DevToken, LocalSignIn as SignInBody, LocalSignUp, SessionToken,
+};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::{
+    components::password::PasswordInput,
     hooks::{SignedIn, use_session},
     services::{
         api::{Api, Credentials},
@@ -150,6 +153,13 @@ fn invite_from_location() -> Option<String> {
     (!secret.is_empty()).then(|| secret.to_owned())
 }
 
+/// Takes the used invite's secret out of the address (and so out of the history).
+fn forget_invite() {
+    if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/"));
+    }
+}
+
 fn field_value(field: &NodeRef) -> String {
     field
         .cast::<HtmlInputElement>()
@@ -163,11 +173,35 @@ fn field_value(field: &NodeRef) -> String {
 fn LocalSignIn() -> Html {
     let session = use_session();
     let invite = use_memo((), |_| invite_from_location());
-    let can_create = invite.is_some() || session.config.auth.signup.as_deref() == Some("open");
-    let creating = use_state(|| invite.is_some());
+    // Whether no account exists yet; asked again on every visit of this page, since the
+    // first account may have been made since the client started.
+    let first_state = use_state(|| session.config.auth.first_account);
+    let first = *first_state;
+    let can_create =
+        first || invite.is_some() || session.config.auth.signup.as_deref() == Some("open");
+    let creating = use_state(|| first || invite.is_some());
+    {
+        let (first_state, creating, invited) =
+            (first_state.clone(), creating.clone(), invite.is_some());
+        use_effect_with((), move |_| {
+            spawn_local(async move {
+                if let Ok(config) = Api::anonymous().get::<ClientConfig>("/api/config").await {
+                    let now = config.auth.first_account;
+                    if now != *first_state {
+                        first_state.set(now);
+                        if !invited {
+                            creating.set(now);
+                        }
+                    }
+                }
+            });
+        });
+    }
     let (login, email, password) = (use_node_ref(), use_node_ref(), use_node_ref());
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
+    // The username as typed, which a new password must not contain (the strength meter).
+    let typed_name = use_state(AttrValue::default);
 
     let onsubmit = {
         let (login, email, password) = (login.clone(), email.clone(), password.clone());
@@ -186,6 +220,7 @@ fn LocalSignIn() -> Html {
             error.set(None);
             let (error, busy, sign_in) = (error.clone(), busy.clone(), sign_in.clone());
             let (creating, invite) = (*creating, (*invite).clone());
+            let used_invite = creating && invite.is_some();
             spawn_local(async move {
                 let answer = if creating {
                     let body = LocalSignUp {
@@ -208,6 +243,9 @@ fn LocalSignIn() -> Html {
                 };
                 match answer {
                     Ok(t) => {
+                        if used_invite {
+                            forget_invite();
+                        }
                         session_store::save(&StoredSession {
                             username: name.clone(),
                             token: t.token.clone(),
@@ -226,6 +264,14 @@ fn LocalSignIn() -> Html {
             });
         })
     };
+    let on_name = {
+        let typed_name = typed_name.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                typed_name.set(AttrValue::from(input.value()));
+            }
+        })
+    };
     let toggle = {
         let (creating, error) = (creating.clone(), error.clone());
         Callback::from(move |_: MouseEvent| {
@@ -236,10 +282,16 @@ fn LocalSignIn() -> Html {
 
     html! {
         <form class="stack" {onsubmit} novalidate=true>
+            if first && *creating {
+                <p class="notice" role="status">
+                    { "No account exists yet: the first one created administers this server and can invite others." }
+                </p>
+            }
             <div class="field">
                 <label for="login">{ if *creating { "Username" } else { "Username or email" } }</label>
                 <input ref={login} id="login" name="username" type="text" autocomplete="username"
-                    autocapitalize="none" spellcheck="false" required=true maxlength="320" />
+                    autocapitalize="none" spellcheck="false" required=true maxlength="320"
+                    oninput={on_name} />
             </div>
             if *creating {
                 <div class="field">
@@ -247,14 +299,10 @@ fn LocalSignIn() -> Html {
                     <input ref={email} id="email" name="email" type="email" autocomplete="email" />
                 </div>
             }
-            <div class="field">
-                <label for="password">{ "Password" }</label>
-                <input ref={password} id="password" name="password" type="password"
-                    autocomplete={if *creating { "new-password" } else { "current-password" }}
-                    required=true maxlength="1024"
-                    aria-invalid={error.is_some().to_string()}
-                    aria-describedby={error.is_some().then_some("password-error")} />
-            </div>
+            <PasswordInput id="password" label="Password"
+                autocomplete={if *creating { "new-password" } else { "current-password" }}
+                input={password} meter={*creating} username={(*typed_name).clone()}
+                error_id={error.is_some().then_some(AttrValue::from("password-error"))} />
             if let Some(e) = &*error {
                 <p id="password-error" class="error" role="alert">{ e }</p>
             }

@@ -1,4 +1,9 @@
-//! The dev sign-in kept in `localStorage`, so a reload keeps the session.
+//! The bearer token of a dev or built-in-account sign-in, kept in `sessionStorage` (ASVS
+//! 3.2.3): a reload of the tab keeps the session, but the token is never written to
+//! `localStorage`, so it is not shared with other tabs, and it is gone when the tab or the
+//! browser closes. (With OIDC no token is stored at all: the client asks the server for one
+//! with its HttpOnly cookie and keeps it in memory.) A session kept in `localStorage` by an
+//! older client is removed.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,11 +26,19 @@ impl StoredSession {
 }
 
 fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
+    web_sys::window()?.session_storage().ok()?
+}
+
+/// Removes a token an older client left in `localStorage`.
+fn forget_legacy() {
+    if let Some(legacy) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = legacy.remove_item(KEY);
+    }
 }
 
 /// The stored session, when there is one that has not expired.
 pub fn load() -> Option<StoredSession> {
+    forget_legacy();
     let raw = storage()?.get_item(KEY).ok()??;
     let session: StoredSession = crate::json::decode(&raw).ok()?;
     if session.is_fresh(js_sys::Date::now()) {
@@ -45,6 +58,7 @@ pub fn save(session: &StoredSession) {
 
 /// Forgets the session (sign-out, expiry).
 pub fn clear() {
+    forget_legacy();
     if let Some(s) = storage() {
         let _ = s.remove_item(KEY);
     }

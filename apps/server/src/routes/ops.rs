@@ -42,7 +42,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/api/config", tag = "session",
     responses((status = 200, body = api::ClientConfig)))]
 pub async fn client_config(state: web::Data<AppState>) -> web::Json<api::ClientConfig> {
-    web::Json(state.client_config.clone())
+    let mut config = state.client_config.clone();
+    if let Some(local) = &state.local {
+        // A store that cannot answer: no offer (a sign-up would fail the same way).
+        config.auth.first_account = local.awaits_first_account().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not tell whether an account exists");
+            false
+        });
+    }
+    web::Json(config)
 }
 
 /// Sign in with a username (dev sign-in only; 404 otherwise).

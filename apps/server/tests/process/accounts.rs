@@ -54,6 +54,8 @@ async fn accounts_and_revocations_survive_a_restart_and_passwords_stay_out_of_th
     assert_eq!(status, 200);
     assert_eq!(config["auth"]["provider"], "local");
     assert_eq!(config["auth"]["signup"], "invite");
+    // No account yet: the client offers "Create account" without an invite.
+    assert_eq!(config["auth"]["first_account"], true);
 
     let (status, _) = post(
         &base,
@@ -63,6 +65,16 @@ async fn accounts_and_revocations_survive_a_restart_and_passwords_stay_out_of_th
     )
     .await;
     assert_eq!(status, 201);
+    let config: Value = reqwest::get(format!("{base}/api/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        config["auth"].get("first_account").is_none(),
+        "once an account exists, no first-account offer: {config}"
+    );
     let sign_in = || {
         post(
             &base,

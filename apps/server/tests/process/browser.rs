@@ -1604,8 +1604,244 @@ async fn search_finds_a_word_from_an_earlier_conversation_and_opens_it() {
     b.quit().await;
 }
 
-/// Issue 21: signing in at a real OpenID provider (`oidc-provider`, see oidc.rs) from the
-/// browser, chatting, staying signed in across a reload, and signing out at the provider.
+// ---------------------------------------------------------------------------------------------
+// Issue 21: the core scenario, once per sign-in kind (dev, OIDC at a real provider, built-in
+// accounts): a wrong credential refused, sign in, create a project, chat (the reply streams),
+// reload (still signed in, the conversation still there), sign out (back at the sign-in page).
+
+/// The label of the OIDC sign-in link.
+fn oidc_sign_in_label() -> String {
+    format!("Sign in with {}", crate::oidc::DISPLAY_NAME)
+}
+
+/// How a person signs in from the sign-in page.
+enum SignInKind {
+    /// Dev sign-in: a username.
+    Dev { username: String },
+    /// At the identity provider (`oidc-provider`, see oidc.rs): its own login form.
+    Oidc { provider: String, login: String },
+    /// Built-in accounts: "Username or email" and "Password".
+    Local { login: String, password: String },
+}
+
+/// The session the client keeps in `sessionStorage` (dev and built-in accounts), and whether
+/// `localStorage` holds one (it must not: ASVS 3.2.3).
+const STORED_SESSIONS: &str = r#"
+return { session: sessionStorage.getItem('confab.session'),
+         local: localStorage.getItem('confab.session') };
+"#;
+
+impl SignInKind {
+    /// Waits for this kind's sign-in page.
+    async fn wait_for_sign_in_page(&self, b: &mut Browser) {
+        match self {
+            Self::Dev { .. } => {
+                b.wait_for(Role::Field, "Username").await;
+                b.wait_for(Role::Button, "Sign in").await;
+            }
+            Self::Oidc { .. } => {
+                b.wait_for(Role::Link, &oidc_sign_in_label()).await;
+            }
+            Self::Local { .. } => {
+                b.wait_for(Role::Field, "Username or email").await;
+                b.wait_for(Role::Field, "Password").await;
+                b.wait_for(Role::Button, "Sign in").await;
+            }
+        }
+    }
+
+    /// The sign-in page refuses a wrong credential, with the server's sentence where the
+    /// server judges it; the person stays on the sign-in page.
+    async fn refuses_a_wrong_credential(&self, b: &mut Browser, base: &str) {
+        let says =
+            |text: &'static str| format!("return document.body.innerText.includes({text:?});");
+        match self {
+            Self::Dev { .. } => {
+                // Dev sign-in has no secret: only a blank name is refused (by the client).
+                b.goto(&format!("{base}/")).await;
+                b.type_into("Username", "   ").await;
+                b.click(Role::Button, "Sign in").await;
+                b.wait_until(
+                    "a blank name is refused",
+                    &says("Enter a username."),
+                    json!([]),
+                )
+                .await;
+            }
+            Self::Oidc { .. } => {
+                // The provider's answer failed a check: the sign-in page explains it.
+                b.goto(&format!("{base}/?sign_in_error=nonce_mismatch"))
+                    .await;
+                b.wait_for(Role::Link, &oidc_sign_in_label()).await;
+                b.wait_until(
+                    "the refusal is explained",
+                    &says("Sign-in failed: the identity provider's answer was not made for this sign-in."),
+                    json!([]),
+                )
+                .await;
+            }
+            Self::Local { login, password } => {
+                b.goto(&format!("{base}/")).await;
+                b.type_into("Username or email", login).await;
+                b.type_into("Password", &format!("{password} but wrong"))
+                    .await;
+                b.click(Role::Button, "Sign in").await;
+                b.wait_until(
+                    "the server's sentence for a wrong password is shown",
+                    &says("The username, e-mail or password is wrong."),
+                    json!([]),
+                )
+                .await;
+            }
+        }
+        self.wait_for_sign_in_page(b).await;
+        assert!(
+            b.find(Role::Button, "New project").await.is_none(),
+            "signed in with a wrong credential: {}",
+            b.page_text().await
+        );
+    }
+
+    /// Signs in from a fresh sign-in page; the token is never kept in `localStorage`.
+    async fn sign_in(&self, b: &mut Browser, base: &str) {
+        b.goto(&format!("{base}/")).await;
+        match self {
+            Self::Dev { username } => {
+                b.type_into("Username", username).await;
+                b.click(Role::Button, "Sign in").await;
+            }
+            Self::Oidc { provider, login } => {
+                b.click(Role::Link, &oidc_sign_in_label()).await;
+                b.wait_until(
+                    "the provider's login form is shown",
+                    "return document.querySelector('input[name=login]') !== null;",
+                    json!([]),
+                )
+                .await;
+                assert!(b.current_url().await.starts_with(provider.as_str()));
+                b.execute(
+                    "document.querySelector('input[name=login]').value = arguments[0];\
+                     document.querySelector('input[name=password]').value = 'anything';\
+                     document.querySelector('input[name=login]').form.submit();",
+                    json!([login]),
+                )
+                .await;
+            }
+            Self::Local { login, password } => {
+                self.wait_for_sign_in_page(b).await;
+                b.type_into("Username or email", login).await;
+                b.type_into("Password", password).await;
+                b.click(Role::Button, "Sign in").await;
+            }
+        }
+        b.wait_for(Role::Button, "New project").await;
+        assert!(b.current_url().await.starts_with(base));
+        let stored = b.execute(STORED_SESSIONS, json!([])).await;
+        assert!(
+            stored["local"].is_null(),
+            "a token in localStorage: {stored}"
+        );
+        match self {
+            // With OIDC the bearer token lives in memory only (the session is a cookie).
+            Self::Oidc { .. } => assert!(stored["session"].is_null(), "{stored}"),
+            _ => assert!(stored["session"].is_string(), "{stored}"),
+        }
+    }
+
+    /// Signs out (at the provider too with OIDC): back at the sign-in page.
+    async fn sign_out(&self, b: &mut Browser, base: &str) {
+        b.click(Role::Button, "Sign out").await;
+        if let Self::Oidc { provider, .. } = self {
+            b.wait_until(
+                "the provider's sign-out page is shown",
+                "return location.href.startsWith(arguments[0]);",
+                json!([provider]),
+            )
+            .await;
+            b.click(Role::Button, "Yes, sign me out").await;
+        }
+        self.wait_for_sign_in_page(b).await;
+        assert!(b.current_url().await.starts_with(base));
+        let stored = b.execute(STORED_SESSIONS, json!([])).await;
+        assert!(
+            stored["session"].is_null() && stored["local"].is_null(),
+            "a token is kept after signing out: {stored}"
+        );
+    }
+}
+
+/// Opens `project` (creating it when the sidebar does not list it), sends `question` in a new
+/// chat and watches the reply stream in; then reloads: still signed in, the conversation
+/// still there.
+async fn chat_and_reload(b: &mut Browser, project: &str, question: &str) {
+    b.wait_for(Role::Button, "New project").await;
+    if b.find(Role::Link, project).await.is_none() {
+        b.click(Role::Button, "New project").await;
+        b.type_into("Project name", project).await;
+        b.click(Role::Button, "Create").await;
+    }
+    b.click(Role::Link, project).await;
+    b.click(Role::Button, "New chat").await;
+    b.wait_for(Role::Link, "New chat").await;
+    b.type_into("Message", question).await;
+    b.click(Role::Button, "Send").await;
+    let expected = echo_reply_without_prompt(question);
+    let seen = watch_reply_grow(b, &expected, "the reply").await;
+    assert!(
+        seen.len() >= 2,
+        "the reply should stream in (grow in steps), saw {seen:?}"
+    );
+    b.refresh().await;
+    b.wait_for(Role::Button, "Sign out").await;
+    b.wait_for_log(&[question, &expected]).await;
+}
+
+/// The core scenario for one kind: a wrong credential refused, sign in, chat, reload, sign out.
+async fn core_scenario(b: &mut Browser, base: &str, kind: &SignInKind, project: &str) {
+    eprintln!("step: a wrong credential is refused");
+    kind.refuses_a_wrong_credential(b, base).await;
+    eprintln!("step: sign in");
+    kind.sign_in(b, base).await;
+    eprintln!("step: chat and reload");
+    chat_and_reload(b, project, &format!("Hello from {project}")).await;
+    eprintln!("step: sign out");
+    kind.sign_out(b, base).await;
+}
+
+/// Paces the echo model, so that a reply is seen growing.
+fn paced(env: &mut Vec<(String, String)>) {
+    crate::harness::set(env, "CONFAB_ECHO_PACE_MS", PACE_MS);
+}
+
+/// Issue 21: the core scenario with dev sign-in.
+#[tokio::test]
+async fn the_core_scenario_with_dev_sign_in() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let scratch = Scratch::new("browser-dev-kind");
+    let mut env = base_env(scratch.path(), free_port());
+    paced(&mut env);
+    let server = Server::start(scratch.path(), &env).await;
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+    let kind = SignInKind::Dev {
+        username: "dora".into(),
+    };
+    core_scenario(&mut b, &server.base, &kind, "Dev kind").await;
+    // Signing in again finds the conversation.
+    kind.sign_in(&mut b, &server.base).await;
+    b.wait_for(Role::Link, "Dev kind").await;
+    b.quit().await;
+    drop(server);
+}
+
+/// Issue 21: the core scenario at a real OpenID provider (`oidc-provider`, see oidc.rs): the
+/// sidebar names the person by the ID token, the session revoked while typing sends the
+/// person back to sign-in with a notice and the text kept, and signing out ends the
+/// provider's session too.
 #[tokio::test]
 async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out() {
     let Some((chromium, chromedriver)) = browser_tools() else {
@@ -1618,43 +1854,23 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
     let port = free_port();
     let confab = format!("http://127.0.0.1:{port}");
     let provider = crate::oidc::Provider::start(&confab, None).await;
-    let env = crate::oidc::oidc_env(scratch.path(), port, &provider.base);
+    let mut env = crate::oidc::oidc_env(scratch.path(), port, &provider.base);
+    paced(&mut env);
     let server = Server::start(scratch.path(), &env).await;
     let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
     let profile = scratch.path().join("chromium-profile");
     std::fs::create_dir_all(&profile).unwrap();
     let mut b = Browser::open(&driver, &chromium, &profile).await;
-    let sign_in = format!("Sign in with {}", crate::oidc::DISPLAY_NAME);
+    let sign_in = oidc_sign_in_label();
+    let kind = SignInKind::Oidc {
+        provider: provider.base.clone(),
+        login: "carol".into(),
+    };
 
-    // A refused sign-in comes back with a notice.
-    b.goto(&format!("{confab}/?sign_in_error=nonce_mismatch"))
-        .await;
-    b.wait_for(Role::Link, &sign_in).await;
-    b.wait_until(
-        "the refusal is explained",
-        "return document.body.innerText.includes('Sign-in failed');",
-        json!([]),
-    )
-    .await;
-
+    eprintln!("step: a refused sign-in comes back with a notice");
+    kind.refuses_a_wrong_credential(&mut b, &confab).await;
     eprintln!("step: sign in at the provider");
-    b.click(Role::Link, &sign_in).await;
-    b.wait_until(
-        "the provider's login form is shown",
-        "return document.querySelector('input[name=login]') !== null;",
-        json!([]),
-    )
-    .await;
-    assert!(b.current_url().await.starts_with(&provider.base));
-    b.execute(
-        "document.querySelector('input[name=login]').value = 'carol';\
-         document.querySelector('input[name=password]').value = 'anything';\
-         document.querySelector('input[name=login]').form.submit();",
-        json!([]),
-    )
-    .await;
-    b.wait_for(Role::Button, "New project").await;
-    assert!(b.current_url().await.starts_with(&confab));
+    kind.sign_in(&mut b, &confab).await;
     let who = "Carol Tester · carol@example.test";
     b.wait_until(
         "the sidebar names the person by the ID token",
@@ -1663,22 +1879,9 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
     )
     .await;
 
-    eprintln!("step: chat");
-    b.click(Role::Button, "New project").await;
-    b.type_into("Project name", "Provider test").await;
-    b.click(Role::Button, "Create").await;
-    b.wait_for(Role::Link, "Provider test").await;
-    b.click(Role::Button, "New chat").await;
-    b.wait_for(Role::Link, "New chat").await;
+    eprintln!("step: chat and reload");
     let question = "Am I signed in through the provider?";
-    b.type_into("Message", question).await;
-    b.click(Role::Button, "Send").await;
-    watch_reply_grow(&b, &echo_reply_without_prompt(question), "the first reply").await;
-
-    eprintln!("step: reload");
-    b.refresh().await;
-    b.wait_for(Role::Button, "Sign out").await;
-    b.wait_for_log(&[question]).await;
+    chat_and_reload(&mut b, "Provider test", question).await;
     b.wait_until(
         "the sidebar still names the person",
         "return document.body.innerText.includes(arguments[0]);",
@@ -1717,16 +1920,7 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
     .await;
 
     eprintln!("step: sign out at the provider");
-    b.click(Role::Button, "Sign out").await;
-    b.wait_until(
-        "the provider's sign-out page is shown",
-        "return location.href.startsWith(arguments[0]);",
-        json!([provider.base]),
-    )
-    .await;
-    b.click(Role::Button, "Yes, sign me out").await;
-    b.wait_for(Role::Link, &sign_in).await;
-    assert!(b.current_url().await.starts_with(&confab));
+    kind.sign_out(&mut b, &confab).await;
     // Signing in again goes through the provider's form: its session ended too.
     b.click(Role::Link, &sign_in).await;
     b.wait_until(
@@ -1735,6 +1929,254 @@ async fn a_person_signs_in_at_the_identity_provider_chats_reloads_and_signs_out(
         json!([]),
     )
     .await;
+    b.quit().await;
+    drop(server);
+}
+
+/// The attributes password managers and the ASVS rows rely on, of the field labelled
+/// `name`: `[type, autocomplete]`.
+async fn field_attributes(b: &mut Browser, name: &str) -> (String, String) {
+    let field = b.wait_for(Role::Field, name).await;
+    let value = b
+        .execute(
+            "return [arguments[0].type, arguments[0].getAttribute('autocomplete')];",
+            json!([{ ELEMENT_KEY: field.0 }]),
+        )
+        .await;
+    (
+        value[0].as_str().unwrap_or_default().to_owned(),
+        value[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The strength meter's sentence under the field with id `id`, once it contains `part`.
+async fn strength_says(b: &Browser, id: &str, part: &str) -> String {
+    let value = b
+        .wait_until(
+            &format!("the strength meter of #{id} says {part:?}"),
+            "const m = document.getElementById(arguments[0] + '-strength');\
+             return m && m.innerText.includes(arguments[1]) ? m.innerText : null;",
+            json!([id, part]),
+        )
+        .await;
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Whether a paste into the field labelled `name` is let through (no handler cancels it).
+async fn paste_is_allowed(b: &mut Browser, name: &str) -> bool {
+    let field = b.wait_for(Role::Field, name).await;
+    let allowed = b
+        .execute(
+            "const e = new ClipboardEvent('paste', { bubbles: true, cancelable: true });\
+             return arguments[0].dispatchEvent(e);",
+            json!([{ ELEMENT_KEY: field.0 }]),
+        )
+        .await;
+    allowed == true
+}
+
+/// Issue 21: the core scenario with built-in accounts (`CONFAB_AUTH=local`, invite mode):
+/// the first account is created in the browser without an invite, signs in by e-mail,
+/// changes its password (the old one is refused after), and an invite link created by the
+/// administrator opens "Create account" in a second browser. The password forms are checked
+/// against ASVS 2.1.8 (strength meter), 2.1.11 (autocomplete, paste), 2.1.12 (show the
+/// password) and 3.2.3 (the token in `sessionStorage`, never `localStorage`).
+#[tokio::test]
+async fn with_built_in_accounts_a_person_creates_the_first_account_chats_changes_the_password_and_invites_another()
+ {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    const PASSWORD: &str = "a long and quiet river 42";
+    const NEW_PASSWORD: &str = "another calm mountain lake 7";
+    let scratch = Scratch::new("browser-local");
+    let mut env = base_env(scratch.path(), free_port());
+    crate::harness::set(&mut env, "CONFAB_AUTH", "local");
+    paced(&mut env);
+    let server = Server::start(scratch.path(), &env).await;
+    let base = server.base.clone();
+    let driver = Chromedriver::start(&chromedriver, scratch.path()).await;
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut b = Browser::open(&driver, &chromium, &profile).await;
+
+    eprintln!("step: the first account, without an invite");
+    b.goto(&format!("{base}/")).await;
+    b.wait_until(
+        "the page offers the first account",
+        "return document.body.innerText.includes('No account exists yet');",
+        json!([]),
+    )
+    .await;
+    b.wait_for(Role::Button, "Create account").await;
+    assert_eq!(
+        field_attributes(&mut b, "Username").await,
+        ("text".into(), "username".into())
+    );
+    assert_eq!(
+        field_attributes(&mut b, "Email (optional)").await,
+        ("email".into(), "email".into())
+    );
+    assert_eq!(
+        field_attributes(&mut b, "Password").await,
+        ("password".into(), "new-password".into())
+    );
+    assert!(paste_is_allowed(&mut b, "Username").await);
+    assert!(paste_is_allowed(&mut b, "Password").await);
+    b.type_into("Username", "ada").await;
+    b.type_into("Email (optional)", "ada@example.test").await;
+    // The meter: length and the server's rules.
+    b.type_into("Password", "short").await;
+    strength_says(&b, "password", "Too short: 5 of at least 12 characters.").await;
+    b.type_into("Password", "ada's password here").await;
+    strength_says(&b, "password", "contains the username").await;
+    b.type_into("Password", PASSWORD).await;
+    strength_says(&b, "password", "Strong: 25 characters.").await;
+    // "Show password" shows it, and hides it again.
+    b.click(Role::Button, "Show password").await;
+    assert_eq!(field_attributes(&mut b, "Password").await.0, "text");
+    b.click(Role::Button, "Show password").await;
+    assert_eq!(field_attributes(&mut b, "Password").await.0, "password");
+    b.click(Role::Button, "Create account").await;
+    b.wait_for(Role::Button, "New project").await;
+    let kind = SignInKind::Local {
+        login: "ada@example.test".into(),
+        password: PASSWORD.into(),
+    };
+    kind.sign_out(&mut b, &base).await;
+    // Now an account exists: the sign-in form, with a current-password field.
+    assert_eq!(
+        field_attributes(&mut b, "Password").await,
+        ("password".into(), "current-password".into())
+    );
+    assert!(
+        b.find(Role::Button, "Create account").await.is_none(),
+        "invite mode offers no sign-up once an account exists: {}",
+        b.page_text().await
+    );
+
+    eprintln!("step: the core scenario, signed in by e-mail");
+    core_scenario(&mut b, &base, &kind, "Accounts").await;
+
+    eprintln!("step: change the password");
+    kind.sign_in(&mut b, &base).await;
+    let stored = b.execute(STORED_SESSIONS, json!([])).await;
+    let old_token =
+        serde_json::from_str::<Value>(stored["session"].as_str().unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    b.click(Role::Button, "Change password").await;
+    assert_eq!(
+        field_attributes(&mut b, "Current password").await,
+        ("password".into(), "current-password".into())
+    );
+    assert_eq!(
+        field_attributes(&mut b, "New password").await,
+        ("password".into(), "new-password".into())
+    );
+    assert!(paste_is_allowed(&mut b, "New password").await);
+    b.click(Role::Button, "Show new password").await;
+    assert_eq!(field_attributes(&mut b, "New password").await.0, "text");
+    // A wrong current password: the server's sentence, and the session goes on.
+    b.type_into("Current password", "not my password at all")
+        .await;
+    b.type_into("New password", NEW_PASSWORD).await;
+    strength_says(&b, "new-password", "Strong: 28 characters.").await;
+    b.type_into("New password", &format!("{NEW_PASSWORD}\u{E007}"))
+        .await;
+    b.wait_until(
+        "a wrong current password is refused with the server's sentence",
+        "return document.body.innerText.includes('The username, e-mail or password is wrong.');",
+        json!([]),
+    )
+    .await;
+    b.wait_for(Role::Button, "New project").await;
+    b.type_into("Current password", PASSWORD).await;
+    b.type_into("New password", &format!("{NEW_PASSWORD}\u{E007}"))
+        .await;
+    b.wait_until(
+        "the password is changed",
+        "return document.body.innerText.includes('Password changed; other devices are signed out.');",
+        json!([]),
+    )
+    .await;
+    let status = reqwest::Client::new()
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "the session before the change was revoked");
+    // Still signed in, with the new token.
+    b.refresh().await;
+    b.wait_for(Role::Link, "Accounts").await;
+    kind.sign_out(&mut b, &base).await;
+    // The old password is refused now (on a fresh page: no earlier message); the new one
+    // signs in.
+    b.goto(&format!("{base}/")).await;
+    kind.wait_for_sign_in_page(&mut b).await;
+    b.type_into("Username or email", "ada").await;
+    b.type_into("Password", PASSWORD).await;
+    b.click(Role::Button, "Sign in").await;
+    b.wait_until(
+        "the old password is refused",
+        "return document.body.innerText.includes('The username, e-mail or password is wrong.');",
+        json!([]),
+    )
+    .await;
+    let kind = SignInKind::Local {
+        login: "ada".into(),
+        password: NEW_PASSWORD.into(),
+    };
+    kind.sign_in(&mut b, &base).await;
+    b.wait_for(Role::Link, "Accounts").await;
+
+    eprintln!("step: an invite link opens Create account in another browser");
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base}/api/auth/local/sign-in"))
+        .json(&json!({ "login": "ada", "password": NEW_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = answer["token"].as_str().unwrap().to_owned();
+    let invite = reqwest::Client::new()
+        .post(format!("{base}/api/admin/invites"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invite.status(), 201);
+    let invite: Value = invite.json().await.unwrap();
+    let url = invite["url"].as_str().unwrap();
+    assert!(url.starts_with("/#invite="), "{url}");
+    let guest_profile = scratch.path().join("chromium-guest");
+    std::fs::create_dir_all(&guest_profile).unwrap();
+    let mut g = Browser::open(&driver, &chromium, &guest_profile).await;
+    g.goto(&format!("{base}{url}")).await;
+    g.wait_for(Role::Button, "Create account").await;
+    g.wait_for(Role::Field, "Email (optional)").await;
+    g.type_into("Username", "grace").await;
+    g.type_into("Password", "a different long passphrase").await;
+    strength_says(&g, "password", "Strong").await;
+    g.click(Role::Button, "Create account").await;
+    g.wait_until(
+        "grace is signed in, with none of ada's projects",
+        "return document.body.innerText.includes('Welcome, grace') \
+            && document.body.innerText.includes('No projects yet.');",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        g.current_url().await,
+        format!("{base}/"),
+        "the used invite is taken out of the address"
+    );
+    g.quit().await;
     b.quit().await;
     drop(server);
 }
