@@ -62,7 +62,28 @@ pub struct Link {
     pub expires_at: Timestamp,
 }
 
-/// Storage of accounts, sessions and single-use links.
+/// Failed sign-in attempts counted under one throttle key (the policy that reads and
+/// writes them lives in the auth adapter; the store only keeps them, so that every replica
+/// on one database counts the same guesses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failures {
+    pub count: u32,
+    /// The last attempt counted.
+    pub last: Timestamp,
+    /// No attempt is allowed before this.
+    pub blocked_until: Option<Timestamp>,
+}
+
+/// One atomic step of the sign-in throttle: given each key's failures (by position, `None`
+/// when none are kept), what to keep for each (`Some` stores, `None` forgets the key), or
+/// `None` to change nothing. It may be called more than once (a retried transaction), so it
+/// must not have side effects. Shared, so that a store may run it on a thread of its own.
+pub type FailuresStep =
+    std::sync::Arc<dyn Fn(&[Option<Failures>]) -> Option<Vec<Option<Failures>>> + Send + Sync>;
+
+/// Storage of accounts, sessions and single-use links, and the sign-in state that every
+/// replica must share: the throttle's failure counts and the browser (OIDC) sessions that
+/// were signed out.
 ///
 /// Contract (checked by `confab_tests::contract::accounts` on every adapter):
 /// - `create_account` MUST store the account with `is_admin` set exactly when no account
@@ -82,6 +103,12 @@ pub struct Link {
 /// - `take_link` MUST return a link of that kind and hash at most once (concurrent callers
 ///   included), and never once `now` is past its `expires_at`.
 /// - `release_link` MUST make a taken link of that kind takeable again (until it expires).
+/// - `update_failures` MUST read the keys' failures, call `step` and store its answer in one
+///   atomic step: two callers on one database at once (two replicas) MUST both be counted,
+///   each seeing the other's write or being seen by it. `forget_failures` MUST delete the
+///   keys whose `last` is before `before`, and only those.
+/// - `revoke_browser_session` MUST make `browser_session_revoked` true for that id until
+///   `expires_at`; revocations past their expiry may be deleted at any call.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// Stores a new account (its `is_admin` is decided by the store, see the contract).
@@ -115,4 +142,26 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Gives back a link taken by an operation that then failed (e.g. an invite used with
     /// a taken username), so that its holder can try again.
     async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Applies `step` to the failures of `keys` atomically and returns them as they were
+    /// before the step. `now` dates rows the store creates on the way.
+    async fn update_failures(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+        step: FailuresStep,
+    ) -> Result<Vec<Option<Failures>>, StoreError>;
+    /// Deletes the failures last counted before `before`; how many keys were deleted.
+    async fn forget_failures(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Records that the browser session `id` was signed out (it would have expired at
+    /// `expires_at`); expired revocations are purged on the way (`now`).
+    async fn revoke_browser_session(
+        &self,
+        id: Uuid,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Whether the browser session `id` was signed out (and would not have expired by `now`).
+    async fn browser_session_revoked(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError>;
 }

@@ -20,18 +20,23 @@
 //!
 //! The session and bearer tokens are HS256 JWTs under `CONFAB_OIDC_SESSION_SECRET`, each
 //! with a `typ` (`flow`, `session`, `access`) so that one can never stand for another.
-//! Revocations are kept in this process until the session would have expired anyway.
+//! Revocations are kept in the database ([`AccountStore::revoke_browser_session`]) until
+//! the session would have expired anyway, so that a sign-out on one replica holds on every
+//! other: each replica asks the store whether a session was signed out, and trusts the
+//! answer "not signed out" for at most [`REVOCATION_CACHE`] (at once in the replica that
+//! signed it out). The store unreachable: the session is refused as unavailable (503).
 //!
 //! [`OidcSignIn`] is also the [`AuthVerifier`] of `CONFAB_AUTH=oidc`: its own bearer tokens,
 //! and (through [`OidcVerifier`]) the issuer's access tokens, as before.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
+use confab_core::accounts::AccountStore;
 use confab_core::ports::AuthVerifier;
 use confab_core::{AuthError, Principal, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -56,6 +61,9 @@ pub const SESSION_ISSUER: &str = "confab-oidc";
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 /// Lifetime of a bearer token obtained from the session.
 pub const ACCESS_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a replica trusts "this session was not signed out" without asking the store:
+/// a sign-out on another replica holds here within this window.
+pub const REVOCATION_CACHE: Duration = Duration::from_secs(2);
 
 /// Settings of the browser sign-in (`CONFAB_AUTH=oidc` with a client id).
 #[derive(Clone, Debug)]
@@ -244,8 +252,10 @@ pub struct OidcSignIn {
     jwks: JwksCache,
     http: reqwest::Client,
     discovery: RwLock<Option<Discovery>>,
-    /// Signed-out sessions → when they would have expired.
-    revoked: Mutex<HashMap<Uuid, i64>>,
+    /// Where signed-out sessions are kept (shared by every replica).
+    store: Arc<dyn AccountStore>,
+    /// Session id → (when the store was asked, whether it was signed out).
+    revoked: Mutex<HashMap<Uuid, (Instant, bool)>>,
 }
 
 impl std::fmt::Debug for OidcSignIn {
@@ -275,7 +285,11 @@ fn secs(d: Duration) -> i64 {
 
 impl OidcSignIn {
     /// Checks the settings. Makes no network request: discovery happens on first use.
-    pub fn new(config: &OidcClientConfig) -> Result<Self, ConfigError> {
+    /// Sign-outs are kept in `store`.
+    pub fn new(
+        config: &OidcClientConfig,
+        store: Arc<dyn AccountStore>,
+    ) -> Result<Self, ConfigError> {
         ensure_crypto_provider();
         let invalid = |variable, reason: &str| ConfigError::Invalid {
             variable,
@@ -354,6 +368,7 @@ impl OidcSignIn {
             },
             http,
             discovery: RwLock::new(None),
+            store,
             revoked: Mutex::new(HashMap::new()),
         })
     }
@@ -576,27 +591,62 @@ impl OidcSignIn {
         Ok(claims)
     }
 
-    fn session_claims(&self, value: &str, typ: &str) -> Result<SessionClaims, AuthError> {
+    /// The claims of a session value or bearer token of ours, signature and kind checked
+    /// (not whether it was signed out: see [`session_claims`](Self::session_claims)).
+    fn decode_session(&self, value: &str, typ: &str) -> Result<SessionClaims, AuthError> {
         precheck(value)?;
         let claims: SessionClaims =
             decode_claims(value, &self.key, &self.validation(Some(SESSION_ISSUER)))?;
         if claims.typ != typ {
             return Err(unauthenticated("not a token of this kind"));
         }
-        let revoked = self
-            .revoked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&claims.sid);
-        if revoked {
+        Ok(claims)
+    }
+
+    /// As [`decode_session`](Self::decode_session), and refused once signed out on any replica.
+    async fn session_claims(&self, value: &str, typ: &str) -> Result<SessionClaims, AuthError> {
+        let claims = self.decode_session(value, typ)?;
+        if self.signed_out(claims.sid).await? {
             return Err(unauthenticated("signed out"));
         }
         Ok(claims)
     }
 
+    /// Whether the session was signed out: the store's answer, cached for at most
+    /// [`REVOCATION_CACHE`] ("signed out" is final, and kept until the entry is purged).
+    async fn signed_out(&self, sid: Uuid) -> Result<bool, AuthError> {
+        let cached = self
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&sid)
+            .copied();
+        match cached {
+            Some((_, true)) => return Ok(true),
+            Some((at, false)) if at.elapsed() < REVOCATION_CACHE => return Ok(false),
+            _ => {}
+        }
+        let revoked = self
+            .store
+            .browser_session_revoked(sid, Utc::now())
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        self.remember(sid, revoked);
+        Ok(revoked)
+    }
+
+    fn remember(&self, sid: Uuid, revoked: bool) {
+        let mut cache = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() > 100_000 {
+            // Signed-out entries are dropped too: the store still knows them.
+            cache.retain(|_, (at, _)| at.elapsed() < REVOCATION_CACHE);
+        }
+        cache.insert(sid, (Instant::now(), revoked));
+    }
+
     /// A bearer token for the session (the session cookie's value), and when it expires.
-    pub fn access_token(&self, session: &str) -> Result<(String, DateTime<Utc>), AuthError> {
-        let claims = self.session_claims(session, "session")?;
+    pub async fn access_token(&self, session: &str) -> Result<(String, DateTime<Utc>), AuthError> {
+        let claims = self.session_claims(session, "session").await?;
         let now = Utc::now().timestamp();
         let exp = (now + secs(ACCESS_TTL)).min(claims.exp);
         let token = self
@@ -614,22 +664,36 @@ impl OidcSignIn {
         ))
     }
 
-    /// Ends the session (its bearer tokens too) and, when the issuer offers one, gives its
-    /// `end_session_endpoint` URL returning to `post_logout_redirect_uri`.
+    /// Ends the session (its bearer tokens too, on every replica: the sign-out is stored)
+    /// and, when the issuer offers one, gives its `end_session_endpoint` URL returning to
+    /// `post_logout_redirect_uri`. `Err` when the sign-out could not be stored.
     pub async fn sign_out(
         &self,
         session: Option<&str>,
         post_logout_redirect_uri: &str,
-    ) -> Option<String> {
-        let claims = session.and_then(|s| self.session_claims(s, "session").ok())?;
-        {
-            let now = Utc::now().timestamp();
-            let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
-            revoked.retain(|_, exp| *exp > now);
-            revoked.insert(claims.sid, claims.exp);
-        }
-        let discovery = self.discovery().await.ok()?;
-        let mut url = Url::parse(discovery.end_session_endpoint.as_deref()?).ok()?;
+    ) -> Result<Option<String>, AuthError> {
+        let Some(claims) = session.and_then(|s| self.decode_session(s, "session").ok()) else {
+            return Ok(None);
+        };
+        let expires_at = Utc
+            .timestamp_opt(claims.exp, 0)
+            .single()
+            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(secs(self.session_ttl)));
+        self.store
+            .revoke_browser_session(claims.sid, expires_at, Utc::now())
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        self.remember(claims.sid, true);
+        let Ok(discovery) = self.discovery().await else {
+            return Ok(None);
+        };
+        let Some(mut url) = discovery
+            .end_session_endpoint
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+        else {
+            return Ok(None);
+        };
         {
             let mut query = url.query_pairs_mut();
             query
@@ -639,13 +703,14 @@ impl OidcSignIn {
                 query.append_pair("id_token_hint", hint);
             }
         }
-        Some(url.to_string())
+        Ok(Some(url.to_string()))
     }
 
-    /// The name and e-mail a bearer token of ours carries (`None` for other tokens).
+    /// The name and e-mail a bearer token of ours carries (`None` for other tokens). Read
+    /// from a token the verifier has already accepted (sign-out included).
     #[must_use]
     pub fn identity(&self, token: &str) -> Option<Identity> {
-        let claims = self.session_claims(token, "access").ok()?;
+        let claims = self.decode_session(token, "access").ok()?;
         Some(Identity {
             name: claims.name,
             email: claims.email,
@@ -660,7 +725,7 @@ impl AuthVerifier for OidcSignIn {
         if header.alg != Algorithm::HS256 {
             return self.bearer.verify(token).await;
         }
-        let claims = self.session_claims(token, "access")?;
+        let claims = self.session_claims(token, "access").await?;
         let user_id =
             UserId::new(claims.sub).map_err(|e| unauthenticated(format!("unusable sub: {e}")))?;
         Ok(Principal { user_id })
@@ -672,19 +737,27 @@ mod tests {
     use super::*;
 
     fn sign_in() -> OidcSignIn {
-        OidcSignIn::new(&OidcClientConfig {
-            issuer: OidcConfig {
-                issuer: "http://127.0.0.1:9/".to_owned(),
-                jwks_url: None,
-                audience: None,
+        replica(Arc::new(confab_memory::MemoryAccounts::new()))
+    }
+
+    /// One replica of the browser sign-in over `store` (all replicas share the secret).
+    fn replica(store: Arc<dyn AccountStore>) -> OidcSignIn {
+        OidcSignIn::new(
+            &OidcClientConfig {
+                issuer: OidcConfig {
+                    issuer: "http://127.0.0.1:9/".to_owned(),
+                    jwks_url: None,
+                    audience: None,
+                },
+                client_id: "confab".to_owned(),
+                client_secret: SecretString::from("s".to_owned()),
+                scopes: "openid profile email".to_owned(),
+                secret: Some(SecretString::from("k".repeat(32))),
+                session_ttl: Duration::from_secs(3600),
+                http: JwksOptions::default(),
             },
-            client_id: "confab".to_owned(),
-            client_secret: SecretString::from("s".to_owned()),
-            scopes: "openid profile email".to_owned(),
-            secret: Some(SecretString::from("k".repeat(32))),
-            session_ttl: Duration::from_secs(3600),
-            http: JwksOptions::default(),
-        })
+            store,
+        )
         .unwrap()
     }
 
@@ -708,7 +781,7 @@ mod tests {
     async fn a_session_gives_bearer_tokens_that_verify_until_it_is_signed_out() {
         let auth = sign_in();
         let session = session(&auth, Uuid::now_v7());
-        let (token, expires_at) = auth.access_token(&session).unwrap();
+        let (token, expires_at) = auth.access_token(&session).await.unwrap();
         assert!(expires_at <= Utc::now() + chrono::Duration::seconds(secs(ACCESS_TTL) + 1));
         assert_eq!(
             auth.verify(&token).await.unwrap().user_id.to_string(),
@@ -723,11 +796,33 @@ mod tests {
         );
         // A session value is not a bearer token, nor a bearer token a session.
         assert!(auth.verify(&session).await.is_err());
-        assert!(auth.access_token(&token).is_err());
+        assert!(auth.access_token(&token).await.is_err());
         // The provider is unreachable: sign-out still ends the session.
-        assert_eq!(auth.sign_out(Some(&session), "http://x/").await, None);
+        assert_eq!(
+            auth.sign_out(Some(&session), "http://x/").await.unwrap(),
+            None
+        );
         assert!(auth.verify(&token).await.is_err());
-        assert!(auth.access_token(&session).is_err());
+        assert!(auth.access_token(&session).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_sign_out_on_one_replica_ends_the_session_on_another() {
+        let store: Arc<dyn AccountStore> = Arc::new(confab_memory::MemoryAccounts::new());
+        let (a, b) = (replica(Arc::clone(&store)), replica(store));
+        let signed_out = session(&a, Uuid::now_v7());
+        let kept = session(&a, Uuid::now_v7());
+        let (token, _) = b.access_token(&signed_out).await.unwrap();
+        let (other, _) = b.access_token(&kept).await.unwrap();
+        a.sign_out(Some(&signed_out), "http://x/").await.unwrap();
+        // B trusts its earlier "not signed out" for at most REVOCATION_CACHE; past it (the
+        // cache emptied here, instead of waiting) B asks the store and refuses.
+        b.revoked.lock().unwrap().clear();
+        assert!(b.verify(&token).await.is_err());
+        assert!(b.access_token(&signed_out).await.is_err());
+        assert!(a.verify(&token).await.is_err());
+        // The other session is untouched.
+        assert_eq!(b.verify(&other).await.unwrap().user_id.to_string(), "alice");
     }
 
     #[tokio::test]
@@ -775,6 +870,10 @@ mod tests {
         ));
     }
 
+    fn memory() -> Arc<dyn AccountStore> {
+        Arc::new(confab_memory::MemoryAccounts::new())
+    }
+
     #[test]
     fn settings_are_checked() {
         let mut config = OidcClientConfig {
@@ -790,10 +889,10 @@ mod tests {
             session_ttl: Duration::from_secs(3600),
             http: JwksOptions::default(),
         };
-        assert!(OidcSignIn::new(&config).is_err());
+        assert!(OidcSignIn::new(&config, memory()).is_err());
         config.scopes = "openid".to_owned();
-        assert!(OidcSignIn::new(&config).is_ok());
+        assert!(OidcSignIn::new(&config, memory()).is_ok());
         config.secret = Some(SecretString::from("short".to_owned()));
-        assert!(OidcSignIn::new(&config).is_err());
+        assert!(OidcSignIn::new(&config, memory()).is_err());
     }
 }

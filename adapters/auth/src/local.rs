@@ -25,14 +25,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm as Argon, Argon2, Params, Version};
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
-use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
+use confab_core::accounts::{Account, AccountStore, Failures, Link, LinkKind, Session};
 use confab_core::clock::{Clock, SystemClock};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ports::AuthVerifier;
@@ -316,6 +316,7 @@ impl LocalAuth {
             .hash_password(b"confab dummy password", &salt)
             .map_err(|e| invalid("CONFAB_AUTH", &format!("Argon2 does not work here: {e}")))?
             .to_string();
+        let throttle = Throttle::new(clock, Arc::clone(&store));
         let mut validation = base_validation(Algorithm::HS256);
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -337,7 +338,7 @@ impl LocalAuth {
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.is_empty())
                 .collect(),
-            throttle: Throttle::new(clock),
+            throttle,
             sessions: Mutex::new(HashMap::new()),
             has_accounts: AtomicBool::new(false),
         })
@@ -519,7 +520,7 @@ impl LocalAuth {
     ) -> Result<IssuedToken> {
         let login = login.trim().to_lowercase();
         let keys = throttle_keys(&login, address);
-        self.throttle.begin(&keys)?;
+        self.throttle.begin(&keys).await?;
         let account = if login.is_empty() || login.chars().count() > 320 {
             None
         } else {
@@ -529,7 +530,9 @@ impl LocalAuth {
         let verified = self.verify_password(password, hash).await;
         if matches!(verified, Err(LocalAuthError::Busy)) {
             // No password was tried: the attempt is not a failure.
-            self.throttle.take_back(&keys);
+            if let Err(e) = self.throttle.take_back(&keys).await {
+                tracing::warn!(error = %e, "could not take back an attempt that was not tried");
+            }
         }
         if !verified? {
             return Err(LocalAuthError::InvalidCredentials);
@@ -537,7 +540,7 @@ impl LocalAuth {
         let Some(account) = account else {
             return Err(LocalAuthError::InvalidCredentials);
         };
-        self.throttle.succeed(&keys);
+        self.throttle.succeed(&keys).await?;
         self.start_session(account.id).await
     }
 
@@ -658,14 +661,14 @@ impl LocalAuth {
         new: &SecretString,
     ) -> Result<IssuedToken> {
         let keys = throttle_keys(&account.username, None);
-        self.throttle.begin(&keys)?;
+        self.throttle.begin(&keys).await?;
         if !self
             .verify_password(current, Some(&account.password_hash))
             .await?
         {
             return Err(LocalAuthError::InvalidCredentials);
         }
-        self.throttle.succeed(&keys);
+        self.throttle.succeed(&keys).await?;
         self.check_password(new.expose_secret(), &account.username)?;
         let hash = self.hash(new).await?;
         self.store
@@ -752,12 +755,12 @@ impl LocalAuth {
     /// Checks the password before the caller deletes the account's data, then the account.
     pub async fn confirm_password(&self, account: &Account, password: &SecretString) -> Result<()> {
         let keys = throttle_keys(&account.username, None);
-        self.throttle.begin(&keys)?;
+        self.throttle.begin(&keys).await?;
         if self
             .verify_password(password, Some(&account.password_hash))
             .await?
         {
-            self.throttle.succeed(&keys);
+            self.throttle.succeed(&keys).await?;
             Ok(())
         } else {
             Err(LocalAuthError::InvalidCredentials)
@@ -845,27 +848,99 @@ impl AuthVerifier for LocalAuth {
     }
 }
 
-/// Failed attempts per key, with exponential backoff once the free ones are used up.
+/// Failed attempts per key, with exponential backoff once the free ones are used up. The
+/// counts live in the [`AccountStore`], so that every replica on one database counts the
+/// same guesses; this is the policy, applied in one atomic step of the store per attempt.
 struct Throttle {
     clock: Arc<dyn Clock>,
-    entries: Mutex<HashMap<String, Failures>>,
-}
-
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    blocked_until: Option<Instant>,
+    store: Arc<dyn AccountStore>,
+    /// When stale keys were last deleted from the store by this process.
+    last_purge: Mutex<Option<Instant>>,
 }
 
 /// Entries untouched this long are forgotten: the count starts again.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// How often a process deletes the forgotten entries from the store (at an attempt).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// How long the keys' failures still block an attempt at `now` (the longest), if at all.
+fn blocked_for(before: &[Option<Failures>], now: DateTime<Utc>) -> Option<Duration> {
+    before
+        .iter()
+        .filter_map(|f| f.as_ref()?.blocked_until)
+        .filter_map(|until| (until - now).to_std().ok())
+        .filter(|wait| !wait.is_zero())
+        .max()
+}
+
+/// [`Throttle::begin`]'s step: nothing when a key blocks, otherwise one more failure on
+/// every key, with the backoff of those past their free failures.
+fn count_attempt(
+    keys: &[String],
+    before: &[Option<Failures>],
+    now: DateTime<Utc>,
+) -> Option<Vec<Option<Failures>>> {
+    if blocked_for(before, now).is_some() {
+        return None;
+    }
+    let forget_after = chrono_duration(FORGET_AFTER);
+    Some(
+        keys.iter()
+            .zip(before)
+            .map(|(key, failures)| {
+                let mut entry = failures.unwrap_or(Failures {
+                    count: 0,
+                    last: now,
+                    blocked_until: None,
+                });
+                if now - entry.last >= forget_after {
+                    entry.count = 0;
+                }
+                entry.count = entry.count.saturating_add(1);
+                entry.last = now;
+                let over = entry.count.saturating_sub(Throttle::free(key));
+                if over > 0 {
+                    let wait = Duration::from_secs(1u64 << (over - 1).min(20)).min(MAX_BACKOFF);
+                    entry.blocked_until = Some(now + chrono_duration(wait));
+                }
+                Some(entry)
+            })
+            .collect(),
+    )
+}
+
+/// Uncounts one attempt on each key (`clear_pairs`: and forgets the `pair:` keys).
+fn uncount_attempt(
+    keys: &[String],
+    before: &[Option<Failures>],
+    clear_pairs: bool,
+) -> Vec<Option<Failures>> {
+    keys.iter()
+        .zip(before)
+        .map(|(key, failures)| {
+            if clear_pairs && key.starts_with("pair:") {
+                return None;
+            }
+            let mut entry = (*failures)?;
+            entry.count = entry.count.saturating_sub(1);
+            if entry.count <= Throttle::free(key) {
+                entry.blocked_until = None;
+            }
+            Some(entry)
+        })
+        .collect()
+}
 
 impl Throttle {
-    fn new(clock: Arc<dyn Clock>) -> Self {
+    fn new(clock: Arc<dyn Clock>, store: Arc<dyn AccountStore>) -> Self {
         Self {
             clock,
-            entries: Mutex::new(HashMap::new()),
+            store,
+            last_purge: Mutex::new(None),
         }
     }
 
@@ -879,70 +954,91 @@ impl Throttle {
         }
     }
 
+    /// The wall time of this throttle's clock, to the microsecond that databases keep (so
+    /// that a wait read back from the store is the wait written). The store keeps wall times
+    /// (other replicas read them); the clock moves them (tests advance it). Instants map to
+    /// wall times through one anchor per process, so that every throttle of a process agrees.
+    fn now(&self) -> DateTime<Utc> {
+        static ANCHOR: OnceLock<(Instant, DateTime<Utc>)> = OnceLock::new();
+        let (instant, wall) = *ANCHOR.get_or_init(|| (Instant::now(), Utc::now()));
+        let at = self.clock.now();
+        let now = match at.checked_duration_since(instant) {
+            Some(after) => wall + chrono_duration(after),
+            None => wall - chrono_duration(instant.duration_since(at)),
+        };
+        now.trunc_subsecs(6)
+    }
+
     /// `Throttled` with the longest wait among the keys, if any must wait; otherwise the
-    /// attempt is counted as a failure at once (in the same lock), so that guesses sent in
-    /// parallel meet the backoff too. [`succeed`](Self::succeed) takes it back.
-    fn begin(&self, keys: &[String]) -> Result<()> {
-        let now = self.clock.now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let wait = keys
-            .iter()
-            .filter_map(|k| entries.get(k)?.blocked_until)
-            .filter_map(|until| until.checked_duration_since(now))
-            .filter(|wait| !wait.is_zero())
-            .max();
-        if let Some(retry_after) = wait {
+    /// attempt is counted as a failure at once (in the same atomic step of the store), so
+    /// that guesses sent in parallel, to this replica or others, meet the backoff too.
+    /// [`succeed`](Self::succeed) takes it back. The store unavailable: an error (503),
+    /// never an uncounted attempt.
+    async fn begin(&self, keys: &[String]) -> Result<()> {
+        let now = self.now();
+        let owned = keys.to_vec();
+        let before = self
+            .store
+            .update_failures(
+                keys,
+                now,
+                Arc::new(move |before: &[Option<Failures>]| count_attempt(&owned, before, now)),
+            )
+            .await?;
+        if let Some(retry_after) = blocked_for(&before, now) {
             return Err(LocalAuthError::Throttled { retry_after });
         }
-        if entries.len() > 100_000 {
-            entries.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        }
-        for key in keys {
-            let entry = entries.entry(key.clone()).or_insert(Failures {
-                count: 0,
-                last: now,
-                blocked_until: None,
-            });
-            if now.duration_since(entry.last) >= FORGET_AFTER {
-                entry.count = 0;
-            }
-            entry.count = entry.count.saturating_add(1);
-            entry.last = now;
-            let over = entry.count.saturating_sub(Self::free(key));
-            if over > 0 {
-                let wait = Duration::from_secs(1u64 << (over - 1).min(20)).min(MAX_BACKOFF);
-                entry.blocked_until = Some(now + wait);
-            }
-        }
+        self.purge_now_and_then(now).await;
         Ok(())
+    }
+
+    /// Deletes the store's forgotten entries, at most every [`PURGE_EVERY`] per process, so
+    /// that the table stays bounded by the keys of the last [`FORGET_AFTER`].
+    async fn purge_now_and_then(&self, now: DateTime<Utc>) {
+        let instant = self.clock.now();
+        {
+            let mut last = self
+                .last_purge
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| instant.saturating_duration_since(at) < PURGE_EVERY) {
+                return;
+            }
+            *last = Some(instant);
+        }
+        if let Err(e) = self
+            .store
+            .forget_failures(now - chrono_duration(FORGET_AFTER))
+            .await
+        {
+            tracing::warn!(error = %e, "could not delete the throttle's forgotten entries");
+        }
     }
 
     /// A correct password clears the counts of its login from this address, and takes back
     /// the attempt counted on the login and the address (never more: one good password must
     /// not reset an attacker's count elsewhere).
-    fn succeed(&self, keys: &[String]) {
-        let (logins, shared): (Vec<String>, Vec<String>) =
-            keys.iter().cloned().partition(|k| k.starts_with("pair:"));
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            for login in &logins {
-                entries.remove(login);
-            }
-        }
-        self.take_back(&shared);
+    async fn succeed(&self, keys: &[String]) -> Result<()> {
+        self.uncount(keys, true).await
     }
 
     /// Uncounts one attempt of [`begin`](Self::begin) on each key.
-    fn take_back(&self, keys: &[String]) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            if let Some(entry) = entries.get_mut(key) {
-                entry.count = entry.count.saturating_sub(1);
-                if entry.count <= Self::free(key) {
-                    entry.blocked_until = None;
-                }
-            }
-        }
+    async fn take_back(&self, keys: &[String]) -> Result<()> {
+        self.uncount(keys, false).await
+    }
+
+    async fn uncount(&self, keys: &[String], clear_pairs: bool) -> Result<()> {
+        let owned = keys.to_vec();
+        self.store
+            .update_failures(
+                keys,
+                self.now(),
+                Arc::new(move |before: &[Option<Failures>]| {
+                    Some(uncount_attempt(&owned, before, clear_pairs))
+                }),
+            )
+            .await?;
+        Ok(())
     }
 }
 
@@ -952,9 +1048,14 @@ mod tests {
 
     use super::*;
 
-    fn throttle() -> (Throttle, ManualClock) {
+    fn throttle() -> (Throttle, ManualClock, confab_memory::MemoryAccounts) {
         let clock = ManualClock::new();
-        (Throttle::new(Arc::new(clock.clone())), clock)
+        let store = confab_memory::MemoryAccounts::new();
+        (
+            Throttle::new(Arc::new(clock.clone()), Arc::new(store.clone())),
+            clock,
+            store,
+        )
     }
 
     #[test]
@@ -1015,17 +1116,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn backoff_doubles_after_the_free_failures_and_is_capped() {
-        let (throttle, clock) = throttle();
+    #[tokio::test]
+    async fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        let (throttle, clock, _store) = throttle();
         let keys = vec!["login:ada".to_owned()];
         for _ in 0..FREE_FAILURES_PER_LOGIN {
-            throttle.begin(&keys).unwrap();
+            throttle.begin(&keys).await.unwrap();
         }
         let mut waits = Vec::new();
         for _ in 0..14 {
-            throttle.begin(&keys).unwrap();
-            let Err(LocalAuthError::Throttled { retry_after }) = throttle.begin(&keys) else {
+            throttle.begin(&keys).await.unwrap();
+            let Err(LocalAuthError::Throttled { retry_after }) = throttle.begin(&keys).await else {
                 panic!("expected a wait");
             };
             waits.push(retry_after.as_secs());
@@ -1035,62 +1136,124 @@ mod tests {
         assert_eq!(*waits.last().unwrap(), MAX_BACKOFF.as_secs());
     }
 
-    #[test]
-    fn a_success_clears_the_login_but_not_the_address() {
-        let (throttle, _clock) = throttle();
+    #[tokio::test]
+    async fn a_success_clears_the_login_but_not_the_address() {
+        let (throttle, _clock, store) = throttle();
         let address = "addr:10.0.0.1".to_owned();
         for n in 0..FREE_FAILURES_PER_ADDRESS {
             throttle
                 .begin(&[format!("login:u{n}"), address.clone()])
+                .await
                 .unwrap();
         }
         let keys = vec!["pair:10.0.0.1|ada".to_owned(), address.clone()];
-        throttle.begin(&keys).unwrap();
-        throttle.succeed(&keys);
-        assert!(!throttle.entries.lock().unwrap().contains_key(&keys[0]));
+        throttle.begin(&keys).await.unwrap();
+        throttle.succeed(&keys).await.unwrap();
+        let kept = store
+            .update_failures(
+                &keys[..1],
+                Utc::now(),
+                Arc::new(|_: &[Option<Failures>]| None),
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![None], "the pair's count is gone");
         // The address keeps its earlier failures: one more starts the backoff.
         throttle
             .begin(&["login:x".to_owned(), address.clone()])
+            .await
             .unwrap();
-        assert!(throttle.begin(&[address]).is_err());
+        assert!(throttle.begin(&[address]).await.is_err());
     }
 
-    #[test]
-    fn guesses_from_one_address_do_not_make_the_owner_wait_elsewhere() {
-        let (throttle, _clock) = throttle();
+    #[tokio::test]
+    async fn guesses_from_one_address_do_not_make_the_owner_wait_elsewhere() {
+        let (throttle, _clock, _store) = throttle();
         let attacker: IpAddr = "203.0.113.9".parse().unwrap();
         let owner: IpAddr = "198.51.100.7".parse().unwrap();
         for _ in 0..=FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
             throttle
                 .begin(&throttle_keys("ada", Some(attacker)))
+                .await
                 .unwrap();
         }
         assert!(
             throttle
                 .begin(&throttle_keys("ada", Some(attacker)))
+                .await
                 .is_err()
         );
-        throttle.begin(&throttle_keys("ada", Some(owner))).unwrap();
+        throttle
+            .begin(&throttle_keys("ada", Some(owner)))
+            .await
+            .unwrap();
         // Guesses spread over many addresses still meet the softer per-login limit.
         for n in 0..FREE_FAILURES_PER_LOGIN {
             let spread: IpAddr = format!("10.0.{}.{}", n / 200, n % 200).parse().unwrap();
-            let _ = throttle.begin(&throttle_keys("ada", Some(spread)));
+            let _ = throttle.begin(&throttle_keys("ada", Some(spread))).await;
         }
-        assert!(throttle.begin(&throttle_keys("ada", Some(owner))).is_err());
+        assert!(
+            throttle
+                .begin(&throttle_keys("ada", Some(owner)))
+                .await
+                .is_err()
+        );
     }
 
-    #[test]
-    fn an_attempt_counts_from_its_start_so_parallel_guesses_meet_the_backoff() {
-        let (throttle, _clock) = throttle();
+    #[tokio::test]
+    async fn an_attempt_counts_from_its_start_so_parallel_guesses_meet_the_backoff() {
+        let (throttle, _clock, _store) = throttle();
         let keys = vec!["login:ada".to_owned()];
         // None of these has finished (no outcome yet), as with guesses sent at once.
         for _ in 0..=FREE_FAILURES_PER_LOGIN {
-            throttle.begin(&keys).unwrap();
+            throttle.begin(&keys).await.unwrap();
         }
         assert!(matches!(
-            throttle.begin(&keys),
+            throttle.begin(&keys).await,
             Err(LocalAuthError::Throttled { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn two_throttles_on_one_store_count_each_others_failures() {
+        let (first, clock, store) = throttle();
+        let second = Throttle::new(Arc::new(clock), Arc::new(store.clone()));
+        let keys = throttle_keys("ada", Some("203.0.113.9".parse().unwrap()));
+        for n in 0..FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
+            let replica = if n % 2 == 0 { &first } else { &second };
+            replica.begin(&keys).await.unwrap();
+        }
+        // The sixth guess, on either replica, is counted and starts the backoff for both.
+        first.begin(&keys).await.unwrap();
+        assert!(matches!(
+            second.begin(&keys).await,
+            Err(LocalAuthError::Throttled { .. })
+        ));
+        assert!(first.begin(&keys).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn entries_untouched_for_an_hour_are_forgotten_and_deleted() {
+        let (throttle, clock, store) = throttle();
+        let keys = vec!["pair:-|ada".to_owned()];
+        for _ in 0..=FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
+            throttle.begin(&keys).await.unwrap();
+        }
+        assert!(throttle.begin(&keys).await.is_err());
+        clock.advance(FORGET_AFTER);
+        // The count starts again: the free failures are free again.
+        for _ in 0..FREE_FAILURES_PER_LOGIN_AND_ADDRESS {
+            throttle.begin(&keys).await.unwrap();
+        }
+        // And the store does not keep stale keys: another key's attempt an hour later
+        // deletes this one.
+        clock.advance(FORGET_AFTER + PURGE_EVERY);
+        throttle.begin(&["login:other".to_owned()]).await.unwrap();
+        let kept = store
+            .update_failures(&keys, Utc::now(), Arc::new(|_: &[Option<Failures>]| None))
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![None]);
     }
 
     #[test]

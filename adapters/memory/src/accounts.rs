@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use confab_core::accounts::{
+    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Session,
+};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::model::Timestamp;
 use uuid::Uuid;
@@ -22,6 +24,10 @@ struct State {
     sessions: HashMap<Uuid, Session>,
     /// By token hash, with whether it was used.
     links: HashMap<String, (Link, bool)>,
+    /// The sign-in throttle's counts by key.
+    failures: HashMap<String, Failures>,
+    /// Signed-out browser sessions → when they would have expired.
+    browser_revoked: HashMap<Uuid, Timestamp>,
 }
 
 impl MemoryAccounts {
@@ -164,6 +170,55 @@ impl AccountStore for MemoryAccounts {
             *used = false;
         }
         Ok(())
+    }
+
+    async fn update_failures(
+        &self,
+        keys: &[String],
+        _now: Timestamp,
+        step: FailuresStep,
+    ) -> Result<Vec<Option<Failures>>, StoreError> {
+        let mut state = self.state();
+        let before: Vec<Option<Failures>> = keys
+            .iter()
+            .map(|k| state.failures.get(k).copied())
+            .collect();
+        if let Some(after) = step(&before) {
+            for (key, failures) in keys.iter().zip(after) {
+                match failures {
+                    Some(f) => state.failures.insert(key.clone(), f),
+                    None => state.failures.remove(key),
+                };
+            }
+        }
+        Ok(before)
+    }
+
+    async fn forget_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let had = state.failures.len();
+        state.failures.retain(|_, f| f.last >= before);
+        Ok(u64::try_from(had - state.failures.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn revoke_browser_session(
+        &self,
+        id: Uuid,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.browser_revoked.retain(|_, until| *until > now);
+        state.browser_revoked.insert(id, expires_at);
+        Ok(())
+    }
+
+    async fn browser_session_revoked(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self
+            .state()
+            .browser_revoked
+            .get(&id)
+            .is_some_and(|until| *until > now))
     }
 }
 

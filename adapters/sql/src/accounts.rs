@@ -1,13 +1,13 @@
 //! The `AccountStore` operations, written once in [`account_queries!`] and expanded for each
 //! connection type, like [`queries`](crate::queries).
 
-use confab_core::accounts::{Account, Link, LinkKind, Session};
+use confab_core::accounts::{Account, Failures, Link, LinkKind, Session};
 use confab_core::error::StoreError;
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{Insertable, Queryable, Selectable};
 
-use crate::schema::{accounts, auth_links, auth_sessions};
+use crate::schema::{accounts, auth_links, auth_sessions, sign_in_failures};
 use crate::types::{DbId, DbTime, ToDb as _};
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -95,11 +95,32 @@ impl TryFrom<LinkRow> for Link {
     }
 }
 
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = sign_in_failures, check_for_backend(Pg, Sqlite))]
+pub(crate) struct FailuresRow {
+    pub key: String,
+    pub count: i64,
+    pub last_at: DbTime,
+    pub blocked_until: Option<DbTime>,
+}
+
+impl FailuresRow {
+    /// `None` for the placeholder (count 0) that [`update_failures`](pg::update_failures)
+    /// inserts to lock a key nobody counted yet.
+    pub(crate) fn failures(&self) -> Option<Failures> {
+        (self.count > 0).then(|| Failures {
+            count: u32::try_from(self.count).unwrap_or(u32::MAX),
+            last: self.last_at.0,
+            blocked_until: self.blocked_until.map(|at| at.0),
+        })
+    }
+}
+
 /// The operations for one connection type `$conn`; `$lock_accounts` is the statement that,
 /// inside a write transaction, keeps two first accounts from both becoming administrators.
 macro_rules! account_queries {
     (conn = $conn:ty, write_tx = $write_tx:ident, lock_accounts = $lock_accounts:expr $(,)?) => {
-        use confab_core::accounts::{Account, Link, LinkKind, Session};
+        use confab_core::accounts::{Account, Failures, FailuresStep, Link, LinkKind, Session};
         use confab_core::error::StoreError;
         use confab_core::model::Timestamp;
         use diesel::{
@@ -109,10 +130,12 @@ macro_rules! account_queries {
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
-        use crate::accounts::{AccountRow, LinkRow, SessionRow};
+        use crate::accounts::{AccountRow, FailuresRow, LinkRow, SessionRow};
         use crate::error::{TxError, is_retryable, translate};
         use crate::queries::{MAX_ATTEMPTS, backoff};
-        use crate::schema::{accounts, auth_links, auth_sessions};
+        use crate::schema::{
+            accounts, auth_links, auth_sessions, browser_session_revocations, sign_in_failures,
+        };
         use crate::types::ToDb as _;
 
         type Conn = $conn;
@@ -350,6 +373,147 @@ macro_rules! account_queries {
             .await
             .map(drop)
             .map_err(translate)
+        }
+
+        /// One transaction: an upsert per key (in key order, so that two callers cannot
+        /// deadlock) that inserts a placeholder (count 0) for a key not kept yet and locks
+        /// the key's row, returning it; then `step` decides and its answer is written. A second
+        /// replica's call on the same keys waits for this one's commit and sees its counts.
+        pub(crate) async fn update_failures(
+            c: &mut Conn,
+            keys: &[String],
+            now: Timestamp,
+            step: FailuresStep,
+        ) -> Result<Vec<Option<Failures>>, StoreError> {
+            let mut sorted: Vec<&String> = keys.iter().collect();
+            sorted.sort();
+            sorted.dedup();
+            retry_tx!(c.$write_tx(
+                async |c: &mut Conn| -> Result<Vec<Option<Failures>>, TxError> {
+                    let mut rows: Vec<FailuresRow> = Vec::with_capacity(sorted.len());
+                    for key in &sorted {
+                        let row = diesel::insert_into(sign_in_failures::table)
+                            .values(FailuresRow {
+                                key: (*key).clone(),
+                                count: 0,
+                                last_at: now.db(),
+                                blocked_until: None,
+                            })
+                            .on_conflict(sign_in_failures::key)
+                            .do_update()
+                            .set(
+                                sign_in_failures::key
+                                    .eq(diesel::upsert::excluded(sign_in_failures::key)),
+                            )
+                            .returning(FailuresRow::as_returning())
+                            .get_result(c)
+                            .await?;
+                        rows.push(row);
+                    }
+                    let before: Vec<Option<Failures>> = keys
+                        .iter()
+                        .map(|key| {
+                            rows.iter()
+                                .find(|r| &r.key == key)
+                                .and_then(FailuresRow::failures)
+                        })
+                        .collect();
+                    let after = step(&before);
+                    let mut forget: Vec<&String> = Vec::new();
+                    match after {
+                        None => forget.extend(
+                            keys.iter()
+                                .zip(&before)
+                                .filter(|(_, b)| b.is_none())
+                                .map(|(k, _)| k),
+                        ),
+                        Some(after) => {
+                            for (key, failures) in keys.iter().zip(after) {
+                                match failures {
+                                    None => forget.push(key),
+                                    Some(f) => {
+                                        diesel::update(
+                                            sign_in_failures::table
+                                                .filter(sign_in_failures::key.eq(key)),
+                                        )
+                                        .set((
+                                            sign_in_failures::count.eq(i64::from(f.count)),
+                                            sign_in_failures::last_at.eq(f.last.db()),
+                                            sign_in_failures::blocked_until
+                                                .eq(f.blocked_until.map(|at| at.db())),
+                                        ))
+                                        .execute(c)
+                                        .await?;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if !forget.is_empty() {
+                        diesel::delete(
+                            sign_in_failures::table.filter(sign_in_failures::key.eq_any(forget)),
+                        )
+                        .execute(c)
+                        .await?;
+                    }
+                    Ok(before)
+                }
+            ))
+        }
+
+        pub(crate) async fn forget_failures(
+            c: &mut Conn,
+            before: Timestamp,
+        ) -> Result<u64, StoreError> {
+            let deleted = diesel::delete(
+                sign_in_failures::table.filter(sign_in_failures::last_at.lt(before.db())),
+            )
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+        }
+
+        /// Purges the expired revocations, then records this one (one transaction).
+        pub(crate) async fn revoke_browser_session(
+            c: &mut Conn,
+            id: Uuid,
+            expires_at: Timestamp,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                diesel::delete(
+                    browser_session_revocations::table
+                        .filter(browser_session_revocations::expires_at.le(now.db())),
+                )
+                .execute(c)
+                .await?;
+                diesel::insert_into(browser_session_revocations::table)
+                    .values((
+                        browser_session_revocations::session_id.eq(id.db()),
+                        browser_session_revocations::expires_at.eq(expires_at.db()),
+                    ))
+                    .on_conflict(browser_session_revocations::session_id)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn browser_session_revoked(
+            c: &mut Conn,
+            id: Uuid,
+            now: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let n: i64 = browser_session_revocations::table
+                .filter(browser_session_revocations::session_id.eq(id.db()))
+                .filter(browser_session_revocations::expires_at.gt(now.db()))
+                .count()
+                .get_result(c)
+                .await
+                .map_err(translate)?;
+            Ok(n > 0)
         }
     };
 }

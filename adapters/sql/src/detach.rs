@@ -6,7 +6,7 @@
 //! operation finishes (a write is committed or rolled back whole) and the connection returns
 //! to the pool clean.
 
-use confab_core::accounts::{Account, Link, LinkKind, Session};
+use confab_core::accounts::{Account, FailuresStep, Link, LinkKind, Session};
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, UserId};
 use confab_core::model::{
     Conversation, FileMeta, Message, NewPrompt, Project, ProjectPatch, TextOutcome, Timestamp,
@@ -107,6 +107,7 @@ by_value!(
     Option<confab_core::search::SearchKey>,
     NaiveDate,
     GroupBy,
+    FailuresStep,
     Option<UserId>,
     confab_core::ids::ShareId
 );
@@ -121,6 +122,20 @@ impl Detach for &[FileId] {
 impl Attach for Vec<FileId> {
     type Arg<'a> = &'a [FileId];
     fn attach(&self) -> &[FileId] {
+        self
+    }
+}
+
+impl Detach for &[String] {
+    type Owned = Vec<String>;
+    fn detach(&self) -> Vec<String> {
+        self.to_vec()
+    }
+}
+
+impl Attach for Vec<String> {
+    type Arg<'a> = &'a [String];
+    fn attach(&self) -> &[String] {
         self
     }
 }

@@ -283,3 +283,28 @@ diesel::table! {
         calls -> BigInt,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Instant;
+
+    /// The built-in accounts' guessing throttle (migration
+    /// `2026-12-10-000100_shared_sign_in_state`): failures per key, shared by every replica.
+    sign_in_failures (key) {
+        key -> Text,
+        count -> BigInt,
+        last_at -> Instant,
+        blocked_until -> Nullable<Instant>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    /// Signed-out browser (OIDC) sessions, until they would have expired.
+    browser_session_revocations (session_id) {
+        session_id -> Id,
+        expires_at -> Instant,
+    }
+}

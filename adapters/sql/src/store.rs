@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use confab_core::accounts::{
+    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Session,
+};
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
 use confab_core::knowledge::KnowledgeHit;
@@ -663,6 +665,32 @@ impl AccountStore for SqlStore {
 
     async fn release_link(&self, kind: LinkKind, token_hash: &str) -> Result<(), StoreError> {
         on_accounts!(self, write release_link(kind, token_hash))
+    }
+
+    async fn update_failures(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+        step: FailuresStep,
+    ) -> Result<Vec<Option<Failures>>, StoreError> {
+        on_accounts!(self, write update_failures(keys, now, step))
+    }
+
+    async fn forget_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
+        on_accounts!(self, write forget_failures(before))
+    }
+
+    async fn revoke_browser_session(
+        &self,
+        id: Uuid,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_accounts!(self, write revoke_browser_session(id, expires_at, now))
+    }
+
+    async fn browser_session_revoked(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        on_accounts!(self, read browser_session_revoked(id, now))
     }
 }
 

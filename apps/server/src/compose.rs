@@ -321,7 +321,7 @@ fn sign_in(auth: &AuthSettings, accounts: Arc<dyn AccountStore>) -> Result<SignI
             client: Some(client),
             ..
         } => {
-            let oidc = Arc::new(OidcSignIn::new(client)?);
+            let oidc = Arc::new(OidcSignIn::new(client, accounts)?);
             SignIn {
                 verifier: oidc.clone(),
                 dev_tokens: None,

@@ -31,6 +31,7 @@ pub mod projects;
 pub mod prompts;
 pub mod search;
 pub mod shares;
+pub mod sign_in;
 pub mod tree;
 pub mod usage;
 
@@ -48,6 +49,7 @@ pub use projects::project_store_contract;
 pub use prompts::prompt_store_contract;
 pub use search::message_search_contract;
 pub use shares::{Shares, share_store_contract};
+pub use sign_in::{SignInStores, sign_in_state_contract};
 pub use tree::conversation_tree_contract;
 pub use usage::{Ledger, usage_ledger_contract};
 

@@ -103,3 +103,15 @@ async fn memory_store_honours_the_import_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_honours_the_sign_in_state_contract() {
+    contract::sign_in_state_contract(|| async {
+        let store = confab_memory::MemoryAccounts::new();
+        contract::SignInStores {
+            replica: Arc::new(store.clone()),
+            store: Arc::new(store),
+        }
+    })
+    .await;
+}

@@ -151,3 +151,19 @@ async fn postgres_store_honours_the_import_store_contract() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_honours_the_sign_in_state_contract() {
+    if reachable().await {
+        contract::sign_in_state_contract(|| async {
+            let database = testing::postgres_database()
+                .await
+                .expect("PostgreSQL was reachable when the test started");
+            contract::SignInStores {
+                store: Arc::new(database.store().await),
+                replica: Arc::new(database.store().await),
+            }
+        })
+        .await;
+    }
+}

@@ -96,3 +96,15 @@ async fn sqlite_store_honours_the_import_store_contract() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_honours_the_sign_in_state_contract() {
+    contract::sign_in_state_contract(|| async {
+        let database = testing::sqlite_database();
+        contract::SignInStores {
+            store: Arc::new(database.store().await),
+            replica: Arc::new(database.store().await),
+        }
+    })
+    .await;
+}

@@ -114,7 +114,8 @@ pub async fn sign_up(
     responses((status = 200, body = api::SessionToken),
         (status = 401, body = api::Problem, description = "`invalid_credentials`"),
         (status = 404, body = api::Problem, description = "built-in accounts are not enabled"),
-        (status = 429, body = api::Problem, description = "too many failures; see `Retry-After`")))]
+        (status = 429, body = api::Problem, description = "too many failures; see `Retry-After`"),
+        (status = 503, body = api::Problem, description = "too many sign-ins at once, or the database (which counts failures for every replica) is unavailable")))]
 pub async fn sign_in(
     req: HttpRequest,
     JsonBody(body): JsonBody<api::LocalSignIn>,

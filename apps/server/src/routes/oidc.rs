@@ -19,6 +19,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_api_types as api;
 use confab_auth::bff::{Callback, FLOW_TTL};
+use confab_core::AuthError;
 
 use crate::error::ApiError;
 use crate::state::{AppState, OidcBrowser};
@@ -192,7 +193,8 @@ pub async fn callback(
     responses((status = 200, body = api::SessionToken),
         (status = 401, body = api::Problem, description = "no session, or it expired or was signed out"),
         (status = 403, body = api::Problem, description = "no `X-Confab-CSRF: 1`, or another origin"),
-        (status = 404, body = api::Problem, description = "the browser sign-in is not configured")))]
+        (status = 404, body = api::Problem, description = "the browser sign-in is not configured"),
+        (status = 503, body = api::Problem, description = "whether the session was signed out cannot be checked (the database is unavailable)")))]
 pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let oidc = oidc(&state)?;
     if !same_origin(&req, oidc, true) {
@@ -201,7 +203,11 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         ));
     }
     let session = cookie(&req, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
-    let (token, expires_at) = oidc.sign_in.access_token(&session).map_err(|e| {
+    let (token, expires_at) = oidc.sign_in.access_token(&session).await.map_err(|e| {
+        if let AuthError::Unavailable(cause) = &e {
+            tracing::warn!(error = %cause, "whether the session was signed out is unknown");
+            return ApiError::Unavailable("the database is unavailable; try again shortly");
+        }
         tracing::debug!(error = %e, "session refused");
         ApiError::Unauthenticated
     })?;
@@ -216,7 +222,8 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     responses((status = 200, body = api::SignedOut, description = "with `X-Confab-CSRF: 1`: where to go next"),
         (status = 303, description = "a form's post: to the provider's sign-out, or `/`"),
         (status = 403, body = api::Problem, description = "from another origin"),
-        (status = 404, body = api::Problem, description = "the browser sign-in is not configured")))]
+        (status = 404, body = api::Problem, description = "the browser sign-in is not configured"),
+        (status = 503, body = api::Problem, description = "the sign-out could not be stored (the database is unavailable); the session still holds")))]
 pub async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -233,6 +240,11 @@ pub async fn sign_out(
         .sign_in
         .sign_out(session.as_deref(), &back)
         .await
+        .map_err(|e| {
+            // Not stored: the session would stay valid on the other replicas.
+            tracing::warn!(error = %e, "a sign-out could not be stored");
+            ApiError::Unavailable("the database is unavailable; try again shortly")
+        })?
         .unwrap_or_else(|| "/".to_owned());
     let clear = set_cookie(SESSION_COOKIE, None, "/", 0, secure(&req, oidc));
     if req.headers().contains_key(CSRF_HEADER) {

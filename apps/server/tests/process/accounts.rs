@@ -2,6 +2,8 @@
 //! survive a restart (with a fixed secret) and revocations that do too, and passwords that
 //! never reach the log.
 
+use std::net::ToSocketAddrs as _;
+
 use serde_json::{Value, json};
 
 use crate::harness::{Scratch, Server, base_env, free_port, set};
@@ -118,4 +120,84 @@ async fn accounts_and_revocations_survive_a_restart_and_passwords_stay_out_of_th
     for secret in [PASSWORD, "a wrong passphrase", kept.as_str()] {
         assert!(!logs.contains(secret), "the log holds a secret: {secret}");
     }
+}
+
+/// Issue 21: two replicas on one PostgreSQL database share the guessing throttle. Five
+/// wrong guesses on A use up the pair's free failures everywhere: B throttles within its
+/// first few guesses (alone it would let five through), and then A does too. With the
+/// database away, a sign-in is 503, never a guess let through uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_guesses_on_one_replica_throttle_the_other() {
+    let Some(database) = confab_sql::testing::postgres_database().await else {
+        return;
+    };
+    let mut url = reqwest::Url::parse(database.url()).unwrap();
+    let upstream = (
+        url.host_str().unwrap().to_owned(),
+        url.port_or_known_default().unwrap_or(5432),
+    )
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = crate::harness::CutProxy::start(upstream).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let dir = Scratch::new("accounts-replicas");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "DATABASE_URL", url.as_str());
+    set(&mut env, "CONFAB_AUTH", "local");
+    set(
+        &mut env,
+        "CONFAB_LOCAL_AUTH_SECRET",
+        "a-fixed-local-secret-0123456789abcdef",
+    );
+    let (a, b) = crate::harness::two_replicas(dir.path(), &env).await;
+    let (status, _) = post(
+        &a.base,
+        "/api/auth/local/sign-up",
+        None,
+        json!({ "username": "ada", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let guess = |base: String| async move {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/auth/local/sign-in"))
+            .json(&json!({ "login": "ada", "password": "a wrong guess, again" }))
+            .send()
+            .await
+            .unwrap();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        (response.status().as_u16(), retry_after)
+    };
+    for _ in 0..5 {
+        assert_eq!(guess(a.base.clone()).await.0, 401);
+    }
+    // B counts A's five: its first guess is the sixth (counted, starting the backoff), its
+    // next waits. (A slow machine may let one wait pass; B alone would allow five.)
+    let mut on_b = Vec::new();
+    for _ in 0..4 {
+        let answer = guess(b.base.clone()).await;
+        on_b.push(answer.0);
+        if answer.0 == 429 {
+            assert!(answer.1.is_some_and(|s| s >= 1), "429 has a Retry-After");
+            break;
+        }
+    }
+    assert_eq!(on_b.first(), Some(&401), "{on_b:?}");
+    assert_eq!(on_b.last(), Some(&429), "B throttles A's guesses: {on_b:?}");
+    assert_eq!(guess(a.base.clone()).await.0, 429, "and A B's");
+
+    proxy.cut();
+    let (status, body) = post(
+        &b.base,
+        "/api/auth/local/sign-in",
+        None,
+        json!({ "login": "grace", "password": "any password at all" }),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
 }

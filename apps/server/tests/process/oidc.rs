@@ -491,3 +491,63 @@ async fn oidc_a_provider_naming_another_issuer_is_refused() {
     assert_eq!(error_of(&answer.location.unwrap()), "wrong_issuer");
     assert!(server.logs().contains("another issuer"));
 }
+
+/// Issue 21: a browser sign-out on replica A ends the session on replica B too (two
+/// processes on one database, one `CONFAB_OIDC_SESSION_SECRET`): B refuses the session's
+/// bearer token and its cookie once its "not signed out" cache (≤ 2 s) has run out.
+#[tokio::test]
+async fn oidc_a_sign_out_on_one_replica_ends_the_session_on_the_other() {
+    if !node_ready() {
+        return;
+    }
+    let dir = Scratch::new("oidc-replicas");
+    let port = free_port();
+    let confab = format!("http://127.0.0.1:{port}");
+    let provider = Provider::start(&confab, None).await;
+    let mut env = oidc_env(dir.path(), port, &provider.base);
+    set(
+        &mut env,
+        "CONFAB_OIDC_SESSION_SECRET",
+        "a-fixed-oidc-session-secret-0123456789",
+    );
+    let (a, b) = crate::harness::two_replicas(dir.path(), &env).await;
+    assert_eq!(a.base, confab);
+
+    let mut browser = Browser::new();
+    let authorization = browser.start(&confab).await;
+    let callback = browser.authorize(&confab, &authorization, "alice").await;
+    assert_eq!(browser.callback(&callback).await, format!("{confab}/"));
+    let (status, token) = browser.token(&confab).await;
+    assert_eq!(status, 200, "{token}");
+    let bearer = token["token"].as_str().unwrap().to_owned();
+    // B accepts A's session and its tokens (one secret, one database).
+    assert_eq!(me(&b.base, &bearer).await.0, 200);
+    let (status, _) = browser.clone().token(&b.base).await;
+    assert_eq!(status, 200);
+    let cookie = browser.cookie_header();
+
+    let request = browser
+        .http
+        .post(format!("{confab}/auth/oidc/sign-out"))
+        .header("X-Confab-CSRF", "1");
+    assert_eq!(browser.send(request).await.status, 200);
+    assert_eq!(me(&confab, &bearer).await.0, 401, "at once on A");
+    // On B within its cache window (2 s); the deadline is a safety net only.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while me(&b.base, &bearer).await.0 != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "B still accepts the signed-out token"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = reqwest::Client::new()
+        .post(format!("{}/api/auth/oidc/token", b.base))
+        .header(header::COOKIE, &cookie)
+        .header("X-Confab-CSRF", "1")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "the old cookie gives no token on B");
+}

@@ -1,0 +1,2 @@
+DROP TABLE browser_session_revocations;
+DROP TABLE sign_in_failures;
