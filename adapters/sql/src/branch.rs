@@ -106,7 +106,12 @@ impl BranchUp {
 
 impl<DB> QueryFragment<DB> for BranchUp
 where
-    DB: Backend + HasSqlType<Id> + HasSqlType<Text> + HasSqlType<Bool> + HasSqlType<BigInt>,
+    DB: Backend
+        + HasSqlType<Id>
+        + HasSqlType<Text>
+        + HasSqlType<Bool>
+        + HasSqlType<BigInt>
+        + crate::limit::LimitSyntax,
     DbId: diesel::serialize::ToSql<Id, DB>,
     String: diesel::serialize::ToSql<Text, DB>,
     bool: diesel::serialize::ToSql<Bool, DB>,
@@ -141,8 +146,10 @@ where
         out.push_sql(MESSAGE_COLUMNS);
         out.push_sql(" FROM messages WHERE id IN (SELECT id FROM branch) ORDER BY id ");
         out.push_sql(if self.oldest_first { "ASC" } else { "DESC" });
+        // `LIMIT ? + 0` on SQLite: a bare `LIMIT ?` is re-prepared on every run (limit.rs).
         out.push_sql(" LIMIT ");
         out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql(DB::AFTER_BIND);
         Ok(())
     }
 

@@ -9,7 +9,7 @@
 
 use diesel::QueryResult;
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 
 /// `Q`, cacheable. Only for statements built the same way every time (no optional parts).
 #[derive(Debug, Clone, Copy)]
@@ -35,3 +35,7 @@ impl<Q> QueryId for Cached<Q> {
 }
 
 impl<Q, Conn> diesel::RunQueryDsl<Conn> for Cached<Q> {}
+
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}

@@ -24,6 +24,7 @@ mod links;
 mod queries;
 mod accounts;
 mod imports;
+mod limit;
 mod rows;
 mod schema;
 mod shares;

@@ -71,6 +71,7 @@ macro_rules! queries {
 
         use crate::cached::Cached;
         use crate::error::{TxError, is_retryable, translate};
+        use crate::limit::Limited;
         use crate::queries::{INTERRUPTED, MAX_ATTEMPTS, backoff};
         use crate::rows::{
             ConversationRow, FileRow, FinishedReply, MessageRow, ProjectChanges, ProjectRow,
@@ -85,8 +86,10 @@ macro_rules! queries {
 
         /// `status = 'streaming'` as a literal, not a bound parameter, so that the planners
         /// can use the partial index `WHERE status = 'streaming'` in the sweep over every
-        /// conversation. Diesel does not cache a statement with a literal, so the queries scoped
-        /// to one conversation or message (found by their own index) bind `STREAMING` instead.
+        /// conversation. Diesel does not cache a statement with a literal: wrap a statement
+        /// that runs often in [`Cached`] (its text is fixed). A bound `STREAMING` that SQLite
+        /// matches to the partial index's `WHERE` re-prepares the statement on every run (the
+        /// same mark as a bound `LIMIT`, limit.rs), so reads use the literal too.
         fn is_streaming() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
             diesel::dsl::sql("messages.status = 'streaming'")
         }
@@ -235,12 +238,14 @@ macro_rules! queries {
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(ProjectRow::as_select())
                 .order(projects::id.desc())
-                .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
                 query = query.filter(projects::id.lt(after.db()));
             }
-            let rows: Vec<ProjectRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<ProjectRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             rows.into_iter().map(Project::try_from).collect()
         }
 
@@ -371,12 +376,14 @@ macro_rules! queries {
                 .filter(prompts::project_id.eq(project_id.db()))
                 .select(PromptRow::as_select())
                 .order(prompts::version.desc())
-                .limit(limit(n))
                 .into_boxed();
             if let Some(before) = before_version {
                 query = query.filter(prompts::version.lt(before));
             }
-            let rows: Vec<PromptRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<PromptRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             Ok(rows.into_iter().map(Prompt::from).collect())
         }
 
@@ -508,7 +515,6 @@ macro_rules! queries {
                 .filter(project_owned(owner, project_id))
                 .select(ConversationRow::as_select())
                 .order((conversations::updated_at.desc(), conversations::id.desc()))
-                .limit(limit(n))
                 .into_boxed();
             if let Some((at, id)) = after {
                 query = query.filter(conversations::updated_at.le(at.db())).filter(
@@ -517,7 +523,10 @@ macro_rules! queries {
                         .or(conversations::id.lt(id.db())),
                 );
             }
-            let rows: Vec<ConversationRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<ConversationRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             if rows.is_empty() {
                 require(project_is_owned(c, owner, project_id).await)?;
             }
@@ -530,19 +539,23 @@ macro_rules! queries {
             }
             // The replies being generated in the project's conversations (few: at most one
             // each), in one more query rather than one per conversation.
-            let active: Vec<(DbId, DbId)> = messages::table
-                .filter(messages::status.eq(STREAMING))
-                .filter(
-                    messages::conversation_id.eq_any(
-                        conversations::table
-                            .filter(conversations::project_id.eq(project_id.db()))
-                            .select(conversations::id),
-                    ),
-                )
-                .select((messages::conversation_id, messages::id))
-                .load(c)
-                .await
-                .map_err(translate)?;
+            // The status as a literal: bound, SQLite matched it to the partial index
+            // `WHERE status = 'streaming'` and re-prepared the statement on every run.
+            let active: Vec<(DbId, DbId)> = Cached(
+                messages::table
+                    .filter(is_streaming())
+                    .filter(
+                        messages::conversation_id.eq_any(
+                            conversations::table
+                                .filter(conversations::project_id.eq(project_id.db()))
+                                .select(conversations::id),
+                        ),
+                    )
+                    .select((messages::conversation_id, messages::id)),
+            )
+            .load(c)
+            .await
+            .map_err(translate)?;
             for conversation in &mut list {
                 let id = conversation.id.db();
                 conversation.active_reply_id = active
@@ -561,15 +574,20 @@ macro_rules! queries {
             c: &mut Conn,
             mut conversation: Conversation,
         ) -> Result<Conversation, StoreError> {
-            let active: Option<DbId> = messages::table
-                .filter(messages::conversation_id.eq(conversation.id.db()))
-                .filter(messages::status.eq(STREAMING))
-                .order(messages::id.desc())
-                .select(messages::id)
-                .first(c)
-                .await
-                .optional()
-                .map_err(translate)?;
+            let active: Option<DbId> = Limited::new(
+                Cached(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation.id.db()))
+                        .filter(is_streaming())
+                        .order(messages::id.desc())
+                        .select(messages::id),
+                ),
+                1,
+            )
+            .get_result(c)
+            .await
+            .optional()
+            .map_err(translate)?;
             conversation.active_reply_id = active.map(MessageId::from);
             Ok(conversation)
         }
@@ -733,7 +751,8 @@ macro_rules! queries {
                             .filter(messages::conversation_id.eq(conversation_id.db())),
                     ),
                 ))
-                .first(c)
+                // By primary key: no `LIMIT` (SQLite re-prepares a bound one, limit.rs).
+                .get_result(c)
                 .await
                 .map_err(translate)?;
             if leaf.is_some() && !known {
@@ -840,12 +859,14 @@ macro_rules! queries {
                 .filter(messages::conversation_id.eq(conversation_id.db()))
                 .select(MessageRow::as_select())
                 .order(messages::id.asc())
-                .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
                 query = query.filter(messages::id.gt(after.db()));
             }
-            let rows: Vec<MessageRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<MessageRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             let read = rows
                 .into_iter()
                 .map(Message::try_from)
@@ -1065,12 +1086,14 @@ macro_rules! queries {
                 .filter(project_owned(owner, project_id))
                 .select(FileRow::as_select())
                 .order(file_metadata::id.desc())
-                .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
                 query = query.filter(file_metadata::id.lt(after.db()));
             }
-            let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<FileRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             if rows.is_empty() {
                 require(project_is_owned(c, owner, project_id).await)?;
             }
@@ -1208,12 +1231,14 @@ macro_rules! queries {
                 .filter(is_pending())
                 .select(FileRow::as_select())
                 .order(file_metadata::id.asc())
-                .limit(limit(n))
                 .into_boxed();
             if let Some(after) = after {
                 query = query.filter(file_metadata::id.gt(after.db()));
             }
-            let rows: Vec<FileRow> = query.load(c).await.map_err(translate)?;
+            let rows: Vec<FileRow> = Limited::new(query, limit(n))
+                .load(c)
+                .await
+                .map_err(translate)?;
             rows.into_iter().map(FileMeta::try_from).collect()
         }
     };
