@@ -378,17 +378,36 @@ impl From<AuthError> for ApiError {
                 tracing::debug!(reason = %reason, "token refused");
                 Self::Unauthenticated
             }
+            // The identity provider's keys, or the database that keeps sessions and
+            // sign-outs: the person cannot tell which, and either passes.
             AuthError::Unavailable(cause) => {
-                tracing::warn!(cause = %cause, "the identity provider is unavailable");
-                Self::Unavailable("the identity provider cannot be reached; try again shortly")
+                tracing::warn!(cause = %cause, "sign-in cannot be checked now");
+                Self::Unavailable(AUTH_UNAVAILABLE)
             }
         }
     }
 }
 
+/// The sentence of a 503 when a token cannot be checked now.
+const AUTH_UNAVAILABLE: &str = "sign-in cannot be checked right now (the identity provider or the database cannot be reached); try again shortly";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_that_cannot_be_checked_now_is_503_naming_both_causes() {
+        let error = ApiError::from(AuthError::Unavailable("connection refused".to_owned()));
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let ApiError::Unavailable(detail) = error else {
+            panic!("not Unavailable: {error:?}");
+        };
+        assert!(detail.contains("identity provider") && detail.contains("database"));
+        assert!(
+            !detail.contains("connection refused"),
+            "the cause stays in the log"
+        );
+    }
 
     #[test]
     fn retry_after_is_whole_seconds_between_1_and_60() {
