@@ -2,8 +2,6 @@
 //! survive a restart (with a fixed secret) and revocations that do too, and passwords that
 //! never reach the log.
 
-use std::net::ToSocketAddrs as _;
-
 use serde_json::{Value, json};
 
 use crate::harness::{Scratch, Server, base_env, free_port, set};
@@ -131,17 +129,7 @@ async fn on_postgres_guesses_on_one_replica_throttle_the_other() {
     let Some(database) = confab_sql::testing::postgres_database().await else {
         return;
     };
-    let mut url = reqwest::Url::parse(database.url()).unwrap();
-    let upstream = (
-        url.host_str().unwrap().to_owned(),
-        url.port_or_known_default().unwrap_or(5432),
-    )
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = crate::harness::CutProxy::start(upstream).await;
-    url.set_port(Some(proxy.port)).unwrap();
+    let (proxy, url) = crate::harness::CutProxy::in_front_of(database.url()).await;
     let dir = Scratch::new("accounts-replicas");
     let mut env = base_env(dir.path(), free_port());
     set(&mut env, "DATABASE_URL", url.as_str());

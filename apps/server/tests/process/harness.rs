@@ -458,6 +458,24 @@ impl CutProxy {
         Self { port, up, task }
     }
 
+    /// A proxy in front of the database of `url` (a PostgreSQL URL), and `url` through it.
+    pub async fn in_front_of(url: &str) -> (Self, String) {
+        use std::net::ToSocketAddrs as _;
+
+        let mut url = reqwest::Url::parse(url).unwrap();
+        let upstream = (
+            url.host_str().unwrap().to_owned(),
+            url.port_or_known_default().unwrap_or(5432),
+        )
+            .to_socket_addrs()
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = Self::start(upstream).await;
+        url.set_port(Some(proxy.port)).unwrap();
+        (proxy, url.to_string())
+    }
+
     /// Refuses new connections and resets the open ones, until [`CutProxy::restore`].
     pub fn cut(&self) {
         self.up.send_replace(false);

@@ -5,7 +5,6 @@
 //! Needs PostgreSQL (`TEST_DATABASE_URL`): outside CI a missing one skips the test loudly,
 //! with `CI` set it fails.
 
-use std::net::ToSocketAddrs as _;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -34,17 +33,7 @@ async fn the_database_away_for_10_s_under_load_gives_no_500_and_loses_no_finishe
     let Some(database) = confab_sql::testing::postgres_database().await else {
         return;
     };
-    let mut url = reqwest::Url::parse(database.url()).unwrap();
-    let upstream = (
-        url.host_str().unwrap().to_owned(),
-        url.port_or_known_default().unwrap_or(5432),
-    )
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = CutProxy::start(upstream).await;
-    url.set_port(Some(proxy.port)).unwrap();
+    let (proxy, url) = CutProxy::in_front_of(database.url()).await;
 
     let dir = Scratch::new("database-outage");
     let mut env = base_env(dir.path(), free_port());
