@@ -157,6 +157,26 @@ impl SearchQuery {
         self.occurrences(text) > 0
     }
 
+    /// Whether `text` has every word of the query's phrases (in any order, apart or not)
+    /// and a word starting with the prefix: what [`SearchQuery::fts5_words`] matches. A
+    /// store that finds phrases by their words alone may ask how many of its candidates
+    /// have them, to tell common words from telling ones.
+    #[must_use]
+    pub fn has_words(&self, text: &str) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let words: Vec<String> = words_of(text).map(|(_, _, w)| w).collect();
+        self.phrases
+            .iter()
+            .flatten()
+            .all(|wanted| words.iter().any(|w| w == wanted))
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|p| words.iter().any(|w| w.starts_with(p)))
+    }
+
     /// How many matching words `text` has, or 0 when it does not match.
     #[must_use]
     pub fn occurrences(&self, text: &str) -> usize {
@@ -405,6 +425,19 @@ mod tests {
         // The words apart match the expression's words, not the phrase.
         assert!(!q("\"of the\"").matches("the end of it"));
         assert!(q("\"of the\"").matches("end OF THÉ day"));
+    }
+
+    #[test]
+    fn a_text_has_the_words_of_a_phrase_in_any_order_and_the_prefix() {
+        let phrase = q("\"of the\"");
+        assert!(phrase.has_words("the end of it"), "apart, reversed");
+        assert!(phrase.has_words("End OF THÉ day"), "folded");
+        assert!(!phrase.has_words("the end"), "one word missing");
+        assert!(!phrase.has_words("often there"), "words, not parts of words");
+        let with_prefix = q("\"of the\" ca");
+        assert!(with_prefix.has_words("the Café of"));
+        assert!(!with_prefix.has_words("the end of it"), "no word with the prefix");
+        assert!(!q("?!").has_words("anything"), "an empty query has no words");
     }
 
     #[test]

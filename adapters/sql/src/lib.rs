@@ -22,6 +22,7 @@ mod error;
 mod links;
 #[macro_use]
 mod queries;
+mod rank;
 mod accounts;
 mod imports;
 mod limit;
