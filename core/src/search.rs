@@ -433,11 +433,20 @@ mod tests {
         assert!(phrase.has_words("the end of it"), "apart, reversed");
         assert!(phrase.has_words("End OF THÉ day"), "folded");
         assert!(!phrase.has_words("the end"), "one word missing");
-        assert!(!phrase.has_words("often there"), "words, not parts of words");
+        assert!(
+            !phrase.has_words("often there"),
+            "words, not parts of words"
+        );
         let with_prefix = q("\"of the\" ca");
         assert!(with_prefix.has_words("the Café of"));
-        assert!(!with_prefix.has_words("the end of it"), "no word with the prefix");
-        assert!(!q("?!").has_words("anything"), "an empty query has no words");
+        assert!(
+            !with_prefix.has_words("the end of it"),
+            "no word with the prefix"
+        );
+        assert!(
+            !q("?!").has_words("anything"),
+            "an empty query has no words"
+        );
     }
 
     #[test]

@@ -22,10 +22,10 @@ mod error;
 mod links;
 #[macro_use]
 mod queries;
-mod rank;
 mod accounts;
 mod imports;
 mod limit;
+mod rank;
 mod rows;
 mod schema;
 mod shares;

@@ -1661,8 +1661,10 @@ pub(crate) mod sqlite {
             .filter_map(|r| best.iter().position(|id| *id == r.id).map(|at| (at, r)))
             .collect();
         rows.sort_by_key(|(at, _)| *at);
-        let texts: Vec<(i64, &str)> =
-            rows.iter().map(|(_, r)| (r.id, r.hit.text.as_str())).collect();
+        let texts: Vec<(i64, &str)> = rows
+            .iter()
+            .map(|(_, r)| (r.id, r.hit.text.as_str()))
+            .collect();
         let order = crate::rank::by_frequency(words, &weights, &texts);
         let mut hits: std::collections::HashMap<i64, crate::rows::HitRow> =
             rows.into_iter().map(|(_, r)| (r.id, r.hit)).collect();
@@ -1836,8 +1838,7 @@ pub(crate) mod sqlite {
             if batch == 0 {
                 let with_words = rows.iter().filter(|r| query.has_words(&r.text)).count();
                 if with_words * 8 < read {
-                    expression =
-                        format!("{owners} AND content : ({})", query.fts5_words());
+                    expression = format!("{owners} AND content : ({})", query.fts5_words());
                 }
             }
             kept.extend(rows.into_iter().filter(|row| query.matches(&row.text)));

@@ -168,8 +168,14 @@ mod tests {
         let words = vec!["wombats".to_owned(), "live".to_owned()];
         let weights = [1.0, 1.0];
         let chunks = [
-            (9, "Wombats live here, and foxes too, and many other animals live there."),
-            (8, "WOMBATS live in burrows; wombats dig them, and wombats sleep in them."),
+            (
+                9,
+                "Wombats live here, and foxes too, and many other animals live there.",
+            ),
+            (
+                8,
+                "WOMBATS live in burrows; wombats dig them, and wombats sleep in them.",
+            ),
             (7, "Foxes live in dens."),
         ];
         assert_eq!(by_frequency(&words, &weights, &chunks), [8, 9, 7]);
@@ -178,6 +184,9 @@ mod tests {
         let chunks = [(2, "live live live live wombats"), (1, "wombats wombats")];
         assert_eq!(by_frequency(&words, &weights, &chunks), [1, 2]);
         // Ties keep the given order.
-        assert_eq!(by_frequency(&words, &[1.0, 1.0], &[(5, "x"), (4, "y")]), [5, 4]);
+        assert_eq!(
+            by_frequency(&words, &[1.0, 1.0], &[(5, "x"), (4, "y")]),
+            [5, 4]
+        );
     }
 }
