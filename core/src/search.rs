@@ -157,18 +157,38 @@ impl SearchQuery {
         self.occurrences(text) > 0
     }
 
+    /// Whether `text` has every word of the query's phrases (in any order, apart or not)
+    /// and a word starting with the prefix: what [`SearchQuery::fts5_words`] matches. A
+    /// store that finds phrases by their words alone may ask how many of its candidates
+    /// have them, to tell common words from telling ones.
+    #[must_use]
+    pub fn has_words(&self, text: &str) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let words = folded_words(text);
+        self.phrases
+            .iter()
+            .flatten()
+            .all(|wanted| words.iter().any(|w| same(w, wanted)))
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|p| words.iter().any(|w| starts(w, p)))
+    }
+
     /// How many matching words `text` has, or 0 when it does not match.
     #[must_use]
     pub fn occurrences(&self, text: &str) -> usize {
         if self.is_empty() {
             return 0;
         }
-        let words: Vec<String> = words_of(text).map(|(_, _, w)| w).collect();
+        let words = folded_words(text);
         let mut total = 0;
         for phrase in &self.phrases {
             let found = words
                 .windows(phrase.len())
-                .filter(|window| window == phrase)
+                .filter(|window| window.iter().zip(phrase).all(|(w, p)| same(w, p)))
                 .count();
             if found == 0 {
                 return 0;
@@ -176,7 +196,7 @@ impl SearchQuery {
             total += found * phrase.len();
         }
         if let Some(prefix) = &self.prefix {
-            let found = words.iter().filter(|w| w.starts_with(prefix)).count();
+            let found = words.iter().filter(|w| starts(w, prefix)).count();
             if found == 0 {
                 return 0;
             }
@@ -221,6 +241,35 @@ pub fn fold(word: &str) -> String {
         .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// The words of `text` as [`words_of`] folds them, compared with [`same`] and [`starts`]:
+/// for an ASCII text (most messages) the words as written, borrowed — an ASCII word
+/// folds to its lowercase, which the comparisons ignore — so that checking a candidate
+/// allocates once, not once per word (a phrase search checks up to thousands of texts).
+fn folded_words(text: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    if text.is_ascii() {
+        text.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(std::borrow::Cow::Borrowed)
+            .collect()
+    } else {
+        words_of(text)
+            .map(|(_, _, w)| std::borrow::Cow::Owned(w))
+            .collect()
+    }
+}
+
+/// Whether a word of [`folded_words`] is `wanted` (a folded query word).
+fn same(word: &str, wanted: &str) -> bool {
+    word.eq_ignore_ascii_case(wanted)
+}
+
+/// Whether a word of [`folded_words`] starts with `prefix` (a folded query word).
+fn starts(word: &str, prefix: &str) -> bool {
+    word.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// The words of `text` (runs of letters, digits and combining marks), each with its byte
@@ -405,6 +454,28 @@ mod tests {
         // The words apart match the expression's words, not the phrase.
         assert!(!q("\"of the\"").matches("the end of it"));
         assert!(q("\"of the\"").matches("end OF THÉ day"));
+    }
+
+    #[test]
+    fn a_text_has_the_words_of_a_phrase_in_any_order_and_the_prefix() {
+        let phrase = q("\"of the\"");
+        assert!(phrase.has_words("the end of it"), "apart, reversed");
+        assert!(phrase.has_words("End OF THÉ day"), "folded");
+        assert!(!phrase.has_words("the end"), "one word missing");
+        assert!(
+            !phrase.has_words("often there"),
+            "words, not parts of words"
+        );
+        let with_prefix = q("\"of the\" ca");
+        assert!(with_prefix.has_words("the Café of"));
+        assert!(
+            !with_prefix.has_words("the end of it"),
+            "no word with the prefix"
+        );
+        assert!(
+            !q("?!").has_words("anything"),
+            "an empty query has no words"
+        );
     }
 
     #[test]

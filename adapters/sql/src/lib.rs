@@ -25,6 +25,7 @@ mod queries;
 mod accounts;
 mod imports;
 mod limit;
+mod rank;
 mod rows;
 mod schema;
 mod shares;

@@ -1549,6 +1549,13 @@ pub(crate) mod sqlite {
         if words.is_empty() {
             return Ok(Vec::new());
         }
+        if words.len() > 1
+            && !words
+                .iter()
+                .all(|w| confab_core::knowledge::is_stop_word(w))
+        {
+            return search_chunks_by_words(c, project_id, &words, n).await;
+        }
         let matching: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
         let expression = format!(
             "project : \"{}\" AND text : ({})",
@@ -1591,6 +1598,84 @@ pub(crate) mod sqlite {
             .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+    /// How many of the project's newest chunks with each word of a question of several
+    /// words [`search_chunks_by_words`] reads.
+    const WORD_CANDIDATES: usize = 250;
+
+    /// A question of several telling words: each word's [`WORD_CANDIDATES`] newest chunks
+    /// in the project, read from the index (`project : "<id>" AND text : "<word>"`, newest
+    /// first: FTS5 steps through the project's entries and stops at the limit), ranked by
+    /// which words each has ([`crate::rank::by_words`]), and the best `n` read. Not
+    /// `bm25()`: it would first count each word's chunks in the whole index, every
+    /// project's — for words in a third of all chunks, most of the query's cost (issue 16's
+    /// nine-word question: ~80 % of its instructions, docs/benchmarks.md).
+    async fn search_chunks_by_words(
+        c: &mut Conn,
+        project_id: ProjectId,
+        words: &[String],
+        n: u32,
+    ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        use diesel::sql_types::{BigInt, Text};
+
+        const NEWEST: &str = "SELECT rowid AS id FROM file_chunks_fts \
+             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2";
+        // The project filter stays on the rows: the index narrows, the row decides.
+        const CHUNKS: &str = "SELECT c.id AS id, c.file_id AS file_id, f.filename AS filename, \
+                    c.ordinal AS ordinal, c.text AS text \
+             FROM file_chunks c JOIN file_metadata f ON f.id = c.file_id \
+             WHERE c.id IN (SELECT value FROM json_each(?1)) AND c.project_id = ?2";
+        let project = project_id.as_uuid().simple().to_string();
+        let cap = i64::try_from(WORD_CANDIDATES).unwrap_or(i64::MAX);
+        let mut lists = Vec::with_capacity(words.len());
+        for word in words {
+            let rows: Vec<crate::rows::RowIdRow> = diesel::sql_query(NEWEST)
+                .bind::<Text, _>(format!("project : \"{project}\" AND text : \"{word}\""))
+                .bind::<BigInt, _>(cap)
+                .load(c)
+                .await
+                .map_err(translate)?;
+            lists.push(rows.into_iter().map(|r| r.id).collect::<Vec<_>>());
+        }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let (weights, best) =
+            crate::rank::by_words(&lists, WORD_CANDIDATES, n.saturating_mul(4).max(20));
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = format!(
+            "[{}]",
+            best.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let rows: Vec<crate::rows::IdHitRow> = diesel::sql_query(CHUNKS)
+            .bind::<Text, _>(ids)
+            .bind::<crate::types::Id, _>(project_id.db())
+            .load(c)
+            .await
+            .map_err(translate)?;
+        // In by_words' order (the ties' order), then by how often each word occurs.
+        let mut rows: Vec<(usize, crate::rows::IdHitRow)> = rows
+            .into_iter()
+            .filter_map(|r| best.iter().position(|id| *id == r.id).map(|at| (at, r)))
+            .collect();
+        rows.sort_by_key(|(at, _)| *at);
+        let texts: Vec<(i64, &str)> = rows
+            .iter()
+            .map(|(_, r)| (r.id, r.hit.text.as_str()))
+            .collect();
+        let order = crate::rank::by_frequency(words, &weights, &texts);
+        let mut hits: std::collections::HashMap<i64, crate::rows::HitRow> =
+            rows.into_iter().map(|(_, r)| (r.id, r.hit)).collect();
+        Ok(order
+            .iter()
+            .take(n)
+            .filter_map(|id| hits.remove(id))
+            .map(Into::into)
+            .collect())
+    }
+
     /// Messages (`messages_fts`, its entries of the searcher only: `owner : "<hex of the
     /// owner id>"`, so that a common word does not read every user's matches) and titles
     /// (`conversations_fts`) matching the query's FTS5 expression (quoted phrases,
@@ -1672,25 +1757,35 @@ pub(crate) mod sqlite {
         rows.into_iter().map(|row| row.hit(query)).collect()
     }
 
-    /// How many batches of [`RANKED_CANDIDATES`] messages having a phrase's words
-    /// [`phrase_candidates`] reads before it leaves the phrase to FTS5.
+    /// How many batches of [`RANKED_CANDIDATES`] messages [`phrase_candidates`] reads
+    /// after its first look before it leaves the phrase to FTS5.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     const PHRASE_BATCHES: usize = 4;
 
+    /// How many of the owner's newest messages [`phrase_candidates`] reads first, to see
+    /// whether the phrase's words are common.
+    const PHRASE_PROBE: u32 = 250;
+
     /// The owner's newest [`RANKED_CANDIDATES`] messages that have the query's phrases
-    /// (the same rows FTS5's phrase query gives), found without FTS5's phrase query: the
-    /// index hands over the owner's messages that have every word
-    /// ([`SearchQuery::fts5_words`], which seeks through the owner's entries like two
-    /// words), newest first, a batch at a time, and [`SearchQuery::matches`] keeps those
-    /// where the phrase is written (after folding, as the index folds). FTS5 itself checks
-    /// a phrase's positions in every row that has its words — every user's — before it
-    /// meets the owner's entries: for a phrase of common words that is most of the table.
+    /// (the same rows FTS5's phrase query gives), found without FTS5's phrase query, and
+    /// without making FTS5 step through the entries of common words: the owner's newest
+    /// [`PHRASE_PROBE`] messages are read (the owner's entries alone, `owner : "<hex>"`),
+    /// and [`SearchQuery::matches`] keeps those where the phrase is written (after folding,
+    /// as the index folds). When at least one in eight of them has every word of the
+    /// phrase ([`SearchQuery::has_words`]: common words, e.g. `"of the"`), the owner's
+    /// messages are read on, newest first, a batch at a time: asking FTS5 for the ones with
+    /// the words would cost more than reading them all, as it steps backwards (newest
+    /// first) through each common word's entry list — every user's — one entry at a time.
+    /// Otherwise (telling words) the index is asked for the owner's messages that have
+    /// every word ([`SearchQuery::fts5_words`]: few, found by seeking). FTS5 itself would
+    /// check a phrase's positions in every row that has its words, whoever wrote it.
     /// `None` when [`PHRASE_BATCHES`] batches did not reach the end or enough matches (a
-    /// rare phrase of common words): the caller asks FTS5.
+    /// rare phrase in a long history): the caller asks FTS5.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     /// [`SearchQuery::fts5_words`]: confab_core::search::SearchQuery::fts5_words
+    /// [`SearchQuery::has_words`]: confab_core::search::SearchQuery::has_words
     /// [`SearchQuery::matches`]: confab_core::search::SearchQuery::matches
     async fn phrase_candidates(
         c: &mut Conn,
@@ -1722,27 +1817,37 @@ pub(crate) mod sqlite {
              ORDER BY messages_fts.rowid DESC LIMIT ?5";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let wanted = usize::try_from(candidates).unwrap_or(usize::MAX);
-        let expression = format!("owner : \"{token}\" AND content : ({})", query.fts5_words());
+        let owners = format!("owner : \"{token}\"");
         let mut kept = Vec::new();
         let mut last: Option<DbId> = None;
-        for _ in 0..PHRASE_BATCHES {
-            let batch: Vec<crate::rows::SearchRow> =
+        let mut expression = owners.clone();
+        let mut size = PHRASE_PROBE;
+        for batch in 0..=PHRASE_BATCHES {
+            let rows: Vec<crate::rows::SearchRow> =
                 diesel::sql_query(if last.is_some() { NEXT } else { FIRST })
                     .bind::<Text, _>(&expression)
                     .bind::<Text, _>(owner.as_str())
                     .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
                     .bind::<Nullable<crate::types::Id>, _>(last)
-                    .bind::<BigInt, _>(i64::from(candidates))
+                    .bind::<BigInt, _>(i64::from(size))
                     .load(c)
                     .await
                     .map_err(translate)?;
-            let read = batch.len();
-            last = batch.last().and_then(|row| row.message_id);
-            kept.extend(batch.into_iter().filter(|row| query.matches(&row.text)));
-            if kept.len() >= wanted || read < wanted || last.is_none() {
+            let read = rows.len();
+            last = rows.last().and_then(|row| row.message_id);
+            if batch == 0 {
+                let with_words = rows.iter().filter(|r| query.has_words(&r.text)).count();
+                if with_words * 8 < read {
+                    expression = format!("{owners} AND content : ({})", query.fts5_words());
+                }
+            }
+            kept.extend(rows.into_iter().filter(|row| query.matches(&row.text)));
+            let full = usize::try_from(size).unwrap_or(usize::MAX);
+            if kept.len() >= wanted || read < full || last.is_none() {
                 kept.truncate(wanted);
                 return Ok(Some(kept));
             }
+            size = candidates;
         }
         Ok(None)
     }

@@ -380,6 +380,23 @@ impl From<HitRow> for KnowledgeHit {
     }
 }
 
+/// A row id read from a full-text index (SQLite's `rowid`).
+#[derive(QueryableByName)]
+pub(crate) struct RowIdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+}
+
+/// A chunk found by SQLite's retrieval by words, with its id (to put the hits in their
+/// ranked order).
+#[derive(QueryableByName)]
+pub(crate) struct IdHitRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(embed)]
+    pub hit: HitRow,
+}
+
 /// One result of a message search (a raw query on each backend): a message, or a
 /// conversation whose title matched (no message id nor role then).
 #[derive(QueryableByName)]
