@@ -660,14 +660,19 @@ impl State {
         {
             return Err(Conflict::DuplicateId.into());
         }
-        // The sweep below may change a reply even when the turn is then refused.
-        self.bump(conversation_id);
         let messages = self.messages.entry(conversation_id).or_default();
+        let mut swept = false;
         for stored in messages.values_mut() {
             if is_stale(stored, stale_before) {
                 interrupt(stored);
+                swept = true;
             }
         }
+        if swept {
+            // Kept even when the turn is then refused.
+            self.bump(conversation_id);
+        }
+        let messages = self.messages.entry(conversation_id).or_default();
         if messages
             .values()
             .any(|m| m.message.status == MessageStatus::Streaming)
@@ -730,6 +735,7 @@ impl State {
             conversation.updated_at = turn.user.as_ref().unwrap_or(reply).created_at;
             conversation.leaf_id = Some(reply.id);
         }
+        self.bump(conversation_id);
         Ok(Turn {
             parent_id,
             model,

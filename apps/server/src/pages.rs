@@ -28,7 +28,12 @@ pub struct PageKey {
 
 impl PageKey {
     #[must_use]
-    pub fn new(owner: &UserId, conversation: Uuid, leaf: Option<MessageId>, page: &PageQuery) -> Self {
+    pub fn new(
+        owner: &UserId,
+        conversation: Uuid,
+        leaf: Option<MessageId>,
+        page: &PageQuery,
+    ) -> Self {
         Self {
             owner: owner.clone(),
             conversation,
@@ -109,7 +114,9 @@ impl PageCache {
         }
         let bytes = megabytes.saturating_mul(1024 * 1024);
         // A page of 50 is ~30 KB; the estimate only sizes the tables.
-        let items = usize::try_from(bytes / 16_384).unwrap_or(usize::MAX).max(16);
+        let items = usize::try_from(bytes / 16_384)
+            .unwrap_or(usize::MAX)
+            .max(16);
         // A fixed number of shards (each a lock and an equal share of the bytes): the
         // default grows with the cores, and a page heavier than its shard is not kept.
         let pages = match quick_cache::OptionsBuilder::new()
@@ -193,7 +200,11 @@ mod tests {
         assert!(plain.etag(7).starts_with("W/\"7-"), "{}", plain.etag(7));
         assert_ne!(plain.etag(7), plain.etag(8));
         let leaf = MessageId::from_uuid(Uuid::from_u128(1));
-        for other in [key(Some(leaf), None, 50), key(None, Some("c"), 50), key(None, None, 49)] {
+        for other in [
+            key(Some(leaf), None, 50),
+            key(None, Some("c"), 50),
+            key(None, None, 49),
+        ] {
             assert_ne!(plain.etag(7), other.etag(7), "{other:?}");
         }
     }

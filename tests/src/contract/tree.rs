@@ -900,7 +900,10 @@ async fn revision(stores: &Stores, owner: &UserId, conversation: ConversationId)
 /// Asserts that `write` changed the revision (from `before`) and returns the new one.
 #[track_caller]
 fn changed(before: i64, after: i64, write: &str) -> i64 {
-    assert_ne!(before, after, "{write} must change the conversation's revision");
+    assert_ne!(
+        before, after,
+        "{write} must change the conversation's revision"
+    );
     after
 }
 
@@ -932,7 +935,10 @@ async fn every_write_that_changes_a_page_changes_the_revision_and_reads_do_not(s
     let mut read_revs = Vec::new();
     ok(h.get_conversation(&alice, c.id).await, "get_conversation");
     ok(h.get_message(&alice, u1.id).await, "get_message");
-    ok(h.list_messages(&alice, c.id, None, 50).await, "list_messages");
+    ok(
+        h.list_messages(&alice, c.id, None, 50).await,
+        "list_messages",
+    );
     ok(h.latest_reply(&alice, c.id).await, "latest_reply");
     ok(
         h.list_branch(&alice, c.id, Some(u1.id), Some(u1.id), 5)
@@ -941,7 +947,11 @@ async fn every_write_that_changes_a_page_changes_the_revision_and_reads_do_not(s
     );
     read_revs.push(revision(&stores, &alice, c.id).await);
     read_revs.push(revision(&stores, &alice, c.id).await);
-    assert_eq!(read_revs, vec![rev, rev], "reads must not change the revision");
+    assert_eq!(
+        read_revs,
+        vec![rev, rev],
+        "reads must not change the revision"
+    );
 
     // A streaming reply's text saved, then the reply finished (status, model, usage).
     assert!(
@@ -1012,7 +1022,10 @@ async fn every_write_that_changes_a_page_changes_the_revision_and_reads_do_not(s
         h.conversation_revision(&alice, ConversationId::new()).await,
         "conversation_revision of a missing conversation",
     );
-    ok(h.delete_conversation(&alice, c.id).await, "delete_conversation");
+    ok(
+        h.delete_conversation(&alice, c.id).await,
+        "delete_conversation",
+    );
     not_found(
         h.conversation_revision(&alice, c.id).await,
         "conversation_revision of a deleted conversation",

@@ -44,17 +44,23 @@ async fn a_replica_never_serves_a_page_older_than_another_replicas_write() {
     let project = a.new_project(ALICE, "Cache").await;
     let c = a.new_conversation(ALICE, project.id).await;
     let file = a.new_file(ALICE, project.id, "notes.txt").await;
-    a.send_body(ALICE, c.id, &json!({"content": "One.", "file_ids": [file.id]}))
-        .await;
+    a.send_body(
+        ALICE,
+        c.id,
+        &json!({"content": "One.", "file_ids": [file.id]}),
+    )
+    .await;
     let first = page_twice(&a, c.id, "").await;
     assert_eq!(first.len(), 2);
     let (u1, r1) = (first[0].id, first[1].id);
 
-    // A new message through B: A's page has it.
-    b.send(ALICE, c.id, "Two.").await;
+    // A new message through B (a new first message: another branch): A shows it.
+    let two = b
+        .send_body(ALICE, c.id, &json!({"content": "Two.", "parent_id": null}))
+        .await;
     let grown = page_twice(&a, c.id, "").await;
-    assert_eq!(grown.len(), 4, "A shows B's turn");
-    assert_eq!(ids(&grown[..2]), vec![u1, r1]);
+    assert_eq!(grown.len(), 2, "A shows B's turn");
+    assert_eq!(grown[1].id, two.done().id);
 
     // The leaf chosen through B: A shows the chosen branch.
     b.choose_leaf(ALICE, c.id, &json!({"message_id": r1}))
@@ -163,17 +169,28 @@ async fn each_cursor_leaf_and_limit_is_its_own_cached_page() {
     let (_, etag_one) = page(&app, c.id, "?limit=1").await;
     let next_query = format!("?limit=1&cursor={cursor}");
     let next = page_twice(&app, c.id, &next_query).await;
-    assert_eq!(ids(&next), vec![all[1].id], "the cursor's page, not the first");
+    assert_eq!(
+        ids(&next),
+        vec![all[1].id],
+        "the cursor's page, not the first"
+    );
     let (_, etag_next) = page(&app, c.id, &next_query).await;
     assert_ne!(etag_one, etag_next);
 
     let leaf_query = format!("?leaf={}", all[1].id);
     let to_leaf = page_twice(&app, c.id, &leaf_query).await;
-    assert_eq!(ids(&to_leaf), ids(&all[..2]), "the branch to the asked leaf");
+    assert_eq!(
+        ids(&to_leaf),
+        ids(&all[..2]),
+        "the branch to the asked leaf"
+    );
     let (_, etag_all) = page(&app, c.id, "").await;
     let (_, etag_leaf) = page(&app, c.id, &leaf_query).await;
     assert_ne!(etag_all, etag_leaf);
     // Each again, after the others were cached: still its own.
     assert_eq!(page_twice(&app, c.id, "").await, all);
-    assert_eq!(ids(&page_twice(&app, c.id, "?limit=1").await), vec![all[0].id]);
+    assert_eq!(
+        ids(&page_twice(&app, c.id, "?limit=1").await),
+        vec![all[0].id]
+    );
 }
