@@ -286,7 +286,9 @@ pub trait ChatHistory: Send + Sync + 'static {
     /// The branch that ends at `leaf` (the conversation's `leaf_id` when `None`), oldest
     /// first: MUST return its messages strictly after `after` (ids grow along a branch), at
     /// most `limit`, each with its `sibling_ids` (the messages with the same parent in this
-    /// conversation, itself included, id ascending), and the leaf it read. `NotFound` for a
+    /// conversation, itself included, id ascending), the leaf it read, and the conversation's
+    /// revision (see `conversation_revision`) read first, in the same statement as the leaf,
+    /// so that the page is never older than that revision. `NotFound` for a
     /// missing or another owner's conversation, or a `leaf` not in it.
     async fn list_branch(
         &self,
@@ -296,6 +298,19 @@ pub trait ChatHistory: Send + Sync + 'static {
         after: Option<MessageId>,
         limit: u32,
     ) -> Result<Branch, StoreError>;
+
+    /// The conversation's revision, in one indexed statement (it is read before every cached
+    /// page is served): a number that MUST change in the same transaction as every write that
+    /// can change any page `list_branch` returns of this conversation — a message inserted,
+    /// updated (a reply's saved text, its status, usage or model) or deleted, the files
+    /// linked to its messages, a linked file deleted (shown as `deleted`), and its `leaf_id`
+    /// — across processes sharing one database; reads MUST NOT change it. `NotFound` for a
+    /// missing or another owner's conversation.
+    async fn conversation_revision(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<i64, StoreError>;
 
     /// Shows the branch through `message`: MUST set the conversation's `leaf_id` to the
     /// deepest message under it, following the most recent child (highest id) at each step
@@ -378,6 +393,8 @@ pub struct Branch {
     /// The leaf the branch ends at (`None`: the conversation is empty).
     pub leaf_id: Option<MessageId>,
     pub messages: Vec<BranchMessage>,
+    /// The conversation's revision, read before the messages: the page is at least as new.
+    pub revision: i64,
 }
 
 /// What became of a reply's final write.

@@ -408,13 +408,42 @@ impl ConversationService {
         leaf: Option<MessageId>,
         page: &PageQuery,
     ) -> Result<Page<BranchMessage>, ServiceError> {
+        Ok(self.messages_at(principal, id, leaf, page).await?.1)
+    }
+
+    /// The conversation's revision (`ChatHistory::conversation_revision`): what a cached page
+    /// of its messages is validated against. `NotFound` for another owner's.
+    pub async fn revision(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+    ) -> Result<i64, ServiceError> {
+        Ok(self
+            .history
+            .conversation_revision(&principal.user_id, id)
+            .await?)
+    }
+
+    /// [`Self::messages`] and the conversation's revision read before any of them (the first
+    /// read's): the page is at least as new as that revision, never older.
+    pub async fn messages_at(
+        &self,
+        principal: &Principal,
+        id: ConversationId,
+        leaf: Option<MessageId>,
+        page: &PageQuery,
+    ) -> Result<(i64, Page<BranchMessage>), ServiceError> {
         let owner = &principal.user_id;
+        let revision;
         let fetch = page.fetch();
         let branch = match page.cursor.as_deref().map(cursor::decode_branch) {
             None => {
-                self.history
+                let read = self
+                    .history
                     .list_branch(owner, id, leaf, None, fetch)
-                    .await?
+                    .await?;
+                revision = read.revision;
+                read
             }
             Some(decoded) => {
                 let (pinned, after) = decoded?;
@@ -424,6 +453,7 @@ impl ConversationService {
                     .history
                     .list_branch(owner, id, pinned, Some(after), fetch)
                     .await?;
+                revision = read.revision;
                 match pinned {
                     Some(pinned) if read.messages.len() < fetch as usize => {
                         let current = self
@@ -441,10 +471,11 @@ impl ConversationService {
             }
         };
         let leaf = branch.leaf_id;
-        Ok(paged(branch.messages, page.limit, |m| match leaf {
+        let page = paged(branch.messages, page.limit, |m| match leaf {
             Some(leaf) => cursor::encode_branch(leaf.as_uuid(), m.message.id.as_uuid()),
             None => cursor::encode_id(m.message.id.as_uuid()),
-        }))
+        });
+        Ok((revision, page))
     }
 
     /// Shows the branch through `message` (its deepest, most recent leaf).

@@ -103,6 +103,9 @@ struct State {
     shares: BTreeMap<ShareId, (NewShare, Option<Timestamp>)>,
     /// Imported conversations by project and import key.
     imports: HashMap<(ProjectId, String), ConversationId>,
+    /// Each conversation's revision (`ChatHistory::conversation_revision`; absent: 0), bumped
+    /// under the lock by every write that can change a page of its messages.
+    revisions: HashMap<ConversationId, i64>,
 }
 
 /// Why a turn's parent cannot take the new message: a user message follows a reply, a
@@ -171,8 +174,18 @@ impl State {
         }
     }
 
+    /// A write changed what a page of the conversation's messages shows.
+    fn bump(&mut self, id: ConversationId) {
+        *self.revisions.entry(id).or_default() += 1;
+    }
+
+    fn revision(&self, id: ConversationId) -> i64 {
+        self.revisions.get(&id).copied().unwrap_or_default()
+    }
+
     fn remove_conversation(&mut self, id: ConversationId) {
         self.conversations.remove(&id);
+        self.revisions.remove(&id);
         self.imports.retain(|_, conversation| *conversation != id);
         if let Some(messages) = self.messages.remove(&id) {
             for message_id in messages.keys() {
@@ -536,7 +549,11 @@ impl State {
                 message,
             })
             .collect();
-        Ok(Branch { leaf_id, messages })
+        Ok(Branch {
+            leaf_id,
+            messages,
+            revision: self.revision(conversation_id),
+        })
     }
 
     fn choose_leaf(
@@ -557,8 +574,12 @@ impl State {
             .conversations
             .get_mut(&conversation_id)
             .ok_or(StoreError::NotFound)?;
+        let moved = conversation.leaf_id != Some(leaf);
         conversation.leaf_id = Some(leaf);
         let conversation = conversation.clone();
+        if moved {
+            self.bump(conversation_id);
+        }
         Ok(self.read_conversation(&conversation))
     }
 
@@ -640,11 +661,18 @@ impl State {
             return Err(Conflict::DuplicateId.into());
         }
         let messages = self.messages.entry(conversation_id).or_default();
+        let mut swept = false;
         for stored in messages.values_mut() {
             if is_stale(stored, stale_before) {
                 interrupt(stored);
+                swept = true;
             }
         }
+        if swept {
+            // Kept even when the turn is then refused.
+            self.bump(conversation_id);
+        }
+        let messages = self.messages.entry(conversation_id).or_default();
         if messages
             .values()
             .any(|m| m.message.status == MessageStatus::Streaming)
@@ -707,6 +735,7 @@ impl State {
             conversation.updated_at = turn.user.as_ref().unwrap_or(reply).created_at;
             conversation.leaf_id = Some(reply.id);
         }
+        self.bump(conversation_id);
         Ok(Turn {
             parent_id,
             model,
@@ -736,6 +765,8 @@ impl State {
         }
         content.clone_into(&mut stored.message.content);
         stored.touched_at = now;
+        let conversation_id = stored.message.conversation_id;
+        self.bump(conversation_id);
         Ok(true)
     }
 
@@ -759,16 +790,22 @@ impl State {
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
             conversation.updated_at = now;
         }
+        self.bump(conversation_id);
         Ok(FinishOutcome::Stored)
     }
 
     fn fail_stale_replies(&mut self, stale_before: Timestamp) -> u64 {
         let mut count = 0;
+        let mut changed = Vec::new();
         for stored in self.messages.values_mut().flat_map(BTreeMap::values_mut) {
             if is_stale(stored, stale_before) {
                 interrupt(stored);
+                changed.push(stored.message.conversation_id);
                 count += 1;
             }
+        }
+        for conversation_id in changed {
+            self.bump(conversation_id);
         }
         count
     }
@@ -817,12 +854,17 @@ impl State {
         self.texts.remove(&id);
         self.chunks.remove(&id);
         // The messages it was attached to keep naming it, as deleted.
+        let mut changed = Vec::new();
         for stored in self.messages.values_mut().flat_map(|m| m.values_mut()) {
             for file in &mut stored.message.files {
                 if file.id == id {
                     file.deleted = true;
+                    changed.push(stored.message.conversation_id);
                 }
             }
+        }
+        for conversation_id in changed {
+            self.bump(conversation_id);
         }
         self.files.remove(&id).ok_or(StoreError::NotFound)
     }
@@ -1210,6 +1252,16 @@ impl ChatHistory for MemoryStore {
             .list_branch(owner, conversation_id, leaf, after, limit)
     }
 
+    async fn conversation_revision(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<i64, StoreError> {
+        let state = self.state()?;
+        state.owned_conversation(owner, conversation_id)?;
+        Ok(state.revision(conversation_id))
+    }
+
     async fn choose_leaf(
         &self,
         owner: &UserId,
@@ -1565,6 +1617,7 @@ impl State {
             );
         }
         self.imports.insert(key, conversation.id);
+        self.bump(conversation.id);
         Ok(ImportOutcome::Imported)
     }
 }

@@ -739,11 +739,14 @@ macro_rules! queries {
             // its leaf, and whether the asked `leaf` is one of its messages (a `NULL` leaf
             // matches none). The leaf first, so the page is of the branch it names even if a
             // turn moves it.
+            // The revision is read in the same statement, before the messages: the page is
+            // never older than it (a newer page under an older revision costs a cache miss).
             let asked = leaf.map(|id| id.db());
-            let (stored, known): (Option<DbId>, bool) = conversations::table
+            let (revision, stored, known): (i64, Option<DbId>, bool) = conversations::table
                 .filter(conversations::id.eq(conversation_id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select((
+                    conversations::revision,
                     conversations::leaf_id,
                     exists(
                         messages::table
@@ -771,6 +774,7 @@ macro_rules! queries {
                 return Ok(Branch {
                     leaf_id,
                     messages: Vec::new(),
+                    revision,
                 });
             }
             let parents: Vec<DbId> = rows.iter().filter_map(|row| row.parent_id).collect();
@@ -816,7 +820,26 @@ macro_rules! queries {
                         .collect(),
                 })
                 .collect();
-            Ok(Branch { leaf_id, messages })
+            Ok(Branch {
+                leaf_id,
+                messages,
+                revision,
+            })
+        }
+
+        /// By primary key, filtered by owner: one statement, no `LIMIT` (limit.rs).
+        pub(crate) async fn conversation_revision(
+            c: &mut Conn,
+            owner: &UserId,
+            conversation_id: ConversationId,
+        ) -> Result<i64, StoreError> {
+            conversations::table
+                .filter(conversations::id.eq(conversation_id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(conversations::revision)
+                .get_result(c)
+                .await
+                .map_err(translate)
         }
 
         /// The deepest leaf in one recursive read, then the conversation's `leaf_id`.

@@ -50,6 +50,8 @@ diesel::table! {
         leaf_id -> Nullable<Id>,
         /// The model its replies are asked of; NULL for the default.
         model -> Nullable<Text>,
+        /// Changes with every write that can change a page of its messages (triggers).
+        revision -> BigInt,
     }
 }
 

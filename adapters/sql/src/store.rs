@@ -487,6 +487,14 @@ impl ChatHistory for SqlStore {
         on_conn!(self, read list_branch(owner, conversation_id, leaf, after, limit))
     }
 
+    async fn conversation_revision(
+        &self,
+        owner: &UserId,
+        conversation_id: ConversationId,
+    ) -> Result<i64, StoreError> {
+        on_conn!(self, read conversation_revision(owner, conversation_id))
+    }
+
     async fn choose_leaf(
         &self,
         owner: &UserId,

@@ -515,6 +515,7 @@ pub fn build_state(adapters: Adapters, settings: &Settings) -> AppState {
     AppState {
         transfer,
         import_max_bytes: settings.import_max_bytes,
+        pages: crate::pages::PageCache::new(settings.page_cache_mb).map(Arc::new),
         projects: ProjectService::new(
             Arc::clone(&adapters.projects),
             Arc::clone(&adapters.blobs),

@@ -153,6 +153,8 @@ pub struct Settings {
     pub max_json_bytes: usize,
     /// The largest file an import reads (`CONFAB_IMPORT_MAX_BYTES`).
     pub import_max_bytes: u64,
+    /// MiB of encoded pages of messages kept (`CONFAB_PAGE_CACHE_MB`); 0: none.
+    pub page_cache_mb: u64,
     pub sends_per_minute: u32,
     pub llm_timeout: Duration,
     /// The model that writes titles (`CONFAB_TITLE_MODEL`); `None`: the chat model.
@@ -252,6 +254,7 @@ impl Settings {
             },
             max_json_bytes: v.required(&MAX_JSON_BYTES)?,
             import_max_bytes: v.required(&IMPORT_MAX_BYTES)?,
+            page_cache_mb: v.required(&PAGE_CACHE_MB)?,
             sends_per_minute: v.required(&SENDS_PER_MINUTE)?,
             llm_timeout: v.secs(&LLM_TIMEOUT_SECS)?,
             title_model: v.text(&TITLE_MODEL),

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod generations;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod redact;
 pub mod routes;
 pub mod state;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub transfer: confab_core::transfer::TransferService,
     /// The largest file an import reads (`CONFAB_IMPORT_MAX_BYTES`).
     pub import_max_bytes: u64,
+    /// Encoded pages of messages (`CONFAB_PAGE_CACHE_MB`; `None`: 0, no cache).
+    pub pages: Option<Arc<crate::pages::PageCache>>,
     pub chat: ChatService,
     pub history: Arc<dyn ChatHistory>,
     pub auth: Arc<dyn AuthVerifier>,

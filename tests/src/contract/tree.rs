@@ -42,6 +42,7 @@ where
             another_owner_gets_not_found_on_every_tree_method,
             empty_reads_are_empty_pages_and_another_owners_are_not_found,
             titles_are_written_only_into_an_empty_title,
+            every_write_that_changes_a_page_changes_the_revision_and_reads_do_not,
         ]
     );
 }
@@ -879,4 +880,154 @@ async fn untitled_conversation(
         "insert_conversation",
     );
     c
+}
+
+/// The conversation's revision, read alone and with a page (the same when nothing was written
+/// in between).
+async fn revision(stores: &Stores, owner: &UserId, conversation: ConversationId) -> i64 {
+    let alone = ok(
+        stores
+            .history
+            .conversation_revision(owner, conversation)
+            .await,
+        "conversation_revision",
+    );
+    let page = branch(stores, owner, conversation, None).await;
+    assert_eq!(page.revision, alone, "list_branch reads the same revision");
+    alone
+}
+
+/// Asserts that `write` changed the revision (from `before`) and returns the new one.
+#[track_caller]
+fn changed(before: i64, after: i64, write: &str) -> i64 {
+    assert_ne!(
+        before, after,
+        "{write} must change the conversation's revision"
+    );
+    after
+}
+
+async fn every_write_that_changes_a_page_changes_the_revision_and_reads_do_not(stores: Stores) {
+    let alice = user("alice");
+    let mallory = user("mallory");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let c = stored_conversation(&stores, &alice, p.id).await;
+    let h = &stores.history;
+    let mut rev = revision(&stores, &alice, c.id).await;
+
+    // A turn with an attached file: the user message, its link, the streaming reply, the leaf.
+    let attached = stored_file(&stores, &alice, p.id, "notes.txt").await;
+    let (u1, r1) = turn(c.id, "one", None, now());
+    let new = NewTurn {
+        user: Some(u1.clone()),
+        parent: Parent::Leaf,
+        reply: r1.clone(),
+        file_ids: vec![attached.id],
+        quota: None,
+    };
+    ok(
+        h.begin_turn(&alice, &new, fresh_lease(), 200).await,
+        "begin_turn",
+    );
+    rev = changed(rev, revision(&stores, &alice, c.id).await, "begin_turn");
+
+    // Reads change nothing.
+    let mut read_revs = Vec::new();
+    ok(h.get_conversation(&alice, c.id).await, "get_conversation");
+    ok(h.get_message(&alice, u1.id).await, "get_message");
+    ok(
+        h.list_messages(&alice, c.id, None, 50).await,
+        "list_messages",
+    );
+    ok(h.latest_reply(&alice, c.id).await, "latest_reply");
+    ok(
+        h.list_branch(&alice, c.id, Some(u1.id), Some(u1.id), 5)
+            .await,
+        "list_branch after a cursor",
+    );
+    read_revs.push(revision(&stores, &alice, c.id).await);
+    read_revs.push(revision(&stores, &alice, c.id).await);
+    assert_eq!(
+        read_revs,
+        vec![rev, rev],
+        "reads must not change the revision"
+    );
+
+    // A streaming reply's text saved, then the reply finished (status, model, usage).
+    assert!(
+        ok(h.touch_reply(r1.id, "partial", now()).await, "touch_reply"),
+        "the reply is still streaming"
+    );
+    rev = changed(rev, revision(&stores, &alice, c.id).await, "touch_reply");
+    let done = completed(&r1, "Re: one");
+    ok(h.finish_reply(&done, now()).await, "finish_reply");
+    rev = changed(rev, revision(&stores, &alice, c.id).await, "finish_reply");
+
+    // Regenerate: a sibling reply, streaming, then failed by the sweep of lapsed leases.
+    let (_, mut r2) = turn(c.id, "unused", None, now());
+    r2.parent_id = Some(u1.id);
+    ok(
+        h.begin_turn(
+            &alice,
+            &NewTurn {
+                user: None,
+                parent: Parent::Message(u1.id),
+                reply: r2.clone(),
+                file_ids: Vec::new(),
+                quota: None,
+            },
+            fresh_lease(),
+            200,
+        )
+        .await,
+        "begin_turn (regenerate)",
+    );
+    rev = changed(rev, revision(&stores, &alice, c.id).await, "regenerate");
+    assert!(
+        ok(
+            h.fail_stale_replies(plus_mins(now(), 60)).await,
+            "fail_stale_replies"
+        ) >= 1,
+        "the regenerated reply was swept"
+    );
+    rev = changed(
+        rev,
+        revision(&stores, &alice, c.id).await,
+        "fail_stale_replies",
+    );
+
+    // The leaf moved back to the first reply's branch.
+    ok(h.choose_leaf(&alice, c.id, r1.id).await, "choose_leaf");
+    rev = changed(rev, revision(&stores, &alice, c.id).await, "choose_leaf");
+
+    // A file attached to a message is deleted: the message shows it as `deleted`.
+    ok(
+        stores.files.delete_file(&alice, attached.id).await,
+        "delete_file",
+    );
+    let after_delete = revision(&stores, &alice, c.id).await;
+    changed(rev, after_delete, "delete_file of an attached file");
+    let shown = ok(h.get_message(&alice, u1.id).await, "get_message");
+    assert!(
+        !shown.files.is_empty() && shown.files.iter().all(|f| f.deleted),
+        "the deleted file reads as deleted"
+    );
+
+    // Another owner's, a missing and a deleted conversation: NotFound.
+    not_found(
+        h.conversation_revision(&mallory, c.id).await,
+        "conversation_revision of another owner's conversation",
+    );
+    not_found(
+        h.conversation_revision(&alice, ConversationId::new()).await,
+        "conversation_revision of a missing conversation",
+    );
+    ok(
+        h.delete_conversation(&alice, c.id).await,
+        "delete_conversation",
+    );
+    not_found(
+        h.conversation_revision(&alice, c.id).await,
+        "conversation_revision of a deleted conversation",
+    );
 }

@@ -1,6 +1,8 @@
 //! `/api/projects`, prompts and conversations under a project.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::{ConversationId, MessageId, ProjectId, PromptId};
 use uuid::Uuid;
@@ -8,6 +10,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, OptionalJsonBody, Paging};
+use crate::pages::{self, CachedPage, PageKey};
 use crate::state::AppState;
 
 type Json<T> = Result<web::Json<T>, ApiError>;
@@ -288,28 +291,95 @@ pub struct BranchQuery {
 
 /// A conversation's messages: the branch that ends at its `leaf_id` (or `?leaf=`), oldest
 /// first, each with its `sibling_ids`. The cursor keeps to the branch of the first page.
+/// The answer carries a weak `ETag` that changes with every write that can change any page
+/// of the conversation; `If-None-Match` with it answers `304 Not Modified` while the page is
+/// unchanged (checked against the database each time, so it holds across replicas).
 #[utoipa::path(get, path = "/api/conversations/{conversation_id}/messages", tag = "messages",
-    params(("conversation_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), BranchQuery),
-    responses((status = 200, body = api::Page<api::Message>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    params(("conversation_id" = Uuid, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), BranchQuery,
+        ("If-None-Match" = Option<String>, Header, description = "an `ETag` of this page answered before: `304` while the page is unchanged")),
+    responses(
+        (status = 200, body = api::Page<api::Message>, headers(("ETag" = String, description = "weak validator of this page (`W/\"…\"`)"))),
+        (status = 304, description = "the page is unchanged since the `ETag` of `If-None-Match`", headers(("ETag" = String))),
+        (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_messages(
     Authenticated(p): Authenticated,
     id: web::Path<Uuid>,
     Paging(page): Paging,
     branch: web::Query<BranchQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
-) -> Json<api::Page<api::Message>> {
+) -> Result<HttpResponse, ApiError> {
     let leaf = match branch.leaf.as_deref().filter(|l| !l.is_empty()) {
         None => None,
         Some(text) => Some(MessageId::from_uuid(Uuid::try_parse(text).map_err(
             |_| ApiError::BadRequest("leaf must be a message id".to_owned()),
         )?)),
     };
-    let page = state
+    let conversation = ConversationId::from_uuid(*id);
+    let key = PageKey::new(&p.user_id, *id, leaf, &page);
+    let wanted = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let cached = state.pages.as_ref().and_then(|pages| pages.get(&key));
+    if cached.is_some() || wanted.is_some() {
+        // One statement: the revision, and that the conversation is the caller's (404 else).
+        let current = match state.conversations.revision(&p, conversation).await {
+            Ok(current) => current,
+            Err(e) => {
+                if let Some(pages) = &state.pages {
+                    pages.remove(&key);
+                }
+                return Err(e.into());
+            }
+        };
+        let etag = key.etag(current);
+        if wanted.is_some_and(|w| pages::none_match(w, &etag)) {
+            return Ok(not_modified(etag));
+        }
+        if let Some(hit) = cached.filter(|c| c.revision == current) {
+            return Ok(page_answer(etag, hit.body));
+        }
+    }
+    let (revision, read) = state
         .conversations
-        .messages(&p, ConversationId::from_uuid(*id), leaf, &page)
+        .messages_at(&p, conversation, leaf, &page)
         .await?;
-    Ok(web::Json(convert::page(page, convert::branch_message)))
+    let body = serde_json::to_vec(&convert::page(read, convert::branch_message))
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("a page of messages as JSON: {e}")))?;
+    let etag = key.etag(revision);
+    if let Some(pages) = &state.pages {
+        pages.insert(
+            key,
+            CachedPage {
+                revision,
+                body: body.clone(),
+            },
+        );
+    }
+    if wanted.is_some_and(|w| pages::none_match(w, &etag)) {
+        return Ok(not_modified(etag));
+    }
+    Ok(page_answer(etag, body))
+}
+
+/// A page of messages: `private, no-cache` (a shared cache never keeps it; a browser asks
+/// again, with `If-None-Match`).
+fn page_answer(etag: String, body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(header::ContentType::json())
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .body(body)
+}
+
+fn not_modified(etag: String) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .finish()
 }
 
 /// Show the branch through a message: the conversation's `leaf_id` becomes the deepest

@@ -15,6 +15,7 @@ mod knowledge;
 mod live;
 mod local;
 mod ops;
+mod pagecache;
 mod paging;
 mod projects;
 mod prompts;

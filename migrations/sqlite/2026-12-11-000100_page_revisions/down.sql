@@ -1,0 +1,10 @@
+DROP TRIGGER conversations_revision_leaf_au;
+DROP TRIGGER file_metadata_revision_ai;
+DROP TRIGGER file_metadata_revision_ad;
+DROP TRIGGER message_files_revision_ad;
+DROP TRIGGER message_files_revision_au;
+DROP TRIGGER message_files_revision_ai;
+DROP TRIGGER messages_revision_ad;
+DROP TRIGGER messages_revision_au;
+DROP TRIGGER messages_revision_ai;
+ALTER TABLE conversations DROP COLUMN revision;
