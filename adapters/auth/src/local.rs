@@ -646,10 +646,12 @@ impl LocalAuth {
             revoked_at: None,
             last_used_at: now,
             refresh_hash: link_hash(&secret),
-            user_agent: client
-                .user_agent
-                .as_deref()
-                .map(|ua| ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_CHARS).collect()),
+            user_agent: client.user_agent.as_deref().map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_CHARS)
+                    .collect()
+            }),
             address: client.address.map(|a| a.to_string()),
         };
         self.store.insert_session(&session).await?;
@@ -781,7 +783,10 @@ impl LocalAuth {
                     .map_err(|e| AuthError::Unavailable(e.to_string()))?;
                 let until = session
                     .filter(|s| s.account_id == account_id && s.revoked_at.is_none())
-                    .map(|s| s.expires_at.min(s.last_used_at + chrono_duration(self.idle)));
+                    .map(|s| {
+                        s.expires_at
+                            .min(s.last_used_at + chrono_duration(self.idle))
+                    });
                 let mut cache = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() > 100_000 {
                     cache.retain(|_, (at, _)| at.elapsed() < SESSION_CACHE);

@@ -350,61 +350,63 @@ macro_rules! account_queries {
             c: &mut Conn,
             rotation: &Rotation,
         ) -> Result<Rotated, StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<Rotated, TxError> {
-                let live = || {
-                    auth_sessions::id
-                        .eq(rotation.session_id.db())
-                        .and(auth_sessions::revoked_at.is_null())
-                        .and(auth_sessions::expires_at.gt(rotation.now.db()))
-                        .and(auth_sessions::last_used_at.ge(rotation.idle_since.db()))
-                };
-                let rotated = diesel::update(
-                    auth_sessions::table
-                        .filter(live())
-                        .filter(auth_sessions::refresh_hash.ne(""))
-                        .filter(auth_sessions::refresh_hash.eq(&rotation.presented_hash)),
-                )
-                .set((
-                    auth_sessions::refresh_hash.eq(&rotation.new_hash),
-                    auth_sessions::previous_refresh_hash.eq(Some(&rotation.presented_hash)),
-                    auth_sessions::rotated_at.eq(Some(rotation.now.db())),
-                    auth_sessions::sealed.eq(Some(&rotation.sealed)),
-                    auth_sessions::last_used_at.eq(Some(rotation.now.db())),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(c)
-                .await
-                .optional()?;
-                if let Some(row) = rotated {
-                    return Ok(Rotated::Rotated(row.into()));
-                }
-                let found: Option<(SessionRow, RotationRow)> = auth_sessions::table
-                    .filter(live())
-                    .select((SessionRow::as_select(), RotationRow::as_select()))
-                    .first(c)
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Rotated, TxError> {
+                    let live = || {
+                        auth_sessions::id
+                            .eq(rotation.session_id.db())
+                            .and(auth_sessions::revoked_at.is_null())
+                            .and(auth_sessions::expires_at.gt(rotation.now.db()))
+                            .and(auth_sessions::last_used_at.ge(rotation.idle_since.db()))
+                    };
+                    let rotated = diesel::update(
+                        auth_sessions::table
+                            .filter(live())
+                            .filter(auth_sessions::refresh_hash.ne(""))
+                            .filter(auth_sessions::refresh_hash.eq(&rotation.presented_hash)),
+                    )
+                    .set((
+                        auth_sessions::refresh_hash.eq(&rotation.new_hash),
+                        auth_sessions::previous_refresh_hash.eq(Some(&rotation.presented_hash)),
+                        auth_sessions::rotated_at.eq(Some(rotation.now.db())),
+                        auth_sessions::sealed.eq(Some(&rotation.sealed)),
+                        auth_sessions::last_used_at.eq(Some(rotation.now.db())),
+                    ))
+                    .returning(SessionRow::as_returning())
+                    .get_result(c)
                     .await
                     .optional()?;
-                let Some((session, previous)) = found else {
-                    return Ok(Rotated::Refused);
-                };
-                let in_grace = previous
-                    .rotated_at
-                    .is_some_and(|at| at.0 >= rotation.grace_since);
-                if let (true, Some(hash), Some(sealed)) =
-                    (in_grace, previous.previous_refresh_hash, previous.sealed)
-                    && hash == rotation.presented_hash
-                {
-                    return Ok(Rotated::Replayed {
-                        session: session.into(),
-                        sealed,
-                    });
-                }
-                diesel::update(auth_sessions::table.filter(live()))
-                    .set(auth_sessions::revoked_at.eq(Some(rotation.now.db())))
-                    .execute(c)
-                    .await?;
-                Ok(Rotated::Reused)
-            }))
+                    if let Some(row) = rotated {
+                        return Ok(Rotated::Rotated(row.into()));
+                    }
+                    let found: Option<(SessionRow, RotationRow)> = auth_sessions::table
+                        .filter(live())
+                        .select((SessionRow::as_select(), RotationRow::as_select()))
+                        .first(c)
+                        .await
+                        .optional()?;
+                    let Some((session, previous)) = found else {
+                        return Ok(Rotated::Refused);
+                    };
+                    let in_grace = previous
+                        .rotated_at
+                        .is_some_and(|at| at.0 >= rotation.grace_since);
+                    if let (true, Some(hash), Some(sealed)) =
+                        (in_grace, previous.previous_refresh_hash, previous.sealed)
+                        && hash == rotation.presented_hash
+                    {
+                        return Ok(Rotated::Replayed {
+                            session: session.into(),
+                            sealed,
+                        });
+                    }
+                    diesel::update(auth_sessions::table.filter(live()))
+                        .set(auth_sessions::revoked_at.eq(Some(rotation.now.db())))
+                        .execute(c)
+                        .await?;
+                    Ok(Rotated::Reused)
+                })
+            )
         }
 
         pub(crate) async fn list_sessions(

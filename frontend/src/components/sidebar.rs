@@ -9,9 +9,7 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::{
-        nav_link::NavLink, password::ChangePassword, search::Search, sessions::Sessions,
-    },
+    components::{nav_link::NavLink, password::ChangePassword, search::Search, sessions::Sessions},
     hooks::{use_data_version, use_session},
 };
 

@@ -79,7 +79,9 @@ async fn post(path: &str, body: &str) -> Result<web_sys::Response, ApiError> {
     let js = |_e: JsValue| ApiError::network();
     let headers = web_sys::Headers::new().map_err(js)?;
     headers.set("Accept", "application/json").map_err(js)?;
-    headers.set("Content-Type", "application/json").map_err(js)?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(js)?;
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);

@@ -404,7 +404,10 @@ async fn a_rotation_replaces_the_refresh_hash_and_the_old_one_later_revokes_the_
     assert_eq!(after.refresh_hash, hash("refresh-1"));
     assert_eq!(after.last_used_at, t1, "a rotation is a use");
     assert_eq!(after.created_at, s.created_at);
-    assert_eq!(after.expires_at, s.expires_at, "renewing never extends the session");
+    assert_eq!(
+        after.expires_at, s.expires_at,
+        "renewing never extends the session"
+    );
     let stored = store.get_session(s.id).await.unwrap().unwrap();
     assert_eq!(stored.refresh_hash, hash("refresh-1"));
     assert_eq!(stored.last_used_at, t1);
@@ -461,7 +464,10 @@ async fn the_replaced_hash_within_the_grace_gets_the_sealed_secret_and_changes_n
     else {
         panic!("the replaced hash within the grace is a replay");
     };
-    assert_eq!(sealed, "sealed-refresh-1", "the secret sealed at the rotation");
+    assert_eq!(
+        sealed, "sealed-refresh-1",
+        "the secret sealed at the rotation"
+    );
     assert_eq!(session.refresh_hash, hash("refresh-1"));
     let stored = store.get_session(s.id).await.unwrap().unwrap();
     assert_eq!(stored.refresh_hash, hash("refresh-1"), "nothing changed");
@@ -490,9 +496,23 @@ async fn a_wrong_hash_for_a_live_session_revokes_it(store: Arc<dyn AccountStore>
             .unwrap(),
         Rotated::Reused
     );
-    assert!(store.get_session(s.id).await.unwrap().unwrap().revoked_at.is_some());
     assert!(
-        store.get_session(other.id).await.unwrap().unwrap().revoked_at.is_none(),
+        store
+            .get_session(s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .get_session(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none(),
         "only that session"
     );
     let unknown = Session {
@@ -588,7 +608,13 @@ async fn idle_expired_and_revoked_sessions_are_refused_and_not_listed(
         );
     }
     assert!(
-        store.get_session(idle.id).await.unwrap().unwrap().refresh_hash == hash("refresh-0"),
+        store
+            .get_session(idle.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_hash
+            == hash("refresh-0"),
         "an idle session is not rotated"
     );
 }
@@ -615,13 +641,25 @@ async fn sessions_are_listed_and_ended_by_their_owner_only(store: Arc<dyn Accoun
         .iter()
         .map(|s| s.id)
         .collect();
-    assert_eq!(listed, vec![second.id, first.id], "newest first, Ada's only");
+    assert_eq!(
+        listed,
+        vec![second.id, first.id],
+        "newest first, Ada's only"
+    );
 
     assert!(
         !store.revoke_own_session(ada.id, bobs.id, t).await.unwrap(),
         "another's session"
     );
-    assert!(store.get_session(bobs.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(
+        store
+            .get_session(bobs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
     assert!(
         !store
             .revoke_own_session(ada.id, Uuid::now_v7(), t)
