@@ -259,6 +259,9 @@ struct LocalClaims {
     exp: i64,
 }
 
+/// When a session was read from the store, and until when it is valid (`None`: not valid).
+type CheckedSession = (Instant, Option<DateTime<Utc>>);
+
 /// Built-in accounts: issues and verifies access tokens, and every account operation.
 pub struct LocalAuth {
     store: Arc<dyn AccountStore>,
@@ -278,7 +281,7 @@ pub struct LocalAuth {
     common: std::collections::HashSet<&'static str>,
     throttle: Throttle,
     /// Session id → (when checked, valid until: `None` when not valid).
-    sessions: Mutex<HashMap<Uuid, (Instant, Option<DateTime<Utc>>)>>,
+    sessions: Mutex<HashMap<Uuid, CheckedSession>>,
     /// Set once an account was seen to exist (see [`LocalAuth::awaits_first_account`]).
     has_accounts: AtomicBool,
 }

@@ -43,8 +43,14 @@ pub async fn renew() -> Result<String, ApiError> {
             .get_or_insert_with(|| renew_once().boxed_local().shared())
             .clone()
     });
-    let answer = renewal.await;
-    IN_FLIGHT.with(|slot| slot.borrow_mut().take());
+    let answer = renewal.clone().await;
+    // Done: the next renewal is a new one (unless another already took this one's place).
+    IN_FLIGHT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.as_ref().is_some_and(|f| f.ptr_eq(&renewal)) {
+            *slot = None;
+        }
+    });
     answer
 }
 
