@@ -30,6 +30,49 @@ pub struct Session {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The sign-in or the last refresh: the idle timeout counts from here.
+    pub last_used_at: Timestamp,
+    /// Lowercase hex SHA-256 of the current refresh token's secret (`""`: none, for
+    /// sessions started before refresh tokens existed).
+    pub refresh_hash: String,
+    /// The client's `User-Agent` at sign-in, shortened (shown in the sessions list).
+    pub user_agent: Option<String>,
+    /// The client's address at sign-in (shown in the sessions list).
+    pub address: Option<String>,
+}
+
+/// One use of a refresh token, for [`AccountStore::rotate_refresh`]. Hashes only: the store
+/// never sees a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub session_id: Uuid,
+    /// Hash of the secret the client presented.
+    pub presented_hash: String,
+    /// Hash of the secret that replaces it.
+    pub new_hash: String,
+    /// The new secret sealed under the presented one (only the holder of the presented
+    /// secret can open it): what a replay within the grace gets back.
+    pub sealed: String,
+    pub now: Timestamp,
+    /// A session last used before this is idle: refused.
+    pub idle_since: Timestamp,
+    /// The previous secret may be presented again if it was rotated at or after this.
+    pub grace_since: Timestamp,
+}
+
+/// What [`AccountStore::rotate_refresh`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotated {
+    /// The presented hash was the current one: it is replaced by `new_hash`, and
+    /// `last_used_at` is `now`. The session as stored afterwards.
+    Rotated(Session),
+    /// The presented hash was the previous one, rotated within the grace: nothing changed;
+    /// `sealed` is the current secret sealed under the presented one.
+    Replayed { session: Session, sealed: String },
+    /// Any other secret for a live session: the session was revoked (theft detection).
+    Reused,
+    /// No such session, or it is revoked, expired or idle.
+    Refused,
 }
 
 /// What a single-use link grants.
@@ -107,6 +150,19 @@ pub type FailuresStep =
 ///   atomic step: two callers on one database at once (two replicas) MUST both be counted,
 ///   each seeing the other's write or being seen by it. `forget_failures` MUST delete the
 ///   keys whose `last` is before `before`, and only those.
+/// - `rotate_refresh` MUST decide and write in one atomic step (two replicas presenting the
+///   same secret at once: exactly one `Rotated`, the other `Replayed`): `Rotated` when the
+///   presented hash is the session's current one (then `refresh_hash` is `new_hash`, the old
+///   hash is refused from then on except as below, `last_used_at` is `now`); `Replayed`
+///   (nothing changed) when it is the hash replaced by the last rotation and that rotation
+///   was at or after `grace_since`; `Refused` when the session is unknown, revoked, past
+///   `expires_at`, or last used before `idle_since`; otherwise `Reused`, with the session
+///   revoked at `now`.
+/// - `list_sessions` MUST return the account's sessions that are not revoked, not expired
+///   at `now` and not idle (last used at or after `idle_since`), newest first, and no other
+///   account's.
+/// - `revoke_own_session` MUST revoke the session only when it belongs to `account_id` and
+///   is not revoked yet, answering whether it did.
 /// - `revoke_browser_session` MUST make `browser_session_revoked` true for that id until
 ///   `expires_at`; revocations past their expiry may be deleted at any call.
 #[async_trait]
@@ -130,6 +186,22 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
     async fn revoke_session(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError>;
     async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError>;
+    /// Uses a refresh token (see the contract).
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Rotated, StoreError>;
+    /// The account's live sessions, newest first.
+    async fn list_sessions(
+        &self,
+        account_id: Uuid,
+        now: Timestamp,
+        idle_since: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes the session if it is the account's and live; whether it did.
+    async fn revoke_own_session(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError>;
     /// Consumes the unexpired, unused link of `kind` with this hash.

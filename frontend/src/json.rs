@@ -871,6 +871,13 @@ mod tests {
             username: "a".into(),
             token: "t".into(),
             expires_at_ms: -1_700_000_000_000,
+            refresh_token: None,
+        });
+        round_trip(StoredSession {
+            username: "a".into(),
+            token: "t".into(),
+            expires_at_ms: 1_700_000_000_000,
+            refresh_token: Some("r".into()),
         });
         round_trip(StreamError {
             message_id: uuid::Uuid::from_u128(1),

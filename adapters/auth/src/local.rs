@@ -17,9 +17,17 @@
 //!   failure from its start, before the hash, so that parallel guesses cannot all slip
 //!   through; a success takes it back.
 //! - An access token is an HS256 JWT (`iss` `confab-local`, `sub` `local:<account id>`,
-//!   `sid` the session). Verifying it also checks the session record, cached for at most
-//!   [`SESSION_CACHE`], so a revocation holds everywhere within seconds (at once in this
-//!   process).
+//!   `sid` the session), short-lived ([`LocalConfig::access_ttl`], 15 min). Verifying it also
+//!   checks the session record, cached for at most [`SESSION_CACHE`], so a revocation holds
+//!   everywhere within seconds (at once in this process).
+//! - A session lives at most [`LocalConfig::session_ttl`] from sign-in, and ends earlier when
+//!   it is not renewed for [`LocalConfig::idle_timeout`]. It is renewed with its refresh token
+//!   `<session id>.<64 hex>`: 32 random bytes of which only the SHA-256 is stored, replaced
+//!   at every use (rotation, atomic in the store). The secret the last rotation replaced may
+//!   be presented again for [`REFRESH_GRACE`] (two tabs, or two requests of one tab,
+//!   refreshing at once) and gets the same new secret back; any other secret for a live
+//!   session, an older one included, revokes the whole session (reuse means that a copy
+//!   is in someone else's hands: RFC 9700 §4.14.2).
 //! - Invite and reset links carry 32 random bytes; only their SHA-256 is stored.
 
 use std::collections::HashMap;
@@ -32,7 +40,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm as Argon, Argon2, Params, Version};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
-use confab_core::accounts::{Account, AccountStore, Failures, Link, LinkKind, Session};
+use confab_core::accounts::{
+    Account, AccountStore, Failures, Link, LinkKind, Rotated, Rotation, Session,
+};
 use confab_core::clock::{Clock, SystemClock};
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ports::AuthVerifier;
@@ -58,6 +68,11 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// How long a verified session is trusted without asking the store again.
 pub const SESSION_CACHE: Duration = Duration::from_secs(2);
+/// How long the refresh secret replaced by the last rotation stays usable (and gets the
+/// same new secret back): two renewals racing each other do not sign the user out.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(30);
+/// The longest `User-Agent` kept for the sessions list, in characters.
+pub const USER_AGENT_CHARS: usize = 200;
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RESET_TTL: Duration = Duration::from_secs(3600);
 /// Failures allowed before backoff starts: per login from one client address, per client
@@ -115,8 +130,13 @@ pub struct LocalConfig {
     /// `CONFAB_LOCAL_AUTH_SECRET`: signs access tokens; at least 32 bytes. `None`: random per
     /// start (everyone signs in again after a restart).
     pub secret: Option<SecretString>,
-    /// `CONFAB_SESSION_TTL_SECS`: lifetime of a session and its token (default 12 h).
+    /// `CONFAB_SESSION_TTL_SECS`: the absolute lifetime of a session (default 12 h).
     pub session_ttl: Duration,
+    /// `CONFAB_ACCESS_TOKEN_TTL_SECS`: lifetime of an access token (default 15 min).
+    pub access_ttl: Duration,
+    /// `CONFAB_SESSION_IDLE_SECS`: a session not renewed for this long ends (default 30 min,
+    /// NIST SP 800-63B's AAL2 inactivity limit).
+    pub idle_timeout: Duration,
     /// `CONFAB_SIGNUP`.
     pub signup: SignUpMode,
     /// Argon2 hashes running at once (default: the number of cores).
@@ -130,6 +150,8 @@ impl Default for LocalConfig {
         Self {
             secret: None,
             session_ttl: Duration::from_secs(12 * 3600),
+            access_ttl: Duration::from_secs(15 * 60),
+            idle_timeout: Duration::from_secs(30 * 60),
             signup: SignUpMode::default(),
             max_parallel_hashes: std::thread::available_parallelism().map_or(2, usize::from),
             hash_queue_wait: Duration::from_secs(2),
@@ -164,6 +186,13 @@ pub enum LocalAuthError {
     /// 404: no such account (administrator operations only).
     #[error("there is no such account")]
     NoSuchAccount,
+    /// 404: no such session of the caller's (another's included).
+    #[error("there is no such session")]
+    NoSuchSession,
+    /// 401 `unauthenticated`: the refresh token is unknown, used again, or its session is
+    /// revoked, expired or idle.
+    #[error("the session has ended; sign in again")]
+    SessionEnded,
     #[error(transparent)]
     Store(StoreError),
     /// 500: hashing or signing failed.
@@ -182,11 +211,27 @@ impl From<StoreError> for LocalAuthError {
 
 type Result<T, E = LocalAuthError> = std::result::Result<T, E>;
 
-/// A signed-in session's access token.
-#[derive(Clone, Debug)]
+/// A signed-in session's access token, and the refresh token that renews it.
+#[derive(Clone)]
 pub struct IssuedToken {
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client a session is started for, as the sessions list shows it.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 /// A single-use link's secret (goes into the URL) and when it expires.
@@ -214,6 +259,9 @@ struct LocalClaims {
     exp: i64,
 }
 
+/// When a session was read from the store, and until when it is valid (`None`: not valid).
+type CheckedSession = (Instant, Option<DateTime<Utc>>);
+
 /// Built-in accounts: issues and verifies access tokens, and every account operation.
 pub struct LocalAuth {
     store: Arc<dyn AccountStore>,
@@ -221,6 +269,8 @@ pub struct LocalAuth {
     key: VerifyingKey,
     validation: Validation,
     ttl: Duration,
+    access_ttl: Duration,
+    idle: Duration,
     signup: SignUpMode,
     hasher: Argon2<'static>,
     /// One permit per hash allowed to run at once.
@@ -230,8 +280,8 @@ pub struct LocalAuth {
     dummy_hash: String,
     common: std::collections::HashSet<&'static str>,
     throttle: Throttle,
-    /// Session id → (when checked, still valid).
-    sessions: Mutex<HashMap<Uuid, (Instant, bool)>>,
+    /// Session id → (when checked, valid until: `None` when not valid).
+    sessions: Mutex<HashMap<Uuid, CheckedSession>>,
     /// Set once an account was seen to exist (see [`LocalAuth::awaits_first_account`]).
     has_accounts: AtomicBool,
 }
@@ -304,6 +354,18 @@ impl LocalAuth {
                 "must be between 60 seconds and 30 days",
             ));
         }
+        if config.access_ttl < Duration::from_secs(1) || config.access_ttl > config.session_ttl {
+            return Err(invalid(
+                "CONFAB_ACCESS_TOKEN_TTL_SECS",
+                "must be at least 1 second and at most the session's lifetime",
+            ));
+        }
+        if config.idle_timeout < config.access_ttl || config.idle_timeout > config.session_ttl {
+            return Err(invalid(
+                "CONFAB_SESSION_IDLE_SECS",
+                "must be at least the access token's lifetime and at most the session's",
+            ));
+        }
         if config.max_parallel_hashes == 0 {
             return Err(invalid(
                 "CONFAB_AUTH",
@@ -329,6 +391,8 @@ impl LocalAuth {
             },
             validation,
             ttl: config.session_ttl,
+            access_ttl: config.access_ttl,
+            idle: config.idle_timeout,
             signup: config.signup,
             hasher,
             hashing: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_hashes)),
@@ -441,6 +505,15 @@ impl LocalAuth {
 
     /// Creates an account (see [`SignUpMode`]) and signs it in.
     pub async fn sign_up(&self, request: SignUp) -> Result<(Account, IssuedToken)> {
+        self.sign_up_from(request, &ClientInfo::default()).await
+    }
+
+    /// As [`sign_up`](Self::sign_up), noting the client in the session.
+    pub async fn sign_up_from(
+        &self,
+        request: SignUp,
+        client: &ClientInfo,
+    ) -> Result<(Account, IssuedToken)> {
         let username = request.username.to_lowercase();
         validate_username(&username)?;
         let email = match request.email.as_deref().map(str::trim) {
@@ -476,7 +549,7 @@ impl LocalAuth {
                 self.store.create_account(&account).await?
             }
         };
-        let token = self.start_session(account.id).await?;
+        let token = self.start_session(account.id, client).await?;
         Ok((account, token))
     }
 
@@ -518,6 +591,21 @@ impl LocalAuth {
         password: &SecretString,
         address: Option<IpAddr>,
     ) -> Result<IssuedToken> {
+        let client = ClientInfo {
+            address,
+            user_agent: None,
+        };
+        self.sign_in_from(login, password, &client).await
+    }
+
+    /// As [`sign_in`](Self::sign_in), noting the client (its address for the throttle too).
+    pub async fn sign_in_from(
+        &self,
+        login: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<IssuedToken> {
+        let address = client.address;
         let login = login.trim().to_lowercase();
         let keys = throttle_keys(&login, address);
         self.throttle.begin(&keys).await?;
@@ -541,35 +629,122 @@ impl LocalAuth {
             return Err(LocalAuthError::InvalidCredentials);
         };
         self.throttle.succeed(&keys).await?;
-        self.start_session(account.id).await
+        self.start_session(account.id, client).await
     }
 
-    /// A new session for the account and its token.
-    async fn start_session(&self, account_id: Uuid) -> Result<IssuedToken> {
-        let now = Utc::now().timestamp();
-        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(12 * 3600);
-        let expires_at = Utc
-            .timestamp_opt(now + ttl, 0)
-            .single()
-            .ok_or_else(|| LocalAuthError::Internal("expiry out of range".into()))?;
+    /// The session records' clock: the throttle's (tests advance it), to the microsecond.
+    fn now(&self) -> DateTime<Utc> {
+        self.throttle.now()
+    }
+
+    /// A new session for the account, its access token and refresh token.
+    async fn start_session(&self, account_id: Uuid, client: &ClientInfo) -> Result<IssuedToken> {
+        let now = self.now();
+        let secret = hex::encode(random_bytes::<32>()?);
         let session = Session {
             id: Uuid::now_v7(),
             account_id,
-            created_at: Utc::now(),
-            expires_at,
+            created_at: now,
+            expires_at: now + chrono_duration(self.ttl),
             revoked_at: None,
+            last_used_at: now,
+            refresh_hash: link_hash(&secret),
+            user_agent: client.user_agent.as_deref().map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_CHARS)
+                    .collect()
+            }),
+            address: client.address.map(|a| a.to_string()),
         };
         self.store.insert_session(&session).await?;
+        self.issue(&session, now, &secret)
+    }
+
+    /// An access token for `session` from `now` (never past the session's end), with the
+    /// refresh token made of `secret`.
+    fn issue(&self, session: &Session, now: DateTime<Utc>, secret: &str) -> Result<IssuedToken> {
+        let expires_at = (now + chrono_duration(self.access_ttl)).min(session.expires_at);
         let claims = LocalClaims {
             iss: LOCAL_ISSUER.to_owned(),
-            sub: format!("{LOCAL_SUBJECT_PREFIX}{account_id}"),
+            sub: format!("{LOCAL_SUBJECT_PREFIX}{}", session.account_id),
             sid: session.id,
-            iat: now,
-            exp: now + ttl,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| LocalAuthError::Internal(format!("signing failed: {e}")))?;
-        Ok(IssuedToken { token, expires_at })
+        Ok(IssuedToken {
+            token,
+            expires_at: Utc
+                .timestamp_opt(expires_at.timestamp(), 0)
+                .single()
+                .ok_or_else(|| LocalAuthError::Internal("expiry out of range".into()))?,
+            refresh_token: format!("{}.{secret}", session.id),
+        })
+    }
+
+    /// Renews a session with its refresh token: a new access token and a new refresh token
+    /// (the presented one stops working, see the module's documentation).
+    /// [`LocalAuthError::SessionEnded`] for an unknown or reused token, or a session that is
+    /// revoked, expired or idle (a reused token revokes its session on the way).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedToken> {
+        let (session_id, presented) =
+            parse_refresh(refresh_token).ok_or(LocalAuthError::SessionEnded)?;
+        let now = self.now();
+        let new = random_bytes::<32>()?;
+        let secret = hex::encode(new);
+        let rotation = Rotation {
+            session_id,
+            presented_hash: link_hash(presented),
+            new_hash: link_hash(&secret),
+            sealed: seal(&new, presented),
+            now,
+            idle_since: now - chrono_duration(self.idle),
+            grace_since: now - chrono_duration(REFRESH_GRACE),
+        };
+        match self.store.rotate_refresh(&rotation).await? {
+            Rotated::Rotated(session) => {
+                self.forget_session(session_id);
+                self.issue(&session, now, &secret)
+            }
+            Rotated::Replayed { session, sealed } => {
+                let secret = unseal(&sealed, presented)
+                    .filter(|s| link_hash(s) == session.refresh_hash)
+                    .ok_or(LocalAuthError::SessionEnded)?;
+                self.issue(&session, now, &secret)
+            }
+            Rotated::Reused => {
+                tracing::warn!(session = %session_id, "a replaced refresh token was used again: the session is revoked");
+                self.forget_session(session_id);
+                Err(LocalAuthError::SessionEnded)
+            }
+            Rotated::Refused => Err(LocalAuthError::SessionEnded),
+        }
+    }
+
+    /// The account's live sessions, newest first.
+    pub async fn sessions(&self, account: &Account) -> Result<Vec<Session>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .list_sessions(account.id, now, now - chrono_duration(self.idle))
+            .await?)
+    }
+
+    /// Ends one of the account's sessions; [`LocalAuthError::NoSuchSession`] when it is not
+    /// a live session of this account.
+    pub async fn end_session(&self, account: &Account, session: Uuid) -> Result<()> {
+        if self
+            .store
+            .revoke_own_session(account.id, session, self.now())
+            .await?
+        {
+            self.forget_session(session);
+            Ok(())
+        } else {
+            Err(LocalAuthError::NoSuchSession)
+        }
     }
 
     /// The account and session of a valid token (signature, expiry and session record).
@@ -601,34 +776,42 @@ impl LocalAuth {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&sid)
             .copied();
-        let valid = match cached {
-            Some((at, valid)) if at.elapsed() < SESSION_CACHE => valid,
+        let until = match cached {
+            Some((at, until)) if at.elapsed() < SESSION_CACHE => until,
             _ => {
                 let session = self
                     .store
                     .get_session(sid)
                     .await
                     .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-                let valid = session.is_some_and(|s| {
-                    s.account_id == account_id
-                        && s.revoked_at.is_none()
-                        && s.expires_at > Utc::now()
-                });
+                let until = session
+                    .filter(|s| s.account_id == account_id && s.revoked_at.is_none())
+                    .map(|s| {
+                        s.expires_at
+                            .min(s.last_used_at + chrono_duration(self.idle))
+                    });
                 let mut cache = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() > 100_000 {
                     cache.retain(|_, (at, _)| at.elapsed() < SESSION_CACHE);
                 }
-                cache.insert(sid, (Instant::now(), valid));
-                valid
+                cache.insert(sid, (Instant::now(), until));
+                until
             }
         };
-        if valid {
+        if until.is_some_and(|until| until > self.now()) {
             Ok(())
         } else {
             Err(unauthenticated(
-                "the session is revoked, expired or unknown",
+                "the session is revoked, expired, idle or unknown",
             ))
         }
+    }
+
+    fn forget_session(&self, sid: Uuid) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&sid);
     }
 
     fn forget_sessions(&self) {
@@ -660,6 +843,18 @@ impl LocalAuth {
         current: &SecretString,
         new: &SecretString,
     ) -> Result<IssuedToken> {
+        self.change_password_from(account, current, new, &ClientInfo::default())
+            .await
+    }
+
+    /// As [`change_password`](Self::change_password), noting the client in the new session.
+    pub async fn change_password_from(
+        &self,
+        account: &Account,
+        current: &SecretString,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<IssuedToken> {
         let keys = throttle_keys(&account.username, None);
         self.throttle.begin(&keys).await?;
         if !self
@@ -675,7 +870,7 @@ impl LocalAuth {
             .set_password(account.id, &hash, Utc::now())
             .await?;
         self.forget_sessions();
-        self.start_session(account.id).await
+        self.start_session(account.id, client).await
     }
 
     /// An invite link's secret (administrators only).
@@ -805,6 +1000,39 @@ fn normalize_email(raw: &str) -> Result<String, ValidationError> {
     } else {
         Err(ValidationError::new("email", "is not an e-mail address"))
     }
+}
+
+/// `<session id>.<secret>` → its parts (the secret: 64 lowercase hex digits).
+fn parse_refresh(token: &str) -> Option<(Uuid, &str)> {
+    let (sid, secret) = token.trim().split_once('.')?;
+    let plausible = secret.len() == 64
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    Some((Uuid::parse_str(sid).ok()?, secret)).filter(|_| plausible)
+}
+
+/// The one-time pad that seals a new refresh secret under the one it replaces.
+fn seal_pad(previous: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"confab refresh seal\0");
+    hasher.update(previous.as_bytes());
+    hasher.finalize().into()
+}
+
+/// `new` XOR the pad of `previous`, in hex: only the holder of `previous` can open it.
+fn seal(new: &[u8; 32], previous: &str) -> String {
+    let pad = seal_pad(previous);
+    hex::encode(std::array::from_fn::<u8, 32, _>(|i| new[i] ^ pad[i]))
+}
+
+/// The secret sealed by [`seal`], given the previous secret.
+fn unseal(sealed: &str, previous: &str) -> Option<String> {
+    let bytes: [u8; 32] = hex::decode(sealed).ok()?.try_into().ok()?;
+    let pad = seal_pad(previous);
+    Some(hex::encode(std::array::from_fn::<u8, 32, _>(|i| {
+        bytes[i] ^ pad[i]
+    })))
 }
 
 fn account_id_of(sub: &str) -> Result<Uuid, AuthError> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use confab_core::accounts::{
-    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Session,
+    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
 };
 use confab_core::error::{Conflict, StoreError};
 use confab_core::model::Timestamp;
@@ -22,6 +22,8 @@ pub struct MemoryAccounts {
 struct State {
     accounts: HashMap<Uuid, Account>,
     sessions: HashMap<Uuid, Session>,
+    /// Session → (the hash its last rotation replaced, when, the current secret sealed under it).
+    rotations: HashMap<Uuid, (String, Timestamp, String)>,
     /// By token hash, with whether it was used.
     links: HashMap<String, (Link, bool)>,
     /// The sign-in throttle's counts by key.
@@ -134,6 +136,85 @@ impl AccountStore for MemoryAccounts {
     async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
         revoke_all(&mut self.state(), account_id, now);
         Ok(())
+    }
+
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let mut state = self.state();
+        let State {
+            sessions,
+            rotations,
+            ..
+        } = &mut *state;
+        let Some(session) = sessions.get_mut(&rotation.session_id) else {
+            return Ok(Rotated::Refused);
+        };
+        if session.revoked_at.is_some()
+            || session.expires_at <= rotation.now
+            || session.last_used_at < rotation.idle_since
+        {
+            return Ok(Rotated::Refused);
+        }
+        if !session.refresh_hash.is_empty() && session.refresh_hash == rotation.presented_hash {
+            session.refresh_hash.clone_from(&rotation.new_hash);
+            session.last_used_at = rotation.now;
+            rotations.insert(
+                session.id,
+                (
+                    rotation.presented_hash.clone(),
+                    rotation.now,
+                    rotation.sealed.clone(),
+                ),
+            );
+            return Ok(Rotated::Rotated(session.clone()));
+        }
+        if let Some((previous, at, sealed)) = rotations.get(&session.id)
+            && *previous == rotation.presented_hash
+            && *at >= rotation.grace_since
+        {
+            return Ok(Rotated::Replayed {
+                session: session.clone(),
+                sealed: sealed.clone(),
+            });
+        }
+        session.revoked_at.get_or_insert(rotation.now);
+        Ok(Rotated::Reused)
+    }
+
+    async fn list_sessions(
+        &self,
+        account_id: Uuid,
+        now: Timestamp,
+        idle_since: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut live: Vec<Session> = self
+            .state()
+            .sessions
+            .values()
+            .filter(|s| {
+                s.account_id == account_id
+                    && s.revoked_at.is_none()
+                    && s.expires_at > now
+                    && s.last_used_at >= idle_since
+            })
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(live)
+    }
+
+    async fn revoke_own_session(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        match self.state().sessions.get_mut(&id) {
+            Some(s) if s.account_id == account_id && s.revoked_at.is_none() => {
+                s.revoked_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {

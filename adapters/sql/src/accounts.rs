@@ -42,6 +42,10 @@ pub(crate) struct SessionRow {
     pub created_at: DbTime,
     pub expires_at: DbTime,
     pub revoked_at: Option<DbTime>,
+    pub last_used_at: Option<DbTime>,
+    pub refresh_hash: String,
+    pub user_agent: Option<String>,
+    pub address: Option<String>,
 }
 
 impl From<&Session> for SessionRow {
@@ -52,6 +56,10 @@ impl From<&Session> for SessionRow {
             created_at: s.created_at.db(),
             expires_at: s.expires_at.db(),
             revoked_at: s.revoked_at.map(|at| at.db()),
+            last_used_at: Some(s.last_used_at.db()),
+            refresh_hash: s.refresh_hash.clone(),
+            user_agent: s.user_agent.clone(),
+            address: s.address.clone(),
         }
     }
 }
@@ -64,8 +72,21 @@ impl From<SessionRow> for Session {
             created_at: r.created_at.0,
             expires_at: r.expires_at.0,
             revoked_at: r.revoked_at.map(|at| at.0),
+            last_used_at: r.last_used_at.map_or(r.created_at.0, |at| at.0),
+            refresh_hash: r.refresh_hash,
+            user_agent: r.user_agent,
+            address: r.address,
         }
     }
+}
+
+/// The rotation columns of a session, read by [`rotate_refresh`](pg::rotate_refresh).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = auth_sessions, check_for_backend(Pg, Sqlite))]
+pub(crate) struct RotationRow {
+    pub previous_refresh_hash: Option<String>,
+    pub rotated_at: Option<DbTime>,
+    pub sealed: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -120,7 +141,9 @@ impl FailuresRow {
 /// inside a write transaction, keeps two first accounts from both becoming administrators.
 macro_rules! account_queries {
     (conn = $conn:ty, write_tx = $write_tx:ident, lock_accounts = $lock_accounts:expr $(,)?) => {
-        use confab_core::accounts::{Account, Failures, FailuresStep, Link, LinkKind, Session};
+        use confab_core::accounts::{
+            Account, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
+        };
         use confab_core::error::StoreError;
         use confab_core::model::Timestamp;
         use diesel::{
@@ -130,7 +153,7 @@ macro_rules! account_queries {
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
-        use crate::accounts::{AccountRow, FailuresRow, LinkRow, SessionRow};
+        use crate::accounts::{AccountRow, FailuresRow, LinkRow, RotationRow, SessionRow};
         use crate::error::{TxError, is_retryable, translate};
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::schema::{
@@ -317,6 +340,112 @@ macro_rules! account_queries {
                 .await
                 .map(drop)
                 .map_err(translate)
+        }
+
+        /// The atomic step is the conditional `UPDATE … WHERE refresh_hash = presented`: of
+        /// two callers with one secret, the second waits for the first's row lock and then
+        /// matches nothing (PostgreSQL re-reads the row; SQLite's `BEGIN IMMEDIATE` runs
+        /// them one after the other), and reads the row as the first left it.
+        pub(crate) async fn rotate_refresh(
+            c: &mut Conn,
+            rotation: &Rotation,
+        ) -> Result<Rotated, StoreError> {
+            retry_tx!(
+                c.$write_tx(async |c: &mut Conn| -> Result<Rotated, TxError> {
+                    let live = || {
+                        auth_sessions::id
+                            .eq(rotation.session_id.db())
+                            .and(auth_sessions::revoked_at.is_null())
+                            .and(auth_sessions::expires_at.gt(rotation.now.db()))
+                            .and(auth_sessions::last_used_at.ge(rotation.idle_since.db()))
+                    };
+                    let rotated = diesel::update(
+                        auth_sessions::table
+                            .filter(live())
+                            .filter(auth_sessions::refresh_hash.ne(""))
+                            .filter(auth_sessions::refresh_hash.eq(&rotation.presented_hash)),
+                    )
+                    .set((
+                        auth_sessions::refresh_hash.eq(&rotation.new_hash),
+                        auth_sessions::previous_refresh_hash.eq(Some(&rotation.presented_hash)),
+                        auth_sessions::rotated_at.eq(Some(rotation.now.db())),
+                        auth_sessions::sealed.eq(Some(&rotation.sealed)),
+                        auth_sessions::last_used_at.eq(Some(rotation.now.db())),
+                    ))
+                    .returning(SessionRow::as_returning())
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                    if let Some(row) = rotated {
+                        return Ok(Rotated::Rotated(row.into()));
+                    }
+                    let found: Option<(SessionRow, RotationRow)> = auth_sessions::table
+                        .filter(live())
+                        .select((SessionRow::as_select(), RotationRow::as_select()))
+                        .first(c)
+                        .await
+                        .optional()?;
+                    let Some((session, previous)) = found else {
+                        return Ok(Rotated::Refused);
+                    };
+                    let in_grace = previous
+                        .rotated_at
+                        .is_some_and(|at| at.0 >= rotation.grace_since);
+                    if let (true, Some(hash), Some(sealed)) =
+                        (in_grace, previous.previous_refresh_hash, previous.sealed)
+                        && hash == rotation.presented_hash
+                    {
+                        return Ok(Rotated::Replayed {
+                            session: session.into(),
+                            sealed,
+                        });
+                    }
+                    diesel::update(auth_sessions::table.filter(live()))
+                        .set(auth_sessions::revoked_at.eq(Some(rotation.now.db())))
+                        .execute(c)
+                        .await?;
+                    Ok(Rotated::Reused)
+                })
+            )
+        }
+
+        pub(crate) async fn list_sessions(
+            c: &mut Conn,
+            account_id: Uuid,
+            now: Timestamp,
+            idle_since: Timestamp,
+        ) -> Result<Vec<Session>, StoreError> {
+            auth_sessions::table
+                .filter(auth_sessions::account_id.eq(account_id.db()))
+                .filter(auth_sessions::revoked_at.is_null())
+                .filter(auth_sessions::expires_at.gt(now.db()))
+                .filter(auth_sessions::last_used_at.ge(idle_since.db()))
+                .order((auth_sessions::created_at.desc(), auth_sessions::id.desc()))
+                .limit(1000)
+                .select(SessionRow::as_select())
+                .load(c)
+                .await
+                .map(|rows| rows.into_iter().map(Session::from).collect())
+                .map_err(translate)
+        }
+
+        pub(crate) async fn revoke_own_session(
+            c: &mut Conn,
+            account_id: Uuid,
+            id: Uuid,
+            now: Timestamp,
+        ) -> Result<bool, StoreError> {
+            diesel::update(
+                auth_sessions::table
+                    .filter(auth_sessions::id.eq(id.db()))
+                    .filter(auth_sessions::account_id.eq(account_id.db()))
+                    .filter(auth_sessions::revoked_at.is_null()),
+            )
+            .set(auth_sessions::revoked_at.eq(Some(now.db())))
+            .execute(c)
+            .await
+            .map(|n| n > 0)
+            .map_err(translate)
         }
 
         pub(crate) async fn insert_link(c: &mut Conn, link: &Link) -> Result<(), StoreError> {

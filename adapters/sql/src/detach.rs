@@ -79,6 +79,7 @@ by_reference!(
     TextOutcome,
     Account,
     Session,
+    confab_core::accounts::Rotation,
     Link,
     confab_core::search::SearchQuery,
     UsageEntry,

@@ -215,6 +215,13 @@ diesel::table! {
         created_at -> Instant,
         expires_at -> Instant,
         revoked_at -> Nullable<Instant>,
+        last_used_at -> Nullable<Instant>,
+        refresh_hash -> Text,
+        previous_refresh_hash -> Nullable<Text>,
+        rotated_at -> Nullable<Instant>,
+        sealed -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        address -> Nullable<Text>,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use confab_core::accounts::{
-    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Session,
+    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
 };
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
@@ -656,6 +656,28 @@ impl AccountStore for SqlStore {
 
     async fn revoke_sessions(&self, account_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
         on_accounts!(self, write revoke_sessions(account_id, now))
+    }
+
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        on_accounts!(self, write rotate_refresh(rotation))
+    }
+
+    async fn list_sessions(
+        &self,
+        account_id: Uuid,
+        now: Timestamp,
+        idle_since: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        on_accounts!(self, read list_sessions(account_id, now, idle_since))
+    }
+
+    async fn revoke_own_session(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        on_accounts!(self, write revoke_own_session(account_id, id, now))
     }
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {

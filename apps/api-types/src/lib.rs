@@ -479,15 +479,51 @@ pub struct LocalSignIn {
 }
 redacted_debug!(LocalSignIn { login });
 
-/// A session's access token (sign-up, sign-in, password change).
+/// A session's access token (sign-up, sign-in, password change, refresh).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct SessionToken {
     pub token: String,
+    /// When the access token expires (built-in accounts: 15 minutes by default; renew it
+    /// with `refresh_token`).
     #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
     pub expires_at: DateTime<Utc>,
+    /// Built-in accounts only: the single-use secret that renews the session at
+    /// `POST /api/auth/local/refresh`; each use returns a new one and ends the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 redacted_debug!(SessionToken { expires_at });
+
+/// `POST /api/auth/local/refresh`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+redacted_debug!(RefreshRequest {});
+
+/// One live session of the caller's (`GET /api/auth/local/sessions`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    pub id: Uuid,
+    /// The sign-in.
+    #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
+    pub created_at: DateTime<Utc>,
+    /// The sign-in or the last renewal of its access token.
+    #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends at the latest, however active.
+    #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
+    pub expires_at: DateTime<Utc>,
+    /// The browser's `User-Agent` at sign-in (shortened), if it sent one.
+    pub user_agent: Option<String>,
+    /// The client's address at sign-in, if known.
+    pub address: Option<String>,
+    /// Whether this is the session of the token that asked.
+    pub current: bool,
+}
 
 /// `POST /auth/oidc/sign-out` (with `X-Confab-CSRF`): where the browser goes next, the
 /// identity provider's sign-out page or `/`.

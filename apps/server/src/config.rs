@@ -376,6 +376,8 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
             AuthSettings::Local(LocalConfig {
                 secret: v.secret(&LOCAL_AUTH_SECRET),
                 session_ttl: v.secs(&SESSION_TTL_SECS)?,
+                access_ttl: v.secs(&ACCESS_TOKEN_TTL_SECS)?,
+                idle_timeout: v.secs(&SESSION_IDLE_SECS)?,
                 signup: SignUpMode::parse(&signup)?,
                 ..LocalConfig::default()
             })

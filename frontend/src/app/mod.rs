@@ -200,10 +200,8 @@ async fn start(user: &UseStateHandle<Option<Rc<SignedIn>>>) -> Result<ClientConf
         "dev" | "local" => {
             if let Some(stored) = session_store::load() {
                 user.set(Some(Rc::new(SignedIn {
+                    credentials: stored.credentials(),
                     name: stored.username,
-                    credentials: Credentials::Dev {
-                        token: stored.token,
-                    },
                 })));
             }
         }

@@ -93,6 +93,7 @@ fn DevSignIn() -> Html {
                             username: username.clone(),
                             token: t.token.clone(),
                             expires_at_ms: t.expires_at.timestamp_millis(),
+                            refresh_token: None,
                         });
                         sign_in.emit(SignedIn {
                             name: username,
@@ -246,14 +247,11 @@ fn LocalSignIn() -> Html {
                         if used_invite {
                             forget_invite();
                         }
-                        session_store::save(&StoredSession {
-                            username: name.clone(),
-                            token: t.token.clone(),
-                            expires_at_ms: t.expires_at.timestamp_millis(),
-                        });
+                        let stored = StoredSession::of(name.clone(), &t);
+                        session_store::save(&stored);
                         sign_in.emit(SignedIn {
                             name,
-                            credentials: Credentials::Dev { token: t.token },
+                            credentials: stored.credentials(),
                         });
                     }
                     Err(e) => {

@@ -8,6 +8,7 @@ pub mod nav_link;
 pub mod password;
 pub mod prompt_editor;
 pub mod search;
+pub mod sessions;
 pub mod shares;
 pub mod sidebar;
 pub mod transfer;

@@ -8,7 +8,6 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::hooks::{SignedIn, use_session};
-use crate::services::api::Credentials;
 use crate::services::session_store::{self, StoredSession};
 
 /// The server's rules (adapters/auth `check_password`): at least 12 characters, at most 1024,
@@ -193,11 +192,8 @@ pub fn ChangePassword() -> Html {
                 match answer {
                     Ok(t) => {
                         let name = user.map(|u| u.name.clone()).unwrap_or_default();
-                        session_store::save(&StoredSession {
-                            username: name.clone(),
-                            token: t.token.clone(),
-                            expires_at_ms: t.expires_at.timestamp_millis(),
-                        });
+                        let stored = StoredSession::of(name.clone(), &t);
+                        session_store::save(&stored);
                         open.set(false);
                         message.set(Some((
                             true,
@@ -205,7 +201,7 @@ pub fn ChangePassword() -> Html {
                         )));
                         sign_in.emit(SignedIn {
                             name,
-                            credentials: Credentials::Dev { token: t.token },
+                            credentials: stored.credentials(),
                         });
                     }
                     Err(e) => message.set(Some((false, e.describe()))),

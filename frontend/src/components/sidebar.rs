@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::{nav_link::NavLink, password::ChangePassword, search::Search},
+    components::{nav_link::NavLink, password::ChangePassword, search::Search, sessions::Sessions},
     hooks::{use_data_version, use_session},
 };
 
@@ -314,6 +314,7 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                 <span class="user truncate" title={user_name.clone()}>{ user_name }</span>
                 <button type="button" class="button ghost small" onclick={sign_out}>{ "Sign out" }</button>
                 <ChangePassword />
+                <Sessions />
             </div>
         </nav>
     }

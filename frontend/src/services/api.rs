@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use yew::Callback;
 
 use crate::{
-    services::{clerk, oidc},
+    services::{clerk, local_session, oidc},
     wording::ApiError,
 };
 
@@ -23,6 +23,9 @@ pub enum Credentials {
     /// The server's identity provider: a bearer token from the server's session cookie,
     /// renewed before it expires ([`crate::services::oidc`]).
     Oidc,
+    /// A built-in account: the stored access token, renewed with the stored refresh token
+    /// before it expires and once after a 401 ([`crate::services::local_session`]).
+    Local,
 }
 
 /// The API client of one session.
@@ -49,28 +52,29 @@ impl Api {
         }
     }
 
-    /// The bearer token for the next request.
+    /// The bearer token for the next request; a 401 (no session any more) ends the session.
     pub async fn bearer(&self) -> Result<Option<String>, ApiError> {
+        self.credential().await.inspect_err(|e| {
+            if e.is_unauthenticated()
+                && let Some(cb) = &self.on_unauthorized
+            {
+                cb.emit(());
+            }
+        })
+    }
+
+    /// The bearer token for the next request, without ending the session on a 401.
+    async fn credential(&self) -> Result<Option<String>, ApiError> {
         match &self.credentials {
             Credentials::Anonymous => Ok(None),
             Credentials::Dev { token } => Ok(Some(token.clone())),
             Credentials::Clerk => match clerk::session_token().await {
                 Ok(Some(token)) => Ok(Some(token)),
-                Ok(None) | Err(_) => Err(self.unauthorized()),
+                Ok(None) | Err(_) => Err(ApiError::from_status(401, None, None)),
             },
-            Credentials::Oidc => match oidc::token().await {
-                Ok(token) => Ok(Some(token)),
-                Err(e) if e.is_unauthenticated() => Err(self.unauthorized()),
-                Err(e) => Err(e),
-            },
+            Credentials::Oidc => oidc::token().await.map(Some),
+            Credentials::Local => local_session::token().await.map(Some),
         }
-    }
-
-    fn unauthorized(&self) -> ApiError {
-        if let Some(cb) = &self.on_unauthorized {
-            cb.emit(());
-        }
-        ApiError::from_status(401, None, None)
     }
 
     /// Sends a request and returns the response when its status is 2xx; otherwise the error,
@@ -97,13 +101,51 @@ impl Api {
         signal: Option<&web_sys::AbortSignal>,
         header: Option<(&str, &str)>,
     ) -> Result<web_sys::Response, ApiError> {
+        let first = self
+            .fetch_once(method, path, json_body, accept, signal, header)
+            .await;
+        // A built-in account's token may have been refused (revoked, or the clock of this
+        // computer is off): renew once and try again before giving up on the session.
+        let answer = match first {
+            Err(e) if e.is_unauthenticated() && self.credentials == Credentials::Local => {
+                match local_session::renew().await {
+                    Ok(_) => {
+                        self.fetch_once(method, path, json_body, accept, signal, header)
+                            .await
+                    }
+                    Err(renewal) => Err(renewal),
+                }
+            }
+            other => other,
+        };
+        match answer {
+            Err(err) if err.is_unauthenticated() => {
+                if let Some(cb) = &self.on_unauthorized {
+                    cb.emit(());
+                }
+                Err(err)
+            }
+            other => other,
+        }
+    }
+
+    /// One request with the current credentials (no renewal after a 401).
+    async fn fetch_once(
+        &self,
+        method: &str,
+        path: &str,
+        json_body: Option<&str>,
+        accept: &str,
+        signal: Option<&web_sys::AbortSignal>,
+        header: Option<(&str, &str)>,
+    ) -> Result<web_sys::Response, ApiError> {
         let js = |_e: JsValue| ApiError::network();
         let headers = web_sys::Headers::new().map_err(js)?;
         headers.set("Accept", accept).map_err(js)?;
         if let Some((name, value)) = header {
             headers.set(name, value).map_err(js)?;
         }
-        if let Some(token) = self.bearer().await? {
+        if let Some(token) = self.credential().await? {
             headers
                 .set("Authorization", &format!("Bearer {token}"))
                 .map_err(js)?;
@@ -128,13 +170,7 @@ impl Api {
         if response.ok() {
             return Ok(response);
         }
-        let err = error_from_response(&response).await;
-        if err.is_unauthenticated()
-            && let Some(cb) = &self.on_unauthorized
-        {
-            cb.emit(());
-        }
-        Err(err)
+        Err(error_from_response(&response).await)
     }
 
     /// `GET` a JSON resource.

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod chat_stream;
 pub mod clerk;
 pub mod draft;
+pub mod local_session;
 pub mod oidc;
 pub mod session_store;
 pub mod upload;

@@ -5,20 +5,48 @@
 //! with its HttpOnly cookie and keeps it in memory.) A session kept in `localStorage` by an
 //! older client is removed.
 
+use confab_api_types::SessionToken;
 use serde::{Deserialize, Serialize};
+
+use crate::services::api::Credentials;
 
 const KEY: &str = "confab.session";
 
-/// A dev session as stored.
+/// A dev or built-in account's session as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSession {
     pub username: String,
     pub token: String,
     /// Milliseconds since the Unix epoch.
     pub expires_at_ms: i64,
+    /// Built-in accounts: renews the session ([`crate::services::local_session`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl StoredSession {
+    /// The session of a sign-in's answer.
+    pub fn of(username: String, token: &SessionToken) -> Self {
+        Self {
+            username,
+            token: token.token.clone(),
+            expires_at_ms: token.expires_at.timestamp_millis(),
+            refresh_token: token.refresh_token.clone(),
+        }
+    }
+
+    /// How requests of this session are signed: renewed with the refresh token when there
+    /// is one, else with the token as it is.
+    pub fn credentials(&self) -> Credentials {
+        if self.refresh_token.is_some() {
+            Credentials::Local
+        } else {
+            Credentials::Dev {
+                token: self.token.clone(),
+            }
+        }
+    }
+
     /// Still usable at `now_ms` (with a minute to spare).
     pub fn is_fresh(&self, now_ms: f64) -> bool {
         (self.expires_at_ms as f64) > now_ms + 60_000.0
@@ -36,12 +64,12 @@ fn forget_legacy() {
     }
 }
 
-/// The stored session, when there is one that has not expired.
+/// The stored session, when there is one that has not expired (or can be renewed).
 pub fn load() -> Option<StoredSession> {
     forget_legacy();
     let raw = storage()?.get_item(KEY).ok()??;
     let session: StoredSession = crate::json::decode(&raw).ok()?;
-    if session.is_fresh(js_sys::Date::now()) {
+    if session.is_fresh(js_sys::Date::now()) || session.refresh_token.is_some() {
         Some(session)
     } else {
         clear();
@@ -74,6 +102,7 @@ mod tests {
             username: "a".into(),
             token: "t".into(),
             expires_at_ms: 1_000_000,
+            refresh_token: None,
         };
         assert!(s.is_fresh(0.0));
         assert!(!s.is_fresh(950_000.0));

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
-use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Session};
+use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Rotated, Rotation, Session};
 use confab_core::error::{Conflict, StoreError};
 use uuid::Uuid;
 
@@ -35,6 +35,28 @@ fn session(account_id: Uuid) -> Session {
         created_at: now,
         expires_at: now + Duration::hours(1),
         revoked_at: None,
+        last_used_at: now,
+        refresh_hash: hash("refresh-0"),
+        user_agent: Some("Mozilla/5.0 (test)".to_owned()),
+        address: Some("203.0.113.9".to_owned()),
+    }
+}
+
+fn hash(seed: &str) -> String {
+    confab_auth::local::link_hash(seed)
+}
+
+/// Presenting `presented`'s hash at `now`, replacing it with `new`'s; a 30-minute idle
+/// timeout and a 30-second grace.
+fn rotation(session: &Session, presented: &str, new: &str, now: DateTime<Utc>) -> Rotation {
+    Rotation {
+        session_id: session.id,
+        presented_hash: hash(presented),
+        new_hash: hash(new),
+        sealed: format!("sealed-{new}"),
+        now,
+        idle_since: now - Duration::minutes(30),
+        grace_since: now - Duration::seconds(30),
     }
 }
 
@@ -67,6 +89,12 @@ where
             a_link_is_taken_once_only_of_its_kind_and_never_expired,
             concurrent_takers_of_a_link_get_it_once,
             of_concurrent_first_accounts_exactly_one_is_stored,
+            a_rotation_replaces_the_refresh_hash_and_the_old_one_later_revokes_the_session,
+            the_replaced_hash_within_the_grace_gets_the_sealed_secret_and_changes_nothing,
+            a_wrong_hash_for_a_live_session_revokes_it,
+            of_concurrent_rotations_with_one_hash_exactly_one_rotates,
+            idle_expired_and_revoked_sessions_are_refused_and_not_listed,
+            sessions_are_listed_and_ended_by_their_owner_only,
         ]
     );
 }
@@ -357,4 +385,298 @@ async fn of_concurrent_first_accounts_exactly_one_is_stored(store: Arc<dyn Accou
         .unwrap();
     assert!(later.is_none(), "an account exists: nothing is stored");
     assert_eq!(store.count_accounts().await.unwrap(), 1);
+}
+
+async fn a_rotation_replaces_the_refresh_hash_and_the_old_one_later_revokes_the_session(
+    store: Arc<dyn AccountStore>,
+) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let s = session(ada.id);
+    store.insert_session(&s).await.unwrap();
+    let t1 = now() + Duration::minutes(10);
+    let Rotated::Rotated(after) = store
+        .rotate_refresh(&rotation(&s, "refresh-0", "refresh-1", t1))
+        .await
+        .unwrap()
+    else {
+        panic!("the current hash rotates");
+    };
+    assert_eq!(after.refresh_hash, hash("refresh-1"));
+    assert_eq!(after.last_used_at, t1, "a rotation is a use");
+    assert_eq!(after.created_at, s.created_at);
+    assert_eq!(
+        after.expires_at, s.expires_at,
+        "renewing never extends the session"
+    );
+    let stored = store.get_session(s.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, hash("refresh-1"));
+    assert_eq!(stored.last_used_at, t1);
+
+    // The next one rotates again; the first, past the grace, is a reuse.
+    let t2 = t1 + Duration::minutes(10);
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotation(&s, "refresh-1", "refresh-2", t2))
+            .await
+            .unwrap(),
+        Rotated::Rotated(_)
+    ));
+    let t3 = t2 + Duration::minutes(1);
+    assert_eq!(
+        store
+            .rotate_refresh(&rotation(&s, "refresh-1", "refresh-x", t3))
+            .await
+            .unwrap(),
+        Rotated::Reused,
+        "the replaced hash past the grace"
+    );
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().revoked_at,
+        Some(t3),
+        "a reuse revokes the session"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&rotation(&s, "refresh-2", "refresh-3", t3))
+            .await
+            .unwrap(),
+        Rotated::Refused,
+        "the current hash of a revoked session is refused too"
+    );
+}
+
+async fn the_replaced_hash_within_the_grace_gets_the_sealed_secret_and_changes_nothing(
+    store: Arc<dyn AccountStore>,
+) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let s = session(ada.id);
+    store.insert_session(&s).await.unwrap();
+    let t1 = now() + Duration::minutes(1);
+    store
+        .rotate_refresh(&rotation(&s, "refresh-0", "refresh-1", t1))
+        .await
+        .unwrap();
+    let t2 = t1 + Duration::seconds(20);
+    let Rotated::Replayed { session, sealed } = store
+        .rotate_refresh(&rotation(&s, "refresh-0", "refresh-other", t2))
+        .await
+        .unwrap()
+    else {
+        panic!("the replaced hash within the grace is a replay");
+    };
+    assert_eq!(
+        sealed, "sealed-refresh-1",
+        "the secret sealed at the rotation"
+    );
+    assert_eq!(session.refresh_hash, hash("refresh-1"));
+    let stored = store.get_session(s.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, hash("refresh-1"), "nothing changed");
+    assert_eq!(stored.revoked_at, None);
+    // The current one still rotates.
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotation(&s, "refresh-1", "refresh-2", t2))
+            .await
+            .unwrap(),
+        Rotated::Rotated(_)
+    ));
+}
+
+async fn a_wrong_hash_for_a_live_session_revokes_it(store: Arc<dyn AccountStore>) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let s = session(ada.id);
+    store.insert_session(&s).await.unwrap();
+    let other = session(ada.id);
+    store.insert_session(&other).await.unwrap();
+    let t = now();
+    assert_eq!(
+        store
+            .rotate_refresh(&rotation(&s, "guessed", "refresh-1", t))
+            .await
+            .unwrap(),
+        Rotated::Reused
+    );
+    assert!(
+        store
+            .get_session(s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .get_session(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none(),
+        "only that session"
+    );
+    let unknown = Session {
+        id: Uuid::now_v7(),
+        ..s.clone()
+    };
+    assert_eq!(
+        store
+            .rotate_refresh(&rotation(&unknown, "refresh-0", "refresh-1", t))
+            .await
+            .unwrap(),
+        Rotated::Refused,
+        "an unknown session"
+    );
+}
+
+async fn of_concurrent_rotations_with_one_hash_exactly_one_rotates(store: Arc<dyn AccountStore>) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let s = session(ada.id);
+    store.insert_session(&s).await.unwrap();
+    let t = now();
+    let racers = (0..8).map(|i| {
+        let store = Arc::clone(&store);
+        let r = rotation(&s, "refresh-0", &format!("refresh-{}", i + 1), t);
+        tokio::spawn(async move { store.rotate_refresh(&r).await.unwrap() })
+    });
+    let outcomes: Vec<Rotated> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let rotated: Vec<&Session> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Rotated::Rotated(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rotated.len(), 1, "{outcomes:?}");
+    let winner = rotated[0].refresh_hash.clone();
+    for outcome in &outcomes {
+        match outcome {
+            Rotated::Rotated(_) => {}
+            Rotated::Replayed { session, .. } => assert_eq!(session.refresh_hash, winner),
+            other => panic!("a racer with the same hash got {other:?}"),
+        }
+    }
+    let stored = store.get_session(s.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, winner);
+    assert!(stored.revoked_at.is_none(), "racing is not theft");
+}
+
+async fn idle_expired_and_revoked_sessions_are_refused_and_not_listed(
+    store: Arc<dyn AccountStore>,
+) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let t0 = now();
+    let live = session(ada.id);
+    let idle = Session {
+        id: Uuid::now_v7(),
+        last_used_at: t0 - Duration::minutes(31),
+        ..live.clone()
+    };
+    let expired = Session {
+        id: Uuid::now_v7(),
+        expires_at: t0 - Duration::seconds(1),
+        ..live.clone()
+    };
+    let revoked = Session {
+        id: Uuid::now_v7(),
+        ..live.clone()
+    };
+    for s in [&live, &idle, &expired, &revoked] {
+        store.insert_session(s).await.unwrap();
+    }
+    store.revoke_session(revoked.id, t0).await.unwrap();
+    let listed = store
+        .list_sessions(ada.id, t0, t0 - Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![live.id]
+    );
+    assert_eq!(listed[0], live, "every field as stored");
+    for s in [&idle, &expired, &revoked] {
+        assert_eq!(
+            store
+                .rotate_refresh(&rotation(s, "refresh-0", "refresh-1", t0))
+                .await
+                .unwrap(),
+            Rotated::Refused
+        );
+    }
+    assert!(
+        store
+            .get_session(idle.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_hash
+            == hash("refresh-0"),
+        "an idle session is not rotated"
+    );
+}
+
+async fn sessions_are_listed_and_ended_by_their_owner_only(store: Arc<dyn AccountStore>) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let bob = store.create_account(&account("bob", None)).await.unwrap();
+    let first = session(ada.id);
+    store.insert_session(&first).await.unwrap();
+    let second = Session {
+        id: Uuid::now_v7(),
+        created_at: first.created_at + Duration::seconds(1),
+        ..first.clone()
+    };
+    store.insert_session(&second).await.unwrap();
+    let bobs = session(bob.id);
+    store.insert_session(&bobs).await.unwrap();
+    let t = now();
+    let idle_since = t - Duration::minutes(30);
+    let listed: Vec<Uuid> = store
+        .list_sessions(ada.id, t, idle_since)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![second.id, first.id],
+        "newest first, Ada's only"
+    );
+
+    assert!(
+        !store.revoke_own_session(ada.id, bobs.id, t).await.unwrap(),
+        "another's session"
+    );
+    assert!(
+        store
+            .get_session(bobs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_own_session(ada.id, Uuid::now_v7(), t)
+            .await
+            .unwrap()
+    );
+    assert!(store.revoke_own_session(ada.id, first.id, t).await.unwrap());
+    assert!(
+        !store.revoke_own_session(ada.id, first.id, t).await.unwrap(),
+        "already ended"
+    );
+    let listed: Vec<Uuid> = store
+        .list_sessions(ada.id, t, idle_since)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![second.id]);
 }

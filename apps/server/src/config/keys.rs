@@ -232,7 +232,11 @@ keys! {
     LOCAL_AUTH_SECRET: "CONFAB_LOCAL_AUTH_SECRET", Text, Derived("random per start"), SECRET,
         "signs built-in accounts' access tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts; required with `CONFAB_REDIS_URL`, the same on every replica)";
     SESSION_TTL_SECS: "CONFAB_SESSION_TTL_SECS", secs(60, 2_592_000), Is("43200"), PUBLIC,
-        "lifetime of a built-in account's session (revocable at any time)";
+        "absolute lifetime of a built-in account's session (revocable at any time; renewing does not extend it)";
+    ACCESS_TOKEN_TTL_SECS: "CONFAB_ACCESS_TOKEN_TTL_SECS", secs(1, 86_400), Is("900"), PUBLIC,
+        "lifetime of a built-in account's access token; the client renews it with its rotated refresh token";
+    SESSION_IDLE_SECS: "CONFAB_SESSION_IDLE_SECS", secs(60, 2_592_000), Is("1800"), PUBLIC,
+        "a built-in account's session not renewed for this long ends (NIST SP 800-63B AAL2: 30 min)";
     CLERK_PUBLISHABLE_KEY: "CLERK_PUBLISHABLE_KEY", Text, Unset, PUBLIC,
         "`pk_…`; the issuer and JWKS URL are derived from it";
     CLERK_JWKS_URL: "CLERK_JWKS_URL", Url, Derived("derived"), PUBLIC, "explicit JWKS URL";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_api_types as api;
-use confab_auth::local::{IssuedLink, IssuedToken, SignUp};
+use confab_auth::local::{ClientInfo, IssuedLink, IssuedToken, SignUp};
 use confab_auth::{LocalAuth, LocalAuthError};
 use confab_core::accounts::Account;
 use confab_core::services::PageQuery;
@@ -42,6 +42,8 @@ impl From<LocalAuthError> for ApiError {
                 Self::BadRequest("this link is invalid, used or expired".to_owned())
             }
             LocalAuthError::NoSuchAccount => Self::NotFound("There is no such account."),
+            LocalAuthError::NoSuchSession => Self::NotFound("There is no such session."),
+            LocalAuthError::SessionEnded => Self::Unauthenticated,
             LocalAuthError::Busy => {
                 Self::Unavailable("too many sign-ins at once; try again shortly")
             }
@@ -59,6 +61,20 @@ fn session_token(issued: IssuedToken) -> api::SessionToken {
     api::SessionToken {
         token: issued.token,
         expires_at: issued.expires_at,
+        refresh_token: Some(issued.refresh_token),
+    }
+}
+
+/// The client that a new session is noted with: its address (as the throttle sees it) and
+/// its `User-Agent`.
+fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
+    ClientInfo {
+        address: crate::client_address::of(req, &state.trusted_proxies),
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
@@ -93,17 +109,21 @@ pub(crate) async fn caller(
         (status = 409, body = api::Problem, description = "the username or e-mail is taken"),
         (status = 422, body = api::Problem)))]
 pub async fn sign_up(
+    req: HttpRequest,
     JsonBody(body): JsonBody<api::LocalSignUp>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let local = local(&state)?;
     let (_, issued) = local
-        .sign_up(SignUp {
-            username: body.username,
-            email: body.email,
-            password: SecretString::from(body.password),
-            invite: body.invite,
-        })
+        .sign_up_from(
+            SignUp {
+                username: body.username,
+                email: body.email,
+                password: SecretString::from(body.password),
+                invite: body.invite,
+            },
+            &client_info(&req, &state),
+        )
         .await?;
     Ok(HttpResponse::Created().json(session_token(issued)))
 }
@@ -122,11 +142,74 @@ pub async fn sign_in(
     state: web::Data<AppState>,
 ) -> Result<web::Json<api::SessionToken>, ApiError> {
     let local = local(&state)?;
-    let address = crate::client_address::of(&req, &state.trusted_proxies);
     let issued = local
-        .sign_in(&body.login, &SecretString::from(body.password), address)
+        .sign_in_from(
+            &body.login,
+            &SecretString::from(body.password),
+            &client_info(&req, &state),
+        )
         .await?;
     Ok(web::Json(session_token(issued)))
+}
+
+/// Renews a session: a new access token and a new refresh token. The refresh token sent is
+/// used up; sent again later than 30 s after, it revokes the whole session (a stolen copy
+/// is in use). 401 when the session is revoked, expired (`CONFAB_SESSION_TTL_SECS`) or idle
+/// (`CONFAB_SESSION_IDLE_SECS`).
+#[utoipa::path(post, path = "/api/auth/local/refresh", tag = "accounts", request_body = api::RefreshRequest,
+    responses((status = 200, body = api::SessionToken),
+        (status = 401, body = api::Problem, description = "unknown, reused or ended session: sign in again"),
+        (status = 404, body = api::Problem, description = "built-in accounts are not enabled")))]
+pub async fn refresh(
+    JsonBody(body): JsonBody<api::RefreshRequest>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<api::SessionToken>, ApiError> {
+    let issued = local(&state)?.refresh(&body.refresh_token).await?;
+    Ok(web::Json(session_token(issued)))
+}
+
+/// The caller's live sessions (this one marked `current`), newest first.
+#[utoipa::path(get, path = "/api/auth/local/sessions", tag = "accounts",
+    responses((status = 200, body = Vec<api::SessionInfo>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<api::SessionInfo>>, ApiError> {
+    let local = local(&state)?;
+    let (account, current) = caller(&req, local).await?;
+    let sessions = local.sessions(&account).await?;
+    Ok(web::Json(
+        sessions
+            .into_iter()
+            .map(|s| api::SessionInfo {
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                address: s.address,
+                current: s.id == current,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the caller's sessions (signs that device out). 404 for an unknown, ended or
+/// someone else's session.
+#[utoipa::path(delete, path = "/api/auth/local/sessions/{session_id}", tag = "accounts",
+    params(("session_id" = Uuid, Path)),
+    responses((status = 204), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn end_session(
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (account, _) = caller(&req, local).await?;
+    local.end_session(&account, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Sets a new password with an administrator's reset link; every session is signed out.
@@ -188,10 +271,11 @@ pub async fn change_password(
     let local = local(&state)?;
     let (account, _) = caller(&req, local).await?;
     let issued = local
-        .change_password(
+        .change_password_from(
             &account,
             &SecretString::from(body.current),
             &SecretString::from(body.new),
+            &client_info(&req, &state),
         )
         .await?;
     Ok(web::Json(session_token(issued)))

@@ -87,6 +87,11 @@ fn public(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     )
     .service(
+        web::resource("/api/auth/local/refresh")
+            .post(local::refresh)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/auth/local/reset")
             .post(local::reset)
             .default_service(not_allowed("POST")),
@@ -137,6 +142,16 @@ fn protected(cfg: &mut web::ServiceConfig) {
         web::resource("/auth/local/sign-out-all")
             .post(local::sign_out_all)
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/auth/local/sessions")
+            .get(local::list_sessions)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/auth/local/sessions/{session_id}")
+            .delete(local::end_session)
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/auth/local/password")

@@ -213,7 +213,11 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(api::SessionToken { token, expires_at }))
+        .json(api::SessionToken {
+            token,
+            expires_at,
+            refresh_token: None,
+        }))
 }
 
 /// Ends the browser's session, and at the provider when it offers `end_session_endpoint`.

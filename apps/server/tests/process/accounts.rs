@@ -189,3 +189,73 @@ async fn on_postgres_guesses_on_one_replica_throttle_the_other() {
     .await;
     assert_eq!(status, 503, "{body}");
 }
+
+/// Two replicas on one PostgreSQL: a refresh token rotated on A is current on B, and the
+/// one it replaced, presented to B (two rotations later), is taken for a stolen copy: the
+/// session ends on both replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_refresh_on_one_replica_is_seen_by_the_other() {
+    let Some(database) = confab_sql::testing::postgres_database().await else {
+        return;
+    };
+    let dir = Scratch::new("sessions-replicas");
+    let mut env = base_env(dir.path(), free_port());
+    set(&mut env, "DATABASE_URL", database.url());
+    set(&mut env, "CONFAB_AUTH", "local");
+    set(
+        &mut env,
+        "CONFAB_LOCAL_AUTH_SECRET",
+        "a-fixed-local-secret-0123456789abcdef",
+    );
+    let (a, b) = crate::harness::two_replicas(dir.path(), &env).await;
+    let refresh_token = |body: &Value| body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = post(
+        &a.base,
+        "/api/auth/local/sign-up",
+        None,
+        json!({ "username": "ada", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let r0 = refresh_token(&body);
+    let (status, body) = post(
+        &a.base,
+        "/api/auth/local/refresh",
+        None,
+        json!({ "refresh_token": r0 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r1 = refresh_token(&body);
+    let (status, body) = post(
+        &b.base,
+        "/api/auth/local/refresh",
+        None,
+        json!({ "refresh_token": r1 }),
+    )
+    .await;
+    assert_eq!(status, 200, "B renews with the token A handed out: {body}");
+    let r2 = refresh_token(&body);
+    let access = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&a.base, &access).await, 200);
+
+    let (status, body) = post(
+        &b.base,
+        "/api/auth/local/refresh",
+        None,
+        json!({ "refresh_token": r0 }),
+    )
+    .await;
+    assert_eq!(status, 401, "a used-up token: {body}");
+    assert_eq!(body["code"], "unauthenticated");
+    let (status, _) = post(
+        &a.base,
+        "/api/auth/local/refresh",
+        None,
+        json!({ "refresh_token": r2 }),
+    )
+    .await;
+    assert_eq!(status, 401, "the session ended on A too");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(me(&a.base, &access).await, 401);
+}

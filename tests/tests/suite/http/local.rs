@@ -595,3 +595,245 @@ async fn the_routes_are_404_when_another_provider_is_configured() {
         .await
         .problem(404, "not_found");
 }
+
+// --- Sessions: short-lived access tokens, rotated refresh tokens, idle timeout, the list.
+
+/// The answer's access and refresh tokens.
+fn pair(answer: &Answer, status: u16) -> (String, String) {
+    let body: Value = answer.ok(status);
+    (
+        body["token"].as_str().expect("a token").to_owned(),
+        body["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .to_owned(),
+    )
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> Answer {
+    post(
+        app,
+        "/api/auth/local/refresh",
+        None,
+        &json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, token: &str) -> Answer {
+    app.send_request(
+        app.request(method, path, None)
+            .header("Authorization", format!("Bearer {token}")),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_are_short_lived_and_a_refresh_rotates_the_refresh_token() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    let answer = sign_up(&app, "ada", None, None).await;
+    let body: Value = answer.ok(201);
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        body["expires_at"].as_str().unwrap().parse().unwrap();
+    let lifetime = expires_at - chrono::Utc::now();
+    assert!(
+        lifetime <= chrono::Duration::seconds(900) && lifetime > chrono::Duration::seconds(890),
+        "an access token lives 15 minutes, not {lifetime}"
+    );
+    let (access, first) = pair(&answer, 201);
+
+    let (renewed, second) = pair(&refresh(&app, &first).await, 200);
+    assert_ne!(second, first, "each refresh hands out a new refresh token");
+    get_me(&app, &renewed).await.assert_status(200);
+    get_me(&app, &access).await.assert_status(200);
+    let (_, third) = pair(&refresh(&app, &second).await, 200);
+
+    // The first one, used up two rotations ago and past the grace: someone holds a copy.
+    // The whole session ends, for the copy's holder and the rightful one alike.
+    clock.advance(Duration::from_secs(31));
+    refresh(&app, &first).await.problem(401, "unauthenticated");
+    refresh(&app, &third).await.problem(401, "unauthenticated");
+    get_me(&app, &renewed).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_just_replaced_is_refused_after_the_grace_and_revokes_the_session() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    let (_, first) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    let (access, second) = pair(&refresh(&app, &first).await, 200);
+    clock.advance(Duration::from_secs(31));
+    refresh(&app, &first).await.problem(401, "unauthenticated");
+    get_me(&app, &access).await.problem(401, "unauthenticated");
+    refresh(&app, &second).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_refreshing_at_once_both_stay_signed_in_with_the_same_new_token() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (_, first) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    let (a, b) = tokio::join!(refresh(&app, &first), refresh(&app, &first));
+    let (access_a, refresh_a) = pair(&a, 200);
+    let (access_b, refresh_b) = pair(&b, 200);
+    assert_eq!(refresh_a, refresh_b, "the replay gets the same new secret");
+    get_me(&app, &access_a).await.assert_status(200);
+    get_me(&app, &access_b).await.assert_status(200);
+    // And that one goes on rotating: nobody was signed out.
+    let (access, _) = pair(&refresh(&app, &refresh_a).await, 200);
+    get_me(&app, &access).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_not_renewed_for_the_idle_timeout_ends() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    let (_, first) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    clock.advance(Duration::from_secs(29 * 60));
+    let (access, second) = pair(&refresh(&app, &first).await, 200);
+    get_me(&app, &access).await.assert_status(200);
+    clock.advance(Duration::from_secs(30 * 60 + 1));
+    refresh(&app, &second).await.problem(401, "unauthenticated");
+    get_me(&app, &access).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewing_never_outlives_the_sessions_absolute_lifetime() {
+    let Local { app, clock } = local_app_with(LocalConfig {
+        session_ttl: Duration::from_secs(300),
+        access_ttl: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(120),
+        ..LocalConfig::default()
+    })
+    .await;
+    let (_, mut current) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(60));
+        let answer = refresh(&app, &current).await;
+        let body: Value = answer.ok(200);
+        current = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    clock.advance(Duration::from_secs(61));
+    refresh(&app, &current)
+        .await
+        .problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_refresh_tokens_are_401() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (_, good) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    for bad in [
+        "",
+        "nonsense",
+        &format!("{}.{}", uuid::Uuid::now_v7(), "a".repeat(64)),
+        &good.replace('.', ""),
+    ] {
+        refresh(&app, bad).await.problem(401, "unauthenticated");
+    }
+    // None of those touched the real session.
+    refresh(&app, &good).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_all_and_a_password_change_end_refresh_tokens_too() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (access, first) = pair(&sign_up(&app, "ada", None, None).await, 201);
+    let (_, other) = pair(&sign_in(&app, "ada", PASSWORD).await, 200);
+    let changed = post(
+        &app,
+        "/api/auth/local/password",
+        Some(&access),
+        &json!({ "current": PASSWORD, "new": OTHER_PASSWORD }),
+    )
+    .await;
+    let (access, fresh) = pair(&changed, 200);
+    refresh(&app, &first).await.problem(401, "unauthenticated");
+    refresh(&app, &other).await.problem(401, "unauthenticated");
+    post(
+        &app,
+        "/api/auth/local/sign-out-all",
+        Some(&access),
+        &json!({}),
+    )
+    .await
+    .assert_status(204);
+    refresh(&app, &fresh).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_list_shows_ones_own_sessions_and_ends_them_but_not_anothers() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (admin, bob) = admin_and_bob(&app).await;
+    let laptop = app
+        .send_request(
+            app.request(Method::POST, "/api/auth/local/sign-in", None)
+                .header("User-Agent", "Laptop Browser/1.0")
+                .json(&json!({ "login": "ada", "password": PASSWORD })),
+        )
+        .await;
+    let (laptop, laptop_refresh) = pair(&laptop, 200);
+
+    let listed: Value = call(&app, Method::GET, "/api/auth/local/sessions", &admin)
+        .await
+        .ok(200);
+    let items = listed.as_array().expect("an array");
+    assert_eq!(items.len(), 2, "Ada's two sessions, not Bob's: {listed}");
+    assert_eq!(items[0]["user_agent"], "Laptop Browser/1.0", "newest first");
+    assert_eq!(items[0]["address"], "127.0.0.1");
+    assert_eq!(items[0]["current"], false);
+    assert_eq!(items[1]["current"], true);
+    for item in items {
+        for field in ["id", "created_at", "last_used_at", "expires_at"] {
+            assert!(item[field].is_string(), "{field} in {item}");
+        }
+    }
+    let laptop_id = items[0]["id"].as_str().unwrap().to_owned();
+
+    let bobs: Value = call(&app, Method::GET, "/api/auth/local/sessions", &bob)
+        .await
+        .ok(200);
+    let bob_id = bobs[0]["id"].as_str().unwrap().to_owned();
+    call(
+        &app,
+        Method::DELETE,
+        &format!("/api/auth/local/sessions/{bob_id}"),
+        &admin,
+    )
+    .await
+    .problem(404, "not_found");
+    get_me(&app, &bob).await.assert_status(200);
+    call(
+        &app,
+        Method::DELETE,
+        "/api/auth/local/sessions/not-a-uuid",
+        &admin,
+    )
+    .await
+    .problem(400, "bad_request");
+
+    call(
+        &app,
+        Method::DELETE,
+        &format!("/api/auth/local/sessions/{laptop_id}"),
+        &admin,
+    )
+    .await
+    .assert_status(204);
+    get_me(&app, &laptop).await.problem(401, "unauthenticated");
+    refresh(&app, &laptop_refresh)
+        .await
+        .problem(401, "unauthenticated");
+    call(
+        &app,
+        Method::DELETE,
+        &format!("/api/auth/local/sessions/{laptop_id}"),
+        &admin,
+    )
+    .await
+    .problem(404, "not_found");
+    let listed: Value = call(&app, Method::GET, "/api/auth/local/sessions", &admin)
+        .await
+        .ok(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    call(&app, Method::GET, "/api/auth/local/sessions", "nonsense")
+        .await
+        .problem(401, "unauthenticated");
+}

@@ -135,6 +135,10 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/openapi.json", &["get"]),
         ("/api/auth/local/sign-up", &["post"]),
         ("/api/auth/local/sign-in", &["post"]),
+        // Issue 21: sessions (rotated refresh tokens, the sessions list).
+        ("/api/auth/local/refresh", &["post"]),
+        ("/api/auth/local/sessions", &["get"]),
+        ("/api/auth/local/sessions/{session_id}", &["delete"]),
         ("/api/auth/local/reset", &["post"]),
         ("/api/auth/local/sign-out", &["post"]),
         ("/api/auth/local/sign-out-all", &["post"]),
