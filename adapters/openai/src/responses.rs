@@ -200,19 +200,30 @@ const TEXT_DELTA: &str = "response.output_text.delta";
 
 impl Decoder for ResponsesDecoder {
     fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
-        // A text delta's fields in one pass; anything else (another type, a field of another
-        // shape, invalid JSON) is read as a whole value below, with the same answers as before.
-        if let Ok(DeltaEvent {
-            kind,
-            delta: Some(delta),
-        }) = serde_json::from_str::<DeltaEvent<'_>>(&event.data)
-            && kind.as_deref().unwrap_or(&event.event) == TEXT_DELTA
+        // A text delta's fields in one pass, and the type of an event to skip; the rest (the
+        // end, a failure, a field of another shape, invalid JSON) is read as a whole value
+        // below, with the same answers as before.
+        if let Ok(DeltaEvent { kind, delta }) = serde_json::from_str::<DeltaEvent<'_>>(&event.data)
         {
-            return Ok(if delta.is_empty() {
-                Step::Skip
-            } else {
-                Step::Delta(delta)
-            });
+            match (kind.as_deref().unwrap_or(&event.event), delta) {
+                (TEXT_DELTA, Some(delta)) if delta.is_empty() => return Ok(Step::Skip),
+                (TEXT_DELTA, Some(delta)) => return Ok(Step::Delta(delta)),
+                // The events a reply does not need (each of the stream's framing events repeats
+                // the response object, with the whole text at the end): skipped unread.
+                (kind, _)
+                    if !matches!(
+                        kind,
+                        TEXT_DELTA
+                            | "response.completed"
+                            | "response.incomplete"
+                            | "response.failed"
+                            | "error"
+                    ) =>
+                {
+                    return Ok(Step::Skip);
+                }
+                _ => {}
+            }
         }
         let value: serde_json::Value = json(event)?;
         let kind = value
@@ -403,7 +414,8 @@ mod tests {
 
     #[test]
     fn a_deltas_text_is_read_whole_whatever_its_escapes_and_its_type_may_be_the_events_name() {
-        let step = decode(json!({"type": "response.output_text.delta", "delta": "a\"b\\\n\u{e9} 🦀"}));
+        let step =
+            decode(json!({"type": "response.output_text.delta", "delta": "a\"b\\\n\u{e9} 🦀"}));
         assert_eq!(step.unwrap(), Step::Delta("a\"b\\\n\u{e9} 🦀".to_owned()));
         // Escapes in the type itself (a borrowed field that must be unescaped).
         let escaped = Event {

@@ -189,7 +189,8 @@ where
             // between tasks. Whoever drops it unfinished (the handler gone before the head,
             // the body of a client that left) hands it to a task of its own.
             let relay = state.tasks.track_future(relay.run().instrument(span));
-            let body = EventStream::driving(Driven::new(rx, Box::pin(relay), &state.tasks), KEEP_ALIVE);
+            let body =
+                EventStream::driving(Driven::new(rx, Box::pin(relay), &state.tasks), KEEP_ALIVE);
             // The handler may be gone: then the body is dropped, and the relay runs on its own.
             let _ = accepted_tx.send(Ok(body));
         }
@@ -730,7 +731,11 @@ async fn room(
     {
         return Ok(ready);
     }
-    tokio::time::timeout(SLOW_CLIENT, futures::future::poll_fn(|cx| tx.poll_ready(cx))).await
+    tokio::time::timeout(
+        SLOW_CLIENT,
+        futures::future::poll_fn(|cx| tx.poll_ready(cx)),
+    )
+    .await
 }
 
 /// Whether a stored reply ended with `done` (complete or cancelled), as opposed to failing.
@@ -985,7 +990,10 @@ fn encode_data(event: ChatEvent) -> Option<(&'static str, String)> {
                 text,
             }),
         ),
-        ChatEvent::Done(m) => (api::events::DONE, serde_json::to_string(&convert::message(m))),
+        ChatEvent::Done(m) => (
+            api::events::DONE,
+            serde_json::to_string(&convert::message(m)),
+        ),
         ChatEvent::Error {
             message,
             code,
