@@ -334,6 +334,12 @@ impl Stream for Timed {
                 this.deadline = now
                     .checked_add(this.idle)
                     .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+                // Only the first chunk can bring the deadline forward (the idle timeout may be
+                // shorter than what was left of the first byte's); later ones only move it on.
+                if this.deadline < this.armed {
+                    this.armed = this.deadline;
+                    this.sleep.as_mut().reset(this.deadline);
+                }
                 return Poll::Ready(Some(match this.check.next(&bytes) {
                     Ok(()) => Ok(bytes),
                     Err(e) => {
