@@ -114,8 +114,14 @@ impl Reply {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wakes the followers, if there are any: a reply nobody follows (the usual case) pays
+    /// no lock and no wake-up per event. A follower subscribes before it reads the buffer,
+    /// and the buffer's lock orders that read after an event's append: one that subscribed
+    /// too late to be counted here reads the event itself.
     fn notify(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        if self.changed.receiver_count() > 0 {
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 }
 

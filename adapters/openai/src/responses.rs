@@ -186,8 +186,45 @@ struct IncompleteDetails {
     reason: Option<String>,
 }
 
+/// The fields of an event that a text delta needs, read straight from its bytes: the
+/// stream's most frequent event is parsed once, into no intermediate value (issue 20).
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    delta: Option<String>,
+}
+
+const TEXT_DELTA: &str = "response.output_text.delta";
+
 impl Decoder for ResponsesDecoder {
     fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
+        // A text delta's fields in one pass, and the type of an event to skip; the rest (the
+        // end, a failure, a field of another shape, invalid JSON) is read as a whole value
+        // below, with the same answers as before.
+        if let Ok(DeltaEvent { kind, delta }) = serde_json::from_str::<DeltaEvent<'_>>(&event.data)
+        {
+            match (kind.as_deref().unwrap_or(&event.event), delta) {
+                (TEXT_DELTA, Some(delta)) if delta.is_empty() => return Ok(Step::Skip),
+                (TEXT_DELTA, Some(delta)) => return Ok(Step::Delta(delta)),
+                // The events a reply does not need (each of the stream's framing events repeats
+                // the response object, with the whole text at the end): skipped unread.
+                (kind, _)
+                    if !matches!(
+                        kind,
+                        TEXT_DELTA
+                            | "response.completed"
+                            | "response.incomplete"
+                            | "response.failed"
+                            | "error"
+                    ) =>
+                {
+                    return Ok(Step::Skip);
+                }
+                _ => {}
+            }
+        }
         let value: serde_json::Value = json(event)?;
         let kind = value
             .get("type")
@@ -196,7 +233,7 @@ impl Decoder for ResponsesDecoder {
             .to_owned();
         let parse = |what: &str| LlmError::BadResponse(format!("a {kind} event lacks {what}"));
         match kind.as_str() {
-            "response.output_text.delta" => {
+            TEXT_DELTA => {
                 let delta: TextDelta =
                     serde_json::from_value(value).map_err(|_| parse("its text delta"))?;
                 Ok(if delta.delta.is_empty() {
@@ -373,6 +410,46 @@ mod tests {
             "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hel", "logprobs": []}),
         );
         assert_eq!(step.unwrap(), Step::Delta("Hel".to_owned()));
+    }
+
+    #[test]
+    fn a_deltas_text_is_read_whole_whatever_its_escapes_and_its_type_may_be_the_events_name() {
+        let step =
+            decode(json!({"type": "response.output_text.delta", "delta": "a\"b\\\n\u{e9} 🦀"}));
+        assert_eq!(step.unwrap(), Step::Delta("a\"b\\\n\u{e9} 🦀".to_owned()));
+        // Escapes in the type itself (a borrowed field that must be unescaped).
+        let escaped = Event {
+            event: "message".to_owned(),
+            data: r#"{"type":"response.output_text\u002edelta","delta":"y"}"#.to_owned(),
+            id: String::new(),
+            retry: None,
+        };
+        assert_eq!(
+            ResponsesDecoder.event(&escaped).unwrap(),
+            Step::Delta("y".to_owned())
+        );
+        // Without a `type` (or with a null one) the event's name says what it is.
+        for data in [json!({"delta": "x"}), json!({"type": null, "delta": "x"})] {
+            let step = ResponsesDecoder.event(&event("response.output_text.delta", data.clone()));
+            assert_eq!(step.unwrap(), Step::Delta("x".to_owned()));
+            let other = ResponsesDecoder.event(&event("message", data));
+            assert_eq!(other.unwrap(), Step::Skip);
+        }
+        // The `type` wins over the name; an empty delta is nothing to relay.
+        let step = ResponsesDecoder.event(&event(
+            "response.output_text.delta",
+            json!({"type": "response.created", "delta": "x"}),
+        ));
+        assert_eq!(step.unwrap(), Step::Skip);
+        assert_eq!(
+            decode(json!({"type": "response.output_text.delta", "delta": ""})).unwrap(),
+            Step::Skip
+        );
+        // A delta of another shape is still the error it was.
+        assert!(matches!(
+            decode(json!({"type": "response.output_text.delta", "delta": 5})),
+            Err(LlmError::BadResponse(_))
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! stream, with retries before the stream starts and timeouts while it runs.
 
 use std::fmt;
+use std::future::Future as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
 use thread_local::ThreadLocal;
+
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
@@ -271,29 +273,100 @@ fn timed(
     first_byte: Duration,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
-    let body = body.boxed();
-    let start = (body, true, BodyCheck::default());
-    futures::stream::unfold(Some(start), move |state| async move {
-        let (mut body, first, mut check) = state?;
-        let deadline = if first {
-            first_deadline
-        } else {
-            // A far-off deadline for an idle timeout too long to add (it is configuration).
-            Instant::now()
-                .checked_add(idle)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
-        };
-        match timeout_at(deadline, body.next()).await {
-            Err(_) if first => Some((Err(BodyError::FirstByte(first_byte)), None)),
-            Err(_) => Some((Err(BodyError::Idle(idle)), None)),
-            Ok(None) => None,
-            Ok(Some(Ok(bytes))) => match check.next(&bytes) {
-                Ok(()) => Some((Ok(bytes), Some((body, false, check)))),
-                Err(e) => Some((Err(e), None)),
-            },
-            Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e)), None)),
+    Timed {
+        body: body.boxed(),
+        sleep: Box::pin(tokio::time::sleep_until(first_deadline)),
+        armed: first_deadline,
+        deadline: first_deadline,
+        first: true,
+        first_byte,
+        idle,
+        check: BodyCheck::default(),
+        over: false,
+    }
+}
+
+/// [`timed`]'s stream. One timer for the whole body: a read only notes its deadline, and the
+/// timer is moved to it when it fires early. (A timeout per read put a timer into the
+/// runtime's wheel and took it out again for every chunk, that is for every delta.)
+struct Timed {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Where the timer is set.
+    armed: Instant,
+    /// When the body times out unless a chunk arrives: the first byte's deadline, then the
+    /// latest chunk's arrival plus `idle`.
+    deadline: Instant,
+    first: bool,
+    first_byte: Duration,
+    idle: Duration,
+    check: BodyCheck,
+    /// After the end or an error: nothing more.
+    over: bool,
+}
+
+impl Stream for Timed {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
         }
-    })
+        // The body first, as a timeout polls its future first: data that is there wins.
+        match this.body.poll_next_unpin(cx) {
+            Poll::Ready(None) => {
+                this.over = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.over = true;
+                return Poll::Ready(Some(Err(BodyError::Transport(e))));
+            }
+            Poll::Ready(Some(Ok(bytes))) => {
+                this.first = false;
+                let now = Instant::now();
+                // A far-off deadline for an idle timeout too long to add (it is configuration).
+                this.deadline = now
+                    .checked_add(this.idle)
+                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+                // Only the first chunk can bring the deadline forward (the idle timeout may be
+                // shorter than what was left of the first byte's); later ones only move it on.
+                if this.deadline < this.armed {
+                    this.armed = this.deadline;
+                    this.sleep.as_mut().reset(this.deadline);
+                }
+                return Poll::Ready(Some(match this.check.next(&bytes) {
+                    Ok(()) => Ok(bytes),
+                    Err(e) => {
+                        this.over = true;
+                        Err(e)
+                    }
+                }));
+            }
+            Poll::Pending => {}
+        }
+        loop {
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if this.deadline <= this.armed {
+                this.over = true;
+                return Poll::Ready(Some(Err(if this.first {
+                    BodyError::FirstByte(this.first_byte)
+                } else {
+                    BodyError::Idle(this.idle)
+                })));
+            }
+            // Fired at an earlier deadline: chunks came since. Wait for the latest one's.
+            this.armed = this.deadline;
+            this.sleep.as_mut().reset(this.deadline);
+        }
+    }
 }
 
 /// Checks a streamed body's bytes before the event parser sees them. The parser keeps every

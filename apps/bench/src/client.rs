@@ -344,6 +344,22 @@ pub async fn read_numbered(
             }
         }
     }
+    // A whole stream is read to the end of its body, as a browser's reader does: hyper's
+    // client closes a connection whose response body is dropped before its end, and the
+    // slot's next stream would find it closed. (Confab ends its body with the last event;
+    // a relay that ends it only when its upstream ends may write that end later.)
+    if ended && !first_only {
+        loop {
+            match body.frame().await {
+                None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    read.error = Some(format!("the body broke off after its last event: {e}"));
+                    return read;
+                }
+            }
+        }
+    }
     let deltas = read.deltas().count();
     read.error = if failure.is_some() {
         failure

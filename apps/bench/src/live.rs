@@ -458,6 +458,11 @@ pub struct RelayCost {
     /// Its instructions meanwhile (`--callgrind`).
     pub instructions: Option<u64>,
     pub wall_secs: f64,
+    /// Added time to first delta (from sending the request to the read that completed the
+    /// first delta, less the provider's time to first token), p50 and p99, in µs: issue
+    /// 20's item 3, against the bare relay's in the same run.
+    pub added_ttfd_p50_us: Option<i64>,
+    pub added_ttfd_p99_us: Option<i64>,
 }
 
 impl RelayCost {
@@ -531,6 +536,7 @@ pub async fn relay_round(
                 let read = async {
                     let mut connection = connection(&mut sending, addr).await?;
                     let request = client::request(&host, prepared).map_err(|e| e.to_string())?;
+                    let sent = Instant::now();
                     let read = tokio::time::timeout(
                         timeout,
                         client::read_numbered(
@@ -546,18 +552,28 @@ pub async fn relay_round(
                     if read.error.is_none() {
                         sending = Some(connection);
                     }
-                    Ok::<_, String>(read)
+                    Ok::<_, String>((sent, read))
                 }
                 .await;
-                reads.push(read.and_then(|r| match r.error {
+                reads.push(read.and_then(|(sent, r)| match r.error {
                     Some(e) => Err(e),
-                    None => Ok(r.deltas().count()),
+                    None => {
+                        let added = r.deltas().next().map(|first| {
+                            let ttfd = first.at.saturating_duration_since(sent);
+                            let added = i128::try_from(ttfd.as_micros()).unwrap_or(i128::MAX)
+                                - i128::try_from(shape.time_to_first_token.as_micros())
+                                    .unwrap_or(0);
+                            i64::try_from(added).unwrap_or(i64::MAX)
+                        });
+                        Ok((r.deltas().count(), added))
+                    }
                 }));
             }
             reads
         });
     }
     let mut cost = RelayCost::default();
+    let mut added_ttfd = Vec::new();
     while let Some(joined) = set.join_next().await {
         let Ok(reads) = joined else {
             cost.failures += 1;
@@ -566,7 +582,10 @@ pub async fn relay_round(
         for read in reads {
             cost.streams += 1;
             match read {
-                Ok(deltas) => cost.deltas += deltas,
+                Ok((deltas, added)) => {
+                    cost.deltas += deltas;
+                    added_ttfd.extend(added);
+                }
                 Err(e) => {
                     cost.failures += 1;
                     if cost.errors.len() < 5 {
@@ -578,6 +597,8 @@ pub async fn relay_round(
     }
     cost.wall_secs = started.elapsed().as_secs_f64();
     cost.cpu_secs = cpu_of(std::iter::once(target.pid)) - cpu0;
+    cost.added_ttfd_p50_us = signed_percentile(&mut added_ttfd, 50.0);
+    cost.added_ttfd_p99_us = signed_percentile(&mut added_ttfd, 99.0);
     if let Some(dir) = target.callgrind {
         cost.instructions = Some(
             crate::callgrind::dump(dir, target.pid)

@@ -570,9 +570,9 @@ impl LiveReport {
         if !self.relay.is_empty() {
             let _ = writeln!(
                 out,
-                "| relay cost per 1,000 deltas (senders only, one replica) | N | pace | streams server / bare | CPU ms server / bare (ratio) | instructions server / bare (ratio, `--callgrind`) | failures server / bare |"
+                "| relay cost per 1,000 deltas (senders only, one replica) | N | pace | streams server / bare | CPU ms server / bare (ratio) | instructions server / bare (ratio, `--callgrind`) | added TTFD p50 / p99 server | added TTFD p50 / p99 bare (p99 ratio) | failures server / bare |"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for r in &self.relay {
                 let pair = |a: Option<f64>, b: Option<f64>, scale: f64, unit: &str| match (a, b) {
                     (Some(a), Some(b)) if b > 0.0 => {
@@ -585,9 +585,18 @@ impl LiveReport {
                     }
                     _ => "—".to_owned(),
                 };
+                let ms = |us: Option<i64>| {
+                    #[allow(clippy::cast_precision_loss)]
+                    us.map_or_else(|| "—".to_owned(), |us| format!("{:.2} ms", us as f64 / 1e3))
+                };
+                #[allow(clippy::cast_precision_loss)]
+                let ttfd_ratio = match (r.server.added_ttfd_p99_us, r.bare.added_ttfd_p99_us) {
+                    (Some(a), Some(b)) if b > 0 => format!(" ({:.2}×)", a as f64 / b as f64),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "| the server against the bare relay | {} | {} ms | {} / {} | {} | {} | {} / {} |",
+                    "| the server against the bare relay | {} | {} ms | {} / {} | {} | {} | {} / {} | {} / {}{} | {} / {} |",
                     r.n,
                     r.pace_ms,
                     r.server.streams,
@@ -604,6 +613,11 @@ impl LiveReport {
                         1e6,
                         " M"
                     ),
+                    ms(r.server.added_ttfd_p50_us),
+                    ms(r.server.added_ttfd_p99_us),
+                    ms(r.bare.added_ttfd_p50_us),
+                    ms(r.bare.added_ttfd_p99_us),
+                    ttfd_ratio,
                     r.server.failures,
                     r.bare.failures,
                 );

@@ -148,6 +148,7 @@ where
     let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
     let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
     let task_state = web::Data::clone(&state);
+    let span = tracing::Span::current();
     state.tasks.spawn(
         async move {
             let state = task_state;
@@ -183,12 +184,19 @@ where
                 },
                 _registration: registration,
             };
-            let _ = accepted_tx.send(Ok(()));
-            relay.run().await;
+            // From here the response's body drives the relay as it is read: each event goes
+            // from the provider's connection to the client's in one task, without a hop
+            // between tasks. Whoever drops it unfinished (the handler gone before the head,
+            // the body of a client that left) hands it to a task of its own.
+            let relay = state.tasks.track_future(relay.run().instrument(span));
+            let body =
+                EventStream::driving(Driven::new(rx, Box::pin(relay), &state.tasks), KEEP_ALIVE);
+            // The handler may be gone: then the body is dropped, and the relay runs on its own.
+            let _ = accepted_tx.send(Ok(body));
         }
         .instrument(tracing::Span::current()),
     );
-    accepted
+    let body = accepted
         .await
         .map_err(|_| ApiError::Internal("the send's task ended without an answer".to_owned()))??;
 
@@ -197,22 +205,191 @@ where
         .insert_header(ContentEncoding::Identity)
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
         .insert_header(("X-Accel-Buffering", "no"))
-        .body(EventStream::new(rx, KEEP_ALIVE)))
+        .body(body))
+}
+
+/// A reply's relay and the channel it writes its frames to, driven by the response's body
+/// while the client reads it (see [`EventStream`]).
+///
+/// A client that stops reading stops actix from polling the body once the connection's
+/// buffers are full, and with it the relay: a watchdog lets such a client go after
+/// [`SLOW_CLIENT`] without a poll (its channel is closed, as a full channel's sender does
+/// when it waits that long) and drives the relay itself, so that the generation goes on.
+struct Driven {
+    inner: std::sync::Mutex<DrivenInner>,
+    /// Bumped by every poll of the body; read by the watchdog.
+    polls: std::sync::atomic::AtomicU64,
+}
+
+struct DrivenInner {
+    frames: mpsc::Receiver<Frame>,
+    relay: Slot,
+}
+
+/// Where the relay is.
+enum Slot {
+    /// In the body, which polls it.
+    Here(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// It ended.
+    Done,
+    /// In a task of its own (the body was dropped, or the watchdog took it).
+    Away,
+}
+
+/// How often the watchdog looks, and how many looks without a poll let a client go.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+const WATCH_LOOKS: u32 = 5;
+
+impl Driven {
+    fn new(
+        frames: mpsc::Receiver<Frame>,
+        relay: Pin<Box<dyn Future<Output = ()> + Send>>,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Arc<Self> {
+        let driven = Arc::new(Self {
+            inner: std::sync::Mutex::new(DrivenInner {
+                frames,
+                relay: Slot::Here(relay),
+            }),
+            polls: std::sync::atomic::AtomicU64::new(0),
+        });
+        tasks.spawn(Self::watch(Arc::clone(&driven)).instrument(tracing::Span::current()));
+        driven
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DrivenInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets the client go after [`SLOW_CLIENT`] (`WATCH_LOOKS` looks) without a poll of its
+    /// body, and then drives the relay here. Ends once the relay is done or away.
+    async fn watch(driven: Arc<Self>) {
+        let mut seen = driven.polls.load(std::sync::atomic::Ordering::Relaxed);
+        let mut quiet = 0;
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            let relay = {
+                let mut inner = driven.lock();
+                if !matches!(inner.relay, Slot::Here(_)) {
+                    return;
+                }
+                let polls = driven.polls.load(std::sync::atomic::Ordering::Relaxed);
+                if polls != seen {
+                    seen = polls;
+                    quiet = 0;
+                    continue;
+                }
+                quiet += 1;
+                if quiet < WATCH_LOOKS {
+                    continue;
+                }
+                tracing::warn!(
+                    waited_secs = SLOW_CLIENT.as_secs(),
+                    "a client stopped reading its stream; it is let go"
+                );
+                inner.frames.close();
+                std::mem::replace(&mut inner.relay, Slot::Away)
+            };
+            if let Slot::Here(relay) = relay {
+                relay.await;
+            }
+            return;
+        }
+    }
+
+    /// The body's next frame: the relay is polled (with the body's waker) when none waits.
+    fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        self.polls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Some(frame) = taken(inner.frames.try_recv()) {
+            return Poll::Ready(frame);
+        }
+        match &mut inner.relay {
+            Slot::Here(relay) => {
+                if relay.as_mut().poll(cx).is_ready() {
+                    inner.relay = Slot::Done;
+                }
+            }
+            // Its frames come from another task now: wait for them.
+            Slot::Away => return inner.frames.poll_next_unpin(cx),
+            Slot::Done => {}
+        }
+        // Only the relay writes to the channel, and it just ran in this task: what it wrote
+        // is there now, and it woke nobody (the receiver waits on no waker while the relay is
+        // here; the relay's own wake-ups are this body's).
+        match taken(inner.frames.try_recv()) {
+            Some(frame) => Poll::Ready(frame),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Hands an unfinished relay to a task of its own (the body is gone).
+    fn release(&self) {
+        let relay = {
+            let mut inner = self.lock();
+            match inner.relay {
+                Slot::Here(_) => std::mem::replace(&mut inner.relay, Slot::Away),
+                _ => return,
+            }
+        };
+        if let (Slot::Here(relay), Ok(runtime)) = (relay, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(relay);
+        }
+    }
+}
+
+/// A frame taken without waiting: `Some(Some)` a frame, `Some(None)` the channel's end,
+/// `None` nothing yet.
+fn taken(next: Result<Frame, mpsc::TryRecvError>) -> Option<Option<Frame>> {
+    match next {
+        Ok(frame) => Some(Some(frame)),
+        Err(mpsc::TryRecvError::Closed) => Some(None),
+        Err(mpsc::TryRecvError::Empty) => None,
+    }
 }
 
 /// The body of a chat stream: the relay's frames as they come, and a keep-alive comment on
 /// each tick of `keep_alive` that finds none waiting (the first tick is at once, as with
 /// `actix_web_lab::sse`, which this replaces byte for byte).
 pub struct EventStream {
-    frames: mpsc::Receiver<Frame>,
+    frames: Frames,
     keep_alive: tokio::time::Interval,
+}
+
+/// Where a body's frames come from.
+enum Frames {
+    /// A task of their own writes them (a follower's relay).
+    Channel(mpsc::Receiver<Frame>),
+    /// The sender's relay, which the body drives.
+    Driven(Arc<Driven>),
 }
 
 impl EventStream {
     fn new(frames: mpsc::Receiver<Frame>, period: Duration) -> Self {
+        Self::with(Frames::Channel(frames), period)
+    }
+
+    fn driving(driven: Arc<Driven>, period: Duration) -> Self {
+        Self::with(Frames::Driven(driven), period)
+    }
+
+    fn with(frames: Frames, period: Duration) -> Self {
         let mut keep_alive = tokio::time::interval(period);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self { frames, keep_alive }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        // The watchdog holds the other reference: the relay goes on without the body now.
+        if let Frames::Driven(driven) = &self.frames {
+            driven.release();
+        }
     }
 }
 
@@ -228,7 +405,11 @@ impl MessageBody for EventStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        match this.frames.poll_next_unpin(cx) {
+        let next = match &mut this.frames {
+            Frames::Channel(frames) => frames.poll_next_unpin(cx),
+            Frames::Driven(driven) => driven.poll_frame(cx),
+        };
+        match next {
             Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(Bytes::from(frame)))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
@@ -519,8 +700,7 @@ async fn relay_follower(
                 }
             }
         };
-        let ready = futures::future::poll_fn(|cx| tx.poll_ready(cx));
-        match tokio::time::timeout(SLOW_CLIENT, ready).await {
+        match room(&mut tx).await {
             Ok(Ok(())) => {
                 if tx.start_send(frame).is_err() {
                     return;
@@ -539,6 +719,23 @@ async fn relay_follower(
             return;
         }
     }
+}
+
+/// Waits until the channel to the client's response has room, for at most [`SLOW_CLIENT`]:
+/// `Err` when that passed, `Ok(Err)` when the response is gone. The timer is made only when
+/// the channel is full: a client that keeps up costs no clock read and no timer per event.
+async fn room(
+    tx: &mut mpsc::Sender<Frame>,
+) -> Result<Result<(), mpsc::SendError>, tokio::time::error::Elapsed> {
+    if let Poll::Ready(ready) = futures::future::poll_fn(|cx| Poll::Ready(tx.poll_ready(cx))).await
+    {
+        return Ok(ready);
+    }
+    tokio::time::timeout(
+        SLOW_CLIENT,
+        futures::future::poll_fn(|cx| tx.poll_ready(cx)),
+    )
+    .await
 }
 
 /// Whether a stored reply ended with `done` (complete or cancelled), as opposed to failing.
@@ -687,8 +884,7 @@ impl Relay {
                         let Some((name, data)) = encode_data(event) else {
                             continue;
                         };
-                        let frame = encode(name, next_id, &data);
-                        let data = String::from_utf8(data).unwrap_or_else(|_| "{}".to_owned());
+                        let frame = encode(name, next_id, data.as_bytes());
                         let live = if ended {
                             LiveEvent::last(next_id, name, data)
                         } else {
@@ -706,8 +902,7 @@ impl Relay {
             // waiting for it longer than `SLOW_CLIENT` would hold up the generation (and, over a
             // shared HTTP/2 upstream, other replies): it is let go, its stream ends, and the
             // reply is generated and stored as for a client that went away.
-            let ready = futures::future::poll_fn(|cx| self.tx.poll_ready(cx));
-            let sent = match tokio::time::timeout(SLOW_CLIENT, ready).await {
+            let sent = match room(&mut self.tx).await {
                 Ok(Ok(())) => self.tx.start_send(frame).is_ok(),
                 Ok(Err(_)) => false,
                 Err(_) => {
@@ -773,36 +968,39 @@ impl Relay {
 /// The SSE frame of an event: `id: <n>`, `event: <name>`, one line of JSON, a blank line.
 #[cfg(test)]
 fn frame(event: ChatEvent, id: u64) -> Frame {
-    let (name, data) = encode_data(event).unwrap_or(("", Vec::new()));
-    encode(name, id, &data)
+    let (name, data) = encode_data(event).unwrap_or(("", String::new()));
+    encode(name, id, data.as_bytes())
 }
 
 /// An event's name and its one line of JSON; `None` for what is not sent (`TitleFollows`).
-fn encode_data(event: ChatEvent) -> Option<(&'static str, Vec<u8>)> {
+fn encode_data(event: ChatEvent) -> Option<(&'static str, String)> {
     let (name, data) = match event {
         ChatEvent::UserMessage(m) => (
             api::events::USER_MESSAGE,
-            serde_json::to_vec(&convert::message(m)),
+            serde_json::to_string(&convert::message(m)),
         ),
         ChatEvent::AssistantMessage(m) => (
             api::events::ASSISTANT_MESSAGE,
-            serde_json::to_vec(&convert::message(m)),
+            serde_json::to_string(&convert::message(m)),
         ),
         ChatEvent::Delta { message_id, text } => (
             api::events::DELTA,
-            serde_json::to_vec(&api::Delta {
+            serde_json::to_string(&api::Delta {
                 message_id: message_id.as_uuid(),
                 text,
             }),
         ),
-        ChatEvent::Done(m) => (api::events::DONE, serde_json::to_vec(&convert::message(m))),
+        ChatEvent::Done(m) => (
+            api::events::DONE,
+            serde_json::to_string(&convert::message(m)),
+        ),
         ChatEvent::Error {
             message,
             code,
             detail,
         } => (
             api::events::ERROR,
-            serde_json::to_vec(&api::StreamError {
+            serde_json::to_string(&api::StreamError {
                 message_id: message.id.as_uuid(),
                 code: code.as_str().to_owned(),
                 detail,
@@ -813,14 +1011,14 @@ fn encode_data(event: ChatEvent) -> Option<(&'static str, Vec<u8>)> {
             title,
         } => (
             api::events::TITLE,
-            serde_json::to_vec(&api::TitleEvent {
+            serde_json::to_string(&api::TitleEvent {
                 conversation_id: conversation_id.as_uuid(),
                 title,
             }),
         ),
         ChatEvent::TitleFollows { .. } => return None,
     };
-    Some((name, data.unwrap_or_else(|_| b"{}".to_vec())))
+    Some((name, data.unwrap_or_else(|_| "{}".to_owned())))
 }
 
 /// `id: <id>\nevent: <name>\ndata: <data>\n\n` in one exactly sized allocation. `data` is
