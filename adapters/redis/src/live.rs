@@ -15,9 +15,10 @@
 //! - `<prefix>{<reply>}:cancelled`, set by a cancel for a minute: a producer that opens the
 //!   reply after the cancel was published (nobody held it then) finds it and stops.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -57,6 +58,10 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 /// … doubling up to this long.
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// A thread whose own connections could not be made uses the process's for this long
+/// before it tries again.
+const LOCAL_RETRY: Duration = Duration::from_secs(5);
+
 /// Counters of what the adapter could not do, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct RedisLiveStats {
@@ -93,6 +98,7 @@ impl RedisLiveStats {
 }
 
 struct Shared {
+    /// The process's connection and subscriber: cancels, and any thread without its own yet.
     conn: ConnectionManager,
     prefix: String,
     options: LiveOptions,
@@ -100,12 +106,114 @@ struct Shared {
     followers: Arc<Followers>,
     stats: Arc<RedisLiveStats>,
     _subscriber: AbortOnDrop,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Each thread's own connection and subscriber (see [`Shared::here`]).
+    locals: Mutex<HashMap<ThreadId, Slot>>,
+}
+
+/// A thread's own connection to Redis and pub/sub subscriber, their tasks on its runtime.
+///
+/// A reply's writer and followers run on the actix worker that serves their request; with
+/// the process's one connection and subscriber on the main runtime, every entry crossed
+/// threads twice on the producing replica (the writer to the connection's task and back)
+/// and twice on the following one (the subscriber's task, then the follower's worker): four
+/// wake-ups of another thread per delta that the in-process path does not pay. With a
+/// connection and a subscriber per worker, an entry is written, and delivered to a
+/// follower, by the thread that already runs it (docs/benchmarks.md, "Live replies").
+struct Local {
+    conn: ConnectionManager,
+    followers: Arc<Followers>,
+    _subscriber: AbortOnDrop,
+}
+
+enum Slot {
+    /// A task of the thread is connecting; the process's connections serve it meanwhile.
+    Connecting,
+    /// The last try failed then (Redis away): the process's connections serve the thread.
+    Failed(Instant),
+    Ready(Arc<Local>),
+}
+
+/// The connection and the followers a caller on this thread uses.
+struct Here {
+    conn: ConnectionManager,
+    followers: Arc<Followers>,
 }
 
 impl Shared {
     fn key(&self, reply: MessageId) -> String {
         events_key(&self.prefix, reply)
     }
+
+    /// This thread's own connection and subscriber, or the process's until they exist: the
+    /// first call on a thread starts connecting them in a task of its runtime and never
+    /// waits for it (an open reply must not wait for a Redis that does not answer).
+    fn here(self: &Arc<Self>) -> Here {
+        let thread = std::thread::current().id();
+        let mut locals = self.locals.lock().unwrap_or_else(PoisonError::into_inner);
+        match locals.get(&thread) {
+            Some(Slot::Ready(local)) => {
+                return Here {
+                    conn: local.conn.clone(),
+                    followers: Arc::clone(&local.followers),
+                };
+            }
+            Some(Slot::Connecting) => {}
+            Some(Slot::Failed(at)) if at.elapsed() < LOCAL_RETRY => {}
+            Some(Slot::Failed(_)) | None => {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    locals.insert(thread, Slot::Connecting);
+                    tokio::spawn(connect_local(
+                        Arc::downgrade(self),
+                        thread,
+                        self.client.clone(),
+                        self.config.clone(),
+                    ));
+                }
+            }
+        }
+        Here {
+            conn: self.conn.clone(),
+            followers: Arc::clone(&self.followers),
+        }
+    }
+}
+
+/// Makes `thread`'s own connection and subscriber (see [`Local`]).
+async fn connect_local(
+    shared: Weak<Shared>,
+    thread: ThreadId,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+) {
+    let made = async {
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (followers, subscriber) =
+            crate::subscriber::start(client, None, Arc::default(), (RETRY_MIN, RETRY_MAX))
+                .await?;
+        Ok::<_, RedisError>(Local {
+            conn,
+            followers,
+            _subscriber: subscriber,
+        })
+    }
+    .await;
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    let slot = match made {
+        Ok(local) => Slot::Ready(Arc::new(local)),
+        Err(e) => {
+            tracing::debug!(error = %e, "live replies: a worker's own connections to Redis failed; the process's serve it");
+            Slot::Failed(Instant::now())
+        }
+    };
+    shared
+        .locals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(thread, slot);
 }
 
 fn events_key(prefix: &str, reply: MessageId) -> String {
@@ -153,13 +261,13 @@ impl RedisLiveReplies {
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(RETRY_MAX);
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(|e| unavailable(&e))?;
         let producers: Arc<Producers> = Arc::default();
         let (followers, subscriber) = crate::subscriber::start(
-            client,
-            cancel_channel(&prefix),
+            client.clone(),
+            Some(cancel_channel(&prefix)),
             Arc::clone(&producers),
             (RETRY_MIN, RETRY_MAX),
         )
@@ -177,6 +285,9 @@ impl RedisLiveReplies {
                 followers,
                 stats: Arc::default(),
                 _subscriber: subscriber,
+                client,
+                config,
+                locals: Mutex::default(),
             }),
         })
     }
@@ -277,13 +388,13 @@ impl Drop for RedisPublisher {
 /// on `opened` after the first try, successful or not.
 async fn write_queue(
     shared: Arc<Shared>,
+    mut conn: ConnectionManager,
     reply: MessageId,
     queue: Arc<Queue>,
     cancel: CancelToken,
     opened: tokio::sync::oneshot::Sender<()>,
 ) {
     let key = shared.key(reply);
-    let mut conn = shared.conn.clone();
     let mut written: u64 = 0;
     let mut wait = RETRY_MIN;
     let mut failing_since: Option<Instant> = None;
@@ -631,6 +742,7 @@ impl LiveReplies for RedisLiveReplies {
         let (opened, open) = tokio::sync::oneshot::channel();
         tokio::spawn(write_queue(
             Arc::clone(shared),
+            shared.here().conn,
             reply,
             Arc::clone(&queue),
             cancel,
@@ -655,11 +767,12 @@ impl LiveReplies for RedisLiveReplies {
 
     async fn follow(&self, reply: MessageId, after: u64) -> Result<LiveEventStream, LiveError> {
         let key = self.shared.key(reply);
-        let mut conn = self.shared.conn.clone();
+        let Here {
+            mut conn,
+            followers,
+        } = self.shared.here();
         // Subscribed first: every entry written after the read below is delivered.
-        let mut joined = self
-            .shared
-            .followers
+        let mut joined = followers
             .join(&live_channel(&self.shared.prefix, reply), COMMAND_TIMEOUT)
             .await?;
         // Whether the reply exists, its newest entry (to see whether the follower already
@@ -986,6 +1099,99 @@ mod tests {
             .unwrap();
             assert_eq!(read, all);
         }
+    }
+
+    /// Waits until this thread's own connection and subscriber are made.
+    async fn local_ready(live: &RedisLiveReplies) -> Arc<Local> {
+        let thread = std::thread::current().id();
+        let started = Instant::now();
+        loop {
+            live.shared.here();
+            if let Some(Slot::Ready(local)) = live.shared.locals.lock().unwrap().get(&thread) {
+                return Arc::clone(local);
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "never made");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A worker writes and follows through connections of its own, on its runtime, once
+    /// they are made; a follower there gets every event of a reply written by another
+    /// process (another adapter), through its thread's subscriber, not the process's.
+    #[tokio::test]
+    async fn a_thread_uses_its_own_connections_once_made() {
+        let Some(producer) = shared_redis().await else {
+            return;
+        };
+        let follower = RedisLiveReplies::connect(
+            &std::env::var("TEST_REDIS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            producer.shared.prefix.clone(),
+            LiveOptions::default(),
+        )
+        .await
+        .unwrap();
+        let local = local_ready(&follower).await;
+        local_ready(&producer).await;
+        let reply = MessageId::new();
+        let mut publisher = producer.open(reply, CancelToken::new()).await;
+        let stream = follower.follow(reply, 0).await.unwrap();
+        let channel = live_channel(&follower.shared.prefix, reply);
+        assert!(
+            local.followers.is_followed(&channel),
+            "joined on the thread's subscriber"
+        );
+        assert!(
+            !follower.shared.followers.is_followed(&channel),
+            "not on the process's"
+        );
+        let mut all = events(1..=30);
+        all[29].last = true;
+        for event in all.clone() {
+            publisher.publish(event);
+            tokio::task::yield_now().await;
+        }
+        let read: Vec<LiveEvent> = tokio::time::timeout(
+            Duration::from_secs(20),
+            stream.map(|e| e.unwrap()).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, all);
+    }
+
+    /// A thread whose own connections cannot be made (Redis away) is served by the
+    /// process's at once, and tries again later.
+    #[tokio::test]
+    async fn a_thread_without_its_own_connections_is_served_at_once() {
+        let Some(redis) = PrivateRedis::start() else {
+            return;
+        };
+        let live = private_live(&redis).await;
+        drop(redis);
+        let started = Instant::now();
+        let here = live.shared.here();
+        assert!(Arc::ptr_eq(&here.followers, &live.shared.followers));
+        assert!(started.elapsed() < Duration::from_millis(50), "did not wait");
+        let thread = std::thread::current().id();
+        let started = Instant::now();
+        loop {
+            if matches!(
+                live.shared.locals.lock().unwrap().get(&thread),
+                Some(Slot::Failed(_))
+            ) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "never failed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let here = live.shared.here();
+        assert!(
+            Arc::ptr_eq(&here.followers, &live.shared.followers),
+            "not retried at once"
+        );
     }
 
     /// The stream is the source of truth: an entry whose message never reached a follower

@@ -161,6 +161,12 @@ impl Followers {
         }
     }
 
+    /// Whether a follower of this process (or thread) is on `channel`.
+    #[cfg(test)]
+    pub(crate) fn is_followed(&self, channel: &str) -> bool {
+        self.lock().get(channel).is_some_and(|c| c.followers > 0)
+    }
+
     /// Hands `entry` to the local followers of `channel`, if any.
     fn deliver(&self, channel: &str, payload: &str) {
         let channels = self.lock();
@@ -195,10 +201,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Starts the subscriber; returns once it listens for cancels (or could not at first).
+/// Starts a subscriber; returns once it is connected and listens for cancels on
+/// `cancel_channel` if given (or could not at first). The process's subscriber listens for
+/// cancels; a worker's own carries only the live tails followed on that worker.
 pub(crate) async fn start(
     client: redis::Client,
-    cancel_channel: String,
+    cancel_channel: Option<String>,
     producers: Arc<Producers>,
     retry: (Duration, Duration),
 ) -> Result<(Arc<Followers>, AbortOnDrop), RedisError> {
@@ -232,7 +240,7 @@ pub(crate) async fn start(
 /// connection drops, resubscribing every followed channel.
 async fn run(
     client: redis::Client,
-    cancel_channel: String,
+    cancel_channel: Option<String>,
     producers: Arc<Producers>,
     followers: Arc<Followers>,
     mut inbox: mpsc::UnboundedReceiver<Request>,
@@ -244,9 +252,11 @@ async fn run(
     loop {
         let connected = async {
             let (mut sink, messages) = client.get_async_pubsub().await?.split();
-            let mut channels = vec![cancel_channel.clone()];
+            let mut channels: Vec<String> = cancel_channel.iter().cloned().collect();
             channels.extend(followers.lock().keys().cloned());
-            sink.subscribe(&channels).await?;
+            if !channels.is_empty() {
+                sink.subscribe(&channels).await?;
+            }
             Ok::<_, RedisError>((sink, messages))
         }
         .await;
@@ -283,7 +293,7 @@ async fn run(
                                 continue;
                             };
                             let channel = message.get_channel_name();
-                            if channel == cancel_channel {
+                            if cancel_channel.as_deref() == Some(channel) {
                                 cancel(&producers, payload);
                             } else {
                                 followers.deliver(channel, payload);
