@@ -190,8 +190,7 @@ async fn connect_local(
     let made = async {
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         let (followers, subscriber) =
-            crate::subscriber::start(client, None, Arc::default(), (RETRY_MIN, RETRY_MAX))
-                .await?;
+            crate::subscriber::start(client, None, Arc::default(), (RETRY_MIN, RETRY_MAX)).await?;
         Ok::<_, RedisError>(Local {
             conn,
             followers,
@@ -1163,7 +1162,7 @@ mod tests {
     }
 
     /// A thread whose own connections cannot be made (Redis away) is served by the
-    /// process's at once, and tries again later.
+    /// process's, and does not try again at once.
     #[tokio::test]
     async fn a_thread_without_its_own_connections_is_served_at_once() {
         let Some(redis) = PrivateRedis::start() else {
@@ -1171,10 +1170,9 @@ mod tests {
         };
         let live = private_live(&redis).await;
         drop(redis);
-        let started = Instant::now();
+        // `here` never waits (it is not async): the process's connections serve at once.
         let here = live.shared.here();
         assert!(Arc::ptr_eq(&here.followers, &live.shared.followers));
-        assert!(started.elapsed() < Duration::from_millis(50), "did not wait");
         let thread = std::thread::current().id();
         let started = Instant::now();
         loop {
