@@ -310,7 +310,7 @@ pub async fn list_messages(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let leaf = match branch.leaf.as_deref().filter(|l| !l.is_empty()) {
+    let leaf = match branch.leaf.as_deref() {
         None => None,
         Some(text) => Some(MessageId::from_uuid(Uuid::try_parse(text).map_err(
             |_| ApiError::BadRequest("leaf must be a message id".to_owned()),

@@ -299,6 +299,10 @@ async fn a_parent_or_leaf_that_is_not_in_the_conversation_is_refused() {
     app.list_messages(ALICE, c.id, "?leaf=nope")
         .await
         .problem(400, "bad_request");
+    // An empty id is malformed too (the OpenAPI document says `format: uuid`), not "absent".
+    app.list_messages(ALICE, c.id, "?leaf=")
+        .await
+        .problem(400, "bad_request");
     assert_eq!(
         app.stored_messages(ALICE, c.id).await.len(),
         2,
