@@ -137,6 +137,10 @@ pub struct LocalConfig {
     /// `CONFAB_SESSION_IDLE_SECS`: a session not renewed for this long ends (default 30 min,
     /// NIST SP 800-63B's AAL2 inactivity limit).
     pub idle_timeout: Duration,
+    /// `CONFAB_PASSWORD_PEPPER`: a secret (≥ 32 bytes) every new password hash is keyed with
+    /// (Argon2's secret input), kept outside the database: a stolen database alone does not
+    /// let anyone test guesses offline. `None`: hashes are not peppered.
+    pub pepper: Option<SecretString>,
     /// `CONFAB_SIGNUP`.
     pub signup: SignUpMode,
     /// Argon2 hashes running at once (default: the number of cores).
@@ -152,6 +156,7 @@ impl Default for LocalConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             access_ttl: Duration::from_secs(15 * 60),
             idle_timeout: Duration::from_secs(30 * 60),
+            pepper: None,
             signup: SignUpMode::default(),
             max_parallel_hashes: std::thread::available_parallelism().map_or(2, usize::from),
             hash_queue_wait: Duration::from_secs(2),
@@ -272,7 +277,10 @@ pub struct LocalAuth {
     access_ttl: Duration,
     idle: Duration,
     signup: SignUpMode,
+    /// Verifies hashes made without the pepper (and makes new ones when none is set).
     hasher: Argon2<'static>,
+    /// Makes every new hash and verifies those marked with [`PEPPER_KEY_ID`], when a pepper is set.
+    peppered: Option<Argon2<'static>>,
     /// One permit per hash allowed to run at once.
     hashing: Arc<tokio::sync::Semaphore>,
     hash_queue_wait: Duration,
@@ -302,6 +310,56 @@ fn owasp_argon2() -> Result<Argon2<'static>, ConfigError> {
         reason: format!("Argon2 parameters: {e}"),
     })?;
     Ok(Argon2::new(Argon::Argon2id, Version::V0x13, params))
+}
+
+/// The `keyid` of a hash made with the pepper (`$argon2id$v=19$m=19456,t=2,p=1,keyid=…$`):
+/// says which hasher verifies it, so hashes made before a pepper was set keep working.
+const PEPPER_KEY_ID: &[u8] = b"pepper1";
+/// Argon2 takes at most this long a secret; the pepper must be at least [`MIN_PEPPER_BYTES`].
+const MIN_PEPPER_BYTES: usize = 32;
+
+/// OWASP's parameters keyed with `pepper` (ASVS 2.4.5), its hashes marked [`PEPPER_KEY_ID`].
+fn peppered_argon2(pepper: &SecretString) -> Result<Argon2<'static>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        variable: "CONFAB_PASSWORD_PEPPER",
+        reason,
+    };
+    if pepper.expose_secret().len() < MIN_PEPPER_BYTES {
+        return Err(invalid(format!(
+            "must be at least {MIN_PEPPER_BYTES} bytes long"
+        )));
+    }
+    let key_id = argon2::KeyId::new(PEPPER_KEY_ID).map_err(|e| invalid(e.to_string()))?;
+    let params = argon2::ParamsBuilder::new()
+        .m_cost(19 * 1024)
+        .t_cost(2)
+        .p_cost(1)
+        .keyid(key_id)
+        .build()
+        .map_err(|e| invalid(format!("Argon2 parameters: {e}")))?;
+    // The hasher borrows its secret for its whole life, which is the process's: the pepper
+    // is read once at start and kept, as the signing secrets are.
+    let secret: &'static [u8] = Box::leak(
+        pepper
+            .expose_secret()
+            .as_bytes()
+            .to_vec()
+            .into_boxed_slice(),
+    );
+    Argon2::new_with_secret(secret, Argon::Argon2id, Version::V0x13, params)
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// Whether a stored hash was made with the pepper.
+fn is_peppered(hash: &PasswordHash<'_>) -> bool {
+    hash.params
+        .get("keyid")
+        .and_then(|v| {
+            v.b64_decode(&mut [0u8; 16])
+                .ok()
+                .map(|k| k == PEPPER_KEY_ID)
+        })
+        .unwrap_or(false)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
@@ -373,8 +431,12 @@ impl LocalAuth {
             ));
         }
         let hasher = owasp_argon2()?;
+        let peppered = config.pepper.as_ref().map(peppered_argon2).transpose()?;
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        let dummy_hash = hasher
+        // Made as new hashes are, so that an unknown login costs what a known one does.
+        let dummy_hash = peppered
+            .as_ref()
+            .unwrap_or(&hasher)
             .hash_password(b"confab dummy password", &salt)
             .map_err(|e| invalid("CONFAB_AUTH", &format!("Argon2 does not work here: {e}")))?
             .to_string();
@@ -395,6 +457,7 @@ impl LocalAuth {
             idle: config.idle_timeout,
             signup: config.signup,
             hasher,
+            peppered,
             hashing: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_hashes)),
             hash_queue_wait: config.hash_queue_wait,
             dummy_hash,
@@ -467,7 +530,7 @@ impl LocalAuth {
     }
 
     async fn hash(&self, password: &SecretString) -> Result<String> {
-        let hasher = self.hasher.clone();
+        let hasher = self.peppered.as_ref().unwrap_or(&self.hasher).clone();
         let password = password.clone();
         let slot = self.hashing_slot().await?;
         tokio::task::spawn_blocking(move || {
@@ -483,8 +546,11 @@ impl LocalAuth {
     }
 
     /// Whether `password` matches `hash` (`None`: the dummy, always false), off the runtime.
+    /// A hash marked as peppered needs the pepper: without it (`CONFAB_PASSWORD_PEPPER` unset
+    /// since) the check fails as `Internal`, never as a wrong password.
     async fn verify_password(&self, password: &SecretString, hash: Option<&str>) -> Result<bool> {
-        let hasher = self.hasher.clone();
+        let plain = self.hasher.clone();
+        let peppered = self.peppered.clone();
         let password = password.clone();
         let real = hash.is_some();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
@@ -494,6 +560,16 @@ impl LocalAuth {
             let parsed = PasswordHash::new(&hash).map_err(|e| {
                 LocalAuthError::Internal(format!("a stored hash is unreadable: {e}"))
             })?;
+            let hasher = if is_peppered(&parsed) {
+                peppered.ok_or_else(|| {
+                    LocalAuthError::Internal(
+                        "a password hash was made with CONFAB_PASSWORD_PEPPER, which is not set"
+                            .to_owned(),
+                    )
+                })?
+            } else {
+                plain
+            };
             let ok = hasher
                 .verify_password(password.expose_secret().as_bytes(), &parsed)
                 .is_ok();
@@ -1284,6 +1360,101 @@ mod tests {
             clock,
             store,
         )
+    }
+
+    fn pepper(text: &str) -> SecretString {
+        SecretString::from(format!("{text:0<32}"))
+    }
+
+    fn local(pepper: Option<SecretString>) -> LocalAuth {
+        LocalAuth::new(
+            Arc::new(confab_memory::MemoryAccounts::new()),
+            &LocalConfig {
+                pepper,
+                ..LocalConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// ASVS 2.4.5: with a pepper, new hashes are keyed with it (marked in the hash), verify
+    /// only with the same pepper, and hashes made before it was set still verify.
+    #[tokio::test]
+    async fn a_pepper_keys_new_hashes_and_older_hashes_still_verify() {
+        let password = SecretString::from("correct horse battery staple".to_owned());
+        let wrong = SecretString::from("correct horse battery stapler".to_owned());
+        let plain = local(None);
+        let before = plain.hash(&password).await.unwrap();
+        assert!(!before.contains("keyid"), "{before}");
+
+        let peppered = local(Some(pepper("first pepper")));
+        let after = peppered.hash(&password).await.unwrap();
+        assert!(
+            after.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="),
+            "{after}"
+        );
+        assert!(is_peppered(&PasswordHash::new(&after).unwrap()));
+        assert!(!is_peppered(&PasswordHash::new(&before).unwrap()));
+        assert!(
+            peppered
+                .verify_password(&password, Some(&after))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !peppered
+                .verify_password(&wrong, Some(&after))
+                .await
+                .unwrap()
+        );
+        assert!(
+            peppered
+                .verify_password(&password, Some(&before))
+                .await
+                .unwrap(),
+            "older hash"
+        );
+        assert!(
+            !peppered
+                .verify_password(&wrong, Some(&before))
+                .await
+                .unwrap()
+        );
+
+        // Another pepper: the right password no longer matches (the pepper is part of the key).
+        let other = local(Some(pepper("second pepper")));
+        assert!(
+            !other
+                .verify_password(&password, Some(&after))
+                .await
+                .unwrap()
+        );
+        // No pepper any more: an error, not "wrong password".
+        assert!(matches!(
+            plain.verify_password(&password, Some(&after)).await,
+            Err(LocalAuthError::Internal(_))
+        ));
+        // The dummy (unknown logins) is made by the peppered hasher too, and never matches.
+        assert!(peppered.dummy_hash.contains("keyid="));
+        assert!(!peppered.verify_password(&password, None).await.unwrap());
+    }
+
+    #[test]
+    fn a_short_pepper_is_refused() {
+        let refused = LocalAuth::new(
+            Arc::new(confab_memory::MemoryAccounts::new()),
+            &LocalConfig {
+                pepper: Some(SecretString::from("too short".to_owned())),
+                ..LocalConfig::default()
+            },
+        );
+        assert!(matches!(
+            refused,
+            Err(ConfigError::Invalid {
+                variable: "CONFAB_PASSWORD_PEPPER",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -378,6 +378,7 @@ fn auth(v: &mut Values) -> Result<AuthSettings, ConfigError> {
                 session_ttl: v.secs(&SESSION_TTL_SECS)?,
                 access_ttl: v.secs(&ACCESS_TOKEN_TTL_SECS)?,
                 idle_timeout: v.secs(&SESSION_IDLE_SECS)?,
+                pepper: v.secret(&PASSWORD_PEPPER),
                 signup: SignUpMode::parse(&signup)?,
                 ..LocalConfig::default()
             })

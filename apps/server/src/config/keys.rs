@@ -231,6 +231,8 @@ keys! {
         "who may create a built-in account (`CONFAB_AUTH=local`); the first account always may, and becomes the administrator";
     LOCAL_AUTH_SECRET: "CONFAB_LOCAL_AUTH_SECRET", Text, Derived("random per start"), SECRET,
         "signs built-in accounts' access tokens (a fixed secret ≥ 32 bytes keeps sessions across restarts; required with `CONFAB_REDIS_URL`, the same on every replica)";
+    PASSWORD_PEPPER: "CONFAB_PASSWORD_PEPPER", Text, Unset, SECRET,
+        "a secret (≥ 32 bytes, outside the database) every new built-in account's password hash is keyed with (Argon2's secret); hashes made before it was set still verify, and those made with it need it";
     SESSION_TTL_SECS: "CONFAB_SESSION_TTL_SECS", secs(60, 2_592_000), Is("43200"), PUBLIC,
         "absolute lifetime of a built-in account's session (revocable at any time; renewing does not extend it)";
     ACCESS_TOKEN_TTL_SECS: "CONFAB_ACCESS_TOKEN_TTL_SECS", secs(1, 86_400), Is("900"), PUBLIC,
