@@ -153,20 +153,23 @@ async fn sqlite_enforces_foreign_keys_and_one_streaming_reply_in_the_schema_itse
     let mut raw = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     raw.batch_execute("PRAGMA foreign_keys = ON").unwrap();
     let orphan = raw.batch_execute(
-        "INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
+        "INSERT INTO conversations (id, project_id, owner_id, title, created_at, updated_at) \
+         VALUES ('00000000-0000-7000-8000-000000000001', \
          '00000000-0000-7000-8000-000000000002', 'u', NULL, \
          '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
     );
+    let orphan = orphan.expect_err("a conversation without its project was stored");
     assert!(
-        orphan.is_err(),
-        "a conversation without its project was stored"
+        orphan.to_string().contains("FOREIGN KEY"),
+        "refused for its missing project, not for its shape: {orphan}"
     );
 
     let at = "'2026-01-01T00:00:00.000000Z'";
     raw.batch_execute(&format!(
         "INSERT INTO projects VALUES ('00000000-0000-7000-8000-000000000002', 'u', 'p', NULL, {at}, {at}, 1, 'english'); \
-         INSERT INTO conversations VALUES ('00000000-0000-7000-8000-000000000001', \
-         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at}, NULL, NULL)"
+         INSERT INTO conversations (id, project_id, owner_id, title, created_at, updated_at) \
+         VALUES ('00000000-0000-7000-8000-000000000001', \
+         '00000000-0000-7000-8000-000000000002', 'u', NULL, {at}, {at})"
     ))
     .unwrap();
     let reply = |n: u8| {
