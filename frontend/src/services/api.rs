@@ -349,6 +349,34 @@ pub fn encode_query(value: &str) -> String {
     out
 }
 
+/// A bare `POST` outside [`Api`] (no bearer, no renewal): `Accept: application/json`, the
+/// extra headers, and the body if any. Used by the session services that obtain tokens.
+pub(crate) async fn raw_post(
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<web_sys::Response, ApiError> {
+    let js = |_e: JsValue| ApiError::network();
+    let headers = web_sys::Headers::new().map_err(js)?;
+    headers.set("Accept", "application/json").map_err(js)?;
+    for (name, value) in extra_headers {
+        headers.set(name, value).map_err(js)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js)?;
+    let window = web_sys::window().ok_or_else(ApiError::network)?;
+    JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(js)?
+        .dyn_into()
+        .map_err(js)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

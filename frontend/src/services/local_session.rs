@@ -13,7 +13,6 @@ use std::cell::RefCell;
 
 use confab_api_types::{RefreshRequest, SessionToken};
 use futures_util::future::{FutureExt as _, LocalBoxFuture, Shared};
-use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::services::session_store::{self, StoredSession};
@@ -82,21 +81,5 @@ async fn renew_once() -> Result<String, ApiError> {
 }
 
 async fn post(path: &str, body: &str) -> Result<web_sys::Response, ApiError> {
-    let js = |_e: JsValue| ApiError::network();
-    let headers = web_sys::Headers::new().map_err(js)?;
-    headers.set("Accept", "application/json").map_err(js)?;
-    headers
-        .set("Content-Type", "application/json")
-        .map_err(js)?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
-    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js)?;
-    let window = web_sys::window().ok_or_else(ApiError::network)?;
-    JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .map_err(js)?
-        .dyn_into()
-        .map_err(js)
+    crate::services::api::raw_post(path, &[("Content-Type", "application/json")], Some(body)).await
 }

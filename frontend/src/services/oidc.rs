@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 
 use confab_api_types::{SessionToken, SignedOut};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::wording::ApiError;
@@ -28,20 +28,7 @@ pub fn needs_renewal(expires_at_ms: f64, now_ms: f64) -> bool {
 }
 
 async fn post(path: &str) -> Result<web_sys::Response, ApiError> {
-    let js = |_e: JsValue| ApiError::network();
-    let headers = web_sys::Headers::new().map_err(js)?;
-    headers.set("Accept", "application/json").map_err(js)?;
-    headers.set(CSRF_HEADER, "1").map_err(js)?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js)?;
-    let window = web_sys::window().ok_or_else(ApiError::network)?;
-    JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .map_err(js)?
-        .dyn_into()
-        .map_err(js)
+    crate::services::api::raw_post(path, &[(CSRF_HEADER, "1")], None).await
 }
 
 async fn read<T: serde::de::DeserializeOwned>(response: &web_sys::Response) -> Result<T, ApiError> {
