@@ -178,29 +178,60 @@ impl SearchQuery {
     }
 
     /// How many matching words `text` has, or 0 when it does not match.
+    ///
+    /// One pass over the text's words, without collecting them: each phrase is followed
+    /// with a bit set of how many of its first words the last words read match (shift-and;
+    /// a query has at most [`MAX_QUERY_WORDS`] words, so a phrase fits in a `u64`). A
+    /// phrase search checks up to thousands of candidate texts, so this is its inner loop.
     #[must_use]
     pub fn occurrences(&self, text: &str) -> usize {
         if self.is_empty() {
             return 0;
         }
-        let words = folded_words(text);
+        let phrases = &self.phrases[..self.phrases.len().min(MAX_QUERY_WORDS)];
+        let mut states = [0_u64; MAX_QUERY_WORDS];
+        let mut found = [0_usize; MAX_QUERY_WORDS];
+        let mut prefixed = 0_usize;
+        let mut visit = |word: &str| {
+            for ((phrase, state), found) in phrases.iter().zip(&mut states).zip(&mut found) {
+                // Bit j of `open`: the words before this one match the phrase's first j.
+                let mut open = (*state << 1) | 1;
+                let mut next = 0_u64;
+                while open != 0 {
+                    let j = open.trailing_zeros() as usize;
+                    open &= open - 1;
+                    if phrase.get(j).is_some_and(|wanted| same(word, wanted)) {
+                        next |= 1 << j;
+                    }
+                }
+                if next >> (phrase.len() - 1) & 1 == 1 {
+                    *found += 1;
+                }
+                *state = next;
+            }
+            if self.prefix.as_deref().is_some_and(|p| starts(word, p)) {
+                prefixed += 1;
+            }
+        };
+        if text.is_ascii() {
+            text.split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .for_each(&mut visit);
+        } else {
+            words_of(text).for_each(|(_, _, w)| visit(&w));
+        }
         let mut total = 0;
-        for phrase in &self.phrases {
-            let found = words
-                .windows(phrase.len())
-                .filter(|window| window.iter().zip(phrase).all(|(w, p)| same(w, p)))
-                .count();
+        for (phrase, found) in phrases.iter().zip(found) {
             if found == 0 {
                 return 0;
             }
             total += found * phrase.len();
         }
-        if let Some(prefix) = &self.prefix {
-            let found = words.iter().filter(|w| starts(w, prefix)).count();
-            if found == 0 {
+        if self.prefix.is_some() {
+            if prefixed == 0 {
                 return 0;
             }
-            total += found;
+            total += prefixed;
         }
         total
     }
@@ -212,9 +243,12 @@ impl SearchQuery {
     #[must_use]
     pub fn score(&self, text: &str) -> Option<f64> {
         let found = self.occurrences(text);
+        if found == 0 {
+            return None;
+        }
         #[expect(clippy::cast_precision_loss, reason = "a score, not a count")]
-        let score = found as f64 / (1.0 + text.split_whitespace().count() as f64).sqrt();
-        (found > 0).then_some(score)
+        let score = found as f64 / (1.0 + whitespace_words(text) as f64).sqrt();
+        Some(score)
     }
 
     /// Whether a folded word of a text is one the query looks for (for snippets).
@@ -222,6 +256,23 @@ impl SearchQuery {
         self.phrases.iter().flatten().any(|w| w == word)
             || self.prefix.as_deref().is_some_and(|p| word.starts_with(p))
     }
+}
+
+/// `text.split_whitespace().count()`, without decoding characters when the text is ASCII
+/// (most messages; a phrase search scores up to thousands of them): the ASCII characters
+/// that are Unicode white space are `\t`, `\n`, vertical tab, form feed, `\r` and space.
+fn whitespace_words(text: &str) -> usize {
+    if !text.is_ascii() {
+        return text.split_whitespace().count();
+    }
+    let mut words = 0;
+    let mut inside = false;
+    for &b in text.as_bytes() {
+        let space = matches!(b, b'\t'..=b'\r' | b' ');
+        words += usize::from(inside && space);
+        inside = !space;
+    }
+    words + usize::from(inside)
 }
 
 /// A database store ranks at most this many of the newest matching messages of the
@@ -500,6 +551,109 @@ mod tests {
     fn at_most_so_many_words_are_searched() {
         let query = q(&"w ".repeat(100));
         assert!(query.phrases().iter().flatten().count() <= MAX_QUERY_WORDS);
+    }
+
+    /// The count of [`SearchQuery::occurrences`] as it was first written (every window of
+    /// the text's collected words compared with each phrase): the oracle of the one-pass
+    /// count.
+    fn occurrences_by_windows(query: &SearchQuery, text: &str) -> usize {
+        if query.is_empty() {
+            return 0;
+        }
+        let words = folded_words(text);
+        let mut total = 0;
+        for phrase in query.phrases() {
+            let found = words
+                .windows(phrase.len())
+                .filter(|window| window.iter().zip(phrase).all(|(w, p)| same(w, p)))
+                .count();
+            if found == 0 {
+                return 0;
+            }
+            total += found * phrase.len();
+        }
+        if let Some(prefix) = query.prefix() {
+            let found = words.iter().filter(|w| starts(w, prefix)).count();
+            if found == 0 {
+                return 0;
+            }
+            total += found;
+        }
+        total
+    }
+
+    #[test]
+    fn whitespace_words_count_as_split_whitespace_does() {
+        let mut texts: Vec<String> = (0_u8..128)
+            .map(|b| format!("a{}b {}c{}", char::from(b), char::from(b), char::from(b)))
+            .collect();
+        texts.extend(
+            [
+                "",
+                " ",
+                "one",
+                " two  words ",
+                "\u{a0}x\u{2003}y",
+                "é é",
+                "\t\x0b\x0c\r\n",
+            ]
+            .map(str::to_owned),
+        );
+        for text in &texts {
+            assert_eq!(
+                whitespace_words(text),
+                text.split_whitespace().count(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_one_pass_count_equals_the_count_over_windows() {
+        // Few distinct words, so that phrases repeat, overlap ("a a a" in "a a a a") and
+        // start again inside a partial match ("a b a b c").
+        let vocabulary = ["a", "b", "c", "Ab", "é", "e", "ab"];
+        let separators = [" ", ", ", "\n", "-", "  "];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap()
+        };
+        let mut checked = 0;
+        for _ in 0..400 {
+            let mut raw = String::new();
+            for _ in 0..1 + next(3) {
+                let quoted = next(2) == 0;
+                if quoted {
+                    raw.push('"');
+                }
+                for i in 0..1 + next(4) {
+                    if i > 0 {
+                        raw.push(' ');
+                    }
+                    raw.push_str(vocabulary[next(vocabulary.len())]);
+                }
+                raw.push_str(if quoted { "\" " } else { " " });
+            }
+            if next(3) == 0 {
+                raw.push_str(vocabulary[next(vocabulary.len())]);
+            }
+            let query = q(&raw);
+            for _ in 0..20 {
+                let mut text = String::new();
+                for _ in 0..next(12) {
+                    text.push_str(vocabulary[next(vocabulary.len())]);
+                    text.push_str(separators[next(separators.len())]);
+                }
+                let expected = occurrences_by_windows(&query, &text);
+                assert_eq!(query.occurrences(&text), expected, "{raw:?} in {text:?}");
+                checked += usize::from(expected > 0);
+            }
+        }
+        // The generator makes matches, not only misses.
+        assert!(checked > 500, "only {checked} texts matched");
     }
 
     #[test]

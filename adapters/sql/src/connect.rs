@@ -414,6 +414,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bundled_sqlite_is_built_without_stat4() {
+        use diesel::RunQueryDsl as _;
+
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = open_sqlite(":memory:", false).unwrap();
+        let options: Vec<CompileOption> = diesel::sql_query("PRAGMA compile_options")
+            .load(&mut conn)
+            .unwrap();
+        let options: Vec<&str> = options.iter().map(|o| o.compile_options.as_str()).collect();
+        // The list is the build's, so the test sees a change of .cargo/config.toml.
+        assert!(options.contains(&"ENABLE_FTS5"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o.starts_with("ENABLE_STAT")),
+            "{options:?}"
+        );
+    }
+
+    #[test]
     fn database_urls_name_their_backend() {
         assert_eq!(
             Target::parse("postgres://u:p@h/db").unwrap(),

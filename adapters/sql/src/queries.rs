@@ -1738,7 +1738,7 @@ pub(crate) mod sqlite {
                     CROSS JOIN conversations c ON c.id = m.conversation_id \
                WHERE messages_fts MATCH ?2 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
-               ORDER BY messages_fts.rowid DESC LIMIT ?8)";
+               ORDER BY messages_fts.rowid DESC LIMIT ?8 + 0)";
         const TITLES: &str = "SELECT * FROM ( \
                SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
                       NULL AS message_id, NULL AS role, c.created_at AS created_at, \
@@ -1747,7 +1747,7 @@ pub(crate) mod sqlite {
                     CROSS JOIN conversations c ON c.rowid = conversations_fts.rowid \
                WHERE conversations_fts MATCH ?1 AND c.owner_id = ?3 \
                  AND (?4 IS NULL OR c.project_id = ?4) \
-               ORDER BY conversations_fts.rowid DESC LIMIT ?8)";
+               ORDER BY conversations_fts.rowid DESC LIMIT ?8 + 0)";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let words = query.fts5();
         let token = super::owner_token(owner);
@@ -1758,7 +1758,8 @@ pub(crate) mod sqlite {
             None
         };
         let mut rows = match phrased {
-            Some(mut messages) => {
+            Some(found) => {
+                let mut messages = phrase_rows(c, found, owner, after, n).await?;
                 let titles =
                     search_rows(c, TITLES, &words, "", owner, project, None, candidates).await?;
                 messages.extend(titles);
@@ -1790,11 +1791,24 @@ pub(crate) mod sqlite {
     /// whether the phrase's words are common.
     const PHRASE_PROBE: u32 = 250;
 
+    /// A message read by [`phrase_candidates`]: only what deciding whether it matches
+    /// needs (the text) and what finds it again (the rowid). Reading thousands of whole
+    /// result rows cost more than SQLite's own work: every column copied out of the
+    /// statement and each looked up by name.
+    #[derive(diesel::QueryableByName)]
+    struct PhraseText {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rowid: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+
     /// The owner's newest [`RANKED_CANDIDATES`] messages that have the query's phrases
-    /// (the same rows FTS5's phrase query gives), found without FTS5's phrase query, and
+    /// (the same rows FTS5's phrase query gives), as their rowids and
+    /// [`SearchQuery::score`]s, found without FTS5's phrase query, and
     /// without making FTS5 step through the entries of common words: the owner's newest
     /// [`PHRASE_PROBE`] messages are read (the owner's entries alone, `owner : "<hex>"`),
-    /// and [`SearchQuery::matches`] keeps those where the phrase is written (after folding,
+    /// and [`SearchQuery::score`] keeps those where the phrase is written (after folding,
     /// as the index folds). When at least one in eight of them has every word of the
     /// phrase ([`SearchQuery::has_words`]: common words, e.g. `"of the"`), the owner's
     /// messages are read on, newest first, a batch at a time: asking FTS5 for the ones with
@@ -1804,67 +1818,66 @@ pub(crate) mod sqlite {
     /// every word ([`SearchQuery::fts5_words`]: few, found by seeking). FTS5 itself would
     /// check a phrase's positions in every row that has its words, whoever wrote it.
     /// `None` when [`PHRASE_BATCHES`] batches did not reach the end or enough matches (a
-    /// rare phrase in a long history): the caller asks FTS5.
+    /// rare phrase in a long history): the caller asks FTS5. [`phrase_rows`] reads the
+    /// rest of the few that can reach the page.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     /// [`SearchQuery::fts5_words`]: confab_core::search::SearchQuery::fts5_words
     /// [`SearchQuery::has_words`]: confab_core::search::SearchQuery::has_words
-    /// [`SearchQuery::matches`]: confab_core::search::SearchQuery::matches
+    /// [`SearchQuery::score`]: confab_core::search::SearchQuery::score
     async fn phrase_candidates(
         c: &mut Conn,
         query: &confab_core::search::SearchQuery,
         token: &str,
         owner: &UserId,
         project: Option<ProjectId>,
-    ) -> Result<Option<Vec<crate::rows::SearchRow>>, StoreError> {
+    ) -> Result<Option<Vec<(i64, f64)>>, StoreError> {
         use diesel::sql_types::{BigInt, Nullable, Text};
 
-        const FIRST: &str = "SELECT c.id AS conversation_id, c.project_id AS project_id, \
-                    c.title AS title, m.id AS message_id, m.role AS role, \
-                    m.created_at AS created_at, m.content AS text, 0.0 AS score \
+        const FIRST: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
              FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
                   CROSS JOIN conversations c ON c.id = m.conversation_id \
              WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
                AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
-             ORDER BY messages_fts.rowid DESC LIMIT ?5";
-        // The next batch: below the last message read (the subquery is evaluated once,
-        // and FTS5 starts its rowid-descending scan there).
-        const NEXT: &str = "SELECT c.id AS conversation_id, c.project_id AS project_id, \
-                    c.title AS title, m.id AS message_id, m.role AS role, \
-                    m.created_at AS created_at, m.content AS text, 0.0 AS score \
+             ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
+        // The next batch: below the last message read (a plain constraint on the rowid,
+        // so that FTS5 starts its rowid-descending scan there).
+        const NEXT: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
              FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
                   CROSS JOIN conversations c ON c.id = m.conversation_id \
              WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
-               AND (?3 IS NULL OR c.project_id = ?3) \
-               AND messages_fts.rowid < (SELECT rowid FROM messages WHERE id = ?4) \
-             ORDER BY messages_fts.rowid DESC LIMIT ?5";
+               AND (?3 IS NULL OR c.project_id = ?3) AND messages_fts.rowid < ?4 \
+             ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let wanted = usize::try_from(candidates).unwrap_or(usize::MAX);
         let owners = format!("owner : \"{token}\"");
         let mut kept = Vec::new();
-        let mut last: Option<DbId> = None;
+        let mut last: Option<i64> = None;
         let mut expression = owners.clone();
         let mut size = PHRASE_PROBE;
         for batch in 0..=PHRASE_BATCHES {
-            let rows: Vec<crate::rows::SearchRow> =
+            let rows: Vec<PhraseText> =
                 diesel::sql_query(if last.is_some() { NEXT } else { FIRST })
                     .bind::<Text, _>(&expression)
                     .bind::<Text, _>(owner.as_str())
                     .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
-                    .bind::<Nullable<crate::types::Id>, _>(last)
+                    .bind::<Nullable<BigInt>, _>(last)
                     .bind::<BigInt, _>(i64::from(size))
                     .load(c)
                     .await
                     .map_err(translate)?;
             let read = rows.len();
-            last = rows.last().and_then(|row| row.message_id);
+            last = rows.last().map(|row| row.rowid);
             if batch == 0 {
                 let with_words = rows.iter().filter(|r| query.has_words(&r.text)).count();
                 if with_words * 8 < read {
                     expression = format!("{owners} AND content : ({})", query.fts5_words());
                 }
             }
-            kept.extend(rows.into_iter().filter(|row| query.matches(&row.text)));
+            kept.extend(
+                rows.iter()
+                    .filter_map(|row| query.score(&row.text).map(|score| (row.rowid, score))),
+            );
             let full = usize::try_from(size).unwrap_or(usize::MAX);
             if kept.len() >= wanted || read < full || last.is_none() {
                 kept.truncate(wanted);
@@ -1873,6 +1886,55 @@ pub(crate) mod sqlite {
             size = candidates;
         }
         Ok(None)
+    }
+
+    /// The whole rows of the messages of [`phrase_candidates`] (rowid, score) that can
+    /// reach a page of `n` after the cursor `after`: those with a better score than the
+    /// cursor's are before it; those with the cursor's score are read (the cursor's time
+    /// and id decide); of the rest, those below the `n`-th best score cannot reach the
+    /// page (`n` others are ahead of each). Titles are merged in by the caller.
+    async fn phrase_rows(
+        c: &mut Conn,
+        found: Vec<(i64, f64)>,
+        owner: &UserId,
+        after: Option<confab_core::search::SearchKey>,
+        n: u32,
+    ) -> Result<Vec<crate::rows::SearchRow>, StoreError> {
+        use diesel::sql_types::Text;
+
+        const ROWS: &str = "SELECT c.id AS conversation_id, c.project_id AS project_id, \
+                    c.title AS title, m.id AS message_id, m.role AS role, \
+                    m.created_at AS created_at, m.content AS text, 0.0 AS score \
+             FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.rowid IN (SELECT value FROM json_each(?1)) AND c.owner_id = ?2";
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let (mut read, mut rest): (Vec<(i64, f64)>, Vec<(i64, f64)>) = match after {
+            Some(cursor) => found
+                .into_iter()
+                .filter(|(_, score)| *score <= cursor.score)
+                .partition(|(_, score)| *score == cursor.score),
+            None => (Vec::new(), found),
+        };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if rest.len() > n {
+            let (_, nth, _) = rest.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
+            let floor = nth.1;
+            rest.retain(|(_, score)| *score >= floor);
+        }
+        read.extend(rest);
+        if read.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rowids = serde_json::to_string(&read.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        diesel::sql_query(ROWS)
+            .bind::<Text, _>(rowids)
+            .bind::<Text, _>(owner.as_str())
+            .load(c)
+            .await
+            .map_err(translate)
     }
 }
 

@@ -36,6 +36,7 @@ where
             titles_are_found_without_a_message_and_follow_renames,
             search_never_shows_another_owners_messages_and_filters_by_project,
             pages_follow_each_other_without_repeats_or_gaps,
+            phrase_pages_of_tied_scores_follow_each_other_without_repeats_or_gaps,
             snippets_are_escaped_and_only_marks_are_markup,
             a_deleted_conversations_messages_are_not_found,
             what_others_write_changes_neither_my_scores_nor_my_order,
@@ -401,6 +402,51 @@ async fn pages_follow_each_other_without_repeats_or_gaps(stores: Stores) {
     }
     let ids = |hits: &[SearchHit]| -> Vec<Uuid> { hits.iter().map(|h| h.key().id).collect() };
     assert_eq!(ids(&paged), ids(&all));
+}
+
+/// A phrase of common words ("of the": most texts have both words, so a store may read
+/// the owner's texts and rank them itself) over many texts of equal length — equal scores —
+/// and a few of other lengths: pages smaller than a run of ties follow each other exactly as
+/// the whole list goes, whichever rows a store reads in full for a page.
+async fn phrase_pages_of_tied_scores_follow_each_other_without_repeats_or_gaps(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    fillers(&stores, &alice, c, 4).await;
+    for i in 0..14 {
+        let text = match i % 5 {
+            0 => format!("the end of the road number {i} and more of the same"),
+            1 => format!("the map of the valley {i}"),
+            _ => format!("the edge of the field {i}"),
+        };
+        finished_turn(&stores, &alice, c, &text).await;
+        // The words, not the phrase: found by the words alone, never by the phrase.
+        finished_turn(&stores, &alice, c, &format!("the roof, of course {i}")).await;
+    }
+    let all = search(&stores, &alice, "\"of the\"").await;
+    // Each of the 14 texts and its reply ("Re: …").
+    assert_eq!(all.len(), 28, "{all:?}");
+    assert!(
+        all.windows(2).any(|w| w[0].score == w[1].score),
+        "the case needs ties: {all:?}"
+    );
+    for size in [1, 3, 5] {
+        let mut paged: Vec<SearchHit> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = search_page(&stores, &alice, "\"of the\"", None, after, size).await;
+            assert!(page.len() <= size as usize);
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(SearchHit::key);
+            paged.extend(page);
+            assert!(
+                paged.len() <= all.len(),
+                "pages of {size} repeat: {paged:?}"
+            );
+        }
+        let ids = |hits: &[SearchHit]| -> Vec<Uuid> { hits.iter().map(|h| h.key().id).collect() };
+        assert_eq!(ids(&paged), ids(&all), "pages of {size}");
+    }
 }
 
 async fn snippets_are_escaped_and_only_marks_are_markup(stores: Stores) {
