@@ -525,6 +525,40 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
+/// What a [`SecurityEventInfo`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityEventKind {
+    /// The password was changed by the account's owner, signed in.
+    PasswordChanged,
+    /// A new password was set with an administrator's reset link.
+    PasswordReset,
+    /// A sign-in (or the sign-up): a new session.
+    SignedIn,
+    /// Every session was signed out.
+    SignedOutEverywhere,
+}
+
+/// One entry of the caller's security history (`GET /api/auth/local/activity`): never a
+/// token or secret, only what happened, when and from which client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SecurityEventInfo {
+    pub id: Uuid,
+    pub kind: SecurityEventKind,
+    #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
+    pub at: DateTime<Utc>,
+    /// The client's `User-Agent` (shortened), if it sent one.
+    pub user_agent: Option<String>,
+    /// The client's address, if known.
+    pub address: Option<String>,
+    /// Not marked read yet (`POST /api/auth/local/activity/read`).
+    pub unread: bool,
+    /// It came from, or started, the session of the token that asked.
+    pub current: bool,
+}
+
 /// `POST /auth/oidc/sign-out` (with `X-Confab-CSRF`): where the browser goes next, the
 /// identity provider's sign-out page or `/`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
