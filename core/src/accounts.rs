@@ -238,7 +238,7 @@ pub type FailuresStep =
 ///   no other account's.
 /// - `mark_events_read` MUST set `read_at` to `now` on the account's unread events whose `at`
 ///   is at or before `now` (and on no other account's), answering how many it marked; events
-///   already read keep their `read_at`.
+///   already read keep their `read_at`. (The caller may pass a `now` in the past: "read as of".)
 /// - `revoke_browser_session` MUST make `browser_session_revoked` true for that id until
 ///   `expires_at`; revocations past their expiry may be deleted at any call.
 #[async_trait]

@@ -793,9 +793,16 @@ impl LocalAuth {
         Ok(self.store.list_events(account.id).await?)
     }
 
-    /// Marks the account's security history read; how many events were unread.
-    pub async fn mark_activity_read(&self, account: &Account) -> Result<u64> {
-        Ok(self.store.mark_events_read(account.id, self.now()).await?)
+    /// Marks the account's security history read up to `up_to` (never past now; `None`:
+    /// now), so that an event the client had not shown yet stays unread; how many it marked.
+    pub async fn mark_activity_read(
+        &self,
+        account: &Account,
+        up_to: Option<DateTime<Utc>>,
+    ) -> Result<u64> {
+        let now = self.now();
+        let through = up_to.map_or(now, |at| at.min(now));
+        Ok(self.store.mark_events_read(account.id, through).await?)
     }
 
     /// An access token for `session` from `now` (never past the session's end), with the

@@ -158,7 +158,7 @@ pub struct UploadForm {
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
-        api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::RefreshRequest, api::SessionInfo, api::SecurityEventInfo, api::SecurityEventKind, api::PasswordChange, api::PasswordReset,
+        api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::RefreshRequest, api::SessionInfo, api::SecurityEventInfo, api::SecurityEventKind, api::ReadActivity, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
         api::ShareCreated, api::ShareInfo, api::SharedConversation, api::SharedMessage,
         api::ExportFormat, api::ExportDocument, api::ExportConversation, api::ExportMessage, api::ExportAttachment,

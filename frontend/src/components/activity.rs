@@ -3,7 +3,7 @@
 //! sign-in on … from …"), with "Review sessions" and "Dismiss", and "Security activity" in
 //! the user menu listing all of it.
 
-use confab_api_types::{SecurityEventInfo, SecurityEventKind};
+use confab_api_types::{ReadActivity, SecurityEventInfo, SecurityEventKind};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -46,6 +46,12 @@ pub fn to_notice(events: &[SecurityEventInfo]) -> Vec<SecurityEventInfo> {
         .collect()
 }
 
+/// The time of the newest event of `events` (newest first, as the server lists them).
+#[cfg_attr(not(target_arch = "wasm32"), expect(clippy::clone_on_copy))]
+fn newest_shown(events: &[SecurityEventInfo]) -> Option<confab_api_types::Timestamp> {
+    events.first().map(|e| e.at.clone())
+}
+
 /// How many sentences the notice shows before "and N more".
 const SHOWN: usize = 3;
 
@@ -82,8 +88,17 @@ pub fn SecurityNotice(props: &SecurityNoticeProps) -> Html {
         let (events, error, api) = (events.clone(), error.clone(), session.api.clone());
         Callback::from(move |_: MouseEvent| {
             let (events, error, api) = (events.clone(), error.clone(), api.clone());
+            // Only what was shown (newest first): an event that happened since stays unread.
+            let up_to = newest_shown(&events);
             spawn_local(async move {
-                match api.call("POST", &format!("{ACTIVITY}/read")).await {
+                let Ok(body) = crate::json::encode(&ReadActivity { up_to }) else {
+                    return;
+                };
+                let path = format!("{ACTIVITY}/read");
+                let answer = api
+                    .request("POST", &path, Some(&body), "application/json", None)
+                    .await;
+                match answer.map(drop) {
                     Ok(()) => events.set(Vec::new()),
                     Err(e) => error.set(Some(e.describe())),
                 }

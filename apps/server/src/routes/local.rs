@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{Authenticated, JsonBody, bearer};
+use crate::extract::{Authenticated, JsonBody, OptionalJsonBody, bearer};
 use crate::state::AppState;
 
 const NOT_ENABLED: ApiError =
@@ -247,17 +247,20 @@ pub async fn list_activity(
     ))
 }
 
-/// Marks the caller's security history read (the notice of it is dismissed).
-#[utoipa::path(post, path = "/api/auth/local/activity/read", tag = "accounts",
-    responses((status = 204), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+/// Marks the caller's security history read (the notice of it is dismissed): the events up
+/// to `up_to` (the newest the client showed), or all so far; an empty body is `{}`.
+#[utoipa::path(post, path = "/api/auth/local/activity/read", tag = "accounts", request_body = Option<api::ReadActivity>,
+    responses((status = 204), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem),
+        (status = 413, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
     security(("bearer" = [])))]
 pub async fn read_activity(
     req: HttpRequest,
+    OptionalJsonBody(body): OptionalJsonBody<api::ReadActivity>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let local = local(&state)?;
     let (account, _) = caller(&req, local).await?;
-    local.mark_activity_read(&account).await?;
+    local.mark_activity_read(&account, body.up_to).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -872,7 +872,7 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_from_another_session_shows_as_unread_here_until_marked_read() {
-    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
     let laptop = post_from(
         &app,
         "Laptop Browser/1.0",
@@ -926,6 +926,7 @@ async fn a_password_change_from_another_session_shows_as_unread_here_until_marke
     // The laptop was signed out by the change; signed in again, it sees the change as
     // unread and not its own.
     get_me(&app, &laptop).await.problem(401, "unauthenticated");
+    clock.advance(Duration::from_secs(1));
     let laptop = post_from(
         &app,
         "Laptop Browser/1.0",
@@ -949,6 +950,30 @@ async fn a_password_change_from_another_session_shows_as_unread_here_until_marke
         assert!(!text.contains(secret), "a secret in the activity: {text}");
     }
 
+    // Read up to what a client showed: the newer sign-in stays unread.
+    post(
+        &app,
+        "/api/auth/local/activity/read",
+        Some(&laptop),
+        &json!({ "up_to": seen[1]["at"] }),
+    )
+    .await
+    .assert_status(204);
+    let partly = activity(&app, &laptop).await;
+    assert_eq!(partly[0]["unread"], true, "newer than up_to: {partly:?}");
+    assert!(
+        partly[1..].iter().all(|e| e["unread"] == false),
+        "{partly:?}"
+    );
+    post(
+        &app,
+        "/api/auth/local/activity/read",
+        Some(&laptop),
+        &json!({ "up_to": "not a time" }),
+    )
+    .await
+    .problem(422, "validation_failed");
+    // No body: everything so far.
     call(&app, Method::POST, "/api/auth/local/activity/read", &laptop)
         .await
         .assert_status(204);
