@@ -290,6 +290,14 @@ impl Modify for Exact<'_> {
                 s.max_length = Some(max);
                 s.pattern = Some(format!("^[A-Za-z0-9._-]{{1,{max}}}$"));
             });
+            // A time as the server writes them (RFC 3339 in UTC): every match parses, and a
+            // schema-valid body is never 422 for it (other RFC 3339 forms are accepted too).
+            constrain(schemas, "ReadActivity", "up_to", |s| {
+                s.pattern = Some(
+                    r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z$"
+                        .to_owned(),
+                );
+            });
             // Unknown properties of a request body are ignored (serde's default).
             for schema in [
                 "CreateProject",
@@ -301,6 +309,7 @@ impl Modify for Exact<'_> {
                 "ChooseLeaf",
                 "DevLogin",
                 "UploadForm",
+                "ReadActivity",
             ] {
                 if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
                     object.additional_properties =
