@@ -75,6 +75,74 @@ pub enum Rotated {
     Refused,
 }
 
+/// What happened in a [`SecurityEvent`] (ASVS 2.2.3, 2.5.5: the user is told of changes to
+/// their credentials and of new sign-ins, in the app since there is no e-mail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    /// The account's own password change (from a signed-in session).
+    PasswordChanged,
+    /// A new password set through an administrator's reset link.
+    PasswordReset,
+    /// A new session: sign-in (or sign-up).
+    SignedIn,
+    /// Every session of the account was ended ("Sign out everywhere").
+    SignedOutEverywhere,
+}
+
+impl SecurityEventKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Self; 4] = [
+        Self::PasswordChanged,
+        Self::PasswordReset,
+        Self::SignedIn,
+        Self::SignedOutEverywhere,
+    ];
+
+    /// The stable name stored and sent to clients.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::SignedIn => "signed_in",
+            Self::SignedOutEverywhere => "signed_out_everywhere",
+        }
+    }
+
+    /// The kind named by [`as_str`](Self::as_str).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// One entry of an account's security history. It never holds a token, secret or hash: only
+/// what happened, when, and the client it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityEvent {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub kind: SecurityEventKind,
+    pub at: Timestamp,
+    /// The session it came from, or started (a sign-in, or the session a password change
+    /// continues with); `None` when it came from no session (a reset link).
+    pub session_id: Option<Uuid>,
+    /// The client's `User-Agent`, shortened as in [`Session::user_agent`].
+    pub user_agent: Option<String>,
+    /// The client's address, as in [`Session::address`].
+    pub address: Option<String>,
+    /// When the account's owner marked it read; `None` while unread.
+    pub read_at: Option<Timestamp>,
+}
+
+/// How much of an account's security history is kept: the newest `newest` events, none
+/// older than `since`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRetention {
+    pub newest: u32,
+    pub since: Timestamp,
+}
+
 /// What a single-use link grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkKind {
@@ -141,7 +209,7 @@ pub type FailuresStep =
 ///   step: a session that outlives a password change is an attacker's session kept.
 /// - `revoke_session` and `revoke_sessions` MUST be idempotent; a revoked session MUST stay
 ///   revoked (`get_session` returns it with `revoked_at` set).
-/// - `delete_account` MUST remove the account, its sessions and its reset links;
+/// - `delete_account` MUST remove the account, its sessions, its reset links and its events;
 ///   `NotFound` when there is no such account.
 /// - `take_link` MUST return a link of that kind and hash at most once (concurrent callers
 ///   included), and never once `now` is past its `expires_at`.
@@ -163,6 +231,14 @@ pub type FailuresStep =
 ///   account's.
 /// - `revoke_own_session` MUST revoke the session only when it belongs to `account_id` and
 ///   is not revoked yet, answering whether it did.
+/// - `record_event` MUST store the event and, in the same step, delete the account's events
+///   beyond the newest `retention.newest` (by `at`, then `id`) and those with `at` before
+///   `retention.since`; `NotFound` (nothing stored) when there is no such account.
+/// - `list_events` MUST return the account's events, newest first (by `at`, then `id`), and
+///   no other account's.
+/// - `mark_events_read` MUST set `read_at` to `now` on the account's unread events whose `at`
+///   is at or before `now` (and on no other account's), answering how many it marked; events
+///   already read keep their `read_at`. (The caller may pass a `now` in the past: "read as of".)
 /// - `revoke_browser_session` MUST make `browser_session_revoked` true for that id until
 ///   `expires_at`; revocations past their expiry may be deleted at any call.
 #[async_trait]
@@ -202,6 +278,17 @@ pub trait AccountStore: Send + Sync + 'static {
         id: Uuid,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Adds to the account's security history, keeping it within `retention`.
+    async fn record_event(
+        &self,
+        event: &SecurityEvent,
+        retention: EventRetention,
+    ) -> Result<(), StoreError>;
+    /// The account's security history, newest first.
+    async fn list_events(&self, account_id: Uuid) -> Result<Vec<SecurityEvent>, StoreError>;
+    /// Marks the account's unread events up to `now` read; how many it marked.
+    async fn mark_events_read(&self, account_id: Uuid, now: Timestamp) -> Result<u64, StoreError>;
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError>;
     /// Consumes the unexpired, unused link of `kind` with this hash.

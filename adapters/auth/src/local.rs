@@ -29,10 +29,13 @@
 //!   session, an older one included, revokes the whole session (reuse means that a copy
 //!   is in someone else's hands: RFC 9700 §4.14.2).
 //! - Invite and reset links carry 32 random bytes; only their SHA-256 is stored.
+//! - Each account keeps a short security history (ASVS 2.2.3, 2.5.5): sign-ins, password
+//!   changes and resets, "sign out everywhere", with when and from which client (never a
+//!   secret). The newest [`EVENTS_KEPT`] are kept, none older than [`EVENTS_MAX_AGE_DAYS`];
+//!   the client shows the unread ones that came from another session.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,7 +44,8 @@ use argon2::{Algorithm as Argon, Argon2, Params, Version};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
 use confab_core::accounts::{
-    Account, AccountStore, Failures, Link, LinkKind, Rotated, Rotation, Session,
+    Account, AccountStore, EventRetention, Failures, Link, LinkKind, Rotated, Rotation,
+    SecurityEvent, SecurityEventKind, Session,
 };
 use confab_core::clock::{Clock, SystemClock};
 use confab_core::error::{Conflict, StoreError};
@@ -73,6 +77,13 @@ pub const SESSION_CACHE: Duration = Duration::from_secs(2);
 pub const REFRESH_GRACE: Duration = Duration::from_secs(30);
 /// The longest `User-Agent` kept for the sessions list, in characters.
 pub const USER_AGENT_CHARS: usize = 200;
+/// How many security events are kept per account (the newest).
+pub const EVENTS_KEPT: u32 = 50;
+/// Security events older than this many days are deleted.
+pub const EVENTS_MAX_AGE_DAYS: i64 = 90;
+/// How long "an account exists" is believed without counting again (another replica may
+/// delete the last account; this process forgets at once when it deletes one itself).
+pub const ACCOUNTS_SEEN_FOR: Duration = Duration::from_secs(60);
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RESET_TTL: Duration = Duration::from_secs(3600);
 /// Failures allowed before backoff starts: per login from one client address, per client
@@ -290,8 +301,8 @@ pub struct LocalAuth {
     throttle: Throttle,
     /// Session id → (when checked, valid until: `None` when not valid).
     sessions: Mutex<HashMap<Uuid, CheckedSession>>,
-    /// Set once an account was seen to exist (see [`LocalAuth::awaits_first_account`]).
-    has_accounts: AtomicBool,
+    /// When an account was last seen to exist (see [`LocalAuth::awaits_first_account`]).
+    accounts_seen: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for LocalAuth {
@@ -467,7 +478,7 @@ impl LocalAuth {
                 .collect(),
             throttle,
             sessions: Mutex::new(HashMap::new()),
-            has_accounts: AtomicBool::new(false),
+            accounts_seen: Mutex::new(None),
         })
     }
 
@@ -478,15 +489,22 @@ impl LocalAuth {
 
     /// Whether no account exists yet: the next sign-up needs no invite and makes an
     /// administrator (the client then offers "Create account"). Once an account was seen the
-    /// answer is remembered, so this costs a count only until the first account exists.
+    /// answer is remembered for [`ACCOUNTS_SEEN_FOR`] (forgotten at once when this process
+    /// deletes an account), so this costs a count a minute at most while accounts exist.
     pub async fn awaits_first_account(&self) -> Result<bool> {
-        if self.has_accounts.load(Ordering::Relaxed) {
+        let now = self.now();
+        let seen = *self
+            .accounts_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.is_some_and(|at| now < at + chrono_duration(ACCOUNTS_SEEN_FOR)) {
             return Ok(false);
         }
         let none = self.store.count_accounts().await? == 0;
-        if !none {
-            self.has_accounts.store(true, Ordering::Relaxed);
-        }
+        *self
+            .accounts_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (!none).then_some(now);
         Ok(none)
     }
 
@@ -625,7 +643,9 @@ impl LocalAuth {
                 self.store.create_account(&account).await?
             }
         };
-        let token = self.start_session(account.id, client).await?;
+        let token = self
+            .start_session(account.id, client, SecurityEventKind::SignedIn)
+            .await?;
         Ok((account, token))
     }
 
@@ -705,7 +725,8 @@ impl LocalAuth {
             return Err(LocalAuthError::InvalidCredentials);
         };
         self.throttle.succeed(&keys).await?;
-        self.start_session(account.id, client).await
+        self.start_session(account.id, client, SecurityEventKind::SignedIn)
+            .await
     }
 
     /// The session records' clock: the throttle's (tests advance it), to the microsecond.
@@ -713,8 +734,14 @@ impl LocalAuth {
         self.throttle.now()
     }
 
-    /// A new session for the account, its access token and refresh token.
-    async fn start_session(&self, account_id: Uuid, client: &ClientInfo) -> Result<IssuedToken> {
+    /// A new session for the account, its access token and refresh token; `event` (what
+    /// started it) goes into the account's security history with the new session.
+    async fn start_session(
+        &self,
+        account_id: Uuid,
+        client: &ClientInfo,
+        event: SecurityEventKind,
+    ) -> Result<IssuedToken> {
         let now = self.now();
         let secret = hex::encode(random_bytes::<32>()?);
         let session = Session {
@@ -725,16 +752,57 @@ impl LocalAuth {
             revoked_at: None,
             last_used_at: now,
             refresh_hash: link_hash(&secret),
-            user_agent: client.user_agent.as_deref().map(|ua| {
-                ua.chars()
-                    .filter(|c| !c.is_control())
-                    .take(USER_AGENT_CHARS)
-                    .collect()
-            }),
+            user_agent: short_user_agent(client),
             address: client.address.map(|a| a.to_string()),
         };
         self.store.insert_session(&session).await?;
+        self.record(account_id, event, Some(session.id), client)
+            .await?;
         self.issue(&session, now, &secret)
+    }
+
+    /// Adds an event to the account's security history (trimmed to what is kept).
+    async fn record(
+        &self,
+        account_id: Uuid,
+        kind: SecurityEventKind,
+        session_id: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let now = self.now();
+        let event = SecurityEvent {
+            id: Uuid::now_v7(),
+            account_id,
+            kind,
+            at: now,
+            session_id,
+            user_agent: short_user_agent(client),
+            address: client.address.map(|a| a.to_string()),
+            read_at: None,
+        };
+        let retention = EventRetention {
+            newest: EVENTS_KEPT,
+            since: now - chrono::Duration::days(EVENTS_MAX_AGE_DAYS),
+        };
+        self.store.record_event(&event, retention).await?;
+        Ok(())
+    }
+
+    /// The account's security history, newest first.
+    pub async fn activity(&self, account: &Account) -> Result<Vec<SecurityEvent>> {
+        Ok(self.store.list_events(account.id).await?)
+    }
+
+    /// Marks the account's security history read up to `up_to` (never past now; `None`:
+    /// now), so that an event the client had not shown yet stays unread; how many it marked.
+    pub async fn mark_activity_read(
+        &self,
+        account: &Account,
+        up_to: Option<DateTime<Utc>>,
+    ) -> Result<u64> {
+        let now = self.now();
+        let through = up_to.map_or(now, |at| at.min(now));
+        Ok(self.store.mark_events_read(account.id, through).await?)
     }
 
     /// An access token for `session` from `now` (never past the session's end), with the
@@ -906,9 +974,27 @@ impl LocalAuth {
 
     /// Ends every session of the account.
     pub async fn sign_out_all(&self, account: &Account) -> Result<()> {
+        self.sign_out_all_from(account, None, &ClientInfo::default())
+            .await
+    }
+
+    /// As [`sign_out_all`](Self::sign_out_all), noting the session and client that asked in
+    /// the account's security history.
+    pub async fn sign_out_all_from(
+        &self,
+        account: &Account,
+        session: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> Result<()> {
         self.store.revoke_sessions(account.id, Utc::now()).await?;
         self.forget_sessions();
-        Ok(())
+        self.record(
+            account.id,
+            SecurityEventKind::SignedOutEverywhere,
+            session,
+            client,
+        )
+        .await
     }
 
     /// Checks `current`, sets `new`, revokes every session (this one too) and starts a new
@@ -946,7 +1032,8 @@ impl LocalAuth {
             .set_password(account.id, &hash, Utc::now())
             .await?;
         self.forget_sessions();
-        self.start_session(account.id, client).await
+        self.start_session(account.id, client, SecurityEventKind::PasswordChanged)
+            .await
     }
 
     /// An invite link's secret (administrators only).
@@ -990,6 +1077,18 @@ impl LocalAuth {
 
     /// Sets a new password with a reset link; every session of the account is revoked.
     pub async fn reset_password(&self, secret: &str, new: &SecretString) -> Result<()> {
+        self.reset_password_from(secret, new, &ClientInfo::default())
+            .await
+    }
+
+    /// As [`reset_password`](Self::reset_password), noting the client that used the link in
+    /// the account's security history.
+    pub async fn reset_password_from(
+        &self,
+        secret: &str,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<()> {
         // Checked before the link is used up, so that a refused password does not cost it.
         self.check_password(new.expose_secret(), "")?;
         let hash = link_hash(secret);
@@ -998,7 +1097,7 @@ impl LocalAuth {
             .take_link(LinkKind::Reset, &hash, Utc::now())
             .await?
             .ok_or(LocalAuthError::InvalidLink)?;
-        let result = self.reset_with(&link, new).await;
+        let result = self.reset_with(&link, new, client).await;
         if result.is_err() {
             // Refused (the password holds the username) or not done (busy, store): the
             // link's holder may try again.
@@ -1007,7 +1106,7 @@ impl LocalAuth {
         result
     }
 
-    async fn reset_with(&self, link: &Link, new: &SecretString) -> Result<()> {
+    async fn reset_with(&self, link: &Link, new: &SecretString, client: &ClientInfo) -> Result<()> {
         let account_id = link.account_id.ok_or(LocalAuthError::InvalidLink)?;
         let account = self
             .store
@@ -1020,6 +1119,13 @@ impl LocalAuth {
             .set_password(account_id, &hash, Utc::now())
             .await?;
         self.forget_sessions();
+        if let Err(e) = self
+            .record(account_id, SecurityEventKind::PasswordReset, None, client)
+            .await
+        {
+            // The password is set: giving the link back now would let it be used twice.
+            tracing::warn!(error = %e, "a password reset could not be noted in the account's history");
+        }
         Ok(())
     }
 
@@ -1042,8 +1148,23 @@ impl LocalAuth {
     pub async fn delete_account(&self, account: &Account) -> Result<()> {
         self.store.delete_account(account.id).await?;
         self.forget_sessions();
+        // It may have been the last one: count again at the next ask.
+        *self
+            .accounts_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
     }
+}
+
+/// The client's `User-Agent` as kept: no control characters, at most [`USER_AGENT_CHARS`].
+fn short_user_agent(client: &ClientInfo) -> Option<String> {
+    client.user_agent.as_deref().map(|ua| {
+        ua.chars()
+            .filter(|c| !c.is_control())
+            .take(USER_AGENT_CHARS)
+            .collect()
+    })
 }
 
 fn require_admin(account: &Account) -> Result<()> {
@@ -1375,6 +1496,48 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    fn signup(username: &str) -> SignUp {
+        SignUp {
+            username: username.to_owned(),
+            email: None,
+            password: SecretString::from("a long and quiet river 42".to_owned()),
+            invite: None,
+        }
+    }
+
+    /// Deleting the last account offers the first account again at once in this process,
+    /// and within [`ACCOUNTS_SEEN_FOR`] in another one on the same store (a replica).
+    #[tokio::test]
+    async fn after_the_last_account_is_deleted_the_first_account_is_offered_again() {
+        let store = Arc::new(confab_memory::MemoryAccounts::new());
+        let clock = ManualClock::new();
+        let config = LocalConfig::default();
+        let here = LocalAuth::with_clock(store.clone(), &config, Arc::new(clock.clone())).unwrap();
+        let replica =
+            LocalAuth::with_clock(store.clone(), &config, Arc::new(clock.clone())).unwrap();
+        assert!(here.awaits_first_account().await.unwrap());
+        let (ada, _) = here.sign_up(signup("ada")).await.unwrap();
+        assert!(!here.awaits_first_account().await.unwrap());
+        assert!(!replica.awaits_first_account().await.unwrap());
+
+        here.delete_account(&ada).await.unwrap();
+        assert!(
+            here.awaits_first_account().await.unwrap(),
+            "no account is left: the next sign-up is the first"
+        );
+        assert!(
+            !replica.awaits_first_account().await.unwrap(),
+            "the replica believes what it saw for a while"
+        );
+        clock.advance(ACCOUNTS_SEEN_FOR);
+        assert!(replica.awaits_first_account().await.unwrap());
+
+        // And the offer is real: the next sign-up needs no invite and administers.
+        let (again, _) = replica.sign_up(signup("grace")).await.unwrap();
+        assert!(again.is_admin);
+        assert!(!here.awaits_first_account().await.unwrap());
     }
 
     /// ASVS 2.4.5: with a pepper, new hashes are keyed with it (marked in the hash), verify

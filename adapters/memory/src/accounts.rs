@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use confab_core::accounts::{
-    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
+    Account, AccountStore, EventRetention, Failures, FailuresStep, Link, LinkKind, Rotated,
+    Rotation, SecurityEvent, Session,
 };
 use confab_core::error::{Conflict, StoreError};
 use confab_core::model::Timestamp;
@@ -30,6 +31,8 @@ struct State {
     failures: HashMap<String, Failures>,
     /// Signed-out browser sessions → when they would have expired.
     browser_revoked: HashMap<Uuid, Timestamp>,
+    /// Security events of every account, in no order.
+    events: Vec<SecurityEvent>,
 }
 
 impl MemoryAccounts {
@@ -107,6 +110,7 @@ impl AccountStore for MemoryAccounts {
         state.accounts.remove(&id).ok_or(StoreError::NotFound)?;
         state.sessions.retain(|_, s| s.account_id != id);
         state.links.retain(|_, (l, _)| l.account_id != Some(id));
+        state.events.retain(|e| e.account_id != id);
         Ok(())
     }
 
@@ -215,6 +219,60 @@ impl AccountStore for MemoryAccounts {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn record_event(
+        &self,
+        event: &SecurityEvent,
+        retention: EventRetention,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if !state.accounts.contains_key(&event.account_id) {
+            return Err(StoreError::NotFound);
+        }
+        if state.events.iter().any(|e| e.id == event.id) {
+            return Err(Conflict::DuplicateId.into());
+        }
+        state.events.push(event.clone());
+        let mut own: Vec<(Timestamp, Uuid)> = state
+            .events
+            .iter()
+            .filter(|e| e.account_id == event.account_id)
+            .map(|e| (e.at, e.id))
+            .collect();
+        own.sort_unstable_by(|a, b| b.cmp(a));
+        let keep = usize::try_from(retention.newest).unwrap_or(usize::MAX);
+        let dropped: Vec<Uuid> = own
+            .iter()
+            .enumerate()
+            .filter(|(i, (at, _))| *i >= keep || *at < retention.since)
+            .map(|(_, (_, id))| *id)
+            .collect();
+        state.events.retain(|e| !dropped.contains(&e.id));
+        Ok(())
+    }
+
+    async fn list_events(&self, account_id: Uuid) -> Result<Vec<SecurityEvent>, StoreError> {
+        let mut own: Vec<SecurityEvent> = self
+            .state()
+            .events
+            .iter()
+            .filter(|e| e.account_id == account_id)
+            .cloned()
+            .collect();
+        own.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+        Ok(own)
+    }
+
+    async fn mark_events_read(&self, account_id: Uuid, now: Timestamp) -> Result<u64, StoreError> {
+        let mut marked = 0_u64;
+        for event in &mut self.state().events {
+            if event.account_id == account_id && event.read_at.is_none() && event.at <= now {
+                event.read_at = Some(now);
+                marked += 1;
+            }
+        }
+        Ok(marked)
     }
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {

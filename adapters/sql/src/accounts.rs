@@ -1,13 +1,15 @@
 //! The `AccountStore` operations, written once in [`account_queries!`] and expanded for each
 //! connection type, like [`queries`](crate::queries).
 
-use confab_core::accounts::{Account, Failures, Link, LinkKind, Session};
+use confab_core::accounts::{
+    Account, Failures, Link, LinkKind, SecurityEvent, SecurityEventKind, Session,
+};
 use confab_core::error::StoreError;
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
 use diesel::{Insertable, Queryable, Selectable};
 
-use crate::schema::{accounts, auth_links, auth_sessions, sign_in_failures};
+use crate::schema::{accounts, auth_links, auth_sessions, security_events, sign_in_failures};
 use crate::types::{DbId, DbTime, ToDb as _};
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -117,6 +119,54 @@ impl TryFrom<LinkRow> for Link {
 }
 
 #[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = security_events, check_for_backend(Pg, Sqlite))]
+pub(crate) struct EventRow {
+    pub id: DbId,
+    pub account_id: DbId,
+    pub kind: String,
+    pub at: DbTime,
+    pub session_id: Option<DbId>,
+    pub user_agent: Option<String>,
+    pub address: Option<String>,
+    pub read_at: Option<DbTime>,
+}
+
+impl From<&SecurityEvent> for EventRow {
+    fn from(e: &SecurityEvent) -> Self {
+        use crate::types::ToDb as _;
+        Self {
+            id: e.id.db(),
+            account_id: e.account_id.db(),
+            kind: e.kind.as_str().to_owned(),
+            at: e.at.db(),
+            session_id: e.session_id.map(|id| id.db()),
+            user_agent: e.user_agent.clone(),
+            address: e.address.clone(),
+            read_at: e.read_at.map(|at| at.db()),
+        }
+    }
+}
+
+impl TryFrom<EventRow> for SecurityEvent {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        let kind = SecurityEventKind::parse(&r.kind).ok_or_else(|| {
+            StoreError::Internal("a stored security event kind is unknown".into())
+        })?;
+        Ok(Self {
+            id: r.id.0,
+            account_id: r.account_id.0,
+            kind,
+            at: r.at.0,
+            session_id: r.session_id.map(|id| id.0),
+            user_agent: r.user_agent,
+            address: r.address,
+            read_at: r.read_at.map(|at| at.0),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sign_in_failures, check_for_backend(Pg, Sqlite))]
 pub(crate) struct FailuresRow {
     pub key: String,
@@ -142,7 +192,8 @@ impl FailuresRow {
 macro_rules! account_queries {
     (conn = $conn:ty, write_tx = $write_tx:ident, lock_accounts = $lock_accounts:expr $(,)?) => {
         use confab_core::accounts::{
-            Account, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
+            Account, EventRetention, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation,
+            SecurityEvent, Session,
         };
         use confab_core::error::StoreError;
         use confab_core::model::Timestamp;
@@ -153,11 +204,14 @@ macro_rules! account_queries {
         use diesel_async::RunQueryDsl as _;
         use uuid::Uuid;
 
-        use crate::accounts::{AccountRow, FailuresRow, LinkRow, RotationRow, SessionRow};
+        use crate::accounts::{
+            AccountRow, EventRow, FailuresRow, LinkRow, RotationRow, SessionRow,
+        };
         use crate::error::{TxError, is_retryable, translate};
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::schema::{
-            accounts, auth_links, auth_sessions, browser_session_revocations, sign_in_failures,
+            accounts, auth_links, auth_sessions, browser_session_revocations, security_events,
+            sign_in_failures,
         };
         use crate::types::ToDb as _;
 
@@ -446,6 +500,89 @@ macro_rules! account_queries {
             .await
             .map(|n| n > 0)
             .map_err(translate)
+        }
+
+        /// One transaction: the insert (under the account's row, so that it fails with
+        /// `NotFound` for an account that is gone), then the trim of what is past the
+        /// retention: older than `since`, or past the newest `newest`.
+        pub(crate) async fn record_event(
+            c: &mut Conn,
+            event: &SecurityEvent,
+            retention: EventRetention,
+        ) -> Result<(), StoreError> {
+            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                let account = event.account_id.db();
+                let exists: i64 = accounts::table
+                    .filter(accounts::id.eq(account))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                if exists == 0 {
+                    return Err(StoreError::NotFound.into());
+                }
+                diesel::insert_into(security_events::table)
+                    .values(EventRow::from(event))
+                    .execute(c)
+                    .await?;
+                diesel::delete(
+                    security_events::table
+                        .filter(security_events::account_id.eq(account))
+                        .filter(security_events::at.lt(retention.since.db())),
+                )
+                .execute(c)
+                .await?;
+                let newest = i64::from(retention.newest);
+                let kept: Vec<crate::types::DbId> = security_events::table
+                    .filter(security_events::account_id.eq(account))
+                    .order((security_events::at.desc(), security_events::id.desc()))
+                    .limit(newest)
+                    .select(security_events::id)
+                    .load(c)
+                    .await?;
+                if i64::try_from(kept.len()).unwrap_or(i64::MAX) >= newest {
+                    diesel::delete(
+                        security_events::table
+                            .filter(security_events::account_id.eq(account))
+                            .filter(security_events::id.ne_all(kept)),
+                    )
+                    .execute(c)
+                    .await?;
+                }
+                Ok(())
+            }))
+        }
+
+        pub(crate) async fn list_events(
+            c: &mut Conn,
+            account_id: Uuid,
+        ) -> Result<Vec<SecurityEvent>, StoreError> {
+            let rows: Vec<EventRow> = security_events::table
+                .filter(security_events::account_id.eq(account_id.db()))
+                .order((security_events::at.desc(), security_events::id.desc()))
+                .limit(1000)
+                .select(EventRow::as_select())
+                .load(c)
+                .await
+                .map_err(translate)?;
+            rows.into_iter().map(SecurityEvent::try_from).collect()
+        }
+
+        pub(crate) async fn mark_events_read(
+            c: &mut Conn,
+            account_id: Uuid,
+            now: Timestamp,
+        ) -> Result<u64, StoreError> {
+            let marked = diesel::update(
+                security_events::table
+                    .filter(security_events::account_id.eq(account_id.db()))
+                    .filter(security_events::read_at.is_null())
+                    .filter(security_events::at.le(now.db())),
+            )
+            .set(security_events::read_at.eq(Some(now.db())))
+            .execute(c)
+            .await
+            .map_err(translate)?;
+            Ok(u64::try_from(marked).unwrap_or(u64::MAX))
         }
 
         pub(crate) async fn insert_link(c: &mut Conn, link: &Link) -> Result<(), StoreError> {

@@ -80,6 +80,7 @@ by_reference!(
     Account,
     Session,
     confab_core::accounts::Rotation,
+    confab_core::accounts::SecurityEvent,
     Link,
     confab_core::search::SearchQuery,
     UsageEntry,
@@ -109,6 +110,7 @@ by_value!(
     NaiveDate,
     GroupBy,
     FailuresStep,
+    confab_core::accounts::EventRetention,
     Option<UserId>,
     confab_core::ids::ShareId
 );

@@ -317,3 +317,20 @@ diesel::table! {
         expires_at -> Instant,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Instant};
+
+    /// Built-in accounts' security history (migration `2026-12-12-000100_security_events`).
+    security_events (id) {
+        id -> Id,
+        account_id -> Id,
+        kind -> Text,
+        at -> Instant,
+        session_id -> Nullable<Id>,
+        user_agent -> Nullable<Text>,
+        address -> Nullable<Text>,
+        read_at -> Nullable<Instant>,
+    }
+}

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use confab_core::accounts::{
-    Account, AccountStore, Failures, FailuresStep, Link, LinkKind, Rotated, Rotation, Session,
+    Account, AccountStore, EventRetention, Failures, FailuresStep, Link, LinkKind, Rotated,
+    Rotation, SecurityEvent, Session,
 };
 use confab_core::error::StoreError;
 use confab_core::ids::{ConversationId, FileId, MessageId, ProjectId, PromptId, ShareId, UserId};
@@ -678,6 +679,22 @@ impl AccountStore for SqlStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         on_accounts!(self, write revoke_own_session(account_id, id, now))
+    }
+
+    async fn record_event(
+        &self,
+        event: &SecurityEvent,
+        retention: EventRetention,
+    ) -> Result<(), StoreError> {
+        on_accounts!(self, write record_event(event, retention))
+    }
+
+    async fn list_events(&self, account_id: Uuid) -> Result<Vec<SecurityEvent>, StoreError> {
+        on_accounts!(self, read list_events(account_id))
+    }
+
+    async fn mark_events_read(&self, account_id: Uuid, now: Timestamp) -> Result<u64, StoreError> {
+        on_accounts!(self, write mark_events_read(account_id, now))
     }
 
     async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {

@@ -29,6 +29,21 @@ pub fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Resul
     serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
+/// [`rfc3339`] for an optional timestamp (`null` when absent).
+///
+/// # Errors
+/// The serializer's.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rfc3339_opt<S: serde::Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// One page of a list. `next_cursor` is `null` on the last page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -523,6 +538,54 @@ pub struct SessionInfo {
     pub address: Option<String>,
     /// Whether this is the session of the token that asked.
     pub current: bool,
+}
+
+/// What a [`SecurityEventInfo`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityEventKind {
+    /// The password was changed by the account's owner, signed in.
+    PasswordChanged,
+    /// A new password was set with an administrator's reset link.
+    PasswordReset,
+    /// A sign-in (or the sign-up): a new session.
+    SignedIn,
+    /// Every session was signed out.
+    SignedOutEverywhere,
+}
+
+/// One entry of the caller's security history (`GET /api/auth/local/activity`): never a
+/// token or secret, only what happened, when and from which client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SecurityEventInfo {
+    pub id: Uuid,
+    pub kind: SecurityEventKind,
+    #[cfg_attr(not(target_arch = "wasm32"), serde(serialize_with = "crate::rfc3339"))]
+    pub at: DateTime<Utc>,
+    /// The client's `User-Agent` (shortened), if it sent one.
+    pub user_agent: Option<String>,
+    /// The client's address, if known.
+    pub address: Option<String>,
+    /// Not marked read yet (`POST /api/auth/local/activity/read`).
+    pub unread: bool,
+    /// It came from, or started, the session of the token that asked.
+    pub current: bool,
+}
+
+/// `POST /api/auth/local/activity/read`: which events were seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReadActivity {
+    /// Mark only the events at or before this (the `at` of the newest event the client
+    /// showed), so that one that happened meanwhile stays unread; absent: everything so far.
+    #[serde(default)]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        serde(serialize_with = "crate::rfc3339_opt")
+    )]
+    pub up_to: Option<DateTime<Utc>>,
 }
 
 /// `POST /auth/oidc/sign-out` (with `X-Confab-CSRF`): where the browser goes next, the

@@ -147,6 +147,7 @@ pub struct UploadForm {
         transfer::export_conversation, transfer::export_account, transfer::import,
         files::upload_file, files::list_files, files::get_file, files::delete_file, files::download_file,
         local::sign_up, local::sign_in, local::refresh, local::list_sessions, local::end_session,
+        local::list_activity, local::read_activity,
         local::reset, local::sign_out, local::sign_out_all,
         local::change_password, local::delete_account, local::create_invite, local::create_reset,
         usage::my_usage, usage::admin_users, usage::set_quota, usage::admin_usage,
@@ -157,7 +158,7 @@ pub struct UploadForm {
         api::CreateProject, api::UpdateProject, api::CreatePrompt, api::CreateConversation, api::UpdateConversation,
         api::SendMessage, api::ChooseLeaf, api::DevLogin, api::DevToken, api::Me, api::ClientConfig, api::AuthConfig, api::LlmConfig,
         api::LimitsConfig, api::Problem, api::Delta, api::StreamError, api::TitleEvent, UploadForm,
-        api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::RefreshRequest, api::SessionInfo, api::PasswordChange, api::PasswordReset,
+        api::LocalSignUp, api::LocalSignIn, api::SessionToken, api::RefreshRequest, api::SessionInfo, api::SecurityEventInfo, api::SecurityEventKind, api::ReadActivity, api::PasswordChange, api::PasswordReset,
         api::AccountDeletion, api::ResetRequest, api::LinkCreated, api::SearchResult,
         api::ShareCreated, api::ShareInfo, api::SharedConversation, api::SharedMessage,
         api::ExportFormat, api::ExportDocument, api::ExportConversation, api::ExportMessage, api::ExportAttachment,
@@ -289,6 +290,14 @@ impl Modify for Exact<'_> {
                 s.max_length = Some(max);
                 s.pattern = Some(format!("^[A-Za-z0-9._-]{{1,{max}}}$"));
             });
+            // A time as the server writes them (RFC 3339 in UTC): every match parses, and a
+            // schema-valid body is never 422 for it (other RFC 3339 forms are accepted too).
+            constrain(schemas, "ReadActivity", "up_to", |s| {
+                s.pattern = Some(
+                    r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z$"
+                        .to_owned(),
+                );
+            });
             // Unknown properties of a request body are ignored (serde's default).
             for schema in [
                 "CreateProject",
@@ -300,6 +309,7 @@ impl Modify for Exact<'_> {
                 "ChooseLeaf",
                 "DevLogin",
                 "UploadForm",
+                "ReadActivity",
             ] {
                 if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
                     object.additional_properties =

@@ -1,7 +1,10 @@
 //! The signed-in layout: sidebar, main area and the route switch.
 
 use super::{Route, chat::ChatPage, home, router::use_route, settings::SettingsPage, usage};
-use crate::{components::sidebar::Sidebar, hooks::DataVersion};
+use crate::{
+    components::{activity::SecurityNotice, sidebar::Sidebar},
+    hooks::DataVersion,
+};
 use yew::prelude::*;
 
 fn switch(route: Route) -> Html {
@@ -39,6 +42,7 @@ pub fn Layout() -> Html {
     let (project, conversation) = route.selection();
     let menu_open = use_state_eq(|| false);
     let version = use_state(|| 0u32);
+    let sessions_request = use_state(|| 0u32);
 
     {
         // Close the drawer after navigating.
@@ -56,6 +60,14 @@ pub fn Layout() -> Html {
     let toggle_menu = {
         let menu_open = menu_open.clone();
         Callback::from(move |_| menu_open.set(!*menu_open))
+    };
+    let review_sessions = {
+        let (sessions_request, menu_open) = (sessions_request.clone(), menu_open.clone());
+        Callback::from(move |()| {
+            sessions_request.set(sessions_request.wrapping_add(1).max(1));
+            // On a narrow screen the sessions are in the drawer.
+            menu_open.set(true);
+        })
     };
     let close_menu = {
         let menu_open = menu_open.clone();
@@ -81,9 +93,11 @@ pub fn Layout() -> Html {
                     </button>
                     <span class="brand">{ "Confab" }</span>
                 </header>
-                <Sidebar {project} {conversation} on_project_page={matches!(route, Route::Project { .. })} />
+                <Sidebar {project} {conversation} on_project_page={matches!(route, Route::Project { .. })}
+                    sessions_request={*sessions_request} />
                 <div class="scrim" aria-hidden="true" onclick={close_menu}></div>
                 <main class="main" id="main" tabindex="-1">
+                    <SecurityNotice on_review={review_sessions} />
                     { switch(route.clone()) }
                 </main>
             </div>

@@ -1,5 +1,6 @@
 //! Building blocks of the pages.
 
+pub mod activity;
 pub mod attached_files;
 pub mod composer;
 pub mod files;

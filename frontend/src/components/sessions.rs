@@ -34,12 +34,30 @@ async fn load(api: Api, list: UseStateHandle<Option<Result<Vec<SessionInfo>, Str
     list.set(Some(answer));
 }
 
+#[derive(Properties, PartialEq)]
+pub struct SessionsProps {
+    /// Opens the list (and reloads it) each time it changes from what it was, when above 0:
+    /// the security notice's "Review sessions".
+    #[prop_or_default]
+    pub open_request: u32,
+}
+
 /// "Sessions": a toggle that lists the sessions, with "Sign out" for each other one.
 #[component]
-pub fn Sessions() -> Html {
+pub fn Sessions(props: &SessionsProps) -> Html {
     let session = use_session();
     let open = use_state(|| false);
     let list = use_state(|| None::<Result<Vec<SessionInfo>, String>>);
+    {
+        let (open, list, api) = (open.clone(), list.clone(), session.api.clone());
+        use_effect_with(props.open_request, move |request| {
+            if *request > 0 {
+                open.set(true);
+                list.set(None);
+                spawn_local(load(api, list));
+            }
+        });
+    }
     if session.config.auth.provider != "local" {
         return html! {};
     }

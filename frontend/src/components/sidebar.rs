@@ -9,7 +9,10 @@ use yew::prelude::*;
 
 use crate::{
     app::{Route, router::use_navigator},
-    components::{nav_link::NavLink, password::ChangePassword, search::Search, sessions::Sessions},
+    components::{
+        activity::SecurityActivity, nav_link::NavLink, password::ChangePassword, search::Search,
+        sessions::Sessions,
+    },
     hooks::{use_data_version, use_session},
 };
 
@@ -20,6 +23,9 @@ pub struct SidebarProps {
     /// The selected project's own page is shown (not its settings or a chat).
     #[prop_or_default]
     pub on_project_page: bool,
+    /// Bumped by the security notice's "Review sessions": opens "Sessions".
+    #[prop_or_default]
+    pub sessions_request: u32,
 }
 
 /// The title shown for a conversation.
@@ -314,7 +320,8 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                 <span class="user truncate" title={user_name.clone()}>{ user_name }</span>
                 <button type="button" class="button ghost small" onclick={sign_out}>{ "Sign out" }</button>
                 <ChangePassword />
-                <Sessions />
+                <Sessions open_request={props.sessions_request} />
+                <SecurityActivity />
             </div>
         </nav>
     }

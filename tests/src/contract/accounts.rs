@@ -5,7 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
-use confab_core::accounts::{Account, AccountStore, Link, LinkKind, Rotated, Rotation, Session};
+use confab_core::accounts::{
+    Account, AccountStore, EventRetention, Link, LinkKind, Rotated, Rotation, SecurityEvent,
+    SecurityEventKind, Session,
+};
 use confab_core::error::{Conflict, StoreError};
 use uuid::Uuid;
 
@@ -95,6 +98,10 @@ where
             of_concurrent_rotations_with_one_hash_exactly_one_rotates,
             idle_expired_and_revoked_sessions_are_refused_and_not_listed,
             sessions_are_listed_and_ended_by_their_owner_only,
+            security_events_are_listed_newest_first_and_only_to_their_owner,
+            recording_an_event_keeps_only_the_newest_and_the_recent,
+            marking_events_read_marks_only_the_owners_unread_ones_up_to_now,
+            an_event_for_no_account_is_not_stored,
         ]
     );
 }
@@ -249,7 +256,18 @@ async fn deleting_an_account_removes_it_its_sessions_and_links(store: Arc<dyn Ac
     store.insert_session(&s).await.unwrap();
     let reset = link(LinkKind::Reset, Some(ada.id), "ada-reset");
     store.insert_link(&reset).await.unwrap();
+    store
+        .record_event(
+            &event(ada.id, SecurityEventKind::SignedIn, now()),
+            keep_all(),
+        )
+        .await
+        .unwrap();
     store.delete_account(ada.id).await.unwrap();
+    assert!(
+        store.list_events(ada.id).await.unwrap().is_empty(),
+        "the account's security history goes with it"
+    );
     assert!(store.get_account(ada.id).await.unwrap().is_none());
     assert!(store.get_session(s.id).await.unwrap().is_none());
     assert!(
@@ -679,4 +697,169 @@ async fn sessions_are_listed_and_ended_by_their_owner_only(store: Arc<dyn Accoun
         .map(|s| s.id)
         .collect();
     assert_eq!(listed, vec![second.id]);
+}
+
+/// An unread event of `kind` at `at`, from a session of the account's.
+fn event(account_id: Uuid, kind: SecurityEventKind, at: DateTime<Utc>) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        account_id,
+        kind,
+        at,
+        session_id: Some(Uuid::now_v7()),
+        user_agent: Some("Mozilla/5.0 (test)".to_owned()),
+        address: Some("203.0.113.9".to_owned()),
+        read_at: None,
+    }
+}
+
+/// A retention that trims nothing a test makes.
+fn keep_all() -> EventRetention {
+    EventRetention {
+        newest: 1000,
+        since: now() - Duration::days(3650),
+    }
+}
+
+async fn security_events_are_listed_newest_first_and_only_to_their_owner(
+    store: Arc<dyn AccountStore>,
+) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let bob = store.create_account(&account("bob", None)).await.unwrap();
+    let t = now();
+    let older = event(
+        ada.id,
+        SecurityEventKind::SignedIn,
+        t - Duration::minutes(5),
+    );
+    let newer = SecurityEvent {
+        session_id: None,
+        user_agent: None,
+        address: None,
+        ..event(ada.id, SecurityEventKind::PasswordReset, t)
+    };
+    let bobs = event(bob.id, SecurityEventKind::PasswordChanged, t);
+    // Recorded out of order: the list is by `at`, not by insertion.
+    for e in [&newer, &older, &bobs] {
+        store.record_event(e, keep_all()).await.unwrap();
+    }
+    assert_eq!(
+        store.list_events(ada.id).await.unwrap(),
+        vec![newer.clone(), older.clone()],
+        "ada's events, newest first, as recorded"
+    );
+    assert_eq!(store.list_events(bob.id).await.unwrap(), vec![bobs]);
+    assert!(store.list_events(Uuid::now_v7()).await.unwrap().is_empty());
+    // Every kind round-trips.
+    for kind in SecurityEventKind::ALL {
+        let e = event(ada.id, kind, t + Duration::seconds(1));
+        store.record_event(&e, keep_all()).await.unwrap();
+        assert!(
+            store.list_events(ada.id).await.unwrap().contains(&e),
+            "{kind:?}"
+        );
+    }
+}
+
+async fn recording_an_event_keeps_only_the_newest_and_the_recent(store: Arc<dyn AccountStore>) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let bob = store.create_account(&account("bob", None)).await.unwrap();
+    let t = now();
+    let bobs = event(bob.id, SecurityEventKind::SignedIn, t - Duration::days(200));
+    store.record_event(&bobs, keep_all()).await.unwrap();
+    let retention = EventRetention {
+        newest: 3,
+        since: t - Duration::days(90),
+    };
+    let ancient = event(ada.id, SecurityEventKind::SignedIn, t - Duration::days(91));
+    store.record_event(&ancient, keep_all()).await.unwrap();
+    let mut recorded = Vec::new();
+    for minutes in (0..5).rev() {
+        let e = event(
+            ada.id,
+            SecurityEventKind::SignedIn,
+            t - Duration::minutes(minutes),
+        );
+        store.record_event(&e, retention).await.unwrap();
+        recorded.push(e);
+    }
+    let kept: Vec<Uuid> = store
+        .list_events(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let newest: Vec<Uuid> = recorded.iter().rev().take(3).map(|e| e.id).collect();
+    assert_eq!(kept, newest, "the newest 3 only, the 91-day-old one gone");
+    // Another account's history is not trimmed by ada's retention.
+    assert_eq!(store.list_events(bob.id).await.unwrap(), vec![bobs]);
+    // Only the age bound: an old event goes even when fewer than `newest` are kept.
+    let carl = store.create_account(&account("carl", None)).await.unwrap();
+    let old = event(
+        carl.id,
+        SecurityEventKind::SignedIn,
+        t - Duration::days(100),
+    );
+    store.record_event(&old, keep_all()).await.unwrap();
+    let fresh = event(carl.id, SecurityEventKind::PasswordChanged, t);
+    store.record_event(&fresh, retention).await.unwrap();
+    assert_eq!(store.list_events(carl.id).await.unwrap(), vec![fresh]);
+}
+
+async fn marking_events_read_marks_only_the_owners_unread_ones_up_to_now(
+    store: Arc<dyn AccountStore>,
+) {
+    let ada = store.create_account(&account("ada", None)).await.unwrap();
+    let bob = store.create_account(&account("bob", None)).await.unwrap();
+    let t = now();
+    let first = event(
+        ada.id,
+        SecurityEventKind::SignedIn,
+        t - Duration::minutes(10),
+    );
+    store.record_event(&first, keep_all()).await.unwrap();
+    let bobs = event(
+        bob.id,
+        SecurityEventKind::SignedIn,
+        t - Duration::minutes(10),
+    );
+    store.record_event(&bobs, keep_all()).await.unwrap();
+    let read_at = t - Duration::minutes(5);
+    assert_eq!(store.mark_events_read(ada.id, read_at).await.unwrap(), 1);
+    // An event after the marking (and one dated after `now` of the next marking) stays unread.
+    let second = event(ada.id, SecurityEventKind::PasswordChanged, t);
+    store.record_event(&second, keep_all()).await.unwrap();
+    let later = event(
+        ada.id,
+        SecurityEventKind::SignedIn,
+        t + Duration::minutes(5),
+    );
+    store.record_event(&later, keep_all()).await.unwrap();
+    let events = store.list_events(ada.id).await.unwrap();
+    let read = |id: Uuid| events.iter().find(|e| e.id == id).unwrap().read_at;
+    assert_eq!(read(first.id), Some(read_at));
+    assert_eq!(read(second.id), None);
+    assert_eq!(store.mark_events_read(ada.id, t).await.unwrap(), 1);
+    let events = store.list_events(ada.id).await.unwrap();
+    let read = |id: Uuid| events.iter().find(|e| e.id == id).unwrap().read_at;
+    assert_eq!(read(first.id), Some(read_at), "read ones keep their time");
+    assert_eq!(read(second.id), Some(t));
+    assert_eq!(read(later.id), None, "not yet at `now`");
+    assert_eq!(
+        store.list_events(bob.id).await.unwrap()[0].read_at,
+        None,
+        "bob's are untouched"
+    );
+    assert_eq!(store.mark_events_read(ada.id, t).await.unwrap(), 0);
+}
+
+async fn an_event_for_no_account_is_not_stored(store: Arc<dyn AccountStore>) {
+    let nobody = Uuid::now_v7();
+    let e = event(nobody, SecurityEventKind::SignedIn, now());
+    assert!(matches!(
+        store.record_event(&e, keep_all()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.list_events(nobody).await.unwrap().is_empty());
 }

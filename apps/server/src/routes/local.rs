@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_api_types as api;
 use confab_auth::local::{ClientInfo, IssuedLink, IssuedToken, SignUp};
 use confab_auth::{LocalAuth, LocalAuthError};
-use confab_core::accounts::Account;
+use confab_core::accounts::{Account, SecurityEventKind};
 use confab_core::services::PageQuery;
 use confab_core::values::PageLimit;
 use confab_core::{AuthError, StoreError};
@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{Authenticated, JsonBody, bearer};
+use crate::extract::{Authenticated, JsonBody, OptionalJsonBody, bearer};
 use crate::state::AppState;
 
 const NOT_ENABLED: ApiError =
@@ -212,6 +212,58 @@ pub async fn end_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The caller's security history (ASVS 2.2.3, 2.5.5), newest first: sign-ins, password
+/// changes and resets, "sign out everywhere"; `current` marks what came from this session.
+#[utoipa::path(get, path = "/api/auth/local/activity", tag = "accounts",
+    responses((status = 200, body = Vec<api::SecurityEventInfo>), (status = 401, body = api::Problem), (status = 404, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_activity(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<api::SecurityEventInfo>>, ApiError> {
+    let local = local(&state)?;
+    let (account, current) = caller(&req, local).await?;
+    let events = local.activity(&account).await?;
+    Ok(web::Json(
+        events
+            .into_iter()
+            .map(|e| api::SecurityEventInfo {
+                id: e.id,
+                kind: match e.kind {
+                    SecurityEventKind::PasswordChanged => api::SecurityEventKind::PasswordChanged,
+                    SecurityEventKind::PasswordReset => api::SecurityEventKind::PasswordReset,
+                    SecurityEventKind::SignedIn => api::SecurityEventKind::SignedIn,
+                    SecurityEventKind::SignedOutEverywhere => {
+                        api::SecurityEventKind::SignedOutEverywhere
+                    }
+                },
+                at: e.at,
+                user_agent: e.user_agent,
+                address: e.address,
+                unread: e.read_at.is_none(),
+                current: e.session_id == Some(current),
+            })
+            .collect(),
+    ))
+}
+
+/// Marks the caller's security history read (the notice of it is dismissed): the events up
+/// to `up_to` (the newest the client showed), or all so far; an empty body is `{}`.
+#[utoipa::path(post, path = "/api/auth/local/activity/read", tag = "accounts", request_body = Option<api::ReadActivity>,
+    responses((status = 204), (status = 400, body = api::Problem), (status = 401, body = api::Problem), (status = 404, body = api::Problem),
+        (status = 413, body = api::Problem), (status = 415, body = api::Problem), (status = 422, body = api::Problem)),
+    security(("bearer" = [])))]
+pub async fn read_activity(
+    req: HttpRequest,
+    OptionalJsonBody(body): OptionalJsonBody<api::ReadActivity>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = local(&state)?;
+    let (account, _) = caller(&req, local).await?;
+    local.mark_activity_read(&account, body.up_to).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Sets a new password with an administrator's reset link; every session is signed out.
 #[utoipa::path(post, path = "/api/auth/local/reset", tag = "accounts", request_body = api::PasswordReset,
     responses((status = 204),
@@ -219,11 +271,16 @@ pub async fn end_session(
         (status = 404, body = api::Problem, description = "built-in accounts are not enabled"),
         (status = 422, body = api::Problem)))]
 pub async fn reset(
+    req: HttpRequest,
     JsonBody(body): JsonBody<api::PasswordReset>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     local(&state)?
-        .reset_password(&body.token, &SecretString::from(body.new))
+        .reset_password_from(
+            &body.token,
+            &SecretString::from(body.new),
+            &client_info(&req, &state),
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -251,8 +308,10 @@ pub async fn sign_out_all(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let local = local(&state)?;
-    let (account, _) = caller(&req, local).await?;
-    local.sign_out_all(&account).await?;
+    let (account, session) = caller(&req, local).await?;
+    local
+        .sign_out_all_from(&account, Some(session), &client_info(&req, &state))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

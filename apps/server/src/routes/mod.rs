@@ -149,6 +149,16 @@ fn protected(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET")),
     )
     .service(
+        web::resource("/auth/local/activity")
+            .get(local::list_activity)
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/auth/local/activity/read")
+            .post(local::read_activity)
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/auth/local/sessions/{session_id}")
             .delete(local::end_session)
             .default_service(not_allowed("DELETE")),

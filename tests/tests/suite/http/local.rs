@@ -837,3 +837,261 @@ async fn the_sessions_list_shows_ones_own_sessions_and_ends_them_but_not_another
         .await
         .problem(401, "unauthenticated");
 }
+
+/// A request with a `User-Agent`, as a browser sends one.
+async fn post_from(
+    app: &TestApp,
+    user_agent: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Answer {
+    let mut request = app
+        .request(Method::POST, path, None)
+        .header("User-Agent", user_agent)
+        .json(body);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    app.send_request(request).await
+}
+
+async fn activity(app: &TestApp, token: &str) -> Vec<Value> {
+    let listed: Value = call(app, Method::GET, "/api/auth/local/activity", token)
+        .await
+        .ok(200);
+    listed.as_array().expect("an array").clone()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().expect("a kind"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_from_another_session_shows_as_unread_here_until_marked_read() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    let laptop = post_from(
+        &app,
+        "Laptop Browser/1.0",
+        "/api/auth/local/sign-up",
+        None,
+        &json!({ "username": "ada", "password": PASSWORD }),
+    )
+    .await;
+    let laptop = token(&laptop, 201);
+    let own = activity(&app, &laptop).await;
+    assert_eq!(kinds(&own), ["signed_in"]);
+    assert_eq!(own[0]["current"], true, "the laptop's own sign-up: {own:?}");
+    assert_eq!(own[0]["unread"], true);
+    assert_eq!(own[0]["user_agent"], "Laptop Browser/1.0");
+    assert_eq!(own[0]["address"], "127.0.0.1");
+    for field in ["id", "at"] {
+        assert!(own[0][field].is_string(), "{field} in {:?}", own[0]);
+    }
+
+    // Someone signs in on a phone and changes the password there.
+    let phone = post_from(
+        &app,
+        "Phone Browser/2.0",
+        "/api/auth/local/sign-in",
+        None,
+        &json!({ "login": "ada", "password": PASSWORD }),
+    )
+    .await;
+    let phone = token(&phone, 200);
+    let changed = post_from(
+        &app,
+        "Phone Browser/2.0",
+        "/api/auth/local/password",
+        Some(&phone),
+        &json!({ "current": PASSWORD, "new": OTHER_PASSWORD }),
+    )
+    .await;
+    let phone = token(&changed, 200);
+    let on_phone = activity(&app, &phone).await;
+    assert_eq!(
+        kinds(&on_phone),
+        ["password_changed", "signed_in", "signed_in"],
+        "newest first"
+    );
+    assert_eq!(
+        on_phone[0]["current"], true,
+        "the change continues in the phone's new session"
+    );
+    assert_eq!(on_phone[0]["user_agent"], "Phone Browser/2.0");
+
+    // The laptop was signed out by the change; signed in again, it sees the change as
+    // unread and not its own.
+    get_me(&app, &laptop).await.problem(401, "unauthenticated");
+    clock.advance(Duration::from_secs(1));
+    let laptop = post_from(
+        &app,
+        "Laptop Browser/1.0",
+        "/api/auth/local/sign-in",
+        None,
+        &json!({ "login": "ada", "password": OTHER_PASSWORD }),
+    )
+    .await;
+    let laptop = token(&laptop, 200);
+    let seen = activity(&app, &laptop).await;
+    assert_eq!(
+        kinds(&seen),
+        ["signed_in", "password_changed", "signed_in", "signed_in"]
+    );
+    assert_eq!(seen[0]["current"], true);
+    assert_eq!(seen[1]["current"], false, "changed from another session");
+    assert_eq!(seen[1]["unread"], true);
+    assert_eq!(seen[1]["user_agent"], "Phone Browser/2.0");
+    let text = serde_json::to_string(&seen).unwrap();
+    for secret in [PASSWORD, OTHER_PASSWORD, laptop.as_str(), phone.as_str()] {
+        assert!(!text.contains(secret), "a secret in the activity: {text}");
+    }
+
+    // Read up to what a client showed: the newer sign-in stays unread.
+    post(
+        &app,
+        "/api/auth/local/activity/read",
+        Some(&laptop),
+        &json!({ "up_to": seen[1]["at"] }),
+    )
+    .await
+    .assert_status(204);
+    let partly = activity(&app, &laptop).await;
+    assert_eq!(partly[0]["unread"], true, "newer than up_to: {partly:?}");
+    assert!(
+        partly[1..].iter().all(|e| e["unread"] == false),
+        "{partly:?}"
+    );
+    post(
+        &app,
+        "/api/auth/local/activity/read",
+        Some(&laptop),
+        &json!({ "up_to": "not a time" }),
+    )
+    .await
+    .problem(422, "validation_failed");
+    // No body: everything so far.
+    call(&app, Method::POST, "/api/auth/local/activity/read", &laptop)
+        .await
+        .assert_status(204);
+    let read = activity(&app, &laptop).await;
+    assert!(
+        read.iter().all(|e| e["unread"] == false),
+        "all read: {read:?}"
+    );
+    // Read is per account: the phone sees them read too; a new event is unread again.
+    post_from(
+        &app,
+        "Tablet/3.0",
+        "/api/auth/local/sign-in",
+        None,
+        &json!({ "login": "ada", "password": OTHER_PASSWORD }),
+    )
+    .await
+    .assert_status(200);
+    let on_phone = activity(&app, &phone).await;
+    assert_eq!(on_phone[0]["kind"], "signed_in");
+    assert_eq!(on_phone[0]["user_agent"], "Tablet/3.0");
+    assert_eq!(on_phone[0]["unread"], true);
+    assert!(on_phone[1..].iter().all(|e| e["unread"] == false));
+
+    for (method, path) in [
+        (Method::GET, "/api/auth/local/activity"),
+        (Method::POST, "/api/auth/local/activity/read"),
+    ] {
+        call(&app, method.clone(), path, "nonsense")
+            .await
+            .problem(401, "unauthenticated");
+        app.send_request(app.request(method, path, None))
+            .await
+            .problem(401, "unauthenticated");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_and_sign_out_everywhere_are_noted_and_another_users_events_never_show() {
+    let Local { app, .. } = local_app(SignUpMode::Invite).await;
+    let (admin, bob) = admin_and_bob(&app).await;
+    let bobs_before = activity(&app, &bob).await;
+    assert_eq!(kinds(&bobs_before), ["signed_in"]);
+    let created = post(
+        &app,
+        "/api/admin/password-resets",
+        Some(&admin),
+        &json!({ "login": "bob" }),
+    )
+    .await;
+    let reset = secret(&created, "reset");
+    post_from(
+        &app,
+        "Bob's Browser/4.0",
+        "/api/auth/local/reset",
+        None,
+        &json!({ "token": reset, "new": OTHER_PASSWORD }),
+    )
+    .await
+    .assert_status(204);
+    let bob = token(&sign_in(&app, "bob", OTHER_PASSWORD).await, 200);
+    let bobs = activity(&app, &bob).await;
+    assert_eq!(kinds(&bobs), ["signed_in", "password_reset", "signed_in"]);
+    assert_eq!(bobs[1]["current"], false);
+    assert_eq!(bobs[1]["user_agent"], "Bob's Browser/4.0");
+
+    post(
+        &app,
+        "/api/auth/local/sign-out-all",
+        Some(&admin),
+        &json!({}),
+    )
+    .await
+    .assert_status(204);
+    let admin = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    let adas = activity(&app, &admin).await;
+    assert_eq!(
+        kinds(&adas),
+        ["signed_in", "signed_out_everywhere", "signed_in"]
+    );
+    assert_eq!(adas[1]["current"], false, "that session is over");
+
+    // Neither sees the other's, and marking read is one's own.
+    let ada_ids: Vec<&Value> = adas.iter().map(|e| &e["id"]).collect();
+    let bobs = activity(&app, &bob).await;
+    assert_eq!(bobs.len(), 3, "bob's own only: {bobs:?}");
+    assert!(bobs.iter().all(|e| !ada_ids.contains(&&e["id"])));
+    call(&app, Method::POST, "/api/auth/local/activity/read", &bob)
+        .await
+        .assert_status(204);
+    assert!(
+        activity(&app, &admin)
+            .await
+            .iter()
+            .all(|e| e["unread"] == true),
+        "bob's reading does not mark ada's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_keeps_the_newest_fifty_and_nothing_older_than_ninety_days() {
+    let Local { app, clock } = local_app(SignUpMode::Invite).await;
+    let first = token(&sign_up(&app, "ada", None, None).await, 201);
+    let first_event = activity(&app, &first).await[0]["id"].clone();
+    let mut last = first;
+    for _ in 0..confab_auth::local::EVENTS_KEPT {
+        last = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    }
+    let kept = activity(&app, &last).await;
+    assert_eq!(kept.len(), 50, "bounded to the newest 50");
+    assert!(
+        kept.iter().all(|e| e["id"] != first_event),
+        "the oldest went first"
+    );
+    assert_eq!(kept[0]["current"], true, "the newest is kept");
+
+    clock.advance(Duration::from_secs(91 * 24 * 3600));
+    let later = token(&sign_in(&app, "ada", PASSWORD).await, 200);
+    let kept = activity(&app, &later).await;
+    assert_eq!(kinds(&kept), ["signed_in"], "the 91-day-old ones are gone");
+}

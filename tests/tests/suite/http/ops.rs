@@ -139,6 +139,9 @@ async fn the_openapi_document_is_openapi_3_1_and_describes_every_api_route() {
         ("/api/auth/local/refresh", &["post"]),
         ("/api/auth/local/sessions", &["get"]),
         ("/api/auth/local/sessions/{session_id}", &["delete"]),
+        // Issue 21: the security history (ASVS 2.2.3, 2.5.5).
+        ("/api/auth/local/activity", &["get"]),
+        ("/api/auth/local/activity/read", &["post"]),
         ("/api/auth/local/reset", &["post"]),
         ("/api/auth/local/sign-out", &["post"]),
         ("/api/auth/local/sign-out-all", &["post"]),
