@@ -1908,7 +1908,8 @@ pub(crate) mod sqlite {
              FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id \
              WHERE m.rowid IN (SELECT value FROM json_each(?1)) AND c.owner_id = ?2";
         let n = usize::try_from(n).unwrap_or(usize::MAX);
-        let (mut read, mut rest): (Vec<(i64, f64)>, Vec<(i64, f64)>) = match after {
+        type Found = Vec<(i64, f64)>;
+        let (mut read, mut rest): (Found, Found) = match after {
             Some(cursor) => found
                 .into_iter()
                 .filter(|(_, score)| *score <= cursor.score)
