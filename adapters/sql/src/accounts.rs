@@ -208,6 +208,7 @@ macro_rules! account_queries {
             AccountRow, EventRow, FailuresRow, LinkRow, RotationRow, SessionRow,
         };
         use crate::error::{TxError, is_retryable, translate};
+        use crate::limit::OneRow as _;
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::schema::{
             accounts, auth_links, auth_sessions, browser_session_revocations, security_events,
@@ -280,7 +281,8 @@ macro_rules! account_queries {
             accounts::table
                 .filter(accounts::username.eq(login).or(accounts::email.eq(login)))
                 .select(AccountRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map(|row| row.map(Account::from))
@@ -294,7 +296,8 @@ macro_rules! account_queries {
             accounts::table
                 .filter(accounts::id.eq(id.db()))
                 .select(AccountRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map(|row| row.map(Account::from))
@@ -361,7 +364,8 @@ macro_rules! account_queries {
             auth_sessions::table
                 .filter(auth_sessions::id.eq(id.db()))
                 .select(SessionRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map(|row| row.map(Session::from))
@@ -436,7 +440,8 @@ macro_rules! account_queries {
                     let found: Option<(SessionRow, RotationRow)> = auth_sessions::table
                         .filter(live())
                         .select((SessionRow::as_select(), RotationRow::as_select()))
-                        .first(c)
+                        .one()
+                        .get_result(c)
                         .await
                         .optional()?;
                     let Some((session, previous)) = found else {
@@ -469,18 +474,20 @@ macro_rules! account_queries {
             now: Timestamp,
             idle_since: Timestamp,
         ) -> Result<Vec<Session>, StoreError> {
-            auth_sessions::table
-                .filter(auth_sessions::account_id.eq(account_id.db()))
-                .filter(auth_sessions::revoked_at.is_null())
-                .filter(auth_sessions::expires_at.gt(now.db()))
-                .filter(auth_sessions::last_used_at.ge(idle_since.db()))
-                .order((auth_sessions::created_at.desc(), auth_sessions::id.desc()))
-                .limit(1000)
-                .select(SessionRow::as_select())
-                .load(c)
-                .await
-                .map(|rows| rows.into_iter().map(Session::from).collect())
-                .map_err(translate)
+            crate::limit::Limited::new(
+                auth_sessions::table
+                    .filter(auth_sessions::account_id.eq(account_id.db()))
+                    .filter(auth_sessions::revoked_at.is_null())
+                    .filter(auth_sessions::expires_at.gt(now.db()))
+                    .filter(auth_sessions::last_used_at.ge(idle_since.db()))
+                    .order((auth_sessions::created_at.desc(), auth_sessions::id.desc()))
+                    .select(SessionRow::as_select()),
+                1000,
+            )
+            .load(c)
+            .await
+            .map(|rows| rows.into_iter().map(Session::from).collect())
+            .map_err(translate)
         }
 
         pub(crate) async fn revoke_own_session(

@@ -20,6 +20,7 @@ macro_rules! import_queries {
         use diesel_async::RunQueryDsl as _;
 
         use crate::error::{TxError, is_retryable};
+        use crate::limit::OneRow as _;
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::rows::{ConversationRow, NewMessageFileRow, NewMessageRow};
         use crate::schema::{conversation_imports, conversations, projects};
@@ -69,7 +70,8 @@ macro_rules! import_queries {
                         .filter(projects::owner_id.eq(owner))
                         .select(projects::id)
                         .$lock_for_write()
-                        .first::<DbId>(c)
+                        .one()
+                        .get_result::<DbId>(c)
                         .await
                         .optional()?
                         .ok_or(TxError::Store(StoreError::NotFound))?;

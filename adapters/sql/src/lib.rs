@@ -25,12 +25,14 @@ mod queries;
 mod accounts;
 mod imports;
 mod limit;
+mod literal;
 mod rank;
 mod rows;
 mod schema;
 mod shares;
 mod store;
 mod turn;
+mod turn_updates;
 mod types;
 mod usage;
 

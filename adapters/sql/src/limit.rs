@@ -8,6 +8,9 @@
 //! expression (`LIMIT ? + 0`) is evaluated when the statement runs, not read while it is
 //! planned, so the statement stays prepared. PostgreSQL plans parameters its own way and
 //! gets the plain `LIMIT $n`.
+//!
+//! [`One`] (`.one()`, for Diesel's `.first()`): `LIMIT 1` written into the SQL, the same on
+//! both backends, nothing bound.
 
 use std::marker::PhantomData;
 
@@ -18,6 +21,52 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType};
 use diesel::sqlite::Sqlite;
+
+/// `query LIMIT 1`, for a query that has no `LIMIT` (nor `OFFSET`) of its own: what
+/// Diesel's `.first()` asks for, with the `1` in the SQL instead of a bound parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct One<Q>(Q);
+
+/// `.one()`: the query's first row only (`LIMIT 1`). Load it with `.get_result(c)`, and
+/// `.optional()` where no row is an answer, as Diesel's `.first(c)`.
+pub(crate) trait OneRow: Sized {
+    fn one(self) -> One<Self> {
+        One(self)
+    }
+}
+
+impl<Q: Query> OneRow for Q {}
+
+impl<Q, DB> QueryFragment<DB> for One<Q>
+where
+    Q: QueryFragment<DB>,
+    DB: Backend,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(" LIMIT 1");
+        Ok(())
+    }
+
+    fn is_safe_to_cache_prepared(&self, backend: &DB) -> QueryResult<bool> {
+        self.0.is_safe_to_cache_prepared(backend)
+    }
+}
+
+/// The query id of a [`One`] of a query whose id is `T`.
+#[derive(Debug)]
+pub(crate) struct OneId<T>(PhantomData<T>);
+
+impl<Q: QueryId> QueryId for One<Q> {
+    type QueryId = OneId<Q::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
+}
+
+impl<Q: Query> Query for One<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> diesel::RunQueryDsl<Conn> for One<Q> {}
 
 /// What follows the bound value of a `LIMIT` on each backend.
 pub(crate) trait LimitSyntax {
@@ -99,5 +148,17 @@ mod tests {
         );
         let pg = diesel::debug_query::<Pg, _>(&query).to_string();
         assert!(pg.contains("DESC LIMIT $1 -- binds: [5]"), "{pg}");
+    }
+
+    #[test]
+    fn one_row_is_asked_for_by_a_limit_written_into_the_sql() {
+        let query = projects::table
+            .filter(projects::name.eq("a"))
+            .select(projects::name)
+            .one();
+        let sqlite = diesel::debug_query::<Sqlite, _>(&query).to_string();
+        assert!(sqlite.contains("?) LIMIT 1 -- binds: [\"a\"]"), "{sqlite}");
+        let pg = diesel::debug_query::<Pg, _>(&query).to_string();
+        assert!(pg.contains("$1) LIMIT 1 -- binds: [\"a\"]"), "{pg}");
     }
 }

@@ -71,7 +71,8 @@ macro_rules! queries {
 
         use crate::cached::Cached;
         use crate::error::{TxError, is_retryable, translate};
-        use crate::limit::Limited;
+        use crate::limit::{Limited, OneRow as _};
+        use crate::literal::{Pending, Streaming, True};
         use crate::queries::{INTERRUPTED, MAX_ATTEMPTS, backoff};
         use crate::rows::{
             ConversationRow, FileRow, FinishedReply, MessageRow, ProjectChanges, ProjectRow,
@@ -84,15 +85,6 @@ macro_rules! queries {
 
         type Conn = $conn;
 
-        /// `status = 'streaming'` as a literal, not a bound parameter, so that the planners
-        /// can use the partial index `WHERE status = 'streaming'` in the sweep over every
-        /// conversation. Diesel does not cache a statement with a literal: wrap a statement
-        /// that runs often in [`Cached`] (its text is fixed). A bound `STREAMING` that SQLite
-        /// matches to the partial index's `WHERE` re-prepares the statement on every run (the
-        /// same mark as a bound `LIMIT`, limit.rs), so reads use the literal too.
-        fn is_streaming() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-            diesel::dsl::sql("messages.status = 'streaming'")
-        }
         const FAILED: &str = MessageStatus::Failed.as_str();
         const STREAMING: &str = MessageStatus::Streaming.as_str();
 
@@ -155,7 +147,8 @@ macro_rules! queries {
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(projects::id)
                 .$lock_for_write()
-                .first::<DbId>(c)
+                .one()
+                .get_result::<DbId>(c)
                 .await
                 .optional()?
                 .ok_or(TxError::Store(StoreError::NotFound))
@@ -222,7 +215,8 @@ macro_rules! queries {
                 .filter(projects::id.eq(id.db()))
                 .filter(projects::owner_id.eq(owner.as_str()))
                 .select(ProjectRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .map_err(translate)?
                 .try_into()
@@ -291,7 +285,8 @@ macro_rules! queries {
                         .filter(projects::owner_id.eq(owner.as_str()))
                         .select(projects::id)
                         .$lock_for_delete()
-                        .first::<DbId>(c)
+                        .one()
+                        .get_result::<DbId>(c)
                         .await
                         .optional()?
                         .ok_or(StoreError::NotFound)?;
@@ -341,7 +336,7 @@ macro_rules! queries {
                         diesel::update(
                             prompts::table
                                 .filter(prompts::project_id.eq(new.project_id.db()))
-                                .filter(prompts::is_active.eq(true)),
+                                .filter(prompts::is_active.eq(True)),
                         )
                         .set(prompts::is_active.eq(false))
                         .execute(c)
@@ -395,9 +390,10 @@ macro_rules! queries {
             require(project_is_owned(c, owner, project_id).await)?;
             let row: Option<PromptRow> = prompts::table
                 .filter(prompts::project_id.eq(project_id.db()))
-                .filter(prompts::is_active.eq(true))
+                .filter(prompts::is_active.eq(True))
                 .select(PromptRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map_err(translate)?;
@@ -415,12 +411,13 @@ macro_rules! queries {
                 .left_join(
                     prompts::table.on(prompts::project_id
                         .eq(conversations::project_id)
-                        .and(prompts::is_active.eq(true))),
+                        .and(prompts::is_active.eq(True))),
                 )
                 .filter(conversations::id.eq(conversation_id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select((conversations::id, prompts::all_columns.nullable()))
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .map_err(translate)?;
             Ok(row.map(Prompt::from))
@@ -450,7 +447,7 @@ macro_rules! queries {
                     diesel::update(
                         prompts::table
                             .filter(prompts::project_id.eq(project_id.db()))
-                            .filter(prompts::is_active.eq(true))
+                            .filter(prompts::is_active.eq(True))
                             .filter(prompts::id.ne(prompt_id.db())),
                     )
                     .set(prompts::is_active.eq(false))
@@ -458,7 +455,7 @@ macro_rules! queries {
                     .await?;
                     let row: PromptRow =
                         diesel::update(prompts::table.filter(prompts::id.eq(prompt_id.db())))
-                            .set(prompts::is_active.eq(true))
+                            .set(prompts::is_active.eq(True))
                             .returning(PromptRow::as_returning())
                             .get_result(c)
                             .await?;
@@ -493,7 +490,8 @@ macro_rules! queries {
                 .filter(conversations::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(ConversationRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .map_err(translate)?;
             with_active_reply(c, row.try_into()?).await
@@ -543,7 +541,7 @@ macro_rules! queries {
             // `WHERE status = 'streaming'` and re-prepared the statement on every run.
             let active: Vec<(DbId, DbId)> = Cached(
                 messages::table
-                    .filter(is_streaming())
+                    .filter(messages::status.eq(Streaming))
                     .filter(
                         messages::conversation_id.eq_any(
                             conversations::table
@@ -578,7 +576,7 @@ macro_rules! queries {
                 Cached(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation.id.db()))
-                        .filter(is_streaming())
+                        .filter(messages::status.eq(Streaming))
                         .order(messages::id.desc())
                         .select(messages::id),
                 ),
@@ -717,7 +715,8 @@ macro_rules! queries {
                 .filter(messages::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(MessageRow::as_select())
-                .first::<MessageRow>(c)
+                .one()
+                .get_result::<MessageRow>(c)
                 .await
                 .map_err(translate)?
                 .try_into()?;
@@ -909,7 +908,8 @@ macro_rules! queries {
                 .filter(messages::role.eq(Role::Assistant.as_str()))
                 .select(MessageRow::as_select())
                 .order(messages::id.desc())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map_err(translate)?;
@@ -937,7 +937,7 @@ macro_rules! queries {
             let busy: bool = diesel::select(exists(
                 messages::table
                     .filter(messages::conversation_id.eq(conversation_id.db()))
-                    .filter(messages::status.eq(STREAMING))
+                    .filter(messages::status.eq(Streaming))
                     .filter(messages::touched_at.ge(stale_before.db())),
             ))
             .get_result(c)
@@ -972,7 +972,7 @@ macro_rules! queries {
                 diesel::update(
                     messages::table
                         .filter(messages::id.eq(id.db()))
-                        .filter(messages::status.eq(STREAMING)),
+                        .filter(messages::status.eq(Streaming)),
                 )
                 .set((
                     messages::content.eq(content),
@@ -1009,7 +1009,8 @@ macro_rules! queries {
                     let stored: MessageRow = messages::table
                         .filter(messages::id.eq(reply.id.db()))
                         .select(MessageRow::as_select())
-                        .first(c)
+                        .one()
+                        .get_result(c)
                         .await
                         .optional()?
                         .ok_or(StoreError::NotFound)?;
@@ -1030,7 +1031,7 @@ macro_rules! queries {
                         diesel::update(
                             messages::table
                                 .filter(messages::id.eq(reply.id.db()))
-                                .filter(messages::status.eq(STREAMING)),
+                                .filter(messages::status.eq(Streaming)),
                         )
                         .set(FinishedReply::new(reply, now)),
                     )
@@ -1042,7 +1043,8 @@ macro_rules! queries {
                         let ended: MessageRow = messages::table
                             .filter(messages::id.eq(reply.id.db()))
                             .select(MessageRow::as_select())
-                            .first(c)
+                            .one()
+                            .get_result(c)
                             .await?;
                         return Ok(FinishOutcome::AlreadyEnded(Message::try_from(ended)?));
                     }
@@ -1057,7 +1059,7 @@ macro_rules! queries {
         ) -> Result<u64, StoreError> {
             let failed = diesel::update(
                 messages::table
-                    .filter(is_streaming())
+                    .filter(messages::status.eq(Streaming))
                     .filter(messages::touched_at.lt(stale_before.db())),
             )
             .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED)))
@@ -1089,7 +1091,8 @@ macro_rules! queries {
                 .filter(file_metadata::id.eq(id.db()))
                 .filter(file_metadata::owner_id.eq(owner.as_str()))
                 .select(FileRow::as_select())
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .map_err(translate)?
                 .try_into()
@@ -1203,7 +1206,8 @@ macro_rules! queries {
                 .filter(file_metadata::id.eq(id.db()))
                 .filter(file_metadata::owner_id.eq(owner.as_str()))
                 .select((file_metadata::text_status, file_texts::text.nullable()))
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .map_err(translate)?;
             Ok(text)
@@ -1213,22 +1217,24 @@ macro_rules! queries {
             c: &mut Conn,
             file: &FileMeta,
         ) -> Result<Option<TextOutcome>, StoreError> {
-            let twins: Vec<(String, Option<String>, Option<String>)> = file_metadata::table
-                .left_join(file_texts::table)
-                .filter(file_metadata::project_id.eq(file.project_id.db()))
-                .filter(file_metadata::sha256.eq(&file.sha256))
-                .filter(file_metadata::id.ne(file.id.db()))
-                .filter(file_metadata::text_status.ne(TextStatus::Pending.as_str()))
-                .order(file_metadata::id.asc())
-                .select((
-                    file_metadata::text_status,
-                    file_metadata::text_error,
-                    file_texts::text.nullable(),
-                ))
-                .limit(4)
-                .load(c)
-                .await
-                .map_err(translate)?;
+            let twins: Vec<(String, Option<String>, Option<String>)> = Limited::new(
+                file_metadata::table
+                    .left_join(file_texts::table)
+                    .filter(file_metadata::project_id.eq(file.project_id.db()))
+                    .filter(file_metadata::sha256.eq(&file.sha256))
+                    .filter(file_metadata::id.ne(file.id.db()))
+                    .filter(file_metadata::text_status.ne(TextStatus::Pending.as_str()))
+                    .order(file_metadata::id.asc())
+                    .select((
+                        file_metadata::text_status,
+                        file_metadata::text_error,
+                        file_texts::text.nullable(),
+                    )),
+                4,
+            )
+            .load(c)
+            .await
+            .map_err(translate)?;
             Ok(twins.into_iter().find_map(|(status, error, text)| {
                 match TextStatus::parse(&status)? {
                     TextStatus::Ready => text.map(TextOutcome::Ready),
@@ -1239,19 +1245,13 @@ macro_rules! queries {
             }))
         }
 
-        /// `text_status = 'pending'` as a literal, so that the planners can use the partial
-        /// index `WHERE text_status = 'pending'`.
-        fn is_pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-            diesel::dsl::sql("file_metadata.text_status = 'pending'")
-        }
-
         pub(crate) async fn pending_files(
             c: &mut Conn,
             after: Option<FileId>,
             n: u32,
         ) -> Result<Vec<FileMeta>, StoreError> {
             let mut query = file_metadata::table
-                .filter(is_pending())
+                .filter(file_metadata::text_status.eq(Pending))
                 .select(FileRow::as_select())
                 .order(file_metadata::id.asc())
                 .into_boxed();
@@ -1304,7 +1304,8 @@ pub(crate) mod pg {
             .filter(projects::id.eq(project_id.db()))
             .filter(projects::owner_id.eq(owner.as_str()))
             .select(projects::language)
-            .first(c)
+            .one()
+            .get_result(c)
             .await
             .optional()
             .map_err(translate)?;
@@ -1333,7 +1334,8 @@ pub(crate) mod pg {
             )
             .filter(projects::owner_id.eq(owner.as_str()))
             .select((projects::id, projects::knowledge, projects::language))
-            .first(c)
+            .one()
+            .get_result(c)
             .await
             .optional()
             .map_err(translate)?;
@@ -1516,7 +1518,8 @@ pub(crate) mod sqlite {
             )
             .filter(projects::owner_id.eq(owner.as_str()))
             .select((projects::id, projects::knowledge))
-            .first(c)
+            .one()
+            .get_result(c)
             .await
             .optional()
             .map_err(translate)?;
@@ -1590,7 +1593,7 @@ pub(crate) mod sqlite {
             .all(|w| confab_core::knowledge::is_stop_word(w))
         {
             "SELECT rowid AS id, -rowid AS score FROM file_chunks_fts \
-             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3"
+             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3 + 0"
                 .to_owned()
         } else {
             format!(
@@ -1598,7 +1601,7 @@ pub(crate) mod sqlite {
                    SELECT rowid AS id, bm25(file_chunks_fts, 1.0, 0.0) AS score \
                    FROM file_chunks_fts WHERE file_chunks_fts MATCH ?1 \
                    ORDER BY rowid DESC LIMIT {}) \
-                 ORDER BY score, id LIMIT ?3",
+                 ORDER BY score, id LIMIT ?3 + 0",
                 confab_core::knowledge::RANKED_CHUNKS
             )
         };
@@ -1612,13 +1615,17 @@ pub(crate) mod sqlite {
              WHERE c.project_id = ?2 \
              ORDER BY best.score, c.id"
         );
-        let rows: Vec<crate::rows::HitRow> = diesel::sql_query(sql)
-            .bind::<Text, _>(expression)
-            .bind::<crate::types::Id, _>(project_id.db())
-            .bind::<BigInt, _>(limit(n))
-            .load(c)
-            .await
-            .map_err(translate)?;
+        // Its text is one of two, fixed: cached. `LIMIT ? + 0`: a bare `LIMIT ?` is
+        // prepared again at every run (limit.rs).
+        let rows: Vec<crate::rows::HitRow> = Cached(
+            diesel::sql_query(sql)
+                .bind::<Text, _>(expression)
+                .bind::<crate::types::Id, _>(project_id.db())
+                .bind::<BigInt, _>(limit(n)),
+        )
+        .load(c)
+        .await
+        .map_err(translate)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
     /// How many of the project's newest chunks with each word of a question of several
@@ -1640,8 +1647,10 @@ pub(crate) mod sqlite {
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
         use diesel::sql_types::{BigInt, Text};
 
+        // Both cached (fixed texts); `LIMIT ? + 0`: a bare `LIMIT ?` is prepared again at
+        // every run (limit.rs).
         const NEWEST: &str = "SELECT rowid AS id FROM file_chunks_fts \
-             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2";
+             WHERE file_chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2 + 0";
         // The project filter stays on the rows: the index narrows, the row decides.
         const CHUNKS: &str = "SELECT c.id AS id, c.file_id AS file_id, f.filename AS filename, \
                     c.ordinal AS ordinal, c.text AS text \
@@ -1651,12 +1660,14 @@ pub(crate) mod sqlite {
         let cap = i64::try_from(WORD_CANDIDATES).unwrap_or(i64::MAX);
         let mut lists = Vec::with_capacity(words.len());
         for word in words {
-            let rows: Vec<crate::rows::RowIdRow> = diesel::sql_query(NEWEST)
-                .bind::<Text, _>(format!("project : \"{project}\" AND text : \"{word}\""))
-                .bind::<BigInt, _>(cap)
-                .load(c)
-                .await
-                .map_err(translate)?;
+            let rows: Vec<crate::rows::RowIdRow> = Cached(
+                diesel::sql_query(NEWEST)
+                    .bind::<Text, _>(format!("project : \"{project}\" AND text : \"{word}\""))
+                    .bind::<BigInt, _>(cap),
+            )
+            .load(c)
+            .await
+            .map_err(translate)?;
             lists.push(rows.into_iter().map(|r| r.id).collect::<Vec<_>>());
         }
         let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -1672,12 +1683,14 @@ pub(crate) mod sqlite {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let rows: Vec<crate::rows::IdHitRow> = diesel::sql_query(CHUNKS)
-            .bind::<Text, _>(ids)
-            .bind::<crate::types::Id, _>(project_id.db())
-            .load(c)
-            .await
-            .map_err(translate)?;
+        let rows: Vec<crate::rows::IdHitRow> = Cached(
+            diesel::sql_query(CHUNKS)
+                .bind::<Text, _>(ids)
+                .bind::<crate::types::Id, _>(project_id.db()),
+        )
+        .load(c)
+        .await
+        .map_err(translate)?;
         // In by_words' order (the ties' order), then by how often each word occurs.
         let mut rows: Vec<(usize, crate::rows::IdHitRow)> = rows
             .into_iter()

@@ -48,6 +48,7 @@ macro_rules! share_queries {
         use diesel_async::RunQueryDsl as _;
 
         use crate::error::translate;
+        use crate::limit::OneRow as _;
         use crate::schema::{conversations, shares};
         use crate::shares::{ListedRow, ShareRow};
         use crate::types::{DbId, ToDb as _};
@@ -63,7 +64,8 @@ macro_rules! share_queries {
                 .filter(conversations::id.eq(id.db()))
                 .filter(conversations::owner_id.eq(owner.as_str()))
                 .select(conversations::id)
-                .first::<DbId>(c)
+                .one()
+                .get_result::<DbId>(c)
                 .await
                 .optional()
                 .map_err(translate)?
@@ -156,7 +158,8 @@ macro_rules! share_queries {
                 .filter(shares::token_hash.eq(token_hash))
                 .filter(shares::revoked_at.is_null())
                 .select(shares::snapshot)
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map_err(translate)?;

@@ -24,29 +24,27 @@
 //! replies already running may take a user past the limit (see `TurnQuota`).
 //!
 //! The statements are the same on both and written once, in [`turn_reads!`],
-//! [`quota_reads!`] and [`turn_writes!`]; every one is a cached prepared statement (no SQL literal, a fixed number
-//! of binds, the `UPDATE`s marked [`Cached`]): an uncached one costs PostgreSQL a round trip
-//! to prepare it before it can be sent.
+//! [`quota_reads!`] and [`turn_writes!`]; every one is a cached prepared statement (a fixed
+//! text and number of binds; the two `UPDATE`s written out in `turn_updates.rs`, which stay
+//! cached also on SQLite's synchronous connection): an uncached one costs PostgreSQL a round
+//! trip to prepare it before it can be sent, and SQLite a compile. No value that a partial
+//! index names is bound (`literal.rs`): SQLite would prepare the statement again at every run.
 
 use confab_core::error::{Conflict, StoreError};
 use confab_core::ids::{MessageId, UserId};
-use confab_core::model::{Message, MessageFile, MessageStatus, Parent, Role, Timestamp};
+use confab_core::model::{Message, MessageFile, Parent, Role, Timestamp};
 use confab_core::ports::{NewTurn, Turn};
 use confab_core::usage::{QuotaOverride, QuotaState, TurnQuota, month_start};
 use confab_core::values::ValidationError;
 
 use crate::branch::{BranchUp, End, Take};
-use crate::cached::Cached;
 use crate::error::TxError;
-use crate::queries::INTERRUPTED;
+use crate::literal::Streaming;
 use crate::rows::{
     FileRow, MessageFileLink, MessageRow, NewMessageFileRow, NewMessageRow, fill_files,
 };
 use crate::types::{DbId, ToDb as _};
 use crate::usage::day_text;
-
-const FAILED: &str = MessageStatus::Failed.as_str();
-const STREAMING: &str = MessageStatus::Streaming.as_str();
 
 /// The reads of a turn, in the order they must run: the owner's conversation (to be locked)
 /// with its model, the update that fails its stale `streaming` replies, whether a `streaming`
@@ -81,22 +79,17 @@ macro_rules! turn_reads {
                     conversations::model,
                     conversations::title.is_null(),
                 )),
-            Cached(
-                diesel::update(
-                    messages::table
-                        .filter(messages::conversation_id.eq(conversation))
-                        .filter(messages::status.eq(STREAMING))
-                        .filter(messages::touched_at.lt($stale_before))
-                        .filter(owned()),
-                )
-                .set((messages::status.eq(FAILED), messages::error.eq(INTERRUPTED))),
-            ),
+            crate::turn_updates::StaleSweep {
+                conversation,
+                owner,
+                stale_before: $stale_before,
+            },
             // `client_message_id = NULL` is never true: without an id nothing is "used".
             diesel::select((
                 exists(
                     messages::table
                         .filter(messages::conversation_id.eq(conversation))
-                        .filter(messages::status.eq(STREAMING))
+                        .filter(messages::status.eq(Streaming))
                         .filter(owned()),
                 ),
                 exists(
@@ -181,20 +174,15 @@ fn within(quota: &TurnQuota, own: QuotaOverride, days: Vec<DayRow>) -> Result<()
 /// `updated_at` and `leaf_id` (the new reply).
 macro_rules! turn_writes {
     ($rows:expr, $conversation:expr, $updated_at:expr, $leaf:expr) => {{
-        use diesel::ExpressionMethods as _;
-        use diesel::QueryDsl as _;
-
-        use crate::schema::{conversations, messages};
+        use crate::schema::messages;
 
         (
             diesel::insert_into(messages::table).values($rows),
-            Cached(
-                diesel::update(conversations::table.filter(conversations::id.eq($conversation)))
-                    .set((
-                        conversations::updated_at.eq($updated_at),
-                        conversations::leaf_id.eq(Some($leaf)),
-                    )),
-            ),
+            crate::turn_updates::LeafBump {
+                conversation: $conversation,
+                updated_at: $updated_at,
+                leaf: $leaf,
+            },
         )
     }};
 }

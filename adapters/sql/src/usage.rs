@@ -217,6 +217,7 @@ macro_rules! usage_queries {
         use diesel_async::RunQueryDsl as _;
 
         use crate::error::{TxError, is_retryable, translate};
+        use crate::limit::OneRow as _;
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::schema::{conversations, usage_entries, user_quotas};
         use crate::types::{DbId, ToDb as _};
@@ -233,7 +234,8 @@ macro_rules! usage_queries {
                     Some(id) => conversations::table
                         .filter(conversations::id.eq(id.db()))
                         .select(conversations::project_id)
-                        .first(c)
+                        .one()
+                        .get_result(c)
                         .await
                         .optional()?,
                     None => None,
@@ -290,7 +292,8 @@ macro_rules! usage_queries {
             let row: Option<(Option<i64>, Option<i64>)> = user_quotas::table
                 .filter(user_quotas::user_id.eq(user.as_str()))
                 .select((user_quotas::tokens_per_day, user_quotas::tokens_per_month))
-                .first(c)
+                .one()
+                .get_result(c)
                 .await
                 .optional()
                 .map_err(translate)?;

@@ -1,0 +1,18 @@
+-- The page revision (2026-12-11-000100) counted once per statement that inserts messages,
+-- not once per row: a send inserts its user message and its reply in one statement, and each
+-- row's trigger was one more UPDATE of the conversation's row inside the send's transaction
+-- (issue 20: the send's work on PostgreSQL). Updates and deletes keep their row triggers (a
+-- statement trigger would also run for the sweeps that change no row).
+DROP TRIGGER messages_revision_aiud ON messages;
+CREATE TRIGGER messages_revision_aud AFTER UPDATE OR DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_revision();
+
+CREATE FUNCTION messages_revision_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET revision = revision + 1
+        WHERE id IN (SELECT conversation_id FROM inserted);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_revision_ai AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_revision_inserted();
