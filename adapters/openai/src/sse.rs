@@ -143,7 +143,7 @@ impl Scanner {
     pub(crate) fn next(&mut self) -> Result<bool, ScanError> {
         if std::mem::take(&mut self.out) {
             self.event.event.clear();
-            self.event.data.clear();
+            clear(&mut self.event.data);
             self.event.retry = None;
         }
         loop {
@@ -157,7 +157,7 @@ impl Scanner {
                     self.pos += 1;
                 }
                 let blank = field(&mut self.event, &self.line)?;
-                self.line.clear();
+                clear(&mut self.line);
                 self.checked = 0;
                 blank
             } else {
@@ -188,7 +188,7 @@ impl Scanner {
                 } else {
                     self.line.extend_from_slice(&rest[..end]);
                     let blank = field(&mut self.event, &self.line)?;
-                    self.line.clear();
+                    clear(&mut self.line);
                     self.checked = 0;
                     blank
                 };
@@ -216,6 +216,44 @@ impl Scanner {
         std::str::from_utf8(&self.line[self.checked..])
             .map(|_| ())
             .map_err(|_| ScanError::InvalidUtf8)
+    }
+}
+
+/// The most a buffer keeps for the next event or line once it is done with: a stream stays
+/// open for minutes, thousands at once, and one large event (the framing events repeat the
+/// whole response object) must not leave its size behind in each.
+const KEPT_CAPACITY: usize = 1024;
+
+/// Empties a buffer for reuse, freeing it if it grew large.
+fn clear<T: Default + Capacity>(buffer: &mut T) {
+    if buffer.capacity() > KEPT_CAPACITY {
+        *buffer = T::default();
+    } else {
+        buffer.empty();
+    }
+}
+
+/// The buffers `clear` empties.
+trait Capacity {
+    fn capacity(&self) -> usize;
+    fn empty(&mut self);
+}
+
+impl Capacity for Vec<u8> {
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn empty(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+impl Capacity for String {
+    fn capacity(&self) -> usize {
+        String::capacity(self)
+    }
+    fn empty(&mut self) {
+        String::clear(self);
     }
 }
 
@@ -535,6 +573,24 @@ mod tests {
         scanner.push(Bytes::from_static(b"\x80: x\ndata: y\n\n"));
         assert_eq!(scanner.next(), Ok(true));
         assert_eq!(scanner.event().data, "y");
+    }
+
+    #[test]
+    fn a_large_event_leaves_no_large_buffer_behind() {
+        let mut scanner = Scanner::new(usize::MAX);
+        let big = "x".repeat(64 * 1024);
+        // Cut in the middle, so that the line is held too.
+        let body = format!("data: {big}\n\n");
+        scanner.push(Bytes::from(body[..1000].to_owned()));
+        assert_eq!(scanner.next(), Ok(false));
+        scanner.push(Bytes::from(body[1000..].to_owned()));
+        assert_eq!(scanner.next(), Ok(true));
+        assert_eq!(scanner.event().data.len(), big.len());
+        assert!(scanner.line.capacity() <= KEPT_CAPACITY);
+        scanner.push(Bytes::from_static(b"data: small\n\n"));
+        assert_eq!(scanner.next(), Ok(true));
+        assert_eq!(scanner.event().data, "small");
+        assert!(scanner.event.data.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
