@@ -149,6 +149,10 @@ impl Scanner {
         loop {
             let rest = &self.chunk[self.pos..];
             if rest.is_empty() {
+                // Not kept once read: a chunk is a slice of the HTTP client's read buffer, which
+                // it could not reuse while the stream waits for its next delta.
+                self.chunk = Bytes::new();
+                self.pos = 0;
                 return Ok(false);
             }
             let blank = if self.held_cr {
@@ -164,7 +168,7 @@ impl Scanner {
                 let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
                     hold(&mut self.line, &mut self.checked, rest, self.max_line)?;
                     self.pos = self.chunk.len();
-                    return Ok(false);
+                    continue;
                 };
                 let consumed = match rest.get(end + 1) {
                     _ if rest[end] == b'\n' => end + 1,
@@ -180,7 +184,7 @@ impl Scanner {
                         )?;
                         self.held_cr = true;
                         self.pos = self.chunk.len();
-                        return Ok(false);
+                        continue;
                     }
                 };
                 let blank = if self.line.is_empty() {
@@ -587,6 +591,8 @@ mod tests {
         assert_eq!(scanner.next(), Ok(true));
         assert_eq!(scanner.event().data.len(), big.len());
         assert!(scanner.line.capacity() <= KEPT_CAPACITY);
+        assert_eq!(scanner.next(), Ok(false));
+        assert!(scanner.chunk.is_empty(), "a chunk read whole is let go");
         scanner.push(Bytes::from_static(b"data: small\n\n"));
         assert_eq!(scanner.next(), Ok(true));
         assert_eq!(scanner.event().data, "small");
