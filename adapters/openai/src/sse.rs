@@ -454,7 +454,11 @@ mod tests {
                 chunk[skip..].to_vec()
             })
             .collect();
-        let rest = if body.starts_with(BOM) { &body[BOM.len()..] } else { &body[..] };
+        let rest = if body.starts_with(BOM) {
+            &body[BOM.len()..]
+        } else {
+            &body[..]
+        };
         if rest.starts_with(BOM) {
             given[0].insert(0, b'\n');
         }

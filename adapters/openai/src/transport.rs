@@ -534,7 +534,7 @@ mod tests {
         let mut stream = SseStream::new(timed(body, Instant::now() + hour, hour, hour));
         let mut events = Vec::new();
         while let Some(event) = stream.next().await {
-            events.push(event.map(Event::clone));
+            events.push(event.cloned());
         }
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].as_ref().unwrap().data, "héllo ✓");
