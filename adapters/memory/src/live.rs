@@ -30,56 +30,11 @@ enum End {
     Abandoned(Instant),
 }
 
-/// One kept event: its name and data in one allocation (`name` then `data`), so that a
-/// buffered reply costs little more than its payload.
-struct Kept {
-    id: u64,
-    /// `name` followed by `data`.
-    text: Box<str>,
-    name_len: u32,
-    last: bool,
-}
-
-impl Kept {
-    fn new(event: LiveEvent) -> Self {
-        let LiveEvent {
-            id,
-            name,
-            data,
-            last,
-        } = event;
-        // An event name is a short word; one too long for a `u32` is not one.
-        let name_len = u32::try_from(name.len()).unwrap_or(0);
-        let text = if name_len == 0 {
-            data.into_boxed_str()
-        } else {
-            let mut text = String::with_capacity(name.len() + data.len());
-            text.push_str(&name);
-            text.push_str(&data);
-            text.into_boxed_str()
-        };
-        Self {
-            id,
-            text,
-            name_len,
-            last,
-        }
-    }
-
-    fn event(&self) -> LiveEvent {
-        let (name, data) = self.text.split_at(self.name_len as usize);
-        LiveEvent {
-            id: self.id,
-            name: name.to_owned(),
-            data: data.to_owned(),
-            last: self.last,
-        }
-    }
-}
-
 struct Buffer {
-    /// The kept events, consecutive, oldest first.
-    events: VecDeque<Kept>,
+    /// The kept events, consecutive, oldest first. Their name and data are shared with the
+    /// producer's frame and with every follower that reads them (a clone is a reference
+    /// count), not copied.
+    events: VecDeque<LiveEvent>,
     /// The number of the newest event published (0 before the first).
     newest: u64,
     end: End,
@@ -264,7 +219,7 @@ impl LivePublisher for MemoryPublisher {
                 return;
             }
             buffer.newest = event.id;
-            buffer.events.push_back(Kept::new(event));
+            buffer.events.push_back(event);
             while buffer.events.len() > self.max_events {
                 buffer.events.pop_front();
             }
@@ -336,7 +291,7 @@ impl LiveReplies for MemoryLiveReplies {
                             usize::try_from((position + 1).saturating_sub(first.id))
                                 .unwrap_or(usize::MAX)
                         });
-                        buffer.events.iter().skip(skip).map(Kept::event).collect()
+                        buffer.events.iter().skip(skip).cloned().collect()
                     };
                     (batch, buffer.end, trimmed)
                 };
@@ -406,15 +361,21 @@ mod tests {
         publisher.publish(LiveEvent::last(1, "done", "{}"));
     }
 
-    #[test]
-    fn a_kept_event_gives_back_its_name_and_data() {
-        for event in [
-            LiveEvent::new(3, "delta", r#"{"text":" é"}"#),
-            LiveEvent::last(4, "done", ""),
-            LiveEvent::new(5, "", "no name"),
-        ] {
-            assert_eq!(Kept::new(event.clone()).event(), event);
-        }
+    #[tokio::test]
+    async fn a_follower_reads_the_published_text_itself_not_a_copy() {
+        let live = MemoryLiveReplies::default();
+        let reply = MessageId::new();
+        let mut publisher = live.open(reply, CancelToken::new()).await;
+        let frame: std::sync::Arc<str> = std::sync::Arc::from("data: {\"text\":\" é\"}\n\n");
+        let data = confab_core::live::Text::slice(&frame, 6..frame.len() - 2).unwrap();
+        publisher.publish(LiveEvent::new(1, "delta", data.clone()));
+        let mut stream = live.follow(reply, 0).await.unwrap();
+        let read = futures::StreamExt::next(&mut stream)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, LiveEvent::new(1, "delta", r#"{"text":" é"}"#));
+        assert!(std::ptr::eq(read.data.as_str(), data.as_str()));
     }
 
     /// Issue 15: a call forgets what has expired, and keeps nothing of it.

@@ -6,10 +6,10 @@
 //! the name every compatible server knows. Usage is asked for with
 //! `stream_options.include_usage`; a server that does not report it gives `usage: None`.
 
+use crate::sse::Event;
 use confab_core::LlmError;
 use confab_core::model::Usage;
 use confab_core::ports::{Completion, LlmEventStream, LlmRequest, LlmStream};
-use eventsource_stream::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::attachments::chat_content;

@@ -6,6 +6,7 @@ mod config;
 mod provider_error;
 mod responses;
 mod retry;
+mod sse;
 mod stream;
 mod tokens;
 mod transport;

@@ -4,10 +4,10 @@
 //! `response.output_text.delta` (text), `response.completed` and `response.incomplete`
 //! (the end, with usage), `response.failed` and `error` (a failure). All others are skipped.
 
+use crate::sse::Event;
 use confab_core::LlmError;
 use confab_core::model::{Role, Usage};
 use confab_core::ports::{Completion, Incomplete, LlmEventStream, LlmRequest, LlmStream};
-use eventsource_stream::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::attachments::responses_content;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use confab_core::LlmError;
 use confab_core::ports::{Completion, LlmEvent, LlmEventStream};
-use eventsource_stream::Event;
 use futures::StreamExt;
 use reqwest::Url;
 
+use crate::sse::Event;
 use crate::transport::{SseStream, Transport, stream_error};
 
 /// What one server-sent event means.
@@ -58,7 +58,7 @@ pub(crate) fn drive<D: Decoder>(
             let step = match events.next().await {
                 None => decoder.end().map(Step::Done),
                 Some(Err(e)) => Err(stream_error(e)),
-                Some(Ok(event)) => decoder.event(&event),
+                Some(Ok(event)) => decoder.event(event),
             };
             match step {
                 Ok(Step::Skip) => {}
@@ -86,12 +86,13 @@ const FINISH_READING: Duration = Duration::from_secs(5);
 /// background, so that the connection goes back to the pool: dropped before its end, an
 /// HTTP/1.1 connection is closed, and every reply would pay a new TCP (and TLS) handshake.
 /// The caller drops the stream as soon as it has the completion, so this cannot wait.
-fn finish_reading(mut events: SseStream) {
+fn finish_reading(events: SseStream) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
+    let mut body = events.into_body();
     runtime.spawn(async move {
-        let rest = async { while events.next().await.is_some() {} };
+        let rest = async { while body.next().await.is_some() {} };
         if tokio::time::timeout(FINISH_READING, rest).await.is_err() {
             tracing::debug!(
                 "the provider kept an answer open after its end; its connection is closed"

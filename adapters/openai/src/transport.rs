@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab_core::LlmError;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::stream::{BoxStream, Stream, StreamExt};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, Url};
@@ -19,6 +18,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::config::{ConfigError, OpenAiConfig, ProviderConfig};
 use crate::provider_error::{ProviderError, classify, code::INSUFFICIENT_QUOTA};
 use crate::retry;
+use crate::sse::{Event, ScanError, Scanner};
 
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -27,8 +27,56 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// repeats the whole reply on one line, so this is generous.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// A parsed server-sent event stream of one answer.
-pub(crate) type SseStream = BoxStream<'static, Result<Event, EventStreamError<BodyError>>>;
+/// The server-sent events of one answer, read from its body as it arrives.
+pub(crate) struct SseStream {
+    body: Timed,
+    scanner: Scanner,
+    /// The body ended (or failed): nothing more comes from it.
+    ended: bool,
+}
+
+impl SseStream {
+    fn new(body: Timed) -> Self {
+        Self {
+            body,
+            scanner: Scanner::new(MAX_LINE),
+            ended: false,
+        }
+    }
+
+    /// The next event, `None` at the end of the body. After an error, nothing more.
+    pub(crate) async fn next(&mut self) -> Option<Result<&Event, BodyError>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            match self.scanner.next() {
+                Ok(true) => return Some(Ok(self.scanner.event())),
+                Ok(false) => {}
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e.into()));
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.scanner.push(chunk),
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    self.ended = true;
+                    return self.scanner.finish().err().map(|e| Err(e.into()));
+                }
+            }
+        }
+    }
+
+    /// The rest of the body, unread.
+    pub(crate) fn into_body(self) -> Timed {
+        self.body
+    }
+}
 
 /// Why reading a streaming body stopped early.
 #[derive(Debug)]
@@ -39,10 +87,14 @@ pub(crate) enum BodyError {
     Idle(Duration),
     /// The connection failed mid-body.
     Transport(reqwest::Error),
-    /// The body is not UTF-8.
-    InvalidUtf8,
-    /// A line went on for longer than `MAX_LINE` bytes.
-    LineTooLong,
+    /// The body is not an event stream (not UTF-8, or a line too long).
+    Scan(ScanError),
+}
+
+impl From<ScanError> for BodyError {
+    fn from(e: ScanError) -> Self {
+        Self::Scan(e)
+    }
 }
 
 impl fmt::Display for BodyError {
@@ -51,11 +103,7 @@ impl fmt::Display for BodyError {
             Self::FirstByte(d) => write!(f, "no answer within {} ms", d.as_millis()),
             Self::Idle(d) => write!(f, "no data for {} ms", d.as_millis()),
             Self::Transport(e) => write!(f, "{}", error_chain(e)),
-            Self::InvalidUtf8 => f.write_str("the event stream is not valid UTF-8"),
-            Self::LineTooLong => write!(
-                f,
-                "a line of the event stream is longer than {MAX_LINE} bytes"
-            ),
+            Self::Scan(e) => write!(f, "{e}"),
         }
     }
 }
@@ -217,9 +265,7 @@ impl Transport {
         let idle = self.settings.idle_timeout;
         let first_byte = self.settings.first_byte_timeout;
         let body = response.bytes_stream();
-        Ok(timed(body, deadline, first_byte, idle)
-            .eventsource()
-            .boxed())
+        Ok(SseStream::new(timed(body, deadline, first_byte, idle)))
     }
 
     async fn status_failure(&self, response: Response) -> Failure {
@@ -272,7 +318,7 @@ fn timed(
     first_deadline: Instant,
     first_byte: Duration,
     idle: Duration,
-) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+) -> Timed {
     Timed {
         body: body.boxed(),
         sleep: Box::pin(tokio::time::sleep_until(first_deadline)),
@@ -281,7 +327,6 @@ fn timed(
         first: true,
         first_byte,
         idle,
-        check: BodyCheck::default(),
         over: false,
     }
 }
@@ -289,7 +334,7 @@ fn timed(
 /// [`timed`]'s stream. One timer for the whole body: a read only notes its deadline, and the
 /// timer is moved to it when it fires early. (A timeout per read put a timer into the
 /// runtime's wheel and took it out again for every chunk, that is for every delta.)
-struct Timed {
+pub(crate) struct Timed {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     /// Where the timer is set.
@@ -300,7 +345,6 @@ struct Timed {
     first: bool,
     first_byte: Duration,
     idle: Duration,
-    check: BodyCheck,
     /// After the end or an error: nothing more.
     over: bool,
 }
@@ -340,13 +384,7 @@ impl Stream for Timed {
                     this.armed = this.deadline;
                     this.sleep.as_mut().reset(this.deadline);
                 }
-                return Poll::Ready(Some(match this.check.next(&bytes) {
-                    Ok(()) => Ok(bytes),
-                    Err(e) => {
-                        this.over = true;
-                        Err(e)
-                    }
-                }));
+                return Poll::Ready(Some(Ok(bytes)));
             }
             Poll::Pending => {}
         }
@@ -369,71 +407,22 @@ impl Stream for Timed {
     }
 }
 
-/// Checks a streamed body's bytes before the event parser sees them. The parser keeps every
-/// byte from the first invalid UTF-8 sequence on, and every byte of an unfinished line, for as
-/// long as the body lasts: a provider that sent either stalled the reply (nothing more was
-/// relayed) and grew its memory without bound until the provider hung up.
-#[derive(Debug, Default)]
-struct BodyCheck {
-    /// The start of a character cut by the end of the last chunk (at most 3 bytes).
-    cut_char: Vec<u8>,
-    /// The length of the current, unfinished line.
-    line: usize,
-}
-
-impl BodyCheck {
-    fn next(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
-        match chunk.iter().rposition(|b| *b == b'\n') {
-            Some(end) => self.line = chunk.len() - end - 1,
-            None => self.line = self.line.saturating_add(chunk.len()),
-        }
-        if self.line > MAX_LINE {
-            return Err(BodyError::LineTooLong);
-        }
-        let joined;
-        let bytes = if self.cut_char.is_empty() {
-            chunk
-        } else {
-            joined = [self.cut_char.as_slice(), chunk].concat();
-            &joined
-        };
-        self.cut_char.clear();
-        match std::str::from_utf8(bytes) {
-            Ok(_) => Ok(()),
-            // Only cut short by the end of the chunk: the next one completes it.
-            Err(e) if e.error_len().is_none() => {
-                self.cut_char.extend_from_slice(&bytes[e.valid_up_to()..]);
-                Ok(())
-            }
-            Err(_) => Err(BodyError::InvalidUtf8),
-        }
-    }
-}
-
 /// What a failure while reading the event stream means for the caller.
-pub(crate) fn stream_error(e: EventStreamError<BodyError>) -> LlmError {
+pub(crate) fn stream_error(e: BodyError) -> LlmError {
     match e {
-        EventStreamError::Transport(BodyError::FirstByte(d)) => LlmError::Timeout(format!(
+        BodyError::FirstByte(d) => LlmError::Timeout(format!(
             "no answer within the first-byte timeout of {} ms",
             d.as_millis()
         )),
-        EventStreamError::Transport(BodyError::Idle(d)) => LlmError::Timeout(format!(
+        BodyError::Idle(d) => LlmError::Timeout(format!(
             "the stream was silent for longer than the idle timeout of {} ms",
             d.as_millis()
         )),
-        EventStreamError::Transport(BodyError::Transport(e)) => {
+        BodyError::Transport(e) => {
             tracing::warn!(error = %error_chain(&e), "the model provider's stream broke off");
             LlmError::Truncated
         }
-        EventStreamError::Transport(e @ (BodyError::InvalidUtf8 | BodyError::LineTooLong)) => {
-            LlmError::BadResponse(e.to_string())
-        }
-        EventStreamError::Utf8(_) => {
-            LlmError::BadResponse("the event stream is not valid UTF-8".to_owned())
-        }
-        EventStreamError::Parser(e) => {
-            LlmError::BadResponse(format!("the event stream could not be parsed: {e}"))
-        }
+        e @ BodyError::Scan(_) => LlmError::BadResponse(e.to_string()),
     }
 }
 
@@ -507,14 +496,12 @@ mod tests {
         let body = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))))
             .chain(futures::stream::pending());
         let hour = Duration::from_secs(3600);
-        let mut events = timed(body, Instant::now() + hour, hour, hour)
-            .eventsource()
-            .boxed();
+        let mut events = SseStream::new(timed(body, Instant::now() + hour, hour, hour));
         let mut data = Vec::new();
         let read = async {
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(event) => data.push(event.data),
+                    Ok(event) => data.push(event.data.clone()),
                     Err(e) => return Some(stream_error(e)),
                 }
             }
@@ -544,29 +531,33 @@ mod tests {
         let chunks: Vec<Vec<u8>> = text.iter().map(|b| vec![*b]).collect();
         let body = futures::stream::iter(chunks).map(|c: Vec<u8>| Ok(Bytes::from(c)));
         let hour = Duration::from_secs(3600);
-        let events: Vec<_> = timed(body, Instant::now() + hour, hour, hour)
-            .eventsource()
-            .collect()
-            .await;
+        let mut stream = SseStream::new(timed(body, Instant::now() + hour, hour, hour));
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            events.push(event.cloned());
+        }
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].as_ref().unwrap().data, "héllo ✓");
     }
 
-    #[test]
-    fn a_line_without_end_is_refused_past_the_limit() {
-        let mut check = BodyCheck::default();
+    #[tokio::test]
+    async fn a_line_without_end_is_refused_past_the_limit() {
         let chunk = vec![b'a'; 1024 * 1024];
-        for _ in 0..16 {
-            assert!(check.next(&chunk).is_ok());
-        }
-        assert!(matches!(check.next(&chunk), Err(BodyError::LineTooLong)));
+        let (data, error) = events_until_error(vec![chunk; 17]).await;
+        assert!(data.is_empty());
+        assert!(
+            matches!(&error, Some(LlmError::BadResponse(m)) if m.contains("longer than")),
+            "{error:?}"
+        );
 
-        let mut check = BodyCheck::default();
-        for _ in 0..64 {
-            let mut chunk = vec![b'a'; 1024 * 1024];
-            chunk.push(b'\n');
-            assert!(check.next(&chunk).is_ok());
-        }
+        let mut chunk = b"data: ".to_vec();
+        chunk.extend(vec![b'a'; 1024 * 1024]);
+        chunk.extend(b"\n\n");
+        let mut chunks = vec![chunk; 20];
+        chunks.push(b"data: bad \xff\n\n".to_vec());
+        let (data, error) = events_until_error(chunks).await;
+        assert_eq!(data.len(), 20);
+        assert!(matches!(error, Some(LlmError::BadResponse(_))), "{error:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 use std::future::Future as _;
-use std::io::Write as _;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +28,7 @@ use bytes::Bytes;
 use confab_api_types as api;
 use confab_core::chat::ChatStream;
 use confab_core::ids::{FileId, MessageId, UserId};
-use confab_core::live::{LiveError, LiveEvent, LivePublisher};
+use confab_core::live::{LiveError, LiveEvent, LivePublisher, Text};
 use confab_core::ports::{ChatHistory, LiveReplies};
 use confab_core::{
     CancelReason, CancelToken, ChatError, ChatEvent, ConversationId, Message, MessageStatus,
@@ -61,7 +61,7 @@ const SLOW_CLIENT: Duration = Duration::from_secs(10);
 const RELAY_CAPACITY: usize = 32;
 
 /// One event encoded as its `text/event-stream` frame.
-type Frame = Box<[u8]>;
+type Frame = Bytes;
 
 /// Send a message and stream the reply as Server-Sent Events: `user_message`,
 /// `assistant_message`, `delta`…, then `done` or `error`.
@@ -410,7 +410,7 @@ impl MessageBody for EventStream {
             Frames::Driven(driven) => driven.poll_frame(cx),
         };
         match next {
-            Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(Bytes::from(frame)))),
+            Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
@@ -881,10 +881,11 @@ impl Relay {
                         // After `done` only a title may follow: the client's stream stays
                         // open for it until the core's stream ends.
                         let close = matches!(event, ChatEvent::Error { .. });
-                        let Some((name, data)) = encode_data(event) else {
+                        let Some((name, frame, data)) = shared_frame(event, next_id) else {
                             continue;
                         };
-                        let frame = encode(name, next_id, data.as_bytes());
+                        let data = Text::slice(&frame, data).unwrap_or_else(|| "{}".into());
+                        let frame = Bytes::from_owner(Text::from(frame));
                         let live = if ended {
                             LiveEvent::last(next_id, name, data)
                         } else {
@@ -968,39 +969,48 @@ impl Relay {
 /// The SSE frame of an event: `id: <n>`, `event: <name>`, one line of JSON, a blank line.
 #[cfg(test)]
 fn frame(event: ChatEvent, id: u64) -> Frame {
-    let (name, data) = encode_data(event).unwrap_or(("", String::new()));
-    encode(name, id, data.as_bytes())
+    match shared_frame(event, id) {
+        Some((_, frame, _)) => Bytes::from_owner(Text::from(frame)),
+        None => encode("", id, b""),
+    }
 }
 
-/// An event's name and its one line of JSON; `None` for what is not sent (`TitleFollows`).
-fn encode_data(event: ChatEvent) -> Option<(&'static str, String)> {
-    let (name, data) = match event {
+/// What an event's `data:` is, before it is written.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Data {
+    Message(api::Message),
+    Delta(api::Delta),
+    Error(api::StreamError),
+    Title(api::TitleEvent),
+}
+
+/// An event's name and data; `None` for what is not sent (`TitleFollows`).
+fn event_data(event: ChatEvent) -> Option<(&'static str, Data)> {
+    Some(match event {
         ChatEvent::UserMessage(m) => (
             api::events::USER_MESSAGE,
-            serde_json::to_string(&convert::message(m)),
+            Data::Message(convert::message(m)),
         ),
         ChatEvent::AssistantMessage(m) => (
             api::events::ASSISTANT_MESSAGE,
-            serde_json::to_string(&convert::message(m)),
+            Data::Message(convert::message(m)),
         ),
         ChatEvent::Delta { message_id, text } => (
             api::events::DELTA,
-            serde_json::to_string(&api::Delta {
+            Data::Delta(api::Delta {
                 message_id: message_id.as_uuid(),
                 text,
             }),
         ),
-        ChatEvent::Done(m) => (
-            api::events::DONE,
-            serde_json::to_string(&convert::message(m)),
-        ),
+        ChatEvent::Done(m) => (api::events::DONE, Data::Message(convert::message(m))),
         ChatEvent::Error {
             message,
             code,
             detail,
         } => (
             api::events::ERROR,
-            serde_json::to_string(&api::StreamError {
+            Data::Error(api::StreamError {
                 message_id: message.id.as_uuid(),
                 code: code.as_str().to_owned(),
                 detail,
@@ -1011,14 +1021,74 @@ fn encode_data(event: ChatEvent) -> Option<(&'static str, String)> {
             title,
         } => (
             api::events::TITLE,
-            serde_json::to_string(&api::TitleEvent {
+            Data::Title(api::TitleEvent {
                 conversation_id: conversation_id.as_uuid(),
                 title,
             }),
         ),
         ChatEvent::TitleFollows { .. } => return None,
-    };
-    Some((name, data.unwrap_or_else(|_| "{}".to_owned())))
+    })
+}
+
+thread_local! {
+    /// Where a thread writes frames before they are made shared: one buffer, reused.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer larger than this (a long message's frame) is not kept.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+/// An event's frame, written once into a shared string: the client's response sends it,
+/// and its `data:` part (the range) is the live event's data, so that the publisher, the
+/// in-process buffer and every follower share it instead of copying it. One allocation per
+/// event (the shared string), its JSON written straight into the frame. `None` for what is
+/// not sent.
+fn shared_frame(event: ChatEvent, id: u64) -> Option<(&'static str, Arc<str>, Range<usize>)> {
+    let (name, data) = event_data(event)?;
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        write_head(out, id, name);
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &data).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+        }
+        let mut end = out.len();
+        out.extend_from_slice(b"\n\n");
+        // JSON and the frame's words are UTF-8: the fallback is never taken.
+        let frame = match std::str::from_utf8(out) {
+            Ok(text) => Arc::from(text),
+            Err(_) => {
+                end = start + 2;
+                Arc::from(format!("id: {id}\nevent: {name}\ndata: {{}}\n\n"))
+            }
+        };
+        if out.capacity() > SCRATCH_KEPT {
+            *out = Vec::new();
+        }
+        Some((name, frame, start..end))
+    })
+}
+
+/// A frame's head, `id: <id>\nevent: <name>\ndata: `, onto `out`: the number's digits
+/// written by hand (`write!` and its formatting machinery were ~500 instructions a frame).
+fn write_head(out: &mut Vec<u8>, id: u64, name: &str) {
+    out.extend_from_slice(b"id: ");
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = id;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\nevent: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
 }
 
 /// `id: <id>\nevent: <name>\ndata: <data>\n\n` in one exactly sized allocation. `data` is
@@ -1027,11 +1097,10 @@ fn encode(name: &str, id: u64, data: &[u8]) -> Frame {
     const FIXED: usize = "id: \nevent: \ndata: \n\n".len();
     let digits = id.checked_ilog10().map_or(1, |d| d as usize + 1);
     let mut out = Vec::with_capacity(FIXED + digits + name.len() + data.len());
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "id: {id}\nevent: {name}\ndata: ");
+    write_head(&mut out, id, name);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
-    out.into_boxed_slice()
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -1149,6 +1218,12 @@ mod tests {
                 );
                 assert_eq!(ours.len(), theirs.len(), "exactly sized");
             }
+            // A follower's frames.
+            let frame = encode(api::events::DELTA, id, b"{\"text\":\"x\"}");
+            assert_eq!(
+                String::from_utf8_lossy(&frame),
+                format!("id: {id}\nevent: delta\ndata: {{\"text\":\"x\"}}\n\n")
+            );
         }
     }
 
@@ -1166,7 +1241,7 @@ mod tests {
         assert_eq!(&next(&mut body).await.unwrap()[..], b": keep-alive\n\n");
         for id in 1..=2 {
             let frame = format!("id: {id}\nevent: delta\ndata: {{}}\n\n");
-            tx.try_send(frame.into_bytes().into_boxed_slice()).unwrap();
+            tx.try_send(Bytes::from(frame)).unwrap();
         }
         assert_eq!(
             &next(&mut body).await.unwrap()[..],
