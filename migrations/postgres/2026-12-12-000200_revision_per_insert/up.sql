@@ -7,10 +7,17 @@ DROP TRIGGER messages_revision_aiud ON messages;
 CREATE TRIGGER messages_revision_aud AFTER UPDATE OR DELETE ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_revision();
 
+-- One UPDATE by key per conversation, never `WHERE id IN (SELECT … FROM inserted)`: a
+-- session caches that statement's plan while the table is small (a scan of every row) and
+-- keeps it as the table grows — each send then read every conversation (measured: the time
+-- per insert grew linearly with the table; 1,000 streams' first deltas waited 0.5–2 s).
 CREATE FUNCTION messages_revision_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    conversation uuid;
 BEGIN
-    UPDATE conversations SET revision = revision + 1
-        WHERE id IN (SELECT conversation_id FROM inserted);
+    FOR conversation IN SELECT DISTINCT conversation_id FROM inserted LOOP
+        UPDATE conversations SET revision = revision + 1 WHERE id = conversation;
+    END LOOP;
     RETURN NULL;
 END $$;
 CREATE TRIGGER messages_revision_ai AFTER INSERT ON messages
