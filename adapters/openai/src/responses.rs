@@ -200,6 +200,21 @@ const TEXT_DELTA: &str = "response.output_text.delta";
 
 impl Decoder for ResponsesDecoder {
     fn event(&mut self, event: &Event) -> Result<Step, LlmError> {
+        // An event whose name says a reply does not need it is skipped unread: OpenAI names
+        // every event, and each framing event (`response.created`, `…in_progress`,
+        // `…output_item.added`, `…content_part.done`, …) repeats the response object, the
+        // whole text included at the end. An unnamed event (`message`) is read for its type.
+        if !matches!(
+            event.event.as_str(),
+            "" | "message"
+                | TEXT_DELTA
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+                | "error"
+        ) {
+            return Ok(Step::Skip);
+        }
         // A text delta's fields in one pass, and the type of an event to skip; the rest (the
         // end, a failure, a field of another shape, invalid JSON) is read as a whole value
         // below, with the same answers as before.
@@ -622,6 +637,46 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(e, LlmError::BadResponse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_framing_event_named_by_the_stream_is_skipped_unread_and_an_unnamed_one_is_read() {
+        // Named: what a reply does not need is not parsed (not even checked as JSON).
+        for name in [
+            "response.created",
+            "response.output_item.done",
+            "response.content_part.added",
+        ] {
+            let skipped = ResponsesDecoder.event(&Event {
+                event: name.to_owned(),
+                data: "{\"type\": \"response.failed\", \"response\": ".to_owned(),
+                id: String::new(),
+                retry: None,
+            });
+            assert!(matches!(skipped, Ok(Step::Skip)), "{name}: {skipped:?}");
+        }
+        // Unnamed (a server that sends no `event:` line): read, so malformed data fails …
+        let unnamed = ResponsesDecoder.event(&Event {
+            event: "message".to_owned(),
+            data: "{\"type\": \"response.created\", \"response\": ".to_owned(),
+            id: String::new(),
+            retry: None,
+        });
+        assert!(
+            matches!(unnamed, Err(LlmError::BadResponse(_))),
+            "{unnamed:?}"
+        );
+        // … and its type decides, as a named delta's does.
+        let delta = ResponsesDecoder.event(&Event {
+            event: "message".to_owned(),
+            data: json!({"type": TEXT_DELTA, "delta": "hi"}).to_string(),
+            id: String::new(),
+            retry: None,
+        });
+        assert!(
+            matches!(delta, Ok(Step::Delta(ref d)) if d == "hi"),
+            "{delta:?}"
+        );
     }
 
     #[test]

@@ -70,6 +70,12 @@ text_literal!(
     Pending = "pending"
 );
 
+text_literal!(
+    /// `'ready'`: a file whose text was extracted (`TextStatus::Ready`), the only kind
+    /// that has knowledge chunks.
+    Ready = "ready"
+);
+
 /// `TRUE`, written as each backend's partial index `prompts_one_active_per_project` writes
 /// it (`WHERE is_active = 1` on SQLite, `WHERE is_active` on PostgreSQL, where a boolean
 /// constant is folded into the same predicate): `prompts::is_active.eq(True)`.

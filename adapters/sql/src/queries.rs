@@ -44,6 +44,21 @@ macro_rules! retry_tx {
     }};
 }
 
+/// Whether the project `$project` (a query selecting one project id) has anything for its
+/// knowledge search to find: a file whose text is ready (only those have chunks). Every send
+/// asks the knowledge of its conversation's project; a project without such files (most:
+/// nothing uploaded, or only images) is answered by this index probe of `file_metadata`
+/// instead of a full-text query. `'ready'` is written into the SQL (`literal.rs`).
+macro_rules! has_knowledge {
+    ($project:expr) => {
+        diesel::dsl::exists(
+            crate::schema::file_metadata::table
+                .filter(crate::schema::file_metadata::project_id.eq_any($project))
+                .filter(crate::schema::file_metadata::text_status.eq(crate::literal::Ready)),
+        )
+    };
+}
+
 /// The operations of every port for one connection type `$conn`, given the name of its
 /// write-transaction method and of the two row-lock clauses (see the module docs).
 macro_rules! queries {
@@ -1313,9 +1328,9 @@ pub(crate) mod pg {
         search_chunks(c, project_id, &language, query, n).await
     }
 
-    /// The knowledge of the owner's conversation's project, when it is on (one query for
-    /// the project, its switch and its language; `NotFound` for a missing or another
-    /// owner's conversation).
+    /// The knowledge of the owner's conversation's project, when it is on and it has ready
+    /// files (one query for the project, its switch, whether it has any and its language;
+    /// `NotFound` for a missing or another owner's conversation).
     pub(crate) async fn search_conversation(
         c: &mut Conn,
         owner: &UserId,
@@ -1323,17 +1338,20 @@ pub(crate) mod pg {
         query: &str,
         n: u32,
     ) -> Result<Vec<confab_core::knowledge::KnowledgeHit>, StoreError> {
+        let project_of = || {
+            conversations::table
+                .filter(conversations::id.eq(conversation_id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(conversations::project_id)
+        };
         let found: Option<(DbId, bool, String)> = projects::table
-            .filter(
-                projects::id.eq_any(
-                    conversations::table
-                        .filter(conversations::id.eq(conversation_id.db()))
-                        .filter(conversations::owner_id.eq(owner.as_str()))
-                        .select(conversations::project_id),
-                ),
-            )
+            .filter(projects::id.eq_any(project_of()))
             .filter(projects::owner_id.eq(owner.as_str()))
-            .select((projects::id, projects::knowledge, projects::language))
+            .select((
+                projects::id,
+                projects::knowledge.and(has_knowledge!(project_of())),
+                projects::language,
+            ))
             .one()
             .get_result(c)
             .await
@@ -1500,24 +1518,27 @@ pub(crate) mod sqlite {
 
     pub(crate) use crate::turn::sqlite::begin_turn;
 
-    /// The project of the owner's conversation when its knowledge is on (`None` when it
-    /// is off); `NotFound` for a missing or another owner's conversation. One query.
+    /// The project of the owner's conversation when its knowledge is on and it has ready
+    /// files (`None` otherwise: nothing to search); `NotFound` for a missing or another
+    /// owner's conversation. One query.
     async fn knowledge_project(
         c: &mut Conn,
         owner: &UserId,
         conversation_id: ConversationId,
     ) -> Result<Option<ProjectId>, StoreError> {
+        let project_of = || {
+            conversations::table
+                .filter(conversations::id.eq(conversation_id.db()))
+                .filter(conversations::owner_id.eq(owner.as_str()))
+                .select(conversations::project_id)
+        };
         let found: Option<(DbId, bool)> = projects::table
-            .filter(
-                projects::id.eq_any(
-                    conversations::table
-                        .filter(conversations::id.eq(conversation_id.db()))
-                        .filter(conversations::owner_id.eq(owner.as_str()))
-                        .select(conversations::project_id),
-                ),
-            )
+            .filter(projects::id.eq_any(project_of()))
             .filter(projects::owner_id.eq(owner.as_str()))
-            .select((projects::id, projects::knowledge))
+            .select((
+                projects::id,
+                projects::knowledge.and(has_knowledge!(project_of())),
+            ))
             .one()
             .get_result(c)
             .await
@@ -1732,26 +1753,18 @@ pub(crate) mod sqlite {
         after: Option<confab_core::search::SearchKey>,
         n: u32,
     ) -> Result<Vec<confab_core::search::SearchHit>, StoreError> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+
         if let Some(project) = project {
             require(project_is_owned(c, owner, project).await)?;
         }
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        // ?1 is the titles' expression, ?2 the messages' (the owner's entries only; on
-        // PostgreSQL ?2 is the prefix); ?5–?7 (the cursor) are applied below, to the ranked
-        // candidates. The owner filter stays: the index narrows, the row decides. CROSS JOIN
-        // keeps each index the outer loop, so that its rowid order serves the ORDER BY and
-        // the LIMIT stops the scan.
-        const MESSAGES: &str = "SELECT * FROM ( \
-               SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
-                      m.id AS message_id, m.role AS role, m.created_at AS created_at, \
-                      m.content AS text, 0.0 AS score \
-               FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
-                    CROSS JOIN conversations c ON c.id = m.conversation_id \
-               WHERE messages_fts MATCH ?2 AND c.owner_id = ?3 \
-                 AND (?4 IS NULL OR c.project_id = ?4) \
-               ORDER BY messages_fts.rowid DESC LIMIT ?8 + 0)";
+        // The titles: ?1 is their expression; ?5–?7 (the cursor) are applied below, to the
+        // ranked candidates. The owner filter stays: the index narrows, the row decides.
+        // CROSS JOIN keeps the index the outer loop, so that its rowid order serves the
+        // ORDER BY and the LIMIT stops the scan.
         const TITLES: &str = "SELECT * FROM ( \
                SELECT c.id AS conversation_id, c.project_id AS project_id, c.title AS title, \
                       NULL AS message_id, NULL AS role, c.created_at AS created_at, \
@@ -1764,25 +1777,38 @@ pub(crate) mod sqlite {
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let words = query.fts5();
         let token = super::owner_token(owner);
-        let owned = format!("owner : \"{token}\" AND content : ({words})");
         let phrased = if query.has_phrase() {
             phrase_candidates(c, query, &token, owner, project).await?
         } else {
             None
         };
-        let mut rows = match phrased {
-            Some(found) => {
-                let mut messages = phrase_rows(c, found, owner, after, n).await?;
-                let titles =
-                    search_rows(c, TITLES, &words, "", owner, project, None, candidates).await?;
-                messages.extend(titles);
-                messages
-            }
+        let found = match phrased {
+            Some(found) => found,
             None => {
-                let sql = format!("{MESSAGES} UNION ALL {TITLES}");
-                search_rows(c, &sql, &words, &owned, owner, project, None, candidates).await?
+                // As for a phrase: the newest candidates' texts alone (FTS5 decides what
+                // matches, the owner's entries only), scored here, and below the whole
+                // rows of the few that can reach the page — a common word's thousand
+                // candidates cost more copied out whole than SQLite's own work.
+                let owned = format!("owner : \"{token}\" AND content : ({words})");
+                let texts: Vec<PhraseText> = diesel::sql_query(OWNER_TEXTS)
+                    .bind::<Text, _>(&owned)
+                    .bind::<Text, _>(owner.as_str())
+                    .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
+                    .bind::<Nullable<BigInt>, _>(None::<i64>)
+                    .bind::<BigInt, _>(i64::from(candidates))
+                    .load(c)
+                    .await
+                    .map_err(translate)?;
+                // FTS5's tokenizer matched each; a text the reference semantics scores
+                // lower (a word split differently) still counts, last.
+                texts
+                    .iter()
+                    .map(|row| (row.rowid, query.score(&row.text).unwrap_or(0.0)))
+                    .collect()
             }
         };
+        let mut rows = phrase_rows(c, found, owner, after, n).await?;
+        rows.extend(search_rows(c, TITLES, &words, "", owner, project, None, candidates).await?);
         for row in &mut rows {
             // FTS5's tokenizer matched it; a text the reference semantics scores lower
             // (a word split differently) still counts, last.
@@ -1804,7 +1830,18 @@ pub(crate) mod sqlite {
     /// whether the phrase's words are common.
     const PHRASE_PROBE: u32 = 250;
 
-    /// A message read by [`phrase_candidates`]: only what deciding whether it matches
+    /// The rowids and texts of the owner's newest messages that match the FTS5 expression
+    /// ?1 (which names the owner's entries), in the project ?3 when given; ?4 is NULL (the
+    /// next batch's statement puts a rowid there); at most ?5. The owner filter stays: the
+    /// index narrows, the row decides.
+    const OWNER_TEXTS: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
+         FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+              CROSS JOIN conversations c ON c.id = m.conversation_id \
+         WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
+           AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
+         ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
+
+    /// A message read by [`phrase_candidates`] and for a query without a phrase: only what deciding whether it matches
     /// needs (the text) and what finds it again (the rowid). Reading thousands of whole
     /// result rows cost more than SQLite's own work: every column copied out of the
     /// statement and each looked up by name.
@@ -1847,12 +1884,6 @@ pub(crate) mod sqlite {
     ) -> Result<Option<Vec<(i64, f64)>>, StoreError> {
         use diesel::sql_types::{BigInt, Nullable, Text};
 
-        const FIRST: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
-             FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
-                  CROSS JOIN conversations c ON c.id = m.conversation_id \
-             WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
-               AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
-             ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
         // The next batch: below the last message read (a plain constraint on the rowid,
         // so that FTS5 starts its rowid-descending scan there).
         const NEXT: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
@@ -1870,7 +1901,7 @@ pub(crate) mod sqlite {
         let mut size = PHRASE_PROBE;
         for batch in 0..=PHRASE_BATCHES {
             let rows: Vec<PhraseText> =
-                diesel::sql_query(if last.is_some() { NEXT } else { FIRST })
+                diesel::sql_query(if last.is_some() { NEXT } else { OWNER_TEXTS })
                     .bind::<Text, _>(&expression)
                     .bind::<Text, _>(owner.as_str())
                     .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
