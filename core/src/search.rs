@@ -214,9 +214,7 @@ impl SearchQuery {
             }
         };
         if text.is_ascii() {
-            text.split(|c: char| !c.is_ascii_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .for_each(&mut visit);
+            ascii_words(text).for_each(&mut visit);
         } else {
             words_of(text).for_each(|(_, _, w)| visit(&w));
         }
@@ -300,15 +298,33 @@ pub fn fold(word: &str) -> String {
 /// allocates once, not once per word (a phrase search checks up to thousands of texts).
 fn folded_words(text: &str) -> Vec<std::borrow::Cow<'_, str>> {
     if text.is_ascii() {
-        text.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(std::borrow::Cow::Borrowed)
-            .collect()
+        ascii_words(text).map(std::borrow::Cow::Borrowed).collect()
     } else {
         words_of(text)
             .map(|(_, _, w)| std::borrow::Cow::Owned(w))
             .collect()
     }
+}
+
+/// The words of an ASCII `text` (runs of ASCII letters and digits), as
+/// `text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty())` gives them,
+/// found byte by byte: the `char` splitter decodes every character, and a search scores up
+/// to thousands of candidate texts word by word (a phrase search of `"of the"` over ~3,000 candidates: 62.3 M → 60.2 M
+/// instructions).
+fn ascii_words(text: &str) -> impl Iterator<Item = &str> + '_ {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while bytes.get(at).is_some_and(|b| !b.is_ascii_alphanumeric()) {
+            at += 1;
+        }
+        let start = at;
+        while bytes.get(at).is_some_and(u8::is_ascii_alphanumeric) {
+            at += 1;
+        }
+        // Every byte of an ASCII text is a character boundary.
+        (at > start).then(|| text.get(start..at)).flatten()
+    })
 }
 
 /// Whether a word of [`folded_words`] is `wanted` (a folded query word).
@@ -605,6 +621,25 @@ mod tests {
                 text.split_whitespace().count(),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn ascii_words_are_the_words_splitting_by_characters_gives() {
+        // Every ASCII byte at every place: at the start, the end, doubled, between words.
+        let mut texts: Vec<String> = (0_u8..128)
+            .map(|b| {
+                let c = char::from(b);
+                format!("{c}a{c}{c}b9 {c}Z{c}")
+            })
+            .collect();
+        texts.extend(["", " ", "word", "  two--words  ", "x", "1a", "\t\n"].map(str::to_owned));
+        for text in &texts {
+            let expected: Vec<&str> = text
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect();
+            assert_eq!(ascii_words(text).collect::<Vec<_>>(), expected, "{text:?}");
         }
     }
 

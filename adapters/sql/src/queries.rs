@@ -1777,20 +1777,14 @@ pub(crate) mod sqlite {
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let words = query.fts5();
         let token = super::owner_token(owner);
-        let phrased = if query.has_phrase() {
-            phrase_candidates(c, query, &token, owner, project).await?
-        } else {
-            None
-        };
-        let found = match phrased {
+        let found = match owner_candidates(c, query, &token, owner, project).await? {
             Some(found) => found,
             None => {
-                // As for a phrase: the newest candidates' texts alone (FTS5 decides what
-                // matches, the owner's entries only), scored here, and below the whole
-                // rows of the few that can reach the page — a common word's thousand
-                // candidates cost more copied out whole than SQLite's own work.
+                // A rare phrase in a long history: FTS5's own phrase query, the newest
+                // candidates' texts alone, scored here; below, the whole rows of the few
+                // that can reach the page.
                 let owned = format!("owner : \"{token}\" AND content : ({words})");
-                let texts: Vec<PhraseText> = diesel::sql_query(OWNER_TEXTS)
+                let texts: Vec<CandidateText> = diesel::sql_query(OWNER_TEXTS)
                     .bind::<Text, _>(&owned)
                     .bind::<Text, _>(owner.as_str())
                     .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
@@ -1807,7 +1801,7 @@ pub(crate) mod sqlite {
                     .collect()
             }
         };
-        let mut rows = phrase_rows(c, found, owner, after, n).await?;
+        let mut rows = candidate_rows(c, found, owner, after, n).await?;
         rows.extend(search_rows(c, TITLES, &words, "", owner, project, None, candidates).await?);
         for row in &mut rows {
             // FTS5's tokenizer matched it; a text the reference semantics scores lower
@@ -1820,15 +1814,15 @@ pub(crate) mod sqlite {
         rows.into_iter().map(|row| row.hit(query)).collect()
     }
 
-    /// How many batches of [`RANKED_CANDIDATES`] messages [`phrase_candidates`] reads
-    /// after its first look before it leaves the phrase to FTS5.
+    /// How many batches of [`RANKED_CANDIDATES`] messages [`owner_candidates`] reads
+    /// after its first look before it leaves the query to FTS5.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
-    const PHRASE_BATCHES: usize = 4;
+    const CANDIDATE_BATCHES: usize = 4;
 
-    /// How many of the owner's newest messages [`phrase_candidates`] reads first, to see
-    /// whether the phrase's words are common.
-    const PHRASE_PROBE: u32 = 250;
+    /// How many of the owner's newest messages [`owner_candidates`] reads first, to see
+    /// whether the query's words are common.
+    const CANDIDATE_PROBE: u32 = 100;
 
     /// The rowids and texts of the owner's newest messages that match the FTS5 expression
     /// ?1 (which names the owner's entries), in the project ?3 when given; ?4 is NULL (the
@@ -1841,41 +1835,41 @@ pub(crate) mod sqlite {
            AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
          ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
 
-    /// A message read by [`phrase_candidates`] and for a query without a phrase: only what deciding whether it matches
-    /// needs (the text) and what finds it again (the rowid). Reading thousands of whole
+    /// A candidate message: only what deciding whether it matches needs (the text) and
+    /// what finds it again (the rowid). Reading thousands of whole
     /// result rows cost more than SQLite's own work: every column copied out of the
     /// statement and each looked up by name.
     #[derive(diesel::QueryableByName)]
-    struct PhraseText {
+    struct CandidateText {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         rowid: i64,
         #[diesel(sql_type = diesel::sql_types::Text)]
         text: String,
     }
 
-    /// The owner's newest [`RANKED_CANDIDATES`] messages that have the query's phrases
-    /// (the same rows FTS5's phrase query gives), as their rowids and
+    /// The owner's newest [`RANKED_CANDIDATES`] messages that match the query (its
+    /// phrases, its prefix: the same rows FTS5's query gives), as their rowids and
     /// [`SearchQuery::score`]s, found without FTS5's phrase query, and
     /// without making FTS5 step through the entries of common words: the owner's newest
-    /// [`PHRASE_PROBE`] messages are read (the owner's entries alone, `owner : "<hex>"`),
-    /// and [`SearchQuery::score`] keeps those where the phrase is written (after folding,
-    /// as the index folds). When at least one in eight of them has every word of the
-    /// phrase ([`SearchQuery::has_words`]: common words, e.g. `"of the"`), the owner's
+    /// [`CANDIDATE_PROBE`] messages are read (the owner's entries alone, `owner : "<hex>"`),
+    /// and [`SearchQuery::score`] keeps those that match (after folding, as the index
+    /// folds). When at least one in eight of them has every word of the query
+    /// ([`SearchQuery::has_words`]: common words, e.g. `the`, `"of the"`, `th`), the owner's
     /// messages are read on, newest first, a batch at a time: asking FTS5 for the ones with
     /// the words would cost more than reading them all, as it steps backwards (newest
     /// first) through each common word's entry list — every user's — one entry at a time.
     /// Otherwise (telling words) the index is asked for the owner's messages that have
     /// every word ([`SearchQuery::fts5_words`]: few, found by seeking). FTS5 itself would
     /// check a phrase's positions in every row that has its words, whoever wrote it.
-    /// `None` when [`PHRASE_BATCHES`] batches did not reach the end or enough matches (a
-    /// rare phrase in a long history): the caller asks FTS5. [`phrase_rows`] reads the
+    /// `None` when [`CANDIDATE_BATCHES`] batches did not reach the end or enough matches (a
+    /// rare phrase in a long history): the caller asks FTS5. [`candidate_rows`] reads the
     /// rest of the few that can reach the page.
     ///
     /// [`RANKED_CANDIDATES`]: confab_core::search::RANKED_CANDIDATES
     /// [`SearchQuery::fts5_words`]: confab_core::search::SearchQuery::fts5_words
     /// [`SearchQuery::has_words`]: confab_core::search::SearchQuery::has_words
     /// [`SearchQuery::score`]: confab_core::search::SearchQuery::score
-    async fn phrase_candidates(
+    async fn owner_candidates(
         c: &mut Conn,
         query: &confab_core::search::SearchQuery,
         token: &str,
@@ -1898,9 +1892,10 @@ pub(crate) mod sqlite {
         let mut kept = Vec::new();
         let mut last: Option<i64> = None;
         let mut expression = owners.clone();
-        let mut size = PHRASE_PROBE;
-        for batch in 0..=PHRASE_BATCHES {
-            let rows: Vec<PhraseText> =
+        let mut size = CANDIDATE_PROBE;
+        let mut read_in_all = 0;
+        for batch in 0..=CANDIDATE_BATCHES {
+            let rows: Vec<CandidateText> =
                 diesel::sql_query(if last.is_some() { NEXT } else { OWNER_TEXTS })
                     .bind::<Text, _>(&expression)
                     .bind::<Text, _>(owner.as_str())
@@ -1911,33 +1906,52 @@ pub(crate) mod sqlite {
                     .await
                     .map_err(translate)?;
             let read = rows.len();
+            read_in_all += read;
             last = rows.last().map(|row| row.rowid);
-            if batch == 0 {
-                let with_words = rows.iter().filter(|r| query.has_words(&r.text)).count();
-                if with_words * 8 < read {
-                    expression = format!("{owners} AND content : ({})", query.fts5_words());
+            let mut with_words = 0;
+            for row in &rows {
+                match query.score(&row.text) {
+                    Some(score) => {
+                        kept.push((row.rowid, score));
+                        with_words += 1;
+                    }
+                    // A text that matches has the words; only a phrase's may be apart.
+                    None if batch == 0 && query.has_phrase() && query.has_words(&row.text) => {
+                        with_words += 1;
+                    }
+                    None => {}
                 }
             }
-            kept.extend(
-                rows.iter()
-                    .filter_map(|row| query.score(&row.text).map(|score| (row.rowid, score))),
-            );
+            if batch == 0 && with_words * 8 < read {
+                expression = format!("{owners} AND content : ({})", query.fts5_words());
+            }
             let full = usize::try_from(size).unwrap_or(usize::MAX);
             if kept.len() >= wanted || read < full || last.is_none() {
                 kept.truncate(wanted);
                 return Ok(Some(kept));
             }
-            size = candidates;
+            size = next_batch(wanted - kept.len(), read_in_all, kept.len(), candidates);
         }
         Ok(None)
     }
 
-    /// The whole rows of the messages of [`phrase_candidates`] (rowid, score) that can
+    /// How many messages [`owner_candidates`] reads next to find `needed` more matches,
+    /// having found `matched` in `read`: at the rate so far, a quarter more and 16, never
+    /// more than a full batch (`most`), so that what is read before FTS5 is asked stays
+    /// bounded. A common word (`the`: three in four match) reads about what it needs
+    /// instead of whole batches past it.
+    fn next_batch(needed: usize, read: usize, matched: usize, most: u32) -> u32 {
+        let rows = needed.saturating_mul(read) / matched.max(1);
+        let rows = rows.saturating_add(rows / 4).saturating_add(16);
+        u32::try_from(rows).map_or(most, |rows| rows.min(most))
+    }
+
+    /// The whole rows of the messages of [`owner_candidates`] (rowid, score) that can
     /// reach a page of `n` after the cursor `after`: those with a better score than the
     /// cursor's are before it; those with the cursor's score are read (the cursor's time
     /// and id decide); of the rest, those below the `n`-th best score cannot reach the
     /// page (`n` others are ahead of each). Titles are merged in by the caller.
-    async fn phrase_rows(
+    async fn candidate_rows(
         c: &mut Conn,
         found: Vec<(i64, f64)>,
         owner: &UserId,
