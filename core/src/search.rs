@@ -309,8 +309,8 @@ fn folded_words(text: &str) -> Vec<std::borrow::Cow<'_, str>> {
 /// The words of an ASCII `text` (runs of ASCII letters and digits), as
 /// `text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty())` gives them,
 /// found byte by byte: the `char` splitter decodes every character, and a search scores up
-/// to thousands of candidate texts word by word (a phrase search of `"of the"` over ~3,000 candidates: 62.3 M → 60.2 M
-/// instructions).
+/// to thousands of candidate texts word by word (SQLite, `"of the"` at 1,000,000 messages:
+/// 62.3 M → 60.2 M instructions a search).
 fn ascii_words(text: &str) -> impl Iterator<Item = &str> + '_ {
     let bytes = text.as_bytes();
     let mut at = 0;
