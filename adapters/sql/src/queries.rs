@@ -1940,7 +1940,7 @@ pub(crate) mod sqlite {
     /// more than a full batch (`most`), so that what is read before FTS5 is asked stays
     /// bounded. A common word (`the`: three in four match) reads about what it needs
     /// instead of whole batches past it.
-    fn next_batch(needed: usize, read: usize, matched: usize, most: u32) -> u32 {
+    pub(super) fn next_batch(needed: usize, read: usize, matched: usize, most: u32) -> u32 {
         let rows = needed.saturating_mul(read) / matched.max(1);
         let rows = rows.saturating_add(rows / 4).saturating_add(16);
         u32::try_from(rows).map_or(most, |rows| rows.min(most))
@@ -2016,6 +2016,23 @@ mod tests {
     fn the_owner_token_is_the_hex_of_the_id() {
         let owner = confab_core::ids::UserId::new("dev:a").unwrap();
         assert_eq!(super::owner_token(&owner), "6465763A61");
+    }
+
+    #[test]
+    fn a_batch_asks_for_what_is_still_needed_at_the_rate_matched_never_more_than_a_batch() {
+        use super::sqlite::next_batch;
+        // Three in four matched: 88 more need about 117 rows; a quarter more and 16.
+        assert_eq!(next_batch(88, 1_000, 750, 1_000), 162);
+        // Few matched so far, or none: a whole batch, never more.
+        assert_eq!(next_batch(900, 100, 1, 1_000), 1_000);
+        assert_eq!(next_batch(1_000, 100, 0, 1_000), 1_000);
+        assert_eq!(next_batch(usize::MAX, usize::MAX, 1, 1_000), 1_000);
+    }
+
+    #[test]
+    fn the_ready_literal_is_the_ready_status() {
+        let ready = confab_core::model::TextStatus::Ready.as_str();
+        assert_eq!(crate::literal::Ready::SQL, format!("'{ready}'"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ where
             a_quoted_phrase_must_occur_as_written,
             a_phrase_matches_across_case_and_diacritics_never_its_words_apart,
             an_old_phrase_is_found_behind_many_newer_messages_with_its_words,
+            a_common_word_in_more_messages_than_are_ranked_pages_from_the_best,
             the_last_word_is_a_prefix_unless_a_space_follows_it,
             titles_are_found_without_a_message_and_follow_renames,
             search_never_shows_another_owners_messages_and_filters_by_project,
@@ -283,6 +284,56 @@ async fn an_old_phrase_is_found_behind_many_newer_messages_with_its_words(stores
         .collect();
     assert_eq!(users, HashSet::from([Some(old.id)]), "{hits:?}");
     assert_eq!(hits.len(), 2, "the message and its reply: {hits:?}");
+}
+
+/// A common word in more of the owner's messages than a store ranks (`RANKED_CANDIDATES`),
+/// with texts without it among them, and the best (three occurrences) newest: they come
+/// first, newest first on ties, and pages follow each other as one longer page goes
+/// (SQLite reads the owner's newest texts a batch at a time, sized by how many matched).
+async fn a_common_word_in_more_messages_than_are_ranked_pages_from_the_best(stores: Stores) {
+    let (alice, _, c) = setup(&stores, "alice").await;
+    let (bob, _, theirs) = setup(&stores, "bob").await;
+    finished_turn(&stores, &bob, theirs, "common common common bob").await;
+    let turns = confab_core::search::RANKED_CANDIDATES / 2 + 100;
+    for i in 0..turns {
+        let text = if i % 4 == 3 {
+            format!("nothing to see {i}")
+        } else {
+            format!("a common sight {i}")
+        };
+        finished_turn(&stores, &alice, c, &text).await;
+    }
+    let mut best = Vec::new();
+    for i in 0..6 {
+        let (u, r) = finished_turn(&stores, &alice, c, &format!("common common common {i}")).await;
+        best.push((u.id, r.id));
+    }
+    // The six messages and their replies ("Re: …"), three occurrences each, first (how a
+    // reply's extra word weighs is the store's ranking); best first, newest first on ties.
+    let expected: HashSet<_> = best
+        .iter()
+        .flat_map(|(u, r)| [Some(*u), Some(*r)])
+        .collect();
+    let long = search_page(&stores, &alice, "common ", None, None, 18).await;
+    assert_eq!(long.len(), 18, "{long:?}");
+    let first: HashSet<_> = long[..12].iter().map(|h| h.message_id).collect();
+    assert_eq!(first, expected, "{long:?}");
+    assert!(
+        long.windows(2).all(|w| w[0].score > w[1].score
+            || (w[0].score == w[1].score && w[0].created_at >= w[1].created_at)),
+        "{long:?}"
+    );
+    assert!(long.iter().all(|h| marks(h) >= 1), "{long:?}");
+    let mut paged: Vec<SearchHit> = Vec::new();
+    let mut after = None;
+    for _ in 0..3 {
+        let page = search_page(&stores, &alice, "common ", None, after, 6).await;
+        assert_eq!(page.len(), 6, "{page:?}");
+        after = page.last().map(SearchHit::key);
+        paged.extend(page);
+    }
+    let keys = |hits: &[SearchHit]| -> Vec<Uuid> { hits.iter().map(|h| h.key().id).collect() };
+    assert_eq!(keys(&paged), keys(&long));
 }
 
 async fn the_last_word_is_a_prefix_unless_a_space_follows_it(stores: Stores) {
