@@ -1768,8 +1768,6 @@ pub(crate) mod sqlite {
         after: Option<confab_core::search::SearchKey>,
         n: u32,
     ) -> Result<Vec<confab_core::search::SearchHit>, StoreError> {
-        use diesel::sql_types::{BigInt, Nullable, Text};
-
         if let Some(project) = project {
             require(project_is_owned(c, owner, project).await)?;
         }
@@ -1799,15 +1797,7 @@ pub(crate) mod sqlite {
                 // candidates' texts alone, scored here; below, the whole rows of the few
                 // that can reach the page.
                 let owned = format!("owner : \"{token}\" AND content : ({words})");
-                let texts: Vec<CandidateText> = diesel::sql_query(OWNER_TEXTS)
-                    .bind::<Text, _>(&owned)
-                    .bind::<Text, _>(owner.as_str())
-                    .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
-                    .bind::<Nullable<BigInt>, _>(None::<i64>)
-                    .bind::<BigInt, _>(i64::from(candidates))
-                    .load(c)
-                    .await
-                    .map_err(translate)?;
+                let texts = owner_texts(c, &owned, owner, project, None, candidates).await?;
                 // FTS5's tokenizer matched each; a text the reference semantics scores
                 // lower (a word split differently) still counts, last.
                 texts
@@ -1850,6 +1840,42 @@ pub(crate) mod sqlite {
            AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
          ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
 
+    /// The same below the rowid ?4 (a plain constraint on the rowid, so that FTS5 starts its
+    /// rowid-descending scan there): the next batch.
+    const OWNER_TEXTS_BELOW: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
+         FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+              CROSS JOIN conversations c ON c.id = m.conversation_id \
+         WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
+           AND (?3 IS NULL OR c.project_id = ?3) AND messages_fts.rowid < ?4 \
+         ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
+
+    /// At most `size` of the owner's newest messages matching `expression` (FTS5, naming
+    /// the owner's entries), below the rowid `below` when given: their rowids and texts.
+    async fn owner_texts(
+        c: &mut Conn,
+        expression: &str,
+        owner: &UserId,
+        project: Option<ProjectId>,
+        below: Option<i64>,
+        size: u32,
+    ) -> Result<Vec<CandidateText>, StoreError> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+
+        diesel::sql_query(if below.is_some() {
+            OWNER_TEXTS_BELOW
+        } else {
+            OWNER_TEXTS
+        })
+        .bind::<Text, _>(expression)
+        .bind::<Text, _>(owner.as_str())
+        .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
+        .bind::<Nullable<BigInt>, _>(below)
+        .bind::<BigInt, _>(i64::from(size))
+        .load(c)
+        .await
+        .map_err(translate)
+    }
+
     /// A candidate message: only what deciding whether it matches needs (the text) and
     /// what finds it again (the rowid). Reading thousands of whole
     /// result rows cost more than SQLite's own work: every column copied out of the
@@ -1891,16 +1917,6 @@ pub(crate) mod sqlite {
         owner: &UserId,
         project: Option<ProjectId>,
     ) -> Result<Option<Vec<(i64, f64)>>, StoreError> {
-        use diesel::sql_types::{BigInt, Nullable, Text};
-
-        // The next batch: below the last message read (a plain constraint on the rowid,
-        // so that FTS5 starts its rowid-descending scan there).
-        const NEXT: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
-             FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
-                  CROSS JOIN conversations c ON c.id = m.conversation_id \
-             WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
-               AND (?3 IS NULL OR c.project_id = ?3) AND messages_fts.rowid < ?4 \
-             ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
         let candidates = confab_core::search::RANKED_CANDIDATES;
         let wanted = usize::try_from(candidates).unwrap_or(usize::MAX);
         let owners = format!("owner : \"{token}\"");
@@ -1910,16 +1926,7 @@ pub(crate) mod sqlite {
         let mut size = CANDIDATE_PROBE;
         let mut read_in_all = 0;
         for batch in 0..=CANDIDATE_BATCHES {
-            let rows: Vec<CandidateText> =
-                diesel::sql_query(if last.is_some() { NEXT } else { OWNER_TEXTS })
-                    .bind::<Text, _>(&expression)
-                    .bind::<Text, _>(owner.as_str())
-                    .bind::<Nullable<crate::types::Id>, _>(project.map(|p| p.db()))
-                    .bind::<Nullable<BigInt>, _>(last)
-                    .bind::<BigInt, _>(i64::from(size))
-                    .load(c)
-                    .await
-                    .map_err(translate)?;
+            let rows = owner_texts(c, &expression, owner, project, last, size).await?;
             let read = rows.len();
             read_in_all += read;
             last = rows.last().map(|row| row.rowid);
