@@ -170,11 +170,11 @@ impl SearchQuery {
         self.phrases
             .iter()
             .flatten()
-            .all(|wanted| words.iter().any(|w| same(w, wanted)))
+            .all(|wanted| words.iter().any(|w| same(w.as_bytes(), wanted.as_bytes())))
             && self
                 .prefix
                 .as_deref()
-                .is_none_or(|p| words.iter().any(|w| starts(w, p)))
+                .is_none_or(|p| words.iter().any(|w| starts(w.as_bytes(), p.as_bytes())))
     }
 
     /// How many matching words `text` has, or 0 when it does not match.
@@ -182,25 +182,57 @@ impl SearchQuery {
     /// One pass over the text's words, without collecting them: each phrase is followed
     /// with a bit set of how many of its first words the last words read match (shift-and;
     /// a query has at most [`MAX_QUERY_WORDS`] words, so a phrase fits in a `u64`). A
-    /// phrase search checks up to thousands of candidate texts, so this is its inner loop.
+    /// phrase search checks up to thousands of candidate texts, so this is its inner loop:
+    /// a word whose length no query word has (and shorter than the prefix) matches nothing,
+    /// which one bit test tells, and most words of a text are such words. Scoring 3,333
+    /// texts like the search benchmark's (463 KB) for `"of the"`: 15.4 M → 11.2 M
+    /// instructions, with the loop's body inlined and bytes classified by a table.
     #[must_use]
     pub fn occurrences(&self, text: &str) -> usize {
         if self.is_empty() {
             return 0;
         }
+        if text.is_ascii() {
+            self.occurrences_in(ascii_words(text))
+        } else {
+            self.occurrences_in(words_of(text).map(|(_, _, w)| w))
+        }
+    }
+
+    /// [`SearchQuery::occurrences`] over a text's folded words (or ASCII words as written:
+    /// the comparisons ignore ASCII case). One loop per kind of word source, so that the
+    /// loop's body is inlined into it.
+    fn occurrences_in<W: AsRef<[u8]>>(&self, words: impl Iterator<Item = W>) -> usize {
         let phrases = &self.phrases[..self.phrases.len().min(MAX_QUERY_WORDS)];
+        let lengths = self.word_lengths();
+        let prefix = self.prefix.as_deref().map(str::as_bytes);
         let mut states = [0_u64; MAX_QUERY_WORDS];
         let mut found = [0_usize; MAX_QUERY_WORDS];
         let mut prefixed = 0_usize;
-        let mut visit = |word: &str| {
+        // Whether some phrase has its first words matched by the last words read.
+        let mut open = false;
+        for word in words {
+            let word = word.as_ref();
+            if lengths & length_bit(word.len()) == 0 {
+                if open {
+                    states.fill(0);
+                    open = false;
+                }
+                continue;
+            }
+            open = false;
             for ((phrase, state), found) in phrases.iter().zip(&mut states).zip(&mut found) {
-                // Bit j of `open`: the words before this one match the phrase's first j.
-                let mut open = (*state << 1) | 1;
+                // Bit j of `candidates`: the words before this one match the phrase's
+                // first j.
+                let mut candidates = (*state << 1) | 1;
                 let mut next = 0_u64;
-                while open != 0 {
-                    let j = open.trailing_zeros() as usize;
-                    open &= open - 1;
-                    if phrase.get(j).is_some_and(|wanted| same(word, wanted)) {
+                while candidates != 0 {
+                    let j = candidates.trailing_zeros() as usize;
+                    candidates &= candidates - 1;
+                    if phrase
+                        .get(j)
+                        .is_some_and(|wanted| same(word, wanted.as_bytes()))
+                    {
                         next |= 1 << j;
                     }
                 }
@@ -208,15 +240,11 @@ impl SearchQuery {
                     *found += 1;
                 }
                 *state = next;
+                open |= next != 0;
             }
-            if self.prefix.as_deref().is_some_and(|p| starts(word, p)) {
+            if prefix.is_some_and(|p| starts(word, p)) {
                 prefixed += 1;
             }
-        };
-        if text.is_ascii() {
-            ascii_words(text).for_each(&mut visit);
-        } else {
-            words_of(text).for_each(|(_, _, w)| visit(&w));
         }
         let mut total = 0;
         for (phrase, found) in phrases.iter().zip(found) {
@@ -225,13 +253,24 @@ impl SearchQuery {
             }
             total += found * phrase.len();
         }
-        if self.prefix.is_some() {
+        if prefix.is_some() {
             if prefixed == 0 {
                 return 0;
             }
             total += prefixed;
         }
         total
+    }
+
+    /// The [`length_bit`]s of every length a word matching the query may have: its words'
+    /// lengths, and every length from the prefix's up.
+    fn word_lengths(&self) -> u64 {
+        let words = self.phrases.iter().flatten().map(|w| length_bit(w.len()));
+        let prefix = self
+            .prefix
+            .as_deref()
+            .map_or(0, |p| !0_u64 << p.len().min(63));
+        words.fold(prefix, |all, bit| all | bit)
     }
 
     /// The relevance of `text` to the query, from the text alone (how many of its words
@@ -315,28 +354,48 @@ fn ascii_words(text: &str) -> impl Iterator<Item = &str> + '_ {
     let bytes = text.as_bytes();
     let mut at = 0;
     std::iter::from_fn(move || {
-        while bytes.get(at).is_some_and(|b| !b.is_ascii_alphanumeric()) {
-            at += 1;
-        }
-        let start = at;
-        while bytes.get(at).is_some_and(u8::is_ascii_alphanumeric) {
-            at += 1;
-        }
+        let rest = bytes.get(at..)?;
+        let start = at + rest.iter().position(|&b| ALPHANUMERIC[usize::from(b)])?;
+        let word = bytes.get(start..)?;
+        let len = word
+            .iter()
+            .position(|&b| !ALPHANUMERIC[usize::from(b)])
+            .unwrap_or(word.len());
+        at = start + len;
         // Every byte of an ASCII text is a character boundary.
-        (at > start).then(|| text.get(start..at)).flatten()
+        text.get(start..at)
     })
 }
 
+/// Whether each byte is an ASCII letter or digit: one load a byte where
+/// `u8::is_ascii_alphanumeric` compares ranges.
+static ALPHANUMERIC: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[expect(clippy::cast_possible_truncation, reason = "b < 256")]
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+};
+
+/// The bit of a word's length in [`SearchQuery::word_lengths`]: bit `len`, and bit 63 for
+/// every length from 63 up.
+const fn length_bit(len: usize) -> u64 {
+    1 << if len < 63 { len } else { 63 }
+}
+
 /// Whether a word of [`folded_words`] is `wanted` (a folded query word).
-fn same(word: &str, wanted: &str) -> bool {
+fn same(word: &[u8], wanted: &[u8]) -> bool {
     word.eq_ignore_ascii_case(wanted)
 }
 
 /// Whether a word of [`folded_words`] starts with `prefix` (a folded query word).
-fn starts(word: &str, prefix: &str) -> bool {
-    word.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+fn starts(word: &[u8], prefix: &[u8]) -> bool {
+    word.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
 /// The words of `text` (runs of letters, digits and combining marks), each with its byte
@@ -581,7 +640,12 @@ mod tests {
         for phrase in query.phrases() {
             let found = words
                 .windows(phrase.len())
-                .filter(|window| window.iter().zip(phrase).all(|(w, p)| same(w, p)))
+                .filter(|window| {
+                    window
+                        .iter()
+                        .zip(phrase)
+                        .all(|(w, p)| same(w.as_bytes(), p.as_bytes()))
+                })
                 .count();
             if found == 0 {
                 return 0;
@@ -589,7 +653,10 @@ mod tests {
             total += found * phrase.len();
         }
         if let Some(prefix) = query.prefix() {
-            let found = words.iter().filter(|w| starts(w, prefix)).count();
+            let found = words
+                .iter()
+                .filter(|w| starts(w.as_bytes(), prefix.as_bytes()))
+                .count();
             if found == 0 {
                 return 0;
             }
@@ -646,8 +713,23 @@ mod tests {
     #[test]
     fn the_one_pass_count_equals_the_count_over_windows() {
         // Few distinct words, so that phrases repeat, overlap ("a a a" in "a a a a") and
-        // start again inside a partial match ("a b a b c").
-        let vocabulary = ["a", "b", "c", "Ab", "é", "e", "ab"];
+        // start again inside a partial match ("a b a b c"); words of lengths no query word
+        // has between them, and words past the longest length told apart (63).
+        let long = |n: usize, c: &str| c.repeat(n);
+        let vocabulary = [
+            "a".to_owned(),
+            "b".to_owned(),
+            "c".to_owned(),
+            "Ab".to_owned(),
+            "é".to_owned(),
+            "e".to_owned(),
+            "ab".to_owned(),
+            "abc".to_owned(),
+            "Abcd".to_owned(),
+            long(63, "a"),
+            long(64, "a"),
+            long(70, "b"),
+        ];
         let separators = [" ", ", ", "\n", "-", "  "];
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move |n: usize| {
@@ -668,18 +750,18 @@ mod tests {
                     if i > 0 {
                         raw.push(' ');
                     }
-                    raw.push_str(vocabulary[next(vocabulary.len())]);
+                    raw.push_str(&vocabulary[next(vocabulary.len())]);
                 }
                 raw.push_str(if quoted { "\" " } else { " " });
             }
             if next(3) == 0 {
-                raw.push_str(vocabulary[next(vocabulary.len())]);
+                raw.push_str(&vocabulary[next(vocabulary.len())]);
             }
             let query = q(&raw);
             for _ in 0..20 {
                 let mut text = String::new();
                 for _ in 0..next(12) {
-                    text.push_str(vocabulary[next(vocabulary.len())]);
+                    text.push_str(&vocabulary[next(vocabulary.len())]);
                     text.push_str(separators[next(separators.len())]);
                 }
                 let expected = occurrences_by_windows(&query, &text);

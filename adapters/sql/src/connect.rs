@@ -1,5 +1,6 @@
 //! Turning a `DATABASE_URL` into pools, and applying the embedded migrations.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -109,6 +110,10 @@ pub struct PoolOptions {
     pub connect_timeout: Duration,
     /// How long a request waits for a free connection before it fails as `Unavailable`.
     pub wait_timeout: Duration,
+    /// The page cache of each SQLite connection, in MiB (SQLite's own default is 2): the
+    /// pages read last stay in the process instead of being read again from the file.
+    /// Connections are handed out most recently used first, so that the busiest stay warm.
+    pub sqlite_cache_mib: u32,
 }
 
 impl Default for PoolOptions {
@@ -118,9 +123,15 @@ impl Default for PoolOptions {
             threads: 1,
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(10),
+            sqlite_cache_mib: DEFAULT_SQLITE_CACHE_MIB,
         }
     }
 }
+
+/// The default of [`PoolOptions::sqlite_cache_mib`]. A search at 1,000,000 messages reads
+/// thousands of one user's messages, each on a page of its own: with SQLite's default 2 MiB
+/// every one was a read from the file (docs/benchmarks.md).
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 64;
 
 /// What a `DATABASE_URL` names.
 #[derive(Debug, PartialEq, Eq)]
@@ -151,13 +162,18 @@ impl Target {
     }
 }
 
-/// The pragmas of every SQLite connection: wait for locks, enforce foreign keys, and (for
-/// files) write-ahead logging, so readers never block the writer.
-fn sqlite_pragmas(file: bool) -> String {
+/// The pragmas of every SQLite connection: wait for locks, enforce foreign keys, a page
+/// cache of `cache_mib` MiB when given, and (for files) write-ahead logging, so readers
+/// never block the writer.
+fn sqlite_pragmas(file: bool, cache_mib: Option<u32>) -> String {
     let mut pragmas = format!(
         "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
         SQLITE_BUSY_TIMEOUT.as_millis()
     );
+    if let Some(mib) = cache_mib {
+        // A negative size is in KiB.
+        let _ = write!(pragmas, " PRAGMA cache_size = -{};", u64::from(mib) * 1024);
+    }
     if file {
         // Checkpoints run in the background (`Checkpointer`); a commit only checkpoints itself
         // past 10,000 pages (about 40 MB of log), should that ever fall behind.
@@ -196,7 +212,7 @@ impl Checkpointer {
                     let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
                     let c = match conn.as_mut() {
                         Some(c) => c,
-                        None => conn.insert(open_sqlite(&url, true)?),
+                        None => conn.insert(open_sqlite(&url, true, None)?),
                     };
                     SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(PASSIVE)")
                         .map_err(|e| SqlError::Connect(e.to_string()))
@@ -293,14 +309,16 @@ pub(crate) fn sqlite_pool(
 ) -> Result<Pool<SqliteConn>, SqlError> {
     let mut config = ManagerConfig::<SqliteConn>::default();
     config.recycling_method = RecyclingMethod::Fast;
+    let cache_mib = opts.sqlite_cache_mib;
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         Box::pin(async move {
             // Opened on a blocking thread: the pool opens connections on the caller's.
-            let conn = tokio::task::spawn_blocking(move || open_sqlite(&url, file))
-                .await
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            let conn =
+                tokio::task::spawn_blocking(move || open_sqlite(&url, file, Some(cache_mib)))
+                    .await
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             Ok(SqliteConn::with_runtime(conn, Inline))
         })
     });
@@ -325,6 +343,9 @@ where
         .create_timeout(Some(opts.connect_timeout))
         .wait_timeout(Some(opts.wait_timeout))
         .runtime(deadpool::Runtime::Tokio1)
+        // The connection used last is handed out first: its caches (SQLite's pages, the
+        // prepared statements) are the warm ones, and idle connections stay idle.
+        .queue_mode(deadpool::managed::QueueMode::Lifo)
         .build()
         .map_err(|e| SqlError::Pool(e.to_string()))
 }
@@ -373,7 +394,7 @@ pub(crate) async fn migrate_sqlite(
         match keeper {
             Some(keeper) => run(&mut keeper.lock().unwrap_or_else(PoisonError::into_inner)),
             None => {
-                let mut conn = open_sqlite(&url, true)?;
+                let mut conn = open_sqlite(&url, true, None)?;
                 run(&mut conn)
             }
         }
@@ -382,11 +403,16 @@ pub(crate) async fn migrate_sqlite(
         .map_err(|e| SqlError::Migration(format!("the migration task failed: {e}")))?
 }
 
-/// Opens one synchronous SQLite connection with the adapter's pragmas.
-pub(crate) fn open_sqlite(url: &str, file: bool) -> Result<SqliteConnection, SqlError> {
+/// Opens one synchronous SQLite connection with the adapter's pragmas, and a page cache of
+/// `cache_mib` MiB when given.
+pub(crate) fn open_sqlite(
+    url: &str,
+    file: bool,
+    cache_mib: Option<u32>,
+) -> Result<SqliteConnection, SqlError> {
     let mut conn = <SqliteConnection as diesel::Connection>::establish(url)
         .map_err(|e| SqlError::Connect(e.to_string()))?;
-    SimpleConnection::batch_execute(&mut conn, &sqlite_pragmas(file))
+    SimpleConnection::batch_execute(&mut conn, &sqlite_pragmas(file, cache_mib))
         .map_err(|e| SqlError::Connect(e.to_string()))?;
     Ok(conn)
 }
@@ -422,7 +448,7 @@ mod tests {
             #[diesel(sql_type = diesel::sql_types::Text)]
             compile_options: String,
         }
-        let mut conn = open_sqlite(":memory:", false).unwrap();
+        let mut conn = open_sqlite(":memory:", false, None).unwrap();
         let options: Vec<CompileOption> = diesel::sql_query("PRAGMA compile_options")
             .load(&mut conn)
             .unwrap();
@@ -433,6 +459,35 @@ mod tests {
             !options.iter().any(|o| o.starts_with("ENABLE_STAT")),
             "{options:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn pooled_sqlite_connections_have_the_page_cache_asked_for() {
+        use diesel_async::RunQueryDsl as _;
+
+        #[derive(diesel::QueryableByName)]
+        struct CacheSize {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            cache_size: i64,
+        }
+        let opts = PoolOptions {
+            sqlite_cache_mib: 8,
+            ..PoolOptions::default()
+        };
+        let pool = sqlite_pool(&memory_database_name(), &opts, false).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let size: CacheSize = diesel::sql_query("PRAGMA cache_size")
+            .get_result(&mut *conn)
+            .await
+            .unwrap();
+        // Negative: KiB.
+        assert_eq!(size.cache_size, -8 * 1024);
+        // A connection of its own (the checkpointer's, a migration's) keeps SQLite's.
+        let mut own = open_sqlite(":memory:", false, None).unwrap();
+        let size: CacheSize =
+            diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA cache_size"), &mut own)
+                .unwrap();
+        assert_ne!(size.cache_size, -8 * 1024);
     }
 
     #[test]

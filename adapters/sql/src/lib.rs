@@ -39,6 +39,9 @@ mod usage;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use connect::{POSTGRES_MIGRATIONS, PoolOptions, SQLITE_BUSY_TIMEOUT, SQLITE_MIGRATIONS};
+pub use connect::{
+    DEFAULT_SQLITE_CACHE_MIB, POSTGRES_MIGRATIONS, PoolOptions, SQLITE_BUSY_TIMEOUT,
+    SQLITE_MIGRATIONS,
+};
 pub use error::SqlError;
 pub use store::{SqlStore, connect};

@@ -1831,23 +1831,30 @@ pub(crate) mod sqlite {
 
     /// The rowids and texts of the owner's newest messages that match the FTS5 expression
     /// ?1 (which names the owner's entries), in the project ?3 when given; ?4 is NULL (the
-    /// next batch's statement puts a rowid there); at most ?5. The owner filter stays: the
-    /// index narrows, the row decides.
-    const OWNER_TEXTS: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
-         FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
-              CROSS JOIN conversations c ON c.id = m.conversation_id \
-         WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
-           AND (?3 IS NULL OR c.project_id = ?3) AND ?4 IS NULL \
-         ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
+    /// next batch's statement puts a rowid there); at most ?5. The owner's entries narrow;
+    /// in a project each row's conversation decides too (its owner is ?2).
+    /// Without a project nothing is looked up per row: reading the conversation of each of
+    /// thousands of candidates (two seeks) cost more than reading their texts, and
+    /// [`candidate_rows`] checks the owner of every row that reaches the page.
+    macro_rules! owner_texts_sql {
+        ($below:literal) => {
+            concat!(
+                "SELECT messages_fts.rowid AS rowid, m.content AS text \
+                 FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                 WHERE messages_fts MATCH ?1 AND (?3 IS NULL OR ?3 = \
+                   (SELECT c.project_id FROM conversations c \
+                    WHERE c.id = m.conversation_id AND c.owner_id = ?2)) \
+                   AND ",
+                $below,
+                " ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0"
+            )
+        };
+    }
+    const OWNER_TEXTS: &str = owner_texts_sql!("?4 IS NULL");
 
     /// The same below the rowid ?4 (a plain constraint on the rowid, so that FTS5 starts its
     /// rowid-descending scan there): the next batch.
-    const OWNER_TEXTS_BELOW: &str = "SELECT messages_fts.rowid AS rowid, m.content AS text \
-         FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
-              CROSS JOIN conversations c ON c.id = m.conversation_id \
-         WHERE messages_fts MATCH ?1 AND c.owner_id = ?2 \
-           AND (?3 IS NULL OR c.project_id = ?3) AND messages_fts.rowid < ?4 \
-         ORDER BY messages_fts.rowid DESC LIMIT ?5 + 0";
+    const OWNER_TEXTS_BELOW: &str = owner_texts_sql!("messages_fts.rowid < ?4");
 
     /// At most `size` of the owner's newest messages matching `expression` (FTS5, naming
     /// the owner's entries), below the rowid `below` when given: their rowids and texts.

@@ -221,7 +221,7 @@ impl SqlStore {
             }
             Target::SqliteMemory => {
                 let url = connect::memory_database_name();
-                let keeper = Arc::new(Mutex::new(connect::open_sqlite(&url, false)?));
+                let keeper = Arc::new(Mutex::new(connect::open_sqlite(&url, false, None)?));
                 let pool = connect::sqlite_pool(&url, &opts, false)?;
                 connect::check(&pool).await?;
                 Backend::Sqlite {

@@ -28,6 +28,7 @@ pub fn test_pool_options() -> PoolOptions {
         threads: 1,
         connect_timeout: Duration::from_secs(5),
         wait_timeout: Duration::from_secs(30),
+        sqlite_cache_mib: crate::DEFAULT_SQLITE_CACHE_MIB,
     }
 }
 

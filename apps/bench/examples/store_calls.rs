@@ -37,6 +37,7 @@ async fn main() -> Result<(), String> {
             threads: 1,
             connect_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(30),
+            sqlite_cache_mib: confab_sql::DEFAULT_SQLITE_CACHE_MIB,
         },
     )
     .await

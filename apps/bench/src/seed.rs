@@ -664,6 +664,7 @@ mod tests {
             threads: 1,
             connect_timeout: std::time::Duration::from_secs(10),
             wait_timeout: std::time::Duration::from_secs(10),
+            sqlite_cache_mib: confab_sql::DEFAULT_SQLITE_CACHE_MIB,
         };
         drop(confab_sql::connect(&database.url, options).await.unwrap());
         let mut seeder = Seeder::open(&database).await.unwrap();

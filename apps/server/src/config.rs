@@ -242,6 +242,7 @@ impl Settings {
                     threads: workers,
                     connect_timeout: v.secs(&DB_CONNECT_TIMEOUT_SECS)?,
                     wait_timeout: v.secs(&DB_WAIT_TIMEOUT_SECS)?,
+                    sqlite_cache_mib: v.required(&SQLITE_CACHE_MB)?,
                 },
             },
             files,
