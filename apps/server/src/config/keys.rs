@@ -209,7 +209,7 @@ keys! {
     DB_WAIT_TIMEOUT_SECS: "CONFAB_DB_WAIT_TIMEOUT_SECS", secs(1, 600), Is("5"), PUBLIC,
         "longest wait of a request for a free connection (then 503)";
     SQLITE_CACHE_MB: "CONFAB_SQLITE_CACHE_MB", int(1, 1 << 16), Is("64"), PUBLIC,
-        "MiB of SQLite's page cache in each database connection (SQLite only; connections are reused most recent first, so mostly one or two per worker are warm): pages read stay in the process instead of being read again from the file";
+        "MiB of SQLite's page cache in each database connection (SQLite only): pages read stay in the process instead of being read again from the file. Memory grows to at most this times the connections in use (`CONFAB_DB_POOL_SIZE` and the writer); connections are reused most recent first, so few of them grow";
     PAGE_CACHE_MB: "CONFAB_PAGE_CACHE_MB", int(0, 1 << 20), Is("64"), PUBLIC,
         "MiB of pages of messages (`GET /api/conversations/{id}/messages`, the JSON as answered) kept in the process, each served again only after the conversation's revision (one indexed read, also the ownership check) shows it unchanged, so replicas sharing a database never serve a stale page; 0: none";
     FILES_DIR: "CONFAB_FILES_DIR", Text, Is("data/files"), PUBLIC, "where uploaded bytes live";
