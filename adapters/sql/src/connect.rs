@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use diesel::connection::AnsiTransactionManager;
 use diesel::connection::SimpleConnection;
+use deadpool::managed::QueueMode;
 use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::TransactionManager as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -112,7 +113,8 @@ pub struct PoolOptions {
     pub wait_timeout: Duration,
     /// The page cache of each SQLite connection, in MiB (SQLite's own default is 2): the
     /// pages read last stay in the process instead of being read again from the file.
-    /// Connections are handed out most recently used first, so that the busiest stay warm.
+    /// SQLite's connections are handed out most recently used first, so that the busiest
+    /// stay warm.
     pub sqlite_cache_mib: u32,
 }
 
@@ -299,7 +301,7 @@ fn postgres_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
-    build_pool(manager, opts, opts.max_size)
+    build_pool(manager, opts, opts.max_size, QueueMode::Fifo)
 }
 
 pub(crate) fn sqlite_pool(
@@ -325,13 +327,17 @@ pub(crate) fn sqlite_pool(
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
     // All connections to `sqlite::memory:` must see one database: one connection it is.
     let max_size = if file { opts.max_size } else { 1 };
-    build_pool(manager, opts, max_size)
+    // The connection used last is handed out first: its page cache is the warm one, and
+    // idle connections stay idle (their caches small). PostgreSQL's pools keep taking turns:
+    // a connection left idle for long may be closed by a proxy on the way.
+    build_pool(manager, opts, max_size, QueueMode::Lifo)
 }
 
 fn build_pool<C>(
     manager: AsyncDieselConnectionManager<C>,
     opts: &PoolOptions,
     max_size: usize,
+    order: QueueMode,
 ) -> Result<Pool<C>, SqlError>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
@@ -343,9 +349,7 @@ where
         .create_timeout(Some(opts.connect_timeout))
         .wait_timeout(Some(opts.wait_timeout))
         .runtime(deadpool::Runtime::Tokio1)
-        // The connection used last is handed out first: its caches (SQLite's pages, the
-        // prepared statements) are the warm ones, and idle connections stay idle.
-        .queue_mode(deadpool::managed::QueueMode::Lifo)
+        .queue_mode(order)
         .build()
         .map_err(|e| SqlError::Pool(e.to_string()))
 }
