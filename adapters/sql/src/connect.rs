@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use deadpool::managed::QueueMode;
 use diesel::connection::AnsiTransactionManager;
 use diesel::connection::SimpleConnection;
-use deadpool::managed::QueueMode;
 use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::TransactionManager as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
