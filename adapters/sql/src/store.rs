@@ -56,6 +56,13 @@ struct FileWrites {
     /// microseconds. Writers now queue here, in order, and find the lock free (only another
     /// process can still make one wait).
     writer: Pool<SqliteConn>,
+    /// Held by a background write (a streaming reply's renewal, its final write, its usage
+    /// entry, …) from before it queues for the writer until it is done, so that one of them
+    /// at most is at the writer, queued or running: a write a user is waiting on (a send's
+    /// turn) waits for that one and the other such writes, not for every renewal and final
+    /// write of a thousand streaming replies (at 1,000 streams a turn waited 30–70 ms for
+    /// the writer: docs/benchmarks.md).
+    background: tokio::sync::Semaphore,
     /// Checkpoints the log in the background.
     _checkpointer: Checkpointer,
 }
@@ -97,7 +104,8 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 }
 
 /// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool,
-/// `read` or `write` (on SQLite a write runs on the writer connection). On SQLite the
+/// `read`, `write` or `background` (on SQLite a write runs on the writer connection, and a
+/// background write first takes `FileWrites::background`: a write nobody waits on). On SQLite the
 /// operation runs whole on one blocking thread, with owned arguments (see `detach`), its
 /// statements one after the other on that thread ([`connect::Inline`]): one thread hop per
 /// operation, where diesel-async's wrapper took one per statement.
@@ -108,7 +116,13 @@ macro_rules! on_conn {
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run queries, $store, true, $op($($arg),*))
     };
+    ($store:expr, background $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run queries, $store, true, background, $op($($arg),*))
+    };
     (@run $module:ident, $store:expr, $writes:expr, $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run $module, $store, $writes, foreground, $op($($arg),*))
+    };
+    (@run $module:ident, $store:expr, $writes:expr, $kind:ident, $op:ident ( $($arg:ident),* $(,)? )) => {
         match &$store.inner.backend {
             Backend::Postgres(pools) => {
                 let pool = pools
@@ -118,9 +132,12 @@ macro_rules! on_conn {
                 $module::pg::$op(&mut conn, $($arg),*).await
             }
             Backend::Sqlite { pool, file, .. } => {
-                let pool = match file {
-                    Some(file) if $writes => file.writer.clone(),
-                    _ => pool.clone(),
+                let (pool, _background) = match file {
+                    Some(file) if $writes => (
+                        file.writer.clone(),
+                        on_conn!(@gate $kind, file),
+                    ),
+                    _ => (pool.clone(), None),
                 };
                 $( let $arg = Detach::detach(&$arg); )*
                 let mut conn = pool.get().await.map_err(pool_error)?;
@@ -130,6 +147,18 @@ macro_rules! on_conn {
                 .await
             }
         }
+    };
+    (@gate foreground, $file:expr) => {
+        None::<tokio::sync::SemaphorePermit<'_>>
+    };
+    (@gate background, $file:expr) => {
+        Some(
+            $file
+                .background
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+        )
     };
 }
 
@@ -147,6 +176,9 @@ macro_rules! on_accounts {
 macro_rules! on_usage {
     ($store:expr, read $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run usage, $store, false, $op($($arg),*))
+    };
+    ($store:expr, background $op:ident ( $($arg:ident),* $(,)? )) => {
+        on_conn!(@run usage, $store, true, background, $op($($arg),*))
     };
     ($store:expr, write $op:ident ( $($arg:ident),* $(,)? )) => {
         on_conn!(@run usage, $store, true, $op($($arg),*))
@@ -213,6 +245,7 @@ impl SqlStore {
                     pool,
                     file: Some(FileWrites {
                         writer,
+                        background: tokio::sync::Semaphore::new(1),
                         _checkpointer: Checkpointer::start(&url),
                     }),
                     url,
@@ -417,7 +450,7 @@ impl ChatHistory for SqlStore {
         id: ConversationId,
         title: &str,
     ) -> Result<bool, StoreError> {
-        on_conn!(self, write set_title_if_empty(id, title))
+        on_conn!(self, background set_title_if_empty(id, title))
     }
 
     async fn delete_conversation(
@@ -511,7 +544,7 @@ impl ChatHistory for SqlStore {
         content: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        on_conn!(self, write touch_reply(id, content, now))
+        on_conn!(self, background touch_reply(id, content, now))
     }
 
     async fn finish_reply(
@@ -519,11 +552,11 @@ impl ChatHistory for SqlStore {
         reply: &Message,
         now: Timestamp,
     ) -> Result<FinishOutcome, StoreError> {
-        on_conn!(self, write finish_reply(reply, now))
+        on_conn!(self, background finish_reply(reply, now))
     }
 
     async fn fail_stale_replies(&self, stale_before: Timestamp) -> Result<u64, StoreError> {
-        on_conn!(self, write fail_stale_replies(stale_before))
+        on_conn!(self, background fail_stale_replies(stale_before))
     }
 }
 
@@ -589,7 +622,7 @@ impl FileStore for SqlStore {
     }
 
     async fn set_file_text(&self, id: FileId, outcome: &TextOutcome) -> Result<(), StoreError> {
-        on_conn!(self, write set_file_text(id, outcome))
+        on_conn!(self, background set_file_text(id, outcome))
     }
 
     async fn get_file_text(
@@ -744,7 +777,7 @@ impl AccountStore for SqlStore {
 #[async_trait]
 impl UsageLedger for SqlStore {
     async fn record(&self, entry: &UsageEntry) -> Result<(), StoreError> {
-        on_usage!(self, write record(entry))
+        on_usage!(self, background record(entry))
     }
 
     async fn quota_state(&self, user: &UserId, day: NaiveDate) -> Result<QuotaState, StoreError> {

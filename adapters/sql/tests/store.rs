@@ -814,3 +814,59 @@ async fn postgres_migration_turns_a_linear_conversation_into_a_chain() {
     let store = database.store().await;
     assert_migrated_to_a_chain(&store, &old).await;
 }
+
+/// A write a user waits on (here a new project) waits for one background write at most
+/// (usage entries, replies' renewals and final writes), not for every background write
+/// already waiting for SQLite's one writer connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_write_passes_the_background_writes_waiting_for_the_writer() {
+    use confab_core::usage::{Purpose, TokenCounts, UsageEntry, UsageLedger as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let dir = temp_dir();
+    let store = Arc::new(sqlite_file_store(&dir.join("gate.db")).await);
+    let user = owner();
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut background = JoinSet::new();
+    const BACKGROUND: usize = 400;
+    for _ in 0..BACKGROUND {
+        let (store, done, user) = (Arc::clone(&store), Arc::clone(&done), user.clone());
+        background.spawn(async move {
+            let entry = UsageEntry {
+                id: uuid::Uuid::now_v7(),
+                user_id: user,
+                conversation_id: None,
+                message_id: None,
+                model: "m".to_owned(),
+                purpose: Purpose::Chat,
+                tokens: TokenCounts::default(),
+                estimated: false,
+                cost_micros: None,
+                created_at: now(),
+            };
+            store.record(&entry).await.unwrap();
+            done.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    // Let the background writes queue up.
+    while done.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let before = done.load(Ordering::SeqCst);
+    store.insert_project(&project(&user)).await.unwrap();
+    let passed_by = done.load(Ordering::SeqCst) - before;
+    while background.join_next().await.is_some() {}
+    assert_eq!(done.load(Ordering::SeqCst), BACKGROUND);
+    assert!(
+        before + 20 < BACKGROUND,
+        "the background writes were done before the test's write ({before}): nothing to pass"
+    );
+    // The one at the writer, and a few counted meanwhile on the way.
+    assert!(
+        passed_by <= 4,
+        "{passed_by} background writes went first (of {} still queued)",
+        BACKGROUND - before
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
