@@ -872,12 +872,14 @@ mod tests {
             token: "t".into(),
             expires_at_ms: -1_700_000_000_000,
             refresh_token: None,
+            renew_at_ms: None,
         });
         round_trip(StoredSession {
             username: "a".into(),
             token: "t".into(),
             expires_at_ms: 1_700_000_000_000,
             refresh_token: Some("r".into()),
+            renew_at_ms: Some(1_699_999_940_000),
         });
         round_trip(StreamError {
             message_id: uuid::Uuid::from_u128(1),

@@ -94,6 +94,7 @@ fn DevSignIn() -> Html {
                             token: t.token.clone(),
                             expires_at_ms: t.expires_at.timestamp_millis(),
                             refresh_token: None,
+                            renew_at_ms: None,
                         });
                         sign_in.emit(SignedIn {
                             name: username,
@@ -247,7 +248,7 @@ fn LocalSignIn() -> Html {
                         if used_invite {
                             forget_invite();
                         }
-                        let stored = StoredSession::of(name.clone(), &t);
+                        let stored = StoredSession::of(name.clone(), &t, js_sys::Date::now());
                         session_store::save(&stored);
                         sign_in.emit(SignedIn {
                             name,

@@ -192,7 +192,7 @@ pub fn ChangePassword() -> Html {
                 match answer {
                     Ok(t) => {
                         let name = user.map(|u| u.name.clone()).unwrap_or_default();
-                        let stored = StoredSession::of(name.clone(), &t);
+                        let stored = StoredSession::of(name.clone(), &t, js_sys::Date::now());
                         session_store::save(&stored);
                         open.set(false);
                         message.set(Some((

@@ -76,7 +76,11 @@ async fn renew_once() -> Result<String, ApiError> {
         .as_string()
         .ok_or_else(ApiError::unreadable)?;
     let fresh: SessionToken = crate::json::decode(&text).map_err(|_| ApiError::unreadable())?;
-    session_store::save(&StoredSession::of(stored.username, &fresh));
+    session_store::save(&StoredSession::of(
+        stored.username,
+        &fresh,
+        js_sys::Date::now(),
+    ));
     Ok(fresh.token)
 }
 

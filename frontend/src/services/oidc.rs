@@ -1,7 +1,8 @@
 //! Sign-in at the server's identity provider (`CONFAB_AUTH=oidc` with a client): the server
 //! is the backend-for-frontend. It holds the session in an HttpOnly cookie this code never
 //! sees; the client asks `POST /api/auth/oidc/token` for a short-lived bearer token, keeps it
-//! in memory only, and asks again a minute before it expires (so renewal is invisible).
+//! in memory only, and asks again a minute before it expires, or after three quarters of a
+//! shorter life (so renewal is invisible).
 
 use std::cell::RefCell;
 
@@ -14,17 +15,10 @@ use crate::wording::ApiError;
 /// The header that marks the client's own requests (the server's CSRF check).
 pub const CSRF_HEADER: &str = "X-Confab-CSRF";
 
-/// Renew this long before the token expires.
-const RENEW_MARGIN_MS: f64 = 60_000.0;
-
 thread_local! {
-    /// The current bearer token and when it expires (ms since the epoch), in memory only.
+    /// The current bearer token and when to renew it (ms since the epoch,
+    /// [`renew_at`](crate::services::session_store::renew_at)), in memory only.
     static TOKEN: RefCell<Option<(String, f64)>> = const { RefCell::new(None) };
-}
-
-/// Whether a token expiring at `expires_at_ms` must be renewed at `now_ms`.
-pub fn needs_renewal(expires_at_ms: f64, now_ms: f64) -> bool {
-    expires_at_ms - RENEW_MARGIN_MS <= now_ms
 }
 
 async fn post(path: &str) -> Result<web_sys::Response, ApiError> {
@@ -48,14 +42,17 @@ async fn read<T: serde::de::DeserializeOwned>(response: &web_sys::Response) -> R
 pub async fn token() -> Result<String, ApiError> {
     let now = js_sys::Date::now();
     let cached = TOKEN.with(|t| t.borrow().clone());
-    if let Some((token, expires_at)) = cached
-        && !needs_renewal(expires_at, now)
+    if let Some((token, renew_at)) = cached
+        && now < renew_at
     {
         return Ok(token);
     }
     let fresh: SessionToken = read(&post("/api/auth/oidc/token").await?).await?;
-    let expires_at = fresh.expires_at.timestamp_millis() as f64;
-    TOKEN.with(|t| *t.borrow_mut() = Some((fresh.token.clone(), expires_at)));
+    let renew_at = crate::services::session_store::renew_at(
+        fresh.expires_at.timestamp_millis() as f64,
+        js_sys::Date::now(),
+    );
+    TOKEN.with(|t| *t.borrow_mut() = Some((fresh.token.clone(), renew_at)));
     Ok(fresh.token)
 }
 
@@ -118,13 +115,6 @@ pub fn describe_sign_in_error(code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_token_is_renewed_a_minute_before_it_expires() {
-        assert!(!needs_renewal(1_000_000.0, 900_000.0));
-        assert!(needs_renewal(1_000_000.0, 940_000.0));
-        assert!(needs_renewal(1_000_000.0, 2_000_000.0));
-    }
 
     #[test]
     fn every_refusal_has_its_own_sentence() {

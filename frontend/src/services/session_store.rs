@@ -22,16 +22,38 @@ pub struct StoredSession {
     /// Built-in accounts: renews the session ([`crate::services::local_session`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// When to renew (ms since the Unix epoch): [`renew_at`] when the token arrived. A
+    /// session stored by an older client has none: a minute before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_at_ms: Option<i64>,
+}
+
+/// Renew a token at most this long before it expires.
+const RENEW_MARGIN_MS: f64 = 60_000.0;
+
+/// When a token that expires at `expires_at_ms`, received at `now_ms`, is renewed: a minute
+/// before it expires, or after three quarters of its life when it lives less than four
+/// minutes (an access token of 30 s is renewed after 22.5 s, not before every request).
+#[must_use]
+pub fn renew_at(expires_at_ms: f64, now_ms: f64) -> f64 {
+    let life = (expires_at_ms - now_ms).max(0.0);
+    expires_at_ms - RENEW_MARGIN_MS.min(life / 4.0)
 }
 
 impl StoredSession {
-    /// The session of a sign-in's answer.
-    pub fn of(username: String, token: &SessionToken) -> Self {
+    /// The session of a sign-in's answer, received at `now_ms`.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "ms since the epoch fit an i64"
+    )]
+    pub fn of(username: String, token: &SessionToken, now_ms: f64) -> Self {
+        let expires_at_ms = token.expires_at.timestamp_millis();
         Self {
             username,
             token: token.token.clone(),
-            expires_at_ms: token.expires_at.timestamp_millis(),
+            expires_at_ms,
             refresh_token: token.refresh_token.clone(),
+            renew_at_ms: Some(renew_at(expires_at_ms as f64, now_ms) as i64),
         }
     }
 
@@ -47,9 +69,12 @@ impl StoredSession {
         }
     }
 
-    /// Still usable at `now_ms` (with a minute to spare).
+    /// Still usable at `now_ms`, not yet due for renewal ([`renew_at`]).
     pub fn is_fresh(&self, now_ms: f64) -> bool {
-        (self.expires_at_ms as f64) > now_ms + 60_000.0
+        let due = self
+            .renew_at_ms
+            .map_or(self.expires_at_ms as f64 - RENEW_MARGIN_MS, |at| at as f64);
+        due > now_ms
     }
 }
 
@@ -103,9 +128,28 @@ mod tests {
             token: "t".into(),
             expires_at_ms: 1_000_000,
             refresh_token: None,
+            renew_at_ms: None,
         };
         assert!(s.is_fresh(0.0));
         assert!(!s.is_fresh(950_000.0));
         assert!(!s.is_fresh(2_000_000.0));
+    }
+
+    #[test]
+    fn a_token_is_renewed_a_minute_before_it_expires_or_after_three_quarters_of_a_short_life() {
+        // Ten minutes: a minute before.
+        assert!((renew_at(600_000.0, 0.0) - 540_000.0).abs() < 1e-9);
+        // 30 s: after 22.5 s.
+        assert!((renew_at(1_030_000.0, 1_000_000.0) - 1_022_500.0).abs() < 1e-9);
+        // Already expired: now.
+        assert!((renew_at(1_000.0, 5_000.0) - 1_000.0).abs() < 1e-9);
+        let token: SessionToken = crate::json::decode(
+            r#"{"token":"t","expires_at":"1970-01-01T00:17:10Z","refresh_token":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(token.expires_at.timestamp_millis(), 1_030_000);
+        let s = StoredSession::of("a".into(), &token, 1_000_000.0);
+        assert!(s.is_fresh(1_020_000.0));
+        assert!(!s.is_fresh(1_023_000.0));
     }
 }
