@@ -63,7 +63,8 @@ impl SpawnBlocking for Inline {
 }
 
 /// `BEGIN IMMEDIATE` transactions on a [`SqliteConn`] (diesel-async has them only for its
-/// default runtime): the same statements, run where the connection runs them.
+/// default runtime): the same statements, run where the connection runs them. Inside an
+/// open transaction (a batch of background writes) it is a savepoint instead.
 pub(crate) trait Immediate {
     fn immediate_transaction<R, E, F>(&mut self, f: F) -> impl Future<Output = Result<R, E>>
     where
@@ -78,10 +79,18 @@ impl Immediate for SqliteConn {
         E: From<diesel::result::Error>,
     {
         type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
-        self.spawn_blocking(|c| {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-        })
-        .await?;
+        let nested = Manager::transaction_manager_status_mut(self)
+            .transaction_depth()?
+            .is_some();
+        if nested {
+            // Inside a batch of background writes (`batch`): a savepoint of its transaction.
+            Manager::begin_transaction(self).await?;
+        } else {
+            self.spawn_blocking(|c| {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            })
+            .await?;
+        }
         match f(&mut *self).await {
             Ok(value) => {
                 Manager::commit_transaction(&mut *self).await?;

@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod branch;
 mod cached;
 mod connect;
@@ -39,6 +40,7 @@ mod usage;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use batch::BACKGROUND_BATCH;
 pub use connect::{
     DEFAULT_SQLITE_CACHE_MIB, POSTGRES_MIGRATIONS, PoolOptions, SQLITE_BUSY_TIMEOUT,
     SQLITE_MIGRATIONS,

@@ -29,6 +29,7 @@ use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use uuid::Uuid;
 
+use crate::batch::{self, Batcher, Op};
 use crate::connect::{self, Checkpointer, PoolOptions, SqliteConn, Target, ThreadPools};
 use crate::detach::{Attach, Detach};
 use crate::error::{SqlError, pool_error};
@@ -56,13 +57,12 @@ struct FileWrites {
     /// microseconds. Writers now queue here, in order, and find the lock free (only another
     /// process can still make one wait).
     writer: Pool<SqliteConn>,
-    /// Held by a background write (a streaming reply's renewal, its final write, its usage
-    /// entry, …) from before it queues for the writer until it is done, so that one of them
-    /// at most is at the writer, queued or running: a write a user is waiting on (a send's
-    /// turn) waits for that one and the other such writes, not for every renewal and final
-    /// write of a thousand streaming replies (at 1,000 streams a turn waited 30–70 ms for
-    /// the writer: docs/benchmarks.md).
-    background: tokio::sync::Semaphore,
+    /// The background writes (a streaming reply's renewal, its final write, its usage entry,
+    /// …), committed together (`batch`): a write a user is waiting on (a send's turn) waits
+    /// for one batch at most, not for every renewal and final write of a thousand streaming
+    /// replies (at 1,000 streams a turn waited 30–70 ms for the writer: docs/benchmarks.md),
+    /// and one commit serves many of them.
+    background: Arc<Batcher>,
     /// Checkpoints the log in the background.
     _checkpointer: Checkpointer,
 }
@@ -105,7 +105,8 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 
 /// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool,
 /// `read`, `write` or `background` (on SQLite a write runs on the writer connection, and a
-/// background write first takes `FileWrites::background`: a write nobody waits on). On SQLite the
+/// background write — a write nobody waits on for long — is committed with others in a batch,
+/// `FileWrites::background`). On SQLite the
 /// operation runs whole on one blocking thread, with owned arguments (see `detach`), its
 /// statements one after the other on that thread ([`connect::Inline`]): one thread hop per
 /// operation, where diesel-async's wrapper took one per statement.
@@ -132,33 +133,22 @@ macro_rules! on_conn {
                 $module::pg::$op(&mut conn, $($arg),*).await
             }
             Backend::Sqlite { pool, file, .. } => {
-                let (pool, _background) = match file {
-                    Some(file) if $writes => (
-                        file.writer.clone(),
-                        on_conn!(@gate $kind, file),
-                    ),
-                    _ => (pool.clone(), None),
-                };
                 $( let $arg = Detach::detach(&$arg); )*
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                on_blocking_thread(move |runtime| {
-                    runtime.block_on($module::sqlite::$op(&mut conn, $(Attach::attach(&$arg)),*))
-                })
-                .await
+                let op = batch::op(move |c| {
+                    Box::pin(async move { $module::sqlite::$op(c, $(Attach::attach(&$arg)),*).await })
+                });
+                match file {
+                    Some(file) if $writes => on_conn!(@sqlite $kind, file, op),
+                    _ => on_sqlite(pool, op).await,
+                }
             }
         }
     };
-    (@gate foreground, $file:expr) => {
-        None::<tokio::sync::SemaphorePermit<'_>>
+    (@sqlite foreground, $file:expr, $op:expr) => {
+        on_writer($file, $op).await
     };
-    (@gate background, $file:expr) => {
-        Some(
-            $file
-                .background
-                .acquire()
-                .await
-                .map_err(|e| StoreError::Internal(e.to_string()))?,
-        )
+    (@sqlite background, $file:expr, $op:expr) => {
+        $file.background.run($op).await
     };
 }
 
@@ -206,6 +196,22 @@ macro_rules! on_imports {
 /// futures with (they are ready at once but for a retry's back-off). Dropping the caller's
 /// future does not stop it: a write is committed or rolled back whole, and the connection
 /// goes back to the pool clean.
+/// Runs `op` on a connection of `pool`, on a blocking thread.
+async fn on_sqlite<T: Send + 'static>(pool: &Pool<SqliteConn>, op: Op<T>) -> Result<T, StoreError> {
+    let mut conn = pool.get().await.map_err(pool_error)?;
+    on_blocking_thread(move |runtime| runtime.block_on(op(&mut conn))).await
+}
+
+/// Runs `op` on a SQLite file's writer connection, on a blocking thread; counted as waiting
+/// meanwhile, so that a batch of background writes lets it go first.
+async fn on_writer<T: Send + 'static>(file: &FileWrites, op: Op<T>) -> Result<T, StoreError> {
+    let waiting = file.background.foreground_waits();
+    let conn = file.writer.get().await.map_err(pool_error);
+    drop(waiting);
+    let mut conn = conn?;
+    on_blocking_thread(move |runtime| runtime.block_on(op(&mut conn))).await
+}
+
 async fn on_blocking_thread<T: Send + 'static>(
     work: impl FnOnce(&tokio::runtime::Handle) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -244,8 +250,8 @@ impl SqlStore {
                 Backend::Sqlite {
                     pool,
                     file: Some(FileWrites {
+                        background: Batcher::new(writer.clone()),
                         writer,
-                        background: tokio::sync::Semaphore::new(1),
                         _checkpointer: Checkpointer::start(&url),
                     }),
                     url,
