@@ -1,22 +1,23 @@
-//! Group commit of a SQLite file's background writes.
+//! Group commit of a SQLite file's writes.
 //!
-//! A write nobody waits on for long — a streaming reply's renewal and its final write, a
-//! call's usage entry, a title, a file's extracted text, the sweep of lapsed leases — is
-//! queued here. One blocking thread at a time drains the queue: it waits
-//! [`BACKGROUND_WINDOW`] for more to come, then runs up to [`BACKGROUND_BATCH`] of them in
-//! one `BEGIN IMMEDIATE` transaction on the writer connection, each in a savepoint of its
-//! own (a write that fails is rolled back alone and gets its own error), commits once, and
-//! only then gives each write its result. A commit is most of a small write's cost on
-//! SQLite (the log's frames written and checksummed, a new FTS5 segment per transaction, a
-//! thread hop): at 1,000 streaming replies, ~900 such writes a second, one commit now serves
-//! many (docs/benchmarks.md, "The relay, sixth round").
+//! Every write to a SQLite file goes through one [`Batcher`]: one blocking thread at a time
+//! runs the writes queued, several in one `BEGIN IMMEDIATE` transaction on the writer
+//! connection, each in a savepoint of its own (a write that fails is rolled back alone and
+//! gets its own error), commits once, and only then gives each write its result. A commit is
+//! most of a small write's cost on SQLite (the log's frames written and checksummed, a new
+//! FTS5 segment per transaction, a thread hop): at 1,000 streaming replies, ~1,200 writes a
+//! second, one commit now serves several (docs/benchmarks.md, "The relay, sixth round").
 //!
-//! A write a user waits on (a send's turn) is not queued here: it waits for the writer
-//! connection, and a batch that sees it waiting commits after the write it is running and
-//! lets it go first ([`Batcher::foreground_waits`]).
+//! - A *background* write — nobody waits on it for long: a streaming reply's renewal and its
+//!   final write, a call's usage entry, a title, a file's extracted text, the sweep of lapsed
+//!   leases — waits [`BACKGROUND_WINDOW`] for others to join it; up to [`BACKGROUND_BATCH`]
+//!   share a transaction.
+//! - A *foreground* write — a send's turn, any request's write — never waits for the window
+//!   nor for the background writes queued: it runs next, after the write the running batch is
+//!   running, in that batch's transaction, which then commits (or at once in a transaction
+//!   of its own when no batch runs).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use confab_core::error::StoreError;
@@ -131,98 +132,205 @@ async fn in_savepoint<T>(c: &mut SqliteConn, op: Op<T>) -> (Result<T, StoreError
     }
 }
 
-/// The queue of one SQLite file's background writes.
+/// The queue of one SQLite file's writes.
 pub(crate) struct Batcher {
     writer: Pool<SqliteConn>,
-    /// Foreground writes waiting for the writer connection: a batch commits early for them.
-    foreground: AtomicUsize,
+    /// The runtime the drains wait on (the pool's timers): the one that opened the store,
+    /// which outlives the request workers.
+    runtime: tokio::runtime::Handle,
     state: Mutex<State>,
+    /// Wakes a drain waiting out its window when a foreground write comes.
+    woken: Condvar,
 }
 
 #[derive(Default)]
 struct State {
+    /// Background writes, in order.
     queue: Vec<Box<dyn Job>>,
-    /// A blocking thread is draining the queue.
+    /// Writes someone is waiting on: they go next, and the batch commits after them.
+    foreground: Vec<Box<dyn Job>>,
+    /// A blocking thread is draining the queues.
     draining: bool,
 }
 
-/// A foreground write waiting for the writer connection, counted until it has it.
-pub(crate) struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl Batcher {
+    /// # Panics
+    /// Outside a Tokio runtime.
     pub(crate) fn new(writer: Pool<SqliteConn>) -> Arc<Self> {
         Arc::new(Self {
             writer,
-            foreground: AtomicUsize::new(0),
+            runtime: tokio::runtime::Handle::current(),
             state: Mutex::default(),
+            woken: Condvar::new(),
         })
     }
 
-    /// Counts a foreground write as waiting for the writer until the guard is dropped: the
-    /// batch then running commits after the write it is running, and lets it go first.
-    pub(crate) fn foreground_waits(&self) -> Waiting<'_> {
-        self.foreground.fetch_add(1, Ordering::SeqCst);
-        Waiting(&self.foreground)
-    }
-
     /// Queues `op` and waits until its batch is committed (its result) or not (the error).
-    /// Dropping the future does not take the write back: it is committed or rolled back
-    /// whole, as any write.
+    /// A `foreground` write (someone waits on it) is run next — after the write the running
+    /// batch is running, in its transaction, which then commits — or at once when none
+    /// runs. Dropping the future does not take the write back: it is committed or rolled
+    /// back whole, as any write.
     pub(crate) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         op: Op<T>,
+        foreground: bool,
     ) -> Result<T, StoreError> {
         let (answer, told) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Pending { op, answer });
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.queue.push(Box::new(Pending { op, answer }));
+            let mut state = self.lock();
+            if foreground {
+                state.foreground.push(job);
+            } else {
+                state.queue.push(job);
+            }
             !std::mem::replace(&mut state.draining, true)
         };
         if start {
-            let (batcher, runtime) = (Arc::clone(self), tokio::runtime::Handle::current());
+            let batcher = Arc::clone(self);
             // On a blocking thread, not a task: nothing can cancel it half-way, and the
             // runtime waits for it at shutdown.
-            drop(tokio::task::spawn_blocking(move || batcher.drain(&runtime)));
+            drop(self.runtime.spawn_blocking(move || batcher.drain()));
+        } else if foreground {
+            self.woken.notify_one();
         }
         told.await
-            .map_err(|_| StoreError::Internal("a background write was lost".to_owned()))?
+            .map_err(|_| StoreError::Internal("a write was lost".to_owned()))?
     }
 
-    /// Runs batches until the queue is empty.
-    fn drain(&self, runtime: &tokio::runtime::Handle) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs batches until both queues are empty.
+    fn drain(&self) {
         let _draining = Draining(self);
-        std::thread::sleep(BACKGROUND_WINDOW);
+        {
+            // Background writes wait for others to join them; a foreground one does not.
+            let state = self.lock();
+            let _ = self
+                .woken
+                .wait_timeout_while(state, BACKGROUND_WINDOW, |s| s.foreground.is_empty());
+        }
         loop {
-            let jobs: Vec<Box<dyn Job>> = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                if state.queue.is_empty() {
+            let (foreground, background) = {
+                let mut state = self.lock();
+                if state.queue.is_empty() && state.foreground.is_empty() {
                     state.draining = false;
                     return;
                 }
-                let n = state.queue.len().min(BACKGROUND_BATCH);
-                state.queue.drain(..n).collect()
+                let foreground: Vec<_> = std::mem::take(&mut state.foreground);
+                // A batch that starts with foreground writes commits after them.
+                let n = if foreground.is_empty() {
+                    state.queue.len().min(BACKGROUND_BATCH)
+                } else {
+                    0
+                };
+                (foreground, state.queue.drain(..n).collect::<Vec<_>>())
             };
-            match runtime.block_on(self.writer.get()) {
+            match self.runtime.block_on(self.writer.get()) {
                 Ok(mut conn) => {
-                    let left = runtime.block_on(run_batch(&mut conn, jobs, &self.foreground));
+                    let left = self
+                        .runtime
+                        .block_on(self.run_batch(&mut conn, foreground, background));
                     if !left.is_empty() {
-                        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                        state.queue.splice(0..0, left);
+                        self.lock().queue.splice(0..0, left);
                     }
                 }
                 Err(e) => {
                     let error = pool_error(e);
-                    for job in jobs {
+                    for job in foreground.into_iter().chain(background) {
                         job.fail(copy(&error));
                     }
                 }
             }
+        }
+    }
+
+    /// One transaction: every job in a savepoint of its own, one commit, then the results.
+    /// The `foreground` jobs run first and the batch commits after them; when a foreground
+    /// write comes while `background` jobs run, it runs after the one running and the batch
+    /// commits: the background jobs not run are returned, to go first in the next batch.
+    async fn run_batch(
+        &self,
+        c: &mut SqliteConn,
+        foreground: Vec<Box<dyn Job>>,
+        background: Vec<Box<dyn Job>>,
+    ) -> Vec<Box<dyn Job>> {
+        let began = c
+            .spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+            .await;
+        if let Err(e) = began {
+            let error = translate(e);
+            for job in foreground.into_iter().chain(background) {
+                job.fail(copy(&error));
+            }
+            return Vec::new();
+        }
+        let mut batch = Batch {
+            told: Vec::with_capacity(foreground.len() + background.len()),
+            usable: true,
+        };
+        if !foreground.is_empty() {
+            batch.run(c, foreground).await;
+            batch.end(c).await;
+            return background;
+        }
+        let mut background = background.into_iter();
+        while let Some(job) = background.next() {
+            let waiting = std::mem::take(&mut self.lock().foreground);
+            if !waiting.is_empty() {
+                batch.run(c, waiting).await;
+                batch.end(c).await;
+                let mut left = vec![job];
+                left.extend(background);
+                return left;
+            }
+            batch.run(c, vec![job]).await;
+        }
+        batch.end(c).await;
+        Vec::new()
+    }
+}
+
+/// The jobs of one transaction so far.
+struct Batch {
+    told: Vec<Box<dyn Told>>,
+    /// The transaction may still be committed.
+    usable: bool,
+}
+
+impl Batch {
+    async fn run(&mut self, c: &mut SqliteConn, jobs: Vec<Box<dyn Job>>) {
+        for job in jobs {
+            if !self.usable {
+                job.fail(StoreError::Internal(
+                    "an earlier write of its transaction failed".to_owned(),
+                ));
+                continue;
+            }
+            let (result, usable) = job.run(c).await;
+            self.usable = usable;
+            self.told.push(result);
+        }
+    }
+
+    /// Commits the transaction, or rolls it back when it is not usable, and gives every job
+    /// its result.
+    async fn end(self, c: &mut SqliteConn) {
+        let failed = if self.usable {
+            // A commit that fails is rolled back by diesel.
+            Manager::commit_transaction(c).await.err().map(translate)
+        } else {
+            if let Err(e) = Manager::rollback_transaction(c).await {
+                tracing::error!(error = %e, "could not roll back a batch of writes");
+            }
+            Some(StoreError::Internal(
+                "a batch of writes was rolled back".to_owned(),
+            ))
+        };
+        for result in self.told {
+            result.tell(failed.as_ref().map(copy));
         }
     }
 }
@@ -235,79 +343,18 @@ impl Drop for Draining<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let queued = {
-                let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut state = self.0.lock();
                 state.draining = false;
-                std::mem::take(&mut state.queue)
+                let foreground = std::mem::take(&mut state.foreground);
+                foreground
+                    .into_iter()
+                    .chain(std::mem::take(&mut state.queue))
+                    .collect::<Vec<_>>()
             };
             for job in queued {
-                job.fail(StoreError::Internal("a background write failed".to_owned()));
+                job.fail(StoreError::Internal("a write failed".to_owned()));
             }
         }
-    }
-}
-
-/// One transaction: every job in a savepoint of its own, one commit, then the results. When
-/// a foreground write starts waiting for the writer, the batch commits after the job it is
-/// running: the jobs not run are returned, to go first in the next batch.
-async fn run_batch(
-    c: &mut SqliteConn,
-    jobs: Vec<Box<dyn Job>>,
-    foreground: &AtomicUsize,
-) -> Vec<Box<dyn Job>> {
-    let began = c
-        .spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
-        .await;
-    if let Err(e) = began {
-        let error = translate(e);
-        for job in jobs {
-            job.fail(copy(&error));
-        }
-        return Vec::new();
-    }
-    let mut told = Vec::with_capacity(jobs.len());
-    let mut usable = true;
-    let mut jobs = jobs.into_iter();
-    while let Some(job) = jobs.next() {
-        if !told.is_empty() && foreground.load(Ordering::SeqCst) > 0 {
-            let mut left = vec![job];
-            left.extend(jobs);
-            tell(told, end(c, usable).await);
-            return left;
-        }
-        if !usable {
-            job.fail(StoreError::Internal(
-                "an earlier write of its transaction failed".to_owned(),
-            ));
-            continue;
-        }
-        let (result, still) = job.run(c).await;
-        usable = still;
-        told.push(result);
-    }
-    tell(told, end(c, usable).await);
-    Vec::new()
-}
-
-/// Commits the batch's transaction, or rolls it back when it is not `usable`; the error
-/// when it was not committed.
-async fn end(c: &mut SqliteConn, usable: bool) -> Option<StoreError> {
-    if usable {
-        // A commit that fails is rolled back by diesel.
-        Manager::commit_transaction(c).await.err().map(translate)
-    } else {
-        if let Err(e) = Manager::rollback_transaction(c).await {
-            tracing::error!(error = %e, "could not roll back a batch of background writes");
-        }
-        Some(StoreError::Internal(
-            "a batch of background writes was rolled back".to_owned(),
-        ))
-    }
-}
-
-/// Gives every write of a batch its result.
-fn tell(told: Vec<Box<dyn Told>>, failed: Option<StoreError>) {
-    for result in told {
-        result.tell(failed.as_ref().map(copy));
     }
 }
 
@@ -387,11 +434,11 @@ mod tests {
         let (path, writer, mut reader) = database();
         let batcher = Batcher::new(writer);
         let (one, two, three, again) = tokio::join!(
-            batcher.run(insert(1, false)),
-            batcher.run(insert(2, true)),
-            batcher.run(insert(3, false)),
+            batcher.run(insert(1, false), false),
+            batcher.run(insert(2, true), false),
+            batcher.run(insert(3, false), false),
             // A statement that fails: its key is taken.
-            batcher.run(insert(1, false)),
+            batcher.run(insert(1, false), false),
         );
         assert_eq!(one.unwrap(), 1);
         assert!(matches!(two, Err(StoreError::Internal(e)) if e.contains("on purpose")));
@@ -412,7 +459,7 @@ mod tests {
         let mut queued = tokio::task::JoinSet::new();
         for n in 0..20 {
             let batcher = Arc::clone(&batcher);
-            queued.spawn(async move { batcher.run(insert(n, false)).await });
+            queued.spawn(async move { batcher.run(insert(n, false), false).await });
         }
         tokio::time::sleep(BACKGROUND_WINDOW * 3).await;
         assert!(
@@ -433,39 +480,85 @@ mod tests {
         remove(&path);
     }
 
-    /// A foreground write that starts waiting while a batch runs goes before the rest of it.
+    /// Inserts `n` and returns how many rows it saw before it.
+    fn insert_counting(n: i64) -> Op<usize> {
+        op(move |c| {
+            Box::pin(async move {
+                let before: Vec<Count> =
+                    diesel_async::RunQueryDsl::load(diesel::sql_query("SELECT n FROM t"), c)
+                        .await
+                        .map_err(translate)?;
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(format!("INSERT INTO t VALUES ({n})")),
+                    c,
+                )
+                .await
+                .map_err(translate)?;
+                Ok(before.len())
+            })
+        })
+    }
+
+    /// A foreground write goes before the background writes queued for the writer, and is
+    /// committed without them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_lets_a_waiting_foreground_write_go_first() {
+    async fn a_foreground_write_goes_before_the_background_writes_queued() {
         let (path, writer, mut reader) = database();
         let batcher = Batcher::new(writer.clone());
         let held = writer.get().await.unwrap();
         let mut queued = tokio::task::JoinSet::new();
         for n in 0..20 {
             let batcher = Arc::clone(&batcher);
-            queued.spawn(async move { batcher.run(insert(n, false)).await });
+            queued.spawn(async move { batcher.run(insert(n, false), false).await });
         }
         tokio::time::sleep(BACKGROUND_WINDOW * 3).await;
-        // The foreground write is counted as waiting before the batch starts.
-        let waiting = batcher.foreground_waits();
+        let first = {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.run(insert_counting(100), true).await })
+        };
+        tokio::time::sleep(BACKGROUND_WINDOW).await;
         drop(held);
-        let mut conn = writer.get().await.unwrap();
-        drop(waiting);
-        diesel_async::RunQueryDsl::execute(
-            diesel::sql_query("INSERT INTO t VALUES (100)"),
-            &mut conn,
-        )
-        .await
-        .unwrap();
-        let before_it = rows(&mut reader).iter().filter(|n| **n < 100).count();
-        drop(conn);
+        assert_eq!(
+            first.await.unwrap().unwrap(),
+            0,
+            "background writes went first"
+        );
         while let Some(done) = queued.join_next().await {
             assert!(done.unwrap().is_ok());
         }
         assert_eq!(rows(&mut reader).len(), 21);
-        assert_eq!(
-            before_it, 1,
-            "the batch ran {before_it} writes before the waiting one"
-        );
+        drop(batcher);
+        remove(&path);
+    }
+
+    /// A foreground write does not wait out the window of the background writes before it,
+    /// nor for them: its result comes while the one queued before it has not run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_foreground_write_does_not_wait_for_the_background_window() {
+        let (path, writer, mut reader) = database();
+        let batcher = Batcher::new(writer);
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let background = {
+            let batcher = Arc::clone(&batcher);
+            let slow = op(move |c| {
+                Box::pin(async move {
+                    // Held until the test has seen the foreground write's result.
+                    let _ = wait.recv_timeout(Duration::from_secs(5));
+                    insert(1, false)(c).await
+                })
+            });
+            tokio::spawn(async move { batcher.run(slow, false).await })
+        };
+        // Queued first: its drain waits out the window.
+        tokio::time::sleep(BACKGROUND_WINDOW / 5).await;
+        let foreground =
+            tokio::time::timeout(Duration::from_secs(2), batcher.run(insert(2, false), true)).await;
+        let seen = rows(&mut reader);
+        go.send(()).unwrap();
+        assert_eq!(foreground.expect("the foreground write waited").unwrap(), 2);
+        assert_eq!(seen, [2]);
+        assert_eq!(background.await.unwrap().unwrap(), 1);
+        assert_eq!(rows(&mut reader), [1, 2]);
         drop(batcher);
         remove(&path);
     }

@@ -51,18 +51,15 @@ struct Inner {
 
 /// How a SQLite file is written.
 struct FileWrites {
-    /// The one connection that writes. SQLite lets one connection write at a time; one that
-    /// finds the lock taken sleeps in its busy handler (1, 2, 5, 10 ms …) and tries again, so
-    /// under concurrent writes a send's turn waited milliseconds for a lock free after
-    /// microseconds. Writers now queue here, in order, and find the lock free (only another
-    /// process can still make one wait).
-    writer: Pool<SqliteConn>,
-    /// The background writes (a streaming reply's renewal, its final write, its usage entry,
-    /// …), committed together (`batch`): a write a user is waiting on (a send's turn) waits
-    /// for one batch at most, not for every renewal and final write of a thousand streaming
-    /// replies (at 1,000 streams a turn waited 30–70 ms for the writer: docs/benchmarks.md),
-    /// and one commit serves many of them.
-    background: Arc<Batcher>,
+    /// Every write, committed in batches on the one connection that writes (`batch`).
+    /// SQLite lets one connection write at a time; one that finds the lock taken sleeps in
+    /// its busy handler (1, 2, 5, 10 ms …) and tries again, so under concurrent writes a
+    /// send's turn waited milliseconds for a lock free after microseconds. Writes now queue
+    /// here and find the lock free (only another process can still make one wait); a write a
+    /// user waits on (a send's turn) goes before the background writes queued (a thousand
+    /// streaming replies' renewals and final writes: at 1,000 streams a turn waited 30–70 ms
+    /// for them, docs/benchmarks.md), and shares a commit with the batch it joins.
+    writes: Arc<Batcher>,
     /// Checkpoints the log in the background.
     _checkpointer: Checkpointer,
 }
@@ -104,9 +101,9 @@ pub async fn connect(url: &str, opts: PoolOptions) -> Result<SqlStore, SqlError>
 }
 
 /// Runs one operation of `queries::pg` or `queries::sqlite` on a connection of the pool,
-/// `read`, `write` or `background` (on SQLite a write runs on the writer connection, and a
-/// background write — a write nobody waits on for long — is committed with others in a batch,
-/// `FileWrites::background`). On SQLite the
+/// `read`, `write` or `background` (on a SQLite file every write is committed in batches on
+/// the writer connection, `FileWrites::writes`; a background write — nobody waits on it for
+/// long — waits for others to join it, a write goes first). On SQLite the
 /// operation runs whole on one blocking thread, with owned arguments (see `detach`), its
 /// statements one after the other on that thread ([`connect::Inline`]): one thread hop per
 /// operation, where diesel-async's wrapper took one per statement.
@@ -145,10 +142,10 @@ macro_rules! on_conn {
         }
     };
     (@sqlite foreground, $file:expr, $op:expr) => {
-        on_writer($file, $op).await
+        $file.writes.run($op, true).await
     };
     (@sqlite background, $file:expr, $op:expr) => {
-        $file.background.run($op).await
+        $file.writes.run($op, false).await
     };
 }
 
@@ -202,16 +199,6 @@ async fn on_sqlite<T: Send + 'static>(pool: &Pool<SqliteConn>, op: Op<T>) -> Res
     on_blocking_thread(move |runtime| runtime.block_on(op(&mut conn))).await
 }
 
-/// Runs `op` on a SQLite file's writer connection, on a blocking thread; counted as waiting
-/// meanwhile, so that a batch of background writes lets it go first.
-async fn on_writer<T: Send + 'static>(file: &FileWrites, op: Op<T>) -> Result<T, StoreError> {
-    let waiting = file.background.foreground_waits();
-    let conn = file.writer.get().await.map_err(pool_error);
-    drop(waiting);
-    let mut conn = conn?;
-    on_blocking_thread(move |runtime| runtime.block_on(op(&mut conn))).await
-}
-
 async fn on_blocking_thread<T: Send + 'static>(
     work: impl FnOnce(&tokio::runtime::Handle) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -250,8 +237,7 @@ impl SqlStore {
                 Backend::Sqlite {
                     pool,
                     file: Some(FileWrites {
-                        background: Batcher::new(writer.clone()),
-                        writer,
+                        writes: Batcher::new(writer),
                         _checkpointer: Checkpointer::start(&url),
                     }),
                     url,

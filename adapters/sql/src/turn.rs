@@ -491,7 +491,13 @@ pub(crate) mod sqlite {
             work: impl FnOnce(&mut SqliteConnection, R) -> Result<T, TxError> + Send + 'static,
         ) -> BoxFuture<'static, Result<T, TxError>> {
             self.spawn_blocking(move |c| {
+                use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
+                let nested = AnsiTransactionManager::transaction_manager_status_mut(c)
+                    .transaction_depth()?
+                    .is_some();
                 Ok(match read(c) {
+                    // Inside a batch of writes (`batch`): a savepoint of its transaction.
+                    Ok(seen) if nested => AnsiTransactionManager::transaction(c, |c| work(c, seen)),
                     Ok(seen) => c.immediate_transaction(|c| work(c, seen)),
                     Err(e) => Err(e),
                 })
