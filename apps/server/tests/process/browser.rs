@@ -1166,10 +1166,14 @@ async fn a_live_reply_is_followed_after_a_reload_and_in_a_second_window() {
         growth.len() >= 3 && growth.windows(2).all(|w| w[0] < w[1]),
         "after the reload the reply grows step by step: {seen:?}"
     );
-    assert!(
-        requests_to(&a, &format!("/api/conversations/{chat}/stream")).await >= 1,
-        "the reloaded page follows the reply's stream"
-    );
+    // A request's resource timing entry is made when its response ends: the stream's, once
+    // its last event is sent (after the reply is stored).
+    a.wait_until(
+        "the reloaded page has followed the reply's stream",
+        "return performance.getEntriesByType('resource').some(e => e.name.includes(arguments[0]));",
+        json!([format!("/api/conversations/{chat}/stream")]),
+    )
+    .await;
     a.wait_until(
         "the reply is complete",
         "return !Array.from(document.querySelectorAll('button')).some(b => b.innerText.trim() === 'Stop');",
