@@ -64,7 +64,7 @@ impl SpawnBlocking for Inline {
 
 /// `BEGIN IMMEDIATE` transactions on a [`SqliteConn`] (diesel-async has them only for its
 /// default runtime): the same statements, run where the connection runs them. Inside an
-/// open transaction (a batch of background writes) it is a savepoint instead.
+/// open transaction (a batch of writes, `batch`) it is a savepoint instead.
 pub(crate) trait Immediate {
     fn immediate_transaction<R, E, F>(&mut self, f: F) -> impl Future<Output = Result<R, E>>
     where
@@ -83,7 +83,7 @@ impl Immediate for SqliteConn {
             .transaction_depth()?
             .is_some();
         if nested {
-            // Inside a batch of background writes (`batch`): a savepoint of its transaction.
+            // Inside a batch of writes (`batch`): a savepoint of its transaction.
             Manager::begin_transaction(self).await?;
         } else {
             self.spawn_blocking(|c| {

@@ -189,16 +189,16 @@ macro_rules! on_imports {
     };
 }
 
-/// Runs `work` on a blocking thread, given the caller's runtime to wait on the operation's
-/// futures with (they are ready at once but for a retry's back-off). Dropping the caller's
-/// future does not stop it: a write is committed or rolled back whole, and the connection
-/// goes back to the pool clean.
 /// Runs `op` on a connection of `pool`, on a blocking thread.
 async fn on_sqlite<T: Send + 'static>(pool: &Pool<SqliteConn>, op: Op<T>) -> Result<T, StoreError> {
     let mut conn = pool.get().await.map_err(pool_error)?;
     on_blocking_thread(move |runtime| runtime.block_on(op(&mut conn))).await
 }
 
+/// Runs `work` on a blocking thread, given the caller's runtime to wait on the operation's
+/// futures with (they are ready at once but for a retry's back-off). Dropping the caller's
+/// future does not stop it: a write is committed or rolled back whole, and the connection
+/// goes back to the pool clean.
 async fn on_blocking_thread<T: Send + 'static>(
     work: impl FnOnce(&tokio::runtime::Handle) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
