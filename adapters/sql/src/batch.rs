@@ -2,10 +2,9 @@
 //!
 //! Every write to a SQLite file goes through one [`Batcher`]: one blocking thread at a time
 //! runs the writes queued, several in one `BEGIN IMMEDIATE` transaction on the writer
-//! connection, each in a savepoint of its own (a write that fails is rolled back alone and
-//! gets its own error), commits once, and only then gives each write its result. A commit is
-//! most of a small write's cost on SQLite (the log's frames written and checksummed, a new
-//! FTS5 segment per transaction, a thread hop): at 1,000 streaming replies, ~1,200 writes a
+//! connection, commits once, and only then gives each write its result. A commit is most of
+//! a small write's cost on SQLite (the log's frames written and checksummed, a new FTS5
+//! segment per transaction, a thread hop): at 1,000 streaming replies, ~1,200 writes a
 //! second, one commit now serves several (docs/benchmarks.md, "The relay, sixth round").
 //!
 //! - A *background* write — nobody waits on it for long: a streaming reply's renewal and its
@@ -16,7 +15,18 @@
 //!   nor for the background writes queued: it runs next, after the write the running batch is
 //!   running, in that batch's transaction, which then commits (or at once in a transaction
 //!   of its own when no batch runs).
+//!
+//! A batch is tried first with its writes run one after the other as plain parts of the
+//! transaction, the transactions nested in them included ([`first_try`]): no savepoints,
+//! which SQLite pays for with a copy of every page a write changes, and FTS5 with a segment
+//! of its own for every write (it flushes its pending terms at each savepoint; measured in
+//! "The relay, seventh round"). When every write succeeds, that is what a savepoint per
+//! write would have committed. When one fails — its error returned, or a transaction
+//! nested in it rolled back — the try is rolled back and the batch runs again, each write
+//! in a savepoint of its own: a write that fails loses its own changes only, and gets its
+//! own error. A write may therefore run twice ([`Op`] is `Fn`).
 
+use std::cell::Cell;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -39,68 +49,121 @@ pub(crate) const BACKGROUND_WINDOW: Duration = Duration::from_millis(10);
 pub const BACKGROUND_BATCH: usize = 32;
 
 /// The operation of one queued write, run on the writer connection inside the batch's
-/// transaction.
+/// transaction. It may run twice: once in the batch's first try, then again in a savepoint
+/// when the first try was rolled back.
 pub(crate) type Op<T> =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConn) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
+    Box<dyn for<'c> Fn(&'c mut SqliteConn) -> BoxFuture<'c, Result<T, StoreError>> + Send + Sync>;
 
 /// `f` as an [`Op`] (a closure given here gets its signature from the bound).
 pub(crate) fn op<T, F>(f: F) -> Op<T>
 where
-    F: for<'c> FnOnce(&'c mut SqliteConn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    F: for<'c> Fn(&'c mut SqliteConn) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + Sync
+        + 'static,
 {
     Box::new(f)
 }
 
+thread_local! {
+    /// `Some` while this thread runs a batch's first try: whether a transaction nested in
+    /// one of its writes has failed (the try is then rolled back).
+    static FIRST_TRY: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether a transaction opened now, inside a batch's transaction, belongs to the batch's
+/// first try: then it is no savepoint — its work runs as a plain part of the batch, and its
+/// result goes through [`noted`].
+pub(crate) fn first_try() -> bool {
+    FIRST_TRY.get().is_some()
+}
+
+/// The result of a transaction nested in a write of a batch's first try: a failure, which
+/// a savepoint would have rolled back, has the try rolled back and the batch run again with
+/// savepoints.
+pub(crate) fn noted<T, E>(result: Result<T, E>) -> Result<T, E> {
+    if result.is_err() && first_try() {
+        FIRST_TRY.set(Some(true));
+    }
+    result
+}
+
+/// This thread runs a batch's first try while it lives.
+struct FirstTry;
+
+impl FirstTry {
+    fn enter() -> Self {
+        FIRST_TRY.set(Some(false));
+        Self
+    }
+
+    /// A transaction nested in a write has failed.
+    fn nested_failed(&self) -> bool {
+        FIRST_TRY.get() == Some(true)
+    }
+}
+
+impl Drop for FirstTry {
+    fn drop(&mut self) {
+        FIRST_TRY.set(None);
+    }
+}
+
 /// A queued write, its result not yet told.
 trait Job: Send {
-    /// Runs the write in a savepoint; returns what tells its result once the batch's fate is
-    /// known, and whether the transaction is still usable.
-    fn run<'c>(self: Box<Self>, c: &'c mut SqliteConn) -> BoxFuture<'c, (Box<dyn Told>, bool)>;
+    /// Runs the write — in a savepoint of its own when `savepoint` — and keeps its result
+    /// until the batch's fate is known.
+    fn run<'c>(&'c mut self, c: &'c mut SqliteConn, savepoint: bool) -> BoxFuture<'c, Ran>;
+    /// Tells the result of its last run: `failed` is `None` when the batch was committed,
+    /// else why it was not.
+    fn tell(self: Box<Self>, failed: Option<StoreError>);
     /// The write could not be run at all.
     fn fail(self: Box<Self>, error: StoreError);
 }
 
-/// A write's result, held until the batch is committed (or not).
-trait Told: Send {
-    /// `None`: the batch was committed; else why it was not.
-    fn tell(self: Box<Self>, failed: Option<StoreError>);
+/// How a run of a write went.
+#[derive(Clone, Copy)]
+struct Ran {
+    /// It succeeded.
+    ok: bool,
+    /// The transaction may still be committed (its savepoint was handled).
+    usable: bool,
 }
 
 struct Pending<T> {
     op: Op<T>,
     answer: oneshot::Sender<Result<T, StoreError>>,
-}
-
-struct Outcome<T> {
-    result: Result<T, StoreError>,
-    answer: oneshot::Sender<Result<T, StoreError>>,
+    result: Option<Result<T, StoreError>>,
 }
 
 impl<T: Send + 'static> Job for Pending<T> {
-    fn run<'c>(self: Box<Self>, c: &'c mut SqliteConn) -> BoxFuture<'c, (Box<dyn Told>, bool)> {
+    fn run<'c>(&'c mut self, c: &'c mut SqliteConn, savepoint: bool) -> BoxFuture<'c, Ran> {
         Box::pin(async move {
-            let Self { op, answer } = *self;
-            let (result, usable) = in_savepoint(c, op).await;
-            (
-                Box::new(Outcome { result, answer }) as Box<dyn Told>,
-                usable,
-            )
+            let (result, usable) = if savepoint {
+                in_savepoint(c, &self.op).await
+            } else {
+                ((self.op)(c).await, true)
+            };
+            let ok = result.is_ok();
+            self.result = Some(result);
+            Ran { ok, usable }
         })
+    }
+
+    fn tell(self: Box<Self>, failed: Option<StoreError>) {
+        let result = self
+            .result
+            .unwrap_or_else(|| Err(StoreError::Internal("a write was not run".to_owned())));
+        let result = match failed {
+            // The write's own error stands; its success does not, without the commit.
+            Some(error) => result.and(Err(error)),
+            None => result,
+        };
+        let _ = self.answer.send(result);
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
         let _ = self.answer.send(Err(error));
-    }
-}
-
-impl<T: Send> Told for Outcome<T> {
-    fn tell(self: Box<Self>, failed: Option<StoreError>) {
-        let result = match failed {
-            // The write's own error stands; its success does not, without the commit.
-            Some(error) => self.result.and(Err(error)),
-            None => self.result,
-        };
-        let _ = self.answer.send(result);
     }
 }
 
@@ -112,12 +175,18 @@ fn copy(error: &StoreError) -> StoreError {
     }
 }
 
+fn fail_all(jobs: impl IntoIterator<Item = Box<dyn Job>>, error: &StoreError) {
+    for job in jobs {
+        job.fail(copy(error));
+    }
+}
+
 type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
 
 /// Runs `op` in a savepoint of the open transaction: kept when it succeeds, rolled back
 /// when it fails. The second value is `false` when the savepoint itself could not be
 /// handled: the transaction must not be committed.
-async fn in_savepoint<T>(c: &mut SqliteConn, op: Op<T>) -> (Result<T, StoreError>, bool) {
+async fn in_savepoint<T>(c: &mut SqliteConn, op: &Op<T>) -> (Result<T, StoreError>, bool) {
     if let Err(e) = Manager::begin_transaction(c).await {
         return (Err(translate(e)), false);
     }
@@ -130,6 +199,12 @@ async fn in_savepoint<T>(c: &mut SqliteConn, op: Op<T>) -> (Result<T, StoreError
         Ok(()) => (result, true),
         Err(e) => (result.and(Err(translate(e))), false),
     }
+}
+
+async fn begin_immediate(c: &mut SqliteConn) -> Result<(), StoreError> {
+    c.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+        .await
+        .map_err(translate)
 }
 
 /// The queue of one SQLite file's writes.
@@ -176,7 +251,11 @@ impl Batcher {
         foreground: bool,
     ) -> Result<T, StoreError> {
         let (answer, told) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Pending { op, answer });
+        let job: Box<dyn Job> = Box::new(Pending {
+            op,
+            answer,
+            result: None,
+        });
         let start = {
             let mut state = self.lock();
             if foreground {
@@ -247,79 +326,80 @@ impl Batcher {
         }
     }
 
-    /// One transaction: every job in a savepoint of its own, one commit, then the results.
-    /// The `foreground` jobs run first and the batch commits after them; when a foreground
-    /// write comes while `background` jobs run, it runs after the one running and the batch
-    /// commits: the background jobs not run are returned, to go first in the next batch.
+    /// One transaction, one commit, then the results. The `foreground` jobs run first and
+    /// the batch commits after them; when a foreground write comes while `background` jobs
+    /// run, it runs after the one running and the batch commits: the background jobs not run
+    /// are returned, to go first in the next batch. Tried first without savepoints; when a
+    /// write of that try fails, the try is rolled back and its writes run again, each in a
+    /// savepoint of its own.
     async fn run_batch(
         &self,
         c: &mut SqliteConn,
         foreground: Vec<Box<dyn Job>>,
         background: Vec<Box<dyn Job>>,
     ) -> Vec<Box<dyn Job>> {
-        let began = c
-            .spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
-            .await;
-        if let Err(e) = began {
-            let error = translate(e);
-            for job in foreground.into_iter().chain(background) {
-                job.fail(copy(&error));
-            }
+        if let Err(error) = begin_immediate(c).await {
+            fail_all(foreground.into_iter().chain(background), &error);
             return Vec::new();
         }
-        let mut batch = Batch {
-            told: Vec::with_capacity(foreground.len() + background.len()),
-            usable: true,
-        };
-        if !foreground.is_empty() {
-            batch.run(c, foreground).await;
-            batch.end(c).await;
-            return background;
-        }
-        let mut background = background.into_iter();
-        while let Some(job) = background.next() {
-            let waiting = std::mem::take(&mut self.lock().foreground);
-            if !waiting.is_empty() {
-                batch.run(c, waiting).await;
-                batch.end(c).await;
-                let mut left = vec![job];
-                left.extend(background);
-                return left;
+        let mut jobs = Vec::with_capacity(foreground.len() + background.len());
+        let (clean, left) = {
+            let first_try = FirstTry::enter();
+            if foreground.is_empty() {
+                let mut background = background.into_iter();
+                loop {
+                    let Some(job) = background.next() else {
+                        break (true, Vec::new());
+                    };
+                    let waiting = std::mem::take(&mut self.lock().foreground);
+                    if !waiting.is_empty() {
+                        let clean = run_plainly(c, waiting, &mut jobs, &first_try).await;
+                        let mut left = vec![job];
+                        left.extend(background);
+                        break (clean, left);
+                    }
+                    if !run_plainly(c, vec![job], &mut jobs, &first_try).await {
+                        break (false, background.collect());
+                    }
+                }
+            } else {
+                let clean = run_plainly(c, foreground, &mut jobs, &first_try).await;
+                (clean, background)
             }
-            batch.run(c, vec![job]).await;
+        };
+        if clean {
+            // A commit that fails is rolled back by diesel.
+            let failed = Manager::commit_transaction(c).await.err().map(translate);
+            tell_all(jobs, failed.as_ref());
+            return left;
         }
-        batch.end(c).await;
-        Vec::new()
-    }
-}
-
-/// The jobs of one transaction so far.
-struct Batch {
-    told: Vec<Box<dyn Told>>,
-    /// The transaction may still be committed.
-    usable: bool,
-}
-
-impl Batch {
-    async fn run(&mut self, c: &mut SqliteConn, jobs: Vec<Box<dyn Job>>) {
-        for job in jobs {
-            if !self.usable {
+        if let Err(e) = Manager::rollback_transaction(c).await {
+            tracing::error!(error = %e, "could not roll back a batch of writes");
+            fail_all(jobs, &translate(e));
+            return left;
+        }
+        tracing::debug!(
+            writes = jobs.len(),
+            "a write of a batch failed: the batch runs again, each write in a savepoint"
+        );
+        if let Err(error) = begin_immediate(c).await {
+            fail_all(jobs, &error);
+            return left;
+        }
+        let mut usable = true;
+        let mut rerun = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            // After a savepoint that could not be handled, nothing more runs.
+            if usable {
+                usable = job.run(c, true).await.usable;
+                rerun.push(job);
+            } else {
                 job.fail(StoreError::Internal(
                     "an earlier write of its transaction failed".to_owned(),
                 ));
-                continue;
             }
-            let (result, usable) = job.run(c).await;
-            self.usable = usable;
-            self.told.push(result);
         }
-    }
-
-    /// Commits the transaction, or rolls it back when it is not usable, and gives every job
-    /// its result.
-    async fn end(self, c: &mut SqliteConn) {
-        let failed = if self.usable {
-            // A commit that fails is rolled back by diesel.
+        let failed = if usable {
             Manager::commit_transaction(c).await.err().map(translate)
         } else {
             if let Err(e) = Manager::rollback_transaction(c).await {
@@ -329,9 +409,34 @@ impl Batch {
                 "a batch of writes was rolled back".to_owned(),
             ))
         };
-        for result in self.told {
-            result.tell(failed.as_ref().map(copy));
+        tell_all(rerun, failed.as_ref());
+        left
+    }
+}
+
+/// Runs `jobs` one after the other as plain parts of the batch's first try, until one
+/// fails; every one of them joins `ran` (those not run as well: the batch runs them when it
+/// runs again). Whether all succeeded.
+async fn run_plainly(
+    c: &mut SqliteConn,
+    jobs: Vec<Box<dyn Job>>,
+    ran: &mut Vec<Box<dyn Job>>,
+    first_try: &FirstTry,
+) -> bool {
+    let mut clean = true;
+    for mut job in jobs {
+        if clean {
+            clean = job.run(c, false).await.ok && !first_try.nested_failed();
         }
+        ran.push(job);
+    }
+    clean
+}
+
+/// Gives every job its result: `failed` is `None` when the batch was committed.
+fn tell_all(jobs: Vec<Box<dyn Job>>, failed: Option<&StoreError>) {
+    for job in jobs {
+        job.tell(failed.map(copy));
     }
 }
 
@@ -423,6 +528,29 @@ mod tests {
         })
     }
 
+    /// Inserts `n`, and in a transaction nested in that write inserts `n + 1000` and fails —
+    /// an error the write itself gets over: it succeeds, without the nested insert.
+    fn insert_recovering(n: i64) -> Op<i64> {
+        use crate::connect::Immediate as _;
+        op(move |c| {
+            Box::pin(async move {
+                insert(n, false)(c).await?;
+                let nested = c
+                    .immediate_transaction(async |c| {
+                        insert(n + 1000, false)(c)
+                            .await
+                            .map_err(crate::error::TxError::Store)?;
+                        Err::<(), _>(crate::error::TxError::Store(StoreError::Internal(
+                            "nested, on purpose".to_owned(),
+                        )))
+                    })
+                    .await;
+                assert!(nested.is_err());
+                Ok(n)
+            })
+        })
+    }
+
     fn remove(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -445,6 +573,93 @@ mod tests {
         assert_eq!(three.unwrap(), 3);
         assert!(again.is_err());
         assert_eq!(rows(&mut reader), [1, 3]);
+        drop(batcher);
+        remove(&path);
+    }
+
+    /// A transaction nested in a write, rolled back while the write succeeds, loses its
+    /// changes in a batch as it would alone (the batch's first try, which has no savepoints,
+    /// is not what is committed), and the batch's other writes are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nested_transaction_that_fails_loses_its_changes_in_a_batch() {
+        let (path, writer, mut reader) = database();
+        let batcher = Batcher::new(writer);
+        let (one, two, three) = tokio::join!(
+            batcher.run(insert(1, false), false),
+            batcher.run(insert_recovering(2), false),
+            batcher.run(insert(3, false), false),
+        );
+        assert_eq!((one.unwrap(), two.unwrap(), three.unwrap()), (1, 2, 3));
+        assert_eq!(rows(&mut reader), [1, 2, 3]);
+        drop(batcher);
+        remove(&path);
+    }
+
+    /// Adds `n` to the full-text table `f`.
+    fn index(n: i64) -> Op<()> {
+        op(move |c| {
+            Box::pin(async move {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(format!(
+                        "INSERT INTO f (rowid, text) VALUES ({n}, 'word{n} common')"
+                    )),
+                    c,
+                )
+                .await
+                .map_err(translate)?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Writes to an FTS5 table committed together make one segment, not one per write (a
+    /// savepoint per write would flush FTS5's pending terms at each): the cost a batch is
+    /// for. A failed write among them still loses its own changes only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_to_a_full_text_index_committed_together_make_one_segment() {
+        let (path, writer, mut reader) = database();
+        // No automatic merges: the segments stay as written.
+        reader
+            .batch_execute(
+                "CREATE VIRTUAL TABLE f USING fts5(text); \
+                 INSERT INTO f (f, rank) VALUES ('automerge', 0);",
+            )
+            .unwrap();
+        let segments = |reader: &mut SqliteConnection| {
+            // The structure and averages records, then a leaf per segment (small ones).
+            diesel::RunQueryDsl::get_result::<Count>(
+                diesel::sql_query("SELECT count(*) - 2 AS n FROM f_data"),
+                reader,
+            )
+            .unwrap()
+            .n
+        };
+        let batcher = Batcher::new(writer.clone());
+        // Queued in order (FTS5 also flushes at a rowid below the last one it was given).
+        let indexed = futures::future::join_all((0..20).map(|n| batcher.run(index(n), false)));
+        for done in indexed.await {
+            done.unwrap();
+        }
+        assert_eq!(segments(&mut reader), 1, "one segment per transaction");
+
+        // A batch with a failing write: rolled back and run again, each write in a
+        // savepoint — the others are kept.
+        let (failing, indexed) = tokio::join!(
+            batcher.run(insert(7, true), false),
+            futures::future::join_all((100..110).map(|n| batcher.run(index(n), false))),
+        );
+        assert!(failing.is_err());
+        for done in indexed {
+            done.unwrap();
+        }
+        assert!(rows(&mut reader).is_empty());
+        let found = diesel::RunQueryDsl::get_result::<Count>(
+            diesel::sql_query("SELECT count(*) AS n FROM f WHERE f MATCH 'common'"),
+            &mut reader,
+        )
+        .unwrap()
+        .n;
+        assert_eq!(found, 30);
         drop(batcher);
         remove(&path);
     }
@@ -548,12 +763,11 @@ mod tests {
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let background = {
             let batcher = Arc::clone(&batcher);
+            let wait = Mutex::new(wait);
             let slow = op(move |c| {
-                Box::pin(async move {
-                    // Held until the test has seen the foreground write's result.
-                    let _ = wait.recv_timeout(Duration::from_secs(5));
-                    insert(1, false)(c).await
-                })
+                // Held until the test has seen the foreground write's result.
+                let _ = wait.lock().unwrap().recv_timeout(Duration::from_secs(5));
+                Box::pin(async move { insert(1, false)(c).await })
             });
             tokio::spawn(async move { batcher.run(slow, false).await })
         };

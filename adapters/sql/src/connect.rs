@@ -64,7 +64,8 @@ impl SpawnBlocking for Inline {
 
 /// `BEGIN IMMEDIATE` transactions on a [`SqliteConn`] (diesel-async has them only for its
 /// default runtime): the same statements, run where the connection runs them. Inside an
-/// open transaction (a batch of writes, `batch`) it is a savepoint instead.
+/// open transaction (a batch of writes, `batch`) it is a savepoint instead, or, in the
+/// batch's first try, no transaction of its own.
 pub(crate) trait Immediate {
     fn immediate_transaction<R, E, F>(&mut self, f: F) -> impl Future<Output = Result<R, E>>
     where
@@ -82,6 +83,10 @@ impl Immediate for SqliteConn {
         let nested = Manager::transaction_manager_status_mut(self)
             .transaction_depth()?
             .is_some();
+        if nested && crate::batch::first_try() {
+            // A batch's first try (`batch`): a plain part of its transaction.
+            return crate::batch::noted(f(&mut *self).await);
+        }
         if nested {
             // Inside a batch of writes (`batch`): a savepoint of its transaction.
             Manager::begin_transaction(self).await?;

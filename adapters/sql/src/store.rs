@@ -130,9 +130,15 @@ macro_rules! on_conn {
                 $module::pg::$op(&mut conn, $($arg),*).await
             }
             Backend::Sqlite { pool, file, .. } => {
-                $( let $arg = Detach::detach(&$arg); )*
+                // Shared by every run of the operation (a batch may run a write twice).
+                let args = std::sync::Arc::new(($( Detach::detach(&$arg), )*));
                 let op = batch::op(move |c| {
-                    Box::pin(async move { $module::sqlite::$op(c, $(Attach::attach(&$arg)),*).await })
+                    let args = std::sync::Arc::clone(&args);
+                    Box::pin(async move {
+                        #[allow(unused_variables)]
+                        let ($($arg,)*) = &*args;
+                        $module::sqlite::$op(c, $(Attach::attach($arg)),*).await
+                    })
                 });
                 match file {
                     Some(file) if $writes => on_conn!(@sqlite $kind, file, op),

@@ -496,7 +496,11 @@ pub(crate) mod sqlite {
                     .transaction_depth()?
                     .is_some();
                 Ok(match read(c) {
-                    // Inside a batch of writes (`batch`): a savepoint of its transaction.
+                    // Inside a batch of writes (`batch`): in its first try a plain part of
+                    // its transaction, else a savepoint of it.
+                    Ok(seen) if nested && crate::batch::first_try() => {
+                        crate::batch::noted(work(c, seen))
+                    }
                     Ok(seen) if nested => AnsiTransactionManager::transaction(c, |c| work(c, seen)),
                     Ok(seen) => c.immediate_transaction(|c| work(c, seen)),
                     Err(e) => Err(e),
