@@ -399,7 +399,16 @@ impl ChatService {
         // The conversation's first reply (a new first message has no history either).
         let title = (began.untitled && began.history.is_empty())
             .then(|| (conversation_id, user.content.clone()));
-        Ok(self.start_reply(owner, prompt, began.history, user, reply, title, cancel))
+        Ok(self.start_reply(
+            owner,
+            prompt,
+            began.history,
+            began.knowledge,
+            user,
+            reply,
+            title,
+            cancel,
+        ))
     }
 
     /// Answers a user message again: `reply_id` names one of its replies; the new reply is
@@ -462,7 +471,16 @@ impl ChatService {
             return Err(ChatError::Internal(detail.to_owned()));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        let events = self.start_reply(owner, prompt, began.history, user, reply, None, cancel);
+        let events = self.start_reply(
+            owner,
+            prompt,
+            began.history,
+            began.knowledge,
+            user,
+            reply,
+            None,
+            cancel,
+        );
         Ok((conversation_id, events))
     }
 
@@ -506,6 +524,7 @@ impl ChatService {
         owner: &crate::ids::UserId,
         prompt: Result<Option<crate::model::Prompt>, StoreError>,
         past: Vec<Message>,
+        knowledge: bool,
         user: Message,
         reply: Message,
         title: Option<(ConversationId, String)>,
@@ -513,7 +532,9 @@ impl ChatService {
     ) -> ChatStream {
         let model = reply.model.clone().unwrap_or_default();
         let llm_request = prompt
-            .map(|prompt| self.llm_request(owner, prompt.map(|p| p.content), past, &user, model))
+            .map(|prompt| {
+                self.llm_request(owner, prompt.map(|p| p.content), past, knowledge, &user, model)
+            })
             .map_err(|e| {
                 tracing::error!(message_id = %reply.id, error = %e, "could not load the system prompt of a turn");
             });
@@ -523,7 +544,8 @@ impl ChatService {
 
     /// What the provider is asked: the prompt, the new message's attachments (their texts
     /// cut to the budget left after the prompt and the message), the sources found in the
-    /// project's files that fit what is left (whole), the history that fits the rest, then
+    /// project's files that fit what is left (whole; searched when the turn said there is
+    /// `knowledge`), the history that fits the rest, then
     /// the new message; and the sources as the reply stores them. Loaded when the stream is
     /// first polled.
     fn llm_request(
@@ -531,6 +553,7 @@ impl ChatService {
         owner: &crate::ids::UserId,
         instructions: Option<String>,
         past: Vec<Message>,
+        knowledge: bool,
         user: &Message,
         model: String,
     ) -> BoxFuture<'static, (LlmRequest, Vec<crate::knowledge::Source>)> {
@@ -551,10 +574,11 @@ impl ChatService {
         let max_output_tokens = self.settings.max_output_tokens;
         // The query: the new message, and the previous user message of its branch (a
         // follow-up question often names its subject only there).
+        // Searched only when the turn found something to find (most projects have nothing).
         let knowledge = self
             .knowledge
             .clone()
-            .filter(|_| self.settings.knowledge_chunks > 0)
+            .filter(|_| knowledge && self.settings.knowledge_chunks > 0)
             .map(|index| {
                 let previous = past
                     .iter()

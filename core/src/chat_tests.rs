@@ -403,7 +403,8 @@ impl Mocks {
         self
     }
 
-    /// The turn is stored; the history before it is `past`.
+    /// The turn is stored; the history before it is `past`, and the project has knowledge
+    /// to search.
     fn begin_turn_ok(mut self, past: Vec<Message>) -> Self {
         let writes = Arc::clone(&self.writes);
         let conversation_id = self.conversation.id;
@@ -427,6 +428,7 @@ impl Mocks {
                 });
                 Ok(crate::ports::Turn {
                     history: past.clone(),
+                    knowledge: true,
                     ..crate::ports::Turn::default()
                 })
             });
@@ -1963,6 +1965,7 @@ fn regenerate_asks_with_the_branch_up_to_the_question_and_stores_a_sibling_reply
                 untitled: true,
                 history: branch.clone(),
                 files: Vec::new(),
+                knowledge: false,
             })
         });
     let llm = ScriptedLlm::new(
@@ -2410,6 +2413,31 @@ fn a_failing_knowledge_search_gives_no_sources_and_does_not_fail_the_reply() {
     assert_eq!(turn.done().status, MessageStatus::Complete);
     assert_eq!(turn.done().content, "fine");
     assert!(turn.done().sources.is_empty());
+    assert!(llm.request().sources.is_empty());
+}
+
+/// A turn whose project has nothing to find (knowledge off, or no file with text ready)
+/// asks no search: the send's request goes out without one.
+#[test]
+fn a_turn_without_knowledge_to_search_never_searches() {
+    let mut index = crate::ports::MockKnowledgeIndex::new();
+    index.expect_search_conversation().never();
+    let mut mocks = Mocks::strict().allowance().no_refund().prompt(None);
+    let conversation_id = mocks.conversation.id;
+    mocks
+        .history
+        .expect_begin_turn()
+        .withf(move |_, turn, _, _| turn.reply.conversation_id == conversation_id)
+        .times(1)
+        .returning(|_, _, _, _| Ok(crate::ports::Turn::default()));
+    let mocks = mocks.finish_ok();
+    let llm = ScriptedLlm::new(vec![delta("ok"), completed(None, None)], End::Close);
+    let mut h = mocks.service(&llm, settings());
+    h.service = h.service.clone().with_knowledge(Arc::new(index));
+
+    let turn = h.send("Who is Zephyrine?");
+
+    assert_eq!(turn.done().status, MessageStatus::Complete);
     assert!(llm.request().sources.is_empty());
 }
 

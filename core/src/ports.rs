@@ -385,6 +385,9 @@ pub struct Turn {
     pub history: Vec<Message>,
     /// The files linked to the new user message, in the order of `NewTurn::file_ids`.
     pub files: Vec<MessageFile>,
+    /// Whether the conversation's project has knowledge to search: its knowledge is on and
+    /// one of its files has text ready. When not, the reply asks no search.
+    pub knowledge: bool,
 }
 
 /// A page of a branch.

@@ -630,6 +630,11 @@ impl State {
             conversation.title.is_none(),
             conversation.project_id,
         );
+        let knowledge = self.projects.get(&project_id).is_some_and(|p| p.knowledge)
+            && self
+                .files
+                .values()
+                .any(|f| f.project_id == project_id && f.text_status == TextStatus::Ready);
         // Each attachment: the owner's file in the conversation's project, else NotFound.
         let files: Vec<MessageFile> = if turn.user.is_some() {
             turn.file_ids
@@ -742,6 +747,7 @@ impl State {
             untitled,
             history,
             files,
+            knowledge,
         })
     }
 

@@ -45,10 +45,11 @@ macro_rules! retry_tx {
 }
 
 /// Whether the project `$project` (a query selecting one project id) has anything for its
-/// knowledge search to find: a file whose text is ready (only those have chunks). Every send
-/// asks the knowledge of its conversation's project; a project without such files (most:
-/// nothing uploaded, or only images) is answered by this index probe of `file_metadata`
-/// instead of a full-text query. `'ready'` is written into the SQL (`literal.rs`).
+/// knowledge search to find: a file whose text is ready (only those have chunks). Every turn
+/// reads it for its conversation's project ([`conversation_knowledge!`], `Turn::knowledge`),
+/// and the reply searches only when there is something to find — most projects have nothing
+/// (no upload, or only images): an index probe of `file_metadata` instead of a full-text
+/// query and a read of its own. `'ready'` is written into the SQL (`literal.rs`).
 macro_rules! has_knowledge {
     ($project:expr) => {
         diesel::dsl::exists(
@@ -57,6 +58,33 @@ macro_rules! has_knowledge {
                 .filter(crate::schema::file_metadata::text_status.eq(crate::literal::Ready)),
         )
     };
+}
+
+/// The project of the owner's conversation `$conversation` (a `DbId`), as
+/// `(project id, whether its knowledge is on and has something to find)`: no row when the
+/// conversation is not the owner's.
+macro_rules! conversation_knowledge {
+    ($owner:expr, $conversation:expr) => {{
+        use diesel::{BoolExpressionMethods as _, ExpressionMethods as _, QueryDsl as _};
+
+        use crate::schema::{conversations, projects};
+
+        let owner: &str = $owner;
+        let conversation: crate::types::DbId = $conversation;
+        let project_of = move || {
+            conversations::table
+                .filter(conversations::id.eq(conversation))
+                .filter(conversations::owner_id.eq(owner))
+                .select(conversations::project_id)
+        };
+        projects::table
+            .filter(projects::id.eq_any(project_of()))
+            .filter(projects::owner_id.eq(owner))
+            .select((
+                projects::id,
+                projects::knowledge.and(has_knowledge!(project_of())),
+            ))
+    }};
 }
 
 /// The operations of every port for one connection type `$conn`, given the name of its
@@ -1541,24 +1569,13 @@ pub(crate) mod sqlite {
         owner: &UserId,
         conversation_id: ConversationId,
     ) -> Result<Option<ProjectId>, StoreError> {
-        let project_of = || {
-            conversations::table
-                .filter(conversations::id.eq(conversation_id.db()))
-                .filter(conversations::owner_id.eq(owner.as_str()))
-                .select(conversations::project_id)
-        };
-        let found: Option<(DbId, bool)> = projects::table
-            .filter(projects::id.eq_any(project_of()))
-            .filter(projects::owner_id.eq(owner.as_str()))
-            .select((
-                projects::id,
-                projects::knowledge.and(has_knowledge!(project_of())),
-            ))
-            .one()
-            .get_result(c)
-            .await
-            .optional()
-            .map_err(translate)?;
+        let found: Option<(DbId, bool)> =
+            conversation_knowledge!(owner.as_str(), conversation_id.db())
+                .one()
+                .get_result(c)
+                .await
+                .optional()
+                .map_err(translate)?;
         match found {
             Some((project, true)) => Ok(Some(project.into())),
             Some((_, false)) => Ok(None),

@@ -190,6 +190,14 @@ macro_rules! turn_writes {
 /// The owner's conversation as a turn reads it: its id, model and whether it is untitled.
 type TurnConversation = (DbId, Option<String>, bool);
 
+/// The conversation's project as [`conversation_knowledge!`] reads it.
+type KnowledgeRow = (DbId, bool);
+
+/// Whether the project read has knowledge to search.
+fn searchable(found: &[KnowledgeRow]) -> bool {
+    found.first().is_some_and(|(_, knowledge)| *knowledge)
+}
+
 /// `NotFound` unless the owner's conversation was found; its model and whether it is untitled.
 fn owned(found: Vec<TurnConversation>) -> Result<(Option<String>, bool), TxError> {
     match found.into_iter().next() {
@@ -361,7 +369,7 @@ pub(crate) mod pg {
                         Ok(None)
                     }
                 };
-                let (found, _, (busy, used), recent, own, days) = try_join!(
+                let (found, _, (busy, used), recent, own, days, knowledge) = try_join!(
                     conversation
                         .for_no_key_update()
                         .load::<TurnConversation>(&mut pipe),
@@ -370,6 +378,8 @@ pub(crate) mod pg {
                     recent.load::<MessageRow>(&mut pipe),
                     own_read,
                     sums_read,
+                    conversation_knowledge!(owner.as_str(), reply.conversation_id.db())
+                        .load::<KnowledgeRow>(&mut pipe),
                 )?;
                 let (model, untitled) = owned(found)?;
                 free(busy, used)?;
@@ -459,6 +469,7 @@ pub(crate) mod pg {
                     untitled,
                     history,
                     files,
+                    knowledge: searchable(&knowledge),
                 })
             })
         )
@@ -549,11 +560,17 @@ pub(crate) mod sqlite {
         retry_tx!(c.immediate_transaction_in_one_hop(
             {
                 let (owner, turn) = (owner.clone(), turn.clone());
-                move |c: &mut SqliteConnection| quota_seen(c, &owner, &turn)
+                move |c: &mut SqliteConnection| {
+                    // Before the lock too: whether the project has knowledge to search.
+                    let knowledge =
+                        conversation_knowledge!(owner.as_str(), turn.reply.conversation_id.db())
+                            .load::<KnowledgeRow>(c)?;
+                    Ok((quota_seen(c, &owner, &turn)?, searchable(&knowledge)))
+                }
             },
             {
                 let (owner, turn) = (owner.clone(), turn.clone());
-                move |c: &mut SqliteConnection, seen: QuotaSeen| {
+                move |c: &mut SqliteConnection, (seen, knowledge): (QuotaSeen, bool)| {
                     let reply = &turn.reply;
                     let (conversation, stale, conflicts, recent) = turn_reads!(
                         owner.as_str(),
@@ -615,6 +632,7 @@ pub(crate) mod sqlite {
                         untitled,
                         history,
                         files,
+                        knowledge,
                     })
                 }
             }

@@ -3,13 +3,17 @@
 
 use std::future::Future;
 
-use confab_core::ids::{FileId, ProjectId};
+use confab_core::ids::{ConversationId, FileId, ProjectId, UserId};
 use confab_core::knowledge::KnowledgeHit;
-use confab_core::model::{FileMeta, Project, TextOutcome};
+use confab_core::model::{FileMeta, Parent, Project, TextOutcome, now};
+use confab_core::ports::NewTurn;
 use confab_core::values::SearchLanguage;
 
 use super::Stores;
-use super::fixtures::{not_found, ok, stored_conversation, stored_file, stored_project, user};
+use super::fixtures::{
+    completed, not_found, ok, plus_mins, stored_conversation, stored_file, stored_project, turn,
+    user,
+};
 
 /// Runs every case of the `KnowledgeIndex` contract, each on a fresh store from `fresh`.
 pub async fn knowledge_index_contract<F, Fut>(fresh: F)
@@ -27,6 +31,7 @@ where
             a_long_text_is_found_in_its_chunks_and_the_limit_holds,
             chunks_go_with_their_file_and_with_a_replaced_outcome,
             a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on,
+            a_turn_says_whether_its_project_has_knowledge_to_search,
             a_projects_language_leaves_words_as_written_found,
             a_questions_common_words_do_not_match_on_their_own,
             the_best_chunk_ranks_first_and_no_other_projects_chunk_appears,
@@ -409,6 +414,90 @@ async fn a_conversations_search_finds_its_projects_knowledge_only_while_it_is_on
         search(&stores, &p, "zephyrine", 5).await.len(),
         1,
         "the project's own search still finds it"
+    );
+}
+
+/// Whether a turn in the conversation says its project has knowledge to search (the reply
+/// then searches it; else it asks no search). The turn's reply is finished at once.
+async fn turn_knows(stores: &Stores, owner: &UserId, conversation_id: ConversationId) -> bool {
+    let at = now();
+    let (user, reply) = turn(conversation_id, "What do you know?", None, at);
+    let new = NewTurn {
+        user: Some(user),
+        parent: Parent::Leaf,
+        reply: reply.clone(),
+        file_ids: Vec::new(),
+        quota: None,
+    };
+    let began = ok(
+        stores
+            .history
+            .begin_turn(owner, &new, plus_mins(at, -60), 50)
+            .await,
+        "begin_turn",
+    );
+    ok(
+        stores
+            .history
+            .finish_reply(&completed(&reply, "Little."), now())
+            .await,
+        "finish_reply",
+    );
+    began.knowledge
+}
+
+async fn a_turn_says_whether_its_project_has_knowledge_to_search(stores: Stores) {
+    let alice = user("alice");
+    let p = stored_project(&stores, &alice, "Bot").await;
+    let conversation = stored_conversation(&stores, &alice, p.id).await;
+    assert!(
+        !turn_knows(&stores, &alice, conversation.id).await,
+        "no file: nothing to search"
+    );
+
+    // Another project's ready file is not this one's knowledge.
+    let other = stored_project(&stores, &alice, "Other").await;
+    let elsewhere = stored_file(&stores, &alice, other.id, "x.txt").await;
+    ready(&stores, &elsewhere, "Zephyrine of another project.").await;
+    let f = stored_file(&stores, &alice, p.id, "facts.txt").await;
+    assert!(
+        !turn_knows(&stores, &alice, conversation.id).await,
+        "a file whose text is not ready yet: nothing to search"
+    );
+
+    ready(&stores, &f, "The mascot is a quokka named Zephyrine.").await;
+    assert!(turn_knows(&stores, &alice, conversation.id).await);
+
+    let switch = |on: bool| confab_core::model::ProjectPatch {
+        knowledge: Some(on),
+        ..confab_core::model::ProjectPatch::default()
+    };
+    ok(
+        stores
+            .projects
+            .update_project(&alice, p.id, &switch(false), now())
+            .await,
+        "update_project",
+    );
+    assert!(
+        !turn_knows(&stores, &alice, conversation.id).await,
+        "knowledge off: nothing to search"
+    );
+    ok(
+        stores
+            .projects
+            .update_project(&alice, p.id, &switch(true), now())
+            .await,
+        "update_project",
+    );
+    assert!(turn_knows(&stores, &alice, conversation.id).await);
+    ok(
+        stores.files.set_file_text(f.id, &TextOutcome::None).await,
+        "set_file_text",
+    );
+    assert!(
+        !turn_knows(&stores, &alice, conversation.id).await,
+        "the file's text gone: nothing to search"
     );
 }
 
