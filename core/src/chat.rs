@@ -385,7 +385,7 @@ impl ChatService {
         let (prompt, began) = self
             .begin(owner, conversation_id, &turn, stale_before, 0)
             .await;
-        let began = match began {
+        let mut began = match began {
             Ok(began) => began,
             Err(e) => {
                 self.limiter.refund(owner).await;
@@ -394,21 +394,12 @@ impl ChatService {
         };
         // The turn is stored: from here on a failure is an event of the stream.
         user.parent_id = began.parent_id;
-        user.files = began.files;
+        user.files = std::mem::take(&mut began.files);
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
         // The conversation's first reply (a new first message has no history either).
         let title = (began.untitled && began.history.is_empty())
             .then(|| (conversation_id, user.content.clone()));
-        Ok(self.start_reply(
-            owner,
-            prompt,
-            began.history,
-            began.knowledge,
-            user,
-            reply,
-            title,
-            cancel,
-        ))
+        Ok(self.start_reply(owner, prompt, began, user, reply, title, cancel))
     }
 
     /// Answers a user message again: `reply_id` names one of its replies; the new reply is
@@ -471,16 +462,7 @@ impl ChatService {
             return Err(ChatError::Internal(detail.to_owned()));
         };
         reply.model = Some(self.model_of(began.model.as_deref()).to_owned());
-        let events = self.start_reply(
-            owner,
-            prompt,
-            began.history,
-            began.knowledge,
-            user,
-            reply,
-            None,
-            cancel,
-        );
+        let events = self.start_reply(owner, prompt, began, user, reply, None, cancel);
         Ok((conversation_id, events))
     }
 
@@ -516,15 +498,15 @@ impl ChatService {
             .unwrap_or_else(|| self.model())
     }
 
-    /// The stream of a stored turn: the provider is asked (unless the prompt could not be
-    /// read) and the reply relayed and stored.
+    /// The stream of a stored turn (`began`: the history before it, and whether its project
+    /// has knowledge to search): the provider is asked (unless the prompt could not be read)
+    /// and the reply relayed and stored.
     #[allow(clippy::too_many_arguments)]
     fn start_reply(
         &self,
         owner: &crate::ids::UserId,
         prompt: Result<Option<crate::model::Prompt>, StoreError>,
-        past: Vec<Message>,
-        knowledge: bool,
+        began: Turn,
         user: Message,
         reply: Message,
         title: Option<(ConversationId, String)>,
@@ -533,6 +515,7 @@ impl ChatService {
         let model = reply.model.clone().unwrap_or_default();
         let llm_request = prompt
             .map(|prompt| {
+                let (past, knowledge) = (began.history, began.knowledge);
                 self.llm_request(owner, prompt.map(|p| p.content), past, knowledge, &user, model)
             })
             .map_err(|e| {
