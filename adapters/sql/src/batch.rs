@@ -382,36 +382,42 @@ impl Batcher {
             writes = jobs.len(),
             "a write of a batch failed: the batch runs again, each write in a savepoint"
         );
-        if let Err(error) = begin_immediate(c).await {
-            fail_all(jobs, &error);
-            return left;
-        }
-        let mut usable = true;
-        let mut rerun = Vec::with_capacity(jobs.len());
-        for mut job in jobs {
-            // After a savepoint that could not be handled, nothing more runs.
-            if usable {
-                usable = job.run(c, true).await.usable;
-                rerun.push(job);
-            } else {
-                job.fail(StoreError::Internal(
-                    "an earlier write of its transaction failed".to_owned(),
-                ));
-            }
-        }
-        let failed = if usable {
-            Manager::commit_transaction(c).await.err().map(translate)
-        } else {
-            if let Err(e) = Manager::rollback_transaction(c).await {
-                tracing::error!(error = %e, "could not roll back a batch of writes");
-            }
-            Some(StoreError::Internal(
-                "a batch of writes was rolled back".to_owned(),
-            ))
-        };
-        tell_all(rerun, failed.as_ref());
+        run_in_savepoints(c, jobs).await;
         left
     }
+}
+
+/// Runs `jobs` again in one transaction, each in a savepoint of its own (a write that fails
+/// loses its own changes only), commits, and gives every job its result.
+async fn run_in_savepoints(c: &mut SqliteConn, jobs: Vec<Box<dyn Job>>) {
+    if let Err(error) = begin_immediate(c).await {
+        fail_all(jobs, &error);
+        return;
+    }
+    let mut usable = true;
+    let mut rerun = Vec::with_capacity(jobs.len());
+    for mut job in jobs {
+        // After a savepoint that could not be handled, nothing more runs.
+        if usable {
+            usable = job.run(c, true).await.usable;
+            rerun.push(job);
+        } else {
+            job.fail(StoreError::Internal(
+                "an earlier write of its transaction failed".to_owned(),
+            ));
+        }
+    }
+    let failed = if usable {
+        Manager::commit_transaction(c).await.err().map(translate)
+    } else {
+        if let Err(e) = Manager::rollback_transaction(c).await {
+            tracing::error!(error = %e, "could not roll back a batch of writes");
+        }
+        Some(StoreError::Internal(
+            "a batch of writes was rolled back".to_owned(),
+        ))
+    };
+    tell_all(rerun, failed.as_ref());
 }
 
 /// Runs `jobs` one after the other as plain parts of the batch's first try, until one

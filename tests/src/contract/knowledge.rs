@@ -468,28 +468,25 @@ async fn a_turn_says_whether_its_project_has_knowledge_to_search(stores: Stores)
     ready(&stores, &f, "The mascot is a quokka named Zephyrine.").await;
     assert!(turn_knows(&stores, &alice, conversation.id).await);
 
-    let switch = |on: bool| confab_core::model::ProjectPatch {
-        knowledge: Some(on),
-        ..confab_core::model::ProjectPatch::default()
+    let switch = async |on: bool| {
+        let patch = confab_core::model::ProjectPatch {
+            knowledge: Some(on),
+            ..confab_core::model::ProjectPatch::default()
+        };
+        ok(
+            stores
+                .projects
+                .update_project(&alice, p.id, &patch, now())
+                .await,
+            "update_project",
+        );
     };
-    ok(
-        stores
-            .projects
-            .update_project(&alice, p.id, &switch(false), now())
-            .await,
-        "update_project",
-    );
+    switch(false).await;
     assert!(
         !turn_knows(&stores, &alice, conversation.id).await,
         "knowledge off: nothing to search"
     );
-    ok(
-        stores
-            .projects
-            .update_project(&alice, p.id, &switch(true), now())
-            .await,
-        "update_project",
-    );
+    switch(true).await;
     assert!(turn_knows(&stores, &alice, conversation.id).await);
     ok(
         stores.files.set_file_text(f.id, &TextOutcome::None).await,
