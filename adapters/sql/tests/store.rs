@@ -873,3 +873,67 @@ async fn a_foreground_write_passes_the_background_writes_waiting_for_the_writer(
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// PostgreSQL's `confab_fold` (a PL/pgSQL function with a fast path for ASCII since
+/// 2026-12-13-000100) folds every text exactly as the `translate` table of
+/// 2026-12-07-000200 did: that migration's own table is the oracle.
+#[tokio::test]
+async fn postgres_fold_gives_what_the_first_table_gave() {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+    #[derive(QueryableByName)]
+    struct Folded {
+        #[diesel(sql_type = Text)]
+        folded: String,
+        #[diesel(sql_type = Text)]
+        oracle: String,
+    }
+
+    let first = include_str!("../../../migrations/postgres/2026-12-07-000200_search/up.sql");
+    let table = first
+        .split_once("RETURN translate(lower($1),")
+        .and_then(|(_, rest)| rest.split_once(");"))
+        .map(|(args, _)| args)
+        .expect("the first migration's translate table");
+    let letters: Vec<&str> = table.split('\'').collect();
+    let [_, from, _, to, _] = letters[..] else {
+        panic!("two quoted strings in {table:?}");
+    };
+    assert!(from.chars().count() > 500 && from.chars().count() == to.chars().count());
+
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    let _store = database.store().await;
+    let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+    let mut inputs: Vec<String> = [
+        "",
+        "Hello World",
+        "plain ascii, digits 0123 and ~!@#$%^&*()_+{}|:\"<>? \t\n",
+        "Café CRÈME brûlée",
+        "ÆSIR Straße Øresund Łódź İstanbul",
+        "mixed: naïve résumé ascii then ñ",
+        "Ελληνικά Кириллица 日本語 🙂",
+        "ASCII only UPPER lower MiXeD",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    inputs.push(from.to_owned());
+    inputs.push(from.to_uppercase());
+    inputs.push(format!("{} {}", "a long ascii reply ".repeat(50), "é"));
+    for input in &inputs {
+        let query = diesel::sql_query(
+            "SELECT confab_fold($1) AS folded, translate(lower($1), $2, $3) AS oracle",
+        )
+        .bind::<Text, _>(input)
+        .bind::<Text, _>(from)
+        .bind::<Text, _>(to);
+        let row: Folded = RunQueryDsl::get_result(query, &mut conn).await.unwrap();
+        assert_eq!(row.folded, row.oracle, "folding {input:?}");
+    }
+    let query = diesel::sql_query("SELECT confab_fold('Café') AS folded, 'cafe' AS oracle");
+    let row: Folded = RunQueryDsl::get_result(query, &mut conn).await.unwrap();
+    assert_eq!(row.folded, row.oracle);
+}
