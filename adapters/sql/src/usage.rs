@@ -204,7 +204,7 @@ pub(crate) fn summary_sql(group_by: GroupBy, for_user: bool) -> String {
 
 /// The operations for one connection type `$conn`; `$pg` numbers the placeholders.
 macro_rules! usage_queries {
-    (conn = $conn:ty, write_tx = $write_tx:ident, pg = $pg:expr $(,)?) => {
+    (conn = $conn:ty, pg = $pg:expr $(,)?) => {
         use confab_core::error::StoreError;
         use confab_core::ids::UserId;
         use confab_core::model::now;
@@ -216,7 +216,7 @@ macro_rules! usage_queries {
         use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
         use diesel_async::RunQueryDsl as _;
 
-        use crate::error::{TxError, is_retryable, translate};
+        use crate::error::{is_retryable, translate};
         use crate::limit::OneRow as _;
         use crate::queries::{MAX_ATTEMPTS, backoff};
         use crate::schema::{conversations, usage_entries, user_quotas};
@@ -228,41 +228,56 @@ macro_rules! usage_queries {
 
         type Conn = $conn;
 
+        /// One statement, not a transaction: its trigger adds the entry to sums every call of
+        /// a model (and of a user, of a project) shares, and holds their rows' locks until
+        /// its commit. In a transaction of its own that lasted until the client's `COMMIT`
+        /// came back over the wire — at 1,000 streaming replies, calls queued behind each
+        /// other for hundreds of milliseconds, holding connections the next sends waited
+        /// for (docs/benchmarks.md, "The relay, eighth round"). The project is read first;
+        /// a ledger row has no foreign key, and the read needs no lock.
         pub(crate) async fn record(c: &mut Conn, entry: &UsageEntry) -> Result<(), StoreError> {
-            retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
-                let project_id: Option<DbId> = match entry.conversation_id {
-                    Some(id) => conversations::table
-                        .filter(conversations::id.eq(id.db()))
-                        .select(conversations::project_id)
-                        .one()
-                        .get_result(c)
-                        .await
-                        .optional()?,
-                    None => None,
-                };
-                let row = EntryRow {
-                    id: entry.id.db(),
-                    user_id: entry.user_id.as_str().to_owned(),
-                    project_id,
-                    conversation_id: entry.conversation_id.map(|id| id.db()),
-                    message_id: entry.message_id.map(|id| id.db()),
-                    model: entry.model.clone(),
-                    purpose: entry.purpose.as_str().to_owned(),
-                    day: day_text(entry.day()),
-                    input_tokens: db_count(entry.tokens.input),
-                    cached_input_tokens: db_count(entry.tokens.cached_input),
-                    output_tokens: db_count(entry.tokens.output),
-                    reasoning_tokens: db_count(entry.tokens.reasoning),
-                    estimated: entry.estimated,
-                    cost_micros: entry.cost_micros,
-                    created_at: entry.created_at.db(),
-                };
-                diesel::insert_into(usage_entries::table)
+            let project_id: Option<DbId> = match entry.conversation_id {
+                Some(id) => conversations::table
+                    .filter(conversations::id.eq(id.db()))
+                    .select(conversations::project_id)
+                    .one()
+                    .get_result(c)
+                    .await
+                    .optional()
+                    .map_err(translate)?,
+                None => None,
+            };
+            let row = EntryRow {
+                id: entry.id.db(),
+                user_id: entry.user_id.as_str().to_owned(),
+                project_id,
+                conversation_id: entry.conversation_id.map(|id| id.db()),
+                message_id: entry.message_id.map(|id| id.db()),
+                model: entry.model.clone(),
+                purpose: entry.purpose.as_str().to_owned(),
+                day: day_text(entry.day()),
+                input_tokens: db_count(entry.tokens.input),
+                cached_input_tokens: db_count(entry.tokens.cached_input),
+                output_tokens: db_count(entry.tokens.output),
+                reasoning_tokens: db_count(entry.tokens.reasoning),
+                estimated: entry.estimated,
+                cost_micros: entry.cost_micros,
+                created_at: entry.created_at.db(),
+            };
+            let mut attempt = 1_u32;
+            loop {
+                match diesel::insert_into(usage_entries::table)
                     .values(&row)
                     .execute(c)
-                    .await?;
-                Ok(())
-            }))
+                    .await
+                {
+                    Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+                        backoff(attempt).await;
+                        attempt += 1;
+                    }
+                    other => break other.map(drop).map_err(translate),
+                }
+            }
         }
 
         pub(crate) async fn quota_state(
@@ -384,23 +399,11 @@ macro_rules! usage_queries {
 }
 
 pub(crate) mod pg {
-    use diesel_async::AsyncConnection as _;
-
-    usage_queries!(
-        conn = diesel_async::AsyncPgConnection,
-        write_tx = transaction,
-        pg = true,
-    );
+    usage_queries!(conn = diesel_async::AsyncPgConnection, pg = true,);
 }
 
 pub(crate) mod sqlite {
-    use crate::connect::Immediate as _;
-
-    usage_queries!(
-        conn = crate::connect::SqliteConn,
-        write_tx = immediate_transaction,
-        pg = false,
-    );
+    usage_queries!(conn = crate::connect::SqliteConn, pg = false,);
 }
 
 #[cfg(test)]
