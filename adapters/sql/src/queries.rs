@@ -129,7 +129,6 @@ macro_rules! queries {
         type Conn = $conn;
 
         const FAILED: &str = MessageStatus::Failed.as_str();
-        const STREAMING: &str = MessageStatus::Streaming.as_str();
 
         fn limit(n: u32) -> i64 {
             i64::from(n)
@@ -1041,59 +1040,59 @@ macro_rules! queries {
 
         /// The conversation row is written first, then the message: the lock order of
         /// `begin_turn`. Only a reply still `streaming` is written: the sweep of lapsed
-        /// leases and this write are both conditional on it, so one of them wins.
+        /// leases and this write are both conditional on it, so one of them wins. The reply
+        /// is not read first (its conversation is the caller's): when it is not written —
+        /// ended by a sweep, or gone — the transaction is rolled back, and only then read.
+        /// A reply's end is one statement fewer, and one round trip fewer holding the
+        /// conversation's lock and a connection.
         pub(crate) async fn finish_reply(
             c: &mut Conn,
             reply: &Message,
             now: Timestamp,
         ) -> Result<FinishOutcome, StoreError> {
-            retry_tx!(
-                c.$write_tx(async |c: &mut Conn| -> Result<FinishOutcome, TxError> {
-                    let stored: MessageRow = messages::table
+            let written = retry_tx!(c.$write_tx(async |c: &mut Conn| -> Result<(), TxError> {
+                // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
+                Cached(
+                    diesel::update(
+                        conversations::table
+                            .filter(conversations::id.eq(reply.conversation_id.db())),
+                    )
+                    .set(conversations::updated_at.eq(now.db())),
+                )
+                .execute(c)
+                .await?;
+                let written = Cached(
+                    diesel::update(
+                        messages::table
+                            .filter(messages::id.eq(reply.id.db()))
+                            .filter(messages::status.eq(Streaming)),
+                    )
+                    .set(FinishedReply::new(reply, now)),
+                )
+                .execute(c)
+                .await?;
+                if written == 0 {
+                    // Undoes the conversation's write; the reply is read below.
+                    return Err(StoreError::NotFound.into());
+                }
+                Ok(())
+            }));
+            match written {
+                Ok(()) => Ok(FinishOutcome::Stored),
+                Err(StoreError::NotFound) => {
+                    let ended: MessageRow = messages::table
                         .filter(messages::id.eq(reply.id.db()))
                         .select(MessageRow::as_select())
                         .one()
                         .get_result(c)
                         .await
-                        .optional()?
+                        .optional()
+                        .map_err(translate)?
                         .ok_or(StoreError::NotFound)?;
-                    if stored.status != STREAMING {
-                        return Ok(FinishOutcome::AlreadyEnded(Message::try_from(stored)?));
-                    }
-                    // Both cacheable: `FinishedReply` writes `None` as NULL, so the text is fixed.
-                    Cached(
-                        diesel::update(
-                            conversations::table
-                                .filter(conversations::id.eq(stored.conversation_id.db())),
-                        )
-                        .set(conversations::updated_at.eq(now.db())),
-                    )
-                    .execute(c)
-                    .await?;
-                    let written = Cached(
-                        diesel::update(
-                            messages::table
-                                .filter(messages::id.eq(reply.id.db()))
-                                .filter(messages::status.eq(Streaming)),
-                        )
-                        .set(FinishedReply::new(reply, now)),
-                    )
-                    .execute(c)
-                    .await?;
-                    if written == 0 {
-                        // A sweep committed between the read and the write (PostgreSQL, read
-                        // committed): it won.
-                        let ended: MessageRow = messages::table
-                            .filter(messages::id.eq(reply.id.db()))
-                            .select(MessageRow::as_select())
-                            .one()
-                            .get_result(c)
-                            .await?;
-                        return Ok(FinishOutcome::AlreadyEnded(Message::try_from(ended)?));
-                    }
-                    Ok(FinishOutcome::Stored)
-                })
-            )
+                    Ok(FinishOutcome::AlreadyEnded(Message::try_from(ended)?))
+                }
+                Err(e) => Err(e),
+            }
         }
 
         pub(crate) async fn fail_stale_replies(
