@@ -874,8 +874,9 @@ async fn a_foreground_write_passes_the_background_writes_waiting_for_the_writer(
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// PostgreSQL's `confab_fold` (a PL/pgSQL function with a fast path for ASCII since
-/// 2026-12-13-000100) folds every text exactly as the `translate` table of
+/// PostgreSQL's `confab_fold` (PL/pgSQL since 2026-12-13-000100; since 2026-12-13-000200 it
+/// returns text without a Latin letter of its table as lowered, and replaces the distinct
+/// letters of other text one by one) folds every text exactly as the `translate` table of
 /// 2026-12-07-000200 did: that migration's own table is the oracle.
 #[tokio::test]
 async fn postgres_fold_gives_what_the_first_table_gave() {
@@ -915,6 +916,10 @@ async fn postgres_fold_gives_what_the_first_table_gave() {
         "ÆSIR Straße Øresund Łódź İstanbul",
         "mixed: naïve résumé ascii then ñ",
         "Ελληνικά Кириллица 日本語 🙂",
+        "Le café était très bon, mais la crème brûlée était décevante. Où est la gare? Ça dépend.",
+        "Tiếng Việt có nhiều dấu thanh và chữ cái đặc biệt như ă â đ ê ô ơ ư. ĂÂĐÊÔƠƯ × ÷",
+        "中文的句子没有拉丁字母，但有标点符号。",
+        "Łęk Ŝŝ ḃ ạ Việt",
         "ASCII only UPPER lower MiXeD",
     ]
     .into_iter()
